@@ -1,0 +1,67 @@
+/* CMS SignedData for detached signatures. OpenSSL's CMS_sign() wants the
+ * content; we have only its digest (hashed while it streamed in), so the
+ * SignerInfo is assembled by hand and signed over its attributes. */
+#include "cms.h"
+
+#include <errno.h>
+#include <string.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+
+int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
+		    const unsigned char digest[SHA256_LEN], time_t when, unsigned char **ret_der,
+		    size_t *ret_len)
+{
+	const unsigned flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	CMS_ContentInfo *cms = NULL;
+	CMS_SignerInfo *si;
+	ASN1_TIME *t = NULL;
+	unsigned char *der = NULL;
+	int len, r = -EIO;
+
+	cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
+	if (!cms)
+		goto out;
+	si = CMS_add1_signer(cms, cert, key, EVP_sha256(), flags);
+	if (!si)
+		goto out;
+	for (int i = 0; chain && i < sk_X509_num(chain); i++)
+		if (!CMS_add1_cert(cms, sk_X509_value(chain, i)))
+			goto out;
+	t = ASN1_TIME_adj(NULL, when, 0, 0);
+	if (!t)
+		goto out;
+	if (!CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
+					 OBJ_nid2obj(NID_pkcs7_data), -1) ||
+	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
+					 digest, SHA256_LEN) ||
+	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, t->type, t, -1))
+		goto out;
+	if (!CMS_SignerInfo_sign(si))
+		goto out;
+	len = i2d_CMS_ContentInfo(cms, &der);
+	if (len <= 0)
+		goto out;
+	*ret_der = der;
+	*ret_len = len;
+	r = 0;
+out:
+	ASN1_TIME_free(t);
+	CMS_ContentInfo_free(cms);
+	return r;
+}
+
+void cms_drain_errors(char *buf, size_t n)
+{
+	unsigned long e;
+	size_t used = strlen(buf);
+
+	while ((e = ERR_get_error()) != 0) {
+		char one[256];
+		ERR_error_string_n(e, one, sizeof(one));
+		if (used + 3 < n) {
+			snprintf(buf + used, n - used, "; %s", one);
+			used = strlen(buf);
+		}
+	}
+}

@@ -1,0 +1,24 @@
+/* Detached CMS SignedData (RFC 5652) built from a precomputed SHA-256 digest,
+ * so the content never has to be read twice. Works with any EVP_PKEY,
+ * including keys that live in a PKCS#11 token. */
+#pragma once
+
+#include <stddef.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#define SHA256_LEN 32
+
+/* Sign DIGEST (SHA-256 of the content) as of time WHEN. The result carries the
+ * signed attributes contentType (id-data), messageDigest and signingTime, the
+ * signer certificate and every certificate in CHAIN (may be NULL). On success
+ * *ret_der is OPENSSL_malloc'd DER. Returns 0 or -EIO; the OpenSSL error queue
+ * is left for the caller to drain. */
+int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
+		    const unsigned char digest[SHA256_LEN], time_t when, unsigned char **ret_der,
+		    size_t *ret_len);
+
+/* Appends the OpenSSL error queue to BUF (size N) as "; reason; reason" and
+ * empties the queue, so one failure never leaks into the next call. */
+void cms_drain_errors(char *buf, size_t n);

@@ -1,0 +1,358 @@
+/* PKCS#11 signing through libp11. libp11 is not thread-safe outside of the
+ * signing operation itself, so lookups and logins run under one mutex at
+ * start; signing takes a token session per operation from libp11's pool. */
+#include "signer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libp11.h>
+#include <p11-kit/uri.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#define SIGNER_MAX_KEYS 32
+#define PIN_MAX 256
+
+struct signer_key {
+	char *name;
+	EVP_PKEY *pkey;
+	X509 *cert;
+	STACK_OF(X509) *chain;
+};
+
+struct signer {
+	PKCS11_CTX *ctx;
+	PKCS11_SLOT *slots;
+	unsigned int n_slots;
+	char *pin_file;
+	pthread_mutex_t lock;
+	size_t n_keys;
+	struct signer_key keys[SIGNER_MAX_KEYS];
+	size_t n_pkeys;
+	EVP_PKEY *pkeys[SIGNER_MAX_KEYS]; /* handed out by signer_find_pkey */
+};
+
+static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, SIGNER_ERR_MAX, fmt, ap);
+	va_end(ap);
+	cms_drain_errors(err, SIGNER_ERR_MAX);
+	return r;
+}
+
+int signer_open(const char *module, const char *pin_file, struct signer **ret,
+		char err[SIGNER_ERR_MAX])
+{
+	struct signer *s;
+
+	err[0] = 0;
+	if (access(module, R_OK) < 0)
+		return errf(err, -ENOENT, "PKCS#11 module %s: %s", module, strerror(errno));
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->pin_file = strdup(pin_file);
+	s->ctx = PKCS11_CTX_new();
+	if (!s->ctx || !s->pin_file) {
+		signer_free(s);
+		return -ENOMEM;
+	}
+	if (PKCS11_CTX_load(s->ctx, module) < 0) {
+		PKCS11_CTX_free(s->ctx);
+		s->ctx = NULL;
+		signer_free(s);
+		return errf(err, -EIO, "cannot load PKCS#11 module %s", module);
+	}
+	if (PKCS11_enumerate_slots(s->ctx, &s->slots, &s->n_slots) < 0) {
+		signer_free(s);
+		return errf(err, -EIO, "cannot list the slots of PKCS#11 module %s", module);
+	}
+	*ret = s;
+	return 0;
+}
+
+/* Reads the first line of the PIN file into pin (wiped by the caller). */
+static int read_pin(const char *path, char pin[PIN_MAX], char *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n;
+
+	if (fd < 0)
+		return errf(err, -errno, "PIN file %s: %s", path, strerror(errno));
+	n = read(fd, pin, PIN_MAX - 1);
+	close(fd);
+	if (n < 0)
+		return errf(err, -EIO, "PIN file %s: %s", path, strerror(errno));
+	pin[n] = 0;
+	pin[strcspn(pin, "\r\n")] = 0;
+	if (!pin[0])
+		return errf(err, -EINVAL, "PIN file %s is empty", path);
+	return 0;
+}
+
+/* Space-padded CK_TOKEN_INFO fields from libp11's strings, so that p11-kit
+ * can match a URI against them. */
+static void pad(unsigned char *dst, size_t n, const char *src)
+{
+	size_t len = src ? strlen(src) : 0;
+	memset(dst, ' ', n);
+	memcpy(dst, src ? src : "", len < n ? len : n);
+}
+
+static PKCS11_SLOT *find_slot(struct signer *s, P11KitUri *uri)
+{
+	for (unsigned int i = 0; i < s->n_slots; i++) {
+		PKCS11_TOKEN *t = s->slots[i].token;
+		CK_TOKEN_INFO info;
+		if (!t || !t->initialized)
+			continue;
+		memset(&info, 0, sizeof(info));
+		pad(info.label, sizeof(info.label), t->label);
+		pad(info.manufacturerID, sizeof(info.manufacturerID), t->manufacturer);
+		pad(info.model, sizeof(info.model), t->model);
+		pad(info.serialNumber, sizeof(info.serialNumber), t->serialnr);
+		if (p11_kit_uri_match_token_info(uri, &info))
+			return &s->slots[i];
+	}
+	return NULL;
+}
+
+static int login(struct signer *s, PKCS11_SLOT *slot, char *err)
+{
+	char pin[PIN_MAX];
+	int logged_in = 0, r;
+
+	if (PKCS11_is_logged_in(slot, 0, &logged_in) == 0 && logged_in)
+		return 0;
+	r = read_pin(s->pin_file, pin, err);
+	if (r < 0)
+		return r;
+	r = PKCS11_login(slot, 0, pin);
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (r < 0) {
+		ERR_clear_error(); /* the reason is always "wrong PIN" or a locked token */
+		return errf(err, -EACCES, "login to token '%s' failed: wrong PIN (from %s) or PIN locked",
+			    slot->token->label, s->pin_file);
+	}
+	return 0;
+}
+
+static bool attr_eq(CK_ATTRIBUTE_PTR a, const void *v, size_t n)
+{
+	return a->ulValueLen == n && memcmp(a->pValue, v, n) == 0;
+}
+
+/* Caller holds s->lock. */
+static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char *err)
+{
+	P11KitUri *uri = p11_kit_uri_new();
+	CK_ATTRIBUTE_PTR label, id;
+	PKCS11_SLOT *slot;
+	PKCS11_KEY *keys = NULL, *key = NULL;
+	unsigned int n_keys = 0;
+	EVP_PKEY *pkey;
+	int r;
+
+	if (!uri)
+		return -ENOMEM;
+	r = p11_kit_uri_parse(uri_str, P11_KIT_URI_FOR_ANY, uri);
+	if (r != P11_KIT_URI_OK) {
+		r = errf(err, -EINVAL, "bad PKCS#11 URI '%s': %s", uri_str, p11_kit_uri_message(r));
+		goto out;
+	}
+	label = p11_kit_uri_get_attribute(uri, CKA_LABEL);
+	id = p11_kit_uri_get_attribute(uri, CKA_ID);
+	if (!label && !id) {
+		r = errf(err, -EINVAL, "PKCS#11 URI '%s' names no object= or id=", uri_str);
+		goto out;
+	}
+	slot = find_slot(s, uri);
+	if (!slot) {
+		r = errf(err, -ENODEV, "no token matches '%s' (token absent?)", uri_str);
+		goto out;
+	}
+	r = login(s, slot, err);
+	if (r < 0)
+		goto out;
+	if (PKCS11_enumerate_keys(slot->token, &keys, &n_keys) < 0) {
+		r = errf(err, -EIO, "cannot list the keys of token '%s'", slot->token->label);
+		goto out;
+	}
+	for (unsigned int i = 0; i < n_keys && !key; i++) {
+		if (!keys[i].isPrivate)
+			continue;
+		if (label && !attr_eq(label, keys[i].label, keys[i].label ? strlen(keys[i].label) : 0))
+			continue;
+		if (id && !attr_eq(id, keys[i].id, keys[i].id_len))
+			continue;
+		key = &keys[i];
+	}
+	if (!key) {
+		r = errf(err, -ENOKEY, "no private key matches '%s' on token '%s'", uri_str,
+			 slot->token->label);
+		goto out;
+	}
+	pkey = PKCS11_get_private_key(key);
+	if (!pkey) {
+		r = errf(err, -EIO, "cannot use private key '%s'", uri_str);
+		goto out;
+	}
+	*ret = pkey;
+	r = 0;
+out:
+	p11_kit_uri_free(uri);
+	return r;
+}
+
+int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[SIGNER_ERR_MAX])
+{
+	EVP_PKEY *pkey = NULL;
+	int r;
+
+	err[0] = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->n_pkeys == SIGNER_MAX_KEYS) {
+		r = errf(err, -E2BIG, "too many keys");
+		goto out;
+	}
+	r = find_pkey(s, uri, &pkey, err);
+	if (r == 0) {
+		s->pkeys[s->n_pkeys++] = pkey;
+		*ret = pkey;
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int load_pem_certs(const char *path, STACK_OF(X509) **ret, char *err)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	FILE *f = fopen(path, "re");
+	X509 *x;
+
+	if (!f) {
+		sk_X509_free(sk);
+		return errf(err, -errno, "certificate file %s: %s", path, strerror(errno));
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		sk_X509_push(sk, x);
+	fclose(f);
+	/* The loop ends on "no start line", which is how PEM files end. */
+	ERR_clear_error();
+	if (sk_X509_num(sk) == 0) {
+		sk_X509_free(sk);
+		return errf(err, -EINVAL, "certificate file %s holds no PEM certificate", path);
+	}
+	*ret = sk;
+	return 0;
+}
+
+int signer_add_key(struct signer *s, const char *name, const char *uri, const char *cert_file,
+		   const char *chain_file, char err[SIGNER_ERR_MAX])
+{
+	struct signer_key k = {0};
+	STACK_OF(X509) *certs = NULL;
+	int r;
+
+	err[0] = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->n_keys == SIGNER_MAX_KEYS) {
+		r = errf(err, -E2BIG, "too many keys");
+		goto out;
+	}
+	r = find_pkey(s, uri, &k.pkey, err);
+	if (r < 0)
+		goto out;
+	r = load_pem_certs(cert_file, &certs, err);
+	if (r < 0)
+		goto out;
+	k.cert = sk_X509_shift(certs);
+	if (X509_check_private_key(k.cert, k.pkey) != 1) {
+		r = errf(err, -EKEYREJECTED, "certificate %s does not belong to key '%s'", cert_file,
+			 uri);
+		goto out;
+	}
+	if (chain_file) {
+		STACK_OF(X509) *more = NULL;
+		r = load_pem_certs(chain_file, &more, err);
+		if (r < 0)
+			goto out;
+		while (sk_X509_num(more) > 0)
+			sk_X509_push(certs, sk_X509_shift(more));
+		sk_X509_free(more);
+	}
+	k.chain = certs;
+	certs = NULL;
+	k.name = strdup(name);
+	s->keys[s->n_keys++] = k;
+	memset(&k, 0, sizeof(k));
+	r = 0;
+out:
+	pthread_mutex_unlock(&s->lock);
+	EVP_PKEY_free(k.pkey);
+	X509_free(k.cert);
+	sk_X509_pop_free(certs, X509_free);
+	return r;
+}
+
+static struct signer_key *lookup(struct signer *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_keys; i++)
+		if (!strcmp(s->keys[i].name, name))
+			return &s->keys[i];
+	return NULL;
+}
+
+X509 *signer_certificate(struct signer *s, const char *name)
+{
+	struct signer_key *k = lookup(s, name);
+	return k ? k->cert : NULL;
+}
+
+int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
+		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX])
+{
+	struct signer_key *k = lookup(s, name);
+
+	err[0] = 0;
+	if (!k)
+		return errf(err, -ENOKEY, "no key named '%s'", name);
+	if (cms_sign_digest(k->cert, k->chain, k->pkey, digest, when, ret_der, ret_len) < 0)
+		return errf(err, -EIO, "signing with key '%s' failed", name);
+	return 0;
+}
+
+void signer_free(struct signer *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_keys; i++) {
+		free(s->keys[i].name);
+		EVP_PKEY_free(s->keys[i].pkey);
+		X509_free(s->keys[i].cert);
+		sk_X509_pop_free(s->keys[i].chain, X509_free);
+	}
+	for (size_t i = 0; i < s->n_pkeys; i++)
+		EVP_PKEY_free(s->pkeys[i]);
+	if (s->ctx) {
+		if (s->slots)
+			PKCS11_release_all_slots(s->ctx, s->slots, s->n_slots);
+		PKCS11_CTX_unload(s->ctx);
+		PKCS11_CTX_free(s->ctx);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s->pin_file);
+	free(s);
+}

@@ -1,0 +1,40 @@
+/* The signer: PKCS#11 keys through libp11, loaded and logged in once at start,
+ * producing detached CMS signatures. Keys never leave the token. Errors come
+ * back as text in ERR (one line, never containing the PIN); nothing is logged. */
+#pragma once
+
+#include <stddef.h>
+#include <time.h>
+#include <openssl/x509.h>
+#include "cms.h"
+
+#define SIGNER_ERR_MAX 512
+
+struct signer;
+
+/* Load the PKCS#11 MODULE. PIN_FILE holds the user PIN on its first line; it is
+ * read at each login and wiped right after. */
+int signer_open(const char *module, const char *pin_file, struct signer **ret,
+		char err[SIGNER_ERR_MAX]);
+
+/* Find the private key at URI (RFC 7512: token/manufacturer/model/serial
+ * select the token; object/id the key), logging in to its token if needed,
+ * and bind it under NAME to the certificate in CERT_FILE (plus CHAIN_FILE, may
+ * be NULL). Fails when the certificate's public key is not the token key's. */
+int signer_add_key(struct signer *s, const char *name, const char *uri, const char *cert_file,
+		   const char *chain_file, char err[SIGNER_ERR_MAX]);
+
+/* The private key at URI as an EVP_PKEY (for signfsctl init to sign
+ * certificates with); owned by the signer. */
+int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[SIGNER_ERR_MAX]);
+
+/* Detached CMS signature over DIGEST with key NAME, signingTime WHEN.
+ * *ret_der is OPENSSL_malloc'd. Safe to call from several threads. */
+int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
+		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX]);
+
+/* The certificate bound to NAME, or NULL. Owned by the signer. */
+X509 *signer_certificate(struct signer *s, const char *name);
+
+/* Accepts NULL. Logs out and unloads the module. */
+void signer_free(struct signer *s);

@@ -1,0 +1,50 @@
+/* signfs configuration: daemon settings, the token, named keys, temporary-name
+ * patterns. Parsed with libinih; every error names file:line. Pure data: no
+ * logging, no I/O beyond reading the file. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_MAX_KEYS 32
+#define CONFIG_MAX_PATTERNS 32
+#define CONFIG_ERR_MAX 512
+
+struct config_key {
+	char *name;
+	char *uri;         /* RFC 7512 PKCS#11 URI of the private key */
+	char *certificate; /* PEM file with the key's certificate */
+	char *chain;       /* optional PEM file with intermediates and root */
+};
+
+struct config {
+	char *path;
+	char *state_dir;
+	char *module;        /* PKCS#11 module (.so) */
+	char *pin_file;      /* user PIN, first line; never logged */
+	char *softhsm2_conf; /* embedded token only: exported as SOFTHSM2_CONF */
+	char *sign_key;      /* name of the key files are signed with */
+	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
+	unsigned threads;    /* FUSE worker threads (libfuse caps at 10) */
+	size_t n_keys;
+	struct config_key keys[CONFIG_MAX_KEYS];
+	size_t n_temp;
+	char *temp_patterns[CONFIG_MAX_PATTERNS]; /* fnmatch() globs on the base name */
+};
+
+/* Parse FILE into *ret. On failure returns -EINVAL (or -errno if unreadable)
+ * and writes "file:line: reason" into err; *ret is untouched. */
+int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
+
+/* Same, from a string; name is used in messages. */
+int config_parse_string(const char *name, const char *text, struct config **ret,
+			char err[CONFIG_ERR_MAX]);
+
+/* Accepts NULL. */
+void config_free(struct config *c);
+
+/* The key named NAME, or NULL. */
+const struct config_key *config_find_key(const struct config *c, const char *name);
+
+/* True when BASENAME matches one of the temporary-name patterns. */
+bool config_is_temp_name(const struct config *c, const char *basename);

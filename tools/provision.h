@@ -1,0 +1,20 @@
+/* Token provisioning for the embedded default: initialise a SoftHSM2 token
+ * and generate key pairs on it (never imported, so they are CKA_LOCAL and
+ * never extractable). Raw PKCS#11, because libp11 cannot generate EC keys. */
+#pragma once
+
+#include <stddef.h>
+
+#define PROVISION_ERR_MAX 512
+
+struct provision_key {
+	const char *label;
+	unsigned char id;
+};
+
+/* In MODULE, initialise the first free token as LABEL with SO_PIN and
+ * USER_PIN, then generate one ECDSA P-256 key pair per entry of KEYS.
+ * 0 or a negative errno with the reason in ERR. */
+int provision_token(const char *module, const char *label, const char *so_pin,
+		    const char *user_pin, const struct provision_key *keys, size_t n_keys,
+		    char err[PROVISION_ERR_MAX]);

@@ -1,0 +1,371 @@
+/* signfsctl: the admin command line of signfs. Subcommands share the
+ * daemon's config file and components; none of them needs the daemon to run
+ * except where it says so. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "config.h"
+#include "build-config.h"
+#include "pki.h"
+#include "provision.h"
+#include "signer.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/signfs"
+#define TOKEN_LABEL "signfs"
+#define CODESIGN_DAYS 365 /* CA/B Forum code signing: at most 460 */
+#define CA_DAYS 1825
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static void usage_main(FILE *f)
+{
+	fprintf(f, "usage: signfsctl COMMAND [OPTIONS]\n"
+		   "\n"
+		   "commands:\n"
+		   "  init          create the embedded default: SoftHSM2 token, keys, demo CA, config\n"
+		   "  policy check  validate a config file offline\n"
+		   "\n"
+		   "Run 'signfsctl COMMAND --help' for a command's options.\n"
+		   "Exit codes: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static void usage_init(FILE *f)
+{
+	fprintf(f,
+		"usage: signfsctl init [--state-dir DIR] [--config FILE] [--module SO] [--force]\n"
+		"\n"
+		"Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding an\n"
+		"ECDSA P-256 code-signing key, a demo CA key and a separate audit key, the\n"
+		"demo CA and code-signing certificates (pki/), the token PINs (mode 0400),\n"
+		"and the config FILE (default DIR/signfs.conf).\n"
+		"An existing setup is left alone unless --force is given; then it is moved\n"
+		"aside into DIR/replaced-TIMESTAMP/, never deleted.\n");
+}
+
+static int write_secret(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+	size_t n = strlen(value);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) < 0)
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	size_t n = strlen(text);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	fchmod(fd, mode); /* not narrowed by the umask init runs under */
+	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0)
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+static void random_pin(char out[33])
+{
+	unsigned char b[16];
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		abort(); /* a PIN without entropy must never be written */
+	for (int i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+	OPENSSL_cleanse(b, sizeof(b));
+}
+
+/* Moves what an earlier init left into DIR/replaced-TIMESTAMP/. */
+static int move_aside(const char *dir, const char *config, const char *const *names, size_t n)
+{
+	char backup[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+	char stamp[32];
+	time_t now = time(NULL);
+
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
+	snprintf(backup, sizeof(backup), "%s/replaced-%s", dir, stamp);
+	if (mkdir(backup, 0700) < 0)
+		return -errno;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(from, sizeof(from), "%s/%s", dir, names[i]);
+		snprintf(to, sizeof(to), "%s/%s", backup, names[i]);
+		if (rename(from, to) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	snprintf(to, sizeof(to), "%s/signfs.conf", backup);
+	if (rename(config, to) < 0 && errno != ENOENT)
+		return -errno;
+	fprintf(stderr, "signfsctl: previous setup moved to %s\n", backup);
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"state-dir", required_argument, NULL, 'd'},
+		{"config", required_argument, NULL, 'c'},
+		{"module", required_argument, NULL, 'm'},
+		{"force", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *const owned[] = {"tokens", "pki", "token.pin", "token.so-pin", "softhsm2.conf"};
+	const struct provision_key keys[] = {{"codesign", 1}, {"ca", 2}, {"audit", 3}};
+	const char *dir_arg = DEFAULT_STATE_DIR, *config_arg = NULL;
+	const char *module = SIGNFS_SOFTHSM_MODULE;
+	char dir[PATH_MAX], config[PATH_MAX], path[PATH_MAX], err[PROVISION_ERR_MAX];
+	char so_pin[33], user_pin[33], text[4096];
+	struct signer *signer = NULL;
+	EVP_PKEY *ca_key, *cs_key, *audit_key;
+	X509 *ca = NULL, *cs = NULL;
+	bool force = false;
+	struct stat st;
+	time_t now;
+	int c, r, ret = EXIT_FAIL;
+
+	while ((c = getopt_long(argc, argv, "d:c:m:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir_arg = optarg; break;
+		case 'c': config_arg = optarg; break;
+		case 'm': module = optarg; break;
+		case 'f': force = true; break;
+		case 'h': usage_init(stdout); return EXIT_OK;
+		default: usage_init(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage_init(stderr);
+		return EXIT_USAGE;
+	}
+	umask(077);
+	if (mkdir(dir_arg, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "signfsctl: cannot create %s: %m\n", dir_arg);
+		return EXIT_FAIL;
+	}
+	if (!realpath(dir_arg, dir)) {
+		fprintf(stderr, "signfsctl: %s: %m\n", dir_arg);
+		return EXIT_FAIL;
+	}
+	if (strlen(dir) > PATH_MAX / 2) {
+		fprintf(stderr, "signfsctl: state directory path too long: %s\n", dir);
+		return EXIT_FAIL;
+	}
+	if (config_arg && config_arg[0] != '/') {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return EXIT_FAIL;
+		snprintf(config, sizeof(config), "%s/%s", cwd, config_arg);
+	} else {
+		snprintf(config, sizeof(config), "%s", config_arg ? config_arg : "");
+		if (!config_arg)
+			snprintf(config, sizeof(config), "%s/signfs.conf", dir);
+	}
+
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	if (stat(path, &st) == 0 || stat(config, &st) == 0) {
+		if (!force) {
+			fprintf(stderr,
+				"signfsctl: %s already holds a signfs setup (or %s exists); "
+				"use --force to replace it (the old one is kept aside)\n",
+				dir, config);
+			return EXIT_FAIL;
+		}
+		if (move_aside(dir, config, owned, sizeof(owned) / sizeof(*owned)) < 0) {
+			fprintf(stderr, "signfsctl: cannot move the old setup aside: %m\n");
+			return EXIT_FAIL;
+		}
+	}
+
+	/* The token store and its config: SoftHSM2 reads SOFTHSM2_CONF. */
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	if (mkdir(path, 0700) < 0) {
+		fprintf(stderr, "signfsctl: cannot create %s: %m\n", path);
+		return EXIT_FAIL;
+	}
+	snprintf(text, sizeof(text),
+		 "# SoftHSM2 token store of the signfs embedded default.\n"
+		 "directories.tokendir = %s/tokens\n"
+		 "objectstore.backend = file\n"
+		 "log.level = ERROR\n",
+		 dir);
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
+	if (write_text(path, text, 0600) < 0) {
+		fprintf(stderr, "signfsctl: cannot write %s: %m\n", path);
+		return EXIT_FAIL;
+	}
+	setenv("SOFTHSM2_CONF", path, 1);
+
+	random_pin(so_pin);
+	random_pin(user_pin);
+	snprintf(path, sizeof(path), "%s/token.so-pin", dir);
+	r = write_secret(path, so_pin);
+	snprintf(path, sizeof(path), "%s/token.pin", dir);
+	if (r == 0)
+		r = write_secret(path, user_pin);
+	if (r == 0)
+		r = provision_token(module, TOKEN_LABEL, so_pin, user_pin, keys,
+				    sizeof(keys) / sizeof(*keys), err);
+	else
+		snprintf(err, sizeof(err), "cannot write the PIN files in %s: %s", dir, strerror(-r));
+	OPENSSL_cleanse(so_pin, sizeof(so_pin));
+	OPENSSL_cleanse(user_pin, sizeof(user_pin));
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return EXIT_FAIL;
+	}
+
+	snprintf(path, sizeof(path), "%s/token.pin", dir);
+	if (signer_open(module, path, &signer, err) < 0 ||
+	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=ca;type=private",
+			     &ca_key, err) < 0 ||
+	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=codesign;type=private",
+			     &cs_key, err) < 0 ||
+	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=audit;type=private",
+			     &audit_key, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		goto out;
+	}
+	now = time(NULL);
+	ca = pki_make_ca(ca_key, "signfs demo CA", now, CA_DAYS);
+	cs = ca ? pki_make_codesign(ca, ca_key, cs_key, "signfs demo code signing", now,
+				    CODESIGN_DAYS)
+		: NULL;
+	if (!cs) {
+		err[0] = 0;
+		cms_drain_errors(err, sizeof(err));
+		fprintf(stderr, "signfsctl: cannot make the demo certificates%s\n", err);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/pki", dir);
+	if (mkdir(path, 0755) < 0) {
+		fprintf(stderr, "signfsctl: cannot create %s: %m\n", path);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/pki/ca.pem", dir);
+	r = pki_write_pem(path, ca);
+	snprintf(path, sizeof(path), "%s/pki/codesign.pem", dir);
+	if (r == 0)
+		r = pki_write_pem(path, cs);
+	snprintf(path, sizeof(path), "%s/pki/audit.pub.pem", dir);
+	if (r == 0) {
+		FILE *f = fopen(path, "wxe");
+		if (!f || !PEM_write_PUBKEY(f, audit_key))
+			r = -EIO;
+		if (f)
+			fclose(f);
+		chmod(path, 0644);
+	}
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: cannot write certificates in %s/pki: %s\n", dir,
+			strerror(-r));
+		goto out;
+	}
+
+	snprintf(text, sizeof(text),
+		 "# signfs configuration, written by 'signfsctl init'. See signfs README.\n"
+		 "[daemon]\n"
+		 "state_dir = %1$s\n"
+		 "# base-name globs of temporary files, committed when renamed to a final name\n"
+		 "temp_patterns = .*.?????? *.part *.tmp\n"
+		 "threads = 4\n"
+		 "\n"
+		 "[token]\n"
+		 "module = %2$s\n"
+		 "pin_file = %1$s/token.pin\n"
+		 "softhsm2_conf = %1$s/softhsm2.conf\n"
+		 "\n"
+		 "[key codesign]\n"
+		 "uri = pkcs11:token=" TOKEN_LABEL ";object=codesign;type=private\n"
+		 "certificate = %1$s/pki/codesign.pem\n"
+		 "chain = %1$s/pki/ca.pem\n"
+		 "\n"
+		 "[sign]\n"
+		 "key = codesign\n"
+		 "\n"
+		 "[audit]\n"
+		 "key = pkcs11:token=" TOKEN_LABEL ";object=audit;type=private\n",
+		 dir, module);
+	if (write_text(config, text, 0644) < 0) {
+		fprintf(stderr, "signfsctl: cannot write %s: %m\n", config);
+		goto out;
+	}
+	printf("signfs initialised in %s\n"
+	       "  token:        '" TOKEN_LABEL "' (SoftHSM2), PIN in %s/token.pin\n"
+	       "  keys:         codesign, ca, audit (ECDSA P-256, generated on the token)\n"
+	       "  certificates: %s/pki/codesign.pem, CA %s/pki/ca.pem\n"
+	       "  config:       %s\n"
+	       "next: signfsd -c %s MOUNTPOINT\n",
+	       dir, dir, dir, dir, config, config);
+	ret = EXIT_OK;
+out:
+	X509_free(ca);
+	X509_free(cs);
+	signer_free(signer);
+	return ret;
+}
+
+static int cmd_policy(int argc, char **argv)
+{
+	struct config *c;
+	char err[CONFIG_ERR_MAX];
+
+	if (argc == 2 && !strcmp(argv[1], "--help")) {
+		printf("usage: signfsctl policy check FILE\n"
+		       "Validates FILE with the daemon's parser; prints file:line: reason on error.\n"
+		       "Exit codes: 0 valid, 1 invalid, 2 usage error.\n");
+		return EXIT_OK;
+	}
+	if (argc != 3 || strcmp(argv[1], "check")) {
+		fprintf(stderr, "usage: signfsctl policy check FILE\n");
+		return EXIT_USAGE;
+	}
+	if (config_load(argv[2], &c, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_FAIL;
+	}
+	printf("%s: OK (%zu key%s, signing with '%s')\n", argv[2], c->n_keys,
+	       c->n_keys == 1 ? "" : "s", c->sign_key);
+	config_free(c);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_main(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage_main(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("signfsctl %s\n", SIGNFS_VERSION);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "init"))
+		return cmd_init(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "policy"))
+		return cmd_policy(argc - 1, argv + 1);
+	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
+	usage_main(stderr);
+	return EXIT_USAGE;
+}
