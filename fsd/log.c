@@ -1,0 +1,72 @@
+/* See log.h. Under journald (JOURNAL_STREAM set) lines carry a <N> level
+ * prefix so the journal keeps the priority; elsewhere a readable one. */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = STDERR_FILENO;
+static int max_level = LOG_INFO;
+static int journal = -1;
+
+int log_open(const char *path)
+{
+	int fd;
+	if (!path) {
+		log_fd = STDERR_FILENO;
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return -errno;
+	log_fd = fd;
+	journal = 0;
+	return 0;
+}
+
+void log_set_level(int level)
+{
+	max_level = level;
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+	static const char *const names[] = {"emerg", "alert", "crit", "error",
+					    "warning", "notice", "info", "debug"};
+	char line[2048];
+	int n;
+	va_list ap;
+
+	if (level > max_level)
+		return;
+	if (journal < 0)
+		journal = getenv("JOURNAL_STREAM") != NULL && log_fd == STDERR_FILENO;
+	if (journal) {
+		n = snprintf(line, sizeof(line), "<%d>", level);
+	} else {
+		char stamp[32];
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		n = snprintf(line, sizeof(line), "%s.%03ldZ signfsd[%d]: %s: ", stamp,
+			     ts.tv_nsec / 1000000, getpid(), names[level & 7]);
+	}
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line: lines from several threads never interleave. */
+	if (write(log_fd, line, n) < 0) {
+	}
+}

@@ -1,0 +1,337 @@
+/* signfsd: the signing filesystem daemon. main() reads as the lifecycle:
+ * options -> config -> state dir, token login, keys, backing store (all
+ * before mounting, so every error reaches the terminal) -> mount -> loop ->
+ * tear down. */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "ingest.h"
+#include "log.h"
+#include "ops.h"
+#include "signer.h"
+
+struct options {
+	const char *config;
+	const char *mountpoint;
+	const char *log_file;
+	const char *fuse_opts;
+	bool foreground;
+	bool debug;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: signfsd [-c CONFIG] [-f] [-d] [-l LOGFILE] [-o FUSEOPTS] MOUNTPOINT\n"
+		   "\n"
+		   "  -c CONFIG   config file (default " SIGNFS_DEFAULT_CONFIG ")\n"
+		   "  -f          stay in the foreground, log to stderr (systemd, tests)\n"
+		   "  -d          FUSE debug output (implies -f)\n"
+		   "  -l LOGFILE  in the background, log here (default: syslog levels to stderr\n"
+		   "              until ready, then nowhere)\n"
+		   "  -o OPTS     extra FUSE mount options\n"
+		   "\n"
+		   "Exit codes: 0 clean unmount, 1 error (the reason is printed).\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	int c;
+
+	o->config = SIGNFS_DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:fdl:o:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 'd': o->debug = o->foreground = true; break;
+		case 'l': o->log_file = optarg; break;
+		case 'o': o->fuse_opts = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("signfsd %s\n", SIGNFS_VERSION); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	o->mountpoint = argv[optind];
+	return 0;
+}
+
+/* In the background, fork before anything else (a PKCS#11 module must not
+ * cross a fork) and keep the parent waiting until the child is mounted or
+ * failed, so that the caller gets a truthful exit code and the error text. */
+static int ready_fd = -1;
+
+static void background(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		perror("signfsd: pipe");
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("signfsd: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1 && c == 'R')
+			exit(0);
+		waitpid(pid, NULL, 0);
+		exit(1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+}
+
+static void announce_ready(void)
+{
+	int null;
+
+	if (ready_fd < 0)
+		return;
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+	if (write(ready_fd, "R", 1) != 1) {
+	}
+	close(ready_fd);
+	ready_fd = -1;
+	if (chdir("/") < 0) {
+	}
+}
+
+static int open_state_dir(const char *path, int *ret)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int probe;
+
+	if (fd < 0) {
+		fprintf(stderr, "signfsd: state directory %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	probe = openat(fd, ".write-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (probe < 0) {
+		int r = -errno;
+		fprintf(stderr, "signfsd: state directory %s is not writable: %s\n", path,
+			strerror(errno));
+		close(fd);
+		return r;
+	}
+	close(probe);
+	unlinkat(fd, ".write-probe", 0);
+	*ret = fd;
+	return 0;
+}
+
+static int open_signer(const struct config *c, struct signer **ret)
+{
+	char err[SIGNER_ERR_MAX];
+	struct signer *s;
+	EVP_PKEY *audit;
+
+	if (signer_open(c->module, c->pin_file, &s, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < c->n_keys; i++) {
+		const struct config_key *k = &c->keys[i];
+		if (signer_add_key(s, k->name, k->uri, k->certificate, k->chain, err) < 0) {
+			char msg[SIGNER_ERR_MAX];
+			snprintf(msg, sizeof(msg), "key '%s': %s", k->name, err);
+			memcpy(err, msg, sizeof(err));
+			signer_free(s);
+			goto fail;
+		}
+	}
+	if (c->audit_key && signer_find_pkey(s, c->audit_key, &audit, err) < 0) {
+		signer_free(s);
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	fprintf(stderr, "signfsd: %s\n", err);
+	return -EIO;
+}
+
+/* A directory, and not already a mount point (of ours or anything else). */
+static int check_mountpoint(const char *path)
+{
+	char real[PATH_MAX], line[4096];
+	struct stat st;
+	FILE *f;
+
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "signfsd: mountpoint %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "signfsd: mountpoint %s is not a directory\n", path);
+		return -ENOTDIR;
+	}
+	if (!realpath(path, real))
+		return -errno;
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX];
+		/* id parent major:minor root mount-point ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strcmp(mnt, real)) {
+			fclose(f);
+			fprintf(stderr, "signfsd: mountpoint %s is busy (already mounted)\n", path);
+			return -EBUSY;
+		}
+	}
+	if (f)
+		fclose(f);
+	return 0;
+}
+
+static void on_event(void *ctx, const struct ingest_event *ev)
+{
+	char hex[2 * SHA256_LEN + 1] = "-";
+
+	if (ev->sha256)
+		for (int i = 0; i < SHA256_LEN; i++)
+			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
+	if (ev->result == INGEST_SIGNED)
+		log_info("signed inbox/%s size=%lld sha256=%s key=%s uid=%u gid=%u pid=%d "
+			 "(%.2f ms)",
+			 ev->path, (long long)ev->size, hex, ev->key, ev->cred->uid,
+			 ev->cred->gid, ev->cred->pid, ev->seconds * 1e3);
+	else
+		log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
+			(long long)ev->size, hex, ev->cred->uid, ev->cred->pid,
+			ev->reason ? ev->reason : "unknown error");
+}
+
+static int run_fuse(const struct options *o, const struct config *c, struct fsd *d)
+{
+	char mount_opts[1024];
+	static char arg0[] = "signfsd", arg_o[] = "-o", arg_d[] = "-d";
+	char *argv[6];
+	int argc = 0, r = 1;
+	struct fuse_args args;
+	struct fuse_loop_config *loop;
+	struct fuse *fuse;
+
+	snprintf(mount_opts, sizeof(mount_opts), "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
+		 geteuid() == 0 ? ",allow_other" : "", o->fuse_opts ? "," : "",
+		 o->fuse_opts ? o->fuse_opts : "");
+	argv[argc++] = arg0;
+	argv[argc++] = arg_o;
+	argv[argc++] = mount_opts;
+	if (o->debug)
+		argv[argc++] = arg_d;
+	argv[argc] = NULL;
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+
+	fuse = fuse_new(&args, ops_table(), sizeof(struct fuse_operations), d);
+	if (!fuse) {
+		fprintf(stderr, "signfsd: bad FUSE options: %s\n", mount_opts);
+		return 1;
+	}
+	if (fuse_mount(fuse, o->mountpoint) != 0) {
+		fprintf(stderr, "signfsd: cannot mount on %s\n", o->mountpoint);
+		fuse_destroy(fuse);
+		return 1;
+	}
+	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
+		fuse_unmount(fuse);
+		fuse_destroy(fuse);
+		return 1;
+	}
+	log_info("ready: %s mounted, signing with key '%s', state in %s", o->mountpoint,
+		 c->sign_key, c->state_dir);
+	announce_ready();
+
+	loop = fuse_loop_cfg_create();
+	if (loop) {
+		fuse_loop_cfg_set_max_threads(loop, c->threads);
+		fuse_loop_cfg_set_idle_threads(loop, c->threads);
+		r = fuse_loop_mt(fuse, loop) == 0 ? 0 : 1;
+		fuse_loop_cfg_destroy(loop);
+	}
+	log_info("stopping: unmounting %s", o->mountpoint);
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	fuse_unmount(fuse);
+	fuse_destroy(fuse);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct config *c = NULL;
+	struct signer *signer = NULL;
+	struct fsd d = {.state_fd = -1};
+	char err[CONFIG_ERR_MAX];
+	int r, ret = 1;
+
+	if (parse_options(argc, argv, &o) < 0)
+		return 1;
+	if (!o.foreground)
+		background();
+	if (o.log_file && log_open(o.log_file) < 0) {
+		fprintf(stderr, "signfsd: log file %s: %s\n", o.log_file, strerror(errno));
+		return 1;
+	}
+
+	if (config_load(o.config, &c, err) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		return 1;
+	}
+	/* The embedded SoftHSM2 token finds its store through this variable;
+	 * it must be set before the module is loaded. */
+	if (c->softhsm2_conf)
+		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
+	if (open_state_dir(c->state_dir, &d.state_fd) < 0)
+		goto out;
+	if (open_signer(c, &signer) < 0)
+		goto out;
+	r = ingest_open(d.state_fd, c, signer, on_event, NULL, &d.ingest);
+	if (r < 0) {
+		fprintf(stderr, "signfsd: cannot open the backing store in %s: %s\n", c->state_dir,
+			strerror(-r));
+		goto out;
+	}
+	if (check_mountpoint(o.mountpoint) < 0)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &d.started);
+
+	ret = run_fuse(&o, c, &d);
+out:
+	ingest_free(d.ingest);
+	signer_free(signer);
+	if (d.state_fd >= 0)
+		close(d.state_fd);
+	config_free(c);
+	return ret;
+}
