@@ -1,0 +1,140 @@
+/* Unit tests of the config parser: accepted files, and file:line errors. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "config.h"
+
+static const char *good = "[daemon]\n"
+			  "state_dir = /var/lib/signfs\n"
+			  "threads = 3\n"
+			  "[token]\n"
+			  "module = /usr/lib/softhsm/libsofthsm2.so\n"
+			  "pin_file = /etc/signfs/pin\n"
+			  "[key release]\n"
+			  "uri = pkcs11:token=t;object=release\n"
+			  "certificate = /etc/signfs/release.pem\n"
+			  "[audit]\n"
+			  "key = pkcs11:token=t;object=audit\n";
+
+Test(config, accepts_a_complete_file)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX];
+
+	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
+	cr_assert_str_eq(c->state_dir, "/var/lib/signfs");
+	cr_assert_eq(c->threads, 3);
+	cr_assert_eq(c->n_keys, 1);
+	cr_assert_str_eq(c->keys[0].name, "release");
+	cr_assert_str_eq(c->keys[0].uri, "pkcs11:token=t;object=release");
+	cr_assert_null(c->keys[0].chain);
+	/* One key and no [sign] section: that key signs. */
+	cr_assert_str_eq(c->sign_key, "release");
+	cr_assert_not_null(config_find_key(c, "release"));
+	cr_assert_null(config_find_key(c, "other"));
+	config_free(c);
+}
+
+/* Parses TEXT, expects failure, returns the message. */
+static const char *error_of(const char *text)
+{
+	static char err[CONFIG_ERR_MAX];
+	struct config *c = (struct config *)0x1;
+
+	cr_assert_eq(config_parse_string("bad.conf", text, &c, err), -EINVAL);
+	cr_assert_eq(c, (struct config *)0x1, "ret must be untouched on failure");
+	return err;
+}
+
+Test(config, unknown_key_names_file_and_line)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "%s[daemon]\nfrobnicate = 1\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf:13: unknown key 'frobnicate' in [daemon]");
+}
+
+Test(config, unknown_section)
+{
+	cr_assert_str_eq(error_of("[daemon]\nstate_dir = /x\n\n[bogus]\na = b\n"),
+			 "bad.conf:5: unknown section [bogus]");
+}
+
+Test(config, syntax_error_line)
+{
+	cr_assert_str_eq(error_of("[daemon]\nstate_dir = /x\nthis is not ini\n"),
+			 "bad.conf:3: syntax error (expected [section] or key = value)");
+}
+
+Test(config, relative_path_refused)
+{
+	cr_assert_str_eq(error_of("[daemon]\nstate_dir = var/lib\n"),
+			 "bad.conf:2: 'var/lib' is not an absolute path");
+}
+
+Test(config, pin_in_uri_refused)
+{
+	cr_assert_str_eq(error_of("[key k]\nuri = pkcs11:object=k?pin-value=1234\n"),
+			 "bad.conf:2: the PIN belongs in pin_file, not in the URI");
+}
+
+Test(config, overlong_line_refused_not_split)
+{
+	char text[600];
+	memset(text, 0, sizeof(text));
+	strcpy(text, "[daemon]\nstate_dir = /");
+	memset(text + strlen(text), 'a', 300);
+	strcat(text, "\n");
+	cr_assert_str_eq(error_of(text), "bad.conf:2: line longer than 198 characters");
+}
+
+Test(config, missing_required_settings)
+{
+	cr_assert_str_eq(error_of("[daemon]\nstate_dir = /x\n"),
+			 "bad.conf: [token] module is required");
+}
+
+Test(config, sign_key_must_exist)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "%s[sign]\nkey = nope\n", good);
+	cr_assert_str_eq(error_of(text),
+			 "bad.conf: [sign] key 'nope' is not defined by a [key nope] section");
+}
+
+Test(config, audit_key_is_not_a_code_signing_key)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "%s[audit]\nkey = pkcs11:token=t;object=release\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf: the audit key must not be a code-signing key");
+}
+
+Test(config, temp_patterns_default_and_override)
+{
+	struct config *c;
+	char err[CONFIG_ERR_MAX], text[1024];
+
+	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
+	cr_assert(config_is_temp_name(c, ".app.bin.Xy12Zq")); /* rsync */
+	cr_assert(config_is_temp_name(c, "app.bin.part"));
+	cr_assert(config_is_temp_name(c, "x.tmp"));
+	cr_assert_not(config_is_temp_name(c, "app.bin"));
+	cr_assert_not(config_is_temp_name(c, ".hidden"));
+	config_free(c);
+
+	snprintf(text, sizeof(text), "%s[daemon]\ntemp_patterns = *.partial ~*\n", good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert(config_is_temp_name(c, "a.partial"));
+	cr_assert(config_is_temp_name(c, "~lock"));
+	cr_assert_not(config_is_temp_name(c, "a.part"), "a temp_patterns line replaces defaults");
+	config_free(c);
+}
+
+Test(config, unreadable_file)
+{
+	struct config *c;
+	char err[CONFIG_ERR_MAX];
+
+	cr_assert_eq(config_load("/nonexistent/signfs.conf", &c, err), -ENOENT);
+	cr_assert_str_eq(err, "/nonexistent/signfs.conf: No such file or directory");
+}

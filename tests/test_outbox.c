@@ -1,0 +1,149 @@
+/* Unit tests of the outbox store: publication, atomic replacement of the
+ * artifact+signature pair, the read-only view, and crash clean-up. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "outbox.h"
+
+static char dir[64];
+static int state_fd;
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/signfs-outbox-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	state_fd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(state_fd, 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	close(state_fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(outbox, .init = setup, .fini = teardown, .timeout = 10);
+
+/* A named file holding TEXT, as an inbox file would be. */
+static int artifact(const char *name, const char *text)
+{
+	char p[128];
+	int fd;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	return fd;
+}
+
+static void expect_content(struct outbox *o, const char *rel, const char *want)
+{
+	char buf[256] = {0};
+	int fd;
+	cr_assert_eq(outbox_open_file(o, rel, &fd), 0, "%s", rel);
+	cr_assert_geq(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	cr_assert_str_eq(buf, want, "%s", rel);
+}
+
+Test(outbox, publish_then_read_back_read_only)
+{
+	struct outbox *o;
+	struct stat st;
+	int fd = artifact("a1", "hello");
+
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_publish(o, "deep/er/app.bin", fd, "SIG-1", 5), 0);
+	expect_content(o, "deep/er/app.bin", "hello");
+	expect_content(o, "deep/er/app.bin.p7s", "SIG-1");
+	cr_assert_eq(outbox_stat(o, "deep/er/app.bin", &st), 0);
+	cr_assert_eq(st.st_mode, S_IFREG | 0444);
+	cr_assert_eq(st.st_size, 5);
+	cr_assert_eq(outbox_stat(o, "deep/er", &st), 0);
+	cr_assert(S_ISDIR(st.st_mode));
+	cr_assert_eq(outbox_stat(o, "deep/er/nothing", &st), -ENOENT);
+	cr_assert_eq(outbox_stat(o, "deep/er/nothing.p7s", &st), -ENOENT);
+	outbox_free(o);
+	close(fd);
+}
+
+Test(outbox, republish_replaces_the_pair_and_drops_the_old_object)
+{
+	struct outbox *o;
+	int a = artifact("a1", "one"), b = artifact("a2", "two");
+	char p[128];
+	struct stat st;
+
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_publish(o, "x", a, "S1", 2), 0);
+	cr_assert_eq(outbox_publish(o, "x", b, "S2", 2), 0);
+	expect_content(o, "x", "two");
+	expect_content(o, "x.p7s", "S2");
+	/* The first artifact's inode is only linked from its source now. */
+	cr_assert_eq(fstat(a, &st), 0);
+	cr_assert_eq(st.st_nlink, 1);
+	snprintf(p, sizeof(p), "rmdir %s/objects 2>/dev/null", dir);
+	cr_assert_neq(system(p), 0, "objects/ still holds the live object");
+	outbox_free(o);
+	close(a);
+	close(b);
+}
+
+static int count(void *ctx, const char *name, const struct stat *st)
+{
+	char *seen = ctx;
+	strcat(seen, name);
+	strcat(seen, S_ISDIR(st->st_mode) ? "/ " : " ");
+	return 0;
+}
+
+Test(outbox, listing_shows_artifacts_signatures_and_dirs)
+{
+	struct outbox *o;
+	char seen[256] = "";
+	int a = artifact("a1", "one");
+
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_publish(o, "f", a, "S", 1), 0);
+	cr_assert_eq(outbox_publish(o, "d/g", a, "S", 1), 0);
+	cr_assert_eq(outbox_list(o, "", count, seen), 0);
+	/* readdir order is the backing directory's: check membership. */
+	cr_assert(strstr(seen, "f ") && strstr(seen, "f.p7s ") && strstr(seen, "d/ "), "%s", seen);
+	outbox_free(o);
+	close(a);
+}
+
+Test(outbox, unreferenced_objects_are_removed_at_open)
+{
+	struct outbox *o;
+	char p[160];
+	struct stat st;
+	int a = artifact("a1", "one");
+
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_publish(o, "kept", a, "S", 1), 0);
+	outbox_free(o);
+	/* What a crash between object creation and the swap leaves. */
+	snprintf(p, sizeof(p), "%s/objects/0000000000000000deadbeef", dir);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(stat(p, &st), -1, "orphan object must be gone");
+	expect_content(o, "kept", "one");
+	outbox_free(o);
+	close(a);
+}
+
+Test(outbox, p7s_names_are_reserved)
+{
+	cr_assert(outbox_name_reserved("a.p7s"));
+	cr_assert_not(outbox_name_reserved("a.p7"));
+	cr_assert_not(outbox_name_reserved("p7s"));
+}
