@@ -46,7 +46,6 @@ struct ingest_file {
 	bool dirty;     /* content differs from what was last committed */
 	bool written;   /* at least one write() since the last commit */
 	bool published; /* fd's inode is linked into the outbox: never write it */
-	bool orphaned;  /* its inbox name was unlinked: nothing to commit */
 	bool failed;    /* a commit failed: the handle is dead */
 	char staging[32]; /* non-empty: fd is staging/NAME, replaces path at commit */
 	char *path;       /* inbox-relative; follows renames (under in->lock) */
@@ -436,25 +435,18 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	f->fd = fd;
 	if (writable) {
 		bool trunc = flags & O_TRUNC;
-		/* More than one link: the inode is published (outbox object). */
-		f->published = st.st_nlink > 1;
-		if (f->published) {
-			r = copy_on_write(f, !trunc);
-			if (r < 0) {
-				file_free(f);
-				return r;
-			}
-		} else if (!trunc) {
-			hash_invalidate(&f->hash);
+		/* Only the creator of a new file writes its inode in place. Any
+		 * other writer gets a private copy: the inode may be published
+		 * (linked into the outbox) at any moment by another handle or a
+		 * rename, and published bytes never change. */
+		f->published = true;
+		r = copy_on_write(f, !trunc);
+		if (r < 0) {
+			file_free(f);
+			return r;
 		}
-		if (trunc) {
-			if (ftruncate(f->fd, 0) < 0) {
-				r = -errno;
-				file_free(f);
-				return r;
-			}
+		if (trunc)
 			f->dirty = true;
-		}
 		registry_add(f);
 	}
 	*ret = f;
@@ -596,6 +588,14 @@ int ingest_fsync(struct ingest_file *f, int datasync)
 	return r;
 }
 
+/* Does inbox/PATH name the file open as FD? */
+static bool names_fd(struct ingest *in, const char *path, int fd)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && fstatat(in->inbox_fd, path, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 /* Holds f->lock. */
 static int commit_file(struct ingest_file *f)
 {
@@ -606,20 +606,32 @@ static int commit_file(struct ingest_file *f)
 
 	if (f->failed)
 		return -EIO;
-	if (!f->dirty || f->orphaned)
+	if (!f->dirty)
 		return 0;
 	pthread_mutex_lock(&in->lock);
 	path = strdup(f->path);
 	pthread_mutex_unlock(&in->lock);
 	if (!path)
 		return -ENOMEM;
-	/* Temporary names are committed by the rename to the final name. */
+	/* Temporary names are committed by the rename to the final name; a
+	 * rewrite of one just replaces it, unsigned. */
 	if (config_is_temp_name(in->config, base_name(path))) {
+		if (f->staging[0] && renameat(in->staging_fd, f->staging, in->inbox_fd, path) == 0)
+			f->staging[0] = 0;
 		free(path);
 		return 0;
 	}
 	s = stripe(in, path);
 	pthread_mutex_lock(s);
+	if (!f->staging[0] && !names_fd(in, path, f->fd)) {
+		/* Unlinked, or replaced by another writer's version: as on any
+		 * filesystem, these bytes are no longer reachable by name, so
+		 * there is nothing to publish and close() succeeds. */
+		pthread_mutex_unlock(s);
+		f->dirty = false;
+		free(path);
+		return 0;
+	}
 	r = commit_fd(in, f->fd, path, &f->hash, f->staging[0] ? f->staging : NULL, &f->cred);
 	pthread_mutex_unlock(s);
 	if (r == 0) {
@@ -630,12 +642,11 @@ static int commit_file(struct ingest_file *f)
 		/* Publish nothing and leave no unsigned file behind that looks
 		 * committed: a new file goes away, a staging copy is dropped and
 		 * the inbox keeps the last committed version. */
-		struct stat a, b;
 		f->failed = true;
-		if (!f->staging[0] && fstat(f->fd, &a) == 0 &&
-		    fstatat(in->inbox_fd, path, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		pthread_mutex_lock(s);
+		if (!f->staging[0] && names_fd(in, path, f->fd))
 			unlinkat(in->inbox_fd, path, 0);
+		pthread_mutex_unlock(s);
 	}
 	free(path);
 	return r;
@@ -761,12 +772,6 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 
 int ingest_unlink(struct ingest *in, const char *relpath)
 {
-	if (unlinkat(in->inbox_fd, relpath, 0) < 0)
-		return -errno;
-	pthread_mutex_lock(&in->lock);
-	for (struct ingest_file *f = in->open_files; f; f = f->next)
-		if (!strcmp(f->path, relpath) && !f->staging[0])
-			f->orphaned = true;
-	pthread_mutex_unlock(&in->lock);
-	return 0;
+	/* Open writers of the unlinked name notice at commit (names_fd). */
+	return unlinkat(in->inbox_fd, relpath, 0) < 0 ? -errno : 0;
 }

@@ -1,0 +1,128 @@
+# Shared harness of the mount tests: a throwaway state directory with its
+# own SoftHSM2 token, the real signfsd mounted on a temp mountpoint, TAP
+# output. Sourced by each tests/mount/*.sh; needs root (FUSE, chown).
+# shellcheck shell=bash
+set -u
+: "${SIGNFSD:?SIGNFSD must name the signfsd binary}"
+: "${SIGNFSCTL:?SIGNFSCTL must name the signfsctl binary}"
+
+# tmpfs: file churn on the build machine's disk is slow after mass deletes.
+T=$(mktemp -d "${TEST_TMPDIR:-/dev/shm}/signfs-test.XXXXXX")
+STATE=$T/state
+MNT=$T/mnt
+SRC=$T/src
+mkdir -p "$MNT" "$SRC"
+DAEMON_PID=
+tap_n=0
+tap_failed=0
+
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+not_ok() { tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1)); echo "not ok $tap_n - $*"; }
+
+# check DESC CMD...: CMD must succeed.
+check() {
+	local desc=$1
+	shift
+	if "$@" >"$T/out" 2>&1; then
+		ok "$desc"
+	else
+		not_ok "$desc (exit $?)"
+		sed 's/^/#   /' "$T/out"
+	fi
+}
+
+# check_fails DESC MESSAGE CMD...: CMD must fail and print MESSAGE.
+check_fails() {
+	local desc=$1 msg=$2
+	shift 2
+	if "$@" >"$T/out" 2>&1; then
+		not_ok "$desc (succeeded)"
+	elif ! grep -qF -- "$msg" "$T/out"; then
+		not_ok "$desc (no '$msg' in output)"
+		sed 's/^/#   /' "$T/out"
+	else
+		ok "$desc"
+	fi
+}
+
+# Both stock verifiers, as the README shows them, over outbox/REL.
+verify() {
+	local a=$MNT/outbox/$1
+	openssl cms -verify -binary -inform DER -in "$a.p7s" -content "$a" \
+		-CAfile "$STATE/pki/ca.pem" -purpose any -out /dev/null &&
+		certtool --p7-verify --inder --infile "$a.p7s" --load-data "$a" \
+			--load-ca-certificate "$STATE/pki/ca.pem" \
+			--verify-purpose=1.3.6.1.5.5.7.3.3 >/dev/null
+}
+
+# verify_all: every artifact in the outbox verifies with both tools.
+verify_all() {
+	local a bad=0 count=0
+	while IFS= read -r -d '' a; do
+		a=${a#"$MNT/outbox/"}
+		# certtool cannot take empty detached content (see README).
+		[ -s "$MNT/outbox/$a" ] || continue
+		count=$((count + 1))
+		verify "$a" || { echo "signature of $a does not verify"; bad=1; }
+	done < <(find "$MNT/outbox" -type f ! -name '*.p7s' -print0)
+	echo "$count artifacts checked"
+	[ "$bad" = 0 ] && [ "$count" -gt 0 ]
+}
+
+init_state() {
+	"$SIGNFSCTL" init --state-dir "$STATE" >/dev/null
+}
+
+start_daemon() {
+	local deadline=$((SECONDS + 15))
+	"$SIGNFSD" -f -c "$STATE/signfs.conf" "$MNT" 2>>"$T/daemon.log" &
+	DAEMON_PID=$!
+	until mountpoint -q "$MNT"; do
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "Bail out! signfsd died before mounting"
+			sed 's/^/#   /' "$T/daemon.log"
+			exit 1
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			echo "Bail out! no mount after 15 s"
+			exit 1
+		fi
+		sleep 0.05
+	done
+}
+
+# Unmount and require signfsd to exit cleanly.
+stop_daemon() {
+	local rc
+	fusermount3 -u "$MNT" || return 1
+	wait "$DAEMON_PID"
+	rc=$?
+	DAEMON_PID=
+	return $rc
+}
+
+cleanup() {
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -uz "$MNT"
+	fi
+	if [ -n "$DAEMON_PID" ]; then
+		kill "$DAEMON_PID" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+	fi
+	if [ "$tap_failed" != 0 ] && [ -s "$T/daemon.log" ]; then
+		echo "# daemon log:"
+		sed 's/^/#   /' "$T/daemon.log"
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" = 0 ]
+}
+
+# random_file PATH KIB
+random_file() {
+	head -c "$(($2 * 1024))" /dev/urandom >"$1"
+}
