@@ -68,10 +68,11 @@ static const char *at_path(const char *rel)
 	return *rel ? rel : ".";
 }
 
-/* What a write-like request gets outside the inbox. */
+/* What a write-like request gets outside the inbox: the outbox is a
+ * read-only filesystem; the top level is fixed. */
 static int not_writable(enum area a)
 {
-	return a == AREA_OUTBOX ? -EROFS : a == AREA_NONE ? -ENOENT : -EPERM;
+	return a == AREA_OUTBOX ? -EROFS : -EPERM;
 }
 
 static void root_stat(struct stat *st, mode_t mode)

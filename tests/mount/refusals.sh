@@ -1,0 +1,55 @@
+#!/bin/bash
+# What the mount refuses, with the errno a user sees, and what a failed
+# signature leaves behind: nothing in the outbox, nothing half-done.
+. "$(dirname "$0")/lib.sh"
+
+init_state
+start_daemon
+I=$MNT/inbox
+O=$MNT/outbox
+echo v1 >"$SRC/a"
+cp "$SRC/a" "$I/a"
+
+check_fails "outbox: shell redirect is EROFS" "Read-only file system" sh -c "echo x > '$O/new'"
+check_fails "outbox: cp into it is EROFS" "Read-only file system" cp "$SRC/a" "$O/b"
+check_fails "outbox: overwriting an artifact is EROFS" "Read-only file system" \
+	sh -c "echo x > '$O/a'"
+check_fails "outbox: rm is EROFS" "Read-only file system" rm -f "$O/a"
+check_fails "outbox: mkdir is EROFS" "Read-only file system" mkdir "$O/d"
+check_fails "outbox: truncate is EROFS" "Read-only file system" truncate -s 0 "$O/a"
+check_fails "outbox: chmod is EROFS" "Read-only file system" chmod 777 "$O/a"
+check_fails "inbox: symlink is EPERM" "Operation not permitted" ln -s a "$I/link"
+check_fails "inbox: hard link is EPERM" "Operation not permitted" ln "$I/a" "$I/hard"
+check_fails "inbox: mknod (fifo) is EPERM" "Operation not permitted" mkfifo "$I/fifo"
+check_fails "inbox: setxattr is EPERM" "[Errno 1]" \
+	python3 -c "import os; os.setxattr('$I/a', 'user.x', b'1')"
+check_fails "top level: mkdir is EPERM" "Operation not permitted" mkdir "$MNT/other"
+check_fails "inbox: names ending in .p7s are reserved (EINVAL)" "Invalid argument" \
+	cp "$SRC/a" "$I/x.p7s"
+check "refused requests left the outbox as it was" \
+	test "$(ls "$O")" = "$(printf 'a\na.p7s')"
+
+# Make signing fail the way a token that lost its key does: the key
+# objects disappear from the SoftHSM2 store under the running daemon.
+tokdir=$(echo "$STATE"/tokens/*/)
+mkdir "$T/aside"
+for f in "$tokdir"*.object; do
+	[ "$(basename "$f")" = token.object ] || mv "$f" "$T/aside/"
+done
+echo v2 >"$SRC/a2"
+check_fails "signing failure: cp reports close() failing with EIO" "Input/output error" \
+	cp "$SRC/a2" "$I/new-file"
+check "signing failure: nothing published" test ! -e "$O/new-file" -a ! -e "$O/new-file.p7s"
+check "signing failure: no unsigned file left in the inbox" test ! -e "$I/new-file"
+check_fails "signing failure on a rewrite: EIO" "Input/output error" cp "$SRC/a2" "$I/a"
+check "signing failure on a rewrite: the previous pair stays published" \
+	sh -c "test \"\$(cat '$O/a')\" = v1"
+check "signing failure on a rewrite: previous pair still verifies" verify a
+check "signing failure on a rewrite: inbox keeps the committed version" \
+	test "$(cat "$I/a")" = v1
+check "signing failure: the reason is in the log" \
+	grep -q "not signed: inbox/new-file.*signing with key 'codesign' failed" "$T/daemon.log"
+mv "$T/aside/"* "$tokdir"
+
+check "unmount: signfsd exits 0" stop_daemon
+done_testing

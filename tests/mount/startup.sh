@@ -1,0 +1,90 @@
+#!/bin/bash
+# Bad start-up input: signfsd refuses with one clear line naming the
+# problem, exits 1, leaves no mount behind and never prints the PIN.
+. "$(dirname "$0")/lib.sh"
+
+init_state
+CONF=$STATE/signfs.conf
+PIN=$(cat "$STATE/token.pin")
+
+# refuses DESC MESSAGE CONFIG [MOUNTPOINT]
+refuses() {
+	local desc=$1 msg=$2 conf=$3 mnt=${4:-$MNT} rc before=no after=no
+	mountpoint -q "$mnt" 2>/dev/null && before=yes
+	timeout 20 "$SIGNFSD" -f -c "$conf" "$mnt" >"$T/start.out" 2>&1
+	rc=$?
+	mountpoint -q "$mnt" 2>/dev/null && after=yes
+	if [ $rc != 1 ]; then
+		not_ok "$desc: exit $rc, expected 1"
+	elif [ "$(wc -l <"$T/start.out")" != 1 ] || ! grep -qF -- "$msg" "$T/start.out"; then
+		not_ok "$desc: expected one line with '$msg'"
+	elif grep -qF -- "$PIN" "$T/start.out" || grep -q 31337 "$T/start.out"; then
+		not_ok "$desc: the PIN was printed"
+	elif [ $before != $after ]; then
+		not_ok "$desc: mounted before: $before, after: $after"
+	else
+		ok "$desc"
+		return
+	fi
+	sed 's/^/#   /' "$T/start.out"
+}
+
+# variant NAME SED-EXPRESSION: a copy of the config with one edit.
+variant() {
+	sed "$2" "$CONF" >"$T/$1.conf"
+	echo "$T/$1.conf"
+}
+
+refuses "PKCS#11 module missing" "PKCS#11 module /nonexistent/libp11mod.so: No such file" \
+	"$(variant nomodule 's|^module = .*|module = /nonexistent/libp11mod.so|')"
+refuses "token absent" "no token matches 'pkcs11:token=absent" \
+	"$(variant notoken 's|token=signfs;object=codesign|token=absent;object=codesign|')"
+printf '31337\n' >"$T/wrong.pin"
+refuses "wrong PIN" "wrong PIN (from $T/wrong.pin)" \
+	"$(variant wrongpin "s|^pin_file = .*|pin_file = $T/wrong.pin|")"
+refuses "PIN file missing" "PIN file $T/nope.pin: No such file" \
+	"$(variant nopin "s|^pin_file = .*|pin_file = $T/nope.pin|")"
+refuses "key not found" "no private key matches 'pkcs11:token=signfs;object=nokey" \
+	"$(variant nokey 's|object=codesign|object=nokey|')"
+refuses "certificate not found" "certificate file /nonexistent/cert.pem: No such file" \
+	"$(variant nocert 's|^certificate = .*|certificate = /nonexistent/cert.pem|')"
+refuses "certificate of another key" "does not belong to key" \
+	"$(variant othercert "s|^certificate = .*|certificate = $STATE/pki/ca.pem|")"
+refuses "config syntax error names file:line" "$T/bad.conf:4: syntax error" \
+	"$(variant bad '4s|.*|this is not ini|')"
+refuses "config missing" "$T/none.conf: No such file or directory" "$T/none.conf"
+refuses "mountpoint missing" "mountpoint $T/nomnt: No such file or directory" "$CONF" "$T/nomnt"
+mkdir -p "$T/ro"
+mount -t tmpfs -o ro,size=1m tmpfs "$T/ro"
+refuses "state directory not writable" "state directory $T/ro is not writable" \
+	"$(variant rostate "s|^state_dir = .*|state_dir = $T/ro|")"
+umount "$T/ro"
+refuses "state directory missing" "state directory $T/gone: No such file" \
+	"$(variant nostate "s|^state_dir = .*|state_dir = $T/gone|")"
+
+start_daemon
+refuses "mountpoint busy (already mounted)" "mountpoint $MNT is busy" "$CONF"
+check "the running mount is untouched" sh -c "echo x > '$MNT/inbox/f' && test -e '$MNT/outbox/f.p7s'"
+check "unmount: signfsd exits 0" stop_daemon
+
+# In the background, the exit code and the message still reach the caller.
+check_fails "background start with a bad config: exit 1 and the reason" "wrong PIN" \
+	"$SIGNFSD" -c "$T/wrongpin.conf" "$MNT"
+check "background start: exits 0 once mounted" "$SIGNFSD" -c "$CONF" -l "$T/bg.log" "$MNT"
+check "background start: mounted and signing" \
+	sh -c "mountpoint -q '$MNT' && echo y > '$MNT/inbox/g' && test -e '$MNT/outbox/g.p7s'"
+check "background daemon unmounts cleanly" fusermount3 -u "$MNT"
+
+check "signfsctl init refuses to overwrite without --force" \
+	sh -c "! '$SIGNFSCTL' init --state-dir '$STATE' 2>'$T/init.err' && grep -q 'use --force' '$T/init.err'"
+check "signfsctl init --force moves the old setup aside" \
+	sh -c "'$SIGNFSCTL' init --state-dir '$STATE' --force >/dev/null 2>&1 &&
+		ls -d '$STATE'/replaced-*/tokens '$STATE'/replaced-*/token.pin >/dev/null"
+check "the PIN files are private" test "$(stat -c %a "$STATE/token.pin")" = 400
+check "demo certificate: codeSigning EKU, digitalSignature critical, <= 460 days" sh -c "
+	openssl x509 -in '$STATE/pki/codesign.pem' -noout -ext keyUsage,extendedKeyUsage |
+		tr -d '\n' | grep -q 'Key Usage: critical.*Digital Signature.*Code Signing' &&
+	nb=\$(date -d \"\$(openssl x509 -in '$STATE/pki/codesign.pem' -noout -startdate | cut -d= -f2)\" +%s) &&
+	na=\$(date -d \"\$(openssl x509 -in '$STATE/pki/codesign.pem' -noout -enddate | cut -d= -f2)\" +%s) &&
+	[ \$(( (na - nb) / 86400 )) -le 460 ]"
+done_testing
