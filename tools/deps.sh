@@ -1,0 +1,27 @@
+# Debian 12 packages signfs needs, installed when missing. Sourced by
+# quickstart.sh and test.sh; run as root.
+# shellcheck shell=bash
+
+# Build and run: compiler, meson, and the libraries (see README, Dependencies).
+SIGNFS_RUN_PKGS="build-essential meson ninja-build pkg-config
+	libfuse3-dev fuse3 libssl-dev openssl libp11-dev libp11-kit-dev libinih-dev
+	softhsm2 gnutls-bin"
+# Tests: criterion, the tools the mount tests drive, python3 for errno checks.
+SIGNFS_TEST_PKGS="libcriterion-dev rsync tar coreutils util-linux python3"
+
+# install_missing PKG...: apt-get update + install of what is not installed.
+install_missing() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+		return 1
+	fi
+	echo "installing: ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >&2 && apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
