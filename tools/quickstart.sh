@@ -35,8 +35,8 @@ openssl cms -verify -binary -inform DER -in mnt/outbox/demo.txt.p7s \
 	-content mnt/outbox/demo.txt -CAfile state/pki/ca.pem -purpose any -out /dev/null
 echo "== certtool --p7-verify (codeSigning purpose)"
 certtool --p7-verify --inder --infile mnt/outbox/demo.txt.p7s --load-data mnt/outbox/demo.txt \
-	--load-ca-certificate state/pki/ca.pem --verify-purpose=1.3.6.1.5.5.7.3.3 |
-	grep -E 'Signer:|Signature status'
+	--load-ca-certificate state/pki/ca.pem --verify-purpose=1.3.6.1.5.5.7.3.3 2>&1 |
+	grep -E "Signer's serial|Signing time|Signature status"
 
 cat <<MSG
 
