@@ -218,6 +218,8 @@ static void on_event(void *ctx, const struct ingest_event *ev)
 {
 	char hex[2 * SHA256_LEN + 1] = "-";
 
+	if (ev->result == INGEST_SIGNED)
+		ops_published(ctx, ev->path);
 	if (ev->sha256)
 		for (int i = 0; i < SHA256_LEN; i++)
 			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
@@ -258,6 +260,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fprintf(stderr, "signfsd: bad FUSE options: %s\n", mount_opts);
 		return 1;
 	}
+	d->fuse = fuse;
 	if (fuse_mount(fuse, o->mountpoint) != 0) {
 		fprintf(stderr, "signfsd: cannot mount on %s\n", o->mountpoint);
 		fuse_destroy(fuse);
@@ -282,6 +285,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	log_info("stopping: unmounting %s", o->mountpoint);
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
 	fuse_unmount(fuse);
+	d->fuse = NULL;
 	fuse_destroy(fuse);
 	return r;
 }
@@ -316,7 +320,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (open_signer(c, &signer) < 0)
 		goto out;
-	r = ingest_open(d.state_fd, c, signer, on_event, NULL, &d.ingest);
+	r = ingest_open(d.state_fd, c, signer, on_event, &d, &d.ingest);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: cannot open the backing store in %s: %s\n", c->state_dir,
 			strerror(-r));

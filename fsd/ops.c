@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -443,10 +445,13 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* Outbox paths are republished atomically: cached sizes or entries
-	 * would pair a new content with an old length. */
-	cfg->entry_timeout = 0;
-	cfg->attr_timeout = 0;
+	/* Attributes and names are cached (default_permissions looks at every
+	 * path component on every access); each publication invalidates the
+	 * cache of the paths it changed before close() returns (ops_published).
+	 * A cached "no such file" could hide a signature that close() has just
+	 * published, so negative entries are never cached. */
+	cfg->entry_timeout = 1.0;
+	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
 	/* Unlinked open files must not be renamed to .fuse_hidden* names (that
 	 * rename would look like a commit); handlers take the fh instead. */
@@ -485,6 +490,21 @@ static const struct fuse_operations ops = {
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
 };
+
+void ops_published(struct fsd *d, const char *relpath)
+{
+	char path[PATH_MAX];
+
+	if (!d->fuse)
+		return;
+	/* -ENOENT only means the kernel has nothing cached for that path. */
+	snprintf(path, sizeof(path), "/outbox/%s", relpath);
+	fuse_invalidate_path(d->fuse, path);
+	snprintf(path, sizeof(path), "/outbox/%s" OUTBOX_SIG_SUFFIX, relpath);
+	fuse_invalidate_path(d->fuse, path);
+	snprintf(path, sizeof(path), "/inbox/%s", relpath);
+	fuse_invalidate_path(d->fuse, path);
+}
 
 const struct fuse_operations *ops_table(void)
 {

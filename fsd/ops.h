@@ -10,8 +10,13 @@ struct ingest;
 /* What the handlers need; passed as fuse_new()'s private data. */
 struct fsd {
 	struct ingest *ingest;
+	struct fuse *fuse; /* set once mounted */
 	int state_fd;
 	struct timespec started;
 };
 
 const struct fuse_operations *ops_table(void);
+
+/* inbox/RELPATH was just published: drop what the kernel caches of its
+ * outbox pair and inbox entry. Call before the committing close() returns. */
+void ops_published(struct fsd *d, const char *relpath);

@@ -116,6 +116,14 @@ check "overwrite: new content replaces artifact and signature together" \
 	sh -c "echo v2 > '$I/app.bin' && test \"\$(cat '$O/app.bin')\" = v2"
 check "overwrite: new content signature of the new content verifies" verify app.bin
 
+# The kernel caches attributes; publication must drop them before close()
+# returns, or a reader pairs the new content with the old size.
+stat -c %s "$O/app.bin" "$O/app.bin.p7s" >/dev/null
+random_file "$SRC/resized" 777
+check "republish with another size: stat right after cp shows the new size" \
+	sh -c "cp '$SRC/resized' '$I/app.bin' && test \$(stat -c %s '$O/app.bin') = 795648"
+check "republish with another size: signature of the new content verifies" verify app.bin
+
 check "outbox artifacts are read-only" test "$(stat -c %a "$O/app.bin")" = 444
 check "empty file: touch publishes a signed empty artifact after release" \
 	sh -c "touch '$I/empty' && for i in \$(seq 100); do test -e '$O/empty.p7s' && exit 0; sleep 0.05; done; exit 1"
