@@ -2,6 +2,7 @@
  * of malformed, altered or foreign-signed notes. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>

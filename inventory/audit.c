@@ -1,0 +1,625 @@
+/* See audit.h. Each line carries "prev", the leaf hash of the line before it,
+ * so that an archived copy names the exact line that was edited; the Merkle
+ * tree and the signed checkpoint make the whole log tamper-evident. */
+#include "audit.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/pem.h>
+
+#include "note.h"
+#include "store-internal.h"
+
+struct audit {
+	struct store *store;
+	char *origin;
+	EVP_PKEY *key;
+	pthread_mutex_t lock; /* tree state and every statement */
+	struct merkle_range range;
+	merkle_hash last_leaf;
+	int64_t last_time_ms;
+	uint64_t signed_size; /* size of the last checkpoint */
+	bool have_checkpoint;
+	audit_clock_fn clock;
+	void *clock_ctx;
+	/* checkpointer */
+	pthread_t thread;
+	bool running, stopping;
+	pthread_cond_t wake;
+	unsigned interval_ms;
+	char error[AUDIT_ERR_MAX];
+};
+
+static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, AUDIT_ERR_MAX, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static int64_t wall_clock(void *ctx)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool audit_is_day(const char *s)
+{
+	static const char shape[] = "dddd-dd-dd";
+	if (strlen(s) != 10)
+		return false;
+	for (int i = 0; i < 10; i++)
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != '-')
+			return false;
+	return true;
+}
+
+static void day_of(int64_t ms, char day[11])
+{
+	time_t t = ms / 1000;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(day, 11, "%Y-%m-%d", &tm);
+}
+
+static void rfc3339(int64_t ms, char out[32])
+{
+	time_t t = ms / 1000;
+	struct tm tm;
+	char base[24];
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* Paths are bytes; the log is UTF-8: invalid sequences become U+FFFD. */
+static char *utf8_clean(const char *s)
+{
+	size_t len = strlen(s), o = 0;
+	unsigned char *out = malloc(3 * len + 1);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2
+				: (c & 0xf0) == 0xe0			 ? 3
+				: (c & 0xf8) == 0xf0 && c <= 0xf4	 ? 4
+									 : 0;
+		bool ok = n > 0 && i + n <= len;
+		for (size_t k = 1; ok && k < n; k++)
+			ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
+		if (ok) {
+			memcpy(out + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	out[o] = 0;
+	return (char *)out;
+}
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+	char *clean;
+	if (!v)
+		return;
+	clean = utf8_clean(v);
+	if (clean)
+		json_object_object_add(o, k, json_object_new_string(clean));
+	free(clean);
+}
+
+static void add_int(json_object *o, const char *k, long long v)
+{
+	if (v != AUDIT_NONE)
+		json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+/* The canonical line: keys in this fixed order, absent fields left out, no
+ * whitespace, control characters escaped, '/' not escaped. */
+static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
+			 const merkle_hash prev)
+{
+	json_object *o = json_object_new_object();
+	char when[32], prev_hex[2 * MERKLE_HASH + 1];
+	char *line;
+
+	rfc3339(ms, when);
+	json_object_object_add(o, "seq", json_object_new_int64(seq));
+	add_str(o, "time", when);
+	add_str(o, "event", r->event);
+	add_int(o, "uid", r->uid);
+	add_str(o, "user", r->user);
+	add_int(o, "gid", r->gid);
+	add_int(o, "pid", r->pid);
+	add_str(o, "exe", r->exe);
+	add_str(o, "path", r->path);
+	add_int(o, "size", r->size);
+	add_str(o, "sha256", r->sha256);
+	add_str(o, "key", r->key);
+	add_str(o, "cert_serial", r->cert_serial);
+	add_str(o, "cert_fingerprint", r->cert_fingerprint);
+	add_str(o, "rule", r->rule);
+	add_str(o, "decision", r->decision);
+	add_str(o, "reason", r->reason);
+	if (seq > 0) {
+		hex(prev, MERKLE_HASH, prev_hex);
+		add_str(o, "prev", prev_hex);
+	}
+	line = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return line;
+}
+
+int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct audit **ret,
+	       char err[AUDIT_ERR_MAX])
+{
+	struct audit *a;
+	sqlite3_stmt *st;
+	uint64_t expect = 0;
+	int rc;
+
+	err[0] = 0;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->store = store;
+	a->origin = strdup(origin);
+	a->key = key;
+	a->clock = wall_clock;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->wake, NULL);
+	if (sqlite3_prepare_v2(store->db, "SELECT seq, leaf, time_ms FROM audit ORDER BY seq", -1,
+			       &st, NULL) != SQLITE_OK) {
+		errf(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
+		audit_close(a);
+		return -EIO;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((uint64_t)sqlite3_column_int64(st, 0) != expect ||
+		    sqlite3_column_bytes(st, 1) != MERKLE_HASH) {
+			errf(err, -EIO, "audit log in the store is damaged at seq %llu",
+			     (unsigned long long)expect);
+			break;
+		}
+		memcpy(a->last_leaf, sqlite3_column_blob(st, 1), MERKLE_HASH);
+		merkle_range_append(&a->range, a->last_leaf);
+		a->last_time_ms = sqlite3_column_int64(st, 2);
+		expect++;
+	}
+	sqlite3_finalize(st);
+	if (!err[0] && rc != SQLITE_DONE)
+		errf(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
+	if (!err[0] && sqlite3_prepare_v2(store->db, "SELECT size FROM checkpoint WHERE id = 1", -1,
+					  &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			a->signed_size = sqlite3_column_int64(st, 0);
+			a->have_checkpoint = true;
+		}
+		sqlite3_finalize(st);
+	}
+	if (err[0]) {
+		audit_close(a);
+		return -EIO;
+	}
+	*ret = a;
+	return 0;
+}
+
+void audit_set_clock(struct audit *a, audit_clock_fn fn, void *ctx)
+{
+	a->clock = fn;
+	a->clock_ctx = ctx;
+}
+
+uint64_t audit_size(struct audit *a)
+{
+	uint64_t n;
+	pthread_mutex_lock(&a->lock);
+	n = a->range.count;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
+		 char err[AUDIT_ERR_MAX])
+{
+	sqlite3 *db = a->store->db;
+	sqlite3_stmt *st = NULL;
+	merkle_hash leaf;
+	char day[11], *line;
+	int64_t ms;
+	uint64_t seq;
+	int r = -EIO;
+
+	err[0] = 0;
+	pthread_mutex_lock(&a->lock);
+	/* Time never runs backwards in the log: a day's file must never change
+	 * once the day is over, even if the clock is stepped back. */
+	ms = a->clock(a->clock_ctx);
+	if (ms < a->last_time_ms)
+		ms = a->last_time_ms;
+	seq = a->range.count;
+	line = render_line(seq, ms, rec, a->last_leaf);
+	if (!line) {
+		pthread_mutex_unlock(&a->lock);
+		return errf(err, -ENOMEM, "out of memory");
+	}
+	merkle_leaf_hash(line, strlen(line), leaf);
+	day_of(ms, day);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf) "
+			       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, ms);
+	sqlite3_bind_text(st, 4, rec->event, -1, SQLITE_STATIC);
+	if (rec->path)
+		sqlite3_bind_text(st, 5, rec->path, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, line, strlen(line), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, leaf, MERKLE_HASH, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto rollback;
+	sqlite3_finalize(st);
+	st = NULL;
+	/* synchronous=FULL: the WAL is fsync'd before COMMIT returns. */
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto rollback;
+	merkle_range_append(&a->range, leaf);
+	memcpy(a->last_leaf, leaf, MERKLE_HASH);
+	a->last_time_ms = ms;
+	if (ret_seq)
+		*ret_seq = seq;
+	r = 0;
+	pthread_cond_signal(&a->wake);
+	goto out;
+rollback:
+	errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	goto out;
+fail:
+	errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+out:
+	pthread_mutex_unlock(&a->lock);
+	free(line);
+	return r;
+}
+
+/* Holds a->lock. */
+static int checkpoint_locked(struct audit *a, char *err)
+{
+	merkle_hash root;
+	char *text = NULL, *note = NULL;
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (!a->key)
+		return errf(err, -EPERM, "no audit key: the log is open read-only");
+	if (a->have_checkpoint && a->signed_size == a->range.count)
+		return 0;
+	merkle_range_root(&a->range, root);
+	if (note_checkpoint_text(a->origin, a->range.count, root, &text) < 0 ||
+	    note_sign(text, a->origin, a->key, &note) < 0) {
+		errf(err, -EIO, "cannot sign the audit checkpoint with the audit key");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(a->store->db,
+			       "INSERT OR REPLACE INTO checkpoint(id, size, time_ms, note) "
+			       "VALUES (1, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto db;
+	sqlite3_bind_int64(st, 1, a->range.count);
+	sqlite3_bind_int64(st, 2, a->clock(a->clock_ctx));
+	sqlite3_bind_blob(st, 3, note, strlen(note), SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto db;
+	a->signed_size = a->range.count;
+	a->have_checkpoint = true;
+	r = 0;
+	goto out;
+db:
+	errf(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
+out:
+	sqlite3_finalize(st);
+	free(text);
+	free(note);
+	return r;
+}
+
+int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
+{
+	int r;
+	err[0] = 0;
+	pthread_mutex_lock(&a->lock);
+	r = checkpoint_locked(a, err);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+static void *checkpointer(void *arg)
+{
+	struct audit *a = arg;
+	char err[AUDIT_ERR_MAX];
+
+	pthread_mutex_lock(&a->lock);
+	while (!a->stopping) {
+		struct timespec until;
+		if (a->have_checkpoint && a->signed_size == a->range.count)
+			pthread_cond_wait(&a->wake, &a->lock);
+		if (a->stopping)
+			break;
+		if (checkpoint_locked(a, err) < 0)
+			memcpy(a->error, err, sizeof(err));
+		/* Under load, at most one checkpoint per interval. */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += a->interval_ms / 1000;
+		until.tv_nsec += (long)(a->interval_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (!a->stopping &&
+		       pthread_cond_timedwait(&a->wake, &a->lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+int audit_start_checkpointer(struct audit *a, unsigned interval_ms)
+{
+	a->interval_ms = interval_ms;
+	if (pthread_create(&a->thread, NULL, checkpointer, a) != 0)
+		return -errno;
+	a->running = true;
+	return 0;
+}
+
+void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX])
+{
+	pthread_mutex_lock(&a->lock);
+	memcpy(err, a->error, AUDIT_ERR_MAX);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void audit_close(struct audit *a)
+{
+	char err[AUDIT_ERR_MAX];
+
+	if (!a)
+		return;
+	if (a->running) {
+		pthread_mutex_lock(&a->lock);
+		a->stopping = true;
+		pthread_cond_broadcast(&a->wake);
+		pthread_mutex_unlock(&a->lock);
+		pthread_join(a->thread, NULL);
+	}
+	if (a->key)
+		audit_checkpoint(a, err);
+	pthread_cond_destroy(&a->wake);
+	pthread_mutex_destroy(&a->lock);
+	free(a->origin);
+	free(a);
+}
+
+int audit_days(struct audit *a, char (**ret)[11], size_t *n)
+{
+	sqlite3_stmt *st;
+	char(*days)[11] = NULL;
+	size_t count = 0, cap = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&a->lock);
+	if (sqlite3_prepare_v2(a->store->db, "SELECT DISTINCT day FROM audit ORDER BY day", -1, &st,
+			       NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&a->lock);
+		return -EIO;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 0);
+		if (!d || !audit_is_day(d))
+			continue;
+		if (count == cap) {
+			void *p = realloc(days, (cap = cap ? 2 * cap : 16) * sizeof(*days));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			days = p;
+		}
+		memcpy(days[count++], d, 11);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&a->lock);
+	if (r < 0) {
+		free(days);
+		return r;
+	}
+	*ret = days;
+	*n = count;
+	return 0;
+}
+
+int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mtime_ms)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&a->lock);
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT count(*), sum(length(line)) + count(*), max(time_ms) "
+			       "FROM audit WHERE day = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&a->lock);
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0) {
+		*size = sqlite3_column_int64(st, 1);
+		*mtime_ms = sqlite3_column_int64(st, 2);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len)
+{
+	sqlite3_stmt *st;
+	char *buf = NULL;
+	size_t used = 0, cap = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&a->lock);
+	if (sqlite3_prepare_v2(a->store->db, "SELECT line FROM audit WHERE day = ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&a->lock);
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t n = sqlite3_column_bytes(st, 0);
+		if (used + n + 1 > cap) {
+			void *p;
+			cap = (used + n + 1) * 2;
+			p = realloc(buf, cap);
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			buf = p;
+		}
+		memcpy(buf + used, sqlite3_column_blob(st, 0), n);
+		used += n;
+		buf[used++] = '\n';
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&a->lock);
+	if (r < 0 || used == 0) {
+		free(buf);
+		return r < 0 ? r : -ENOENT;
+	}
+	*ret = buf;
+	*len = used;
+	return 0;
+}
+
+int audit_checkpoint_read(struct audit *a, char **ret, int64_t *mtime_ms)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&a->lock);
+	if (sqlite3_prepare_v2(a->store->db, "SELECT note, time_ms FROM checkpoint WHERE id = 1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*ret = strndup(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+			*mtime_ms = sqlite3_column_int64(st, 1);
+			r = *ret ? 0 : -ENOMEM;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int audit_public_text(const char *origin, EVP_PKEY *pub, char **ret)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *vkey = NULL, *pem;
+	long n;
+	int r = -EIO;
+
+	if (!b || !PEM_write_bio_PUBKEY(b, pub) || note_verifier_key(origin, pub, &vkey) < 0)
+		goto out;
+	n = BIO_get_mem_data(b, &pem);
+	if (asprintf(ret, "%.*svkey %s\n", (int)n, pem, vkey) >= 0)
+		r = 0;
+out:
+	BIO_free(b);
+	free(vkey);
+	return r;
+}
+
+int audit_leaves(struct audit *a, merkle_hash **ret, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	merkle_hash *leaves;
+	uint64_t count = 0, cap;
+	int r = 0;
+
+	pthread_mutex_lock(&a->lock);
+	cap = a->range.count;
+	leaves = malloc((cap ? cap : 1) * sizeof(*leaves));
+	if (!leaves ||
+	    sqlite3_prepare_v2(a->store->db, "SELECT leaf FROM audit ORDER BY seq", -1, &st, NULL) !=
+		    SQLITE_OK) {
+		pthread_mutex_unlock(&a->lock);
+		free(leaves);
+		return -EIO;
+	}
+	while (count < cap && sqlite3_step(st) == SQLITE_ROW)
+		memcpy(leaves[count++], sqlite3_column_blob(st, 0), MERKLE_HASH);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&a->lock);
+	if (count != cap)
+		r = -EIO;
+	if (r < 0) {
+		free(leaves);
+		return r;
+	}
+	*ret = leaves;
+	*n = count;
+	return 0;
+}
+
+int audit_find_signed(struct audit *a, const char *path, uint64_t *seq, char **line)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&a->lock);
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT seq, line FROM audit WHERE path = ? AND event = 'signed' "
+			       "ORDER BY seq DESC LIMIT 1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*seq = sqlite3_column_int64(st, 0);
+			*line = strndup(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1));
+			r = *line ? 0 : -ENOMEM;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}

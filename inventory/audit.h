@@ -1,0 +1,83 @@
+/* The audit log: every signing decision as one canonical JSON line, a leaf of
+ * an RFC 6962 Merkle tree kept in the store, with C2SP checkpoints signed by
+ * the audit key. An append is durable when it returns. Errors come back as
+ * text in ERR; nothing is logged here. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+#include "merkle.h"
+
+#define AUDIT_ERR_MAX 512
+#define AUDIT_NONE (-1LL) /* an integer field that does not apply */
+
+struct store;
+struct audit;
+
+/* One event. Strings that do not apply are NULL, integers AUDIT_NONE. */
+struct audit_record {
+	const char *event; /* signed, denied, failed, start, stop, ... */
+	long long uid, gid, pid;
+	const char *user, *exe, *path;
+	long long size;
+	const char *sha256; /* hex */
+	const char *key, *cert_serial, *cert_fingerprint;
+	const char *rule, *decision, *reason;
+};
+
+/* Milliseconds since the epoch; injectable for tests. */
+typedef int64_t (*audit_clock_fn)(void *ctx);
+
+/* Load the log from STORE (checking that its leaves are gapless). KEY signs
+ * checkpoints and may be NULL for a read-only audit. ORIGIN names the log
+ * and its key in checkpoints. */
+int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct audit **ret,
+	       char err[AUDIT_ERR_MAX]);
+
+/* Accepts NULL. Stops the checkpointer after a last checkpoint. */
+void audit_close(struct audit *a);
+
+void audit_set_clock(struct audit *a, audit_clock_fn fn, void *ctx);
+
+/* Append REC; on return it is committed to disk. *ret_seq (may be NULL) is
+ * its leaf index. */
+int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
+		 char err[AUDIT_ERR_MAX]);
+
+/* Sign and store a checkpoint of the current tree if it grew since the last. */
+int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX]);
+
+/* Refresh the checkpoint from a thread, at most every INTERVAL_MS, whenever
+ * the tree has grown. Errors are kept for audit_last_error(). */
+int audit_start_checkpointer(struct audit *a, unsigned interval_ms);
+
+/* The last checkpointer error, or "" (copied into ERR). */
+void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX]);
+
+uint64_t audit_size(struct audit *a);
+
+/* The UTC days (YYYY-MM-DD) that have lines, oldest first; free with free(). */
+int audit_days(struct audit *a, char (**ret)[11], size_t *n);
+
+/* Exact size in bytes of the day's file and the time of its last line. */
+int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mtime_ms);
+
+/* The day's file: its lines, each ending in a newline. */
+int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len);
+
+/* The latest signed checkpoint note and when it was signed. -ENOENT if none. */
+int audit_checkpoint_read(struct audit *a, char **ret, int64_t *mtime_ms);
+
+/* audit.pub: the key as PEM, then "vkey NAME+ID+KEY" (its note verifier). */
+int audit_public_text(const char *origin, EVP_PKEY *pub, char **ret);
+
+/* All leaf hashes in order (for proofs). */
+int audit_leaves(struct audit *a, merkle_hash **ret, uint64_t *n);
+
+/* The latest "signed" event of inbox path PATH: its seq and line. */
+int audit_find_signed(struct audit *a, const char *path, uint64_t *seq, char **line);
+
+/* "YYYY-MM-DD" is a well-formed day name. */
+bool audit_is_day(const char *name);

@@ -1,0 +1,86 @@
+/* See store.h. The schema is created idempotently; each component's tables
+ * are listed here so that one file shows everything the store holds. */
+#include "store-internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char schema[] =
+	/* The audit log: one row per leaf, seq is the leaf index. */
+	"CREATE TABLE IF NOT EXISTS audit ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  day TEXT NOT NULL,"
+	"  time_ms INTEGER NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  path TEXT,"
+	"  line BLOB NOT NULL,"
+	"  leaf BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS audit_by_day ON audit(day);"
+	"CREATE INDEX IF NOT EXISTS audit_by_path ON audit(path, event);"
+	/* The latest signed checkpoint. */
+	"CREATE TABLE IF NOT EXISTS checkpoint ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  size INTEGER NOT NULL,"
+	"  time_ms INTEGER NOT NULL,"
+	"  note BLOB NOT NULL);";
+
+int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
+{
+	char path[PATH_MAX];
+	struct store *s;
+	sqlite3_stmt *st = NULL;
+	int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+	char *msg = NULL;
+
+	err[0] = 0;
+	if (snprintf(path, sizeof(path), "%s/" STORE_FILE, dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, STORE_ERR_MAX, "store %s: %s", path,
+			 s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if (writable &&
+	    sqlite3_exec(s->db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+			 NULL, NULL, &msg) != SQLITE_OK)
+		goto fail_msg;
+	/* A damaged store must stop the daemon before it signs anything. */
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
+		snprintf(err, STORE_ERR_MAX, "store %s fails its integrity check: %s", path,
+			 st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0)
+							 : sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (writable && sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK)
+		goto fail_msg;
+	*ret = s;
+	return 0;
+fail_msg:
+	snprintf(err, STORE_ERR_MAX, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+	sqlite3_free(msg);
+fail:
+	store_close(s);
+	return -EIO;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
