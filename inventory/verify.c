@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -21,6 +22,7 @@
 
 #define MAX_LINE (1 << 20)
 #define MAX_FILES 100000
+#define MAX_DAY_FILE ((size_t)4 << 30)
 
 struct line_ref {
 	char file[24];
@@ -47,9 +49,11 @@ static void verdict(struct audit_verdict *v, bool ok, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The whole file NAME in DIR, if it is at most CAP bytes. */
 static char *read_file(const char *dir, const char *name, size_t cap, size_t *len)
 {
 	char path[4096];
+	struct stat st;
 	FILE *f;
 	char *buf;
 	size_t n;
@@ -58,12 +62,17 @@ static char *read_file(const char *dir, const char *name, size_t cap, size_t *le
 	f = fopen(path, "re");
 	if (!f)
 		return NULL;
-	buf = malloc(cap + 1);
-	n = buf ? fread(buf, 1, cap + 1, f) : 0;
-	fclose(f);
-	if (!buf || n > cap) {
-		free(buf);
+	if (fstat(fileno(f), &st) < 0 || (uint64_t)st.st_size > cap) {
+		fclose(f);
 		errno = EFBIG;
+		return NULL;
+	}
+	buf = malloc(st.st_size + 1);
+	n = buf ? fread(buf, 1, st.st_size, f) : 0;
+	fclose(f);
+	if (!buf || n != (size_t)st.st_size) {
+		free(buf);
+		errno = EIO;
 		return NULL;
 	}
 	buf[n] = 0;
@@ -153,7 +162,7 @@ static bool read_day(struct state *s, const char *dir, const char *name)
 {
 	char day[11];
 	size_t len;
-	char *buf = read_file(dir, name, (size_t)1 << 34, &len), *p;
+	char *buf = read_file(dir, name, MAX_DAY_FILE, &len), *p;
 	uint64_t lineno = 0;
 
 	memcpy(day, name, 10);
