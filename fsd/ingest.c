@@ -171,9 +171,9 @@ void ingest_counters(struct ingest *in, unsigned long *signed_n, unsigned long *
 	pthread_mutex_unlock(&in->lock);
 }
 
-static void report(struct ingest *in, enum ingest_result result, const char *path,
-		   const struct ingest_cred *cred, off_t size, const unsigned char *sha,
-		   const char *reason, double started)
+static int report(struct ingest *in, enum ingest_result result, const char *path,
+		  const struct ingest_cred *cred, off_t size, const unsigned char *sha,
+		  const char *reason, double started, char *veto)
 {
 	struct ingest_event ev = {
 		.result = result,
@@ -184,18 +184,21 @@ static void report(struct ingest *in, enum ingest_result result, const char *pat
 		.sha256 = sha,
 		.reason = reason,
 		.seconds = now_seconds() - started,
+		.veto = veto,
 	};
-	pthread_mutex_lock(&in->lock);
-	if (result == INGEST_SIGNED)
-		in->n_signed++;
-	else
-		in->n_failed++;
-	pthread_mutex_unlock(&in->lock);
-	if (in->event)
-		in->event(in->event_ctx, &ev);
+	if (result != INGEST_SIGNED) {
+		pthread_mutex_lock(&in->lock);
+		if (result == INGEST_PUBLISHED)
+			in->n_signed++;
+		else
+			in->n_failed++;
+		pthread_mutex_unlock(&in->lock);
+	}
+	return in->event ? in->event(in->event_ctx, &ev) : 0;
 }
 
-/* The commit itself: FD's bytes durable, digest, signature, publication as
+/* The commit itself: FD's bytes durable, digest, signature, the SIGNED event
+ * (the audit record, durable before anything is visible), publication as
  * outbox/PATH, then (for a staging file) the swap into the inbox. HASH may be
  * NULL to hash FD from scratch. The caller holds PATH's stripe. */
 static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
@@ -203,11 +206,11 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 {
 	struct stream_hash fresh = {0};
 	unsigned char digest[SHA256_LEN], *sig = NULL;
-	char err[SIGNER_ERR_MAX];
+	char err[SIGNER_ERR_MAX], veto[INGEST_VETO_MAX] = "";
 	const char *reason = NULL;
 	double started = now_seconds();
 	size_t sig_len;
-	struct stat st;
+	struct stat st = {0};
 	bool hashed = false;
 	int r;
 
@@ -240,6 +243,12 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		reason = err;
 		goto out;
 	}
+	r = report(in, INGEST_SIGNED, path, cred, st.st_size, digest, NULL, started, veto);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "not published: %s", veto[0] ? veto : strerror(-r));
+		reason = err;
+		goto out;
+	}
 	r = outbox_publish(in->outbox, path, fd, sig, sig_len);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "cannot publish in the outbox: %s", strerror(-r));
@@ -254,8 +263,8 @@ out:
 	pthread_mutex_lock(&in->lock);
 	in->n_pending--;
 	pthread_mutex_unlock(&in->lock);
-	report(in, r < 0 ? INGEST_FAILED : INGEST_SIGNED, path, cred, st.st_size,
-	       hashed ? digest : NULL, reason, started);
+	report(in, r < 0 ? INGEST_FAILED : INGEST_PUBLISHED, path, cred, st.st_size,
+	       hashed ? digest : NULL, reason, started, NULL);
 	OPENSSL_free(sig);
 	hash_free(&fresh);
 	/* Signing and publishing failures are EIO to the writer; the reason

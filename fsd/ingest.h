@@ -21,9 +21,15 @@ struct ingest_cred {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	char exe[256]; /* /proc/PID/exe at that moment, or "" */
 };
 
-enum ingest_result { INGEST_SIGNED, INGEST_FAILED };
+/* A commit reports SIGNED once the signature exists and before anything is
+ * published (the handler records it durably; a non-zero return vetoes the
+ * publication, with the reason in VETO), then PUBLISHED or FAILED. */
+enum ingest_result { INGEST_SIGNED, INGEST_PUBLISHED, INGEST_FAILED };
+
+#define INGEST_VETO_MAX 256
 
 struct ingest_event {
 	enum ingest_result result;
@@ -34,9 +40,10 @@ struct ingest_event {
 	const unsigned char *sha256; /* NULL when hashing failed */
 	const char *reason;          /* why it failed, or NULL */
 	double seconds;              /* commit latency */
+	char *veto;                  /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 };
 
-typedef void (*ingest_event_fn)(void *ctx, const struct ingest_event *ev);
+typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
 
 struct ingest;
 struct ingest_file;

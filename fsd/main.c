@@ -17,12 +17,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "build-config.h"
 #include "config.h"
+#include "events.h"
 #include "ingest.h"
 #include "log.h"
 #include "ops.h"
 #include "signer.h"
+#include "store.h"
+
+/* At most one signed checkpoint per second under load. */
+#define CHECKPOINT_INTERVAL_MS 1000
 
 struct options {
 	const char *config;
@@ -157,7 +163,6 @@ static int open_signer(const struct config *c, struct signer **ret)
 {
 	char err[SIGNER_ERR_MAX];
 	struct signer *s;
-	EVP_PKEY *audit;
 
 	if (signer_open(c->module, c->pin_file, &s, err) < 0)
 		goto fail;
@@ -170,10 +175,6 @@ static int open_signer(const struct config *c, struct signer **ret)
 			signer_free(s);
 			goto fail;
 		}
-	}
-	if (c->audit_key && signer_find_pkey(s, c->audit_key, &audit, err) < 0) {
-		signer_free(s);
-		goto fail;
 	}
 	*ret = s;
 	return 0;
@@ -214,24 +215,37 @@ static int check_mountpoint(const char *path)
 	return 0;
 }
 
-static void on_event(void *ctx, const struct ingest_event *ev)
+/* The store and the audit log, whose checkpoints the audit key signs. */
+static int open_audit(const struct config *c, struct fsd *d, struct store **ret_store)
 {
-	char hex[2 * SHA256_LEN + 1] = "-";
+	char err[STORE_ERR_MAX > SIGNER_ERR_MAX ? STORE_ERR_MAX : SIGNER_ERR_MAX];
+	char origin[300], host[256];
+	struct store *store;
+	EVP_PKEY *key;
 
-	if (ev->result == INGEST_SIGNED)
-		ops_published(ctx, ev->path);
-	if (ev->sha256)
-		for (int i = 0; i < SHA256_LEN; i++)
-			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
-	if (ev->result == INGEST_SIGNED)
-		log_info("signed inbox/%s size=%lld sha256=%s key=%s uid=%u gid=%u pid=%d "
-			 "(%.2f ms)",
-			 ev->path, (long long)ev->size, hex, ev->key, ev->cred->uid,
-			 ev->cred->gid, ev->cred->pid, ev->seconds * 1e3);
-	else
-		log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
-			(long long)ev->size, hex, ev->cred->uid, ev->cred->pid,
-			ev->reason ? ev->reason : "unknown error");
+	if (signer_find_pkey(d->signer, c->audit_key, &key, err) < 0) {
+		fprintf(stderr, "signfsd: audit key: %s\n", err);
+		return -EIO;
+	}
+	if (store_open(c->state_dir, true, &store, err) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		return -EIO;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = 0;
+	snprintf(origin, sizeof(origin), "%s/signfs", host);
+	if (c->audit_origin)
+		snprintf(origin, sizeof(origin), "%s", c->audit_origin);
+	if (audit_open(store, origin, key, &d->audit, err) < 0 ||
+	    audit_public_text(origin, key, &d->audit_pub) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err[0] ? err : "cannot render the audit key");
+		store_close(store);
+		return -EIO;
+	}
+	d->audit_pub_mtime_ms = (int64_t)d->started.tv_sec * 1000;
+	*ret_store = store;
+	return 0;
 }
 
 static int run_fuse(const struct options *o, const struct config *c, struct fsd *d)
@@ -273,6 +287,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	}
 	log_info("ready: %s mounted, signing with key '%s', state in %s", o->mountpoint,
 		 c->sign_key, c->state_dir);
+	events_daemon(d, "start", NULL);
 	announce_ready();
 
 	loop = fuse_loop_cfg_create();
@@ -283,6 +298,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fuse_loop_cfg_destroy(loop);
 	}
 	log_info("stopping: unmounting %s", o->mountpoint);
+	events_daemon(d, "stop", NULL);
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
 	fuse_unmount(fuse);
 	d->fuse = NULL;
@@ -294,7 +310,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {0};
 	struct config *c = NULL;
-	struct signer *signer = NULL;
+	struct store *store = NULL;
 	struct fsd d = {.state_fd = -1};
 	char err[CONFIG_ERR_MAX];
 	int r, ret = 1;
@@ -318,9 +334,13 @@ int main(int argc, char **argv)
 		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
 	if (open_state_dir(c->state_dir, &d.state_fd) < 0)
 		goto out;
-	if (open_signer(c, &signer) < 0)
+	d.config = c;
+	clock_gettime(CLOCK_REALTIME, &d.started);
+	if (open_signer(c, &d.signer) < 0)
 		goto out;
-	r = ingest_open(d.state_fd, c, signer, on_event, &d, &d.ingest);
+	if (open_audit(c, &d, &store) < 0)
+		goto out;
+	r = ingest_open(d.state_fd, c, d.signer, events_ingest, &d, &d.ingest);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: cannot open the backing store in %s: %s\n", c->state_dir,
 			strerror(-r));
@@ -328,12 +348,19 @@ int main(int argc, char **argv)
 	}
 	if (check_mountpoint(o.mountpoint) < 0)
 		goto out;
-	clock_gettime(CLOCK_REALTIME, &d.started);
+	if (audit_start_checkpointer(d.audit, CHECKPOINT_INTERVAL_MS) < 0) {
+		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
+		goto out;
+	}
 
 	ret = run_fuse(&o, c, &d);
 out:
 	ingest_free(d.ingest);
-	signer_free(signer);
+	/* Closing the log signs a last checkpoint covering the stop event. */
+	audit_close(d.audit);
+	free(d.audit_pub);
+	store_close(store);
+	signer_free(d.signer);
 	if (d.state_fd >= 0)
 		close(d.state_fd);
 	config_free(c);

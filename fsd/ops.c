@@ -16,14 +16,19 @@
 
 #include "ingest.h"
 #include "outbox.h"
+#include "virt.h"
 
-enum area { AREA_ROOT, AREA_INBOX, AREA_OUTBOX, AREA_NONE };
+enum area { AREA_ROOT, AREA_INBOX, AREA_OUTBOX, AREA_AUDIT, AREA_NONE };
 
-/* Open files: an inbox file of the ingest pipeline, or a plain read-only fd
- * on an outbox object. */
+#define ROOT_INO 1
+
+/* Open files: an inbox file of the ingest pipeline, a plain read-only fd on
+ * an outbox object, or a snapshot of a virtual file. */
 struct handle {
 	struct ingest_file *file;
 	int fd;
+	char *buf;
+	size_t len;
 };
 
 static struct fsd *fsd(void)
@@ -31,10 +36,19 @@ static struct fsd *fsd(void)
 	return fuse_get_context()->private_data;
 }
 
+/* The credential: the uid/gid/pid of the request, and the executable behind
+ * the pid as /proc shows it right now. Taken at create/open/rename only. */
 static struct ingest_cred caller(void)
 {
 	struct fuse_context *ctx = fuse_get_context();
-	return (struct ingest_cred){.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
+	struct ingest_cred c = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
+	char proc[64];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/%d/exe", ctx->pid);
+	n = readlink(proc, c.exe, sizeof(c.exe) - 1);
+	c.exe[n > 0 ? n : 0] = 0;
+	return c;
 }
 
 static enum area classify(const char *path, const char **rel)
@@ -42,7 +56,7 @@ static enum area classify(const char *path, const char **rel)
 	static const struct {
 		const char *name;
 		enum area area;
-	} tops[] = {{"inbox", AREA_INBOX}, {"outbox", AREA_OUTBOX}};
+	} tops[] = {{"inbox", AREA_INBOX}, {"outbox", AREA_OUTBOX}, {"audit", AREA_AUDIT}};
 
 	if (!path)
 		return AREA_NONE;
@@ -70,11 +84,11 @@ static const char *at_path(const char *rel)
 	return *rel ? rel : ".";
 }
 
-/* What a write-like request gets outside the inbox: the outbox is a
- * read-only filesystem; the top level is fixed. */
+/* What a write-like request gets outside the inbox: the outbox and the
+ * virtual trees are read-only filesystems; the top level is fixed. */
 static int not_writable(enum area a)
 {
-	return a == AREA_OUTBOX ? -EROFS : -EPERM;
+	return a == AREA_OUTBOX || a == AREA_AUDIT ? -EROFS : -EPERM;
 }
 
 static void root_stat(struct stat *st, mode_t mode)
@@ -92,12 +106,15 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 
 	if (h && h->file)
 		return ingest_fstat(h->file, st);
-	if (h)
+	if (h && h->fd >= 0)
 		return fstat(h->fd, st) < 0 ? -errno : 0;
 	switch (classify(path, &rel)) {
 	case AREA_ROOT:
 		root_stat(st, S_IFDIR | 0755);
+		st->st_ino = ROOT_INO;
 		return 0;
+	case AREA_AUDIT:
+		return virt_audit_stat(fsd(), rel, st);
 	case AREA_INBOX:
 		return fstatat(ingest_inbox_fd(fsd()->ingest), at_path(rel), st,
 			       AT_SYMLINK_NOFOLLOW) < 0
@@ -153,7 +170,10 @@ static int op_readdir(const char *path_arg, void *buf, fuse_fill_dir_t filler, o
 	case AREA_ROOT:
 		filler(buf, "inbox", NULL, 0, 0);
 		filler(buf, "outbox", NULL, 0, 0);
+		filler(buf, "audit", NULL, 0, 0);
 		return 0;
+	case AREA_AUDIT:
+		return *rel ? -ENOTDIR : virt_audit_list(fsd(), fill_one, &ctx);
 	case AREA_OUTBOX:
 		return outbox_list(ingest_outbox(fsd()->ingest), rel, fill_one, &ctx);
 	case AREA_INBOX:
@@ -277,12 +297,36 @@ static int op_listxattr(const char *path, char *list, size_t size)
 
 static int put_handle(struct fuse_file_info *fi, struct ingest_file *file, int fd)
 {
-	struct handle *h = malloc(sizeof(*h));
+	struct handle *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->file = file;
 	h->fd = fd;
 	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+/* A virtual file: its content as of this open, read from memory. */
+static int open_virtual(const char *rel, struct fuse_file_info *fi)
+{
+	struct handle *h;
+	char *buf;
+	size_t len;
+	int r;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	r = virt_audit_open(fsd(), rel, &buf, &len);
+	if (r < 0)
+		return r;
+	r = put_handle(fi, NULL, -1);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	h = (struct handle *)(uintptr_t)fi->fh;
+	h->buf = buf;
+	h->len = len;
 	return 0;
 }
 
@@ -326,6 +370,8 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 			ingest_release(f);
 		return r;
 	}
+	if (a == AREA_AUDIT)
+		return *rel ? open_virtual(rel, fi) : -EISDIR;
 	if (a != AREA_OUTBOX)
 		return a == AREA_ROOT ? -EISDIR : -ENOENT;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
@@ -346,6 +392,13 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 
 	if (h->file)
 		return ingest_read(h->file, buf, size, off);
+	if (h->fd < 0) {
+		if ((size_t)off >= h->len)
+			return 0;
+		n = size < h->len - off ? size : h->len - off;
+		memcpy(buf, h->buf + off, n);
+		return n;
+	}
 	n = pread(h->fd, buf, size, off);
 	return n < 0 ? -errno : n;
 }
@@ -372,8 +425,9 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 
 	if (h->file)
 		ingest_release(h->file);
-	else
+	else if (h->fd >= 0)
 		close(h->fd);
+	free(h->buf);
 	free(h);
 	return 0;
 }
@@ -457,6 +511,8 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * rename would look like a commit); handlers take the fh instead. */
 	cfg->hard_remove = 1;
 	cfg->nullpath_ok = 1;
+	/* Stable inode numbers: tar and rsync compare them between runs. */
+	cfg->use_ino = 1;
 	return fuse_get_context()->private_data;
 }
 

@@ -5,11 +5,21 @@
 #include <fuse.h>
 #include <time.h>
 
+#include <stdint.h>
+
+struct audit;
+struct config;
 struct ingest;
+struct signer;
 
 /* What the handlers need; passed as fuse_new()'s private data. */
 struct fsd {
+	const struct config *config;
+	struct signer *signer;
 	struct ingest *ingest;
+	struct audit *audit;
+	char *audit_pub; /* the content of /audit/audit.pub */
+	int64_t audit_pub_mtime_ms;
 	struct fuse *fuse; /* set once mounted */
 	int state_fd;
 	struct timespec started;

@@ -3,6 +3,7 @@
  * start; signing takes a token session per operation from libp11's pool. */
 #include "signer.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -313,6 +314,31 @@ static struct signer_key *lookup(struct signer *s, const char *name)
 		if (!strcmp(s->keys[i].name, name))
 			return &s->keys[i];
 	return NULL;
+}
+
+int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65])
+{
+	struct signer_key *k = lookup(s, name);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	BIGNUM *bn;
+	char *hex;
+
+	if (!k)
+		return -ENOKEY;
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(k->cert), NULL);
+	hex = bn ? BN_bn2hex(bn) : NULL;
+	snprintf(serial, 65, "%s", hex ? hex : "");
+	for (char *p = serial; *p; p++)
+		*p = tolower((unsigned char)*p);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	if (!X509_digest(k->cert, EVP_sha256(), md, &len))
+		len = 0;
+	for (unsigned int i = 0; i < len && i < 32; i++)
+		sprintf(fingerprint + 2 * i, "%02x", md[i]);
+	fingerprint[2 * (len < 32 ? len : 32)] = 0;
+	return 0;
 }
 
 X509 *signer_certificate(struct signer *s, const char *name)

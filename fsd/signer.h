@@ -33,6 +33,9 @@ int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX]);
 
+/* Serial (hex) and SHA-256 fingerprint (hex) of NAME's certificate. */
+int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65]);
+
 /* The certificate bound to NAME, or NULL. Owned by the signer. */
 X509 *signer_certificate(struct signer *s, const char *name);
 

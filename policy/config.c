@@ -168,6 +168,11 @@ static int handler(void *user, const char *section, const char *key, const char 
 				return fail(s, "audit key must be a pkcs11: URI");
 			return set_str(s, &c->audit_key, value);
 		}
+		if (!strcmp(key, "origin")) {
+			if (strpbrk(value, " \t+"))
+				return fail(s, "origin must not contain spaces or '+'");
+			return set_str(s, &c->audit_origin, value);
+		}
 	} else if (!strncmp(section, "key ", 4)) {
 		struct config_key *k = key_section(s, section);
 		if (!k)
@@ -214,6 +219,8 @@ static int validate(struct parse_state *s)
 		return fail(s, "[sign] key '%s' is not defined by a [key %s] section", c->sign_key,
 			    c->sign_key);
 	}
+	if (!c->audit_key)
+		return fail(s, "[audit] key is required (the key that signs audit checkpoints)");
 	if (c->audit_key) {
 		for (size_t i = 0; i < c->n_keys; i++)
 			if (!strcmp(c->keys[i].uri, c->audit_key))
@@ -233,6 +240,7 @@ void config_free(struct config *c)
 	free(c->softhsm2_conf);
 	free(c->sign_key);
 	free(c->audit_key);
+	free(c->audit_origin);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		free(c->keys[i].name);
 		free(c->keys[i].uri);

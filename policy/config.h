@@ -25,6 +25,7 @@ struct config {
 	char *softhsm2_conf; /* embedded token only: exported as SOFTHSM2_CONF */
 	char *sign_key;      /* name of the key files are signed with */
 	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
+	char *audit_origin;  /* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;    /* FUSE worker threads (libfuse caps at 10) */
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];

@@ -16,8 +16,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "commands.h"
 #include "config.h"
-#include "build-config.h"
 #include "pki.h"
 #include "provision.h"
 #include "signer.h"
@@ -27,7 +27,6 @@
 #define CODESIGN_DAYS 365 /* CA/B Forum code signing: at most 460 */
 #define CA_DAYS 1825
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static void usage_main(FILE *f)
 {
@@ -36,6 +35,7 @@ static void usage_main(FILE *f)
 		   "commands:\n"
 		   "  init          create the embedded default: SoftHSM2 token, keys, demo CA, config\n"
 		   "  policy check  validate a config file offline\n"
+		   "  audit         verify an archived /audit, print proofs, show events\n"
 		   "\n"
 		   "Run 'signfsctl COMMAND --help' for a command's options.\n"
 		   "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -365,6 +365,8 @@ int main(int argc, char **argv)
 		return cmd_init(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "policy"))
 		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;

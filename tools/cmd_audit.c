@@ -1,0 +1,307 @@
+/* signfsctl audit: verify an archived /audit offline, print the inclusion
+ * proof of an artifact's signing event, show the latest events. */
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "audit.h"
+#include "config.h"
+#include "merkle.h"
+#include "note.h"
+#include "store.h"
+#include "verify.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
+		"       signfsctl audit proof [-c CONFIG] PATH\n"
+		"       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
+		"\n"
+		"verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
+		"        the signed checkpoint, every line, their order and the tree root;\n"
+		"        names the first bad line. --checkpoint OLD also proves that the log\n"
+		"        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
+		"        without it DIR/audit.pub is used.\n"
+		"        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
+		"proof   prints the inclusion proof of the latest signing event of PATH\n"
+		"        (an inbox or outbox path) against the latest checkpoint.\n"
+		"        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
+		"tail    prints the last LINES (default 20) events of the log.\n");
+}
+
+static char *slurp(const char *path, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return NULL;
+	buf = malloc(cap + 1);
+	n = buf ? fread(buf, 1, cap, f) : 0;
+	fclose(f);
+	if (buf)
+		buf[n] = 0;
+	return buf;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"checkpoint", required_argument, NULL, 'o'},
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *old_path = NULL, *key_path = NULL;
+	struct audit_verdict v;
+	EVP_PKEY *pub = NULL;
+	char *old = NULL;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': old_path = optarg; break;
+		case 'k': key_path = optarg; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (key_path) {
+		FILE *f = fopen(key_path, "re");
+		pub = f ? PEM_read_PUBKEY(f, NULL, NULL, NULL) : NULL;
+		if (f)
+			fclose(f);
+		ERR_clear_error();
+		if (!pub) {
+			fprintf(stderr, "signfsctl: %s: no PEM public key\n", key_path);
+			return EXIT_USAGE;
+		}
+	}
+	if (old_path && !(old = slurp(old_path, NOTE_MAX))) {
+		fprintf(stderr, "signfsctl: %s: %s\n", old_path, strerror(errno));
+		EVP_PKEY_free(pub);
+		return EXIT_USAGE;
+	}
+	r = audit_verify_dir(argv[optind], pub, old, &v);
+	free(old);
+	EVP_PKEY_free(pub);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: %s\n", v.message);
+		return EXIT_USAGE;
+	}
+	if (!v.ok) {
+		printf("TAMPERED: %s\n", v.message);
+		return EXIT_FAIL;
+	}
+	printf("OK: %s\n", v.message);
+	return EXIT_OK;
+}
+
+/* Open the daemon's audit log read-only, from CONFIG's state directory. */
+static int open_log(const char *config, struct store **ret_store, struct audit **ret_audit)
+{
+	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX];
+	struct config *c;
+	int r;
+
+	if (config_load(config, &c, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return -EINVAL;
+	}
+	r = store_open(c->state_dir, false, ret_store, err);
+	if (r == 0 && audit_open(*ret_store, "", NULL, ret_audit, err) < 0) {
+		store_close(*ret_store);
+		r = -EIO;
+	}
+	if (r < 0)
+		fprintf(stderr, "signfsctl: %s\n", err);
+	config_free(c);
+	return r;
+}
+
+/* "MOUNT/outbox/a/b", "outbox/a/b", "inbox/a/b" or "a/b" -> "a/b". */
+static const char *inbox_relative(const char *p)
+{
+	const char *m;
+	if ((m = strstr(p, "/outbox/")))
+		return m + 8;
+	if ((m = strstr(p, "/inbox/")))
+		return m + 7;
+	if (!strncmp(p, "outbox/", 7))
+		return p + 7;
+	if (!strncmp(p, "inbox/", 6))
+		return p + 6;
+	return p;
+}
+
+static void print_hex(const unsigned char *h)
+{
+	for (int i = 0; i < MERKLE_HASH; i++)
+		printf("%02x", h[i]);
+	printf("\n");
+}
+
+static int cmd_proof(int argc, char **argv)
+{
+	const char *config = SIGNFS_CONFIG_PATH;
+	struct store *store;
+	struct audit *a;
+	merkle_hash *leaves = NULL, proof[MERKLE_MAX_PROOF], root, leaf;
+	char *line = NULL, *note = NULL, *text, *origin = NULL, err[NOTE_ERR_MAX];
+	uint64_t seq, n, size;
+	int64_t t;
+	int c, len, ret = EXIT_FAIL;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "c:h")) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (open_log(config, &store, &a) < 0)
+		return EXIT_USAGE;
+	if (audit_find_signed(a, inbox_relative(argv[optind]), &seq, &line) < 0) {
+		fprintf(stderr, "signfsctl: no signing event for '%s' in the log\n",
+			inbox_relative(argv[optind]));
+		goto out;
+	}
+	if (audit_checkpoint_read(a, &note, &t) < 0 || !(text = strstr(note, "\n\n"))) {
+		fprintf(stderr, "signfsctl: the log has no checkpoint yet\n");
+		goto out;
+	}
+	text = strndup(note, text - note + 1);
+	if (note_parse_checkpoint(text, &origin, &size, root, err) < 0) {
+		fprintf(stderr, "signfsctl: stored checkpoint: %s\n", err);
+		free(text);
+		goto out;
+	}
+	free(text);
+	if (seq >= size) {
+		fprintf(stderr,
+			"signfsctl: event %llu is not covered by the latest checkpoint (size %llu) "
+			"yet; the daemon signs one within a second\n",
+			(unsigned long long)seq, (unsigned long long)size);
+		goto out;
+	}
+	if (audit_leaves(a, &leaves, &n) < 0 || n < size) {
+		fprintf(stderr, "signfsctl: cannot read the log's leaves\n");
+		goto out;
+	}
+	len = merkle_inclusion_proof(leaves, size, seq, proof);
+	merkle_leaf_hash(line, strlen(line), leaf);
+	if (!merkle_verify_inclusion(leaf, seq, size, proof, len, root)) {
+		fprintf(stderr, "signfsctl: the stored log does not match its checkpoint\n");
+		goto out;
+	}
+	printf("event: %s\nleaf index: %llu\ntree size: %llu\nleaf hash: ", line,
+	       (unsigned long long)seq, (unsigned long long)size);
+	print_hex(leaf);
+	printf("inclusion proof:\n");
+	for (int i = 0; i < len; i++) {
+		printf("  ");
+		print_hex(proof[i]);
+	}
+	printf("checkpoint:\n%s", note);
+	ret = EXIT_OK;
+out:
+	free(leaves);
+	free(line);
+	free(note);
+	free(origin);
+	audit_close(a);
+	store_close(store);
+	return ret;
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+	const char *config = SIGNFS_CONFIG_PATH;
+	struct store *store;
+	struct audit *a;
+	char(*days)[11] = NULL;
+	size_t n_days = 0;
+	long want = 20;
+	int c;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "c:n:h")) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'n': want = strtol(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || want < 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (open_log(config, &store, &a) < 0)
+		return EXIT_USAGE;
+	/* Walk back over the days until enough lines are collected. */
+	if (audit_days(a, &days, &n_days) == 0 && n_days > 0) {
+		size_t first = n_days, total = 0;
+		while (first > 0 && total < (size_t)want) {
+			char *buf;
+			size_t len;
+			first--;
+			if (audit_day_read(a, days[first], &buf, &len) == 0) {
+				for (size_t i = 0; i < len; i++)
+					total += buf[i] == '\n';
+				free(buf);
+			}
+		}
+		for (size_t d = first; d < n_days; d++) {
+			char *buf, *p;
+			size_t len;
+			if (audit_day_read(a, days[d], &buf, &len) < 0)
+				continue;
+			for (p = buf; p < buf + len;) {
+				char *nl = memchr(p, '\n', buf + len - p);
+				if (total-- <= (size_t)want)
+					fwrite(p, 1, nl - p + 1, stdout);
+				p = nl + 1;
+			}
+			free(buf);
+		}
+	}
+	free(days);
+	audit_close(a);
+	store_close(store);
+	return EXIT_OK;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "proof"))
+		return cmd_proof(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "tail"))
+		return cmd_tail(argc - 1, argv + 1);
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,10 @@
+/* signfsctl subcommands, one file each; each returns the process exit code. */
+#pragma once
+
+#include "build-config.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+#define SIGNFS_CONFIG_PATH SIGNFS_DEFAULT_CONFIG
+
+int cmd_audit(int argc, char **argv);
