@@ -243,7 +243,7 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 		store_close(store);
 		return -EIO;
 	}
-	d->audit_pub_mtime_ms = (int64_t)d->started.tv_sec * 1000;
+	audit_set_observer(d->audit, ops_audit_changed, d);
 	*ret_store = store;
 	return 0;
 }

@@ -327,6 +327,8 @@ static int open_virtual(const char *rel, struct fuse_file_info *fi)
 	h = (struct handle *)(uintptr_t)fi->fh;
 	h->buf = buf;
 	h->len = len;
+	/* Reads come from this snapshot, never cut to a size cached earlier. */
+	fi->direct_io = 1;
 	return 0;
 }
 
@@ -546,6 +548,18 @@ static const struct fuse_operations ops = {
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
 };
+
+void ops_audit_changed(void *ctx, const char *file)
+{
+	struct fsd *d = ctx;
+	char path[64];
+
+	if (!d->fuse)
+		return;
+	snprintf(path, sizeof(path), "/audit/%s", file);
+	fuse_invalidate_path(d->fuse, path);
+	fuse_invalidate_path(d->fuse, "/audit");
+}
 
 void ops_published(struct fsd *d, const char *relpath)
 {

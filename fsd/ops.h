@@ -19,7 +19,6 @@ struct fsd {
 	struct ingest *ingest;
 	struct audit *audit;
 	char *audit_pub; /* the content of /audit/audit.pub */
-	int64_t audit_pub_mtime_ms;
 	struct fuse *fuse; /* set once mounted */
 	int state_fd;
 	struct timespec started;
@@ -30,3 +29,6 @@ const struct fuse_operations *ops_table(void);
 /* inbox/RELPATH was just published: drop what the kernel caches of its
  * outbox pair and inbox entry. Call before the committing close() returns. */
 void ops_published(struct fsd *d, const char *relpath);
+
+/* An /audit file changed (an audit_observer_fn; CTX is the struct fsd). */
+void ops_audit_changed(void *ctx, const char *file);

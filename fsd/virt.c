@@ -81,7 +81,10 @@ int virt_audit_stat(struct fsd *d, const char *rel, struct stat *st)
 		return 0;
 	}
 	if (!strcmp(rel, "audit.pub")) {
-		file_stat(st, INO_AUDIT_PUB, strlen(d->audit_pub), d->audit_pub_mtime_ms);
+		/* The key does not change with restarts: neither does its mtime. */
+		if (audit_first_time(d->audit, &mtime) < 0)
+			mtime = 0;
+		file_stat(st, INO_AUDIT_PUB, strlen(d->audit_pub), mtime);
 		return 0;
 	}
 	if (!day_name(rel, day) || audit_day_info(d->audit, day, &size, &mtime) < 0)

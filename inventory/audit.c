@@ -28,6 +28,8 @@ struct audit {
 	bool have_checkpoint;
 	audit_clock_fn clock;
 	void *clock_ctx;
+	audit_observer_fn observer;
+	void *observer_ctx;
 	/* checkpointer */
 	pthread_t thread;
 	bool running, stopping;
@@ -234,6 +236,36 @@ void audit_set_clock(struct audit *a, audit_clock_fn fn, void *ctx)
 	a->clock_ctx = ctx;
 }
 
+void audit_set_observer(struct audit *a, audit_observer_fn fn, void *ctx)
+{
+	a->observer = fn;
+	a->observer_ctx = ctx;
+}
+
+static void notify(struct audit *a, const char *file)
+{
+	if (a->observer)
+		a->observer(a->observer_ctx, file);
+}
+
+int audit_first_time(struct audit *a, int64_t *ret_ms)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&a->lock);
+	if (sqlite3_prepare_v2(a->store->db, "SELECT time_ms FROM audit WHERE seq = 0", -1, &st,
+			       NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*ret_ms = sqlite3_column_int64(st, 0);
+			r = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
 uint64_t audit_size(struct audit *a)
 {
 	uint64_t n;
@@ -309,6 +341,11 @@ fail:
 out:
 	pthread_mutex_unlock(&a->lock);
 	free(line);
+	if (r == 0) {
+		char file[32];
+		snprintf(file, sizeof(file), "%s.jsonl", day);
+		notify(a, file);
+	}
 	return r;
 }
 
@@ -323,7 +360,7 @@ static int checkpoint_locked(struct audit *a, char *err)
 	if (!a->key)
 		return errf(err, -EPERM, "no audit key: the log is open read-only");
 	if (a->have_checkpoint && a->signed_size == a->range.count)
-		return 0;
+		return 1; /* nothing new */
 	merkle_range_root(&a->range, root);
 	if (note_checkpoint_text(a->origin, a->range.count, root, &text) < 0 ||
 	    note_sign(text, a->origin, a->key, &note) < 0) {
@@ -360,13 +397,16 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
 	pthread_mutex_lock(&a->lock);
 	r = checkpoint_locked(a, err);
 	pthread_mutex_unlock(&a->lock);
-	return r;
+	if (r == 0)
+		notify(a, "checkpoint");
+	return r < 0 ? r : 0;
 }
 
 static void *checkpointer(void *arg)
 {
 	struct audit *a = arg;
 	char err[AUDIT_ERR_MAX];
+	int r;
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stopping) {
@@ -375,8 +415,14 @@ static void *checkpointer(void *arg)
 			pthread_cond_wait(&a->wake, &a->lock);
 		if (a->stopping)
 			break;
-		if (checkpoint_locked(a, err) < 0)
+		r = checkpoint_locked(a, err);
+		if (r < 0)
 			memcpy(a->error, err, sizeof(err));
+		if (r == 0) {
+			pthread_mutex_unlock(&a->lock);
+			notify(a, "checkpoint");
+			pthread_mutex_lock(&a->lock);
+		}
 		/* Under load, at most one checkpoint per interval. */
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += a->interval_ms / 1000;
@@ -422,6 +468,7 @@ void audit_close(struct audit *a)
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->thread, NULL);
 	}
+	a->observer = NULL; /* whoever watched may be gone by now */
 	if (a->key)
 		audit_checkpoint(a, err);
 	pthread_cond_destroy(&a->wake);

@@ -41,6 +41,11 @@ void audit_close(struct audit *a);
 
 void audit_set_clock(struct audit *a, audit_clock_fn fn, void *ctx);
 
+/* Told the name of each /audit file whose content just changed
+ * ("YYYY-MM-DD.jsonl", "checkpoint"); called without the log's lock held. */
+typedef void (*audit_observer_fn)(void *ctx, const char *file);
+void audit_set_observer(struct audit *a, audit_observer_fn fn, void *ctx);
+
 /* Append REC; on return it is committed to disk. *ret_seq (may be NULL) is
  * its leaf index. */
 int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
@@ -57,6 +62,9 @@ int audit_start_checkpointer(struct audit *a, unsigned interval_ms);
 void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX]);
 
 uint64_t audit_size(struct audit *a);
+
+/* Time of the first line (the log's birth), or -ENOENT. */
+int audit_first_time(struct audit *a, int64_t *ret_ms);
 
 /* The UTC days (YYYY-MM-DD) that have lines, oldest first; free with free(). */
 int audit_days(struct audit *a, char (**ret)[11], size_t *n);
