@@ -100,17 +100,17 @@ static int set_temp_patterns(struct parse_state *s, const char *value)
 		return fail(s, "out of memory");
 	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		if (s->c->n_temp == CONFIG_MAX_PATTERNS) {
-			free(copy);
-			return fail(s, "more than %d temporary-name patterns", CONFIG_MAX_PATTERNS);
+			fail(s, "more than %d temporary-name patterns", CONFIG_MAX_PATTERNS);
+			break;
 		}
 		if (strchr(tok, '/')) {
-			free(copy);
-			return fail(s, "pattern '%s' must match a base name, without '/'", tok);
+			fail(s, "pattern '%s' must match a base name, without '/'", tok);
+			break;
 		}
 		s->c->temp_patterns[s->c->n_temp++] = strdup(tok);
 	}
 	free(copy);
-	return 1;
+	return s->err[0] ? 0 : 1;
 }
 
 static struct config_key *key_section(struct parse_state *s, const char *section)

@@ -138,3 +138,10 @@ Test(config, unreadable_file)
 	cr_assert_eq(config_load("/nonexistent/signfs.conf", &c, err), -ENOENT);
 	cr_assert_str_eq(err, "/nonexistent/signfs.conf: No such file or directory");
 }
+
+Test(config, temp_pattern_with_a_slash_names_it)
+{
+	/* Found by fuzz_config: the message used the pattern after freeing it. */
+	cr_assert_str_eq(error_of("[daemon]\ntemp_patterns = *.tmp lib/x*\n"),
+			 "bad.conf:2: pattern 'lib/x*' must match a base name, without '/'");
+}
