@@ -93,18 +93,6 @@ static void clear_staging(int fd)
 	closedir(d);
 }
 
-static int open_subdir(int at, const char *name, int *ret)
-{
-	int fd;
-	if (mkdirat(at, name, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	*ret = fd;
-	return 0;
-}
-
 int ingest_open(int state_fd, const struct config *c, struct signer *s, ingest_event_fn event,
 		void *event_ctx, struct ingest **ret)
 {
@@ -122,9 +110,9 @@ int ingest_open(int state_fd, const struct config *c, struct signer *s, ingest_e
 	pthread_mutex_init(&in->lock, NULL);
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
-	r = open_subdir(state_fd, "inbox", &in->inbox_fd);
+	r = outbox_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
-		r = open_subdir(state_fd, "staging", &in->staging_fd);
+		r = outbox_open_dir(state_fd, "staging", &in->staging_fd);
 	if (r == 0)
 		r = outbox_open(state_fd, &in->outbox);
 	if (r < 0) {

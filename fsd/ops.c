@@ -332,6 +332,19 @@ static int open_virtual(const char *rel, struct fuse_file_info *fi)
 	return 0;
 }
 
+static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f)
+{
+	int r = put_handle(fi, f, -1);
+	if (r < 0) {
+		ingest_release(f);
+		return r;
+	}
+	/* The daemon must see every write, in order, from the writer's own
+	 * context: no page cache, no writeback. */
+	fi->direct_io = 1;
+	return 0;
+}
+
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct ingest_cred c = caller();
@@ -343,15 +356,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (a != AREA_INBOX || !*rel)
 		return not_writable(a);
 	r = ingest_create(fsd()->ingest, rel, mode, fi->flags, &c, &f);
-	if (r < 0)
-		return r;
-	/* The daemon must see every write, in order, from the writer's own
-	 * context: no page cache, no writeback. */
-	fi->direct_io = 1;
-	r = put_handle(fi, f, -1);
-	if (r < 0)
-		ingest_release(f);
-	return r;
+	return r < 0 ? r : bind_inbox_file(fi, f);
 }
 
 static int op_open(const char *path, struct fuse_file_info *fi)
@@ -364,13 +369,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 
 	if (a == AREA_INBOX) {
 		r = ingest_open_file(fsd()->ingest, rel, fi->flags, &c, &f);
-		if (r < 0)
-			return r;
-		fi->direct_io = 1;
-		r = put_handle(fi, f, -1);
-		if (r < 0)
-			ingest_release(f);
-		return r;
+		return r < 0 ? r : bind_inbox_file(fi, f);
 	}
 	if (a == AREA_AUDIT)
 		return *rel ? open_virtual(rel, fi) : -EISDIR;

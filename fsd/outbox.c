@@ -26,7 +26,7 @@ struct outbox {
 	uint32_t counter;
 };
 
-static int open_dir_at(int at, const char *name, int *ret)
+int outbox_open_dir(int at, const char *name, int *ret)
 {
 	int fd;
 
@@ -169,9 +169,9 @@ int outbox_open(int state_fd, struct outbox **ret)
 		return -ENOMEM;
 	o->outbox_fd = o->objects_fd = -1;
 	pthread_mutex_init(&o->swap_lock, NULL);
-	r = open_dir_at(state_fd, "outbox", &o->outbox_fd);
+	r = outbox_open_dir(state_fd, "outbox", &o->outbox_fd);
 	if (r == 0)
-		r = open_dir_at(state_fd, "objects", &o->objects_fd);
+		r = outbox_open_dir(state_fd, "objects", &o->objects_fd);
 	if (r == 0)
 		r = collect_garbage(o);
 	if (r < 0) {

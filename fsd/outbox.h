@@ -12,6 +12,10 @@
 
 struct outbox;
 
+/* The directory NAME under AT, created (0755) if missing, as an O_DIRECTORY
+ * fd that follows no symlink. Shared by the backing-store components. */
+int outbox_open_dir(int at, const char *name, int *ret);
+
 /* Open (creating if needed) outbox/ and objects/ under STATE_FD and remove
  * what a crash left half-done: objects no outbox entry points to. */
 int outbox_open(int state_fd, struct outbox **ret);
