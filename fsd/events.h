@@ -10,5 +10,12 @@ struct fsd;
 /* The ingest pipeline's event handler; CTX is the struct fsd. */
 int events_ingest(void *ctx, struct ingest_event *ev);
 
+/* The ingest pipeline's policy check (an ingest_authorize_fn). */
+int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_cred *cred,
+		     struct ingest_grant *grant, char reason[INGEST_VETO_MAX]);
+
+/* The outcome of a policy reload: logged and audited. */
+void events_policy_reload(void *ctx, int result, const char *message);
+
 /* A daemon-level event (start, stop) with an optional reason. */
 int events_daemon(struct fsd *d, const char *event, const char *reason);

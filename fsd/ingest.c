@@ -29,11 +29,12 @@ struct ingest {
 	const struct config *config;
 	struct signer *signer;
 	struct outbox *outbox;
+	ingest_authorize_fn authorize;
 	ingest_event_fn event;
 	void *event_ctx;
 	pthread_mutex_t lock; /* the registry below and the counters */
 	struct ingest_file *open_files;
-	unsigned long n_signed, n_failed, n_pending;
+	unsigned long n_signed, n_failed, n_denied, n_pending;
 	uint32_t staging_counter;
 	pthread_mutex_t stripes[COMMIT_STRIPES];
 };
@@ -50,6 +51,7 @@ struct ingest_file {
 	char staging[32]; /* non-empty: fd is staging/NAME, replaces path at commit */
 	char *path;       /* inbox-relative; follows renames (under in->lock) */
 	struct ingest_cred cred;
+	struct ingest_grant grant; /* from create/open: the size cap applies */
 	struct stream_hash hash;
 	struct ingest_file *next; /* registry of writable files */
 };
@@ -93,8 +95,9 @@ static void clear_staging(int fd)
 	closedir(d);
 }
 
-int ingest_open(int state_fd, const struct config *c, struct signer *s, ingest_event_fn event,
-		void *event_ctx, struct ingest **ret)
+int ingest_open(int state_fd, const struct config *c, struct signer *s,
+		ingest_authorize_fn authorize, ingest_event_fn event, void *event_ctx,
+		struct ingest **ret)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 	int r;
@@ -105,6 +108,7 @@ int ingest_open(int state_fd, const struct config *c, struct signer *s, ingest_e
 	in->state_fd = state_fd;
 	in->config = c;
 	in->signer = s;
+	in->authorize = authorize;
 	in->event = event;
 	in->event_ctx = event_ctx;
 	pthread_mutex_init(&in->lock, NULL);
@@ -120,6 +124,13 @@ int ingest_open(int state_fd, const struct config *c, struct signer *s, ingest_e
 		return r;
 	}
 	clear_staging(in->staging_fd);
+	/* Like /tmp: anyone may create here, the policy decides what is
+	 * signed, and nobody removes another user's files. */
+	if (fchmod(in->inbox_fd, 01777) < 0) {
+		r = -errno;
+		ingest_free(in);
+		return r;
+	}
 	*ret = in;
 	return 0;
 }
@@ -150,24 +161,26 @@ struct outbox *ingest_outbox(struct ingest *in)
 }
 
 void ingest_counters(struct ingest *in, unsigned long *signed_n, unsigned long *failed_n,
-		     unsigned long *pending_n)
+		     unsigned long *denied_n, unsigned long *pending_n)
 {
 	pthread_mutex_lock(&in->lock);
 	*signed_n = in->n_signed;
 	*failed_n = in->n_failed;
+	*denied_n = in->n_denied;
 	*pending_n = in->n_pending;
 	pthread_mutex_unlock(&in->lock);
 }
 
 static int report(struct ingest *in, enum ingest_result result, const char *path,
-		  const struct ingest_cred *cred, off_t size, const unsigned char *sha,
-		  const char *reason, double started, char *veto)
+		  const struct ingest_cred *cred, const struct ingest_grant *grant, off_t size,
+		  const unsigned char *sha, const char *reason, double started, char *veto)
 {
 	struct ingest_event ev = {
 		.result = result,
 		.path = path,
 		.cred = cred,
-		.key = in->config->sign_key,
+		.rule = grant && grant->rule[0] ? grant->rule : NULL,
+		.key = grant && grant->key[0] ? grant->key : NULL,
 		.size = size,
 		.sha256 = sha,
 		.reason = reason,
@@ -178,11 +191,42 @@ static int report(struct ingest *in, enum ingest_result result, const char *path
 		pthread_mutex_lock(&in->lock);
 		if (result == INGEST_PUBLISHED)
 			in->n_signed++;
-		else
+		else if (result == INGEST_FAILED)
 			in->n_failed++;
+		else
+			in->n_denied++;
 		pthread_mutex_unlock(&in->lock);
 	}
 	return in->event ? in->event(in->event_ctx, &ev) : 0;
+}
+
+/* The policy's answer for PATH; a refusal is reported as DENIED. */
+static int authorize(struct ingest *in, const char *path, bool dir,
+		     const struct ingest_cred *cred, struct ingest_grant *grant)
+{
+	char reason[INGEST_VETO_MAX] = "";
+	int r;
+
+	memset(grant, 0, sizeof(*grant));
+	if (!in->authorize)
+		return 0;
+	r = in->authorize(in->event_ctx, path, dir, cred, grant, reason);
+	if (r < 0)
+		report(in, INGEST_DENIED, path, cred, grant, -1, NULL, reason, now_seconds(), NULL);
+	return r;
+}
+
+/* Where a temporary file may be created: the policy for its directory. */
+static int authorize_create(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			    struct ingest_grant *grant)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (!config_is_temp_name(in->config, slash ? slash + 1 : path))
+		return authorize(in, path, false, cred, grant);
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
+	return authorize(in, dir, true, cred, grant);
 }
 
 /* The commit itself: FD's bytes durable, digest, signature, the SIGNED event
@@ -192,6 +236,7 @@ static int report(struct ingest *in, enum ingest_result result, const char *path
 static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
 		     const char *staging, const struct ingest_cred *cred)
 {
+	struct ingest_grant grant;
 	struct stream_hash fresh = {0};
 	unsigned char digest[SHA256_LEN], *sig = NULL;
 	char err[SIGNER_ERR_MAX], veto[INGEST_VETO_MAX] = "";
@@ -201,6 +246,11 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	struct stat st = {0};
 	bool hashed = false;
 	int r;
+
+	/* The decision is taken again for the final path, with the credential
+	 * bound at open: a rename or a policy reload may have changed it. */
+	if (authorize(in, path, false, cred, &grant) < 0)
+		return -EACCES;
 
 	pthread_mutex_lock(&in->lock);
 	in->n_pending++;
@@ -226,12 +276,21 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		goto out;
 	}
 	hashed = true;
-	r = signer_sign(in->signer, in->config->sign_key, digest, time(NULL), &sig, &sig_len, err);
+	if (grant.max_size && (uint64_t)st.st_size > grant.max_size) {
+		pthread_mutex_lock(&in->lock);
+		in->n_pending--;
+		pthread_mutex_unlock(&in->lock);
+		snprintf(err, sizeof(err), "larger than the size cap of rule %s (%llu bytes)",
+			 grant.rule, (unsigned long long)grant.max_size);
+		report(in, INGEST_DENIED, path, cred, &grant, st.st_size, NULL, err, started, NULL);
+		return -EFBIG;
+	}
+	r = signer_sign(in->signer, grant.key, digest, time(NULL), &sig, &sig_len, err);
 	if (r < 0) {
 		reason = err;
 		goto out;
 	}
-	r = report(in, INGEST_SIGNED, path, cred, st.st_size, digest, NULL, started, veto);
+	r = report(in, INGEST_SIGNED, path, cred, &grant, st.st_size, digest, NULL, started, veto);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "not published: %s", veto[0] ? veto : strerror(-r));
 		reason = err;
@@ -251,7 +310,7 @@ out:
 	pthread_mutex_lock(&in->lock);
 	in->n_pending--;
 	pthread_mutex_unlock(&in->lock);
-	report(in, r < 0 ? INGEST_FAILED : INGEST_PUBLISHED, path, cred, st.st_size,
+	report(in, r < 0 ? INGEST_FAILED : INGEST_PUBLISHED, path, cred, &grant, st.st_size,
 	       hashed ? digest : NULL, reason, started, NULL);
 	OPENSSL_free(sig);
 	hash_free(&fresh);
@@ -383,8 +442,12 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	struct ingest_file *f;
 	int fd, oflags;
 
+	struct ingest_grant grant;
+
 	if (outbox_name_reserved(base_name(relpath)))
 		return -EINVAL;
+	if (authorize_create(in, relpath, cred, &grant) < 0)
+		return -EACCES;
 	oflags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (flags & (O_EXCL | O_APPEND));
 	fd = openat(in->inbox_fd, relpath, oflags, mode & 07777);
 	if (fd < 0) {
@@ -402,6 +465,7 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 		/* The daemon runs as root; failure only loses ownership. */
 	}
 	f->fd = fd;
+	f->grant = grant;
 	f->dirty = true; /* a new file is content, even if it stays empty */
 	registry_add(f);
 	*ret = f;
@@ -412,10 +476,13 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 		     const struct ingest_cred *cred, struct ingest_file **ret)
 {
 	bool writable = (flags & O_ACCMODE) != O_RDONLY;
+	struct ingest_grant grant = {0};
 	struct ingest_file *f;
 	struct stat st;
 	int fd, r;
 
+	if (writable && authorize_create(in, relpath, cred, &grant) < 0)
+		return -EACCES;
 	fd = openat(in->inbox_fd, relpath,
 		    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | (flags & O_APPEND));
 	if (fd < 0)
@@ -430,6 +497,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 		return -ENOMEM;
 	}
 	f->fd = fd;
+	f->grant = grant;
 	if (writable) {
 		bool trunc = flags & O_TRUNC;
 		/* Only the creator of a new file writes its inode in place. Any
@@ -468,6 +536,27 @@ static int prepare_write(struct ingest_file *f)
 	return 0;
 }
 
+static void drop_uncommitted(struct ingest_file *f, const char *path);
+
+/* The write that crosses the size cap: the file is dead, nothing of it is
+ * published, and what was staged goes away. Holds f->lock. */
+static void refuse_oversize(struct ingest_file *f, uint64_t size)
+{
+	char reason[INGEST_VETO_MAX], *path;
+
+	pthread_mutex_lock(&f->in->lock);
+	path = strdup(f->path);
+	pthread_mutex_unlock(&f->in->lock);
+	snprintf(reason, sizeof(reason), "larger than the size cap of rule %s (%llu bytes)",
+		 f->grant.rule, (unsigned long long)f->grant.max_size);
+	report(f->in, INGEST_DENIED, path ? path : "", &f->cred, &f->grant, size, NULL, reason,
+	       now_seconds(), NULL);
+	f->failed = true;
+	if (path)
+		drop_uncommitted(f, path);
+	free(path);
+}
+
 ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off)
 {
 	ssize_t w;
@@ -478,6 +567,11 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 	if (r < 0) {
 		pthread_mutex_unlock(&f->lock);
 		return r;
+	}
+	if (f->grant.max_size && (uint64_t)off + n > f->grant.max_size) {
+		refuse_oversize(f, off + n);
+		pthread_mutex_unlock(&f->lock);
+		return -EFBIG;
 	}
 	w = pwrite(f->fd, buf, n, off);
 	if (w < 0) {
@@ -593,6 +687,19 @@ static bool names_fd(struct ingest *in, const char *path, int fd)
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
+/* Publish nothing and leave no unsigned file behind that looks committed: a
+ * new file goes away, a staging copy is dropped (file_free) and the inbox
+ * keeps the last committed version. Holds f->lock. */
+static void drop_uncommitted(struct ingest_file *f, const char *path)
+{
+	pthread_mutex_t *s = stripe(f->in, path);
+
+	pthread_mutex_lock(s);
+	if (!f->staging[0] && names_fd(f->in, path, f->fd))
+		unlinkat(f->in->inbox_fd, path, 0);
+	pthread_mutex_unlock(s);
+}
+
 /* Holds f->lock. */
 static int commit_file(struct ingest_file *f)
 {
@@ -636,14 +743,8 @@ static int commit_file(struct ingest_file *f)
 		f->published = true;
 		f->dirty = f->written = false;
 	} else {
-		/* Publish nothing and leave no unsigned file behind that looks
-		 * committed: a new file goes away, a staging copy is dropped and
-		 * the inbox keeps the last committed version. */
 		f->failed = true;
-		pthread_mutex_lock(s);
-		if (!f->staging[0] && names_fd(in, path, f->fd))
-			unlinkat(in->inbox_fd, path, 0);
-		pthread_mutex_unlock(s);
+		drop_uncommitted(f, path);
 	}
 	free(path);
 	return r;
@@ -741,6 +842,15 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (S_ISREG(st.st_mode) && outbox_name_reserved(base_name(to)))
 		return -EINVAL;
 	commit = S_ISREG(st.st_mode) && !config_is_temp_name(in->config, base_name(to));
+	if (!commit) {
+		struct ingest_grant grant;
+		/* A directory, or a file that stays temporary: the policy for the
+		 * place it goes to, as for mkdir or a temporary create. */
+		r = S_ISDIR(st.st_mode) ? authorize(in, to, true, cred, &grant)
+					: authorize_create(in, to, cred, &grant);
+		if (r < 0)
+			return -EACCES;
+	}
 	if (commit) {
 		struct stat dst;
 		if ((flags & RENAME_NOREPLACE) &&
@@ -765,6 +875,21 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
+		 const struct ingest_cred *cred)
+{
+	struct ingest_grant grant;
+
+	if (authorize(in, relpath, true, cred, &grant) < 0)
+		return -EACCES;
+	if (mkdirat(in->inbox_fd, relpath, mode & 07777) < 0)
+		return -errno;
+	if (fchownat(in->inbox_fd, relpath, cred->uid, cred->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* Root can always chown; failing only loses ownership. */
+	}
+	return 0;
 }
 
 int ingest_unlink(struct ingest *in, const char *relpath)

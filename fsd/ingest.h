@@ -22,19 +22,39 @@ struct ingest_cred {
 	gid_t gid;
 	pid_t pid;
 	char exe[256]; /* /proc/PID/exe at that moment, or "" */
+	gid_t groups[64]; /* supplementary groups */
+	size_t n_groups;
 };
+
+/* What the policy granted: the rule, the key to sign with, the size cap. */
+struct ingest_grant {
+	char rule[64];
+	char key[64];
+	uint64_t max_size; /* 0: none */
+};
+
+#define INGEST_VETO_MAX 256
+
+/* May CRED write PATH (a file that will be signed there), or, with DIR,
+ * create the directory PATH (or a temporary file in it)? 0 with the grant,
+ * or -EACCES with the reason. Called at create/open/mkdir/rename and again
+ * at commit with the final path, always with the credential taken at open. */
+typedef int (*ingest_authorize_fn)(void *ctx, const char *path, bool dir,
+				   const struct ingest_cred *cred, struct ingest_grant *grant,
+				   char reason[INGEST_VETO_MAX]);
 
 /* A commit reports SIGNED once the signature exists and before anything is
  * published (the handler records it durably; a non-zero return vetoes the
- * publication, with the reason in VETO), then PUBLISHED or FAILED. */
-enum ingest_result { INGEST_SIGNED, INGEST_PUBLISHED, INGEST_FAILED };
-
-#define INGEST_VETO_MAX 256
+ * publication, with the reason in VETO), then PUBLISHED or FAILED. A policy
+ * refusal (at create, commit, or the write that crosses a size cap) is
+ * reported as DENIED. */
+enum ingest_result { INGEST_SIGNED, INGEST_PUBLISHED, INGEST_FAILED, INGEST_DENIED };
 
 struct ingest_event {
 	enum ingest_result result;
 	const char *path; /* inbox-relative */
 	const struct ingest_cred *cred;
+	const char *rule; /* NULL when no rule matched */
 	const char *key;
 	off_t size;
 	const unsigned char *sha256; /* NULL when hashing failed */
@@ -50,9 +70,10 @@ struct ingest_file;
 
 /* Open the backing store under STATE_FD (inbox/, staging/, and the outbox),
  * finishing or rolling back what a crash left half-done. C and S must outlive
- * the ingest. */
-int ingest_open(int state_fd, const struct config *c, struct signer *s, ingest_event_fn event,
-		void *event_ctx, struct ingest **ret);
+ * the ingest; CTX is passed to both callbacks. */
+int ingest_open(int state_fd, const struct config *c, struct signer *s,
+		ingest_authorize_fn authorize, ingest_event_fn event, void *ctx,
+		struct ingest **ret);
 void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);
@@ -96,9 +117,14 @@ int ingest_truncate(struct ingest *in, const char *relpath, off_t size,
 int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned int flags,
 		  const struct ingest_cred *cred);
 
+/* mkdir(2) in the inbox, owned by CRED, if the policy lets CRED sign
+ * something below it. */
+int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
+		 const struct ingest_cred *cred);
+
 /* unlink(2) in the inbox. Published copies stay in the outbox. */
 int ingest_unlink(struct ingest *in, const char *relpath);
 
-/* Files committed and failed since start; commits in progress. */
+/* Files signed, failed and denied since start; commits in progress. */
 void ingest_counters(struct ingest *in, unsigned long *signed_n, unsigned long *failed_n,
-		     unsigned long *pending_n);
+		     unsigned long *denied_n, unsigned long *pending_n);

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "events.h"
 #include "ingest.h"
+#include "live.h"
 #include "log.h"
 #include "ops.h"
 #include "signer.h"
@@ -215,6 +216,23 @@ static int check_mountpoint(const char *path)
 	return 0;
 }
 
+/* A reloaded policy may only use keys that were loaded at start. */
+static int validate_policy(void *ctx, const struct config *candidate, char err[CONFIG_ERR_MAX])
+{
+	struct fsd *d = ctx;
+
+	for (size_t i = 0; i < candidate->n_rules; i++)
+		if (!signer_certificate(d->signer, candidate->rules[i].key)) {
+			snprintf(err, CONFIG_ERR_MAX,
+				 "%s:%d: [rule %s] names key '%s', which is not loaded "
+				 "(new keys need a restart)",
+				 candidate->path, candidate->rules[i].line, candidate->rules[i].name,
+				 candidate->rules[i].key);
+			return -EINVAL;
+		}
+	return 0;
+}
+
 /* The store and the audit log, whose checkpoints the audit key signs. */
 static int open_audit(const struct config *c, struct fsd *d, struct store **ret_store)
 {
@@ -285,8 +303,8 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fuse_destroy(fuse);
 		return 1;
 	}
-	log_info("ready: %s mounted, signing with key '%s', state in %s", o->mountpoint,
-		 c->sign_key, c->state_dir);
+	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
+		 c->state_dir);
 	events_daemon(d, "start", NULL);
 	announce_ready();
 
@@ -340,7 +358,11 @@ int main(int argc, char **argv)
 		goto out;
 	if (open_audit(c, &d, &store) < 0)
 		goto out;
-	r = ingest_open(d.state_fd, c, d.signer, events_ingest, &d, &d.ingest);
+	if (policy_live_open(o.config, validate_policy, &d, &d.policy, err) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		goto out;
+	}
+	r = ingest_open(d.state_fd, c, d.signer, events_authorize, events_ingest, &d, &d.ingest);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: cannot open the backing store in %s: %s\n", c->state_dir,
 			strerror(-r));
@@ -352,9 +374,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
 		goto out;
 	}
+	if (policy_live_watch(d.policy, events_policy_reload, &d) < 0) {
+		fprintf(stderr, "signfsd: cannot watch %s for changes\n", o.config);
+		goto out;
+	}
 
 	ret = run_fuse(&o, c, &d);
 out:
+	policy_live_free(d.policy);
 	ingest_free(d.ingest);
 	/* Closing the log signs a last checkpoint covering the stop event. */
 	audit_close(d.audit);

@@ -45,9 +45,15 @@ static struct ingest_cred caller(void)
 	char proc[64];
 	ssize_t n;
 
+	int g;
+
 	snprintf(proc, sizeof(proc), "/proc/%d/exe", ctx->pid);
 	n = readlink(proc, c.exe, sizeof(c.exe) - 1);
 	c.exe[n > 0 ? n : 0] = 0;
+	/* Supplementary groups are not in the request: libfuse reads them from
+	 * /proc for the requesting thread. */
+	g = fuse_getgroups(sizeof(c.groups) / sizeof(*c.groups), c.groups);
+	c.n_groups = g > 0 && (size_t)g <= sizeof(c.groups) / sizeof(*c.groups) ? (size_t)g : 0;
 	return c;
 }
 
@@ -202,19 +208,14 @@ static int op_readdir(const char *path_arg, void *buf, fuse_fill_dir_t filler, o
 
 static int op_mkdir(const char *path, mode_t mode)
 {
-	struct ingest_cred c = caller();
+	struct ingest_cred c;
 	const char *rel;
 	enum area a = classify(path, &rel);
-	int dfd = ingest_inbox_fd(fsd()->ingest);
 
 	if (a != AREA_INBOX || !*rel)
 		return not_writable(a);
-	if (mkdirat(dfd, rel, mode & 07777) < 0)
-		return -errno;
-	if (fchownat(dfd, rel, c.uid, c.gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		/* Root can always chown; failing only loses ownership. */
-	}
-	return 0;
+	c = caller();
+	return ingest_mkdir(fsd()->ingest, rel, mode, &c);
 }
 
 static int op_rmdir(const char *path)

@@ -5,11 +5,13 @@
 #include <fuse.h>
 #include <time.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct audit;
 struct config;
 struct ingest;
+struct policy_live;
 struct signer;
 
 /* What the handlers need; passed as fuse_new()'s private data. */
@@ -17,11 +19,14 @@ struct fsd {
 	const struct config *config;
 	struct signer *signer;
 	struct ingest *ingest;
+	struct policy_live *policy;
 	struct audit *audit;
 	char *audit_pub; /* the content of /audit/audit.pub */
 	struct fuse *fuse; /* set once mounted */
 	int state_fd;
 	struct timespec started;
+	bool policy_error;      /* the last reload failed */
+	char policy_message[600];
 };
 
 const struct fuse_operations *ops_table(void);

@@ -2,9 +2,12 @@
  * comes so that the first error carries the line it is on. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@ struct parse_state {
 	int line;
 	bool seen_temp;
 	const char *next; /* reader position in the text */
+	int section_line; /* where the current [section] header is */
 	bool too_long;
 };
 
@@ -46,6 +50,8 @@ static char *reader(char *buf, int size, void *user)
 	memcpy(buf, s->next, len);
 	buf[len] = 0;
 	s->next += len;
+	if (buf[strspn(buf, " \t")] == '[')
+		s->section_line = s->line;
 	return buf;
 }
 
@@ -134,6 +140,184 @@ static struct config_key *key_section(struct parse_state *s, const char *section
 	return k;
 }
 
+static struct rule *rule_section(struct parse_state *s, const char *section)
+{
+	const char *name = section + strlen("rule ");
+	struct config *c = s->c;
+	struct rule *r;
+
+	/* Order matters (first match wins): a rule is one contiguous section. */
+	if (c->n_rules > 0 && !strcmp(c->rules[c->n_rules - 1].name, name))
+		return &c->rules[c->n_rules - 1];
+	for (size_t i = 0; i < c->n_rules; i++)
+		if (!strcmp(c->rules[i].name, name)) {
+			s->line = s->section_line;
+			fail(s, "rule '%s' is defined twice (first at line %d)", name,
+			     c->rules[i].line);
+			return NULL;
+		}
+	if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(name)) {
+		fail(s, "rule name '%s' must be lower-case letters, digits, '-', '_' or '.'", name);
+		return NULL;
+	}
+	if (c->n_rules == POLICY_MAX_RULES) {
+		fail(s, "more than %d rules", POLICY_MAX_RULES);
+		return NULL;
+	}
+	if (!c->rules)
+		c->rules = calloc(POLICY_MAX_RULES, sizeof(*c->rules));
+	if (!c->rules) {
+		fail(s, "out of memory");
+		return NULL;
+	}
+	r = &c->rules[c->n_rules++];
+	r->name = strdup(name);
+	r->line = s->section_line;
+	return r;
+}
+
+/* Splits VALUE on spaces and commas, calling ONE for each item. */
+static int each_item(struct parse_state *s, const char *value, void *ctx,
+		     int (*one)(struct parse_state *, void *, const char *))
+{
+	char *copy = strdup(value), *tok, *save = NULL;
+	int ok = 1;
+
+	if (!copy)
+		return fail(s, "out of memory");
+	for (tok = strtok_r(copy, " \t,", &save); tok && ok; tok = strtok_r(NULL, " \t,", &save))
+		ok = one(s, ctx, tok);
+	free(copy);
+	return ok;
+}
+
+static bool is_number(const char *t)
+{
+	return *t && strspn(t, "0123456789") == strlen(t) && strlen(t) < 10;
+}
+
+static int add_glob(struct parse_state *s, void *ctx, const char *g)
+{
+	struct rule *r = ctx;
+	if (r->n_globs == POLICY_MAX_GLOBS)
+		return fail(s, "more than %d paths in one rule", POLICY_MAX_GLOBS);
+	if (g[0] == '/' || !strcmp(g, "..") || !strncmp(g, "../", 3) || strstr(g, "/../") ||
+	    (strlen(g) >= 3 && !strcmp(g + strlen(g) - 3, "/..")))
+		return fail(s, "path '%s' must be relative to the inbox, without '..'", g);
+	r->globs[r->n_globs++] = strdup(g);
+	return 1;
+}
+
+static int add_user(struct parse_state *s, void *ctx, const char *u)
+{
+	struct rule *r = ctx;
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (r->n_uids == POLICY_MAX_IDS)
+		return fail(s, "more than %d users in one rule", POLICY_MAX_IDS);
+	if (is_number(u)) {
+		r->uids[r->n_uids++] = strtoul(u, NULL, 10);
+		return 1;
+	}
+	if (getpwnam_r(u, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return fail(s, "unknown user '%s'", u);
+	r->uids[r->n_uids++] = res->pw_uid;
+	return 1;
+}
+
+static int add_group(struct parse_state *s, void *ctx, const char *g)
+{
+	struct rule *r = ctx;
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	if (r->n_gids == POLICY_MAX_IDS)
+		return fail(s, "more than %d groups in one rule", POLICY_MAX_IDS);
+	if (is_number(g)) {
+		r->gids[r->n_gids++] = strtoul(g, NULL, 10);
+		return 1;
+	}
+	if (getgrnam_r(g, &gr, buf, sizeof(buf), &res) != 0 || !res)
+		return fail(s, "unknown group '%s'", g);
+	r->gids[r->n_gids++] = res->gr_gid;
+	return 1;
+}
+
+static int check_format(struct parse_state *s, void *ctx, const char *f)
+{
+	return strcmp(f, "cms") ? fail(s, "unsupported signature format '%s' (supported: cms)", f)
+				: 1;
+}
+
+/* "1048576", "512K", "100M", "2G". */
+static int parse_size(struct parse_state *s, const char *v, uint64_t *out)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
+	switch (toupper((unsigned char)*end)) {
+	case 0: break;
+	case 'K': n <<= 10; end++; break;
+	case 'M': n <<= 20; end++; break;
+	case 'G': n <<= 30; end++; break;
+	default: return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
+	}
+	if (*end || n == 0)
+		return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
+	*out = n;
+	return 1;
+}
+
+/* "08:00-18:30", UTC. */
+static int parse_hours(struct parse_state *s, const char *v, struct rule *r)
+{
+	unsigned h1, m1, h2, m2;
+	char tail;
+
+	if (sscanf(v, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 > 23 ||
+	    m1 > 59 || h2 > 24 || m2 > 59 || (h2 == 24 && m2))
+		return fail(s, "hours '%s' must be HH:MM-HH:MM (UTC)", v);
+	r->from_min = h1 * 60 + m1;
+	r->to_min = (h2 * 60 + m2) % (24 * 60);
+	if (r->from_min == r->to_min)
+		return fail(s, "hours '%s' is an empty window", v);
+	return 1;
+}
+
+static int rule_key(struct parse_state *s, struct rule *r, const char *key, const char *value)
+{
+	if (!strcmp(key, "path"))
+		return each_item(s, value, r, add_glob);
+	if (!strcmp(key, "users"))
+		return each_item(s, value, r, add_user);
+	if (!strcmp(key, "groups"))
+		return each_item(s, value, r, add_group);
+	if (!strcmp(key, "key"))
+		return set_str(s, &r->key, value);
+	if (!strcmp(key, "formats"))
+		return each_item(s, value, r, check_format);
+	if (!strcmp(key, "max_size"))
+		return parse_size(s, value, &r->max_size);
+	if (!strcmp(key, "hours"))
+		return parse_hours(s, value, r);
+	if (!strcmp(key, "rate")) {
+		char *end;
+		unsigned long n = strtoul(value, &end, 10);
+		if (end == value || n == 0 || n > 1000000 ||
+		    (*end && strcmp(end, "/hour") && strcmp(end, "/h")))
+			return fail(s, "rate '%s' must be signatures per user per hour, e.g. 100/hour",
+				    value);
+		r->rate_per_hour = n;
+		return 1;
+	}
+	return fail(s, "unknown key '%s' in [rule %s]", key, r->name);
+}
+
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *s = user;
@@ -159,9 +343,9 @@ static int handler(void *user, const char *section, const char *key, const char 
 			return set_path(s, &c->pin_file, value);
 		if (!strcmp(key, "softhsm2_conf"))
 			return set_path(s, &c->softhsm2_conf, value);
-	} else if (!strcmp(section, "sign")) {
-		if (!strcmp(key, "key"))
-			return set_str(s, &c->sign_key, value);
+	} else if (!strncmp(section, "rule ", 5)) {
+		struct rule *r = rule_section(s, section);
+		return r ? rule_key(s, r, key, value) : 0;
 	} else if (!strcmp(section, "audit")) {
 		if (!strcmp(key, "key")) {
 			if (strncmp(value, "pkcs11:", 7))
@@ -211,14 +395,22 @@ static int validate(struct parse_state *s)
 		if (!c->keys[i].certificate)
 			return fail(s, "[key %s] has no certificate", c->keys[i].name);
 	}
-	if (!c->sign_key) {
-		if (c->n_keys != 1)
-			return fail(s, "[sign] key is required when more than one key is defined");
-		c->sign_key = strdup(c->keys[0].name);
-	} else if (!config_find_key(c, c->sign_key)) {
-		return fail(s, "[sign] key '%s' is not defined by a [key %s] section", c->sign_key,
-			    c->sign_key);
+	for (size_t i = 0; i < c->n_rules; i++) {
+		struct rule *r = &c->rules[i];
+		s->line = r->line;
+		if (r->n_globs == 0)
+			return fail(s, "[rule %s] has no path", r->name);
+		if (!r->key) {
+			if (c->n_keys != 1)
+				return fail(s, "[rule %s] must name its key (there are %zu)", r->name,
+					    c->n_keys);
+			r->key = strdup(c->keys[0].name);
+		}
+		if (!config_find_key(c, r->key))
+			return fail(s, "[rule %s] names key '%s', which no [key %s] section defines",
+				    r->name, r->key, r->key);
 	}
+	s->line = 0;
 	if (!c->audit_key)
 		return fail(s, "[audit] key is required (the key that signs audit checkpoints)");
 	if (c->audit_key) {
@@ -238,7 +430,6 @@ void config_free(struct config *c)
 	free(c->module);
 	free(c->pin_file);
 	free(c->softhsm2_conf);
-	free(c->sign_key);
 	free(c->audit_key);
 	free(c->audit_origin);
 	for (size_t i = 0; i < c->n_keys; i++) {
@@ -249,6 +440,13 @@ void config_free(struct config *c)
 	}
 	for (size_t i = 0; i < c->n_temp; i++)
 		free(c->temp_patterns[i]);
+	for (size_t i = 0; i < c->n_rules; i++) {
+		free(c->rules[i].name);
+		free(c->rules[i].key);
+		for (size_t k = 0; k < c->rules[i].n_globs; k++)
+			free(c->rules[i].globs[k]);
+	}
+	free(c->rules);
 	free(c);
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "policy.h"
 
 #define CONFIG_MAX_KEYS 32
 #define CONFIG_MAX_PATTERNS 32
@@ -23,7 +24,6 @@ struct config {
 	char *module;        /* PKCS#11 module (.so) */
 	char *pin_file;      /* user PIN, first line; never logged */
 	char *softhsm2_conf; /* embedded token only: exported as SOFTHSM2_CONF */
-	char *sign_key;      /* name of the key files are signed with */
 	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
 	char *audit_origin;  /* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;    /* FUSE worker threads (libfuse caps at 10) */
@@ -31,9 +31,12 @@ struct config {
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;
 	char *temp_patterns[CONFIG_MAX_PATTERNS]; /* fnmatch() globs on the base name */
+	size_t n_rules;
+	struct rule *rules; /* in file order: the first match wins */
 };
 
-/* Parse FILE into *ret. On failure returns -EINVAL (or -errno if unreadable)
+/* Parse FILE into *ret. User and group names in rules are resolved here,
+ * with the system's user database. On failure returns -EINVAL (or -errno if unreadable)
  * and writes "file:line: reason" into err; *ret is untouched. */
 int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
 

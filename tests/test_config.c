@@ -29,8 +29,7 @@ Test(config, accepts_a_complete_file)
 	cr_assert_str_eq(c->keys[0].name, "release");
 	cr_assert_str_eq(c->keys[0].uri, "pkcs11:token=t;object=release");
 	cr_assert_null(c->keys[0].chain);
-	/* One key and no [sign] section: that key signs. */
-	cr_assert_str_eq(c->sign_key, "release");
+	cr_assert_eq(c->n_rules, 0, "no rules: nothing may be signed");
 	cr_assert_not_null(config_find_key(c, "release"));
 	cr_assert_null(config_find_key(c, "other"));
 	config_free(c);
@@ -94,12 +93,13 @@ Test(config, missing_required_settings)
 			 "bad.conf: [token] module is required");
 }
 
-Test(config, sign_key_must_exist)
+Test(config, rule_key_must_exist)
 {
 	char text[1024];
-	snprintf(text, sizeof(text), "%s[sign]\nkey = nope\n", good);
+	snprintf(text, sizeof(text), "%s[rule r1]\npath = **\nkey = nope\n", good);
 	cr_assert_str_eq(error_of(text),
-			 "bad.conf: [sign] key 'nope' is not defined by a [key nope] section");
+			 "bad.conf:12: [rule r1] names key 'nope', which no [key nope] section "
+			 "defines");
 }
 
 Test(config, audit_key_is_not_a_code_signing_key)

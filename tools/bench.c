@@ -186,7 +186,7 @@ static int cmd_sign(int argc, char **argv)
 	}
 	if (c->softhsm2_conf)
 		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
-	k = config_find_key(c, c->sign_key);
+	k = &c->keys[0];
 	if (signer_open(c->module, c->pin_file, &s, err) < 0 ||
 	    signer_add_key(s, k->name, k->uri, k->certificate, k->chain, err) < 0 ||
 	    signer_find_pkey(s, k->uri, &proto.pkey, err) < 0) {

@@ -297,7 +297,11 @@ static int cmd_init(int argc, char **argv)
 		 "certificate = %1$s/pki/codesign.pem\n"
 		 "chain = %1$s/pki/ca.pem\n"
 		 "\n"
-		 "[sign]\n"
+		 "# Rules, in order: the first that matches the writer and the path decides;\n"
+		 "# no match denies. Paths are globs under the inbox ('**': any depth).\n"
+		 "[rule admin]\n"
+		 "path = **\n"
+		 "users = root\n"
 		 "key = codesign\n"
 		 "\n"
 		 "[audit]\n"
@@ -341,8 +345,8 @@ static int cmd_policy(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return EXIT_FAIL;
 	}
-	printf("%s: OK (%zu key%s, signing with '%s')\n", argv[2], c->n_keys,
-	       c->n_keys == 1 ? "" : "s", c->sign_key);
+	printf("%s: OK (%zu key%s, %zu rule%s)\n", argv[2], c->n_keys, c->n_keys == 1 ? "" : "s",
+	       c->n_rules, c->n_rules == 1 ? "" : "s");
 	config_free(c);
 	return EXIT_OK;
 }

@@ -1,0 +1,55 @@
+/* The policy in force: rules swapped atomically on reload, read by every
+ * request. A reload that fails keeps the old rules; the watcher reloads when
+ * an editor saves the config (in place or by rename). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+#include "policy.h"
+
+struct policy_live;
+
+/* A decision copied out of the rules, valid after any later reload. */
+struct policy_grant {
+	bool allow;
+	char rule[64]; /* "" when no rule matched */
+	char key[64];
+	uint64_t max_size;
+	char reason[128];
+};
+
+/* Checks a parsed candidate beyond the parser (e.g. that the keys its rules
+ * name are loaded); 0 or -EINVAL with a reason. */
+typedef int (*policy_validate_fn)(void *ctx, const struct config *candidate,
+				  char err[CONFIG_ERR_MAX]);
+
+/* Told the outcome of each reload the watcher attempted: 0 and a summary,
+ * or a negative errno and "file:line: reason". */
+typedef void (*policy_report_fn)(void *ctx, int result, const char *message);
+
+/* Load PATH (0 or -errno with the reason in ERR). */
+int policy_live_open(const char *path, policy_validate_fn validate, void *validate_ctx,
+		     struct policy_live **ret, char err[CONFIG_ERR_MAX]);
+
+/* Accepts NULL; stops the watcher. */
+void policy_live_free(struct policy_live *p);
+
+void policy_live_decide(struct policy_live *p, const char *path, enum policy_target target,
+			const struct policy_subject *subject, time_t now,
+			struct policy_grant *out);
+
+/* Count a signature under RULE for the rate limits. */
+void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);
+
+/* Re-read the file now; the old rules stay on failure. */
+int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX]);
+
+/* Reloads so far (1 after open) and whether the last attempt failed. */
+unsigned policy_live_version(struct policy_live *p);
+
+/* Watch the config's directory (inotify) and reload on change. */
+int policy_live_watch(struct policy_live *p, policy_report_fn report, void *report_ctx);
+
+/* Who holds signing rights: per key, each rule's users, groups and paths. */
+int policy_live_holders(struct policy_live *p, char **ret);

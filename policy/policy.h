@@ -1,0 +1,66 @@
+/* Who may sign what: ordered rules matched on the inbox path and the
+ * writer's uid and groups. First match wins; no match denies. Pure logic,
+ * no I/O: the clock and the rate-limit state are passed in. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define POLICY_MAX_RULES 256
+#define POLICY_MAX_IDS 64
+#define POLICY_MAX_GLOBS 16
+#define POLICY_MAX_GROUPS 64
+
+struct rule {
+	char *name;
+	char *globs[POLICY_MAX_GLOBS]; /* inbox-relative; '*' '?' within a name, '**' any depth */
+	size_t n_globs;
+	uid_t uids[POLICY_MAX_IDS];    /* empty with no gids: anyone */
+	size_t n_uids;
+	gid_t gids[POLICY_MAX_IDS];
+	size_t n_gids;
+	char *key;                     /* key name */
+	uint64_t max_size;             /* 0: no cap */
+	int from_min, to_min;          /* UTC minutes of the day; from == to: always */
+	unsigned rate_per_hour;        /* 0: unlimited; per user */
+	int line;                      /* where it starts in the config */
+};
+
+/* The writer as the kernel reported it at create/open. */
+struct policy_subject {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups; /* supplementary groups */
+	size_t n_groups;
+};
+
+enum policy_target {
+	POLICY_FILE, /* a file that will be signed under this path */
+	POLICY_DIR,  /* a directory: allowed if some file below it may be signed */
+};
+
+struct policy_decision {
+	bool allow;
+	const struct rule *rule; /* the matching rule (NULL: none) */
+	const char *reason;      /* static text, for denials */
+};
+
+/* Does PATH match GLOB? With PREFIX, may some path below directory PATH? */
+bool policy_glob_match(const char *glob, const char *path, bool prefix);
+
+/* Rate-limit memory: recent signing times per (rule, uid). */
+struct policy_rates;
+struct policy_rates *policy_rates_new(void);
+void policy_rates_free(struct policy_rates *r);
+/* Record one signature by UID under RULE at NOW. */
+void policy_rates_note(struct policy_rates *r, const char *rule, uid_t uid, time_t now);
+unsigned policy_rates_count(struct policy_rates *r, const char *rule, uid_t uid, time_t now);
+
+/* Decide for SUBJECT writing PATH at NOW among RULES (in order). RATES may
+ * be NULL (no rate limits applied). */
+struct policy_decision policy_decide(const struct rule *rules, size_t n_rules, const char *path,
+				     enum policy_target target,
+				     const struct policy_subject *subject, time_t now,
+				     struct policy_rates *rates);
