@@ -125,6 +125,13 @@ void events_policy_reload(void *ctx, int result, const char *message)
 		log_err("policy reload rejected, the previous policy stays in force: %s", message);
 	d->policy_error = result < 0;
 	snprintf(d->policy_message, sizeof(d->policy_message), "%s", message);
+	if (result == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		d->policy_loaded_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		ops_virtual_changed(d, "/inventory/holders");
+	}
+	ops_virtual_changed(d, "/status");
 	events_daemon(d, result == 0 ? "policy_reloaded" : "policy_rejected", message);
 }
 

@@ -362,6 +362,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}
+	d.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
 	r = ingest_open(d.state_fd, c, d.signer, events_authorize, events_ingest, &d, &d.ingest);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: cannot open the backing store in %s: %s\n", c->state_dir,

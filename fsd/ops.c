@@ -18,7 +18,7 @@
 #include "outbox.h"
 #include "virt.h"
 
-enum area { AREA_ROOT, AREA_INBOX, AREA_OUTBOX, AREA_AUDIT, AREA_NONE };
+enum area { AREA_ROOT, AREA_INBOX, AREA_OUTBOX, AREA_VIRT, AREA_NONE };
 
 #define ROOT_INO 1
 
@@ -62,12 +62,16 @@ static enum area classify(const char *path, const char **rel)
 	static const struct {
 		const char *name;
 		enum area area;
-	} tops[] = {{"inbox", AREA_INBOX}, {"outbox", AREA_OUTBOX}, {"audit", AREA_AUDIT}};
+	} tops[] = {{"inbox", AREA_INBOX}, {"outbox", AREA_OUTBOX}};
 
 	if (!path)
 		return AREA_NONE;
 	if (!strcmp(path, "/"))
 		return AREA_ROOT;
+	if (virt_owns(path)) {
+		*rel = path; /* virtual files go by their full path */
+		return AREA_VIRT;
+	}
 	for (size_t i = 0; i < sizeof(tops) / sizeof(*tops); i++) {
 		size_t n = strlen(tops[i].name);
 		if (strncmp(path + 1, tops[i].name, n))
@@ -94,7 +98,7 @@ static const char *at_path(const char *rel)
  * virtual trees are read-only filesystems; the top level is fixed. */
 static int not_writable(enum area a)
 {
-	return a == AREA_OUTBOX || a == AREA_AUDIT ? -EROFS : -EPERM;
+	return a == AREA_OUTBOX || a == AREA_VIRT ? -EROFS : -EPERM;
 }
 
 static void root_stat(struct stat *st, mode_t mode)
@@ -119,8 +123,8 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		root_stat(st, S_IFDIR | 0755);
 		st->st_ino = ROOT_INO;
 		return 0;
-	case AREA_AUDIT:
-		return virt_audit_stat(fsd(), rel, st);
+	case AREA_VIRT:
+		return virt_stat(fsd(), rel, st);
 	case AREA_INBOX:
 		return fstatat(ingest_inbox_fd(fsd()->ingest), at_path(rel), st,
 			       AT_SYMLINK_NOFOLLOW) < 0
@@ -176,10 +180,11 @@ static int op_readdir(const char *path_arg, void *buf, fuse_fill_dir_t filler, o
 	case AREA_ROOT:
 		filler(buf, "inbox", NULL, 0, 0);
 		filler(buf, "outbox", NULL, 0, 0);
-		filler(buf, "audit", NULL, 0, 0);
+		for (const char *const *v = virt_top_names; *v; v++)
+			filler(buf, *v, NULL, 0, 0);
 		return 0;
-	case AREA_AUDIT:
-		return *rel ? -ENOTDIR : virt_audit_list(fsd(), fill_one, &ctx);
+	case AREA_VIRT:
+		return virt_list(fsd(), rel, fill_one, &ctx);
 	case AREA_OUTBOX:
 		return outbox_list(ingest_outbox(fsd()->ingest), rel, fill_one, &ctx);
 	case AREA_INBOX:
@@ -317,7 +322,7 @@ static int open_virtual(const char *rel, struct fuse_file_info *fi)
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
-	r = virt_audit_open(fsd(), rel, &buf, &len);
+	r = virt_open(fsd(), rel, &buf, &len);
 	if (r < 0)
 		return r;
 	r = put_handle(fi, NULL, -1);
@@ -372,8 +377,8 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 		r = ingest_open_file(fsd()->ingest, rel, fi->flags, &c, &f);
 		return r < 0 ? r : bind_inbox_file(fi, f);
 	}
-	if (a == AREA_AUDIT)
-		return *rel ? open_virtual(rel, fi) : -EISDIR;
+	if (a == AREA_VIRT)
+		return open_virtual(rel, fi);
 	if (a != AREA_OUTBOX)
 		return a == AREA_ROOT ? -EISDIR : -ENOENT;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
@@ -549,16 +554,20 @@ static const struct fuse_operations ops = {
 	.removexattr = op_removexattr,
 };
 
+void ops_virtual_changed(struct fsd *d, const char *path)
+{
+	if (d->fuse)
+		fuse_invalidate_path(d->fuse, path);
+}
+
 void ops_audit_changed(void *ctx, const char *file)
 {
 	struct fsd *d = ctx;
 	char path[64];
 
-	if (!d->fuse)
-		return;
 	snprintf(path, sizeof(path), "/audit/%s", file);
-	fuse_invalidate_path(d->fuse, path);
-	fuse_invalidate_path(d->fuse, "/audit");
+	ops_virtual_changed(d, path);
+	ops_virtual_changed(d, "/audit");
 }
 
 void ops_published(struct fsd *d, const char *relpath)

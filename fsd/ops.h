@@ -26,6 +26,7 @@ struct fsd {
 	int state_fd;
 	struct timespec started;
 	bool policy_error;      /* the last reload failed */
+	int64_t policy_loaded_ms; /* when the policy in force was loaded */
 	char policy_message[600];
 };
 
@@ -34,6 +35,9 @@ const struct fuse_operations *ops_table(void);
 /* inbox/RELPATH was just published: drop what the kernel caches of its
  * outbox pair and inbox entry. Call before the committing close() returns. */
 void ops_published(struct fsd *d, const char *relpath);
+
+/* The virtual file PATH changed: drop the kernel's cached attributes. */
+void ops_virtual_changed(struct fsd *d, const char *path);
 
 /* An /audit file changed (an audit_observer_fn; CTX is the struct fsd). */
 void ops_audit_changed(void *ctx, const char *file);

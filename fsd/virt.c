@@ -10,14 +10,23 @@
 #include <string.h>
 #include <time.h>
 
+#include "build-config.h"
+
 #include "audit.h"
+#include "ingest.h"
+#include "live.h"
 #include "ops.h"
 
 #define INO_BASE 0x5f00000000000000ULL
 #define INO_AUDIT_DIR (INO_BASE + 1)
 #define INO_CHECKPOINT (INO_BASE + 2)
 #define INO_AUDIT_PUB (INO_BASE + 3)
+#define INO_INVENTORY_DIR (INO_BASE + 4)
+#define INO_HOLDERS (INO_BASE + 5)
+#define INO_STATUS (INO_BASE + 6)
 #define INO_DAY_BASE (INO_BASE + 0x1000) /* + days since the epoch */
+
+const char *const virt_top_names[] = {"inventory", "audit", "status", NULL};
 
 static void set_time(struct stat *st, int64_t ms)
 {
@@ -56,21 +65,110 @@ static ino_t day_ino(const char *day)
 	return INO_DAY_BASE + (ino_t)(timegm(&tm) / 86400);
 }
 
-int virt_audit_stat(struct fsd *d, const char *rel, struct stat *st)
+static void dir_stat(struct stat *st, ino_t ino, int64_t mtime_ms)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	set_time(st, mtime_ms);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* /status: daemon health on one screen. */
+static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+{
+	unsigned long signed_n, failed_n, denied_n, pending_n;
+	char audit_err[AUDIT_ERR_MAX];
+	int64_t now = now_ms();
+	long up = (long)(now / 1000 - d->started.tv_sec);
+	int n;
+
+	ingest_counters(d->ingest, &signed_n, &failed_n, &denied_n, &pending_n);
+	audit_last_error(d->audit, audit_err);
+	n = asprintf(ret,
+		     "signfsd %s\n"
+		     "uptime:          %ldd %02ld:%02ld:%02ld\n"
+		     "token:           logged in\n"
+		     "policy:          version %u, %s\n"
+		     "files signed:    %lu\n"
+		     "files denied:    %lu\n"
+		     "files failed:    %lu\n"
+		     "pending commits: %lu\n"
+		     "audit log:       %llu events%s%s\n",
+		     SIGNFS_VERSION, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
+		     policy_live_version(d->policy),
+		     d->policy_message[0]
+			     ? (d->policy_error ? "last reload REJECTED, previous policy in force"
+						: "last reload OK")
+			     : "loaded at start",
+		     signed_n, denied_n, failed_n, pending_n,
+		     (unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
+		     audit_err);
+	if (n < 0)
+		return -ENOMEM;
+	if (d->policy_error) {
+		char *more;
+		if (asprintf(&more, "%spolicy error:    %s\n", *ret, d->policy_message) < 0)
+			return -ENOMEM;
+		free(*ret);
+		*ret = more;
+	}
+	*len = strlen(*ret);
+	*mtime_ms = now;
+	return 0;
+}
+
+static int render_holders(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+{
+	int r = policy_live_holders(d->policy, ret);
+	if (r == 0) {
+		*len = strlen(*ret);
+		*mtime_ms = d->policy_loaded_ms;
+	}
+	return r;
+}
+
+static const struct vfile {
+	const char *path;
+	ino_t ino;
+	int (*render)(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms);
+} vfiles[] = {
+	{"/status", INO_STATUS, render_status},
+	{"/inventory/holders", INO_HOLDERS, render_holders},
+};
+
+static const struct vfile *find_vfile(const char *path)
+{
+	for (size_t i = 0; i < sizeof(vfiles) / sizeof(*vfiles); i++)
+		if (!strcmp(vfiles[i].path, path))
+			return &vfiles[i];
+	return NULL;
+}
+
+bool virt_owns(const char *path)
+{
+	return !strcmp(path, "/audit") || !strncmp(path, "/audit/", 7) ||
+	       !strcmp(path, "/inventory") || !strncmp(path, "/inventory/", 11) ||
+	       find_vfile(path);
+}
+
+static int audit_stat(struct fsd *d, const char *rel, struct stat *st)
 {
 	char day[11], *note;
 	uint64_t size;
-	int64_t mtime;
+	int64_t mtime = 0;
 
 	if (!*rel) {
-		memset(st, 0, sizeof(*st));
-		st->st_ino = INO_AUDIT_DIR;
-		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2;
-		if (audit_checkpoint_read(d->audit, &note, &mtime) == 0) {
+		if (audit_checkpoint_read(d->audit, &note, &mtime) == 0)
 			free(note);
-			set_time(st, mtime);
-		}
+		dir_stat(st, INO_AUDIT_DIR, mtime);
 		return 0;
 	}
 	if (!strcmp(rel, "checkpoint")) {
@@ -93,47 +191,85 @@ int virt_audit_stat(struct fsd *d, const char *rel, struct stat *st)
 	return 0;
 }
 
-int virt_audit_list(struct fsd *d, virt_fill_fn fill, void *ctx)
+int virt_stat(struct fsd *d, const char *path, struct stat *st)
+{
+	const struct vfile *v = find_vfile(path);
+	char *buf;
+	size_t len;
+	int64_t mtime;
+
+	if (v) {
+		int r = v->render(d, &buf, &len, &mtime);
+		if (r < 0)
+			return r;
+		free(buf);
+		file_stat(st, v->ino, len, mtime);
+		return 0;
+	}
+	if (!strcmp(path, "/inventory")) {
+		dir_stat(st, INO_INVENTORY_DIR, d->policy_loaded_ms);
+		return 0;
+	}
+	if (!strcmp(path, "/audit"))
+		return audit_stat(d, "", st);
+	if (!strncmp(path, "/audit/", 7))
+		return audit_stat(d, path + 7, st);
+	return -ENOENT;
+}
+
+int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 {
 	char(*days)[11];
 	size_t n;
 	struct stat st;
 	int r;
 
+	if (!strcmp(path, "/inventory")) {
+		if (virt_stat(d, "/inventory/holders", &st) < 0)
+			return -EIO;
+		return fill(ctx, "holders", &st);
+	}
+	if (strcmp(path, "/audit"))
+		return -ENOTDIR;
 	r = audit_days(d->audit, &days, &n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "%s.jsonl", days[i]);
-		if (virt_audit_stat(d, name, &st) == 0)
+		if (audit_stat(d, name, &st) == 0)
 			r = fill(ctx, name, &st);
 	}
 	free(days);
-	if (r == 0 && virt_audit_stat(d, "checkpoint", &st) == 0)
+	if (r == 0 && audit_stat(d, "checkpoint", &st) == 0)
 		r = fill(ctx, "checkpoint", &st);
-	if (r == 0 && virt_audit_stat(d, "audit.pub", &st) == 0)
+	if (r == 0 && audit_stat(d, "audit.pub", &st) == 0)
 		r = fill(ctx, "audit.pub", &st);
 	return r;
 }
 
-int virt_audit_open(struct fsd *d, const char *rel, char **ret, size_t *len)
+int virt_open(struct fsd *d, const char *path, char **ret, size_t *len)
 {
+	const struct vfile *v = find_vfile(path);
 	char day[11];
 	int64_t mtime;
 
-	if (!strcmp(rel, "checkpoint")) {
+	if (v)
+		return v->render(d, ret, len, &mtime);
+	if (!strcmp(path, "/audit/checkpoint")) {
 		int r = audit_checkpoint_read(d->audit, ret, &mtime);
 		if (r == 0)
 			*len = strlen(*ret);
 		return r;
 	}
-	if (!strcmp(rel, "audit.pub")) {
+	if (!strcmp(path, "/audit/audit.pub")) {
 		*ret = strdup(d->audit_pub);
 		*len = strlen(d->audit_pub);
 		return *ret ? 0 : -ENOMEM;
 	}
-	if (!day_name(rel, day))
+	if (!strcmp(path, "/audit") || !strcmp(path, "/inventory"))
+		return -EISDIR;
+	if (strncmp(path, "/audit/", 7) || !day_name(path + 7, day))
 		return -ENOENT;
 	return audit_day_read(d->audit, day, ret, len);
 }

@@ -1,9 +1,10 @@
-/* Virtual files rendered from the store at read time: /audit (day files,
- * checkpoint, audit.pub). Each reports its exact size, a stable inode and an
- * mtime that moves only with its content, so tar and rsync treat them as
- * ordinary files. A file's content is snapshotted when it is opened. */
+/* Virtual files rendered at read time: /status, /inventory/holders and the
+ * /audit tree (day files, checkpoint, audit.pub). Each reports its exact
+ * size, a stable inode and an mtime that moves only with its content, so tar
+ * and rsync treat them as ordinary files. Content is snapshotted at open. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -11,7 +12,12 @@ struct fsd;
 
 typedef int (*virt_fill_fn)(void *ctx, const char *name, const struct stat *st);
 
-/* REL is the path below /audit ("" for the directory itself). */
-int virt_audit_stat(struct fsd *d, const char *rel, struct stat *st);
-int virt_audit_list(struct fsd *d, virt_fill_fn fill, void *ctx);
-int virt_audit_open(struct fsd *d, const char *rel, char **ret, size_t *len);
+/* Is PATH (absolute in the mount) a virtual file or directory? */
+bool virt_owns(const char *path);
+
+int virt_stat(struct fsd *d, const char *path, struct stat *st);
+int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx);
+int virt_open(struct fsd *d, const char *path, char **ret, size_t *len);
+
+/* The virtual top-level names, for the root listing. */
+extern const char *const virt_top_names[];

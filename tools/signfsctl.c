@@ -297,15 +297,15 @@ static int cmd_init(int argc, char **argv)
 		 "certificate = %1$s/pki/codesign.pem\n"
 		 "chain = %1$s/pki/ca.pem\n"
 		 "\n"
+		 "[audit]\n"
+		 "key = pkcs11:token=" TOKEN_LABEL ";object=audit;type=private\n"
+		 "\n"
 		 "# Rules, in order: the first that matches the writer and the path decides;\n"
 		 "# no match denies. Paths are globs under the inbox ('**': any depth).\n"
 		 "[rule admin]\n"
 		 "path = **\n"
 		 "users = root\n"
-		 "key = codesign\n"
-		 "\n"
-		 "[audit]\n"
-		 "key = pkcs11:token=" TOKEN_LABEL ";object=audit;type=private\n",
+		 "key = codesign\n",
 		 dir, module);
 	if (write_text(config, text, 0644) < 0) {
 		fprintf(stderr, "signfsctl: cannot write %s: %m\n", config);
