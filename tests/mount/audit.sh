@@ -25,12 +25,16 @@ settled() {
 for i in 1 2 3; do echo "artifact $i" >"$SRC/f$i"; cp "$SRC/f$i" "$I/f$i"; done
 mkdir -p "$I/rel"
 cp "$SRC/f1" "$I/rel/app.bin"
+chmod 755 "$T" "$SRC" && chmod 644 "$SRC/f1"
+check_fails "a denial (uid 2001 has no rule)" "Permission denied" \
+	setpriv --reuid=2001 --regid=2001 --clear-groups cp "$SRC/f1" "$I/denied.bin"
 check "the checkpoint catches up with the log" settled
 check "a day file, checkpoint and audit.pub are listed" \
 	sh -c "ls '$A' | grep -qx '$(date -u +%F).jsonl' && test -f '$A/checkpoint' && test -f '$A/audit.pub'"
 check "each signing is one line naming path, uid, exe, key, certificate and rule" \
 	grep -q '"event":"signed","uid":0,"user":"root","gid":0,"pid":[0-9]*,"exe":"/usr/bin/cp","path":"rel/app.bin","size":11,"sha256":"[0-9a-f]\{64\}","key":"codesign","cert_serial":"[0-9a-f]*","cert_fingerprint":"[0-9a-f]\{64\}","rule":"admin","decision":"allow"' "$A/$(date -u +%F).jsonl"
 check "the daemon's start is in the log" grep -q '"event":"start"' "$A/$(date -u +%F).jsonl"
+check "the denial is in the log" grep -q '"event":"denied","uid":2001.*"path":"denied.bin"' "$A/$(date -u +%F).jsonl"
 check "stat size equals the bytes read" \
 	sh -c "for f in '$A'/*; do test \$(stat -c %s \"\$f\") = \$(cat \"\$f\" | wc -c) || exit 1; done"
 
