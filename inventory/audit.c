@@ -275,19 +275,57 @@ uint64_t audit_size(struct audit *a)
 	return n;
 }
 
-int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
-		 char err[AUDIT_ERR_MAX])
+/* Other processes (signfsctl) may have appended since this process last
+ * looked: take their leaves into the tree. Holds a->lock. */
+static int catch_up(struct audit *a)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, a->range.count);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((uint64_t)sqlite3_column_int64(st, 0) != a->range.count ||
+		    sqlite3_column_bytes(st, 1) != MERKLE_HASH) {
+			sqlite3_finalize(st);
+			return -EIO;
+		}
+		memcpy(a->last_leaf, sqlite3_column_blob(st, 1), MERKLE_HASH);
+		merkle_range_append(&a->range, a->last_leaf);
+		if (sqlite3_column_int64(st, 2) > a->last_time_ms)
+			a->last_time_ms = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int audit_append_with(struct audit *a, const struct audit_record *rec,
+		      int (*also)(void *ctx, sqlite3 *db, char *err), void *ctx,
+		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
 {
 	sqlite3 *db = a->store->db;
 	sqlite3_stmt *st = NULL;
 	merkle_hash leaf;
-	char day[11], *line;
+	char day[11], *line = NULL;
 	int64_t ms;
 	uint64_t seq;
 	int r = -EIO;
 
 	err[0] = 0;
 	pthread_mutex_lock(&a->lock);
+	/* BEGIN IMMEDIATE takes the database's write lock: appends from several
+	 * processes are serialised, and each sees the others' lines. */
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (catch_up(a) < 0) {
+		errf(err, -EIO, "the audit log in the store is damaged");
+		goto rollback_quiet;
+	}
+	if (also && also(ctx, db, err) < 0)
+		goto rollback_quiet;
 	/* Time never runs backwards in the log: a day's file must never change
 	 * once the day is over, even if the clock is stepped back. */
 	ms = a->clock(a->clock_ctx);
@@ -296,13 +334,11 @@ int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_
 	seq = a->range.count;
 	line = render_line(seq, ms, rec, a->last_leaf);
 	if (!line) {
-		pthread_mutex_unlock(&a->lock);
-		return errf(err, -ENOMEM, "out of memory");
+		errf(err, -ENOMEM, "out of memory");
+		goto rollback_quiet;
 	}
 	merkle_leaf_hash(line, strlen(line), leaf);
 	day_of(ms, day);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf) "
 			       "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -333,6 +369,7 @@ int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_
 	goto out;
 rollback:
 	errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+rollback_quiet:
 	sqlite3_finalize(st);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	goto out;
@@ -349,6 +386,12 @@ out:
 	return r;
 }
 
+int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
+		 char err[AUDIT_ERR_MAX])
+{
+	return audit_append_with(a, rec, NULL, NULL, ret_seq, err);
+}
+
 /* Holds a->lock. */
 static int checkpoint_locked(struct audit *a, char *err)
 {
@@ -359,6 +402,8 @@ static int checkpoint_locked(struct audit *a, char *err)
 
 	if (!a->key)
 		return errf(err, -EPERM, "no audit key: the log is open read-only");
+	if (catch_up(a) < 0)
+		return errf(err, -EIO, "the audit log in the store is damaged");
 	if (a->have_checkpoint && a->signed_size == a->range.count)
 		return 1; /* nothing new */
 	merkle_range_root(&a->range, root);
@@ -411,8 +456,13 @@ static void *checkpointer(void *arg)
 	pthread_mutex_lock(&a->lock);
 	while (!a->stopping) {
 		struct timespec until;
-		if (a->have_checkpoint && a->signed_size == a->range.count)
-			pthread_cond_wait(&a->wake, &a->lock);
+		if (a->have_checkpoint && a->signed_size == a->range.count) {
+			/* Woken by our own appends; every few seconds, look for
+			 * those of other processes (signfsctl) too. */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 3;
+			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+		}
 		if (a->stopping)
 			break;
 		r = checkpoint_locked(a, err);

@@ -51,6 +51,14 @@ void audit_set_observer(struct audit *a, audit_observer_fn fn, void *ctx);
 int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
 		 char err[AUDIT_ERR_MAX]);
 
+/* The same, running ALSO (may fail with a reason in ERR, rolling all back)
+ * in the transaction that appends REC: a state change and its audit record
+ * commit together. Safe against appends from other processes. */
+struct sqlite3;
+int audit_append_with(struct audit *a, const struct audit_record *rec,
+		      int (*also)(void *ctx, struct sqlite3 *db, char *err), void *ctx,
+		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
+
 /* Sign and store a checkpoint of the current tree if it grew since the last. */
 int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX]);
 
