@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "audit.h"
+#include "certs.h"
 #include "config.h"
 #include "live.h"
 #include "log.h"
@@ -46,6 +48,10 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	if (ev->result == INGEST_PUBLISHED) {
 		ops_published(d, ev->path);
 		policy_live_note_signed(d->policy, ev->rule, ev->cred->uid, time(NULL));
+		user_name(ev->cred->uid, user, sizeof(user));
+		if (ev->key &&
+		    inventory_note_use(d->store, ev->key, ev->cred->uid, user, time(NULL)) < 0)
+			log_err("inventory: cannot count a use of key %s", ev->key);
 		log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 			 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid,
 			 ev->seconds * 1e3);
@@ -113,6 +119,66 @@ int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_
 		return 0;
 	snprintf(reason, INGEST_VETO_MAX, "%s", g.reason);
 	return -EACCES;
+}
+
+int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX])
+{
+	struct fsd *d = ctx;
+	const struct config_key *k = config_find_key(d->config, key);
+	struct key_status st;
+	char serial[65], fp[65], err[SIGNER_ERR_MAX], *pem, *chain;
+
+	if (inventory_key_status(d->store, key, time(NULL), d->config->warn_days,
+				 k && k->allow_noncompliant, &st) < 0) {
+		snprintf(reason, INGEST_VETO_MAX, "key '%s' is not in the inventory", key);
+		return -EIO;
+	}
+	if (st.state != CERT_VALID && st.state != CERT_EXPIRING) {
+		snprintf(reason, INGEST_VETO_MAX, "key %s: certificate %s is %s%s%s", key, st.serial,
+			 cert_state_name(st.state), st.issues[0] ? ": " : "",
+			 st.state == CERT_NONCOMPLIANT ? st.issues : "");
+		return -EIO;
+	}
+	/* A renewal imported with signfsctl becomes current: sign with it. */
+	signer_key_info(d->signer, key, serial, fp);
+	if (strcmp(fp, st.fingerprint) && inventory_current_pem(d->store, key, &pem, &chain) == 0) {
+		int r = signer_set_certificate(d->signer, key, pem, chain, err);
+		free(pem);
+		free(chain);
+		if (r < 0) {
+			snprintf(reason, INGEST_VETO_MAX, "%s", err);
+			return -EIO;
+		}
+		log_info("key %s: now signing with certificate %s", key, st.serial);
+	}
+	return 0;
+}
+
+int events_record_keys(struct fsd *d, char *err, size_t len)
+{
+	char ierr[INVENTORY_ERR_MAX];
+
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		const struct config_key *k = &d->config->keys[i];
+		struct signer_key_facts f;
+		struct key_facts facts = {.name = k->name, .uri = k->uri};
+
+		if (signer_key_facts(d->signer, k->name, &f) == 0) {
+			facts.token = f.token;
+			facts.label = f.label;
+			facts.id = f.id;
+			facts.id_len = f.id_len;
+			facts.sensitive = f.sensitive;
+			facts.never_extractable = f.never_extractable;
+			facts.local = f.local;
+		}
+		if (inventory_record_key(d->store, &facts, signer_certificate(d->signer, k->name),
+					 signer_chain(d->signer, k->name), time(NULL), ierr) < 0) {
+			snprintf(err, len, "key %s: %s", k->name, ierr);
+			return -EIO;
+		}
+	}
+	return 0;
 }
 
 void events_policy_reload(void *ctx, int result, const char *message)

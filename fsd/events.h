@@ -14,6 +14,13 @@ int events_ingest(void *ctx, struct ingest_event *ev);
 int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_cred *cred,
 		     struct ingest_grant *grant, char reason[INGEST_VETO_MAX]);
 
+/* The ingest pipeline's check before signing with KEY: its certificate must
+ * be valid or expiring (an ingest_prepare_fn); picks up renewals. */
+int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX]);
+
+/* Record the configured keys and certificates in the inventory. */
+int events_record_keys(struct fsd *d, char *err, size_t len);
+
 /* The outcome of a policy reload: logged and audited. */
 void events_policy_reload(void *ctx, int result, const char *message);
 

@@ -29,9 +29,7 @@ struct ingest {
 	const struct config *config;
 	struct signer *signer;
 	struct outbox *outbox;
-	ingest_authorize_fn authorize;
-	ingest_event_fn event;
-	void *event_ctx;
+	struct ingest_hooks hooks;
 	pthread_mutex_t lock; /* the registry below and the counters */
 	struct ingest_file *open_files;
 	unsigned long n_signed, n_failed, n_denied, n_pending;
@@ -96,8 +94,7 @@ static void clear_staging(int fd)
 }
 
 int ingest_open(int state_fd, const struct config *c, struct signer *s,
-		ingest_authorize_fn authorize, ingest_event_fn event, void *event_ctx,
-		struct ingest **ret)
+		const struct ingest_hooks *hooks, struct ingest **ret)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 	int r;
@@ -108,9 +105,7 @@ int ingest_open(int state_fd, const struct config *c, struct signer *s,
 	in->state_fd = state_fd;
 	in->config = c;
 	in->signer = s;
-	in->authorize = authorize;
-	in->event = event;
-	in->event_ctx = event_ctx;
+	in->hooks = *hooks;
 	pthread_mutex_init(&in->lock, NULL);
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
@@ -197,7 +192,7 @@ static int report(struct ingest *in, enum ingest_result result, const char *path
 			in->n_denied++;
 		pthread_mutex_unlock(&in->lock);
 	}
-	return in->event ? in->event(in->event_ctx, &ev) : 0;
+	return in->hooks.event ? in->hooks.event(in->hooks.ctx, &ev) : 0;
 }
 
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
@@ -208,9 +203,9 @@ static int authorize(struct ingest *in, const char *path, bool dir,
 	int r;
 
 	memset(grant, 0, sizeof(*grant));
-	if (!in->authorize)
+	if (!in->hooks.authorize)
 		return 0;
-	r = in->authorize(in->event_ctx, path, dir, cred, grant, reason);
+	r = in->hooks.authorize(in->hooks.ctx, path, dir, cred, grant, reason);
 	if (r < 0)
 		report(in, INGEST_DENIED, path, cred, grant, -1, NULL, reason, now_seconds(), NULL);
 	return r;
@@ -284,6 +279,11 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 			 grant.rule, (unsigned long long)grant.max_size);
 		report(in, INGEST_DENIED, path, cred, &grant, st.st_size, NULL, err, started, NULL);
 		return -EFBIG;
+	}
+	if (in->hooks.prepare && (r = in->hooks.prepare(in->hooks.ctx, grant.key, veto)) < 0) {
+		snprintf(err, sizeof(err), "%s", veto);
+		reason = err;
+		goto out;
 	}
 	r = signer_sign(in->signer, grant.key, digest, time(NULL), &sig, &sig_len, err);
 	if (r < 0) {

@@ -65,15 +65,26 @@ struct ingest_event {
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
 
+/* Right before signing with KEY: 0 when it may sign, or a negative errno
+ * with the reason (an expired or revoked certificate, a disabled key). */
+typedef int (*ingest_prepare_fn)(void *ctx, const char *key, char reason[INGEST_VETO_MAX]);
+
+/* What the pipeline asks of the daemon; CTX goes to each. */
+struct ingest_hooks {
+	ingest_authorize_fn authorize;
+	ingest_prepare_fn prepare;
+	ingest_event_fn event;
+	void *ctx;
+};
+
 struct ingest;
 struct ingest_file;
 
 /* Open the backing store under STATE_FD (inbox/, staging/, and the outbox),
  * finishing or rolling back what a crash left half-done. C and S must outlive
- * the ingest; CTX is passed to both callbacks. */
+ * the ingest. */
 int ingest_open(int state_fd, const struct config *c, struct signer *s,
-		ingest_authorize_fn authorize, ingest_event_fn event, void *ctx,
-		struct ingest **ret);
+		const struct ingest_hooks *hooks, struct ingest **ret);
 void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);

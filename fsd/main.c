@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "audit.h"
 #include "build-config.h"
 #include "config.h"
@@ -358,12 +359,22 @@ int main(int argc, char **argv)
 		goto out;
 	if (open_audit(c, &d, &store) < 0)
 		goto out;
+	d.store = store;
 	if (policy_live_open(o.config, validate_policy, &d, &d.policy, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}
 	d.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
-	r = ingest_open(d.state_fd, c, d.signer, events_authorize, events_ingest, &d, &d.ingest);
+	if (events_record_keys(&d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		goto out;
+	}
+	r = ingest_open(d.state_fd, c, d.signer,
+			&(struct ingest_hooks){.authorize = events_authorize,
+					       .prepare = events_prepare,
+					       .event = events_ingest,
+					       .ctx = &d},
+			&d.ingest);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: cannot open the backing store in %s: %s\n", c->state_dir,
 			strerror(-r));
@@ -379,9 +390,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot watch %s for changes\n", o.config);
 		goto out;
 	}
+	if (alerts_start(&d) < 0) {
+		fprintf(stderr, "signfsd: cannot start the expiry checks\n");
+		goto out;
+	}
 
 	ret = run_fuse(&o, c, &d);
 out:
+	alerts_stop(&d);
 	policy_live_free(d.policy);
 	ingest_free(d.ingest);
 	/* Closing the log signs a last checkpoint covering the stop event. */

@@ -13,6 +13,7 @@ struct config;
 struct ingest;
 struct policy_live;
 struct signer;
+struct store;
 
 /* What the handlers need; passed as fuse_new()'s private data. */
 struct fsd {
@@ -20,6 +21,7 @@ struct fsd {
 	struct signer *signer;
 	struct ingest *ingest;
 	struct policy_live *policy;
+	struct store *store;
 	struct audit *audit;
 	char *audit_pub; /* the content of /audit/audit.pub */
 	struct fuse *fuse; /* set once mounted */

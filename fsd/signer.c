@@ -4,6 +4,7 @@
 #include "signer.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,9 +27,11 @@ struct signer_key {
 	EVP_PKEY *pkey;
 	X509 *cert;
 	STACK_OF(X509) *chain;
+	struct signer_key_facts facts;
 };
 
 struct signer {
+	char *module;
 	PKCS11_CTX *ctx;
 	PKCS11_SLOT *slots;
 	unsigned int n_slots;
@@ -64,6 +67,7 @@ int signer_open(const char *module, const char *pin_file, struct signer **ret,
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->pin_file = strdup(pin_file);
+	s->module = strdup(module);
 	s->ctx = PKCS11_CTX_new();
 	if (!s->ctx || !s->pin_file) {
 		signer_free(s);
@@ -154,8 +158,57 @@ static bool attr_eq(CK_ATTRIBUTE_PTR a, const void *v, size_t n)
 	return a->ulValueLen == n && memcmp(a->pValue, v, n) == 0;
 }
 
+/* CKA_SENSITIVE, CKA_NEVER_EXTRACTABLE and CKA_LOCAL of the private key
+ * LABEL/ID on SLOT, through a session of our own: libp11 does not expose
+ * them. The module is already initialised and logged in by libp11. */
+static void read_facts(struct signer *s, PKCS11_SLOT *slot, PKCS11_KEY *key,
+		       struct signer_key_facts *f)
+{
+	CK_RV (*get_list)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_FUNCTION_LIST_PTR fl = NULL;
+	CK_SESSION_HANDLE sess;
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE find[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			       {CKA_ID, key->id, key->id_len}};
+	CK_OBJECT_HANDLE obj;
+	CK_ULONG n = 0;
+	CK_BBOOL sens = 0, never = 0, local = 0;
+	CK_ATTRIBUTE attrs[] = {{CKA_SENSITIVE, &sens, sizeof(sens)},
+				{CKA_NEVER_EXTRACTABLE, &never, sizeof(never)},
+				{CKA_LOCAL, &local, sizeof(local)}};
+	void *dl = dlopen(s->module, RTLD_NOW | RTLD_NOLOAD);
+
+	f->sensitive = f->never_extractable = f->local = -1;
+	snprintf(f->token, sizeof(f->token), "%s", slot->token->label);
+	snprintf(f->label, sizeof(f->label), "%s", key->label ? key->label : "");
+	f->id_len = key->id_len < sizeof(f->id) ? key->id_len : sizeof(f->id);
+	memcpy(f->id, key->id, f->id_len);
+	get_list = dl ? (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(dl, "C_GetFunctionList") : NULL;
+	if (!get_list || get_list(&fl) != CKR_OK ||
+	    fl->C_OpenSession(PKCS11_get_slotid_from_slot(slot), CKF_SERIAL_SESSION, NULL, NULL,
+			      &sess) != CKR_OK) {
+		if (dl)
+			dlclose(dl);
+		return;
+	}
+	if (fl->C_FindObjectsInit(sess, find, key->id_len ? 2 : 1) == CKR_OK) {
+		if (fl->C_FindObjects(sess, &obj, 1, &n) == CKR_OK && n == 1) {
+			/* Each attribute on its own: a token may refuse one of them. */
+			for (int i = 0; i < 3; i++)
+				if (fl->C_GetAttributeValue(sess, obj, &attrs[i], 1) == CKR_OK)
+					*(i == 0 ? &f->sensitive : i == 1 ? &f->never_extractable
+									   : &f->local) =
+						*(CK_BBOOL *)attrs[i].pValue ? 1 : 0;
+		}
+		fl->C_FindObjectsFinal(sess);
+	}
+	fl->C_CloseSession(sess);
+	dlclose(dl);
+}
+
 /* Caller holds s->lock. */
-static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char *err)
+static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char *err,
+		     struct signer_key_facts *facts)
 {
 	P11KitUri *uri = p11_kit_uri_new();
 	CK_ATTRIBUTE_PTR label, id;
@@ -209,6 +262,8 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 		r = errf(err, -EIO, "cannot use private key '%s'", uri_str);
 		goto out;
 	}
+	if (facts)
+		read_facts(s, slot, key, facts);
 	*ret = pkey;
 	r = 0;
 out:
@@ -227,7 +282,7 @@ int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err
 		r = errf(err, -E2BIG, "too many keys");
 		goto out;
 	}
-	r = find_pkey(s, uri, &pkey, err);
+	r = find_pkey(s, uri, &pkey, err, NULL);
 	if (r == 0) {
 		s->pkeys[s->n_pkeys++] = pkey;
 		*ret = pkey;
@@ -273,7 +328,7 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 		r = errf(err, -E2BIG, "too many keys");
 		goto out;
 	}
-	r = find_pkey(s, uri, &k.pkey, err);
+	r = find_pkey(s, uri, &k.pkey, err, &k.facts);
 	if (r < 0)
 		goto out;
 	r = load_pem_certs(cert_file, &certs, err);
@@ -326,6 +381,7 @@ int signer_key_info(struct signer *s, const char *name, char serial[65], char fi
 
 	if (!k)
 		return -ENOKEY;
+	pthread_mutex_lock(&s->lock);
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(k->cert), NULL);
 	hex = bn ? BN_bn2hex(bn) : NULL;
 	snprintf(serial, 65, "%s", hex ? hex : "");
@@ -335,6 +391,7 @@ int signer_key_info(struct signer *s, const char *name, char serial[65], char fi
 	BN_free(bn);
 	if (!X509_digest(k->cert, EVP_sha256(), md, &len))
 		len = 0;
+	pthread_mutex_unlock(&s->lock);
 	for (unsigned int i = 0; i < len && i < 32; i++)
 		sprintf(fingerprint + 2 * i, "%02x", md[i]);
 	fingerprint[2 * (len < 32 ? len : 32)] = 0;
@@ -351,12 +408,81 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
+	STACK_OF(X509) *chain;
+	X509 *cert;
+	int r = 0;
 
 	err[0] = 0;
 	if (!k)
 		return errf(err, -ENOKEY, "no key named '%s'", name);
-	if (cms_sign_digest(k->cert, k->chain, k->pkey, digest, when, ret_der, ret_len) < 0)
-		return errf(err, -EIO, "signing with key '%s' failed", name);
+	/* A renewal may swap the certificate meanwhile: sign with references. */
+	pthread_mutex_lock(&s->lock);
+	cert = k->cert;
+	X509_up_ref(cert);
+	chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (cms_sign_digest(cert, chain, k->pkey, digest, when, ret_der, ret_len) < 0)
+		r = errf(err, -EIO, "signing with key '%s' failed", name);
+	X509_free(cert);
+	sk_X509_pop_free(chain, X509_free);
+	return r;
+}
+
+int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts *out)
+{
+	struct signer_key *k = lookup(s, name);
+	if (!k)
+		return -ENOKEY;
+	*out = k->facts;
+	return 0;
+}
+
+STACK_OF(X509) *signer_chain(struct signer *s, const char *name)
+{
+	struct signer_key *k = lookup(s, name);
+	return k ? k->chain : NULL;
+}
+
+static STACK_OF(X509) *certs_from_pem(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	X509 *x;
+
+	while (b && sk && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	BIO_free(b);
+	return sk;
+}
+
+int signer_set_certificate(struct signer *s, const char *name, const char *cert_pem,
+			   const char *chain_pem, char err[SIGNER_ERR_MAX])
+{
+	struct signer_key *k = lookup(s, name);
+	STACK_OF(X509) *certs, *chain;
+	X509 *cert;
+
+	err[0] = 0;
+	if (!k)
+		return errf(err, -ENOKEY, "no key named '%s'", name);
+	certs = certs_from_pem(cert_pem);
+	cert = sk_X509_num(certs) > 0 ? sk_X509_shift(certs) : NULL;
+	sk_X509_pop_free(certs, X509_free);
+	if (!cert)
+		return errf(err, -EINVAL, "no certificate in the inventory's PEM for '%s'", name);
+	if (X509_check_private_key(cert, k->pkey) != 1) {
+		X509_free(cert);
+		return errf(err, -EKEYREJECTED, "the new certificate does not belong to key '%s'",
+			    name);
+	}
+	chain = certs_from_pem(chain_pem ? chain_pem : "");
+	pthread_mutex_lock(&s->lock);
+	X509_free(k->cert); /* threads signing right now hold their own references */
+	k->cert = cert;
+	sk_X509_pop_free(k->chain, X509_free);
+	k->chain = chain;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -380,5 +506,6 @@ void signer_free(struct signer *s)
 	}
 	pthread_mutex_destroy(&s->lock);
 	free(s->pin_file);
+	free(s->module);
 	free(s);
 }

@@ -36,6 +36,24 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 /* Serial (hex) and SHA-256 fingerprint (hex) of NAME's certificate. */
 int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65]);
 
+/* What the token says about NAME's private key: token and key labels, the
+ * CKA_ID, and CKA_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_LOCAL (-1: unknown). */
+struct signer_key_facts {
+	char token[33], label[128];
+	unsigned char id[64];
+	size_t id_len;
+	int sensitive, never_extractable, local;
+};
+int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts *out);
+
+/* Bind NAME to another certificate (a renewal) of the same key; CERT_PEM
+ * holds it, CHAIN_PEM (may be "") the chain. Safe while other threads sign. */
+int signer_set_certificate(struct signer *s, const char *name, const char *cert_pem,
+			   const char *chain_pem, char err[SIGNER_ERR_MAX]);
+
+/* The chain bound to NAME (may be NULL). Owned by the signer. */
+STACK_OF(X509) *signer_chain(struct signer *s, const char *name);
+
 /* The certificate bound to NAME, or NULL. Owned by the signer. */
 X509 *signer_certificate(struct signer *s, const char *name);
 

@@ -318,6 +318,24 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 	return fail(s, "unknown key '%s' in [rule %s]", key, r->name);
 }
 
+static int set_alert_days(struct parse_state *s, const char *value)
+{
+	char *copy = strdup(value), *tok, *save = NULL;
+
+	s->c->n_alert_days = 0;
+	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		char *end;
+		long v = strtol(tok, &end, 10);
+		if (*end || v < 1 || v > 3650 || s->c->n_alert_days == 8) {
+			fail(s, "alert_days must be up to 8 numbers of days, e.g. 30 14 7 1");
+			break;
+		}
+		s->c->alert_days[s->c->n_alert_days++] = v;
+	}
+	free(copy);
+	return s->err[0] ? 0 : 1;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *s = user;
@@ -343,6 +361,27 @@ static int handler(void *user, const char *section, const char *key, const char 
 			return set_path(s, &c->pin_file, value);
 		if (!strcmp(key, "softhsm2_conf"))
 			return set_path(s, &c->softhsm2_conf, value);
+	} else if (!strcmp(section, "inventory")) {
+		if (!strcmp(key, "warn_days")) {
+			char *end;
+			long v = strtol(value, &end, 10);
+			if (*end || v < 1 || v > 365)
+				return fail(s, "warn_days must be a number of days from 1 to 365");
+			c->warn_days = v;
+			return 1;
+		}
+		if (!strcmp(key, "alert_days"))
+			return set_alert_days(s, value);
+		if (!strcmp(key, "alert_command"))
+			return set_path(s, &c->alert_command, value);
+		if (!strcmp(key, "alert_interval")) {
+			char *end;
+			long v = strtol(value, &end, 10);
+			if (*end || v < 1 || v > 3600)
+				return fail(s, "alert_interval must be seconds from 1 to 3600");
+			c->alert_interval = v;
+			return 1;
+		}
 	} else if (!strncmp(section, "rule ", 5)) {
 		struct rule *r = rule_section(s, section);
 		return r ? rule_key(s, r, key, value) : 0;
@@ -372,6 +411,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 			return set_path(s, &k->certificate, value);
 		if (!strcmp(key, "chain"))
 			return set_path(s, &k->chain, value);
+		if (!strcmp(key, "allow_noncompliant")) {
+			if (strcmp(value, "yes") && strcmp(value, "no"))
+				return fail(s, "allow_noncompliant must be yes or no");
+			k->allow_noncompliant = !strcmp(value, "yes");
+			return 1;
+		}
 	} else {
 		return fail(s, "unknown section [%s]", section);
 	}
@@ -432,6 +477,7 @@ void config_free(struct config *c)
 	free(c->softhsm2_conf);
 	free(c->audit_key);
 	free(c->audit_origin);
+	free(c->alert_command);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		free(c->keys[i].name);
 		free(c->keys[i].uri);
@@ -462,6 +508,10 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 		return -ENOMEM;
 	s.c->path = strdup(name);
 	s.c->threads = 4;
+	s.c->warn_days = 30;
+	s.c->alert_interval = 3600;
+	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));
+	s.c->n_alert_days = 4;
 	for (size_t i = 0; i < sizeof(default_temp_patterns) / sizeof(*default_temp_patterns); i++)
 		s.c->temp_patterns[s.c->n_temp++] = strdup(default_temp_patterns[i]);
 

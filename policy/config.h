@@ -16,6 +16,7 @@ struct config_key {
 	char *uri;         /* RFC 7512 PKCS#11 URI of the private key */
 	char *certificate; /* PEM file with the key's certificate */
 	char *chain;       /* optional PEM file with intermediates and root */
+	bool allow_noncompliant; /* sign even if the certificate breaks the CA/B rules */
 };
 
 struct config {
@@ -27,6 +28,11 @@ struct config {
 	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
 	char *audit_origin;  /* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;    /* FUSE worker threads (libfuse caps at 10) */
+	int warn_days;       /* a certificate is "expiring" this close to its end */
+	int alert_days[8];   /* expiry alert thresholds, in days */
+	size_t n_alert_days;
+	char *alert_command; /* run for each alert, details in the environment */
+	unsigned alert_interval; /* seconds between expiry checks */
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;

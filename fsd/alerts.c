@@ -1,0 +1,144 @@
+/* See alerts.h. The command runs without a shell, with a clean environment
+ * plus SIGNFS_ALERT_* variables, and is given 30 seconds. */
+#include "alerts.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "certs.h"
+#include "config.h"
+#include "log.h"
+#include "ops.h"
+
+#define COMMAND_TIMEOUT_S 30
+
+static pthread_t thread;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static int running, stopping;
+
+static void run_command(const char *cmd, const struct inventory_alert *a, const char *what)
+{
+	char env[8][320];
+	char *envp[9], *argv[] = {(char *)cmd, NULL};
+	char na[32];
+	struct tm tm;
+	pid_t pid;
+	int status;
+
+	gmtime_r(&a->not_after, &tm);
+	strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(env[0], sizeof(env[0]), "SIGNFS_ALERT=%s", what);
+	snprintf(env[1], sizeof(env[1]), "SIGNFS_ALERT_KEY=%s", a->key);
+	snprintf(env[2], sizeof(env[2]), "SIGNFS_ALERT_SERIAL=%s", a->serial);
+	snprintf(env[3], sizeof(env[3]), "SIGNFS_ALERT_FINGERPRINT=%s", a->fingerprint);
+	snprintf(env[4], sizeof(env[4]), "SIGNFS_ALERT_SUBJECT=%s", a->subject);
+	snprintf(env[5], sizeof(env[5]), "SIGNFS_ALERT_NOT_AFTER=%s", na);
+	snprintf(env[6], sizeof(env[6]), "SIGNFS_ALERT_DAYS_LEFT=%ld", a->days_left);
+	snprintf(env[7], sizeof(env[7]), "SIGNFS_ALERT_THRESHOLD=%d", a->threshold);
+	for (int i = 0; i < 8; i++)
+		envp[i] = env[i];
+	envp[8] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		execve(cmd, argv, envp);
+		_exit(127);
+	}
+	if (pid < 0) {
+		log_err("alert_command %s: cannot fork: %m", cmd);
+		return;
+	}
+	for (int i = 0; i < COMMAND_TIMEOUT_S * 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				log_err("alert_command %s failed (status %d)", cmd, status);
+			return;
+		}
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	log_err("alert_command %s took more than %d s and was killed", cmd, COMMAND_TIMEOUT_S);
+}
+
+static void fire(void *ctx, const struct inventory_alert *a)
+{
+	struct fsd *d = ctx;
+	char what[256], err[AUDIT_ERR_MAX];
+	struct audit_record rec = {
+		.event = "alert",
+		.uid = AUDIT_NONE, .gid = AUDIT_NONE, .pid = AUDIT_NONE, .size = AUDIT_NONE,
+		.key = a->key,
+		.cert_serial = a->serial,
+		.cert_fingerprint = a->fingerprint,
+		.reason = what,
+	};
+
+	if (a->threshold == 0)
+		snprintf(what, sizeof(what), "certificate expired %ld days ago", -a->days_left);
+	else
+		snprintf(what, sizeof(what), "certificate expires in %ld days (threshold %d days)",
+			 a->days_left, a->threshold);
+	log_warn("alert: key %s: %s (serial %s)", a->key, what, a->serial);
+	if (audit_append(d->audit, &rec, NULL, err) < 0)
+		log_err("alert: %s", err);
+	if (d->config->alert_command)
+		run_command(d->config->alert_command, a, what);
+}
+
+static void check(struct fsd *d)
+{
+	int n = inventory_check_alerts(d->store, time(NULL), d->config->alert_days,
+				       d->config->n_alert_days, fire, d);
+	if (n < 0)
+		log_err("expiry check failed: %s", strerror(-n));
+	if (n > 0)
+		ops_virtual_changed(d, "/inventory/alerts");
+}
+
+static void *loop(void *arg)
+{
+	struct fsd *d = arg;
+
+	pthread_mutex_lock(&lock);
+	while (!stopping) {
+		struct timespec until;
+		pthread_mutex_unlock(&lock);
+		check(d);
+		pthread_mutex_lock(&lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += d->config->alert_interval;
+		while (!stopping && pthread_cond_timedwait(&wake, &lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+int alerts_start(struct fsd *d)
+{
+	if (pthread_create(&thread, NULL, loop, d) != 0)
+		return -EAGAIN;
+	running = 1;
+	return 0;
+}
+
+void alerts_stop(struct fsd *d)
+{
+	if (!running)
+		return;
+	pthread_mutex_lock(&lock);
+	stopping = 1;
+	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&lock);
+	pthread_join(thread, NULL);
+	running = 0;
+}
