@@ -101,7 +101,7 @@ static void check(struct fsd *d)
 	if (n < 0)
 		log_err("expiry check failed: %s", strerror(-n));
 	if (n > 0)
-		ops_virtual_changed(d, "/inventory/alerts");
+		ops_inventory_changed(d, NULL);
 }
 
 static void *loop(void *arg)

@@ -52,6 +52,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		if (ev->key &&
 		    inventory_note_use(d->store, ev->key, ev->cred->uid, user, time(NULL)) < 0)
 			log_err("inventory: cannot count a use of key %s", ev->key);
+		ops_inventory_changed(d, ev->key);
 		log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 			 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid,
 			 ev->seconds * 1e3);
@@ -150,6 +151,7 @@ int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX])
 			return -EIO;
 		}
 		log_info("key %s: now signing with certificate %s", key, st.serial);
+		ops_inventory_changed(d, key);
 	}
 	return 0;
 }
@@ -178,6 +180,7 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 			return -EIO;
 		}
 	}
+	ops_inventory_changed(d, NULL);
 	return 0;
 }
 

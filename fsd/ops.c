@@ -560,6 +560,24 @@ void ops_virtual_changed(struct fsd *d, const char *path)
 		fuse_invalidate_path(d->fuse, path);
 }
 
+void ops_inventory_changed(struct fsd *d, const char *key)
+{
+	static const char *const per_key[] = {"uses_total", "uses_24h", "last_used", "status",
+					      "certificate.pem", "not_after", "days_left"};
+	struct timespec ts;
+	char path[160];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d->inventory_changed_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	ops_virtual_changed(d, "/inventory/certificates");
+	ops_virtual_changed(d, "/inventory/certificates.json");
+	ops_virtual_changed(d, "/inventory/alerts");
+	for (size_t i = 0; key && i < sizeof(per_key) / sizeof(*per_key); i++) {
+		snprintf(path, sizeof(path), "/inventory/keys/%s/%s", key, per_key[i]);
+		ops_virtual_changed(d, path);
+	}
+}
+
 void ops_audit_changed(void *ctx, const char *file)
 {
 	struct fsd *d = ctx;

@@ -29,6 +29,7 @@ struct fsd {
 	struct timespec started;
 	bool policy_error;      /* the last reload failed */
 	int64_t policy_loaded_ms; /* when the policy in force was loaded */
+	int64_t inventory_changed_ms; /* the inventory's last change seen here */
 	char policy_message[600];
 };
 
@@ -40,6 +41,10 @@ void ops_published(struct fsd *d, const char *relpath);
 
 /* The virtual file PATH changed: drop the kernel's cached attributes. */
 void ops_virtual_changed(struct fsd *d, const char *path);
+
+/* The inventory changed (for KEY, or in general when NULL): new mtime, and
+ * the kernel's cached attributes of its files dropped. */
+void ops_inventory_changed(struct fsd *d, const char *key);
 
 /* An /audit file changed (an audit_observer_fn; CTX is the struct fsd). */
 void ops_audit_changed(void *ctx, const char *file);

@@ -13,6 +13,8 @@
 #include "build-config.h"
 
 #include "audit.h"
+#include "certs.h"
+#include "config.h"
 #include "ingest.h"
 #include "live.h"
 #include "ops.h"
@@ -127,12 +129,138 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 
 static int render_holders(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
-	int r = policy_live_holders(d->policy, ret);
+	int r = policy_live_holders(d->policy, NULL, ret);
 	if (r == 0) {
 		*len = strlen(*ret);
 		*mtime_ms = d->policy_loaded_ms;
 	}
 	return r;
+}
+
+/* Inventory files change with the store and, through days_left, with the
+ * date: their mtime is the later of the two. */
+static int64_t inventory_mtime(struct fsd *d)
+{
+	int64_t midnight = (now_ms() / 86400000) * 86400000;
+	return d->inventory_changed_ms > midnight ? d->inventory_changed_ms : midnight;
+}
+
+static int done(char *text, char **ret, size_t *len)
+{
+	if (!text)
+		return -ENOMEM;
+	*ret = text;
+	*len = strlen(text);
+	return 0;
+}
+
+static int render_certificates(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+{
+	char *text = NULL;
+	*mtime_ms = inventory_mtime(d);
+	inventory_render_certificates(d->store, now_ms() / 1000, d->config->warn_days, &text);
+	return done(text, ret, len);
+}
+
+static int render_certificates_json(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+{
+	char *text = NULL;
+	*mtime_ms = inventory_mtime(d);
+	inventory_render_certificates_json(d->store, now_ms() / 1000, d->config->warn_days, &text);
+	return done(text, ret, len);
+}
+
+static int render_alerts(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+{
+	char *text = NULL;
+	*mtime_ms = inventory_mtime(d);
+	inventory_render_alerts(d->store, &text);
+	return done(text, ret, len);
+}
+
+/* /inventory/keys/NAME/FILE: one value per file, for monitoring checks. */
+static const char *const key_files[] = {"status",	  "not_after", "days_left",
+					"uses_total",	  "uses_24h",  "last_used",
+					"holders",	  "certificate.pem", NULL};
+
+static int render_key_file(struct fsd *d, const char *key, const char *file, char **ret,
+			   size_t *len, int64_t *mtime_ms)
+{
+	const struct config_key *k = config_find_key(d->config, key);
+	time_t now = now_ms() / 1000;
+	struct key_status st;
+	uint64_t total, day;
+	time_t last;
+	char *text = NULL, when[32];
+	struct tm tm;
+
+	if (!k || inventory_key_status(d->store, key, now, d->config->warn_days,
+				       k->allow_noncompliant, &st) < 0)
+		return -ENOENT;
+	*mtime_ms = inventory_mtime(d);
+	if (!strcmp(file, "status"))
+		return asprintf(&text, "%s\n", cert_state_name(st.state)) < 0 ? -ENOMEM
+										  : done(text, ret, len);
+	if (!strcmp(file, "not_after")) {
+		gmtime_r(&st.not_after, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ\n", &tm);
+		return done(strdup(when), ret, len);
+	}
+	if (!strcmp(file, "days_left"))
+		return asprintf(&text, "%ld\n", st.days_left) < 0 ? -ENOMEM : done(text, ret, len);
+	if (!strcmp(file, "holders")) {
+		*mtime_ms = d->policy_loaded_ms;
+		return policy_live_holders(d->policy, key, &text) < 0 ? -ENOMEM
+								       : done(text, ret, len);
+	}
+	if (!strcmp(file, "certificate.pem")) {
+		char *chain = NULL;
+		int r = inventory_current_pem(d->store, key, &text, &chain);
+		free(chain);
+		return r < 0 ? r : done(text, ret, len);
+	}
+	if (inventory_usage(d->store, key, now, &total, &day, &last, NULL) < 0)
+		return -ENOENT;
+	if (!strcmp(file, "uses_total"))
+		return asprintf(&text, "%llu\n", (unsigned long long)total) < 0
+			       ? -ENOMEM
+			       : done(text, ret, len);
+	if (!strcmp(file, "uses_24h"))
+		return asprintf(&text, "%llu\n", (unsigned long long)day) < 0 ? -ENOMEM
+										 : done(text, ret, len);
+	if (!strcmp(file, "last_used")) {
+		if (last <= 0)
+			return done(strdup("never\n"), ret, len);
+		gmtime_r(&last, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ\n", &tm);
+		return done(strdup(when), ret, len);
+	}
+	return -ENOENT;
+}
+
+/* Splits "/inventory/keys/NAME[/FILE]"; FILE is "" for the directory. */
+static bool key_path(struct fsd *d, const char *path, char key[64], const char **file)
+{
+	const char *rest, *slash;
+
+	if (strncmp(path, "/inventory/keys/", 16))
+		return false;
+	rest = path + 16;
+	slash = strchr(rest, '/');
+	if ((size_t)(slash ? slash - rest : (long)strlen(rest)) >= 64)
+		return false;
+	snprintf(key, 64, "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
+	*file = slash ? slash + 1 : "";
+	return config_find_key(d->config, key) != NULL;
+}
+
+/* Stable inode numbers for inventory paths, from the path itself. */
+static ino_t path_ino(const char *path)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+	for (const char *p = path; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return INO_BASE + 0x100000 + (h & 0xffffffffffULL);
 }
 
 static const struct vfile {
@@ -142,6 +270,9 @@ static const struct vfile {
 } vfiles[] = {
 	{"/status", INO_STATUS, render_status},
 	{"/inventory/holders", INO_HOLDERS, render_holders},
+	{"/inventory/certificates", 0, render_certificates},
+	{"/inventory/certificates.json", 0, render_certificates_json},
+	{"/inventory/alerts", 0, render_alerts},
 };
 
 static const struct vfile *find_vfile(const char *path)
@@ -203,12 +334,33 @@ int virt_stat(struct fsd *d, const char *path, struct stat *st)
 		if (r < 0)
 			return r;
 		free(buf);
-		file_stat(st, v->ino, len, mtime);
+		file_stat(st, v->ino ? v->ino : path_ino(path), len, mtime);
 		return 0;
 	}
 	if (!strcmp(path, "/inventory")) {
-		dir_stat(st, INO_INVENTORY_DIR, d->policy_loaded_ms);
+		dir_stat(st, INO_INVENTORY_DIR, inventory_mtime(d));
 		return 0;
+	}
+	if (!strcmp(path, "/inventory/keys")) {
+		dir_stat(st, path_ino(path), inventory_mtime(d));
+		return 0;
+	}
+	{
+		char key[64];
+		const char *file;
+		if (key_path(d, path, key, &file)) {
+			int r;
+			if (!*file) {
+				dir_stat(st, path_ino(path), inventory_mtime(d));
+				return 0;
+			}
+			r = render_key_file(d, key, file, &buf, &len, &mtime);
+			if (r < 0)
+				return r;
+			free(buf);
+			file_stat(st, path_ino(path), len, mtime);
+			return 0;
+		}
 	}
 	if (!strcmp(path, "/audit"))
 		return audit_stat(d, "", st);
@@ -222,12 +374,40 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 	char(*days)[11];
 	size_t n;
 	struct stat st;
-	int r;
+	int r = 0;
 
 	if (!strcmp(path, "/inventory")) {
-		if (virt_stat(d, "/inventory/holders", &st) < 0)
-			return -EIO;
-		return fill(ctx, "holders", &st);
+		static const char *const names[] = {"holders", "certificates", "certificates.json",
+						    "alerts", "keys"};
+		for (size_t i = 0; i < sizeof(names) / sizeof(*names) && r == 0; i++) {
+			char p[64];
+			snprintf(p, sizeof(p), "/inventory/%s", names[i]);
+			if (virt_stat(d, p, &st) == 0)
+				r = fill(ctx, names[i], &st);
+		}
+		return r;
+	}
+	if (!strcmp(path, "/inventory/keys")) {
+		for (size_t i = 0; i < d->config->n_keys && r == 0; i++) {
+			char p[128];
+			snprintf(p, sizeof(p), "/inventory/keys/%s", d->config->keys[i].name);
+			if (virt_stat(d, p, &st) == 0)
+				r = fill(ctx, d->config->keys[i].name, &st);
+		}
+		return r;
+	}
+	{
+		char key[64];
+		const char *file;
+		if (key_path(d, path, key, &file) && !*file) {
+			for (const char *const *f = key_files; *f && r == 0; f++) {
+				char p[160];
+				snprintf(p, sizeof(p), "/inventory/keys/%s/%s", key, *f);
+				if (virt_stat(d, p, &st) == 0)
+					r = fill(ctx, *f, &st);
+			}
+			return r;
+		}
 	}
 	if (strcmp(path, "/audit"))
 		return -ENOTDIR;
@@ -256,6 +436,14 @@ int virt_open(struct fsd *d, const char *path, char **ret, size_t *len)
 
 	if (v)
 		return v->render(d, ret, len, &mtime);
+	{
+		char key[64];
+		const char *file;
+		if (key_path(d, path, key, &file))
+			return *file ? render_key_file(d, key, file, ret, len, &mtime) : -EISDIR;
+	}
+	if (!strcmp(path, "/inventory/keys"))
+		return -EISDIR;
 	if (!strcmp(path, "/audit/checkpoint")) {
 		int r = audit_checkpoint_read(d->audit, ret, &mtime);
 		if (r == 0)

@@ -228,7 +228,7 @@ static void append(char **buf, size_t *len, const char *fmt, ...)
 	free(more);
 }
 
-int policy_live_holders(struct policy_live *p, char **ret)
+int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -239,6 +239,8 @@ int policy_live_holders(struct policy_live *p, char **ret)
 	append(&buf, &len, "# who may sign with each key, by rule (first match wins); policy version %u\n",
 	       p->version);
 	for (size_t k = 0; k < c->n_keys; k++) {
+		if (key && strcmp(key, c->keys[k].name))
+			continue;
 		append(&buf, &len, "key %s\n", c->keys[k].name);
 		for (size_t i = 0; i < c->n_rules; i++) {
 			const struct rule *r = &c->rules[i];

@@ -51,5 +51,6 @@ unsigned policy_live_version(struct policy_live *p);
 /* Watch the config's directory (inotify) and reload on change. */
 int policy_live_watch(struct policy_live *p, policy_report_fn report, void *report_ctx);
 
-/* Who holds signing rights: per key, each rule's users, groups and paths. */
-int policy_live_holders(struct policy_live *p, char **ret);
+/* Who holds signing rights: per key (all keys, or only KEY when not NULL),
+ * each rule's users, groups and paths. */
+int policy_live_holders(struct policy_live *p, const char *key, char **ret);
