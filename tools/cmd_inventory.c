@@ -1,0 +1,325 @@
+/* signfsctl inventory, key and cert: read the certificate inventory and
+ * change its state. Each change commits together with its audit record;
+ * a running daemon sees it at its next signature. */
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "audit.h"
+#include "certs.h"
+#include "config.h"
+#include "pki.h"
+#include "signer.h"
+#include "store.h"
+
+struct ctl {
+	struct config *config;
+	struct store *store;
+	struct audit *audit;
+};
+
+static int open_ctl(const char *config, bool writable, struct ctl *c)
+{
+	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX];
+
+	memset(c, 0, sizeof(*c));
+	if (config_load(config, &c->config, err) < 0 ||
+	    store_open(c->config->state_dir, writable, &c->store, err) < 0 ||
+	    audit_open(c->store, "", NULL, &c->audit, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void close_ctl(struct ctl *c)
+{
+	audit_close(c->audit);
+	store_close(c->store);
+	config_free(c->config);
+}
+
+/* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]). */
+static const char *config_arg(int argc, char **argv, int min, int max, const char *usage)
+{
+	const char *config = SIGNFS_CONFIG_PATH;
+	int c;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "c:h")) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'h': printf("%s", usage); exit(EXIT_OK);
+		default: fprintf(stderr, "%s", usage); exit(EXIT_USAGE);
+		}
+	}
+	if (argc - optind < min || argc - optind > max) {
+		fprintf(stderr, "%s", usage);
+		exit(EXIT_USAGE);
+	}
+	return config;
+}
+
+/* Apply CHANGE with its audit record REC, in one transaction. */
+static int change(struct ctl *c, struct audit_record *rec,
+		  int (*fn)(void *ctx, struct sqlite3 *db, char *err), struct inventory_change *ch)
+{
+	char err[AUDIT_ERR_MAX];
+
+	rec->uid = getuid();
+	rec->gid = getgid();
+	rec->pid = getpid();
+	rec->size = AUDIT_NONE;
+	rec->exe = "signfsctl";
+	if (audit_append_with(c->audit, rec, fn, ch, NULL, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static const char inventory_usage_text[] =
+	"usage: signfsctl inventory [-c CONFIG] [--json]\n"
+	"       signfsctl inventory import [-c CONFIG] CERT.pem [CHAIN.pem]\n"
+	"Shows every certificate with its status, days left and usage (as\n"
+	"MOUNT/inventory/certificates does), or records a renewed certificate for a\n"
+	"key already in the inventory; it becomes current once it is the newest.\n"
+	"Exit codes: 0 success, 1 failure, 2 usage error.\n";
+
+static X509 *read_cert(const char *path, STACK_OF(X509) **chain)
+{
+	FILE *f = fopen(path, "re");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+
+	if (chain) {
+		X509 *more;
+		*chain = sk_X509_new_null();
+		while (f && (more = PEM_read_X509(f, NULL, NULL, NULL)))
+			sk_X509_push(*chain, more);
+	}
+	if (f)
+		fclose(f);
+	ERR_clear_error();
+	return x;
+}
+
+int cmd_inventory(int argc, char **argv)
+{
+	struct ctl c;
+	char *text = NULL;
+	bool json = false;
+	int ret;
+
+	if (argc >= 2 && !strcmp(argv[1], "import")) {
+		const char *config;
+		struct inventory_change ch = {.now = time(NULL)};
+		struct audit_record rec = {.event = "cert_imported", .decision = "allow"};
+		char reason[256];
+
+		argc--, argv++;
+		config = config_arg(argc, argv, 1, 2, inventory_usage_text);
+		ch.cert = read_cert(argv[optind], &ch.chain);
+		if (!ch.cert) {
+			fprintf(stderr, "signfsctl: %s: no PEM certificate\n", argv[optind]);
+			return EXIT_USAGE;
+		}
+		if (optind + 1 < argc) {
+			STACK_OF(X509) *extra = NULL;
+			X509 *first = read_cert(argv[optind + 1], &extra);
+			if (first)
+				sk_X509_unshift(extra, first);
+			sk_X509_pop_free(ch.chain, X509_free);
+			ch.chain = extra;
+		}
+		if (open_ctl(config, true, &c) < 0)
+			return EXIT_FAIL;
+		snprintf(reason, sizeof(reason), "certificate imported from %s", argv[optind]);
+		rec.reason = reason;
+		/* Filled in by the import, which runs before the line is written. */
+		rec.key = ch.key_out;
+		rec.cert_fingerprint = ch.fingerprint_out;
+		ret = change(&c, &rec, inventory_import, &ch);
+		if (ret == EXIT_OK)
+			printf("imported certificate %s for key %s\n", ch.fingerprint_out, ch.key_out);
+		X509_free(ch.cert);
+		sk_X509_pop_free(ch.chain, X509_free);
+		close_ctl(&c);
+		return ret;
+	}
+	if (argc >= 2 && !strcmp(argv[argc - 1], "--json")) {
+		json = true;
+		argc--;
+	}
+	if (open_ctl(config_arg(argc, argv, 0, 0, inventory_usage_text), false, &c) < 0)
+		return EXIT_FAIL;
+	if (json)
+		inventory_render_certificates_json(c.store, time(NULL), c.config->warn_days, &text);
+	else
+		inventory_render_certificates(c.store, time(NULL), c.config->warn_days, &text);
+	fputs(text ? text : "", stdout);
+	free(text);
+	close_ctl(&c);
+	return EXIT_OK;
+}
+
+int cmd_key(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: signfsctl key disable|enable [-c CONFIG] NAME\n"
+		"A disabled key signs nothing (close() fails with EIO, the audit says why)\n"
+		"until it is enabled again. Exit codes: 0 success, 1 failure, 2 usage error.\n";
+	struct inventory_change ch = {0};
+	struct audit_record rec = {.decision = "allow"};
+	struct ctl c;
+	const char *config;
+	int ret;
+
+	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+		printf("%s", usage);
+		return EXIT_OK;
+	}
+	if (argc < 2 || (strcmp(argv[1], "disable") && strcmp(argv[1], "enable"))) {
+		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	ch.enable = !strcmp(argv[1], "enable");
+	argc--, argv++;
+	config = config_arg(argc, argv, 1, 1, usage);
+	ch.key = argv[optind];
+	rec.event = ch.enable ? "key_enabled" : "key_disabled";
+	rec.key = ch.key;
+	if (open_ctl(config, true, &c) < 0)
+		return EXIT_FAIL;
+	ret = change(&c, &rec, inventory_set_enabled, &ch);
+	if (ret == EXIT_OK)
+		printf("key %s %s\n", ch.key, ch.enable ? "enabled" : "disabled");
+	close_ctl(&c);
+	return ret;
+}
+
+/* A new code-signing certificate for KEY from the demo CA on the token. */
+static int issue_demo(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY OUT.pem\n"
+		"Issues a code-signing certificate for KEY from the demo CA that 'signfsctl\n"
+		"init' made (its key 'ca' on the token), for renewing demo certificates.\n"
+		"Import it with 'signfsctl inventory import OUT.pem'.\n";
+	static const struct option opts[] = {{"days", required_argument, NULL, 'd'},
+					     {"backdate", required_argument, NULL, 'b'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	const char *config = SIGNFS_CONFIG_PATH;
+	char err[CONFIG_ERR_MAX > SIGNER_ERR_MAX ? CONFIG_ERR_MAX : SIGNER_ERR_MAX], uri[512];
+	const struct config_key *k;
+	struct config *cfg;
+	struct signer *s = NULL;
+	EVP_PKEY *ca_key, *key;
+	X509 *ca, *cert;
+	long days = 365, backdate = 0;
+	int c, ret = EXIT_FAIL;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:d:b:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'd': days = strtol(optarg, NULL, 10); break;
+		case 'b': backdate = strtol(optarg, NULL, 10); break;
+		case 'h': printf("%s", usage); return EXIT_OK;
+		default: fprintf(stderr, "%s", usage); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2 || days < 1 || days > 3650 || backdate < 0) {
+		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	if (config_load(config, &cfg, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return EXIT_FAIL;
+	}
+	k = config_find_key(cfg, argv[optind]);
+	if (!k) {
+		fprintf(stderr, "signfsctl: no key named '%s' in %s\n", argv[optind], config);
+		config_free(cfg);
+		return EXIT_FAIL;
+	}
+	if (cfg->softhsm2_conf)
+		setenv("SOFTHSM2_CONF", cfg->softhsm2_conf, 1);
+	/* The demo CA's certificate is the last one of the key's chain. */
+	ca = NULL;
+	if (k->chain) {
+		STACK_OF(X509) *chain = NULL;
+		X509 *first = read_cert(k->chain, &chain);
+		ca = sk_X509_num(chain) > 0 ? sk_X509_pop(chain) : first;
+		if (ca != first)
+			X509_free(first);
+		sk_X509_pop_free(chain, X509_free);
+	}
+	snprintf(uri, sizeof(uri), "%s", k->uri);
+	if (!ca || signer_open(cfg->module, cfg->pin_file, &s, err) < 0 ||
+	    signer_find_pkey(s, "pkcs11:token=signfs;object=ca;type=private", &ca_key, err) < 0 ||
+	    signer_find_pkey(s, uri, &key, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", ca ? err : "the key has no demo CA in its chain");
+		goto out;
+	}
+	cert = pki_make_codesign(ca, ca_key, key, "signfs demo code signing",
+				 time(NULL) - backdate * 86400, days);
+	if (!cert || pki_write_pem(argv[optind + 1], cert) < 0) {
+		fprintf(stderr, "signfsctl: cannot issue or write %s\n", argv[optind + 1]);
+		X509_free(cert);
+		goto out;
+	}
+	printf("wrote %s (key %s, %ld days%s)\n", argv[optind + 1], k->name, days,
+	       backdate ? ", backdated" : "");
+	X509_free(cert);
+	ret = EXIT_OK;
+out:
+	X509_free(ca);
+	signer_free(s);
+	config_free(cfg);
+	return ret;
+}
+
+int cmd_cert(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: signfsctl cert revoke [-c CONFIG] SERIAL\n"
+		"       signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY OUT.pem\n"
+		"revoke: a revoked certificate signs nothing more (SERIAL in hex, ':' allowed).\n"
+		"Exit codes: 0 success, 1 failure, 2 usage error.\n";
+	struct inventory_change ch = {.now = time(NULL)};
+	struct audit_record rec = {.event = "cert_revoked", .decision = "allow"};
+	struct ctl c;
+	const char *config;
+	int ret;
+
+	if (argc >= 2 && !strcmp(argv[1], "issue-demo"))
+		return issue_demo(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+		printf("%s", usage);
+		return EXIT_OK;
+	}
+	if (argc < 2 || strcmp(argv[1], "revoke")) {
+		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	argc--, argv++;
+	config = config_arg(argc, argv, 1, 1, usage);
+	ch.serial = argv[optind];
+	rec.cert_serial = ch.serial;
+	if (open_ctl(config, true, &c) < 0)
+		return EXIT_FAIL;
+	ret = change(&c, &rec, inventory_revoke, &ch);
+	if (ret == EXIT_OK)
+		printf("certificate %s revoked\n", ch.fingerprint_out);
+	close_ctl(&c);
+	return ret;
+}
