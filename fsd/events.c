@@ -14,6 +14,7 @@
 #include "config.h"
 #include "live.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "signer.h"
 
@@ -46,6 +47,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	};
 
 	if (ev->result == INGEST_PUBLISHED) {
+		metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
 		ops_published(d, ev->path);
 		policy_live_note_signed(d->policy, ev->rule, ev->cred->uid, time(NULL));
 		user_name(ev->cred->uid, user, sizeof(user));
@@ -79,6 +81,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	}
 	if (ev->result == INGEST_DENIED) {
+		metrics_denial(d->metrics, ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
 		log_warn("denied: inbox/%s uid=%u gid=%u pid=%d exe=%s rule=%s: %s", ev->path,
@@ -89,6 +92,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			log_err("inbox/%s: the denial could not be recorded: %s", ev->path, err);
 		return 0;
 	}
+	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,

@@ -25,6 +25,7 @@
 #include "ingest.h"
 #include "live.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "signer.h"
 #include "store.h"
@@ -355,6 +356,9 @@ int main(int argc, char **argv)
 		goto out;
 	d.config = c;
 	clock_gettime(CLOCK_REALTIME, &d.started);
+	d.metrics = metrics_new();
+	if (!d.metrics)
+		goto out;
 	if (open_signer(c, &d.signer) < 0)
 		goto out;
 	if (open_audit(c, &d, &store) < 0)
@@ -405,6 +409,7 @@ out:
 	free(d.audit_pub);
 	store_close(store);
 	signer_free(d.signer);
+	metrics_free(d.metrics);
 	if (d.state_fd >= 0)
 		close(d.state_fd);
 	config_free(c);

@@ -13,6 +13,7 @@ struct config;
 struct ingest;
 struct policy_live;
 struct signer;
+struct metrics;
 struct store;
 
 /* What the handlers need; passed as fuse_new()'s private data. */
@@ -23,6 +24,7 @@ struct fsd {
 	struct policy_live *policy;
 	struct store *store;
 	struct audit *audit;
+	struct metrics *metrics;
 	char *audit_pub; /* the content of /audit/audit.pub */
 	struct fuse *fuse; /* set once mounted */
 	int state_fd;

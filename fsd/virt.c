@@ -17,6 +17,7 @@
 #include "config.h"
 #include "ingest.h"
 #include "live.h"
+#include "metrics.h"
 #include "ops.h"
 
 #define INO_BASE 0x5f00000000000000ULL
@@ -26,9 +27,10 @@
 #define INO_INVENTORY_DIR (INO_BASE + 4)
 #define INO_HOLDERS (INO_BASE + 5)
 #define INO_STATUS (INO_BASE + 6)
+#define INO_METRICS (INO_BASE + 7)
 #define INO_DAY_BASE (INO_BASE + 0x1000) /* + days since the epoch */
 
-const char *const virt_top_names[] = {"inventory", "audit", "status", NULL};
+const char *const virt_top_names[] = {"inventory", "audit", "status", "metrics", NULL};
 
 static void set_time(struct stat *st, int64_t ms)
 {
@@ -263,12 +265,57 @@ static ino_t path_ino(const char *path)
 	return INO_BASE + 0x100000 + (h & 0xffffffffffULL);
 }
 
+/* /metrics: Prometheus text exposition format. */
+static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+{
+	unsigned long signed_n, failed_n, denied_n, pending_n;
+	time_t now = now_ms() / 1000;
+	FILE *f = open_memstream(ret, len);
+
+	if (!f)
+		return -ENOMEM;
+	metrics_render(d->metrics, f);
+	fputs("# HELP signfs_certificate_days_left Days until the current certificate of each "
+	      "key expires.\n# TYPE signfs_certificate_days_left gauge\n",
+	      f);
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		const struct config_key *k = &d->config->keys[i];
+		struct key_status st;
+		if (inventory_key_status(d->store, k->name, now, d->config->warn_days,
+					 k->allow_noncompliant, &st) < 0)
+			continue;
+		fputs("signfs_certificate_days_left{key=\"", f);
+		metrics_label(f, k->name);
+		fprintf(f, "\",status=\"%s\"} %ld\n", cert_state_name(st.state), st.days_left);
+	}
+	ingest_counters(d->ingest, &signed_n, &failed_n, &denied_n, &pending_n);
+	fprintf(f,
+		"# HELP signfs_audit_tree_size Leaves of the audit log's Merkle tree.\n"
+		"# TYPE signfs_audit_tree_size gauge\n"
+		"signfs_audit_tree_size %llu\n"
+		"# HELP signfs_pending_commits Commits in progress.\n"
+		"# TYPE signfs_pending_commits gauge\n"
+		"signfs_pending_commits %lu\n"
+		"# HELP signfs_policy_version Policy reloads since start (1: as started).\n"
+		"# TYPE signfs_policy_version gauge\n"
+		"signfs_policy_version %u\n"
+		"# HELP signfs_policy_reload_failed 1 when the last policy reload was rejected.\n"
+		"# TYPE signfs_policy_reload_failed gauge\n"
+		"signfs_policy_reload_failed %d\n",
+		(unsigned long long)audit_size(d->audit), pending_n, policy_live_version(d->policy),
+		d->policy_error ? 1 : 0);
+	fclose(f);
+	*mtime_ms = now_ms();
+	return 0;
+}
+
 static const struct vfile {
 	const char *path;
 	ino_t ino;
 	int (*render)(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms);
 } vfiles[] = {
 	{"/status", INO_STATUS, render_status},
+	{"/metrics", INO_METRICS, render_metrics},
 	{"/inventory/holders", INO_HOLDERS, render_holders},
 	{"/inventory/certificates", 0, render_certificates},
 	{"/inventory/certificates.json", 0, render_certificates_json},
