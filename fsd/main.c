@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
 
 #include "alerts.h"
 #include "audit.h"
@@ -136,6 +139,46 @@ static void announce_ready(void)
 	close(ready_fd);
 	ready_fd = -1;
 	if (chdir("/") < 0) {
+	}
+}
+
+/* Under systemd the PIN comes as a credential (LoadCredential=), a file in
+ * $CREDENTIALS_DIRECTORY that only this service can read. */
+static int resolve_pin(struct config *c)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	if (!c->pin_credential)
+		return 0;
+	if (!dir) {
+		fprintf(stderr,
+			"signfsd: pin_credential = %s, but no $CREDENTIALS_DIRECTORY "
+			"(run under systemd with LoadCredential=%s:FILE)\n",
+			c->pin_credential, c->pin_credential);
+		return -EINVAL;
+	}
+	free(c->pin_file);
+	if (asprintf(&c->pin_file, "%s/%s", dir, c->pin_credential) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The watchdog is pinged only while the daemon can still do its work: the
+ * state directory answers and the FUSE session is running. */
+static void *watchdog(void *arg)
+{
+	struct fsd *d = arg;
+	uint64_t usec;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return NULL;
+	for (;;) {
+		struct stat st;
+		usleep(usec / 2);
+		if (!d->fuse || fuse_session_exited(fuse_get_session(d->fuse)))
+			return NULL;
+		if (fstat(d->state_fd, &st) == 0)
+			sd_notify(0, "WATCHDOG=1");
 	}
 }
 
@@ -309,6 +352,12 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		 c->state_dir);
 	events_daemon(d, "start", NULL);
 	announce_ready();
+	sd_notifyf(0, "READY=1\nSTATUS=mounted on %s, %zu rule(s)", o->mountpoint, c->n_rules);
+	{
+		pthread_t t;
+		if (pthread_create(&t, NULL, watchdog, d) == 0)
+			pthread_detach(t);
+	}
 
 	loop = fuse_loop_cfg_create();
 	if (loop) {
@@ -317,6 +366,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		r = fuse_loop_mt(fuse, loop) == 0 ? 0 : 1;
 		fuse_loop_cfg_destroy(loop);
 	}
+	sd_notify(0, "STOPPING=1");
 	log_info("stopping: unmounting %s", o->mountpoint);
 	events_daemon(d, "stop", NULL);
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
@@ -348,6 +398,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: %s\n", err);
 		return 1;
 	}
+	if (resolve_pin(c) < 0)
+		goto out;
 	/* The embedded SoftHSM2 token finds its store through this variable;
 	 * it must be set before the module is loaded. */
 	if (c->softhsm2_conf)

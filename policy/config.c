@@ -359,6 +359,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 			return set_path(s, &c->module, value);
 		if (!strcmp(key, "pin_file"))
 			return set_path(s, &c->pin_file, value);
+		if (!strcmp(key, "pin_credential")) {
+			if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789-_.") != strlen(value))
+				return fail(s, "pin_credential must be a credential name (LoadCredential=)");
+			return set_str(s, &c->pin_credential, value);
+		}
 		if (!strcmp(key, "softhsm2_conf"))
 			return set_path(s, &c->softhsm2_conf, value);
 	} else if (!strcmp(section, "inventory")) {
@@ -432,8 +438,8 @@ static int validate(struct parse_state *s)
 		return fail(s, "[daemon] state_dir is required");
 	if (!c->module)
 		return fail(s, "[token] module is required");
-	if (!c->pin_file)
-		return fail(s, "[token] pin_file is required");
+	if (!c->pin_file == !c->pin_credential)
+		return fail(s, "[token] needs pin_file or pin_credential (one of them)");
 	for (size_t i = 0; i < c->n_keys; i++) {
 		if (!c->keys[i].uri)
 			return fail(s, "[key %s] has no uri", c->keys[i].name);
@@ -474,6 +480,7 @@ void config_free(struct config *c)
 	free(c->state_dir);
 	free(c->module);
 	free(c->pin_file);
+	free(c->pin_credential);
 	free(c->softhsm2_conf);
 	free(c->audit_key);
 	free(c->audit_origin);

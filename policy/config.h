@@ -24,6 +24,7 @@ struct config {
 	char *state_dir;
 	char *module;        /* PKCS#11 module (.so) */
 	char *pin_file;      /* user PIN, first line; never logged */
+	char *pin_credential; /* or: the systemd credential holding it */
 	char *softhsm2_conf; /* embedded token only: exported as SOFTHSM2_CONF */
 	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
 	char *audit_origin;  /* names the log in checkpoints; NULL: HOSTNAME/signfs */
