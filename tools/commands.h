@@ -11,3 +11,5 @@ int cmd_audit(int argc, char **argv);
 int cmd_inventory(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_status(int argc, char **argv);

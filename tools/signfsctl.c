@@ -34,11 +34,13 @@ static void usage_main(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  init          create the embedded default: SoftHSM2 token, keys, demo CA, config\n"
+		   "  status        is signfsd running and healthy\n"
 		   "  policy check  validate a config file offline\n"
 		   "  audit         verify an archived /audit, print proofs, show events\n"
 		   "  inventory     list certificates (--json), import a renewal\n"
 		   "  key           disable or enable a key\n"
 		   "  cert          revoke a certificate; issue a demo certificate\n"
+		   "  report        compliance report for a period (text, json, csv, html)\n"
 		   "\n"
 		   "Run 'signfsctl COMMAND --help' for a command's options.\n"
 		   "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -380,6 +382,10 @@ int main(int argc, char **argv)
 		return cmd_key(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "cert"))
 		return cmd_cert(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "report"))
+		return cmd_report(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;
