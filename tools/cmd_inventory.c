@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,9 @@ static int change(struct ctl *c, struct audit_record *rec,
 		  int (*fn)(void *ctx, struct sqlite3 *db, char *err), struct inventory_change *ch)
 {
 	char err[AUDIT_ERR_MAX];
+	struct passwd *pw = getpwuid(getuid());
 
+	rec->user = pw ? pw->pw_name : NULL;
 	rec->uid = getuid();
 	rec->gid = getgid();
 	rec->pid = getpid();
@@ -118,6 +121,10 @@ int cmd_inventory(int argc, char **argv)
 	bool json = false;
 	int ret;
 
+	if (argc == 2 && !strcmp(argv[1], "--help")) {
+		printf("%s", inventory_usage_text);
+		return EXIT_OK;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "import")) {
 		const char *config;
 		struct inventory_change ch = {.now = time(NULL)};
