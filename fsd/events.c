@@ -93,6 +93,18 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	}
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
+	{
+		char when[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		pthread_mutex_lock(&d->error_lock);
+		snprintf(d->last_error, sizeof(d->last_error), "%s inbox/%s: %s", when, ev->path,
+			 ev->reason ? ev->reason : "unknown error");
+		pthread_mutex_unlock(&d->error_lock);
+		ops_virtual_changed(d, "/status");
+	}
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,

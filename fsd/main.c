@@ -381,7 +381,7 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct config *c = NULL;
 	struct store *store = NULL;
-	struct fsd d = {.state_fd = -1};
+	struct fsd d = {.state_fd = -1, .error_lock = PTHREAD_MUTEX_INITIALIZER};
 	char err[CONFIG_ERR_MAX];
 	int r, ret = 1;
 

@@ -5,6 +5,7 @@
 #include <fuse.h>
 #include <time.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ struct fsd {
 	struct fuse *fuse; /* set once mounted */
 	int state_fd;
 	struct timespec started;
+	pthread_mutex_t error_lock;
+	char last_error[300];   /* the last failed commit, with its time */
 	bool policy_error;      /* the last reload failed */
 	int64_t policy_loaded_ms; /* when the policy in force was loaded */
 	int64_t inventory_changed_ms; /* the inventory's last change seen here */

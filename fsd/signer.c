@@ -24,6 +24,7 @@
 
 struct signer_key {
 	char *name;
+	PKCS11_SLOT *slot;
 	EVP_PKEY *pkey;
 	X509 *cert;
 	STACK_OF(X509) *chain;
@@ -208,7 +209,7 @@ static void read_facts(struct signer *s, PKCS11_SLOT *slot, PKCS11_KEY *key,
 
 /* Caller holds s->lock. */
 static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char *err,
-		     struct signer_key_facts *facts)
+		     struct signer_key_facts *facts, PKCS11_SLOT **ret_slot)
 {
 	P11KitUri *uri = p11_kit_uri_new();
 	CK_ATTRIBUTE_PTR label, id;
@@ -264,6 +265,8 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 	}
 	if (facts)
 		read_facts(s, slot, key, facts);
+	if (ret_slot)
+		*ret_slot = slot;
 	*ret = pkey;
 	r = 0;
 out:
@@ -282,7 +285,7 @@ int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err
 		r = errf(err, -E2BIG, "too many keys");
 		goto out;
 	}
-	r = find_pkey(s, uri, &pkey, err, NULL);
+	r = find_pkey(s, uri, &pkey, err, NULL, NULL);
 	if (r == 0) {
 		s->pkeys[s->n_pkeys++] = pkey;
 		*ret = pkey;
@@ -328,7 +331,7 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 		r = errf(err, -E2BIG, "too many keys");
 		goto out;
 	}
-	r = find_pkey(s, uri, &k.pkey, err, &k.facts);
+	r = find_pkey(s, uri, &k.pkey, err, &k.facts, &k.slot);
 	if (r < 0)
 		goto out;
 	r = load_pem_certs(cert_file, &certs, err);
@@ -426,6 +429,26 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 	X509_free(cert);
 	sk_X509_pop_free(chain, X509_free);
 	return r;
+}
+
+void signer_token_state(struct signer *s, const char *name, char *out, size_t n)
+{
+	struct signer_key *k = lookup(s, name);
+	int logged_in = 0;
+
+	if (!k || !k->slot) {
+		snprintf(out, n, "unknown");
+		return;
+	}
+	/* libp11 calls other than signing are not thread-safe: one at a time. */
+	pthread_mutex_lock(&s->lock);
+	if (PKCS11_is_logged_in(k->slot, 0, &logged_in) < 0)
+		snprintf(out, n, "absent or not answering (token '%s')", k->facts.token);
+	else
+		snprintf(out, n, "%s (token '%s')", logged_in ? "logged in" : "NOT logged in",
+			 k->facts.token);
+	pthread_mutex_unlock(&s->lock);
+	ERR_clear_error();
 }
 
 int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts *out)

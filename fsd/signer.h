@@ -57,5 +57,9 @@ STACK_OF(X509) *signer_chain(struct signer *s, const char *name);
 /* The certificate bound to NAME, or NULL. Owned by the signer. */
 X509 *signer_certificate(struct signer *s, const char *name);
 
+/* The token of key NAME right now: "logged in", "not logged in" or
+ * "absent", written to OUT. */
+void signer_token_state(struct signer *s, const char *name, char *out, size_t n);
+
 /* Accepts NULL. Logs out and unloads the module. */
 void signer_free(struct signer *s);

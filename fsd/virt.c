@@ -19,6 +19,7 @@
 #include "live.h"
 #include "metrics.h"
 #include "ops.h"
+#include "signer.h"
 
 #define INO_BASE 0x5f00000000000000ULL
 #define INO_AUDIT_DIR (INO_BASE + 1)
@@ -89,24 +90,29 @@ static int64_t now_ms(void)
 static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	unsigned long signed_n, failed_n, denied_n, pending_n;
-	char audit_err[AUDIT_ERR_MAX];
+	char audit_err[AUDIT_ERR_MAX], token[128], last[300];
 	int64_t now = now_ms();
 	long up = (long)(now / 1000 - d->started.tv_sec);
 	int n;
 
 	ingest_counters(d->ingest, &signed_n, &failed_n, &denied_n, &pending_n);
 	audit_last_error(d->audit, audit_err);
+	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
+	pthread_mutex_lock(&d->error_lock);
+	snprintf(last, sizeof(last), "%s", d->last_error[0] ? d->last_error : "none");
+	pthread_mutex_unlock(&d->error_lock);
 	n = asprintf(ret,
 		     "signfsd %s\n"
 		     "uptime:          %ldd %02ld:%02ld:%02ld\n"
-		     "token:           logged in\n"
+		     "token:           %s\n"
 		     "policy:          version %u, %s\n"
 		     "files signed:    %lu\n"
 		     "files denied:    %lu\n"
 		     "files failed:    %lu\n"
 		     "pending commits: %lu\n"
-		     "audit log:       %llu events%s%s\n",
-		     SIGNFS_VERSION, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
+		     "audit log:       %llu events%s%s\n"
+		     "last failure:    %s\n",
+		     SIGNFS_VERSION, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60, token,
 		     policy_live_version(d->policy),
 		     d->policy_message[0]
 			     ? (d->policy_error ? "last reload REJECTED, previous policy in force"
@@ -114,7 +120,7 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 			     : "loaded at start",
 		     signed_n, denied_n, failed_n, pending_n,
 		     (unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
-		     audit_err);
+		     audit_err, last);
 	if (n < 0)
 		return -ENOMEM;
 	if (d->policy_error) {

@@ -55,6 +55,9 @@ chmod 644 "$SRC/f1"
 setpriv --reuid=2001 --regid=2001 --clear-groups cp "$SRC/f1" "$MNT/inbox/denied" 2>/dev/null
 "$CTL" key disable -c "$CONF" codesign >/dev/null
 cp "$SRC/f1" "$MNT/inbox/while-disabled" 2>/dev/null
+check "status names the token's state" grep -q "^token:           logged in (token 'signfs')" "$MNT/status"
+check "status shows the last failure and why" \
+	grep -q "^last failure:    .* inbox/while-disabled: key codesign: certificate [0-9a-f]* is disabled" "$MNT/status"
 "$CTL" key enable -c "$CONF" codesign >/dev/null
 cp "$CONF" "$T/c" && mv "$T/c" "$CONF" # an editor-style save: a reload
 for _ in $(seq 100); do grep -q 'version 2' "$MNT/status" && break; sleep 0.05; done
