@@ -16,6 +16,8 @@
 #include "note.h"
 #include "store-internal.h"
 
+struct waiter;
+
 struct audit {
 	struct store *store;
 	char *origin;
@@ -30,6 +32,11 @@ struct audit {
 	void *clock_ctx;
 	audit_observer_fn observer;
 	void *observer_ctx;
+	/* group commit: appends queue here; one leader commits them together */
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_done;
+	struct waiter *queue, **queue_tail;
+	bool leading;
 	/* checkpointer */
 	pthread_t thread;
 	bool running, stopping;
@@ -193,6 +200,9 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	a->clock = wall_clock;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
+	pthread_mutex_init(&a->queue_lock, NULL);
+	pthread_cond_init(&a->queue_done, NULL);
+	a->queue_tail = &a->queue;
 	if (sqlite3_prepare_v2(store->db, "SELECT seq, leaf, time_ms FROM audit ORDER BY seq", -1,
 			       &st, NULL) != SQLITE_OK) {
 		errf(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
@@ -302,88 +312,178 @@ static int catch_up(struct audit *a)
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int audit_append_with(struct audit *a, const struct audit_record *rec,
-		      int (*also)(void *ctx, sqlite3 *db, char *err), void *ctx,
-		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
+/* One append waiting for its group commit. */
+struct waiter {
+	const struct audit_record *rec;
+	int (*also)(void *ctx, sqlite3 *db, char *err);
+	void *ctx;
+	char *err;
+	uint64_t seq;
+	char day[11];
+	int result;
+	bool done;
+	struct waiter *next;
+};
+
+#define MAX_BATCH 256
+
+/* Commit BATCH (N waiters) in one transaction: their lines in queue order,
+ * each chained to the one before. Holds a->lock. */
+static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 {
 	sqlite3 *db = a->store->db;
 	sqlite3_stmt *st = NULL;
-	merkle_hash leaf;
-	char day[11], *line = NULL;
-	int64_t ms;
-	uint64_t seq;
+	merkle_hash leaves[MAX_BATCH];
+	int64_t times[MAX_BATCH], ms;
+	char err[AUDIT_ERR_MAX] = "";
+	uint64_t base;
+	size_t i;
 	int r = -EIO;
 
-	err[0] = 0;
-	pthread_mutex_lock(&a->lock);
-	/* BEGIN IMMEDIATE takes the database's write lock: appends from several
-	 * processes are serialised, and each sees the others' lines. */
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+		goto done;
+	}
 	if (catch_up(a) < 0) {
 		errf(err, -EIO, "the audit log in the store is damaged");
-		goto rollback_quiet;
+		goto rollback;
 	}
-	if (also && also(ctx, db, err) < 0)
-		goto rollback_quiet;
-	/* Time never runs backwards in the log: a day's file must never change
-	 * once the day is over, even if the clock is stepped back. */
-	ms = a->clock(a->clock_ctx);
-	if (ms < a->last_time_ms)
-		ms = a->last_time_ms;
-	seq = a->range.count;
-	line = render_line(seq, ms, rec, a->last_leaf);
-	if (!line) {
-		errf(err, -ENOMEM, "out of memory");
-		goto rollback_quiet;
-	}
-	merkle_leaf_hash(line, strlen(line), leaf);
-	day_of(ms, day);
+	if (n == 1 && batch[0]->also && (r = batch[0]->also(batch[0]->ctx, db, err)) < 0)
+		goto rollback;
+	r = -EIO;
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf) "
 			       "VALUES (?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
-		goto rollback;
-	sqlite3_bind_int64(st, 1, seq);
-	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, ms);
-	sqlite3_bind_text(st, 4, rec->event, -1, SQLITE_STATIC);
-	if (rec->path)
-		sqlite3_bind_text(st, 5, rec->path, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 6, line, strlen(line), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 7, leaf, MERKLE_HASH, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto rollback;
+		goto db_error;
+	base = a->range.count;
+	ms = a->last_time_ms;
+	for (i = 0; i < n; i++) {
+		const struct audit_record *rec = batch[i]->rec;
+		char *line;
+		int64_t now = a->clock(a->clock_ctx);
+
+		/* Time never runs backwards in the log: a day's file must never
+		 * change once the day is over, even if the clock is stepped back. */
+		ms = now > ms ? now : ms;
+		line = render_line(base + i, ms, rec, i ? leaves[i - 1] : a->last_leaf);
+		if (!line) {
+			errf(err, -ENOMEM, "out of memory");
+			goto rollback;
+		}
+		merkle_leaf_hash(line, strlen(line), leaves[i]);
+		times[i] = ms;
+		day_of(ms, batch[i]->day);
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, base + i);
+		sqlite3_bind_text(st, 2, batch[i]->day, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, ms);
+		sqlite3_bind_text(st, 4, rec->event, -1, SQLITE_STATIC);
+		if (rec->path)
+			sqlite3_bind_text(st, 5, rec->path, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_blob(st, 6, line, strlen(line), SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 7, leaves[i], MERKLE_HASH, SQLITE_STATIC);
+		free(line);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto db_error;
+	}
 	sqlite3_finalize(st);
 	st = NULL;
-	/* synchronous=FULL: the WAL is fsync'd before COMMIT returns. */
+	/* synchronous=FULL: the WAL is fsync'd before COMMIT returns, once for
+	 * the whole group. */
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto rollback;
-	merkle_range_append(&a->range, leaf);
-	memcpy(a->last_leaf, leaf, MERKLE_HASH);
-	a->last_time_ms = ms;
-	if (ret_seq)
-		*ret_seq = seq;
-	r = 0;
+		goto db_error;
+	for (i = 0; i < n; i++) {
+		merkle_range_append(&a->range, leaves[i]);
+		batch[i]->seq = base + i;
+	}
+	memcpy(a->last_leaf, leaves[n - 1], MERKLE_HASH);
+	a->last_time_ms = times[n - 1];
 	pthread_cond_signal(&a->wake);
-	goto out;
+	r = 0;
+	goto done;
+db_error:
+	r = errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 rollback:
-	errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
-rollback_quiet:
 	sqlite3_finalize(st);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	goto out;
-fail:
-	errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
-out:
+done:
+	for (i = 0; i < n; i++) {
+		batch[i]->result = r;
+		if (r < 0)
+			memcpy(batch[i]->err, err, AUDIT_ERR_MAX);
+	}
+}
+
+/* The leader commits what queued up, batch after batch, until nothing is
+ * left; then it steps down (in the same critical section that found the
+ * queue empty, so that no append is left without a leader). */
+static void lead(struct audit *a)
+{
+	struct waiter *batch[MAX_BATCH];
+
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&a->queue_lock);
+		/* A state change commits alone: its failure must not roll back
+		 * the records of others. */
+		while (a->queue && n < MAX_BATCH && !(n > 0 && a->queue->also)) {
+			batch[n++] = a->queue;
+			a->queue = a->queue->next;
+			if (batch[n - 1]->also)
+				break;
+		}
+		if (!a->queue)
+			a->queue_tail = &a->queue;
+		if (n == 0) {
+			a->leading = false;
+			pthread_mutex_unlock(&a->queue_lock);
+			break;
+		}
+		pthread_mutex_unlock(&a->queue_lock);
+		commit_batch(a, batch, n);
+		pthread_mutex_lock(&a->queue_lock);
+		for (size_t i = 0; i < n; i++)
+			batch[i]->done = true;
+		pthread_cond_broadcast(&a->queue_done);
+		pthread_mutex_unlock(&a->queue_lock);
+	}
 	pthread_mutex_unlock(&a->lock);
-	free(line);
-	if (r == 0) {
+}
+
+int audit_append_with(struct audit *a, const struct audit_record *rec,
+		      int (*also)(void *ctx, sqlite3 *db, char *err), void *ctx,
+		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
+{
+	struct waiter w = {.rec = rec, .also = also, .ctx = ctx, .err = err};
+
+	err[0] = 0;
+	pthread_mutex_lock(&a->queue_lock);
+	*a->queue_tail = &w;
+	a->queue_tail = &w.next;
+	while (!w.done) {
+		if (!a->leading) {
+			a->leading = true;
+			pthread_mutex_unlock(&a->queue_lock);
+			lead(a);
+			pthread_mutex_lock(&a->queue_lock);
+		} else {
+			pthread_cond_wait(&a->queue_done, &a->queue_lock);
+		}
+	}
+	pthread_mutex_unlock(&a->queue_lock);
+	if (w.result == 0) {
 		char file[32];
-		snprintf(file, sizeof(file), "%s.jsonl", day);
+		if (ret_seq)
+			*ret_seq = w.seq;
+		snprintf(file, sizeof(file), "%s.jsonl", w.day);
 		notify(a, file);
 	}
-	return r;
+	return w.result;
 }
 
 int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
@@ -523,6 +623,8 @@ void audit_close(struct audit *a)
 		audit_checkpoint(a, err);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->queue_done);
+	pthread_mutex_destroy(&a->queue_lock);
 	free(a->origin);
 	free(a);
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,4 +315,62 @@ Test(audit, the_log_survives_a_reopen)
 	v = verify(NULL);
 	cr_assert(v.ok, "%s", v.message);
 	cr_assert_eq(v.lines, 6);
+}
+
+struct appender {
+	int id, ok;
+};
+
+static void *append_many(void *arg)
+{
+	struct appender *p = arg;
+	char err[AUDIT_ERR_MAX], path[32];
+
+	for (int i = 0; i < 200; i++) {
+		struct audit_record r = {.event = "signed", .uid = p->id, .gid = AUDIT_NONE,
+					 .pid = AUDIT_NONE, .size = i, .path = path};
+		snprintf(path, sizeof(path), "t%d/%d", p->id, i);
+		p->ok += audit_append(audit, &r, NULL, err) == 0;
+	}
+	return NULL;
+}
+
+static int refuse(void *ctx, struct sqlite3 *db, char *err)
+{
+	snprintf(err, AUDIT_ERR_MAX, "refused on purpose");
+	return -EINVAL;
+}
+
+Test(audit, concurrent_appends_commit_in_groups_and_stay_one_chain)
+{
+	struct appender p[8];
+	pthread_t t[8];
+	struct audit_verdict v;
+	char err[AUDIT_ERR_MAX], *buf;
+	size_t len, lines = 0;
+	struct audit_record bad = {.event = "key_disabled", .uid = AUDIT_NONE, .gid = AUDIT_NONE,
+				   .pid = AUDIT_NONE, .size = AUDIT_NONE};
+
+	for (int i = 0; i < 8; i++) {
+		p[i] = (struct appender){.id = i};
+		pthread_create(&t[i], NULL, append_many, &p[i]);
+	}
+	/* A state change that fails, among them: only it is refused. */
+	cr_assert_eq(audit_append_with(audit, &bad, refuse, NULL, NULL, err), -EINVAL);
+	cr_assert_str_eq(err, "refused on purpose");
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(p[i].ok, 200, "thread %d: %d of 200 appended", i, p[i].ok);
+	}
+	cr_assert_eq(audit_size(audit), 1600);
+	cr_assert_eq(audit_day_read(audit, "2025-11-26", &buf, &len), 0);
+	for (size_t i = 0; i < len; i++)
+		lines += buf[i] == '\n';
+	cr_assert_eq(lines, 1600);
+	cr_assert_null(strstr(buf, "key_disabled"), "the refused change left no line");
+	free(buf);
+	export();
+	v = verify(NULL);
+	cr_assert(v.ok, "%s", v.message);
+	cr_assert_eq(v.lines, 1600);
 }
