@@ -299,9 +299,11 @@ static enum cert_state state_of(bool enabled, bool revoked, time_t nb, time_t na
 
 static long days_until(time_t t, time_t now)
 {
-	/* Whole days left, rounding down; negative once past. */
+	/* Days left, counting a started day: 364.2 days left is "365", and so
+	 * is a certificate issued for 365 days, all day long. Negative (whole
+	 * days) once past. */
 	time_t d = t - now;
-	return d >= 0 ? (long)(d / 86400) : -(long)((-d + 86399) / 86400);
+	return d > 0 ? (long)((d + 86399) / 86400) : -(long)(-d / 86400);
 }
 
 int inventory_key_status(struct store *s, const char *key, time_t now, int warn_days,
@@ -508,11 +510,11 @@ int inventory_check_alerts(struct store *s, time_t now, const int *thresholds, s
 		if (revoked)
 			continue;
 		a.days_left = days_until(a.not_after, now);
-		/* The most urgent threshold crossed; 0 stands for "expired". */
+		/* The most urgent threshold reached; 0 stands for "expired". */
 		for (size_t i = 0; i < n; i++)
-			if (a.days_left < thresholds[i] && (smallest < 0 || thresholds[i] < smallest))
+			if (a.days_left <= thresholds[i] && (smallest < 0 || thresholds[i] < smallest))
 				smallest = thresholds[i];
-		if (a.days_left < 0)
+		if (a.not_after <= now)
 			smallest = 0;
 		if (smallest < 0)
 			continue;

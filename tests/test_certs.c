@@ -100,6 +100,8 @@ Test(certs, lifecycle_follows_the_clock)
 	cr_assert_eq(state_at("codesign", T0 + 365 * DAY), CERT_EXPIRED);
 	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 300 * DAY, 30, false, &s), 0);
 	cr_assert_eq(s.days_left, 65);
+	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 1, 30, false, &s), 0);
+	cr_assert_eq(s.days_left, 365, "a started day counts");
 	cr_assert_str_eq(s.issues, "");
 	cr_assert_eq(inventory_key_status(st, "missing", T0, 30, false, &s), -ENOENT);
 	EVP_PKEY_free(k);
@@ -121,6 +123,8 @@ Test(certs, alerts_fire_once_per_threshold_and_survive_a_reopen)
 
 	record("codesign", make(k, T0, 365, "codeSigning", "critical,digitalSignature"));
 	cr_assert_eq(inventory_check_alerts(st, na - 40 * DAY, thresholds, 4, on_alert, NULL), 0);
+	cr_assert_eq(inventory_check_alerts(st, na - 30 * DAY - 60, thresholds, 4, on_alert, NULL), 0,
+		     "30 days and a minute left: 31 started days");
 	cr_assert_eq(inventory_check_alerts(st, na - 29 * DAY, thresholds, 4, on_alert, NULL), 1);
 	cr_assert_eq(fired[0], 30);
 	cr_assert_eq(inventory_check_alerts(st, na - 28 * DAY, thresholds, 4, on_alert, NULL), 0,
