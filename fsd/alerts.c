@@ -107,19 +107,26 @@ static void check(struct fsd *d)
 static void *loop(void *arg)
 {
 	struct fsd *d = arg;
+	time_t next_check = 0;
 
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		struct timespec until;
 		pthread_mutex_unlock(&lock);
-		check(d);
+		if (inventory_usage_flush(d->store, d->usage) < 0)
+			log_err("inventory: cannot write usage counts (kept for the next try)");
+		if (time(NULL) >= next_check) {
+			check(d);
+			next_check = time(NULL) + d->config->alert_interval;
+		}
 		pthread_mutex_lock(&lock);
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += d->config->alert_interval;
+		until.tv_sec += 1;
 		while (!stopping && pthread_cond_timedwait(&wake, &lock, &until) != ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&lock);
+	inventory_usage_flush(d->store, d->usage);
 	return NULL;
 }
 

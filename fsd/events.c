@@ -51,9 +51,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		ops_published(d, ev->path);
 		policy_live_note_signed(d->policy, ev->rule, ev->cred->uid, time(NULL));
 		user_name(ev->cred->uid, user, sizeof(user));
-		if (ev->key &&
-		    inventory_note_use(d->store, ev->key, ev->cred->uid, user, time(NULL)) < 0)
-			log_err("inventory: cannot count a use of key %s", ev->key);
+		if (ev->key)
+			inventory_usage_add(d->usage, ev->key, ev->cred->uid, user, time(NULL));
 		ops_inventory_changed(d, ev->key);
 		log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 			 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid,

@@ -22,6 +22,7 @@
 
 #include "alerts.h"
 #include "audit.h"
+#include "certs.h"
 #include "build-config.h"
 #include "config.h"
 #include "events.h"
@@ -409,7 +410,8 @@ int main(int argc, char **argv)
 	d.config = c;
 	clock_gettime(CLOCK_REALTIME, &d.started);
 	d.metrics = metrics_new();
-	if (!d.metrics)
+	d.usage = inventory_usage_new();
+	if (!d.metrics || !d.usage)
 		goto out;
 	if (open_signer(c, &d.signer) < 0)
 		goto out;
@@ -462,6 +464,7 @@ out:
 	store_close(store);
 	signer_free(d.signer);
 	metrics_free(d.metrics);
+	inventory_usage_free(d.usage);
 	if (d.state_fd >= 0)
 		close(d.state_fd);
 	config_free(c);

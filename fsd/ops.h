@@ -16,6 +16,7 @@ struct policy_live;
 struct signer;
 struct metrics;
 struct store;
+struct usage_buffer;
 
 /* What the handlers need; passed as fuse_new()'s private data. */
 struct fsd {
@@ -26,6 +27,7 @@ struct fsd {
 	struct store *store;
 	struct audit *audit;
 	struct metrics *metrics;
+	struct usage_buffer *usage; /* signatures not yet counted in the store */
 	char *audit_pub; /* the content of /audit/audit.pub */
 	struct fuse *fuse; /* set once mounted */
 	int state_fd;

@@ -162,9 +162,17 @@ static int done(char *text, char **ret, size_t *len)
 	return 0;
 }
 
+/* Usage counts wait in memory for at most a second: write them before a
+ * file that shows them is rendered. */
+static void flush_usage(struct fsd *d)
+{
+	inventory_usage_flush(d->store, d->usage);
+}
+
 static int render_certificates(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	char *text = NULL;
+	flush_usage(d);
 	*mtime_ms = inventory_mtime(d);
 	inventory_render_certificates(d->store, now_ms() / 1000, d->config->warn_days, &text);
 	return done(text, ret, len);
@@ -173,6 +181,7 @@ static int render_certificates(struct fsd *d, char **ret, size_t *len, int64_t *
 static int render_certificates_json(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	char *text = NULL;
+	flush_usage(d);
 	*mtime_ms = inventory_mtime(d);
 	inventory_render_certificates_json(d->store, now_ms() / 1000, d->config->warn_days, &text);
 	return done(text, ret, len);
@@ -227,6 +236,7 @@ static int render_key_file(struct fsd *d, const char *key, const char *file, cha
 		free(chain);
 		return r < 0 ? r : done(text, ret, len);
 	}
+	flush_usage(d);
 	if (inventory_usage(d->store, key, now, &total, &day, &last, NULL) < 0)
 		return -ENOENT;
 	if (!strcmp(file, "uses_total"))

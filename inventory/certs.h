@@ -61,9 +61,18 @@ int inventory_key_status(struct store *st, const char *key, time_t now, int warn
 /* The PEM of the key's current certificate and chain (malloc'd). */
 int inventory_current_pem(struct store *st, const char *key, char **cert_pem, char **chain_pem);
 
+/* Signatures counted in memory and written to the store in one transaction
+ * by inventory_usage_flush(): usage needs no per-signature durability (the
+ * audit log has every signature), and a write per signature would cost an
+ * fsync each. Thread-safe. */
+struct usage_buffer;
+struct usage_buffer *inventory_usage_new(void);
+void inventory_usage_free(struct usage_buffer *b);
 /* Count one signature with KEY by UID at NOW. */
-int inventory_note_use(struct store *st, const char *key, unsigned uid, const char *user,
-		       time_t now);
+void inventory_usage_add(struct usage_buffer *b, const char *key, unsigned uid, const char *user,
+			 time_t now);
+/* Write what was counted; 0 or -EIO (the counts stay for the next try). */
+int inventory_usage_flush(struct store *st, struct usage_buffer *b);
 
 /* State changes, each to run inside audit_append_with() so that the change
  * and its audit record commit together. CTX is a struct inventory_change. */

@@ -239,9 +239,14 @@ Test(certs, usage_counts_and_renderings)
 	char *users, *text, *json;
 
 	record("codesign", make(k, T0, 365, "codeSigning", "critical,digitalSignature"));
-	cr_assert_eq(inventory_note_use(st, "codesign", 1001, "alice", T0 + 10), 0);
-	cr_assert_eq(inventory_note_use(st, "codesign", 1001, "alice", T0 + 20), 0);
-	cr_assert_eq(inventory_note_use(st, "codesign", 0, "root", T0 + 2 * DAY), 0);
+	struct usage_buffer *b = inventory_usage_new();
+	inventory_usage_add(b, "codesign", 1001, "alice", T0 + 10);
+	inventory_usage_add(b, "codesign", 1001, "alice", T0 + 20);
+	cr_assert_eq(inventory_usage_flush(st, b), 0);
+	inventory_usage_add(b, "codesign", 0, "root", T0 + 2 * DAY);
+	cr_assert_eq(inventory_usage_flush(st, b), 0);
+	cr_assert_eq(inventory_usage_flush(st, b), 0, "nothing left to write");
+	inventory_usage_free(b);
 	cr_assert_eq(inventory_usage(st, "codesign", T0 + 2 * DAY + 60, &total, &day, &last, &users),
 		     0);
 	cr_assert_eq(total, 3);
