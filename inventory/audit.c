@@ -45,6 +45,19 @@ struct audit {
 	char error[AUDIT_ERR_MAX];
 };
 
+/* The connection is the store's, shared with the inventory: every use of it,
+ * transactions above all, holds the store's lock. Lock order: a->lock, then
+ * the store's. */
+static void db_lock(struct audit *a)
+{
+	pthread_mutex_lock(&a->store->lock);
+}
+
+static void db_unlock(struct audit *a)
+{
+	pthread_mutex_unlock(&a->store->lock);
+}
+
 static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int errf(char *err, int r, const char *fmt, ...)
 {
@@ -264,6 +277,7 @@ int audit_first_time(struct audit *a, int64_t *ret_ms)
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db, "SELECT time_ms FROM audit WHERE seq = 0", -1, &st,
 			       NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW) {
@@ -272,6 +286,7 @@ int audit_first_time(struct audit *a, int64_t *ret_ms)
 		}
 		sqlite3_finalize(st);
 	}
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }
@@ -340,6 +355,7 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	size_t i;
 	int r = -EIO;
 
+	db_lock(a);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 		goto done;
@@ -410,6 +426,7 @@ rollback:
 	sqlite3_finalize(st);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
+	db_unlock(a);
 	for (i = 0; i < n; i++) {
 		batch[i]->result = r;
 		if (r < 0)
@@ -498,12 +515,17 @@ static int checkpoint_locked(struct audit *a, char *err)
 	merkle_hash root;
 	char *text = NULL, *note = NULL;
 	sqlite3_stmt *st = NULL;
-	int r = -EIO;
+	bool locked = false;
+	int r;
 
 	if (!a->key)
 		return errf(err, -EPERM, "no audit key: the log is open read-only");
-	if (catch_up(a) < 0)
+	db_lock(a);
+	r = catch_up(a);
+	db_unlock(a);
+	if (r < 0)
 		return errf(err, -EIO, "the audit log in the store is damaged");
+	r = -EIO;
 	if (a->have_checkpoint && a->signed_size == a->range.count)
 		return 1; /* nothing new */
 	merkle_range_root(&a->range, root);
@@ -512,6 +534,8 @@ static int checkpoint_locked(struct audit *a, char *err)
 		errf(err, -EIO, "cannot sign the audit checkpoint with the audit key");
 		goto out;
 	}
+	db_lock(a);
+	locked = true;
 	if (sqlite3_prepare_v2(a->store->db,
 			       "INSERT OR REPLACE INTO checkpoint(id, size, time_ms, note) "
 			       "VALUES (1, ?, ?, ?)",
@@ -530,6 +554,8 @@ db:
 	errf(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
 out:
 	sqlite3_finalize(st);
+	if (locked)
+		db_unlock(a);
 	free(text);
 	free(note);
 	return r;
@@ -637,9 +663,11 @@ int audit_days(struct audit *a, char (**ret)[11], size_t *n)
 	int r = 0;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db, "SELECT DISTINCT day FROM audit ORDER BY day", -1, &st,
 			       NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&a->lock);
+		db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -657,6 +685,7 @@ int audit_days(struct audit *a, char (**ret)[11], size_t *n)
 		memcpy(days[count++], d, 11);
 	}
 	sqlite3_finalize(st);
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	if (r < 0) {
 		free(days);
@@ -673,11 +702,13 @@ int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mt
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db,
 			       "SELECT count(*), sum(length(line)) + count(*), max(time_ms) "
 			       "FROM audit WHERE day = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&a->lock);
+		db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
@@ -687,6 +718,7 @@ int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mt
 		r = 0;
 	}
 	sqlite3_finalize(st);
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }
@@ -699,9 +731,11 @@ int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len)
 	int r = 0;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db, "SELECT line FROM audit WHERE day = ? ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&a->lock);
+		db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
@@ -722,6 +756,7 @@ int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len)
 		buf[used++] = '\n';
 	}
 	sqlite3_finalize(st);
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	if (r < 0 || used == 0) {
 		free(buf);
@@ -738,6 +773,7 @@ int audit_checkpoint_read(struct audit *a, char **ret, int64_t *mtime_ms)
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db, "SELECT note, time_ms FROM checkpoint WHERE id = 1",
 			       -1, &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW) {
@@ -747,6 +783,7 @@ int audit_checkpoint_read(struct audit *a, char **ret, int64_t *mtime_ms)
 		}
 		sqlite3_finalize(st);
 	}
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }
@@ -777,18 +814,21 @@ int audit_leaves(struct audit *a, merkle_hash **ret, uint64_t *n)
 	int r = 0;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	cap = a->range.count;
 	leaves = malloc((cap ? cap : 1) * sizeof(*leaves));
 	if (!leaves ||
 	    sqlite3_prepare_v2(a->store->db, "SELECT leaf FROM audit ORDER BY seq", -1, &st, NULL) !=
 		    SQLITE_OK) {
-		pthread_mutex_unlock(&a->lock);
+		db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
 		free(leaves);
 		return -EIO;
 	}
 	while (count < cap && sqlite3_step(st) == SQLITE_ROW)
 		memcpy(leaves[count++], sqlite3_column_blob(st, 0), MERKLE_HASH);
 	sqlite3_finalize(st);
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	if (count != cap)
 		r = -EIO;
@@ -807,6 +847,7 @@ int audit_find_signed(struct audit *a, const char *path, uint64_t *seq, char **l
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&a->lock);
+	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db,
 			       "SELECT seq, line FROM audit WHERE path = ? AND event = 'signed' "
 			       "ORDER BY seq DESC LIMIT 1",
@@ -819,6 +860,7 @@ int audit_find_signed(struct audit *a, const char *path, uint64_t *seq, char **l
 		}
 		sqlite3_finalize(st);
 	}
+	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }

@@ -12,12 +12,14 @@
 #include <unistd.h>
 #include <openssl/ec.h>
 #include "audit.h"
+#include "certs.h"
 #include "store.h"
 #include "verify.h"
 
 static char dir[64], out[128];
 static EVP_PKEY *key;
 static struct store *store;
+#define st store
 static struct audit *audit;
 static int64_t now_ms;
 
@@ -373,4 +375,58 @@ Test(audit, concurrent_appends_commit_in_groups_and_stay_one_chain)
 	v = verify(NULL);
 	cr_assert(v.ok, "%s", v.message);
 	cr_assert_eq(v.lines, 1600);
+}
+
+static volatile int flushing;
+
+static void *flush_usage_loop(void *arg)
+{
+	struct usage_buffer *b = arg;
+	int *failures = calloc(1, sizeof(int));
+
+	while (flushing) {
+		inventory_usage_add(b, "codesign", 0, "root", 1764115200);
+		*failures += inventory_usage_flush(st, b) < 0;
+	}
+	return failures;
+}
+
+Test(audit, audit_and_inventory_share_the_connection_safely)
+{
+	/* The inventory writes in its own transactions on the same connection
+	 * while the audit log group-commits: neither may fail or roll back
+	 * the other. */
+	struct usage_buffer *b = inventory_usage_new();
+	struct appender p[4];
+	pthread_t t[4], f;
+	int *failures;
+	char err[INVENTORY_ERR_MAX];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+
+	X509_set_pubkey(x, k);
+	ASN1_TIME_set(X509_getm_notBefore(x), 0);
+	ASN1_TIME_set(X509_getm_notAfter(x), 2000000000);
+	X509_sign(x, k, EVP_sha256());
+	cr_assert_eq(inventory_record_key(st, &(struct key_facts){.name = "codesign", .uri = "u"}, x,
+					  NULL, 0, err),
+		     0, "%s", err);
+	flushing = 1;
+	pthread_create(&f, NULL, flush_usage_loop, b);
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct appender){.id = i};
+		pthread_create(&t[i], NULL, append_many, &p[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(p[i].ok, 200, "thread %d: %d of 200 appended", i, p[i].ok);
+	}
+	flushing = 0;
+	pthread_join(f, (void **)&failures);
+	cr_assert_eq(*failures, 0, "%d usage flushes failed", *failures);
+	cr_assert_eq(audit_size(audit), 800);
+	free(failures);
+	inventory_usage_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
 }
