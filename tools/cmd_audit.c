@@ -110,28 +110,6 @@ static int cmd_verify(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Open the daemon's audit log read-only, from CONFIG's state directory. */
-static int open_log(const char *config, struct store **ret_store, struct audit **ret_audit)
-{
-	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX];
-	struct config *c;
-	int r;
-
-	if (config_load(config, &c, err) < 0) {
-		fprintf(stderr, "signfsctl: %s\n", err);
-		return -EINVAL;
-	}
-	r = store_open(c->state_dir, false, ret_store, err);
-	if (r == 0 && audit_open(*ret_store, "", NULL, ret_audit, err) < 0) {
-		store_close(*ret_store);
-		r = -EIO;
-	}
-	if (r < 0)
-		fprintf(stderr, "signfsctl: %s\n", err);
-	config_free(c);
-	return r;
-}
-
 /* "MOUNT/outbox/a/b", "outbox/a/b", "inbox/a/b" or "a/b" -> "a/b". */
 static const char *inbox_relative(const char *p)
 {
@@ -157,7 +135,7 @@ static void print_hex(const unsigned char *h)
 static int cmd_proof(int argc, char **argv)
 {
 	const char *config = SIGNFS_CONFIG_PATH;
-	struct store *store;
+	struct ctl ctl;
 	struct audit *a;
 	merkle_hash *leaves = NULL, proof[MERKLE_MAX_PROOF], root, leaf;
 	char *line = NULL, *note = NULL, *text, *origin = NULL, err[NOTE_ERR_MAX];
@@ -177,8 +155,9 @@ static int cmd_proof(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (open_log(config, &store, &a) < 0)
+	if (ctl_open(config, false, &ctl) < 0)
 		return EXIT_USAGE;
+	a = ctl.audit;
 	if (audit_find_signed(a, inbox_relative(argv[optind]), &seq, &line) < 0) {
 		fprintf(stderr, "signfsctl: no signing event for '%s' in the log\n",
 			inbox_relative(argv[optind]));
@@ -227,15 +206,14 @@ out:
 	free(line);
 	free(note);
 	free(origin);
-	audit_close(a);
-	store_close(store);
+	ctl_close(&ctl);
 	return ret;
 }
 
 static int cmd_tail(int argc, char **argv)
 {
 	const char *config = SIGNFS_CONFIG_PATH;
-	struct store *store;
+	struct ctl ctl;
 	struct audit *a;
 	char(*days)[11] = NULL;
 	size_t n_days = 0;
@@ -255,8 +233,9 @@ static int cmd_tail(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (open_log(config, &store, &a) < 0)
+	if (ctl_open(config, false, &ctl) < 0)
 		return EXIT_USAGE;
+	a = ctl.audit;
 	/* Walk back over the days until enough lines are collected. */
 	if (audit_days(a, &days, &n_days) == 0 && n_days > 0) {
 		size_t first = n_days, total = 0;
@@ -285,8 +264,7 @@ static int cmd_tail(int argc, char **argv)
 		}
 	}
 	free(days);
-	audit_close(a);
-	store_close(store);
+	ctl_close(&ctl);
 	return EXIT_OK;
 }
 

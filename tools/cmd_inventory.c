@@ -21,33 +21,6 @@
 #include "signer.h"
 #include "store.h"
 
-struct ctl {
-	struct config *config;
-	struct store *store;
-	struct audit *audit;
-};
-
-static int open_ctl(const char *config, bool writable, struct ctl *c)
-{
-	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX];
-
-	memset(c, 0, sizeof(*c));
-	if (config_load(config, &c->config, err) < 0 ||
-	    store_open(c->config->state_dir, writable, &c->store, err) < 0 ||
-	    audit_open(c->store, "", NULL, &c->audit, err) < 0) {
-		fprintf(stderr, "signfsctl: %s\n", err);
-		return -EIO;
-	}
-	return 0;
-}
-
-static void close_ctl(struct ctl *c)
-{
-	audit_close(c->audit);
-	store_close(c->store);
-	config_free(c->config);
-}
-
 /* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]). */
 static const char *config_arg(int argc, char **argv, int min, int max, const char *usage)
 {
@@ -146,7 +119,7 @@ int cmd_inventory(int argc, char **argv)
 			sk_X509_pop_free(ch.chain, X509_free);
 			ch.chain = extra;
 		}
-		if (open_ctl(config, true, &c) < 0)
+		if (ctl_open(config, true, &c) < 0)
 			return EXIT_FAIL;
 		snprintf(reason, sizeof(reason), "certificate imported from %s", argv[optind]);
 		rec.reason = reason;
@@ -158,14 +131,14 @@ int cmd_inventory(int argc, char **argv)
 			printf("imported certificate %s for key %s\n", ch.fingerprint_out, ch.key_out);
 		X509_free(ch.cert);
 		sk_X509_pop_free(ch.chain, X509_free);
-		close_ctl(&c);
+		ctl_close(&c);
 		return ret;
 	}
 	if (argc >= 2 && !strcmp(argv[argc - 1], "--json")) {
 		json = true;
 		argc--;
 	}
-	if (open_ctl(config_arg(argc, argv, 0, 0, inventory_usage_text), false, &c) < 0)
+	if (ctl_open(config_arg(argc, argv, 0, 0, inventory_usage_text), false, &c) < 0)
 		return EXIT_FAIL;
 	if (json)
 		inventory_render_certificates_json(c.store, time(NULL), c.config->warn_days, &text);
@@ -173,7 +146,7 @@ int cmd_inventory(int argc, char **argv)
 		inventory_render_certificates(c.store, time(NULL), c.config->warn_days, &text);
 	fputs(text ? text : "", stdout);
 	free(text);
-	close_ctl(&c);
+	ctl_close(&c);
 	return EXIT_OK;
 }
 
@@ -203,12 +176,12 @@ int cmd_key(int argc, char **argv)
 	ch.key = argv[optind];
 	rec.event = ch.enable ? "key_enabled" : "key_disabled";
 	rec.key = ch.key;
-	if (open_ctl(config, true, &c) < 0)
+	if (ctl_open(config, true, &c) < 0)
 		return EXIT_FAIL;
 	ret = change(&c, &rec, inventory_set_enabled, &ch);
 	if (ret == EXIT_OK)
 		printf("key %s %s\n", ch.key, ch.enable ? "enabled" : "disabled");
-	close_ctl(&c);
+	ctl_close(&c);
 	return ret;
 }
 
@@ -322,11 +295,11 @@ int cmd_cert(int argc, char **argv)
 	config = config_arg(argc, argv, 1, 1, usage);
 	ch.serial = argv[optind];
 	rec.cert_serial = ch.serial;
-	if (open_ctl(config, true, &c) < 0)
+	if (ctl_open(config, true, &c) < 0)
 		return EXIT_FAIL;
 	ret = change(&c, &rec, inventory_revoke, &ch);
 	if (ret == EXIT_OK)
 		printf("certificate %s revoked\n", ch.fingerprint_out);
-	close_ctl(&c);
+	ctl_close(&c);
 	return ret;
 }

@@ -360,11 +360,10 @@ int cmd_report(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *config = SIGNFS_CONFIG_PATH, *since = NULL, *until = NULL;
-	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX], *text;
+	char *text;
 	enum format fmt = FMT_TEXT;
 	struct report r = {0};
-	struct config *c;
-	struct store *st;
+	struct ctl c;
 	struct audit *a;
 	int64_t t;
 	int opt;
@@ -407,11 +406,9 @@ int cmd_report(int argc, char **argv)
 		fprintf(stderr, "signfsctl: --since is after --until\n");
 		return EXIT_USAGE;
 	}
-	if (config_load(config, &c, err) < 0 || store_open(c->state_dir, false, &st, err) < 0 ||
-	    audit_open(st, "", NULL, &a, err) < 0) {
-		fprintf(stderr, "signfsctl: %s\n", err);
+	if (ctl_open(config, false, &c) < 0)
 		return EXIT_FAIL;
-	}
+	a = c.audit;
 	r.denials = json_object_new_array();
 	r.failures = json_object_new_array();
 	r.lifecycle = json_object_new_array();
@@ -437,9 +434,7 @@ int cmd_report(int argc, char **argv)
 	json_object_put(r.policy);
 	json_object_put(r.all);
 	free(r.checkpoint);
-	audit_close(a);
-	store_close(st);
-	config_free(c);
+	ctl_close(&c);
 	return EXIT_OK;
 }
 
