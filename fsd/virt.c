@@ -123,6 +123,19 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 		     audit_err, last);
 	if (n < 0)
 		return -ENOMEM;
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		const struct config_key *k = &d->config->keys[i];
+		struct key_status st;
+		char *more;
+		if (inventory_key_status(d->store, k->name, now / 1000, d->config->warn_days,
+					 k->allow_noncompliant, &st) < 0)
+			continue;
+		if (asprintf(&more, "%skey %-11s %s, certificate %s, %ld days left\n", *ret,
+			     k->name, cert_state_name(st.state), st.serial, st.days_left) < 0)
+			return -ENOMEM;
+		free(*ret);
+		*ret = more;
+	}
 	if (d->policy_error) {
 		char *more;
 		if (asprintf(&more, "%spolicy error:    %s\n", *ret, d->policy_message) < 0)

@@ -56,6 +56,8 @@ setpriv --reuid=2001 --regid=2001 --clear-groups cp "$SRC/f1" "$MNT/inbox/denied
 "$CTL" key disable -c "$CONF" codesign >/dev/null
 cp "$SRC/f1" "$MNT/inbox/while-disabled" 2>/dev/null
 check "status names the token's state" grep -q "^token:           logged in (token 'signfs')" "$MNT/status"
+check "status names each key and its certificate's state" \
+	grep -q "^key codesign    disabled, certificate [0-9a-f]*, 365 days left" "$MNT/status"
 check "status shows the last failure and why" \
 	grep -q "^last failure:    .* inbox/while-disabled: key codesign: certificate [0-9a-f]* is disabled" "$MNT/status"
 "$CTL" key enable -c "$CONF" codesign >/dev/null
