@@ -2,6 +2,7 @@
 #include "events.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <time.h>
@@ -197,6 +198,46 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 	}
 	ops_inventory_changed(d, NULL);
 	return 0;
+}
+
+void events_seed_rates(struct fsd *d)
+{
+	time_t now = time(NULL);
+	char day[2][11];
+	struct tm tm;
+
+	/* The last hour lies within today and (just after midnight) yesterday. */
+	for (int i = 0; i < 2; i++) {
+		time_t t = now - i * 3600;
+		gmtime_r(&t, &tm);
+		strftime(day[i], sizeof(day[i]), "%Y-%m-%d", &tm);
+	}
+	for (int i = 1; i >= 0; i--) {
+		char *buf, *p;
+		size_t len;
+		if ((i == 1 && !strcmp(day[0], day[1])) ||
+		    audit_day_read(d->audit, day[i], &buf, &len) < 0)
+			continue;
+		for (p = buf; p < buf + len;) {
+			char *nl = memchr(p, '\n', buf + len - p);
+			json_object *o = NULL, *ev, *when, *uid, *rule;
+			struct tm t = {0};
+			*nl = 0;
+			o = json_tokener_parse(p);
+			if (o && json_object_object_get_ex(o, "event", &ev) &&
+			    !strcmp(json_object_get_string(ev), "signed") &&
+			    json_object_object_get_ex(o, "time", &when) &&
+			    json_object_object_get_ex(o, "uid", &uid) &&
+			    json_object_object_get_ex(o, "rule", &rule) &&
+			    strptime(json_object_get_string(when), "%Y-%m-%dT%H:%M:%S", &t) &&
+			    timegm(&t) > now - 3600)
+				policy_live_note_signed(d->policy, json_object_get_string(rule),
+							json_object_get_int(uid), timegm(&t));
+			json_object_put(o);
+			p = nl + 1;
+		}
+		free(buf);
+	}
 }
 
 void events_policy_reload(void *ctx, int result, const char *message)

@@ -21,6 +21,10 @@ int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX]);
 /* Record the configured keys and certificates in the inventory. */
 int events_record_keys(struct fsd *d, char *err, size_t len);
 
+/* Count the signatures of the last hour (from the audit log) against the
+ * rate limits, so that a restart does not reset them. */
+void events_seed_rates(struct fsd *d);
+
 /* The outcome of a policy reload: logged and audited. */
 void events_policy_reload(void *ctx, int result, const char *message);
 

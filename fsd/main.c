@@ -423,6 +423,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
+	events_seed_rates(&d);
 	if (events_record_keys(&d, err, sizeof(err)) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;

@@ -98,6 +98,12 @@ check "rate limit: second signature" as 1 1 cp "$SRC/small.bin" "$I/rated/2.bin"
 check_fails "rate limit: the third in the hour is denied" "Permission denied" \
 	as 1 1 cp "$SRC/small.bin" "$I/rated/3.bin"
 check "rate limit: audited" grep -q '"path":"rated/3.bin".*"reason":"rate limit reached' "$AUD"
+check "rate limit: a restart does not reset it (counted from the audit log)" sh -c "
+	fusermount3 -u '$MNT' && for i in \$(seq 100); do mountpoint -q '$MNT' || break; sleep 0.05; done"
+wait "$DAEMON_PID"
+start_daemon
+check_fails "rate limit: still denied after the restart" "Permission denied" \
+	as 1 1 cp "$SRC/small.bin" "$I/rated/4.bin"
 
 mkdir -p "$SRC/tree" && cp "$SRC/small.bin" "$SRC/tree/r1.bin" && cp "$SRC/small.bin" "$SRC/tree/r2.bin"
 chmod -R a+rX "$SRC/tree"
