@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,15 +20,41 @@
 #include "ops.h"
 #include "signer.h"
 
+/* The user database is read for every lookup: names of recent writers are
+ * kept for a minute instead of being looked up twice per commit. */
+#define NAME_CACHE 32
+#define NAME_TTL 60
+
+static struct {
+	uid_t uid;
+	time_t at;
+	char name[64];
+} names[NAME_CACHE];
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void user_name(uid_t uid, char *out, size_t n)
 {
 	struct passwd pw, *res = NULL;
 	char buf[1024];
+	time_t now = time(NULL);
+	size_t slot = uid % NAME_CACHE;
 
+	pthread_mutex_lock(&names_lock);
+	if (names[slot].at && names[slot].uid == uid && now - names[slot].at < NAME_TTL) {
+		snprintf(out, n, "%s", names[slot].name);
+		pthread_mutex_unlock(&names_lock);
+		return;
+	}
+	pthread_mutex_unlock(&names_lock);
 	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
 		snprintf(out, n, "%s", res->pw_name);
 	else
 		out[0] = 0;
+	pthread_mutex_lock(&names_lock);
+	names[slot].uid = uid;
+	names[slot].at = now;
+	snprintf(names[slot].name, sizeof(names[slot].name), "%s", out);
+	pthread_mutex_unlock(&names_lock);
 }
 
 int events_ingest(void *ctx, struct ingest_event *ev)

@@ -25,6 +25,7 @@
 struct signer_key {
 	char *name;
 	PKCS11_SLOT *slot;
+	char serial[65], fingerprint[65]; /* of cert, kept with it */
 	EVP_PKEY *pkey;
 	X509 *cert;
 	STACK_OF(X509) *chain;
@@ -43,6 +44,8 @@ struct signer {
 	size_t n_pkeys;
 	EVP_PKEY *pkeys[SIGNER_MAX_KEYS]; /* handed out by signer_find_pkey */
 };
+
+static void describe_cert(struct signer_key *k);
 
 static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int errf(char *err, int r, const char *fmt, ...)
@@ -355,6 +358,7 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 	k.chain = certs;
 	certs = NULL;
 	k.name = strdup(name);
+	describe_cert(&k);
 	s->keys[s->n_keys++] = k;
 	memset(&k, 0, sizeof(k));
 	r = 0;
@@ -374,30 +378,37 @@ static struct signer_key *lookup(struct signer *s, const char *name)
 	return NULL;
 }
 
-int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65])
+/* Serial and fingerprint of K's certificate, computed once per certificate
+ * rather than at every signature. Caller holds s->lock or owns K. */
+static void describe_cert(struct signer_key *k)
 {
-	struct signer_key *k = lookup(s, name);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
-	BIGNUM *bn;
-	char *hex;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(k->cert), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
 
-	if (!k)
-		return -ENOKEY;
-	pthread_mutex_lock(&s->lock);
-	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(k->cert), NULL);
-	hex = bn ? BN_bn2hex(bn) : NULL;
-	snprintf(serial, 65, "%s", hex ? hex : "");
-	for (char *p = serial; *p; p++)
+	snprintf(k->serial, sizeof(k->serial), "%s", hex ? hex : "");
+	for (char *p = k->serial; *p; p++)
 		*p = tolower((unsigned char)*p);
 	OPENSSL_free(hex);
 	BN_free(bn);
 	if (!X509_digest(k->cert, EVP_sha256(), md, &len))
 		len = 0;
-	pthread_mutex_unlock(&s->lock);
 	for (unsigned int i = 0; i < len && i < 32; i++)
-		sprintf(fingerprint + 2 * i, "%02x", md[i]);
-	fingerprint[2 * (len < 32 ? len : 32)] = 0;
+		sprintf(k->fingerprint + 2 * i, "%02x", md[i]);
+	k->fingerprint[2 * (len < 32 ? len : 32)] = 0;
+}
+
+int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65])
+{
+	struct signer_key *k = lookup(s, name);
+
+	if (!k)
+		return -ENOKEY;
+	pthread_mutex_lock(&s->lock);
+	memcpy(serial, k->serial, 65);
+	memcpy(fingerprint, k->fingerprint, 65);
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -503,6 +514,7 @@ int signer_set_certificate(struct signer *s, const char *name, const char *cert_
 	pthread_mutex_lock(&s->lock);
 	X509_free(k->cert); /* threads signing right now hold their own references */
 	k->cert = cert;
+	describe_cert(k);
 	sk_X509_pop_free(k->chain, X509_free);
 	k->chain = chain;
 	pthread_mutex_unlock(&s->lock);
