@@ -771,6 +771,29 @@ int inventory_render_certificates(struct store *s, time_t now, int warn_days, ch
 	return 0;
 }
 
+/* {"user": "alice", "uid": 1001, "uses": 12}, ... for KEY. Holds s->lock. */
+static json_object *used_by(struct store *s, const char *key)
+{
+	json_object *arr = json_object_new_array();
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT max(user), uid, sum(count) FROM usage WHERE key_name = ? "
+			       "GROUP BY uid ORDER BY sum(count) DESC",
+			       -1, &st, NULL) != SQLITE_OK)
+		return arr;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "user", json_object_new_string(TXT(0)));
+		json_object_object_add(o, "uid", json_object_new_int64(sqlite3_column_int64(st, 1)));
+		json_object_object_add(o, "uses", json_object_new_int64(sqlite3_column_int64(st, 2)));
+		json_object_array_add(arr, o);
+	}
+	sqlite3_finalize(st);
+	return arr;
+}
+
 int inventory_render_certificates_json(struct store *s, time_t now, int warn_days, char **ret)
 {
 	json_object *arr = json_object_new_array();
@@ -817,6 +840,8 @@ int inventory_render_certificates_json(struct store *s, time_t now, int warn_day
 			json_object_object_add(o, "uses_total",
 					       json_object_new_int64(current ? sqlite3_column_int64(st, 14) : 0));
 			json_object_object_add(o, "last_used", json_object_new_string(current ? last : "never"));
+			json_object_object_add(o, "used_by", current ? used_by(s, TXT(0))
+								     : json_object_new_array());
 			json_object_object_add(attrs, "sensitive",
 					       json_object_new_int(sqlite3_column_int(st, 16)));
 			json_object_object_add(attrs, "never_extractable",

@@ -46,6 +46,7 @@ assert len(c) == 1 and c[0]['key'] == 'codesign' and c[0]['serial'] == '$serial'
 assert c[0]['status'] == 'valid' and c[0]['uses_total'] == 3 and c[0]['current'], c
 assert c[0]['extended_key_usage'] == 'codeSigning' and c[0]['key_usage'] == 'digitalSignature'
 assert c[0]['key_attributes'] == {'sensitive': 1, 'never_extractable': 1, 'local': 1}, c
+assert c[0]['used_by'] == [{'user': 'root', 'uid': 0, 'uses': 3}], c[0]['used_by']
 "
 check "stat size equals the bytes read, for every inventory file" sh -c "
 	for f in \$(find '$V' -type f); do test \$(stat -c %s \"\$f\") = \$(cat \"\$f\" | wc -c) || { echo \$f; exit 1; }; done"
