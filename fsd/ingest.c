@@ -278,6 +278,7 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		snprintf(err, sizeof(err), "larger than the size cap of rule %s (%llu bytes)",
 			 grant.rule, (unsigned long long)grant.max_size);
 		report(in, INGEST_DENIED, path, cred, &grant, st.st_size, NULL, err, started, NULL);
+		hash_free(&fresh);
 		return -EFBIG;
 	}
 	if (in->hooks.prepare && (r = in->hooks.prepare(in->hooks.ctx, grant.key, veto)) < 0) {
@@ -303,8 +304,9 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		goto out;
 	}
 	if (staging && renameat(in->staging_fd, staging, in->inbox_fd, path) < 0) {
-		/* Published already; the inbox keeps showing the previous version. */
-		r = 0;
+		/* Published already (the outbox holds the inode); the inbox keeps
+		 * showing the previous version, and the staging name goes. */
+		unlinkat(in->staging_fd, staging, 0);
 	}
 out:
 	pthread_mutex_lock(&in->lock);
