@@ -27,9 +27,10 @@ mountpoint -q "$B/mnt" || { echo "signfsd did not mount"; cat "$B/daemon.log"; e
 
 # Freed memory goes back to the host and is slow to touch again: warm it.
 warm() { head -c 3G /dev/zero >/dev/shm/signfs-bench-warm; rm -f /dev/shm/signfs-bench-warm; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+secs() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); calc "$t1 - $t0"; }
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
 	"$(uname -r), $(openssl version | cut -d' ' -f1-2), state on tmpfs"
@@ -47,8 +48,8 @@ for i in 1 2 3; do
 done
 n=$(median3 "${native[@]}")
 m=$(median3 "${mount[@]}")
-nr=$(echo "$LARGE_MIB / $n" | bc -l)
-mr=$(echo "$LARGE_MIB / $m" | bc -l)
+nr=$(calc "$LARGE_MIB / $n")
+mr=$(calc "$LARGE_MIB / $m")
 printf 'large file (%d MiB, median of 3):\n' "$LARGE_MIB"
 printf '  cp to the backing fs      %8.0f MiB/s\n' "$nr"
 printf '  cp into signfs inbox      %8.0f MiB/s  (signed, published)  ratio %s\n' \
