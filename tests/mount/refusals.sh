@@ -29,6 +29,28 @@ check_fails "inbox: names ending in .p7s are reserved (EINVAL)" "Invalid argumen
 check "refused requests left the outbox as it was" \
 	test "$(ls "$O")" = "$(printf 'a\na.p7s')"
 
+# The audit record comes first: when it cannot be written, nothing is
+# published. Another process holds the store's write lock for 7 s; the
+# daemon's audit transaction gives up after its 5 s busy timeout.
+python3 -c "
+import sqlite3, time
+c = sqlite3.connect('$STATE/signfs.db', isolation_level=None)
+c.execute('BEGIN EXCLUSIVE')
+open('$T/locked', 'w').close()
+time.sleep(7)
+" &
+locker=$!
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+echo v3 >"$SRC/a3"
+check_fails "audit log unwritable: close() fails with EIO" "Input/output error" \
+	cp "$SRC/a3" "$I/unrecorded"
+wait "$locker"
+check "...and nothing was published without its audit record" \
+	test ! -e "$O/unrecorded" -a ! -e "$O/unrecorded.p7s" -a ! -e "$I/unrecorded"
+check "...the reason is in the log" grep -q "inbox/unrecorded: cannot record the audit event" "$T/daemon.log"
+check "once the store is free again, signing works" cp "$SRC/a3" "$I/recorded"
+check "...and verifies" verify recorded
+
 # Make signing fail the way a token that lost its key does: the key
 # objects disappear from the SoftHSM2 store under the running daemon.
 tokdir=$(echo "$STATE"/tokens/*/)
