@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 static int log_fd = STDERR_FILENO;
-static int max_level = LOG_INFO;
+static const int max_level = LOG_INFO;
 static int journal = -1;
 
 int log_open(const char *path)
@@ -29,11 +29,6 @@ int log_open(const char *path)
 	log_fd = fd;
 	journal = 0;
 	return 0;
-}
-
-void log_set_level(int level)
-{
-	max_level = level;
 }
 
 void log_msg(int level, const char *fmt, ...)

@@ -6,7 +6,6 @@
 
 /* Log to PATH (appending), or to stderr when PATH is NULL. 0 or -errno. */
 int log_open(const char *path);
-void log_set_level(int level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
