@@ -183,25 +183,32 @@ static void *watchdog(void *arg)
 	}
 }
 
-static int open_state_dir(const char *path, int *ret)
+/* The state directory, taken for this daemon before anything in it is
+ * touched: a second signfsd on the same state would otherwise clean up or
+ * collect what the running one has in flight. */
+static int open_state_dir(const char *path, int *ret, int *ret_lock)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int probe;
+	pid_t holder;
+	int r;
 
 	if (fd < 0) {
 		fprintf(stderr, "signfsd: state directory %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
-	probe = openat(fd, ".write-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (probe < 0) {
-		int r = -errno;
+	r = store_lock_state(path, ret_lock, &holder);
+	if (r == -EBUSY && holder > 0)
+		fprintf(stderr, "signfsd: state directory %s is in use by signfsd (pid %d)\n", path,
+			(int)holder);
+	else if (r == -EBUSY)
+		fprintf(stderr, "signfsd: state directory %s is in use by another process\n", path);
+	else if (r < 0)
 		fprintf(stderr, "signfsd: state directory %s is not writable: %s\n", path,
-			strerror(errno));
+			strerror(-r));
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
-	close(probe);
-	unlinkat(fd, ".write-probe", 0);
 	*ret = fd;
 	return 0;
 }
@@ -383,6 +390,7 @@ int main(int argc, char **argv)
 	struct config *c = NULL;
 	struct store *store = NULL;
 	struct fsd d = {.state_fd = -1, .error_lock = PTHREAD_MUTEX_INITIALIZER};
+	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	int r, ret = 1;
 
@@ -405,7 +413,9 @@ int main(int argc, char **argv)
 	 * it must be set before the module is loaded. */
 	if (c->softhsm2_conf)
 		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
-	if (open_state_dir(c->state_dir, &d.state_fd) < 0)
+	if (open_state_dir(c->state_dir, &d.state_fd, &lock_fd) < 0)
+		goto out;
+	if (check_mountpoint(o.mountpoint) < 0)
 		goto out;
 	d.config = c;
 	clock_gettime(CLOCK_REALTIME, &d.started);
@@ -439,8 +449,6 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	if (check_mountpoint(o.mountpoint) < 0)
-		goto out;
 	if (audit_start_checkpointer(d.audit, CHECKPOINT_INTERVAL_MS) < 0) {
 		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
 		goto out;
@@ -468,6 +476,8 @@ out:
 	inventory_usage_free(d.usage);
 	if (d.state_fd >= 0)
 		close(d.state_fd);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	config_free(c);
 	return ret;
 }

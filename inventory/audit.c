@@ -110,24 +110,53 @@ static void hex(const unsigned char *d, size_t n, char *out)
 		sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-/* Paths are bytes; the log is UTF-8: invalid sequences become U+FFFD. */
-static char *utf8_clean(const char *s)
+/* Length of the well-formed UTF-8 sequence at S (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_char(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* The second byte's range is what excludes the forbidden forms. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (left < n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t k = 2; k < n; k++)
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Paths are bytes; the log is UTF-8. S as UTF-8, each byte of an invalid
+ * sequence replaced by U+FFFD; *lossy says whether anything was. */
+static char *utf8_clean(const char *s, bool *lossy)
 {
 	size_t len = strlen(s), o = 0;
 	unsigned char *out = malloc(3 * len + 1);
 
+	*lossy = false;
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < len;) {
-		unsigned char c = s[i];
-		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2
-				: (c & 0xf0) == 0xe0			 ? 3
-				: (c & 0xf8) == 0xf0 && c <= 0xf4	 ? 4
-									 : 0;
-		bool ok = n > 0 && i + n <= len;
-		for (size_t k = 1; ok && k < n; k++)
-			ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
-		if (ok) {
+		size_t n = utf8_char((const unsigned char *)s + i, len - i);
+		if (n) {
 			memcpy(out + o, s + i, n);
 			o += n;
 			i += n;
@@ -135,6 +164,7 @@ static char *utf8_clean(const char *s)
 			memcpy(out + o, "\xef\xbf\xbd", 3);
 			o += 3;
 			i++;
+			*lossy = true;
 		}
 	}
 	out[o] = 0;
@@ -143,13 +173,42 @@ static char *utf8_clean(const char *s)
 
 static void add_str(json_object *o, const char *k, const char *v)
 {
+	bool lossy;
 	char *clean;
+
 	if (!v)
 		return;
-	clean = utf8_clean(v);
+	clean = utf8_clean(v, &lossy);
 	if (clean)
 		json_object_object_add(o, k, json_object_new_string(clean));
 	free(clean);
+}
+
+/* A name from the filesystem: readable in KEY, and when it is not UTF-8,
+ * exactly (base64 of its bytes) in KEY_b64, so that two different names
+ * never log the same. */
+static void add_name(json_object *o, const char *k, const char *v)
+{
+	bool lossy;
+	char *clean, key[32];
+
+	if (!v)
+		return;
+	clean = utf8_clean(v, &lossy);
+	if (!clean)
+		return;
+	json_object_object_add(o, k, json_object_new_string(clean));
+	free(clean);
+	if (lossy) {
+		size_t n = strlen(v);
+		unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+		if (!b64)
+			return;
+		EVP_EncodeBlock(b64, (const unsigned char *)v, n);
+		snprintf(key, sizeof(key), "%s_b64", k);
+		json_object_object_add(o, key, json_object_new_string((char *)b64));
+		free(b64);
+	}
 }
 
 static void add_int(json_object *o, const char *k, long long v)
@@ -175,8 +234,8 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_str(o, "user", r->user);
 	add_int(o, "gid", r->gid);
 	add_int(o, "pid", r->pid);
-	add_str(o, "exe", r->exe);
-	add_str(o, "path", r->path);
+	add_name(o, "exe", r->exe);
+	add_name(o, "path", r->path);
 	add_int(o, "size", r->size);
 	add_str(o, "sha256", r->sha256);
 	add_str(o, "key", r->key);

@@ -3,10 +3,13 @@
 #include "store-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 static const char schema[] =
 	/* The audit log: one row per leaf, seq is the leaf index. */
@@ -114,4 +117,36 @@ void store_close(struct store *s)
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+int store_lock_state(const char *dir, int *ret_fd, pid_t *holder)
+{
+	char path[PATH_MAX], pid[24];
+	ssize_t n;
+	int fd, len;
+
+	*holder = 0;
+	if (snprintf(path, sizeof(path), "%s/" STORE_LOCK_FILE, dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		*holder = atoi(pid);
+		close(fd);
+		return r;
+	}
+	/* The pid is for the message of a refused start; the lock itself is
+	 * the flock, which the kernel drops with the process. */
+	len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, len, 0) != len) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define STORE_ERR_MAX 512
 #define STORE_FILE "signfs.db"
@@ -16,3 +17,12 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 
 /* Accepts NULL. */
 void store_close(struct store *s);
+
+#define STORE_LOCK_FILE "signfsd.lock"
+
+/* Take the state directory DIR for this process: an exclusive flock on
+ * DIR/signfsd.lock, held until *ret_fd is closed or the process ends, with
+ * the holder's pid written in it. Taken before anything in DIR is touched.
+ * -EBUSY when another process holds it (its pid in *holder, 0 if unknown);
+ * another negative errno when the file cannot be created. */
+int store_lock_state(const char *dir, int *ret_fd, pid_t *holder);

@@ -523,6 +523,7 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 		s.c->temp_patterns[s.c->n_temp++] = strdup(default_temp_patterns[i]);
 
 	r = ini_parse_stream(reader, &s, handler, &s);
+	s.c->n_lines = s.line;
 	if (s.too_long && !err[0])
 		fail(&s, "line longer than %d characters", INI_MAX_LINE - 2);
 	if (r > 0 && !err[0]) {

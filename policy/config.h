@@ -21,6 +21,7 @@ struct config_key {
 
 struct config {
 	char *path;
+	int n_lines;         /* lines in the file, for messages about what it lacks */
 	char *state_dir;
 	char *module;        /* PKCS#11 module (.so) */
 	char *pin_file;      /* user PIN, first line; never logged */

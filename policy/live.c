@@ -129,10 +129,24 @@ void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid,
 int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX])
 {
 	struct config *c, *old;
+	size_t had;
 	int r = load(p, &c, err);
 
 	if (r < 0)
 		return r;
+	pthread_rwlock_rdlock(&p->lock);
+	had = p->config->n_rules;
+	pthread_rwlock_unlock(&p->lock);
+	/* A file cut short before its rules (a full disk, a careless edit)
+	 * parses cleanly and denies everyone: that is never what was meant. */
+	if (c->n_rules == 0 && had > 0) {
+		snprintf(err, CONFIG_ERR_MAX,
+			 "%s:%d: no [rule] section: this policy would deny every writer (the "
+			 "previous one had %zu rule(s)); not loaded",
+			 c->path, c->n_lines, had);
+		config_free(c);
+		return -EINVAL;
+	}
 	pthread_rwlock_wrlock(&p->lock);
 	old = p->config;
 	p->config = c;
@@ -167,9 +181,12 @@ static void *watch(void *arg)
 		if (fds[1].revents)
 			return NULL;
 		n = read(p->inotify_fd, buf, sizeof(buf));
+		/* Only a complete file: closed after writing, or renamed into
+		 * place. A create is followed by writes still to come. */
 		for (char *q = buf; n > 0 && q < buf + n;) {
 			struct inotify_event *e = (struct inotify_event *)q;
-			if (e->len && !strcmp(e->name, base))
+			if (e->len && !strcmp(e->name, base) &&
+			    (e->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
 				ours = true;
 			q += sizeof(*e) + e->len;
 		}
@@ -202,7 +219,7 @@ int policy_live_watch(struct policy_live *p, policy_report_fn report, void *repo
 	p->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (p->inotify_fd < 0 || p->stop_fd < 0 ||
 	    inotify_add_watch(p->inotify_fd, *dir ? dir : "/",
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
+			      IN_CLOSE_WRITE | IN_MOVED_TO) < 0)
 		return -errno;
 	if (pthread_create(&p->thread, NULL, watch, p) != 0)
 		return -EAGAIN;

@@ -21,6 +21,7 @@
 #include "pki.h"
 #include "provision.h"
 #include "signer.h"
+#include "store.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/signfs"
 #define TOKEN_LABEL "signfs"
@@ -144,7 +145,8 @@ static int cmd_init(int argc, char **argv)
 	bool force = false;
 	struct stat st;
 	time_t now;
-	int c, r, ret = EXIT_FAIL;
+	pid_t holder;
+	int c, r, lock_fd = -1, ret = EXIT_FAIL;
 
 	while ((c = getopt_long(argc, argv, "d:c:m:fh", opts, NULL)) != -1) {
 		switch (c) {
@@ -171,6 +173,16 @@ static int cmd_init(int argc, char **argv)
 	}
 	if (strlen(dir) > PATH_MAX / 2) {
 		fprintf(stderr, "signfsctl: state directory path too long: %s\n", dir);
+		return EXIT_FAIL;
+	}
+	/* Held until init ends: a running daemon keeps its state. */
+	r = store_lock_state(dir, &lock_fd, &holder);
+	if (r < 0) {
+		if (r == -EBUSY)
+			fprintf(stderr, "signfsctl: %s is in use by signfsd (pid %d); stop it first\n",
+				dir, (int)holder);
+		else
+			fprintf(stderr, "signfsctl: cannot lock %s: %s\n", dir, strerror(-r));
 		return EXIT_FAIL;
 	}
 	if (config_arg && config_arg[0] != '/') {

@@ -63,8 +63,14 @@ refuses "state directory missing" "state directory $T/gone: No such file" \
 	"$(variant nostate "s|^state_dir = .*|state_dir = $T/gone|")"
 
 start_daemon
-refuses "mountpoint busy (already mounted)" "mountpoint $MNT is busy" "$CONF"
+refuses "a second signfsd on the same state: refused, naming the running one" \
+	"state directory $STATE is in use by signfsd (pid $DAEMON_PID)" "$CONF" "$T/mnt2"
+"$SIGNFSCTL" init --state-dir "$T/other" >/dev/null
+refuses "mountpoint busy (already mounted)" "mountpoint $MNT is busy" "$T/other/signfs.conf"
 check "the running mount is untouched" sh -c "echo x > '$MNT/inbox/f' && test -e '$MNT/outbox/f.p7s'"
+check "signfsctl init --force refuses while signfsd runs on the state" \
+	sh -c "! '$SIGNFSCTL' init --state-dir '$STATE' --force 2>'$T/init.err' &&
+		grep -q 'in use by signfsd (pid $DAEMON_PID)' '$T/init.err' && test -e '$STATE/tokens'"
 check "unmount: signfsd exits 0" stop_daemon
 
 # In the background, the exit code and the message still reach the caller.
@@ -74,6 +80,11 @@ check "background start: exits 0 once mounted" "$SIGNFSD" -c "$CONF" -l "$T/bg.l
 check "background start: mounted and signing" \
 	sh -c "mountpoint -q '$MNT' && echo y > '$MNT/inbox/g' && test -e '$MNT/outbox/g.p7s'"
 check "background daemon unmounts cleanly" fusermount3 -u "$MNT"
+# The daemon holds the state until it has finished stopping.
+for _ in $(seq 100); do
+	flock -n "$STATE/signfsd.lock" true && break
+	sleep 0.05
+done
 
 check "signfsctl init refuses to overwrite without --force" \
 	sh -c "! '$SIGNFSCTL' init --state-dir '$STATE' 2>'$T/init.err' && grep -q 'use --force' '$T/init.err'"
