@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "outbox.h"
 #include "signer.h"
 
 /* The user database is read for every lookup: names of recent writers are
@@ -57,6 +58,45 @@ static void user_name(uid_t uid, char *out, size_t n)
 	pthread_mutex_unlock(&names_lock);
 }
 
+/* The last failed commit, for /status. */
+static void note_failure(struct fsd *d, const struct ingest_event *ev)
+{
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&d->error_lock);
+	snprintf(d->last_error, sizeof(d->last_error), "%s inbox/%s: %s", when, ev->path,
+		 ev->reason ? ev->reason : "unknown error");
+	pthread_mutex_unlock(&d->error_lock);
+	ops_virtual_changed(d, "/status");
+}
+
+static void published(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	char err[AUDIT_ERR_MAX];
+	time_t now = time(NULL);
+
+	metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
+	ops_published(d, ev->path);
+	policy_live_note_signed(d->policy, ev->rule, ev->cred->uid, now);
+	if (ev->key)
+		inventory_usage_add(d->usage, ev->key, ev->cred->uid, rec->user ? rec->user : "",
+				    now);
+	ops_inventory_changed(d, ev->key);
+	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
+		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
+	/* The signature was recorded durably before publication; this record
+	 * closes it and may ride the next group commit (a crash before that is
+	 * settled at the next start). */
+	rec->event = "published";
+	rec->decision = "allow";
+	if (audit_append_later(d->audit, rec, err) < 0)
+		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
+}
+
 int events_ingest(void *ctx, struct ingest_event *ev)
 {
 	struct fsd *d = ctx;
@@ -72,21 +112,11 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		.key = ev->key,
 		.rule = ev->rule,
 		.reason = ev->reason,
+		.has_ref = ev->signing != INGEST_NO_ID,
+		.ref = ev->signing,
 	};
+	uint64_t seq;
 
-	if (ev->result == INGEST_PUBLISHED) {
-		metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
-		ops_published(d, ev->path);
-		policy_live_note_signed(d->policy, ev->rule, ev->cred->uid, time(NULL));
-		user_name(ev->cred->uid, user, sizeof(user));
-		if (ev->key)
-			inventory_usage_add(d->usage, ev->key, ev->cred->uid, user, time(NULL));
-		ops_inventory_changed(d, ev->key);
-		log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
-			 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid,
-			 ev->seconds * 1e3);
-		return 0;
-	}
 	if (ev->sha256)
 		for (int i = 0; i < SHA256_LEN; i++)
 			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
@@ -97,17 +127,23 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	rec.sha256 = hex[0] ? hex : NULL;
 	rec.cert_serial = serial[0] ? serial : NULL;
 	rec.cert_fingerprint = fp[0] ? fp : NULL;
-	if (ev->result == INGEST_SIGNED) {
+
+	switch (ev->result) {
+	case INGEST_PUBLISHED:
+		published(d, ev, &rec);
+		return 0;
+	case INGEST_SIGNED:
 		rec.event = "signed";
 		rec.decision = "allow";
-		if (audit_append(d->audit, &rec, NULL, err) < 0) {
+		rec.opens = true;
+		if (audit_append(d->audit, &rec, &seq, err) < 0) {
 			log_err("inbox/%s: %s", ev->path, err);
 			snprintf(ev->veto, INGEST_VETO_MAX, "%s", err);
 			return -EIO;
 		}
+		*ev->ret_signing = seq;
 		return 0;
-	}
-	if (ev->result == INGEST_DENIED) {
+	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
@@ -118,20 +154,22 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		if (audit_append(d->audit, &rec, NULL, err) < 0)
 			log_err("inbox/%s: the denial could not be recorded: %s", ev->path, err);
 		return 0;
+	case INGEST_ABANDONED:
+		rec.event = "abandoned";
+		rec.decision = "abandon";
+		rec.size = ev->size >= 0 ? ev->size : AUDIT_NONE;
+		log_warn("abandoned: inbox/%s size=%lld uid=%u pid=%d: %s", ev->path,
+			 (long long)ev->size, ev->cred->uid, ev->cred->pid,
+			 ev->reason ? ev->reason : "");
+		if (audit_append(d->audit, &rec, NULL, err) < 0)
+			log_err("inbox/%s: the abandonment could not be recorded: %s", ev->path,
+				err);
+		return 0;
+	case INGEST_FAILED:
+		break;
 	}
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
-	{
-		char when[32];
-		time_t now = time(NULL);
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		pthread_mutex_lock(&d->error_lock);
-		snprintf(d->last_error, sizeof(d->last_error), "%s inbox/%s: %s", when, ev->path,
-			 ev->reason ? ev->reason : "unknown error");
-		pthread_mutex_unlock(&d->error_lock);
-		ops_virtual_changed(d, "/status");
-	}
+	note_failure(d, ev);
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
@@ -140,6 +178,45 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	if (audit_append(d->audit, &rec, NULL, err) < 0)
 		log_err("inbox/%s: the failure could not be recorded either: %s", ev->path, err);
 	return 0;
+}
+
+/* A signature recorded before a crash, with no outcome after it: the outbox
+ * tells which it was. */
+static int settle(void *ctx, uint64_t seq, const char *path)
+{
+	struct fsd *d = ctx;
+	struct outbox *o = ingest_outbox(d->ingest);
+	bool done = outbox_is_current(o, path, seq);
+	char err[AUDIT_ERR_MAX];
+	struct audit_record rec = {
+		.event = done ? "published" : "failed",
+		.uid = getuid(),
+		.gid = getgid(),
+		.pid = getpid(),
+		.path = path,
+		.size = AUDIT_NONE,
+		.decision = done ? "allow" : "error",
+		.reason = done ? "recorded at start: it was published before signfsd stopped"
+			       : "signfsd stopped between signature and publication; nothing "
+				 "was published",
+		.has_ref = true,
+		.ref = seq,
+	};
+
+	if (!done)
+		outbox_discard(o, seq);
+	if (audit_append(d->audit, &rec, NULL, err) < 0) {
+		log_err("audit: cannot settle record %llu: %s", (unsigned long long)seq, err);
+		return -EIO;
+	}
+	log_info("audit: record %llu (inbox/%s) settled as %s", (unsigned long long)seq, path,
+		 rec.event);
+	return 0;
+}
+
+int events_settle(struct fsd *d)
+{
+	return audit_unconcluded(d->audit, settle, d);
 }
 
 int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_cred *cred,

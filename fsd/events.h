@@ -28,5 +28,9 @@ void events_seed_rates(struct fsd *d);
 /* The outcome of a policy reload: logged and audited. */
 void events_policy_reload(void *ctx, int result, const char *message);
 
+/* Give every signature that a crash cut short of its outcome its
+ * published or failed record (removing what was never made visible). */
+int events_settle(struct fsd *d);
+
 /* A daemon-level event (start, stop) with an optional reason. */
 int events_daemon(struct fsd *d, const char *event, const char *reason);

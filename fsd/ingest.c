@@ -1,15 +1,25 @@
-/* See ingest.h. Locking: each open file has its own mutex (writes, flush
- * and release of one handle are serialised); the registry of open writable
- * files has one; commits to the same path are serialised by a striped lock
- * so that the inbox and the outbox end with the same winner. */
+/* See ingest.h.
+ *
+ * Locks, in the order they are taken:
+ *   f->lock     one open file: its hash, state and flags; held by its writes,
+ *               flush and release, which are thereby serialised.
+ *   stripe      one of COMMIT_STRIPES, by path: commits, rollbacks and
+ *               renames of one path, so that the inbox and the outbox end
+ *               with the same winner.
+ *   in->lock    the registry of open writable files and of pending temporary
+ *               files, every ->path and ->marker in them, and the counters.
+ *               f->fd and f->staging change under f->lock and in->lock both,
+ *               so holding either one is enough to read them.
+ * The sweeper thread takes in->lock alone, then stripes. */
 #include "ingest.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +32,17 @@
 #include "signer.h"
 
 #define COMMIT_STRIPES 64
-#define COPY_CHUNK (1 << 20)
+#define MARKER_MAX 64
+
+/* A file closed under a temporary name, waiting for the rename that gives
+ * it its final name; committed under its own name when none comes. */
+struct pending {
+	char *path;
+	char marker[MARKER_MAX];
+	struct ingest_cred cred;
+	time_t deadline;
+	struct pending *next;
+};
 
 struct ingest {
 	int state_fd, inbox_fd, staging_fd;
@@ -30,11 +50,20 @@ struct ingest {
 	struct signer *signer;
 	struct outbox *outbox;
 	struct ingest_hooks hooks;
-	pthread_mutex_t lock; /* the registry below and the counters */
+	pthread_mutex_t lock;
 	struct ingest_file *open_files;
-	unsigned long n_signed, n_failed, n_denied, n_pending;
-	uint32_t staging_counter;
+	struct pending *pending;
+	struct ingest_counts counts;
+	uint32_t counter; /* staging and marker names */
 	pthread_mutex_t stripes[COMMIT_STRIPES];
+	pthread_t sweeper;
+	bool sweeping, stopping;
+	pthread_cond_t wake;
+};
+
+enum file_state {
+	FILE_LIVE,
+	FILE_DEAD, /* refused, failed or abandoned: nothing more is committed */
 };
 
 struct ingest_file {
@@ -45,9 +74,11 @@ struct ingest_file {
 	bool dirty;     /* content differs from what was last committed */
 	bool written;   /* at least one write() since the last commit */
 	bool published; /* fd's inode is linked into the outbox: never write it */
-	bool failed;    /* a commit failed: the handle is dead */
+	enum file_state state;
+	int write_error;  /* errno of a failed write: the close reports EIO */
 	char staging[32]; /* non-empty: fd is staging/NAME, replaces path at commit */
-	char *path;       /* inbox-relative; follows renames (under in->lock) */
+	char marker[MARKER_MAX]; /* staging/MARKER names path while it is unfinished */
+	char *path;       /* inbox-relative; follows renames */
 	struct ingest_cred cred;
 	struct ingest_grant grant; /* from create/open: the size cap applies */
 	struct stream_hash hash;
@@ -75,100 +106,40 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-/* Staging files from a crash were never committed: drop them. */
-static void clear_staging(int fd)
+static bool is_temp(struct ingest *in, const char *path)
 {
-	int dfd = dup(fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *e;
-
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return;
-	}
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			unlinkat(fd, e->d_name, 0);
-	closedir(d);
+	return config_is_temp_path(in->config, path);
 }
 
-int ingest_open(int state_fd, const struct config *c, struct signer *s,
-		const struct ingest_hooks *hooks, struct ingest **ret)
+static char *path_of(struct ingest_file *f)
 {
-	struct ingest *in = calloc(1, sizeof(*in));
-	int r;
-
-	if (!in)
-		return -ENOMEM;
-	in->inbox_fd = in->staging_fd = -1;
-	in->state_fd = state_fd;
-	in->config = c;
-	in->signer = s;
-	in->hooks = *hooks;
-	pthread_mutex_init(&in->lock, NULL);
-	for (int i = 0; i < COMMIT_STRIPES; i++)
-		pthread_mutex_init(&in->stripes[i], NULL);
-	r = outbox_open_dir(state_fd, "inbox", &in->inbox_fd);
-	if (r == 0)
-		r = outbox_open_dir(state_fd, "staging", &in->staging_fd);
-	if (r == 0)
-		r = outbox_open(state_fd, &in->outbox);
-	if (r < 0) {
-		ingest_free(in);
-		return r;
-	}
-	clear_staging(in->staging_fd);
-	/* Like /tmp: anyone may create here, the policy decides what is
-	 * signed, and nobody removes another user's files. */
-	if (fchmod(in->inbox_fd, 01777) < 0) {
-		r = -errno;
-		ingest_free(in);
-		return r;
-	}
-	*ret = in;
-	return 0;
+	char *p;
+	pthread_mutex_lock(&f->in->lock);
+	p = strdup(f->path);
+	pthread_mutex_unlock(&f->in->lock);
+	return p;
 }
 
-void ingest_free(struct ingest *in)
-{
-	if (!in)
-		return;
-	outbox_free(in->outbox);
-	if (in->inbox_fd >= 0)
-		close(in->inbox_fd);
-	if (in->staging_fd >= 0)
-		close(in->staging_fd);
-	pthread_mutex_destroy(&in->lock);
-	for (int i = 0; i < COMMIT_STRIPES; i++)
-		pthread_mutex_destroy(&in->stripes[i]);
-	free(in);
-}
+/* ---- events ---- */
 
-int ingest_inbox_fd(struct ingest *in)
+static int report(struct ingest *in, struct ingest_event *ev, double started)
 {
-	return in->inbox_fd;
-}
-
-struct outbox *ingest_outbox(struct ingest *in)
-{
-	return in->outbox;
-}
-
-void ingest_counters(struct ingest *in, unsigned long *signed_n, unsigned long *failed_n,
-		     unsigned long *denied_n, unsigned long *pending_n)
-{
+	ev->seconds = now_seconds() - started;
 	pthread_mutex_lock(&in->lock);
-	*signed_n = in->n_signed;
-	*failed_n = in->n_failed;
-	*denied_n = in->n_denied;
-	*pending_n = in->n_pending;
+	switch (ev->result) {
+	case INGEST_PUBLISHED: in->counts.signed_n++; break;
+	case INGEST_FAILED: in->counts.failed_n++; break;
+	case INGEST_DENIED: in->counts.denied_n++; break;
+	case INGEST_ABANDONED: in->counts.abandoned_n++; break;
+	case INGEST_SIGNED: break;
+	}
 	pthread_mutex_unlock(&in->lock);
+	return in->hooks.event ? in->hooks.event(in->hooks.ctx, ev) : 0;
 }
 
-static int report(struct ingest *in, enum ingest_result result, const char *path,
-		  const struct ingest_cred *cred, const struct ingest_grant *grant, off_t size,
-		  const unsigned char *sha, const char *reason, double started, char *veto)
+static void report_simple(struct ingest *in, enum ingest_result result, const char *path,
+			  const struct ingest_cred *cred, const struct ingest_grant *grant,
+			  off_t size, const char *reason)
 {
 	struct ingest_event ev = {
 		.result = result,
@@ -177,22 +148,10 @@ static int report(struct ingest *in, enum ingest_result result, const char *path
 		.rule = grant && grant->rule[0] ? grant->rule : NULL,
 		.key = grant && grant->key[0] ? grant->key : NULL,
 		.size = size,
-		.sha256 = sha,
 		.reason = reason,
-		.seconds = now_seconds() - started,
-		.veto = veto,
+		.signing = INGEST_NO_ID,
 	};
-	if (result != INGEST_SIGNED) {
-		pthread_mutex_lock(&in->lock);
-		if (result == INGEST_PUBLISHED)
-			in->n_signed++;
-		else if (result == INGEST_FAILED)
-			in->n_failed++;
-		else
-			in->n_denied++;
-		pthread_mutex_unlock(&in->lock);
-	}
-	return in->hooks.event ? in->hooks.event(in->hooks.ctx, &ev) : 0;
+	report(in, &ev, now_seconds());
 }
 
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
@@ -207,119 +166,337 @@ static int authorize(struct ingest *in, const char *path, bool dir,
 		return 0;
 	r = in->hooks.authorize(in->hooks.ctx, path, dir, cred, grant, reason);
 	if (r < 0)
-		report(in, INGEST_DENIED, path, cred, grant, -1, NULL, reason, now_seconds(), NULL);
-	return r;
+		report_simple(in, INGEST_DENIED, path, cred, grant, -1, reason);
+	return r < 0 ? -EACCES : 0;
 }
 
-/* Where a temporary file may be created: the policy for its directory. */
+/* A temporary file needs only the right to sign something in its
+ * directory; its final name is checked in full at the rename. */
 static int authorize_create(struct ingest *in, const char *path, const struct ingest_cred *cred,
 			    struct ingest_grant *grant)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 
-	if (!config_is_temp_name(in->config, slash ? slash + 1 : path))
+	if (!is_temp(in, path))
 		return authorize(in, path, false, cred, grant);
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
 	return authorize(in, dir, true, cred, grant);
 }
 
-/* The commit itself: FD's bytes durable, digest, signature, the SIGNED event
- * (the audit record, durable before anything is visible), publication as
- * outbox/PATH, then (for a staging file) the swap into the inbox. HASH may be
- * NULL to hash FD from scratch. The caller holds PATH's stripe. */
+/* A name a file could never be published under: too long to have its .p7s
+ * beside it, or colliding with what is published (a file where a directory
+ * is, or the reverse). */
+static int check_final_name(struct ingest *in, const char *relpath, bool dir)
+{
+	if (!dir && strlen(base_name(relpath)) + strlen(OUTBOX_SIG_SUFFIX) > NAME_MAX)
+		return -ENAMETOOLONG;
+	return outbox_check_path(in->outbox, relpath, dir);
+}
+
+/* What create, mkdir and rename refuse up front: a .p7s name (it would
+ * shadow a signature), and final names that could not be published.
+ * Temporary names are checked when they get their final name. */
+static int check_name(struct ingest *in, const char *relpath, bool dir)
+{
+	if (outbox_name_reserved(base_name(relpath)))
+		return -EINVAL;
+	return is_temp(in, relpath) ? 0 : check_final_name(in, relpath, dir);
+}
+
+/* ---- markers: staging/m<uid>.<gid>.<pid>.<n> -> inbox path ---- */
+
+static int marker_create(struct ingest *in, const char *relpath, const struct ingest_cred *cred,
+			 char name[MARKER_MAX])
+{
+	snprintf(name, MARKER_MAX, "m%u.%u.%d.%u", cred->uid, cred->gid, cred->pid,
+		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	if (symlinkat(relpath, in->staging_fd, name) < 0) {
+		name[0] = 0;
+		return -errno;
+	}
+	return 0;
+}
+
+/* Point marker NAME at RELPATH instead (its file was renamed). */
+static void marker_point(struct ingest *in, const char *name, const char *relpath)
+{
+	char tmp[MARKER_MAX + 2];
+
+	snprintf(tmp, sizeof(tmp), "n%s", name + 1);
+	if (symlinkat(relpath, in->staging_fd, tmp) == 0 &&
+	    renameat(in->staging_fd, tmp, in->staging_fd, name) < 0)
+		unlinkat(in->staging_fd, tmp, 0);
+}
+
+static void marker_remove(struct ingest *in, char name[MARKER_MAX])
+{
+	if (name[0])
+		unlinkat(in->staging_fd, name, 0);
+	name[0] = 0;
+}
+
+/* Does inbox/PATH name the inode open as FD? */
+static bool names_fd(struct ingest *in, const char *path, int fd)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && fstatat(in->inbox_fd, path, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/* After a crash: make inbox/PATH what the outbox publishes for it, or
+ * remove it if nothing is. Returns what was done, for the event. */
+static const char *roll_back(struct ingest *in, const char *path, off_t *size)
+{
+	char id[OUTBOX_ID_LEN + 1], tmp[48];
+	enum outbox_kind kind;
+	struct stat is, pub;
+
+	if (fstatat(in->inbox_fd, path, &is, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(is.st_mode))
+		return NULL;
+	*size = is.st_size;
+	if (outbox_resolve(in->outbox, path, &kind, id) < 0 || kind != OUTBOX_ARTIFACT) {
+		if (unlinkat(in->inbox_fd, path, 0) < 0)
+			return NULL;
+		return "removed from the inbox (never published)";
+	}
+	if (outbox_stat_version(in->outbox, id, kind, &pub) == 0 && pub.st_ino == is.st_ino &&
+	    pub.st_dev == is.st_dev)
+		return NULL; /* committed before the crash */
+	snprintf(tmp, sizeof(tmp), "r%u", __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	if (outbox_link_version(in->outbox, id, in->staging_fd, tmp) < 0)
+		return NULL;
+	if (renameat(in->staging_fd, tmp, in->inbox_fd, path) < 0) {
+		unlinkat(in->staging_fd, tmp, 0);
+		return NULL;
+	}
+	return "rolled back to the published version";
+}
+
+/* What a crash left in staging/: copies being rewritten (dropped) and
+ * markers of unfinished files (their paths rolled back). */
+static void recover(struct ingest *in)
+{
+	int dfd = dup(in->staging_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		struct ingest_cred cred = {0};
+		char path[PATH_MAX], reason[160];
+		const char *done;
+		off_t size = -1;
+		ssize_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		n = e->d_name[0] == 'm' ? readlinkat(in->staging_fd, e->d_name, path,
+						     sizeof(path) - 1)
+					: -1;
+		if (n > 0) {
+			path[n] = 0;
+			sscanf(e->d_name, "m%u.%u.%d.", &cred.uid, &cred.gid, &cred.pid);
+			cred.tgid = cred.pid;
+			done = roll_back(in, path, &size);
+			if (done) {
+				snprintf(reason, sizeof(reason),
+					 "unfinished when signfsd stopped: %s", done);
+				report_simple(in, INGEST_ABANDONED, path, &cred, NULL, size,
+					      reason);
+			}
+		}
+		unlinkat(in->staging_fd, e->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* ---- the commit: authorise, make durable and hash, sign, record, publish ---- */
+
+struct commit {
+	struct ingest *in;
+	int fd;
+	const char *path;
+	const struct ingest_cred *cred;
+	struct stream_hash *hash; /* NULL: hash the file from scratch */
+	const char *staging;      /* staging name that becomes the inbox entry */
+	struct ingest_grant grant;
+	struct stream_hash fresh;
+	struct stat st;
+	unsigned char digest[SHA256_LEN];
+	bool hashed;
+	unsigned char *sig;
+	size_t sig_len;
+	uint64_t signing;
+	char reason[INGEST_VETO_MAX + 64];
+};
+
+/* Policy for the final path, with the credential bound at open: a rename or
+ * a reload may have changed the answer since. */
+static int commit_authorize(struct commit *c)
+{
+	return authorize(c->in, c->path, false, c->cred, &c->grant);
+}
+
+/* The bytes durable and their digest. Nothing beyond the size cap is ever
+ * hashed; a file already unlinked is not signed at all (1). */
+static int commit_hash(struct commit *c)
+{
+	int r;
+
+	if (fstat(c->fd, &c->st) < 0) {
+		snprintf(c->reason, sizeof(c->reason), "cannot stat the staged file: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	if (c->st.st_nlink == 0)
+		return 1;
+	if (c->grant.max_size && (uint64_t)c->st.st_size > c->grant.max_size) {
+		snprintf(c->reason, sizeof(c->reason),
+			 "larger than the size cap of rule %s (%llu bytes)", c->grant.rule,
+			 (unsigned long long)c->grant.max_size);
+		return -EFBIG;
+	}
+	if (fsync(c->fd) < 0) {
+		snprintf(c->reason, sizeof(c->reason), "cannot make the staged file durable: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	if (!c->hash) {
+		if (hash_init(&c->fresh) < 0) {
+			snprintf(c->reason, sizeof(c->reason), "out of memory");
+			return -ENOMEM;
+		}
+		hash_invalidate(&c->fresh);
+		c->hash = &c->fresh;
+	}
+	r = hash_final(c->hash, c->fd, c->st.st_size, c->digest);
+	if (r < 0) {
+		snprintf(c->reason, sizeof(c->reason),
+			 "cannot read the staged file back to hash it: %s", strerror(-r));
+		return r;
+	}
+	c->hashed = true;
+	return 0;
+}
+
+static int commit_sign(struct commit *c)
+{
+	struct ingest *in = c->in;
+	char err[SIGNER_ERR_MAX > INGEST_VETO_MAX ? SIGNER_ERR_MAX : INGEST_VETO_MAX] = "";
+	int r;
+
+	if (in->hooks.prepare && (r = in->hooks.prepare(in->hooks.ctx, c->grant.key, err)) < 0) {
+		snprintf(c->reason, sizeof(c->reason), "%s", err);
+		return r;
+	}
+	r = signer_sign(in->signer, c->grant.key, c->digest, time(NULL), &c->sig, &c->sig_len, err);
+	if (r < 0)
+		snprintf(c->reason, sizeof(c->reason), "%s", err);
+	return r;
+}
+
+/* The SIGNED record, durable before anything is visible. */
+static int commit_record(struct commit *c, double started)
+{
+	char veto[INGEST_VETO_MAX] = "";
+	struct ingest_event ev = {
+		.result = INGEST_SIGNED,
+		.path = c->path,
+		.cred = c->cred,
+		.rule = c->grant.rule[0] ? c->grant.rule : NULL,
+		.key = c->grant.key,
+		.size = c->st.st_size,
+		.sha256 = c->digest,
+		.signing = INGEST_NO_ID,
+		.ret_signing = &c->signing,
+		.veto = veto,
+	};
+	int r = report(c->in, &ev, started);
+
+	if (r < 0)
+		snprintf(c->reason, sizeof(c->reason), "not published: %s",
+			 veto[0] ? veto : strerror(-r));
+	return r;
+}
+
+static int commit_publish(struct commit *c)
+{
+	struct ingest *in = c->in;
+	uint64_t id = c->signing != INGEST_NO_ID ? c->signing : outbox_new_id(in->outbox);
+	int r = outbox_publish(in->outbox, c->path, c->fd, c->sig, c->sig_len, id);
+
+	if (r < 0) {
+		snprintf(c->reason, sizeof(c->reason), "cannot publish in the outbox: %s",
+			 strerror(-r));
+		return r;
+	}
+	/* Published already (the outbox holds the inode): if the swap fails the
+	 * inbox keeps showing the previous version, and the staging name goes. */
+	if (c->staging && renameat(in->staging_fd, c->staging, in->inbox_fd, c->path) < 0)
+		unlinkat(in->staging_fd, c->staging, 0);
+	return 0;
+}
+
+/* Commit FD as PATH. HASH may be NULL to hash FD from scratch; STAGING names
+ * the staging file FD is, if it is one. The caller holds PATH's stripe.
+ * 0, -EACCES or -EFBIG (denied, reported), or -EIO (failed, reported). */
 static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
 		     const char *staging, const struct ingest_cred *cred)
 {
-	struct ingest_grant grant;
-	struct stream_hash fresh = {0};
-	unsigned char digest[SHA256_LEN], *sig = NULL;
-	char err[SIGNER_ERR_MAX], veto[INGEST_VETO_MAX] = "";
-	const char *reason = NULL;
+	struct commit c = {.in = in, .fd = fd, .path = path, .cred = cred, .hash = hash,
+			   .staging = staging, .signing = INGEST_NO_ID};
 	double started = now_seconds();
-	size_t sig_len;
-	struct stat st = {0};
-	bool hashed = false;
 	int r;
 
-	/* The decision is taken again for the final path, with the credential
-	 * bound at open: a rename or a policy reload may have changed it. */
-	if (authorize(in, path, false, cred, &grant) < 0)
-		return -EACCES;
-
+	r = commit_authorize(&c);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&in->lock);
-	in->n_pending++;
+	in->counts.pending_n++;
 	pthread_mutex_unlock(&in->lock);
 
-	if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
-		r = -errno;
-		reason = "cannot make the staged file durable";
-		goto out;
-	}
-	if (!hash) {
-		r = hash_init(&fresh);
-		if (r < 0) {
-			reason = "out of memory";
-			goto out;
-		}
-		hash_invalidate(&fresh);
-		hash = &fresh;
-	}
-	r = hash_final(hash, fd, st.st_size, digest);
-	if (r < 0) {
-		reason = "cannot read the staged file back to hash it";
-		goto out;
-	}
-	hashed = true;
-	if (grant.max_size && (uint64_t)st.st_size > grant.max_size) {
-		pthread_mutex_lock(&in->lock);
-		in->n_pending--;
-		pthread_mutex_unlock(&in->lock);
-		snprintf(err, sizeof(err), "larger than the size cap of rule %s (%llu bytes)",
-			 grant.rule, (unsigned long long)grant.max_size);
-		report(in, INGEST_DENIED, path, cred, &grant, st.st_size, NULL, err, started, NULL);
-		hash_free(&fresh);
-		return -EFBIG;
-	}
-	if (in->hooks.prepare && (r = in->hooks.prepare(in->hooks.ctx, grant.key, veto)) < 0) {
-		snprintf(err, sizeof(err), "%s", veto);
-		reason = err;
-		goto out;
-	}
-	r = signer_sign(in->signer, grant.key, digest, time(NULL), &sig, &sig_len, err);
-	if (r < 0) {
-		reason = err;
-		goto out;
-	}
-	r = report(in, INGEST_SIGNED, path, cred, &grant, st.st_size, digest, NULL, started, veto);
-	if (r < 0) {
-		snprintf(err, sizeof(err), "not published: %s", veto[0] ? veto : strerror(-r));
-		reason = err;
-		goto out;
-	}
-	r = outbox_publish(in->outbox, path, fd, sig, sig_len);
-	if (r < 0) {
-		snprintf(err, sizeof(err), "cannot publish in the outbox: %s", strerror(-r));
-		reason = err;
-		goto out;
-	}
-	if (staging && renameat(in->staging_fd, staging, in->inbox_fd, path) < 0) {
-		/* Published already (the outbox holds the inode); the inbox keeps
-		 * showing the previous version, and the staging name goes. */
-		unlinkat(in->staging_fd, staging, 0);
-	}
-out:
+	r = commit_hash(&c);
+	if (r == 0)
+		r = commit_sign(&c);
+	if (r == 0)
+		r = commit_record(&c, started);
+	if (r == 0)
+		r = commit_publish(&c);
+
 	pthread_mutex_lock(&in->lock);
-	in->n_pending--;
+	in->counts.pending_n--;
 	pthread_mutex_unlock(&in->lock);
-	report(in, r < 0 ? INGEST_FAILED : INGEST_PUBLISHED, path, cred, &grant, st.st_size,
-	       hashed ? digest : NULL, reason, started, NULL);
-	OPENSSL_free(sig);
-	hash_free(&fresh);
+	if (r == -EFBIG) {
+		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
+	} else if (r <= 0) {
+		struct ingest_event ev = {
+			.result = r < 0 ? INGEST_FAILED : INGEST_PUBLISHED,
+			.path = path,
+			.cred = cred,
+			.rule = c.grant.rule[0] ? c.grant.rule : NULL,
+			.key = c.grant.key[0] ? c.grant.key : NULL,
+			.size = c.st.st_size,
+			.sha256 = c.hashed ? c.digest : NULL,
+			.reason = r < 0 ? c.reason : NULL,
+			.signing = c.signing,
+		};
+		report(in, &ev, started);
+	}
+	OPENSSL_free(c.sig);
+	hash_free(&c.fresh);
+	if (r == 1)
+		return 0; /* unlinked before its close: nothing to publish */
 	/* Signing and publishing failures are EIO to the writer; the reason
 	 * went out with the event. */
-	return r < 0 ? -EIO : 0;
+	return r == -EFBIG ? r : r < 0 ? -EIO : 0;
 }
+
+/* ---- open files ---- */
 
 static struct ingest_file *file_new(struct ingest *in, const char *relpath,
 				    const struct ingest_cred *cred, bool writable)
@@ -348,6 +525,7 @@ static void file_free(struct ingest_file *f)
 		close(f->fd);
 	if (f->staging[0])
 		unlinkat(f->in->staging_fd, f->staging, 0);
+	marker_remove(f->in, f->marker);
 	hash_free(&f->hash);
 	pthread_mutex_destroy(&f->lock);
 	free(f->path);
@@ -373,23 +551,21 @@ static void registry_remove(struct ingest_file *f)
 	pthread_mutex_unlock(&f->in->lock);
 }
 
-/* A new, empty staging file; its name goes into f->staging. */
-static int staging_create(struct ingest_file *f, mode_t mode)
+/* A new, empty staging file, named in NAME. */
+static int staging_create(struct ingest *in, const struct ingest_cred *cred, mode_t mode,
+			  char name[32])
 {
-	struct ingest *in = f->in;
-	char name[32];
 	int fd;
 
-	snprintf(name, sizeof(name), "s%d-%u", getpid(),
-		 __atomic_fetch_add(&in->staging_counter, 1, __ATOMIC_RELAXED));
+	snprintf(name, 32, "s%d-%u", getpid(),
+		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
 	fd = openat(in->staging_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		    mode & 07777);
 	if (fd < 0)
 		return -errno;
-	if (fchown(fd, f->cred.uid, f->cred.gid) < 0) {
+	if (fchown(fd, cred->uid, cred->gid) < 0) {
 		/* Only matters for permission checks; root can always do it. */
 	}
-	memcpy(f->staging, name, sizeof(name));
 	return fd;
 }
 
@@ -408,15 +584,18 @@ static int copy_content(int from, int to, off_t size)
 }
 
 /* Switch F from a published inode to a private staging copy of it (first
- * write after a commit, or opening a published file for writing). Holds f->lock. */
+ * write after a commit, or opening a published file for writing). Holds
+ * f->lock. */
 static int copy_on_write(struct ingest_file *f, bool keep_content)
 {
+	struct ingest *in = f->in;
+	char name[32];
 	struct stat st;
-	int fd, r;
+	int fd, old, r;
 
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
-	fd = staging_create(f, st.st_mode);
+	fd = staging_create(in, &f->cred, st.st_mode, name);
 	if (fd < 0)
 		return fd;
 	/* Same owner, times and mode as the version it replaces. */
@@ -426,14 +605,17 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 		r = copy_content(f->fd, fd, st.st_size);
 		if (r < 0) {
 			close(fd);
-			unlinkat(f->in->staging_fd, f->staging, 0);
-			f->staging[0] = 0;
+			unlinkat(in->staging_fd, name, 0);
 			return r;
 		}
 		hash_invalidate(&f->hash);
 	}
-	close(f->fd);
+	pthread_mutex_lock(&in->lock);
+	old = f->fd;
 	f->fd = fd;
+	memcpy(f->staging, name, sizeof(name));
+	pthread_mutex_unlock(&in->lock);
+	close(old);
 	f->published = false;
 	return 0;
 }
@@ -441,27 +623,34 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags,
 		  const struct ingest_cred *cred, struct ingest_file **ret)
 {
-	struct ingest_file *f;
-	int fd, oflags;
-
 	struct ingest_grant grant;
+	struct ingest_file *f;
+	int fd, r;
 
-	if (outbox_name_reserved(base_name(relpath)))
-		return -EINVAL;
+	r = check_name(in, relpath, false);
+	if (r < 0)
+		return r;
 	if (authorize_create(in, relpath, cred, &grant) < 0)
 		return -EACCES;
-	oflags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (flags & (O_EXCL | O_APPEND));
-	fd = openat(in->inbox_fd, relpath, oflags, mode & 07777);
-	if (fd < 0) {
-		if (errno == EEXIST && !(flags & O_EXCL))
-			return ingest_open_file(in, relpath, flags | O_WRONLY, cred, ret);
-		return -errno;
-	}
 	f = file_new(in, relpath, cred, true);
-	if (!f) {
-		close(fd);
-		unlinkat(in->inbox_fd, relpath, 0);
+	if (!f)
 		return -ENOMEM;
+	/* The marker first: a crash right after the create must find it. */
+	r = marker_create(in, relpath, cred, f->marker);
+	if (r < 0) {
+		file_free(f);
+		return r;
+	}
+	/* Never O_CREAT alone: two creators racing must not share an inode. */
+	fd = openat(in->inbox_fd, relpath,
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | (flags & O_APPEND),
+		    mode & 07777);
+	if (fd < 0) {
+		r = -errno;
+		file_free(f);
+		if (r == -EEXIST && !(flags & O_EXCL))
+			return ingest_open_file(in, relpath, flags | O_WRONLY, cred, ret);
+		return r;
 	}
 	if (fchown(fd, cred->uid, cred->gid) < 0) {
 		/* The daemon runs as root; failure only loses ownership. */
@@ -483,13 +672,20 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	struct stat st;
 	int fd, r;
 
+	if (writable && (r = check_name(in, relpath, false)) < 0)
+		return r;
 	if (writable && authorize_create(in, relpath, cred, &grant) < 0)
 		return -EACCES;
 	fd = openat(in->inbox_fd, relpath,
 		    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | (flags & O_APPEND));
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
@@ -502,12 +698,14 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	f->grant = grant;
 	if (writable) {
 		bool trunc = flags & O_TRUNC;
+		r = marker_create(in, relpath, cred, f->marker);
 		/* Only the creator of a new file writes its inode in place. Any
 		 * other writer gets a private copy: the inode may be published
 		 * (linked into the outbox) at any moment by another handle or a
 		 * rename, and published bytes never change. */
 		f->published = true;
-		r = copy_on_write(f, !trunc);
+		if (r == 0)
+			r = copy_on_write(f, !trunc);
 		if (r < 0) {
 			file_free(f);
 			return r;
@@ -529,33 +727,79 @@ ssize_t ingest_read(struct ingest_file *f, void *buf, size_t n, off_t off)
 /* Holds f->lock. A published inode must get a private copy first. */
 static int prepare_write(struct ingest_file *f)
 {
-	if (f->failed)
+	int r = 0;
+
+	if (f->state != FILE_LIVE || f->write_error)
 		return -EIO;
 	if (!f->writable)
 		return -EBADF;
-	if (f->published)
-		return copy_on_write(f, true);
-	return 0;
+	if (__atomic_load_n(&f->published, __ATOMIC_ACQUIRE))
+		r = copy_on_write(f, true);
+	if (r < 0) {
+		f->write_error = -r;
+		f->dirty = true;
+	}
+	return r;
 }
 
-static void drop_uncommitted(struct ingest_file *f, const char *path);
+/* Publish nothing and leave no unsigned file behind that looks committed: a
+ * new file goes away, a staging copy is dropped and the inbox keeps the last
+ * committed version. Holds f->lock. */
+static void drop_uncommitted(struct ingest_file *f, const char *path)
+{
+	struct ingest *in = f->in;
+	pthread_mutex_t *s = stripe(in, path);
+
+	pthread_mutex_lock(s);
+	if (!f->staging[0] && names_fd(in, path, f->fd))
+		unlinkat(in->inbox_fd, path, 0);
+	pthread_mutex_unlock(s);
+	if (f->staging[0]) {
+		pthread_mutex_lock(&in->lock);
+		unlinkat(in->staging_fd, f->staging, 0);
+		f->staging[0] = 0;
+		pthread_mutex_unlock(&in->lock);
+	}
+	f->state = FILE_DEAD;
+	f->dirty = false;
+}
+
+/* The version F holds will never be finished: say why, roll back. Holds
+ * f->lock. */
+static void abandon(struct ingest_file *f, const char *why)
+{
+	struct stat st;
+	char *path;
+
+	if (f->state != FILE_LIVE)
+		return;
+	if (!f->dirty) {
+		f->state = FILE_DEAD;
+		return;
+	}
+	path = path_of(f);
+	if (!path) {
+		f->state = FILE_DEAD;
+		return;
+	}
+	report_simple(f->in, INGEST_ABANDONED, path, &f->cred, &f->grant,
+		      fstat(f->fd, &st) == 0 ? st.st_size : -1, why);
+	drop_uncommitted(f, path);
+	free(path);
+}
 
 /* The write that crosses the size cap: the file is dead, nothing of it is
  * published, and what was staged goes away. Holds f->lock. */
 static void refuse_oversize(struct ingest_file *f, uint64_t size)
 {
-	char reason[INGEST_VETO_MAX], *path;
+	char reason[INGEST_VETO_MAX], *path = path_of(f);
 
-	pthread_mutex_lock(&f->in->lock);
-	path = strdup(f->path);
-	pthread_mutex_unlock(&f->in->lock);
 	snprintf(reason, sizeof(reason), "larger than the size cap of rule %s (%llu bytes)",
 		 f->grant.rule, (unsigned long long)f->grant.max_size);
-	report(f->in, INGEST_DENIED, path ? path : "", &f->cred, &f->grant, size, NULL, reason,
-	       now_seconds(), NULL);
-	f->failed = true;
+	report_simple(f->in, INGEST_DENIED, path ? path : "", &f->cred, &f->grant, size, reason);
 	if (path)
 		drop_uncommitted(f, path);
+	f->state = FILE_DEAD;
 	free(path);
 }
 
@@ -577,7 +821,10 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 	}
 	w = pwrite(f->fd, buf, n, off);
 	if (w < 0) {
+		/* Whatever got through before is not what the writer meant. */
 		w = -errno;
+		f->write_error = errno;
+		f->dirty = true;
 	} else {
 		hash_update(&f->hash, off, buf, w);
 		f->dirty = f->written = true;
@@ -592,8 +839,15 @@ int ingest_ftruncate(struct ingest_file *f, off_t size)
 
 	pthread_mutex_lock(&f->lock);
 	r = prepare_write(f);
-	if (r == 0 && ftruncate(f->fd, size) < 0)
+	if (r == 0 && f->grant.max_size && (uint64_t)size > f->grant.max_size) {
+		refuse_oversize(f, size);
+		r = -EFBIG;
+	}
+	if (r == 0 && ftruncate(f->fd, size) < 0) {
 		r = -errno;
+		f->write_error = errno;
+		f->dirty = true;
+	}
 	if (r == 0) {
 		hash_invalidate(&f->hash);
 		f->dirty = true;
@@ -681,58 +935,41 @@ int ingest_fsync(struct ingest_file *f, int datasync)
 	return r;
 }
 
-/* Does inbox/PATH name the file open as FD? */
-static bool names_fd(struct ingest *in, const char *path, int fd)
-{
-	struct stat a, b;
-	return fstat(fd, &a) == 0 && fstatat(in->inbox_fd, path, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-}
-
-/* Publish nothing and leave no unsigned file behind that looks committed: a
- * new file goes away, a staging copy is dropped (file_free) and the inbox
- * keeps the last committed version. Holds f->lock. */
-static void drop_uncommitted(struct ingest_file *f, const char *path)
-{
-	pthread_mutex_t *s = stripe(f->in, path);
-
-	pthread_mutex_lock(s);
-	if (!f->staging[0] && names_fd(f->in, path, f->fd))
-		unlinkat(f->in->inbox_fd, path, 0);
-	pthread_mutex_unlock(s);
-}
-
 /* Holds f->lock. */
 static int commit_file(struct ingest_file *f)
 {
 	struct ingest *in = f->in;
 	pthread_mutex_t *s;
+	bool gone;
 	char *path;
 	int r;
 
-	if (f->failed)
+	if (f->state != FILE_LIVE)
 		return -EIO;
 	if (!f->dirty)
 		return 0;
-	pthread_mutex_lock(&in->lock);
-	path = strdup(f->path);
-	pthread_mutex_unlock(&in->lock);
+	path = path_of(f);
 	if (!path)
 		return -ENOMEM;
-	/* Temporary names are committed by the rename to the final name; a
-	 * rewrite of one just replaces it, unsigned. */
-	if (config_is_temp_name(in->config, base_name(path))) {
-		if (f->staging[0] && renameat(in->staging_fd, f->staging, in->inbox_fd, path) == 0)
+	/* Temporary names are committed by the rename to the final name (or
+	 * after the grace period): a rewrite of one just replaces it, unsigned. */
+	if (is_temp(in, path)) {
+		if (f->staging[0] && renameat(in->staging_fd, f->staging, in->inbox_fd, path) == 0) {
+			pthread_mutex_lock(&in->lock);
 			f->staging[0] = 0;
+			pthread_mutex_unlock(&in->lock);
+		}
 		free(path);
 		return 0;
 	}
 	s = stripe(in, path);
 	pthread_mutex_lock(s);
-	if (!f->staging[0] && !names_fd(in, path, f->fd)) {
-		/* Unlinked, or replaced by another writer's version: as on any
-		 * filesystem, these bytes are no longer reachable by name, so
-		 * there is nothing to publish and close() succeeds. */
+	/* Unlinked, or replaced by another writer's version: as on any
+	 * filesystem, these bytes are no longer reachable by name, so there is
+	 * nothing to publish and close() succeeds. */
+	gone = f->staging[0] ? faccessat(in->inbox_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0
+			     : !names_fd(in, path, f->fd);
+	if (gone) {
 		pthread_mutex_unlock(s);
 		f->dirty = false;
 		free(path);
@@ -741,29 +978,50 @@ static int commit_file(struct ingest_file *f)
 	r = commit_fd(in, f->fd, path, &f->hash, f->staging[0] ? f->staging : NULL, &f->cred);
 	pthread_mutex_unlock(s);
 	if (r == 0) {
+		pthread_mutex_lock(&in->lock);
 		f->staging[0] = 0;
-		f->published = true;
+		pthread_mutex_unlock(&in->lock);
+		__atomic_store_n(&f->published, true, __ATOMIC_RELEASE);
 		f->dirty = f->written = false;
 	} else {
-		f->failed = true;
 		drop_uncommitted(f, path);
 	}
 	free(path);
-	return r;
+	return r == -EFBIG ? -EIO : r;
 }
 
-int ingest_flush(struct ingest_file *f)
+int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
 {
+	char why[128];
 	int r = 0;
 
 	if (!f->writable)
 		return 0;
+	/* Inherited and passed copies (a make's children, a CLOEXEC copy
+	 * closed by exec) only release: committing there would sign what the
+	 * writer has not finished. */
+	if (closer->tgid && closer->tgid != f->cred.tgid)
+		return 0;
 	pthread_mutex_lock(&f->lock);
+	if (closer->fatal_signal) {
+		snprintf(why, sizeof(why), "the writer was killed by signal %d (%s) before it finished",
+			 closer->fatal_signal, strsignal(closer->fatal_signal));
+		abandon(f, why);
+		pthread_mutex_unlock(&f->lock);
+		return -EIO;
+	}
+	if (f->write_error) {
+		snprintf(why, sizeof(why), "a write failed (%s): what got through is not signed",
+			 strerror(f->write_error));
+		abandon(f, why);
+		pthread_mutex_unlock(&f->lock);
+		return -EIO;
+	}
 	/* A created or truncated file that nothing was written to yet is left
 	 * for release: a shell's "cmd > file" closes one descriptor of it
 	 * before cmd writes, and publishing that empty state would put a
 	 * partial artifact in the outbox. */
-	if (f->dirty && !f->written) {
+	if (f->state == FILE_LIVE && f->dirty && !f->written) {
 		struct stat st;
 		if (fstat(f->fd, &st) == 0 && st.st_size == 0) {
 			pthread_mutex_unlock(&f->lock);
@@ -775,13 +1033,160 @@ int ingest_flush(struct ingest_file *f)
 	return r;
 }
 
+/* ---- temporary files waiting for their rename ---- */
+
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+	return la == lb && !strncmp(a, b, la);
+}
+
+/* Something happened in PATH's directory: the tool that writes there is
+ * still at work (rsync --delay-updates renames only at the end), so its
+ * temporary files get more time. Holds in->lock. */
+static void pending_touch(struct ingest *in, const char *path, time_t now)
+{
+	for (struct pending *p = in->pending; p; p = p->next)
+		if (same_dir(p->path, path))
+			p->deadline = now + in->config->temp_grace;
+}
+
+/* Holds in->lock. Removes the record of PATH, returning it. */
+static struct pending *pending_take(struct ingest *in, const char *path)
+{
+	for (struct pending **p = &in->pending; *p; p = &(*p)->next)
+		if (!strcmp((*p)->path, path)) {
+			struct pending *found = *p;
+			*p = found->next;
+			return found;
+		}
+	return NULL;
+}
+
+static void pending_free(struct ingest *in, struct pending *p)
+{
+	if (!p)
+		return;
+	marker_remove(in, p->marker);
+	free(p->path);
+	free(p);
+}
+
+/* F was closed under a temporary name: it waits, with its marker, for the
+ * rename. Holds f->lock. */
+static void pending_add(struct ingest_file *f)
+{
+	struct ingest *in = f->in;
+	struct pending *p = calloc(1, sizeof(*p)), *old;
+	time_t now = time(NULL);
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&in->lock);
+	p->path = strdup(f->path);
+	if (!p->path) {
+		pthread_mutex_unlock(&in->lock);
+		free(p);
+		return;
+	}
+	old = pending_take(in, p->path);
+	memcpy(p->marker, f->marker, MARKER_MAX);
+	f->marker[0] = 0;
+	p->cred = f->cred;
+	pending_touch(in, p->path, now);
+	p->deadline = now + in->config->temp_grace;
+	p->next = in->pending;
+	in->pending = p;
+	pthread_mutex_unlock(&in->lock);
+	pending_free(in, old);
+}
+
+/* The grace period is over: sign P under its own name, or if that cannot
+ * be, take it out of the inbox. Either way it is audited. */
+static void commit_pending(struct ingest *in, struct pending *p)
+{
+	char why[INGEST_VETO_MAX];
+	pthread_mutex_t *s = stripe(in, p->path);
+	struct stat st;
+	int fd, r;
+
+	fd = openat(in->inbox_fd, p->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(s);
+	r = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ? -EINVAL
+		: check_final_name(in, p->path, false) < 0 ? -ENAMETOOLONG
+		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
+	if (r < 0 && names_fd(in, p->path, fd)) {
+		snprintf(why, sizeof(why),
+			 "temporary file not renamed within %u s and not signable under its own "
+			 "name; removed from the inbox",
+			 in->config->temp_grace);
+		unlinkat(in->inbox_fd, p->path, 0);
+		report_simple(in, INGEST_ABANDONED, p->path, &p->cred, NULL, st.st_size, why);
+	}
+	pthread_mutex_unlock(s);
+	close(fd);
+}
+
+void ingest_commit_stale(struct ingest *in, time_t now)
+{
+	for (;;) {
+		struct pending *p = NULL;
+
+		pthread_mutex_lock(&in->lock);
+		for (struct pending **q = &in->pending; *q; q = &(*q)->next)
+			if ((*q)->deadline <= now) {
+				p = *q;
+				*q = p->next;
+				break;
+			}
+		pthread_mutex_unlock(&in->lock);
+		if (!p)
+			return;
+		commit_pending(in, p);
+		pending_free(in, p);
+	}
+}
+
+static void *sweeper(void *arg)
+{
+	struct ingest *in = arg;
+
+	pthread_mutex_lock(&in->lock);
+	while (!in->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&in->wake, &in->lock, &until);
+		if (in->stopping)
+			break;
+		pthread_mutex_unlock(&in->lock);
+		ingest_commit_stale(in, time(NULL));
+		pthread_mutex_lock(&in->lock);
+	}
+	pthread_mutex_unlock(&in->lock);
+	return NULL;
+}
+
 int ingest_release(struct ingest_file *f)
 {
 	int r = 0;
 
 	if (f->writable) {
 		pthread_mutex_lock(&f->lock);
-		r = commit_file(f);
+		if (f->state == FILE_LIVE && f->dirty && !f->write_error) {
+			char *path = path_of(f);
+			if (path && is_temp(f->in, path)) {
+				r = commit_file(f); /* a staged rewrite replaces it */
+				if (names_fd(f->in, path, f->fd))
+					pending_add(f);
+			} else if (path) {
+				r = commit_file(f);
+			}
+			free(path);
+		}
 		pthread_mutex_unlock(&f->lock);
 		registry_remove(f);
 	}
@@ -810,50 +1215,231 @@ int ingest_truncate(struct ingest *in, const char *relpath, off_t size,
 	return r;
 }
 
-/* Under in->lock: open files at FROM (or below it, for a directory) now live
- * at TO; PUBLISHED marks their inode as linked into the outbox. */
+/* ---- namespace ---- */
+
+static bool under(const char *path, const char *dir, size_t n)
+{
+	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
+}
+
+/* Holds in->lock: what lived at FROM (or below it, for a directory) now
+ * lives at TO; PUBLISHED marks open files' inodes as linked into the outbox. */
 static void registry_rename(struct ingest *in, const char *from, const char *to, bool published)
 {
 	size_t n = strlen(from);
 
 	for (struct ingest_file *f = in->open_files; f; f = f->next) {
 		char *p;
-		if (strncmp(f->path, from, n) || (f->path[n] != 0 && f->path[n] != '/'))
-			continue;
-		if (asprintf(&p, "%s%s", to, f->path + n) < 0)
+		if (!under(f->path, from, n) || asprintf(&p, "%s%s", to, f->path + n) < 0)
 			continue;
 		free(f->path);
 		f->path = p;
+		if (f->marker[0])
+			marker_point(in, f->marker, p);
 		if (published && !f->staging[0])
-			f->published = true;
+			__atomic_store_n(&f->published, true, __ATOMIC_RELEASE);
 	}
+	for (struct pending *q = in->pending; q; q = q->next) {
+		char *p;
+		if (!under(q->path, from, n) || asprintf(&p, "%s%s", to, q->path + n) < 0)
+			continue;
+		free(q->path);
+		q->path = p;
+		marker_point(in, q->marker, p);
+	}
+}
+
+/* Holds in->lock. Is inbox path PATH open for writing? */
+static bool open_for_writing(struct ingest *in, const char *path)
+{
+	for (struct ingest_file *f = in->open_files; f; f = f->next)
+		if (!strcmp(f->path, path))
+			return true;
+	return false;
+}
+
+/* The regular files below directory DIR of the inbox, as paths relative to
+ * it, depth-first without recursion (and without one descriptor per level). */
+struct file_list {
+	char **paths;
+	size_t n, cap;
+};
+
+static int list_add(struct file_list *l, char *path)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **p = realloc(l->paths, cap * sizeof(*p));
+		if (!p) {
+			free(path);
+			return -ENOMEM;
+		}
+		l->paths = p;
+		l->cap = cap;
+	}
+	l->paths[l->n++] = path;
+	return 0;
+}
+
+static void list_free(struct file_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->paths[i]);
+	free(l->paths);
+}
+
+static int list_files(struct ingest *in, const char *dir, struct file_list *files)
+{
+	struct file_list todo = {0};
+	size_t root = strlen(dir) + 1;
+	int r = list_add(&todo, strdup(dir));
+
+	while (r == 0 && todo.n > 0) {
+		char *d = todo.paths[--todo.n];
+		int fd = openat(in->inbox_fd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *e;
+
+		if (!dp) {
+			r = -errno;
+			if (fd >= 0)
+				close(fd);
+			free(d);
+			break;
+		}
+		while (r == 0 && (e = readdir(dp))) {
+			char *p;
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (asprintf(&p, "%s/%s", d, e->d_name) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			if (e->d_type == DT_DIR)
+				r = list_add(&todo, p);
+			else if (e->d_type == DT_REG)
+				r = list_add(files, strdup(p + root)), free(p);
+			else
+				free(p);
+		}
+		closedir(dp);
+		free(d);
+	}
+	list_free(&todo);
+	return r;
+}
+
+/* A directory moved from FROM to TO: each file below it that is neither
+ * open for writing (its close commits it) nor temporary is committed under
+ * its new path, with the renamer's credential. FILES were listed and
+ * authorised before the move. */
+static int commit_moved(struct ingest *in, const char *to, struct file_list *files,
+			const struct ingest_cred *cred)
+{
+	int result = 0;
+
+	for (size_t i = 0; i < files->n; i++) {
+		char *path;
+		struct pending *p;
+		pthread_mutex_t *s;
+		bool busy;
+		int fd, r;
+
+		if (asprintf(&path, "%s/%s", to, files->paths[i]) < 0)
+			return -ENOMEM;
+		pthread_mutex_lock(&in->lock);
+		busy = open_for_writing(in, path);
+		p = busy ? NULL : pending_take(in, path);
+		pthread_mutex_unlock(&in->lock);
+		fd = busy ? -1 : openat(in->inbox_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			s = stripe(in, path);
+			pthread_mutex_lock(s);
+			r = commit_fd(in, fd, path, NULL, NULL, cred);
+			pthread_mutex_unlock(s);
+			close(fd);
+			if (r < 0)
+				result = -EIO;
+		}
+		pending_free(in, p);
+		free(path);
+	}
+	return result;
+}
+
+static int rename_dir(struct ingest *in, const char *from, const char *to, unsigned int flags,
+		      const struct ingest_cred *cred)
+{
+	struct file_list files = {0}, commit = {0};
+	struct ingest_grant grant;
+	int r;
+
+	if (outbox_name_reserved(base_name(to)))
+		return -EINVAL;
+	r = outbox_check_path(in->outbox, to, true);
+	if (r < 0)
+		return r;
+	if (authorize(in, to, true, cred, &grant) < 0)
+		return -EACCES;
+	r = list_files(in, from, &files);
+	/* Every file that will be signed under its new path must be allowed
+	 * there before anything moves. */
+	for (size_t i = 0; r == 0 && i < files.n; i++) {
+		char *path;
+		if (asprintf(&path, "%s/%s", to, files.paths[i]) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		if (!is_temp(in, path)) {
+			r = check_name(in, path, false);
+			if (r == 0 && authorize(in, path, false, cred, &grant) < 0)
+				r = -EACCES;
+			if (r == 0)
+				r = list_add(&commit, strdup(files.paths[i]));
+		}
+		free(path);
+	}
+	list_free(&files);
+	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
+		r = -errno;
+	if (r == 0) {
+		pthread_mutex_lock(&in->lock);
+		registry_rename(in, from, to, false);
+		pthread_mutex_unlock(&in->lock);
+		r = commit_moved(in, to, &commit, cred);
+	}
+	list_free(&commit);
+	return r;
 }
 
 int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned int flags,
 		  const struct ingest_cred *cred)
 {
-	pthread_mutex_t *s = NULL;
+	struct ingest_grant grant;
+	struct pending *done = NULL;
+	pthread_mutex_t *s;
 	struct stat st;
 	bool commit;
-	int r = 0, fd = -1;
+	int r, fd = -1;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
 	if (fstatat(in->inbox_fd, from, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (S_ISREG(st.st_mode) && outbox_name_reserved(base_name(to)))
-		return -EINVAL;
-	commit = S_ISREG(st.st_mode) && !config_is_temp_name(in->config, base_name(to));
+	if (S_ISDIR(st.st_mode))
+		return rename_dir(in, from, to, flags, cred);
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	r = check_name(in, to, false);
+	if (r < 0)
+		return r;
+	commit = !is_temp(in, to);
 	if (!commit) {
-		struct ingest_grant grant;
-		/* A directory, or a file that stays temporary: the policy for the
-		 * place it goes to, as for mkdir or a temporary create. */
-		r = S_ISDIR(st.st_mode) ? authorize(in, to, true, cred, &grant)
-					: authorize_create(in, to, cred, &grant);
-		if (r < 0)
+		/* A file that stays temporary: the policy for the place it goes
+		 * to, as for a temporary create. */
+		if (authorize_create(in, to, cred, &grant) < 0)
 			return -EACCES;
-	}
-	if (commit) {
+	} else {
 		struct stat dst;
 		if ((flags & RENAME_NOREPLACE) &&
 		    fstatat(in->inbox_fd, to, &dst, AT_SYMLINK_NOFOLLOW) == 0)
@@ -861,29 +1447,40 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		fd = openat(in->inbox_fd, from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0)
 			return -errno;
-		s = stripe(in, to);
-		pthread_mutex_lock(s);
-		r = commit_fd(in, fd, to, NULL, NULL, cred);
 	}
+	s = stripe(in, to);
+	pthread_mutex_lock(s);
+	if (commit)
+		r = commit_fd(in, fd, to, NULL, NULL, cred);
 	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
 		r = -errno;
 	if (r == 0) {
 		pthread_mutex_lock(&in->lock);
 		registry_rename(in, from, to, commit);
+		if (commit)
+			done = pending_take(in, to);
+		else
+			pending_touch(in, to, time(NULL));
 		pthread_mutex_unlock(&in->lock);
 	}
-	if (s)
-		pthread_mutex_unlock(s);
+	pthread_mutex_unlock(s);
+	pending_free(in, done);
 	if (fd >= 0)
 		close(fd);
-	return r;
+	return r == -EFBIG ? -EIO : r;
 }
 
 int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 		 const struct ingest_cred *cred)
 {
 	struct ingest_grant grant;
+	int r;
 
+	if (outbox_name_reserved(base_name(relpath)))
+		return -EINVAL;
+	r = outbox_check_path(in->outbox, relpath, true);
+	if (r < 0)
+		return r;
 	if (authorize(in, relpath, true, cred, &grant) < 0)
 		return -EACCES;
 	if (mkdirat(in->inbox_fd, relpath, mode & 07777) < 0)
@@ -896,6 +1493,101 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 
 int ingest_unlink(struct ingest *in, const char *relpath)
 {
+	struct pending *p;
+
 	/* Open writers of the unlinked name notice at commit (names_fd). */
-	return unlinkat(in->inbox_fd, relpath, 0) < 0 ? -errno : 0;
+	if (unlinkat(in->inbox_fd, relpath, 0) < 0)
+		return -errno;
+	pthread_mutex_lock(&in->lock);
+	p = pending_take(in, relpath);
+	pthread_mutex_unlock(&in->lock);
+	pending_free(in, p);
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int ingest_open(int state_fd, const struct config *c, struct signer *s,
+		const struct ingest_hooks *hooks, struct ingest **ret)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+	int r;
+
+	if (!in)
+		return -ENOMEM;
+	in->inbox_fd = in->staging_fd = -1;
+	in->state_fd = state_fd;
+	in->config = c;
+	in->signer = s;
+	in->hooks = *hooks;
+	pthread_mutex_init(&in->lock, NULL);
+	pthread_cond_init(&in->wake, NULL);
+	for (int i = 0; i < COMMIT_STRIPES; i++)
+		pthread_mutex_init(&in->stripes[i], NULL);
+	r = outbox_open_dir(state_fd, "inbox", &in->inbox_fd);
+	if (r == 0)
+		r = outbox_open_dir(state_fd, "staging", &in->staging_fd);
+	if (r == 0)
+		r = outbox_open(state_fd, &in->outbox);
+	/* Like /tmp: anyone may create here, the policy decides what is
+	 * signed, and nobody removes another user's files. */
+	if (r == 0 && fchmod(in->inbox_fd, 01777) < 0)
+		r = -errno;
+	if (r == 0) {
+		recover(in);
+		if (pthread_create(&in->sweeper, NULL, sweeper, in) == 0)
+			in->sweeping = true;
+		else
+			r = -EAGAIN;
+	}
+	if (r < 0) {
+		ingest_free(in);
+		return r;
+	}
+	*ret = in;
+	return 0;
+}
+
+void ingest_free(struct ingest *in)
+{
+	if (!in)
+		return;
+	if (in->sweeping) {
+		pthread_mutex_lock(&in->lock);
+		in->stopping = true;
+		pthread_cond_signal(&in->wake);
+		pthread_mutex_unlock(&in->lock);
+		pthread_join(in->sweeper, NULL);
+	}
+	/* A clean stop does not wait out the grace period: what waits for a
+	 * rename now is signed under its own name (or removed and audited). */
+	if (in->outbox)
+		ingest_commit_stale(in, (time_t)INT64_MAX);
+	outbox_free(in->outbox);
+	if (in->inbox_fd >= 0)
+		close(in->inbox_fd);
+	if (in->staging_fd >= 0)
+		close(in->staging_fd);
+	pthread_cond_destroy(&in->wake);
+	pthread_mutex_destroy(&in->lock);
+	for (int i = 0; i < COMMIT_STRIPES; i++)
+		pthread_mutex_destroy(&in->stripes[i]);
+	free(in);
+}
+
+int ingest_inbox_fd(struct ingest *in)
+{
+	return in->inbox_fd;
+}
+
+struct outbox *ingest_outbox(struct ingest *in)
+{
+	return in->outbox;
+}
+
+void ingest_counters(struct ingest *in, struct ingest_counts *ret)
+{
+	pthread_mutex_lock(&in->lock);
+	*ret = in->counts;
+	pthread_mutex_unlock(&in->lock);
 }

@@ -1,13 +1,21 @@
-/* The ingest pipeline: files written under inbox/ are staged in the inbox
- * backing directory, hashed as their bytes arrive, and committed (signed,
- * then published in the outbox) by the close() that ends a write, or by the
- * rename that gives a temporary file its final name. A published inode is
- * never written again: a later write goes to a fresh staging copy.
+/* The ingest pipeline: files written under inbox/ are hashed as their bytes
+ * arrive and committed (policy re-checked, signed, recorded, published in the
+ * outbox) by the close of the process that opened them, or by the rename that
+ * gives a temporary file its final name. A published inode is never written
+ * again: a later write goes to a fresh staging copy. What a writer never
+ * finished (killed by a signal, a failed write) is abandoned, never signed.
+ *
+ * The inbox shows only committed content once a writer is gone: every file
+ * open for writing has a marker in staging/ naming its path, so that after a
+ * crash ingest_open() rolls the path back to its published version (or
+ * removes it if it never was one).
+ *
  * Functions return 0 (or a byte count) or a negative errno. Nothing here logs;
- * outcomes are reported through the event callback. */
+ * outcomes are reported through the event hook. */
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include "cms.h"
@@ -16,14 +24,23 @@ struct config;
 struct signer;
 struct outbox;
 
+#define INGEST_MAX_GROUPS 64
+
 /* The writer, as the kernel reported it at create()/open(). */
 struct ingest_cred {
 	uid_t uid;
 	gid_t gid;
-	pid_t pid;
+	pid_t pid;  /* the thread that opened */
+	pid_t tgid; /* its process: only its closes commit */
 	char exe[256]; /* /proc/PID/exe at that moment, or "" */
-	gid_t groups[64]; /* supplementary groups */
+	gid_t groups[INGEST_MAX_GROUPS]; /* supplementary groups */
 	size_t n_groups;
+};
+
+/* The task behind a close(), as the flush request names it. */
+struct ingest_closer {
+	pid_t tgid;       /* its process; 0 when unknown (counts as the opener) */
+	int fatal_signal; /* non-zero: it is exiting, killed by this signal */
 };
 
 /* What the policy granted: the rule, the key to sign with, the size cap. */
@@ -34,6 +51,7 @@ struct ingest_grant {
 };
 
 #define INGEST_VETO_MAX 256
+#define INGEST_NO_ID UINT64_MAX
 
 /* May CRED write PATH (a file that will be signed there), or, with DIR,
  * create the directory PATH (or a temporary file in it)? 0 with the grant,
@@ -44,11 +62,19 @@ typedef int (*ingest_authorize_fn)(void *ctx, const char *path, bool dir,
 				   char reason[INGEST_VETO_MAX]);
 
 /* A commit reports SIGNED once the signature exists and before anything is
- * published (the handler records it durably; a non-zero return vetoes the
- * publication, with the reason in VETO), then PUBLISHED or FAILED. A policy
- * refusal (at create, commit, or the write that crosses a size cap) is
- * reported as DENIED. */
-enum ingest_result { INGEST_SIGNED, INGEST_PUBLISHED, INGEST_FAILED, INGEST_DENIED };
+ * published: the handler records it durably and names the record in
+ * *ret_signing (a non-zero return vetoes the publication, with the reason in
+ * VETO). Then exactly one of PUBLISHED or FAILED follows, naming that record
+ * in SIGNING. A policy refusal (at create, commit, or the write that crosses
+ * a size cap) is DENIED. A version nobody finished (its writer was killed, a
+ * write failed, the daemon stopped first) is ABANDONED, unsigned. */
+enum ingest_result {
+	INGEST_SIGNED,
+	INGEST_PUBLISHED,
+	INGEST_FAILED,
+	INGEST_DENIED,
+	INGEST_ABANDONED
+};
 
 struct ingest_event {
 	enum ingest_result result;
@@ -57,9 +83,11 @@ struct ingest_event {
 	const char *rule; /* NULL when no rule matched */
 	const char *key;
 	off_t size;
-	const unsigned char *sha256; /* NULL when hashing failed */
+	const unsigned char *sha256; /* NULL when not hashed */
 	const char *reason;          /* why it failed, or NULL */
 	double seconds;              /* commit latency */
+	uint64_t signing;            /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
+	uint64_t *ret_signing;       /* SIGNED: where the handler names its record */
 	char *veto;                  /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 };
 
@@ -80,9 +108,10 @@ struct ingest_hooks {
 struct ingest;
 struct ingest_file;
 
-/* Open the backing store under STATE_FD (inbox/, staging/, and the outbox),
- * finishing or rolling back what a crash left half-done. C and S must outlive
- * the ingest. */
+/* Open the backing store under STATE_FD (inbox/, staging/, and the outbox)
+ * and roll back what a crash left half-written (ABANDONED events). Starts
+ * the thread that commits temporary files left unrenamed. C and S must
+ * outlive the ingest. */
 int ingest_open(int state_fd, const struct config *c, struct signer *s,
 		const struct ingest_hooks *hooks, struct ingest **ret);
 void ingest_free(struct ingest *in);
@@ -99,6 +128,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 		     const struct ingest_cred *cred, struct ingest_file **ret);
 
 ssize_t ingest_read(struct ingest_file *f, void *buf, size_t n, off_t off);
+/* A failed write (ENOSPC, EIO, EFBIG) poisons the handle: it never commits. */
 ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off);
 int ingest_ftruncate(struct ingest_file *f, off_t size);
 int ingest_fstat(struct ingest_file *f, struct stat *st);
@@ -112,30 +142,42 @@ int ingest_fsync(struct ingest_file *f, int datasync);
 int ingest_setattr(struct ingest *in, const char *relpath, const mode_t *mode, const uid_t *uid,
 		   const gid_t *gid, const struct timespec tv[2]);
 
-/* close(): commits when the file changed since its last commit (-EIO when
- * signing or publishing failed; nothing is published then). */
-int ingest_flush(struct ingest_file *f);
+/* close() of a descriptor of F by CLOSER. The opener's close commits when
+ * the file changed since its last commit (-EIO when signing or publishing
+ * failed, or a write had failed; nothing is published then); a close by a
+ * writer dying of a signal abandons the version; other closes (inherited or
+ * passed copies) do nothing. */
+int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer);
 
-/* Last reference gone: commits what flush deferred, then frees F. */
+/* Last reference gone: commits what is still uncommitted (a temporary file
+ * waits for its rename instead), then frees F. */
 int ingest_release(struct ingest_file *f);
 
 /* truncate(2) by path: a committed file gets a new, committed version. */
 int ingest_truncate(struct ingest *in, const char *relpath, off_t size,
 		    const struct ingest_cred *cred);
 
-/* rename(2) inside the inbox; a regular file that gets a final name is
- * committed under it first (and the rename fails with -EIO if that fails). */
+/* rename(2) inside the inbox. A regular file that gets a final name is
+ * committed under it first (the rename fails with -EIO if that fails); a
+ * directory's files are committed under their new paths after it moved. */
 int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned int flags,
 		  const struct ingest_cred *cred);
 
 /* mkdir(2) in the inbox, owned by CRED, if the policy lets CRED sign
- * something below it. */
+ * something below it and no file is published at RELPATH. */
 int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 		 const struct ingest_cred *cred);
 
 /* unlink(2) in the inbox. Published copies stay in the outbox. */
 int ingest_unlink(struct ingest *in, const char *relpath);
 
-/* Files signed, failed and denied since start; commits in progress. */
-void ingest_counters(struct ingest *in, unsigned long *signed_n, unsigned long *failed_n,
-		     unsigned long *denied_n, unsigned long *pending_n);
+/* Commit the temporary files that waited longer than the grace period for
+ * their rename, under their own names (the ingest's thread calls this each
+ * second; tests may call it with their own clock). */
+void ingest_commit_stale(struct ingest *in, time_t now);
+
+/* Files signed, failed, denied and abandoned since start; commits in progress. */
+struct ingest_counts {
+	unsigned long signed_n, failed_n, denied_n, abandoned_n, pending_n;
+};
+void ingest_counters(struct ingest *in, struct ingest_counts *ret);

@@ -4,7 +4,6 @@
  * tear down. */
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -30,6 +29,7 @@
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
+#include "nodes.h"
 #include "ops.h"
 #include "signer.h"
 #include "store.h"
@@ -176,7 +176,7 @@ static void *watchdog(void *arg)
 	for (;;) {
 		struct stat st;
 		usleep(usec / 2);
-		if (!d->fuse || fuse_session_exited(fuse_get_session(d->fuse)))
+		if (!d->se || fuse_session_exited(d->se))
 			return NULL;
 		if (fstat(d->state_fd, &st) == 0)
 			sd_notify(0, "WATCHDOG=1");
@@ -327,7 +327,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	int argc = 0, r = 1;
 	struct fuse_args args;
 	struct fuse_loop_config *loop;
-	struct fuse *fuse;
+	struct fuse_session *se;
 
 	snprintf(mount_opts, sizeof(mount_opts), "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
 		 geteuid() == 0 ? ",allow_other" : "", o->fuse_opts ? "," : "",
@@ -340,22 +340,23 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	argv[argc] = NULL;
 	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
 
-	fuse = fuse_new(&args, ops_table(), sizeof(struct fuse_operations), d);
-	if (!fuse) {
+	se = fuse_session_new(&args, ops_table(), sizeof(*ops_table()), d);
+	fuse_opt_free_args(&args);
+	if (!se) {
 		fprintf(stderr, "signfsd: bad FUSE options: %s\n", mount_opts);
 		return 1;
 	}
-	d->fuse = fuse;
-	if (fuse_mount(fuse, o->mountpoint) != 0) {
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		fprintf(stderr, "signfsd: cannot mount on %s\n", o->mountpoint);
-		fuse_destroy(fuse);
+		fuse_session_destroy(se);
 		return 1;
 	}
-	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
-		fuse_unmount(fuse);
-		fuse_destroy(fuse);
+	if (fuse_set_signal_handlers(se) != 0) {
+		fuse_session_unmount(se);
+		fuse_session_destroy(se);
 		return 1;
 	}
+	d->se = se;
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
 	events_daemon(d, "start", NULL);
@@ -369,18 +370,21 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 
 	loop = fuse_loop_cfg_create();
 	if (loop) {
+		int res;
 		fuse_loop_cfg_set_max_threads(loop, c->threads);
 		fuse_loop_cfg_set_idle_threads(loop, c->threads);
-		r = fuse_loop_mt(fuse, loop) == 0 ? 0 : 1;
+		res = fuse_session_loop_mt(se, loop);
+		/* A stop by signal (SIGTERM from systemd, ^C) is a clean stop. */
+		r = res == 0 || res == SIGTERM || res == SIGINT || res == SIGHUP ? 0 : 1;
 		fuse_loop_cfg_destroy(loop);
 	}
 	sd_notify(0, "STOPPING=1");
 	log_info("stopping: unmounting %s", o->mountpoint);
 	events_daemon(d, "stop", NULL);
-	fuse_remove_signal_handlers(fuse_get_session(fuse));
-	fuse_unmount(fuse);
-	d->fuse = NULL;
-	fuse_destroy(fuse);
+	fuse_remove_signal_handlers(se);
+	fuse_session_unmount(se);
+	d->se = NULL;
+	fuse_session_destroy(se);
 	return r;
 }
 
@@ -449,6 +453,12 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
+	if (events_settle(&d) < 0) {
+		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
+		goto out;
+	}
+	if (nodes_new(&d.nodes) < 0)
+		goto out;
 	if (audit_start_checkpointer(d.audit, CHECKPOINT_INTERVAL_MS) < 0) {
 		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
 		goto out;
@@ -465,8 +475,11 @@ int main(int argc, char **argv)
 	ret = run_fuse(&o, c, &d);
 out:
 	alerts_stop(&d);
-	policy_live_free(d.policy);
+	/* The ingest's last commits (temporary files signed at stop) still
+	 * ask the policy and write the audit log. */
 	ingest_free(d.ingest);
+	policy_live_free(d.policy);
+	nodes_free(d.nodes);
 	/* Closing the log signs a last checkpoint covering the stop event. */
 	audit_close(d.audit);
 	free(d.audit_pub);

@@ -1,7 +1,8 @@
-/* See ops.h. The mount's top level is synthetic; inbox/ maps onto the
- * ingest pipeline and outbox/ onto the read-only outbox view. Credentials
- * are read from the FUSE request only in create/open/rename/truncate, never
- * in write, flush or release, where the kernel may report another uid. */
+/* See ops.h. The node table (nodes.h) maps the kernel's inodes to paths and
+ * published versions. Credentials are read from the FUSE request only in
+ * create, open, mkdir, rename and setattr; never in write, flush or release,
+ * where the kernel may report another task (flush's pid only tells ingest
+ * who is closing). */
 #include "ops.h"
 
 #include <dirent.h>
@@ -15,15 +16,20 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "nodes.h"
 #include "outbox.h"
+#include "proc.h"
 #include "virt.h"
 
-enum area { AREA_ROOT, AREA_INBOX, AREA_OUTBOX, AREA_VIRT, AREA_NONE };
+/* Names and attributes are cached for a second; whatever changes behind
+ * the kernel's back is invalidated where it happens. A published version is
+ * looked up afresh at every open (entry timeout 0), so that a new version is
+ * a new inode at once; its own attributes never change. */
+#define CACHE_SECONDS 1.0
+#define VERSION_XATTR "user.signfs.version"
 
-#define ROOT_INO 1
-
-/* Open files: an inbox file of the ingest pipeline, a plain read-only fd on
- * an outbox object, or a snapshot of a virtual file. */
+/* An open file: an inbox file of the ingest pipeline, a published version,
+ * or a snapshot of a virtual file. */
 struct handle {
 	struct ingest_file *file;
 	int fd;
@@ -31,274 +37,456 @@ struct handle {
 	size_t len;
 };
 
-static struct fsd *fsd(void)
+/* An open directory: its listing, taken at opendir. */
+struct listing {
+	struct dirent_copy {
+		char *name;
+		struct stat st;
+	} *e;
+	size_t n, cap;
+};
+
+static struct fsd *fsd_of(fuse_req_t req)
 {
-	return fuse_get_context()->private_data;
+	return fuse_req_userdata(req);
 }
 
-/* The credential: the uid/gid/pid of the request, and the executable behind
- * the pid as /proc shows it right now. Taken at create/open/rename only. */
-static struct ingest_cred caller(void)
+static struct node *node_of(fuse_req_t req, fuse_ino_t ino)
 {
-	struct fuse_context *ctx = fuse_get_context();
+	return nodes_get(fsd_of(req)->nodes, ino);
+}
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+}
+
+/* The credential: uid/gid/pid of the request, the process behind the pid,
+ * its executable as /proc shows it now, its supplementary groups. */
+static struct ingest_cred caller(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_cred c = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
 	char proc[64];
 	ssize_t n;
-
 	int g;
 
+	c.tgid = proc_tgid(ctx->pid);
 	snprintf(proc, sizeof(proc), "/proc/%d/exe", ctx->pid);
 	n = readlink(proc, c.exe, sizeof(c.exe) - 1);
 	c.exe[n > 0 ? n : 0] = 0;
 	/* Supplementary groups are not in the request: libfuse reads them from
 	 * /proc for the requesting thread. */
-	g = fuse_getgroups(sizeof(c.groups) / sizeof(*c.groups), c.groups);
-	c.n_groups = g > 0 && (size_t)g <= sizeof(c.groups) / sizeof(*c.groups) ? (size_t)g : 0;
+	g = fuse_req_getgroups(req, INGEST_MAX_GROUPS, c.groups);
+	c.n_groups = g > 0 && g <= INGEST_MAX_GROUPS ? (size_t)g : 0;
 	return c;
 }
 
-static enum area classify(const char *path, const char **rel)
+/* N's path within its area: "" for inbox/ and outbox/ themselves, "a/b"
+ * below them; the absolute path for the root and virtual nodes. *ret_buf is
+ * the caller's to free. */
+static int area_path(struct fsd *d, struct node *n, char **ret_buf, const char **ret_rel)
 {
-	static const struct {
-		const char *name;
-		enum area area;
-	} tops[] = {{"inbox", AREA_INBOX}, {"outbox", AREA_OUTBOX}};
+	const char *rel;
+	char *p;
+	int r = nodes_path(d->nodes, n, &p);
 
-	if (!path)
-		return AREA_NONE;
-	if (!strcmp(path, "/"))
-		return AREA_ROOT;
-	if (virt_owns(path)) {
-		*rel = path; /* virtual files go by their full path */
-		return AREA_VIRT;
-	}
-	for (size_t i = 0; i < sizeof(tops) / sizeof(*tops); i++) {
-		size_t n = strlen(tops[i].name);
-		if (strncmp(path + 1, tops[i].name, n))
-			continue;
-		if (path[1 + n] == 0) {
-			*rel = "";
-			return tops[i].area;
-		}
-		if (path[1 + n] == '/') {
-			*rel = path + 2 + n;
-			return tops[i].area;
-		}
-	}
-	return AREA_NONE;
+	if (r < 0)
+		return r;
+	rel = p;
+	if (nodes_kind(n) == NODE_INBOX)
+		rel = p + strlen("/inbox");
+	else if (nodes_kind(n) == NODE_OUTBOX)
+		rel = p + strlen("/outbox");
+	if (rel != p && *rel == '/')
+		rel++;
+	*ret_buf = p;
+	*ret_rel = rel;
+	return 0;
 }
 
-/* For *at() calls: the inbox root itself is ".". */
-static const char *at_path(const char *rel)
+/* The path of NAME under PARENT, in PARENT's terms (see area_path). */
+static int child_path(struct fsd *d, struct node *parent, const char *name, char **ret)
 {
-	return *rel ? rel : ".";
+	const char *rel;
+	char *buf;
+	size_t n;
+	int r;
+
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	r = area_path(d, parent, &buf, &rel);
+	if (r < 0)
+		return r;
+	n = strlen(rel);
+	r = asprintf(ret, "%s%s%s", rel, n == 0 || rel[n - 1] == '/' ? "" : "/", name) < 0
+		    ? -ENOMEM
+		    : 0;
+	free(buf);
+	return r;
 }
 
 /* What a write-like request gets outside the inbox: the outbox and the
  * virtual trees are read-only filesystems; the top level is fixed. */
-static int not_writable(enum area a)
+static int not_writable(struct node *n)
 {
-	return a == AREA_OUTBOX || a == AREA_VIRT ? -EROFS : -EPERM;
+	return nodes_kind(n) == NODE_ROOT ? EPERM : EROFS;
 }
 
-static void root_stat(struct stat *st, mode_t mode)
+static int stat_inbox(struct fsd *d, const char *rel, struct stat *st)
+{
+	return fstatat(ingest_inbox_fd(d->ingest), *rel ? rel : ".", st, AT_SYMLINK_NOFOLLOW) < 0
+		       ? -errno
+		       : 0;
+}
+
+static void root_stat(struct fsd *d, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_mode = mode;
-	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
-	st->st_mtim = st->st_ctim = st->st_atim = fsd()->started;
+	st->st_ino = FUSE_ROOT_ID;
+	st->st_mode = S_IFDIR | 0755;
+	st->st_nlink = 2;
+	st->st_mtim = st->st_ctim = st->st_atim = d->started;
 }
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+/* The attributes of N (through the open file FI when there is one). */
+static int node_stat(struct fsd *d, struct node *n, struct fuse_file_info *fi, struct stat *st)
 {
+	struct handle *h = handle_of(fi);
+	char id[OUTBOX_ID_LEN + 1], *buf;
+	enum outbox_kind kind;
 	const char *rel;
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	int r;
 
 	if (h && h->file)
 		return ingest_fstat(h->file, st);
-	if (h && h->fd >= 0)
-		return fstat(h->fd, st) < 0 ? -errno : 0;
-	switch (classify(path, &rel)) {
-	case AREA_ROOT:
-		root_stat(st, S_IFDIR | 0755);
-		st->st_ino = ROOT_INO;
+	switch (nodes_kind(n)) {
+	case NODE_ROOT:
+		root_stat(d, st);
 		return 0;
-	case AREA_VIRT:
-		return virt_stat(fsd(), rel, st);
-	case AREA_INBOX:
-		return fstatat(ingest_inbox_fd(fsd()->ingest), at_path(rel), st,
-			       AT_SYMLINK_NOFOLLOW) < 0
-			       ? -errno
-			       : 0;
-	case AREA_OUTBOX:
-		return outbox_stat(ingest_outbox(fsd()->ingest), rel, st);
-	default:
-		return -ENOENT;
-	}
-}
-
-struct fill_ctx {
-	void *buf;
-	fuse_fill_dir_t filler;
-};
-
-static int fill_one(void *ctx, const char *name, const struct stat *st)
-{
-	struct fill_ctx *c = ctx;
-	return c->filler(c->buf, name, st, 0, 0) ? -ENOBUFS : 0;
-}
-
-/* With nullpath_ok, readdir may get no path: opendir keeps it. */
-static int op_opendir(const char *path, struct fuse_file_info *fi)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	fi->fh = (uintptr_t)copy;
-	return 0;
-}
-
-static int op_releasedir(const char *path, struct fuse_file_info *fi)
-{
-	free((char *)(uintptr_t)fi->fh);
-	return 0;
-}
-
-static int op_readdir(const char *path_arg, void *buf, fuse_fill_dir_t filler, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	const char *path = (const char *)(uintptr_t)fi->fh;
-	struct fill_ctx ctx = {buf, filler};
-	const char *rel;
-	struct dirent *e;
-	DIR *d;
-	int fd;
-
-	filler(buf, ".", NULL, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
-	switch (classify(path, &rel)) {
-	case AREA_ROOT:
-		filler(buf, "inbox", NULL, 0, 0);
-		filler(buf, "outbox", NULL, 0, 0);
-		for (const char *const *v = virt_top_names; *v; v++)
-			filler(buf, *v, NULL, 0, 0);
-		return 0;
-	case AREA_VIRT:
-		return virt_list(fsd(), rel, fill_one, &ctx);
-	case AREA_OUTBOX:
-		return outbox_list(ingest_outbox(fsd()->ingest), rel, fill_one, &ctx);
-	case AREA_INBOX:
-		fd = openat(ingest_inbox_fd(fsd()->ingest), at_path(rel),
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			return -errno;
-		d = fdopendir(fd);
-		if (!d) {
-			close(fd);
-			return -ENOMEM;
+	case NODE_VERSION:
+		nodes_version_of(n, id, &kind);
+		r = outbox_stat_version(ingest_outbox(d->ingest), id, kind, st);
+		/* Replaced since, but still open: the descriptor has it. */
+		if (r == -ENOENT && h && h->fd >= 0 && fstat(h->fd, st) == 0) {
+			outbox_present(st, kind);
+			r = 0;
 		}
-		while ((e = readdir(d))) {
-			struct stat st = {.st_ino = e->d_ino, .st_mode = DTTOIF(e->d_type)};
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			if (filler(buf, e->d_name, &st, 0, 0))
-				break;
-		}
-		closedir(d);
-		return 0;
+		return r;
 	default:
-		return -ENOENT;
+		break;
 	}
+	r = area_path(d, n, &buf, &rel);
+	if (r < 0)
+		return r;
+	if (nodes_kind(n) == NODE_INBOX)
+		r = stat_inbox(d, rel, st);
+	else if (nodes_kind(n) == NODE_OUTBOX)
+		r = outbox_stat(ingest_outbox(d->ingest), rel, st);
+	else
+		r = virt_stat(d, rel, st);
+	free(buf);
+	return r;
 }
 
-static int op_mkdir(const char *path, mode_t mode)
+static void reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
 {
+	struct fuse_entry_param e = {
+		.ino = nodes_id(n),
+		.attr = *st,
+		.attr_timeout = CACHE_SECONDS,
+		.entry_timeout = nodes_kind(n) == NODE_VERSION ? 0 : CACHE_SECONDS,
+	};
+	/* An interrupted request: the kernel never took the lookup. */
+	if (fuse_reply_entry(req, &e) < 0)
+		nodes_forget(fsd_of(req)->nodes, n, 1);
+}
+
+/* outbox/PATH: a directory node, or the node of the version it names now
+ * (retrying if a republication removes that version in between). */
+static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, const char *path,
+			 struct node **ret, struct stat *st)
+{
+	struct outbox *o = ingest_outbox(d->ingest);
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	int r = -EIO;
+
+	for (int attempt = 0; attempt < 8; attempt++) {
+		r = outbox_resolve(o, path, &kind, id);
+		if (r < 0)
+			return r;
+		if (kind == OUTBOX_DIR) {
+			r = outbox_stat(o, path, st);
+			if (r == 0)
+				*ret = nodes_lookup(d->nodes, parent, name, NODE_OUTBOX);
+			return r < 0 ? r : *ret ? 0 : -ENOMEM;
+		}
+		r = outbox_stat_version(o, id, kind, st);
+		if (r == 0) {
+			*ret = nodes_version(d->nodes, id, kind);
+			return *ret ? 0 : -ENOMEM;
+		}
+		if (r != -ENOENT)
+			return r;
+	}
+	return r;
+}
+
+/* NAME under PARENT: its node, with one lookup counted, and attributes. */
+static int lookup_child(struct fsd *d, struct node *parent, const char *name, struct node **ret,
+			struct stat *st)
+{
+	enum node_kind kind = nodes_kind(parent);
+	char *path;
+	int r;
+
+	if (kind == NODE_VERSION)
+		return -ENOTDIR;
+	r = child_path(d, parent, name, &path);
+	if (r < 0)
+		return r;
+	*ret = NULL;
+	switch (kind) {
+	case NODE_ROOT:
+		if (!strcmp(name, "inbox")) {
+			kind = NODE_INBOX;
+			r = stat_inbox(d, "", st);
+		} else if (!strcmp(name, "outbox")) {
+			kind = NODE_OUTBOX;
+			r = outbox_stat(ingest_outbox(d->ingest), "", st);
+		} else if (virt_owns(path)) {
+			kind = NODE_VIRT;
+			r = virt_stat(d, path, st);
+		} else {
+			r = -ENOENT;
+		}
+		break;
+	case NODE_INBOX:
+		r = stat_inbox(d, path, st);
+		break;
+	case NODE_OUTBOX:
+		r = lookup_outbox(d, parent, name, path, ret, st);
+		free(path);
+		return r;
+	default:
+		r = virt_stat(d, path, st);
+		break;
+	}
+	free(path);
+	if (r < 0)
+		return r;
+	*ret = nodes_lookup(d->nodes, parent, name, kind);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *n;
+	struct stat st;
+	int r = lookup_child(fsd_of(req), node_of(req, parent), name, &n, &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, n, &st);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	nodes_forget(fsd_of(req)->nodes, node_of(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		nodes_forget(fsd_of(req)->nodes, node_of(req, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = node_stat(fsd_of(req), node_of(req, ino), fi, &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, CACHE_SECONDS);
+}
+
+/* The inbox path of N for a request that changes it, or an errno for what
+ * may not be changed (the inbox itself, anything outside it). */
+static int writable_path(struct fsd *d, struct node *n, char **ret_buf, const char **ret_rel)
+{
+	int r;
+
+	if (nodes_kind(n) != NODE_INBOX)
+		return -not_writable(n);
+	r = area_path(d, n, ret_buf, ret_rel);
+	if (r == 0 && !**ret_rel) {
+		free(*ret_buf);
+		return -EPERM;
+	}
+	return r;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct node *n = node_of(req, ino);
+	struct handle *h = handle_of(fi);
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+	const mode_t *mode = to_set & FUSE_SET_ATTR_MODE ? &attr->st_mode : NULL;
+	const uid_t *uid = to_set & FUSE_SET_ATTR_UID ? &attr->st_uid : NULL;
+	const gid_t *gid = to_set & FUSE_SET_ATTR_GID ? &attr->st_gid : NULL;
+	bool times = to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			       FUSE_SET_ATTR_MTIME_NOW);
+	const char *rel = NULL;
+	char *buf = NULL;
+	struct stat st;
+	int r = 0;
+
+	if (h && !h->file) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (!h && (r = writable_path(d, n, &buf, &rel)) < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct ingest_cred c;
+		if (h) {
+			r = ingest_ftruncate(h->file, attr->st_size);
+		} else {
+			c = caller(req);
+			r = ingest_truncate(d->ingest, rel, attr->st_size, &c);
+		}
+	}
+	if (r == 0 && (mode || uid || gid || times))
+		r = h ? ingest_fsetattr(h->file, mode, uid, gid, times ? tv : NULL)
+		      : ingest_setattr(d->ingest, rel, mode, uid, gid, times ? tv : NULL);
+	free(buf);
+	if (r == 0)
+		r = node_stat(d, n, fi, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, CACHE_SECONDS);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	fuse_reply_err(req, EINVAL);
+}
+
+/* Symlinks, hard links and device nodes have no place in a signing inbox. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+/* PATH of a new entry NAME under PARENT, which must be an inbox directory. */
+static int inbox_child(struct fsd *d, struct node *parent, const char *name, char **ret)
+{
+	if (nodes_kind(parent) != NODE_INBOX)
+		return -not_writable(parent);
+	return child_path(d, parent, name, ret);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode)
+{
+	struct fsd *d = fsd_of(req);
+	struct node *parent = node_of(req, parent_ino), *n;
 	struct ingest_cred c;
-	const char *rel;
-	enum area a = classify(path, &rel);
+	struct stat st;
+	char *path;
+	int r = inbox_child(d, parent, name, &path);
 
-	if (a != AREA_INBOX || !*rel)
-		return not_writable(a);
-	c = caller();
-	return ingest_mkdir(fsd()->ingest, rel, mode, &c);
+	if (r == 0) {
+		c = caller(req);
+		r = ingest_mkdir(d->ingest, path, mode, &c);
+		free(path);
+	}
+	if (r == 0)
+		r = lookup_child(d, parent, name, &n, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, n, &st);
 }
 
-static int op_rmdir(const char *path)
+static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, bool dir)
 {
-	const char *rel;
-	enum area a = classify(path, &rel);
+	struct fsd *d = fsd_of(req);
+	struct node *parent = node_of(req, parent_ino);
+	char *path;
+	int r = inbox_child(d, parent, name, &path);
 
-	if (a != AREA_INBOX || !*rel)
-		return not_writable(a);
-	return unlinkat(ingest_inbox_fd(fsd()->ingest), rel, AT_REMOVEDIR) < 0 ? -errno : 0;
+	if (r == 0) {
+		if (dir)
+			r = unlinkat(ingest_inbox_fd(d->ingest), path, AT_REMOVEDIR) < 0 ? -errno : 0;
+		else
+			r = ingest_unlink(d->ingest, path);
+		free(path);
+	}
+	if (r == 0)
+		nodes_unlink(d->nodes, parent, name);
+	fuse_reply_err(req, -r);
 }
 
-static int op_unlink(const char *path)
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	const char *rel;
-	enum area a = classify(path, &rel);
-
-	if (a != AREA_INBOX || !*rel)
-		return not_writable(a);
-	return ingest_unlink(fsd()->ingest, rel);
+	remove_entry(req, parent, name, false);
 }
 
-static int op_rename(const char *from, const char *to, unsigned int flags)
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct ingest_cred c = caller();
-	const char *rfrom, *rto;
-	enum area a = classify(from, &rfrom), b = classify(to, &rto);
-
-	if (a != AREA_INBOX || !*rfrom)
-		return not_writable(a);
-	if (b != AREA_INBOX || !*rto)
-		return not_writable(b);
-	return ingest_rename(fsd()->ingest, rfrom, rto, flags, &c);
+	remove_entry(req, parent, name, true);
 }
 
-static int op_refuse(void)
+static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+		      fuse_ino_t newparent_ino, const char *newname, unsigned int flags)
 {
-	return -EPERM;
-}
+	struct fsd *d = fsd_of(req);
+	struct node *parent = node_of(req, parent_ino), *newparent = node_of(req, newparent_ino);
+	char *from = NULL, *to = NULL;
+	struct ingest_cred c;
+	int r = inbox_child(d, parent, name, &from);
 
-static int op_symlink(const char *target, const char *path)
-{
-	return op_refuse();
-}
-
-static int op_link(const char *from, const char *to)
-{
-	return op_refuse();
-}
-
-static int op_mknod(const char *path, mode_t mode, dev_t dev)
-{
-	return op_refuse();
-}
-
-static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
-		       int flags)
-{
-	/* cp -p and install set modes through POSIX ACLs first and fall back
-	 * to chmod only on "not supported"; any other error aborts them. */
-	if (!strncmp(name, "system.posix_acl_", 17))
-		return -EOPNOTSUPP;
-	return op_refuse();
-}
-
-static int op_removexattr(const char *path, const char *name)
-{
-	return op_refuse();
-}
-
-static int op_getxattr(const char *path, const char *name, char *value, size_t size)
-{
-	return -ENODATA;
-}
-
-static int op_listxattr(const char *path, char *list, size_t size)
-{
-	return 0;
+	if (r == 0)
+		r = inbox_child(d, newparent, newname, &to);
+	if (r == 0) {
+		c = caller(req);
+		r = ingest_rename(d->ingest, from, to, flags, &c);
+	}
+	if (r == 0)
+		nodes_rename(d->nodes, parent, name, newparent, newname);
+	free(from);
+	free(to);
+	fuse_reply_err(req, -r);
 }
 
 static int put_handle(struct fuse_file_info *fi, struct ingest_file *file, int fd)
@@ -312,30 +500,14 @@ static int put_handle(struct fuse_file_info *fi, struct ingest_file *file, int f
 	return 0;
 }
 
-/* A virtual file: its content as of this open, read from memory. */
-static int open_virtual(const char *rel, struct fuse_file_info *fi)
+static void free_handle(struct handle *h)
 {
-	struct handle *h;
-	char *buf;
-	size_t len;
-	int r;
-
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return -EROFS;
-	r = virt_open(fsd(), rel, &buf, &len);
-	if (r < 0)
-		return r;
-	r = put_handle(fi, NULL, -1);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	h = (struct handle *)(uintptr_t)fi->fh;
-	h->buf = buf;
-	h->len = len;
-	/* Reads come from this snapshot, never cut to a size cached earlier. */
-	fi->direct_io = 1;
-	return 0;
+	if (h->file)
+		ingest_release(h->file);
+	else if (h->fd >= 0)
+		close(h->fd);
+	free(h->buf);
+	free(h);
 }
 
 static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f)
@@ -351,213 +523,454 @@ static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f)
 	return 0;
 }
 
-static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
 {
-	struct ingest_cred c = caller();
-	struct ingest_file *f;
-	const char *rel;
-	enum area a = classify(path, &rel);
+	struct fsd *d = fsd_of(req);
+	struct node *parent = node_of(req, parent_ino), *n = NULL;
+	struct fuse_entry_param e = {.attr_timeout = CACHE_SECONDS, .entry_timeout = CACHE_SECONDS};
+	struct ingest_file *f = NULL;
+	struct ingest_cred c;
+	char *path;
+	int r = inbox_child(d, parent, name, &path);
+
+	if (r == 0) {
+		c = caller(req);
+		r = ingest_create(d->ingest, path, mode, fi->flags, &c, &f);
+		free(path);
+	}
+	if (r == 0 && (r = ingest_fstat(f, &e.attr)) < 0)
+		ingest_release(f);
+	if (r == 0 && !(n = nodes_lookup(d->nodes, parent, name, NODE_INBOX))) {
+		ingest_release(f);
+		r = -ENOMEM;
+	}
+	if (r == 0 && (r = bind_inbox_file(fi, f)) < 0)
+		nodes_forget(d->nodes, n, 1);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	e.ino = nodes_id(n);
+	if (fuse_reply_create(req, &e, fi) < 0) {
+		free_handle(handle_of(fi));
+		nodes_forget(d->nodes, n, 1);
+	}
+}
+
+/* A virtual file: its content as of this open, read from memory. */
+static int open_virtual(struct fsd *d, const char *path, struct fuse_file_info *fi)
+{
+	char *buf;
+	size_t len;
 	int r;
 
-	if (a != AREA_INBOX || !*rel)
-		return not_writable(a);
-	r = ingest_create(fsd()->ingest, rel, mode, fi->flags, &c, &f);
-	return r < 0 ? r : bind_inbox_file(fi, f);
-}
-
-static int op_open(const char *path, struct fuse_file_info *fi)
-{
-	struct ingest_cred c = caller();
-	struct ingest_file *f;
-	const char *rel;
-	enum area a = classify(path, &rel);
-	int r, fd;
-
-	if (a == AREA_INBOX) {
-		r = ingest_open_file(fsd()->ingest, rel, fi->flags, &c, &f);
-		return r < 0 ? r : bind_inbox_file(fi, f);
-	}
-	if (a == AREA_VIRT)
-		return open_virtual(rel, fi);
-	if (a != AREA_OUTBOX)
-		return a == AREA_ROOT ? -EISDIR : -ENOENT;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
-	r = outbox_open_file(ingest_outbox(fsd()->ingest), rel, &fd);
+	r = virt_open(d, path, &buf, &len);
 	if (r < 0)
 		return r;
-	r = put_handle(fi, NULL, fd);
-	if (r < 0)
-		close(fd);
-	return r;
-}
-
-static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	ssize_t n;
-
-	if (h->file)
-		return ingest_read(h->file, buf, size, off);
-	if (h->fd < 0) {
-		if ((size_t)off >= h->len)
-			return 0;
-		n = size < h->len - off ? size : h->len - off;
-		memcpy(buf, h->buf + off, n);
-		return n;
+	r = put_handle(fi, NULL, -1);
+	if (r < 0) {
+		free(buf);
+		return r;
 	}
-	n = pread(h->fd, buf, size, off);
-	return n < 0 ? -errno : n;
-}
-
-static int op_write(const char *path, const char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	if (!h->file)
-		return -EBADF;
-	return ingest_write(h->file, buf, size, off);
-}
-
-static int op_flush(const char *path, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	return h->file ? ingest_flush(h->file) : 0;
-}
-
-static int op_release(const char *path, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	if (h->file)
-		ingest_release(h->file);
-	else if (h->fd >= 0)
-		close(h->fd);
-	free(h->buf);
-	free(h);
+	handle_of(fi)->buf = buf;
+	handle_of(fi)->len = len;
+	/* Reads come from this snapshot, never cut to a size cached earlier. */
+	fi->direct_io = 1;
 	return 0;
 }
 
-static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+/* One published version, read-only. Its bytes never change, so the kernel
+ * may keep its pages for as long as it likes. */
+static int open_version(struct fsd *d, struct node *n, struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	return h->file ? ingest_fsync(h->file, datasync) : 0;
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	int fd, r;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	nodes_version_of(n, id, &kind);
+	r = outbox_open_version(ingest_outbox(d->ingest), id, kind, &fd);
+	if (r < 0)
+		return r == -ENOENT ? -ESTALE : r;
+	r = put_handle(fi, NULL, fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	fi->keep_cache = 1;
+	return 0;
 }
 
-static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct fsd *d = fsd_of(req);
+	struct node *n = node_of(req, ino);
+	struct ingest_file *f;
 	struct ingest_cred c;
 	const char *rel;
-	enum area a;
+	char *buf;
+	int r;
 
-	if (h)
-		return h->file ? ingest_ftruncate(h->file, size) : -EROFS;
-	a = classify(path, &rel);
-	if (a != AREA_INBOX || !*rel)
-		return not_writable(a);
-	c = caller();
-	return ingest_truncate(fsd()->ingest, rel, size, &c);
+	switch (nodes_kind(n)) {
+	case NODE_VERSION:
+		r = open_version(d, n, fi);
+		break;
+	case NODE_INBOX:
+	case NODE_VIRT:
+		r = area_path(d, n, &buf, &rel);
+		if (r < 0)
+			break;
+		if (nodes_kind(n) == NODE_VIRT) {
+			r = open_virtual(d, rel, fi);
+		} else if (!*rel) {
+			r = -EISDIR;
+		} else {
+			c = caller(req);
+			r = ingest_open_file(d->ingest, rel, fi->flags, &c, &f);
+			if (r == 0)
+				r = bind_inbox_file(fi, f);
+		}
+		free(buf);
+		break;
+	default:
+		r = -EISDIR;
+		break;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else if (fuse_reply_open(req, fi) < 0)
+		free_handle(handle_of(fi));
 }
 
-/* chmod, chown and utimens share one shape: on an open inbox file, through
- * the pipeline; by path, through ingest too (a rewrite may be staged). */
-static int setattr(const char *path, struct fuse_file_info *fi, const mode_t *mode,
-		   const uid_t *uid, const gid_t *gid, const struct timespec tv[2])
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
 {
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	const char *rel;
-	enum area a;
+	struct handle *h = handle_of(fi);
+	ssize_t n;
+	char *buf;
 
-	if (h)
-		return h->file ? ingest_fsetattr(h->file, mode, uid, gid, tv) : -EROFS;
-	a = classify(path, &rel);
-	if (a != AREA_INBOX || !*rel)
-		return not_writable(a);
-	return ingest_setattr(fsd()->ingest, rel, mode, uid, gid, tv);
+	if (!h->file && h->fd >= 0) {
+		/* A version: straight from its file, spliced where possible. */
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	if (!h->file) {
+		if ((size_t)off >= h->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->buf + off, size < h->len - off ? size : h->len - off);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ingest_read(h->file, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
 }
 
-static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
-	return setattr(path, fi, &mode, NULL, NULL, NULL);
+	struct handle *h = handle_of(fi);
+	ssize_t n = h->file ? ingest_write(h->file, buf, size, off) : -EBADF;
+
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, n);
 }
 
-static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	return setattr(path, fi, NULL, uid == (uid_t)-1 ? NULL : &uid,
-		       gid == (gid_t)-1 ? NULL : &gid, NULL);
+	struct handle *h = handle_of(fi);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct ingest_closer closer = {0};
+
+	if (!h->file) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (ctx->pid > 0) {
+		closer.tgid = proc_tgid(ctx->pid);
+		closer.fatal_signal = proc_fatal_signal(ctx->pid);
+	}
+	fuse_reply_err(req, -ingest_flush(h->file, &closer));
 }
 
-static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	return setattr(path, fi, NULL, NULL, NULL, tv);
+	free_handle(handle_of(fi));
+	fuse_reply_err(req, 0);
 }
 
-static int op_statfs(const char *path, struct statvfs *st)
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	return fstatvfs(fsd()->state_fd, st) < 0 ? -errno : 0;
+	struct handle *h = handle_of(fi);
+	fuse_reply_err(req, h->file ? -ingest_fsync(h->file, datasync) : 0);
 }
 
-static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static int listing_add(void *ctx, const char *name, const struct stat *st)
+{
+	struct listing *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 32;
+		void *p = realloc(l->e, cap * sizeof(*l->e));
+		if (!p)
+			return -ENOMEM;
+		l->e = p;
+		l->cap = cap;
+	}
+	l->e[l->n].name = strdup(name);
+	if (!l->e[l->n].name)
+		return -ENOMEM;
+	l->e[l->n].st = st ? *st : (struct stat){0};
+	l->n++;
+	return 0;
+}
+
+static void listing_free(struct listing *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->e[i].name);
+	free(l->e);
+	free(l);
+}
+
+static int list_inbox(struct fsd *d, const char *rel, struct listing *l)
+{
+	int fd = openat(ingest_inbox_fd(d->ingest), *rel ? rel : ".",
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	struct dirent *e;
+	DIR *dp;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (r == 0 && (e = readdir(dp))) {
+		struct stat st = {.st_ino = e->d_ino, .st_mode = DTTOIF(e->d_type)};
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			r = listing_add(l, e->d_name, &st);
+	}
+	closedir(dp);
+	return r;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct node *n = node_of(req, ino);
+	struct listing *l = calloc(1, sizeof(*l));
+	struct stat dir = {.st_mode = S_IFDIR};
+	const char *rel = NULL;
+	char *buf = NULL;
+	int r = l ? 0 : -ENOMEM;
+
+	if (r == 0 && nodes_kind(n) == NODE_VERSION)
+		r = -ENOTDIR;
+	if (r == 0 && nodes_kind(n) != NODE_ROOT)
+		r = area_path(d, n, &buf, &rel);
+	if (r == 0)
+		r = listing_add(l, ".", &dir);
+	if (r == 0)
+		r = listing_add(l, "..", &dir);
+	if (r == 0) {
+		switch (nodes_kind(n)) {
+		case NODE_ROOT:
+			r = listing_add(l, "inbox", &dir);
+			if (r == 0)
+				r = listing_add(l, "outbox", &dir);
+			for (const char *const *v = virt_top_names; *v && r == 0; v++)
+				r = listing_add(l, *v, NULL);
+			break;
+		case NODE_INBOX:
+			r = list_inbox(d, rel, l);
+			break;
+		case NODE_OUTBOX:
+			r = outbox_list(ingest_outbox(d->ingest), rel, listing_add, l);
+			break;
+		default:
+			r = virt_list(d, rel, listing_add, l);
+			break;
+		}
+	}
+	free(buf);
+	if (r < 0) {
+		listing_free(l);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)l;
+	if (fuse_reply_open(req, fi) < 0)
+		listing_free(l);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+	char *buf = malloc(size ? size : 1);
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off; i < l->n; i++) {
+		size_t n = fuse_add_direntry(req, buf + used, size - used, l->e[i].name, &l->e[i].st,
+					     i + 1);
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	listing_free((struct listing *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	if (fstatvfs(fsd_of(req)->state_fd, &st) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	/* cp -p and install set modes through POSIX ACLs first and fall back
+	 * to chmod only on "not supported"; any other error aborts them. */
+	fuse_reply_err(req, !strncmp(name, "system.posix_acl_", 17) ? EOPNOTSUPP : EPERM);
+}
+
+/* A published version names itself: the id of the object it is, the same
+ * for an artifact and the signature that belongs to it. Not listed, so that
+ * copies (cp -a, rsync -X) do not carry it along. */
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct node *n = node_of(req, ino);
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	size_t len;
+
+	if (nodes_kind(n) != NODE_VERSION || strcmp(name, VERSION_XATTR)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	nodes_version_of(n, id, &kind);
+	len = strlen(id);
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, id, len);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* O_TRUNC must reach open() so that truncating a published file
 	 * becomes a fresh staging copy instead of a truncate by path. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* Attributes and names are cached (default_permissions looks at every
-	 * path component on every access); each publication invalidates the
-	 * cache of the paths it changed before close() returns (ops_published).
-	 * A cached "no such file" could hide a signature that close() has just
-	 * published, so negative entries are never cached. */
-	cfg->entry_timeout = 1.0;
-	cfg->attr_timeout = 1.0;
-	cfg->negative_timeout = 0;
-	/* Unlinked open files must not be renamed to .fuse_hidden* names (that
-	 * rename would look like a commit); handlers take the fh instead. */
-	cfg->hard_remove = 1;
-	cfg->nullpath_ok = 1;
-	/* Stable inode numbers: tar and rsync compare them between runs. */
-	cfg->use_ino = 1;
-	return fuse_get_context()->private_data;
 }
 
-static const struct fuse_operations ops = {
+static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.releasedir = op_releasedir,
-	.mkdir = op_mkdir,
-	.rmdir = op_rmdir,
-	.unlink = op_unlink,
-	.rename = op_rename,
-	.symlink = op_symlink,
-	.link = op_link,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
 	.mknod = op_mknod,
-	.create = op_create,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
-	.truncate = op_truncate,
-	.chmod = op_chmod,
-	.chown = op_chown,
-	.utimens = op_utimens,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
 	.statfs = op_statfs,
 	.setxattr = op_setxattr,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
+	.create = op_create,
 };
+
+const struct fuse_lowlevel_ops *ops_table(void)
+{
+	return &ops;
+}
+
+/* Drop the kernel's cached attributes (and pages) of PATH, if it has any. */
+static void invalidate(struct fsd *d, const char *path)
+{
+	uint64_t id;
+
+	if (!d->se || !d->nodes)
+		return;
+	id = nodes_find(d->nodes, path);
+	/* -ENOENT only means the kernel has forgotten it meanwhile. */
+	if (id)
+		fuse_lowlevel_notify_inval_inode(d->se, id, 0, 0);
+}
 
 void ops_virtual_changed(struct fsd *d, const char *path)
 {
-	if (d->fuse)
-		fuse_invalidate_path(d->fuse, path);
+	invalidate(d, path);
 }
 
 void ops_inventory_changed(struct fsd *d, const char *key)
@@ -569,12 +982,12 @@ void ops_inventory_changed(struct fsd *d, const char *key)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	d->inventory_changed_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	ops_virtual_changed(d, "/inventory/certificates");
-	ops_virtual_changed(d, "/inventory/certificates.json");
-	ops_virtual_changed(d, "/inventory/alerts");
+	invalidate(d, "/inventory/certificates");
+	invalidate(d, "/inventory/certificates.json");
+	invalidate(d, "/inventory/alerts");
 	for (size_t i = 0; key && i < sizeof(per_key) / sizeof(*per_key); i++) {
 		snprintf(path, sizeof(path), "/inventory/keys/%s/%s", key, per_key[i]);
-		ops_virtual_changed(d, path);
+		invalidate(d, path);
 	}
 }
 
@@ -584,26 +997,18 @@ void ops_audit_changed(void *ctx, const char *file)
 	char path[64];
 
 	snprintf(path, sizeof(path), "/audit/%s", file);
-	ops_virtual_changed(d, path);
-	ops_virtual_changed(d, "/audit");
+	invalidate(d, path);
+	invalidate(d, "/audit");
 }
 
 void ops_published(struct fsd *d, const char *relpath)
 {
-	char path[PATH_MAX];
+	char *path;
 
-	if (!d->fuse)
+	/* The outbox needs nothing: its versions are looked up afresh. The
+	 * inbox entry may now be another inode (a staged rewrite). */
+	if (asprintf(&path, "/inbox/%s", relpath) < 0)
 		return;
-	/* -ENOENT only means the kernel has nothing cached for that path. */
-	snprintf(path, sizeof(path), "/outbox/%s", relpath);
-	fuse_invalidate_path(d->fuse, path);
-	snprintf(path, sizeof(path), "/outbox/%s" OUTBOX_SIG_SUFFIX, relpath);
-	fuse_invalidate_path(d->fuse, path);
-	snprintf(path, sizeof(path), "/inbox/%s", relpath);
-	fuse_invalidate_path(d->fuse, path);
-}
-
-const struct fuse_operations *ops_table(void)
-{
-	return &ops;
+	invalidate(d, path);
+	free(path);
 }

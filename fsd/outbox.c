@@ -6,24 +6,26 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#define ID_LEN 24
-#define OUTBOX_MAX_DEPTH 64
+#define ID_LEN OUTBOX_ID_LEN
 
 struct outbox {
 	int outbox_fd;
 	int objects_fd;
 	pthread_mutex_t swap_lock; /* read-old, swap, remove-old is one step */
-	uint32_t counter;
+	uint64_t last_id;
 };
 
 int outbox_open_dir(int at, const char *name, int *ret)
@@ -44,15 +46,27 @@ static bool valid_id(const char *id)
 	return strlen(id) == ID_LEN && strspn(id, "0123456789abcdef") == ID_LEN;
 }
 
-/* Object ids are unique across restarts: time in ns plus a counter. */
-static void new_id(struct outbox *o, char id[ID_LEN + 1])
+static void format_id(uint64_t id, char out[ID_LEN + 1])
+{
+	snprintf(out, ID_LEN + 1, "%024" PRIx64, id);
+}
+
+/* Nanoseconds since the epoch, made unique: far above any signing record's
+ * seq, so the two kinds of ids never meet. */
+uint64_t outbox_new_id(struct outbox *o)
 {
 	struct timespec ts;
-	uint32_t n = __atomic_fetch_add(&o->counter, 1, __ATOMIC_RELAXED);
+	uint64_t now, last;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(id, ID_LEN + 1, "%016llx%08x",
-		 (unsigned long long)ts.tv_sec * 1000000000ULL + ts.tv_nsec, n);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	last = __atomic_load_n(&o->last_id, __ATOMIC_RELAXED);
+	do {
+		if (now <= last)
+			now = last + 1;
+	} while (!__atomic_compare_exchange_n(&o->last_id, &last, now, false, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return now;
 }
 
 static void remove_object(struct outbox *o, const char *id)
@@ -68,96 +82,12 @@ static void remove_object(struct outbox *o, const char *id)
 	unlinkat(o->objects_fd, id, AT_REMOVEDIR);
 }
 
-/* Collect every id that an outbox symlink points to, depth first. */
-struct idset {
-	char (*ids)[ID_LEN + 1];
-	size_t n, cap;
-};
-
-static int collect_ids(int dirfd, struct idset *set, int depth)
+void outbox_discard(struct outbox *o, uint64_t id)
 {
-	DIR *d;
-	struct dirent *e;
-	int fd = dup(dirfd), r = 0;
+	char name[ID_LEN + 1];
 
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	while ((e = readdir(d)) && r == 0) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (e->d_type == DT_LNK) {
-			char id[ID_LEN + 2];
-			ssize_t n = readlinkat(dirfd, e->d_name, id, sizeof(id) - 1);
-			if (n != ID_LEN)
-				continue;
-			id[n] = 0;
-			if (set->n == set->cap) {
-				size_t cap = set->cap ? set->cap * 2 : 256;
-				void *p = realloc(set->ids, cap * sizeof(*set->ids));
-				if (!p) {
-					r = -ENOMEM;
-					break;
-				}
-				set->ids = p;
-				set->cap = cap;
-			}
-			memcpy(set->ids[set->n++], id, ID_LEN + 1);
-		} else if (e->d_type == DT_DIR && depth < OUTBOX_MAX_DEPTH) {
-			int sub = openat(dirfd, e->d_name,
-					 O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-			if (sub < 0)
-				continue;
-			r = collect_ids(sub, set, depth + 1);
-			close(sub);
-		}
-	}
-	closedir(d);
-	return r;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-	return memcmp(a, b, ID_LEN);
-}
-
-/* Objects no symlink points to were never made visible: a crash hit
- * between their creation and the swap, or after the swap but before the old
- * object was removed. Either way nothing refers to them. */
-static int collect_garbage(struct outbox *o)
-{
-	struct idset set = {0};
-	DIR *d;
-	struct dirent *e;
-	int fd, r;
-
-	r = collect_ids(o->outbox_fd, &set, 0);
-	if (r < 0) {
-		free(set.ids);
-		return r;
-	}
-	qsort(set.ids, set.n, sizeof(*set.ids), cmp_id);
-	fd = dup(o->objects_fd);
-	d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		free(set.ids);
-		return -errno;
-	}
-	while ((e = readdir(d))) {
-		if (!valid_id(e->d_name))
-			continue;
-		if (!bsearch(e->d_name, set.ids, set.n, sizeof(*set.ids), cmp_id))
-			remove_object(o, e->d_name);
-	}
-	closedir(d);
-	free(set.ids);
-	return 0;
+	format_id(id, name);
+	remove_object(o, name);
 }
 
 int outbox_open(int state_fd, struct outbox **ret)
@@ -172,8 +102,6 @@ int outbox_open(int state_fd, struct outbox **ret)
 	r = outbox_open_dir(state_fd, "outbox", &o->outbox_fd);
 	if (r == 0)
 		r = outbox_open_dir(state_fd, "objects", &o->objects_fd);
-	if (r == 0)
-		r = collect_garbage(o);
 	if (r < 0) {
 		outbox_free(o);
 		return r;
@@ -200,9 +128,11 @@ int outbox_name_reserved(const char *name)
 	return n >= s && !strcmp(name + n - s, OUTBOX_SIG_SUFFIX);
 }
 
-static int write_all_sync(int dirfd, const char *name, const void *buf, size_t len)
+/* The signature file: written, owned and moded like the artifact (ST), and
+ * durable before it can be made visible. */
+static int write_signature(int dirfd, const struct stat *st, const void *buf, size_t len)
 {
-	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
+	int fd = openat(dirfd, "s", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
 	const char *p = buf;
 	int r = 0;
 
@@ -219,7 +149,8 @@ static int write_all_sync(int dirfd, const char *name, const void *buf, size_t l
 		p += n;
 		len -= n;
 	}
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && (fchown(fd, st->st_uid, st->st_gid) < 0 ||
+		       fchmod(fd, st->st_mode & 0555) < 0 || fsync(fd) < 0))
 		r = -errno;
 	close(fd);
 	return r;
@@ -256,7 +187,7 @@ static int open_parent(struct outbox *o, const char *relpath, int *ret_fd, const
 		r = -errno;
 		close(fd);
 		if (sub < 0)
-			return r;
+			return r == -ELOOP ? -ENOTDIR : r;
 		fd = sub;
 	}
 	*ret_fd = fd;
@@ -265,14 +196,17 @@ static int open_parent(struct outbox *o, const char *relpath, int *ret_fd, const
 }
 
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
-		   size_t sig_len)
+		   size_t sig_len, uint64_t number)
 {
 	char id[ID_LEN + 1], old[ID_LEN + 2], proc[64];
 	const char *name;
 	int objfd = -1, parent = -1, r;
+	struct stat st;
 	ssize_t n;
 
-	new_id(o, id);
+	if (fstat(artifact_fd, &st) < 0)
+		return -errno;
+	format_id(number, id);
 	if (mkdirat(o->objects_fd, id, 0755) < 0)
 		return -errno;
 	objfd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -280,7 +214,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		r = -errno;
 		goto fail;
 	}
-	r = write_all_sync(objfd, "s", sig, sig_len);
+	r = write_signature(objfd, &st, sig, sig_len);
 	if (r < 0)
 		goto fail;
 	/* Through /proc so that the link follows the open file, wherever a
@@ -298,7 +232,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 	pthread_mutex_lock(&o->swap_lock);
 	n = readlinkat(parent, name, old, sizeof(old) - 1);
 	if (renameat(objfd, "l", parent, name) < 0 || fsync(parent) < 0) {
-		r = -errno;
+		r = errno == EISDIR || errno == ENOTEMPTY ? -EISDIR : -errno;
 		pthread_mutex_unlock(&o->swap_lock);
 		goto fail;
 	}
@@ -320,37 +254,35 @@ fail:
 	return r;
 }
 
-enum kind { KIND_DIR, KIND_ARTIFACT, KIND_SIGNATURE };
-
-/* Resolve RELPATH to an object id (for files) and what it is. */
-static int resolve(struct outbox *o, const char *relpath, enum kind *kind, char id[ID_LEN + 1])
+int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_kind,
+		   char ret_id[ID_LEN + 1])
 {
 	char base[PATH_MAX], target[ID_LEN + 2];
+	enum outbox_kind kind;
 	struct stat st;
 	ssize_t n;
-	size_t len = strlen(relpath);
+	size_t len = strlen(relpath), s = strlen(OUTBOX_SIG_SUFFIX);
 
 	if (len == 0) {
-		*kind = KIND_DIR;
+		*ret_kind = OUTBOX_DIR;
 		return 0;
 	}
 	if (fstatat(o->outbox_fd, relpath, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode)) {
-			*kind = KIND_DIR;
+			*ret_kind = OUTBOX_DIR;
 			return 0;
 		}
 		if (!S_ISLNK(st.st_mode))
 			return -ENOENT;
-		*kind = KIND_ARTIFACT;
+		kind = OUTBOX_ARTIFACT;
 		n = readlinkat(o->outbox_fd, relpath, target, sizeof(target) - 1);
 	} else {
-		size_t s = strlen(OUTBOX_SIG_SUFFIX);
 		if (errno != ENOENT || len <= s || len >= sizeof(base) ||
 		    strcmp(relpath + len - s, OUTBOX_SIG_SUFFIX))
 			return -ENOENT;
 		memcpy(base, relpath, len - s);
 		base[len - s] = 0;
-		*kind = KIND_SIGNATURE;
+		kind = OUTBOX_SIGNATURE;
 		n = readlinkat(o->outbox_fd, base, target, sizeof(target) - 1);
 	}
 	if (n != ID_LEN)
@@ -358,52 +290,139 @@ static int resolve(struct outbox *o, const char *relpath, enum kind *kind, char 
 	target[n] = 0;
 	if (!valid_id(target))
 		return -ENOENT;
-	memcpy(id, target, ID_LEN + 1);
+	*ret_kind = kind;
+	memcpy(ret_id, target, ID_LEN + 1);
 	return 0;
 }
 
-static void present(struct stat *st, enum kind kind)
+bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t number)
 {
-	/* Read-only for everyone who may read it; one link as readers expect. */
-	if (kind == KIND_DIR)
-		st->st_mode = S_IFDIR | 0555;
-	else
-		st->st_mode = S_IFREG | 0444;
-	st->st_nlink = kind == KIND_DIR ? 2 : 1;
+	char id[ID_LEN + 1], want[ID_LEN + 1];
+	enum outbox_kind kind;
+
+	format_id(number, want);
+	return outbox_resolve(o, relpath, &kind, id) == 0 && kind == OUTBOX_ARTIFACT &&
+	       !strcmp(id, want);
 }
 
-/* Runs FN on the object file; retries when a concurrent republish removed
- * the object between resolving and opening it. */
-static int open_object(struct outbox *o, const char *relpath, enum kind *kind, int *ret_fd)
+/* Does every directory on the way to PARENT exist as a directory? A
+ * published file there is a symlink, which RESOLVE_NO_SYMLINKS reports as
+ * ELOOP wherever it is on the way. */
+static int check_parents(struct outbox *o, const char *parent)
 {
-	char id[ID_LEN + 1], file[ID_LEN + 3];
-	int r, fd;
+	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH};
+	int fd = syscall(SYS_openat2, o->outbox_fd, parent, &how, sizeof(how));
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == ELOOP || errno == ENOTDIR ? -ENOTDIR : 0;
+}
+
+int outbox_check_path(struct outbox *o, const char *relpath, bool dir)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(relpath, '/');
+	struct stat st;
+	int r;
+
+	if (slash) {
+		if ((size_t)(slash - relpath) >= sizeof(parent))
+			return -ENAMETOOLONG;
+		memcpy(parent, relpath, slash - relpath);
+		parent[slash - relpath] = 0;
+		r = check_parents(o, parent);
+		if (r < 0)
+			return r;
+	}
+	if (fstatat(o->outbox_fd, relpath, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (S_ISDIR(st.st_mode))
+		return dir ? 0 : -EISDIR;
+	return dir ? -EEXIST : 0;
+}
+
+/* Read-only for everyone who may read it, owner kept; one link as readers
+ * expect (the artifact's inode also has the inbox's). */
+void outbox_present(struct stat *st, enum outbox_kind kind)
+{
+	if (kind == OUTBOX_DIR) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | (st->st_mode & 0555);
+		st->st_nlink = 1;
+	}
+}
+
+static void version_file(const char *id, enum outbox_kind kind, char out[ID_LEN + 3])
+{
+	snprintf(out, ID_LEN + 3, "%s/%c", id, kind == OUTBOX_SIGNATURE ? 's' : 'a');
+}
+
+int outbox_open_version(struct outbox *o, const char *id, enum outbox_kind kind, int *ret_fd)
+{
+	char file[ID_LEN + 3];
+	int fd;
+
+	version_file(id, kind, file);
+	fd = openat(o->objects_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	*ret_fd = fd;
+	return 0;
+}
+
+int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind,
+			struct stat *ret)
+{
+	char file[ID_LEN + 3];
+
+	version_file(id, kind, file);
+	if (fstatat(o->objects_fd, file, ret, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	outbox_present(ret, kind);
+	return 0;
+}
+
+int outbox_link_version(struct outbox *o, const char *id, int dirfd, const char *name)
+{
+	char file[ID_LEN + 3];
+
+	version_file(id, OUTBOX_ARTIFACT, file);
+	return linkat(o->objects_fd, file, dirfd, name, 0) < 0 ? -errno : 0;
+}
+
+/* The version RELPATH names now, opened; retries when a concurrent
+ * republication removed the object between resolving and opening it. */
+static int open_object(struct outbox *o, const char *relpath, enum outbox_kind *kind,
+		       int *ret_fd)
+{
+	char id[ID_LEN + 1];
+	int r;
 
 	for (int attempt = 0; attempt < 8; attempt++) {
-		r = resolve(o, relpath, kind, id);
-		if (r < 0 || *kind == KIND_DIR)
+		r = outbox_resolve(o, relpath, kind, id);
+		if (r < 0 || *kind == OUTBOX_DIR)
 			return r;
-		snprintf(file, sizeof(file), "%s/%c", id, *kind == KIND_ARTIFACT ? 'a' : 's');
-		fd = openat(o->objects_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd >= 0) {
-			*ret_fd = fd;
-			return 0;
-		}
-		if (errno != ENOENT)
-			return -errno;
+		r = outbox_open_version(o, id, *kind, ret_fd);
+		if (r != -ENOENT)
+			return r;
 	}
 	return -EIO;
 }
 
 int outbox_stat(struct outbox *o, const char *relpath, struct stat *ret)
 {
-	enum kind kind;
+	enum outbox_kind kind;
 	int fd = -1, r;
 
 	r = open_object(o, relpath, &kind, &fd);
 	if (r < 0)
 		return r;
-	if (kind == KIND_DIR)
+	if (kind == OUTBOX_DIR)
 		r = fstatat(o->outbox_fd, *relpath ? relpath : ".", ret, AT_SYMLINK_NOFOLLOW);
 	else
 		r = fstat(fd, ret);
@@ -411,19 +430,19 @@ int outbox_stat(struct outbox *o, const char *relpath, struct stat *ret)
 	if (fd >= 0)
 		close(fd);
 	if (r == 0)
-		present(ret, kind);
+		outbox_present(ret, kind);
 	return r;
 }
 
 int outbox_open_file(struct outbox *o, const char *relpath, int *ret_fd)
 {
-	enum kind kind;
+	enum outbox_kind kind;
 	int fd = -1, r;
 
 	r = open_object(o, relpath, &kind, &fd);
 	if (r < 0)
 		return r;
-	if (kind == KIND_DIR)
+	if (kind == OUTBOX_DIR)
 		return -EISDIR;
 	*ret_fd = fd;
 	return 0;

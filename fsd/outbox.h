@@ -1,36 +1,73 @@
 /* The outbox backing store. Each publication is an immutable object
  * directory objects/ID/ holding the artifact (a) and its signature (s);
  * outbox/PATH is a symlink whose target is ID. Republishing swaps the symlink
- * with one rename(2), so outbox/X and outbox/X.p7s always belong together.
+ * with one rename(2), so outbox/X and outbox/X.p7s always belong together,
+ * and an object's files never change: one object is one version.
  * All functions return 0 or a negative errno. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #define OUTBOX_SIG_SUFFIX ".p7s"
+#define OUTBOX_ID_LEN 24
 
 struct outbox;
+
+/* What a path of the outbox view names. */
+enum outbox_kind { OUTBOX_NONE, OUTBOX_DIR, OUTBOX_ARTIFACT, OUTBOX_SIGNATURE };
 
 /* The directory NAME under AT, created (0755) if missing, as an O_DIRECTORY
  * fd that follows no symlink. Shared by the backing-store components. */
 int outbox_open_dir(int at, const char *name, int *ret);
 
-/* Open (creating if needed) outbox/ and objects/ under STATE_FD and remove
- * what a crash left half-done: objects no outbox entry points to. */
+/* Open (creating if needed) outbox/ and objects/ under STATE_FD. Nothing is
+ * scanned or removed: what a crash left half-done is known to the audit log
+ * and settled with outbox_is_current() and outbox_discard(). */
 int outbox_open(int state_fd, struct outbox **ret);
 
 void outbox_free(struct outbox *o);
 
-/* Durably publish the file behind ARTIFACT_FD (which must have a name, e.g.
- * an inbox file) with signature SIG as outbox/RELPATH, replacing any earlier
- * publication of RELPATH as one atomic step. The artifact is hard-linked, not
- * copied: its bytes must never be written again. */
-int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
-		   size_t sig_len);
+/* An id for a publication that has no signing record to be named after. */
+uint64_t outbox_new_id(struct outbox *o);
 
-/* stat of outbox/RELPATH ("" is the outbox root) as readers see it:
- * directories, artifacts and their RELPATH.p7s signatures, all read-only. */
+/* Durably publish the file behind ARTIFACT_FD (which must have a name, e.g.
+ * an inbox file) with signature SIG as outbox/RELPATH, as object ID, replacing
+ * any earlier publication of RELPATH as one atomic step. The artifact is
+ * hard-linked, not copied: its bytes must never be written again. Its owner
+ * and mode (without write bits) are the signature's too. */
+int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
+		   size_t sig_len, uint64_t id);
+
+/* Is object ID what outbox/RELPATH publishes now? */
+bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t id);
+
+/* Remove object ID, which no outbox entry points to (a publication that a
+ * crash interrupted before its swap). */
+void outbox_discard(struct outbox *o, uint64_t id);
+
+/* What RELPATH ("" is the root) names, and for files the object (ID) whose
+ * version it is now. -ENOENT when nothing. */
+int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_kind,
+		   char ret_id[OUTBOX_ID_LEN + 1]);
+
+/* One version: a read-only fd on, or the stat of, the artifact or signature
+ * of object ID, as readers see it (owner kept, no write bits, one link).
+ * -ENOENT once a later version replaced it and no reader holds it. */
+int outbox_open_version(struct outbox *o, const char *id, enum outbox_kind kind, int *ret_fd);
+int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind,
+			struct stat *ret);
+
+/* Link the artifact of object ID as DIRFD/NAME: a published version put
+ * back where a half-written one was. */
+int outbox_link_version(struct outbox *o, const char *id, int dirfd, const char *name);
+
+/* ST (of an object's file) as readers see it: read-only, one link. */
+void outbox_present(struct stat *st, enum outbox_kind kind);
+
+/* stat of outbox/RELPATH ("" is the outbox root) as readers see it. */
 int outbox_stat(struct outbox *o, const char *relpath, struct stat *ret);
 
 /* A read-only fd on the artifact or signature at RELPATH. */
@@ -43,3 +80,9 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 
 /* True when NAME would shadow a signature in the outbox (ends in .p7s). */
 int outbox_name_reserved(const char *name);
+
+/* May a regular file (DIR false) or a directory (DIR true) be published at
+ * RELPATH without colliding with what is published? 0, or -ENOTDIR (a
+ * parent is published as a file), -EISDIR (a file where a directory is),
+ * -EEXIST (a directory where a file is). */
+int outbox_check_path(struct outbox *o, const char *relpath, bool dir);

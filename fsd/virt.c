@@ -18,6 +18,7 @@
 #include "ingest.h"
 #include "live.h"
 #include "metrics.h"
+#include "daemon.h"
 #include "ops.h"
 #include "signer.h"
 
@@ -89,13 +90,13 @@ static int64_t now_ms(void)
 /* /status: daemon health on one screen. */
 static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
-	unsigned long signed_n, failed_n, denied_n, pending_n;
+	struct ingest_counts n_;
 	char audit_err[AUDIT_ERR_MAX], token[128], last[300];
 	int64_t now = now_ms();
 	long up = (long)(now / 1000 - d->started.tv_sec);
 	int n;
 
-	ingest_counters(d->ingest, &signed_n, &failed_n, &denied_n, &pending_n);
+	ingest_counters(d->ingest, &n_);
 	audit_last_error(d->audit, audit_err);
 	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
 	pthread_mutex_lock(&d->error_lock);
@@ -109,6 +110,7 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 		     "files signed:    %lu\n"
 		     "files denied:    %lu\n"
 		     "files failed:    %lu\n"
+		     "files abandoned: %lu\n"
 		     "pending commits: %lu\n"
 		     "audit log:       %llu events%s%s\n"
 		     "last failure:    %s\n",
@@ -118,7 +120,7 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 			     ? (d->policy_error ? "last reload REJECTED, previous policy in force"
 						: "last reload OK")
 			     : "loaded at start",
-		     signed_n, denied_n, failed_n, pending_n,
+		     n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
 		     (unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
 		     audit_err, last);
 	if (n < 0)
@@ -297,7 +299,7 @@ static ino_t path_ino(const char *path)
 /* /metrics: Prometheus text exposition format. */
 static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
-	unsigned long signed_n, failed_n, denied_n, pending_n;
+	struct ingest_counts n_;
 	time_t now = now_ms() / 1000;
 	FILE *f = open_memstream(ret, len);
 
@@ -317,7 +319,7 @@ static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 		metrics_label(f, k->name);
 		fprintf(f, "\",status=\"%s\"} %ld\n", cert_state_name(st.state), st.days_left);
 	}
-	ingest_counters(d->ingest, &signed_n, &failed_n, &denied_n, &pending_n);
+	ingest_counters(d->ingest, &n_);
 	fprintf(f,
 		"# HELP signfs_audit_tree_size Leaves of the audit log's Merkle tree.\n"
 		"# TYPE signfs_audit_tree_size gauge\n"
@@ -331,7 +333,7 @@ static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 		"# HELP signfs_policy_reload_failed 1 when the last policy reload was rejected.\n"
 		"# TYPE signfs_policy_reload_failed gauge\n"
 		"signfs_policy_reload_failed %d\n",
-		(unsigned long long)audit_size(d->audit), pending_n, policy_live_version(d->policy),
+		(unsigned long long)audit_size(d->audit), n_.pending_n, policy_live_version(d->policy),
 		d->policy_error ? 1 : 0);
 	fclose(f);
 	*mtime_ms = now_ms();

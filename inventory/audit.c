@@ -37,6 +37,10 @@ struct audit {
 	pthread_cond_t queue_done;
 	struct waiter *queue, **queue_tail;
 	bool leading;
+	/* the flusher leads for records appended without waiting */
+	pthread_t flusher;
+	bool flushing, flusher_stop;
+	pthread_cond_t later;
 	/* checkpointer */
 	pthread_t thread;
 	bool running, stopping;
@@ -244,6 +248,8 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_str(o, "rule", r->rule);
 	add_str(o, "decision", r->decision);
 	add_str(o, "reason", r->reason);
+	if (r->has_ref)
+		json_object_object_add(o, "ref", json_object_new_int64(r->ref));
 	if (seq > 0) {
 		hex(prev, MERKLE_HASH, prev_hex);
 		add_str(o, "prev", prev_hex);
@@ -274,6 +280,7 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	pthread_cond_init(&a->wake, NULL);
 	pthread_mutex_init(&a->queue_lock, NULL);
 	pthread_cond_init(&a->queue_done, NULL);
+	pthread_cond_init(&a->later, NULL);
 	a->queue_tail = &a->queue;
 	if (sqlite3_prepare_v2(store->db, "SELECT seq, leaf, time_ms FROM audit ORDER BY seq", -1,
 			       &st, NULL) != SQLITE_OK) {
@@ -396,10 +403,42 @@ struct waiter {
 	char day[11];
 	int result;
 	bool done;
+	bool detached; /* nobody waits: the leader frees it (see later_new) */
 	struct waiter *next;
 };
 
 #define MAX_BATCH 256
+
+/* Record SEQ awaits its outcome; in the appending transaction. */
+static int track_open(sqlite3 *db, uint64_t seq, const char *path)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO audit_open(seq, path) VALUES (?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, path ? path : "", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Record SEQ got its outcome. */
+static int conclude(sqlite3 *db, uint64_t seq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "DELETE FROM audit_open WHERE seq = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
 
 /* Commit BATCH (N waiters) in one transaction: their lines in queue order,
  * each chained to the one before. Holds a->lock. */
@@ -466,6 +505,13 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	for (i = 0; i < n; i++) {
+		const struct audit_record *rec = batch[i]->rec;
+		if (rec->opens && track_open(db, base + i, rec->path) < 0)
+			goto db_error;
+		if (rec->has_ref && conclude(db, rec->ref) < 0)
+			goto db_error;
+	}
 	/* synchronous=FULL: the WAL is fsync'd before COMMIT returns, once for
 	 * the whole group. */
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -496,9 +542,11 @@ done:
 /* The leader commits what queued up, batch after batch, until nothing is
  * left; then it steps down (in the same critical section that found the
  * queue empty, so that no append is left without a leader). */
+static void later_free(struct waiter *w);
+
 static void lead(struct audit *a)
 {
-	struct waiter *batch[MAX_BATCH];
+	struct waiter *batch[MAX_BATCH], *detached = NULL;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
@@ -523,12 +571,30 @@ static void lead(struct audit *a)
 		pthread_mutex_unlock(&a->queue_lock);
 		commit_batch(a, batch, n);
 		pthread_mutex_lock(&a->queue_lock);
-		for (size_t i = 0; i < n; i++)
-			batch[i]->done = true;
+		for (size_t i = 0; i < n; i++) {
+			if (batch[i]->detached) {
+				if (batch[i]->result < 0)
+					memcpy(a->error, batch[i]->err, AUDIT_ERR_MAX);
+				batch[i]->next = detached;
+				detached = batch[i];
+			} else {
+				batch[i]->done = true;
+			}
+		}
 		pthread_cond_broadcast(&a->queue_done);
 		pthread_mutex_unlock(&a->queue_lock);
 	}
 	pthread_mutex_unlock(&a->lock);
+	while (detached) {
+		struct waiter *w = detached;
+		char file[32];
+		detached = w->next;
+		if (w->result == 0) {
+			snprintf(file, sizeof(file), "%s.jsonl", w->day);
+			notify(a, file);
+		}
+		later_free(w);
+	}
 }
 
 int audit_append_with(struct audit *a, const struct audit_record *rec,
@@ -566,6 +632,136 @@ int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_
 		 char err[AUDIT_ERR_MAX])
 {
 	return audit_append_with(a, rec, NULL, NULL, ret_seq, err);
+}
+
+/* A detached waiter owns a copy of its record, strings included. */
+struct later {
+	struct waiter w;
+	struct audit_record rec;
+	char err[AUDIT_ERR_MAX];
+	char *strings[12];
+};
+
+static void later_free(struct waiter *w)
+{
+	struct later *l = (struct later *)w;
+	for (size_t i = 0; i < sizeof(l->strings) / sizeof(*l->strings); i++)
+		free(l->strings[i]);
+	free(l);
+}
+
+static struct later *later_new(const struct audit_record *rec)
+{
+	struct later *l = calloc(1, sizeof(*l));
+	const char **fields[] = {&l->rec.event, &l->rec.user, &l->rec.exe, &l->rec.path,
+				 &l->rec.sha256, &l->rec.key, &l->rec.cert_serial,
+				 &l->rec.cert_fingerprint, &l->rec.rule, &l->rec.decision,
+				 &l->rec.reason};
+
+	if (!l)
+		return NULL;
+	l->rec = *rec;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
+		if (!*fields[i])
+			continue;
+		l->strings[i] = strdup(*fields[i]);
+		if (!l->strings[i]) {
+			later_free(&l->w);
+			return NULL;
+		}
+		*fields[i] = l->strings[i];
+	}
+	l->w.rec = &l->rec;
+	l->w.err = l->err;
+	l->w.detached = true;
+	return l;
+}
+
+int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX])
+{
+	struct later *l;
+
+	if (!a->flushing)
+		return audit_append(a, rec, NULL, err);
+	l = later_new(rec);
+	if (!l)
+		return errf(err, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&a->queue_lock);
+	*a->queue_tail = &l->w;
+	a->queue_tail = &l->w.next;
+	/* A leader at work takes it with its group; otherwise the flusher. */
+	if (!a->leading)
+		pthread_cond_signal(&a->later);
+	pthread_mutex_unlock(&a->queue_lock);
+	return 0;
+}
+
+static void *flusher(void *arg)
+{
+	struct audit *a = arg;
+
+	pthread_mutex_lock(&a->queue_lock);
+	for (;;) {
+		while (!a->flusher_stop && !(a->queue && !a->leading))
+			pthread_cond_wait(&a->later, &a->queue_lock);
+		if (!a->queue || a->leading) {
+			if (a->flusher_stop)
+				break;
+			continue;
+		}
+		a->leading = true;
+		pthread_mutex_unlock(&a->queue_lock);
+		lead(a);
+		pthread_mutex_lock(&a->queue_lock);
+	}
+	pthread_mutex_unlock(&a->queue_lock);
+	return NULL;
+}
+
+int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx)
+{
+	struct item {
+		uint64_t seq;
+		char *path;
+	} *items = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&a->lock);
+	db_lock(a);
+	if (sqlite3_prepare_v2(a->store->db, "SELECT seq, path FROM audit_open ORDER BY seq", -1,
+			       &st, NULL) != SQLITE_OK) {
+		db_unlock(a);
+		pthread_mutex_unlock(&a->lock);
+		return -EIO;
+	}
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			void *p = realloc(items, (cap = cap ? 2 * cap : 16) * sizeof(*items));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			items = p;
+		}
+		items[n].seq = sqlite3_column_int64(st, 0);
+		items[n].path = strdup((const char *)sqlite3_column_text(st, 1));
+		if (!items[n].path)
+			r = -ENOMEM;
+		else
+			n++;
+	}
+	sqlite3_finalize(st);
+	db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(ctx, items[i].seq, items[i].path);
+		free(items[i].path);
+	}
+	free(items);
+	return r;
 }
 
 /* Holds a->lock. */
@@ -680,6 +876,9 @@ int audit_start_checkpointer(struct audit *a, unsigned interval_ms)
 	if (pthread_create(&a->thread, NULL, checkpointer, a) != 0)
 		return -errno;
 	a->running = true;
+	if (pthread_create(&a->flusher, NULL, flusher, a) != 0)
+		return -errno;
+	a->flushing = true;
 	return 0;
 }
 
@@ -696,6 +895,15 @@ void audit_close(struct audit *a)
 
 	if (!a)
 		return;
+	if (a->flushing) {
+		/* The flusher commits what still waits before it stops. */
+		pthread_mutex_lock(&a->queue_lock);
+		a->flusher_stop = true;
+		pthread_cond_signal(&a->later);
+		pthread_mutex_unlock(&a->queue_lock);
+		pthread_join(a->flusher, NULL);
+		a->flushing = false;
+	}
 	if (a->running) {
 		pthread_mutex_lock(&a->lock);
 		a->stopping = true;
@@ -709,6 +917,7 @@ void audit_close(struct audit *a)
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->queue_done);
+	pthread_cond_destroy(&a->later);
 	pthread_mutex_destroy(&a->queue_lock);
 	free(a->origin);
 	free(a);

@@ -25,6 +25,9 @@ struct audit_record {
 	const char *sha256; /* hex */
 	const char *key, *cert_serial, *cert_fingerprint;
 	const char *rule, *decision, *reason;
+	bool opens;     /* a later record will conclude this one (ref) */
+	bool has_ref;   /* this record concludes record REF */
+	uint64_t ref;
 };
 
 /* Milliseconds since the epoch; injectable for tests. */
@@ -58,6 +61,17 @@ struct sqlite3;
 int audit_append_with(struct audit *a, const struct audit_record *rec,
 		      int (*also)(void *ctx, struct sqlite3 *db, char *err), void *ctx,
 		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
+
+/* Append REC without waiting: it commits with the next group, within a
+ * second at most. For records that recovery writes again if a crash loses
+ * them (an outcome whose record opened before). */
+int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX]);
+
+/* Records appended with OPENS that no later record concludes: each was cut
+ * short by a crash. FN is called for each, oldest first, with the store
+ * unlocked, so that it may append their outcome. */
+typedef int (*audit_open_fn)(void *ctx, uint64_t seq, const char *path);
+int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx);
 
 /* Sign and store a checkpoint of the current tree if it grew since the last. */
 int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX]);

@@ -23,6 +23,11 @@ static const char schema[] =
 	"  leaf BLOB NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS audit_by_day ON audit(day);"
 	"CREATE INDEX IF NOT EXISTS audit_by_path ON audit(path, event);"
+	/* Records whose outcome (a later record naming them in ref) is still
+	 * to come: a signature waiting for its publication. */
+	"CREATE TABLE IF NOT EXISTS audit_open ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  path TEXT);"
 	/* The certificate inventory (certs.c). */
 	"CREATE TABLE IF NOT EXISTS keys ("
 	"  name TEXT PRIMARY KEY,"

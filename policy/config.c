@@ -16,7 +16,10 @@
 
 #define CONFIG_MAX_SIZE (1 << 20)
 
-static const char *const default_temp_patterns[] = {".*.??????", "*.part", "*.tmp"};
+/* rsync's .NAME.XXXXXX and its --delay-updates directory, download and
+ * editor leftovers, git's lock files. */
+static const char *const default_temp_patterns[] = {".*.??????", "*.part", "*.tmp", "*.lock",
+						    ".~tmp~"};
 
 struct parse_state {
 	const char *name;
@@ -346,6 +349,14 @@ static int handler(void *user, const char *section, const char *key, const char 
 			return set_path(s, &c->state_dir, value);
 		if (!strcmp(key, "temp_patterns"))
 			return set_temp_patterns(s, value);
+		if (!strcmp(key, "temp_grace")) {
+			char *end;
+			long v = strtol(value, &end, 10);
+			if (*end || v < 1 || v > 86400)
+				return fail(s, "temp_grace must be seconds from 1 to 86400");
+			c->temp_grace = v;
+			return 1;
+		}
 		if (!strcmp(key, "threads")) {
 			char *end;
 			long v = strtol(value, &end, 10);
@@ -515,6 +526,7 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 		return -ENOMEM;
 	s.c->path = strdup(name);
 	s.c->threads = 4;
+	s.c->temp_grace = 60;
 	s.c->warn_days = 30;
 	s.c->alert_interval = 3600;
 	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));
@@ -586,4 +598,24 @@ bool config_is_temp_name(const struct config *c, const char *basename)
 		if (fnmatch(c->temp_patterns[i], basename, FNM_PERIOD) == 0)
 			return true;
 	return false;
+}
+
+bool config_is_temp_path(const struct config *c, const char *relpath)
+{
+	char name[NAME_MAX + 1];
+	const char *p = relpath;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n <= NAME_MAX) {
+			memcpy(name, p, n);
+			name[n] = 0;
+			if (config_is_temp_name(c, name))
+				return true;
+		}
+		if (!slash)
+			return false;
+		p = slash + 1;
+	}
 }

@@ -30,6 +30,7 @@ struct config {
 	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
 	char *audit_origin;  /* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;    /* FUSE worker threads (libfuse caps at 10) */
+	unsigned temp_grace; /* seconds a closed temporary file waits for its rename */
 	int warn_days;       /* a certificate is "expiring" this close to its end */
 	int alert_days[8];   /* expiry alert thresholds, in days */
 	size_t n_alert_days;
@@ -60,3 +61,7 @@ const struct config_key *config_find_key(const struct config *c, const char *nam
 
 /* True when BASENAME matches one of the temporary-name patterns. */
 bool config_is_temp_name(const struct config *c, const char *basename);
+
+/* True when RELPATH is temporary: its base name or the name of a directory
+ * above it matches a pattern (rsync --delay-updates writes in .~tmp~/). */
+bool config_is_temp_path(const struct config *c, const char *relpath);

@@ -61,7 +61,7 @@ Test(outbox, publish_then_read_back_read_only)
 	int fd = artifact("a1", "hello");
 
 	cr_assert_eq(outbox_open(state_fd, &o), 0);
-	cr_assert_eq(outbox_publish(o, "deep/er/app.bin", fd, "SIG-1", 5), 0);
+	cr_assert_eq(outbox_publish(o, "deep/er/app.bin", fd, "SIG-1", 5, 1), 0);
 	expect_content(o, "deep/er/app.bin", "hello");
 	expect_content(o, "deep/er/app.bin.p7s", "SIG-1");
 	cr_assert_eq(outbox_stat(o, "deep/er/app.bin", &st), 0);
@@ -83,8 +83,8 @@ Test(outbox, republish_replaces_the_pair_and_drops_the_old_object)
 	struct stat st;
 
 	cr_assert_eq(outbox_open(state_fd, &o), 0);
-	cr_assert_eq(outbox_publish(o, "x", a, "S1", 2), 0);
-	cr_assert_eq(outbox_publish(o, "x", b, "S2", 2), 0);
+	cr_assert_eq(outbox_publish(o, "x", a, "S1", 2, 1), 0);
+	cr_assert_eq(outbox_publish(o, "x", b, "S2", 2, 2), 0);
 	expect_content(o, "x", "two");
 	expect_content(o, "x.p7s", "S2");
 	/* The first artifact's inode is only linked from its source now. */
@@ -112,8 +112,8 @@ Test(outbox, listing_shows_artifacts_signatures_and_dirs)
 	int a = artifact("a1", "one");
 
 	cr_assert_eq(outbox_open(state_fd, &o), 0);
-	cr_assert_eq(outbox_publish(o, "f", a, "S", 1), 0);
-	cr_assert_eq(outbox_publish(o, "d/g", a, "S", 1), 0);
+	cr_assert_eq(outbox_publish(o, "f", a, "S", 1, 1), 0);
+	cr_assert_eq(outbox_publish(o, "d/g", a, "S", 1, 2), 0);
 	cr_assert_eq(outbox_list(o, "", count, seen), 0);
 	/* readdir order is the backing directory's: check membership. */
 	cr_assert(strstr(seen, "f ") && strstr(seen, "f.p7s ") && strstr(seen, "d/ "), "%s", seen);
@@ -121,7 +121,7 @@ Test(outbox, listing_shows_artifacts_signatures_and_dirs)
 	close(a);
 }
 
-Test(outbox, unreferenced_objects_are_removed_at_open)
+Test(outbox, open_removes_nothing_and_an_interrupted_publication_is_discarded_by_id)
 {
 	struct outbox *o;
 	char p[160];
@@ -129,14 +129,63 @@ Test(outbox, unreferenced_objects_are_removed_at_open)
 	int a = artifact("a1", "one");
 
 	cr_assert_eq(outbox_open(state_fd, &o), 0);
-	cr_assert_eq(outbox_publish(o, "kept", a, "S", 1), 0);
+	cr_assert_eq(outbox_publish(o, "kept", a, "S", 1, 7), 0);
+	cr_assert(outbox_is_current(o, "kept", 7));
+	cr_assert_not(outbox_is_current(o, "kept", 8));
 	outbox_free(o);
-	/* What a crash between object creation and the swap leaves. */
-	snprintf(p, sizeof(p), "%s/objects/0000000000000000deadbeef", dir);
+	/* What a crash between object creation and the swap leaves: only the
+	 * audit log knows it was never visible; opening must not guess. */
+	snprintf(p, sizeof(p), "%s/objects/000000000000000000000009", dir);
 	cr_assert_eq(mkdir(p, 0755), 0);
 	cr_assert_eq(outbox_open(state_fd, &o), 0);
-	cr_assert_eq(stat(p, &st), -1, "orphan object must be gone");
+	cr_assert_eq(stat(p, &st), 0, "open must not remove objects");
+	cr_assert_not(outbox_is_current(o, "kept", 9));
+	outbox_discard(o, 9);
+	cr_assert_eq(stat(p, &st), -1, "the interrupted publication is discarded");
 	expect_content(o, "kept", "one");
+	outbox_free(o);
+	close(a);
+}
+
+Test(outbox, an_open_version_keeps_its_bytes_after_republication)
+{
+	struct outbox *o;
+	char id[OUTBOX_ID_LEN + 1], buf[16] = {0};
+	enum outbox_kind kind;
+	int a = artifact("a1", "first"), b = artifact("a2", "second"), fd;
+
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_publish(o, "v", a, "S1", 2, 1), 0);
+	cr_assert_eq(outbox_resolve(o, "v.p7s", &kind, id), 0);
+	cr_assert_eq(kind, OUTBOX_SIGNATURE);
+	cr_assert_eq(outbox_resolve(o, "v", &kind, id), 0);
+	cr_assert_eq(kind, OUTBOX_ARTIFACT);
+	cr_assert_eq(outbox_open_version(o, id, kind, &fd), 0);
+	cr_assert_eq(outbox_publish(o, "v", b, "S2", 2, 2), 0);
+	cr_assert_eq(pread(fd, buf, sizeof(buf) - 1, 0), 5);
+	cr_assert_str_eq(buf, "first");
+	close(fd);
+	expect_content(o, "v", "second");
+	outbox_free(o);
+	close(a);
+	close(b);
+}
+
+Test(outbox, a_path_is_a_file_or_a_directory_never_both)
+{
+	struct outbox *o;
+	int a = artifact("a1", "one");
+
+	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_publish(o, "file", a, "S", 1, 1), 0);
+	cr_assert_eq(outbox_publish(o, "dir/x", a, "S", 1, 2), 0);
+	cr_assert_eq(outbox_check_path(o, "file", false), 0);
+	cr_assert_eq(outbox_check_path(o, "file", true), -EEXIST);
+	cr_assert_eq(outbox_check_path(o, "file/below", false), -ENOTDIR);
+	cr_assert_eq(outbox_check_path(o, "file/below/deeper", true), -ENOTDIR);
+	cr_assert_eq(outbox_check_path(o, "dir", false), -EISDIR);
+	cr_assert_eq(outbox_check_path(o, "dir", true), 0);
+	cr_assert_eq(outbox_check_path(o, "new/thing", false), 0);
 	outbox_free(o);
 	close(a);
 }

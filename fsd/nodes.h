@@ -1,0 +1,66 @@
+/* The inodes the kernel knows, for the low-level FUSE operations. Each is a
+ * name under a parent (the top level, inbox/ and outbox/ entries, virtual
+ * files), except published versions: a version of an outbox artifact or
+ * signature is a node of its own, keyed by its object, so that a republished
+ * path gets a new inode with its own page cache while an open descriptor
+ * keeps reading exactly the version it opened. A node lives while the kernel
+ * holds a lookup of it or of a child. The FUSE node id is the node's address
+ * (the root is FUSE_ROOT_ID). One lock guards the whole table. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "outbox.h"
+
+enum node_kind {
+	NODE_ROOT,
+	NODE_INBOX,   /* inbox/ and everything below it */
+	NODE_OUTBOX,  /* outbox/ and its directories */
+	NODE_VERSION, /* one published artifact or signature */
+	NODE_VIRT,    /* status, metrics, inventory/, audit/ */
+};
+
+struct node;
+struct nodes;
+
+int nodes_new(struct nodes **ret);
+void nodes_free(struct nodes *t);
+
+/* The node behind a FUSE node id, and back. */
+struct node *nodes_get(struct nodes *t, uint64_t id);
+uint64_t nodes_id(struct node *n);
+
+enum node_kind nodes_kind(const struct node *n);
+
+/* The node named NAME under PARENT (created as KIND if new), with one more
+ * lookup counted. */
+struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name,
+			  enum node_kind kind);
+
+/* The node of the version (object ID, artifact or signature), with one more
+ * lookup counted. */
+struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind);
+
+/* What a version node is. */
+void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1],
+		      enum outbox_kind *kind);
+
+/* The kernel forgot COUNT lookups of N. */
+void nodes_forget(struct nodes *t, struct node *n, uint64_t count);
+
+/* PARENT/NAME was removed: its node keeps serving open files, nameless. */
+void nodes_unlink(struct nodes *t, struct node *parent, const char *name);
+
+/* PARENT/NAME is now NEWPARENT/NEWNAME (replacing what was there). */
+void nodes_rename(struct nodes *t, struct node *parent, const char *name, struct node *newparent,
+		  const char *newname);
+
+/* N's absolute path in the mount ("/" for the root, "/inbox/a/b"): malloc'd
+ * into *ret. -ENOENT when N (or a directory above it) was removed, -EINVAL
+ * for versions, which have no path. */
+int nodes_path(struct nodes *t, struct node *n, char **ret);
+
+/* The FUSE node id of absolute mount path PATH, if the kernel knows it; 0
+ * otherwise. For cache invalidation only: the node may be forgotten by the
+ * time the id is used, which the kernel then ignores. */
+uint64_t nodes_find(struct nodes *t, const char *path);

@@ -1,0 +1,66 @@
+/* See proc.h. /proc/PID/stat field 9 holds the task's flags (PF_EXITING,
+ * PF_SIGNALED) and field 52 its exit code in waitpid() form, both set before
+ * the kernel closes the files of a dying task. */
+#include "proc.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PF_EXITING 0x4
+#define PF_SIGNALED 0x400
+
+static ssize_t read_proc(pid_t tid, const char *file, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)tid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n >= 0)
+		buf[n] = 0;
+	return n;
+}
+
+pid_t proc_tgid(pid_t tid)
+{
+	char buf[2048], *p;
+
+	if (tid <= 0 || read_proc(tid, "status", buf, sizeof(buf)) <= 0)
+		return tid;
+	p = strstr(buf, "\nTgid:");
+	return p ? (pid_t)atoi(p + 6) : tid;
+}
+
+int proc_fatal_signal(pid_t tid)
+{
+	char buf[1024], *p, *save = NULL;
+	unsigned long flags = 0;
+	long code = -1;
+	int field = 3;
+
+	if (tid <= 0 || read_proc(tid, "stat", buf, sizeof(buf)) <= 0)
+		return 0;
+	/* The command name (field 2) may hold spaces and parentheses. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (p = strtok_r(p + 1, " ", &save); p; p = strtok_r(NULL, " ", &save), field++) {
+		if (field == 9)
+			flags = strtoul(p, NULL, 10);
+		else if (field == 52)
+			code = strtol(p, NULL, 10);
+	}
+	/* PF_SIGNALED alone is also set on threads that die with their group
+	 * after a normal exit(): only the group's exit code tells. */
+	if (!(flags & PF_EXITING) || !(flags & PF_SIGNALED) || code < 0)
+		return 0;
+	return code & 0x7f;
+}

@@ -1,0 +1,13 @@
+/* What /proc says about the task behind a FUSE request: its process (thread
+ * group), and whether it is dying of a signal. Read only to tell who closes a
+ * file, never to authorise anything. */
+#pragma once
+
+#include <sys/types.h>
+
+/* The thread group of task TID, or TID itself when /proc cannot tell. */
+pid_t proc_tgid(pid_t tid);
+
+/* The signal task TID is being killed by, when it is exiting on one (its
+ * files are being closed for it); 0 when it is alive or exits normally. */
+int proc_fatal_signal(pid_t tid);
