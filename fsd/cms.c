@@ -4,8 +4,11 @@
 #include "cms.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/cms.h>
+#include <openssl/x509v3.h>
 #include <openssl/err.h>
 
 int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
@@ -47,6 +50,45 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
 	r = 0;
 out:
 	ASN1_TIME_free(t);
+	CMS_ContentInfo_free(cms);
+	return r;
+}
+
+int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
+			char *err, size_t n)
+{
+	const unsigned char *p = der;
+	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, len);
+	STACK_OF(X509) *signers = NULL;
+	BIO *content = BIO_new_fd(content_fd, BIO_NOCLOSE);
+	unsigned flags = CMS_BINARY | (trust ? 0 : CMS_NO_SIGNER_CERT_VERIFY);
+	int r = -EIO;
+
+	err[0] = 0;
+	if (!cms || !content) {
+		snprintf(err, n, "not a CMS signature");
+		goto out;
+	}
+	if (lseek(content_fd, 0, SEEK_SET) < 0 ||
+	    CMS_verify(cms, NULL, trust, content, NULL, flags) != 1) {
+		snprintf(err, n, "the signature does not verify over the content");
+		goto out;
+	}
+	signers = CMS_get0_signers(cms);
+	if (trust) {
+		X509 *cert = signers && sk_X509_num(signers) == 1 ? sk_X509_value(signers, 0) : NULL;
+		if (!cert || !(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
+		    !(X509_get_extended_key_usage(cert) & XKU_CODE_SIGN)) {
+			snprintf(err, n, "the signer's certificate is not for code signing");
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if (r < 0)
+		cms_drain_errors(err, n);
+	sk_X509_free(signers);
+	BIO_free(content);
 	CMS_ContentInfo_free(cms);
 	return r;
 }

@@ -72,7 +72,6 @@ struct ingest_file {
 	int fd;
 	bool writable;
 	bool dirty;     /* content differs from what was last committed */
-	bool written;   /* at least one write() since the last commit */
 	bool published; /* fd's inode is linked into the outbox: never write it */
 	enum file_state state;
 	int write_error;  /* errno of a failed write: the close reports EIO */
@@ -827,7 +826,7 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 		f->dirty = true;
 	} else {
 		hash_update(&f->hash, off, buf, w);
-		f->dirty = f->written = true;
+		f->dirty = true;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return w;
@@ -851,8 +850,6 @@ int ingest_ftruncate(struct ingest_file *f, off_t size)
 	if (r == 0) {
 		hash_invalidate(&f->hash);
 		f->dirty = true;
-		if (size > 0)
-			f->written = true;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return r;
@@ -982,7 +979,7 @@ static int commit_file(struct ingest_file *f)
 		f->staging[0] = 0;
 		pthread_mutex_unlock(&in->lock);
 		__atomic_store_n(&f->published, true, __ATOMIC_RELEASE);
-		f->dirty = f->written = false;
+		f->dirty = false;
 	} else {
 		drop_uncommitted(f, path);
 	}
@@ -998,9 +995,10 @@ int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
 	if (!f->writable)
 		return 0;
 	/* Inherited and passed copies (a make's children, a CLOEXEC copy
-	 * closed by exec) only release: committing there would sign what the
-	 * writer has not finished. */
-	if (closer->tgid && closer->tgid != f->cred.tgid)
+	 * closed by exec) and duplicates the writer still holds (a shell's
+	 * "cmd > file" closes one after dup2) only release: committing there
+	 * would sign what the writer has not finished. */
+	if ((closer->tgid && closer->tgid != f->cred.tgid) || closer->holds_more)
 		return 0;
 	pthread_mutex_lock(&f->lock);
 	if (closer->fatal_signal) {
@@ -1016,17 +1014,6 @@ int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
 		abandon(f, why);
 		pthread_mutex_unlock(&f->lock);
 		return -EIO;
-	}
-	/* A created or truncated file that nothing was written to yet is left
-	 * for release: a shell's "cmd > file" closes one descriptor of it
-	 * before cmd writes, and publishing that empty state would put a
-	 * partial artifact in the outbox. */
-	if (f->state == FILE_LIVE && f->dirty && !f->written) {
-		struct stat st;
-		if (fstat(f->fd, &st) == 0 && st.st_size == 0) {
-			pthread_mutex_unlock(&f->lock);
-			return 0;
-		}
 	}
 	r = commit_file(f);
 	pthread_mutex_unlock(&f->lock);
@@ -1206,7 +1193,6 @@ int ingest_truncate(struct ingest *in, const char *relpath, off_t size,
 	r = ingest_ftruncate(f, size);
 	if (r == 0) {
 		pthread_mutex_lock(&f->lock);
-		f->written = true; /* an explicit truncate is content, even to 0 */
 		r = commit_file(f);
 		pthread_mutex_unlock(&f->lock);
 	}

@@ -41,6 +41,7 @@ struct ingest_cred {
 struct ingest_closer {
 	pid_t tgid;       /* its process; 0 when unknown (counts as the opener) */
 	int fatal_signal; /* non-zero: it is exiting, killed by this signal */
+	bool holds_more;  /* it still holds the file through another descriptor */
 };
 
 /* What the policy granted: the rule, the key to sign with, the size cap. */
@@ -142,11 +143,11 @@ int ingest_fsync(struct ingest_file *f, int datasync);
 int ingest_setattr(struct ingest *in, const char *relpath, const mode_t *mode, const uid_t *uid,
 		   const gid_t *gid, const struct timespec tv[2]);
 
-/* close() of a descriptor of F by CLOSER. The opener's close commits when
- * the file changed since its last commit (-EIO when signing or publishing
- * failed, or a write had failed; nothing is published then); a close by a
- * writer dying of a signal abandons the version; other closes (inherited or
- * passed copies) do nothing. */
+/* close() of a descriptor of F by CLOSER. The opener's last close commits
+ * when the file changed since its last commit (-EIO when signing or
+ * publishing failed, or a write had failed; nothing is published then); the
+ * last close of a writer dying of a signal abandons the version; other
+ * closes (duplicates it still holds, inherited or passed copies) do nothing. */
 int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer);
 
 /* Last reference gone: commits what is still uncommitted (a temporary file

@@ -705,8 +705,12 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (ctx->pid > 0) {
+		char *path = NULL;
 		closer.tgid = proc_tgid(ctx->pid);
 		closer.fatal_signal = proc_fatal_signal(ctx->pid);
+		if (nodes_path(fsd_of(req)->nodes, node_of(req, ino), &path) == 0)
+			closer.holds_more = proc_holds(ctx->pid, path);
+		free(path);
 	}
 	fuse_reply_err(req, -ingest_flush(h->file, &closer));
 }

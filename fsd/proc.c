@@ -3,7 +3,9 @@
  * the kernel closes the files of a dying task. */
 #include "proc.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,4 +65,27 @@ int proc_fatal_signal(pid_t tid)
 	if (!(flags & PF_EXITING) || !(flags & PF_SIGNALED) || code < 0)
 		return 0;
 	return code & 0x7f;
+}
+
+bool proc_holds(pid_t tid, const char *suffix)
+{
+	char path[64], link[PATH_MAX + 16];
+	size_t n = strlen(suffix);
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (tid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)tid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		ssize_t len = e->d_name[0] == '.' ? -1
+			      : readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
+		found = len >= (ssize_t)n && !memcmp(link + len - n, suffix, n);
+	}
+	closedir(d);
+	return found;
 }

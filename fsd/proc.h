@@ -3,6 +3,7 @@
  * file, never to authorise anything. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* The thread group of task TID, or TID itself when /proc cannot tell. */
@@ -11,3 +12,8 @@ pid_t proc_tgid(pid_t tid);
 /* The signal task TID is being killed by, when it is exiting on one (its
  * files are being closed for it); 0 when it is alive or exits normally. */
 int proc_fatal_signal(pid_t tid);
+
+/* Does task TID still hold, through any descriptor, a file whose path ends
+ * in SUFFIX (the descriptor being closed is already gone from its table
+ * when the kernel asks the filesystem to flush)? */
+bool proc_holds(pid_t tid, const char *suffix);

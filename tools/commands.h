@@ -32,3 +32,4 @@ int cmd_key(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);

@@ -42,6 +42,7 @@ static void usage_main(FILE *f)
 		   "  key           disable or enable a key\n"
 		   "  cert          revoke a certificate; issue a demo certificate\n"
 		   "  report        compliance report for a period (text, json, csv, html)\n"
+		   "  fetch         copy an artifact and its signature as one verified pair\n"
 		   "\n"
 		   "Run 'signfsctl COMMAND --help' for a command's options.\n"
 		   "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -398,6 +399,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fetch"))
+		return cmd_fetch(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;

@@ -1,0 +1,250 @@
+/* signfsctl fetch: an artifact and its signature from the outbox as one
+ * version. Both are opened and their user.signfs.version compared (again
+ * while a republication runs between the two opens); the copies are read
+ * from those descriptors, which keep their version, and the pair is
+ * verified before it lands at DEST. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <openssl/pem.h>
+
+#include "cms.h"
+#include "commands.h"
+
+#define VERSION_XATTR "user.signfs.version"
+#define SIG_SUFFIX ".p7s"
+#define MAX_SIGNATURE (1 << 20)
+#define ATTEMPTS 50
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: signfsctl fetch [--ca CA.pem] MOUNT/outbox/PATH DEST\n"
+		   "\n"
+		   "Copies an artifact and its signature, both of the same published version,\n"
+		   "to DEST and DEST.p7s (DEST may be a directory), and checks that the\n"
+		   "signature verifies over the copied bytes; with --ca, also that the signer\n"
+		   "chains to CA.pem and may sign code. A plain cp of ARTIFACT and ARTIFACT.p7s\n"
+		   "can pick two versions when the path is republished in between.\n"
+		   "Exit codes: 0 a verified pair was written, 1 failure, 2 usage error.\n");
+}
+
+/* Both files open, of one version (named in VERSION). */
+static int open_pair(const char *src, int *ret_a, int *ret_s, char version[64])
+{
+	char sig[PATH_MAX], other[64];
+
+	if (snprintf(sig, sizeof(sig), "%s" SIG_SUFFIX, src) >= (int)sizeof(sig))
+		return -ENAMETOOLONG;
+	for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+		int a = open(src, O_RDONLY | O_CLOEXEC), s;
+		ssize_t na, ns;
+
+		if (a < 0)
+			return -errno;
+		s = open(sig, O_RDONLY | O_CLOEXEC);
+		if (s < 0) {
+			int r = -errno;
+			close(a);
+			return r;
+		}
+		na = fgetxattr(a, VERSION_XATTR, version, 63);
+		ns = fgetxattr(s, VERSION_XATTR, other, sizeof(other) - 1);
+		if (na < 0 || ns < 0) {
+			close(a);
+			close(s);
+			return -ENOTSUP;
+		}
+		version[na] = other[ns] = 0;
+		if (!strcmp(version, other)) {
+			*ret_a = a;
+			*ret_s = s;
+			return 0;
+		}
+		/* Republished between the two opens: try again. */
+		close(a);
+		close(s);
+	}
+	return -EAGAIN;
+}
+
+static int copy_fd(int from, int to)
+{
+	char buf[1 << 16];
+	off_t off = 0;
+
+	for (;;) {
+		ssize_t n = pread(from, buf, sizeof(buf), off);
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return fsync(to) < 0 ? -errno : 0;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = write(to, buf + done, n - done);
+			if (w < 0)
+				return -errno;
+			done += w;
+		}
+		off += n;
+	}
+}
+
+static int read_all(int fd, unsigned char **ret, size_t *len)
+{
+	unsigned char *buf = malloc(MAX_SIGNATURE);
+	size_t used = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = pread(fd, buf + used, MAX_SIGNATURE - used, used);
+		if (n < 0) {
+			free(buf);
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		used += n;
+		if (used == MAX_SIGNATURE) {
+			free(buf);
+			return -EFBIG;
+		}
+	}
+	*ret = buf;
+	*len = used;
+	return 0;
+}
+
+/* A temporary file beside PATH, removed unless renamed over it. */
+static int temp_beside(const char *path, char tmp[PATH_MAX])
+{
+	int fd;
+
+	if (snprintf(tmp, PATH_MAX, "%s.fetch-XXXXXX", path) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return -errno;
+	fchmod(fd, 0644);
+	return fd;
+}
+
+static X509_STORE *load_trust(const char *file)
+{
+	X509_STORE *store = X509_STORE_new();
+
+	if (store && X509_STORE_load_file(store, file) == 1)
+		return store;
+	X509_STORE_free(store);
+	return NULL;
+}
+
+int cmd_fetch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"ca", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	char dest[PATH_MAX], tmp_a[PATH_MAX] = "", tmp_s[PATH_MAX] = "", sig_dest[PATH_MAX];
+	char version[64], err[1024];
+	const char *ca = NULL, *src;
+	unsigned char *sig = NULL;
+	size_t sig_len = 0;
+	X509_STORE *trust = NULL;
+	int a = -1, s = -1, fa = -1, fs = -1, c, r, ret = EXIT_FAIL;
+	struct stat st;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': ca = optarg; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	src = argv[optind];
+	if (stat(argv[optind + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
+		const char *base = strrchr(src, '/');
+		r = snprintf(dest, sizeof(dest), "%s/%s", argv[optind + 1], base ? base + 1 : src);
+	} else {
+		r = snprintf(dest, sizeof(dest), "%s", argv[optind + 1]);
+	}
+	if (r >= (int)sizeof(dest) - (int)strlen(SIG_SUFFIX) - 16) {
+		fprintf(stderr, "signfsctl: %s: name too long\n", argv[optind + 1]);
+		return EXIT_FAIL;
+	}
+	snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest);
+	if (ca && !(trust = load_trust(ca))) {
+		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n", ca);
+		return EXIT_FAIL;
+	}
+
+	r = open_pair(src, &a, &s, version);
+	if (r == -ENOTSUP)
+		fprintf(stderr, "signfsctl: %s: not an artifact in a signfs outbox (no %s)\n", src,
+			VERSION_XATTR);
+	else if (r == -EAGAIN)
+		fprintf(stderr, "signfsctl: %s: republished during %d attempts; try again\n", src,
+			ATTEMPTS);
+	else if (r < 0)
+		fprintf(stderr, "signfsctl: %s: %s\n", src, strerror(-r));
+	if (r < 0)
+		goto out;
+	r = read_all(s, &sig, &sig_len);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: %s" SIG_SUFFIX ": %s\n", src, strerror(-r));
+		goto out;
+	}
+	fa = temp_beside(dest, tmp_a);
+	fs = fa >= 0 ? temp_beside(sig_dest, tmp_s) : -1;
+	if (fa < 0 || fs < 0) {
+		fprintf(stderr, "signfsctl: cannot write beside %s: %s\n", dest,
+			strerror(-(fa < 0 ? fa : fs)));
+		goto out;
+	}
+	r = copy_fd(a, fa);
+	if (r == 0)
+		r = copy_fd(s, fs);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: copying %s: %s\n", src, strerror(-r));
+		goto out;
+	}
+	if (cms_verify_detached(sig, sig_len, fa, trust, err, sizeof(err)) < 0) {
+		fprintf(stderr, "signfsctl: %s (version %s): %s\n", src, version, err);
+		goto out;
+	}
+	if (rename(tmp_a, dest) < 0 || rename(tmp_s, sig_dest) < 0) {
+		fprintf(stderr, "signfsctl: cannot write %s: %m\n", dest);
+		goto out;
+	}
+	tmp_a[0] = tmp_s[0] = 0;
+	printf("%s and %s: version %s, signature verified%s%s\n", dest, sig_dest, version,
+	       ca ? " against " : "", ca ? ca : "");
+	ret = EXIT_OK;
+out:
+	if (tmp_a[0])
+		unlink(tmp_a);
+	if (tmp_s[0])
+		unlink(tmp_s);
+	if (a >= 0)
+		close(a);
+	if (s >= 0)
+		close(s);
+	if (fa >= 0)
+		close(fa);
+	if (fs >= 0)
+		close(fs);
+	free(sig);
+	X509_STORE_free(trust);
+	return ret;
+}
