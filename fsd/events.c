@@ -203,7 +203,9 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 		.ref = seq,
 	};
 
-	if (!done)
+	if (done)
+		outbox_finish(o, seq);
+	else
 		outbox_discard(o, seq);
 	if (audit_append(d->audit, &rec, NULL, err) < 0) {
 		log_err("audit: cannot settle record %llu: %s", (unsigned long long)seq, err);

@@ -75,6 +75,7 @@ struct ingest_file {
 	bool published; /* fd's inode is linked into the outbox: never write it */
 	enum file_state state;
 	int write_error;  /* errno of a failed write: the close reports EIO */
+	unsigned id;      /* names its marker (m...ID) and staging copy (sID) */
 	char staging[32]; /* non-empty: fd is staging/NAME, replaces path at commit */
 	char marker[MARKER_MAX]; /* staging/MARKER names path while it is unfinished */
 	char *path;       /* inbox-relative; follows renames */
@@ -206,10 +207,9 @@ static int check_name(struct ingest *in, const char *relpath, bool dir)
 /* ---- markers: staging/m<uid>.<gid>.<pid>.<n> -> inbox path ---- */
 
 static int marker_create(struct ingest *in, const char *relpath, const struct ingest_cred *cred,
-			 char name[MARKER_MAX])
+			 unsigned id, char name[MARKER_MAX])
 {
-	snprintf(name, MARKER_MAX, "m%u.%u.%d.%u", cred->uid, cred->gid, cred->pid,
-		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	snprintf(name, MARKER_MAX, "m%u.%u.%d.%u", cred->uid, cred->gid, cred->pid, id);
 	if (symlinkat(relpath, in->staging_fd, name) < 0) {
 		name[0] = 0;
 		return -errno;
@@ -272,46 +272,86 @@ static const char *roll_back(struct ingest *in, const char *path, off_t *size)
 	return "rolled back to the published version";
 }
 
-/* What a crash left in staging/: copies being rewritten (dropped) and
- * markers of unfinished files (their paths rolled back). */
+/* Do the staged copy NAME and inbox/PATH differ? */
+static bool staged_differs(struct ingest *in, const char *name, const char *path, off_t *size)
+{
+	char a[1 << 14], b[sizeof(a)];
+	int fa = openat(in->staging_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fb = openat(in->inbox_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool differs = fa >= 0;
+	struct stat sa, sb;
+
+	if (fa >= 0 && fb >= 0 && fstat(fa, &sa) == 0 && fstat(fb, &sb) == 0 &&
+	    sa.st_size == sb.st_size) {
+		ssize_t n;
+		off_t off = 0;
+		do {
+			n = pread(fa, a, sizeof(a), off);
+			differs = n < 0 || pread(fb, b, sizeof(b), off) != n || memcmp(a, b, n);
+			off += n > 0 ? n : 0;
+		} while (!differs && n > 0);
+	}
+	if (fa >= 0 && fstat(fa, &sa) == 0)
+		*size = sa.st_size;
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	return differs;
+}
+
+/* After a crash, for the file whose marker is NAME: its path rolled back,
+ * and what was unfinished audited. */
+static void recover_marker(struct ingest *in, const char *name)
+{
+	struct ingest_cred cred = {0};
+	char path[PATH_MAX], staged[32], reason[160];
+	const char *done;
+	unsigned id = 0;
+	off_t size = -1;
+	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
+
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	sscanf(name, "m%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
+	cred.tgid = cred.pid;
+	snprintf(staged, sizeof(staged), "s%u", id);
+	done = roll_back(in, path, &size);
+	if (!done && staged_differs(in, staged, path, &size))
+		done = "its staged rewrite was dropped; the inbox keeps the published version";
+	if (done) {
+		snprintf(reason, sizeof(reason), "unfinished when signfsd stopped: %s", done);
+		report_simple(in, INGEST_ABANDONED, path, &cred, NULL, size, reason);
+	}
+}
+
+/* What a crash left in staging/: markers of unfinished files (their paths
+ * rolled back), then the copies being rewritten (dropped). */
 static void recover(struct ingest *in)
 {
-	int dfd = dup(in->staging_fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *e;
+	for (int pass = 0; pass < 2; pass++) {
+		int dfd = dup(in->staging_fd);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		struct dirent *e;
 
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return;
-	}
-	while ((e = readdir(d))) {
-		struct ingest_cred cred = {0};
-		char path[PATH_MAX], reason[160];
-		const char *done;
-		off_t size = -1;
-		ssize_t n;
-
-		if (e->d_name[0] == '.')
-			continue;
-		n = e->d_name[0] == 'm' ? readlinkat(in->staging_fd, e->d_name, path,
-						     sizeof(path) - 1)
-					: -1;
-		if (n > 0) {
-			path[n] = 0;
-			sscanf(e->d_name, "m%u.%u.%d.", &cred.uid, &cred.gid, &cred.pid);
-			cred.tgid = cred.pid;
-			done = roll_back(in, path, &size);
-			if (done) {
-				snprintf(reason, sizeof(reason),
-					 "unfinished when signfsd stopped: %s", done);
-				report_simple(in, INGEST_ABANDONED, path, &cred, NULL, size,
-					      reason);
-			}
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			return;
 		}
-		unlinkat(in->staging_fd, e->d_name, 0);
+		/* The duplicate shares its offset with staging_fd. */
+		rewinddir(d);
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			if (pass == 0 && e->d_name[0] == 'm')
+				recover_marker(in, e->d_name);
+			if (pass == 1)
+				unlinkat(in->staging_fd, e->d_name, 0);
+		}
+		closedir(d);
 	}
-	closedir(d);
 }
 
 /* ---- the commit: authorise, make durable and hash, sign, record, publish ---- */
@@ -506,6 +546,7 @@ static struct ingest_file *file_new(struct ingest *in, const char *relpath,
 		return NULL;
 	f->in = in;
 	f->fd = -1;
+	f->id = __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED);
 	f->writable = writable;
 	f->cred = *cred;
 	f->path = strdup(relpath);
@@ -550,14 +591,13 @@ static void registry_remove(struct ingest_file *f)
 	pthread_mutex_unlock(&f->in->lock);
 }
 
-/* A new, empty staging file, named in NAME. */
-static int staging_create(struct ingest *in, const struct ingest_cred *cred, mode_t mode,
-			  char name[32])
+/* A new, empty staging file for file ID, named in NAME. */
+static int staging_create(struct ingest *in, const struct ingest_cred *cred, unsigned id,
+			  mode_t mode, char name[32])
 {
 	int fd;
 
-	snprintf(name, 32, "s%d-%u", getpid(),
-		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	snprintf(name, 32, "s%u", id);
 	fd = openat(in->staging_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		    mode & 07777);
 	if (fd < 0)
@@ -594,7 +634,7 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
-	fd = staging_create(in, &f->cred, st.st_mode, name);
+	fd = staging_create(in, &f->cred, f->id, st.st_mode, name);
 	if (fd < 0)
 		return fd;
 	/* Same owner, times and mode as the version it replaces. */
@@ -635,7 +675,7 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	if (!f)
 		return -ENOMEM;
 	/* The marker first: a crash right after the create must find it. */
-	r = marker_create(in, relpath, cred, f->marker);
+	r = marker_create(in, relpath, cred, f->id, f->marker);
 	if (r < 0) {
 		file_free(f);
 		return r;
@@ -697,7 +737,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	f->grant = grant;
 	if (writable) {
 		bool trunc = flags & O_TRUNC;
-		r = marker_create(in, relpath, cred, f->marker);
+		r = marker_create(in, relpath, cred, f->id, f->marker);
 		/* Only the creator of a new file writes its inode in place. Any
 		 * other writer gets a private copy: the inode may be published
 		 * (linked into the outbox) at any moment by another handle or a

@@ -77,9 +77,26 @@ static void remove_object(struct outbox *o, const char *id)
 		unlinkat(fd, "a", 0);
 		unlinkat(fd, "s", 0);
 		unlinkat(fd, "l", 0);
+		unlinkat(fd, "p", 0);
 		close(fd);
 	}
 	unlinkat(o->objects_fd, id, AT_REMOVEDIR);
+}
+
+void outbox_finish(struct outbox *o, uint64_t id)
+{
+	char name[ID_LEN + 1], file[ID_LEN + 3], old[ID_LEN + 2];
+	ssize_t n;
+
+	format_id(id, name);
+	snprintf(file, sizeof(file), "%s/p", name);
+	n = readlinkat(o->objects_fd, file, old, sizeof(old) - 1);
+	if (n == ID_LEN) {
+		old[n] = 0;
+		if (valid_id(old))
+			remove_object(o, old);
+	}
+	unlinkat(o->objects_fd, file, 0);
 }
 
 void outbox_discard(struct outbox *o, uint64_t id)
@@ -231,15 +248,21 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 
 	pthread_mutex_lock(&o->swap_lock);
 	n = readlinkat(parent, name, old, sizeof(old) - 1);
+	if (n == ID_LEN) {
+		old[n] = 0;
+		/* Names the version this one replaces, so that a crash right
+		 * after the swap cannot leave it behind (outbox_finish). */
+		if (!valid_id(old) || symlinkat(old, objfd, "p") < 0)
+			n = -1;
+	}
 	if (renameat(objfd, "l", parent, name) < 0 || fsync(parent) < 0) {
 		r = errno == EISDIR || errno == ENOTEMPTY ? -EISDIR : -errno;
 		pthread_mutex_unlock(&o->swap_lock);
 		goto fail;
 	}
 	if (n == ID_LEN) {
-		old[n] = 0;
-		if (valid_id(old))
-			remove_object(o, old);
+		remove_object(o, old);
+		unlinkat(objfd, "p", 0);
 	}
 	pthread_mutex_unlock(&o->swap_lock);
 	close(parent);

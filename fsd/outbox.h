@@ -44,6 +44,10 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 /* Is object ID what outbox/RELPATH publishes now? */
 bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t id);
 
+/* Object ID is published: remove the version it replaced, if a crash
+ * right after the swap left it. */
+void outbox_finish(struct outbox *o, uint64_t id);
+
 /* Remove object ID, which no outbox entry points to (a publication that a
  * crash interrupted before its swap). */
 void outbox_discard(struct outbox *o, uint64_t id);

@@ -14,6 +14,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "cms.h"
 #include "commands.h"
@@ -48,15 +49,19 @@ static int open_pair(const char *src, int *ret_a, int *ret_s, char version[64])
 
 		if (a < 0)
 			return -errno;
+		na = fgetxattr(a, VERSION_XATTR, version, 63);
+		if (na < 0) {
+			close(a);
+			return -ENOTSUP;
+		}
 		s = open(sig, O_RDONLY | O_CLOEXEC);
 		if (s < 0) {
 			int r = -errno;
 			close(a);
 			return r;
 		}
-		na = fgetxattr(a, VERSION_XATTR, version, 63);
 		ns = fgetxattr(s, VERSION_XATTR, other, sizeof(other) - 1);
-		if (na < 0 || ns < 0) {
+		if (ns < 0) {
 			close(a);
 			close(s);
 			return -ENOTSUP;
@@ -139,7 +144,10 @@ static X509_STORE *load_trust(const char *file)
 {
 	X509_STORE *store = X509_STORE_new();
 
-	if (store && X509_STORE_load_file(store, file) == 1)
+	/* OpenSSL 3.0 has no code-signing purpose: the chain is checked for
+	 * any purpose, the codeSigning EKU by cms_verify_detached(). */
+	if (store && X509_STORE_load_file(store, file) == 1 &&
+	    X509_STORE_set_purpose(store, X509_PURPOSE_ANY) == 1)
 		return store;
 	X509_STORE_free(store);
 	return NULL;
