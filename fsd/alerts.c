@@ -101,7 +101,7 @@ static void check(struct fsd *d)
 	if (n < 0)
 		log_err("expiry check failed: %s", strerror(-n));
 	if (n > 0)
-		ops_inventory_changed(d, NULL);
+		daemon_note_inventory(d, NULL);
 }
 
 static void *loop(void *arg)

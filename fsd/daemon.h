@@ -19,6 +19,17 @@ struct signer;
 struct store;
 struct usage_buffer;
 
+/* What /status and the mtimes of virtual files tell of the daemon's recent
+ * past. Written by the FUSE, policy-watch and alert threads, read by FUSE
+ * threads: only through the functions below, which hold status_lock. */
+struct daemon_status {
+	char last_failure[300];   /* the last failed commit, with its time, or "" */
+	bool policy_rejected;     /* the last reload failed */
+	char policy_message[600]; /* the last reload's outcome, "" before any */
+	int64_t policy_loaded_ms; /* when the policy in force was loaded */
+	int64_t inventory_changed_ms;
+};
+
 struct fsd {
 	const struct config *config;
 	struct signer *signer;
@@ -33,10 +44,19 @@ struct fsd {
 	struct fuse_session *se; /* set while mounted */
 	int state_fd;
 	struct timespec started;
-	pthread_mutex_t error_lock;
-	char last_error[300];   /* the last failed commit, with its time */
-	bool policy_error;      /* the last reload failed */
-	int64_t policy_loaded_ms; /* when the policy in force was loaded */
-	int64_t inventory_changed_ms; /* the inventory's last change seen here */
-	char policy_message[600];
+	pthread_mutex_t status_lock; /* guards status, and nothing else */
+	struct daemon_status status;
 };
+
+/* A copy of the status as it is now. */
+void daemon_status(struct fsd *d, struct daemon_status *ret);
+
+/* A commit of inbox/PATH failed for REASON (shown in /status). */
+void daemon_note_failure(struct fsd *d, const char *path, const char *reason);
+
+/* A policy reload succeeded (OK) or was rejected, with MESSAGE. */
+void daemon_note_reload(struct fsd *d, bool ok, const char *message);
+
+/* The inventory changed, for KEY or (NULL) in general: new mtimes for its
+ * files, and their cached attributes dropped. */
+void daemon_note_inventory(struct fsd *d, const char *key);

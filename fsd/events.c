@@ -58,22 +58,6 @@ static void user_name(uid_t uid, char *out, size_t n)
 	pthread_mutex_unlock(&names_lock);
 }
 
-/* The last failed commit, for /status. */
-static void note_failure(struct fsd *d, const struct ingest_event *ev)
-{
-	char when[32];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	pthread_mutex_lock(&d->error_lock);
-	snprintf(d->last_error, sizeof(d->last_error), "%s inbox/%s: %s", when, ev->path,
-		 ev->reason ? ev->reason : "unknown error");
-	pthread_mutex_unlock(&d->error_lock);
-	ops_virtual_changed(d, "/status");
-}
-
 static void published(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
 	char err[AUDIT_ERR_MAX];
@@ -85,7 +69,7 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	if (ev->key)
 		inventory_usage_add(d->usage, ev->key, ev->cred->uid, rec->user ? rec->user : "",
 				    now);
-	ops_inventory_changed(d, ev->key);
+	daemon_note_inventory(d, ev->key);
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
@@ -169,7 +153,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		break;
 	}
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
-	note_failure(d, ev);
+	daemon_note_failure(d, ev->path, ev->reason);
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
@@ -273,7 +257,7 @@ int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX])
 			return -EIO;
 		}
 		log_info("key %s: now signing with certificate %s", key, st.serial);
-		ops_inventory_changed(d, key);
+		daemon_note_inventory(d, key);
 	}
 	return 0;
 }
@@ -302,7 +286,7 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 			return -EIO;
 		}
 	}
-	ops_inventory_changed(d, NULL);
+	daemon_note_inventory(d, NULL);
 	return 0;
 }
 
@@ -354,15 +338,7 @@ void events_policy_reload(void *ctx, int result, const char *message)
 		log_info("policy: %s", message);
 	else
 		log_err("policy reload rejected, the previous policy stays in force: %s", message);
-	d->policy_error = result < 0;
-	snprintf(d->policy_message, sizeof(d->policy_message), "%s", message);
-	if (result == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		d->policy_loaded_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-		ops_virtual_changed(d, "/inventory/holders");
-	}
-	ops_virtual_changed(d, "/status");
+	daemon_note_reload(d, result == 0, message);
 	events_daemon(d, result == 0 ? "policy_reloaded" : "policy_rejected", message);
 }
 

@@ -393,7 +393,7 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct config *c = NULL;
 	struct store *store = NULL;
-	struct fsd d = {.state_fd = -1, .error_lock = PTHREAD_MUTEX_INITIALIZER};
+	struct fsd d = {.state_fd = -1, .status_lock = PTHREAD_MUTEX_INITIALIZER};
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	int r, ret = 1;
@@ -436,7 +436,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}
-	d.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
+	d.status.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
 	events_seed_rates(&d);
 	if (events_record_keys(&d, err, sizeof(err)) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);

@@ -972,37 +972,19 @@ static void invalidate(struct fsd *d, const char *path)
 		fuse_lowlevel_notify_inval_inode(d->se, id, 0, 0);
 }
 
-void ops_virtual_changed(struct fsd *d, const char *path)
+static void invalidate_one(void *ctx, const char *path)
 {
-	invalidate(d, path);
+	invalidate(ctx, path);
 }
 
-void ops_inventory_changed(struct fsd *d, const char *key)
+void ops_changed(struct fsd *d, unsigned what, const char *name)
 {
-	static const char *const per_key[] = {"uses_total", "uses_24h", "last_used", "status",
-					      "certificate.pem", "not_after", "days_left"};
-	struct timespec ts;
-	char path[160];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	d->inventory_changed_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	invalidate(d, "/inventory/certificates");
-	invalidate(d, "/inventory/certificates.json");
-	invalidate(d, "/inventory/alerts");
-	for (size_t i = 0; key && i < sizeof(per_key) / sizeof(*per_key); i++) {
-		snprintf(path, sizeof(path), "/inventory/keys/%s/%s", key, per_key[i]);
-		invalidate(d, path);
-	}
+	virt_affected(d, what, name, invalidate_one, d);
 }
 
 void ops_audit_changed(void *ctx, const char *file)
 {
-	struct fsd *d = ctx;
-	char path[64];
-
-	snprintf(path, sizeof(path), "/audit/%s", file);
-	invalidate(d, path);
-	invalidate(d, "/audit");
+	ops_changed(ctx, VIRT_AUDIT, file);
 }
 
 void ops_published(struct fsd *d, const char *relpath)

@@ -6,6 +6,7 @@
 
 #include <fuse_lowlevel.h>
 #include "daemon.h"
+#include "virt.h"
 
 /* The operations; their userdata is the struct fsd. */
 const struct fuse_lowlevel_ops *ops_table(void);
@@ -14,12 +15,9 @@ const struct fuse_lowlevel_ops *ops_table(void);
  * inbox entry. Call before the committing close() returns. */
 void ops_published(struct fsd *d, const char *relpath);
 
-/* The virtual file PATH changed: drop the kernel's cached attributes. */
-void ops_virtual_changed(struct fsd *d, const char *path);
-
-/* The inventory changed (for KEY, or in general when NULL): new mtime, and
- * the kernel's cached attributes of its files dropped. */
-void ops_inventory_changed(struct fsd *d, const char *key);
+/* Something the virtual files show changed (virt_change kinds in WHAT,
+ * NAME as virt_affected() takes it): drop what the kernel caches of them. */
+void ops_changed(struct fsd *d, unsigned what, const char *name);
 
 /* An /audit file changed (an audit_observer_fn; CTX is the struct fsd). */
 void ops_audit_changed(void *ctx, const char *file);

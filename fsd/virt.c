@@ -91,7 +91,8 @@ static int64_t now_ms(void)
 static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	struct ingest_counts n_;
-	char audit_err[AUDIT_ERR_MAX], token[128], last[300];
+	struct daemon_status ds;
+	char audit_err[AUDIT_ERR_MAX], token[128];
 	int64_t now = now_ms();
 	long up = (long)(now / 1000 - d->started.tv_sec);
 	int n;
@@ -99,9 +100,7 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 	ingest_counters(d->ingest, &n_);
 	audit_last_error(d->audit, audit_err);
 	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
-	pthread_mutex_lock(&d->error_lock);
-	snprintf(last, sizeof(last), "%s", d->last_error[0] ? d->last_error : "none");
-	pthread_mutex_unlock(&d->error_lock);
+	daemon_status(d, &ds);
 	n = asprintf(ret,
 		     "signfsd %s\n"
 		     "uptime:          %ldd %02ld:%02ld:%02ld\n"
@@ -116,13 +115,13 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 		     "last failure:    %s\n",
 		     SIGNFS_VERSION, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60, token,
 		     policy_live_version(d->policy),
-		     d->policy_message[0]
-			     ? (d->policy_error ? "last reload REJECTED, previous policy in force"
-						: "last reload OK")
+		     ds.policy_message[0]
+			     ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
+						   : "last reload OK")
 			     : "loaded at start",
 		     n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
 		     (unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
-		     audit_err, last);
+		     audit_err, ds.last_failure[0] ? ds.last_failure : "none");
 	if (n < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->config->n_keys; i++) {
@@ -138,9 +137,9 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 		free(*ret);
 		*ret = more;
 	}
-	if (d->policy_error) {
+	if (ds.policy_rejected) {
 		char *more;
-		if (asprintf(&more, "%spolicy error:    %s\n", *ret, d->policy_message) < 0)
+		if (asprintf(&more, "%spolicy error:    %s\n", *ret, ds.policy_message) < 0)
 			return -ENOMEM;
 		free(*ret);
 		*ret = more;
@@ -150,12 +149,19 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 	return 0;
 }
 
+static int64_t policy_mtime(struct fsd *d)
+{
+	struct daemon_status ds;
+	daemon_status(d, &ds);
+	return ds.policy_loaded_ms;
+}
+
 static int render_holders(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	int r = policy_live_holders(d->policy, NULL, ret);
 	if (r == 0) {
 		*len = strlen(*ret);
-		*mtime_ms = d->policy_loaded_ms;
+		*mtime_ms = policy_mtime(d);
 	}
 	return r;
 }
@@ -165,7 +171,17 @@ static int render_holders(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 static int64_t inventory_mtime(struct fsd *d)
 {
 	int64_t midnight = (now_ms() / 86400000) * 86400000;
-	return d->inventory_changed_ms > midnight ? d->inventory_changed_ms : midnight;
+	struct daemon_status ds;
+
+	daemon_status(d, &ds);
+	return ds.inventory_changed_ms > midnight ? ds.inventory_changed_ms : midnight;
+}
+
+/* Directories change only when their entries do: the inventory's are fixed
+ * at start. */
+static int64_t started_ms(struct fsd *d)
+{
+	return (int64_t)d->started.tv_sec * 1000 + d->started.tv_nsec / 1000000;
 }
 
 static int done(char *text, char **ret, size_t *len)
@@ -211,9 +227,16 @@ static int render_alerts(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 }
 
 /* /inventory/keys/NAME/FILE: one value per file, for monitoring checks. */
-static const char *const key_files[] = {"status",	  "not_after", "days_left",
-					"uses_total",	  "uses_24h",  "last_used",
-					"holders",	  "certificate.pem", NULL};
+static const struct key_file {
+	const char *name;
+	unsigned changes; /* the virt_change kinds it shows */
+} key_files[] = {
+	{"status", VIRT_INVENTORY},	{"not_after", VIRT_INVENTORY},
+	{"days_left", VIRT_INVENTORY},	{"uses_total", VIRT_INVENTORY},
+	{"uses_24h", VIRT_INVENTORY},	{"last_used", VIRT_INVENTORY},
+	{"holders", VIRT_POLICY},	{"certificate.pem", VIRT_INVENTORY},
+};
+#define N_KEY_FILES (sizeof(key_files) / sizeof(*key_files))
 
 static int render_key_file(struct fsd *d, const char *key, const char *file, char **ret,
 			   size_t *len, int64_t *mtime_ms)
@@ -241,7 +264,7 @@ static int render_key_file(struct fsd *d, const char *key, const char *file, cha
 	if (!strcmp(file, "days_left"))
 		return asprintf(&text, "%ld\n", st.days_left) < 0 ? -ENOMEM : done(text, ret, len);
 	if (!strcmp(file, "holders")) {
-		*mtime_ms = d->policy_loaded_ms;
+		*mtime_ms = policy_mtime(d);
 		return policy_live_holders(d->policy, key, &text) < 0 ? -ENOMEM
 								       : done(text, ret, len);
 	}
@@ -300,6 +323,7 @@ static ino_t path_ino(const char *path)
 static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	struct ingest_counts n_;
+	struct daemon_status ds;
 	time_t now = now_ms() / 1000;
 	FILE *f = open_memstream(ret, len);
 
@@ -320,6 +344,7 @@ static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 		fprintf(f, "\",status=\"%s\"} %ld\n", cert_state_name(st.state), st.days_left);
 	}
 	ingest_counters(d->ingest, &n_);
+	daemon_status(d, &ds);
 	fprintf(f,
 		"# HELP signfs_audit_tree_size Leaves of the audit log's Merkle tree.\n"
 		"# TYPE signfs_audit_tree_size gauge\n"
@@ -334,28 +359,32 @@ static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 		"# TYPE signfs_policy_reload_failed gauge\n"
 		"signfs_policy_reload_failed %d\n",
 		(unsigned long long)audit_size(d->audit), n_.pending_n, policy_live_version(d->policy),
-		d->policy_error ? 1 : 0);
+		ds.policy_rejected ? 1 : 0);
 	fclose(f);
 	*mtime_ms = now_ms();
 	return 0;
 }
 
+/* Every virtual file outside /audit and /inventory/keys: where it is, its
+ * inode (0: from the path), how it is rendered, what changes it shows. */
 static const struct vfile {
 	const char *path;
 	ino_t ino;
 	int (*render)(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms);
+	unsigned changes;
 } vfiles[] = {
-	{"/status", INO_STATUS, render_status},
-	{"/metrics", INO_METRICS, render_metrics},
-	{"/inventory/holders", INO_HOLDERS, render_holders},
-	{"/inventory/certificates", 0, render_certificates},
-	{"/inventory/certificates.json", 0, render_certificates_json},
-	{"/inventory/alerts", 0, render_alerts},
+	{"/status", INO_STATUS, render_status, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+	{"/metrics", INO_METRICS, render_metrics, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+	{"/inventory/holders", INO_HOLDERS, render_holders, VIRT_POLICY},
+	{"/inventory/certificates", 0, render_certificates, VIRT_INVENTORY},
+	{"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},
+	{"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
 };
+#define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 
 static const struct vfile *find_vfile(const char *path)
 {
-	for (size_t i = 0; i < sizeof(vfiles) / sizeof(*vfiles); i++)
+	for (size_t i = 0; i < N_VFILES; i++)
 		if (!strcmp(vfiles[i].path, path))
 			return &vfiles[i];
 	return NULL;
@@ -375,8 +404,15 @@ static int audit_stat(struct fsd *d, const char *rel, struct stat *st)
 	int64_t mtime = 0;
 
 	if (!*rel) {
-		if (audit_checkpoint_read(d->audit, &note, &mtime) == 0)
-			free(note);
+		/* Its entries change when a day begins: the newest day's midnight. */
+		char(*days)[11];
+		size_t n;
+		struct tm tm = {0};
+		if (audit_days(d->audit, &days, &n) == 0) {
+			if (n > 0 && strptime(days[n - 1], "%Y-%m-%d", &tm))
+				mtime = (int64_t)timegm(&tm) * 1000;
+			free(days);
+		}
 		dir_stat(st, INO_AUDIT_DIR, mtime);
 		return 0;
 	}
@@ -416,11 +452,11 @@ int virt_stat(struct fsd *d, const char *path, struct stat *st)
 		return 0;
 	}
 	if (!strcmp(path, "/inventory")) {
-		dir_stat(st, INO_INVENTORY_DIR, inventory_mtime(d));
+		dir_stat(st, INO_INVENTORY_DIR, started_ms(d));
 		return 0;
 	}
 	if (!strcmp(path, "/inventory/keys")) {
-		dir_stat(st, path_ino(path), inventory_mtime(d));
+		dir_stat(st, path_ino(path), started_ms(d));
 		return 0;
 	}
 	{
@@ -429,7 +465,7 @@ int virt_stat(struct fsd *d, const char *path, struct stat *st)
 		if (key_path(d, path, key, &file)) {
 			int r;
 			if (!*file) {
-				dir_stat(st, path_ino(path), inventory_mtime(d));
+				dir_stat(st, path_ino(path), started_ms(d));
 				return 0;
 			}
 			r = render_key_file(d, key, file, &buf, &len, &mtime);
@@ -455,14 +491,12 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 	int r = 0;
 
 	if (!strcmp(path, "/inventory")) {
-		static const char *const names[] = {"holders", "certificates", "certificates.json",
-						    "alerts", "keys"};
-		for (size_t i = 0; i < sizeof(names) / sizeof(*names) && r == 0; i++) {
-			char p[64];
-			snprintf(p, sizeof(p), "/inventory/%s", names[i]);
-			if (virt_stat(d, p, &st) == 0)
-				r = fill(ctx, names[i], &st);
-		}
+		for (size_t i = 0; i < N_VFILES && r == 0; i++)
+			if (!strncmp(vfiles[i].path, "/inventory/", 11) &&
+			    virt_stat(d, vfiles[i].path, &st) == 0)
+				r = fill(ctx, vfiles[i].path + 11, &st);
+		if (r == 0 && virt_stat(d, "/inventory/keys", &st) == 0)
+			r = fill(ctx, "keys", &st);
 		return r;
 	}
 	if (!strcmp(path, "/inventory/keys")) {
@@ -478,11 +512,11 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 		char key[64];
 		const char *file;
 		if (key_path(d, path, key, &file) && !*file) {
-			for (const char *const *f = key_files; *f && r == 0; f++) {
+			for (size_t i = 0; i < N_KEY_FILES && r == 0; i++) {
 				char p[160];
-				snprintf(p, sizeof(p), "/inventory/keys/%s/%s", key, *f);
+				snprintf(p, sizeof(p), "/inventory/keys/%s/%s", key, key_files[i].name);
 				if (virt_stat(d, p, &st) == 0)
-					r = fill(ctx, *f, &st);
+					r = fill(ctx, key_files[i].name, &st);
 			}
 			return r;
 		}
@@ -538,4 +572,34 @@ int virt_open(struct fsd *d, const char *path, char **ret, size_t *len)
 	if (strncmp(path, "/audit/", 7) || !day_name(path + 7, day))
 		return -ENOENT;
 	return audit_day_read(d->audit, day, ret, len);
+}
+
+void virt_affected(struct fsd *d, unsigned what, const char *name,
+		   void (*fn)(void *ctx, const char *path), void *ctx)
+{
+	char path[160];
+
+	for (size_t i = 0; i < N_VFILES; i++)
+		if (vfiles[i].changes & what)
+			fn(ctx, vfiles[i].path);
+	for (size_t k = 0; k < d->config->n_keys; k++) {
+		const char *key = d->config->keys[k].name;
+		/* A key's inventory change shows in its files only; a policy
+		 * change in every key's holders. */
+		if (what == VIRT_INVENTORY && name && strcmp(name, key))
+			continue;
+		for (size_t i = 0; i < N_KEY_FILES; i++) {
+			if (!(key_files[i].changes & what))
+				continue;
+			snprintf(path, sizeof(path), "/inventory/keys/%s/%s", key, key_files[i].name);
+			fn(ctx, path);
+		}
+	}
+	if (what & VIRT_AUDIT) {
+		if (name) {
+			snprintf(path, sizeof(path), "/audit/%s", name);
+			fn(ctx, path);
+		}
+		fn(ctx, "/audit");
+	}
 }

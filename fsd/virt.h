@@ -21,3 +21,17 @@ int virt_open(struct fsd *d, const char *path, char **ret, size_t *len);
 
 /* The virtual top-level names, for the root listing. */
 extern const char *const virt_top_names[];
+
+/* Kinds of change; each virtual file shows some of them. */
+enum virt_change {
+	VIRT_STATUS = 1,    /* counters, the last failure, the last reload */
+	VIRT_POLICY = 2,    /* the rules in force */
+	VIRT_INVENTORY = 4, /* keys, certificates, usage, alerts */
+	VIRT_AUDIT = 8,     /* an audit file */
+};
+
+/* Calls FN with the absolute path of each virtual file or directory that
+ * shows a change of the kinds in WHAT; NAME narrows it (the key of an
+ * inventory change, the file of an audit change) or is NULL. */
+void virt_affected(struct fsd *d, unsigned what, const char *name,
+		   void (*fn)(void *ctx, const char *path), void *ctx);

@@ -1,0 +1,57 @@
+/* See daemon.h: the status fields, each change of which is also a change
+ * of the virtual files that show it. */
+#include "daemon.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops.h"
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void daemon_status(struct fsd *d, struct daemon_status *ret)
+{
+	pthread_mutex_lock(&d->status_lock);
+	*ret = d->status;
+	pthread_mutex_unlock(&d->status_lock);
+}
+
+void daemon_note_failure(struct fsd *d, const char *path, const char *reason)
+{
+	time_t now = time(NULL);
+	char when[32];
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&d->status_lock);
+	snprintf(d->status.last_failure, sizeof(d->status.last_failure), "%s inbox/%s: %s", when,
+		 path, reason ? reason : "unknown error");
+	pthread_mutex_unlock(&d->status_lock);
+	ops_changed(d, VIRT_STATUS, NULL);
+}
+
+void daemon_note_reload(struct fsd *d, bool ok, const char *message)
+{
+	pthread_mutex_lock(&d->status_lock);
+	d->status.policy_rejected = !ok;
+	snprintf(d->status.policy_message, sizeof(d->status.policy_message), "%s", message);
+	if (ok)
+		d->status.policy_loaded_ms = now_ms();
+	pthread_mutex_unlock(&d->status_lock);
+	ops_changed(d, ok ? VIRT_POLICY | VIRT_STATUS : VIRT_STATUS, NULL);
+}
+
+void daemon_note_inventory(struct fsd *d, const char *key)
+{
+	pthread_mutex_lock(&d->status_lock);
+	d->status.inventory_changed_ms = now_ms();
+	pthread_mutex_unlock(&d->status_lock);
+	ops_changed(d, VIRT_INVENTORY, key);
+}
