@@ -269,7 +269,8 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 	for (size_t i = 0; i < d->config->n_keys; i++) {
 		const struct config_key *k = &d->config->keys[i];
 		struct signer_key_facts f;
-		struct key_facts facts = {.name = k->name, .uri = k->uri};
+		struct key_facts facts = {.name = k->name, .uri = k->uri,
+					  .allow_noncompliant = k->allow_noncompliant};
 
 		if (signer_key_facts(d->signer, k->name, &f) == 0) {
 			facts.token = f.token;
@@ -290,44 +291,34 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 	return 0;
 }
 
+static const char *text_field(struct json_object *o, const char *name)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, name, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int seed_one(void *ctx, const struct audit_entry *e)
+{
+	struct fsd *d = ctx;
+	const char *event = text_field(e->fields, "event"), *rule = text_field(e->fields, "rule");
+	struct json_object *uid;
+
+	if (event && !strcmp(event, "signed") && rule &&
+	    json_object_object_get_ex(e->fields, "uid", &uid))
+		policy_live_note_signed(d->policy, rule, json_object_get_int(uid),
+					e->time_ms / 1000);
+	return 0;
+}
+
 void events_seed_rates(struct fsd *d)
 {
-	time_t now = time(NULL);
-	char day[2][11];
-	struct tm tm;
+	struct timespec ts;
+	int64_t now;
 
-	/* The last hour lies within today and (just after midnight) yesterday. */
-	for (int i = 0; i < 2; i++) {
-		time_t t = now - i * 3600;
-		gmtime_r(&t, &tm);
-		strftime(day[i], sizeof(day[i]), "%Y-%m-%d", &tm);
-	}
-	for (int i = 1; i >= 0; i--) {
-		char *buf, *p;
-		size_t len;
-		if ((i == 1 && !strcmp(day[0], day[1])) ||
-		    audit_day_read(d->audit, day[i], &buf, &len) < 0)
-			continue;
-		for (p = buf; p < buf + len;) {
-			char *nl = memchr(p, '\n', buf + len - p);
-			json_object *o = NULL, *ev, *when, *uid, *rule;
-			struct tm t = {0};
-			*nl = 0;
-			o = json_tokener_parse(p);
-			if (o && json_object_object_get_ex(o, "event", &ev) &&
-			    !strcmp(json_object_get_string(ev), "signed") &&
-			    json_object_object_get_ex(o, "time", &when) &&
-			    json_object_object_get_ex(o, "uid", &uid) &&
-			    json_object_object_get_ex(o, "rule", &rule) &&
-			    strptime(json_object_get_string(when), "%Y-%m-%dT%H:%M:%S", &t) &&
-			    timegm(&t) > now - 3600)
-				policy_live_note_signed(d->policy, json_object_get_string(rule),
-							json_object_get_int(uid), timegm(&t));
-			json_object_put(o);
-			p = nl + 1;
-		}
-		free(buf);
-	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	/* A minute ahead: the log never runs behind a clock stepped back. */
+	audit_each(d->audit, now - 3600 * 1000, now + 60 * 1000, seed_one, d);
 }
 
 void events_policy_reload(void *ctx, int result, const char *message)

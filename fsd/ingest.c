@@ -1443,6 +1443,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 {
 	struct ingest_grant grant;
 	struct pending *done = NULL;
+	char marker[MARKER_MAX] = "";
 	pthread_mutex_t *s;
 	struct stat st;
 	bool commit;
@@ -1476,10 +1477,16 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	}
 	s = stripe(in, to);
 	pthread_mutex_lock(s);
+	/* Published first, renamed second: a crash in between must find TO
+	 * named, so that the inbox is brought up to what the outbox shows. */
 	if (commit)
+		r = marker_create(in, to, cred, __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED),
+				  marker);
+	if (r == 0 && commit)
 		r = commit_fd(in, fd, to, NULL, NULL, cred);
 	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
 		r = -errno;
+	marker_remove(in, marker);
 	if (r == 0) {
 		pthread_mutex_lock(&in->lock);
 		registry_rename(in, from, to, commit);

@@ -396,7 +396,7 @@ static int catch_up(struct audit *a)
 /* One append waiting for its group commit. */
 struct waiter {
 	const struct audit_record *rec;
-	int (*also)(void *ctx, sqlite3 *db, char *err);
+	store_txn_fn also;
 	void *ctx;
 	char *err;
 	uint64_t seq;
@@ -462,7 +462,8 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 		errf(err, -EIO, "the audit log in the store is damaged");
 		goto rollback;
 	}
-	if (n == 1 && batch[0]->also && (r = batch[0]->also(batch[0]->ctx, db, err)) < 0)
+	if (n == 1 && batch[0]->also &&
+	    (r = batch[0]->also(batch[0]->ctx, &(struct store_txn){db}, err)) < 0)
 		goto rollback;
 	r = -EIO;
 	if (sqlite3_prepare_v2(db,
@@ -597,9 +598,8 @@ static void lead(struct audit *a)
 	}
 }
 
-int audit_append_with(struct audit *a, const struct audit_record *rec,
-		      int (*also)(void *ctx, sqlite3 *db, char *err), void *ctx,
-		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
+int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also,
+		      void *ctx, uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
 {
 	struct waiter w = {.rec = rec, .also = also, .ctx = ctx, .err = err};
 
@@ -1130,5 +1130,51 @@ int audit_find_signed(struct audit *a, const char *path, uint64_t *seq, char **l
 	}
 	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
+	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx)
+{
+	char from_day[11], to_day[11];
+	json_tokener *tok = json_tokener_new();
+	sqlite3_stmt *st;
+	int rc, r = 0;
+
+	if (!tok)
+		return -ENOMEM;
+	/* The day index narrows the scan; the times make it exact. */
+	day_of(from_ms, from_day);
+	day_of(to_ms > 0 ? to_ms - 1 : 0, to_day);
+	pthread_mutex_lock(&a->lock);
+	db_lock(a);
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT seq, time_ms, line FROM audit WHERE day >= ? AND day <= ? "
+			       "AND time_ms >= ? AND time_ms < ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, from_day, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, to_day, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, from_ms);
+	sqlite3_bind_int64(st, 4, to_ms);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct audit_entry e = {
+			.seq = sqlite3_column_int64(st, 0),
+			.time_ms = sqlite3_column_int64(st, 1),
+		};
+		json_tokener_reset(tok);
+		e.fields = json_tokener_parse_ex(tok, sqlite3_column_blob(st, 2),
+						 sqlite3_column_bytes(st, 2));
+		if (e.fields)
+			r = fn(ctx, &e);
+		json_object_put(e.fields);
+	}
+	sqlite3_finalize(st);
+out:
+	db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
+	json_tokener_free(tok);
 	return r;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <openssl/evp.h>
 #include "merkle.h"
+#include "store.h"
 
 #define AUDIT_ERR_MAX 512
 #define AUDIT_NONE (-1LL) /* an integer field that does not apply */
@@ -57,10 +58,8 @@ int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_
 /* The same, running ALSO (may fail with a reason in ERR, rolling all back)
  * in the transaction that appends REC: a state change and its audit record
  * commit together. Safe against appends from other processes. */
-struct sqlite3;
-int audit_append_with(struct audit *a, const struct audit_record *rec,
-		      int (*also)(void *ctx, struct sqlite3 *db, char *err), void *ctx,
-		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
+int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also,
+		      void *ctx, uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
 
 /* Append REC without waiting: it commits with the next group, within a
  * second at most. For records that recovery writes again if a crash loses
@@ -96,6 +95,20 @@ int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mt
 
 /* The day's file: its lines, each ending in a newline. */
 int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len);
+
+/* One record read back from the log: its place, its time and its fields
+ * (the parsed line, valid during the callback only). */
+struct json_object;
+struct audit_entry {
+	uint64_t seq;
+	int64_t time_ms;
+	struct json_object *fields;
+};
+
+/* Calls FN for each record with FROM_MS <= time < TO_MS, oldest first,
+ * until FN returns non-zero (which is then returned). */
+int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
+	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx);
 
 /* The latest signed checkpoint note and when it was signed. -ENOENT if none. */
 int audit_checkpoint_read(struct audit *a, char **ret, int64_t *mtime_ms);

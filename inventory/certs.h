@@ -14,7 +14,7 @@
 #define INVENTORY_MAX_THRESHOLDS 8
 
 struct store;
-struct sqlite3;
+struct store_txn;
 
 enum cert_state {
 	CERT_VALID,
@@ -34,6 +34,7 @@ struct key_facts {
 	const unsigned char *id;
 	size_t id_len;
 	int sensitive, never_extractable, local;
+	bool allow_noncompliant; /* the config lets it sign though noncompliant */
 };
 
 /* Code-signing rule problems of CERT (with its key's facts), as a
@@ -74,8 +75,9 @@ void inventory_usage_add(struct usage_buffer *b, const char *key, unsigned uid, 
 /* Write what was counted; 0 or -EIO (the counts stay for the next try). */
 int inventory_usage_flush(struct store *st, struct usage_buffer *b);
 
-/* State changes, each to run inside audit_append_with() so that the change
- * and its audit record commit together. CTX is a struct inventory_change. */
+/* State changes, each a store_txn_fn to run inside audit_append_with() so
+ * that the change and its audit record commit together. CTX is a struct
+ * inventory_change. */
 struct inventory_change {
 	const char *key;     /* key name, for enable/disable */
 	bool enable;
@@ -86,9 +88,9 @@ struct inventory_change {
 	char key_out[64];    /* import: the key the certificate belongs to */
 	char fingerprint_out[65];
 };
-int inventory_set_enabled(void *ctx, struct sqlite3 *db, char *err);
-int inventory_revoke(void *ctx, struct sqlite3 *db, char *err);
-int inventory_import(void *ctx, struct sqlite3 *db, char *err);
+int inventory_set_enabled(void *ctx, struct store_txn *txn, char *err);
+int inventory_revoke(void *ctx, struct store_txn *txn, char *err);
+int inventory_import(void *ctx, struct store_txn *txn, char *err);
 
 /* One alert that is due: threshold crossed and not fired before. */
 struct inventory_alert {

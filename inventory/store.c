@@ -34,6 +34,7 @@ static const char schema[] =
 	"  uri TEXT NOT NULL, token TEXT, label TEXT, id BLOB, spki BLOB,"
 	"  sensitive INTEGER, never_extractable INTEGER, local INTEGER,"
 	"  enabled INTEGER NOT NULL DEFAULT 1,"
+	"  allow_noncompliant INTEGER NOT NULL DEFAULT 0,"
 	"  uses_total INTEGER NOT NULL DEFAULT 0, last_used INTEGER,"
 	"  first_seen INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS keys_by_spki ON keys(spki);"
@@ -65,6 +66,10 @@ static const char schema[] =
 	"  size INTEGER NOT NULL,"
 	"  time_ms INTEGER NOT NULL,"
 	"  note BLOB NOT NULL);";
+
+static const char *const migrations[] = {
+	"ALTER TABLE keys ADD COLUMN allow_noncompliant INTEGER NOT NULL DEFAULT 0",
+};
 
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
 {
@@ -105,6 +110,9 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 	sqlite3_finalize(st);
 	if (writable && sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail_msg;
+	/* Columns added since a store was first created; each at most once. */
+	for (size_t i = 0; writable && i < sizeof(migrations) / sizeof(*migrations); i++)
+		sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL);
 	*ret = s;
 	return 0;
 fail_msg:
@@ -154,4 +162,27 @@ int store_lock_state(const char *dir, int *ret_fd, pid_t *holder)
 	}
 	*ret_fd = fd;
 	return 0;
+}
+
+int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_ERR_MAX])
+{
+	struct store_txn txn = {s->db};
+	int r;
+
+	err[0] = 0;
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, STORE_ERR_MAX, "store: %s", sqlite3_errmsg(s->db));
+		pthread_mutex_unlock(&s->lock);
+		return -EIO;
+	}
+	r = fn(ctx, &txn, err);
+	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, STORE_ERR_MAX, "store: %s", sqlite3_errmsg(s->db));
+		r = -EIO;
+	}
+	if (r < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }

@@ -18,6 +18,16 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 /* Accepts NULL. */
 void store_close(struct store *s);
 
+/* An open transaction of the store, handed to a function that changes the
+ * store together with an audit record (audit_append_with) or on its own
+ * (store_transact). ERR takes a reason of STORE_ERR_MAX bytes. */
+struct store_txn;
+typedef int (*store_txn_fn)(void *ctx, struct store_txn *txn, char *err);
+
+/* Run FN in a transaction of its own: committed when FN returns 0, rolled
+ * back (and its result returned) otherwise. */
+int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_ERR_MAX]);
+
 #define STORE_LOCK_FILE "signfsd.lock"
 
 /* Take the state directory DIR for this process: an exclusive flock on

@@ -337,7 +337,7 @@ static void *append_many(void *arg)
 	return NULL;
 }
 
-static int refuse(void *ctx, struct sqlite3 *db, char *err)
+static int refuse(void *ctx, struct store_txn *txn, char *err)
 {
 	snprintf(err, AUDIT_ERR_MAX, "refused on purpose");
 	return -EINVAL;

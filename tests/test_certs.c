@@ -200,11 +200,11 @@ Test(certs, renewal_import_revocation_and_disable)
 
 	record("codesign", old);
 	c.cert = make(other, T0, 365, "codeSigning", "critical,digitalSignature");
-	cr_assert_eq(inventory_import(&c, st->db, err), -ENOENT);
+	cr_assert_eq(store_transact(st, inventory_import, &c, err), -ENOENT);
 	cr_assert_str_eq(err, "the certificate's public key belongs to no key in the inventory");
 
 	c.cert = renewed;
-	cr_assert_eq(inventory_import(&c, st->db, err), 0, "%s", err);
+	cr_assert_eq(store_transact(st, inventory_import, &c, err), 0, "%s", err);
 	cr_assert_str_eq(c.key_out, "codesign");
 	strcpy(fp, c.fingerprint_out);
 	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 301 * DAY, 30, false, &s), 0);
@@ -212,7 +212,7 @@ Test(certs, renewal_import_revocation_and_disable)
 	cr_assert_eq(s.state, CERT_VALID);
 
 	c.serial = s.serial;
-	cr_assert_eq(inventory_revoke(&c, st->db, err), 0, "%s", err);
+	cr_assert_eq(store_transact(st, inventory_revoke, &c, err), 0, "%s", err);
 	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 301 * DAY, 30, false, &s), 0);
 	cr_assert_neq(strcmp(s.fingerprint, fp), 0, "a revoked certificate is not current");
 	cr_assert_eq(s.state, CERT_VALID, "the old certificate is current again");
@@ -220,12 +220,12 @@ Test(certs, renewal_import_revocation_and_disable)
 
 	c.key = "codesign";
 	c.enable = false;
-	cr_assert_eq(inventory_set_enabled(&c, st->db, err), 0, "%s", err);
+	cr_assert_eq(store_transact(st, inventory_set_enabled, &c, err), 0, "%s", err);
 	cr_assert_eq(state_at("codesign", T0 + DAY), CERT_DISABLED);
 	c.key = "nope";
-	cr_assert_eq(inventory_set_enabled(&c, st->db, err), -ENOENT);
+	cr_assert_eq(store_transact(st, inventory_set_enabled, &c, err), -ENOENT);
 	c.serial = "ff:ee";
-	cr_assert_eq(inventory_revoke(&c, st->db, err), -ENOENT);
+	cr_assert_eq(store_transact(st, inventory_revoke, &c, err), -ENOENT);
 	cr_assert_str_eq(err, "no certificate with serial ffee in the inventory");
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(other);

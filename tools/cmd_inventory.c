@@ -44,7 +44,7 @@ static const char *config_arg(int argc, char **argv, int min, int max, const cha
 
 /* Apply CHANGE with its audit record REC, in one transaction. */
 static int change(struct ctl *c, struct audit_record *rec,
-		  int (*fn)(void *ctx, struct sqlite3 *db, char *err), struct inventory_change *ch)
+		  store_txn_fn fn, struct inventory_change *ch)
 {
 	char err[AUDIT_ERR_MAX];
 	struct passwd *pw = getpwuid(getuid());

@@ -99,34 +99,21 @@ static void add_line(struct report *r, json_object *o)
 	}
 }
 
+static int collect_one(void *ctx, const struct audit_entry *e)
+{
+	add_line(ctx, e->fields);
+	return 0;
+}
+
+/* The records of the period's days (UNTIL included). */
 static int collect(struct audit *a, struct report *r)
 {
-	char(*days)[11];
-	size_t n;
-	int r_ = audit_days(a, &days, &n);
+	struct tm since = {0}, until = {0};
 
-	if (r_ < 0)
-		return r_;
-	for (size_t i = 0; i < n; i++) {
-		char *buf, *p;
-		size_t len;
-		if (strcmp(days[i], r->since) < 0 || strcmp(days[i], r->until) > 0)
-			continue;
-		if (audit_day_read(a, days[i], &buf, &len) < 0)
-			continue;
-		for (p = buf; p < buf + len;) {
-			char *nl = memchr(p, '\n', buf + len - p);
-			json_object *o = json_tokener_parse(strndup(p, nl - p));
-			if (o) {
-				add_line(r, o);
-				json_object_put(o);
-			}
-			p = nl + 1;
-		}
-		free(buf);
-	}
-	free(days);
-	return 0;
+	if (!strptime(r->since, "%Y-%m-%d", &since) || !strptime(r->until, "%Y-%m-%d", &until))
+		return -EINVAL;
+	return audit_each(a, (int64_t)timegm(&since) * 1000, ((int64_t)timegm(&until) + 86400) * 1000,
+			  collect_one, r);
 }
 
 static int by_count(const void *a, const void *b)
