@@ -977,7 +977,7 @@ static int commit_file(struct ingest_file *f)
 {
 	struct ingest *in = f->in;
 	pthread_mutex_t *s;
-	bool gone;
+	bool nothing;
 	char *path;
 	int r;
 
@@ -1004,9 +1004,12 @@ static int commit_file(struct ingest_file *f)
 	/* Unlinked, or replaced by another writer's version: as on any
 	 * filesystem, these bytes are no longer reachable by name, so there is
 	 * nothing to publish and close() succeeds. */
-	gone = f->staging[0] ? faccessat(in->inbox_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0
+	nothing = f->staging[0] ? faccessat(in->inbox_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0
 			     : !names_fd(in, path, f->fd);
-	if (gone) {
+	/* Committed already, by the rename that gave it this name. */
+	if (!nothing && !f->staging[0] && outbox_publishes(in->outbox, path, f->fd))
+		nothing = true;
+	if (nothing) {
 		pthread_mutex_unlock(s);
 		f->dirty = false;
 		free(path);
@@ -1318,7 +1321,8 @@ static int list_files(struct ingest *in, const char *dir, struct file_list *file
 {
 	struct file_list todo = {0};
 	size_t root = strlen(dir) + 1;
-	int r = list_add(&todo, strdup(dir));
+	char *top = strdup(dir);
+	int r = top ? list_add(&todo, top) : -ENOMEM;
 
 	while (r == 0 && todo.n > 0) {
 		char *d = todo.paths[--todo.n];
@@ -1341,10 +1345,17 @@ static int list_files(struct ingest *in, const char *dir, struct file_list *file
 				r = -ENOMEM;
 				break;
 			}
-			if (e->d_type == DT_DIR)
+			if (e->d_type == DT_REG) {
+				char *below = strdup(p + root);
+				free(p);
+				p = below;
+			}
+			if (!p)
+				r = -ENOMEM;
+			else if (e->d_type == DT_DIR)
 				r = list_add(&todo, p);
 			else if (e->d_type == DT_REG)
-				r = list_add(files, strdup(p + root)), free(p);
+				r = list_add(files, p);
 			else
 				free(p);
 		}
@@ -1420,8 +1431,11 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 			r = check_name(in, path, false);
 			if (r == 0 && authorize(in, path, false, cred, &grant) < 0)
 				r = -EACCES;
-			if (r == 0)
-				r = list_add(&commit, strdup(files.paths[i]));
+			if (r == 0) {
+				/* The name moves from one list to the other. */
+				r = list_add(&commit, files.paths[i]);
+				files.paths[i] = NULL;
+			}
 		}
 		free(path);
 	}

@@ -14,6 +14,8 @@
  * outcomes are reported through the event hook. */
 #pragma once
 
+#include "error.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -51,7 +53,7 @@ struct ingest_grant {
 	uint64_t max_size; /* 0: none */
 };
 
-#define INGEST_VETO_MAX 256
+#define INGEST_VETO_MAX ERROR_MAX
 #define INGEST_NO_ID UINT64_MAX
 
 /* May CRED write PATH (a file that will be signed there), or, with DIR,

@@ -218,23 +218,20 @@ static int open_signer(const struct config *c, struct signer **ret)
 	char err[SIGNER_ERR_MAX];
 	struct signer *s;
 
-	if (signer_open(c->module, c->pin_file, &s, err) < 0)
-		goto fail;
+	if (signer_open(c->module, c->pin_file, &s, err) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		return -EIO;
+	}
 	for (size_t i = 0; i < c->n_keys; i++) {
 		const struct config_key *k = &c->keys[i];
 		if (signer_add_key(s, k->name, k->uri, k->certificate, k->chain, err) < 0) {
-			char msg[SIGNER_ERR_MAX];
-			snprintf(msg, sizeof(msg), "key '%s': %s", k->name, err);
-			memcpy(err, msg, sizeof(err));
+			fprintf(stderr, "signfsd: key '%s': %s\n", k->name, err);
 			signer_free(s);
-			goto fail;
+			return -EIO;
 		}
 	}
 	*ret = s;
 	return 0;
-fail:
-	fprintf(stderr, "signfsd: %s\n", err);
-	return -EIO;
 }
 
 /* A directory, and not already a mount point (of ours or anything else). */

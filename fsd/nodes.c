@@ -250,6 +250,7 @@ void nodes_rename(struct nodes *t, struct node *parent, const char *name, struct
 	if (n && copy) {
 		unhash(t, n);
 		free(n->name);
+		/* analyzer: the name now belongs to the node, freed with it. */
 		n->name = copy;
 		copy = NULL;
 		newparent->children++;
@@ -260,6 +261,7 @@ void nodes_rename(struct nodes *t, struct node *parent, const char *name, struct
 		release(t, parent);
 	}
 	pthread_mutex_unlock(&t->lock);
+	/* analyzer: COPY is NULL here when the node took it as its name. */
 	free(copy);
 }
 

@@ -56,9 +56,16 @@ static struct node *node_of(fuse_req_t req, fuse_ino_t ino)
 	return nodes_get(fsd_of(req)->nodes, ino);
 }
 
+/* The handle of an open file; NULL for requests by path (FI NULL). */
 static struct handle *handle_of(struct fuse_file_info *fi)
 {
 	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+}
+
+/* The handle of a request that always comes with its file. */
+static struct handle *open_handle(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
 }
 
 /* The credential: uid/gid/pid of the request, the process behind the pid,
@@ -553,7 +560,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 	}
 	e.ino = nodes_id(n);
 	if (fuse_reply_create(req, &e, fi) < 0) {
-		free_handle(handle_of(fi));
+		free_handle(open_handle(fi));
 		nodes_forget(d->nodes, n, 1);
 	}
 }
@@ -575,8 +582,8 @@ static int open_virtual(struct fsd *d, const char *path, struct fuse_file_info *
 		free(buf);
 		return r;
 	}
-	handle_of(fi)->buf = buf;
-	handle_of(fi)->len = len;
+	open_handle(fi)->buf = buf;
+	open_handle(fi)->len = len;
 	/* Reads come from this snapshot, never cut to a size cached earlier. */
 	fi->direct_io = 1;
 	return 0;
@@ -643,13 +650,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (fuse_reply_open(req, fi) < 0)
-		free_handle(handle_of(fi));
+		free_handle(open_handle(fi));
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct handle *h = handle_of(fi);
+	struct handle *h = open_handle(fi);
 	ssize_t n;
 	char *buf;
 
@@ -685,7 +692,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct handle *h = handle_of(fi);
+	struct handle *h = open_handle(fi);
 	ssize_t n = h->file ? ingest_write(h->file, buf, size, off) : -EBADF;
 
 	if (n < 0)
@@ -696,7 +703,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = handle_of(fi);
+	struct handle *h = open_handle(fi);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_closer closer = {0};
 
@@ -717,13 +724,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	free_handle(handle_of(fi));
+	free_handle(open_handle(fi));
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct handle *h = handle_of(fi);
+	struct handle *h = open_handle(fi);
 	fuse_reply_err(req, h->file ? -ingest_fsync(h->file, datasync) : 0);
 }
 
@@ -739,9 +746,11 @@ static int listing_add(void *ctx, const char *name, const struct stat *st)
 		l->e = p;
 		l->cap = cap;
 	}
+	/* analyzer: the array and its names belong to L (listing_free). */
 	l->e[l->n].name = strdup(name);
 	if (!l->e[l->n].name)
 		return -ENOMEM;
+	/* analyzer: see above. */
 	l->e[l->n].st = st ? *st : (struct stat){0};
 	l->n++;
 	return 0;
@@ -787,7 +796,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = node_of(req, ino);
 	struct listing *l = calloc(1, sizeof(*l));
 	struct stat dir = {.st_mode = S_IFDIR};
-	const char *rel = NULL;
+	const char *rel = "";
 	char *buf = NULL;
 	int r = l ? 0 : -ENOMEM;
 

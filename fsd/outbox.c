@@ -318,6 +318,17 @@ int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_
 	return 0;
 }
 
+bool outbox_publishes(struct outbox *o, const char *relpath, int fd)
+{
+	char id[ID_LEN + 1];
+	enum outbox_kind kind;
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && outbox_resolve(o, relpath, &kind, id) == 0 &&
+	       kind == OUTBOX_ARTIFACT && outbox_stat_version(o, id, kind, &b) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t number)
 {
 	char id[ID_LEN + 1], want[ID_LEN + 1];

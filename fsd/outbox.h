@@ -41,6 +41,9 @@ uint64_t outbox_new_id(struct outbox *o);
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
 		   size_t sig_len, uint64_t id);
 
+/* Is the file behind FD what outbox/RELPATH publishes now? */
+bool outbox_publishes(struct outbox *o, const char *relpath, int fd);
+
 /* Is object ID what outbox/RELPATH publishes now? */
 bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t id);
 

@@ -62,16 +62,6 @@ static void db_unlock(struct audit *a)
 	pthread_mutex_unlock(&a->store->lock);
 }
 
-static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, AUDIT_ERR_MAX, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 static int64_t wall_clock(void *ctx)
 {
 	struct timespec ts;
@@ -284,14 +274,14 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	a->queue_tail = &a->queue;
 	if (sqlite3_prepare_v2(store->db, "SELECT seq, leaf, time_ms FROM audit ORDER BY seq", -1,
 			       &st, NULL) != SQLITE_OK) {
-		errf(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
+		error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
 		audit_close(a);
 		return -EIO;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((uint64_t)sqlite3_column_int64(st, 0) != expect ||
 		    sqlite3_column_bytes(st, 1) != MERKLE_HASH) {
-			errf(err, -EIO, "audit log in the store is damaged at seq %llu",
+			error_set(err, -EIO, "audit log in the store is damaged at seq %llu",
 			     (unsigned long long)expect);
 			break;
 		}
@@ -302,7 +292,7 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	}
 	sqlite3_finalize(st);
 	if (!err[0] && rc != SQLITE_DONE)
-		errf(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
+		error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(store->db));
 	if (!err[0] && sqlite3_prepare_v2(store->db, "SELECT size FROM checkpoint WHERE id = 1", -1,
 					  &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW) {
@@ -455,11 +445,11 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 
 	db_lock(a);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+		error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 		goto done;
 	}
 	if (catch_up(a) < 0) {
-		errf(err, -EIO, "the audit log in the store is damaged");
+		error_set(err, -EIO, "the audit log in the store is damaged");
 		goto rollback;
 	}
 	if (n == 1 && batch[0]->also &&
@@ -483,7 +473,7 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 		ms = now > ms ? now : ms;
 		line = render_line(base + i, ms, rec, i ? leaves[i - 1] : a->last_leaf);
 		if (!line) {
-			errf(err, -ENOMEM, "out of memory");
+			error_set(err, -ENOMEM, "out of memory");
 			goto rollback;
 		}
 		merkle_leaf_hash(line, strlen(line), leaves[i]);
@@ -527,7 +517,7 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	r = 0;
 	goto done;
 db_error:
-	r = errf(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+	r = error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 rollback:
 	sqlite3_finalize(st);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -685,7 +675,7 @@ int audit_append_later(struct audit *a, const struct audit_record *rec, char err
 		return audit_append(a, rec, NULL, err);
 	l = later_new(rec);
 	if (!l)
-		return errf(err, -ENOMEM, "out of memory");
+		return error_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&a->queue_lock);
 	*a->queue_tail = &l->w;
 	a->queue_tail = &l->w.next;
@@ -738,6 +728,7 @@ int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx)
 	}
 	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		if (n == cap) {
+			/* analyzer: ITEMS and their paths are freed after the loop. */
 			void *p = realloc(items, (cap = cap ? 2 * cap : 16) * sizeof(*items));
 			if (!p) {
 				r = -ENOMEM;
@@ -746,6 +737,7 @@ int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx)
 			items = p;
 		}
 		items[n].seq = sqlite3_column_int64(st, 0);
+		/* analyzer: freed after the loop, with ITEMS. */
 		items[n].path = strdup((const char *)sqlite3_column_text(st, 1));
 		if (!items[n].path)
 			r = -ENOMEM;
@@ -760,6 +752,7 @@ int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx)
 			r = fn(ctx, items[i].seq, items[i].path);
 		free(items[i].path);
 	}
+	/* analyzer: every path the array held was freed just above. */
 	free(items);
 	return r;
 }
@@ -774,19 +767,19 @@ static int checkpoint_locked(struct audit *a, char *err)
 	int r;
 
 	if (!a->key)
-		return errf(err, -EPERM, "no audit key: the log is open read-only");
+		return error_set(err, -EPERM, "no audit key: the log is open read-only");
 	db_lock(a);
 	r = catch_up(a);
 	db_unlock(a);
 	if (r < 0)
-		return errf(err, -EIO, "the audit log in the store is damaged");
+		return error_set(err, -EIO, "the audit log in the store is damaged");
 	r = -EIO;
 	if (a->have_checkpoint && a->signed_size == a->range.count)
 		return 1; /* nothing new */
 	merkle_range_root(&a->range, root);
 	if (note_checkpoint_text(a->origin, a->range.count, root, &text) < 0 ||
 	    note_sign(text, a->origin, a->key, &note) < 0) {
-		errf(err, -EIO, "cannot sign the audit checkpoint with the audit key");
+		error_set(err, -EIO, "cannot sign the audit checkpoint with the audit key");
 		goto out;
 	}
 	db_lock(a);
@@ -806,7 +799,7 @@ static int checkpoint_locked(struct audit *a, char *err)
 	r = 0;
 	goto out;
 db:
-	errf(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
+	error_set(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
 out:
 	sqlite3_finalize(st);
 	if (locked)
@@ -1019,7 +1012,9 @@ int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len)
 			}
 			buf = p;
 		}
-		memcpy(buf + used, sqlite3_column_blob(st, 0), n);
+		/* analyzer: BUF holds at least N more bytes (grown above). */
+		if (n)
+			memcpy(buf + used, sqlite3_column_blob(st, 0), n);
 		used += n;
 		buf[used++] = '\n';
 	}

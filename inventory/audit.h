@@ -4,6 +4,8 @@
  * text in ERR; nothing is logged here. */
 #pragma once
 
+#include "error.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,7 +13,7 @@
 #include "merkle.h"
 #include "store.h"
 
-#define AUDIT_ERR_MAX 512
+#define AUDIT_ERR_MAX ERROR_MAX
 #define AUDIT_NONE (-1LL) /* an integer field that does not apply */
 
 struct store;

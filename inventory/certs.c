@@ -21,16 +21,6 @@
 
 #define MAX_VALIDITY_DAYS 460 /* CA/Browser Forum code signing requirements */
 
-static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, INVENTORY_ERR_MAX, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 const char *cert_state_name(enum cert_state s)
 {
 	static const char *const names[] = {"valid",	   "expiring", "expired",
@@ -213,7 +203,7 @@ static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) 
 		r = 0;
 out:
 	if (r < 0)
-		errf(err, -EIO, "inventory: %s", sqlite3_errmsg(db));
+		error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	free(pem);
 	free(chain_pem);
@@ -263,12 +253,12 @@ int inventory_record_key(struct store *s, const struct key_facts *key, X509 *cer
 	r = 0;
 	goto out;
 rollback:
-	errf(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
+	error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
 rollback_quiet:
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	goto out;
 fail:
-	errf(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
+	error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
@@ -375,13 +365,13 @@ static int exec_one(sqlite3 *db, const char *sql, const char *text, int64_t num,
 	int r;
 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return errf(err, -EIO, "%s: %s", what, sqlite3_errmsg(db));
+		return error_set(err, -EIO, "%s: %s", what, sqlite3_errmsg(db));
 	sqlite3_bind_int64(st, 1, num);
 	sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
 	r = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(db) : -1;
 	sqlite3_finalize(st);
 	if (r < 0)
-		return errf(err, -EIO, "%s: %s", what, sqlite3_errmsg(db));
+		return error_set(err, -EIO, "%s: %s", what, sqlite3_errmsg(db));
 	return r;
 }
 
@@ -392,7 +382,7 @@ int inventory_set_enabled(void *ctx, struct store_txn *txn, char *err)
 	int n = exec_one(db, "UPDATE keys SET enabled = ? WHERE name = ?", c->key, c->enable, err,
 			 "key");
 	if (n == 0)
-		return errf(err, -ENOENT, "no key named '%s' in the inventory", c->key);
+		return error_set(err, -ENOENT, "no key named '%s' in the inventory", c->key);
 	return n < 0 ? n : 0;
 }
 
@@ -411,7 +401,7 @@ int inventory_revoke(void *ctx, struct store_txn *txn, char *err)
 	int n = exec_one(db, "UPDATE certificates SET revoked = ? WHERE serial = ?", serial, c->now,
 			 err, "certificate");
 	if (n == 0)
-		return errf(err, -ENOENT, "no certificate with serial %s in the inventory", serial);
+		return error_set(err, -ENOENT, "no certificate with serial %s in the inventory", serial);
 	if (n > 0)
 		snprintf(c->fingerprint_out, sizeof(c->fingerprint_out), "%s", serial);
 	return n < 0 ? n : 0;
@@ -427,11 +417,11 @@ int inventory_import(void *ctx, struct store_txn *txn, char *err)
 	int r = -ENOENT;
 
 	if (len <= 0)
-		return errf(err, -EINVAL, "the certificate's public key cannot be read");
+		return error_set(err, -EINVAL, "the certificate's public key cannot be read");
 	if (sqlite3_prepare_v2(db, "SELECT name FROM keys WHERE spki = ?", -1, &st, NULL) !=
 	    SQLITE_OK) {
 		OPENSSL_free(spki);
-		return errf(err, -EIO, "inventory: %s", sqlite3_errmsg(db));
+		return error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(db));
 	}
 	sqlite3_bind_blob(st, 1, spki, len, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -441,7 +431,7 @@ int inventory_import(void *ctx, struct store_txn *txn, char *err)
 	sqlite3_finalize(st);
 	OPENSSL_free(spki);
 	if (r < 0)
-		return errf(err, -ENOENT,
+		return error_set(err, -ENOENT,
 			    "the certificate's public key belongs to no key in the inventory");
 	fingerprint(c->cert, c->fingerprint_out);
 	return upsert_cert(db, c->key_out, c->cert, c->chain, NULL, c->now, err);
@@ -460,11 +450,23 @@ int inventory_keys(struct store *s, char ***ret, size_t *n)
 		return -EIO;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		keys = realloc(keys, (count + 1) * sizeof(*keys));
-		keys[count++] = strdup((const char *)sqlite3_column_text(st, 0));
+		/* analyzer: the names and the array go to the caller (*ret). */
+		char **more = realloc(keys, (count + 1) * sizeof(*keys));
+		if (!more || !(more[count] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+			keys = more ? more : keys;
+			while (count > 0)
+				free(keys[--count]);
+			free(keys);
+			sqlite3_finalize(st);
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+		keys = more;
+		count++;
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
+	/* analyzer: the caller frees the names and the array. */
 	*ret = keys;
 	*n = count;
 	return 0;

@@ -4,13 +4,15 @@
  * clock is the caller's (and the tests'). Errors come back as text. */
 #pragma once
 
+#include "error.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 #include <openssl/x509.h>
 
-#define INVENTORY_ERR_MAX 512
+#define INVENTORY_ERR_MAX ERROR_MAX
 #define INVENTORY_MAX_THRESHOLDS 8
 
 struct store;

@@ -14,16 +14,6 @@
 #define SIG_TYPE_ECDSA 0x02
 #define EM_DASH "\xe2\x80\x94"
 
-static int errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errf(char *err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, NOTE_ERR_MAX, fmt, ap);
-	va_end(ap);
-	return -EBADMSG;
-}
-
 static int spki(EVP_PKEY *pub, unsigned char **der, int *len)
 {
 	*der = NULL;
@@ -156,17 +146,17 @@ int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, c
 
 	err[0] = 0;
 	if (len > NOTE_MAX)
-		return errf(err, "note larger than %d bytes", NOTE_MAX);
+		return error_set(err, -EBADMSG, "note larger than %d bytes", NOTE_MAX);
 	if (len == 0 || note[len - 1] != '\n' || !clean_text((const unsigned char *)note, len))
-		return errf(err, "not a note: must be UTF-8 text ending in a newline");
+		return error_set(err, -EBADMSG, "not a note: must be UTF-8 text ending in a newline");
 	/* The text ends at the last blank line; signatures follow it. */
 	for (p = note; p + 1 < end; p++)
 		if (p[0] == '\n' && p[1] == '\n')
 			sep = p;
 	if (!sep || sep == note)
-		return errf(err, "not a note: no blank line before the signatures");
+		return error_set(err, -EBADMSG, "not a note: no blank line before the signatures");
 	if (note_key_id(pub, &id) < 0)
-		return errf(err, "unusable public key");
+		return error_set(err, -EBADMSG, "unusable public key");
 	text_len = sep - note + 1;
 	for (p = sep + 2; p < end;) {
 		const char *nl = memchr(p, '\n', end - p), *sp;
@@ -175,16 +165,16 @@ int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, c
 		int n;
 
 		if (!nl || nl == p)
-			return errf(err, "empty or unterminated signature line");
+			return error_set(err, -EBADMSG, "empty or unterminated signature line");
 		if ((size_t)(nl - p) < 4 || memcmp(p, EM_DASH " ", 4))
-			return errf(err, "signature line does not start with an em dash");
+			return error_set(err, -EBADMSG, "signature line does not start with an em dash");
 		p += 4;
 		sp = memchr(p, ' ', nl - p);
 		if (!sp || sp == p)
-			return errf(err, "signature line has no key name");
+			return error_set(err, -EBADMSG, "signature line has no key name");
 		n = unb64(sp + 1, nl - sp - 1, sig, sizeof(sig));
 		if (n < 5)
-			return errf(err, "signature is not base64 of a key ID and a signature");
+			return error_set(err, -EBADMSG, "signature is not base64 of a key ID and a signature");
 		if ((size_t)(sp - p) == nlen && !memcmp(p, name, nlen) &&
 		    ((uint32_t)sig[0] << 24 | (uint32_t)sig[1] << 16 | (uint32_t)sig[2] << 8 |
 		     sig[3]) == id) {
@@ -195,13 +185,13 @@ int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, c
 			EVP_MD_CTX_free(ctx);
 			ERR_clear_error();
 			if (!ok)
-				return errf(err, "the signature of '%s' does not verify", name);
+				return error_set(err, -EBADMSG, "the signature of '%s' does not verify", name);
 			verified = true;
 		}
 		p = nl + 1;
 	}
 	if (!verified)
-		return errf(err, "no signature by '%s' with key ID %08x", name, id);
+		return error_set(err, -EBADMSG, "no signature by '%s' with key ID %08x", name, id);
 	*ret_text = strndup(note, text_len);
 	return *ret_text ? 0 : -ENOMEM;
 }
@@ -231,18 +221,18 @@ int note_parse_checkpoint(const char *text, char **ret_origin, uint64_t *ret_siz
 	l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
 	l4 = l3 ? strchr(l3 + 1, '\n') : NULL;
 	if (!l4 || l2 == l1)
-		return errf(err, "checkpoint needs an origin, a size and a root hash line");
+		return error_set(err, -EBADMSG, "checkpoint needs an origin, a size and a root hash line");
 	l2++;
 	l3++;
 	l4++;
 	if (l2[0] == '\n' || (l2[0] == '0' && l2[1] != '\n') || l2[0] < '0' || l2[0] > '9')
-		return errf(err, "checkpoint tree size is not a decimal without leading zeros");
+		return error_set(err, -EBADMSG, "checkpoint tree size is not a decimal without leading zeros");
 	errno = 0;
 	size = strtoull(l2, &end, 10);
 	if (errno || end != l3 - 1)
-		return errf(err, "checkpoint tree size is not a decimal number");
+		return error_set(err, -EBADMSG, "checkpoint tree size is not a decimal number");
 	if (unb64(l3, l4 - 1 - l3, root, sizeof(root)) != MERKLE_HASH)
-		return errf(err, "checkpoint root hash is not base64 of 32 bytes");
+		return error_set(err, -EBADMSG, "checkpoint root hash is not base64 of 32 bytes");
 	*ret_origin = strndup(l1, l2 - 1 - l1);
 	if (!*ret_origin)
 		return -ENOMEM;

@@ -3,13 +3,15 @@
  * anything outside the grammar is refused with a reason. */
 #pragma once
 
+#include "error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/evp.h>
 #include "merkle.h"
 
 #define NOTE_MAX 65536
-#define NOTE_ERR_MAX 256
+#define NOTE_ERR_MAX ERROR_MAX
 
 /* The 4-byte key ID of a type 0x02 key: SHA-256 of its SPKI DER, truncated. */
 int note_key_id(EVP_PKEY *pub, uint32_t *ret);

@@ -87,8 +87,7 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, STORE_ERR_MAX, "store %s: %s", path,
-			 s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		error_set(err, -EIO, "store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
@@ -101,9 +100,9 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
-		snprintf(err, STORE_ERR_MAX, "store %s fails its integrity check: %s", path,
-			 st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0)
-							 : sqlite3_errmsg(s->db));
+		error_set(err, -EIO, "store %s fails its integrity check: %s", path,
+			  st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0)
+							  : sqlite3_errmsg(s->db));
 		sqlite3_finalize(st);
 		goto fail;
 	}
@@ -116,7 +115,7 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 	*ret = s;
 	return 0;
 fail_msg:
-	snprintf(err, STORE_ERR_MAX, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+	error_set(err, -EIO, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
 	sqlite3_free(msg);
 fail:
 	store_close(s);
@@ -172,15 +171,13 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_E
 	err[0] = 0;
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, STORE_ERR_MAX, "store: %s", sqlite3_errmsg(s->db));
+		error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
 	r = fn(ctx, &txn, err);
-	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, STORE_ERR_MAX, "store: %s", sqlite3_errmsg(s->db));
-		r = -EIO;
-	}
+	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
 	if (r < 0)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->lock);

@@ -3,10 +3,12 @@
  * of inventory/ keep their tables in it. */
 #pragma once
 
+#include "error.h"
+
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define STORE_ERR_MAX 512
+#define STORE_ERR_MAX ERROR_MAX
 #define STORE_FILE "signfs.db"
 
 struct store;

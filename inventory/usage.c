@@ -155,20 +155,21 @@ int inventory_usage(struct store *s, const char *key, time_t now, uint64_t *tota
 			       "SELECT max(user), uid, sum(count) FROM usage WHERE key_name = ? "
 			       "GROUP BY uid ORDER BY sum(count) DESC",
 			       -1, &st, NULL) == SQLITE_OK) {
+		FILE *f = open_memstream(&buf, &len);
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			char line[160];
-			int n = snprintf(line, sizeof(line), "%s(%lld) %lld\n",
-					 sqlite3_column_text(st, 0) && *sqlite3_column_text(st, 0)
-						 ? (const char *)sqlite3_column_text(st, 0)
-						 : "?",
-					 sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
-			buf = realloc(buf, len + n + 1);
-			memcpy(buf + len, line, n + 1);
-			len += n;
-		}
+		while (f && sqlite3_step(st) == SQLITE_ROW)
+			fprintf(f, "%s(%lld) %lld\n",
+				sqlite3_column_text(st, 0) && *sqlite3_column_text(st, 0)
+					? (const char *)sqlite3_column_text(st, 0)
+					: "?",
+				sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
 		sqlite3_finalize(st);
-		*users = buf ? buf : strdup("");
+		if (!f || fclose(f) != 0 || !buf) {
+			free(buf);
+			r = -ENOMEM;
+		} else {
+			*users = buf;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -290,7 +290,7 @@ int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note,
 	EVP_PKEY *own = NULL;
 	DIR *d;
 	struct dirent *e;
-	char **names = NULL, *note, origin[256], a[64];
+	char **names = NULL, **more, *note, origin[256], a[64];
 	size_t n_names = 0, len;
 	uint64_t size;
 	merkle_hash root, computed;
@@ -320,11 +320,20 @@ int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note,
 		day[10] = 0;
 		if (!audit_is_day(day))
 			continue;
-		names = realloc(names, (n_names + 1) * sizeof(*names));
-		names[n_names++] = strdup(e->d_name);
+		/* analyzer: NAMES and its names are freed at "out". */
+		more = realloc(names, (n_names + 1) * sizeof(*names));
+		if (!more || !(more[n_names] = strdup(e->d_name))) {
+			names = more ? more : names;
+			closedir(d);
+			verdict(v, false, "out of memory");
+			goto out;
+		}
+		names = more;
+		n_names++;
 	}
 	closedir(d);
-	qsort(names, n_names, sizeof(*names), cmp_names);
+	if (n_names)
+		qsort(names, n_names, sizeof(*names), cmp_names);
 
 	note = read_file(dir, "checkpoint", NOTE_MAX, &len);
 	if (!note) {

@@ -80,6 +80,7 @@ static int set_str(struct parse_state *s, char **dst, const char *value)
 	if (!*value)
 		return fail(s, "empty value");
 	free(*dst);
+	/* analyzer: owned by the config, freed by config_free(). */
 	*dst = strdup(value);
 	return *dst ? 1 : fail(s, "out of memory");
 }
@@ -107,6 +108,7 @@ static int set_temp_patterns(struct parse_state *s, const char *value)
 	copy = strdup(value);
 	if (!copy)
 		return fail(s, "out of memory");
+	/* analyzer: the patterns belong to the config (config_free()). */
 	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		if (s->c->n_temp == CONFIG_MAX_PATTERNS) {
 			fail(s, "more than %d temporary-name patterns", CONFIG_MAX_PATTERNS);
@@ -116,6 +118,7 @@ static int set_temp_patterns(struct parse_state *s, const char *value)
 			fail(s, "pattern '%s' must match a base name, without '/'", tok);
 			break;
 		}
+		/* analyzer: owned by the config, freed by config_free(). */
 		s->c->temp_patterns[s->c->n_temp++] = strdup(tok);
 	}
 	free(copy);
@@ -167,6 +170,7 @@ static struct rule *rule_section(struct parse_state *s, const char *section)
 		fail(s, "more than %d rules", POLICY_MAX_RULES);
 		return NULL;
 	}
+	/* analyzer: owned by the config, freed by config_free(). */
 	if (!c->rules)
 		c->rules = calloc(POLICY_MAX_RULES, sizeof(*c->rules));
 	if (!c->rules) {
@@ -174,6 +178,7 @@ static struct rule *rule_section(struct parse_state *s, const char *section)
 		return NULL;
 	}
 	r = &c->rules[c->n_rules++];
+	/* analyzer: owned by the config, freed by config_free(). */
 	r->name = strdup(name);
 	r->line = s->section_line;
 	return r;
@@ -207,6 +212,7 @@ static int add_glob(struct parse_state *s, void *ctx, const char *g)
 	if (g[0] == '/' || !strcmp(g, "..") || !strncmp(g, "../", 3) || strstr(g, "/../") ||
 	    (strlen(g) >= 3 && !strcmp(g + strlen(g) - 3, "/..")))
 		return fail(s, "path '%s' must be relative to the inbox, without '..'", g);
+	/* analyzer: owned by the config, freed by config_free(). */
 	r->globs[r->n_globs++] = strdup(g);
 	return 1;
 }
@@ -466,6 +472,7 @@ static int validate(struct parse_state *s)
 			if (c->n_keys != 1)
 				return fail(s, "[rule %s] must name its key (there are %zu)", r->name,
 					    c->n_keys);
+			/* analyzer: owned by the config, freed by config_free(). */
 			r->key = strdup(c->keys[0].name);
 		}
 		if (!config_find_key(c, r->key))

@@ -5,11 +5,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "error.h"
 #include "policy.h"
 
 #define CONFIG_MAX_KEYS 32
 #define CONFIG_MAX_PATTERNS 32
-#define CONFIG_ERR_MAX 512
+#define CONFIG_ERR_MAX ERROR_MAX
 
 struct config_key {
 	char *name;

@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,73 +226,62 @@ int policy_live_watch(struct policy_live *p, policy_report_fn report, void *repo
 	return 0;
 }
 
-static void append(char **buf, size_t *len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void append(char **buf, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	char *more;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&more, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	*buf = realloc(*buf, *len + n + 1);
-	memcpy(*buf + *len, more, n + 1);
-	*len += n;
-	free(more);
-}
-
 int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 {
 	char *buf = NULL;
 	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
 	struct config *c;
 
+	if (!f)
+		return -ENOMEM;
 	pthread_rwlock_rdlock(&p->lock);
 	c = p->config;
-	append(&buf, &len, "# who may sign with each key, by rule (first match wins); policy version %u\n",
+	fprintf(f, "# who may sign with each key, by rule (first match wins); policy version %u\n",
 	       p->version);
 	for (size_t k = 0; k < c->n_keys; k++) {
 		if (key && strcmp(key, c->keys[k].name))
 			continue;
-		append(&buf, &len, "key %s\n", c->keys[k].name);
+		fprintf(f, "key %s\n", c->keys[k].name);
 		for (size_t i = 0; i < c->n_rules; i++) {
 			const struct rule *r = &c->rules[i];
 			if (strcmp(r->key, c->keys[k].name))
 				continue;
-			append(&buf, &len, "  rule %s:", r->name);
+			fprintf(f, "  rule %s:", r->name);
 			if (r->n_uids == 0 && r->n_gids == 0)
-				append(&buf, &len, " anyone");
+				fprintf(f, " anyone");
 			for (size_t u = 0; u < r->n_uids; u++) {
 				struct passwd pw, *res = NULL;
 				char b[1024];
 				getpwuid_r(r->uids[u], &pw, b, sizeof(b), &res);
-				append(&buf, &len, " user %s(%u)", res ? res->pw_name : "?",
+				fprintf(f, " user %s(%u)", res ? res->pw_name : "?",
 				       r->uids[u]);
 			}
 			for (size_t g = 0; g < r->n_gids; g++) {
 				struct group gr, *res = NULL;
 				char b[4096];
 				getgrgid_r(r->gids[g], &gr, b, sizeof(b), &res);
-				append(&buf, &len, " group %s(%u)", res ? res->gr_name : "?",
+				fprintf(f, " group %s(%u)", res ? res->gr_name : "?",
 				       r->gids[g]);
 			}
-			append(&buf, &len, " paths");
+			fprintf(f, " paths");
 			for (size_t g = 0; g < r->n_globs; g++)
-				append(&buf, &len, " %s", r->globs[g]);
+				fprintf(f, " %s", r->globs[g]);
 			if (r->max_size)
-				append(&buf, &len, " max_size %llu", (unsigned long long)r->max_size);
+				fprintf(f, " max_size %llu", (unsigned long long)r->max_size);
 			if (r->from_min != r->to_min)
-				append(&buf, &len, " hours %02d:%02d-%02d:%02d UTC", r->from_min / 60,
+				fprintf(f, " hours %02d:%02d-%02d:%02d UTC", r->from_min / 60,
 				       r->from_min % 60, r->to_min / 60, r->to_min % 60);
 			if (r->rate_per_hour)
-				append(&buf, &len, " rate %u/hour", r->rate_per_hour);
-			append(&buf, &len, "\n");
+				fprintf(f, " rate %u/hour", r->rate_per_hour);
+			fprintf(f, "\n");
 		}
 	}
 	pthread_rwlock_unlock(&p->lock);
-	*ret = buf ? buf : strdup("");
-	return *ret ? 0 : -ENOMEM;
+	if (fclose(f) != 0 || !buf) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	return 0;
 }

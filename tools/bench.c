@@ -44,6 +44,10 @@ static void *write_files(void *arg)
 	char path[4096];
 	char *buf = malloc(w->size);
 
+	if (!buf) {
+		w->errors = w->count;
+		return NULL;
+	}
 	memset(buf, 'a' + w->id, w->size);
 	for (int i = 0; i < w->count; i++) {
 		int fd;
@@ -86,6 +90,12 @@ static int cmd_write(int argc, char **argv)
 	lat = calloc((size_t)per * threads, sizeof(*lat));
 	w = calloc(threads, sizeof(*w));
 	t = calloc(threads, sizeof(*t));
+	if (!lat || !w || !t || per == 0) {
+		free(lat);
+		free(w);
+		free(t);
+		return 2;
+	}
 	start = now();
 	for (int i = 0; i < threads; i++) {
 		w[i] = (struct writer){argv[1], i, per, size, lat + (size_t)i * per, 0};
@@ -100,6 +110,9 @@ static int cmd_write(int argc, char **argv)
 	printf("files=%d errors=%d seconds=%.3f rate=%.0f close_p50_ms=%.3f close_p99_ms=%.3f\n",
 	       per * threads, errors, secs, per * threads / secs, lat[per * threads / 2] * 1e3,
 	       lat[(size_t)(per * threads * 0.99)] * 1e3);
+	free(lat);
+	free(w);
+	free(t);
 	return errors ? 1 : 0;
 }
 

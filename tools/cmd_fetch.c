@@ -161,7 +161,7 @@ int cmd_fetch(int argc, char **argv)
 		{0},
 	};
 	char dest[PATH_MAX], tmp_a[PATH_MAX] = "", tmp_s[PATH_MAX] = "", sig_dest[PATH_MAX];
-	char version[64], err[1024];
+	char version[64], err[ERROR_MAX];
 	const char *ca = NULL, *src;
 	unsigned char *sig = NULL;
 	size_t sig_len = 0;
@@ -191,7 +191,8 @@ int cmd_fetch(int argc, char **argv)
 		fprintf(stderr, "signfsctl: %s: name too long\n", argv[optind + 1]);
 		return EXIT_FAIL;
 	}
-	snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest);
+	if (snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest) >= (int)sizeof(sig_dest))
+		return EXIT_FAIL; /* checked above: DEST leaves room */
 	if (ca && !(trust = load_trust(ca))) {
 		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n", ca);
 		return EXIT_FAIL;
@@ -227,7 +228,7 @@ int cmd_fetch(int argc, char **argv)
 		fprintf(stderr, "signfsctl: copying %s: %s\n", src, strerror(-r));
 		goto out;
 	}
-	if (cms_verify_detached(sig, sig_len, fa, trust, err, sizeof(err)) < 0) {
+	if (cms_verify_detached(sig, sig_len, fa, trust, err) < 0) {
 		fprintf(stderr, "signfsctl: %s (version %s): %s\n", src, version, err);
 		goto out;
 	}

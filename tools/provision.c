@@ -13,16 +13,6 @@
 /* DER of OID 1.2.840.10045.3.1.7 (prime256v1). */
 static const CK_BYTE p256_params[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 
-static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, PROVISION_ERR_MAX, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 static int find_slot(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *ret, char *err)
 {
 	CK_SLOT_ID slots[64];
@@ -30,7 +20,7 @@ static int find_slot(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *ret,
 	CK_RV rv = f->C_GetSlotList(CK_TRUE, slots, &n);
 
 	if (rv != CKR_OK)
-		return errf(err, -EIO, "C_GetSlotList: 0x%lx", rv);
+		return error_set(err, -EIO, "C_GetSlotList: 0x%lx", rv);
 	for (CK_ULONG i = 0; i < n; i++) {
 		CK_TOKEN_INFO ti;
 		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
@@ -50,8 +40,8 @@ static int find_slot(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *ret,
 			}
 		}
 	}
-	return label ? errf(err, -ENODEV, "token '%s' not found after initialisation", label)
-		     : errf(err, -ENODEV, "no free (uninitialised) token slot in the module");
+	return label ? error_set(err, -ENODEV, "token '%s' not found after initialisation", label)
+		     : error_set(err, -ENODEV, "no free (uninitialised) token slot in the module");
 }
 
 static int generate(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE sess, const struct provision_key *k,
@@ -82,7 +72,7 @@ static int generate(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE sess, const struct
 					sizeof(priv) / sizeof(*priv), &hpub, &hpriv);
 
 	if (rv != CKR_OK)
-		return errf(err, -EIO, "generating key '%s': C_GenerateKeyPair 0x%lx", k->label, rv);
+		return error_set(err, -EIO, "generating key '%s': C_GenerateKeyPair 0x%lx", k->label, rv);
 	return 0;
 }
 
@@ -101,18 +91,18 @@ int provision_token(const char *module, const char *label, const char *so_pin,
 
 	err[0] = 0;
 	if (strlen(label) > sizeof(tlabel))
-		return errf(err, -EINVAL, "token label longer than 32 bytes");
+		return error_set(err, -EINVAL, "token label longer than 32 bytes");
 	dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
 	if (!dl)
-		return errf(err, -ENOENT, "cannot load PKCS#11 module %s: %s", module, dlerror());
+		return error_set(err, -ENOENT, "cannot load PKCS#11 module %s: %s", module, dlerror());
 	get_list = (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(dl, "C_GetFunctionList");
 	if (!get_list || get_list(&f) != CKR_OK) {
 		dlclose(dl);
-		return errf(err, -EINVAL, "%s is not a PKCS#11 module", module);
+		return error_set(err, -EINVAL, "%s is not a PKCS#11 module", module);
 	}
 	rv = f->C_Initialize(NULL);
 	if (rv != CKR_OK) {
-		r = errf(err, -EIO, "C_Initialize: 0x%lx", rv);
+		r = error_set(err, -EIO, "C_Initialize: 0x%lx", rv);
 		goto out_dl;
 	}
 	r = find_slot(f, NULL, &slot, err);
@@ -122,7 +112,7 @@ int provision_token(const char *module, const char *label, const char *so_pin,
 	memcpy(tlabel, label, strlen(label));
 	rv = f->C_InitToken(slot, (CK_UTF8CHAR_PTR)so_pin, strlen(so_pin), tlabel);
 	if (rv != CKR_OK) {
-		r = errf(err, -EIO, "C_InitToken: 0x%lx", rv);
+		r = error_set(err, -EIO, "C_InitToken: 0x%lx", rv);
 		goto out;
 	}
 	/* SoftHSM2 moves an initialised token to a new slot id. */
@@ -132,7 +122,7 @@ int provision_token(const char *module, const char *label, const char *so_pin,
 	r = -EIO;
 	rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &sess);
 	if (rv != CKR_OK) {
-		r = errf(err, -EIO, "C_OpenSession: 0x%lx", rv);
+		r = error_set(err, -EIO, "C_OpenSession: 0x%lx", rv);
 		goto out;
 	}
 	if ((rv = f->C_Login(sess, CKU_SO, (CK_UTF8CHAR_PTR)so_pin, strlen(so_pin))) != CKR_OK ||
@@ -140,7 +130,7 @@ int provision_token(const char *module, const char *label, const char *so_pin,
 	    (rv = f->C_Logout(sess)) != CKR_OK ||
 	    (rv = f->C_Login(sess, CKU_USER, (CK_UTF8CHAR_PTR)user_pin, strlen(user_pin))) !=
 		    CKR_OK) {
-		r = errf(err, -EIO, "setting the token PINs failed: 0x%lx", rv);
+		r = error_set(err, -EIO, "setting the token PINs failed: 0x%lx", rv);
 		goto out;
 	}
 	for (size_t i = 0; i < n_keys; i++) {

@@ -3,9 +3,11 @@
  * never extractable). Raw PKCS#11, because libp11 cannot generate EC keys. */
 #pragma once
 
+#include "error.h"
+
 #include <stddef.h>
 
-#define PROVISION_ERR_MAX 512
+#define PROVISION_ERR_MAX ERROR_MAX
 
 struct provision_key {
 	const char *label;

@@ -108,16 +108,19 @@ static int move_aside(const char *dir, const char *config, const char *const *na
 	time_t now = time(NULL);
 
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
-	snprintf(backup, sizeof(backup), "%s/replaced-%s", dir, stamp);
+	if (snprintf(backup, sizeof(backup), "%s/replaced-%s", dir, stamp) >= (int)sizeof(backup))
+		return -ENAMETOOLONG;
 	if (mkdir(backup, 0700) < 0)
 		return -errno;
 	for (size_t i = 0; i < n; i++) {
-		snprintf(from, sizeof(from), "%s/%s", dir, names[i]);
-		snprintf(to, sizeof(to), "%s/%s", backup, names[i]);
+		if (snprintf(from, sizeof(from), "%s/%s", dir, names[i]) >= (int)sizeof(from) ||
+		    snprintf(to, sizeof(to), "%s/%s", backup, names[i]) >= (int)sizeof(to))
+			return -ENAMETOOLONG;
 		if (rename(from, to) < 0 && errno != ENOENT)
 			return -errno;
 	}
-	snprintf(to, sizeof(to), "%s/signfs.conf", backup);
+	if (snprintf(to, sizeof(to), "%s/signfs.conf", backup) >= (int)sizeof(to))
+		return -ENAMETOOLONG;
 	if (rename(config, to) < 0 && errno != ENOENT)
 		return -errno;
 	fprintf(stderr, "signfsctl: previous setup moved to %s\n", backup);
@@ -190,7 +193,10 @@ static int cmd_init(int argc, char **argv)
 		char cwd[PATH_MAX];
 		if (!getcwd(cwd, sizeof(cwd)))
 			return EXIT_FAIL;
-		snprintf(config, sizeof(config), "%s/%s", cwd, config_arg);
+		if (snprintf(config, sizeof(config), "%s/%s", cwd, config_arg) >= (int)sizeof(config)) {
+			fprintf(stderr, "signfsctl: %s: path too long\n", config_arg);
+			return EXIT_FAIL;
+		}
 	} else {
 		snprintf(config, sizeof(config), "%s", config_arg ? config_arg : "");
 		if (!config_arg)
@@ -268,7 +274,7 @@ static int cmd_init(int argc, char **argv)
 		: NULL;
 	if (!cs) {
 		err[0] = 0;
-		cms_drain_errors(err, sizeof(err));
+		error_openssl(err);
 		fprintf(stderr, "signfsctl: cannot make the demo certificates%s\n", err);
 		goto out;
 	}

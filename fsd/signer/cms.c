@@ -3,6 +3,8 @@
  * SignerInfo is assembled by hand and signed over its attributes. */
 #include "cms.h"
 
+#include "error.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +57,7 @@ out:
 }
 
 int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
-			char *err, size_t n)
+			char err[ERROR_MAX])
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, len);
@@ -66,12 +68,12 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 
 	err[0] = 0;
 	if (!cms || !content) {
-		snprintf(err, n, "not a CMS signature");
+		error_set(err, -EIO, "not a CMS signature");
 		goto out;
 	}
 	if (lseek(content_fd, 0, SEEK_SET) < 0 ||
 	    CMS_verify(cms, NULL, trust, content, NULL, flags) != 1) {
-		snprintf(err, n, "the signature does not verify over the content");
+		error_set(err, -EIO, "the signature does not verify over the content");
 		goto out;
 	}
 	signers = CMS_get0_signers(cms);
@@ -79,31 +81,15 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 		X509 *cert = signers && sk_X509_num(signers) == 1 ? sk_X509_value(signers, 0) : NULL;
 		if (!cert || !(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
 		    !(X509_get_extended_key_usage(cert) & XKU_CODE_SIGN)) {
-			snprintf(err, n, "the signer's certificate is not for code signing");
+			error_set(err, -EIO, "the signer's certificate is not for code signing");
 			goto out;
 		}
 	}
 	r = 0;
 out:
-	if (r < 0)
-		cms_drain_errors(err, n);
 	sk_X509_free(signers);
 	BIO_free(content);
 	CMS_ContentInfo_free(cms);
 	return r;
 }
 
-void cms_drain_errors(char *buf, size_t n)
-{
-	unsigned long e;
-	size_t used = strlen(buf);
-
-	while ((e = ERR_get_error()) != 0) {
-		char one[256];
-		ERR_error_string_n(e, one, sizeof(one));
-		if (used + 3 < n) {
-			snprintf(buf + used, n - used, "; %s", one);
-			used = strlen(buf);
-		}
-	}
-}

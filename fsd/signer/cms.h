@@ -7,6 +7,7 @@
 #include <time.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include "error.h"
 
 #define SHA256_LEN 32
 
@@ -22,10 +23,7 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
 /* Check the detached signature DER over the bytes of CONTENT_FD (read from
  * offset 0): the signature and messageDigest always; with TRUST, also the
  * signer's chain up to it (any purpose) and its codeSigning EKU. 0, or -EIO
- * with the reason in ERR (size N). */
+ * with the reason in ERR. */
 int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
-			char *err, size_t n);
+			char err[ERROR_MAX]);
 
-/* Appends the OpenSSL error queue to BUF (size N) as "; reason; reason" and
- * empties the queue, so one failure never leaks into the next call. */
-void cms_drain_errors(char *buf, size_t n);

@@ -47,17 +47,6 @@ struct signer {
 
 static void describe_cert(struct signer_key *k);
 
-static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, SIGNER_ERR_MAX, fmt, ap);
-	va_end(ap);
-	cms_drain_errors(err, SIGNER_ERR_MAX);
-	return r;
-}
-
 int signer_open(const char *module, const char *pin_file, struct signer **ret,
 		char err[SIGNER_ERR_MAX])
 {
@@ -65,7 +54,7 @@ int signer_open(const char *module, const char *pin_file, struct signer **ret,
 
 	err[0] = 0;
 	if (access(module, R_OK) < 0)
-		return errf(err, -ENOENT, "PKCS#11 module %s: %s", module, strerror(errno));
+		return error_set(err, -ENOENT, "PKCS#11 module %s: %s", module, strerror(errno));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -81,11 +70,11 @@ int signer_open(const char *module, const char *pin_file, struct signer **ret,
 		PKCS11_CTX_free(s->ctx);
 		s->ctx = NULL;
 		signer_free(s);
-		return errf(err, -EIO, "cannot load PKCS#11 module %s", module);
+		return error_set(err, -EIO, "cannot load PKCS#11 module %s", module);
 	}
 	if (PKCS11_enumerate_slots(s->ctx, &s->slots, &s->n_slots) < 0) {
 		signer_free(s);
-		return errf(err, -EIO, "cannot list the slots of PKCS#11 module %s", module);
+		return error_set(err, -EIO, "cannot list the slots of PKCS#11 module %s", module);
 	}
 	*ret = s;
 	return 0;
@@ -98,15 +87,15 @@ static int read_pin(const char *path, char pin[PIN_MAX], char *err)
 	ssize_t n;
 
 	if (fd < 0)
-		return errf(err, -errno, "PIN file %s: %s", path, strerror(errno));
+		return error_set(err, -errno, "PIN file %s: %s", path, strerror(errno));
 	n = read(fd, pin, PIN_MAX - 1);
 	close(fd);
 	if (n < 0)
-		return errf(err, -EIO, "PIN file %s: %s", path, strerror(errno));
+		return error_set(err, -EIO, "PIN file %s: %s", path, strerror(errno));
 	pin[n] = 0;
 	pin[strcspn(pin, "\r\n")] = 0;
 	if (!pin[0])
-		return errf(err, -EINVAL, "PIN file %s is empty", path);
+		return error_set(err, -EINVAL, "PIN file %s is empty", path);
 	return 0;
 }
 
@@ -151,7 +140,7 @@ static int login(struct signer *s, PKCS11_SLOT *slot, char *err)
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (r < 0) {
 		ERR_clear_error(); /* the reason is always "wrong PIN" or a locked token */
-		return errf(err, -EACCES, "login to token '%s' failed: wrong PIN (from %s) or PIN locked",
+		return error_set(err, -EACCES, "login to token '%s' failed: wrong PIN (from %s) or PIN locked",
 			    slot->token->label, s->pin_file);
 	}
 	return 0;
@@ -226,25 +215,25 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 		return -ENOMEM;
 	r = p11_kit_uri_parse(uri_str, P11_KIT_URI_FOR_ANY, uri);
 	if (r != P11_KIT_URI_OK) {
-		r = errf(err, -EINVAL, "bad PKCS#11 URI '%s': %s", uri_str, p11_kit_uri_message(r));
+		r = error_set(err, -EINVAL, "bad PKCS#11 URI '%s': %s", uri_str, p11_kit_uri_message(r));
 		goto out;
 	}
 	label = p11_kit_uri_get_attribute(uri, CKA_LABEL);
 	id = p11_kit_uri_get_attribute(uri, CKA_ID);
 	if (!label && !id) {
-		r = errf(err, -EINVAL, "PKCS#11 URI '%s' names no object= or id=", uri_str);
+		r = error_set(err, -EINVAL, "PKCS#11 URI '%s' names no object= or id=", uri_str);
 		goto out;
 	}
 	slot = find_slot(s, uri);
 	if (!slot) {
-		r = errf(err, -ENODEV, "no token matches '%s' (token absent?)", uri_str);
+		r = error_set(err, -ENODEV, "no token matches '%s' (token absent?)", uri_str);
 		goto out;
 	}
 	r = login(s, slot, err);
 	if (r < 0)
 		goto out;
 	if (PKCS11_enumerate_keys(slot->token, &keys, &n_keys) < 0) {
-		r = errf(err, -EIO, "cannot list the keys of token '%s'", slot->token->label);
+		r = error_set(err, -EIO, "cannot list the keys of token '%s'", slot->token->label);
 		goto out;
 	}
 	for (unsigned int i = 0; i < n_keys && !key; i++) {
@@ -257,13 +246,13 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 		key = &keys[i];
 	}
 	if (!key) {
-		r = errf(err, -ENOKEY, "no private key matches '%s' on token '%s'", uri_str,
+		r = error_set(err, -ENOKEY, "no private key matches '%s' on token '%s'", uri_str,
 			 slot->token->label);
 		goto out;
 	}
 	pkey = PKCS11_get_private_key(key);
 	if (!pkey) {
-		r = errf(err, -EIO, "cannot use private key '%s'", uri_str);
+		r = error_set(err, -EIO, "cannot use private key '%s'", uri_str);
 		goto out;
 	}
 	if (facts)
@@ -285,7 +274,7 @@ int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err
 	err[0] = 0;
 	pthread_mutex_lock(&s->lock);
 	if (s->n_pkeys == SIGNER_MAX_KEYS) {
-		r = errf(err, -E2BIG, "too many keys");
+		r = error_set(err, -E2BIG, "too many keys");
 		goto out;
 	}
 	r = find_pkey(s, uri, &pkey, err, NULL, NULL);
@@ -306,7 +295,7 @@ static int load_pem_certs(const char *path, STACK_OF(X509) **ret, char *err)
 
 	if (!f) {
 		sk_X509_free(sk);
-		return errf(err, -errno, "certificate file %s: %s", path, strerror(errno));
+		return error_set(err, -errno, "certificate file %s: %s", path, strerror(errno));
 	}
 	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
 		sk_X509_push(sk, x);
@@ -315,7 +304,7 @@ static int load_pem_certs(const char *path, STACK_OF(X509) **ret, char *err)
 	ERR_clear_error();
 	if (sk_X509_num(sk) == 0) {
 		sk_X509_free(sk);
-		return errf(err, -EINVAL, "certificate file %s holds no PEM certificate", path);
+		return error_set(err, -EINVAL, "certificate file %s holds no PEM certificate", path);
 	}
 	*ret = sk;
 	return 0;
@@ -331,7 +320,7 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 	err[0] = 0;
 	pthread_mutex_lock(&s->lock);
 	if (s->n_keys == SIGNER_MAX_KEYS) {
-		r = errf(err, -E2BIG, "too many keys");
+		r = error_set(err, -E2BIG, "too many keys");
 		goto out;
 	}
 	r = find_pkey(s, uri, &k.pkey, err, &k.facts, &k.slot);
@@ -342,7 +331,7 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 		goto out;
 	k.cert = sk_X509_shift(certs);
 	if (X509_check_private_key(k.cert, k.pkey) != 1) {
-		r = errf(err, -EKEYREJECTED, "certificate %s does not belong to key '%s'", cert_file,
+		r = error_set(err, -EKEYREJECTED, "certificate %s does not belong to key '%s'", cert_file,
 			 uri);
 		goto out;
 	}
@@ -428,7 +417,7 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 
 	err[0] = 0;
 	if (!k)
-		return errf(err, -ENOKEY, "no key named '%s'", name);
+		return error_set(err, -ENOKEY, "no key named '%s'", name);
 	/* A renewal may swap the certificate meanwhile: sign with references. */
 	pthread_mutex_lock(&s->lock);
 	cert = k->cert;
@@ -436,7 +425,7 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 	chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
 	pthread_mutex_unlock(&s->lock);
 	if (cms_sign_digest(cert, chain, k->pkey, digest, when, ret_der, ret_len) < 0)
-		r = errf(err, -EIO, "signing with key '%s' failed", name);
+		r = error_set(err, -EIO, "signing with key '%s' failed", name);
 	X509_free(cert);
 	sk_X509_pop_free(chain, X509_free);
 	return r;
@@ -499,15 +488,15 @@ int signer_set_certificate(struct signer *s, const char *name, const char *cert_
 
 	err[0] = 0;
 	if (!k)
-		return errf(err, -ENOKEY, "no key named '%s'", name);
+		return error_set(err, -ENOKEY, "no key named '%s'", name);
 	certs = certs_from_pem(cert_pem);
 	cert = sk_X509_num(certs) > 0 ? sk_X509_shift(certs) : NULL;
 	sk_X509_pop_free(certs, X509_free);
 	if (!cert)
-		return errf(err, -EINVAL, "no certificate in the inventory's PEM for '%s'", name);
+		return error_set(err, -EINVAL, "no certificate in the inventory's PEM for '%s'", name);
 	if (X509_check_private_key(cert, k->pkey) != 1) {
 		X509_free(cert);
-		return errf(err, -EKEYREJECTED, "the new certificate does not belong to key '%s'",
+		return error_set(err, -EKEYREJECTED, "the new certificate does not belong to key '%s'",
 			    name);
 	}
 	chain = certs_from_pem(chain_pem ? chain_pem : "");

@@ -3,12 +3,14 @@
  * back as text in ERR (one line, never containing the PIN); nothing is logged. */
 #pragma once
 
+#include "error.h"
+
 #include <stddef.h>
 #include <time.h>
 #include <openssl/x509.h>
 #include "cms.h"
 
-#define SIGNER_ERR_MAX 512
+#define SIGNER_ERR_MAX ERROR_MAX
 
 struct signer;
 

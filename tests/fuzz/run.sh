@@ -12,14 +12,14 @@ trap 'rm -rf "$work"' EXIT
 
 case $target in
 note)
-	srcs="$top/inventory/note.c $top/inventory/merkle.c"
-	incs="-I$top/inventory"
+	srcs="$top/inventory/note.c $top/inventory/merkle.c $top/policy/error.c"
+	incs="-I$top/inventory -I$top/policy"
 	libs="-lcrypto"
 	;;
 config)
-	srcs="$top/policy/config.c"
+	srcs="$top/policy/config.c $top/policy/error.c"
 	incs="-I$top/policy"
-	libs="-linih"
+	libs="-linih -lcrypto"
 	;;
 *)
 	echo "unknown fuzz target $target" >&2

@@ -32,11 +32,13 @@ writer() {
 		dest=w$id/f$((RANDOM % 8))
 		sum=$(grep " $src\$" "$T/pool.sha" | cut -c1-64)
 		echo "A $dest $sum" >>"$T/done-$id"
+		# Each tool leads a process group of its own, so that a kill
+		# reaches all of it (rsync's receiver is a child of its own).
 		case $((RANDOM % 4)) in
-		0) cp "$SRC/pool/$src" "$I/$dest" 2>/dev/null & ;;
-		1) rsync "$SRC/pool/$src" "$I/$dest" 2>/dev/null & ;;
-		2) dd if="$SRC/pool/$src" of="$I/$dest" bs=64k status=none 2>/dev/null & ;;
-		3) install -m 0644 "$SRC/pool/$src" "$I/$dest" 2>/dev/null & ;;
+		0) setsid cp "$SRC/pool/$src" "$I/$dest" 2>/dev/null & ;;
+		1) setsid rsync "$SRC/pool/$src" "$I/$dest" 2>/dev/null & ;;
+		2) setsid dd if="$SRC/pool/$src" of="$I/$dest" bs=64k status=none 2>/dev/null & ;;
+		3) setsid install -m 0644 "$SRC/pool/$src" "$I/$dest" 2>/dev/null & ;;
 		esac
 		p=$!
 		echo "$p" >"$T/current-$id"
@@ -128,7 +130,8 @@ for cycle in $(seq "$CYCLES"); do
 		sleep 0.$((RANDOM % 5 + 1))
 		w=$((RANDOM % 4 + 1))
 		if [ -s "$T/current-$w" ]; then
-			kill -9 "$(cat "$T/current-$w")" 2>/dev/null && killed_writers=$((killed_writers + 1))
+			kill -9 -- "-$(cat "$T/current-$w")" 2>/dev/null &&
+				killed_writers=$((killed_writers + 1))
 		fi
 	done
 	kill -9 "$DAEMON_PID"

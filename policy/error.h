@@ -1,0 +1,15 @@
+/* The one error type of signfs: a function returns a negative errno and
+ * writes its reason, one line of text that never holds a secret, into the
+ * caller's buffer of ERROR_MAX bytes. Every component's *_ERR_MAX is this
+ * size, so that a reason passes from one component to another whole. */
+#pragma once
+
+#define ERROR_MAX 512
+
+/* Write the reason FMT into ERR (cut at ERROR_MAX), then what the OpenSSL
+ * error queue holds, emptying it so that one failure never leaks into the
+ * next call. Returns R. */
+int error_set(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Append the OpenSSL error queue to ERR ("; reason; reason") and empty it. */
+void error_openssl(char *err);
