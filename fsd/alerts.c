@@ -74,12 +74,15 @@ static void fire(void *ctx, const struct inventory_alert *a)
 	struct fsd *d = ctx;
 	char what[256], err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
-		.event = "alert",
-		.uid = AUDIT_NONE, .gid = AUDIT_NONE, .pid = AUDIT_NONE, .size = AUDIT_NONE,
-		.key = a->key,
-		.cert_serial = a->serial,
-		.cert_fingerprint = a->fingerprint,
-		.reason = what,
+	    .event = "alert",
+	    .uid = AUDIT_NONE,
+	    .gid = AUDIT_NONE,
+	    .pid = AUDIT_NONE,
+	    .size = AUDIT_NONE,
+	    .key = a->key,
+	    .cert_serial = a->serial,
+	    .cert_fingerprint = a->fingerprint,
+	    .reason = what,
 	};
 
 	if (a->threshold == 0)

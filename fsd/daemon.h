@@ -23,8 +23,8 @@ struct usage_buffer;
  * past. Written by the FUSE, policy-watch and alert threads, read by FUSE
  * threads: only through the functions below, which hold status_lock. */
 struct daemon_status {
-	char last_failure[300];   /* the last failed commit, with its time, or "" */
-	bool policy_rejected;     /* the last reload failed */
+	char last_failure[300];	  /* the last failed commit, with its time, or "" */
+	bool policy_rejected;	  /* the last reload failed */
 	char policy_message[600]; /* the last reload's outcome, "" before any */
 	int64_t policy_loaded_ms; /* when the policy in force was loaded */
 	int64_t inventory_changed_ms;
@@ -39,9 +39,9 @@ struct fsd {
 	struct audit *audit;
 	struct metrics *metrics;
 	struct usage_buffer *usage; /* signatures not yet counted in the store */
-	char *audit_pub; /* the content of /audit/audit.pub */
-	struct nodes *nodes; /* the inodes the kernel knows */
-	struct fuse_session *se; /* set while mounted */
+	char *audit_pub;	    /* the content of /audit/audit.pub */
+	struct nodes *nodes;	    /* the inodes the kernel knows */
+	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;
 	pthread_mutex_t status_lock; /* guards status, and nothing else */

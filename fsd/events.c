@@ -87,17 +87,17 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	char hex[2 * SHA256_LEN + 1] = "", user[64], serial[65] = "", fp[65] = "";
 	char err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
-		.uid = ev->cred->uid,
-		.gid = ev->cred->gid,
-		.pid = ev->cred->pid,
-		.exe = ev->cred->exe[0] ? ev->cred->exe : NULL,
-		.path = ev->path,
-		.size = ev->size,
-		.key = ev->key,
-		.rule = ev->rule,
-		.reason = ev->reason,
-		.has_ref = ev->signing != INGEST_NO_ID,
-		.ref = ev->signing,
+	    .uid = ev->cred->uid,
+	    .gid = ev->cred->gid,
+	    .pid = ev->cred->pid,
+	    .exe = ev->cred->exe[0] ? ev->cred->exe : NULL,
+	    .path = ev->path,
+	    .size = ev->size,
+	    .key = ev->key,
+	    .rule = ev->rule,
+	    .reason = ev->reason,
+	    .has_ref = ev->signing != INGEST_NO_ID,
+	    .ref = ev->signing,
 	};
 	uint64_t seq;
 
@@ -173,18 +173,18 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 	bool done = outbox_is_current(o, path, seq);
 	char err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
-		.event = done ? "published" : "failed",
-		.uid = getuid(),
-		.gid = getgid(),
-		.pid = getpid(),
-		.path = path,
-		.size = AUDIT_NONE,
-		.decision = done ? "allow" : "error",
-		.reason = done ? "recorded at start: it was published before signfsd stopped"
-			       : "signfsd stopped between signature and publication; nothing "
-				 "was published",
-		.has_ref = true,
-		.ref = seq,
+	    .event = done ? "published" : "failed",
+	    .uid = getuid(),
+	    .gid = getgid(),
+	    .pid = getpid(),
+	    .path = path,
+	    .size = AUDIT_NONE,
+	    .decision = done ? "allow" : "error",
+	    .reason = done ? "recorded at start: it was published before signfsd stopped"
+			   : "signfsd stopped between signature and publication; nothing "
+			     "was published",
+	    .has_ref = true,
+	    .ref = seq,
 	};
 
 	if (done)
@@ -210,10 +210,10 @@ int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_
 {
 	struct fsd *d = ctx;
 	struct policy_subject subject = {
-		.uid = cred->uid,
-		.gid = cred->gid,
-		.groups = cred->groups,
-		.n_groups = cred->n_groups,
+	    .uid = cred->uid,
+	    .gid = cred->gid,
+	    .groups = cred->groups,
+	    .n_groups = cred->n_groups,
 	};
 	struct policy_grant g;
 
@@ -241,8 +241,8 @@ int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX])
 		return -EIO;
 	}
 	if (st.state != CERT_VALID && st.state != CERT_EXPIRING) {
-		snprintf(reason, INGEST_VETO_MAX, "key %s: certificate %s is %s%s%s", key, st.serial,
-			 cert_state_name(st.state), st.issues[0] ? ": " : "",
+		snprintf(reason, INGEST_VETO_MAX, "key %s: certificate %s is %s%s%s", key,
+			 st.serial, cert_state_name(st.state), st.issues[0] ? ": " : "",
 			 st.state == CERT_NONCOMPLIANT ? st.issues : "");
 		return -EIO;
 	}
@@ -269,8 +269,8 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 	for (size_t i = 0; i < d->config->n_keys; i++) {
 		const struct config_key *k = &d->config->keys[i];
 		struct signer_key_facts f;
-		struct key_facts facts = {.name = k->name, .uri = k->uri,
-					  .allow_noncompliant = k->allow_noncompliant};
+		struct key_facts facts = {
+		    .name = k->name, .uri = k->uri, .allow_noncompliant = k->allow_noncompliant};
 
 		if (signer_key_facts(d->signer, k->name, &f) == 0) {
 			facts.token = f.token;
@@ -337,12 +337,12 @@ int events_daemon(struct fsd *d, const char *event, const char *reason)
 {
 	char err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
-		.event = event,
-		.uid = getuid(),
-		.gid = getgid(),
-		.pid = getpid(),
-		.size = AUDIT_NONE,
-		.reason = reason,
+	    .event = event,
+	    .uid = getuid(),
+	    .gid = getgid(),
+	    .pid = getpid(),
+	    .size = AUDIT_NONE,
+	    .reason = reason,
 	};
 	if (audit_append(d->audit, &rec, NULL, err) < 0) {
 		log_err("audit: %s", err);

@@ -71,14 +71,14 @@ struct ingest_file {
 	pthread_mutex_t lock;
 	int fd;
 	bool writable;
-	bool dirty;     /* content differs from what was last committed */
+	bool dirty;	/* content differs from what was last committed */
 	bool published; /* fd's inode is linked into the outbox: never write it */
 	enum file_state state;
-	int write_error;  /* errno of a failed write: the close reports EIO */
-	unsigned id;      /* names its marker (m...ID) and staging copy (sID) */
-	char staging[32]; /* non-empty: fd is staging/NAME, replaces path at commit */
+	int write_error;	 /* errno of a failed write: the close reports EIO */
+	unsigned id;		 /* names its marker (m...ID) and staging copy (sID) */
+	char staging[32];	 /* non-empty: fd is staging/NAME, replaces path at commit */
 	char marker[MARKER_MAX]; /* staging/MARKER names path while it is unfinished */
-	char *path;       /* inbox-relative; follows renames */
+	char *path;		 /* inbox-relative; follows renames */
 	struct ingest_cred cred;
 	struct ingest_grant grant; /* from create/open: the size cap applies */
 	struct stream_hash hash;
@@ -127,11 +127,20 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 	ev->seconds = now_seconds() - started;
 	pthread_mutex_lock(&in->lock);
 	switch (ev->result) {
-	case INGEST_PUBLISHED: in->counts.signed_n++; break;
-	case INGEST_FAILED: in->counts.failed_n++; break;
-	case INGEST_DENIED: in->counts.denied_n++; break;
-	case INGEST_ABANDONED: in->counts.abandoned_n++; break;
-	case INGEST_SIGNED: break;
+	case INGEST_PUBLISHED:
+		in->counts.signed_n++;
+		break;
+	case INGEST_FAILED:
+		in->counts.failed_n++;
+		break;
+	case INGEST_DENIED:
+		in->counts.denied_n++;
+		break;
+	case INGEST_ABANDONED:
+		in->counts.abandoned_n++;
+		break;
+	case INGEST_SIGNED:
+		break;
 	}
 	pthread_mutex_unlock(&in->lock);
 	return in->hooks.event ? in->hooks.event(in->hooks.ctx, ev) : 0;
@@ -142,21 +151,21 @@ static void report_simple(struct ingest *in, enum ingest_result result, const ch
 			  off_t size, const char *reason)
 {
 	struct ingest_event ev = {
-		.result = result,
-		.path = path,
-		.cred = cred,
-		.rule = grant && grant->rule[0] ? grant->rule : NULL,
-		.key = grant && grant->key[0] ? grant->key : NULL,
-		.size = size,
-		.reason = reason,
-		.signing = INGEST_NO_ID,
+	    .result = result,
+	    .path = path,
+	    .cred = cred,
+	    .rule = grant && grant->rule[0] ? grant->rule : NULL,
+	    .key = grant && grant->key[0] ? grant->key : NULL,
+	    .size = size,
+	    .reason = reason,
+	    .signing = INGEST_NO_ID,
 	};
 	report(in, &ev, now_seconds());
 }
 
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
-static int authorize(struct ingest *in, const char *path, bool dir,
-		     const struct ingest_cred *cred, struct ingest_grant *grant)
+static int authorize(struct ingest *in, const char *path, bool dir, const struct ingest_cred *cred,
+		     struct ingest_grant *grant)
 {
 	char reason[INGEST_VETO_MAX] = "";
 	int r;
@@ -362,7 +371,7 @@ struct commit {
 	const char *path;
 	const struct ingest_cred *cred;
 	struct stream_hash *hash; /* NULL: hash the file from scratch */
-	const char *staging;      /* staging name that becomes the inbox entry */
+	const char *staging;	  /* staging name that becomes the inbox entry */
 	struct ingest_grant grant;
 	struct stream_hash fresh;
 	struct stat st;
@@ -444,16 +453,16 @@ static int commit_record(struct commit *c, double started)
 {
 	char veto[INGEST_VETO_MAX] = "";
 	struct ingest_event ev = {
-		.result = INGEST_SIGNED,
-		.path = c->path,
-		.cred = c->cred,
-		.rule = c->grant.rule[0] ? c->grant.rule : NULL,
-		.key = c->grant.key,
-		.size = c->st.st_size,
-		.sha256 = c->digest,
-		.signing = INGEST_NO_ID,
-		.ret_signing = &c->signing,
-		.veto = veto,
+	    .result = INGEST_SIGNED,
+	    .path = c->path,
+	    .cred = c->cred,
+	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
+	    .key = c->grant.key,
+	    .size = c->st.st_size,
+	    .sha256 = c->digest,
+	    .signing = INGEST_NO_ID,
+	    .ret_signing = &c->signing,
+	    .veto = veto,
 	};
 	int r = report(c->in, &ev, started);
 
@@ -487,8 +496,13 @@ static int commit_publish(struct commit *c)
 static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
 		     const char *staging, const struct ingest_cred *cred)
 {
-	struct commit c = {.in = in, .fd = fd, .path = path, .cred = cred, .hash = hash,
-			   .staging = staging, .signing = INGEST_NO_ID};
+	struct commit c = {.in = in,
+			   .fd = fd,
+			   .path = path,
+			   .cred = cred,
+			   .hash = hash,
+			   .staging = staging,
+			   .signing = INGEST_NO_ID};
 	double started = now_seconds();
 	int r;
 
@@ -514,15 +528,15 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
 	} else if (r <= 0) {
 		struct ingest_event ev = {
-			.result = r < 0 ? INGEST_FAILED : INGEST_PUBLISHED,
-			.path = path,
-			.cred = cred,
-			.rule = c.grant.rule[0] ? c.grant.rule : NULL,
-			.key = c.grant.key[0] ? c.grant.key : NULL,
-			.size = c.st.st_size,
-			.sha256 = c.hashed ? c.digest : NULL,
-			.reason = r < 0 ? c.reason : NULL,
-			.signing = c.signing,
+		    .result = r < 0 ? INGEST_FAILED : INGEST_PUBLISHED,
+		    .path = path,
+		    .cred = cred,
+		    .rule = c.grant.rule[0] ? c.grant.rule : NULL,
+		    .key = c.grant.key[0] ? c.grant.key : NULL,
+		    .size = c.st.st_size,
+		    .sha256 = c.hashed ? c.digest : NULL,
+		    .reason = r < 0 ? c.reason : NULL,
+		    .signing = c.signing,
 		};
 		report(in, &ev, started);
 	}
@@ -916,8 +930,8 @@ static int fd_setattr(int fd, const mode_t *mode, const uid_t *uid, const gid_t 
 	return 0;
 }
 
-int ingest_fsetattr(struct ingest_file *f, const mode_t *mode, const uid_t *uid,
-		    const gid_t *gid, const struct timespec tv[2])
+int ingest_fsetattr(struct ingest_file *f, const mode_t *mode, const uid_t *uid, const gid_t *gid,
+		    const struct timespec tv[2])
 {
 	int r;
 
@@ -991,7 +1005,8 @@ static int commit_file(struct ingest_file *f)
 	/* Temporary names are committed by the rename to the final name (or
 	 * after the grace period): a rewrite of one just replaces it, unsigned. */
 	if (is_temp(in, path)) {
-		if (f->staging[0] && renameat(in->staging_fd, f->staging, in->inbox_fd, path) == 0) {
+		if (f->staging[0] &&
+		    renameat(in->staging_fd, f->staging, in->inbox_fd, path) == 0) {
 			pthread_mutex_lock(&in->lock);
 			f->staging[0] = 0;
 			pthread_mutex_unlock(&in->lock);
@@ -1005,7 +1020,7 @@ static int commit_file(struct ingest_file *f)
 	 * filesystem, these bytes are no longer reachable by name, so there is
 	 * nothing to publish and close() succeeds. */
 	nothing = f->staging[0] ? faccessat(in->inbox_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0
-			     : !names_fd(in, path, f->fd);
+				: !names_fd(in, path, f->fd);
 	/* Committed already, by the rename that gave it this name. */
 	if (!nothing && !f->staging[0] && outbox_publishes(in->outbox, path, f->fd))
 		nothing = true;
@@ -1045,7 +1060,8 @@ int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
 		return 0;
 	pthread_mutex_lock(&f->lock);
 	if (closer->fatal_signal) {
-		snprintf(why, sizeof(why), "the writer was killed by signal %d (%s) before it finished",
+		snprintf(why, sizeof(why),
+			 "the writer was killed by signal %d (%s) before it finished",
 			 closer->fatal_signal, strsignal(closer->fatal_signal));
 		abandon(f, why);
 		pthread_mutex_unlock(&f->lock);
@@ -1146,7 +1162,8 @@ static void commit_pending(struct ingest *in, struct pending *p)
 		return;
 	pthread_mutex_lock(s);
 	r = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ? -EINVAL
-		: check_final_name(in, p->path, false) < 0 ? -ENAMETOOLONG
+	    : check_final_name(in, p->path, false) < 0
+		? -ENAMETOOLONG
 		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
 	if (r < 0 && names_fd(in, p->path, fd)) {
 		snprintf(why, sizeof(why),
@@ -1494,8 +1511,8 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	/* Published first, renamed second: a crash in between must find TO
 	 * named, so that the inbox is brought up to what the outbox shows. */
 	if (commit)
-		r = marker_create(in, to, cred, __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED),
-				  marker);
+		r = marker_create(in, to, cred,
+				  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), marker);
 	if (r == 0 && commit)
 		r = commit_fd(in, fd, to, NULL, NULL, cred);
 	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)

@@ -32,16 +32,16 @@ struct outbox;
 struct ingest_cred {
 	uid_t uid;
 	gid_t gid;
-	pid_t pid;  /* the thread that opened */
-	pid_t tgid; /* its process: only its closes commit */
-	char exe[256]; /* /proc/PID/exe at that moment, or "" */
+	pid_t pid;			 /* the thread that opened */
+	pid_t tgid;			 /* its process: only its closes commit */
+	char exe[256];			 /* /proc/PID/exe at that moment, or "" */
 	gid_t groups[INGEST_MAX_GROUPS]; /* supplementary groups */
 	size_t n_groups;
 };
 
 /* The task behind a close(), as the flush request names it. */
 struct ingest_closer {
-	pid_t tgid;       /* its process; 0 when unknown (counts as the opener) */
+	pid_t tgid;	  /* its process; 0 when unknown (counts as the opener) */
 	int fatal_signal; /* non-zero: it is exiting, killed by this signal */
 	bool holds_more;  /* it still holds the file through another descriptor */
 };
@@ -87,11 +87,11 @@ struct ingest_event {
 	const char *key;
 	off_t size;
 	const unsigned char *sha256; /* NULL when not hashed */
-	const char *reason;          /* why it failed, or NULL */
-	double seconds;              /* commit latency */
-	uint64_t signing;            /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
-	uint64_t *ret_signing;       /* SIGNED: where the handler names its record */
-	char *veto;                  /* SIGNED: INGEST_VETO_MAX bytes for a reason */
+	const char *reason;	     /* why it failed, or NULL */
+	double seconds;		     /* commit latency */
+	uint64_t signing;	     /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
+	uint64_t *ret_signing;	     /* SIGNED: where the handler names its record */
+	char *veto;		     /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 };
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
@@ -136,8 +136,8 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 int ingest_ftruncate(struct ingest_file *f, off_t size);
 int ingest_fstat(struct ingest_file *f, struct stat *st);
 /* fchmod/fchown/futimens on the file as the writer will see it committed. */
-int ingest_fsetattr(struct ingest_file *f, const mode_t *mode, const uid_t *uid,
-		    const gid_t *gid, const struct timespec tv[2]);
+int ingest_fsetattr(struct ingest_file *f, const mode_t *mode, const uid_t *uid, const gid_t *gid,
+		    const struct timespec tv[2]);
 int ingest_fsync(struct ingest_file *f, int datasync);
 
 /* chmod/chown/utimens by path: to the staged version of RELPATH while a

@@ -33,7 +33,7 @@ int log_open(const char *path)
 
 void log_msg(int level, const char *fmt, ...)
 {
-	static const char *const names[] = {"emerg", "alert", "crit", "error",
+	static const char *const names[] = {"emerg",   "alert",	 "crit", "error",
 					    "warning", "notice", "info", "debug"};
 	char line[2048];
 	int n;

@@ -63,23 +63,39 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
 	int c;
 
 	o->config = SIGNFS_DEFAULT_CONFIG;
 	while ((c = getopt_long(argc, argv, "c:fdl:o:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 'f': o->foreground = true; break;
-		case 'd': o->debug = o->foreground = true; break;
-		case 'l': o->log_file = optarg; break;
-		case 'o': o->fuse_opts = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("signfsd %s\n", SIGNFS_VERSION); exit(0);
-		default: usage(stderr); return -EINVAL;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'd':
+			o->debug = o->foreground = true;
+			break;
+		case 'l':
+			o->log_file = optarg;
+			break;
+		case 'o':
+			o->fuse_opts = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("signfsd %s\n", SIGNFS_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
 		}
 	}
 	if (optind != argc - 1) {
@@ -276,8 +292,8 @@ static int validate_policy(void *ctx, const struct config *candidate, char err[C
 			snprintf(err, CONFIG_ERR_MAX,
 				 "%s:%d: [rule %s] names key '%s', which is not loaded "
 				 "(new keys need a restart)",
-				 candidate->path, candidate->rules[i].line, candidate->rules[i].name,
-				 candidate->rules[i].key);
+				 candidate->path, candidate->rules[i].line,
+				 candidate->rules[i].name, candidate->rules[i].key);
 			return -EINVAL;
 		}
 	return 0;
@@ -326,7 +342,8 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	struct fuse_loop_config *loop;
 	struct fuse_session *se;
 
-	snprintf(mount_opts, sizeof(mount_opts), "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
+	snprintf(mount_opts, sizeof(mount_opts),
+		 "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
 		 geteuid() == 0 ? ",allow_other" : "", o->fuse_opts ? "," : "",
 		 o->fuse_opts ? o->fuse_opts : "");
 	argv[argc++] = arg0;

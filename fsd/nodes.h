@@ -42,8 +42,7 @@ struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name
 struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind);
 
 /* What a version node is. */
-void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1],
-		      enum outbox_kind *kind);
+void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1], enum outbox_kind *kind);
 
 /* The kernel forgot COUNT lookups of N. */
 void nodes_forget(struct nodes *t, struct node *n, uint64_t count);

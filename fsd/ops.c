@@ -42,7 +42,7 @@ struct listing {
 	struct dirent_copy {
 		char *name;
 		struct stat st;
-	} *e;
+	} * e;
 	size_t n, cap;
 };
 
@@ -126,9 +126,8 @@ static int child_path(struct fsd *d, struct node *parent, const char *name, char
 	if (r < 0)
 		return r;
 	n = strlen(rel);
-	r = asprintf(ret, "%s%s%s", rel, n == 0 || rel[n - 1] == '/' ? "" : "/", name) < 0
-		    ? -ENOMEM
-		    : 0;
+	r = asprintf(ret, "%s%s%s", rel, n == 0 || rel[n - 1] == '/' ? "" : "/", name) < 0 ? -ENOMEM
+											   : 0;
 	free(buf);
 	return r;
 }
@@ -143,8 +142,8 @@ static int not_writable(struct node *n)
 static int stat_inbox(struct fsd *d, const char *rel, struct stat *st)
 {
 	return fstatat(ingest_inbox_fd(d->ingest), *rel ? rel : ".", st, AT_SYMLINK_NOFOLLOW) < 0
-		       ? -errno
-		       : 0;
+		   ? -errno
+		   : 0;
 }
 
 static void root_stat(struct fsd *d, struct stat *st)
@@ -199,10 +198,10 @@ static int node_stat(struct fsd *d, struct node *n, struct fuse_file_info *fi, s
 static void reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
 {
 	struct fuse_entry_param e = {
-		.ino = nodes_id(n),
-		.attr = *st,
-		.attr_timeout = CACHE_SECONDS,
-		.entry_timeout = nodes_kind(n) == NODE_VERSION ? 0 : CACHE_SECONDS,
+	    .ino = nodes_id(n),
+	    .attr = *st,
+	    .attr_timeout = CACHE_SECONDS,
+	    .entry_timeout = nodes_kind(n) == NODE_VERSION ? 0 : CACHE_SECONDS,
 	};
 	/* An interrupted request: the kernel never took the lookup. */
 	if (fuse_reply_entry(req, &e) < 0)
@@ -399,8 +398,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* Symlinks, hard links and device nodes have no place in a signing inbox. */
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	fuse_reply_err(req, EPERM);
 }
@@ -454,7 +452,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 
 	if (r == 0) {
 		if (dir)
-			r = unlinkat(ingest_inbox_fd(d->ingest), path, AT_REMOVEDIR) < 0 ? -errno : 0;
+			r = unlinkat(ingest_inbox_fd(d->ingest), path, AT_REMOVEDIR) < 0 ? -errno
+											 : 0;
 		else
 			r = ingest_unlink(d->ingest, path);
 		free(path);
@@ -673,7 +672,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if ((size_t)off >= h->len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, h->buf + off, size < h->len - off ? size : h->len - off);
+			fuse_reply_buf(req, h->buf + off,
+				       size < h->len - off ? size : h->len - off);
 		return;
 	}
 	buf = malloc(size ? size : 1);
@@ -851,8 +851,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	for (size_t i = off; i < l->n; i++) {
-		size_t n = fuse_add_direntry(req, buf + used, size - used, l->e[i].name, &l->e[i].st,
-					     i + 1);
+		size_t n = fuse_add_direntry(req, buf + used, size - used, l->e[i].name,
+					     &l->e[i].st, i + 1);
 		if (n > size - used)
 			break;
 		used += n;
@@ -932,35 +932,35 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.open = op_open,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.releasedir = op_releasedir,
-	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.create = op_create,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .create = op_create,
 };
 
 const struct fuse_lowlevel_ops *ops_table(void)

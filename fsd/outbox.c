@@ -409,8 +409,7 @@ int outbox_open_version(struct outbox *o, const char *id, enum outbox_kind kind,
 	return 0;
 }
 
-int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind,
-			struct stat *ret)
+int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind, struct stat *ret)
 {
 	char file[ID_LEN + 3];
 
@@ -431,8 +430,7 @@ int outbox_link_version(struct outbox *o, const char *id, int dirfd, const char 
 
 /* The version RELPATH names now, opened; retries when a concurrent
  * republication removed the object between resolving and opening it. */
-static int open_object(struct outbox *o, const char *relpath, enum outbox_kind *kind,
-		       int *ret_fd)
+static int open_object(struct outbox *o, const char *relpath, enum outbox_kind *kind, int *ret_fd)
 {
 	char id[ID_LEN + 1];
 	int r;

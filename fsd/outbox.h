@@ -64,8 +64,7 @@ int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_
  * of object ID, as readers see it (owner kept, no write bits, one link).
  * -ENOENT once a later version replaced it and no reader holds it. */
 int outbox_open_version(struct outbox *o, const char *id, enum outbox_kind kind, int *ret_fd);
-int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind,
-			struct stat *ret);
+int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind, struct stat *ret);
 
 /* Link the artifact of object ID as DIRFD/NAME: a published version put
  * back where a half-written one was. */

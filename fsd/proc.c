@@ -82,8 +82,9 @@ bool proc_holds(pid_t tid, const char *suffix)
 	if (!d)
 		return false;
 	while (!found && (e = readdir(d))) {
-		ssize_t len = e->d_name[0] == '.' ? -1
-			      : readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
+		ssize_t len = e->d_name[0] == '.'
+				  ? -1
+				  : readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
 		found = len >= (ssize_t)n && !memcmp(link + len - n, suffix, n);
 	}
 	closedir(d);

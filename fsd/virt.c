@@ -116,9 +116,9 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 		     SIGNFS_VERSION, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60, token,
 		     policy_live_version(d->policy),
 		     ds.policy_message[0]
-			     ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
-						   : "last reload OK")
-			     : "loaded at start",
+			 ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
+					       : "last reload OK")
+			 : "loaded at start",
 		     n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
 		     (unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
 		     audit_err, ds.last_failure[0] ? ds.last_failure : "none");
@@ -231,10 +231,10 @@ static const struct key_file {
 	const char *name;
 	unsigned changes; /* the virt_change kinds it shows */
 } key_files[] = {
-	{"status", VIRT_INVENTORY},	{"not_after", VIRT_INVENTORY},
-	{"days_left", VIRT_INVENTORY},	{"uses_total", VIRT_INVENTORY},
-	{"uses_24h", VIRT_INVENTORY},	{"last_used", VIRT_INVENTORY},
-	{"holders", VIRT_POLICY},	{"certificate.pem", VIRT_INVENTORY},
+    {"status", VIRT_INVENTORY},	   {"not_after", VIRT_INVENTORY},
+    {"days_left", VIRT_INVENTORY}, {"uses_total", VIRT_INVENTORY},
+    {"uses_24h", VIRT_INVENTORY},  {"last_used", VIRT_INVENTORY},
+    {"holders", VIRT_POLICY},	   {"certificate.pem", VIRT_INVENTORY},
 };
 #define N_KEY_FILES (sizeof(key_files) / sizeof(*key_files))
 
@@ -254,8 +254,9 @@ static int render_key_file(struct fsd *d, const char *key, const char *file, cha
 		return -ENOENT;
 	*mtime_ms = inventory_mtime(d);
 	if (!strcmp(file, "status"))
-		return asprintf(&text, "%s\n", cert_state_name(st.state)) < 0 ? -ENOMEM
-										  : done(text, ret, len);
+		return asprintf(&text, "%s\n", cert_state_name(st.state)) < 0
+			   ? -ENOMEM
+			   : done(text, ret, len);
 	if (!strcmp(file, "not_after")) {
 		gmtime_r(&st.not_after, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ\n", &tm);
@@ -266,7 +267,7 @@ static int render_key_file(struct fsd *d, const char *key, const char *file, cha
 	if (!strcmp(file, "holders")) {
 		*mtime_ms = policy_mtime(d);
 		return policy_live_holders(d->policy, key, &text) < 0 ? -ENOMEM
-								       : done(text, ret, len);
+								      : done(text, ret, len);
 	}
 	if (!strcmp(file, "certificate.pem")) {
 		char *chain = NULL;
@@ -279,11 +280,12 @@ static int render_key_file(struct fsd *d, const char *key, const char *file, cha
 		return -ENOENT;
 	if (!strcmp(file, "uses_total"))
 		return asprintf(&text, "%llu\n", (unsigned long long)total) < 0
-			       ? -ENOMEM
-			       : done(text, ret, len);
+			   ? -ENOMEM
+			   : done(text, ret, len);
 	if (!strcmp(file, "uses_24h"))
-		return asprintf(&text, "%llu\n", (unsigned long long)day) < 0 ? -ENOMEM
-										 : done(text, ret, len);
+		return asprintf(&text, "%llu\n", (unsigned long long)day) < 0
+			   ? -ENOMEM
+			   : done(text, ret, len);
 	if (!strcmp(file, "last_used")) {
 		if (last <= 0)
 			return done(strdup("never\n"), ret, len);
@@ -358,8 +360,8 @@ static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 		"# HELP signfs_policy_reload_failed 1 when the last policy reload was rejected.\n"
 		"# TYPE signfs_policy_reload_failed gauge\n"
 		"signfs_policy_reload_failed %d\n",
-		(unsigned long long)audit_size(d->audit), n_.pending_n, policy_live_version(d->policy),
-		ds.policy_rejected ? 1 : 0);
+		(unsigned long long)audit_size(d->audit), n_.pending_n,
+		policy_live_version(d->policy), ds.policy_rejected ? 1 : 0);
 	fclose(f);
 	*mtime_ms = now_ms();
 	return 0;
@@ -373,12 +375,12 @@ static const struct vfile {
 	int (*render)(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms);
 	unsigned changes;
 } vfiles[] = {
-	{"/status", INO_STATUS, render_status, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
-	{"/metrics", INO_METRICS, render_metrics, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
-	{"/inventory/holders", INO_HOLDERS, render_holders, VIRT_POLICY},
-	{"/inventory/certificates", 0, render_certificates, VIRT_INVENTORY},
-	{"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},
-	{"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
+    {"/status", INO_STATUS, render_status, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+    {"/metrics", INO_METRICS, render_metrics, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+    {"/inventory/holders", INO_HOLDERS, render_holders, VIRT_POLICY},
+    {"/inventory/certificates", 0, render_certificates, VIRT_INVENTORY},
+    {"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},
+    {"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 
@@ -393,8 +395,7 @@ static const struct vfile *find_vfile(const char *path)
 bool virt_owns(const char *path)
 {
 	return !strcmp(path, "/audit") || !strncmp(path, "/audit/", 7) ||
-	       !strcmp(path, "/inventory") || !strncmp(path, "/inventory/", 11) ||
-	       find_vfile(path);
+	       !strcmp(path, "/inventory") || !strncmp(path, "/inventory/", 11) || find_vfile(path);
 }
 
 static int audit_stat(struct fsd *d, const char *rel, struct stat *st)
@@ -514,7 +515,8 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 		if (key_path(d, path, key, &file) && !*file) {
 			for (size_t i = 0; i < N_KEY_FILES && r == 0; i++) {
 				char p[160];
-				snprintf(p, sizeof(p), "/inventory/keys/%s/%s", key, key_files[i].name);
+				snprintf(p, sizeof(p), "/inventory/keys/%s/%s", key,
+					 key_files[i].name);
 				if (virt_stat(d, p, &st) == 0)
 					r = fill(ctx, key_files[i].name, &st);
 			}
@@ -591,7 +593,8 @@ void virt_affected(struct fsd *d, unsigned what, const char *name,
 		for (size_t i = 0; i < N_KEY_FILES; i++) {
 			if (!(key_files[i].changes & what))
 				continue;
-			snprintf(path, sizeof(path), "/inventory/keys/%s/%s", key, key_files[i].name);
+			snprintf(path, sizeof(path), "/inventory/keys/%s/%s", key,
+				 key_files[i].name);
 			fn(ctx, path);
 		}
 	}

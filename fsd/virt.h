@@ -27,7 +27,7 @@ enum virt_change {
 	VIRT_STATUS = 1,    /* counters, the last failure, the last reload */
 	VIRT_POLICY = 2,    /* the rules in force */
 	VIRT_INVENTORY = 4, /* keys, certificates, usage, alerts */
-	VIRT_AUDIT = 8,     /* an audit file */
+	VIRT_AUDIT = 8,	    /* an audit file */
 };
 
 /* Calls FN with the absolute path of each virtual file or directory that

@@ -282,7 +282,7 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 		if ((uint64_t)sqlite3_column_int64(st, 0) != expect ||
 		    sqlite3_column_bytes(st, 1) != MERKLE_HASH) {
 			error_set(err, -EIO, "audit log in the store is damaged at seq %llu",
-			     (unsigned long long)expect);
+				  (unsigned long long)expect);
 			break;
 		}
 		memcpy(a->last_leaf, sqlite3_column_blob(st, 1), MERKLE_HASH);
@@ -364,8 +364,8 @@ static int catch_up(struct audit *a)
 	int rc;
 
 	if (sqlite3_prepare_v2(a->store->db,
-			       "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq", -1,
-			       &st, NULL) != SQLITE_OK)
+			       "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, a->range.count);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -405,8 +405,8 @@ static int track_open(sqlite3 *db, uint64_t seq, const char *path)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO audit_open(seq, path) VALUES (?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO audit_open(seq, path) VALUES (?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_text(st, 2, path ? path : "", -1, SQLITE_STATIC);
@@ -588,8 +588,8 @@ static void lead(struct audit *a)
 	}
 }
 
-int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also,
-		      void *ctx, uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
+int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also, void *ctx,
+		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
 {
 	struct waiter w = {.rec = rec, .also = also, .ctx = ctx, .err = err};
 
@@ -643,10 +643,10 @@ static void later_free(struct waiter *w)
 static struct later *later_new(const struct audit_record *rec)
 {
 	struct later *l = calloc(1, sizeof(*l));
-	const char **fields[] = {&l->rec.event, &l->rec.user, &l->rec.exe, &l->rec.path,
-				 &l->rec.sha256, &l->rec.key, &l->rec.cert_serial,
-				 &l->rec.cert_fingerprint, &l->rec.rule, &l->rec.decision,
-				 &l->rec.reason};
+	const char **fields[] = {
+	    &l->rec.event,  &l->rec.user,     &l->rec.exe,	   &l->rec.path,
+	    &l->rec.sha256, &l->rec.key,      &l->rec.cert_serial, &l->rec.cert_fingerprint,
+	    &l->rec.rule,   &l->rec.decision, &l->rec.reason};
 
 	if (!l)
 		return NULL;
@@ -928,7 +928,7 @@ int audit_days(struct audit *a, char (**ret)[11], size_t *n)
 	if (sqlite3_prepare_v2(a->store->db, "SELECT DISTINCT day FROM audit ORDER BY day", -1, &st,
 			       NULL) != SQLITE_OK) {
 		db_unlock(a);
-	pthread_mutex_unlock(&a->lock);
+		pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -969,7 +969,7 @@ int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mt
 			       "FROM audit WHERE day = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
-	pthread_mutex_unlock(&a->lock);
+		pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
@@ -996,7 +996,7 @@ int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len)
 	if (sqlite3_prepare_v2(a->store->db, "SELECT line FROM audit WHERE day = ? ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
-	pthread_mutex_unlock(&a->lock);
+		pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
@@ -1080,11 +1080,10 @@ int audit_leaves(struct audit *a, merkle_hash **ret, uint64_t *n)
 	db_lock(a);
 	cap = a->range.count;
 	leaves = malloc((cap ? cap : 1) * sizeof(*leaves));
-	if (!leaves ||
-	    sqlite3_prepare_v2(a->store->db, "SELECT leaf FROM audit ORDER BY seq", -1, &st, NULL) !=
-		    SQLITE_OK) {
+	if (!leaves || sqlite3_prepare_v2(a->store->db, "SELECT leaf FROM audit ORDER BY seq", -1,
+					  &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
-	pthread_mutex_unlock(&a->lock);
+		pthread_mutex_unlock(&a->lock);
 		free(leaves);
 		return -EIO;
 	}
@@ -1156,8 +1155,8 @@ int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
 	sqlite3_bind_int64(st, 4, to_ms);
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct audit_entry e = {
-			.seq = sqlite3_column_int64(st, 0),
-			.time_ms = sqlite3_column_int64(st, 1),
+		    .seq = sqlite3_column_int64(st, 0),
+		    .time_ms = sqlite3_column_int64(st, 1),
 		};
 		json_tokener_reset(tok);
 		e.fields = json_tokener_parse_ex(tok, sqlite3_column_blob(st, 2),

@@ -28,8 +28,8 @@ struct audit_record {
 	const char *sha256; /* hex */
 	const char *key, *cert_serial, *cert_fingerprint;
 	const char *rule, *decision, *reason;
-	bool opens;     /* a later record will conclude this one (ref) */
-	bool has_ref;   /* this record concludes record REF */
+	bool opens;   /* a later record will conclude this one (ref) */
+	bool has_ref; /* this record concludes record REF */
 	uint64_t ref;
 };
 
@@ -60,8 +60,8 @@ int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_
 /* The same, running ALSO (may fail with a reason in ERR, rolling all back)
  * in the transaction that appends REC: a state change and its audit record
  * commit together. Safe against appends from other processes. */
-int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also,
-		      void *ctx, uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
+int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also, void *ctx,
+		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
 
 /* Append REC without waiting: it commits with the next group, within a
  * second at most. For records that recovery writes again if a crash loses

@@ -23,9 +23,8 @@
 
 const char *cert_state_name(enum cert_state s)
 {
-	static const char *const names[] = {"valid",	   "expiring", "expired",
-					    "not-yet-valid", "revoked",  "disabled",
-					    "noncompliant"};
+	static const char *const names[] = {"valid",   "expiring", "expired",	  "not-yet-valid",
+					    "revoked", "disabled", "noncompliant"};
 	return s <= CERT_NONCOMPLIANT ? names[s] : "unknown";
 }
 
@@ -74,7 +73,7 @@ static void name_text(X509_NAME *n, char *out, size_t len)
 	BIO_free(b);
 }
 
-static char *pem_of(X509 *x, STACK_OF(X509) *chain)
+static char *pem_of(X509 *x, STACK_OF(X509) * chain)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	char *p, *out;
@@ -127,13 +126,17 @@ void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, 
 		append(out, n, "validity of %ld days (at most %d)", (long)((na - nb) / 86400),
 		       MAX_VALIDITY_DAYS);
 	if (facts && (facts->sensitive == 0 || facts->never_extractable == 0))
-		append(out, n, "private key extractable (CKA_SENSITIVE or CKA_NEVER_EXTRACTABLE unset)");
+		append(out, n,
+		       "private key extractable (CKA_SENSITIVE or CKA_NEVER_EXTRACTABLE unset)");
 	ERR_clear_error();
 }
 
 static const char *key_alg(EVP_PKEY *pk)
 {
-	return !pk ? "?" : EVP_PKEY_is_a(pk, "EC") ? "EC" : EVP_PKEY_is_a(pk, "RSA") ? "RSA" : "other";
+	return !pk			  ? "?"
+	       : EVP_PKEY_is_a(pk, "EC")  ? "EC"
+	       : EVP_PKEY_is_a(pk, "RSA") ? "RSA"
+					  : "other";
 }
 
 static void usage_text(X509 *x, char *ku, size_t kn, char *eku, size_t en)
@@ -141,18 +144,23 @@ static void usage_text(X509 *x, char *ku, size_t kn, char *eku, size_t en)
 	static const struct {
 		uint32_t bit;
 		const char *name;
-	} kus[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"}, {KU_NON_REPUDIATION, "nonRepudiation"},
-		   {KU_KEY_CERT_SIGN, "keyCertSign"}, {KU_CRL_SIGN, "cRLSign"},
+	} kus[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"},
+		   {KU_NON_REPUDIATION, "nonRepudiation"},
+		   {KU_KEY_CERT_SIGN, "keyCertSign"},
+		   {KU_CRL_SIGN, "cRLSign"},
 		   {KU_KEY_ENCIPHERMENT, "keyEncipherment"}},
-	  ekus[] = {{XKU_CODE_SIGN, "codeSigning"}, {XKU_SSL_SERVER, "serverAuth"},
-		    {XKU_SSL_CLIENT, "clientAuth"}, {XKU_SMIME, "emailProtection"},
+	  ekus[] = {{XKU_CODE_SIGN, "codeSigning"},
+		    {XKU_SSL_SERVER, "serverAuth"},
+		    {XKU_SSL_CLIENT, "clientAuth"},
+		    {XKU_SMIME, "emailProtection"},
 		    {XKU_TIMESTAMP, "timeStamping"}};
 	uint32_t k = X509_get_key_usage(x), e = X509_get_extended_key_usage(x);
 
 	ku[0] = eku[0] = 0;
 	for (size_t i = 0; i < sizeof(kus) / sizeof(*kus); i++)
 		if ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) && (k & kus[i].bit))
-			snprintf(ku + strlen(ku), kn - strlen(ku), "%s%s", ku[0] ? "," : "", kus[i].name);
+			snprintf(ku + strlen(ku), kn - strlen(ku), "%s%s", ku[0] ? "," : "",
+				 kus[i].name);
 	for (size_t i = 0; i < sizeof(ekus) / sizeof(*ekus); i++)
 		if ((X509_get_extension_flags(x) & EXFLAG_XKUSAGE) && (e & ekus[i].bit))
 			snprintf(eku + strlen(eku), en - strlen(eku), "%s%s", eku[0] ? "," : "",
@@ -160,7 +168,7 @@ static void usage_text(X509 *x, char *ku, size_t kn, char *eku, size_t en)
 }
 
 /* Insert CERT for KEY, keeping what is known about it already. */
-static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) *chain,
+static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) * chain,
 		       const struct key_facts *facts, time_t now, char *err)
 {
 	char fp[65], serial[65], subject[256], issuer[256], issues[512], ku[128], eku[128];
@@ -175,14 +183,15 @@ static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) 
 	name_text(X509_get_issuer_name(cert), issuer, sizeof(issuer));
 	inventory_compliance(cert, facts, issues, sizeof(issues));
 	usage_text(cert, ku, sizeof(ku), eku, sizeof(eku));
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO certificates(fingerprint, key_name, serial, subject, "
-			       "issuer, not_before, not_after, key_alg, key_bits, key_usage, "
-			       "ext_key_usage, pem, chain_pem, issues, first_seen) "
-			       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-			       "ON CONFLICT(fingerprint) DO UPDATE SET key_name = excluded.key_name, "
-			       "issues = excluded.issues, chain_pem = excluded.chain_pem",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		db,
+		"INSERT INTO certificates(fingerprint, key_name, serial, subject, "
+		"issuer, not_before, not_after, key_alg, key_bits, key_usage, "
+		"ext_key_usage, pem, chain_pem, issues, first_seen) "
+		"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+		"ON CONFLICT(fingerprint) DO UPDATE SET key_name = excluded.key_name, "
+		"issues = excluded.issues, chain_pem = excluded.chain_pem",
+		-1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -211,7 +220,7 @@ out:
 }
 
 int inventory_record_key(struct store *s, const struct key_facts *key, X509 *cert,
-			 STACK_OF(X509) *chain, time_t now, char err[INVENTORY_ERR_MAX])
+			 STACK_OF(X509) * chain, time_t now, char err[INVENTORY_ERR_MAX])
 {
 	sqlite3_stmt *st = NULL;
 	unsigned char *spki = NULL;
@@ -222,16 +231,17 @@ int inventory_record_key(struct store *s, const struct key_facts *key, X509 *cer
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO keys(name, uri, token, label, id, spki, sensitive, "
-			       "never_extractable, local, first_seen, allow_noncompliant) "
-			       "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-			       "ON CONFLICT(name) DO UPDATE SET uri = excluded.uri, "
-			       "token = excluded.token, label = excluded.label, id = excluded.id, "
-			       "spki = excluded.spki, sensitive = excluded.sensitive, "
-			       "never_extractable = excluded.never_extractable, local = excluded.local, "
-			       "allow_noncompliant = excluded.allow_noncompliant",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		s->db,
+		"INSERT INTO keys(name, uri, token, label, id, spki, sensitive, "
+		"never_extractable, local, first_seen, allow_noncompliant) "
+		"VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+		"ON CONFLICT(name) DO UPDATE SET uri = excluded.uri, "
+		"token = excluded.token, label = excluded.label, id = excluded.id, "
+		"spki = excluded.spki, sensitive = excluded.sensitive, "
+		"never_extractable = excluded.never_extractable, local = excluded.local, "
+		"allow_noncompliant = excluded.allow_noncompliant",
+		-1, &st, NULL) != SQLITE_OK)
 		goto rollback;
 	sqlite3_bind_text(st, 1, key->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key->uri, -1, SQLITE_STATIC);
@@ -268,14 +278,13 @@ out:
 
 /* The current certificate: the newest unrevoked one, else the newest. */
 const char certs_current_sql[] =
-	"SELECT c.fingerprint, c.serial, c.subject, c.not_before, c.not_after, c.revoked, "
-	"c.issues, k.enabled, k.allow_noncompliant FROM certificates c "
-	"JOIN keys k ON k.name = c.key_name "
-	"WHERE c.key_name = ? ORDER BY c.revoked ASC, c.not_after DESC, c.first_seen DESC LIMIT 1";
+    "SELECT c.fingerprint, c.serial, c.subject, c.not_before, c.not_after, c.revoked, "
+    "c.issues, k.enabled, k.allow_noncompliant FROM certificates c "
+    "JOIN keys k ON k.name = c.key_name "
+    "WHERE c.key_name = ? ORDER BY c.revoked ASC, c.not_after DESC, c.first_seen DESC LIMIT 1";
 
-enum cert_state certs_state_of(bool enabled, bool revoked, time_t nb, time_t na,
-				const char *issues, bool allow_noncompliant, time_t now,
-				int warn_days)
+enum cert_state certs_state_of(bool enabled, bool revoked, time_t nb, time_t na, const char *issues,
+			       bool allow_noncompliant, time_t now, int warn_days)
 {
 	if (!enabled)
 		return CERT_DISABLED;
@@ -315,17 +324,20 @@ int inventory_key_status(struct store *s, const char *key, time_t now, int warn_
 	}
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", sqlite3_column_text(st, 0));
+		snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
+			 sqlite3_column_text(st, 0));
 		snprintf(out->serial, sizeof(out->serial), "%s", sqlite3_column_text(st, 1));
 		snprintf(out->subject, sizeof(out->subject), "%s", sqlite3_column_text(st, 2));
 		out->not_before = sqlite3_column_int64(st, 3);
 		out->not_after = sqlite3_column_int64(st, 4);
 		snprintf(out->issues, sizeof(out->issues), "%s",
-			 sqlite3_column_text(st, 6) ? (const char *)sqlite3_column_text(st, 6) : "");
+			 sqlite3_column_text(st, 6) ? (const char *)sqlite3_column_text(st, 6)
+						    : "");
 		out->enabled = sqlite3_column_int(st, 7);
 		out->days_left = certs_days_until(out->not_after, now);
-		out->state = certs_state_of(out->enabled, sqlite3_column_int(st, 5), out->not_before,
-				      out->not_after, out->issues, allow_noncompliant, now, warn_days);
+		out->state =
+		    certs_state_of(out->enabled, sqlite3_column_int(st, 5), out->not_before,
+				   out->not_after, out->issues, allow_noncompliant, now, warn_days);
 		r = 0;
 	}
 	sqlite3_finalize(st);
@@ -347,8 +359,8 @@ int inventory_current_pem(struct store *s, const char *key, char **cert_pem, cha
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			*cert_pem = strdup((const char *)sqlite3_column_text(st, 0));
 			*chain_pem = strdup(sqlite3_column_text(st, 1)
-						    ? (const char *)sqlite3_column_text(st, 1)
-						    : "");
+						? (const char *)sqlite3_column_text(st, 1)
+						: "");
 			r = 0;
 		}
 		sqlite3_finalize(st);
@@ -401,7 +413,8 @@ int inventory_revoke(void *ctx, struct store_txn *txn, char *err)
 	int n = exec_one(db, "UPDATE certificates SET revoked = ? WHERE serial = ?", serial, c->now,
 			 err, "certificate");
 	if (n == 0)
-		return error_set(err, -ENOENT, "no certificate with serial %s in the inventory", serial);
+		return error_set(err, -ENOENT, "no certificate with serial %s in the inventory",
+				 serial);
 	if (n > 0)
 		snprintf(c->fingerprint_out, sizeof(c->fingerprint_out), "%s", serial);
 	return n < 0 ? n : 0;
@@ -432,7 +445,7 @@ int inventory_import(void *ctx, struct store_txn *txn, char *err)
 	OPENSSL_free(spki);
 	if (r < 0)
 		return error_set(err, -ENOENT,
-			    "the certificate's public key belongs to no key in the inventory");
+				 "the certificate's public key belongs to no key in the inventory");
 	fingerprint(c->cert, c->fingerprint_out);
 	return upsert_cert(db, c->key_out, c->cert, c->chain, NULL, c->now, err);
 }

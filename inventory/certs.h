@@ -20,12 +20,12 @@ struct store_txn;
 
 enum cert_state {
 	CERT_VALID,
-	CERT_EXPIRING,      /* valid, within the warning window */
+	CERT_EXPIRING, /* valid, within the warning window */
 	CERT_EXPIRED,
 	CERT_NOT_YET_VALID,
 	CERT_REVOKED,
-	CERT_DISABLED,      /* its key is disabled */
-	CERT_NONCOMPLIANT,  /* breaks the code-signing rules, not allowed */
+	CERT_DISABLED,	   /* its key is disabled */
+	CERT_NONCOMPLIANT, /* breaks the code-signing rules, not allowed */
 };
 
 const char *cert_state_name(enum cert_state s);
@@ -46,7 +46,7 @@ void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, 
 /* Record KEY and its configured certificate CERT (with CHAIN) at start or
  * reload. A certificate seen before keeps its state (revocation, alerts). */
 int inventory_record_key(struct store *st, const struct key_facts *key, X509 *cert,
-			 STACK_OF(X509) *chain, time_t now, char err[INVENTORY_ERR_MAX]);
+			 STACK_OF(X509) * chain, time_t now, char err[INVENTORY_ERR_MAX]);
 
 /* The key's current certificate and its state at NOW. */
 struct key_status {
@@ -81,13 +81,13 @@ int inventory_usage_flush(struct store *st, struct usage_buffer *b);
  * that the change and its audit record commit together. CTX is a struct
  * inventory_change. */
 struct inventory_change {
-	const char *key;     /* key name, for enable/disable */
+	const char *key; /* key name, for enable/disable */
 	bool enable;
-	const char *serial;  /* for revoke */
-	X509 *cert;          /* for import */
-	STACK_OF(X509) *chain;
+	const char *serial; /* for revoke */
+	X509 *cert;	    /* for import */
+	STACK_OF(X509) * chain;
 	time_t now;
-	char key_out[64];    /* import: the key the certificate belongs to */
+	char key_out[64]; /* import: the key the certificate belongs to */
 	char fingerprint_out[65];
 };
 int inventory_set_enabled(void *ctx, struct store_txn *txn, char *err);

@@ -47,7 +47,8 @@ int inventory_check_alerts(struct store *s, time_t now, const int *thresholds, s
 		a.days_left = certs_days_until(a.not_after, now);
 		/* The most urgent threshold reached; 0 stands for "expired". */
 		for (size_t i = 0; i < n; i++)
-			if (a.days_left <= thresholds[i] && (smallest < 0 || thresholds[i] < smallest))
+			if (a.days_left <= thresholds[i] &&
+			    (smallest < 0 || thresholds[i] < smallest))
 				smallest = thresholds[i];
 		if (a.not_after <= now)
 			smallest = 0;
@@ -68,10 +69,11 @@ int inventory_check_alerts(struct store *s, time_t now, const int *thresholds, s
 		sqlite3_finalize(st);
 	}
 	for (size_t i = 0; i < n_due; i++) {
-		if (sqlite3_prepare_v2(s->db,
-				       "INSERT OR IGNORE INTO alerts(fingerprint, key_name, serial, "
-				       "threshold, fired, days_left, not_after) VALUES (?,?,?,?,?,?,?)",
-				       -1, &st, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(
+			s->db,
+			"INSERT OR IGNORE INTO alerts(fingerprint, key_name, serial, "
+			"threshold, fired, days_left, not_after) VALUES (?,?,?,?,?,?,?)",
+			-1, &st, NULL) != SQLITE_OK)
 			continue;
 		sqlite3_bind_text(st, 1, due[i].fingerprint, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, due[i].key, -1, SQLITE_STATIC);

@@ -148,7 +148,8 @@ int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, c
 	if (len > NOTE_MAX)
 		return error_set(err, -EBADMSG, "note larger than %d bytes", NOTE_MAX);
 	if (len == 0 || note[len - 1] != '\n' || !clean_text((const unsigned char *)note, len))
-		return error_set(err, -EBADMSG, "not a note: must be UTF-8 text ending in a newline");
+		return error_set(err, -EBADMSG,
+				 "not a note: must be UTF-8 text ending in a newline");
 	/* The text ends at the last blank line; signatures follow it. */
 	for (p = note; p + 1 < end; p++)
 		if (p[0] == '\n' && p[1] == '\n')
@@ -167,25 +168,29 @@ int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, c
 		if (!nl || nl == p)
 			return error_set(err, -EBADMSG, "empty or unterminated signature line");
 		if ((size_t)(nl - p) < 4 || memcmp(p, EM_DASH " ", 4))
-			return error_set(err, -EBADMSG, "signature line does not start with an em dash");
+			return error_set(err, -EBADMSG,
+					 "signature line does not start with an em dash");
 		p += 4;
 		sp = memchr(p, ' ', nl - p);
 		if (!sp || sp == p)
 			return error_set(err, -EBADMSG, "signature line has no key name");
 		n = unb64(sp + 1, nl - sp - 1, sig, sizeof(sig));
 		if (n < 5)
-			return error_set(err, -EBADMSG, "signature is not base64 of a key ID and a signature");
+			return error_set(err, -EBADMSG,
+					 "signature is not base64 of a key ID and a signature");
 		if ((size_t)(sp - p) == nlen && !memcmp(p, name, nlen) &&
 		    ((uint32_t)sig[0] << 24 | (uint32_t)sig[1] << 16 | (uint32_t)sig[2] << 8 |
 		     sig[3]) == id) {
 			EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-			int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
+			int ok = ctx &&
+				 EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
 				 EVP_DigestVerify(ctx, sig + 4, n - 4, (const unsigned char *)note,
 						  text_len) == 1;
 			EVP_MD_CTX_free(ctx);
 			ERR_clear_error();
 			if (!ok)
-				return error_set(err, -EBADMSG, "the signature of '%s' does not verify", name);
+				return error_set(err, -EBADMSG,
+						 "the signature of '%s' does not verify", name);
 			verified = true;
 		}
 		p = nl + 1;
@@ -221,12 +226,14 @@ int note_parse_checkpoint(const char *text, char **ret_origin, uint64_t *ret_siz
 	l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
 	l4 = l3 ? strchr(l3 + 1, '\n') : NULL;
 	if (!l4 || l2 == l1)
-		return error_set(err, -EBADMSG, "checkpoint needs an origin, a size and a root hash line");
+		return error_set(err, -EBADMSG,
+				 "checkpoint needs an origin, a size and a root hash line");
 	l2++;
 	l3++;
 	l4++;
 	if (l2[0] == '\n' || (l2[0] == '0' && l2[1] != '\n') || l2[0] < '0' || l2[0] > '9')
-		return error_set(err, -EBADMSG, "checkpoint tree size is not a decimal without leading zeros");
+		return error_set(err, -EBADMSG,
+				 "checkpoint tree size is not a decimal without leading zeros");
 	errno = 0;
 	size = strtoull(l2, &end, 10);
 	if (errno || end != l3 - 1)

@@ -12,63 +12,63 @@
 #include <unistd.h>
 
 static const char schema[] =
-	/* The audit log: one row per leaf, seq is the leaf index. */
-	"CREATE TABLE IF NOT EXISTS audit ("
-	"  seq INTEGER PRIMARY KEY,"
-	"  day TEXT NOT NULL,"
-	"  time_ms INTEGER NOT NULL,"
-	"  event TEXT NOT NULL,"
-	"  path TEXT,"
-	"  line BLOB NOT NULL,"
-	"  leaf BLOB NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS audit_by_day ON audit(day);"
-	"CREATE INDEX IF NOT EXISTS audit_by_path ON audit(path, event);"
-	/* Records whose outcome (a later record naming them in ref) is still
-	 * to come: a signature waiting for its publication. */
-	"CREATE TABLE IF NOT EXISTS audit_open ("
-	"  seq INTEGER PRIMARY KEY,"
-	"  path TEXT);"
-	/* The certificate inventory (certs.c). */
-	"CREATE TABLE IF NOT EXISTS keys ("
-	"  name TEXT PRIMARY KEY,"
-	"  uri TEXT NOT NULL, token TEXT, label TEXT, id BLOB, spki BLOB,"
-	"  sensitive INTEGER, never_extractable INTEGER, local INTEGER,"
-	"  enabled INTEGER NOT NULL DEFAULT 1,"
-	"  allow_noncompliant INTEGER NOT NULL DEFAULT 0,"
-	"  uses_total INTEGER NOT NULL DEFAULT 0, last_used INTEGER,"
-	"  first_seen INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS keys_by_spki ON keys(spki);"
-	"CREATE TABLE IF NOT EXISTS certificates ("
-	"  fingerprint TEXT PRIMARY KEY,"
-	"  key_name TEXT NOT NULL REFERENCES keys(name),"
-	"  serial TEXT NOT NULL, subject TEXT, issuer TEXT,"
-	"  not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
-	"  key_alg TEXT, key_bits INTEGER, key_usage TEXT, ext_key_usage TEXT,"
-	"  pem TEXT NOT NULL, chain_pem TEXT,"
-	"  revoked INTEGER NOT NULL DEFAULT 0,"
-	"  issues TEXT, first_seen INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS certificates_by_key ON certificates(key_name);"
-	"CREATE INDEX IF NOT EXISTS certificates_by_serial ON certificates(serial);"
-	/* Signatures per key, per hour, per user. */
-	"CREATE TABLE IF NOT EXISTS usage ("
-	"  key_name TEXT NOT NULL, hour INTEGER NOT NULL, uid INTEGER NOT NULL,"
-	"  user TEXT, count INTEGER NOT NULL,"
-	"  PRIMARY KEY (key_name, hour, uid));"
-	/* Expiry alerts fired, once per certificate and threshold. */
-	"CREATE TABLE IF NOT EXISTS alerts ("
-	"  fingerprint TEXT NOT NULL, key_name TEXT, serial TEXT,"
-	"  threshold INTEGER NOT NULL, fired INTEGER NOT NULL,"
-	"  days_left INTEGER, not_after INTEGER,"
-	"  PRIMARY KEY (fingerprint, threshold));"
-	/* The latest signed checkpoint. */
-	"CREATE TABLE IF NOT EXISTS checkpoint ("
-	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
-	"  size INTEGER NOT NULL,"
-	"  time_ms INTEGER NOT NULL,"
-	"  note BLOB NOT NULL);";
+    /* The audit log: one row per leaf, seq is the leaf index. */
+    "CREATE TABLE IF NOT EXISTS audit ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  day TEXT NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  path TEXT,"
+    "  line BLOB NOT NULL,"
+    "  leaf BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_by_day ON audit(day);"
+    "CREATE INDEX IF NOT EXISTS audit_by_path ON audit(path, event);"
+    /* Records whose outcome (a later record naming them in ref) is still
+     * to come: a signature waiting for its publication. */
+    "CREATE TABLE IF NOT EXISTS audit_open ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  path TEXT);"
+    /* The certificate inventory (certs.c). */
+    "CREATE TABLE IF NOT EXISTS keys ("
+    "  name TEXT PRIMARY KEY,"
+    "  uri TEXT NOT NULL, token TEXT, label TEXT, id BLOB, spki BLOB,"
+    "  sensitive INTEGER, never_extractable INTEGER, local INTEGER,"
+    "  enabled INTEGER NOT NULL DEFAULT 1,"
+    "  allow_noncompliant INTEGER NOT NULL DEFAULT 0,"
+    "  uses_total INTEGER NOT NULL DEFAULT 0, last_used INTEGER,"
+    "  first_seen INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS keys_by_spki ON keys(spki);"
+    "CREATE TABLE IF NOT EXISTS certificates ("
+    "  fingerprint TEXT PRIMARY KEY,"
+    "  key_name TEXT NOT NULL REFERENCES keys(name),"
+    "  serial TEXT NOT NULL, subject TEXT, issuer TEXT,"
+    "  not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+    "  key_alg TEXT, key_bits INTEGER, key_usage TEXT, ext_key_usage TEXT,"
+    "  pem TEXT NOT NULL, chain_pem TEXT,"
+    "  revoked INTEGER NOT NULL DEFAULT 0,"
+    "  issues TEXT, first_seen INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS certificates_by_key ON certificates(key_name);"
+    "CREATE INDEX IF NOT EXISTS certificates_by_serial ON certificates(serial);"
+    /* Signatures per key, per hour, per user. */
+    "CREATE TABLE IF NOT EXISTS usage ("
+    "  key_name TEXT NOT NULL, hour INTEGER NOT NULL, uid INTEGER NOT NULL,"
+    "  user TEXT, count INTEGER NOT NULL,"
+    "  PRIMARY KEY (key_name, hour, uid));"
+    /* Expiry alerts fired, once per certificate and threshold. */
+    "CREATE TABLE IF NOT EXISTS alerts ("
+    "  fingerprint TEXT NOT NULL, key_name TEXT, serial TEXT,"
+    "  threshold INTEGER NOT NULL, fired INTEGER NOT NULL,"
+    "  days_left INTEGER, not_after INTEGER,"
+    "  PRIMARY KEY (fingerprint, threshold));"
+    /* The latest signed checkpoint. */
+    "CREATE TABLE IF NOT EXISTS checkpoint ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  size INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  note BLOB NOT NULL);";
 
 static const char *const migrations[] = {
-	"ALTER TABLE keys ADD COLUMN allow_noncompliant INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE keys ADD COLUMN allow_noncompliant INTEGER NOT NULL DEFAULT 0",
 };
 
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
@@ -87,22 +87,24 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		error_set(err, -EIO, "store %s: %s", path,
+			  s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
 	if (writable &&
-	    sqlite3_exec(s->db,
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-			 NULL, NULL, &msg) != SQLITE_OK)
+	    sqlite3_exec(
+		s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+		NULL, NULL, &msg) != SQLITE_OK)
 		goto fail_msg;
 	/* A damaged store must stop the daemon before it signs anything. */
 	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
 		error_set(err, -EIO, "store %s fails its integrity check: %s", path,
-			  st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0)
-							  : sqlite3_errmsg(s->db));
+			  st && sqlite3_column_text(st, 0)
+			      ? (const char *)sqlite3_column_text(st, 0)
+			      : sqlite3_errmsg(s->db));
 		sqlite3_finalize(st);
 		goto fail;
 	}

@@ -85,11 +85,12 @@ int inventory_usage_flush(struct store *s, struct usage_buffer *b)
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		goto out;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO usage(key_name, hour, uid, user, count) VALUES (?,?,?,?,?) "
-			       "ON CONFLICT(key_name, hour, uid) DO UPDATE SET count = count + "
-			       "excluded.count",
-			       -1, &ins, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(
+		s->db,
+		"INSERT INTO usage(key_name, hour, uid, user, count) VALUES (?,?,?,?,?) "
+		"ON CONFLICT(key_name, hour, uid) DO UPDATE SET count = count + "
+		"excluded.count",
+		-1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db,
 			       "UPDATE keys SET uses_total = uses_total + ?, "
 			       "last_used = max(coalesce(last_used, 0), ?) WHERE name = ?",
@@ -160,8 +161,8 @@ int inventory_usage(struct store *s, const char *key, time_t now, uint64_t *tota
 		while (f && sqlite3_step(st) == SQLITE_ROW)
 			fprintf(f, "%s(%lld) %lld\n",
 				sqlite3_column_text(st, 0) && *sqlite3_column_text(st, 0)
-					? (const char *)sqlite3_column_text(st, 0)
-					: "?",
+				    ? (const char *)sqlite3_column_text(st, 0)
+				    : "?",
 				sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
 		sqlite3_finalize(st);
 		if (!f || fclose(f) != 0 || !buf) {

@@ -35,11 +35,11 @@ struct state {
 	struct line_ref *where;
 	bool *prev_ok; /* prev_ok[i]: line i's "prev" matches leaf i-1 */
 	uint64_t n, cap;
-	bool failed;   /* a problem other than a broken link was reported */
+	bool failed; /* a problem other than a broken link was reported */
 };
 
 static void verdict(struct audit_verdict *v, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void verdict(struct audit_verdict *v, bool ok, const char *fmt, ...)
 {
 	va_list ap;
@@ -140,8 +140,8 @@ static bool check_line(struct state *s, const char *day, uint64_t lineno, const 
 	}
 	if (!json_object_object_get_ex(o, "time", &f) || !(str = json_object_get_string(f)) ||
 	    strncmp(str, day, 10)) {
-		verdict(v, false, "%s.jsonl:%llu (seq %llu): its time is not in the file's day", day,
-			(unsigned long long)lineno, (unsigned long long)seq);
+		verdict(v, false, "%s.jsonl:%llu (seq %llu): its time is not in the file's day",
+			day, (unsigned long long)lineno, (unsigned long long)seq);
 		goto bad;
 	}
 	s->prev_ok[seq] = true;
@@ -283,8 +283,7 @@ static bool open_checkpoint(const char *note, size_t len, EVP_PKEY *pub, uint64_
 	return true;
 }
 
-int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note,
-		     struct audit_verdict *v)
+int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note, struct audit_verdict *v)
 {
 	struct state s = {.v = v};
 	EVP_PKEY *own = NULL;
@@ -383,10 +382,11 @@ int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note,
 				     "older checkpoint"))
 			goto out;
 		if (old_size > size) {
-			verdict(v, false,
-				"the older checkpoint covers %llu lines, the current one only %llu: "
-				"the log was truncated and re-signed",
-				(unsigned long long)old_size, (unsigned long long)size);
+			verdict(
+			    v, false,
+			    "the older checkpoint covers %llu lines, the current one only %llu: "
+			    "the log was truncated and re-signed",
+			    (unsigned long long)old_size, (unsigned long long)size);
 			goto out;
 		}
 		plen = merkle_consistency_proof(s.leaves, old_size, size, proof);

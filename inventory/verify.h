@@ -10,7 +10,7 @@
 
 struct audit_verdict {
 	bool ok;
-	uint64_t lines;   /* lines read */
+	uint64_t lines;	  /* lines read */
 	uint64_t covered; /* tree size of the checkpoint */
 	char message[1024];
 };
@@ -19,5 +19,4 @@ struct audit_verdict {
  * OLD_NOTE (may be NULL) is an older checkpoint. Returns 0 when the check
  * ran (the verdict says how it went), or a negative errno when it could not
  * start (DIR unreadable, no key), with the reason in V->message. */
-int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note,
-		     struct audit_verdict *v);
+int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note, struct audit_verdict *v);

@@ -270,11 +270,22 @@ static int parse_size(struct parse_state *s, const char *v, uint64_t *out)
 	if (errno || end == v)
 		return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
 	switch (toupper((unsigned char)*end)) {
-	case 0: break;
-	case 'K': n <<= 10; end++; break;
-	case 'M': n <<= 20; end++; break;
-	case 'G': n <<= 30; end++; break;
-	default: return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
+	case 0:
+		break;
+	case 'K':
+		n <<= 10;
+		end++;
+		break;
+	case 'M':
+		n <<= 20;
+		end++;
+		break;
+	case 'G':
+		n <<= 30;
+		end++;
+		break;
+	default:
+		return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
 	}
 	if (*end || n == 0)
 		return fail(s, "max_size '%s' is not a size (bytes, or with K, M, G)", v);
@@ -288,8 +299,8 @@ static int parse_hours(struct parse_state *s, const char *v, struct rule *r)
 	unsigned h1, m1, h2, m2;
 	char tail;
 
-	if (sscanf(v, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 > 23 ||
-	    m1 > 59 || h2 > 24 || m2 > 59 || (h2 == 24 && m2))
+	if (sscanf(v, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 > 23 || m1 > 59 ||
+	    h2 > 24 || m2 > 59 || (h2 == 24 && m2))
 		return fail(s, "hours '%s' must be HH:MM-HH:MM (UTC)", v);
 	r->from_min = h1 * 60 + m1;
 	r->to_min = (h2 * 60 + m2) % (24 * 60);
@@ -319,7 +330,8 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		unsigned long n = strtoul(value, &end, 10);
 		if (end == value || n == 0 || n > 1000000 ||
 		    (*end && strcmp(end, "/hour") && strcmp(end, "/h")))
-			return fail(s, "rate '%s' must be signatures per user per hour, e.g. 100/hour",
+			return fail(s,
+				    "rate '%s' must be signatures per user per hour, e.g. 100/hour",
 				    value);
 		r->rate_per_hour = n;
 		return 1;
@@ -379,7 +391,9 @@ static int handler(void *user, const char *section, const char *key, const char 
 		if (!strcmp(key, "pin_credential")) {
 			if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					  "0123456789-_.") != strlen(value))
-				return fail(s, "pin_credential must be a credential name (LoadCredential=)");
+				return fail(
+				    s,
+				    "pin_credential must be a credential name (LoadCredential=)");
 			return set_str(s, &c->pin_credential, value);
 		}
 		if (!strcmp(key, "softhsm2_conf"))
@@ -470,13 +484,14 @@ static int validate(struct parse_state *s)
 			return fail(s, "[rule %s] has no path", r->name);
 		if (!r->key) {
 			if (c->n_keys != 1)
-				return fail(s, "[rule %s] must name its key (there are %zu)", r->name,
-					    c->n_keys);
+				return fail(s, "[rule %s] must name its key (there are %zu)",
+					    r->name, c->n_keys);
 			/* analyzer: owned by the config, freed by config_free(). */
 			r->key = strdup(c->keys[0].name);
 		}
 		if (!config_find_key(c, r->key))
-			return fail(s, "[rule %s] names key '%s', which no [key %s] section defines",
+			return fail(s,
+				    "[rule %s] names key '%s', which no [key %s] section defines",
 				    r->name, r->key, r->key);
 	}
 	s->line = 0;

@@ -14,28 +14,28 @@
 
 struct config_key {
 	char *name;
-	char *uri;         /* RFC 7512 PKCS#11 URI of the private key */
-	char *certificate; /* PEM file with the key's certificate */
-	char *chain;       /* optional PEM file with intermediates and root */
+	char *uri;		 /* RFC 7512 PKCS#11 URI of the private key */
+	char *certificate;	 /* PEM file with the key's certificate */
+	char *chain;		 /* optional PEM file with intermediates and root */
 	bool allow_noncompliant; /* sign even if the certificate breaks the CA/B rules */
 };
 
 struct config {
 	char *path;
-	int n_lines;         /* lines in the file, for messages about what it lacks */
+	int n_lines; /* lines in the file, for messages about what it lacks */
 	char *state_dir;
-	char *module;        /* PKCS#11 module (.so) */
-	char *pin_file;      /* user PIN, first line; never logged */
+	char *module;	      /* PKCS#11 module (.so) */
+	char *pin_file;	      /* user PIN, first line; never logged */
 	char *pin_credential; /* or: the systemd credential holding it */
-	char *softhsm2_conf; /* embedded token only: exported as SOFTHSM2_CONF */
-	char *audit_key;     /* URI of the audit-log key (never a code-signing key) */
-	char *audit_origin;  /* names the log in checkpoints; NULL: HOSTNAME/signfs */
-	unsigned threads;    /* FUSE worker threads (libfuse caps at 10) */
-	unsigned temp_grace; /* seconds a closed temporary file waits for its rename */
-	int warn_days;       /* a certificate is "expiring" this close to its end */
-	int alert_days[8];   /* expiry alert thresholds, in days */
+	char *softhsm2_conf;  /* embedded token only: exported as SOFTHSM2_CONF */
+	char *audit_key;      /* URI of the audit-log key (never a code-signing key) */
+	char *audit_origin;   /* names the log in checkpoints; NULL: HOSTNAME/signfs */
+	unsigned threads;     /* FUSE worker threads (libfuse caps at 10) */
+	unsigned temp_grace;  /* seconds a closed temporary file waits for its rename */
+	int warn_days;	      /* a certificate is "expiring" this close to its end */
+	int alert_days[8];    /* expiry alert thresholds, in days */
 	size_t n_alert_days;
-	char *alert_command; /* run for each alert, details in the environment */
+	char *alert_command;	 /* run for each alert, details in the environment */
 	unsigned alert_interval; /* seconds between expiry checks */
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];

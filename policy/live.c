@@ -99,8 +99,7 @@ void policy_live_free(struct policy_live *p)
 }
 
 void policy_live_decide(struct policy_live *p, const char *path, enum policy_target target,
-			const struct policy_subject *subject, time_t now,
-			struct policy_grant *out)
+			const struct policy_subject *subject, time_t now, struct policy_grant *out)
 {
 	struct policy_decision d;
 
@@ -198,8 +197,8 @@ static void *watch(void *arg)
 			char err[CONFIG_ERR_MAX], msg[CONFIG_ERR_MAX + 64];
 			int r = policy_live_reload(p, err);
 			if (r == 0)
-				snprintf(msg, sizeof(msg), "%s reloaded (policy version %u)", p->path,
-					 policy_live_version(p));
+				snprintf(msg, sizeof(msg), "%s reloaded (policy version %u)",
+					 p->path, policy_live_version(p));
 			if (p->report)
 				p->report(p->report_ctx, r, r == 0 ? msg : err);
 		}
@@ -217,8 +216,7 @@ int policy_live_watch(struct policy_live *p, policy_report_fn report, void *repo
 	p->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	p->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (p->inotify_fd < 0 || p->stop_fd < 0 ||
-	    inotify_add_watch(p->inotify_fd, *dir ? dir : "/",
-			      IN_CLOSE_WRITE | IN_MOVED_TO) < 0)
+	    inotify_add_watch(p->inotify_fd, *dir ? dir : "/", IN_CLOSE_WRITE | IN_MOVED_TO) < 0)
 		return -errno;
 	if (pthread_create(&p->thread, NULL, watch, p) != 0)
 		return -EAGAIN;
@@ -238,7 +236,7 @@ int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 	pthread_rwlock_rdlock(&p->lock);
 	c = p->config;
 	fprintf(f, "# who may sign with each key, by rule (first match wins); policy version %u\n",
-	       p->version);
+		p->version);
 	for (size_t k = 0; k < c->n_keys; k++) {
 		if (key && strcmp(key, c->keys[k].name))
 			continue;
@@ -254,15 +252,13 @@ int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 				struct passwd pw, *res = NULL;
 				char b[1024];
 				getpwuid_r(r->uids[u], &pw, b, sizeof(b), &res);
-				fprintf(f, " user %s(%u)", res ? res->pw_name : "?",
-				       r->uids[u]);
+				fprintf(f, " user %s(%u)", res ? res->pw_name : "?", r->uids[u]);
 			}
 			for (size_t g = 0; g < r->n_gids; g++) {
 				struct group gr, *res = NULL;
 				char b[4096];
 				getgrgid_r(r->gids[g], &gr, b, sizeof(b), &res);
-				fprintf(f, " group %s(%u)", res ? res->gr_name : "?",
-				       r->gids[g]);
+				fprintf(f, " group %s(%u)", res ? res->gr_name : "?", r->gids[g]);
 			}
 			fprintf(f, " paths");
 			for (size_t g = 0; g < r->n_globs; g++)
@@ -271,7 +267,7 @@ int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 				fprintf(f, " max_size %llu", (unsigned long long)r->max_size);
 			if (r->from_min != r->to_min)
 				fprintf(f, " hours %02d:%02d-%02d:%02d UTC", r->from_min / 60,
-				       r->from_min % 60, r->to_min / 60, r->to_min % 60);
+					r->from_min % 60, r->to_min / 60, r->to_min % 60);
 			if (r->rate_per_hour)
 				fprintf(f, " rate %u/hour", r->rate_per_hour);
 			fprintf(f, "\n");

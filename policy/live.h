@@ -36,8 +36,7 @@ int policy_live_open(const char *path, policy_validate_fn validate, void *valida
 void policy_live_free(struct policy_live *p);
 
 void policy_live_decide(struct policy_live *p, const char *path, enum policy_target target,
-			const struct policy_subject *subject, time_t now,
-			struct policy_grant *out);
+			const struct policy_subject *subject, time_t now, struct policy_grant *out);
 
 /* Count a signature under RULE for the rate limits. */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);

@@ -17,15 +17,15 @@ struct rule {
 	char *name;
 	char *globs[POLICY_MAX_GLOBS]; /* inbox-relative; '*' '?' within a name, '**' any depth */
 	size_t n_globs;
-	uid_t uids[POLICY_MAX_IDS];    /* empty with no gids: anyone */
+	uid_t uids[POLICY_MAX_IDS]; /* empty with no gids: anyone */
 	size_t n_uids;
 	gid_t gids[POLICY_MAX_IDS];
 	size_t n_gids;
-	char *key;                     /* key name */
-	uint64_t max_size;             /* 0: no cap */
-	int from_min, to_min;          /* UTC minutes of the day; from == to: always */
-	unsigned rate_per_hour;        /* 0: unlimited; per user */
-	int line;                      /* where it starts in the config */
+	char *key;		/* key name */
+	uint64_t max_size;	/* 0: no cap */
+	int from_min, to_min;	/* UTC minutes of the day; from == to: always */
+	unsigned rate_per_hour; /* 0: unlimited; per user */
+	int line;		/* where it starts in the config */
 };
 
 /* The writer as the kernel reported it at create/open. */
@@ -44,7 +44,7 @@ enum policy_target {
 struct policy_decision {
 	bool allow;
 	const struct rule *rule; /* the matching rule (NULL: none) */
-	const char *reason;      /* static text, for denials */
+	const char *reason;	 /* static text, for denials */
 };
 
 /* Does PATH match GLOB? With PREFIX, may some path below directory PATH? */

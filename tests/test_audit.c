@@ -61,12 +61,18 @@ static void append(int n)
 	char err[AUDIT_ERR_MAX], path[32];
 	for (int i = 0; i < n; i++) {
 		struct audit_record r = {
-			.event = i % 5 == 4 ? "denied" : "signed",
-			.uid = 1000 + i % 3, .gid = 100, .pid = 4000 + i,
-			.user = "builder", .exe = "/usr/bin/cp", .path = path,
-			.size = 100 * i, .sha256 = "ab", .key = "codesign",
-			.decision = i % 5 == 4 ? "deny" : "allow",
-			.reason = i % 5 == 4 ? "no rule matches" : NULL,
+		    .event = i % 5 == 4 ? "denied" : "signed",
+		    .uid = 1000 + i % 3,
+		    .gid = 100,
+		    .pid = 4000 + i,
+		    .user = "builder",
+		    .exe = "/usr/bin/cp",
+		    .path = path,
+		    .size = 100 * i,
+		    .sha256 = "ab",
+		    .key = "codesign",
+		    .decision = i % 5 == 4 ? "deny" : "allow",
+		    .reason = i % 5 == 4 ? "no rule matches" : NULL,
 		};
 		snprintf(path, sizeof(path), "rel/app-%d.bin", i);
 		cr_assert_eq(audit_append(audit, &r, NULL, err), 0, "%s", err);
@@ -88,7 +94,7 @@ static void write_file(const char *name, const char *data, size_t len)
 /* Export the log as the mount shows /audit. */
 static void export(void)
 {
-	char (*days)[11], *buf, name[32], err[AUDIT_ERR_MAX];
+	char(*days)[11], *buf, name[32], err[AUDIT_ERR_MAX];
 	size_t n, len;
 	int64_t mtime;
 	uint64_t size;
@@ -147,13 +153,14 @@ Test(audit, lines_are_canonical_json_with_the_documented_fields)
 	size_t len;
 	append(2);
 	cr_assert_eq(audit_day_read(audit, "2025-11-26", &buf, &len), 0);
-	cr_assert_eq(strncmp(buf,
-			     "{\"seq\":0,\"time\":\"2025-11-26T00:00:00.000Z\",\"event\":\"signed\","
-			     "\"uid\":1000,\"user\":\"builder\",\"gid\":100,\"pid\":4000,\"exe\":"
-			     "\"/usr/bin/cp\",\"path\":\"rel/app-0.bin\",\"size\":0,\"sha256\":"
-			     "\"ab\",\"key\":\"codesign\",\"decision\":\"allow\"}\n{\"seq\":1,",
-			     200),
-		     0, "%.*s", (int)len, buf);
+	cr_assert_eq(
+	    strncmp(buf,
+		    "{\"seq\":0,\"time\":\"2025-11-26T00:00:00.000Z\",\"event\":\"signed\","
+		    "\"uid\":1000,\"user\":\"builder\",\"gid\":100,\"pid\":4000,\"exe\":"
+		    "\"/usr/bin/cp\",\"path\":\"rel/app-0.bin\",\"size\":0,\"sha256\":"
+		    "\"ab\",\"key\":\"codesign\",\"decision\":\"allow\"}\n{\"seq\":1,",
+		    200),
+	    0, "%.*s", (int)len, buf);
 	cr_assert(strstr(buf, "\"prev\":\""), "line 2 chains to line 1");
 	free(buf);
 }
@@ -162,8 +169,11 @@ Test(audit, control_characters_and_bad_utf8_are_escaped)
 {
 	char err[AUDIT_ERR_MAX], *buf;
 	size_t len;
-	struct audit_record r = {.event = "denied", .uid = AUDIT_NONE, .gid = AUDIT_NONE,
-				 .pid = AUDIT_NONE, .size = AUDIT_NONE,
+	struct audit_record r = {.event = "denied",
+				 .uid = AUDIT_NONE,
+				 .gid = AUDIT_NONE,
+				 .pid = AUDIT_NONE,
+				 .size = AUDIT_NONE,
 				 .path = "a\nb\x01\xff/\"q\""};
 	cr_assert_eq(audit_append(audit, &r, NULL, err), 0);
 	cr_assert_eq(audit_day_read(audit, "2025-11-26", &buf, &len), 0);
@@ -177,12 +187,12 @@ Test(audit, each_single_line_edit_names_that_line)
 	static const struct {
 		const char *file, *sed, *where;
 	} cases[] = {
-		{DAY1, "2s/\"uid\":1001/\"uid\":0/", DAY1 ":2 (seq 1)"},
-		{DAY1, "1s/rel\\/app-0/rel\\/evil/", DAY1 ":1 (seq 0)"},
-		{DAY1, "3s/\"prev\":\"./\"prev\":\"0/", DAY1 ":3 (seq 2)"},
-		{DAY1, "5s/\"event\":\"denied\"/\"event\":\"signed\"/", DAY1 ":5 (seq 4)"},
-		{DAY1, "4s/\"size\":300/\"size\": 300/", DAY1 ":4"},
-		{DAY2, "2s/.*/{}/", DAY2 ":2"},
+	    {DAY1, "2s/\"uid\":1001/\"uid\":0/", DAY1 ":2 (seq 1)"},
+	    {DAY1, "1s/rel\\/app-0/rel\\/evil/", DAY1 ":1 (seq 0)"},
+	    {DAY1, "3s/\"prev\":\"./\"prev\":\"0/", DAY1 ":3 (seq 2)"},
+	    {DAY1, "5s/\"event\":\"denied\"/\"event\":\"signed\"/", DAY1 ":5 (seq 4)"},
+	    {DAY1, "4s/\"size\":300/\"size\": 300/", DAY1 ":4"},
+	    {DAY2, "2s/.*/{}/", DAY2 ":2"},
 	};
 	append(8);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
@@ -329,8 +339,12 @@ static void *append_many(void *arg)
 	char err[AUDIT_ERR_MAX], path[32];
 
 	for (int i = 0; i < 200; i++) {
-		struct audit_record r = {.event = "signed", .uid = p->id, .gid = AUDIT_NONE,
-					 .pid = AUDIT_NONE, .size = i, .path = path};
+		struct audit_record r = {.event = "signed",
+					 .uid = p->id,
+					 .gid = AUDIT_NONE,
+					 .pid = AUDIT_NONE,
+					 .size = i,
+					 .path = path};
 		snprintf(path, sizeof(path), "t%d/%d", p->id, i);
 		p->ok += audit_append(audit, &r, NULL, err) == 0;
 	}
@@ -350,8 +364,11 @@ Test(audit, concurrent_appends_commit_in_groups_and_stay_one_chain)
 	struct audit_verdict v;
 	char err[AUDIT_ERR_MAX], *buf;
 	size_t len, lines = 0;
-	struct audit_record bad = {.event = "key_disabled", .uid = AUDIT_NONE, .gid = AUDIT_NONE,
-				   .pid = AUDIT_NONE, .size = AUDIT_NONE};
+	struct audit_record bad = {.event = "key_disabled",
+				   .uid = AUDIT_NONE,
+				   .gid = AUDIT_NONE,
+				   .pid = AUDIT_NONE,
+				   .size = AUDIT_NONE};
 
 	for (int i = 0; i < 8; i++) {
 		p[i] = (struct appender){.id = i};
@@ -408,8 +425,8 @@ Test(audit, audit_and_inventory_share_the_connection_safely)
 	ASN1_TIME_set(X509_getm_notBefore(x), 0);
 	ASN1_TIME_set(X509_getm_notAfter(x), 2000000000);
 	X509_sign(x, k, EVP_sha256());
-	cr_assert_eq(inventory_record_key(st, &(struct key_facts){.name = "codesign", .uri = "u"}, x,
-					  NULL, 0, err),
+	cr_assert_eq(inventory_record_key(st, &(struct key_facts){.name = "codesign", .uri = "u"},
+					  x, NULL, 0, err),
 		     0, "%s", err);
 	flushing = 1;
 	pthread_create(&f, NULL, flush_usage_loop, b);

@@ -69,8 +69,13 @@ static X509 *make(EVP_PKEY *key, time_t nb, int days, const char *eku, const cha
 }
 
 static const struct key_facts facts = {
-	.name = "codesign", .uri = "pkcs11:object=codesign", .token = "t", .label = "codesign",
-	.sensitive = 1, .never_extractable = 1, .local = 1,
+    .name = "codesign",
+    .uri = "pkcs11:object=codesign",
+    .token = "t",
+    .label = "codesign",
+    .sensitive = 1,
+    .never_extractable = 1,
+    .local = 1,
 };
 
 static void record(const char *name, X509 *x)
@@ -96,7 +101,8 @@ Test(certs, lifecycle_follows_the_clock)
 	record("codesign", make(k, T0, 365, "codeSigning", "critical,digitalSignature"));
 	cr_assert_eq(state_at("codesign", T0 - DAY), CERT_NOT_YET_VALID);
 	cr_assert_eq(state_at("codesign", T0 + DAY), CERT_VALID);
-	cr_assert_eq(state_at("codesign", T0 + 340 * DAY), CERT_EXPIRING, "25 days left, window 30");
+	cr_assert_eq(state_at("codesign", T0 + 340 * DAY), CERT_EXPIRING,
+		     "25 days left, window 30");
 	cr_assert_eq(state_at("codesign", T0 + 365 * DAY), CERT_EXPIRED);
 	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 300 * DAY, 30, false, &s), 0);
 	cr_assert_eq(s.days_left, 65);
@@ -123,8 +129,8 @@ Test(certs, alerts_fire_once_per_threshold_and_survive_a_reopen)
 
 	record("codesign", make(k, T0, 365, "codeSigning", "critical,digitalSignature"));
 	cr_assert_eq(inventory_check_alerts(st, na - 40 * DAY, thresholds, 4, on_alert, NULL), 0);
-	cr_assert_eq(inventory_check_alerts(st, na - 30 * DAY - 60, thresholds, 4, on_alert, NULL), 0,
-		     "30 days and a minute left: 31 started days");
+	cr_assert_eq(inventory_check_alerts(st, na - 30 * DAY - 60, thresholds, 4, on_alert, NULL),
+		     0, "30 days and a minute left: 31 started days");
 	cr_assert_eq(inventory_check_alerts(st, na - 29 * DAY, thresholds, 4, on_alert, NULL), 1);
 	cr_assert_eq(fired[0], 30);
 	cr_assert_eq(inventory_check_alerts(st, na - 28 * DAY, thresholds, 4, on_alert, NULL), 0,
@@ -247,8 +253,8 @@ Test(certs, usage_counts_and_renderings)
 	cr_assert_eq(inventory_usage_flush(st, b), 0);
 	cr_assert_eq(inventory_usage_flush(st, b), 0, "nothing left to write");
 	inventory_usage_free(b);
-	cr_assert_eq(inventory_usage(st, "codesign", T0 + 2 * DAY + 60, &total, &day, &last, &users),
-		     0);
+	cr_assert_eq(
+	    inventory_usage(st, "codesign", T0 + 2 * DAY + 60, &total, &day, &last, &users), 0);
 	cr_assert_eq(total, 3);
 	cr_assert_eq(day, 1, "only root's use is within 24 hours");
 	cr_assert_eq(last, T0 + 2 * DAY);

@@ -80,8 +80,7 @@ Test(cms, detached_with_the_required_signed_attributes)
 	cr_assert_eq(md->length, SHA256_LEN);
 	cr_assert_arr_eq(md->data, d, SHA256_LEN);
 	t = X509_ATTRIBUTE_get0_type(
-		CMS_signed_get_attr(si, CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1)),
-		0);
+	    CMS_signed_get_attr(si, CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1)), 0);
 	cr_assert_not_null(t);
 	expect = ASN1_TIME_set(NULL, when);
 	cr_assert(ASN1_TIME_diff(&day, &sec, expect, t->value.utctime));

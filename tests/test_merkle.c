@@ -13,25 +13,25 @@ static const struct {
 	const char *bytes;
 	size_t len;
 } tree8[] = {
-	{"", 0},
-	{"\x00", 1},
-	{"\x10", 1},
-	{"\x20\x21", 2},
-	{"\x30\x31", 2},
-	{"\x40\x41\x42\x43", 4},
-	{"\x50\x51\x52\x53\x54\x55\x56\x57", 8},
-	{"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f", 16},
+    {"", 0},
+    {"\x00", 1},
+    {"\x10", 1},
+    {"\x20\x21", 2},
+    {"\x30\x31", 2},
+    {"\x40\x41\x42\x43", 4},
+    {"\x50\x51\x52\x53\x54\x55\x56\x57", 8},
+    {"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f", 16},
 };
 
 static const char *roots8[] = {
-	"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-	"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-	"aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-	"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-	"4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-	"76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-	"ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-	"5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 };
 
 static void hex(const unsigned char *h, char out[65])
@@ -129,7 +129,8 @@ Test(merkle, roots_and_inclusion_paths_match_the_reference_up_to_40_leaves)
 			int len = merkle_inclusion_proof((const merkle_hash *)leaves, n, i, proof);
 			ref_tree(leaves, n, i, want, ref_path, &ref_len);
 			cr_assert_eq(len, ref_len, "path length of %d in %d", i, n);
-			cr_assert_arr_eq(proof, ref_path, (size_t)len * 32, "path of %d in %d", i, n);
+			cr_assert_arr_eq(proof, ref_path, (size_t)len * 32, "path of %d in %d", i,
+					 n);
 			cr_assert(merkle_verify_inclusion(leaves[i], i, n, proof, len, want));
 			/* Wrong index, wrong leaf, wrong size: all refused. */
 			if (n > 1) {
@@ -142,8 +143,8 @@ Test(merkle, roots_and_inclusion_paths_match_the_reference_up_to_40_leaves)
 			if (n < 40) {
 				unsigned char other[32];
 				ref_tree(leaves, n + 1, -1, other, NULL, NULL);
-				cr_assert_not(merkle_verify_inclusion(leaves[i], i, n, proof, len,
-								      other));
+				cr_assert_not(
+				    merkle_verify_inclusion(leaves[i], i, n, proof, len, other));
 			}
 		}
 	}
@@ -159,23 +160,26 @@ Test(merkle, consistency_proofs_verify_against_reference_roots)
 	for (int n = 1; n <= 40; n++) {
 		ref_tree(leaves, n, -1, rn, NULL, NULL);
 		for (int m = 1; m <= n; m++) {
-			int len = merkle_consistency_proof((const merkle_hash *)leaves, m, n, proof);
+			int len =
+			    merkle_consistency_proof((const merkle_hash *)leaves, m, n, proof);
 			ref_tree(leaves, m, -1, rm, NULL, NULL);
 			cr_assert_geq(len, 0);
-			cr_assert(merkle_verify_consistency(m, n, rm, rn, proof, len), "%d -> %d", m,
-				  n);
+			cr_assert(merkle_verify_consistency(m, n, rm, rn, proof, len), "%d -> %d",
+				  m, n);
 			if (m < n) {
 				/* A forked history: another last leaf before m. */
 				unsigned char forked[32];
 				cr_assert_not(merkle_verify_consistency(m, n, rn, rn, proof, len));
 				if (len > 0) {
 					proof[len - 1][0] ^= 1;
-					cr_assert_not(merkle_verify_consistency(m, n, rm, rn, proof, len));
+					cr_assert_not(
+					    merkle_verify_consistency(m, n, rm, rn, proof, len));
 				}
 				memcpy(forked, leaves[m - 1], 32);
 				leaves[m - 1][5] ^= 0x80;
 				ref_tree(leaves, m, -1, rm, NULL, NULL);
-				len = merkle_consistency_proof((const merkle_hash *)leaves, m, n, proof);
+				len = merkle_consistency_proof((const merkle_hash *)leaves, m, n,
+							       proof);
 				cr_assert_not(merkle_verify_consistency(m, n, rm, rn, proof, len),
 					      "forked %d -> %d", m, n);
 				memcpy(leaves[m - 1], forked, 32);
@@ -188,9 +192,9 @@ Test(merkle, rfc6962_test_tree_consistency_proof_1_to_8)
 {
 	/* Published proof that the 1-leaf tree is a prefix of the 8-leaf one. */
 	static const char *want[] = {
-		"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-		"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-		"6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+	    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+	    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+	    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
 	};
 	merkle_hash leaves[8], proof[MERKLE_MAX_PROOF];
 	char x[65];

@@ -60,7 +60,8 @@ Test(glob, directories_below_which_a_glob_can_match)
 	cr_assert(policy_glob_match("**/*.deb", "anything/at/all", true));
 	cr_assert(policy_glob_match("a/*/c.bin", "a/x", true));
 	cr_assert_not(policy_glob_match("a/*/c.bin", "a/x/y", true));
-	cr_assert_not(policy_glob_match("*.bin", "dir", true), "no file below a dir matches '*.bin'");
+	cr_assert_not(policy_glob_match("*.bin", "dir", true),
+		      "no file below a dir matches '*.bin'");
 	cr_assert(policy_glob_match("*.bin", "", true), "the inbox root itself");
 }
 
@@ -110,9 +111,9 @@ Test(policy, time_window_in_utc_including_across_midnight)
 {
 	struct config *c = parse("[rule day]\npath = d/**\nhours = 08:00-18:00\nkey = release\n"
 				 "[rule night]\npath = n/**\nhours = 22:00-06:00\nkey = release\n");
-	time_t noon = 1764158400;      /* 2025-11-26T12:00:00Z */
+	time_t noon = 1764158400;	  /* 2025-11-26T12:00:00Z */
 	time_t evening = noon + 7 * 3600; /* 19:00 */
-	time_t late = noon + 11 * 3600;   /* 23:00 */
+	time_t late = noon + 11 * 3600;	  /* 23:00 */
 	struct policy_decision d;
 
 	cr_assert(decide(c, "d/x", 5, 5, NULL, 0, noon).allow);

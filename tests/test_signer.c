@@ -142,7 +142,8 @@ Test(signer, missing_module)
 	char err[SIGNER_ERR_MAX];
 
 	cr_assert_eq(signer_open("/nonexistent/libpkcs11.so", at("token.pin"), &s, err), -ENOENT);
-	cr_assert_str_eq(err, "PKCS#11 module /nonexistent/libpkcs11.so: No such file or directory");
+	cr_assert_str_eq(err,
+			 "PKCS#11 module /nonexistent/libpkcs11.so: No such file or directory");
 }
 
 Test(signer, absent_token_missing_key_and_foreign_certificate)

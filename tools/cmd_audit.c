@@ -19,21 +19,20 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
-		"       signfsctl audit proof [-c CONFIG] PATH\n"
-		"       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
-		"\n"
-		"verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
-		"        the signed checkpoint, every line, their order and the tree root;\n"
-		"        names the first bad line. --checkpoint OLD also proves that the log\n"
-		"        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
-		"        without it DIR/audit.pub is used.\n"
-		"        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
-		"proof   prints the inclusion proof of the latest signing event of PATH\n"
-		"        (an inbox or outbox path) against the latest checkpoint.\n"
-		"        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
-		"tail    prints the last LINES (default 20) events of the log.\n");
+	fprintf(f, "usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
+		   "       signfsctl audit proof [-c CONFIG] PATH\n"
+		   "       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
+		   "\n"
+		   "verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
+		   "        the signed checkpoint, every line, their order and the tree root;\n"
+		   "        names the first bad line. --checkpoint OLD also proves that the log\n"
+		   "        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
+		   "        without it DIR/audit.pub is used.\n"
+		   "        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
+		   "proof   prints the inclusion proof of the latest signing event of PATH\n"
+		   "        (an inbox or outbox path) against the latest checkpoint.\n"
+		   "        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
+		   "tail    prints the last LINES (default 20) events of the log.\n");
 }
 
 static char *slurp(const char *path, size_t cap)
@@ -55,10 +54,10 @@ static char *slurp(const char *path, size_t cap)
 static int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"checkpoint", required_argument, NULL, 'o'},
-		{"key", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"checkpoint", required_argument, NULL, 'o'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *old_path = NULL, *key_path = NULL;
 	struct audit_verdict v;
@@ -69,10 +68,18 @@ static int cmd_verify(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:k:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': old_path = optarg; break;
-		case 'k': key_path = optarg; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'o':
+			old_path = optarg;
+			break;
+		case 'k':
+			key_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -146,9 +153,15 @@ static int cmd_proof(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt(argc, argv, "c:h")) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -223,10 +236,18 @@ static int cmd_tail(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt(argc, argv, "c:n:h")) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'n': want = strtol(optarg, NULL, 10); break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'c':
+			config = optarg;
+			break;
+		case 'n':
+			want = strtol(optarg, NULL, 10);
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || want < 1) {

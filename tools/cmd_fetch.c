@@ -156,9 +156,9 @@ static X509_STORE *load_trust(const char *file)
 int cmd_fetch(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"ca", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"ca", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	char dest[PATH_MAX], tmp_a[PATH_MAX] = "", tmp_s[PATH_MAX] = "", sig_dest[PATH_MAX];
 	char version[64], err[ERROR_MAX];
@@ -171,9 +171,15 @@ int cmd_fetch(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': ca = optarg; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'c':
+			ca = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 2) {

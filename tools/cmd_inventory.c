@@ -30,9 +30,15 @@ static const char *config_arg(int argc, char **argv, int min, int max, const cha
 	optind = 1;
 	while ((c = getopt(argc, argv, "c:h")) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'h': printf("%s", usage); exit(EXIT_OK);
-		default: fprintf(stderr, "%s", usage); exit(EXIT_USAGE);
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			printf("%s", usage);
+			exit(EXIT_OK);
+		default:
+			fprintf(stderr, "%s", usage);
+			exit(EXIT_USAGE);
 		}
 	}
 	if (argc - optind < min || argc - optind > max) {
@@ -43,8 +49,8 @@ static const char *config_arg(int argc, char **argv, int min, int max, const cha
 }
 
 /* Apply CHANGE with its audit record REC, in one transaction. */
-static int change(struct ctl *c, struct audit_record *rec,
-		  store_txn_fn fn, struct inventory_change *ch)
+static int change(struct ctl *c, struct audit_record *rec, store_txn_fn fn,
+		  struct inventory_change *ch)
 {
 	char err[AUDIT_ERR_MAX];
 	struct passwd *pw = getpwuid(getuid());
@@ -63,14 +69,14 @@ static int change(struct ctl *c, struct audit_record *rec,
 }
 
 static const char inventory_usage_text[] =
-	"usage: signfsctl inventory [-c CONFIG] [--json]\n"
-	"       signfsctl inventory import [-c CONFIG] CERT.pem [CHAIN.pem]\n"
-	"Shows every certificate with its status, days left and usage (as\n"
-	"MOUNT/inventory/certificates does), or records a renewed certificate for a\n"
-	"key already in the inventory; it becomes current once it is the newest.\n"
-	"Exit codes: 0 success, 1 failure, 2 usage error.\n";
+    "usage: signfsctl inventory [-c CONFIG] [--json]\n"
+    "       signfsctl inventory import [-c CONFIG] CERT.pem [CHAIN.pem]\n"
+    "Shows every certificate with its status, days left and usage (as\n"
+    "MOUNT/inventory/certificates does), or records a renewed certificate for a\n"
+    "key already in the inventory; it becomes current once it is the newest.\n"
+    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 
-static X509 *read_cert(const char *path, STACK_OF(X509) **chain)
+static X509 *read_cert(const char *path, STACK_OF(X509) * *chain)
 {
 	FILE *f = fopen(path, "re");
 	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
@@ -128,7 +134,8 @@ int cmd_inventory(int argc, char **argv)
 		rec.cert_fingerprint = ch.fingerprint_out;
 		ret = change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
-			printf("imported certificate %s for key %s\n", ch.fingerprint_out, ch.key_out);
+			printf("imported certificate %s for key %s\n", ch.fingerprint_out,
+			       ch.key_out);
 		X509_free(ch.cert);
 		sk_X509_pop_free(ch.chain, X509_free);
 		ctl_close(&c);
@@ -153,9 +160,9 @@ int cmd_inventory(int argc, char **argv)
 int cmd_key(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: signfsctl key disable|enable [-c CONFIG] NAME\n"
-		"A disabled key signs nothing (close() fails with EIO, the audit says why)\n"
-		"until it is enabled again. Exit codes: 0 success, 1 failure, 2 usage error.\n";
+	    "usage: signfsctl key disable|enable [-c CONFIG] NAME\n"
+	    "A disabled key signs nothing (close() fails with EIO, the audit says why)\n"
+	    "until it is enabled again. Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	struct inventory_change ch = {0};
 	struct audit_record rec = {.decision = "allow"};
 	struct ctl c;
@@ -189,10 +196,11 @@ int cmd_key(int argc, char **argv)
 static int issue_demo(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY OUT.pem\n"
-		"Issues a code-signing certificate for KEY from the demo CA that 'signfsctl\n"
-		"init' made (its key 'ca' on the token), for renewing demo certificates.\n"
-		"Import it with 'signfsctl inventory import OUT.pem'.\n";
+	    "usage: signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY "
+	    "OUT.pem\n"
+	    "Issues a code-signing certificate for KEY from the demo CA that 'signfsctl\n"
+	    "init' made (its key 'ca' on the token), for renewing demo certificates.\n"
+	    "Import it with 'signfsctl inventory import OUT.pem'.\n";
 	static const struct option opts[] = {{"days", required_argument, NULL, 'd'},
 					     {"backdate", required_argument, NULL, 'b'},
 					     {"help", no_argument, NULL, 'h'},
@@ -210,11 +218,21 @@ static int issue_demo(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:d:b:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'd': days = strtol(optarg, NULL, 10); break;
-		case 'b': backdate = strtol(optarg, NULL, 10); break;
-		case 'h': printf("%s", usage); return EXIT_OK;
-		default: fprintf(stderr, "%s", usage); return EXIT_USAGE;
+		case 'c':
+			config = optarg;
+			break;
+		case 'd':
+			days = strtol(optarg, NULL, 10);
+			break;
+		case 'b':
+			backdate = strtol(optarg, NULL, 10);
+			break;
+		case 'h':
+			printf("%s", usage);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "%s", usage);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 2 || days < 1 || days > 3650 || backdate < 0) {
@@ -247,7 +265,8 @@ static int issue_demo(int argc, char **argv)
 	if (!ca || signer_open(cfg->module, cfg->pin_file, &s, err) < 0 ||
 	    signer_find_pkey(s, "pkcs11:token=signfs;object=ca;type=private", &ca_key, err) < 0 ||
 	    signer_find_pkey(s, uri, &key, err) < 0) {
-		fprintf(stderr, "signfsctl: %s\n", ca ? err : "the key has no demo CA in its chain");
+		fprintf(stderr, "signfsctl: %s\n",
+			ca ? err : "the key has no demo CA in its chain");
 		goto out;
 	}
 	cert = pki_make_codesign(ca, ca_key, key, "signfs demo code signing",
@@ -271,10 +290,11 @@ out:
 int cmd_cert(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: signfsctl cert revoke [-c CONFIG] SERIAL\n"
-		"       signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY OUT.pem\n"
-		"revoke: a revoked certificate signs nothing more (SERIAL in hex, ':' allowed).\n"
-		"Exit codes: 0 success, 1 failure, 2 usage error.\n";
+	    "usage: signfsctl cert revoke [-c CONFIG] SERIAL\n"
+	    "       signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY "
+	    "OUT.pem\n"
+	    "revoke: a revoked certificate signs nothing more (SERIAL in hex, ':' allowed).\n"
+	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	struct inventory_change ch = {.now = time(NULL)};
 	struct audit_record rec = {.event = "cert_revoked", .decision = "allow"};
 	struct ctl c;

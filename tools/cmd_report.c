@@ -112,8 +112,8 @@ static int collect(struct audit *a, struct report *r)
 
 	if (!strptime(r->since, "%Y-%m-%d", &since) || !strptime(r->until, "%Y-%m-%d", &until))
 		return -EINVAL;
-	return audit_each(a, (int64_t)timegm(&since) * 1000, ((int64_t)timegm(&until) + 86400) * 1000,
-			  collect_one, r);
+	return audit_each(a, (int64_t)timegm(&since) * 1000,
+			  ((int64_t)timegm(&until) + 86400) * 1000, collect_one, r);
 }
 
 static int by_count(const void *a, const void *b)
@@ -160,12 +160,12 @@ static void print_json(struct report *r)
 	}
 	json_object_object_add(o, "checkpoint",
 			       r->checkpoint ? json_object_new_string(r->checkpoint) : NULL);
-	json_object_object_add(o, "checkpoint_covers_period",
-			       json_object_new_boolean(r->checkpoint &&
-						       (!r->events ||
-							r->checkpoint_size > r->last_seq)));
+	json_object_object_add(
+	    o, "checkpoint_covers_period",
+	    json_object_new_boolean(r->checkpoint &&
+				    (!r->events || r->checkpoint_size > r->last_seq)));
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-							      JSON_C_TO_STRING_NOSLASHESCAPE));
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
@@ -183,8 +183,8 @@ static void csv_cell(const char *s)
 /* CSV: one row per event of the period, the raw material for spreadsheets. */
 static void print_csv(struct report *r)
 {
-	static const char *cols[] = {"seq",  "time", "event",  "user",     "uid",    "gid",
-				     "pid",  "exe",  "path",   "size",     "sha256", "key",
+	static const char *cols[] = {"seq",	    "time", "event",	"user",	 "uid",	   "gid",
+				     "pid",	    "exe",  "path",	"size",	 "sha256", "key",
 				     "cert_serial", "rule", "decision", "reason"};
 	const size_t nc = sizeof(cols) / sizeof(*cols);
 
@@ -202,8 +202,8 @@ static void print_csv(struct report *r)
 static void print_text(struct report *r)
 {
 	printf("signfs compliance report, %s to %s (UTC)\n\n", r->since, r->until);
-	printf("events %lu, signatures %lu, denials %lu, failures %lu\n\n", r->events,
-	       r->signed_n, r->denied_n, r->failed_n);
+	printf("events %lu, signatures %lu, denials %lu, failures %lu\n\n", r->events, r->signed_n,
+	       r->denied_n, r->failed_n);
 	printf("Signatures by key\n");
 	for (size_t i = 0; i < r->n_keys; i++)
 		printf("  %-40s %8lu\n", r->keys[i].name, r->keys[i].n);
@@ -247,11 +247,20 @@ static void html_text(const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", stdout); break;
-		case '>': fputs("&gt;", stdout); break;
-		case '&': fputs("&amp;", stdout); break;
-		case '"': fputs("&quot;", stdout); break;
-		default: putchar(*s);
+		case '<':
+			fputs("&lt;", stdout);
+			break;
+		case '>':
+			fputs("&gt;", stdout);
+			break;
+		case '&':
+			fputs("&amp;", stdout);
+			break;
+		case '"':
+			fputs("&quot;", stdout);
+			break;
+		default:
+			putchar(*s);
 		}
 	}
 }
@@ -269,8 +278,8 @@ static void html_tally(const char *title, const char *col, struct tally *t, size
 
 static void html_events(const char *title, json_object *list)
 {
-	static const char *cols[] = {"time", "event", "user", "uid", "path", "key", "cert_serial",
-				     "rule", "reason"};
+	static const char *cols[] = {"time", "event",	    "user", "uid",   "path",
+				     "key",  "cert_serial", "rule", "reason"};
 	printf("<h2>%s (%zu)</h2>\n<table><tr>", title, json_object_array_length(list));
 	for (size_t c = 0; c < sizeof(cols) / sizeof(*cols); c++)
 		printf("<th>%s</th>", cols[c]);
@@ -334,13 +343,13 @@ static bool valid_date(const char *s)
 int cmd_report(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: signfsctl report [-c CONFIG] --since YYYY-MM-DD [--until YYYY-MM-DD]\n"
-		"                        [--format text|json|csv|html]\n"
-		"The compliance report for UTC days SINCE to UNTIL (default: today): signatures\n"
-		"per key and per user, denials, failures, certificate lifecycle events, alerts,\n"
-		"policy changes, and the signed audit checkpoint that covers the period.\n"
-		"csv lists the period's events, one per row. html is one self-contained file.\n"
-		"Exit codes: 0 success, 1 failure, 2 usage error.\n";
+	    "usage: signfsctl report [-c CONFIG] --since YYYY-MM-DD [--until YYYY-MM-DD]\n"
+	    "                        [--format text|json|csv|html]\n"
+	    "The compliance report for UTC days SINCE to UNTIL (default: today): signatures\n"
+	    "per key and per user, denials, failures, certificate lifecycle events, alerts,\n"
+	    "policy changes, and the signed audit checkpoint that covers the period.\n"
+	    "csv lists the period's events, one per row. html is one self-contained file.\n"
+	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	static const struct option opts[] = {{"since", required_argument, NULL, 's'},
 					     {"until", required_argument, NULL, 'u'},
 					     {"format", required_argument, NULL, 'f'},
@@ -358,12 +367,18 @@ int cmd_report(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config = optarg; break;
-		case 's': since = optarg; break;
-		case 'u': until = optarg; break;
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			since = optarg;
+			break;
+		case 'u':
+			until = optarg;
+			break;
 		case 'f':
-			fmt = !strcmp(optarg, "json") ? FMT_JSON
-			      : !strcmp(optarg, "csv") ? FMT_CSV
+			fmt = !strcmp(optarg, "json")	? FMT_JSON
+			      : !strcmp(optarg, "csv")	? FMT_CSV
 			      : !strcmp(optarg, "html") ? FMT_HTML
 			      : !strcmp(optarg, "text") ? FMT_TEXT
 							: -1;
@@ -372,8 +387,12 @@ int cmd_report(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'h': printf("%s", usage); return EXIT_OK;
-		default: fprintf(stderr, "%s", usage); return EXIT_USAGE;
+		case 'h':
+			printf("%s", usage);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "%s", usage);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || !since || !valid_date(since) || (until && !valid_date(until))) {
@@ -409,10 +428,18 @@ int cmd_report(int argc, char **argv)
 	qsort(r.users, r.n_users, sizeof(*r.users), by_count);
 	qsort(r.reasons, r.n_reasons, sizeof(*r.reasons), by_count);
 	switch (fmt) {
-	case FMT_JSON: print_json(&r); break;
-	case FMT_CSV: print_csv(&r); break;
-	case FMT_HTML: print_html(&r); break;
-	default: print_text(&r); break;
+	case FMT_JSON:
+		print_json(&r);
+		break;
+	case FMT_CSV:
+		print_csv(&r);
+		break;
+	case FMT_HTML:
+		print_html(&r);
+		break;
+	default:
+		print_text(&r);
+		break;
 	}
 	json_object_put(r.denials);
 	json_object_put(r.failures);
@@ -451,10 +478,10 @@ static int find_mount(char *out, size_t n)
 int cmd_status(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: signfsctl status [MOUNTPOINT]\n"
-		"Whether signfsd is running and healthy: its mount (the first signfs mount,\n"
-		"or MOUNTPOINT) and what its status file says.\n"
-		"Exit codes: 0 running and healthy, 1 not running or unhealthy, 2 usage error.\n";
+	    "usage: signfsctl status [MOUNTPOINT]\n"
+	    "Whether signfsd is running and healthy: its mount (the first signfs mount,\n"
+	    "or MOUNTPOINT) and what its status file says.\n"
+	    "Exit codes: 0 running and healthy, 1 not running or unhealthy, 2 usage error.\n";
 	char mnt[2048], path[2100], buf[8192];
 	FILE *f;
 	size_t n;

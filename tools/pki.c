@@ -47,8 +47,8 @@ static X509 *new_cert(EVP_PKEY *pub, const char *cn, time_t now, int days)
 	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now))
 		goto fail;
 	name = X509_get_subject_name(x);
-	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"signfs demo",
-					-1, -1, 0) ||
+	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+					(const unsigned char *)"signfs demo", -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
 					-1, 0))
 		goto fail;
@@ -79,8 +79,8 @@ X509 *pki_make_ca(EVP_PKEY *key, const char *cn, time_t now, int days)
 	return x;
 }
 
-X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn,
-			time_t now, int days)
+X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn, time_t now,
+			int days)
 {
 	X509 *x = new_cert(pub, cn, now, days);
 

@@ -11,8 +11,8 @@ X509 *pki_make_ca(EVP_PKEY *key, const char *cn, time_t now, int days);
 
 /* Code-signing certificate for PUB, issued by CA_CERT/CA_KEY: keyUsage
  * digitalSignature (critical), extendedKeyUsage codeSigning, valid DAYS. */
-X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn,
-			time_t now, int days);
+X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn, time_t now,
+			int days);
 
 /* Writes CERT as PEM to PATH (mode 0644, replaced atomically). 0 or -errno. */
 int pki_write_pem(const char *path, X509 *cert);

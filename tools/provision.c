@@ -52,33 +52,33 @@ static int generate(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE sess, const struct
 	CK_BYTE id = k->id;
 	CK_ULONG label_len = strlen(k->label);
 	CK_ATTRIBUTE pub[] = {
-		{CKA_TOKEN, &yes, sizeof(yes)},
-		{CKA_VERIFY, &yes, sizeof(yes)},
-		{CKA_EC_PARAMS, (void *)p256_params, sizeof(p256_params)},
-		{CKA_LABEL, (void *)k->label, label_len},
-		{CKA_ID, &id, 1},
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_VERIFY, &yes, sizeof(yes)},
+	    {CKA_EC_PARAMS, (void *)p256_params, sizeof(p256_params)},
+	    {CKA_LABEL, (void *)k->label, label_len},
+	    {CKA_ID, &id, 1},
 	};
 	CK_ATTRIBUTE priv[] = {
-		{CKA_TOKEN, &yes, sizeof(yes)},
-		{CKA_PRIVATE, &yes, sizeof(yes)},
-		{CKA_SENSITIVE, &yes, sizeof(yes)},
-		{CKA_EXTRACTABLE, &no, sizeof(no)},
-		{CKA_SIGN, &yes, sizeof(yes)},
-		{CKA_LABEL, (void *)k->label, label_len},
-		{CKA_ID, &id, 1},
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_PRIVATE, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},
+	    {CKA_EXTRACTABLE, &no, sizeof(no)},
+	    {CKA_SIGN, &yes, sizeof(yes)},
+	    {CKA_LABEL, (void *)k->label, label_len},
+	    {CKA_ID, &id, 1},
 	};
 	CK_OBJECT_HANDLE hpub, hpriv;
 	CK_RV rv = f->C_GenerateKeyPair(sess, &mech, pub, sizeof(pub) / sizeof(*pub), priv,
 					sizeof(priv) / sizeof(*priv), &hpub, &hpriv);
 
 	if (rv != CKR_OK)
-		return error_set(err, -EIO, "generating key '%s': C_GenerateKeyPair 0x%lx", k->label, rv);
+		return error_set(err, -EIO, "generating key '%s': C_GenerateKeyPair 0x%lx",
+				 k->label, rv);
 	return 0;
 }
 
-int provision_token(const char *module, const char *label, const char *so_pin,
-		    const char *user_pin, const struct provision_key *keys, size_t n_keys,
-		    char err[PROVISION_ERR_MAX])
+int provision_token(const char *module, const char *label, const char *so_pin, const char *user_pin,
+		    const struct provision_key *keys, size_t n_keys, char err[PROVISION_ERR_MAX])
 {
 	CK_RV (*get_list)(CK_FUNCTION_LIST_PTR_PTR);
 	CK_FUNCTION_LIST_PTR f = NULL;
@@ -94,7 +94,8 @@ int provision_token(const char *module, const char *label, const char *so_pin,
 		return error_set(err, -EINVAL, "token label longer than 32 bytes");
 	dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
 	if (!dl)
-		return error_set(err, -ENOENT, "cannot load PKCS#11 module %s: %s", module, dlerror());
+		return error_set(err, -ENOENT, "cannot load PKCS#11 module %s: %s", module,
+				 dlerror());
 	get_list = (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(dl, "C_GetFunctionList");
 	if (!get_list || get_list(&f) != CKR_OK) {
 		dlclose(dl);
@@ -129,7 +130,7 @@ int provision_token(const char *module, const char *label, const char *so_pin,
 	    (rv = f->C_InitPIN(sess, (CK_UTF8CHAR_PTR)user_pin, strlen(user_pin))) != CKR_OK ||
 	    (rv = f->C_Logout(sess)) != CKR_OK ||
 	    (rv = f->C_Login(sess, CKU_USER, (CK_UTF8CHAR_PTR)user_pin, strlen(user_pin))) !=
-		    CKR_OK) {
+		CKR_OK) {
 		r = error_set(err, -EIO, "setting the token PINs failed: 0x%lx", rv);
 		goto out;
 	}

@@ -28,24 +28,25 @@
 #define CODESIGN_DAYS 365 /* CA/B Forum code signing: at most 460 */
 #define CA_DAYS 1825
 
-
 static void usage_main(FILE *f)
 {
-	fprintf(f, "usage: signfsctl COMMAND [OPTIONS]\n"
-		   "\n"
-		   "commands:\n"
-		   "  init          create the embedded default: SoftHSM2 token, keys, demo CA, config\n"
-		   "  status        is signfsd running and healthy\n"
-		   "  policy check  validate a config file offline\n"
-		   "  audit         verify an archived /audit, print proofs, show events\n"
-		   "  inventory     list certificates (--json), import a renewal\n"
-		   "  key           disable or enable a key\n"
-		   "  cert          revoke a certificate; issue a demo certificate\n"
-		   "  report        compliance report for a period (text, json, csv, html)\n"
-		   "  fetch         copy an artifact and its signature as one verified pair\n"
-		   "\n"
-		   "Run 'signfsctl COMMAND --help' for a command's options.\n"
-		   "Exit codes: 0 success, 1 failure, 2 usage error.\n");
+	fprintf(
+	    f,
+	    "usage: signfsctl COMMAND [OPTIONS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  init          create the embedded default: SoftHSM2 token, keys, demo CA, config\n"
+	    "  status        is signfsd running and healthy\n"
+	    "  policy check  validate a config file offline\n"
+	    "  audit         verify an archived /audit, print proofs, show events\n"
+	    "  inventory     list certificates (--json), import a renewal\n"
+	    "  key           disable or enable a key\n"
+	    "  cert          revoke a certificate; issue a demo certificate\n"
+	    "  report        compliance report for a period (text, json, csv, html)\n"
+	    "  fetch         copy an artifact and its signature as one verified pair\n"
+	    "\n"
+	    "Run 'signfsctl COMMAND --help' for a command's options.\n"
+	    "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
 
 static void usage_init(FILE *f)
@@ -130,12 +131,12 @@ static int move_aside(const char *dir, const char *config, const char *const *na
 static int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"state-dir", required_argument, NULL, 'd'},
-		{"config", required_argument, NULL, 'c'},
-		{"module", required_argument, NULL, 'm'},
-		{"force", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"module", required_argument, NULL, 'm'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *const owned[] = {"tokens", "pki", "token.pin", "token.so-pin", "softhsm2.conf"};
 	const struct provision_key keys[] = {{"codesign", 1}, {"ca", 2}, {"audit", 3}};
@@ -154,12 +155,24 @@ static int cmd_init(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "d:c:m:fh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir_arg = optarg; break;
-		case 'c': config_arg = optarg; break;
-		case 'm': module = optarg; break;
-		case 'f': force = true; break;
-		case 'h': usage_init(stdout); return EXIT_OK;
-		default: usage_init(stderr); return EXIT_USAGE;
+		case 'd':
+			dir_arg = optarg;
+			break;
+		case 'c':
+			config_arg = optarg;
+			break;
+		case 'm':
+			module = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			usage_init(stdout);
+			return EXIT_OK;
+		default:
+			usage_init(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
@@ -183,8 +196,9 @@ static int cmd_init(int argc, char **argv)
 	r = store_lock_state(dir, &lock_fd, &holder);
 	if (r < 0) {
 		if (r == -EBUSY)
-			fprintf(stderr, "signfsctl: %s is in use by signfsd (pid %d); stop it first\n",
-				dir, (int)holder);
+			fprintf(stderr,
+				"signfsctl: %s is in use by signfsd (pid %d); stop it first\n", dir,
+				(int)holder);
 		else
 			fprintf(stderr, "signfsctl: cannot lock %s: %s\n", dir, strerror(-r));
 		return EXIT_FAIL;
@@ -193,7 +207,8 @@ static int cmd_init(int argc, char **argv)
 		char cwd[PATH_MAX];
 		if (!getcwd(cwd, sizeof(cwd)))
 			return EXIT_FAIL;
-		if (snprintf(config, sizeof(config), "%s/%s", cwd, config_arg) >= (int)sizeof(config)) {
+		if (snprintf(config, sizeof(config), "%s/%s", cwd, config_arg) >=
+		    (int)sizeof(config)) {
 			fprintf(stderr, "signfsctl: %s: path too long\n", config_arg);
 			return EXIT_FAIL;
 		}
@@ -248,7 +263,8 @@ static int cmd_init(int argc, char **argv)
 		r = provision_token(module, TOKEN_LABEL, so_pin, user_pin, keys,
 				    sizeof(keys) / sizeof(*keys), err);
 	else
-		snprintf(err, sizeof(err), "cannot write the PIN files in %s: %s", dir, strerror(-r));
+		snprintf(err, sizeof(err), "cannot write the PIN files in %s: %s", dir,
+			 strerror(-r));
 	OPENSSL_cleanse(so_pin, sizeof(so_pin));
 	OPENSSL_cleanse(user_pin, sizeof(user_pin));
 	if (r < 0) {
@@ -258,8 +274,8 @@ static int cmd_init(int argc, char **argv)
 
 	snprintf(path, sizeof(path), "%s/token.pin", dir);
 	if (signer_open(module, path, &signer, err) < 0 ||
-	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=ca;type=private",
-			     &ca_key, err) < 0 ||
+	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=ca;type=private", &ca_key,
+			     err) < 0 ||
 	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=codesign;type=private",
 			     &cs_key, err) < 0 ||
 	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=audit;type=private",
@@ -358,9 +374,10 @@ static int cmd_policy(int argc, char **argv)
 	char err[CONFIG_ERR_MAX];
 
 	if (argc == 2 && !strcmp(argv[1], "--help")) {
-		printf("usage: signfsctl policy check FILE\n"
-		       "Validates FILE with the daemon's parser; prints file:line: reason on error.\n"
-		       "Exit codes: 0 valid, 1 invalid, 2 usage error.\n");
+		printf(
+		    "usage: signfsctl policy check FILE\n"
+		    "Validates FILE with the daemon's parser; prints file:line: reason on error.\n"
+		    "Exit codes: 0 valid, 1 invalid, 2 usage error.\n");
 		return EXIT_OK;
 	}
 	if (argc != 3 || strcmp(argv[1], "check")) {

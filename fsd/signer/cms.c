@@ -13,7 +13,7 @@
 #include <openssl/x509v3.h>
 #include <openssl/err.h>
 
-int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
+int cms_sign_digest(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
 		    const unsigned char digest[SHA256_LEN], time_t when, unsigned char **ret_der,
 		    size_t *ret_len)
 {
@@ -38,8 +38,8 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
 		goto out;
 	if (!CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
 					 OBJ_nid2obj(NID_pkcs7_data), -1) ||
-	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
-					 digest, SHA256_LEN) ||
+	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING, digest,
+					 SHA256_LEN) ||
 	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, t->type, t, -1))
 		goto out;
 	if (!CMS_SignerInfo_sign(si))
@@ -78,7 +78,8 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 	}
 	signers = CMS_get0_signers(cms);
 	if (trust) {
-		X509 *cert = signers && sk_X509_num(signers) == 1 ? sk_X509_value(signers, 0) : NULL;
+		X509 *cert =
+		    signers && sk_X509_num(signers) == 1 ? sk_X509_value(signers, 0) : NULL;
 		if (!cert || !(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
 		    !(X509_get_extended_key_usage(cert) & XKU_CODE_SIGN)) {
 			error_set(err, -EIO, "the signer's certificate is not for code signing");
@@ -92,4 +93,3 @@ out:
 	CMS_ContentInfo_free(cms);
 	return r;
 }
-

@@ -16,7 +16,7 @@
  * signer certificate and every certificate in CHAIN (may be NULL). On success
  * *ret_der is OPENSSL_malloc'd DER. Returns 0 or -EIO; the OpenSSL error queue
  * is left for the caller to drain. */
-int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
+int cms_sign_digest(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
 		    const unsigned char digest[SHA256_LEN], time_t when, unsigned char **ret_der,
 		    size_t *ret_len);
 
@@ -26,4 +26,3 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
  * with the reason in ERR. */
 int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
 			char err[ERROR_MAX]);
-

@@ -9,8 +9,8 @@
 
 struct stream_hash {
 	EVP_MD_CTX *ctx;
-	off_t next;    /* offset the next in-order write must start at */
-	bool rehash;   /* out of order: hash_final re-reads the file */
+	off_t next;  /* offset the next in-order write must start at */
+	bool rehash; /* out of order: hash_final re-reads the file */
 };
 
 /* 0 or -ENOMEM. */

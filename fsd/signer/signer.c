@@ -28,7 +28,7 @@ struct signer_key {
 	char serial[65], fingerprint[65]; /* of cert, kept with it */
 	EVP_PKEY *pkey;
 	X509 *cert;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	struct signer_key_facts facts;
 };
 
@@ -140,8 +140,9 @@ static int login(struct signer *s, PKCS11_SLOT *slot, char *err)
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (r < 0) {
 		ERR_clear_error(); /* the reason is always "wrong PIN" or a locked token */
-		return error_set(err, -EACCES, "login to token '%s' failed: wrong PIN (from %s) or PIN locked",
-			    slot->token->label, s->pin_file);
+		return error_set(err, -EACCES,
+				 "login to token '%s' failed: wrong PIN (from %s) or PIN locked",
+				 slot->token->label, s->pin_file);
 	}
 	return 0;
 }
@@ -161,8 +162,7 @@ static void read_facts(struct signer *s, PKCS11_SLOT *slot, PKCS11_KEY *key,
 	CK_FUNCTION_LIST_PTR fl = NULL;
 	CK_SESSION_HANDLE sess;
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE find[] = {{CKA_CLASS, &cls, sizeof(cls)},
-			       {CKA_ID, key->id, key->id_len}};
+	CK_ATTRIBUTE find[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_ID, key->id, key->id_len}};
 	CK_OBJECT_HANDLE obj;
 	CK_ULONG n = 0;
 	CK_BBOOL sens = 0, never = 0, local = 0;
@@ -189,9 +189,10 @@ static void read_facts(struct signer *s, PKCS11_SLOT *slot, PKCS11_KEY *key,
 			/* Each attribute on its own: a token may refuse one of them. */
 			for (int i = 0; i < 3; i++)
 				if (fl->C_GetAttributeValue(sess, obj, &attrs[i], 1) == CKR_OK)
-					*(i == 0 ? &f->sensitive : i == 1 ? &f->never_extractable
-									   : &f->local) =
-						*(CK_BBOOL *)attrs[i].pValue ? 1 : 0;
+					*(i == 0   ? &f->sensitive
+					  : i == 1 ? &f->never_extractable
+						   : &f->local) =
+					    *(CK_BBOOL *)attrs[i].pValue ? 1 : 0;
 		}
 		fl->C_FindObjectsFinal(sess);
 	}
@@ -215,7 +216,8 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 		return -ENOMEM;
 	r = p11_kit_uri_parse(uri_str, P11_KIT_URI_FOR_ANY, uri);
 	if (r != P11_KIT_URI_OK) {
-		r = error_set(err, -EINVAL, "bad PKCS#11 URI '%s': %s", uri_str, p11_kit_uri_message(r));
+		r = error_set(err, -EINVAL, "bad PKCS#11 URI '%s': %s", uri_str,
+			      p11_kit_uri_message(r));
 		goto out;
 	}
 	label = p11_kit_uri_get_attribute(uri, CKA_LABEL);
@@ -239,7 +241,8 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 	for (unsigned int i = 0; i < n_keys && !key; i++) {
 		if (!keys[i].isPrivate)
 			continue;
-		if (label && !attr_eq(label, keys[i].label, keys[i].label ? strlen(keys[i].label) : 0))
+		if (label &&
+		    !attr_eq(label, keys[i].label, keys[i].label ? strlen(keys[i].label) : 0))
 			continue;
 		if (id && !attr_eq(id, keys[i].id, keys[i].id_len))
 			continue;
@@ -247,7 +250,7 @@ static int find_pkey(struct signer *s, const char *uri_str, EVP_PKEY **ret, char
 	}
 	if (!key) {
 		r = error_set(err, -ENOKEY, "no private key matches '%s' on token '%s'", uri_str,
-			 slot->token->label);
+			      slot->token->label);
 		goto out;
 	}
 	pkey = PKCS11_get_private_key(key);
@@ -287,7 +290,7 @@ out:
 	return r;
 }
 
-static int load_pem_certs(const char *path, STACK_OF(X509) **ret, char *err)
+static int load_pem_certs(const char *path, STACK_OF(X509) * *ret, char *err)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	FILE *f = fopen(path, "re");
@@ -304,7 +307,8 @@ static int load_pem_certs(const char *path, STACK_OF(X509) **ret, char *err)
 	ERR_clear_error();
 	if (sk_X509_num(sk) == 0) {
 		sk_X509_free(sk);
-		return error_set(err, -EINVAL, "certificate file %s holds no PEM certificate", path);
+		return error_set(err, -EINVAL, "certificate file %s holds no PEM certificate",
+				 path);
 	}
 	*ret = sk;
 	return 0;
@@ -331,8 +335,8 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 		goto out;
 	k.cert = sk_X509_shift(certs);
 	if (X509_check_private_key(k.cert, k.pkey) != 1) {
-		r = error_set(err, -EKEYREJECTED, "certificate %s does not belong to key '%s'", cert_file,
-			 uri);
+		r = error_set(err, -EKEYREJECTED, "certificate %s does not belong to key '%s'",
+			      cert_file, uri);
 		goto out;
 	}
 	if (chain_file) {
@@ -411,7 +415,7 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	X509 *cert;
 	int r = 0;
 
@@ -460,13 +464,13 @@ int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts
 	return 0;
 }
 
-STACK_OF(X509) *signer_chain(struct signer *s, const char *name)
+STACK_OF(X509) * signer_chain(struct signer *s, const char *name)
 {
 	struct signer_key *k = lookup(s, name);
 	return k ? k->chain : NULL;
 }
 
-static STACK_OF(X509) *certs_from_pem(const char *pem)
+static STACK_OF(X509) * certs_from_pem(const char *pem)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	STACK_OF(X509) *sk = sk_X509_new_null();
@@ -483,7 +487,7 @@ int signer_set_certificate(struct signer *s, const char *name, const char *cert_
 			   const char *chain_pem, char err[SIGNER_ERR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
-	STACK_OF(X509) *certs, *chain;
+	STACK_OF(X509) * certs, *chain;
 	X509 *cert;
 
 	err[0] = 0;
@@ -493,11 +497,12 @@ int signer_set_certificate(struct signer *s, const char *name, const char *cert_
 	cert = sk_X509_num(certs) > 0 ? sk_X509_shift(certs) : NULL;
 	sk_X509_pop_free(certs, X509_free);
 	if (!cert)
-		return error_set(err, -EINVAL, "no certificate in the inventory's PEM for '%s'", name);
+		return error_set(err, -EINVAL, "no certificate in the inventory's PEM for '%s'",
+				 name);
 	if (X509_check_private_key(cert, k->pkey) != 1) {
 		X509_free(cert);
-		return error_set(err, -EKEYREJECTED, "the new certificate does not belong to key '%s'",
-			    name);
+		return error_set(err, -EKEYREJECTED,
+				 "the new certificate does not belong to key '%s'", name);
 	}
 	chain = certs_from_pem(chain_pem ? chain_pem : "");
 	pthread_mutex_lock(&s->lock);

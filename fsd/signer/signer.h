@@ -54,7 +54,7 @@ int signer_set_certificate(struct signer *s, const char *name, const char *cert_
 			   const char *chain_pem, char err[SIGNER_ERR_MAX]);
 
 /* The chain bound to NAME (may be NULL). Owned by the signer. */
-STACK_OF(X509) *signer_chain(struct signer *s, const char *name);
+STACK_OF(X509) * signer_chain(struct signer *s, const char *name);
 
 /* The certificate bound to NAME, or NULL. Owned by the signer. */
 X509 *signer_certificate(struct signer *s, const char *name);
