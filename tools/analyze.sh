@@ -2,8 +2,8 @@
 # Static checks of the whole tree, as CI runs them: a build with gcc's
 # -fanalyzer, where every warning must be fixed or justified by a comment
 # containing "analyzer:" on one of the three lines above it (the analyzer
-# cannot see that, say, a string stored in a config is freed with it); and
-# clang-format, which must have nothing to change.
+# cannot see that, say, a string stored in a config is freed with it); no
+# daemon header used by tools/; and clang-format, with nothing to change.
 set -u
 cd "$(dirname "$0")/.."
 status=0
@@ -26,6 +26,16 @@ while IFS=: read -r file line _; do
 done <"$work/warnings"
 echo "-fanalyzer: $(wc -l <"$work/warnings") warnings, $unjustified without a justification"
 [ "$unjustified" = 0 ] || status=1
+
+# signfsctl uses the signing library, the inventory and the policy, and no
+# header of the daemon itself.
+daemon_headers=$(cd fsd && ls -- *.h)
+for h in $daemon_headers; do
+	if grep -l "#include \"$h\"" tools/*.c tools/*.h 2>/dev/null; then
+		echo "tools/ includes the daemon header $h"
+		status=1
+	fi
+done
 
 if command -v clang-format >/dev/null; then
 	unformatted=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run 2>&1 | grep -c 'warning:')

@@ -8,7 +8,7 @@ SIGNFS_RUN_PKGS="build-essential meson ninja-build pkg-config
 	libsqlite3-dev libjson-c-dev libsystemd-dev
 	softhsm2 gnutls-bin"
 # Tests: criterion, the tools the mount tests drive, python3 for errno checks.
-SIGNFS_TEST_PKGS="libcriterion-dev rsync tar coreutils util-linux python3
+SIGNFS_TEST_PKGS="libcriterion-dev clang-format rsync tar coreutils util-linux python3
 	clang libclang-rt-14-dev python3-prometheus-client systemd chromium fonts-dejavu-core"
 
 # install_missing PKG...: apt-get update + install of what is not installed.
