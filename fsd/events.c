@@ -228,38 +228,55 @@ int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_
 	return -EACCES;
 }
 
-int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX])
+/* KEY may sign only while its current certificate is valid or expiring. */
+static int check_key(struct fsd *d, const char *key, struct key_status *st,
+		     char reason[INGEST_VETO_MAX])
 {
-	struct fsd *d = ctx;
 	const struct config_key *k = config_find_key(d->config, key);
-	struct key_status st;
-	char serial[65], fp[65], err[SIGNER_ERR_MAX], *pem, *chain;
 
 	if (inventory_key_status(d->store, key, time(NULL), d->config->warn_days,
-				 k && k->allow_noncompliant, &st) < 0) {
-		snprintf(reason, INGEST_VETO_MAX, "key '%s' is not in the inventory", key);
-		return -EIO;
-	}
-	if (st.state != CERT_VALID && st.state != CERT_EXPIRING) {
-		snprintf(reason, INGEST_VETO_MAX, "key %s: certificate %s is %s%s%s", key,
-			 st.serial, cert_state_name(st.state), st.issues[0] ? ": " : "",
-			 st.state == CERT_NONCOMPLIANT ? st.issues : "");
-		return -EIO;
-	}
-	/* A renewal imported with signfsctl becomes current: sign with it. */
-	signer_key_info(d->signer, key, serial, fp);
-	if (strcmp(fp, st.fingerprint) && inventory_current_pem(d->store, key, &pem, &chain) == 0) {
-		int r = signer_set_certificate(d->signer, key, pem, chain, err);
-		free(pem);
-		free(chain);
-		if (r < 0) {
-			snprintf(reason, INGEST_VETO_MAX, "%s", err);
-			return -EIO;
-		}
-		log_info("key %s: now signing with certificate %s", key, st.serial);
-		daemon_note_inventory(d, key);
-	}
+				 k && k->allow_noncompliant, st) < 0)
+		return error_set(reason, -EIO, "key '%s' is not in the inventory", key);
+	if (st->state != CERT_VALID && st->state != CERT_EXPIRING)
+		return error_set(reason, -EIO, "key %s: certificate %s is %s%s%s", key, st->serial,
+				 cert_state_name(st->state), st->issues[0] ? ": " : "",
+				 st->state == CERT_NONCOMPLIANT ? st->issues : "");
 	return 0;
+}
+
+/* A renewal imported with signfsctl became KEY's current certificate
+ * (ST): sign with it from now on. */
+static int pick_up_renewal(struct fsd *d, const char *key, const struct key_status *st,
+			   char reason[INGEST_VETO_MAX])
+{
+	char serial[65], fp[65], *pem, *chain;
+	int r;
+
+	signer_key_info(d->signer, key, serial, fp);
+	if (!strcmp(fp, st->fingerprint) || inventory_current_pem(d->store, key, &pem, &chain) < 0)
+		return 0;
+	r = signer_set_certificate(d->signer, key, pem, chain, reason);
+	free(pem);
+	free(chain);
+	if (r < 0)
+		return -EIO;
+	log_info("key %s: now signing with certificate %s", key, st->serial);
+	daemon_note_inventory(d, key);
+	return 0;
+}
+
+int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
+		unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX])
+{
+	struct fsd *d = ctx;
+	struct key_status st;
+	int r = check_key(d, key, &st, reason);
+
+	if (r == 0)
+		r = pick_up_renewal(d, key, &st, reason);
+	if (r == 0)
+		r = signer_sign(d->signer, key, digest, time(NULL), ret_der, ret_len, reason);
+	return r;
 }
 
 int events_record_keys(struct fsd *d, char *err, size_t len)

@@ -14,9 +14,11 @@ int events_ingest(void *ctx, struct ingest_event *ev);
 int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_cred *cred,
 		     struct ingest_grant *grant, char reason[INGEST_VETO_MAX]);
 
-/* The ingest pipeline's check before signing with KEY: its certificate must
- * be valid or expiring (an ingest_prepare_fn); picks up renewals. */
-int events_prepare(void *ctx, const char *key, char reason[INGEST_VETO_MAX]);
+/* The ingest pipeline's signature (an ingest_sign_fn): KEY's current
+ * certificate must be valid or expiring; a renewal imported with signfsctl
+ * is picked up first; then the token signs. */
+int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
+		unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX]);
 
 /* Record the configured keys and certificates in the inventory. */
 int events_record_keys(struct fsd *d, char *err, size_t len);

@@ -29,7 +29,6 @@
 #include "config.h"
 #include "hash.h"
 #include "outbox.h"
-#include "signer.h"
 
 #define COMMIT_STRIPES 64
 #define MARKER_MAX 64
@@ -47,7 +46,6 @@ struct pending {
 struct ingest {
 	int state_fd, inbox_fd, staging_fd;
 	const struct config *config;
-	struct signer *signer;
 	struct outbox *outbox;
 	struct ingest_hooks hooks;
 	pthread_mutex_t lock;
@@ -435,14 +433,9 @@ static int commit_hash(struct commit *c)
 static int commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
-	char err[SIGNER_ERR_MAX > INGEST_VETO_MAX ? SIGNER_ERR_MAX : INGEST_VETO_MAX] = "";
-	int r;
+	char err[INGEST_VETO_MAX] = "";
+	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len, err);
 
-	if (in->hooks.prepare && (r = in->hooks.prepare(in->hooks.ctx, c->grant.key, err)) < 0) {
-		snprintf(c->reason, sizeof(c->reason), "%s", err);
-		return r;
-	}
-	r = signer_sign(in->signer, c->grant.key, c->digest, time(NULL), &c->sig, &c->sig_len, err);
 	if (r < 0)
 		snprintf(c->reason, sizeof(c->reason), "%s", err);
 	return r;
@@ -1571,8 +1564,8 @@ int ingest_unlink(struct ingest *in, const char *relpath)
 
 /* ---- lifecycle ---- */
 
-int ingest_open(int state_fd, const struct config *c, struct signer *s,
-		const struct ingest_hooks *hooks, struct ingest **ret)
+int ingest_open(int state_fd, const struct config *c, const struct ingest_hooks *hooks,
+		struct ingest **ret)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 	int r;
@@ -1582,7 +1575,6 @@ int ingest_open(int state_fd, const struct config *c, struct signer *s,
 	in->inbox_fd = in->staging_fd = -1;
 	in->state_fd = state_fd;
 	in->config = c;
-	in->signer = s;
 	in->hooks = *hooks;
 	pthread_mutex_init(&in->lock, NULL);
 	pthread_cond_init(&in->wake, NULL);

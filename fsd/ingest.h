@@ -23,7 +23,6 @@
 #include "cms.h"
 
 struct config;
-struct signer;
 struct outbox;
 
 #define INGEST_MAX_GROUPS 64
@@ -96,14 +95,17 @@ struct ingest_event {
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
 
-/* Right before signing with KEY: 0 when it may sign, or a negative errno
- * with the reason (an expired or revoked certificate, a disabled key). */
-typedef int (*ingest_prepare_fn)(void *ctx, const char *key, char reason[INGEST_VETO_MAX]);
+/* Sign DIGEST (SHA-256 of the content) with KEY: a detached signature
+ * (*ret_der, OPENSSL_malloc'd), or a negative errno with the reason (an
+ * expired or revoked certificate, a disabled key, a token that fails). */
+typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
+			      unsigned char **ret_der, size_t *ret_len,
+			      char reason[INGEST_VETO_MAX]);
 
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {
 	ingest_authorize_fn authorize;
-	ingest_prepare_fn prepare;
+	ingest_sign_fn sign;
 	ingest_event_fn event;
 	void *ctx;
 };
@@ -113,10 +115,10 @@ struct ingest_file;
 
 /* Open the backing store under STATE_FD (inbox/, staging/, and the outbox)
  * and roll back what a crash left half-written (ABANDONED events). Starts
- * the thread that commits temporary files left unrenamed. C and S must
- * outlive the ingest. */
-int ingest_open(int state_fd, const struct config *c, struct signer *s,
-		const struct ingest_hooks *hooks, struct ingest **ret);
+ * the thread that commits temporary files left unrenamed. C must outlive
+ * the ingest. */
+int ingest_open(int state_fd, const struct config *c, const struct ingest_hooks *hooks,
+		struct ingest **ret);
 void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);

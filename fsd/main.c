@@ -456,9 +456,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}
-	r = ingest_open(d.state_fd, c, d.signer,
+	r = ingest_open(d.state_fd, c,
 			&(struct ingest_hooks){.authorize = events_authorize,
-					       .prepare = events_prepare,
+					       .sign = events_sign,
 					       .event = events_ingest,
 					       .ctx = &d},
 			&d.ingest);

@@ -1,0 +1,364 @@
+/* Unit tests of the ingest pipeline with fake hooks (policy, signer, audit):
+ * who commits, what is abandoned, temporary names, refusals, failures and
+ * recovery after a crash, checked on the backing store it writes. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "ingest.h"
+#include "outbox.h"
+
+static char dir[64];
+static int state_fd;
+static struct config config;
+
+/* What the fake audit saw. */
+#define MAX_EVENTS 64
+static struct seen {
+	enum ingest_result result;
+	char path[128], reason[256];
+	uint64_t signing;
+} events[MAX_EVENTS];
+static size_t n_events;
+static uint64_t next_signing = 100;
+static bool fail_signing;
+
+static int fake_authorize(void *ctx, const char *path, bool is_dir,
+			  const struct ingest_cred *cred, struct ingest_grant *grant,
+			  char reason[INGEST_VETO_MAX])
+{
+	strcpy(grant->rule, "test");
+	strcpy(grant->key, "k");
+	if (!strncmp(path, "capped/", 7))
+		grant->max_size = 4;
+	if (!strncmp(path, "denied", 6)) {
+		strcpy(reason, "no rule allows this user this path");
+		return -EACCES;
+	}
+	return 0;
+}
+
+static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
+		     unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX])
+{
+	char text[32];
+	int n;
+
+	if (fail_signing) {
+		strcpy(reason, "the token is gone");
+		return -EIO;
+	}
+	n = snprintf(text, sizeof(text), "sig %02x%02x", digest[0], digest[1]);
+	*ret_der = OPENSSL_malloc(n);
+	memcpy(*ret_der, text, n);
+	*ret_len = n;
+	return 0;
+}
+
+static int fake_event(void *ctx, struct ingest_event *ev)
+{
+	struct seen *s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
+
+	s->result = ev->result;
+	snprintf(s->path, sizeof(s->path), "%s", ev->path);
+	snprintf(s->reason, sizeof(s->reason), "%s", ev->reason ? ev->reason : "");
+	s->signing = ev->signing;
+	if (ev->result == INGEST_SIGNED)
+		*ev->ret_signing = s->signing = next_signing++;
+	return 0;
+}
+
+static const struct ingest_hooks hooks = {fake_authorize, fake_sign, fake_event, NULL};
+
+static const struct ingest_cred writer = {.uid = 0, .gid = 0, .pid = 4242, .tgid = 4242};
+static const struct ingest_closer by_writer = {.tgid = 4242};
+
+static void setup(void)
+{
+	static char rsync_temp[] = ".*.??????", tmp[] = "*.tmp";
+
+	strcpy(dir, "/tmp/signfs-ingest-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	state_fd = open(dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(state_fd, 0);
+	memset(&config, 0, sizeof(config));
+	config.n_temp = 2;
+	config.temp_patterns[0] = rsync_temp;
+	config.temp_patterns[1] = tmp;
+	config.temp_grace = 60;
+	n_events = 0;
+	fail_signing = false;
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	close(state_fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(ingest, .init = setup, .fini = teardown, .timeout = 20);
+
+static char *read_fd(int fd)
+{
+	static char buf[256];
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+/* The content of inbox/REL as writers see it, or NULL. */
+static char *inbox(const char *rel)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/inbox/%s", dir, rel);
+	return read_fd(open(p, O_RDONLY));
+}
+
+/* The content of outbox/REL as readers see it, or NULL. */
+static char *outbox(struct ingest *in, const char *rel)
+{
+	int fd;
+
+	return outbox_open_file(ingest_outbox(in), rel, &fd) < 0 ? NULL : read_fd(fd);
+}
+
+static size_t count(enum ingest_result result)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < n_events; i++)
+		n += events[i].result == result;
+	return n;
+}
+
+static struct ingest_file *written(struct ingest *in, const char *path, const char *text)
+{
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_create(in, path, 0644, O_WRONLY, &writer, &f), 0, "%s", path);
+	cr_assert_eq(ingest_write(f, text, strlen(text), 0), (ssize_t)strlen(text));
+	return f;
+}
+
+Test(ingest, the_writers_close_signs_records_and_publishes)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, "a.bin", "hello");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	cr_assert_str_eq(outbox(in, "a.bin"), "hello");
+	cr_assert_eq(count(INGEST_SIGNED), 1);
+	cr_assert_eq(count(INGEST_PUBLISHED), 1);
+	cr_assert_eq(events[1].signing, events[0].signing, "published names its signed record");
+	cr_assert_eq(ingest_release(f), 0);
+	cr_assert_eq(count(INGEST_SIGNED), 1, "nothing new to commit at release");
+	ingest_free(in);
+}
+
+Test(ingest, a_copy_closed_by_another_process_commits_nothing)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+	struct ingest_closer child = {.tgid = 999};
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, "shared", "part one");
+	cr_assert_eq(ingest_flush(f, &child), 0);
+	cr_assert_null(outbox(in, "shared"));
+	cr_assert_eq(n_events, 0);
+	cr_assert_eq(ingest_write(f, ", part two", 10, 8), 10);
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	cr_assert_str_eq(outbox(in, "shared"), "part one, part two");
+	ingest_release(f);
+	ingest_free(in);
+}
+
+Test(ingest, a_close_while_the_writer_holds_another_descriptor_commits_nothing)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+	struct ingest_closer dup = {.tgid = 4242, .holds_more = true};
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, "dup", "x");
+	cr_assert_eq(ingest_flush(f, &dup), 0);
+	cr_assert_null(outbox(in, "dup"));
+	ingest_release(f);
+	cr_assert_str_eq(outbox(in, "dup"), "x", "the last release commits what is left");
+	ingest_free(in);
+}
+
+Test(ingest, a_writer_killed_by_a_signal_publishes_nothing)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+	struct ingest_closer killed = {.tgid = 4242, .fatal_signal = 9};
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, "new.bin", "half");
+	cr_assert_eq(ingest_flush(f, &killed), -EIO);
+	ingest_release(f);
+	cr_assert_null(inbox("new.bin"), "the unfinished file is gone");
+	cr_assert_null(outbox(in, "new.bin"));
+	cr_assert_eq(count(INGEST_SIGNED), 0);
+	cr_assert_eq(count(INGEST_ABANDONED), 1);
+	cr_assert(strstr(events[0].reason, "killed by signal 9"), "%s", events[0].reason);
+	ingest_free(in);
+}
+
+Test(ingest, a_killed_rewrite_leaves_the_published_version_in_place)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+	struct ingest_closer killed = {.tgid = 4242, .fatal_signal = 15};
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, "app", "version one");
+	ingest_flush(f, &by_writer);
+	ingest_release(f);
+	cr_assert_eq(ingest_open_file(in, "app", O_WRONLY | O_TRUNC, &writer, &f), 0);
+	cr_assert_eq(ingest_write(f, "vers", 4, 0), 4);
+	cr_assert_eq(ingest_flush(f, &killed), -EIO);
+	ingest_release(f);
+	cr_assert_str_eq(inbox("app"), "version one");
+	cr_assert_str_eq(outbox(in, "app"), "version one");
+	ingest_free(in);
+}
+
+Test(ingest, a_refused_write_poisons_the_handle)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_mkdir(in, "capped", 0755, &writer), 0);
+	cr_assert_eq(ingest_create(in, "capped/big", 0644, O_WRONLY, &writer, &f), 0);
+	cr_assert_eq(ingest_write(f, "12345", 5, 0), -EFBIG);
+	cr_assert_eq(ingest_write(f, "1", 1, 0), -EIO, "nothing more is accepted");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EIO);
+	ingest_release(f);
+	cr_assert_null(outbox(in, "capped/big"));
+	cr_assert_eq(count(INGEST_DENIED), 1);
+	ingest_free(in);
+}
+
+Test(ingest, temporary_names_are_signed_under_their_final_name_only)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, ".app.AbC123", "payload");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	ingest_release(f);
+	cr_assert_eq(n_events, 0);
+	cr_assert_eq(ingest_rename(in, ".app.AbC123", "app", 0, &writer), 0);
+	cr_assert_str_eq(outbox(in, "app"), "payload");
+	cr_assert_null(outbox(in, ".app.AbC123"));
+	for (size_t i = 0; i < n_events; i++)
+		cr_assert_str_eq(events[i].path, "app");
+	ingest_free(in);
+}
+
+Test(ingest, a_temporary_file_left_alone_is_signed_after_the_grace_period)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	f = written(in, "left.tmp", "forgotten");
+	ingest_flush(f, &by_writer);
+	ingest_release(f);
+	ingest_commit_stale(in, time(NULL) + 30);
+	cr_assert_null(outbox(in, "left.tmp"), "not before the grace period");
+	ingest_commit_stale(in, time(NULL) + 61);
+	cr_assert_str_eq(outbox(in, "left.tmp"), "forgotten");
+	ingest_free(in);
+}
+
+Test(ingest, a_refusal_at_create_leaves_nothing)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_create(in, "denied.bin", 0644, O_WRONLY, &writer, &f), -EACCES);
+	cr_assert_null(inbox("denied.bin"));
+	cr_assert_eq(count(INGEST_DENIED), 1);
+	cr_assert_str_eq(events[0].reason, "no rule allows this user this path");
+	ingest_free(in);
+}
+
+Test(ingest, a_signing_failure_is_eio_and_publishes_nothing)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	fail_signing = true;
+	f = written(in, "unsigned", "data");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EIO);
+	ingest_release(f);
+	cr_assert_null(outbox(in, "unsigned"));
+	cr_assert_null(inbox("unsigned"), "no unsigned file stays behind");
+	cr_assert_eq(count(INGEST_FAILED), 1);
+	cr_assert_str_eq(events[n_events - 1].reason, "the token is gone");
+	ingest_free(in);
+}
+
+Test(ingest, names_that_cannot_be_published_are_refused_at_create)
+{
+	char longname[260];
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_create(in, "x.p7s", 0644, O_WRONLY, &writer, &f), -EINVAL);
+	memset(longname, 'n', 252);
+	longname[252] = 0;
+	cr_assert_eq(ingest_create(in, longname, 0644, O_WRONLY, &writer, &f), -ENAMETOOLONG);
+	cr_assert_eq(ingest_mkdir(in, "lib.p7s", 0755, &writer), -EINVAL);
+	ingest_free(in);
+}
+
+Test(ingest, a_restart_rolls_back_what_was_unfinished)
+{
+	struct ingest *in, *again;
+	struct ingest_file *f, *g;
+
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	g = written(in, "kept", "published");
+	ingest_flush(g, &by_writer);
+	ingest_release(g);
+	f = written(in, "half", "unfinished");
+	cr_assert_eq(ingest_open_file(in, "kept", O_WRONLY | O_TRUNC, &writer, &g), 0);
+	cr_assert_eq(ingest_write(g, "changed", 7, 0), 7);
+	/* A second start on the same state, as after a crash of the first. */
+	n_events = 0;
+	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &again), 0);
+	cr_assert_null(inbox("half"), "never published: removed");
+	cr_assert_str_eq(inbox("kept"), "published");
+	cr_assert_eq(count(INGEST_ABANDONED), 2, "both unfinished files are audited");
+	ingest_free(again);
+	n_events = 0;
+	ingest_release(f);
+	ingest_release(g);
+	ingest_free(in);
+}
