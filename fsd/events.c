@@ -279,11 +279,14 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 	return r;
 }
 
-int events_record_keys(struct fsd *d, char *err, size_t len)
+int events_record_keys(struct fsd *d, char err[ERROR_MAX])
 {
 	char ierr[INVENTORY_ERR_MAX];
 
 	for (size_t i = 0; i < d->config->n_keys; i++) {
+		STACK_OF(X509) * chain;
+		X509 *cert;
+		int r;
 		const struct config_key *k = &d->config->keys[i];
 		struct signer_key_facts f;
 		struct key_facts facts = {
@@ -298,11 +301,13 @@ int events_record_keys(struct fsd *d, char *err, size_t len)
 			facts.never_extractable = f.never_extractable;
 			facts.local = f.local;
 		}
-		if (inventory_record_key(d->store, &facts, signer_certificate(d->signer, k->name),
-					 signer_chain(d->signer, k->name), time(NULL), ierr) < 0) {
-			snprintf(err, len, "key %s: %s", k->name, ierr);
-			return -EIO;
-		}
+		if (signer_certificate(d->signer, k->name, &cert, &chain) < 0)
+			return error_set(err, -ENOKEY, "key %s is not loaded", k->name);
+		r = inventory_record_key(d->store, &facts, cert, chain, time(NULL), ierr);
+		X509_free(cert);
+		sk_X509_pop_free(chain, X509_free);
+		if (r < 0)
+			return error_set(err, -EIO, "key %s: %s", k->name, ierr);
 	}
 	daemon_note_inventory(d, NULL);
 	return 0;

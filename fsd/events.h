@@ -21,7 +21,7 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 		unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX]);
 
 /* Record the configured keys and certificates in the inventory. */
-int events_record_keys(struct fsd *d, char *err, size_t len);
+int events_record_keys(struct fsd *d, char err[ERROR_MAX]);
 
 /* Count the signatures of the last hour (from the audit log) against the
  * rate limits, so that a restart does not reset them. */

@@ -181,22 +181,65 @@ static int resolve_pin(struct config *c)
 }
 
 /* The watchdog is pinged only while the daemon can still do its work: the
- * state directory answers and the FUSE session is running. */
+ * state directory answers and the FUSE session is running. run_fuse() stops
+ * it (and waits for it) before the session goes away. */
+struct watchdog {
+	struct fsd *d;
+	struct fuse_session *se;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t stop_cond;
+	bool running, stop;
+};
+
 static void *watchdog(void *arg)
 {
-	struct fsd *d = arg;
+	struct watchdog *w = arg;
 	uint64_t usec;
 
 	if (sd_watchdog_enabled(0, &usec) <= 0)
 		return NULL;
-	for (;;) {
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec until;
 		struct stat st;
-		usleep(usec / 2);
-		if (!d->se || fuse_session_exited(d->se))
-			return NULL;
-		if (fstat(d->state_fd, &st) == 0)
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += usec / 2 / 1000000;
+		until.tv_nsec += (long)(usec / 2 % 1000000) * 1000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->stop_cond, &w->lock, &until);
+		if (w->stop || fuse_session_exited(w->se))
+			break;
+		if (fstat(w->d->state_fd, &st) == 0)
 			sd_notify(0, "WATCHDOG=1");
 	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static void watchdog_start(struct watchdog *w, struct fsd *d, struct fuse_session *se)
+{
+	*w = (struct watchdog){.d = d, .se = se};
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->stop_cond, NULL);
+	w->running = pthread_create(&w->thread, NULL, watchdog, w) == 0;
+}
+
+static void watchdog_stop(struct watchdog *w)
+{
+	if (w->running) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_signal(&w->stop_cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	pthread_cond_destroy(&w->stop_cond);
+	pthread_mutex_destroy(&w->lock);
 }
 
 /* The state directory, taken for this daemon before anything in it is
@@ -288,7 +331,7 @@ static int validate_policy(void *ctx, const struct config *candidate, char err[C
 	struct fsd *d = ctx;
 
 	for (size_t i = 0; i < candidate->n_rules; i++)
-		if (!signer_certificate(d->signer, candidate->rules[i].key)) {
+		if (!signer_has_key(d->signer, candidate->rules[i].key)) {
 			snprintf(err, CONFIG_ERR_MAX,
 				 "%s:%d: [rule %s] names key '%s', which is not loaded "
 				 "(new keys need a restart)",
@@ -341,6 +384,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	struct fuse_args args;
 	struct fuse_loop_config *loop;
 	struct fuse_session *se;
+	struct watchdog wd;
 
 	snprintf(mount_opts, sizeof(mount_opts),
 		 "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
@@ -376,11 +420,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	events_daemon(d, "start", NULL);
 	announce_ready();
 	sd_notifyf(0, "READY=1\nSTATUS=mounted on %s, %zu rule(s)", o->mountpoint, c->n_rules);
-	{
-		pthread_t t;
-		if (pthread_create(&t, NULL, watchdog, d) == 0)
-			pthread_detach(t);
-	}
+	watchdog_start(&wd, d, se);
 
 	loop = fuse_loop_cfg_create();
 	if (loop) {
@@ -393,6 +433,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fuse_loop_cfg_destroy(loop);
 	}
 	sd_notify(0, "STOPPING=1");
+	watchdog_stop(&wd);
 	log_info("stopping: unmounting %s", o->mountpoint);
 	events_daemon(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
@@ -452,7 +493,7 @@ int main(int argc, char **argv)
 	}
 	d.status.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
 	events_seed_rates(&d);
-	if (events_record_keys(&d, err, sizeof(err)) < 0) {
+	if (events_record_keys(&d, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}

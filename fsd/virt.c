@@ -87,64 +87,91 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* /status: daemon health on one screen. */
+/* /status: daemon health on one screen. Its "health:" line is what
+ * signfsctl status and monitoring checks read: "ok", or "degraded: " and
+ * each problem. */
 static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
 {
 	struct ingest_counts n_;
 	struct daemon_status ds;
-	char audit_err[AUDIT_ERR_MAX], token[128];
+	char audit_err[AUDIT_ERR_MAX], token[128], *problems = NULL, *keys = NULL;
+	size_t problems_len = 0, keys_len = 0;
 	int64_t now = now_ms();
 	long up = (long)(now / 1000 - d->started.tv_sec);
-	int n;
+	FILE *f, *p = open_memstream(&problems, &problems_len),
+		 *k = open_memstream(&keys, &keys_len);
+	bool can_sign = false;
 
+	if (!p || !k) {
+		if (p)
+			fclose(p);
+		if (k)
+			fclose(k);
+		free(problems);
+		free(keys);
+		return -ENOMEM;
+	}
 	ingest_counters(d->ingest, &n_);
 	audit_last_error(d->audit, audit_err);
 	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
 	daemon_status(d, &ds);
-	n = asprintf(ret,
-		     "signfsd %s\n"
-		     "uptime:          %ldd %02ld:%02ld:%02ld\n"
-		     "token:           %s\n"
-		     "policy:          version %u, %s\n"
-		     "files signed:    %lu\n"
-		     "files denied:    %lu\n"
-		     "files failed:    %lu\n"
-		     "files abandoned: %lu\n"
-		     "pending commits: %lu\n"
-		     "audit log:       %llu events%s%s\n"
-		     "last failure:    %s\n",
-		     SIGNFS_VERSION, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60, token,
-		     policy_live_version(d->policy),
-		     ds.policy_message[0]
-			 ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
-					       : "last reload OK")
-			 : "loaded at start",
-		     n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
-		     (unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
-		     audit_err, ds.last_failure[0] ? ds.last_failure : "none");
-	if (n < 0)
-		return -ENOMEM;
 	for (size_t i = 0; i < d->config->n_keys; i++) {
-		const struct config_key *k = &d->config->keys[i];
+		const struct config_key *key = &d->config->keys[i];
 		struct key_status st;
-		char *more;
-		if (inventory_key_status(d->store, k->name, now / 1000, d->config->warn_days,
-					 k->allow_noncompliant, &st) < 0)
+		if (inventory_key_status(d->store, key->name, now / 1000, d->config->warn_days,
+					 key->allow_noncompliant, &st) < 0)
 			continue;
-		if (asprintf(&more, "%skey %-11s %s, certificate %s, %ld days left\n", *ret,
-			     k->name, cert_state_name(st.state), st.serial, st.days_left) < 0)
-			return -ENOMEM;
-		free(*ret);
-		*ret = more;
+		fprintf(k, "key %-11s %s, certificate %s, %ld days left\n", key->name,
+			cert_state_name(st.state), st.serial, st.days_left);
+		can_sign |= st.state == CERT_VALID || st.state == CERT_EXPIRING;
 	}
-	if (ds.policy_rejected) {
-		char *more;
-		if (asprintf(&more, "%spolicy error:    %s\n", *ret, ds.policy_message) < 0)
-			return -ENOMEM;
-		free(*ret);
-		*ret = more;
+	if (strncmp(token, "logged in", 9))
+		fprintf(p, "; token %s", token);
+	if (!can_sign)
+		fprintf(p, "; no configured key can sign");
+	if (ds.policy_rejected)
+		fprintf(p, "; the last policy reload was rejected");
+	if (audit_err[0])
+		fprintf(p, "; audit log: %s", audit_err);
+	fclose(p);
+	fclose(k);
+	f = open_memstream(ret, len);
+	if (!f) {
+		free(problems);
+		free(keys);
+		return -ENOMEM;
 	}
-	*len = strlen(*ret);
+	fprintf(f,
+		"signfsd %s\n"
+		"health:          %s%s\n"
+		"config:          %s\n"
+		"uptime:          %ldd %02ld:%02ld:%02ld\n"
+		"token:           %s\n"
+		"policy:          version %u, %s\n"
+		"files signed:    %lu\n"
+		"files denied:    %lu\n"
+		"files failed:    %lu\n"
+		"files abandoned: %lu\n"
+		"pending commits: %lu\n"
+		"audit log:       %llu events%s%s\n"
+		"last failure:    %s\n"
+		"%s",
+		SIGNFS_VERSION, problems_len ? "degraded: " : "ok",
+		problems_len ? problems + 2 : "", d->config->path, up / 86400, up / 3600 % 24,
+		up / 60 % 60, up % 60, token, policy_live_version(d->policy),
+		ds.policy_message[0]
+		    ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
+					  : "last reload OK")
+		    : "loaded at start",
+		n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
+		(unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
+		audit_err, ds.last_failure[0] ? ds.last_failure : "none", keys);
+	if (ds.policy_rejected)
+		fprintf(f, "policy error:    %s\n", ds.policy_message);
+	free(problems);
+	free(keys);
+	if (fclose(f) != 0)
+		return -ENOMEM;
 	*mtime_ms = now;
 	return 0;
 }

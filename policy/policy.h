@@ -11,7 +11,6 @@
 #define POLICY_MAX_RULES 256
 #define POLICY_MAX_IDS 64
 #define POLICY_MAX_GLOBS 16
-#define POLICY_MAX_GROUPS 64
 
 struct rule {
 	char *name;

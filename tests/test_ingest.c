@@ -30,9 +30,8 @@ static size_t n_events;
 static uint64_t next_signing = 100;
 static bool fail_signing;
 
-static int fake_authorize(void *ctx, const char *path, bool is_dir,
-			  const struct ingest_cred *cred, struct ingest_grant *grant,
-			  char reason[INGEST_VETO_MAX])
+static int fake_authorize(void *ctx, const char *path, bool is_dir, const struct ingest_cred *cred,
+			  struct ingest_grant *grant, char reason[INGEST_VETO_MAX])
 {
 	strcpy(grant->rule, "test");
 	strcpy(grant->key, "k");

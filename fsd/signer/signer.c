@@ -405,10 +405,24 @@ int signer_key_info(struct signer *s, const char *name, char serial[65], char fi
 	return 0;
 }
 
-X509 *signer_certificate(struct signer *s, const char *name)
+bool signer_has_key(struct signer *s, const char *name)
+{
+	return lookup(s, name) != NULL;
+}
+
+int signer_certificate(struct signer *s, const char *name, X509 **ret_cert,
+		       STACK_OF(X509) * *ret_chain)
 {
 	struct signer_key *k = lookup(s, name);
-	return k ? k->cert : NULL;
+
+	if (!k)
+		return -ENOKEY;
+	pthread_mutex_lock(&s->lock);
+	X509_up_ref(k->cert);
+	*ret_cert = k->cert;
+	*ret_chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
@@ -462,12 +476,6 @@ int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts
 		return -ENOKEY;
 	*out = k->facts;
 	return 0;
-}
-
-STACK_OF(X509) * signer_chain(struct signer *s, const char *name)
-{
-	struct signer_key *k = lookup(s, name);
-	return k ? k->chain : NULL;
 }
 
 static STACK_OF(X509) * certs_from_pem(const char *pem)

@@ -5,6 +5,7 @@
 
 #include "error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 #include <openssl/x509.h>
@@ -53,11 +54,14 @@ int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts
 int signer_set_certificate(struct signer *s, const char *name, const char *cert_pem,
 			   const char *chain_pem, char err[SIGNER_ERR_MAX]);
 
-/* The chain bound to NAME (may be NULL). Owned by the signer. */
-STACK_OF(X509) * signer_chain(struct signer *s, const char *name);
+/* Is a key named NAME loaded? */
+bool signer_has_key(struct signer *s, const char *name);
 
-/* The certificate bound to NAME, or NULL. Owned by the signer. */
-X509 *signer_certificate(struct signer *s, const char *name);
+/* The certificate and chain (may be NULL) bound to NAME right now, as
+ * references of the caller's own (X509_free, sk_X509_pop_free): a renewal
+ * may replace the signer's at any time. -ENOKEY when there is no such key. */
+int signer_certificate(struct signer *s, const char *name, X509 **ret_cert,
+		       STACK_OF(X509) * *ret_chain);
 
 /* The token of key NAME right now: "logged in", "not logged in" or
  * "absent", written to OUT. */
