@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backing.h"
 #include "config.h"
 #include "hash.h"
 #include "outbox.h"
@@ -378,7 +379,7 @@ struct commit {
 	unsigned char *sig;
 	size_t sig_len;
 	uint64_t signing;
-	char reason[INGEST_VETO_MAX + 64];
+	char reason[ERROR_MAX];
 };
 
 /* Policy for the final path, with the credential bound at open: a rename or
@@ -395,36 +396,31 @@ static int commit_hash(struct commit *c)
 	int r;
 
 	if (fstat(c->fd, &c->st) < 0) {
-		snprintf(c->reason, sizeof(c->reason), "cannot stat the staged file: %s",
-			 strerror(errno));
-		return -errno;
+		return error_set(c->reason, -errno, "cannot stat the staged file: %s",
+				 strerror(errno));
 	}
 	if (c->st.st_nlink == 0)
 		return 1;
 	if (c->grant.max_size && (uint64_t)c->st.st_size > c->grant.max_size) {
-		snprintf(c->reason, sizeof(c->reason),
-			 "larger than the size cap of rule %s (%llu bytes)", c->grant.rule,
-			 (unsigned long long)c->grant.max_size);
+		error_set(c->reason, 0, "larger than the size cap of rule %s (%llu bytes)",
+			  c->grant.rule, (unsigned long long)c->grant.max_size);
 		return -EFBIG;
 	}
 	if (fsync(c->fd) < 0) {
-		snprintf(c->reason, sizeof(c->reason), "cannot make the staged file durable: %s",
-			 strerror(errno));
-		return -errno;
+		return error_set(c->reason, -errno, "cannot make the staged file durable: %s",
+				 strerror(errno));
 	}
 	if (!c->hash) {
 		if (hash_init(&c->fresh) < 0) {
-			snprintf(c->reason, sizeof(c->reason), "out of memory");
-			return -ENOMEM;
+			return error_set(c->reason, -ENOMEM, "out of memory");
 		}
 		hash_invalidate(&c->fresh);
 		c->hash = &c->fresh;
 	}
 	r = hash_final(c->hash, c->fd, c->st.st_size, c->digest);
 	if (r < 0) {
-		snprintf(c->reason, sizeof(c->reason),
-			 "cannot read the staged file back to hash it: %s", strerror(-r));
-		return r;
+		return error_set(c->reason, r, "cannot read the staged file back to hash it: %s",
+				 strerror(-r));
 	}
 	c->hashed = true;
 	return 0;
@@ -437,7 +433,7 @@ static int commit_sign(struct commit *c)
 	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len, err);
 
 	if (r < 0)
-		snprintf(c->reason, sizeof(c->reason), "%s", err);
+		error_set(c->reason, 0, "%s", err);
 	return r;
 }
 
@@ -460,8 +456,7 @@ static int commit_record(struct commit *c, double started)
 	int r = report(c->in, &ev, started);
 
 	if (r < 0)
-		snprintf(c->reason, sizeof(c->reason), "not published: %s",
-			 veto[0] ? veto : strerror(-r));
+		error_set(c->reason, 0, "not published: %s", veto[0] ? veto : strerror(-r));
 	return r;
 }
 
@@ -472,8 +467,7 @@ static int commit_publish(struct commit *c)
 	int r = outbox_publish(in->outbox, c->path, c->fd, c->sig, c->sig_len, id);
 
 	if (r < 0) {
-		snprintf(c->reason, sizeof(c->reason), "cannot publish in the outbox: %s",
-			 strerror(-r));
+		error_set(c->reason, 0, "cannot publish in the outbox: %s", strerror(-r));
 		return r;
 	}
 	/* Published already (the outbox holds the inode): if the swap fails the
@@ -1580,9 +1574,9 @@ int ingest_open(int state_fd, const struct config *c, const struct ingest_hooks 
 	pthread_cond_init(&in->wake, NULL);
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
-	r = outbox_open_dir(state_fd, "inbox", &in->inbox_fd);
+	r = backing_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
-		r = outbox_open_dir(state_fd, "staging", &in->staging_fd);
+		r = backing_open_dir(state_fd, "staging", &in->staging_fd);
 	if (r == 0)
 		r = outbox_open(state_fd, &in->outbox);
 	/* Like /tmp: anyone may create here, the policy decides what is

@@ -3,6 +3,8 @@
  * rename is fsync'd (its directory) before publish returns. */
 #include "outbox.h"
 
+#include "backing.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,19 +29,6 @@ struct outbox {
 	pthread_mutex_t swap_lock; /* read-old, swap, remove-old is one step */
 	uint64_t last_id;
 };
-
-int outbox_open_dir(int at, const char *name, int *ret)
-{
-	int fd;
-
-	if (mkdirat(at, name, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	*ret = fd;
-	return 0;
-}
 
 static bool valid_id(const char *id)
 {
@@ -116,9 +105,9 @@ int outbox_open(int state_fd, struct outbox **ret)
 		return -ENOMEM;
 	o->outbox_fd = o->objects_fd = -1;
 	pthread_mutex_init(&o->swap_lock, NULL);
-	r = outbox_open_dir(state_fd, "outbox", &o->outbox_fd);
+	r = backing_open_dir(state_fd, "outbox", &o->outbox_fd);
 	if (r == 0)
-		r = outbox_open_dir(state_fd, "objects", &o->objects_fd);
+		r = backing_open_dir(state_fd, "objects", &o->objects_fd);
 	if (r < 0) {
 		outbox_free(o);
 		return r;

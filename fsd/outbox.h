@@ -19,10 +19,6 @@ struct outbox;
 /* What a path of the outbox view names. */
 enum outbox_kind { OUTBOX_NONE, OUTBOX_DIR, OUTBOX_ARTIFACT, OUTBOX_SIGNATURE };
 
-/* The directory NAME under AT, created (0755) if missing, as an O_DIRECTORY
- * fd that follows no symlink. Shared by the backing-store components. */
-int outbox_open_dir(int at, const char *name, int *ret);
-
 /* Open (creating if needed) outbox/ and objects/ under STATE_FD. Nothing is
  * scanned or removed: what a crash left half-done is known to the audit log
  * and settled with outbox_is_current() and outbox_discard(). */

@@ -1,6 +1,8 @@
 /* Streaming SHA-256 with an out-of-order fallback (see hash.h). */
 #include "hash.h"
 
+#include <openssl/err.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -38,7 +40,14 @@ void hash_update(struct stream_hash *h, off_t off, const void *buf, size_t n)
 {
 	if (h->rehash)
 		return;
-	if (off != h->next || !EVP_DigestUpdate(h->ctx, buf, n)) {
+	if (off != h->next) {
+		h->rehash = true;
+		return;
+	}
+	if (!EVP_DigestUpdate(h->ctx, buf, n)) {
+		/* Handled (the file is read again at the end): leave no reason
+		 * queued for an unrelated caller. */
+		ERR_clear_error();
 		h->rehash = true;
 		return;
 	}

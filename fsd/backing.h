@@ -1,0 +1,8 @@
+/* The state directory's subdirectories that hold what the mount shows
+ * (inbox/, staging/, outbox/, objects/), shared by the ingest pipeline and
+ * the outbox. */
+#pragma once
+
+/* The directory NAME under STATE_FD, created (0755) if missing, as an
+ * O_DIRECTORY fd that follows no symlink. 0 or a negative errno. */
+int backing_open_dir(int state_fd, const char *name, int *ret);
