@@ -15,6 +15,7 @@ struct ingest;
 struct metrics;
 struct nodes;
 struct policy_live;
+struct quota;
 struct signer;
 struct store;
 struct usage_buffer;
@@ -41,6 +42,7 @@ struct fsd {
 	struct usage_buffer *usage; /* signatures not yet counted in the store */
 	char *audit_pub;	    /* the content of /audit/audit.pub */
 	struct nodes *nodes;	    /* the inodes the kernel knows */
+	struct quota *quota; /* open files per user */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

@@ -65,7 +65,6 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 
 	metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
 	ops_published(d, ev->path);
-	policy_live_note_signed(d->policy, ev->rule, ev->cred->uid, now);
 	if (ev->key)
 		inventory_usage_add(d->usage, ev->key, ev->cred->uid, rec->user ? rec->user : "",
 				    now);
@@ -205,9 +204,15 @@ int events_settle(struct fsd *d)
 	return audit_unconcluded(d->audit, settle, d);
 }
 
-int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_cred *cred,
-		     struct ingest_grant *grant, char reason[INGEST_VETO_MAX])
+int events_authorize(void *ctx, const char *path, enum ingest_check check,
+		     const struct ingest_cred *cred, struct ingest_grant *grant,
+		     char reason[INGEST_VETO_MAX])
 {
+	static const enum policy_target targets[] = {
+	    [INGEST_CHECK_FILE] = POLICY_FILE,
+	    [INGEST_CHECK_DIR] = POLICY_DIR,
+	    [INGEST_CHECK_COMMIT] = POLICY_COMMIT,
+	};
 	struct fsd *d = ctx;
 	struct policy_subject subject = {
 	    .uid = cred->uid,
@@ -217,15 +222,34 @@ int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_
 	};
 	struct policy_grant g;
 
-	policy_live_decide(d->policy, path, dir ? POLICY_DIR : POLICY_FILE, &subject, time(NULL),
-			   &g);
+	/* A rule may name a group the writer is in beyond those read: deny
+	 * rather than decide on part of the groups (which could pick a
+	 * broader rule than the one meant). */
+	if (cred->groups_incomplete) {
+		error_set(reason, 0,
+			  "the writer is in more than %d supplementary groups, which signfs "
+			  "cannot check in full",
+			  INGEST_MAX_GROUPS);
+		return -EACCES;
+	}
+	policy_live_decide(d->policy, path, targets[check], &subject, time(NULL), &g);
 	snprintf(grant->rule, sizeof(grant->rule), "%s", g.rule);
 	snprintf(grant->key, sizeof(grant->key), "%s", g.key);
 	grant->max_size = g.max_size;
+	grant->reservation = g.reserved_at;
 	if (g.allow)
 		return 0;
 	snprintf(reason, INGEST_VETO_MAX, "%s", g.reason);
 	return -EACCES;
+}
+
+void events_release(void *ctx, const struct ingest_cred *cred, const struct ingest_grant *grant)
+{
+	struct fsd *d = ctx;
+	struct policy_grant g = {.reserved_at = grant->reservation};
+
+	snprintf(g.rule, sizeof(g.rule), "%s", grant->rule);
+	policy_live_release(d->policy, &g, cred->uid);
 }
 
 /* KEY may sign only while its current certificate is valid or expiring. */

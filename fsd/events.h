@@ -11,8 +11,12 @@ struct fsd;
 int events_ingest(void *ctx, struct ingest_event *ev);
 
 /* The ingest pipeline's policy check (an ingest_authorize_fn). */
-int events_authorize(void *ctx, const char *path, bool dir, const struct ingest_cred *cred,
-		     struct ingest_grant *grant, char reason[INGEST_VETO_MAX]);
+int events_authorize(void *ctx, const char *path, enum ingest_check check,
+		     const struct ingest_cred *cred, struct ingest_grant *grant,
+		     char reason[INGEST_VETO_MAX]);
+
+/* The ingest pipeline's release of a commit's rate slot (an ingest_release_fn). */
+void events_release(void *ctx, const struct ingest_cred *cred, const struct ingest_grant *grant);
 
 /* The ingest pipeline's signature (an ingest_sign_fn): KEY's current
  * certificate must be valid or expiring; a renewal imported with signfsctl

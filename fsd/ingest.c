@@ -163,7 +163,8 @@ static void report_simple(struct ingest *in, enum ingest_result result, const ch
 }
 
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
-static int authorize(struct ingest *in, const char *path, bool dir, const struct ingest_cred *cred,
+static int authorize(struct ingest *in, const char *path, enum ingest_check check,
+		     const struct ingest_cred *cred,
 		     struct ingest_grant *grant)
 {
 	char reason[INGEST_VETO_MAX] = "";
@@ -172,7 +173,7 @@ static int authorize(struct ingest *in, const char *path, bool dir, const struct
 	memset(grant, 0, sizeof(*grant));
 	if (!in->hooks.authorize)
 		return 0;
-	r = in->hooks.authorize(in->hooks.ctx, path, dir, cred, grant, reason);
+	r = in->hooks.authorize(in->hooks.ctx, path, check, cred, grant, reason);
 	if (r < 0)
 		report_simple(in, INGEST_DENIED, path, cred, grant, -1, reason);
 	return r < 0 ? -EACCES : 0;
@@ -187,9 +188,9 @@ static int authorize_create(struct ingest *in, const char *path, const struct in
 	const char *slash = strrchr(path, '/');
 
 	if (!is_temp(in, path))
-		return authorize(in, path, false, cred, grant);
+		return authorize(in, path, INGEST_CHECK_FILE, cred, grant);
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
-	return authorize(in, dir, true, cred, grant);
+	return authorize(in, dir, INGEST_CHECK_DIR, cred, grant);
 }
 
 /* A name a file could never be published under: too long to have its .p7s
@@ -386,7 +387,7 @@ struct commit {
  * a reload may have changed the answer since. */
 static int commit_authorize(struct commit *c)
 {
-	return authorize(c->in, c->path, false, c->cred, &c->grant);
+	return authorize(c->in, c->path, INGEST_CHECK_COMMIT, c->cred, &c->grant);
 }
 
 /* The bytes durable and their digest. Nothing beyond the size cap is ever
@@ -511,6 +512,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	pthread_mutex_lock(&in->lock);
 	in->counts.pending_n--;
 	pthread_mutex_unlock(&in->lock);
+	if (r != 0 && c.grant.reservation && in->hooks.release)
+		in->hooks.release(in->hooks.ctx, cred, &c.grant);
 	if (r == -EFBIG) {
 		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
 	} else if (r <= 0) {
@@ -1420,7 +1423,7 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 	r = outbox_check_path(in->outbox, to, true);
 	if (r < 0)
 		return r;
-	if (authorize(in, to, true, cred, &grant) < 0)
+	if (authorize(in, to, INGEST_CHECK_DIR, cred, &grant) < 0)
 		return -EACCES;
 	r = list_files(in, from, &files);
 	/* Every file that will be signed under its new path must be allowed
@@ -1433,7 +1436,7 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		}
 		if (!is_temp(in, path)) {
 			r = check_name(in, path, false);
-			if (r == 0 && authorize(in, path, false, cred, &grant) < 0)
+			if (r == 0 && authorize(in, path, INGEST_CHECK_FILE, cred, &grant) < 0)
 				r = -EACCES;
 			if (r == 0) {
 				/* The name moves from one list to the other. */
@@ -1532,7 +1535,7 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 	r = outbox_check_path(in->outbox, relpath, true);
 	if (r < 0)
 		return r;
-	if (authorize(in, relpath, true, cred, &grant) < 0)
+	if (authorize(in, relpath, INGEST_CHECK_DIR, cred, &grant) < 0)
 		return -EACCES;
 	if (mkdirat(in->inbox_fd, relpath, mode & 07777) < 0)
 		return -errno;

@@ -25,7 +25,7 @@
 struct config;
 struct outbox;
 
-#define INGEST_MAX_GROUPS 64
+#define INGEST_MAX_GROUPS 1024
 
 /* The writer, as the kernel reported it at create()/open(). */
 struct ingest_cred {
@@ -36,6 +36,7 @@ struct ingest_cred {
 	char exe[256];			 /* /proc/PID/exe at that moment, or "" */
 	gid_t groups[INGEST_MAX_GROUPS]; /* supplementary groups */
 	size_t n_groups;
+	bool groups_incomplete; /* in more groups than that: never decided on */
 };
 
 /* The task behind a close(), as the flush request names it. */
@@ -49,19 +50,31 @@ struct ingest_closer {
 struct ingest_grant {
 	char rule[64];
 	char key[64];
-	uint64_t max_size; /* 0: none */
+	uint64_t max_size;   /* 0: none */
+	int64_t reservation; /* COMMIT: what the grant took (a rate slot), 0: nothing */
+};
+
+/* What an authorisation is for. */
+enum ingest_check {
+	INGEST_CHECK_FILE,   /* create/open/rename: a file to be signed at PATH */
+	INGEST_CHECK_DIR,    /* mkdir, or a temporary file: something below PATH */
+	INGEST_CHECK_COMMIT, /* the commit itself: it may take a rate slot */
 };
 
 #define INGEST_VETO_MAX ERROR_MAX
 #define INGEST_NO_ID UINT64_MAX
 
-/* May CRED write PATH (a file that will be signed there), or, with DIR,
- * create the directory PATH (or a temporary file in it)? 0 with the grant,
- * or -EACCES with the reason. Called at create/open/mkdir/rename and again
- * at commit with the final path, always with the credential taken at open. */
-typedef int (*ingest_authorize_fn)(void *ctx, const char *path, bool dir,
+/* May CRED do CHECK at PATH? 0 with the grant, or -EACCES with the reason.
+ * Called at create/open/mkdir/rename and again at commit with the final
+ * path, always with the credential taken at open. */
+typedef int (*ingest_authorize_fn)(void *ctx, const char *path, enum ingest_check check,
 				   const struct ingest_cred *cred, struct ingest_grant *grant,
 				   char reason[INGEST_VETO_MAX]);
+
+/* A COMMIT authorisation that did not end in a signature: give back what
+ * its grant reserved. */
+typedef void (*ingest_release_fn)(void *ctx, const struct ingest_cred *cred,
+				  const struct ingest_grant *grant);
 
 /* A commit reports SIGNED once the signature exists and before anything is
  * published: the handler records it durably and names the record in
@@ -105,6 +118,7 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {
 	ingest_authorize_fn authorize;
+	ingest_release_fn release;
 	ingest_sign_fn sign;
 	ingest_event_fn event;
 	void *ctx;

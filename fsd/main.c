@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +32,7 @@
 #include "metrics.h"
 #include "nodes.h"
 #include "ops.h"
+#include "quota.h"
 #include "signer.h"
 #include "store.h"
 
@@ -240,6 +242,18 @@ static void watchdog_stop(struct watchdog *w)
 	}
 	pthread_cond_destroy(&w->stop_cond);
 	pthread_mutex_destroy(&w->lock);
+}
+
+/* Every open file of the mount holds a descriptor here: take all the
+ * kernel allows (per-user quotas keep one user from using them up). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /* The state directory, taken for this daemon before anything in it is
@@ -455,6 +469,7 @@ int main(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 1;
+	raise_fd_limit();
 	if (!o.foreground)
 		background();
 	if (o.log_file && log_open(o.log_file) < 0) {
@@ -499,6 +514,7 @@ int main(int argc, char **argv)
 	}
 	r = ingest_open(d.state_fd, c,
 			&(struct ingest_hooks){.authorize = events_authorize,
+					       .release = events_release,
 					       .sign = events_sign,
 					       .event = events_ingest,
 					       .ctx = &d},
@@ -512,7 +528,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		goto out;
 	}
-	if (nodes_new(&d.nodes) < 0)
+	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)))
 		goto out;
 	if (audit_start_checkpointer(d.audit, CHECKPOINT_INTERVAL_MS) < 0) {
 		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
@@ -535,6 +551,7 @@ out:
 	ingest_free(d.ingest);
 	policy_live_free(d.policy);
 	nodes_free(d.nodes);
+	quota_free(d.quota);
 	/* Closing the log signs a last checkpoint covering the stop event. */
 	audit_close(d.audit);
 	free(d.audit_pub);

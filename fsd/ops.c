@@ -19,6 +19,7 @@
 #include "nodes.h"
 #include "outbox.h"
 #include "proc.h"
+#include "quota.h"
 #include "virt.h"
 
 /* Names and attributes are cached for a second; whatever changes behind
@@ -35,6 +36,8 @@ struct handle {
 	int fd;
 	char *buf;
 	size_t len;
+	struct quota *quota; /* the open counts against UID's quota */
+	uid_t uid;
 };
 
 /* An open directory: its listing, taken at opendir. */
@@ -85,7 +88,8 @@ static struct ingest_cred caller(fuse_req_t req)
 	/* Supplementary groups are not in the request: libfuse reads them from
 	 * /proc for the requesting thread. */
 	g = fuse_req_getgroups(req, INGEST_MAX_GROUPS, c.groups);
-	c.n_groups = g > 0 && g <= INGEST_MAX_GROUPS ? (size_t)g : 0;
+	c.n_groups = g > 0 ? (size_t)(g <= INGEST_MAX_GROUPS ? g : INGEST_MAX_GROUPS) : 0;
+	c.groups_incomplete = g > INGEST_MAX_GROUPS;
 	return c;
 }
 
@@ -512,8 +516,30 @@ static void free_handle(struct handle *h)
 		ingest_release(h->file);
 	else if (h->fd >= 0)
 		close(h->fd);
+	if (h->quota)
+		quota_give(h->quota, h->uid);
 	free(h->buf);
 	free(h);
+}
+
+/* An open that holds a descriptor counts against its user's quota: taken
+ * before opening (-EMFILE when the user holds its limit), given back by
+ * the handle at release, or by give_quota() if the open fails. */
+static int take_quota(fuse_req_t req)
+{
+	return quota_take(fsd_of(req)->quota, fuse_req_ctx(req)->uid) ? 0 : -EMFILE;
+}
+
+static void give_quota(fuse_req_t req)
+{
+	quota_give(fsd_of(req)->quota, fuse_req_ctx(req)->uid);
+}
+
+static void charge_quota(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct handle *h = open_handle(fi);
+	h->quota = fsd_of(req)->quota;
+	h->uid = fuse_req_ctx(req)->uid;
 }
 
 static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f)
@@ -540,10 +566,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 	char *path;
 	int r = inbox_child(d, parent, name, &path);
 
+	if (r == 0 && (r = take_quota(req)) < 0)
+		free(path);
 	if (r == 0) {
 		c = caller(req);
 		r = ingest_create(d->ingest, path, mode, fi->flags, &c, &f);
 		free(path);
+		if (r < 0)
+			give_quota(req);
 	}
 	if (r == 0 && (r = ingest_fstat(f, &e.attr)) < 0)
 		ingest_release(f);
@@ -557,6 +587,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		fuse_reply_err(req, -r);
 		return;
 	}
+	charge_quota(req, fi);
 	e.ino = nodes_id(n);
 	if (fuse_reply_create(req, &e, fi) < 0) {
 		free_handle(open_handle(fi));
@@ -621,9 +652,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char *buf;
 	int r;
 
+	bool charged = false;
+
 	switch (nodes_kind(n)) {
 	case NODE_VERSION:
-		r = open_version(d, n, fi);
+		r = take_quota(req);
+		if (r == 0 && (r = open_version(d, n, fi)) < 0)
+			give_quota(req);
+		charged = r == 0;
 		break;
 	case NODE_INBOX:
 	case NODE_VIRT:
@@ -634,11 +670,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			r = open_virtual(d, rel, fi);
 		} else if (!*rel) {
 			r = -EISDIR;
-		} else {
+		} else if ((r = take_quota(req)) == 0) {
 			c = caller(req);
 			r = ingest_open_file(d->ingest, rel, fi->flags, &c, &f);
 			if (r == 0)
 				r = bind_inbox_file(fi, f);
+			if (r < 0)
+				give_quota(req);
+			charged = r == 0;
 		}
 		free(buf);
 		break;
@@ -646,9 +685,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -EISDIR;
 		break;
 	}
-	if (r < 0)
+	if (r < 0) {
 		fuse_reply_err(req, -r);
-	else if (fuse_reply_open(req, fi) < 0)
+		return;
+	}
+	if (charged)
+		charge_quota(req, fi);
+	if (fuse_reply_open(req, fi) < 0)
 		free_handle(open_handle(fi));
 }
 

@@ -375,6 +375,14 @@ static int handler(void *user, const char *section, const char *key, const char 
 			c->temp_grace = v;
 			return 1;
 		}
+		if (!strcmp(key, "open_files_per_user")) {
+			char *end;
+			long v = strtol(value, &end, 10);
+			if (*end || v < 16 || v > 1000000)
+				return fail(s, "open_files_per_user must be a number from 16 to 1000000");
+			c->open_per_user = v;
+			return 1;
+		}
 		if (!strcmp(key, "threads")) {
 			char *end;
 			long v = strtol(value, &end, 10);
@@ -549,6 +557,7 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 	s.c->path = strdup(name);
 	s.c->threads = 4;
 	s.c->temp_grace = 60;
+	s.c->open_per_user = 1024;
 	s.c->warn_days = 30;
 	s.c->alert_interval = 3600;
 	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));

@@ -113,9 +113,17 @@ void policy_live_decide(struct policy_live *p, const char *path, enum policy_tar
 		snprintf(out->key, sizeof(out->key), "%s", d.rule->key);
 		out->max_size = d.rule->max_size;
 	}
+	if (d.reserved)
+		out->reserved_at = now;
 	if (d.reason)
 		snprintf(out->reason, sizeof(out->reason), "%s", d.reason);
 	pthread_rwlock_unlock(&p->lock);
+}
+
+void policy_live_release(struct policy_live *p, const struct policy_grant *grant, uid_t uid)
+{
+	if (grant->reserved_at)
+		policy_rates_release(p->rates, grant->rule, uid, grant->reserved_at);
 }
 
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now)

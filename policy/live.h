@@ -17,6 +17,7 @@ struct policy_grant {
 	char key[64];
 	uint64_t max_size;
 	char reason[128];
+	time_t reserved_at; /* a COMMIT's rate slot, 0 when none (policy_live_release) */
 };
 
 /* Checks a parsed candidate beyond the parser (e.g. that the keys its rules
@@ -37,6 +38,10 @@ void policy_live_free(struct policy_live *p);
 
 void policy_live_decide(struct policy_live *p, const char *path, enum policy_target target,
 			const struct policy_subject *subject, time_t now, struct policy_grant *out);
+
+/* A COMMIT decision's rate slot (in GRANT, for UID) did not become a
+ * signature: give it back. */
+void policy_live_release(struct policy_live *p, const struct policy_grant *grant, uid_t uid);
 
 /* Count a signature under RULE for the rate limits. */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);

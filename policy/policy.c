@@ -133,22 +133,57 @@ static struct rate_entry *entry(struct policy_rates *r, const char *rule, uid_t 
 	return e;
 }
 
+/* Holds r->lock. Records a signature at NOW; false when out of memory. */
+static bool add_time(struct rate_entry *e, time_t now)
+{
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 16;
+		time_t *t = realloc(e->times, cap * sizeof(*t));
+		if (!t)
+			return false;
+		e->times = t;
+		e->cap = cap;
+	}
+	e->times[e->n++] = now;
+	return true;
+}
+
 void policy_rates_note(struct policy_rates *r, const char *rule, uid_t uid, time_t now)
 {
 	struct rate_entry *e;
 
 	pthread_mutex_lock(&r->lock);
 	e = entry(r, rule, uid, now, true);
-	if (e && e->n == e->cap) {
-		size_t cap = e->cap ? 2 * e->cap : 16;
-		time_t *t = realloc(e->times, cap * sizeof(*t));
-		if (t) {
-			e->times = t;
-			e->cap = cap;
+	if (e)
+		add_time(e, now);
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool policy_rates_reserve(struct policy_rates *r, const char *rule, uid_t uid, time_t now,
+			  unsigned limit)
+{
+	struct rate_entry *e;
+	bool ok;
+
+	pthread_mutex_lock(&r->lock);
+	e = entry(r, rule, uid, now, true);
+	/* Out of memory denies: a limit must never be exceeded. */
+	ok = e && e->n < limit && add_time(e, now);
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+void policy_rates_release(struct policy_rates *r, const char *rule, uid_t uid, time_t at)
+{
+	struct rate_entry *e;
+
+	pthread_mutex_lock(&r->lock);
+	e = entry(r, rule, uid, at, false);
+	for (size_t i = 0; e && i < e->n; i++)
+		if (e->times[i] == at) {
+			e->times[i] = e->times[--e->n];
+			break;
 		}
-	}
-	if (e && e->n < e->cap)
-		e->times[e->n++] = now;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -223,10 +258,16 @@ struct policy_decision policy_decide(const struct rule *rules, size_t n_rules, c
 			d.reason = "outside the rule's signing hours";
 			return d;
 		}
-		if (r->rate_per_hour && rates &&
-		    policy_rates_count(rates, r->name, subject->uid, now) >= r->rate_per_hour) {
-			d.reason = "rate limit reached (signatures per user per hour)";
-			return d;
+		if (r->rate_per_hour && rates) {
+			bool full = target == POLICY_COMMIT
+					? !(d.reserved = policy_rates_reserve(
+						rates, r->name, subject->uid, now, r->rate_per_hour))
+					: policy_rates_count(rates, r->name, subject->uid, now) >=
+						  r->rate_per_hour;
+			if (full) {
+				d.reason = "rate limit reached (signatures per user per hour)";
+				return d;
+			}
 		}
 		d.allow = true;
 		d.reason = NULL;

@@ -36,14 +36,16 @@ struct policy_subject {
 };
 
 enum policy_target {
-	POLICY_FILE, /* a file that will be signed under this path */
-	POLICY_DIR,  /* a directory: allowed if some file below it may be signed */
+	POLICY_FILE,   /* a file that will be signed under this path */
+	POLICY_DIR,    /* a directory: allowed if some file below it may be signed */
+	POLICY_COMMIT, /* a file signed now: a rate-limited rule reserves a slot */
 };
 
 struct policy_decision {
 	bool allow;
 	const struct rule *rule; /* the matching rule (NULL: none) */
 	const char *reason;	 /* static text, for denials */
+	bool reserved;		 /* COMMIT: a rate slot taken at NOW (see policy_rates_release) */
 };
 
 /* Does PATH match GLOB? With PREFIX, may some path below directory PATH? */
@@ -56,6 +58,13 @@ void policy_rates_free(struct policy_rates *r);
 /* Record one signature by UID under RULE at NOW. */
 void policy_rates_note(struct policy_rates *r, const char *rule, uid_t uid, time_t now);
 unsigned policy_rates_count(struct policy_rates *r, const char *rule, uid_t uid, time_t now);
+/* Take a slot for a signature by UID under RULE at NOW if fewer than LIMIT
+ * were taken in the hour before (check and take are one step, so that
+ * commits racing each other never exceed it). */
+bool policy_rates_reserve(struct policy_rates *r, const char *rule, uid_t uid, time_t now,
+			  unsigned limit);
+/* Give back a slot taken at AT that did not become a signature. */
+void policy_rates_release(struct policy_rates *r, const char *rule, uid_t uid, time_t at);
 
 /* Decide for SUBJECT writing PATH at NOW among RULES (in order). RATES may
  * be NULL (no rate limits applied). */

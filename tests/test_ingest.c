@@ -30,11 +30,18 @@ static size_t n_events;
 static uint64_t next_signing = 100;
 static bool fail_signing;
 
-static int fake_authorize(void *ctx, const char *path, bool is_dir, const struct ingest_cred *cred,
-			  struct ingest_grant *grant, char reason[INGEST_VETO_MAX])
+static int reserved, released;
+
+static int fake_authorize(void *ctx, const char *path, enum ingest_check check,
+			  const struct ingest_cred *cred, struct ingest_grant *grant,
+			  char reason[INGEST_VETO_MAX])
 {
 	strcpy(grant->rule, "test");
 	strcpy(grant->key, "k");
+	if (check == INGEST_CHECK_COMMIT) {
+		grant->reservation = 1;
+		reserved++;
+	}
 	if (!strncmp(path, "capped/", 7))
 		grant->max_size = 4;
 	if (!strncmp(path, "denied", 6)) {
@@ -74,7 +81,18 @@ static int fake_event(void *ctx, struct ingest_event *ev)
 	return 0;
 }
 
-static const struct ingest_hooks hooks = {fake_authorize, fake_sign, fake_event, NULL};
+static void fake_release(void *ctx, const struct ingest_cred *cred,
+			 const struct ingest_grant *grant)
+{
+	released++;
+}
+
+static const struct ingest_hooks hooks = {
+    .authorize = fake_authorize,
+    .release = fake_release,
+    .sign = fake_sign,
+    .event = fake_event,
+};
 
 static const struct ingest_cred writer = {.uid = 0, .gid = 0, .pid = 4242, .tgid = 4242};
 static const struct ingest_closer by_writer = {.tgid = 4242};
@@ -94,6 +112,7 @@ static void setup(void)
 	config.temp_grace = 60;
 	n_events = 0;
 	fail_signing = false;
+	reserved = released = 0;
 }
 
 static void teardown(void)
@@ -168,6 +187,7 @@ Test(ingest, the_writers_close_signs_records_and_publishes)
 	cr_assert_eq(events[1].signing, events[0].signing, "published names its signed record");
 	cr_assert_eq(ingest_release(f), 0);
 	cr_assert_eq(count(INGEST_SIGNED), 1, "nothing new to commit at release");
+	cr_assert_eq(released, 0, "a signature keeps its rate slot");
 	ingest_free(in);
 }
 
@@ -319,6 +339,8 @@ Test(ingest, a_signing_failure_is_eio_and_publishes_nothing)
 	cr_assert_null(inbox("unsigned"), "no unsigned file stays behind");
 	cr_assert_eq(count(INGEST_FAILED), 1);
 	cr_assert_str_eq(events[n_events - 1].reason, "the token is gone");
+	cr_assert_eq(reserved, 1);
+	cr_assert_eq(released, 1, "the commit's rate slot is given back");
 	ingest_free(in);
 }
 

@@ -189,3 +189,33 @@ Test(policy, bad_rules_name_file_and_line)
 	cr_assert_str_eq(error_of("[rule r]\npath = **\nkey = release\ncolour = blue\n"),
 			 "p.conf:17: unknown key 'colour' in [rule r]");
 }
+
+/* Many commits authorised at once: each takes its slot as it is decided,
+ * so no more than the limit pass, and a slot given back can be taken. */
+Test(policy, commits_racing_for_a_rate_limit_never_exceed_it)
+{
+	struct config *c = parse("[rule r]\npath = **\nrate = 3/hour\nkey = release\n");
+	struct policy_rates *rates = policy_rates_new();
+	struct policy_subject alice = {.uid = 1001, .gid = 1001};
+	struct policy_decision d, first = {0};
+	time_t t = 1700000000;
+	int allowed = 0;
+
+	for (int i = 0; i < 20; i++) {
+		d = policy_decide(c->rules, 1, "x", POLICY_COMMIT, &alice, t, rates);
+		if (d.allow) {
+			cr_assert(d.reserved);
+			if (!allowed)
+				first = d;
+			allowed++;
+		}
+	}
+	cr_assert_eq(allowed, 3);
+	cr_assert(first.reserved);
+	policy_rates_release(rates, "r", alice.uid, t);
+	cr_assert(policy_decide(c->rules, 1, "x", POLICY_COMMIT, &alice, t, rates).allow,
+		  "a released slot is free again");
+	cr_assert_not(policy_decide(c->rules, 1, "x", POLICY_COMMIT, &alice, t, rates).allow);
+	policy_rates_free(rates);
+	config_free(c);
+}
