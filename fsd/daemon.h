@@ -9,6 +9,7 @@
 #include <time.h>
 
 struct audit;
+struct denials;
 struct config;
 struct fuse_session;
 struct ingest;
@@ -42,7 +43,8 @@ struct fsd {
 	struct usage_buffer *usage; /* signatures not yet counted in the store */
 	char *audit_pub;	    /* the content of /audit/audit.pub */
 	struct nodes *nodes;	    /* the inodes the kernel knows */
-	struct quota *quota; /* open files per user */
+	struct quota *quota;	    /* open files per user */
+	struct denials *denials;    /* repeated denials, counted */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

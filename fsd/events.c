@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "certs.h"
 #include "config.h"
+#include "denials.h"
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
@@ -80,6 +81,23 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
 }
 
+void events_record_denial(void *ctx, const struct audit_record *rec)
+{
+	struct fsd *d = ctx;
+	char err[AUDIT_ERR_MAX];
+
+	if (rec->count > 1)
+		log_warn("denied %u more times in the last minute: inbox/%s uid=%lld rule=%s: %s",
+			 rec->count, rec->path, rec->uid, rec->rule ? rec->rule : "none",
+			 rec->reason ? rec->reason : "");
+	else
+		log_warn("denied: inbox/%s uid=%lld gid=%lld pid=%lld exe=%s rule=%s: %s",
+			 rec->path, rec->uid, rec->gid, rec->pid, rec->exe ? rec->exe : "-",
+			 rec->rule ? rec->rule : "none", rec->reason ? rec->reason : "");
+	if (audit_append(d->audit, rec, NULL, err) < 0)
+		log_err("inbox/%s: the denial could not be recorded: %s", rec->path, err);
+}
+
 int events_ingest(void *ctx, struct ingest_event *ev)
 {
 	struct fsd *d = ctx;
@@ -130,12 +148,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		metrics_denial(d->metrics, ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
-		log_warn("denied: inbox/%s uid=%u gid=%u pid=%d exe=%s rule=%s: %s", ev->path,
-			 ev->cred->uid, ev->cred->gid, ev->cred->pid,
-			 ev->cred->exe[0] ? ev->cred->exe : "-", ev->rule ? ev->rule : "none",
-			 ev->reason ? ev->reason : "");
-		if (audit_append(d->audit, &rec, NULL, err) < 0)
-			log_err("inbox/%s: the denial could not be recorded: %s", ev->path, err);
+		/* Repeats within a minute become one counted record. */
+		denials_add(d->denials, &rec, time(NULL));
 		return 0;
 	case INGEST_ABANDONED:
 		rec.event = "abandoned";

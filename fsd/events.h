@@ -7,6 +7,12 @@
 
 struct fsd;
 
+struct audit_record;
+
+/* Append a denial to the audit log and the daemon log (a denials_record_fn
+ * for the repeated-denial counter; CTX is the struct fsd). */
+void events_record_denial(void *ctx, const struct audit_record *rec);
+
 /* The ingest pipeline's event handler; CTX is the struct fsd. */
 int events_ingest(void *ctx, struct ingest_event *ev);
 

@@ -164,8 +164,7 @@ static void report_simple(struct ingest *in, enum ingest_result result, const ch
 
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
 static int authorize(struct ingest *in, const char *path, enum ingest_check check,
-		     const struct ingest_cred *cred,
-		     struct ingest_grant *grant)
+		     const struct ingest_cred *cred, struct ingest_grant *grant)
 {
 	char reason[INGEST_VETO_MAX] = "";
 	int r;

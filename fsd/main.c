@@ -25,6 +25,7 @@
 #include "certs.h"
 #include "build-config.h"
 #include "config.h"
+#include "denials.h"
 #include "events.h"
 #include "ingest.h"
 #include "live.h"
@@ -495,7 +496,8 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &d.started);
 	d.metrics = metrics_new();
 	d.usage = inventory_usage_new();
-	if (!d.metrics || !d.usage)
+	d.denials = denials_new(events_record_denial, &d);
+	if (!d.metrics || !d.usage || !d.denials)
 		goto out;
 	if (open_signer(c, &d.signer) < 0)
 		goto out;
@@ -538,6 +540,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot watch %s for changes\n", o.config);
 		goto out;
 	}
+	if (denials_start(d.denials) < 0) {
+		fprintf(stderr, "signfsd: cannot start the denial counter\n");
+		goto out;
+	}
 	if (alerts_start(&d) < 0) {
 		fprintf(stderr, "signfsd: cannot start the expiry checks\n");
 		goto out;
@@ -549,6 +555,8 @@ out:
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */
 	ingest_free(d.ingest);
+	/* Its last counts go to the audit log, still open. */
+	denials_free(d.denials);
 	policy_live_free(d.policy);
 	nodes_free(d.nodes);
 	quota_free(d.quota);

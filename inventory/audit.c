@@ -238,6 +238,8 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_str(o, "rule", r->rule);
 	add_str(o, "decision", r->decision);
 	add_str(o, "reason", r->reason);
+	if (r->count > 1)
+		json_object_object_add(o, "count", json_object_new_int64(r->count));
 	if (r->has_ref)
 		json_object_object_add(o, "ref", json_object_new_int64(r->ref));
 	if (seq > 0) {
