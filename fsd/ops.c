@@ -34,8 +34,7 @@
 struct handle {
 	struct ingest_file *file;
 	int fd;
-	char *buf;
-	size_t len;
+	struct virt_file virt;
 	struct quota *quota; /* the open counts against UID's quota */
 	uid_t uid;
 };
@@ -518,7 +517,7 @@ static void free_handle(struct handle *h)
 		close(h->fd);
 	if (h->quota)
 		quota_give(h->quota, h->uid);
-	free(h->buf);
+	virt_close(&h->virt);
 	free(h);
 }
 
@@ -595,26 +594,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 	}
 }
 
-/* A virtual file: its content as of this open, read from memory. */
+/* A virtual file: its content as of this open (see struct virt_file). */
 static int open_virtual(struct fsd *d, const char *path, struct fuse_file_info *fi)
 {
-	char *buf;
-	size_t len;
+	struct virt_file vf;
 	int r;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
-	r = virt_open(d, path, &buf, &len);
+	r = virt_open(d, path, &vf);
 	if (r < 0)
 		return r;
 	r = put_handle(fi, NULL, -1);
 	if (r < 0) {
-		free(buf);
+		virt_close(&vf);
 		return r;
 	}
-	open_handle(fi)->buf = buf;
-	open_handle(fi)->len = len;
-	/* Reads come from this snapshot, never cut to a size cached earlier. */
+	open_handle(fi)->virt = vf;
+	/* Reads come from what was opened, never cut to a size cached earlier. */
 	fi->direct_io = 1;
 	return 0;
 }
@@ -711,20 +708,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	if (!h->file) {
-		if ((size_t)off >= h->len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, h->buf + off,
-				       size < h->len - off ? size : h->len - off);
-		return;
-	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ingest_read(h->file, buf, size, off);
+	n = h->file ? ingest_read(h->file, buf, size, off)
+		    : virt_read(fsd_of(req), &h->virt, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -569,10 +569,10 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 	return r;
 }
 
-int virt_open(struct fsd *d, const char *path, char **ret, size_t *len)
+/* A rendered virtual file: its content now. */
+static int snapshot(struct fsd *d, const char *path, char **ret, size_t *len)
 {
 	const struct vfile *v = find_vfile(path);
-	char day[11];
 	int64_t mtime;
 
 	if (v)
@@ -598,9 +598,40 @@ int virt_open(struct fsd *d, const char *path, char **ret, size_t *len)
 	}
 	if (!strcmp(path, "/audit") || !strcmp(path, "/inventory"))
 		return -EISDIR;
-	if (strncmp(path, "/audit/", 7) || !day_name(path + 7, day))
-		return -ENOENT;
-	return audit_day_read(d->audit, day, ret, len);
+	return -ENOENT;
+}
+
+int virt_open(struct fsd *d, const char *path, struct virt_file *ret)
+{
+	uint64_t size;
+	int64_t mtime;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!strncmp(path, "/audit/", 7) && day_name(path + 7, ret->day)) {
+		if (audit_day_info(d->audit, ret->day, &size, &mtime) < 0)
+			return -ENOENT;
+		ret->len = size;
+		return 0;
+	}
+	return snapshot(d, path, &ret->buf, &ret->len);
+}
+
+ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off)
+{
+	if ((uint64_t)off >= f->len)
+		return 0;
+	if (size > f->len - off)
+		size = f->len - off;
+	if (f->day[0])
+		return audit_day_range(d->audit, f->day, off, buf, size);
+	memcpy(buf, f->buf + off, size);
+	return size;
+}
+
+void virt_close(struct virt_file *f)
+{
+	free(f->buf);
+	f->buf = NULL;
 }
 
 void virt_affected(struct fsd *d, unsigned what, const char *name,

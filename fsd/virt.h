@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 struct fsd;
 
@@ -17,7 +18,22 @@ bool virt_owns(const char *path);
 
 int virt_stat(struct fsd *d, const char *path, struct stat *st);
 int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx);
-int virt_open(struct fsd *d, const char *path, char **ret, size_t *len);
+/* An open virtual file: a snapshot of its content taken at open, or for an
+ * audit day file (whose bytes never change once written) its size at open,
+ * read by range from the store so that an open costs no copy of the day. */
+struct virt_file {
+	char *buf; /* the snapshot, or NULL */
+	size_t len;
+	char day[11]; /* "" unless a day file */
+};
+
+int virt_open(struct fsd *d, const char *path, struct virt_file *ret);
+
+/* Up to SIZE bytes at OFF of F: the count, or a negative errno. */
+ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off);
+
+/* Accepts a zeroed struct. */
+void virt_close(struct virt_file *f);
 
 /* The virtual top-level names, for the root listing. */
 extern const char *const virt_top_names[];

@@ -401,6 +401,24 @@ struct waiter {
 
 #define MAX_BATCH 256
 
+/* The size of DAY's file: where its next line starts. */
+static int64_t day_end(sqlite3 *db, const char *day)
+{
+	sqlite3_stmt *st;
+	int64_t end = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT off + length(line) + 1 FROM audit WHERE day = ? "
+			       "ORDER BY off DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		end = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return end;
+}
+
 /* Record SEQ awaits its outcome; in the appending transaction. */
 static int track_open(sqlite3 *db, uint64_t seq, const char *path)
 {
@@ -439,7 +457,8 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	sqlite3 *db = a->store->db;
 	sqlite3_stmt *st = NULL;
 	merkle_hash leaves[MAX_BATCH];
-	int64_t times[MAX_BATCH], ms;
+	int64_t times[MAX_BATCH], ms, off = 0;
+	char off_day[11] = "";
 	char err[AUDIT_ERR_MAX] = "";
 	uint64_t base;
 	size_t i;
@@ -459,8 +478,8 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 		goto rollback;
 	r = -EIO;
 	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf) "
-			       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf, off) "
+			       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto db_error;
 	base = a->range.count;
@@ -492,6 +511,12 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 			sqlite3_bind_null(st, 5);
 		sqlite3_bind_blob(st, 6, line, strlen(line), SQLITE_TRANSIENT);
 		sqlite3_bind_blob(st, 7, leaves[i], MERKLE_HASH, SQLITE_STATIC);
+		if (strcmp(off_day, batch[i]->day)) {
+			memcpy(off_day, batch[i]->day, sizeof(off_day));
+			off = day_end(db, off_day);
+		}
+		sqlite3_bind_int64(st, 8, off);
+		off += strlen(line) + 1;
 		free(line);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto db_error;
@@ -964,26 +989,65 @@ int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mt
 	sqlite3_stmt *st;
 	int r = -ENOENT;
 
+	/* The day's last line tells both, through the (day, off) index. */
 	pthread_mutex_lock(&a->lock);
 	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db,
-			       "SELECT count(*), sum(length(line)) + count(*), max(time_ms) "
-			       "FROM audit WHERE day = ?",
+			       "SELECT off + length(line) + 1, time_ms FROM audit WHERE day = ? "
+			       "ORDER BY off DESC LIMIT 1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*size = sqlite3_column_int64(st, 0);
+			*mtime_ms = sqlite3_column_int64(st, 1);
+			r = 0;
+		}
+		sqlite3_finalize(st);
+	} else {
+		r = -EIO;
+	}
+	db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int audit_day_range(struct audit *a, const char *day, uint64_t off, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+	size_t done = 0;
+
+	pthread_mutex_lock(&a->lock);
+	db_lock(a);
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT off, line FROM audit WHERE day = ?1 AND off < ?3 AND "
+			       "off + length(line) + 1 > ?2 ORDER BY off",
 			       -1, &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
 		pthread_mutex_unlock(&a->lock);
 		return -EIO;
 	}
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0) {
-		*size = sqlite3_column_int64(st, 1);
-		*mtime_ms = sqlite3_column_int64(st, 2);
-		r = 0;
+	sqlite3_bind_int64(st, 2, off);
+	sqlite3_bind_int64(st, 3, off + size);
+	while (done < size && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t start = sqlite3_column_int64(st, 0);
+		size_t n = sqlite3_column_bytes(st, 1);
+		const char *line = sqlite3_column_blob(st, 1);
+		/* The line and its newline, from where the range begins. */
+		uint64_t from = (start > off + done ? start : off + done) - start;
+		size_t take = n - from < size - done ? n - from : size - done;
+
+		if (from < n) {
+			memcpy(buf + done, line + from, take);
+			done += take;
+		}
+		if (done < size && from + take == n)
+			buf[done++] = '\n';
 	}
 	sqlite3_finalize(st);
 	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
-	return r;
+	return (int)done;
 }
 
 int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len)

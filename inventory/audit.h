@@ -96,6 +96,10 @@ int audit_days(struct audit *a, char (**ret)[11], size_t *n);
 /* Exact size in bytes of the day's file and the time of its last line. */
 int audit_day_info(struct audit *a, const char *day, uint64_t *size, int64_t *mtime_ms);
 
+/* Up to SIZE bytes of the day's file from offset OFF into BUF: the count
+ * (0 at the end). Its bytes never change, so reads need no snapshot. */
+int audit_day_range(struct audit *a, const char *day, uint64_t off, char *buf, size_t size);
+
 /* The day's file: its lines, each ending in a newline. */
 int audit_day_read(struct audit *a, const char *day, char **ret, size_t *len);
 

@@ -20,7 +20,8 @@ static const char schema[] =
     "  event TEXT NOT NULL,"
     "  path TEXT,"
     "  line BLOB NOT NULL,"
-    "  leaf BLOB NOT NULL);"
+    "  leaf BLOB NOT NULL,"
+    "  off INTEGER);" /* where the line starts in its day's file */
     "CREATE INDEX IF NOT EXISTS audit_by_day ON audit(day);"
     "CREATE INDEX IF NOT EXISTS audit_by_path ON audit(path, event);"
     /* Records whose outcome (a later record naming them in ref) is still
@@ -69,6 +70,11 @@ static const char schema[] =
 
 static const char *const migrations[] = {
     "ALTER TABLE keys ADD COLUMN allow_noncompliant INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE audit ADD COLUMN off INTEGER",
+    "UPDATE audit SET off = (SELECT o.off FROM (SELECT seq, sum(length(line) + 1) OVER "
+    "(PARTITION BY day ORDER BY seq) - length(line) - 1 AS off FROM audit) o "
+    "WHERE o.seq = audit.seq) WHERE off IS NULL",
+    "CREATE INDEX IF NOT EXISTS audit_by_day_off ON audit(day, off)",
 };
 
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])

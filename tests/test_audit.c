@@ -105,6 +105,20 @@ static void export(void)
 		cr_assert_eq(audit_day_read(audit, days[i], &buf, &len), 0);
 		cr_assert_eq(audit_day_info(audit, days[i], &size, &mtime), 0);
 		cr_assert_eq(size, len, "getattr size must equal the content's");
+		/* Read by ranges, as a reader of the mount does, in chunks that
+		 * cut lines anywhere: the same bytes. */
+		for (size_t chunk = 1; chunk <= 4096; chunk = chunk * 7 + 1) {
+			char *copy = malloc(len + 1);
+			size_t got = 0;
+			int r;
+			while ((r = audit_day_range(audit, days[i], got, copy + got,
+						    chunk < len + 1 - got ? chunk : len + 1 - got)) >
+			       0)
+				got += r;
+			cr_assert_eq(got, len, "chunk %zu", chunk);
+			cr_assert_eq(memcmp(copy, buf, len), 0, "chunk %zu", chunk);
+			free(copy);
+		}
 		snprintf(name, sizeof(name), "%s.jsonl", days[i]);
 		write_file(name, buf, len);
 		free(buf);
