@@ -1019,8 +1019,11 @@ int audit_day_range(struct audit *a, const char *day, uint64_t off, char *buf, s
 	pthread_mutex_lock(&a->lock);
 	db_lock(a);
 	if (sqlite3_prepare_v2(a->store->db,
-			       "SELECT off, line FROM audit WHERE day = ?1 AND off < ?3 AND "
-			       "off + length(line) + 1 > ?2 ORDER BY off",
+			       /* Seek the line holding OFF through the (day, off)
+				* index, then read on. */
+			       "SELECT off, line FROM audit WHERE day = ?1 AND off >= "
+			       "(SELECT coalesce(max(off), 0) FROM audit WHERE day = ?1 AND off <= ?2) "
+			       "AND off < ?3 ORDER BY off",
 			       -1, &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
 		pthread_mutex_unlock(&a->lock);

@@ -68,6 +68,9 @@ static const char schema[] =
     "  time_ms INTEGER NOT NULL,"
     "  note BLOB NOT NULL);";
 
+/* Changes to stores made by earlier versions, in order; PRAGMA user_version
+ * counts those applied, so that each runs once (a new store gets them all,
+ * harmlessly: its tables have the columns already). */
 static const char *const migrations[] = {
     "ALTER TABLE keys ADD COLUMN allow_noncompliant INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE audit ADD COLUMN off INTEGER",
@@ -76,6 +79,26 @@ static const char *const migrations[] = {
     "WHERE o.seq = audit.seq) WHERE off IS NULL",
     "CREATE INDEX IF NOT EXISTS audit_by_day_off ON audit(day, off)",
 };
+
+static void migrate(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	char sql[64];
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (version >= (int)(sizeof(migrations) / sizeof(*migrations)))
+		return;
+	for (size_t i = version; i < sizeof(migrations) / sizeof(*migrations); i++)
+		sqlite3_exec(db, migrations[i], NULL, NULL, NULL);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %zu",
+		 sizeof(migrations) / sizeof(*migrations));
+	sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
 
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
 {
@@ -117,9 +140,8 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 	sqlite3_finalize(st);
 	if (writable && sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail_msg;
-	/* Columns added since a store was first created; each at most once. */
-	for (size_t i = 0; writable && i < sizeof(migrations) / sizeof(*migrations); i++)
-		sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL);
+	if (writable)
+		migrate(s->db);
 	*ret = s;
 	return 0;
 fail_msg:

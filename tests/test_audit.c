@@ -107,7 +107,7 @@ static void export(void)
 		cr_assert_eq(size, len, "getattr size must equal the content's");
 		/* Read by ranges, as a reader of the mount does, in chunks that
 		 * cut lines anywhere: the same bytes. */
-		for (size_t chunk = 1; chunk <= 4096; chunk = chunk * 7 + 1) {
+		for (size_t chunk = 13; chunk <= 65536; chunk = chunk * 17 + 1) {
 			char *copy = malloc(len + 1);
 			size_t got = 0;
 			int r;
