@@ -4,16 +4,15 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
 #include "certs.h"
+#include "command.h"
 #include "config.h"
 #include "log.h"
 #include "ops.h"
@@ -27,12 +26,10 @@ static int running, stopping;
 
 static void run_command(const char *cmd, const struct inventory_alert *a, const char *what)
 {
-	char env[8][320];
-	char *envp[9], *argv[] = {(char *)cmd, NULL};
+	char env[8][320], err[ERROR_MAX];
+	char *envp[9];
 	char na[32];
 	struct tm tm;
-	pid_t pid;
-	int status;
 
 	gmtime_r(&a->not_after, &tm);
 	strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -47,26 +44,8 @@ static void run_command(const char *cmd, const struct inventory_alert *a, const 
 	for (int i = 0; i < 8; i++)
 		envp[i] = env[i];
 	envp[8] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		execve(cmd, argv, envp);
-		_exit(127);
-	}
-	if (pid < 0) {
-		log_err("alert_command %s: cannot fork: %m", cmd);
-		return;
-	}
-	for (int i = 0; i < COMMAND_TIMEOUT_S * 10; i++) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-				log_err("alert_command %s failed (status %d)", cmd, status);
-			return;
-		}
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	log_err("alert_command %s took more than %d s and was killed", cmd, COMMAND_TIMEOUT_S);
+	if (command_run(cmd, envp, NULL, COMMAND_TIMEOUT_S, err) < 0)
+		log_err("alert_command: %s", err);
 }
 
 static void fire(void *ctx, const struct inventory_alert *a)

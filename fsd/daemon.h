@@ -17,6 +17,7 @@ struct metrics;
 struct nodes;
 struct policy_live;
 struct quota;
+struct shipper;
 struct signer;
 struct store;
 struct usage_buffer;
@@ -45,6 +46,7 @@ struct fsd {
 	struct nodes *nodes;	    /* the inodes the kernel knows */
 	struct quota *quota;	    /* open files per user */
 	struct denials *denials;    /* repeated denials, counted */
+	struct shipper *shipper;  /* checkpoints off the host, or NULL */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "outbox.h"
+#include "shipper.h"
 #include "signer.h"
 
 /* The user database is read for every lookup: names of recent writers are
@@ -409,4 +410,13 @@ int events_daemon(struct fsd *d, const char *event, const char *reason)
 		return -EIO;
 	}
 	return 0;
+}
+
+void events_audit_changed(void *ctx, const char *file)
+{
+	struct fsd *d = ctx;
+
+	ops_audit_changed(d, file);
+	if (!strcmp(file, "checkpoint"))
+		shipper_offer(d->shipper);
 }

@@ -44,5 +44,9 @@ void events_policy_reload(void *ctx, int result, const char *message);
  * published or failed record (removing what was never made visible). */
 int events_settle(struct fsd *d);
 
+/* An /audit file changed (an audit_observer_fn; CTX is the struct fsd):
+ * the kernel's caches dropped, and a new checkpoint shipped. */
+void events_audit_changed(void *ctx, const char *file);
+
 /* A daemon-level event (start, stop) with an optional reason. */
 int events_daemon(struct fsd *d, const char *event, const char *reason);

@@ -34,6 +34,7 @@
 #include "nodes.h"
 #include "ops.h"
 #include "quota.h"
+#include "shipper.h"
 #include "signer.h"
 #include "store.h"
 
@@ -364,6 +365,7 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	char origin[300], host[256];
 	struct store *store;
 	EVP_PKEY *key;
+	int r;
 
 	if (signer_find_pkey(d->signer, c->audit_key, &key, err) < 0) {
 		fprintf(stderr, "signfsd: audit key: %s\n", err);
@@ -379,13 +381,22 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	snprintf(origin, sizeof(origin), "%s/signfs", host);
 	if (c->audit_origin)
 		snprintf(origin, sizeof(origin), "%s", c->audit_origin);
-	if (audit_open(store, origin, key, &d->audit, err) < 0 ||
-	    audit_public_text(origin, key, &d->audit_pub) < 0) {
+	r = audit_open(store, origin, key, &d->audit, err);
+	if (r == -EBADMSG) {
+		fprintf(stderr,
+			"signfsd: the audit log in %s/" STORE_FILE " does not match what signfsd "
+			"last signed: %s (if this is known and accepted: signfsctl audit repair "
+			"--acknowledge, which the log records)\n",
+			c->state_dir, err);
+		store_close(store);
+		return -EIO;
+	}
+	if (r < 0 || audit_public_text(origin, key, &d->audit_pub) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err[0] ? err : "cannot render the audit key");
 		store_close(store);
 		return -EIO;
 	}
-	audit_set_observer(d->audit, ops_audit_changed, d);
+	audit_set_observer(d->audit, events_audit_changed, d);
 	*ret_store = store;
 	return 0;
 }
@@ -532,6 +543,10 @@ int main(int argc, char **argv)
 	}
 	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)))
 		goto out;
+	if (c->checkpoint_command && !(d.shipper = shipper_start(c->checkpoint_command, d.audit))) {
+		fprintf(stderr, "signfsd: cannot start shipping checkpoints\n");
+		goto out;
+	}
 	if (audit_start_checkpointer(d.audit, CHECKPOINT_INTERVAL_MS) < 0) {
 		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
 		goto out;
@@ -560,7 +575,10 @@ out:
 	policy_live_free(d.policy);
 	nodes_free(d.nodes);
 	quota_free(d.quota);
-	/* Closing the log signs a last checkpoint covering the stop event. */
+	/* The last checkpoint covers the stop event, and is shipped too. */
+	if (d.audit && d.shipper)
+		audit_checkpoint(d.audit, err);
+	shipper_stop(d.shipper);
 	audit_close(d.audit);
 	free(d.audit_pub);
 	store_close(store);

@@ -37,11 +37,21 @@ struct audit_record {
 /* Milliseconds since the epoch; injectable for tests. */
 typedef int64_t (*audit_clock_fn)(void *ctx);
 
-/* Load the log from STORE (checking that its leaves are gapless). KEY signs
- * checkpoints and may be NULL for a read-only audit. ORIGIN names the log
- * and its key in checkpoints. */
+/* Load the log from STORE. KEY signs checkpoints and may be NULL for a
+ * read-only audit. ORIGIN names the log and its key in checkpoints. With
+ * KEY (the daemon), the store must agree with the last checkpoint it
+ * signed: the note verifies, its tree and last covered record are the
+ * store's, no record is missing, and each record after it is intact. Only
+ * what came after that checkpoint is read. -EBADMSG with what is wrong in
+ * ERR, unless an admin acknowledged it (audit_acknowledge_rewrite). */
 int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct audit **ret,
 	       char err[AUDIT_ERR_MAX]);
+
+/* An admin acknowledges (as UID, at NOW_MS) that the log in STORE no longer
+ * matches what the daemon last signed, and lets the next start continue
+ * with it: that start records a log_rewritten event, then signs anew. */
+int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,
+			      char err[AUDIT_ERR_MAX]);
 
 /* Accepts NULL. Stops the checkpointer after a last checkpoint. */
 void audit_close(struct audit *a);

@@ -66,7 +66,16 @@ static const char schema[] =
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  size INTEGER NOT NULL,"
     "  time_ms INTEGER NOT NULL,"
-    "  note BLOB NOT NULL);";
+    "  note BLOB NOT NULL,"
+    "  range BLOB,"      /* the tree's right edge at SIZE (struct merkle_range) */
+    "  last_leaf BLOB);" /* the leaf of record SIZE - 1 */
+    /* An admin's acknowledgement that the log was rewritten (signfsctl
+     * audit repair --acknowledge), taken up at the next start. */
+    "CREATE TABLE IF NOT EXISTS audit_repair ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  time_ms INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  reason TEXT);";
 
 /* Changes to stores made by earlier versions, in order; PRAGMA user_version
  * counts those applied, so that each runs once (a new store gets them all,
@@ -78,6 +87,8 @@ static const char *const migrations[] = {
     "(PARTITION BY day ORDER BY seq) - length(line) - 1 AS off FROM audit) o "
     "WHERE o.seq = audit.seq) WHERE off IS NULL",
     "CREATE INDEX IF NOT EXISTS audit_by_day_off ON audit(day, off)",
+    "ALTER TABLE checkpoint ADD COLUMN range BLOB",
+    "ALTER TABLE checkpoint ADD COLUMN last_leaf BLOB",
 };
 
 static void migrate(sqlite3 *db)

@@ -436,6 +436,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 				return fail(s, "audit key must be a pkcs11: URI");
 			return set_str(s, &c->audit_key, value);
 		}
+		if (!strcmp(key, "checkpoint_command"))
+			return set_path(s, &c->checkpoint_command, value);
 		if (!strcmp(key, "origin")) {
 			if (strpbrk(value, " \t+"))
 				return fail(s, "origin must not contain spaces or '+'");
@@ -526,6 +528,7 @@ void config_free(struct config *c)
 	free(c->audit_key);
 	free(c->audit_origin);
 	free(c->alert_command);
+	free(c->checkpoint_command);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		free(c->keys[i].name);
 		free(c->keys[i].uri);

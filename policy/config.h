@@ -37,6 +37,7 @@ struct config {
 	int alert_days[8];    /* expiry alert thresholds, in days */
 	size_t n_alert_days;
 	char *alert_command;	 /* run for each alert, details in the environment */
+	char *checkpoint_command; /* run with each new audit checkpoint */
 	unsigned alert_interval; /* seconds between expiry checks */
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];

@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <time.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
 		   "       signfsctl audit proof [-c CONFIG] PATH\n"
 		   "       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
+		   "       signfsctl audit repair [-c CONFIG] --acknowledge\n"
 		   "\n"
 		   "verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
 		   "        the signed checkpoint, every line, their order and the tree root;\n"
@@ -32,7 +36,11 @@ static void usage(FILE *f)
 		   "proof   prints the inclusion proof of the latest signing event of PATH\n"
 		   "        (an inbox or outbox path) against the latest checkpoint.\n"
 		   "        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
-		   "tail    prints the last LINES (default 20) events of the log.\n");
+		   "tail    prints the last LINES (default 20) events of the log.\n"
+		   "repair --acknowledge\n"
+		   "        lets signfsd start on a store whose log no longer matches the\n"
+		   "        checkpoint it last signed (it refuses otherwise); that start records\n"
+		   "        a log_rewritten event saying what was wrong, and who acknowledged it.\n");
 }
 
 static char *slurp(const char *path, size_t cap)
@@ -289,8 +297,58 @@ static int cmd_tail(int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int cmd_repair(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"acknowledge", no_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *config = SIGNFS_CONFIG_PATH;
+	char err[AUDIT_ERR_MAX];
+	bool acknowledged = false;
+	struct ctl ctl;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'a':
+			acknowledged = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !acknowledged) {
+		fprintf(stderr, "signfsctl: audit repair needs --acknowledge: it accepts a log that "
+				"no longer matches what signfsd signed\n");
+		return EXIT_USAGE;
+	}
+	if (ctl_open(config, true, &ctl) < 0)
+		return EXIT_FAIL;
+	r = audit_acknowledge_rewrite(ctl.store, getuid(), (int64_t)time(NULL) * 1000, err);
+	ctl_close(&ctl);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return EXIT_FAIL;
+	}
+	printf("acknowledged: the next start of signfsd continues with the log as it is and "
+	       "records a log_rewritten event\n");
+	return EXIT_OK;
+}
+
 int cmd_audit(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "repair"))
+		return cmd_repair(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "proof"))
