@@ -379,7 +379,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 			char *end;
 			long v = strtol(value, &end, 10);
 			if (*end || v < 16 || v > 1000000)
-				return fail(s, "open_files_per_user must be a number from 16 to 1000000");
+				return fail(
+				    s, "open_files_per_user must be a number from 16 to 1000000");
 			c->open_per_user = v;
 			return 1;
 		}

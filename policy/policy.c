@@ -2,72 +2,125 @@
 #include "policy.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Glob matching over '/'-separated paths. '*' and '?' never cross a '/';
  * a '**' path component matches zero or more whole components. In prefix
  * mode the path is a directory, and the answer is whether the glob can
- * match some path below it: running out of path counts as success. */
-static bool match(const char *g, const char *p, bool prefix)
+ * match some path below it.
+ *
+ * The cost is bounded, whatever the input: one pass over the components
+ * (a table of which glob components can stand where), and within one
+ * component the classic wildcard match that only ever returns to the last
+ * '*', so it is at most name length times pattern length. */
+
+#define MAX_COMPONENTS 256
+
+struct component {
+	const char *s;
+	size_t n;
+};
+
+/* Split S at '/' into at most MAX_COMPONENTS components. -1 when more. */
+static int split(const char *s, struct component *out)
 {
+	int n = 0;
+
+	if (!*s)
+		return 0;
 	for (;;) {
-		if (!*g)
-			return !*p;
-		if (!*p && prefix)
-			return true;
-		if (g[0] == '*' && g[1] == '*' && (g[2] == '/' || !g[2])) {
-			const char *rest = g[2] == '/' ? g + 3 : g + 2;
-			/* zero components, or swallow one and try again */
-			if (match(rest, p, prefix))
-				return true;
-			if (!*rest && *p)
-				return true; /* trailing '**': anything below */
-			while (*p && *p != '/')
-				p++;
-			if (!*p)
-				return prefix;
-			p++;
-			continue;
+		const char *slash = strchr(s, '/');
+		if (n == MAX_COMPONENTS)
+			return -1;
+		out[n].s = s;
+		out[n].n = slash ? (size_t)(slash - s) : strlen(s);
+		n++;
+		if (!slash)
+			return n;
+		s = slash + 1;
+	}
+}
+
+/* Does NAME match the one-component pattern PAT ('*', '?', literals)? */
+static bool match_component(const struct component *pat, const struct component *name)
+{
+	size_t pi = 0, si = 0, star = SIZE_MAX, mark = 0;
+
+	while (si < name->n) {
+		if (pi < pat->n && (pat->s[pi] == '?' || pat->s[pi] == name->s[si])) {
+			pi++;
+			si++;
+		} else if (pi < pat->n && pat->s[pi] == '*') {
+			star = pi++;
+			mark = si;
+		} else if (star != SIZE_MAX) {
+			pi = star + 1;
+			si = ++mark;
+		} else {
+			return false;
 		}
-		if (*g == '*') {
-			while (*g == '*')
-				g++;
-			for (;;) {
-				if (match(g, p, prefix))
-					return true;
-				if (!*p || *p == '/')
-					return !*p && prefix;
-				p++;
+	}
+	while (pi < pat->n && pat->s[pi] == '*')
+		pi++;
+	return pi == pat->n;
+}
+
+static bool is_globstar(const struct component *c)
+{
+	return c->n == 2 && c->s[0] == '*' && c->s[1] == '*';
+}
+
+static bool match(const char *glob, const char *path, bool prefix)
+{
+	struct component g[MAX_COMPONENTS], p[MAX_COMPONENTS];
+	/* can[i]: the first i glob components can match the path components
+	 * taken so far. One row per path component. */
+	bool can[MAX_COMPONENTS + 1], next[MAX_COMPONENTS + 1];
+	int m = split(glob, g), n = split(path, p);
+
+	if (m < 0 || n < 0)
+		return false;
+	memset(can, 0, sizeof(can));
+	can[0] = true;
+	/* A '**' may take no component, except the last one: a glob ending in
+	 * a '**' component means what is below, not the directory itself. */
+	for (int i = 0; i < m - 1 && is_globstar(&g[i]); i++)
+		can[i + 1] = true;
+	for (int j = 0; j < n; j++) {
+		memset(next, 0, sizeof(next));
+		for (int i = 0; i < m; i++) {
+
+			if (is_globstar(&g[i])) {
+				/* '**' takes this component and may take more. */
+				if (can[i] || can[i + 1])
+					next[i + 1] = true;
+			} else if (can[i] && match_component(&g[i], &p[j])) {
+				next[i + 1] = true;
 			}
 		}
-		if (!*p)
-			return false;
-		if (*g == '?') {
-			if (*p == '/')
-				return false;
-		} else if (*g != *p) {
-			return false;
-		}
-		g++;
-		p++;
+		/* A '**' may also take nothing after what was just matched. */
+		for (int i = 0; i < m - 1; i++)
+			if (next[i] && is_globstar(&g[i]))
+				next[i + 1] = true;
+		memcpy(can, next, sizeof(can));
 	}
+	if (!prefix)
+		return can[m];
+	/* Something below the directory: any glob left over can match more,
+	 * and so can a trailing '**' that matched the directory itself. */
+	for (int i = 0; i < m; i++)
+		if (can[i])
+			return true;
+	return m > 0 && can[m] && is_globstar(&g[m - 1]);
 }
 
 bool policy_glob_match(const char *glob, const char *path, bool prefix)
 {
-	char dir[4096];
-
-	if (!prefix)
-		return match(glob, path, false);
-	/* A directory D: something below it is "D/...". */
-	if (!*path)
-		return true;
-	if (strlen(path) + 2 > sizeof(dir))
-		return false;
-	strcpy(dir, path);
-	strcat(dir, "/");
-	return match(glob, dir, true);
+	if (prefix && !*path)
+		return true; /* the inbox itself: everything is below it */
+	return match(glob, path, prefix);
 }
 
 struct rate_entry {
@@ -259,11 +312,12 @@ struct policy_decision policy_decide(const struct rule *rules, size_t n_rules, c
 			return d;
 		}
 		if (r->rate_per_hour && rates) {
-			bool full = target == POLICY_COMMIT
-					? !(d.reserved = policy_rates_reserve(
-						rates, r->name, subject->uid, now, r->rate_per_hour))
-					: policy_rates_count(rates, r->name, subject->uid, now) >=
-						  r->rate_per_hour;
+			bool full =
+			    target == POLICY_COMMIT
+				? !(d.reserved = policy_rates_reserve(rates, r->name, subject->uid,
+								      now, r->rate_per_hour))
+				: policy_rates_count(rates, r->name, subject->uid, now) >=
+				      r->rate_per_hour;
 			if (full) {
 				d.reason = "rate limit reached (signatures per user per hour)";
 				return d;

@@ -2,6 +2,7 @@
  * errors with file:line) and deciding (globs, '**', users and groups,
  * supplementary groups, first match, time windows, rate limits). */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -218,4 +219,42 @@ Test(policy, commits_racing_for_a_rate_limit_never_exceed_it)
 	cr_assert_not(policy_decide(c->rules, 1, "x", POLICY_COMMIT, &alice, t, rates).allow);
 	policy_rates_free(rates);
 	config_free(c);
+}
+
+/* A name built to make a backtracking matcher try every way of placing
+ * the stars: decided quickly, and the same answer as the pattern says. */
+Test(policy, glob_matching_costs_little_whatever_the_name)
+{
+	char name[300] = "release/";
+	struct timespec a, b;
+	double ms;
+	bool hit;
+
+	for (size_t i = strlen(name); i < 258; i++)
+		name[i] = i % 3 ? '-' : 'x';
+	name[258] = 0;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	hit = policy_glob_match("release/*-*-*-*.tar.gz", name, false);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+	cr_assert_not(hit);
+	cr_assert_lt(ms, 50.0, "%.1f ms for one decision", ms);
+	strcpy(name + 250, ".tar.gz");
+	cr_assert(policy_glob_match("release/*-*-*-*.tar.gz", name, false));
+}
+
+Test(policy, globstar_and_prefix_decisions)
+{
+	cr_assert(policy_glob_match("**", "x", true), "everything below x");
+	cr_assert(policy_glob_match("**", "a/b/c", false));
+	cr_assert(policy_glob_match("a/**", "a", true));
+	cr_assert(policy_glob_match("a/**/z", "a/b/c/z", false));
+	cr_assert(policy_glob_match("a/**/z", "a/z", false), "** may be empty");
+	cr_assert_not(policy_glob_match("a/**/z", "a/b/c", false));
+	cr_assert(policy_glob_match("a/**/z", "a/b/c", true), "z may come below");
+	cr_assert_not(policy_glob_match("a/b*", "a/bx", true), "nothing below a/bx matches");
+	cr_assert_not(policy_glob_match("rel*/*.bin", "release/x.tar", false));
+	cr_assert(policy_glob_match("rel*/*.bin", "release/x.bin", false));
+	cr_assert_not(policy_glob_match("*", "a/b", false), "'*' stops at '/'");
+	cr_assert(policy_glob_match("?/b", "a/b", false));
 }

@@ -16,6 +16,16 @@ note)
 	incs="-I$top/inventory -I$top/policy"
 	libs="-lcrypto"
 	;;
+glob)
+	srcs="$top/policy/policy.c"
+	incs="-I$top/policy"
+	libs=""
+	;;
+verify)
+	srcs="$top/inventory/verify.c $top/inventory/audit.c $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/error.c"
+	incs="-I$top/inventory -I$top/policy -I/usr/include/json-c"
+	libs="-lcrypto -ljson-c -lsqlite3"
+	;;
 config)
 	srcs="$top/policy/config.c $top/policy/error.c"
 	incs="-I$top/policy"
