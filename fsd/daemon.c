@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "ops.h"
+#include "text.h"
 
 static int64_t now_ms(void)
 {
@@ -31,8 +32,12 @@ void daemon_note_failure(struct fsd *d, const char *path, const char *reason)
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	pthread_mutex_lock(&d->status_lock);
-	snprintf(d->status.last_failure, sizeof(d->status.last_failure), "%s inbox/%s: %s", when,
-		 path, reason ? reason : "unknown error");
+	{
+		char line[sizeof(d->status.last_failure)];
+		snprintf(line, sizeof(line), "%s inbox/%s: %s", when, path,
+			 reason ? reason : "unknown error");
+		text_printable(line, d->status.last_failure, sizeof(d->status.last_failure));
+	}
 	pthread_mutex_unlock(&d->status_lock);
 	ops_changed(d, VIRT_STATUS, NULL);
 }

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 static int log_fd = STDERR_FILENO;
 static const int max_level = LOG_INFO;
 static int journal = -1;
@@ -35,7 +37,7 @@ void log_msg(int level, const char *fmt, ...)
 {
 	static const char *const names[] = {"emerg",   "alert",	 "crit", "error",
 					    "warning", "notice", "info", "debug"};
-	char line[2048];
+	char line[2048], msg[1024];
 	int n;
 	va_list ap;
 
@@ -56,8 +58,11 @@ void log_msg(int level, const char *fmt, ...)
 			     ts.tv_nsec / 1000000, getpid(), names[level & 7]);
 	}
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Names in messages come from writers: one line stays one line. */
+	text_printable(msg, line + n, sizeof(line) - n - 1);
+	n += strlen(line + n);
 	if (n > (int)sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';

@@ -489,12 +489,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (config_load(o.config, &c, err) < 0) {
+	if (config_check_file(o.config, false, err) < 0 || config_load(o.config, &c, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		return 1;
 	}
 	if (resolve_pin(c) < 0)
 		goto out;
+	/* A missing PIN file is the signer's to report, with its own words. */
+	r = config_check_file(c->pin_file, true, err);
+	if (r < 0 && r != -ENOENT) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		goto out;
+	}
 	/* The embedded SoftHSM2 token finds its store through this variable;
 	 * it must be set before the module is loaded. */
 	if (c->softhsm2_conf)

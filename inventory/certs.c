@@ -41,6 +41,15 @@ static void hex(const unsigned char *d, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
+static void fingerprint(X509 *x, char out[65]);
+static void serial_hex(X509 *x, char out[65]);
+
+void inventory_cert_ids(X509 *x, char serial[65], char fingerprint_out[65])
+{
+	serial_hex(x, serial);
+	fingerprint(x, fingerprint_out);
+}
+
 static void fingerprint(X509 *x, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];

@@ -39,6 +39,9 @@ struct key_facts {
 	bool allow_noncompliant; /* the config lets it sign though noncompliant */
 };
 
+/* CERT's serial and SHA-256 fingerprint, in hex, as the inventory records them. */
+void inventory_cert_ids(X509 *cert, char serial[65], char fingerprint[65]);
+
 /* Code-signing rule problems of CERT (with its key's facts), as a
  * "; "-separated text; "" when compliant. */
 void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, size_t n);

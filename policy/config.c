@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_SIZE (1 << 20)
 
@@ -617,6 +619,28 @@ int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
 	r = config_parse_string(file, text, ret, err);
 	free(text);
 	return r;
+}
+
+int config_check_file(const char *file, bool secret, char err[CONFIG_ERR_MAX])
+{
+	struct stat st;
+
+	if (stat(file, &st) < 0)
+		return error_set(err, -errno, "%s: %s", file, strerror(errno));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return error_set(err, -EPERM, "%s is owned by uid %u, not root: refused", file,
+				 (unsigned)st.st_uid);
+	if (st.st_mode & 022)
+		return error_set(err, -EPERM,
+				 "%s is writable by %s (mode %04o): refused; chmod go-w %s", file,
+				 st.st_mode & 002 ? "anyone" : "its group",
+				 (unsigned)(st.st_mode & 07777), file);
+	if (secret && (st.st_mode & 044))
+		return error_set(err, -EPERM,
+				 "%s is readable by %s (mode %04o): refused; chmod 0400 %s", file,
+				 st.st_mode & 004 ? "anyone" : "its group",
+				 (unsigned)(st.st_mode & 07777), file);
+	return 0;
 }
 
 const struct config_key *config_find_key(const struct config *c, const char *name)

@@ -52,6 +52,12 @@ struct config {
  * and writes "file:line: reason" into err; *ret is untouched. */
 int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
 
+/* May FILE be trusted as a config (a secret file, with SECRET: the PIN)?
+ * It must be owned by root or the running user and writable by no one else;
+ * a secret must not be readable by group or others either. 0, or -EPERM
+ * with what is wrong and how to fix it in ERR. */
+int config_check_file(const char *file, bool secret, char err[CONFIG_ERR_MAX]);
+
 /* Same, from a string; name is used in messages. */
 int config_parse_string(const char *name, const char *text, struct config **ret,
 			char err[CONFIG_ERR_MAX]);

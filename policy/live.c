@@ -36,7 +36,10 @@ struct policy_live {
 static int load(struct policy_live *p, struct config **ret, char *err)
 {
 	struct config *c;
-	int r = config_load(p->path, &c, err);
+	int r = config_check_file(p->path, false, err);
+
+	if (r == 0)
+		r = config_load(p->path, &c, err);
 
 	if (r < 0)
 		return r;

@@ -48,7 +48,7 @@ static const char *config_arg(int argc, char **argv, int min, int max, const cha
 	return config;
 }
 
-/* Apply CHANGE with its audit record REC, in one transaction. */
+/* Apply CHANGE (FN may be NULL) with its audit record REC, in one transaction. */
 static int change(struct ctl *c, struct audit_record *rec, store_txn_fn fn,
 		  struct inventory_change *ch)
 {
@@ -61,7 +61,7 @@ static int change(struct ctl *c, struct audit_record *rec, store_txn_fn fn,
 	rec->pid = getpid();
 	rec->size = AUDIT_NONE;
 	rec->exe = "signfsctl";
-	if (audit_append_with(c->audit, rec, fn, ch, NULL, err) < 0) {
+	if (audit_append_with(c->audit, rec, fn, fn ? ch : NULL, NULL, err) < 0) {
 		fprintf(stderr, "signfsctl: %s\n", err);
 		return EXIT_FAIL;
 	}
@@ -276,10 +276,30 @@ static int issue_demo(int argc, char **argv)
 		X509_free(cert);
 		goto out;
 	}
-	printf("wrote %s (key %s, %ld days%s)\n", argv[optind + 1], k->name, days,
-	       backdate ? ", backdated" : "");
+	{
+		/* Signed with the CA key: a state change like any other. */
+		char serial[65], fp[65], reason[128];
+		struct audit_record rec = {.event = "cert_issued",
+					   .decision = "allow",
+					   .key = k->name,
+					   .cert_serial = serial,
+					   .cert_fingerprint = fp,
+					   .reason = reason};
+		struct ctl ctl;
+		inventory_cert_ids(cert, serial, fp);
+		snprintf(reason, sizeof(reason), "issued by the demo CA for %ld days%s", days,
+			 backdate ? ", backdated" : "");
+		if (ctl_open(config, true, &ctl) < 0) {
+			X509_free(cert);
+			goto out;
+		}
+		ret = change(&ctl, &rec, NULL, NULL);
+		ctl_close(&ctl);
+	}
+	if (ret == EXIT_OK)
+		printf("wrote %s (key %s, %ld days%s)\n", argv[optind + 1], k->name, days,
+		       backdate ? ", backdated" : "");
 	X509_free(cert);
-	ret = EXIT_OK;
 out:
 	X509_free(ca);
 	signer_free(s);

@@ -3,6 +3,7 @@
  * key, what was denied, what happened to certificates and the policy, and
  * which signed checkpoint covers it, so it can be tied to the verifiable log. */
 #include "commands.h"
+#include "text.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -169,9 +170,13 @@ static void print_json(struct report *r)
 	json_object_put(o);
 }
 
+/* A cell a spreadsheet shows as text: a leading = + - @ (or a tab or CR)
+ * would make it a formula, so it gets a quote before it. */
 static void csv_cell(const char *s)
 {
 	putchar('"');
+	if (strchr("=+-@\t\r", *s) && *s)
+		putchar('\'');
 	for (; *s; s++) {
 		if (*s == '"')
 			putchar('"');
@@ -211,8 +216,11 @@ static void print_text(struct report *r)
 	for (size_t i = 0; i < r->n_users; i++)
 		printf("  %-40s %8lu\n", r->users[i].name, r->users[i].n);
 	printf("\nDenials by reason\n");
-	for (size_t i = 0; i < r->n_reasons; i++)
-		printf("  %-60s %8lu\n", r->reasons[i].name, r->reasons[i].n);
+	for (size_t i = 0; i < r->n_reasons; i++) {
+		char shown[512];
+		printf("  %-60s %8lu\n",
+		       text_printable(r->reasons[i].name, shown, sizeof(shown)), r->reasons[i].n);
+	}
 	struct {
 		const char *title;
 		json_object *list;
@@ -225,12 +233,18 @@ static void print_text(struct report *r)
 		printf("\n%s\n", lists[l].title);
 		for (size_t i = 0; i < json_object_array_length(lists[l].list); i++) {
 			json_object *o = json_object_array_get_idx(lists[l].list, i);
-			char user[160];
+			char user[160], shown[4][1024];
+			/* Paths and reasons come from writers: no control
+			 * character reaches the terminal. */
 			user_label(o, user, sizeof(user));
 			printf("  %s %-15s %-22s %s%s%s%s%s\n", field(o, "time"), field(o, "event"),
-			       *field(o, "uid") ? user : "-", field(o, "path"),
-			       *field(o, "key") ? " key " : "", field(o, "key"),
-			       *field(o, "reason") ? ": " : "", field(o, "reason"));
+			       *field(o, "uid") ? text_printable(user, shown[0], sizeof(shown[0]))
+						: "-",
+			       text_printable(field(o, "path"), shown[1], sizeof(shown[1])),
+			       *field(o, "key") ? " key " : "",
+			       text_printable(field(o, "key"), shown[2], sizeof(shown[2])),
+			       *field(o, "reason") ? ": " : "",
+			       text_printable(field(o, "reason"), shown[3], sizeof(shown[3])));
 		}
 	}
 	printf("\nAudit checkpoint (verify with: signfsctl audit verify)\n");

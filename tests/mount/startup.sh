@@ -40,8 +40,17 @@ refuses "PKCS#11 module missing" "PKCS#11 module /nonexistent/libp11mod.so: No s
 refuses "token absent" "no token matches 'pkcs11:token=absent" \
 	"$(variant notoken 's|token=signfs;object=codesign|token=absent;object=codesign|')"
 printf '31337\n' >"$T/wrong.pin"
+chmod 0400 "$T/wrong.pin"
 refuses "wrong PIN" "wrong PIN (from $T/wrong.pin)" \
 	"$(variant wrongpin "s|^pin_file = .*|pin_file = $T/wrong.pin|")"
+cp "$STATE/token.pin" "$T/open.pin"
+chmod 0644 "$T/open.pin"
+refuses "a PIN file readable by others is refused" "$T/open.pin is readable by anyone (mode 0644)" \
+	"$(variant openpin "s|^pin_file = .*|pin_file = $T/open.pin|")"
+cp "$CONF" "$T/writable.conf"
+chmod 0666 "$T/writable.conf"
+refuses "a config anyone may write is refused" "$T/writable.conf is writable by anyone" \
+	"$T/writable.conf"
 refuses "PIN file missing" "PIN file $T/nope.pin: No such file" \
 	"$(variant nopin "s|^pin_file = .*|pin_file = $T/nope.pin|")"
 refuses "key not found" "no private key matches 'pkcs11:token=signfs;object=nokey" \

@@ -1,0 +1,25 @@
+/* See text.h. */
+#include "text.h"
+
+#include <stdio.h>
+
+char *text_printable(const char *in, char *out, size_t n)
+{
+	size_t o = 0;
+
+	if (n == 0)
+		return out;
+	for (; *in && o + 1 < n; in++) {
+		unsigned char c = *in;
+		if (c < 0x20 || c == 0x7f) {
+			if (o + 5 > n)
+				break;
+			snprintf(out + o, 5, "\\x%02x", c);
+			o += 4;
+		} else {
+			out[o++] = c;
+		}
+	}
+	out[o] = 0;
+	return out;
+}
