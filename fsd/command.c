@@ -49,7 +49,8 @@ int command_run(const char *cmd, char *const envp[], const char *input, int time
 				return error_set(err, -EIO, "%s could not be run", cmd);
 			return error_set(err, -EIO, "%s failed (%s %d)", cmd,
 					 WIFEXITED(status) ? "exit" : "signal",
-					 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+					 WIFEXITED(status) ? WEXITSTATUS(status)
+							   : WTERMSIG(status));
 		}
 		usleep(100000);
 	}

@@ -46,7 +46,7 @@ struct fsd {
 	struct nodes *nodes;	    /* the inodes the kernel knows */
 	struct quota *quota;	    /* open files per user */
 	struct denials *denials;    /* repeated denials, counted */
-	struct shipper *shipper;  /* checkpoints off the host, or NULL */
+	struct shipper *shipper;    /* checkpoints off the host, or NULL */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

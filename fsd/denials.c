@@ -15,8 +15,8 @@ struct slot {
 	char rule[64], reason[256];
 	time_t since;		  /* when the interval began (the recorded denial) */
 	unsigned counted;	  /* denials since, not recorded yet */
-	struct audit_record last; /* the last one counted, for its fields */
-	char path[4096], exe[256], user[64];
+	struct audit_record last; /* the last one counted: its numbers, and */
+	char path[4096], exe[256], user[64], key[64]; /* its strings, copied */
 };
 
 struct denials {
@@ -60,6 +60,7 @@ static void emit(struct denials *dn, struct slot *s)
 	s->last.exe = s->exe[0] ? s->exe : NULL;
 	s->last.user = s->user[0] ? s->user : NULL;
 	s->last.rule = s->rule[0] ? s->rule : NULL;
+	s->last.key = s->key[0] ? s->key : NULL;
 	s->last.reason = s->reason;
 	dn->record(dn->ctx, &s->last);
 }
@@ -74,7 +75,15 @@ bool denials_add(struct denials *dn, const struct audit_record *rec, time_t now)
 		if (same(s, rec) && now - s->since < DENIALS_INTERVAL) {
 			/* Within the interval: counted, its fields kept. */
 			s->counted++;
-			s->last = *rec;
+			/* Only numbers are kept from REC itself: its strings are
+			 * the caller's, gone when it returns. */
+			s->last = (struct audit_record){.event = "denied",
+							.decision = "deny",
+							.uid = rec->uid,
+							.gid = rec->gid,
+							.pid = rec->pid,
+							.size = AUDIT_NONE};
+			snprintf(s->key, sizeof(s->key), "%s", rec->key ? rec->key : "");
 			snprintf(s->path, sizeof(s->path), "%s", rec->path ? rec->path : "");
 			snprintf(s->exe, sizeof(s->exe), "%s", rec->exe ? rec->exe : "");
 			snprintf(s->user, sizeof(s->user), "%s", rec->user ? rec->user : "");

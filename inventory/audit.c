@@ -268,7 +268,8 @@ static int load_checkpoint(sqlite3 *db, struct stored_checkpoint *cp)
 	int rc;
 
 	memset(cp, 0, sizeof(*cp));
-	if (sqlite3_prepare_v2(db, "SELECT size, note, range, last_leaf FROM checkpoint WHERE id = 1",
+	if (sqlite3_prepare_v2(db,
+			       "SELECT size, note, range, last_leaf FROM checkpoint WHERE id = 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	rc = sqlite3_step(st);
@@ -280,8 +281,8 @@ static int load_checkpoint(sqlite3 *db, struct stored_checkpoint *cp)
 		    sqlite3_column_bytes(st, 3) == MERKLE_HASH) {
 			memcpy(&cp->range, sqlite3_column_blob(st, 2), sizeof(cp->range));
 			memcpy(cp->last_leaf, sqlite3_column_blob(st, 3), MERKLE_HASH);
-			cp->has_range = cp->range.count == cp->size && cp->range.n >= 0 &&
-					cp->range.n <= 64;
+			cp->has_range =
+			    cp->range.count == cp->size && cp->range.n >= 0 && cp->range.n <= 64;
 		}
 	}
 	sqlite3_finalize(st);
@@ -327,10 +328,11 @@ static int read_tail(struct audit *a, uint64_t from, uint64_t to, bool check, ch
 	char want[sizeof("\"prev\":\"") + 2 * MERKLE_HASH + 2];
 	int rc, r = 0;
 
-	if (sqlite3_prepare_v2(a->store->db,
-			       "SELECT seq, leaf, time_ms, line FROM audit WHERE seq >= ? AND seq < ? "
-			       "ORDER BY seq",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		a->store->db,
+		"SELECT seq, leaf, time_ms, line FROM audit WHERE seq >= ? AND seq < ? "
+		"ORDER BY seq",
+		-1, &st, NULL) != SQLITE_OK)
 		return error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to > INT64_MAX ? INT64_MAX : (int64_t)to);
@@ -433,8 +435,9 @@ static int load_tree(struct audit *a, char *err)
 		if (r == 0 && cp.has_range) {
 			merkle_range_root(&cp.range, root_now);
 			if (memcmp(root, root_now, MERKLE_HASH))
-				r = error_set(err, -EBADMSG,
-					      "the stored tree does not match the signed checkpoint");
+				r = error_set(
+				    err, -EBADMSG,
+				    "the stored tree does not match the signed checkpoint");
 		}
 		if (r == 0 && count_records(a->store->db, &n, &max_seq) < 0)
 			r = error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
@@ -449,9 +452,10 @@ static int load_tree(struct audit *a, char *err)
 		if (r == 0 && cp.has_range && cp.size > 0 &&
 		    (stored_leaf(a->store->db, cp.size - 1, leaf) < 0 ||
 		     memcmp(leaf, cp.last_leaf, MERKLE_HASH)))
-			r = error_set(err, -EBADMSG,
-				      "record %llu, the last one the checkpoint covers, was changed",
-				      (unsigned long long)cp.size - 1);
+			r = error_set(
+			    err, -EBADMSG,
+			    "record %llu, the last one the checkpoint covers, was changed",
+			    (unsigned long long)cp.size - 1);
 		if (r < 0)
 			goto out;
 	}
@@ -461,8 +465,9 @@ static int load_tree(struct audit *a, char *err)
 		r = read_tail(a, 0, cp.size, true, err);
 		merkle_range_root(&a->range, root_now);
 		if (r == 0 && memcmp(root, root_now, MERKLE_HASH))
-			r = error_set(err, -EBADMSG,
-				      "the records in the store do not match the signed checkpoint");
+			r = error_set(
+			    err, -EBADMSG,
+			    "the records in the store do not match the signed checkpoint");
 		if (r < 0)
 			goto out;
 	}
@@ -481,9 +486,9 @@ static int record_ack(void *ctx, struct store_txn *txn, char *err)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(txn->db,
-			       "INSERT OR REPLACE INTO audit_repair(id, time_ms, uid) VALUES (1, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		txn->db, "INSERT OR REPLACE INTO audit_repair(id, time_ms, uid) VALUES (1, ?, ?)",
+		-1, &st, NULL) != SQLITE_OK)
 		return error_set(err, -EIO, "store: %s", sqlite3_errmsg(txn->db));
 	sqlite3_bind_int64(st, 1, ack->now);
 	sqlite3_bind_int64(st, 2, ack->uid);
@@ -1299,13 +1304,14 @@ int audit_day_range(struct audit *a, const char *day, uint64_t off, char *buf, s
 
 	pthread_mutex_lock(&a->lock);
 	db_lock(a);
-	if (sqlite3_prepare_v2(a->store->db,
-			       /* Seek the line holding OFF through the (day, off)
-				* index, then read on. */
-			       "SELECT off, line FROM audit WHERE day = ?1 AND off >= "
-			       "(SELECT coalesce(max(off), 0) FROM audit WHERE day = ?1 AND off <= ?2) "
-			       "AND off < ?3 ORDER BY off",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		a->store->db,
+		/* Seek the line holding OFF through the (day, off)
+		 * index, then read on. */
+		"SELECT off, line FROM audit WHERE day = ?1 AND off >= "
+		"(SELECT coalesce(max(off), 0) FROM audit WHERE day = ?1 AND off <= ?2) "
+		"AND off < ?3 ORDER BY off",
+		-1, &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
 		pthread_mutex_unlock(&a->lock);
 		return -EIO;

@@ -29,8 +29,8 @@ struct audit_record {
 	const char *key, *cert_serial, *cert_fingerprint;
 	const char *rule, *decision, *reason;
 	unsigned count; /* the events this record stands for, when more than one */
-	bool opens;   /* a later record will conclude this one (ref) */
-	bool has_ref; /* this record concludes record REF */
+	bool opens;	/* a later record will conclude this one (ref) */
+	bool has_ref;	/* this record concludes record REF */
 	uint64_t ref;
 };
 

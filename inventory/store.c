@@ -67,7 +67,7 @@ static const char schema[] =
     "  size INTEGER NOT NULL,"
     "  time_ms INTEGER NOT NULL,"
     "  note BLOB NOT NULL,"
-    "  range BLOB,"      /* the tree's right edge at SIZE (struct merkle_range) */
+    "  range BLOB,"	 /* the tree's right edge at SIZE (struct merkle_range) */
     "  last_leaf BLOB);" /* the leaf of record SIZE - 1 */
     /* An admin's acknowledgement that the log was rewritten (signfsctl
      * audit repair --acknowledge), taken up at the next start. */

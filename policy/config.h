@@ -24,21 +24,21 @@ struct config {
 	char *path;
 	int n_lines; /* lines in the file, for messages about what it lacks */
 	char *state_dir;
-	char *module;	      /* PKCS#11 module (.so) */
-	char *pin_file;	      /* user PIN, first line; never logged */
-	char *pin_credential; /* or: the systemd credential holding it */
-	char *softhsm2_conf;  /* embedded token only: exported as SOFTHSM2_CONF */
-	char *audit_key;      /* URI of the audit-log key (never a code-signing key) */
-	char *audit_origin;   /* names the log in checkpoints; NULL: HOSTNAME/signfs */
-	unsigned threads;     /* FUSE worker threads (libfuse caps at 10) */
-	unsigned temp_grace;  /* seconds a closed temporary file waits for its rename */
+	char *module;		/* PKCS#11 module (.so) */
+	char *pin_file;		/* user PIN, first line; never logged */
+	char *pin_credential;	/* or: the systemd credential holding it */
+	char *softhsm2_conf;	/* embedded token only: exported as SOFTHSM2_CONF */
+	char *audit_key;	/* URI of the audit-log key (never a code-signing key) */
+	char *audit_origin;	/* names the log in checkpoints; NULL: HOSTNAME/signfs */
+	unsigned threads;	/* FUSE worker threads (libfuse caps at 10) */
+	unsigned temp_grace;	/* seconds a closed temporary file waits for its rename */
 	unsigned open_per_user; /* files one uid may hold open in the mount */
-	int warn_days;	      /* a certificate is "expiring" this close to its end */
-	int alert_days[8];    /* expiry alert thresholds, in days */
+	int warn_days;		/* a certificate is "expiring" this close to its end */
+	int alert_days[8];	/* expiry alert thresholds, in days */
 	size_t n_alert_days;
-	char *alert_command;	 /* run for each alert, details in the environment */
+	char *alert_command;	  /* run for each alert, details in the environment */
 	char *checkpoint_command; /* run with each new audit checkpoint */
-	unsigned alert_interval; /* seconds between expiry checks */
+	unsigned alert_interval;  /* seconds between expiry checks */
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;

@@ -35,12 +35,11 @@ struct policy_live {
 
 static int load(struct policy_live *p, struct config **ret, char *err)
 {
-	struct config *c;
+	struct config *c = NULL;
 	int r = config_check_file(p->path, false, err);
 
 	if (r == 0)
 		r = config_load(p->path, &c, err);
-
 	if (r < 0)
 		return r;
 	if (p->validate && (r = p->validate(p->validate_ctx, c, err)) < 0) {

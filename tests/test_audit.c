@@ -112,8 +112,8 @@ static void export(void)
 			size_t got = 0;
 			int r;
 			while ((r = audit_day_range(audit, days[i], got, copy + got,
-						    chunk < len + 1 - got ? chunk : len + 1 - got)) >
-			       0)
+						    chunk < len + 1 - got ? chunk
+									  : len + 1 - got)) > 0)
 				got += r;
 			cr_assert_eq(got, len, "chunk %zu", chunk);
 			cr_assert_eq(memcmp(copy, buf, len), 0, "chunk %zu", chunk);

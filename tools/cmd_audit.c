@@ -22,25 +22,26 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
-		   "       signfsctl audit proof [-c CONFIG] PATH\n"
-		   "       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
-		   "       signfsctl audit repair [-c CONFIG] --acknowledge\n"
-		   "\n"
-		   "verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
-		   "        the signed checkpoint, every line, their order and the tree root;\n"
-		   "        names the first bad line. --checkpoint OLD also proves that the log\n"
-		   "        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
-		   "        without it DIR/audit.pub is used.\n"
-		   "        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
-		   "proof   prints the inclusion proof of the latest signing event of PATH\n"
-		   "        (an inbox or outbox path) against the latest checkpoint.\n"
-		   "        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
-		   "tail    prints the last LINES (default 20) events of the log.\n"
-		   "repair --acknowledge\n"
-		   "        lets signfsd start on a store whose log no longer matches the\n"
-		   "        checkpoint it last signed (it refuses otherwise); that start records\n"
-		   "        a log_rewritten event saying what was wrong, and who acknowledged it.\n");
+	fprintf(f,
+		"usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
+		"       signfsctl audit proof [-c CONFIG] PATH\n"
+		"       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
+		"       signfsctl audit repair [-c CONFIG] --acknowledge\n"
+		"\n"
+		"verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
+		"        the signed checkpoint, every line, their order and the tree root;\n"
+		"        names the first bad line. --checkpoint OLD also proves that the log\n"
+		"        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
+		"        without it DIR/audit.pub is used.\n"
+		"        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
+		"proof   prints the inclusion proof of the latest signing event of PATH\n"
+		"        (an inbox or outbox path) against the latest checkpoint.\n"
+		"        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
+		"tail    prints the last LINES (default 20) events of the log.\n"
+		"repair --acknowledge\n"
+		"        lets signfsd start on a store whose log no longer matches the\n"
+		"        checkpoint it last signed (it refuses otherwise); that start records\n"
+		"        a log_rewritten event saying what was wrong, and who acknowledged it.\n");
 }
 
 static char *slurp(const char *path, size_t cap)
@@ -328,8 +329,9 @@ static int cmd_repair(int argc, char **argv)
 		}
 	}
 	if (optind != argc || !acknowledged) {
-		fprintf(stderr, "signfsctl: audit repair needs --acknowledge: it accepts a log that "
-				"no longer matches what signfsd signed\n");
+		fprintf(stderr,
+			"signfsctl: audit repair needs --acknowledge: it accepts a log that "
+			"no longer matches what signfsd signed\n");
 		return EXIT_USAGE;
 	}
 	if (ctl_open(config, true, &ctl) < 0)

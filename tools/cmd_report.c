@@ -218,8 +218,8 @@ static void print_text(struct report *r)
 	printf("\nDenials by reason\n");
 	for (size_t i = 0; i < r->n_reasons; i++) {
 		char shown[512];
-		printf("  %-60s %8lu\n",
-		       text_printable(r->reasons[i].name, shown, sizeof(shown)), r->reasons[i].n);
+		printf("  %-60s %8lu\n", text_printable(r->reasons[i].name, shown, sizeof(shown)),
+		       r->reasons[i].n);
 	}
 	struct {
 		const char *title;
