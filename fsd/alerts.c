@@ -95,8 +95,11 @@ static void *loop(void *arg)
 	while (!stopping) {
 		struct timespec until;
 		pthread_mutex_unlock(&lock);
-		if (inventory_usage_flush(d->store, d->usage) < 0)
+		int n = inventory_usage_flush(d->store, d->usage);
+		if (n < 0)
 			log_err("inventory: cannot write usage counts (kept for the next try)");
+		if (n > 0)
+			daemon_note_inventory(d, NULL);
 		if (time(NULL) >= next_check) {
 			check(d);
 			next_check = time(NULL) + d->config->alert_interval;

@@ -58,5 +58,6 @@ void daemon_note_inventory(struct fsd *d, const char *key)
 	pthread_mutex_lock(&d->status_lock);
 	d->status.inventory_changed_ms = now_ms();
 	pthread_mutex_unlock(&d->status_lock);
+	__atomic_add_fetch(&d->inventory_generation, 1, __ATOMIC_RELEASE);
 	ops_changed(d, VIRT_INVENTORY, key);
 }

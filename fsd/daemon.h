@@ -51,6 +51,7 @@ struct fsd {
 	int state_fd;
 	struct timespec started;
 	pthread_mutex_t status_lock; /* guards status, and nothing else */
+	unsigned inventory_generation; /* bumped at each change of the inventory */
 	struct daemon_status status;
 };
 

@@ -22,6 +22,7 @@
 #include "outbox.h"
 #include "shipper.h"
 #include "signer.h"
+#include "store.h"
 
 /* The user database is read for every lookup: names of recent writers are
  * kept for a minute instead of being looked up twice per commit. */
@@ -67,10 +68,11 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 
 	metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
 	ops_published(d, ev->path);
+	/* Counted in memory; the inventory files change when the counts are
+	 * written, once a second (alerts.c). */
 	if (ev->key)
 		inventory_usage_add(d->usage, ev->key, ev->cred->uid, rec->user ? rec->user : "",
 				    now);
-	daemon_note_inventory(d, ev->key);
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
@@ -267,14 +269,49 @@ void events_release(void *ctx, const struct ingest_cred *cred, const struct inge
 	policy_live_release(d->policy, &g, cred->uid);
 }
 
+/* A key's status is read at every signature, and changes only when the
+ * inventory does (in this process: daemon_note_inventory; in another, as
+ * when signfsctl revokes a certificate: the store's version) or as time
+ * passes (expiry, in whole seconds): it is read again only then. */
+static struct {
+	bool valid;
+	time_t at;
+	int64_t version;
+	unsigned generation;
+	struct key_status st;
+} status_cache[CONFIG_MAX_KEYS];
+static pthread_mutex_t status_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int key_status(struct fsd *d, const struct config_key *k, struct key_status *st)
+{
+	size_t i = k - d->config->keys;
+	time_t now = time(NULL);
+	int64_t version = store_version(d->store);
+	unsigned generation = __atomic_load_n(&d->inventory_generation, __ATOMIC_ACQUIRE);
+	int r = 0;
+
+	pthread_mutex_lock(&status_cache_lock);
+	if (!status_cache[i].valid || status_cache[i].at != now ||
+	    status_cache[i].version != version || status_cache[i].generation != generation) {
+		r = inventory_key_status(d->store, k->name, now, d->config->warn_days,
+					 k->allow_noncompliant, &status_cache[i].st);
+		status_cache[i].valid = r == 0;
+		status_cache[i].at = now;
+		status_cache[i].version = version;
+		status_cache[i].generation = generation;
+	}
+	*st = status_cache[i].st;
+	pthread_mutex_unlock(&status_cache_lock);
+	return r;
+}
+
 /* KEY may sign only while its current certificate is valid or expiring. */
 static int check_key(struct fsd *d, const char *key, struct key_status *st,
 		     char reason[INGEST_VETO_MAX])
 {
 	const struct config_key *k = config_find_key(d->config, key);
 
-	if (inventory_key_status(d->store, key, time(NULL), d->config->warn_days,
-				 k && k->allow_noncompliant, st) < 0)
+	if (!k || key_status(d, k, st) < 0)
 		return error_set(reason, -EIO, "key '%s' is not in the inventory", key);
 	if (st->state != CERT_VALID && st->state != CERT_EXPIRING)
 		return error_set(reason, -EIO, "key %s: certificate %s is %s%s%s", key, st->serial,

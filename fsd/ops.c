@@ -37,6 +37,7 @@ struct handle {
 	struct virt_file virt;
 	struct quota *quota; /* the open counts against UID's quota */
 	uid_t uid;
+	pid_t opener, opener_tgid; /* who opened it (its closes commit) */
 };
 
 /* An open directory: its listing, taken at opendir. */
@@ -77,18 +78,20 @@ static struct ingest_cred caller(fuse_req_t req)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_cred c = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
 	char proc[64];
+	size_t groups;
 	ssize_t n;
-	int g;
 
-	c.tgid = proc_tgid(ctx->pid);
 	snprintf(proc, sizeof(proc), "/proc/%d/exe", ctx->pid);
 	n = readlink(proc, c.exe, sizeof(c.exe) - 1);
 	c.exe[n > 0 ? n : 0] = 0;
-	/* Supplementary groups are not in the request: libfuse reads them from
-	 * /proc for the requesting thread. */
-	g = fuse_req_getgroups(req, INGEST_MAX_GROUPS, c.groups);
-	c.n_groups = g > 0 ? (size_t)(g <= INGEST_MAX_GROUPS ? g : INGEST_MAX_GROUPS) : 0;
-	c.groups_incomplete = g > INGEST_MAX_GROUPS;
+	/* Supplementary groups are not in the request: /proc has them, with
+	 * the thread group, in one file. */
+	if (proc_identity(ctx->pid, &c.tgid, c.groups, INGEST_MAX_GROUPS, &groups) < 0) {
+		c.tgid = ctx->pid;
+		groups = 0;
+	}
+	c.n_groups = groups <= INGEST_MAX_GROUPS ? groups : INGEST_MAX_GROUPS;
+	c.groups_incomplete = groups > INGEST_MAX_GROUPS;
 	return c;
 }
 
@@ -541,13 +544,16 @@ static void charge_quota(fuse_req_t req, struct fuse_file_info *fi)
 	h->uid = fuse_req_ctx(req)->uid;
 }
 
-static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f)
+static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f,
+			   const struct ingest_cred *c)
 {
 	int r = put_handle(fi, f, -1);
 	if (r < 0) {
 		ingest_release(f);
 		return r;
 	}
+	open_handle(fi)->opener = c->pid;
+	open_handle(fi)->opener_tgid = c->tgid;
 	/* The daemon must see every write, in order, from the writer's own
 	 * context: no page cache, no writeback. */
 	fi->direct_io = 1;
@@ -580,7 +586,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		ingest_release(f);
 		r = -ENOMEM;
 	}
-	if (r == 0 && (r = bind_inbox_file(fi, f)) < 0)
+	if (r == 0 && (r = bind_inbox_file(fi, f, &c)) < 0)
 		nodes_forget(d->nodes, n, 1);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -671,7 +677,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			c = caller(req);
 			r = ingest_open_file(d->ingest, rel, fi->flags, &c, &f);
 			if (r == 0)
-				r = bind_inbox_file(fi, f);
+				r = bind_inbox_file(fi, f, &c);
 			if (r < 0)
 				give_quota(req);
 			charged = r == 0;
@@ -746,7 +752,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (ctx->pid > 0) {
 		char *path = NULL;
-		closer.tgid = proc_tgid(ctx->pid);
+		/* The opening thread itself, most often: no need to ask /proc. */
+		closer.tgid = ctx->pid == h->opener ? h->opener_tgid : proc_tgid(ctx->pid);
 		closer.fatal_signal = proc_fatal_signal(ctx->pid);
 		if (nodes_path(fsd_of(req)->nodes, node_of(req, ino), &path) == 0)
 			closer.holds_more = proc_holds(ctx->pid, path);

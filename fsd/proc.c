@@ -4,6 +4,7 @@
 #include "proc.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -39,6 +40,32 @@ pid_t proc_tgid(pid_t tid)
 		return tid;
 	p = strstr(buf, "\nTgid:");
 	return p ? (pid_t)atoi(p + 6) : tid;
+}
+
+int proc_identity(pid_t tid, pid_t *tgid, gid_t *groups, size_t max, size_t *n)
+{
+	char buf[16384], *p, *end;
+	size_t count = 0;
+
+	if (tid <= 0 || read_proc(tid, "status", buf, sizeof(buf)) <= 0)
+		return -ESRCH;
+	p = strstr(buf, "\nTgid:");
+	*tgid = p ? (pid_t)atoi(p + 6) : tid;
+	p = strstr(buf, "\nGroups:");
+	if (p) {
+		p += 8;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			if (count < max)
+				groups[count] = g;
+			count++;
+			p = end;
+		}
+	}
+	*n = count;
+	return 0;
 }
 
 int proc_fatal_signal(pid_t tid)

@@ -9,6 +9,11 @@
 /* The thread group of task TID, or TID itself when /proc cannot tell. */
 pid_t proc_tgid(pid_t tid);
 
+/* Task TID's thread group and supplementary groups, from one read of its
+ * status: up to MAX groups into GROUPS, their number in *N (more than MAX
+ * when it has more). -errno when /proc cannot tell. */
+int proc_identity(pid_t tid, pid_t *tgid, gid_t *groups, size_t max, size_t *n);
+
 /* The signal task TID is being killed by, when it is exiting on one (its
  * files are being closed for it); 0 when it is alive or exits normally. */
 int proc_fatal_signal(pid_t tid);

@@ -644,18 +644,18 @@ uint64_t audit_size(struct audit *a)
  * looked: take their leaves into the tree. Holds a->lock. */
 static int catch_up(struct audit *a)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store_prepared(
+	    a->store, STMT_AUDIT_CATCH_UP,
+	    "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq");
 	int rc;
 
-	if (sqlite3_prepare_v2(a->store->db,
-			       "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, a->range.count);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((uint64_t)sqlite3_column_int64(st, 0) != a->range.count ||
 		    sqlite3_column_bytes(st, 1) != MERKLE_HASH) {
-			sqlite3_finalize(st);
+			sqlite3_reset(st);
 			return -EIO;
 		}
 		memcpy(a->last_leaf, sqlite3_column_blob(st, 1), MERKLE_HASH);
@@ -663,7 +663,7 @@ static int catch_up(struct audit *a)
 		if (sqlite3_column_int64(st, 2) > a->last_time_ms)
 			a->last_time_ms = sqlite3_column_int64(st, 2);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
@@ -684,51 +684,50 @@ struct waiter {
 #define MAX_BATCH 256
 
 /* The size of DAY's file: where its next line starts. */
-static int64_t day_end(sqlite3 *db, const char *day)
+static int64_t day_end(struct store *s, const char *day)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store_prepared(s, STMT_AUDIT_DAY_END,
+					  "SELECT off + length(line) + 1 FROM audit WHERE day = ? "
+					  "ORDER BY off DESC LIMIT 1");
 	int64_t end = 0;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT off + length(line) + 1 FROM audit WHERE day = ? "
-			       "ORDER BY off DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return 0;
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		end = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return end;
 }
 
 /* Record SEQ awaits its outcome; in the appending transaction. */
-static int track_open(sqlite3 *db, uint64_t seq, const char *path)
+static int track_open(struct store *s, uint64_t seq, const char *path)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store_prepared(
+	    s, STMT_AUDIT_OPEN, "INSERT OR REPLACE INTO audit_open(seq, path) VALUES (?, ?)");
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO audit_open(seq, path) VALUES (?, ?)", -1,
-			       &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_text(st, 2, path ? path : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
 /* Record SEQ got its outcome. */
-static int conclude(sqlite3 *db, uint64_t seq)
+static int conclude(struct store *s, uint64_t seq)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st =
+	    store_prepared(s, STMT_AUDIT_CONCLUDE, "DELETE FROM audit_open WHERE seq = ?");
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "DELETE FROM audit_open WHERE seq = ?", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, seq);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
@@ -759,10 +758,10 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	    (r = batch[0]->also(batch[0]->ctx, &(struct store_txn){db}, err)) < 0)
 		goto rollback;
 	r = -EIO;
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf, off) "
-			       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	st = store_prepared(a->store, STMT_AUDIT_INSERT,
+			    "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf, off) "
+			    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	if (!st)
 		goto db_error;
 	base = a->range.count;
 	ms = a->last_time_ms;
@@ -795,7 +794,7 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 		sqlite3_bind_blob(st, 7, leaves[i], MERKLE_HASH, SQLITE_STATIC);
 		if (strcmp(off_day, batch[i]->day)) {
 			memcpy(off_day, batch[i]->day, sizeof(off_day));
-			off = day_end(db, off_day);
+			off = day_end(a->store, off_day);
 		}
 		sqlite3_bind_int64(st, 8, off);
 		off += strlen(line) + 1;
@@ -803,13 +802,13 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto db_error;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	st = NULL;
 	for (i = 0; i < n; i++) {
 		const struct audit_record *rec = batch[i]->rec;
-		if (rec->opens && track_open(db, base + i, rec->path) < 0)
+		if (rec->opens && track_open(a->store, base + i, rec->path) < 0)
 			goto db_error;
-		if (rec->has_ref && conclude(db, rec->ref) < 0)
+		if (rec->has_ref && conclude(a->store, rec->ref) < 0)
 			goto db_error;
 	}
 	/* synchronous=FULL: the WAL is fsync'd before COMMIT returns, once for
@@ -828,7 +827,8 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 db_error:
 	r = error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 rollback:
-	sqlite3_finalize(st);
+	if (st)
+		sqlite3_reset(st);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
 	db_unlock(a);

@@ -327,7 +327,8 @@ int inventory_key_status(struct store *s, const char *key, time_t now, int warn_
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, certs_current_sql, -1, &st, NULL) != SQLITE_OK) {
+	st = store_prepared(s, STMT_KEY_STATUS, certs_current_sql);
+	if (!st) {
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
@@ -349,7 +350,7 @@ int inventory_key_status(struct store *s, const char *key, time_t now, int warn_
 				   out->not_after, out->issues, allow_noncompliant, now, warn_days);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

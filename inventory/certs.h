@@ -77,7 +77,8 @@ void inventory_usage_free(struct usage_buffer *b);
 /* Count one signature with KEY by UID at NOW. */
 void inventory_usage_add(struct usage_buffer *b, const char *key, unsigned uid, const char *user,
 			 time_t now);
-/* Write what was counted; 0 or -EIO (the counts stay for the next try). */
+/* Write what was counted: how many entries were (0: nothing was counted),
+ * or -EIO (the counts stay for the next try). */
 int inventory_usage_flush(struct store *st, struct usage_buffer *b);
 
 /* State changes, each a store_txn_fn to run inside audit_append_with() so

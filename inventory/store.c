@@ -163,10 +163,38 @@ fail:
 	return -EIO;
 }
 
+sqlite3_stmt *store_prepared(struct store *s, enum store_stmt id, const char *sql)
+{
+	if (!s->stmts[id] &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id], NULL) !=
+		SQLITE_OK)
+		return NULL;
+	sqlite3_reset(s->stmts[id]);
+	sqlite3_clear_bindings(s->stmts[id]);
+	return s->stmts[id];
+}
+
+int64_t store_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	pthread_mutex_lock(&s->lock);
+	st = store_prepared(s, STMT_DATA_VERSION, "PRAGMA data_version");
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	if (st)
+		sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	for (int i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

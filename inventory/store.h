@@ -6,6 +6,7 @@
 #include "error.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define STORE_ERR_MAX ERROR_MAX
@@ -19,6 +20,10 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 
 /* Accepts NULL. */
 void store_close(struct store *s);
+
+/* A number that changes whenever another process (signfsctl) commits to
+ * the store: what was read from it before may be stale. */
+int64_t store_version(struct store *s);
 
 /* An open transaction of the store, handed to a function that changes the
  * store together with an audit record (audit_append_with) or on its own

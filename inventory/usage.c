@@ -111,7 +111,7 @@ int inventory_usage_flush(struct store *s, struct usage_buffer *b)
 			goto rollback;
 	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-		r = 0;
+		r = (int)n;
 		goto out;
 	}
 rollback:
