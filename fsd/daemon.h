@@ -17,6 +17,7 @@ struct metrics;
 struct nodes;
 struct policy_live;
 struct quota;
+struct flush;
 struct shipper;
 struct signer;
 struct store;
@@ -39,6 +40,7 @@ struct fsd {
 	struct ingest *ingest;
 	struct policy_live *policy;
 	struct store *store;
+	struct flush *flush; /* makes the store's and the outbox's writes durable */
 	struct audit *audit;
 	struct metrics *metrics;
 	struct usage_buffer *usage; /* signatures not yet counted in the store */
@@ -50,7 +52,7 @@ struct fsd {
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;
-	pthread_mutex_t status_lock; /* guards status, and nothing else */
+	pthread_mutex_t status_lock;   /* guards status, and nothing else */
 	unsigned inventory_generation; /* bumped at each change of the inventory */
 	struct daemon_status status;
 };

@@ -67,7 +67,8 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	time_t now = time(NULL);
 
 	metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
-	ops_published(d, ev->path);
+	if (ev->replaced)
+		ops_published(d, ev->path);
 	/* Counted in memory; the inventory files change when the counts are
 	 * written, once a second (alerts.c). */
 	if (ev->key)
@@ -140,6 +141,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		rec.event = "signed";
 		rec.decision = "allow";
 		rec.opens = true;
+		/* Durable with the publication's first flush (ingest.c). */
+		rec.caller_flushes = true;
 		if (audit_append(d->audit, &rec, &seq, err) < 0) {
 			log_err("inbox/%s: %s", ev->path, err);
 			snprintf(ev->veto, INGEST_VETO_MAX, "%s", err);
@@ -276,7 +279,7 @@ void events_release(void *ctx, const struct ingest_cred *cred, const struct inge
 static struct {
 	bool valid;
 	time_t at;
-	int64_t version;
+	uint64_t version;
 	unsigned generation;
 	struct key_status st;
 } status_cache[CONFIG_MAX_KEYS];
@@ -286,7 +289,7 @@ static int key_status(struct fsd *d, const struct config_key *k, struct key_stat
 {
 	size_t i = k - d->config->keys;
 	time_t now = time(NULL);
-	int64_t version = store_version(d->store);
+	uint64_t version = store_version(d->store);
 	unsigned generation = __atomic_load_n(&d->inventory_generation, __ATOMIC_ACQUIRE);
 	int r = 0;
 

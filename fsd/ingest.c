@@ -389,8 +389,9 @@ static int commit_authorize(struct commit *c)
 	return authorize(c->in, c->path, INGEST_CHECK_COMMIT, c->cred, &c->grant);
 }
 
-/* The bytes durable and their digest. Nothing beyond the size cap is ever
- * hashed; a file already unlinked is not signed at all (1). */
+/* The bytes' digest. Nothing beyond the size cap is ever hashed; a file
+ * already unlinked is not signed at all (1). The bytes are made durable
+ * with the publication (commit_publish). */
 static int commit_hash(struct commit *c)
 {
 	int r;
@@ -405,10 +406,6 @@ static int commit_hash(struct commit *c)
 		error_set(c->reason, 0, "larger than the size cap of rule %s (%llu bytes)",
 			  c->grant.rule, (unsigned long long)c->grant.max_size);
 		return -EFBIG;
-	}
-	if (fsync(c->fd) < 0) {
-		return error_set(c->reason, -errno, "cannot make the staged file durable: %s",
-				 strerror(errno));
 	}
 	if (!c->hash) {
 		if (hash_init(&c->fresh) < 0) {
@@ -437,7 +434,9 @@ static int commit_sign(struct commit *c)
 	return r;
 }
 
-/* The SIGNED record, durable before anything is visible. */
+/* The SIGNED record, committed; it is durable before anything is visible:
+ * the outbox's first flush, which the store shares (main.c), covers it
+ * with the artifact and the signature (commit_publish). */
 static int commit_record(struct commit *c, double started)
 {
 	char veto[INGEST_VETO_MAX] = "";
@@ -526,6 +525,7 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		    .sha256 = c.hashed ? c.digest : NULL,
 		    .reason = r < 0 ? c.reason : NULL,
 		    .signing = c.signing,
+		    .replaced = staging != NULL,
 		};
 		report(in, &ev, started);
 	}
@@ -1560,8 +1560,8 @@ int ingest_unlink(struct ingest *in, const char *relpath)
 
 /* ---- lifecycle ---- */
 
-int ingest_open(int state_fd, const struct config *c, const struct ingest_hooks *hooks,
-		struct ingest **ret)
+int ingest_open(int state_fd, const struct config *c, struct flush *flush,
+		const struct ingest_hooks *hooks, struct ingest **ret)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 	int r;
@@ -1580,7 +1580,7 @@ int ingest_open(int state_fd, const struct config *c, const struct ingest_hooks 
 	if (r == 0)
 		r = backing_open_dir(state_fd, "staging", &in->staging_fd);
 	if (r == 0)
-		r = outbox_open(state_fd, &in->outbox);
+		r = outbox_open(state_fd, flush, &in->outbox);
 	/* Like /tmp: anyone may create here, the policy decides what is
 	 * signed, and nobody removes another user's files. */
 	if (r == 0 && fchmod(in->inbox_fd, 01777) < 0)

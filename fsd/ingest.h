@@ -103,6 +103,7 @@ struct ingest_event {
 	double seconds;		     /* commit latency */
 	uint64_t signing;	     /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
 	uint64_t *ret_signing;	     /* SIGNED: where the handler names its record */
+	bool replaced;		     /* PUBLISHED: the inbox entry is another inode now */
 	char *veto;		     /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 };
 
@@ -124,6 +125,7 @@ struct ingest_hooks {
 	void *ctx;
 };
 
+struct flush;
 struct ingest;
 struct ingest_file;
 
@@ -131,8 +133,8 @@ struct ingest_file;
  * and roll back what a crash left half-written (ABANDONED events). Starts
  * the thread that commits temporary files left unrenamed. C must outlive
  * the ingest. */
-int ingest_open(int state_fd, const struct config *c, const struct ingest_hooks *hooks,
-		struct ingest **ret);
+int ingest_open(int state_fd, const struct config *c, struct flush *flush,
+		const struct ingest_hooks *hooks, struct ingest **ret);
 void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);

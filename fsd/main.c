@@ -27,6 +27,7 @@
 #include "config.h"
 #include "denials.h"
 #include "events.h"
+#include "flush.h"
 #include "ingest.h"
 #include "live.h"
 #include "log.h"
@@ -375,6 +376,14 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 		fprintf(stderr, "signfsd: %s\n", err);
 		return -EIO;
 	}
+	/* One group flush for the store and the outbox: a signing record and
+	 * the files it publishes become durable together (ingest.c). */
+	r = store_set_flush(store, d->flush);
+	if (r < 0) {
+		fprintf(stderr, "signfsd: store: %s\n", strerror(-r));
+		store_close(store);
+		return -EIO;
+	}
 	if (gethostname(host, sizeof(host)) < 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = 0;
@@ -507,6 +516,8 @@ int main(int argc, char **argv)
 		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
 	if (open_state_dir(c->state_dir, &d.state_fd, &lock_fd) < 0)
 		goto out;
+	if (flush_new(&d.flush) < 0 || flush_add(d.flush, d.state_fd) < 0)
+		goto out;
 	if (check_mountpoint(o.mountpoint) < 0)
 		goto out;
 	d.config = c;
@@ -531,7 +542,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}
-	r = ingest_open(d.state_fd, c,
+	r = ingest_open(d.state_fd, c, d.flush,
 			&(struct ingest_hooks){.authorize = events_authorize,
 					       .release = events_release,
 					       .sign = events_sign,
@@ -588,6 +599,7 @@ out:
 	audit_close(d.audit);
 	free(d.audit_pub);
 	store_close(store);
+	flush_free(d.flush);
 	signer_free(d.signer);
 	metrics_free(d.metrics);
 	inventory_usage_free(d.usage);

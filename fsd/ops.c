@@ -1041,7 +1041,7 @@ void ops_published(struct fsd *d, const char *relpath)
 	char *path;
 
 	/* The outbox needs nothing: its versions are looked up afresh. The
-	 * inbox entry may now be another inode (a staged rewrite). */
+	 * inbox entry is another inode now (a staged rewrite). */
 	if (asprintf(&path, "/inbox/%s", relpath) < 0)
 		return;
 	invalidate(d, path);

@@ -1,9 +1,13 @@
-/* See outbox.h. Durability: the object directory is complete and fsync'd
- * before the symlink that makes it visible is renamed into place, and the
- * rename is fsync'd (its directory) before publish returns. */
+/* See outbox.h. Durability, with one group flush (flush.h) for what many
+ * threads publish at once: the object directory is complete (artifact,
+ * signature, directory entries, new parent directories) and flushed before
+ * the symlink that makes it visible is renamed into place, and the rename
+ * is flushed before publish returns. The version it replaced is removed
+ * only then. */
 #include "outbox.h"
 
 #include "backing.h"
+#include "flush.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,8 +30,10 @@
 struct outbox {
 	int outbox_fd;
 	int objects_fd;
-	pthread_mutex_t swap_lock; /* read-old, swap, remove-old is one step */
+	pthread_mutex_t swap_lock; /* read-old and swap are one step */
 	uint64_t last_id;
+	struct flush *flush;
+	bool own_flush;
 };
 
 static bool valid_id(const char *id)
@@ -96,16 +102,24 @@ void outbox_discard(struct outbox *o, uint64_t id)
 	remove_object(o, name);
 }
 
-int outbox_open(int state_fd, struct outbox **ret)
+int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
-	int r;
+	int r = 0;
 
 	if (!o)
 		return -ENOMEM;
 	o->outbox_fd = o->objects_fd = -1;
 	pthread_mutex_init(&o->swap_lock, NULL);
-	r = backing_open_dir(state_fd, "outbox", &o->outbox_fd);
+	o->flush = flush;
+	if (!flush) {
+		r = flush_new(&o->flush);
+		o->own_flush = r == 0;
+	}
+	if (r == 0)
+		r = flush_add(o->flush, state_fd);
+	if (r == 0)
+		r = backing_open_dir(state_fd, "outbox", &o->outbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "objects", &o->objects_fd);
 	if (r < 0) {
@@ -124,6 +138,8 @@ void outbox_free(struct outbox *o)
 		close(o->outbox_fd);
 	if (o->objects_fd >= 0)
 		close(o->objects_fd);
+	if (o->own_flush)
+		flush_free(o->flush);
 	pthread_mutex_destroy(&o->swap_lock);
 	free(o);
 }
@@ -134,8 +150,7 @@ int outbox_name_reserved(const char *name)
 	return n >= s && !strcmp(name + n - s, OUTBOX_SIG_SUFFIX);
 }
 
-/* The signature file: written, owned and moded like the artifact (ST), and
- * durable before it can be made visible. */
+/* The signature file: written, owned and moded like the artifact (ST). */
 static int write_signature(int dirfd, const struct stat *st, const void *buf, size_t len)
 {
 	int fd = openat(dirfd, "s", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
@@ -155,14 +170,14 @@ static int write_signature(int dirfd, const struct stat *st, const void *buf, si
 		p += n;
 		len -= n;
 	}
-	if (r == 0 && (fchown(fd, st->st_uid, st->st_gid) < 0 ||
-		       fchmod(fd, st->st_mode & 0555) < 0 || fsync(fd) < 0))
+	if (r == 0 &&
+	    (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 0555) < 0))
 		r = -errno;
 	close(fd);
 	return r;
 }
 
-/* Open outbox/DIR, creating missing components (each made durable). */
+/* Open outbox/DIR, creating missing components. */
 static int open_parent(struct outbox *o, const char *relpath, int *ret_fd, const char **ret_name)
 {
 	char buf[PATH_MAX];
@@ -178,13 +193,7 @@ static int open_parent(struct outbox *o, const char *relpath, int *ret_fd, const
 	for (p = buf; (slash = strchr(p, '/')); p = slash + 1) {
 		int sub;
 		*slash = 0;
-		if (mkdirat(fd, p, 0755) == 0) {
-			if (fsync(fd) < 0) {
-				r = -errno;
-				close(fd);
-				return r;
-			}
-		} else if (errno != EEXIST) {
+		if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST) {
 			r = -errno;
 			close(fd);
 			return r;
@@ -199,6 +208,15 @@ static int open_parent(struct outbox *o, const char *relpath, int *ret_fd, const
 	*ret_fd = fd;
 	*ret_name = relpath + (p - buf);
 	return 0;
+}
+
+/* Put PARENT/NAME back to OLD (NULL: remove it), by way of OBJFD/l. */
+static void undo_swap(struct outbox *o, int parent, const char *name, const char *old, int objfd)
+{
+	pthread_mutex_lock(&o->swap_lock);
+	if (!old || symlinkat(old, objfd, "l") < 0 || renameat(objfd, "l", parent, name) < 0)
+		unlinkat(parent, name, 0);
+	pthread_mutex_unlock(&o->swap_lock);
 }
 
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
@@ -227,11 +245,13 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 	 * concurrent rename in the inbox has moved its name. */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", artifact_fd);
 	if (linkat(AT_FDCWD, proc, objfd, "a", AT_SYMLINK_FOLLOW) < 0 ||
-	    symlinkat(id, objfd, "l") < 0 || fsync(objfd) < 0 || fsync(o->objects_fd) < 0) {
+	    symlinkat(id, objfd, "l") < 0) {
 		r = -errno;
 		goto fail;
 	}
 	r = open_parent(o, relpath, &parent, &name);
+	if (r == 0)
+		r = flush_wait(o->flush);
 	if (r < 0)
 		goto fail;
 
@@ -244,16 +264,24 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		if (!valid_id(old) || symlinkat(old, objfd, "p") < 0)
 			n = -1;
 	}
-	if (renameat(objfd, "l", parent, name) < 0 || fsync(parent) < 0) {
+	if (renameat(objfd, "l", parent, name) < 0) {
 		r = errno == EISDIR || errno == ENOTEMPTY ? -EISDIR : -errno;
 		pthread_mutex_unlock(&o->swap_lock);
+		goto fail;
+	}
+	pthread_mutex_unlock(&o->swap_lock);
+	/* Visible now, durable once flushed. */
+	r = flush_wait(o->flush);
+	if (r < 0) {
+		/* The caller reports a failure: what readers see goes back to
+		 * the version before (a crash may still keep either). */
+		undo_swap(o, parent, name, n == ID_LEN ? old : NULL, objfd);
 		goto fail;
 	}
 	if (n == ID_LEN) {
 		remove_object(o, old);
 		unlinkat(objfd, "p", 0);
 	}
-	pthread_mutex_unlock(&o->swap_lock);
 	close(parent);
 	close(objfd);
 	return 0;

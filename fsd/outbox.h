@@ -14,6 +14,7 @@
 #define OUTBOX_SIG_SUFFIX ".p7s"
 #define OUTBOX_ID_LEN 24
 
+struct flush;
 struct outbox;
 
 /* What a path of the outbox view names. */
@@ -22,7 +23,7 @@ enum outbox_kind { OUTBOX_NONE, OUTBOX_DIR, OUTBOX_ARTIFACT, OUTBOX_SIGNATURE };
 /* Open (creating if needed) outbox/ and objects/ under STATE_FD. Nothing is
  * scanned or removed: what a crash left half-done is known to the audit log
  * and settled with outbox_is_current() and outbox_discard(). */
-int outbox_open(int state_fd, struct outbox **ret);
+int outbox_open(int state_fd, struct flush *flush, struct outbox **ret);
 
 void outbox_free(struct outbox *o);
 

@@ -40,10 +40,12 @@ struct audit {
 	/* the flusher leads for records appended without waiting */
 	pthread_t flusher;
 	bool flushing, flusher_stop;
+	bool flusher_empty; /* the flusher sleeps until something is queued */
 	pthread_cond_t later;
 	/* checkpointer */
 	pthread_t thread;
 	bool running, stopping;
+	bool checkpointer_idle; /* waiting for the tree to grow */
 	pthread_cond_t wake;
 	unsigned interval_ms;
 	char error[AUDIT_ERR_MAX];
@@ -644,9 +646,9 @@ uint64_t audit_size(struct audit *a)
  * looked: take their leaves into the tree. Holds a->lock. */
 static int catch_up(struct audit *a)
 {
-	sqlite3_stmt *st = store_prepared(
-	    a->store, STMT_AUDIT_CATCH_UP,
-	    "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq");
+	sqlite3_stmt *st =
+	    store_prepared(a->store, STMT_AUDIT_CATCH_UP,
+			   "SELECT seq, leaf, time_ms FROM audit WHERE seq >= ? ORDER BY seq");
 	int rc;
 
 	if (!st)
@@ -731,6 +733,15 @@ static int conclude(struct store *s, uint64_t seq)
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* Does a waiter of BATCH need its record durable when append returns? */
+static bool must_flush(struct waiter **batch, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!batch[i]->detached && !batch[i]->rec->caller_flushes)
+			return true;
+	return false;
+}
+
 /* Commit BATCH (N waiters) in one transaction: their lines in queue order,
  * each chained to the one before. Holds a->lock. */
 static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
@@ -811,8 +822,8 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 		if (rec->has_ref && conclude(a->store, rec->ref) < 0)
 			goto db_error;
 	}
-	/* synchronous=FULL: the WAL is fsync'd before COMMIT returns, once for
-	 * the whole group. */
+	/* Durable at COMMIT (synchronous=FULL) or at the group flush below:
+	 * either way once for the whole batch. */
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto db_error;
 	for (i = 0; i < n; i++) {
@@ -821,7 +832,12 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	}
 	memcpy(a->last_leaf, leaves[n - 1], MERKLE_HASH);
 	a->last_time_ms = times[n - 1];
-	pthread_cond_signal(&a->wake);
+	if (n == 1 && batch[0]->also)
+		store_note_change(a->store);
+	/* Only a checkpointer with nothing to do waits for news: one that
+	 * waits out its interval would wake at every commit for nothing. */
+	if (a->checkpointer_idle)
+		pthread_cond_signal(&a->wake);
 	r = 0;
 	goto done;
 db_error:
@@ -832,6 +848,8 @@ rollback:
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
 	db_unlock(a);
+	if (r == 0 && must_flush(batch, n) && (r = store_flush(a->store)) < 0)
+		error_set(err, r, "cannot make the audit record durable: %s", strerror(-r));
 	for (i = 0; i < n; i++) {
 		batch[i]->result = r;
 		if (r < 0)
@@ -988,12 +1006,18 @@ int audit_append_later(struct audit *a, const struct audit_record *rec, char err
 	pthread_mutex_lock(&a->queue_lock);
 	*a->queue_tail = &l->w;
 	a->queue_tail = &l->w.next;
-	/* A leader at work takes it with its group; otherwise the flusher. */
-	if (!a->leading)
+	/* A leader takes it with its group, the next one too; failing that,
+	 * the flusher, which is told only when it sleeps with nothing queued. */
+	if (a->flusher_empty)
 		pthread_cond_signal(&a->later);
 	pthread_mutex_unlock(&a->queue_lock);
 	return 0;
 }
+
+/* Records appended later wait this long for a leader to take them along
+ * (under load, the next signature's group does) before the flusher commits
+ * them in a transaction of their own. */
+#define LATER_WAIT_MS 10
 
 static void *flusher(void *arg)
 {
@@ -1001,11 +1025,30 @@ static void *flusher(void *arg)
 
 	pthread_mutex_lock(&a->queue_lock);
 	for (;;) {
-		while (!a->flusher_stop && !(a->queue && !a->leading))
+		struct timespec until;
+
+		a->flusher_empty = true;
+		while (!a->flusher_stop && !a->queue)
 			pthread_cond_wait(&a->later, &a->queue_lock);
+		a->flusher_empty = false;
+		if (!a->flusher_stop) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += LATER_WAIT_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			while (!a->flusher_stop && pthread_cond_timedwait(&a->later, &a->queue_lock,
+									  &until) != ETIMEDOUT)
+				;
+		}
 		if (!a->queue || a->leading) {
-			if (a->flusher_stop)
+			if (a->flusher_stop && !a->queue)
 				break;
+			if (!a->flusher_stop)
+				continue;
+			/* Stopping while a leader works: it takes the queue. */
+			pthread_cond_wait(&a->queue_done, &a->queue_lock);
 			continue;
 		}
 		a->leading = true;
@@ -1107,9 +1150,17 @@ static int checkpoint_locked(struct audit *a, char *err)
 	sqlite3_bind_blob(st, 5, a->last_leaf, MERKLE_HASH, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto db;
+	db_unlock(a);
+	locked = false;
+	/* Durable before anyone (checkpoint_command) is told of it: a
+	 * checkpoint shipped must never be ahead of the store. */
+	r = store_flush(a->store);
+	if (r < 0) {
+		error_set(err, r, "cannot make the audit checkpoint durable: %s", strerror(-r));
+		goto out;
+	}
 	a->signed_size = a->range.count;
 	a->have_checkpoint = true;
-	r = 0;
 	goto out;
 db:
 	error_set(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
@@ -1148,7 +1199,9 @@ static void *checkpointer(void *arg)
 			 * those of other processes (signfsctl) too. */
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += 3;
+			a->checkpointer_idle = true;
 			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+			a->checkpointer_idle = false;
 		}
 		if (a->stopping)
 			break;

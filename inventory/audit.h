@@ -32,6 +32,11 @@ struct audit_record {
 	bool opens;	/* a later record will conclude this one (ref) */
 	bool has_ref;	/* this record concludes record REF */
 	uint64_t ref;
+	/* audit_append returns once the record is committed, before it is
+	 * durable: the caller waits for the store's group flush (store_flush)
+	 * before acting on it, with writes of its own that the same flush
+	 * covers. Without a group flush (store_set_flush) it changes nothing. */
+	bool caller_flushes;
 };
 
 /* Milliseconds since the epoch; injectable for tests. */

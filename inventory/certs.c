@@ -282,6 +282,8 @@ out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	OPENSSL_free(spki);
+	if (r == 0 && (r = store_flush(s)) < 0)
+		error_set(err, r, "inventory: cannot make the change durable: %s", strerror(-r));
 	return r;
 }
 

@@ -86,6 +86,10 @@ int inventory_check_alerts(struct store *s, time_t now, const int *thresholds, s
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* An alert fires once, recorded first; it fires even if the record
+	 * may not be durable: a repeat after a crash is better than none. */
+	if (n_due > 0)
+		(void)store_flush(s);
 	for (size_t k = 0; k < n_keys; k++)
 		free(keys[k]);
 	free(keys);

@@ -14,7 +14,6 @@ enum store_stmt {
 	STMT_AUDIT_OPEN,
 	STMT_AUDIT_CONCLUDE,
 	STMT_KEY_STATUS,
-	STMT_DATA_VERSION,
 	STMT_COUNT
 };
 
@@ -23,7 +22,13 @@ struct store {
 	pthread_mutex_t lock; /* one writer at a time, one transaction at a time;
 			       * also guards stmts */
 	sqlite3_stmt *stmts[STMT_COUNT];
+	struct flush *flush; /* NULL: synchronous=FULL */
+	int changes_fd;	     /* STORE_CHANGES_FILE, -1 for read-only opens */
+	const volatile uint64_t *changes;
 };
+
+/* A state change committed: bump the counter store_version() reads. */
+void store_note_change(struct store *s);
 
 /* Statement ID (its text SQL), prepared at first use and kept; reset and
  * ready for binding. The caller holds s->lock and resets it after use

@@ -1,6 +1,8 @@
-/* The SQLite store under the state directory: WAL journal, synchronous=FULL
- * (a committed transaction is on disk), integrity check at open. Components
- * of inventory/ keep their tables in it. */
+/* The SQLite store under the state directory: WAL journal, integrity check
+ * at open, and a committed transaction is on disk: by synchronous=FULL, or,
+ * once the store shares a group flush (store_set_flush), by that flush,
+ * which each commit waits for after letting go of the store. Components of
+ * inventory/ keep their tables in it. */
 #pragma once
 
 #include "error.h"
@@ -21,9 +23,25 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 /* Accepts NULL. */
 void store_close(struct store *s);
 
-/* A number that changes whenever another process (signfsctl) commits to
- * the store: what was read from it before may be stale. */
-int64_t store_version(struct store *s);
+struct flush;
+
+/* Make commits durable with F (flush.h) instead of an fsync of the WAL at
+ * each: F comes to cover the store's filesystem, and commits wait for it
+ * (store_flush) with the store unlocked, so that one flush serves the
+ * commits of many threads and the files they wrote beside. */
+int store_set_flush(struct store *s, struct flush *f);
+
+/* Wait for the group flush, if the store has one: 0 once what this thread
+ * committed is durable. */
+int store_flush(struct store *s);
+
+/* A number that changes whenever a state change commits to the store
+ * (audit_append_with, store_transact: signfsctl disabling a key, revoking
+ * or importing a certificate): what was read from it before may be stale.
+ * Read without a lock or a query, from a counter beside the store that
+ * every writable open maps; 0 for read-only opens. */
+#define STORE_CHANGES_FILE "signfs.changes"
+uint64_t store_version(struct store *s);
 
 /* An open transaction of the store, handed to a function that changes the
  * store together with an audit record (audit_append_with) or on its own

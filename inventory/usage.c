@@ -120,6 +120,9 @@ out:
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
 	pthread_mutex_unlock(&s->lock);
+	/* Committed: counting again would count twice, durable or not. */
+	if (r > 0 && store_flush(s) < 0)
+		return -EIO;
 	if (r < 0) /* keep the counts for the next flush */
 		for (size_t i = 0; i < n; i++)
 			for (unsigned k = 0; k < e[i].count; k++)

@@ -178,7 +178,7 @@ Test(ingest, the_writers_close_signs_records_and_publishes)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, "a.bin", "hello");
 	cr_assert_eq(ingest_flush(f, &by_writer), 0);
 	cr_assert_str_eq(outbox(in, "a.bin"), "hello");
@@ -197,7 +197,7 @@ Test(ingest, a_copy_closed_by_another_process_commits_nothing)
 	struct ingest_file *f;
 	struct ingest_closer child = {.tgid = 999};
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, "shared", "part one");
 	cr_assert_eq(ingest_flush(f, &child), 0);
 	cr_assert_null(outbox(in, "shared"));
@@ -215,7 +215,7 @@ Test(ingest, a_close_while_the_writer_holds_another_descriptor_commits_nothing)
 	struct ingest_file *f;
 	struct ingest_closer dup = {.tgid = 4242, .holds_more = true};
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, "dup", "x");
 	cr_assert_eq(ingest_flush(f, &dup), 0);
 	cr_assert_null(outbox(in, "dup"));
@@ -230,7 +230,7 @@ Test(ingest, a_writer_killed_by_a_signal_publishes_nothing)
 	struct ingest_file *f;
 	struct ingest_closer killed = {.tgid = 4242, .fatal_signal = 9};
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, "new.bin", "half");
 	cr_assert_eq(ingest_flush(f, &killed), -EIO);
 	ingest_release(f);
@@ -248,7 +248,7 @@ Test(ingest, a_killed_rewrite_leaves_the_published_version_in_place)
 	struct ingest_file *f;
 	struct ingest_closer killed = {.tgid = 4242, .fatal_signal = 15};
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, "app", "version one");
 	ingest_flush(f, &by_writer);
 	ingest_release(f);
@@ -266,7 +266,7 @@ Test(ingest, a_refused_write_poisons_the_handle)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	cr_assert_eq(ingest_mkdir(in, "capped", 0755, &writer), 0);
 	cr_assert_eq(ingest_create(in, "capped/big", 0644, O_WRONLY, &writer, &f), 0);
 	cr_assert_eq(ingest_write(f, "12345", 5, 0), -EFBIG);
@@ -283,7 +283,7 @@ Test(ingest, temporary_names_are_signed_under_their_final_name_only)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, ".app.AbC123", "payload");
 	cr_assert_eq(ingest_flush(f, &by_writer), 0);
 	ingest_release(f);
@@ -301,7 +301,7 @@ Test(ingest, a_temporary_file_left_alone_is_signed_after_the_grace_period)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	f = written(in, "left.tmp", "forgotten");
 	ingest_flush(f, &by_writer);
 	ingest_release(f);
@@ -317,7 +317,7 @@ Test(ingest, a_refusal_at_create_leaves_nothing)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	cr_assert_eq(ingest_create(in, "denied.bin", 0644, O_WRONLY, &writer, &f), -EACCES);
 	cr_assert_null(inbox("denied.bin"));
 	cr_assert_eq(count(INGEST_DENIED), 1);
@@ -330,7 +330,7 @@ Test(ingest, a_signing_failure_is_eio_and_publishes_nothing)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	fail_signing = true;
 	f = written(in, "unsigned", "data");
 	cr_assert_eq(ingest_flush(f, &by_writer), -EIO);
@@ -350,7 +350,7 @@ Test(ingest, names_that_cannot_be_published_are_refused_at_create)
 	struct ingest *in;
 	struct ingest_file *f;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	cr_assert_eq(ingest_create(in, "x.p7s", 0644, O_WRONLY, &writer, &f), -EINVAL);
 	memset(longname, 'n', 252);
 	longname[252] = 0;
@@ -364,7 +364,7 @@ Test(ingest, a_restart_rolls_back_what_was_unfinished)
 	struct ingest *in, *again;
 	struct ingest_file *f, *g;
 
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &in), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	g = written(in, "kept", "published");
 	ingest_flush(g, &by_writer);
 	ingest_release(g);
@@ -373,7 +373,7 @@ Test(ingest, a_restart_rolls_back_what_was_unfinished)
 	cr_assert_eq(ingest_write(g, "changed", 7, 0), 7);
 	/* A second start on the same state, as after a crash of the first. */
 	n_events = 0;
-	cr_assert_eq(ingest_open(state_fd, &config, &hooks, &again), 0);
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &again), 0);
 	cr_assert_null(inbox("half"), "never published: removed");
 	cr_assert_str_eq(inbox("kept"), "published");
 	cr_assert_eq(count(INGEST_ABANDONED), 2, "both unfinished files are audited");

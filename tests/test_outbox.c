@@ -60,7 +60,7 @@ Test(outbox, publish_then_read_back_read_only)
 	struct stat st;
 	int fd = artifact("a1", "hello");
 
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "deep/er/app.bin", fd, "SIG-1", 5, 1), 0);
 	expect_content(o, "deep/er/app.bin", "hello");
 	expect_content(o, "deep/er/app.bin.p7s", "SIG-1");
@@ -82,7 +82,7 @@ Test(outbox, republish_replaces_the_pair_and_drops_the_old_object)
 	char p[128];
 	struct stat st;
 
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "x", a, "S1", 2, 1), 0);
 	cr_assert_eq(outbox_publish(o, "x", b, "S2", 2, 2), 0);
 	expect_content(o, "x", "two");
@@ -111,7 +111,7 @@ Test(outbox, listing_shows_artifacts_signatures_and_dirs)
 	char seen[256] = "";
 	int a = artifact("a1", "one");
 
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "f", a, "S", 1, 1), 0);
 	cr_assert_eq(outbox_publish(o, "d/g", a, "S", 1, 2), 0);
 	cr_assert_eq(outbox_list(o, "", count, seen), 0);
@@ -128,7 +128,7 @@ Test(outbox, open_removes_nothing_and_an_interrupted_publication_is_discarded_by
 	struct stat st;
 	int a = artifact("a1", "one");
 
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "kept", a, "S", 1, 7), 0);
 	cr_assert(outbox_is_current(o, "kept", 7));
 	cr_assert_not(outbox_is_current(o, "kept", 8));
@@ -137,7 +137,7 @@ Test(outbox, open_removes_nothing_and_an_interrupted_publication_is_discarded_by
 	 * audit log knows it was never visible; opening must not guess. */
 	snprintf(p, sizeof(p), "%s/objects/000000000000000000000009", dir);
 	cr_assert_eq(mkdir(p, 0755), 0);
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(stat(p, &st), 0, "open must not remove objects");
 	cr_assert_not(outbox_is_current(o, "kept", 9));
 	outbox_discard(o, 9);
@@ -154,7 +154,7 @@ Test(outbox, an_open_version_keeps_its_bytes_after_republication)
 	enum outbox_kind kind;
 	int a = artifact("a1", "first"), b = artifact("a2", "second"), fd;
 
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "v", a, "S1", 2, 1), 0);
 	cr_assert_eq(outbox_resolve(o, "v.p7s", &kind, id), 0);
 	cr_assert_eq(kind, OUTBOX_SIGNATURE);
@@ -176,7 +176,7 @@ Test(outbox, a_path_is_a_file_or_a_directory_never_both)
 	struct outbox *o;
 	int a = artifact("a1", "one");
 
-	cr_assert_eq(outbox_open(state_fd, &o), 0);
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "file", a, "S", 1, 1), 0);
 	cr_assert_eq(outbox_publish(o, "dir/x", a, "S", 1, 2), 0);
 	cr_assert_eq(outbox_check_path(o, "file", false), 0);

@@ -1,0 +1,142 @@
+/* See flush.h. A caller takes a ticket; a flush that starts after the
+ * ticket was taken covers it. The leader records, when it starts, the last
+ * ticket issued, and marks everything up to it done when it ends. */
+#include "flush.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_FS 4
+#define MAX_FAILED 16
+
+struct flush {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	int fds[MAX_FS];
+	dev_t devs[MAX_FS];
+	int n_fs;
+	uint64_t issued; /* last ticket handed out */
+	uint64_t done;	 /* every ticket up to this one is durable */
+	bool running;	 /* a leader is in syncfs */
+	/* The last flushes that failed: the tickets each was to cover. */
+	struct {
+		uint64_t from, to;
+		int error;
+	} failed[MAX_FAILED];
+	unsigned n_failed;
+	uint64_t flushes, waits;
+};
+
+int flush_new(struct flush **ret)
+{
+	struct flush *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->done_cond, NULL);
+	*ret = f;
+	return 0;
+}
+
+void flush_free(struct flush *f)
+{
+	if (!f)
+		return;
+	for (int i = 0; i < f->n_fs; i++)
+		close(f->fds[i]);
+	pthread_cond_destroy(&f->done_cond);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+int flush_add(struct flush *f, int fd)
+{
+	struct stat st;
+	int r = 0;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	pthread_mutex_lock(&f->lock);
+	for (int i = 0; i < f->n_fs; i++)
+		if (f->devs[i] == st.st_dev)
+			goto out;
+	if (f->n_fs == MAX_FS) {
+		r = -E2BIG;
+		goto out;
+	}
+	f->fds[f->n_fs] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (f->fds[f->n_fs] < 0) {
+		r = -errno;
+		goto out;
+	}
+	f->devs[f->n_fs++] = st.st_dev;
+out:
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+/* Called without the lock: the covered filesystems do not change once
+ * commits run (flush_add is for setup). */
+static int sync_all(struct flush *f, int n_fs)
+{
+	int r = 0;
+
+	for (int i = 0; i < n_fs; i++)
+		if (syncfs(f->fds[i]) < 0 && r == 0)
+			r = -errno;
+	return r;
+}
+
+int flush_wait(struct flush *f)
+{
+	uint64_t ticket;
+	int r = 0;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	ticket = ++f->issued;
+	f->waits++;
+	while (f->done < ticket) {
+		if (f->running) {
+			pthread_cond_wait(&f->done_cond, &f->lock);
+			continue;
+		}
+		uint64_t from = f->done + 1, upto = f->issued;
+		int n_fs = f->n_fs, e;
+
+		f->running = true;
+		f->flushes++;
+		pthread_mutex_unlock(&f->lock);
+		e = sync_all(f, n_fs);
+		pthread_mutex_lock(&f->lock);
+		f->running = false;
+		if (e < 0) {
+			unsigned i = f->n_failed++ % MAX_FAILED;
+			f->failed[i].from = from;
+			f->failed[i].to = upto;
+			f->failed[i].error = e;
+		}
+		f->done = upto;
+		pthread_cond_broadcast(&f->done_cond);
+	}
+	for (unsigned i = 0; i < f->n_failed && i < MAX_FAILED; i++)
+		if (f->failed[i].from <= ticket && ticket <= f->failed[i].to)
+			r = f->failed[i].error;
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+void flush_counts(struct flush *f, uint64_t *ret_flushes, uint64_t *ret_waits)
+{
+	pthread_mutex_lock(&f->lock);
+	*ret_flushes = f->flushes;
+	*ret_waits = f->waits;
+	pthread_mutex_unlock(&f->lock);
+}

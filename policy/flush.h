@@ -1,0 +1,34 @@
+/* Group flush: the writes of many threads made durable together, with one
+ * syncfs(2) per filesystem instead of an fsync per file and directory.
+ *
+ * A thread that finished its writes (file data, new directory entries, a
+ * rename, a WAL commit) calls flush_wait(); when it returns 0, everything
+ * that thread wrote before the call on a covered filesystem is on disk. The
+ * first caller leads a flush; those who arrive while it runs wait for it and
+ * then share the next one, so that under load one flush serves every commit
+ * that arrived during the one before.
+ *
+ * syncfs writes every dirty page of the filesystem, other processes' too:
+ * its cost grows with what else writes there, which is why the state
+ * directory is best kept on a filesystem of its own. */
+#pragma once
+
+#include <stdint.h>
+
+struct flush;
+
+int flush_new(struct flush **ret);
+
+/* Accepts NULL. */
+void flush_free(struct flush *f);
+
+/* Cover the filesystem FD is on (once per filesystem; FD is duplicated). */
+int flush_add(struct flush *f, int fd);
+
+/* 0 when every write this thread made before the call is durable; else the
+ * negative errno of a flush that failed (writeback errors are reported to
+ * each thread whose writes that flush was to cover). F may be NULL: 0. */
+int flush_wait(struct flush *f);
+
+/* Flushes run so far and the callers they served, for the benchmark. */
+void flush_counts(struct flush *f, uint64_t *ret_flushes, uint64_t *ret_waits);
