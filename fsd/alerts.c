@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "store.h"
 
 #define COMMAND_TIMEOUT_S 30
 
@@ -90,7 +91,14 @@ static void *loop(void *arg)
 {
 	struct fsd *d = arg;
 	time_t next_check = 0;
+	char err[STORE_ERR_MAX];
 
+	/* Every page of the store read once, beside the work (it takes
+	 * seconds with millions of records); damage stops all signing. */
+	if (store_check(d->config->state_dir, err) < 0) {
+		log_err("%s; nothing will be signed until the store is repaired", err);
+		daemon_note_store_damage(d, err);
+	}
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		struct timespec until;

@@ -53,6 +53,25 @@ void daemon_note_reload(struct fsd *d, bool ok, const char *message)
 	ops_changed(d, ok ? VIRT_POLICY | VIRT_STATUS : VIRT_STATUS, NULL);
 }
 
+void daemon_note_store_damage(struct fsd *d, const char *reason)
+{
+	pthread_mutex_lock(&d->status_lock);
+	text_printable(reason, d->status.store_damage, sizeof(d->status.store_damage));
+	pthread_mutex_unlock(&d->status_lock);
+	ops_changed(d, VIRT_STATUS, NULL);
+}
+
+bool daemon_store_damaged(struct fsd *d, char *out, size_t n)
+{
+	bool damaged;
+
+	pthread_mutex_lock(&d->status_lock);
+	damaged = d->status.store_damage[0] != 0;
+	snprintf(out, n, "%s", d->status.store_damage);
+	pthread_mutex_unlock(&d->status_lock);
+	return damaged;
+}
+
 void daemon_note_inventory(struct fsd *d, const char *key)
 {
 	pthread_mutex_lock(&d->status_lock);

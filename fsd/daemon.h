@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -32,6 +33,7 @@ struct daemon_status {
 	char policy_message[600]; /* the last reload's outcome, "" before any */
 	int64_t policy_loaded_ms; /* when the policy in force was loaded */
 	int64_t inventory_changed_ms;
+	char store_damage[300]; /* the store's integrity check failed: why, or "" */
 };
 
 struct fsd {
@@ -65,6 +67,14 @@ void daemon_note_failure(struct fsd *d, const char *path, const char *reason);
 
 /* A policy reload succeeded (OK) or was rejected, with MESSAGE. */
 void daemon_note_reload(struct fsd *d, bool ok, const char *message);
+
+/* The store failed its integrity check for REASON: nothing is signed
+ * any more (daemon_store_damaged), and /status says why. */
+void daemon_note_store_damage(struct fsd *d, const char *reason);
+
+/* Copies the reason into OUT (of N bytes) and returns true once the store
+ * was found damaged. */
+bool daemon_store_damaged(struct fsd *d, char *out, size_t n);
 
 /* The inventory changed, for KEY or (NULL) in general: new mtimes for its
  * files, and their cached attributes dropped. */

@@ -349,7 +349,12 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 {
 	struct fsd *d = ctx;
 	struct key_status st;
-	int r = check_key(d, key, &st, reason);
+	int r;
+
+	/* Its records could not be trusted to stay: sign nothing. */
+	if (daemon_store_damaged(d, reason, INGEST_VETO_MAX))
+		return -EIO;
+	r = check_key(d, key, &st, reason);
 
 	if (r == 0)
 		r = pick_up_renewal(d, key, &st, reason);

@@ -363,7 +363,7 @@ static int validate_policy(void *ctx, const struct config *candidate, char err[C
 static int open_audit(const struct config *c, struct fsd *d, struct store **ret_store)
 {
 	char err[STORE_ERR_MAX > SIGNER_ERR_MAX ? STORE_ERR_MAX : SIGNER_ERR_MAX];
-	char origin[300], host[256];
+	char origin[CONFIG_ORIGIN_MAX];
 	struct store *store;
 	EVP_PKEY *key;
 	int r;
@@ -384,12 +384,7 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 		store_close(store);
 		return -EIO;
 	}
-	if (gethostname(host, sizeof(host)) < 0)
-		strcpy(host, "localhost");
-	host[sizeof(host) - 1] = 0;
-	snprintf(origin, sizeof(origin), "%s/signfs", host);
-	if (c->audit_origin)
-		snprintf(origin, sizeof(origin), "%s", c->audit_origin);
+	config_audit_origin(c, origin);
 	r = audit_open(store, origin, key, &d->audit, err);
 	if (r == -EBADMSG) {
 		fprintf(stderr,

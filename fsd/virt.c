@@ -131,6 +131,8 @@ static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_
 		fprintf(p, "; no configured key can sign");
 	if (ds.policy_rejected)
 		fprintf(p, "; the last policy reload was rejected");
+	if (ds.store_damage[0])
+		fprintf(p, "; %s: nothing is signed", ds.store_damage);
 	if (audit_err[0])
 		fprintf(p, "; audit log: %s", audit_err);
 	fclose(p);

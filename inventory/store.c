@@ -140,7 +140,6 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 {
 	char path[PATH_MAX];
 	struct store *s;
-	sqlite3_stmt *st = NULL;
 	int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
 	char *msg = NULL;
 	int r;
@@ -168,18 +167,7 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 		s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
 		NULL, NULL, &msg) != SQLITE_OK)
 		goto fail_msg;
-	/* A damaged store must stop the daemon before it signs anything. */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW ||
-	    strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
-		error_set(err, -EIO, "store %s fails its integrity check: %s", path,
-			  st && sqlite3_column_text(st, 0)
-			      ? (const char *)sqlite3_column_text(st, 0)
-			      : sqlite3_errmsg(s->db));
-		sqlite3_finalize(st);
-		goto fail;
-	}
-	sqlite3_finalize(st);
+
 	if (writable && sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail_msg;
 	if (writable)
@@ -202,6 +190,34 @@ sqlite3_stmt *store_prepared(struct store *s, enum store_stmt id, const char *sq
 	sqlite3_reset(s->stmts[id]);
 	sqlite3_clear_bindings(s->stmts[id]);
 	return s->stmts[id];
+}
+
+int store_check(const char *dir, char err[STORE_ERR_MAX])
+{
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	err[0] = 0;
+	if (snprintf(path, sizeof(path), "%s/" STORE_FILE, dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	/* A connection of its own: WAL lets the daemon commit meanwhile. */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
+		r = error_set(err, -EIO, "store %s fails its integrity check: %s", path,
+			      st && sqlite3_column_text(st, 0)
+				  ? (const char *)sqlite3_column_text(st, 0)
+			      : db ? sqlite3_errmsg(db)
+				   : "cannot open");
+	for (char *p = err; *p; p++)
+		if (*p == '\n')
+			*p = ' '; /* one line, for the log and /status */
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return r;
 }
 
 int store_set_flush(struct store *s, struct flush *f)

@@ -1,5 +1,5 @@
-/* The SQLite store under the state directory: WAL journal, integrity check
- * at open, and a committed transaction is on disk: by synchronous=FULL, or,
+/* The SQLite store under the state directory: WAL journal, and a committed
+ * transaction is on disk: by synchronous=FULL, or,
  * once the store shares a group flush (store_set_flush), by that flush,
  * which each commit waits for after letting go of the store. Components of
  * inventory/ keep their tables in it. */
@@ -22,6 +22,11 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 
 /* Accepts NULL. */
 void store_close(struct store *s);
+
+/* Read every page of the store in DIR (SQLite's quick_check) with a
+ * connection of its own: 0, or -EIO and what is damaged. Its cost grows
+ * with the store, so the daemon runs it beside its work, not before. */
+int store_check(const char *dir, char err[STORE_ERR_MAX]);
 
 struct flush;
 

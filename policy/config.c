@@ -518,6 +518,20 @@ static int validate(struct parse_state *s)
 	return 1;
 }
 
+void config_audit_origin(const struct config *c, char out[CONFIG_ORIGIN_MAX])
+{
+	char host[256];
+
+	if (c->audit_origin) {
+		snprintf(out, CONFIG_ORIGIN_MAX, "%s", c->audit_origin);
+		return;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = 0;
+	snprintf(out, CONFIG_ORIGIN_MAX, "%s/signfs", host);
+}
+
 void config_free(struct config *c)
 {
 	if (!c)

@@ -65,6 +65,11 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 /* Accepts NULL. */
 void config_free(struct config *c);
 
+/* The name of the audit log in its checkpoints: audit_origin, or
+ * HOSTNAME/signfs. */
+#define CONFIG_ORIGIN_MAX 300
+void config_audit_origin(const struct config *c, char out[CONFIG_ORIGIN_MAX]);
+
 /* The key named NAME, or NULL. */
 const struct config_key *config_find_key(const struct config *c, const char *name);
 

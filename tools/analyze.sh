@@ -28,10 +28,11 @@ echo "-fanalyzer: $(wc -l <"$work/warnings") warnings, $unjustified without a ju
 [ "$unjustified" = 0 ] || status=1
 
 # signfsctl uses the signing library, the inventory and the policy, and no
-# header of the daemon itself.
+# header of the daemon itself. (The benchmark's helper, bench.c, fills an
+# outbox through the pipeline library, as the unit tests do.)
 daemon_headers=$(cd fsd && ls -- *.h)
 for h in $daemon_headers; do
-	if grep -l "#include \"$h\"" tools/*.c tools/*.h 2>/dev/null; then
+	if grep -l "#include \"$h\"" $(ls tools/*.c tools/*.h | grep -v '^tools/bench.c$') 2>/dev/null; then
 		echo "tools/ includes the daemon header $h"
 		status=1
 	fi

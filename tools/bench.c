@@ -1,9 +1,14 @@
 /* signfs-bench: the measuring half of tools/bench.sh (not installed).
- *   signfs-bench write DIR COUNT KIB THREADS   create COUNT files of KIB each
- *       in DIR with THREADS writers; prints files/s and close() latency
- *       (close returns once the file is signed and published).
- *   signfs-bench sign CONFIG COUNT THREADS     raw signing rate of the
- *       config's token: bare ECDSA over a digest, and full CMS. */
+ *   signfs-bench write DIR COUNT KIB THREADS [sync]   create COUNT files of
+ *       KIB each in DIR with THREADS writers; prints files/s and close()
+ *       latency (in signfs, close returns once the file is signed and
+ *       published). With sync, each file is fdatasync'd before close: the
+ *       durable baseline of a plain filesystem.
+ *   signfs-bench sign CONFIG COUNT THREADS     signing rate of the config's
+ *       token: a bare signature over a digest, and a full CMS signature.
+ *   signfs-bench fill CONFIG RECORDS ARTIFACTS   a stopped daemon's state
+ *       made old: RECORDS audit records spread over the past year, signed
+ *       by a checkpoint, and ARTIFACTS publications in the outbox. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,8 +19,11 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 
+#include "audit.h"
 #include "config.h"
+#include "outbox.h"
 #include "signer.h"
+#include "store.h"
 
 static double now(void)
 {
@@ -34,6 +42,7 @@ struct writer {
 	const char *dir;
 	int id, count;
 	size_t size;
+	bool sync;
 	double *close_lat;
 	int errors;
 };
@@ -56,7 +65,8 @@ static void *write_files(void *arg)
 		/* Distinct content per file, as real artifacts have. */
 		memcpy(buf, &i, sizeof(i));
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || write(fd, buf, w->size) != (ssize_t)w->size) {
+		if (fd < 0 || write(fd, buf, w->size) != (ssize_t)w->size ||
+		    (w->sync && fdatasync(fd) < 0)) {
 			w->errors++;
 			if (fd >= 0)
 				close(fd);
@@ -79,7 +89,7 @@ static int cmd_write(int argc, char **argv)
 	pthread_t *t;
 	double *lat, start, secs;
 
-	if (argc != 5)
+	if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "sync")))
 		return 2;
 	count = atoi(argv[2]);
 	size = (size_t)atoi(argv[3]) * 1024;
@@ -98,7 +108,7 @@ static int cmd_write(int argc, char **argv)
 	}
 	start = now();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (struct writer){argv[1], i, per, size, lat + (size_t)i * per, 0};
+		w[i] = (struct writer){argv[1], i, per, size, argc == 6, lat + (size_t)i * per, 0};
 		pthread_create(&t[i], NULL, write_files, &w[i]);
 	}
 	for (int i = 0; i < threads; i++) {
@@ -107,9 +117,10 @@ static int cmd_write(int argc, char **argv)
 	}
 	secs = now() - start;
 	qsort(lat, (size_t)per * threads, sizeof(*lat), cmp_double);
-	printf("files=%d errors=%d seconds=%.3f rate=%.0f close_p50_ms=%.3f close_p99_ms=%.3f\n",
+	printf("files=%d errors=%d seconds=%.3f rate=%.0f close_p50_ms=%.3f close_p99_ms=%.3f "
+	       "close_max_ms=%.3f\n",
 	       per * threads, errors, secs, per * threads / secs, lat[per * threads / 2] * 1e3,
-	       lat[(size_t)(per * threads * 0.99)] * 1e3);
+	       lat[(size_t)(per * threads * 0.99)] * 1e3, lat[per * threads - 1] * 1e3);
 	free(lat);
 	free(w);
 	free(t);
@@ -144,13 +155,15 @@ static void *sign_cms(void *arg)
 static void *sign_raw(void *arg)
 {
 	struct signer_job *j = arg;
-	unsigned char d[SHA256_LEN] = {0}, sig[256];
+	unsigned char d[SHA256_LEN] = {0}, sig[1024];
 
 	for (int i = 0; i < j->count; i++) {
 		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(j->pkey, NULL);
 		size_t len = sizeof(sig);
 		memcpy(d, &i, sizeof(i));
+		/* The digest's algorithm, as CMS signs: PKCS#1 v1.5 for RSA. */
 		if (!ctx || EVP_PKEY_sign_init(ctx) <= 0 ||
+		    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) <= 0 ||
 		    EVP_PKEY_sign(ctx, sig, &len, d, sizeof(d)) <= 0)
 			j->errors++;
 		EVP_PKEY_CTX_free(ctx);
@@ -210,11 +223,152 @@ static int cmd_sign(int argc, char **argv)
 	proto.key = k->name;
 	raw = run_sign(sign_raw, &proto, threads, count, &errors);
 	cms = run_sign(sign_cms, &proto, threads, count, &errors);
-	printf("threads=%d raw_ecdsa_per_s=%.0f cms_per_s=%.0f errors=%d\n", threads, raw, cms,
+	printf("threads=%d raw_sign_per_s=%.0f cms_per_s=%.0f errors=%d\n", threads, raw, cms,
 	       errors);
 	signer_free(s);
 	config_free(c);
 	return errors ? 1 : 0;
+}
+
+/* ---- fill: a state with a long history ---- */
+
+struct fill {
+	struct audit *audit;
+	int64_t start_ms, step_ms;
+	uint64_t next, count;
+	pthread_mutex_t lock;
+	int errors;
+};
+
+/* Records are stamped in the order they commit, a step apart. */
+static int64_t fill_clock(void *ctx)
+{
+	struct fill *f = ctx;
+	return f->start_ms +
+	       (int64_t)__atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED) * f->step_ms;
+}
+
+static void *fill_records(void *arg)
+{
+	struct fill *f = arg;
+	char err[AUDIT_ERR_MAX], path[64], sha[65];
+
+	for (;;) {
+		uint64_t i;
+		pthread_mutex_lock(&f->lock);
+		i = f->count ? f->count-- : 0;
+		pthread_mutex_unlock(&f->lock);
+		if (!i)
+			return NULL;
+		snprintf(path, sizeof(path), "fill/%06llu.bin", (unsigned long long)(i % 100000));
+		snprintf(sha, sizeof(sha), "%064llx", (unsigned long long)i);
+		struct audit_record rec = {.event = "signed",
+					   .uid = 1000,
+					   .gid = 1000,
+					   .pid = 4242,
+					   .user = "builder",
+					   .exe = "/usr/bin/cp",
+					   .path = path,
+					   .size = 4096,
+					   .sha256 = sha,
+					   .key = "codesign",
+					   .rule = "bench",
+					   .decision = "allow"};
+		/* Many appenders at once: the log commits them in groups. */
+		if (audit_append(f->audit, &rec, NULL, err) < 0) {
+			__atomic_fetch_add(&f->errors, 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+	}
+}
+
+static int fill_artifacts(int state_fd, unsigned long n)
+{
+	struct outbox *o;
+	char path[64];
+	static const unsigned char sig[] = "not a signature: a benchmark's filler";
+	int r = outbox_open(state_fd, NULL, &o);
+
+	if (r < 0)
+		return r;
+	for (unsigned long i = 0; i < n && r == 0; i++) {
+		int fd = openat(state_fd, "fill.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			r = -errno;
+			break;
+		}
+		snprintf(path, sizeof(path), "fill/%02lu/%06lu.bin", i % 100, i);
+		if (write(fd, path, strlen(path)) < 0)
+			r = -errno;
+		if (r == 0)
+			r = outbox_publish(o, path, fd, sig, sizeof(sig), outbox_new_id(o));
+		close(fd);
+	}
+	unlinkat(state_fd, "fill.tmp", 0);
+	outbox_free(o);
+	return r;
+}
+
+static int cmd_fill(int argc, char **argv)
+{
+	struct config *c;
+	struct signer *s = NULL;
+	struct store *store = NULL;
+	EVP_PKEY *key = NULL;
+	char err[CONFIG_ERR_MAX > SIGNER_ERR_MAX ? CONFIG_ERR_MAX : SIGNER_ERR_MAX];
+	char origin[CONFIG_ORIGIN_MAX];
+	struct fill f = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	pthread_t t[128];
+	struct timespec ts;
+	unsigned long artifacts;
+	int state_fd = -1, r = 1;
+
+	if (argc != 4)
+		return 2;
+	f.count = strtoull(argv[2], NULL, 10);
+	artifacts = strtoul(argv[3], NULL, 10);
+	if (config_load(argv[1], &c, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (c->softhsm2_conf)
+		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
+	config_audit_origin(c, origin);
+	if (signer_open(c->module, c->pin_file, &s, err) < 0 ||
+	    signer_find_pkey(s, c->audit_key, &key, err) < 0 ||
+	    store_open(c->state_dir, true, &store, err) < 0 ||
+	    audit_open(store, origin, key, &f.audit, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	/* A year of history, ending an hour ago. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	f.step_ms = f.count ? 365LL * 86400 * 1000 / f.count : 1;
+	f.start_ms = (int64_t)ts.tv_sec * 1000 - 365LL * 86400 * 1000 - 3600 * 1000;
+	audit_set_clock(f.audit, fill_clock, &f);
+	for (int i = 0; i < 128; i++)
+		pthread_create(&t[i], NULL, fill_records, &f);
+	for (int i = 0; i < 128; i++)
+		pthread_join(t[i], NULL);
+	if (f.errors || audit_checkpoint(f.audit, err) < 0) {
+		fprintf(stderr, "filling the audit log failed: %s\n", err);
+		goto out;
+	}
+	state_fd = open(c->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (state_fd < 0 || fill_artifacts(state_fd, artifacts) < 0) {
+		fprintf(stderr, "filling the outbox failed\n");
+		goto out;
+	}
+	printf("records=%llu artifacts=%lu\n", (unsigned long long)f.next, artifacts);
+	r = 0;
+out:
+	if (state_fd >= 0)
+		close(state_fd);
+	audit_close(f.audit);
+	store_close(store);
+	signer_free(s); /* and KEY, which it owns */
+	config_free(c);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -224,8 +378,11 @@ int main(int argc, char **argv)
 		r = cmd_write(argc - 1, argv + 1);
 	else if (argc > 1 && !strcmp(argv[1], "sign"))
 		r = cmd_sign(argc - 1, argv + 1);
+	else if (argc > 1 && !strcmp(argv[1], "fill"))
+		r = cmd_fill(argc - 1, argv + 1);
 	if (r == 2)
-		fprintf(stderr, "usage: signfs-bench write DIR COUNT KIB THREADS\n"
-				"       signfs-bench sign CONFIG COUNT THREADS\n");
+		fprintf(stderr, "usage: signfs-bench write DIR COUNT KIB THREADS [sync]\n"
+				"       signfs-bench sign CONFIG COUNT THREADS\n"
+				"       signfs-bench fill CONFIG RECORDS ARTIFACTS\n");
 	return r;
 }

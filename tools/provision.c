@@ -47,17 +47,21 @@ static int find_slot(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *ret,
 static int generate(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE sess, const struct provision_key *k,
 		    char *err)
 {
-	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_MECHANISM mech = {k->rsa_bits ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, NULL,
+			     0};
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_BYTE id = k->id;
-	CK_ULONG label_len = strlen(k->label);
+	CK_BYTE id = k->id, exponent[] = {0x01, 0x00, 0x01};
+	CK_ULONG label_len = strlen(k->label), bits = k->rsa_bits;
 	CK_ATTRIBUTE pub[] = {
 	    {CKA_TOKEN, &yes, sizeof(yes)},
 	    {CKA_VERIFY, &yes, sizeof(yes)},
-	    {CKA_EC_PARAMS, (void *)p256_params, sizeof(p256_params)},
 	    {CKA_LABEL, (void *)k->label, label_len},
 	    {CKA_ID, &id, 1},
+	    /* the key type's own attributes, last */
+	    {CKA_EC_PARAMS, (void *)p256_params, sizeof(p256_params)},
+	    {CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)},
 	};
+	CK_ULONG n_pub = sizeof(pub) / sizeof(*pub) - 1;
 	CK_ATTRIBUTE priv[] = {
 	    {CKA_TOKEN, &yes, sizeof(yes)},
 	    {CKA_PRIVATE, &yes, sizeof(yes)},
@@ -68,8 +72,14 @@ static int generate(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE sess, const struct
 	    {CKA_ID, &id, 1},
 	};
 	CK_OBJECT_HANDLE hpub, hpriv;
-	CK_RV rv = f->C_GenerateKeyPair(sess, &mech, pub, sizeof(pub) / sizeof(*pub), priv,
-					sizeof(priv) / sizeof(*priv), &hpub, &hpriv);
+	CK_RV rv;
+
+	if (k->rsa_bits) {
+		pub[4] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
+		n_pub++;
+	}
+	rv = f->C_GenerateKeyPair(sess, &mech, pub, n_pub, priv, sizeof(priv) / sizeof(*priv),
+				  &hpub, &hpriv);
 
 	if (rv != CKR_OK)
 		return error_set(err, -EIO, "generating key '%s': C_GenerateKeyPair 0x%lx",

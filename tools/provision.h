@@ -12,10 +12,11 @@
 struct provision_key {
 	const char *label;
 	unsigned char id;
+	unsigned rsa_bits; /* 0: ECDSA P-256; else an RSA key of this size */
 };
 
 /* In MODULE, initialise the first free token as LABEL with SO_PIN and
- * USER_PIN, then generate one ECDSA P-256 key pair per entry of KEYS.
+ * USER_PIN, then generate one key pair per entry of KEYS.
  * 0 or a negative errno with the reason in ERR. */
 int provision_token(const char *module, const char *label, const char *so_pin, const char *user_pin,
 		    const struct provision_key *keys, size_t n_keys, char err[PROVISION_ERR_MAX]);

@@ -51,15 +51,16 @@ static void usage_main(FILE *f)
 
 static void usage_init(FILE *f)
 {
-	fprintf(f,
-		"usage: signfsctl init [--state-dir DIR] [--config FILE] [--module SO] [--force]\n"
-		"\n"
-		"Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding an\n"
-		"ECDSA P-256 code-signing key, a demo CA key and a separate audit key, the\n"
-		"demo CA and code-signing certificates (pki/), the token PINs (mode 0400),\n"
-		"and the config FILE (default DIR/signfs.conf).\n"
-		"An existing setup is left alone unless --force is given; then it is moved\n"
-		"aside into DIR/replaced-TIMESTAMP/, never deleted.\n");
+	fprintf(f, "usage: signfsctl init [--state-dir DIR] [--config FILE] [--module SO]\n"
+		   "                      [--key-type ec|rsa3072] [--force]\n"
+		   "\n"
+		   "Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
+		   "code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
+		   "CA key and a separate audit key (both P-256), the\n"
+		   "demo CA and code-signing certificates (pki/), the token PINs (mode 0400),\n"
+		   "and the config FILE (default DIR/signfs.conf).\n"
+		   "An existing setup is left alone unless --force is given; then it is moved\n"
+		   "aside into DIR/replaced-TIMESTAMP/, never deleted.\n");
 }
 
 static int write_secret(const char *path, const char *value)
@@ -135,11 +136,12 @@ static int cmd_init(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"module", required_argument, NULL, 'm'},
 	    {"force", no_argument, NULL, 'f'},
+	    {"key-type", required_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *const owned[] = {"tokens", "pki", "token.pin", "token.so-pin", "softhsm2.conf"};
-	const struct provision_key keys[] = {{"codesign", 1}, {"ca", 2}, {"audit", 3}};
+	struct provision_key keys[] = {{"codesign", 1, 0}, {"ca", 2, 0}, {"audit", 3, 0}};
 	const char *dir_arg = DEFAULT_STATE_DIR, *config_arg = NULL;
 	const char *module = SIGNFS_SOFTHSM_MODULE;
 	char dir[PATH_MAX], config[PATH_MAX], path[PATH_MAX], err[PROVISION_ERR_MAX];
@@ -153,7 +155,7 @@ static int cmd_init(int argc, char **argv)
 	pid_t holder;
 	int c, r, lock_fd = -1, ret = EXIT_FAIL;
 
-	while ((c = getopt_long(argc, argv, "d:c:m:fh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:m:fk:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			dir_arg = optarg;
@@ -166,6 +168,16 @@ static int cmd_init(int argc, char **argv)
 			break;
 		case 'f':
 			force = true;
+			break;
+		case 'k':
+			if (!strcmp(optarg, "rsa3072")) {
+				keys[0].rsa_bits = 3072;
+			} else if (strcmp(optarg, "ec")) {
+				fprintf(stderr,
+					"signfsctl: --key-type is ec or rsa3072, not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'h':
 			usage_init(stdout);

@@ -95,6 +95,35 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
+# A store with a long history starts without reading it all; damage found
+# by the check that runs beside the work stops all signing.
+check "a store filled with 30,000 records over a year" \
+	"$SIGNFS_BENCH" fill "$CONF" 30000 0
+start_daemon
+check "it starts and signs" sh -c "echo h > '$MNT/inbox/h' && test -e '$MNT/outbox/h.p7s'"
+stop_daemon
+size=$(stat -c %s "$STATE/signfs.db")
+page=$(/usr/bin/python3 -c "import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute('PRAGMA page_size').fetchone()[0])" "$STATE/signfs.db")
+# The cell pointers of an old b-tree page, which the start never reads,
+# pointing past the end of their page.
+head -c 600 /dev/zero | tr '\0' '\377' |
+	dd of="$STATE/signfs.db" bs=1 seek=$((size / 2 / page * page + 12)) conv=notrunc 2>/dev/null
+start_daemon
+for _ in $(seq 100); do
+	grep -q "integrity check" "$MNT/status" && break
+	sleep 0.05
+done
+check "a damaged store: /status says so and that nothing is signed" \
+	grep -q "^health: *degraded: store .*signfs.db fails its integrity check: .*: nothing is signed" "$MNT/status"
+echo d >"$SRC/d"
+check_fails "...a writer's close() fails with EIO" "Input/output error" cp "$SRC/d" "$MNT/inbox/after-damage"
+check "...nothing is published" test ! -e "$MNT/outbox/after-damage"
+check "...and the daemon log says why" grep -q "fails its integrity check.*nothing will be signed until the store is repaired" "$T/daemon.log"
+stop_daemon
+rm -rf "$STATE"
+init_state
+
 check "signfsctl init refuses to overwrite without --force" \
 	sh -c "! '$SIGNFSCTL' init --state-dir '$STATE' 2>'$T/init.err' && grep -q 'use --force' '$T/init.err'"
 check "signfsctl init --force moves the old setup aside" \
