@@ -1,80 +1,198 @@
 #!/bin/bash
-# signfs benchmark (not a test): throughput and latency through a real mount,
-# each printed next to a baseline measured in the same run, as a ratio.
-# State and sources live on tmpfs (/dev/shm), like the baselines.
-#   tools/bench.sh [LARGE_MIB] [SMALL_FILES]      defaults: 1024 4000
+# signfs benchmark (not a test): what users run, each figure printed next to
+# a baseline measured in the same run, as a ratio. Medians of 3 runs, with
+# the spread (min-max) beside them.
+#
+#   tools/bench.sh [--files N] [--large MIB] [--disk DIR] [--rsa] [--restart N]
+#
+#   --files N     small files per run (4 KiB each; default 4000)
+#   --large MIB   size of the large-file copy (default 1024; 0 skips it)
+#   --disk DIR    where the on-disk state goes (default /var/tmp): put it on
+#                 the filesystem signfs's state lives on in production
+#   --rsa         also an RSA-3072 code-signing key, against the token's own
+#                 2-thread signing rate
+#   --restart N   also the start time with N audit records and N/10
+#                 published artifacts (filled without the mount), against
+#                 the start time of an empty state
 set -eu
 cd "$(dirname "$0")/.."
-LARGE_MIB=${1:-1024}
-SMALL=${2:-4000}
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--files) SMALL=$2; shift 2 ;;
+	--large) LARGE_MIB=$2; shift 2 ;;
+	--disk) DISK=$2; shift 2 ;;
+	--rsa) RSA=yes; shift ;;
+	--restart) RESTART=$2; shift 2 ;;
+	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+	esac
+done
 [ -x build/fsd/signfsd ] || { meson setup build >/dev/null && ninja -C build >/dev/null; }
 ninja -C build >/dev/null
+BENCH=build/tools/signfs-bench
 
 B=$(mktemp -d /dev/shm/signfs-bench.XXXXXX)
-PID=
+D=$(mktemp -d "$DISK/signfs-bench.XXXXXX")
+PIDS=()
 cleanup() {
-	mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null
-	rm -rf "$B"
+	for m in "$B"/*/mnt "$D"/*/mnt "$B/pt/mnt"; do
+		mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m"
+	done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$B" "$D"
 }
 trap cleanup EXIT
-mkdir -p "$B/mnt" "$B/native"
-build/tools/signfsctl init --state-dir "$B/state" >/dev/null
-build/fsd/signfsd -f -c "$B/state/signfs.conf" "$B/mnt" 2>"$B/daemon.log" &
-PID=$!
-for _ in $(seq 200); do mountpoint -q "$B/mnt" && break; sleep 0.05; done
-mountpoint -q "$B/mnt" || { echo "signfsd did not mount"; cat "$B/daemon.log"; exit 1; }
 
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+# median3 A B C, spread3 A B C: of three numbers.
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+spread3() { printf '%s\n' "$@" | sort -g | sed -n '1p;3p' | paste -sd- | awk -F- '{ printf "%g-%g", $1, $2 }'; }
 # Freed memory goes back to the host and is slow to touch again: warm it.
 warm() { head -c 3G /dev/zero >/dev/shm/signfs-bench-warm; rm -f /dev/shm/signfs-bench-warm; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); calc "$t1 - $t0"; }
-median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+
+# start NAME PARENT [INIT-OPTIONS]: a fresh state under PARENT/NAME, mounted.
+start() {
+	local dir=$2/$1
+	mkdir -p "$dir/mnt" "$dir/state"
+	[ -e "$dir/state/signfs.conf" ] || build/tools/signfsctl init --state-dir "$dir/state" "${@:3}" >/dev/null
+	build/fsd/signfsd -f -c "$dir/state/signfs.conf" "$dir/mnt" 2>>"$dir/daemon.log" &
+	PIDS+=($!)
+	for _ in $(seq 1000); do mountpoint -q "$dir/mnt" && return; sleep 0.005; done
+	echo "signfsd did not mount:"; cat "$dir/daemon.log"; exit 1
+}
+stop() { fusermount3 -u "$1/mnt"; wait "${PIDS[-1]}"; unset 'PIDS[-1]'; }
+
+# small DIR WRITERS [sync]: three runs into fresh subdirectories; sets
+# RATE (median), RATES (spread) and LAT (latencies of the median run).
+small() {
+	local out=() r=() i
+	for i in 1 2 3; do
+		mkdir -p "$1/r$i-w$2"
+		out+=("$($BENCH write "$1/r$i-w$2" "$SMALL" 4 "$2" ${3:-})")
+		r+=("$(echo "${out[-1]}" | field rate)")
+	done
+	RATE=$(median3 "${r[@]}")
+	RATES=$(spread3 "${r[@]}")
+	for i in 0 1 2; do
+		if [ "${r[$i]}" = "$RATE" ]; then
+			LAT=$(echo "${out[$i]}" | sed 's/.*close_p50_ms=\([0-9.]*\) close_p99_ms=\([0-9.]*\) close_max_ms=\([0-9.]*\).*/p50 \1 ms, p99 \2 ms, max \3 ms/')
+		fi
+	done
+}
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
-	"$(uname -r), $(openssl version | cut -d' ' -f1-2), state on tmpfs"
+	"kernel $(uname -r), $(openssl version | cut -d' ' -f1-2), $(pkg-config --modversion fuse3 | sed 's/^/libfuse /')"
+echo "disk: $DISK on $(findmnt -no SOURCE,FSTYPE -T "$DISK" | tr -s ' ' ' ')"
+echo "small files: $SMALL x 4 KiB per run; medians of 3 runs, spread in brackets"
 echo
 
-head -c "${LARGE_MIB}M" /dev/urandom >"$B/large.src"
-native=() mount=()
-for i in 1 2 3; do
-	warm
-	native+=("$(secs cp "$B/large.src" "$B/native/large.$i")")
-	rm -f "$B/native/large.$i"
-	warm
-	mount+=("$(secs cp "$B/large.src" "$B/mnt/inbox/large.$i")")
-	cmp -s "$B/large.src" "$B/mnt/outbox/large.$i" || { echo "large file not published"; exit 1; }
-done
-n=$(median3 "${native[@]}")
-m=$(median3 "${mount[@]}")
-nr=$(calc "$LARGE_MIB / $n")
-mr=$(calc "$LARGE_MIB / $m")
-printf 'large file (%d MiB, median of 3):\n' "$LARGE_MIB"
-printf '  cp to the backing fs      %8.0f MiB/s\n' "$nr"
-printf '  cp into signfs inbox      %8.0f MiB/s  (signed, published)  ratio %s\n' \
-	"$mr" "$(ratio "$mr" "$nr")"
-rm -f "$B/large.src"
-echo
+# ---- token ----
+start tmpfs "$B"
+tok1=$($BENCH sign "$B/tmpfs/state/signfs.conf" "$SMALL" 1)
+tok2=$($BENCH sign "$B/tmpfs/state/signfs.conf" "$SMALL" 2)
+printf 'token (P-256, in-process): 1 thread %s CMS/s, 2 threads %s CMS/s\n\n' \
+	"$(echo "$tok1" | field cms_per_s)" "$(echo "$tok2" | field cms_per_s)"
 
-raw1=$(build/tools/signfs-bench sign "$B/state/signfs.conf" "$SMALL" 1)
-raw4=$(build/tools/signfs-bench sign "$B/state/signfs.conf" "$SMALL" 4)
-printf 'token signing rate (same token, in-process):\n  1 thread:  %s\n  4 threads: %s\n\n' \
-	"$raw1" "$raw4"
-cms1=$(echo "$raw1" | sed 's/.*cms_per_s=\([0-9]*\).*/\1/')
-cms4=$(echo "$raw4" | sed 's/.*cms_per_s=\([0-9]*\).*/\1/')
+# ---- the baseline FUSE filesystem: libfuse's passthrough_ll, on tmpfs ----
+cc -O2 -o "$B/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
+	$(pkg-config --cflags --libs fuse3) 2>"$B/cc.log" || { cat "$B/cc.log"; exit 1; }
+mkdir -p "$B/pt/src" "$B/pt/mnt"
+"$B/passthrough_ll" -f -o source="$B/pt/src" "$B/pt/mnt" 2>"$B/pt.log" &
+PT_PID=$!
+for _ in $(seq 200); do mountpoint -q "$B/pt/mnt" && break; sleep 0.01; done
 
-printf 'small files (%d x 4 KiB):\n' "$SMALL"
+# ---- small files, state on tmpfs ----
+small "$B/pt/mnt" 4
+base=$RATE
+printf 'state on tmpfs:\n'
+printf '  baseline: passthrough_ll, 4 writers %6d files/s [%s]\n' "$base" "$RATES"
 for w in 1 4; do
-	mkdir -p "$B/native/w$w" "$B/mnt/inbox/w$w"
-	nat=$(build/tools/signfs-bench write "$B/native/w$w" "$SMALL" 4 "$w")
-	got=$(build/tools/signfs-bench write "$B/mnt/inbox/w$w" "$SMALL" 4 "$w")
-	natr=$(echo "$nat" | sed 's/.*rate=\([0-9]*\).*/\1/')
-	gotr=$(echo "$got" | sed 's/.*rate=\([0-9]*\).*/\1/')
-	signr=$([ $w = 1 ] && echo "$cms1" || echo "$cms4")
-	printf '  %d writer(s): native tmpfs %6d files/s | signfs %6d files/s' "$w" "$natr" "$gotr"
-	printf ' = %s of CMS signing rate, %s of native\n' "$(ratio "$gotr" "$signr")" \
-		"$(ratio "$gotr" "$natr")"
-	printf '               close() to published: %s\n' \
-		"$(echo "$got" | grep -o 'close_p50.*' | tr '_' ' ')"
+	small "$B/tmpfs/mnt/inbox" "$w"
+	printf '  signfs, %d writer(s)                 %6d files/s [%s]  %s of baseline; %s\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base")" "$LAT"
 done
+echo
+
+# ---- small files, state on disk ----
+mkdir -p "$D/plain"
+small "$D/plain" 1 sync
+base1=$RATE base1s=$RATES
+small "$D/plain" 4 sync
+base4=$RATE base4s=$RATES
+printf 'state on disk (%s): every file durable before close() returns\n' "$DISK"
+printf '  baseline: create+write+fdatasync, 1 writer   %6d files/s [%s]\n' "$base1" "$base1s"
+printf '  baseline: create+write+fdatasync, 4 writers  %6d files/s [%s]\n' "$base4" "$base4s"
+start disk "$D"
+for w in 1 4; do
+	small "$D/disk/mnt/inbox" "$w"
+	printf '  signfs, %d writer(s)                          %6d files/s [%s]  %s of the 4-writer baseline; %s\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base4")" "$LAT"
+done
+stop "$D/disk"
+echo
+
+# ---- large file: signfs against a bare libfuse passthrough ----
+if [ "$LARGE_MIB" != 0 ]; then
+	head -c "${LARGE_MIB}M" /dev/urandom >"$B/large.src"
+	pt=() sf=()
+	for i in 1 2 3; do
+		warm
+		t0=$(date +%s.%N); cp "$B/large.src" "$B/pt/mnt/large.$i"; t1=$(date +%s.%N)
+		pt+=("$(calc "$LARGE_MIB / ($t1 - $t0)")")
+		rm -f "$B/pt/src/large.$i"
+		warm
+		t0=$(date +%s.%N); cp "$B/large.src" "$B/tmpfs/mnt/inbox/large.$i"; t1=$(date +%s.%N)
+		sf+=("$(calc "$LARGE_MIB / ($t1 - $t0)")")
+		cmp -s "$B/large.src" "$B/tmpfs/mnt/outbox/large.$i" || { echo "large file not published"; exit 1; }
+		rm -f "$B/tmpfs/mnt/inbox/large.$i"
+	done
+	rm -f "$B/large.src"
+	ptm=$(median3 "${pt[@]}") sfm=$(median3 "${sf[@]}")
+	printf 'large file (%d MiB cp, state and backing on tmpfs):\n' "$LARGE_MIB"
+	printf '  baseline: libfuse passthrough_ll   %6.0f MiB/s [%s]\n' "$ptm" "$(spread3 "${pt[@]%.*}")"
+	printf '  signfs (signed and published)      %6.0f MiB/s [%s]  %s of baseline\n\n' \
+		"$sfm" "$(spread3 "${sf[@]%.*}")" "$(ratio "$sfm" "$ptm")"
+fi
+stop "$B/tmpfs"
+fusermount3 -u "$B/pt/mnt"
+wait "$PT_PID" 2>/dev/null || true
+
+# ---- RSA-3072 ----
+if [ $RSA = yes ]; then
+	start rsa "$B" --key-type rsa3072
+	rsa2=$($BENCH sign "$B/rsa/state/signfs.conf" 400 2 | field cms_per_s)
+	SMALL_SAVED=$SMALL SMALL=1000
+	small "$B/rsa/mnt/inbox" 4
+	SMALL=$SMALL_SAVED
+	printf 'RSA-3072 key (state on tmpfs, 1000 files per run):\n'
+	printf '  baseline: token, 2 threads, CMS    %6d signatures/s\n' "$rsa2"
+	printf '  signfs, 4 writers                  %6d files/s [%s]  %s of baseline; %s\n\n' \
+		"$RATE" "$RATES" "$(ratio "$RATE" "$rsa2")" "$LAT"
+	stop "$B/rsa"
+fi
+
+# ---- restart with a long history ----
+if [ "$RESTART" != 0 ]; then
+	# start_time NAME: seconds from exec to mounted, median of 3.
+	start_time() {
+		local t=() t0 t1
+		for _ in 1 2 3; do
+			t0=$(date +%s.%N); start "$1" "$B"; t1=$(date +%s.%N)
+			t+=("$(calc "$t1 - $t0")")
+			stop "$B/$1"
+		done
+		median3 "${t[@]}"
+	}
+	mkdir -p "$B/empty" "$B/old"
+	build/tools/signfsctl init --state-dir "$B/empty/state" >/dev/null
+	build/tools/signfsctl init --state-dir "$B/old/state" >/dev/null
+	t0=$(date +%s.%N)
+	filled=$($BENCH fill "$B/old/state/signfs.conf" "$RESTART" $((RESTART / 10)))
+	t1=$(date +%s.%N)
+	e=$(start_time empty) o=$(start_time old)
+	printf 'start (state on tmpfs; %s, filled in %.0f s):\n' "$filled" "$(calc "$t1 - $t0")"
+	printf '  baseline: empty state              %6.3f s\n' "$e"
+	printf '  with that history                  %6.3f s  %s of baseline\n' "$o" "$(ratio "$o" "$e")"
+fi
