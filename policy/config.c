@@ -359,7 +359,7 @@ static int set_alert_days(struct parse_state *s, const char *value)
 	return s->err[0] ? 0 : 1;
 }
 
-static int handler(void *user, const char *section, const char *key, const char *value)
+static int handle(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *s = user;
 	struct config *c = s->c;
@@ -471,6 +471,26 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return fail(s, "unknown section [%s]", section);
 	}
 	return fail(s, "unknown key '%s' in [%s]", key, section);
+}
+
+/* libinih (as Debian builds it) ends a value at an inline ';' only: a '#'
+ * after whitespace would stay in the value, and a glob list would gain the
+ * comment's words as patterns. Both start a comment here, as at the start
+ * of a line; a '#' inside a word (release/#1) is kept. */
+static int strip_comment(void *user, const char *section, const char *key, const char *value)
+{
+	char v[INI_MAX_LINE];
+	size_t n = 0;
+
+	for (const char *p = value; *p && n < sizeof(v) - 1; p++) {
+		if ((*p == '#' || *p == ';') && (p == value || p[-1] == ' ' || p[-1] == '\t'))
+			break;
+		v[n++] = *p;
+	}
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	v[n] = 0;
+	return handle(user, section, key, v);
 }
 
 static int validate(struct parse_state *s)
@@ -585,7 +605,7 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 	for (size_t i = 0; i < sizeof(default_temp_patterns) / sizeof(*default_temp_patterns); i++)
 		s.c->temp_patterns[s.c->n_temp++] = strdup(default_temp_patterns[i]);
 
-	r = ini_parse_stream(reader, &s, handler, &s);
+	r = ini_parse_stream(reader, &s, strip_comment, &s);
 	s.c->n_lines = s.line;
 	if (s.too_long && !err[0])
 		fail(&s, "line longer than %d characters", INI_MAX_LINE - 2);

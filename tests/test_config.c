@@ -145,3 +145,33 @@ Test(config, temp_pattern_with_a_slash_names_it)
 	cr_assert_str_eq(error_of("[daemon]\ntemp_patterns = *.tmp lib/x*\n"),
 			 "bad.conf:2: pattern 'lib/x*' must match a base name, without '/'");
 }
+
+/* A comment after a value ends it, with '#' as with ';'; a '#' inside a
+ * word is part of the value. */
+Test(config, inline_comments_end_values)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX], text[2048];
+
+	snprintf(text, sizeof(text),
+		 "%s[rule r1]\n"
+		 "path = release/** # globs under release/\n"
+		 "path = build#1/*.bin ; numbered builds\n"
+		 "key = release\t# the release key\n",
+		 good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_eq(c->rules[0].n_globs, 2, "the comment's words are no patterns");
+	cr_assert_str_eq(c->rules[0].globs[0], "release/**");
+	cr_assert_str_eq(c->rules[0].globs[1], "build#1/*.bin");
+	cr_assert_str_eq(c->rules[0].key, "release");
+	config_free(c);
+	cr_assert_eq(config_parse_string("t.conf", "[daemon]\nthreads = 4  # two per core\n"
+					 "state_dir = /s # here\n[token]\nmodule = /m.so\n"
+					 "pin_file = /p # the PIN\n[key k]\nuri = pkcs11:object=k\n"
+					 "certificate = /k.pem\n[audit]\nkey = pkcs11:object=a\n",
+					 &c, err),
+		     0, "%s", err);
+	cr_assert_eq(c->threads, 4);
+	cr_assert_str_eq(c->pin_file, "/p", "the PIN file path gains no comment");
+	config_free(c);
+}

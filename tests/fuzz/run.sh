@@ -22,7 +22,7 @@ glob)
 	libs=""
 	;;
 verify)
-	srcs="$top/inventory/verify.c $top/inventory/audit.c $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/error.c"
+	srcs="$top/inventory/verify.c $top/inventory/audit.c $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/flush.c $top/policy/error.c"
 	incs="-I$top/inventory -I$top/policy -I/usr/include/json-c"
 	libs="-lcrypto -ljson-c -lsqlite3"
 	;;
