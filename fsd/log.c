@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,8 @@
 static int log_fd = STDERR_FILENO;
 static const int max_level = LOG_INFO;
 static int journal = -1;
+static bool use_syslog;
+static char log_path[PATH_MAX];
 
 int log_open(const char *path)
 {
@@ -25,12 +29,44 @@ int log_open(const char *path)
 		log_fd = STDERR_FILENO;
 		return 0;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (path[0] == '/') {
+		snprintf(log_path, sizeof(log_path), "%s", path);
+	} else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)) || snprintf(log_path, sizeof(log_path), "%s/%s", cwd,
+							  path) >= (int)sizeof(log_path))
+			return -ENAMETOOLONG;
+	}
+	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0)
 		return -errno;
 	log_fd = fd;
 	journal = 0;
 	return 0;
+}
+
+void log_reopen(void)
+{
+	int saved = errno, fd;
+
+	if (!log_path[0])
+		return;
+	/* open, dup2 and close only: safe in a signal handler. The number
+	 * stays the same, so writers in other threads never see it closed. */
+	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd >= 0) {
+		dup3(fd, log_fd, O_CLOEXEC);
+		close(fd);
+	}
+	errno = saved;
+}
+
+void log_to_syslog(void)
+{
+	if (log_path[0])
+		return;
+	openlog("signfsd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	use_syslog = true;
 }
 
 void log_msg(int level, const char *fmt, ...)
@@ -43,6 +79,14 @@ void log_msg(int level, const char *fmt, ...)
 
 	if (level > max_level)
 		return;
+	if (use_syslog) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		text_printable(msg, line, sizeof(line));
+		syslog(level, "%s", line);
+		return;
+	}
 	if (journal < 0)
 		journal = getenv("JOURNAL_STREAM") != NULL && log_fd == STDERR_FILENO;
 	if (journal) {

@@ -1,11 +1,20 @@
 /* The daemon's one logging family: syslog levels, to stderr (journald reads
- * it) or to a file. Only the daemon's own code logs; components return errors. */
+ * it), to a file, or to syslog (in the background without a file). Only the
+ * daemon's own code logs; components return errors. */
 #pragma once
 
 #include <syslog.h>
 
-/* Log to PATH (appending), or to stderr when PATH is NULL. 0 or -errno. */
+/* Log to PATH (appending; made absolute, for log_reopen after the daemon
+ * leaves its directory), or to stderr when PATH is NULL. 0 or -errno. */
 int log_open(const char *path);
+
+/* Open the log file again (logrotate moved it): async-signal-safe, for
+ * SIGHUP. Nothing when logging elsewhere. */
+void log_reopen(void);
+
+/* From now on, unless logging to a file: syslog (the journal keeps it). */
+void log_to_syslog(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)

@@ -45,6 +45,7 @@
 struct options {
 	const char *config;
 	const char *mountpoint;
+	char config_abs[PATH_MAX], mountpoint_abs[PATH_MAX];
 	const char *log_file;
 	const char *fuse_opts;
 	bool foreground;
@@ -58,8 +59,8 @@ static void usage(FILE *f)
 		   "  -c CONFIG   config file (default " SIGNFS_DEFAULT_CONFIG ")\n"
 		   "  -f          stay in the foreground, log to stderr (systemd, tests)\n"
 		   "  -d          FUSE debug output (implies -f)\n"
-		   "  -l LOGFILE  in the background, log here (default: syslog levels to stderr\n"
-		   "              until ready, then nowhere)\n"
+		   "  -l LOGFILE  in the background, log here (SIGHUP reopens it, for\n"
+		   "              logrotate); without it, to stderr until ready, then syslog\n"
 		   "  -o OPTS     extra FUSE mount options\n"
 		   "\n"
 		   "Exit codes: 0 clean unmount, 1 error (the reason is printed).\n");
@@ -108,6 +109,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	o->mountpoint = argv[optind];
+	/* Absolute, for the reloads and the unmount that come after the daemon
+	 * leaves its directory; a path that does not resolve is kept as given,
+	 * for the error that names it. */
+	if (realpath(o->config, o->config_abs))
+		o->config = o->config_abs;
+	if (realpath(o->mountpoint, o->mountpoint_abs))
+		o->mountpoint = o->mountpoint_abs;
 	return 0;
 }
 
@@ -149,6 +157,7 @@ static void announce_ready(void)
 
 	if (ready_fd < 0)
 		return;
+	log_to_syslog();
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
@@ -405,6 +414,12 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	return 0;
 }
 
+static void reopen_log(int sig)
+{
+	(void)sig;
+	log_reopen();
+}
+
 static int run_fuse(const struct options *o, const struct config *c, struct fsd *d)
 {
 	char mount_opts[1024];
@@ -444,6 +459,9 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fuse_session_destroy(se);
 		return 1;
 	}
+	/* SIGHUP is logrotate's, not a stop: the log file is opened again. */
+	sigaction(SIGHUP, &(struct sigaction){.sa_handler = reopen_log, .sa_flags = SA_RESTART},
+		  NULL);
 	d->se = se;
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);

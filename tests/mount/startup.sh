@@ -95,6 +95,26 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
+# Like a daemon: a relative mountpoint and log file, SIGHUP reopens the log
+# (logrotate), SIGTERM is a clean stop that leaves no dead mount.
+(cd "$T" && "$SIGNFSD" -c "$CONF" -l rel.log mnt)
+pid=$(cat "$STATE/signfsd.lock")
+mv "$T/rel.log" "$T/rel.log.1"
+kill -HUP "$pid"
+sleep 0.2
+echo r >"$MNT/inbox/after-hup"
+check "SIGHUP: still mounted and signing" test -e "$MNT/outbox/after-hup.p7s"
+check "SIGHUP: the log file is opened again under its name" grep -q "signed inbox/after-hup" "$T/rel.log"
+kill -TERM "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+check "SIGTERM: a relative mountpoint is unmounted, not left dead" sh -c "! mountpoint -q '$MNT' && ls '$MNT' >/dev/null"
+"$SIGNFSD" -f -c "$CONF" "$MNT" 2>>"$T/daemon.log" &
+pid=$!
+for _ in $(seq 200); do mountpoint -q "$MNT" && break; sleep 0.05; done
+kill -TERM "$pid"
+wait "$pid"
+check "SIGTERM in the foreground: exit 0 (a clean stop for systemd)" test $? = 0
+
 # A store with a long history starts without reading it all; damage found
 # by the check that runs beside the work stops all signing.
 check "a store filled with 30,000 records over a year" \
