@@ -19,6 +19,7 @@ struct nodes;
 struct policy_live;
 struct quota;
 struct flush;
+struct recent;
 struct shipper;
 struct signer;
 struct store;
@@ -50,6 +51,7 @@ struct fsd {
 	struct nodes *nodes;	    /* the inodes the kernel knows */
 	struct quota *quota;	    /* open files per user */
 	struct denials *denials;    /* repeated denials, counted */
+	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;

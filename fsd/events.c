@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "outbox.h"
+#include "recent.h"
 #include "shipper.h"
 #include "signer.h"
 #include "store.h"
@@ -152,6 +153,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
+		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
 		/* Repeats within a minute become one counted record. */
@@ -161,6 +163,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		rec.event = "abandoned";
 		rec.decision = "abandon";
 		rec.size = ev->size >= 0 ? ev->size : AUDIT_NONE;
+		recent_add(d->recent, ev->cred->uid, time(NULL), "abandoned", ev->path, ev->reason);
 		log_warn("abandoned: inbox/%s size=%lld uid=%u pid=%d: %s", ev->path,
 			 (long long)ev->size, ev->cred->uid, ev->cred->pid,
 			 ev->reason ? ev->reason : "");
@@ -173,6 +176,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	}
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	daemon_note_failure(d, ev->path, ev->reason);
+	recent_add(d->recent, ev->cred->uid, time(NULL), "failed", ev->path, ev->reason);
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,

@@ -35,6 +35,7 @@
 #include "nodes.h"
 #include "ops.h"
 #include "quota.h"
+#include "recent.h"
 #include "shipper.h"
 #include "signer.h"
 #include "store.h"
@@ -538,7 +539,8 @@ int main(int argc, char **argv)
 	d.metrics = metrics_new();
 	d.usage = inventory_usage_new();
 	d.denials = denials_new(events_record_denial, &d);
-	if (!d.metrics || !d.usage || !d.denials)
+	d.recent = recent_new();
+	if (!d.metrics || !d.usage || !d.denials || !d.recent)
 		goto out;
 	if (open_signer(c, &d.signer) < 0)
 		goto out;
@@ -602,6 +604,7 @@ out:
 	ingest_free(d.ingest);
 	/* Its last counts go to the audit log, still open. */
 	denials_free(d.denials);
+	recent_free(d.recent);
 	policy_live_free(d.policy);
 	nodes_free(d.nodes);
 	quota_free(d.quota);

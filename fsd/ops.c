@@ -162,8 +162,17 @@ static void root_stat(struct fsd *d, struct stat *st)
 }
 
 /* The attributes of N (through the open file FI when there is one). */
-static int node_stat(struct fsd *d, struct node *n, struct fuse_file_info *fi, struct stat *st)
+/* The caller of REQ, for the virtual files that show it its own view. */
+static struct virt_reader reader_of(fuse_req_t req)
 {
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	return (struct virt_reader){.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
+}
+
+static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_file_info *fi,
+		     struct stat *st)
+{
+	struct virt_reader who = reader_of(req);
 	struct handle *h = handle_of(fi);
 	char id[OUTBOX_ID_LEN + 1], *buf;
 	enum outbox_kind kind;
@@ -196,9 +205,15 @@ static int node_stat(struct fsd *d, struct node *n, struct fuse_file_info *fi, s
 	else if (nodes_kind(n) == NODE_OUTBOX)
 		r = outbox_stat(ingest_outbox(d->ingest), rel, st);
 	else
-		r = virt_stat(d, rel, st);
+		r = virt_stat(d, rel, &who, st);
 	free(buf);
 	return r;
+}
+
+/* How long the kernel may keep ST: not at all when it differs by reader. */
+static double attr_seconds(const struct stat *st)
+{
+	return virt_per_reader(st) ? 0 : CACHE_SECONDS;
 }
 
 static void reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
@@ -206,7 +221,7 @@ static void reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
 	struct fuse_entry_param e = {
 	    .ino = nodes_id(n),
 	    .attr = *st,
-	    .attr_timeout = CACHE_SECONDS,
+	    .attr_timeout = attr_seconds(st),
 	    .entry_timeout = nodes_kind(n) == NODE_VERSION ? 0 : CACHE_SECONDS,
 	};
 	/* An interrupted request: the kernel never took the lookup. */
@@ -246,9 +261,10 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 }
 
 /* NAME under PARENT: its node, with one lookup counted, and attributes. */
-static int lookup_child(struct fsd *d, struct node *parent, const char *name, struct node **ret,
-			struct stat *st)
+static int lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, const char *name,
+			struct node **ret, struct stat *st)
 {
+	struct virt_reader who = reader_of(req);
 	enum node_kind kind = nodes_kind(parent);
 	char *path;
 	int r;
@@ -269,7 +285,7 @@ static int lookup_child(struct fsd *d, struct node *parent, const char *name, st
 			r = outbox_stat(ingest_outbox(d->ingest), "", st);
 		} else if (virt_owns(path)) {
 			kind = NODE_VIRT;
-			r = virt_stat(d, path, st);
+			r = virt_stat(d, path, &who, st);
 		} else {
 			r = -ENOENT;
 		}
@@ -282,7 +298,7 @@ static int lookup_child(struct fsd *d, struct node *parent, const char *name, st
 		free(path);
 		return r;
 	default:
-		r = virt_stat(d, path, st);
+		r = virt_stat(d, path, &who, st);
 		break;
 	}
 	free(path);
@@ -296,7 +312,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct node *n;
 	struct stat st;
-	int r = lookup_child(fsd_of(req), node_of(req, parent), name, &n, &st);
+	int r = lookup_child(fsd_of(req), req, node_of(req, parent), name, &n, &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -320,12 +336,12 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = node_stat(fsd_of(req), node_of(req, ino), fi, &st);
+	int r = node_stat(fsd_of(req), req, node_of(req, ino), fi, &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, CACHE_SECONDS);
+		fuse_reply_attr(req, &st, attr_seconds(&st));
 }
 
 /* The inbox path of N for a request that changes it, or an errno for what
@@ -391,11 +407,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		      : ingest_setattr(d->ingest, rel, mode, uid, gid, times ? tv : NULL);
 	free(buf);
 	if (r == 0)
-		r = node_stat(d, n, fi, &st);
+		r = node_stat(d, req, n, fi, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, CACHE_SECONDS);
+		fuse_reply_attr(req, &st, attr_seconds(&st));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -442,7 +458,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		free(path);
 	}
 	if (r == 0)
-		r = lookup_child(d, parent, name, &n, &st);
+		r = lookup_child(d, req, parent, name, &n, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -601,14 +617,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 }
 
 /* A virtual file: its content as of this open (see struct virt_file). */
-static int open_virtual(struct fsd *d, const char *path, struct fuse_file_info *fi)
+static int open_virtual(struct fsd *d, fuse_req_t req, const char *path, struct fuse_file_info *fi)
 {
 	struct virt_file vf;
 	int r;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
-	r = virt_open(d, path, &vf);
+	struct virt_reader who = reader_of(req);
+
+	r = virt_open(d, path, &who, &vf);
 	if (r < 0)
 		return r;
 	r = put_handle(fi, NULL, -1);
@@ -670,7 +688,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (r < 0)
 			break;
 		if (nodes_kind(n) == NODE_VIRT) {
-			r = open_virtual(d, rel, fi);
+			r = open_virtual(d, req, rel, fi);
 		} else if (!*rel) {
 			r = -EISDIR;
 		} else if ((r = take_quota(req)) == 0) {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +22,8 @@
 #include "metrics.h"
 #include "daemon.h"
 #include "ops.h"
+#include "proc.h"
+#include "recent.h"
 #include "signer.h"
 
 #define INO_BASE 0x5f00000000000000ULL
@@ -30,9 +34,10 @@
 #define INO_HOLDERS (INO_BASE + 5)
 #define INO_STATUS (INO_BASE + 6)
 #define INO_METRICS (INO_BASE + 7)
+#define INO_WHOAMI (INO_BASE + 8)
 #define INO_DAY_BASE (INO_BASE + 0x1000) /* + days since the epoch */
 
-const char *const virt_top_names[] = {"inventory", "audit", "status", "metrics", NULL};
+const char *const virt_top_names[] = {"inventory", "audit", "status", "metrics", "whoami", NULL};
 
 static void set_time(struct stat *st, int64_t ms)
 {
@@ -90,7 +95,8 @@ static int64_t now_ms(void)
 /* /status: daemon health on one screen. Its "health:" line is what
  * signfsctl status and monitoring checks read: "ok", or "degraded: " and
  * each problem. */
-static int render_status(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+static int render_status(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			 int64_t *mtime_ms)
 {
 	struct ingest_counts n_;
 	struct daemon_status ds;
@@ -185,7 +191,8 @@ static int64_t policy_mtime(struct fsd *d)
 	return ds.policy_loaded_ms;
 }
 
-static int render_holders(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+static int render_holders(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			  int64_t *mtime_ms)
 {
 	int r = policy_live_holders(d->policy, NULL, ret);
 	if (r == 0) {
@@ -229,7 +236,8 @@ static void flush_usage(struct fsd *d)
 	inventory_usage_flush(d->store, d->usage);
 }
 
-static int render_certificates(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+static int render_certificates(struct fsd *d, const struct virt_reader *who, char **ret,
+			       size_t *len, int64_t *mtime_ms)
 {
 	char *text = NULL;
 	flush_usage(d);
@@ -238,7 +246,8 @@ static int render_certificates(struct fsd *d, char **ret, size_t *len, int64_t *
 	return done(text, ret, len);
 }
 
-static int render_certificates_json(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+static int render_certificates_json(struct fsd *d, const struct virt_reader *who, char **ret,
+				    size_t *len, int64_t *mtime_ms)
 {
 	char *text = NULL;
 	flush_usage(d);
@@ -247,7 +256,8 @@ static int render_certificates_json(struct fsd *d, char **ret, size_t *len, int6
 	return done(text, ret, len);
 }
 
-static int render_alerts(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+static int render_alerts(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			 int64_t *mtime_ms)
 {
 	char *text = NULL;
 	*mtime_ms = inventory_mtime(d);
@@ -351,7 +361,8 @@ static ino_t path_ino(const char *path)
 }
 
 /* /metrics: Prometheus text exposition format. */
-static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms)
+static int render_metrics(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			  int64_t *mtime_ms)
 {
 	struct ingest_counts n_;
 	struct daemon_status ds;
@@ -396,16 +407,72 @@ static int render_metrics(struct fsd *d, char **ret, size_t *len, int64_t *mtime
 	return 0;
 }
 
+/* /whoami: for the one who reads it, who signfs takes them for, what they
+ * may sign, and why their last files were refused or failed (which
+ * otherwise only root reads, in the log). Nobody else's. */
+static int render_whoami(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			 int64_t *mtime_ms)
+{
+	gid_t groups[INGEST_MAX_GROUPS];
+	size_t n_groups = 0;
+	pid_t tgid;
+	char b[4096], *rules = NULL;
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
+	FILE *f;
+	int r;
+
+	if (!who)
+		return -EACCES;
+	if (proc_identity(who->pid, &tgid, groups, INGEST_MAX_GROUPS, &n_groups) < 0 ||
+	    n_groups > INGEST_MAX_GROUPS)
+		n_groups = 0;
+	r = policy_live_rules_for(
+	    d->policy,
+	    &(struct policy_subject){
+		.uid = who->uid, .gid = who->gid, .groups = groups, .n_groups = n_groups},
+	    &rules);
+	if (r < 0)
+		return r;
+	f = open_memstream(ret, len);
+	if (!f) {
+		free(rules);
+		return -ENOMEM;
+	}
+	getpwuid_r(who->uid, &pw, b, sizeof(b), &pwr);
+	fprintf(f, "user:    %s (uid %u)\n", pwr ? pwr->pw_name : "?", who->uid);
+	getgrgid_r(who->gid, &gr, b, sizeof(b), &grr);
+	fprintf(f, "group:   %s (gid %u)\n", grr ? grr->gr_name : "?", who->gid);
+	fprintf(f, "groups: ");
+	for (size_t i = 0; i < n_groups; i++) {
+		getgrgid_r(groups[i], &gr, b, sizeof(b), &grr);
+		fprintf(f, " %s(%u)", grr ? grr->gr_name : "?", groups[i]);
+	}
+	fprintf(f, "%s\n", n_groups ? "" : " none");
+	fprintf(f,
+		"rules that name you, in order (the first whose paths match a file "
+		"decides):\n%s",
+		rules);
+	fprintf(f, "your last refusals and failures, oldest first:\n");
+	if (recent_print(d->recent, who->uid, f) == 0)
+		fprintf(f, "  none since signfsd started\n");
+	free(rules);
+	*mtime_ms = now_ms();
+	return fclose(f) == 0 ? 0 : -ENOMEM;
+}
+
 /* Every virtual file outside /audit and /inventory/keys: where it is, its
  * inode (0: from the path), how it is rendered, what changes it shows. */
 static const struct vfile {
 	const char *path;
 	ino_t ino;
-	int (*render)(struct fsd *d, char **ret, size_t *len, int64_t *mtime_ms);
+	int (*render)(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+		      int64_t *mtime_ms);
 	unsigned changes;
 } vfiles[] = {
     {"/status", INO_STATUS, render_status, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
     {"/metrics", INO_METRICS, render_metrics, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+    {"/whoami", INO_WHOAMI, render_whoami, VIRT_STATUS | VIRT_POLICY},
     {"/inventory/holders", INO_HOLDERS, render_holders, VIRT_POLICY},
     {"/inventory/certificates", 0, render_certificates, VIRT_INVENTORY},
     {"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},
@@ -466,7 +533,12 @@ static int audit_stat(struct fsd *d, const char *rel, struct stat *st)
 	return 0;
 }
 
-int virt_stat(struct fsd *d, const char *path, struct stat *st)
+bool virt_per_reader(const struct stat *st)
+{
+	return st->st_ino == INO_WHOAMI;
+}
+
+int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
 {
 	const struct vfile *v = find_vfile(path);
 	char *buf;
@@ -474,7 +546,7 @@ int virt_stat(struct fsd *d, const char *path, struct stat *st)
 	int64_t mtime;
 
 	if (v) {
-		int r = v->render(d, &buf, &len, &mtime);
+		int r = v->render(d, who, &buf, &len, &mtime);
 		if (r < 0)
 			return r;
 		free(buf);
@@ -523,9 +595,9 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 	if (!strcmp(path, "/inventory")) {
 		for (size_t i = 0; i < N_VFILES && r == 0; i++)
 			if (!strncmp(vfiles[i].path, "/inventory/", 11) &&
-			    virt_stat(d, vfiles[i].path, &st) == 0)
+			    virt_stat(d, vfiles[i].path, NULL, &st) == 0)
 				r = fill(ctx, vfiles[i].path + 11, &st);
-		if (r == 0 && virt_stat(d, "/inventory/keys", &st) == 0)
+		if (r == 0 && virt_stat(d, "/inventory/keys", NULL, &st) == 0)
 			r = fill(ctx, "keys", &st);
 		return r;
 	}
@@ -533,7 +605,7 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 		for (size_t i = 0; i < d->config->n_keys && r == 0; i++) {
 			char p[128];
 			snprintf(p, sizeof(p), "/inventory/keys/%s", d->config->keys[i].name);
-			if (virt_stat(d, p, &st) == 0)
+			if (virt_stat(d, p, NULL, &st) == 0)
 				r = fill(ctx, d->config->keys[i].name, &st);
 		}
 		return r;
@@ -546,7 +618,7 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 				char p[160];
 				snprintf(p, sizeof(p), "/inventory/keys/%s/%s", key,
 					 key_files[i].name);
-				if (virt_stat(d, p, &st) == 0)
+				if (virt_stat(d, p, NULL, &st) == 0)
 					r = fill(ctx, key_files[i].name, &st);
 			}
 			return r;
@@ -572,13 +644,14 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 }
 
 /* A rendered virtual file: its content now. */
-static int snapshot(struct fsd *d, const char *path, char **ret, size_t *len)
+static int snapshot(struct fsd *d, const char *path, const struct virt_reader *who, char **ret,
+		    size_t *len)
 {
 	const struct vfile *v = find_vfile(path);
 	int64_t mtime;
 
 	if (v)
-		return v->render(d, ret, len, &mtime);
+		return v->render(d, who, ret, len, &mtime);
 	{
 		char key[64];
 		const char *file;
@@ -603,7 +676,7 @@ static int snapshot(struct fsd *d, const char *path, char **ret, size_t *len)
 	return -ENOENT;
 }
 
-int virt_open(struct fsd *d, const char *path, struct virt_file *ret)
+int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
 {
 	uint64_t size;
 	int64_t mtime;
@@ -615,7 +688,7 @@ int virt_open(struct fsd *d, const char *path, struct virt_file *ret)
 		ret->len = size;
 		return 0;
 	}
-	return snapshot(d, path, &ret->buf, &ret->len);
+	return snapshot(d, path, who, &ret->buf, &ret->len);
 }
 
 ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off)

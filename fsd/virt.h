@@ -16,7 +16,19 @@ typedef int (*virt_fill_fn)(void *ctx, const char *name, const struct stat *st);
 /* Is PATH (absolute in the mount) a virtual file or directory? */
 bool virt_owns(const char *path);
 
-int virt_stat(struct fsd *d, const char *path, struct stat *st);
+/* Who asks: the caller of the FUSE request. /whoami is the one file whose
+ * content depends on it. */
+struct virt_reader {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st);
+
+/* Is ST (from virt_stat) that of a file whose content depends on its
+ * reader? Its attributes must not be cached for the next one. */
+bool virt_per_reader(const struct stat *st);
 int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx);
 /* An open virtual file: a snapshot of its content taken at open, or for an
  * audit day file (whose bytes never change once written) its size at open,
@@ -27,7 +39,8 @@ struct virt_file {
 	char day[11]; /* "" unless a day file */
 };
 
-int virt_open(struct fsd *d, const char *path, struct virt_file *ret);
+int virt_open(struct fsd *d, const char *path, const struct virt_reader *who,
+	      struct virt_file *ret);
 
 /* Up to SIZE bytes at OFF of F: the count, or a negative errno. */
 ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off);

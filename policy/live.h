@@ -58,3 +58,7 @@ int policy_live_watch(struct policy_live *p, policy_report_fn report, void *repo
 /* Who holds signing rights: per key (all keys, or only KEY when not NULL),
  * each rule's users, groups and paths. */
 int policy_live_holders(struct policy_live *p, const char *key, char **ret);
+
+/* The rules that name SUBJECT (or anyone), in order, each with its key,
+ * paths and limits: what that writer may sign. */
+int policy_live_rules_for(struct policy_live *p, const struct policy_subject *subject, char **ret);

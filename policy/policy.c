@@ -252,7 +252,7 @@ unsigned policy_rates_count(struct policy_rates *r, const char *rule, uid_t uid,
 	return n;
 }
 
-static bool subject_matches(const struct rule *r, const struct policy_subject *s)
+bool policy_subject_matches(const struct rule *r, const struct policy_subject *s)
 {
 	if (r->n_uids == 0 && r->n_gids == 0)
 		return true;
@@ -294,7 +294,7 @@ struct policy_decision policy_decide(const struct rule *rules, size_t n_rules, c
 		const struct rule *r = &rules[i];
 		bool path_ok = false;
 
-		if (!subject_matches(r, subject))
+		if (!policy_subject_matches(r, subject))
 			continue;
 		for (size_t k = 0; k < r->n_globs && !path_ok; k++)
 			path_ok = policy_glob_match(r->globs[k], path, target == POLICY_DIR);

@@ -48,6 +48,9 @@ struct policy_decision {
 	bool reserved;		 /* COMMIT: a rate slot taken at NOW (see policy_rates_release) */
 };
 
+/* Is SUBJECT among the users and groups rule R names (or does R name none)? */
+bool policy_subject_matches(const struct rule *r, const struct policy_subject *s);
+
 /* Does PATH match GLOB? With PREFIX, may some path below directory PATH? */
 bool policy_glob_match(const char *glob, const char *path, bool prefix);
 

@@ -214,5 +214,23 @@ check "the archived log does not pass as extending the old checkpoint" sh -c "
 check "cert issue-demo is audited" sh -c "
 	'$SIGNFSCTL' cert issue-demo -c '$CONF' codesign '$T/new.pem' >/dev/null &&
 	grep -q '\"event\":\"cert_issued\"' '$MNT'/audit/*.jsonl"
+# ---- a writer learns why, from /whoami, and only about itself ----
+as 2002 2002 sh -c "echo x > '$I/rated/not-mine'" 2>/dev/null
+as 2001 2001 sh -c "head -c 2000 /dev/zero > '$I/capped/too-big'" 2>/dev/null
+as 2001 2001 cat "$MNT/whoami" >"$T/whoami.2001"
+as 2002 2002 cat "$MNT/whoami" >"$T/whoami.2002"
+check "/whoami names its reader" grep -q "^user: .*(uid 2001)" "$T/whoami.2001"
+check "...the rules that name it, with their keys, paths and limits" sh -c "
+	grep -q 'rule rated: key codesign paths rated/\*\* rate 3/hour' '$T/whoami.2001' &&
+	grep -q 'rule capped: key codesign paths capped/\*\* max_size 1024' '$T/whoami.2001' &&
+	! grep -q 'rule builders' '$T/whoami.2001'"
+check "...and why its own last file failed" \
+	grep -q "denied *inbox/capped/too-big: larger than the size cap of rule capped" "$T/whoami.2001"
+check "another writer sees its own refusal, not uid 2001's" sh -c "
+	grep -q 'denied *inbox/rated/not-mine: no rule allows this user this path' '$T/whoami.2002' &&
+	! grep -q too-big '$T/whoami.2002'"
+size=$(as 2001 2001 stat -c %s "$MNT/whoami")
+check "stat size of /whoami is what its reader reads ($size bytes)" test "$size" = "$(wc -c <"$T/whoami.2001")"
+
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
