@@ -372,8 +372,11 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	if (!f)
 		return -ENOMEM;
 	metrics_render(d->metrics, f);
-	fputs("# HELP signfs_certificate_days_left Days until the current certificate of each "
-	      "key expires.\n# TYPE signfs_certificate_days_left gauge\n",
+	/* A timestamp in seconds, the base unit (as exporters of certificate
+	 * expiry do); alert rules subtract time() from it. */
+	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
+	      "certificate of each key expires, in seconds since the epoch.\n"
+	      "# TYPE signfs_certificate_not_after_timestamp_seconds gauge\n",
 	      f);
 	for (size_t i = 0; i < d->config->n_keys; i++) {
 		const struct config_key *k = &d->config->keys[i];
@@ -381,9 +384,10 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 		if (inventory_key_status(d->store, k->name, now, d->config->warn_days,
 					 k->allow_noncompliant, &st) < 0)
 			continue;
-		fputs("signfs_certificate_days_left{key=\"", f);
+		fputs("signfs_certificate_not_after_timestamp_seconds{key=\"", f);
 		metrics_label(f, k->name);
-		fprintf(f, "\",status=\"%s\"} %ld\n", cert_state_name(st.state), st.days_left);
+		fprintf(f, "\",status=\"%s\"} %lld\n", cert_state_name(st.state),
+			(long long)st.not_after);
 	}
 	ingest_counters(d->ingest, &n_);
 	daemon_status(d, &ds);
