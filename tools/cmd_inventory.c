@@ -112,10 +112,15 @@ int cmd_inventory(int argc, char **argv)
 
 		argc--, argv++;
 		config = config_arg(argc, argv, 1, 2, inventory_usage_text);
+		for (int i = optind; i < argc; i++)
+			if (access(argv[i], R_OK) < 0) {
+				fprintf(stderr, "signfsctl: %s: %s\n", argv[i], strerror(errno));
+				return EXIT_FAIL;
+			}
 		ch.cert = read_cert(argv[optind], &ch.chain);
 		if (!ch.cert) {
 			fprintf(stderr, "signfsctl: %s: no PEM certificate\n", argv[optind]);
-			return EXIT_USAGE;
+			return EXIT_FAIL;
 		}
 		if (optind + 1 < argc) {
 			STACK_OF(X509) *extra = NULL;

@@ -347,11 +347,19 @@ static void print_html(struct report *r)
 	printf("</pre>\n</body></html>\n");
 }
 
+/* A calendar day: strptime takes 2026-02-30, so the day must survive a
+ * round trip through the calendar. */
 static bool valid_date(const char *s)
 {
-	struct tm tm = {0};
+	struct tm tm = {0}, parsed;
 	const char *end = strptime(s, "%Y-%m-%d", &tm);
-	return end && !*end && strlen(s) == 10;
+
+	if (!end || *end || strlen(s) != 10)
+		return false;
+	parsed = tm;
+	timegm(&tm); /* normalises TM: February 30 becomes March 2 */
+	return tm.tm_year == parsed.tm_year && tm.tm_mon == parsed.tm_mon &&
+	       tm.tm_mday == parsed.tm_mday;
 }
 
 int cmd_report(int argc, char **argv)
@@ -409,7 +417,12 @@ int cmd_report(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || !since || !valid_date(since) || (until && !valid_date(until))) {
+	if ((since && !valid_date(since)) || (until && !valid_date(until))) {
+		fprintf(stderr, "signfsctl: report: %s is not a day (YYYY-MM-DD)\n",
+			since && !valid_date(since) ? since : until);
+		return EXIT_USAGE;
+	}
+	if (optind != argc || !since) {
 		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}

@@ -416,7 +416,7 @@ int main(int argc, char **argv)
 		usage_main(stdout);
 		return EXIT_OK;
 	}
-	if (!strcmp(argv[1], "--version")) {
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
 		printf("signfsctl %s\n", SIGNFS_VERSION);
 		return EXIT_OK;
 	}

@@ -133,5 +133,13 @@ check "empty: signature verifies (openssl)" openssl cms -verify -binary -inform 
 
 check "every artifact in the outbox verifies with openssl and certtool" verify_all
 
+# signfsctl's answers to mistakes: the exit code and what was wrong.
+check "signfsctl -V is --version" sh -c "'$SIGNFSCTL' -V | grep -q '^signfsctl '"
+check_fails "inventory import of a missing file: exit 1, No such file" "No such file or directory" \
+	"$SIGNFSCTL" inventory import -c "$STATE/signfs.conf" "$T/missing.pem"
+check "...exit status 1" sh -c "'$SIGNFSCTL' inventory import -c '$STATE/signfs.conf' '$T/missing.pem' 2>/dev/null; test \$? = 1"
+check_fails "report --since 2026-02-30 is refused" "2026-02-30 is not a day" \
+	"$SIGNFSCTL" report -c "$STATE/signfs.conf" --since 2026-02-30
+
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
