@@ -165,7 +165,8 @@ Test(config, inline_comments_end_values)
 	cr_assert_str_eq(c->rules[0].globs[1], "build#1/*.bin");
 	cr_assert_str_eq(c->rules[0].key, "release");
 	config_free(c);
-	cr_assert_eq(config_parse_string("t.conf", "[daemon]\nthreads = 4  # two per core\n"
+	cr_assert_eq(config_parse_string("t.conf",
+					 "[daemon]\nthreads = 4  # two per core\n"
 					 "state_dir = /s # here\n[token]\nmodule = /m.so\n"
 					 "pin_file = /p # the PIN\n[key k]\nuri = pkcs11:object=k\n"
 					 "certificate = /k.pem\n[audit]\nkey = pkcs11:object=a\n",
