@@ -1200,6 +1200,7 @@ static void *sweeper(void *arg)
 			break;
 		pthread_mutex_unlock(&in->lock);
 		ingest_commit_stale(in, time(NULL));
+		outbox_sweep(in->outbox, time(NULL));
 		pthread_mutex_lock(&in->lock);
 	}
 	pthread_mutex_unlock(&in->lock);

@@ -27,9 +27,14 @@
 
 #define ID_LEN OUTBOX_ID_LEN
 
+/* A replaced version stays openable this long: a reader that looked its
+ * name up just before the swap still opens what it looked up. */
+#define RETIRED_SECONDS 2
+
 struct outbox {
 	int outbox_fd;
 	int objects_fd;
+	int retired_fd;		   /* replaced versions, until RETIRED_SECONDS have passed */
 	pthread_mutex_t swap_lock; /* read-old and swap are one step */
 	uint64_t last_id;
 	struct flush *flush;
@@ -64,9 +69,9 @@ uint64_t outbox_new_id(struct outbox *o)
 	return now;
 }
 
-static void remove_object(struct outbox *o, const char *id)
+static void remove_in(int dirfd, const char *id)
 {
-	int fd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(dirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd >= 0) {
 		unlinkat(fd, "a", 0);
@@ -75,7 +80,40 @@ static void remove_object(struct outbox *o, const char *id)
 		unlinkat(fd, "p", 0);
 		close(fd);
 	}
-	unlinkat(o->objects_fd, id, AT_REMOVEDIR);
+	unlinkat(dirfd, id, AT_REMOVEDIR);
+}
+
+static void remove_object(struct outbox *o, const char *id)
+{
+	remove_in(o->objects_fd, id);
+}
+
+/* A version replaced by a later one: kept aside for RETIRED_SECONDS. */
+static void retire_object(struct outbox *o, const char *id)
+{
+	if (renameat(o->objects_fd, id, o->retired_fd, id) < 0)
+		remove_object(o, id);
+}
+
+void outbox_sweep(struct outbox *o, time_t now)
+{
+	int dfd = dup(o->retired_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	struct stat st;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	rewinddir(d);
+	while ((e = readdir(d)))
+		if (valid_id(e->d_name) && (now == 0 || (fstatat(o->retired_fd, e->d_name, &st,
+								 AT_SYMLINK_NOFOLLOW) == 0 &&
+							 st.st_ctime + RETIRED_SECONDS <= now)))
+			remove_in(o->retired_fd, e->d_name);
+	closedir(d);
 }
 
 void outbox_finish(struct outbox *o, uint64_t id)
@@ -109,7 +147,7 @@ int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 
 	if (!o)
 		return -ENOMEM;
-	o->outbox_fd = o->objects_fd = -1;
+	o->outbox_fd = o->objects_fd = o->retired_fd = -1;
 	pthread_mutex_init(&o->swap_lock, NULL);
 	o->flush = flush;
 	if (!flush) {
@@ -122,6 +160,11 @@ int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 		r = backing_open_dir(state_fd, "outbox", &o->outbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "objects", &o->objects_fd);
+	if (r == 0)
+		r = backing_open_dir(state_fd, "retired", &o->retired_fd);
+	/* Nobody reads a version retired before this start. */
+	if (r == 0)
+		outbox_sweep(o, 0);
 	if (r < 0) {
 		outbox_free(o);
 		return r;
@@ -138,6 +181,8 @@ void outbox_free(struct outbox *o)
 		close(o->outbox_fd);
 	if (o->objects_fd >= 0)
 		close(o->objects_fd);
+	if (o->retired_fd >= 0)
+		close(o->retired_fd);
 	if (o->own_flush)
 		flush_free(o->flush);
 	pthread_mutex_destroy(&o->swap_lock);
@@ -279,7 +324,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		goto fail;
 	}
 	if (n == ID_LEN) {
-		remove_object(o, old);
+		retire_object(o, old);
 		unlinkat(objfd, "p", 0);
 	}
 	close(parent);
@@ -420,6 +465,8 @@ int outbox_open_version(struct outbox *o, const char *id, enum outbox_kind kind,
 
 	version_file(id, kind, file);
 	fd = openat(o->objects_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		fd = openat(o->retired_fd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
 	*ret_fd = fd;
@@ -431,7 +478,8 @@ int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind,
 	char file[ID_LEN + 3];
 
 	version_file(id, kind, file);
-	if (fstatat(o->objects_fd, file, ret, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(o->objects_fd, file, ret, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    (errno != ENOENT || fstatat(o->retired_fd, file, ret, AT_SYMLINK_NOFOLLOW) < 0))
 		return -errno;
 	outbox_present(ret, kind);
 	return 0;

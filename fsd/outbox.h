@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define OUTBOX_SIG_SUFFIX ".p7s"
 #define OUTBOX_ID_LEN 24
@@ -47,6 +48,12 @@ bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t id);
 /* Object ID is published: remove the version it replaced, if a crash
  * right after the swap left it. */
 void outbox_finish(struct outbox *o, uint64_t id);
+
+/* Remove the versions replaced more than a moment before NOW (all of
+ * them with NOW = 0). A replaced version stays openable for that moment, so
+ * that a reader who looked its name up just before a swap opens what it
+ * looked up; one who holds it open keeps it as long as it likes. */
+void outbox_sweep(struct outbox *o, time_t now);
 
 /* Remove object ID, which no outbox entry points to (a publication that a
  * crash interrupted before its swap). */

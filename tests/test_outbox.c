@@ -2,6 +2,7 @@
  * artifact+signature pair, the read-only view, and crash clean-up. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,18 @@ Test(outbox, republish_replaces_the_pair_and_drops_the_old_object)
 	cr_assert_eq(outbox_publish(o, "x", b, "S2", 2, 2), 0);
 	expect_content(o, "x", "two");
 	expect_content(o, "x.p7s", "S2");
+	/* A reader that looked the name up just before the swap still opens
+	 * the version it looked up, for a moment. */
+	int fd = -1;
+	cr_assert_eq(outbox_open_version(o, "000000000000000000000001", OUTBOX_ARTIFACT, &fd), 0);
+	close(fd);
+	outbox_sweep(o, time(NULL));
+	cr_assert_eq(outbox_open_version(o, "000000000000000000000001", OUTBOX_ARTIFACT, &fd), 0,
+		     "not before the moment has passed");
+	close(fd);
+	outbox_sweep(o, time(NULL) + 60);
+	cr_assert_eq(outbox_open_version(o, "000000000000000000000001", OUTBOX_ARTIFACT, &fd),
+		     -ENOENT);
 	/* The first artifact's inode is only linked from its source now. */
 	cr_assert_eq(fstat(a, &st), 0);
 	cr_assert_eq(st.st_nlink, 1);
