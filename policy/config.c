@@ -32,6 +32,7 @@ struct parse_state {
 	const char *next; /* reader position in the text */
 	int section_line; /* where the current [section] header is */
 	bool too_long;
+	bool lenient; /* config_load_lenient: unknown names match nobody */
 };
 
 /* libinih (as Debian builds it) does not pass line numbers to the handler, so
@@ -231,7 +232,11 @@ static int add_user(struct parse_state *s, void *ctx, const char *u)
 		r->uids[r->n_uids++] = strtoul(u, NULL, 10);
 		return 1;
 	}
-	if (getpwnam_r(u, &pw, buf, sizeof(buf), &res) != 0 || !res)
+	if ((getpwnam_r(u, &pw, buf, sizeof(buf), &res) != 0 || !res) && s->lenient) {
+		r->uids[r->n_uids++] = (uid_t)-1; /* nobody: the rule still names someone */
+		return 1;
+	}
+	if (!res)
 		return fail(s, "unknown user '%s'", u);
 	r->uids[r->n_uids++] = res->pw_uid;
 	return 1;
@@ -249,7 +254,11 @@ static int add_group(struct parse_state *s, void *ctx, const char *g)
 		r->gids[r->n_gids++] = strtoul(g, NULL, 10);
 		return 1;
 	}
-	if (getgrnam_r(g, &gr, buf, sizeof(buf), &res) != 0 || !res)
+	if ((getgrnam_r(g, &gr, buf, sizeof(buf), &res) != 0 || !res) && s->lenient) {
+		r->gids[r->n_gids++] = (gid_t)-1;
+		return 1;
+	}
+	if (!res)
 		return fail(s, "unknown group '%s'", g);
 	r->gids[r->n_gids++] = res->gr_gid;
 	return 1;
@@ -584,10 +593,10 @@ void config_free(struct config *c)
 	free(c);
 }
 
-int config_parse_string(const char *name, const char *text, struct config **ret,
-			char err[CONFIG_ERR_MAX])
+static int parse_text(const char *name, const char *text, bool lenient, struct config **ret,
+		      char err[CONFIG_ERR_MAX])
 {
-	struct parse_state s = {.name = name, .err = err, .next = text};
+	struct parse_state s = {.name = name, .err = err, .next = text, .lenient = lenient};
 	int r;
 
 	err[0] = 0;
@@ -623,7 +632,13 @@ int config_parse_string(const char *name, const char *text, struct config **ret,
 	return 0;
 }
 
-int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
+int config_parse_string(const char *name, const char *text, struct config **ret,
+			char err[CONFIG_ERR_MAX])
+{
+	return parse_text(name, text, false, ret, err);
+}
+
+static int load_file(const char *file, bool lenient, struct config **ret, char err[CONFIG_ERR_MAX])
 {
 	FILE *f;
 	char *text;
@@ -650,9 +665,19 @@ int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
 		return -EFBIG;
 	}
 	text[n] = 0;
-	r = config_parse_string(file, text, ret, err);
+	r = parse_text(file, text, lenient, ret, err);
 	free(text);
 	return r;
+}
+
+int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
+{
+	return load_file(file, false, ret, err);
+}
+
+int config_load_lenient(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
+{
+	return load_file(file, true, ret, err);
 }
 
 int config_check_file(const char *file, bool secret, char err[CONFIG_ERR_MAX])

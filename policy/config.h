@@ -52,6 +52,12 @@ struct config {
  * and writes "file:line: reason" into err; *ret is untouched. */
 int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
 
+/* The same for commands that read the state and decide nothing (signfsctl
+ * inventory, status, report, audit): a user or group name that does not
+ * resolve here is kept as one that matches nobody, instead of refusing the
+ * file. */
+int config_load_lenient(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
+
 /* May FILE be trusted as a config (a secret file, with SECRET: the PIN)?
  * It must be owned by root or the running user and writable by no one else;
  * a secret must not be readable by group or others either. 0, or -EPERM

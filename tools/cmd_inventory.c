@@ -244,7 +244,7 @@ static int issue_demo(int argc, char **argv)
 		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}
-	if (config_load(config, &cfg, err) < 0) {
+	if (config_load_lenient(config, &cfg, err) < 0) {
 		fprintf(stderr, "signfsctl: %s\n", err);
 		return EXIT_FAIL;
 	}

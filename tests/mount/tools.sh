@@ -133,6 +133,16 @@ check "empty: signature verifies (openssl)" openssl cms -verify -binary -inform 
 
 check "every artifact in the outbox verifies with openssl and certtool" verify_all
 
+# A rule naming a group this host does not know: the daemon and policy
+# check refuse it (file:line); commands that only read the state work.
+sed 's/^users = root$/users = root\ngroups = no-such-group-here/' "$STATE/signfs.conf" >"$T/unknown-group.conf"
+check_fails "policy check names the unknown group with file:line" "unknown-group.conf:" \
+	"$SIGNFSCTL" policy check "$T/unknown-group.conf"
+check "inventory, report and audit tail still work with it" sh -c "
+	'$SIGNFSCTL' inventory -c '$T/unknown-group.conf' >/dev/null &&
+	'$SIGNFSCTL' report -c '$T/unknown-group.conf' --since \$(date -u +%F) >/dev/null &&
+	'$SIGNFSCTL' audit tail -c '$T/unknown-group.conf' >/dev/null"
+
 # signfsctl's answers to mistakes: the exit code and what was wrong.
 check "signfsctl -V is --version" sh -c "'$SIGNFSCTL' -V | grep -q '^signfsctl '"
 check_fails "inventory import of a missing file: exit 1, No such file" "No such file or directory" \
