@@ -234,22 +234,6 @@ int policy_live_watch(struct policy_live *p, policy_report_fn report, void *repo
 	return 0;
 }
 
-/* R's paths and limits, on the line being written to F. */
-static void print_scope(FILE *f, const struct rule *r)
-{
-	fprintf(f, " paths");
-	for (size_t g = 0; g < r->n_globs; g++)
-		fprintf(f, " %s", r->globs[g]);
-	if (r->max_size)
-		fprintf(f, " max_size %llu", (unsigned long long)r->max_size);
-	if (r->from_min != r->to_min)
-		fprintf(f, " hours %02d:%02d-%02d:%02d UTC", r->from_min / 60, r->from_min % 60,
-			r->to_min / 60, r->to_min % 60);
-	if (r->rate_per_hour)
-		fprintf(f, " rate %u/hour", r->rate_per_hour);
-	fprintf(f, "\n");
-}
-
 int policy_live_rules_for(struct policy_live *p, const struct policy_subject *subject, char **ret)
 {
 	char *buf = NULL;
@@ -266,7 +250,7 @@ int policy_live_rules_for(struct policy_live *p, const struct policy_subject *su
 		if (!policy_subject_matches(r, subject))
 			continue;
 		fprintf(f, "  rule %s: key %s", r->name, r->key);
-		print_scope(f, r);
+		policy_describe_scope(f, r);
 		n++;
 	}
 	if (n == 0)
@@ -316,7 +300,7 @@ int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 				getgrgid_r(r->gids[g], &gr, b, sizeof(b), &res);
 				fprintf(f, " group %s(%u)", res ? res->gr_name : "?", r->gids[g]);
 			}
-			print_scope(f, r);
+			policy_describe_scope(f, r);
 		}
 	}
 	pthread_rwlock_unlock(&p->lock);

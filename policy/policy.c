@@ -329,3 +329,18 @@ struct policy_decision policy_decide(const struct rule *rules, size_t n_rules, c
 	}
 	return d;
 }
+
+void policy_describe_scope(FILE *f, const struct rule *r)
+{
+	fprintf(f, " paths");
+	for (size_t g = 0; g < r->n_globs; g++)
+		fprintf(f, " %s", r->globs[g]);
+	if (r->max_size)
+		fprintf(f, " max_size %llu", (unsigned long long)r->max_size);
+	if (r->from_min != r->to_min)
+		fprintf(f, " hours %02d:%02d-%02d:%02d UTC", r->from_min / 60, r->from_min % 60,
+			r->to_min / 60, r->to_min % 60);
+	if (r->rate_per_hour)
+		fprintf(f, " rate %u/hour", r->rate_per_hour);
+	fprintf(f, "\n");
+}

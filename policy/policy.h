@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -47,6 +48,10 @@ struct policy_decision {
 	const char *reason;	 /* static text, for denials */
 	bool reserved;		 /* COMMIT: a rate slot taken at NOW (see policy_rates_release) */
 };
+
+/* R's paths and limits, as " paths GLOB... [max_size N] [hours HH:MM-HH:MM
+ * UTC] [rate N/hour]" and a newline, to F. */
+void policy_describe_scope(FILE *f, const struct rule *r);
 
 /* Is SUBJECT among the users and groups rule R names (or does R name none)? */
 bool policy_subject_matches(const struct rule *r, const struct policy_subject *s);

@@ -402,6 +402,13 @@ static int cmd_policy(int argc, char **argv)
 	}
 	printf("%s: OK (%zu key%s, %zu rule%s)\n", argv[2], c->n_keys, c->n_keys == 1 ? "" : "s",
 	       c->n_rules, c->n_rules == 1 ? "" : "s");
+	/* What each rule means once parsed, for the admin to compare with
+	 * what was meant. */
+	for (size_t i = 0; i < c->n_rules; i++) {
+		printf("  rule %s (line %d): key %s", c->rules[i].name, c->rules[i].line,
+		       c->rules[i].key);
+		policy_describe_scope(stdout, &c->rules[i]);
+	}
 	config_free(c);
 	return EXIT_OK;
 }
