@@ -175,12 +175,21 @@ static void announce_ready(void)
 }
 
 /* Under systemd the PIN comes as a credential (LoadCredential=), a file in
- * $CREDENTIALS_DIRECTORY that only this service can read. */
+ * $CREDENTIALS_DIRECTORY that only this service can read. A config may name
+ * both: the credential when systemd hands it over, pin_file otherwise (what
+ * signfsctl init writes, so that one config serves the unit and a manual
+ * start). */
 static int resolve_pin(struct config *c)
 {
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[PATH_MAX];
 
 	if (!c->pin_credential)
+		return 0;
+	if (c->pin_file &&
+	    (!dir || snprintf(path, sizeof(path), "%s/%s", dir, c->pin_credential) >=
+			 (int)sizeof(path) ||
+	     access(path, F_OK) < 0))
 		return 0;
 	if (!dir) {
 		fprintf(stderr,

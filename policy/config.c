@@ -511,8 +511,8 @@ static int validate(struct parse_state *s)
 		return fail(s, "[daemon] state_dir is required");
 	if (!c->module)
 		return fail(s, "[token] module is required");
-	if (!c->pin_file == !c->pin_credential)
-		return fail(s, "[token] needs pin_file or pin_credential (one of them)");
+	if (!c->pin_file && !c->pin_credential)
+		return fail(s, "[token] needs pin_file or pin_credential");
 	for (size_t i = 0; i < c->n_keys; i++) {
 		if (!c->keys[i].uri)
 			return fail(s, "[key %s] has no uri", c->keys[i].name);

@@ -23,7 +23,7 @@
 #include "signer.h"
 #include "store.h"
 
-#define DEFAULT_STATE_DIR "/var/lib/signfs"
+#define DEFAULT_STATE_DIR SIGNFS_DEFAULT_STATE_DIR
 #define TOKEN_LABEL "signfs"
 #define CODESIGN_DAYS 365 /* CA/B Forum code signing: at most 460 */
 #define CA_DAYS 1825
@@ -55,10 +55,12 @@ static void usage_init(FILE *f)
 		   "                      [--key-type ec|rsa3072] [--force]\n"
 		   "\n"
 		   "Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
-		   "code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
-		   "CA key and a separate audit key (both P-256), the\n"
-		   "demo CA and code-signing certificates (pki/), the token PINs (mode 0400),\n"
-		   "and the config FILE (default DIR/signfs.conf).\n"
+		"code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
+		"CA key and a separate audit key (both P-256), the demo CA and code-signing\n"
+		"certificates (pki/), the token PINs (mode 0400), and the config FILE\n"
+		"(default " SIGNFS_DEFAULT_CONFIG " when no DIR is given, what the signfsd\n"
+		"unit runs: 'signfsctl init && systemctl enable --now signfsd' is the whole\n"
+		"setup; DIR/signfs.conf otherwise).\n"
 		   "An existing setup is left alone unless --force is given; then it is moved\n"
 		   "aside into DIR/replaced-TIMESTAMP/, never deleted.\n");
 }
@@ -149,7 +151,7 @@ static int cmd_init(int argc, char **argv)
 	struct signer *signer = NULL;
 	EVP_PKEY *ca_key, *cs_key, *audit_key;
 	X509 *ca = NULL, *cs = NULL;
-	bool force = false;
+	bool force = false, dir_given = false;
 	struct stat st;
 	time_t now;
 	pid_t holder;
@@ -159,6 +161,7 @@ static int cmd_init(int argc, char **argv)
 		switch (c) {
 		case 'd':
 			dir_arg = optarg;
+			dir_given = true;
 			break;
 		case 'c':
 			config_arg = optarg;
@@ -226,7 +229,12 @@ static int cmd_init(int argc, char **argv)
 		}
 	} else {
 		snprintf(config, sizeof(config), "%s", config_arg ? config_arg : "");
+		/* With no directory named, the production setup: the config
+		 * where signfsd and its unit look for it. */
 		if (!config_arg)
+			snprintf(config, sizeof(config), "%s",
+				 dir_given ? "" : SIGNFS_DEFAULT_CONFIG);
+		if (!config[0])
 			snprintf(config, sizeof(config), "%s/signfs.conf", dir);
 	}
 
@@ -343,6 +351,9 @@ static int cmd_init(int argc, char **argv)
 		 "\n"
 		 "[token]\n"
 		 "module = %2$s\n"
+		 "# the PIN: from systemd (LoadCredential=pin:%1$s/token.pin, as the\n"
+		 "# signfsd unit does), else from the file\n"
+		 "pin_credential = pin\n"
 		 "pin_file = %1$s/token.pin\n"
 		 "softhsm2_conf = %1$s/softhsm2.conf\n"
 		 "\n"
@@ -361,6 +372,18 @@ static int cmd_init(int argc, char **argv)
 		 "users = root\n"
 		 "key = codesign\n",
 		 dir, module);
+	/* /etc/signfs on a fresh machine. */
+	{
+		char parent[PATH_MAX];
+		char *slash;
+		snprintf(parent, sizeof(parent), "%s", config);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = 0;
+			if (mkdir(parent, 0755) == 0)
+				chmod(parent, 0755); /* not narrowed by init's umask */
+		}
+	}
 	if (write_text(config, text, 0644) < 0) {
 		fprintf(stderr, "signfsctl: cannot write %s: %m\n", config);
 		goto out;

@@ -95,6 +95,29 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
+# The PIN under systemd: the credential when it is handed over, else the
+# file (signfsctl init writes both, for the unit and for a manual start).
+check "signfsctl init writes pin_credential and pin_file" \
+	sh -c "grep -q '^pin_credential = pin$' '$CONF' && grep -q '^pin_file = $STATE/token.pin$' '$CONF'"
+mkdir -p "$T/creds"
+cp "$STATE/token.pin" "$T/creds/pin"
+printf '31337\n' >"$T/bad.pin"
+chmod 0400 "$T/bad.pin"
+sed "s|^pin_file = .*|pin_file = $T/bad.pin|" "$CONF" >"$T/cred.conf"
+CREDENTIALS_DIRECTORY=$T/creds "$SIGNFSD" -c "$T/cred.conf" -l "$T/cred.log" "$MNT"
+check "with \$CREDENTIALS_DIRECTORY, the credential is the PIN (pin_file names a wrong one)" \
+	sh -c "echo c > '$MNT/inbox/cred' && test -e '$MNT/outbox/cred.p7s'"
+fusermount3 -u "$MNT"
+for _ in $(seq 100); do flock -n "$STATE/signfsd.lock" true && break; sleep 0.05; done
+# The units run what signfsctl init writes.
+unit=$(dirname "$(dirname "$SIGNFSD")")/systemd/signfsd.service
+config=$("$SIGNFSCTL" init --help | tr '\n' ' ' | sed -n 's/.*(default \([^ ]*\) when no DIR.*/\1/p')
+statedir=$("$SIGNFSCTL" init --help | sed -n 's/.*under DIR (default \([^)]*\)).*/\1/p')
+check "the unit starts signfsd on the config signfsctl init writes ($config)" \
+	grep -q -- "^ExecStart=.*signfsd -f -c $config " "$unit"
+check "...and takes the PIN credential from the file init writes ($statedir/token.pin)" \
+	grep -qx "LoadCredential=pin:$statedir/token.pin" "$unit"
+
 # Like a daemon: a relative mountpoint and log file, SIGHUP reopens the log
 # (logrotate), SIGTERM is a clean stop that leaves no dead mount.
 (cd "$T" && "$SIGNFSD" -c "$CONF" -l rel.log mnt)
