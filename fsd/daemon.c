@@ -61,6 +61,21 @@ void daemon_note_store_damage(struct fsd *d, const char *reason)
 	ops_changed(d, VIRT_STATUS, NULL);
 }
 
+void daemon_note_token(struct fsd *d, const char *reason)
+{
+	bool changed;
+
+	pthread_mutex_lock(&d->status_lock);
+	changed = (reason != NULL) != (d->status.token_failure[0] != 0);
+	if (reason)
+		text_printable(reason, d->status.token_failure, sizeof(d->status.token_failure));
+	else
+		d->status.token_failure[0] = 0;
+	pthread_mutex_unlock(&d->status_lock);
+	if (changed)
+		ops_changed(d, VIRT_STATUS, NULL);
+}
+
 bool daemon_store_damaged(struct fsd *d, char *out, size_t n)
 {
 	bool damaged;

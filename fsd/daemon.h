@@ -34,7 +34,8 @@ struct daemon_status {
 	char policy_message[600]; /* the last reload's outcome, "" before any */
 	int64_t policy_loaded_ms; /* when the policy in force was loaded */
 	int64_t inventory_changed_ms;
-	char store_damage[300]; /* the store's integrity check failed: why, or "" */
+	char store_damage[300];	 /* the store's integrity check failed: why, or "" */
+	char token_failure[300]; /* the token failed the last signature: why, or "" */
 };
 
 struct fsd {
@@ -73,6 +74,10 @@ void daemon_note_reload(struct fsd *d, bool ok, const char *message);
 /* The store failed its integrity check for REASON: nothing is signed
  * any more (daemon_store_damaged), and /status says why. */
 void daemon_note_store_damage(struct fsd *d, const char *reason);
+
+/* The token failed a signature (REASON), or (NULL) signed one: /status
+ * reports a token that stopped signing even while it says it is logged in. */
+void daemon_note_token(struct fsd *d, const char *reason);
 
 /* Copies the reason into OUT (of N bytes) and returns true once the store
  * was found damaged. */

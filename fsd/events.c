@@ -362,8 +362,12 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 
 	if (r == 0)
 		r = pick_up_renewal(d, key, &st, reason);
-	if (r == 0)
+	if (r == 0) {
 		r = signer_sign(d->signer, key, digest, time(NULL), ret_der, ret_len, reason);
+		/* The token's own word ("logged in") does not show a token that
+		 * lost its objects: its last signature does. */
+		daemon_note_token(d, r < 0 ? reason : NULL);
+	}
 	return r;
 }
 

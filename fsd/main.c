@@ -187,8 +187,8 @@ static int resolve_pin(struct config *c)
 	if (!c->pin_credential)
 		return 0;
 	if (c->pin_file &&
-	    (!dir || snprintf(path, sizeof(path), "%s/%s", dir, c->pin_credential) >=
-			 (int)sizeof(path) ||
+	    (!dir ||
+	     snprintf(path, sizeof(path), "%s/%s", dir, c->pin_credential) >= (int)sizeof(path) ||
 	     access(path, F_OK) < 0))
 		return 0;
 	if (!dir) {

@@ -137,6 +137,8 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		fprintf(p, "; no configured key can sign");
 	if (ds.policy_rejected)
 		fprintf(p, "; the last policy reload was rejected");
+	if (ds.token_failure[0])
+		fprintf(p, "; the token failed the last signature: %s", ds.token_failure);
 	if (ds.store_damage[0])
 		fprintf(p, "; %s: nothing is signed", ds.store_damage);
 	if (audit_err[0])

@@ -1,72 +1,256 @@
-/* signfsctl status: is signfsd running, where, and what its /status says;
- * the exit code follows its "health:" line. */
+/* signfsctl status: is signfsd running for a config, where, and what its
+ * /status says; the exit code follows its "health:" line. */
 #include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 
-static int find_mount(char *out, size_t n)
+#define MAX_MOUNTS 64
+
+struct mount {
+	char path[PATH_MAX];
+	char status[8192]; /* its /status, or "" when unreadable */
+	char config[PATH_MAX];
+	bool healthy;
+};
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(const char *in, char *out, size_t n)
+{
+	size_t k = 0;
+
+	for (; *in && k + 1 < n; k++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+		    in[3] >= '0' && in[3] <= '7') {
+			out[k] = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			out[k] = *in++;
+		}
+	}
+	out[k] = 0;
+}
+
+/* The value of "NAME:" in a status text, into OUT. */
+static void status_field(const char *status, const char *name, char *out, size_t n)
+{
+	size_t len = strlen(name);
+	const char *p = status;
+
+	out[0] = 0;
+	for (; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, name, len) && p[len] == ':') {
+			const char *v = p + len + 1, *end;
+			while (*v == ' ')
+				v++;
+			end = strchr(v, '\n');
+			snprintf(out, n, "%.*s", (int)(end ? end - v : (long)strlen(v)), v);
+			return;
+		}
+	}
+}
+
+static void read_status(struct mount *m)
+{
+	char path[PATH_MAX + 16];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/status", m->path);
+	f = fopen(path, "re");
+	n = f ? fread(m->status, 1, sizeof(m->status) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	m->status[n] = 0;
+	status_field(m->status, "config", m->config, sizeof(m->config));
+	/* The daemon says it on one line; anything else is not healthy. */
+	m->healthy = strstr(m->status, "\nhealth:          ok\n") != NULL;
+}
+
+/* Every signfs mount of this mount namespace, with its status. */
+static size_t find_mounts(struct mount *out, size_t max)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096];
+	char line[8192];
+	size_t n = 0;
 
-	while (f && fgets(line, sizeof(line), f)) {
-		char mnt[2048], fstype[64];
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], fstype[64];
 		const char *sep = strstr(line, " - ");
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %2047s", mnt) != 1 ||
-		    sscanf(sep + 3, "%63s", fstype) != 1)
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "fuse.signfs"))
 			continue;
-		if (!strcmp(fstype, "fuse.signfs")) {
-			snprintf(out, n, "%s", mnt);
-			fclose(f);
-			return 0;
-		}
+		unescape(mnt, out[n].path, sizeof(out[n].path));
+		read_status(&out[n]);
+		n++;
 	}
 	if (f)
 		fclose(f);
-	return -ENOENT;
+	return n;
+}
+
+static struct json_object *to_json(const struct mount *m)
+{
+	struct json_object *o = json_object_new_object(), *st = json_object_new_object();
+	char health[512];
+
+	status_field(m->status, "health", health, sizeof(health));
+	json_object_object_add(o, "mountpoint", json_object_new_string(m->path));
+	json_object_object_add(o, "config", json_object_new_string(m->config));
+	json_object_object_add(o, "running", json_object_new_boolean(m->status[0] != 0));
+	json_object_object_add(o, "healthy", json_object_new_boolean(m->healthy));
+	json_object_object_add(o, "health", json_object_new_string(health));
+	/* Each "name: value" line of /status, as it says it. */
+	for (const char *p = m->status; p && *p;) {
+		const char *colon = strchr(p, ':'), *end = strchr(p, '\n');
+		if (colon && (!end || colon < end)) {
+			char key[64], value[1024];
+			const char *v = colon + 1;
+			while (*v == ' ')
+				v++;
+			snprintf(key, sizeof(key), "%.*s", (int)(colon - p), p);
+			snprintf(value, sizeof(value), "%.*s",
+				 (int)(end ? end - v : (long)strlen(v)), v);
+			for (char *k = key; *k; k++)
+				if (*k == ' ')
+					*k = '_';
+			if (!json_object_object_get_ex(st, key, NULL))
+				json_object_object_add(st, key, json_object_new_string(value));
+		}
+		p = end ? end + 1 : NULL;
+	}
+	json_object_object_add(o, "status", st);
+	return o;
+}
+
+static void print_one(const struct mount *m, bool json)
+{
+	if (json) {
+		struct json_object *o = to_json(m);
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+		return;
+	}
+	if (!m->status[0]) {
+		printf("signfsd is not running at %s\n", m->path);
+		return;
+	}
+	printf("signfsd is running, mounted at %s (%s)\n\n%s", m->path,
+	       m->healthy ? "healthy" : "UNHEALTHY", m->status);
 }
 
 int cmd_status(int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: signfsctl status [MOUNTPOINT]\n"
-	    "Whether signfsd is running and healthy: its mount (the first signfs mount,\n"
-	    "or MOUNTPOINT) and what its status file says.\n"
-	    "Exit codes: 0 running and healthy, 1 not running or unhealthy, 2 usage error.\n";
-	char mnt[2048], path[2100], buf[8192];
-	FILE *f;
+	    "usage: signfsctl status [-c CONFIG] [--json] [MOUNTPOINT]\n"
+	    "       signfsctl status --all [--json]\n"
+	    "Whether signfsd is running and healthy for CONFIG (default " SIGNFS_CONFIG_PATH "):\n"
+	    "its mount, found by the config its status names (or MOUNTPOINT), and what\n"
+	    "its status file says. --all lists every signfs mount; --json prints JSON.\n"
+	    "Exit codes: 0 running and healthy (all of them, with --all), 1 not running\n"
+	    "or unhealthy, 2 usage error.\n";
+	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	const char *config = SIGNFS_CONFIG_PATH;
+	char want[PATH_MAX];
+	bool all = false, json = false, named = false;
+	struct mount *m = calloc(MAX_MOUNTS, sizeof(*m));
 	size_t n;
-	bool healthy;
+	int opt, ret = EXIT_FAIL;
 
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
-		printf("%s", usage);
-		return EXIT_OK;
+	if (!m)
+		return EXIT_FAIL;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			named = true;
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("%s", usage);
+			free(m);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "%s", usage);
+			free(m);
+			return EXIT_USAGE;
+		}
 	}
-	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+	if (argc - optind > 1 || (all && (argc - optind == 1 || named))) {
 		fprintf(stderr, "%s", usage);
+		free(m);
 		return EXIT_USAGE;
 	}
-	if (argc == 2)
-		snprintf(mnt, sizeof(mnt), "%s", argv[1]);
-	else if (find_mount(mnt, sizeof(mnt)) < 0) {
-		printf("signfsd is not running (no signfs mount)\n");
-		return EXIT_FAIL;
+	if (argc - optind == 1) {
+		/* The mount named: whatever config it runs. */
+		if (!realpath(argv[optind], m[0].path))
+			snprintf(m[0].path, sizeof(m[0].path), "%s", argv[optind]);
+		read_status(&m[0]);
+		print_one(&m[0], json);
+		ret = m[0].healthy ? EXIT_OK : EXIT_FAIL;
+		free(m);
+		return ret;
 	}
-	snprintf(path, sizeof(path), "%s/status", mnt);
-	f = fopen(path, "re");
-	if (!f) {
-		printf("signfsd is not running at %s: %s\n", mnt, strerror(errno));
-		return EXIT_FAIL;
+	n = find_mounts(m, MAX_MOUNTS);
+	if (all) {
+		struct json_object *arr = json_object_new_array();
+		ret = EXIT_OK;
+		for (size_t i = 0; i < n; i++) {
+			if (!m[i].healthy)
+				ret = EXIT_FAIL;
+			if (json) {
+				json_object_array_add(arr, to_json(&m[i]));
+			} else {
+				char health[512];
+				status_field(m[i].status, "health", health, sizeof(health));
+				printf("%s  config %s  health %s\n", m[i].path,
+				       m[i].config[0] ? m[i].config : "?",
+				       health[0] ? health : "not answering");
+			}
+		}
+		if (json)
+			printf("%s\n",
+			       json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
+		else if (n == 0)
+			printf("no signfs mount\n");
+		json_object_put(arr);
+		free(m);
+		return n == 0 ? EXIT_FAIL : ret;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* The daemon says it on one line; anything else is not healthy. */
-	healthy = strstr(buf, "\nhealth:          ok\n") != NULL;
-	printf("signfsd is running, mounted at %s (%s)\n\n%s", mnt,
-	       healthy ? "healthy" : "UNHEALTHY", buf);
-	return healthy ? EXIT_OK : EXIT_FAIL;
+	if (!realpath(config, want))
+		snprintf(want, sizeof(want), "%s", config);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(m[i].config, want)) {
+			print_one(&m[i], json);
+			ret = m[i].healthy ? EXIT_OK : EXIT_FAIL;
+			free(m);
+			return ret;
+		}
+	if (json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "config", json_object_new_string(want));
+		json_object_object_add(o, "running", json_object_new_boolean(false));
+		json_object_object_add(o, "healthy", json_object_new_boolean(false));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else
+		printf("signfsd is not running for %s%s\n", want,
+		       n ? " (other signfs mounts: signfsctl status --all)" : "");
+	free(m);
+	return EXIT_FAIL;
 }

@@ -55,12 +55,12 @@ static void usage_init(FILE *f)
 		   "                      [--key-type ec|rsa3072] [--force]\n"
 		   "\n"
 		   "Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
-		"code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
-		"CA key and a separate audit key (both P-256), the demo CA and code-signing\n"
-		"certificates (pki/), the token PINs (mode 0400), and the config FILE\n"
-		"(default " SIGNFS_DEFAULT_CONFIG " when no DIR is given, what the signfsd\n"
-		"unit runs: 'signfsctl init && systemctl enable --now signfsd' is the whole\n"
-		"setup; DIR/signfs.conf otherwise).\n"
+		   "code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
+		   "CA key and a separate audit key (both P-256), the demo CA and code-signing\n"
+		   "certificates (pki/), the token PINs (mode 0400), and the config FILE\n"
+		   "(default " SIGNFS_DEFAULT_CONFIG " when no DIR is given, what the signfsd\n"
+		   "unit runs: 'signfsctl init && systemctl enable --now signfsd' is the whole\n"
+		   "setup; DIR/signfs.conf otherwise).\n"
 		   "An existing setup is left alone unless --force is given; then it is moved\n"
 		   "aside into DIR/replaced-TIMESTAMP/, never deleted.\n");
 }

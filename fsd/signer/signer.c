@@ -442,8 +442,10 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 	X509_up_ref(cert);
 	chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
 	pthread_mutex_unlock(&s->lock);
-	if (cms_sign_digest(cert, chain, k->pkey, digest, when, ret_der, ret_len) < 0)
+	if (cms_sign_digest(cert, chain, k->pkey, digest, when, ret_der, ret_len) < 0) {
 		r = error_set(err, -EIO, "signing with key '%s' failed", name);
+		error_openssl(err); /* the token's reason, such as a lost object */
+	}
 	X509_free(cert);
 	sk_X509_pop_free(chain, X509_free);
 	return r;

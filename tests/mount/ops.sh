@@ -36,6 +36,24 @@ check "...exit code 1" test $? = 1
 start_daemon
 check "status: running, healthy, exit 0" sh -c "'$CTL' status '$MNT' | grep -q 'signfsd is running, mounted at $MNT (healthy)'"
 check "status shows the daemon's status file" sh -c "'$CTL' status '$MNT' | grep -q 'files signed:'"
+# Two daemons: status finds the one of the config it is given.
+"$CTL" init --state-dir "$T/other" >/dev/null
+mkdir -p "$T/mnt2"
+"$SIGNFSD" -c "$T/other/signfs.conf" -l "$T/other.log" "$T/mnt2"
+check "status -c CONFIG finds that config's mount among several" sh -c "
+	'$CTL' status -c '$T/other/signfs.conf' | grep -q 'mounted at $T/mnt2 (healthy)' &&
+	'$CTL' status -c '$CONF' | grep -q 'mounted at $MNT (healthy)'"
+check "status --all lists every mount with its config" sh -c "
+	'$CTL' status --all | grep -q '^$MNT  config $CONF  health ok' &&
+	'$CTL' status --all | grep -q '^$T/mnt2  config $T/other/signfs.conf  health ok'"
+check "status --json is JSON with the status fields" /usr/bin/python3 -c "
+import json, subprocess
+o = json.loads(subprocess.run(['$CTL', 'status', '-c', '$CONF', '--json'], capture_output=True, text=True).stdout)
+assert o['mountpoint'] == '$MNT' and o['healthy'] is True and o['config'] == '$CONF', o
+assert o['status']['files_signed'].isdigit(), o"
+fusermount3 -u "$T/mnt2"
+check_fails "status -c of a config with no daemon: exit 1, says so" "not running for $T/other/signfs.conf" \
+	"$CTL" status -c "$T/other/signfs.conf"
 
 for cmd in "" init status "policy" audit inventory key cert report; do
 	check "signfsctl $cmd --help: exit 0" sh -c "'$CTL' $cmd --help >/dev/null"
@@ -134,5 +152,14 @@ fi
 cp "$CONF" "$T/bad" && printf '[rule broken]\npath = **\nusers = no-such-user-xyz\n' >>"$T/bad" && mv "$T/bad" "$CONF"
 for _ in $(seq 100); do grep -q REJECTED "$MNT/status" && break; sleep 0.05; done
 check_fails "status after a rejected reload: UNHEALTHY, exit 1" "UNHEALTHY" "$CTL" status "$MNT"
+
+# A token that lost its objects still says "logged in"; its last signature
+# tells the truth.
+mv "$STATE/tokens" "$T/tokens.gone"
+echo t >"$SRC/t"
+cp "$SRC/t" "$MNT/inbox/after-token-loss" 2>/dev/null
+check "a token that fails to sign: health says so, with the token's reason" \
+	grep -q "^health: *degraded: .*the token failed the last signature: signing with key 'codesign' failed.*Object handle invalid" "$MNT/status"
+mv "$T/tokens.gone" "$STATE/tokens"
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
