@@ -44,6 +44,22 @@ static void hex(const unsigned char *d, size_t n, char *out)
 static void fingerprint(X509 *x, char out[65]);
 static void serial_hex(X509 *x, char out[65]);
 
+void inventory_serial_canonical(const char *in, char out[65])
+{
+	char digits[130];
+	size_t n = 0;
+	const char *p;
+
+	for (p = in; *p && n < sizeof(digits) - 1; p++)
+		if (*p != ':' && *p != ' ')
+			digits[n++] = (*p >= 'A' && *p <= 'F') ? *p + ('a' - 'A') : *p;
+	digits[n] = 0;
+	for (p = digits; *p == '0' && p[1]; p++)
+		;
+	/* Whole bytes, as OpenSSL prints a serial (BN_bn2hex). */
+	snprintf(out, 65, "%s%s", strlen(p) % 2 ? "0" : "", p);
+}
+
 void inventory_cert_ids(X509 *x, char serial[65], char fingerprint_out[65])
 {
 	serial_hex(x, serial);
@@ -415,21 +431,76 @@ int inventory_revoke(void *ctx, struct store_txn *txn, char *err)
 	sqlite3 *db = txn->db;
 	struct inventory_change *c = ctx;
 	char serial[65];
-	size_t k = 0;
+	int n;
 
-	/* Serials are compared as lower-case hex without separators. */
-	for (const char *p = c->serial; *p && k < sizeof(serial) - 1; p++)
-		if (*p != ':')
-			serial[k++] = (*p >= 'A' && *p <= 'F') ? *p + ('a' - 'A') : *p;
-	serial[k] = 0;
-	int n = exec_one(db, "UPDATE certificates SET revoked = ? WHERE serial = ?", serial, c->now,
-			 err, "certificate");
+	inventory_serial_canonical(c->serial, serial);
+	n = exec_one(db,
+		     "UPDATE certificates SET revoked = ? WHERE serial = ? AND "
+		     "(revoked IS NULL OR revoked = 0)",
+		     serial, c->now, err, "certificate");
+	if (n == 0 && exec_one(db, "UPDATE certificates SET revoked = revoked + ? WHERE serial = ?",
+			       serial, 0, err, "certificate") > 0)
+		return error_set(err, -EALREADY, "certificate %s is already revoked", serial);
 	if (n == 0)
 		return error_set(err, -ENOENT, "no certificate with serial %s in the inventory",
 				 serial);
 	if (n > 0)
 		snprintf(c->fingerprint_out, sizeof(c->fingerprint_out), "%s", serial);
 	return n < 0 ? n : 0;
+}
+
+/* The chain of KEY's current certificate, as stored (possibly empty). */
+static STACK_OF(X509) * current_chain(sqlite3 *db, const char *key)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT chain_pem FROM certificates WHERE key_name = ? "
+			       "ORDER BY revoked ASC, not_after DESC, first_seen DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return chain;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
+		BIO *b = BIO_new_mem_buf(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+		X509 *x;
+		while (b && chain && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+			sk_X509_push(chain, x);
+		BIO_free(b);
+		ERR_clear_error();
+	}
+	sqlite3_finalize(st);
+	return chain;
+}
+
+/* Does CERT chain to CHAIN (trusted as given; signatures, not dates)?
+ * Nothing to check without a chain. */
+static int check_chain(X509 *cert, STACK_OF(X509) * chain, char *err)
+{
+	X509_STORE *store;
+	X509_STORE_CTX *ctx;
+	int ok = 0;
+
+	if (!chain || sk_X509_num(chain) == 0)
+		return 0;
+	store = X509_STORE_new();
+	ctx = X509_STORE_CTX_new();
+	if (!store || !ctx)
+		goto out;
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		X509_STORE_add_cert(store, sk_X509_value(chain, i));
+	X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_NO_CHECK_TIME);
+	if (X509_STORE_CTX_init(ctx, store, cert, NULL) == 1)
+		ok = X509_verify_cert(ctx) == 1;
+out:
+	if (!ok)
+		error_set(err, -EINVAL, "the certificate does not chain to its chain: %s",
+			  ctx ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx))
+			      : "out of memory");
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return ok ? 0 : -EINVAL;
 }
 
 int inventory_import(void *ctx, struct store_txn *txn, char *err)
@@ -459,6 +530,16 @@ int inventory_import(void *ctx, struct store_txn *txn, char *err)
 		return error_set(err, -ENOENT,
 				 "the certificate's public key belongs to no key in the inventory");
 	fingerprint(c->cert, c->fingerprint_out);
+	/* A renewal comes from the same CA: without a chain of its own it
+	 * keeps the one the key signs with now, and either way it must chain
+	 * to it, or every later signature would carry the wrong chain. */
+	if (!c->chain || sk_X509_num(c->chain) == 0) {
+		sk_X509_pop_free(c->chain, X509_free);
+		c->chain = current_chain(db, c->key_out);
+	}
+	r = check_chain(c->cert, c->chain, err);
+	if (r < 0)
+		return r;
 	return upsert_cert(db, c->key_out, c->cert, c->chain, NULL, c->now, err);
 }
 

@@ -95,7 +95,12 @@ struct inventory_change {
 	char fingerprint_out[65];
 };
 int inventory_set_enabled(void *ctx, struct store_txn *txn, char *err);
+/* -EALREADY (and no change) when the certificate was revoked before. */
 int inventory_revoke(void *ctx, struct store_txn *txn, char *err);
+
+/* A serial as typed (hex, any case, ':' or spaces, leading zeros) in the
+ * one form the inventory stores and shows: lower-case whole bytes. */
+void inventory_serial_canonical(const char *in, char out[65]);
 int inventory_import(void *ctx, struct store_txn *txn, char *err);
 
 /* One alert that is due: threshold crossed and not fired before. */

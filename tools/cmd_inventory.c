@@ -48,6 +48,9 @@ static const char *config_arg(int argc, char **argv, int min, int max, const cha
 	return config;
 }
 
+/* change(): there was nothing to change; not an exit code (EXIT_OK then). */
+#define EXIT_ALREADY 3
+
 /* Apply CHANGE (FN may be NULL) with its audit record REC, in one transaction. */
 static int change(struct ctl *c, struct audit_record *rec, store_txn_fn fn,
 		  struct inventory_change *ch)
@@ -61,7 +64,14 @@ static int change(struct ctl *c, struct audit_record *rec, store_txn_fn fn,
 	rec->pid = getpid();
 	rec->size = AUDIT_NONE;
 	rec->exe = "signfsctl";
-	if (audit_append_with(c->audit, rec, fn, fn ? ch : NULL, NULL, err) < 0) {
+	int r = audit_append_with(c->audit, rec, fn, fn ? ch : NULL, NULL, err);
+
+	/* Nothing to change (revoked twice): no event, and no failure. */
+	if (r == -EALREADY) {
+		printf("%s\n", err);
+		return EXIT_ALREADY;
+	}
+	if (r < 0) {
 		fprintf(stderr, "signfsctl: %s\n", err);
 		return EXIT_FAIL;
 	}
@@ -322,6 +332,7 @@ int cmd_cert(int argc, char **argv)
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	struct inventory_change ch = {.now = time(NULL)};
 	struct audit_record rec = {.event = "cert_revoked", .decision = "allow"};
+	char serial[65];
 	struct ctl c;
 	const char *config;
 	int ret;
@@ -339,12 +350,16 @@ int cmd_cert(int argc, char **argv)
 	argc--, argv++;
 	config = config_arg(argc, argv, 1, 1, usage);
 	ch.serial = argv[optind];
-	rec.cert_serial = ch.serial;
+	/* The record shows the serial as the inventory does. */
+	inventory_serial_canonical(ch.serial, serial);
+	rec.cert_serial = serial;
 	if (ctl_open(config, true, &c) < 0)
 		return EXIT_FAIL;
 	ret = change(&c, &rec, inventory_revoke, &ch);
 	if (ret == EXIT_OK)
 		printf("certificate %s revoked\n", ch.fingerprint_out);
+	if (ret == EXIT_ALREADY)
+		ret = EXIT_OK;
 	ctl_close(&c);
 	return ret;
 }

@@ -233,16 +233,19 @@ static void print_text(struct report *r)
 		printf("\n%s\n", lists[l].title);
 		for (size_t i = 0; i < json_object_array_length(lists[l].list); i++) {
 			json_object *o = json_object_array_get_idx(lists[l].list, i);
-			char user[160], shown[4][1024];
+			char user[160], shown[5][1024];
 			/* Paths and reasons come from writers: no control
 			 * character reaches the terminal. */
 			user_label(o, user, sizeof(user));
-			printf("  %s %-15s %-22s %s%s%s%s%s\n", field(o, "time"), field(o, "event"),
+			printf("  %s %-15s %-22s %s%s%s%s%s%s%s\n", field(o, "time"),
+			       field(o, "event"),
 			       *field(o, "uid") ? text_printable(user, shown[0], sizeof(shown[0]))
 						: "-",
 			       text_printable(field(o, "path"), shown[1], sizeof(shown[1])),
 			       *field(o, "key") ? " key " : "",
 			       text_printable(field(o, "key"), shown[2], sizeof(shown[2])),
+			       *field(o, "cert_serial") ? " certificate " : "",
+			       text_printable(field(o, "cert_serial"), shown[4], sizeof(shown[4])),
 			       *field(o, "reason") ? ": " : "",
 			       text_printable(field(o, "reason"), shown[3], sizeof(shown[3])));
 		}

@@ -64,6 +64,8 @@ check "cert revoke of the first certificate" "${CTL[@]}" cert revoke -c "$CONF" 
 short=$(openssl x509 -in "$T/short.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)
 check "the renewal is current and expiring" sh -c "grep -q '^codesign *expiring *$short ' '$V/certificates' && grep -q '^codesign *revoked *$serial ' '$V/certificates'"
 check "an expiring certificate still signs" cp "$SRC/a" "$I/b1"
+check "a renewal imported without a chain keeps the key's chain (the CA is in the signature)" \
+	test "$(openssl pkcs7 -inform DER -in "$MNT/outbox/b1.p7s" -print_certs | grep -c '^subject=')" = 2
 check "...with the renewed certificate" sh -c "
 	openssl cms -verify -binary -inform DER -in '$MNT/outbox/b1.p7s' -content '$MNT/outbox/b1' \
 		-CAfile '$STATE/pki/ca.pem' -purpose any -out /dev/null -signer '$T/signer.pem' 2>/dev/null &&
@@ -93,6 +95,17 @@ check "an enabled key signs again" cp "$SRC/a" "$I/c2"
 check "status follows" test "$(cat "$K/status")" = expiring
 
 check "cert revoke of the renewal" "${CTL[@]}" cert revoke -c "$CONF" "$short"
+typed=$(echo "$short" | tr a-f A-F | sed 's/../&:/g; s/:$//')
+check "revoking it again, typed as $typed: exit 0, already revoked" \
+	sh -c "'${CTL[0]}' cert revoke -c '$CONF' '$typed' | grep -q 'already revoked'"
+check "...one cert_revoked event, with the serial in the inventory's form" \
+	test "$(grep -c '"event":"cert_revoked".*"cert_serial":"'"$short"'"' "$MNT/audit/$(date -u +%F).jsonl")" = 1
+check "the text report names the revoked certificate" sh -c "
+	'${CTL[0]}' report -c '$CONF' --since \$(date -u +%F) | grep -q 'cert_revoked .* certificate $short'"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other-ca.key" \
+	-out "$T/other-ca.pem" -subj /CN=other -days 30 2>/dev/null
+check_fails "importing with a chain it does not chain to is refused" "does not chain" \
+	"${CTL[@]}" inventory import -c "$CONF" "$T/short.pem" "$T/other-ca.pem"
 check_fails "a revoked certificate signs nothing: EIO" "Input/output error" cp "$SRC/a" "$I/d1"
 # Every certificate of the key is revoked now; the newest is reported.
 check "...the audit says revoked" grep -q '"path":"d1".*"reason":"key codesign: certificate [0-9a-f]* is revoked"' "$MNT/audit/$(date -u +%F).jsonl"
