@@ -12,7 +12,8 @@ CTL=$SIGNFSCTL
 # The units, pointed at the binary under test.
 mkdir "$T/units"
 for u in signfsd.service signfsd@.service; do
-	sed "s|@SBINDIR@|$(dirname "$SIGNFSD")|" "$TOP/systemd/$u.in" >"$T/units/$u"
+	sed "s|@SBINDIR@|$(dirname "$SIGNFSD")|; s|@CONFIG@|/etc/signfs/signfs.conf|;
+		s|@CONFDIR@|/etc/signfs|; s|@STATEDIR@|/var/lib/signfs|" "$TOP/systemd/$u.in" >"$T/units/$u"
 done
 check "systemd-analyze verify signfsd.service" \
 	systemd-analyze verify --man=no "$T/units/signfsd.service"
@@ -55,6 +56,10 @@ fusermount3 -u "$T/mnt2"
 check_fails "status -c of a config with no daemon: exit 1, says so" "not running for $T/other/signfs.conf" \
 	"$CTL" status -c "$T/other/signfs.conf"
 
+check "bash completion: commands and options of signfsctl" bash -c "
+	. '$TOP/tools/signfsctl.bash-completion'
+	COMP_WORDS=(signfsctl st); COMP_CWORD=1; _signfsctl; [ \"\${COMPREPLY[*]}\" = status ] || exit 1
+	COMP_WORDS=(signfsctl report --format c); COMP_CWORD=3; _signfsctl; [ \"\${COMPREPLY[*]}\" = csv ]"
 for cmd in "" init status "policy" audit inventory key cert report; do
 	check "signfsctl $cmd --help: exit 0" sh -c "'$CTL' $cmd --help >/dev/null"
 done
