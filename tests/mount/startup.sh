@@ -109,6 +109,18 @@ check "with \$CREDENTIALS_DIRECTORY, the credential is the PIN (pin_file names a
 	sh -c "echo c > '$MNT/inbox/cred' && test -e '$MNT/outbox/cred.p7s'"
 fusermount3 -u "$MNT"
 for _ in $(seq 100); do flock -n "$STATE/signfsd.lock" true && break; sleep 0.05; done
+# mount(8)'s helper, as "mount -t fuse.signfs" and /etc/fstab run it.
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+sed "s|@SBINDIR@|$(dirname "$SIGNFSD")|" "$TOP/tools/mount.fuse.signfs.in" >"$T/mount.fuse.signfs"
+chmod 0755 "$T/mount.fuse.signfs"
+check "mount.fuse.signfs CONFIG MNT -o <fstab options>: mounted and signing" sh -c "
+	'$T/mount.fuse.signfs' '$CONF' '$MNT' -o rw,nosuid,nodev,noauto,_netdev,x-systemd.automount &&
+	echo m > '$MNT/inbox/by-mount' && test -e '$MNT/outbox/by-mount.p7s'"
+fusermount3 -u "$MNT"
+for _ in $(seq 100); do flock -n "$STATE/signfsd.lock" true && break; sleep 0.05; done
+check_fails "mount.fuse.signfs with a bad config: fails with signfsd's reason" "No such file" \
+	"$T/mount.fuse.signfs" "$T/none.conf" "$MNT" -o defaults
+
 # The units run what signfsctl init writes.
 unit=$(dirname "$(dirname "$SIGNFSD")")/systemd/signfsd.service
 config=$("$SIGNFSCTL" init --help | tr '\n' ' ' | sed -n 's/.*(default \([^ ]*\) when no DIR.*/\1/p')
