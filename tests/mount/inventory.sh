@@ -53,6 +53,11 @@ check "stat size equals the bytes read, for every inventory file" sh -c "
 check "tar -c of /inventory exits 0" tar -C "$MNT" -cf "$T/inv.tar" inventory
 check "the archive holds what cat shows" sh -c "
 	mkdir '$T/x' && tar -C '$T/x' -xf '$T/inv.tar' && diff -r '$T/x/inventory' '$V'"
+(for i in $(seq 300); do cp "$SRC/a" "$I/busy-$i" || break; sleep 0.01; done) &
+busy=$!
+check "tar -cf of /inventory while files are being signed: every run exits 0" sh -c "
+	for i in \$(seq 25); do tar -C '$MNT' -cf /dev/null inventory || exit 1; sleep 0.1; done"
+wait "$busy"
 check "no alert for a certificate a year from expiry" test ! -s "$V/alerts"
 
 # A renewal that expires in 10 days becomes current once the old one is revoked.
