@@ -73,8 +73,8 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	/* Counted in memory; the inventory files change when the counts are
 	 * written, once a second (alerts.c). */
 	if (ev->key)
-		inventory_usage_add(d->usage, ev->key, ev->cred->uid, rec->user ? rec->user : "",
-				    now);
+		inventory_usage_add(d->usage, ev->key, rec->cert_fingerprint, ev->cred->uid,
+				    rec->user ? rec->user : "", now);
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record

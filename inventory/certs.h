@@ -74,9 +74,10 @@ int inventory_current_pem(struct store *st, const char *key, char **cert_pem, ch
 struct usage_buffer;
 struct usage_buffer *inventory_usage_new(void);
 void inventory_usage_free(struct usage_buffer *b);
-/* Count one signature with KEY by UID at NOW. */
-void inventory_usage_add(struct usage_buffer *b, const char *key, unsigned uid, const char *user,
-			 time_t now);
+/* Count one signature with KEY (its certificate FINGERPRINT, may be NULL)
+ * by UID at NOW. */
+void inventory_usage_add(struct usage_buffer *b, const char *key, const char *fingerprint,
+			 unsigned uid, const char *user, time_t now);
 /* Write what was counted: how many entries were (0: nothing was counted),
  * or -EIO (the counts stay for the next try). */
 int inventory_usage_flush(struct store *st, struct usage_buffer *b);

@@ -26,7 +26,7 @@ static void date_text(time_t t, char out[32])
 static const char list_sql[] =
     "SELECT c.key_name, c.fingerprint, c.serial, c.subject, c.issuer, c.not_before, "
     "c.not_after, c.key_alg, c.key_bits, c.key_usage, c.ext_key_usage, c.revoked, c.issues, "
-    "k.enabled, k.uses_total, coalesce(k.last_used, 0), k.sensitive, k.never_extractable, "
+    "k.enabled, c.uses, coalesce(c.last_used, 0), k.sensitive, k.never_extractable, "
     "k.local, k.uri, (SELECT fingerprint FROM certificates c2 WHERE c2.key_name = c.key_name "
     "ORDER BY c2.revoked ASC, c2.not_after DESC, c2.first_seen DESC LIMIT 1), "
     "k.allow_noncompliant "
@@ -61,8 +61,8 @@ int inventory_render_certificates(struct store *s, time_t now, int warn_days, ch
 			date_text(sqlite3_column_int64(st, 15), last);
 			fprintf(f, "%-12s %-13s %-32s %-10s %9ld %6lld %-20s %-10s %s\n", TXT(0),
 				cert_state_name(state), TXT(2), na,
-				certs_days_until(not_after, now),
-				current ? sqlite3_column_int64(st, 14) : 0LL, current ? last : "-",
+				certs_days_until(not_after, now), sqlite3_column_int64(st, 14),
+				sqlite3_column_int64(st, 15) ? last : "-",
 				current ? "yes" : "superseded", TXT(3));
 			if (*TXT(12))
 				fprintf(f, "%-12s   rule issues: %s\n", "", TXT(12));
@@ -146,11 +146,11 @@ int inventory_render_certificates_json(struct store *s, time_t now, int warn_day
 			json_object_object_add(o, "key_enabled",
 					       json_object_new_boolean(sqlite3_column_int(st, 13)));
 			json_object_object_add(o, "key_uri", json_object_new_string(TXT(19)));
+			json_object_object_add(o, "uses_total",
+					       json_object_new_int64(sqlite3_column_int64(st, 14)));
 			json_object_object_add(
-			    o, "uses_total",
-			    json_object_new_int64(current ? sqlite3_column_int64(st, 14) : 0));
-			json_object_object_add(o, "last_used",
-					       json_object_new_string(current ? last : "never"));
+			    o, "last_used",
+			    json_object_new_string(sqlite3_column_int64(st, 15) ? last : "never"));
 			json_object_object_add(
 			    o, "used_by", current ? used_by(s, TXT(0)) : json_object_new_array());
 			json_object_object_add(attrs, "sensitive",

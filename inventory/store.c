@@ -50,7 +50,8 @@ static const char schema[] =
     "  key_alg TEXT, key_bits INTEGER, key_usage TEXT, ext_key_usage TEXT,"
     "  pem TEXT NOT NULL, chain_pem TEXT,"
     "  revoked INTEGER NOT NULL DEFAULT 0,"
-    "  issues TEXT, first_seen INTEGER NOT NULL);"
+    "  issues TEXT, first_seen INTEGER NOT NULL,"
+    "  uses INTEGER NOT NULL DEFAULT 0, last_used INTEGER);"
     "CREATE INDEX IF NOT EXISTS certificates_by_key ON certificates(key_name);"
     "CREATE INDEX IF NOT EXISTS certificates_by_serial ON certificates(serial);"
     /* Signatures per key, per hour, per user. */
@@ -92,6 +93,14 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS audit_by_day_off ON audit(day, off)",
     "ALTER TABLE checkpoint ADD COLUMN range BLOB",
     "ALTER TABLE checkpoint ADD COLUMN last_leaf BLOB",
+    /* Usage per certificate; what was counted before goes to each key's
+     * current certificate. */
+    "ALTER TABLE certificates ADD COLUMN uses INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE certificates ADD COLUMN last_used INTEGER",
+    "UPDATE certificates SET uses = (SELECT uses_total FROM keys k WHERE k.name = key_name), "
+    "last_used = (SELECT last_used FROM keys k WHERE k.name = key_name) WHERE fingerprint IN "
+    "(SELECT (SELECT fingerprint FROM certificates c2 WHERE c2.key_name = k.name ORDER BY "
+    "c2.revoked ASC, c2.not_after DESC, c2.first_seen DESC LIMIT 1) FROM keys k) AND uses = 0",
 };
 
 static void migrate(sqlite3 *db)

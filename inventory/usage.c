@@ -12,6 +12,7 @@
 
 struct usage_entry {
 	char key[64], user[64];
+	char fingerprint[65]; /* of the certificate that signed, or "" */
 	unsigned uid;
 	int64_t hour;
 	unsigned count;
@@ -42,19 +43,23 @@ void inventory_usage_free(struct usage_buffer *b)
 	free(b);
 }
 
-void inventory_usage_add(struct usage_buffer *b, const char *key, unsigned uid, const char *user,
-			 time_t now)
+void inventory_usage_add(struct usage_buffer *b, const char *key, const char *fingerprint,
+			 unsigned uid, const char *user, time_t now)
 {
 	size_t i;
 
+	if (!fingerprint)
+		fingerprint = "";
 	pthread_mutex_lock(&b->lock);
 	for (i = 0; i < b->n; i++)
-		if (b->e[i].uid == uid && b->e[i].hour == now / 3600 && !strcmp(b->e[i].key, key))
+		if (b->e[i].uid == uid && b->e[i].hour == now / 3600 && !strcmp(b->e[i].key, key) &&
+		    !strcmp(b->e[i].fingerprint, fingerprint))
 			break;
 	if (i == b->n && b->n < USAGE_MAX) {
 		struct usage_entry *e = &b->e[b->n++];
 		memset(e, 0, sizeof(*e));
 		snprintf(e->key, sizeof(e->key), "%s", key);
+		snprintf(e->fingerprint, sizeof(e->fingerprint), "%s", fingerprint);
 		snprintf(e->user, sizeof(e->user), "%s", user ? user : "");
 		e->uid = uid;
 		e->hour = now / 3600;
@@ -71,7 +76,7 @@ void inventory_usage_add(struct usage_buffer *b, const char *key, unsigned uid, 
 int inventory_usage_flush(struct store *s, struct usage_buffer *b)
 {
 	struct usage_entry e[USAGE_MAX];
-	sqlite3_stmt *ins = NULL, *upd = NULL;
+	sqlite3_stmt *ins = NULL, *upd = NULL, *cert = NULL;
 	size_t n;
 	int r = -EIO;
 
@@ -94,7 +99,12 @@ int inventory_usage_flush(struct store *s, struct usage_buffer *b)
 	    sqlite3_prepare_v2(s->db,
 			       "UPDATE keys SET uses_total = uses_total + ?, "
 			       "last_used = max(coalesce(last_used, 0), ?) WHERE name = ?",
-			       -1, &upd, NULL) != SQLITE_OK)
+			       -1, &upd, NULL) != SQLITE_OK ||
+	    /* The certificate that made them keeps them, after a renewal too. */
+	    sqlite3_prepare_v2(s->db,
+			       "UPDATE certificates SET uses = uses + ?, "
+			       "last_used = max(coalesce(last_used, 0), ?) WHERE fingerprint = ?",
+			       -1, &cert, NULL) != SQLITE_OK)
 		goto rollback;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(ins);
@@ -107,7 +117,12 @@ int inventory_usage_flush(struct store *s, struct usage_buffer *b)
 		sqlite3_bind_int(upd, 1, e[i].count);
 		sqlite3_bind_int64(upd, 2, e[i].last);
 		sqlite3_bind_text(upd, 3, e[i].key, -1, SQLITE_STATIC);
-		if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(upd) != SQLITE_DONE)
+		sqlite3_reset(cert);
+		sqlite3_bind_int(cert, 1, e[i].count);
+		sqlite3_bind_int64(cert, 2, e[i].last);
+		sqlite3_bind_text(cert, 3, e[i].fingerprint, -1, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(upd) != SQLITE_DONE ||
+		    sqlite3_step(cert) != SQLITE_DONE)
 			goto rollback;
 	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
@@ -119,6 +134,7 @@ rollback:
 out:
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
+	sqlite3_finalize(cert);
 	pthread_mutex_unlock(&s->lock);
 	/* Committed: counting again would count twice, durable or not. */
 	if (r > 0 && store_flush(s) < 0)
@@ -126,7 +142,8 @@ out:
 	if (r < 0) /* keep the counts for the next flush */
 		for (size_t i = 0; i < n; i++)
 			for (unsigned k = 0; k < e[i].count; k++)
-				inventory_usage_add(b, e[i].key, e[i].uid, e[i].user, e[i].last);
+				inventory_usage_add(b, e[i].key, e[i].fingerprint, e[i].uid,
+						    e[i].user, e[i].last);
 	return r;
 }
 

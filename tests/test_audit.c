@@ -416,7 +416,7 @@ static void *flush_usage_loop(void *arg)
 	int *failures = calloc(1, sizeof(int));
 
 	while (flushing) {
-		inventory_usage_add(b, "codesign", 0, "root", 1764115200);
+		inventory_usage_add(b, "codesign", NULL, 0, "root", 1764115200);
 		*failures += inventory_usage_flush(st, b) < 0;
 	}
 	return failures;

@@ -244,12 +244,16 @@ Test(certs, usage_counts_and_renderings)
 	time_t last;
 	char *users, *text, *json;
 
-	record("codesign", make(k, T0, 365, "codeSigning", "critical,digitalSignature"));
+	X509 *x = make(k, T0, 365, "codeSigning", "critical,digitalSignature");
+	char serial[65], fp[65];
+
+	inventory_cert_ids(x, serial, fp);
+	record("codesign", x);
 	struct usage_buffer *b = inventory_usage_new();
-	inventory_usage_add(b, "codesign", 1001, "alice", T0 + 10);
-	inventory_usage_add(b, "codesign", 1001, "alice", T0 + 20);
+	inventory_usage_add(b, "codesign", fp, 1001, "alice", T0 + 10);
+	inventory_usage_add(b, "codesign", fp, 1001, "alice", T0 + 20);
 	cr_assert_eq(inventory_usage_flush(st, b), 1, "one (key, hour, user) written");
-	inventory_usage_add(b, "codesign", 0, "root", T0 + 2 * DAY);
+	inventory_usage_add(b, "codesign", fp, 0, "root", T0 + 2 * DAY);
 	cr_assert_eq(inventory_usage_flush(st, b), 1);
 	cr_assert_eq(inventory_usage_flush(st, b), 0, "nothing left to write");
 	inventory_usage_free(b);

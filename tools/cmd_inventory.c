@@ -118,7 +118,7 @@ int cmd_inventory(int argc, char **argv)
 		const char *config;
 		struct inventory_change ch = {.now = time(NULL)};
 		struct audit_record rec = {.event = "cert_imported", .decision = "allow"};
-		char reason[256];
+		char reason[256], serial[65], fingerprint[65];
 
 		argc--, argv++;
 		config = config_arg(argc, argv, 1, 2, inventory_usage_text);
@@ -147,6 +147,8 @@ int cmd_inventory(int argc, char **argv)
 		/* Filled in by the import, which runs before the line is written. */
 		rec.key = ch.key_out;
 		rec.cert_fingerprint = ch.fingerprint_out;
+		inventory_cert_ids(ch.cert, serial, fingerprint);
+		rec.cert_serial = serial;
 		ret = change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
 			printf("imported certificate %s for key %s\n", ch.fingerprint_out,

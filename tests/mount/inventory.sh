@@ -69,6 +69,10 @@ check "cert revoke of the first certificate" "${CTL[@]}" cert revoke -c "$CONF" 
 short=$(openssl x509 -in "$T/short.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)
 check "the renewal is current and expiring" sh -c "grep -q '^codesign *expiring *$short ' '$V/certificates' && grep -q '^codesign *revoked *$serial ' '$V/certificates'"
 check "an expiring certificate still signs" cp "$SRC/a" "$I/b1"
+uses_of() { awk -v s="$1" '$3 == s { print $6 }' "$V/certificates"; }
+for _ in $(seq 60); do [ "$(uses_of "$short")" = 1 ] && break; sleep 0.05; done
+check "usage stays with the certificate that made it: the renewal has its 1, the first its own" \
+	sh -c "test '$(uses_of "$short")' = 1 && test '$(uses_of "$serial")' -ge 300"
 check "a renewal imported without a chain keeps the key's chain (the CA is in the signature)" \
 	test "$(openssl pkcs7 -inform DER -in "$MNT/outbox/b1.p7s" -print_certs | grep -c '^subject=')" = 2
 check "...with the renewed certificate" sh -c "
@@ -105,8 +109,10 @@ check "revoking it again, typed as $typed: exit 0, already revoked" \
 	sh -c "'${CTL[0]}' cert revoke -c '$CONF' '$typed' | grep -q 'already revoked'"
 check "...one cert_revoked event, with the serial in the inventory's form" \
 	test "$(grep -c '"event":"cert_revoked".*"cert_serial":"'"$short"'"' "$MNT/audit/$(date -u +%F).jsonl")" = 1
-check "the text report names the revoked certificate" sh -c "
-	'${CTL[0]}' report -c '$CONF' --since \$(date -u +%F) | grep -q 'cert_revoked .* certificate $short'"
+check "the text report names the revoked and the imported certificate" sh -c "
+	'${CTL[0]}' report -c '$CONF' --since \$(date -u +%F) >'$T/report.txt' &&
+	grep -q 'cert_revoked .* certificate $short' '$T/report.txt' &&
+	grep -q 'cert_imported .* certificate $short' '$T/report.txt'"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other-ca.key" \
 	-out "$T/other-ca.pem" -subj /CN=other -days 30 2>/dev/null
 check_fails "importing with a chain it does not chain to is refused" "does not chain" \
