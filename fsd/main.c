@@ -414,6 +414,15 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 		store_close(store);
 		return -EIO;
 	}
+	if (r == -EIO) {
+		fprintf(stderr,
+			"signfsd: the store %s/" STORE_FILE
+			" cannot be read: %s (restore it from a "
+			"backup)\n",
+			c->state_dir, err);
+		store_close(store);
+		return -EIO;
+	}
 	if (r < 0 || audit_public_text(origin, key, &d->audit_pub) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err[0] ? err : "cannot render the audit key");
 		store_close(store);

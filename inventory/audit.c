@@ -395,15 +395,18 @@ static int count_records(sqlite3 *db, uint64_t *n, int64_t *max_seq)
 static int stored_leaf(sqlite3 *db, uint64_t seq, merkle_hash out)
 {
 	sqlite3_stmt *st;
-	int r = -ENOENT;
+	int r = -ENOENT, rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT leaf FROM audit WHERE seq = ?", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, seq);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == MERKLE_HASH) {
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == MERKLE_HASH) {
 		memcpy(out, sqlite3_column_blob(st, 0), MERKLE_HASH);
 		r = 0;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = -EIO; /* the store cannot be read: no sign of an edit */
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -451,9 +454,13 @@ static int load_tree(struct audit *a, char *err)
 				      "the store holds %lld records, fewer than the %llu its last "
 				      "signed checkpoint covers",
 				      (long long)(max_seq + 1), (unsigned long long)cp.size);
-		if (r == 0 && cp.has_range && cp.size > 0 &&
-		    (stored_leaf(a->store->db, cp.size - 1, leaf) < 0 ||
-		     memcmp(leaf, cp.last_leaf, MERKLE_HASH)))
+		int last = r == 0 && cp.has_range && cp.size > 0
+			       ? stored_leaf(a->store->db, cp.size - 1, leaf)
+			       : 0;
+		if (last == -EIO)
+			r = error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
+		else if (r == 0 && cp.has_range && cp.size > 0 &&
+			 (last < 0 || memcmp(leaf, cp.last_leaf, MERKLE_HASH)))
 			r = error_set(
 			    err, -EBADMSG,
 			    "record %llu, the last one the checkpoint covers, was changed",
@@ -571,6 +578,7 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	       char err[AUDIT_ERR_MAX])
 {
 	struct audit *a;
+	int r;
 
 	err[0] = 0;
 	a = calloc(1, sizeof(*a));
@@ -586,7 +594,14 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	pthread_cond_init(&a->queue_done, NULL);
 	pthread_cond_init(&a->later, NULL);
 	a->queue_tail = &a->queue;
-	if (load_tree(a, err) < 0 && (!a->key || take_repair(a, err) < 0)) {
+	r = load_tree(a, err);
+	/* A store that cannot be read is no mismatch to acknowledge. */
+	if (r == -EIO) {
+		a->key = NULL;
+		audit_close(a);
+		return -EIO;
+	}
+	if (r < 0 && (!a->key || take_repair(a, err) < 0)) {
 		a->key = NULL; /* nothing is signed over a log that failed its check */
 		audit_close(a);
 		return -EBADMSG;

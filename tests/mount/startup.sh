@@ -157,13 +157,14 @@ check "a store filled with 30,000 records over a year" \
 start_daemon
 check "it starts and signs" sh -c "echo h > '$MNT/inbox/h' && test -e '$MNT/outbox/h.p7s'"
 stop_daemon
-size=$(stat -c %s "$STATE/signfs.db")
-page=$(/usr/bin/python3 -c "import sqlite3, sys
-print(sqlite3.connect(sys.argv[1]).execute('PRAGMA page_size').fetchone()[0])" "$STATE/signfs.db")
-# The cell pointers of an old b-tree page, which the start never reads,
-# pointing past the end of their page.
+# A leaf page of the log's first months (which the start never reads): its
+# cell pointers made to point past the end of the page.
+read -r page pageno < <(/usr/bin/python3 -c "import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+pages = [r[0] for r in db.execute(\"SELECT pageno FROM dbstat WHERE name = 'audit' AND pagetype = 'leaf' ORDER BY pageno\")]
+print(db.execute('PRAGMA page_size').fetchone()[0], pages[len(pages) // 8])" "$STATE/signfs.db")
 head -c 600 /dev/zero | tr '\0' '\377' |
-	dd of="$STATE/signfs.db" bs=1 seek=$((size / 2 / page * page + 12)) conv=notrunc 2>/dev/null
+	dd of="$STATE/signfs.db" bs=1 seek=$(((pageno - 1) * page + 12)) conv=notrunc 2>/dev/null
 start_daemon
 for _ in $(seq 100); do
 	grep -q "integrity check" "$MNT/status" && break
@@ -176,6 +177,16 @@ check_fails "...a writer's close() fails with EIO" "Input/output error" cp "$SRC
 check "...nothing is published" test ! -e "$MNT/outbox/after-damage"
 check "...and the daemon log says why" grep -q "fails its integrity check.*nothing will be signed until the store is repaired" "$T/daemon.log"
 stop_daemon
+# Damage where the start reads (the log's last records): refused, with the
+# store's own words and what to do, not as a log to acknowledge.
+read -r page pageno < <(/usr/bin/python3 -c "import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+pages = [r[0] for r in db.execute(\"SELECT pageno FROM dbstat WHERE name = 'audit' AND pagetype = 'leaf' ORDER BY pageno\")]
+print(db.execute('PRAGMA page_size').fetchone()[0], pages[-1])" "$STATE/signfs.db")
+# Its page type byte made one SQLite knows no page by.
+printf '\377' | dd of="$STATE/signfs.db" bs=1 seek=$(((pageno - 1) * page)) conv=notrunc 2>/dev/null
+refuses "a store damaged where the start reads: refused, restore from a backup" \
+	"signfs.db cannot be read: audit log: database disk image is malformed (restore it from a backup)" "$CONF"
 rm -rf "$STATE"
 init_state
 
