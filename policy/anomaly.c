@@ -1,0 +1,419 @@
+/* See anomaly.h. Profiles and the last version of each path live in hash
+ * tables (FNV-1a, chained, doubled when full): a check and a learn cost a
+ * few lookups whatever the history. */
+#include "anomaly.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOURS_PER_WEEK (7 * 24)
+/* The times kept per profile for the burst window: enough to count any
+ * burst up to this size exactly; beyond it, it is a burst anyway. */
+#define RECENT_MAX 4096
+
+static const char *const names[ANOMALY_KINDS] = {
+    "new_signer", "new_program", "new_path", "off_hours", "burst", "content_churn",
+};
+
+const char *anomaly_kind_name(enum anomaly_kind kind)
+{
+	return kind < ANOMALY_KINDS ? names[kind] : NULL;
+}
+
+int anomaly_kind_of(const char *name)
+{
+	for (int k = 0; k < ANOMALY_KINDS; k++)
+		if (!strcmp(names[k], name))
+			return k;
+	return -1;
+}
+
+void anomaly_settings_default(struct anomaly_settings *s)
+{
+	for (int k = 0; k < ANOMALY_KINDS; k++)
+		s->enabled[k] = true;
+	s->min_history = 50;
+	s->off_hours_max = 0;
+	s->burst_window = 600;
+	s->burst_factor = 10;
+	s->burst_floor = 50;
+	s->churn_window = 3600;
+}
+
+/* A set of strings (programs, top directories): few per profile. */
+struct strings {
+	char **v;
+	size_t n, cap;
+};
+
+static bool strings_has(const struct strings *s, const char *x)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], x))
+			return true;
+	return false;
+}
+
+static void strings_add(struct strings *s, const char *x)
+{
+	char *copy;
+
+	if (strings_has(s, x))
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 4;
+		char **v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return; /* a profile that misses one entry reports it again */
+		s->v = v;
+		s->cap = cap;
+	}
+	/* analyzer: COPY goes into S, freed with it (strings_free). */
+	copy = strdup(x);
+	if (copy)
+		s->v[s->n++] = copy;
+}
+
+static void strings_free(struct strings *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+struct profile {
+	struct profile *next; /* in its bucket */
+	uid_t uid;
+	char *key;
+	unsigned long count;
+	time_t first, last;
+	struct strings programs, dirs;
+	unsigned hours[HOURS_PER_WEEK];
+	time_t recent[RECENT_MAX]; /* ring of the latest signature times */
+	size_t recent_next, recent_n;
+};
+
+struct version {
+	struct version *next;
+	char *path;
+	char sha256[65];
+	uid_t uid;
+	char *exe;
+	time_t when;
+};
+
+struct table {
+	void **buckets;
+	size_t n_buckets, n;
+};
+
+struct anomaly_profiles {
+	pthread_mutex_t lock;
+	struct anomaly_settings s;
+	struct table profiles, versions;
+};
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t profile_hash(uid_t uid, const char *key)
+{
+	return fnv(key, 0xcbf29ce484222325ULL ^ ((uint64_t)uid * 0x9e3779b97f4a7c15ULL));
+}
+
+/* The bucket of hash H; the table grows (NEXT_OF reads an entry's link,
+ * HASH_OF its hash) when it holds as many entries as buckets. */
+static void **bucket(struct table *t, uint64_t h, void **(*next_of)(void *),
+		     uint64_t (*hash_of)(void *))
+{
+	if (t->n >= t->n_buckets) {
+		size_t n = t->n_buckets ? 2 * t->n_buckets : 64;
+		void **b = calloc(n, sizeof(*b));
+		if (b) {
+			for (size_t i = 0; i < t->n_buckets; i++) {
+				void *e = t->buckets[i];
+				while (e) {
+					void *next = *next_of(e);
+					void **slot = &b[hash_of(e) % n];
+					*next_of(e) = *slot;
+					*slot = e;
+					e = next;
+				}
+			}
+			free(t->buckets);
+			t->buckets = b;
+			t->n_buckets = n;
+		}
+	}
+	return t->n_buckets ? &t->buckets[h % t->n_buckets] : NULL;
+}
+
+static void **profile_next(void *e)
+{
+	return (void **)&((struct profile *)e)->next;
+}
+
+static uint64_t profile_hash_of(void *e)
+{
+	struct profile *p = e;
+	return profile_hash(p->uid, p->key);
+}
+
+static void **version_next(void *e)
+{
+	return (void **)&((struct version *)e)->next;
+}
+
+static uint64_t version_hash_of(void *e)
+{
+	return fnv(((struct version *)e)->path, 0xcbf29ce484222325ULL);
+}
+
+static struct profile *find_profile(struct anomaly_profiles *a, uid_t uid, const char *key)
+{
+	if (!a->profiles.n_buckets)
+		return NULL;
+	for (struct profile *p =
+		 a->profiles.buckets[profile_hash(uid, key) % a->profiles.n_buckets];
+	     p; p = p->next)
+		if (p->uid == uid && !strcmp(p->key, key))
+			return p;
+	return NULL;
+}
+
+static struct version *find_version(struct anomaly_profiles *a, const char *path)
+{
+	if (!a->versions.n_buckets)
+		return NULL;
+	for (struct version *v =
+		 a->versions.buckets[fnv(path, 0xcbf29ce484222325ULL) % a->versions.n_buckets];
+	     v; v = v->next)
+		if (!strcmp(v->path, path))
+			return v;
+	return NULL;
+}
+
+struct anomaly_profiles *anomaly_profiles_new(const struct anomaly_settings *s)
+{
+	struct anomaly_profiles *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	pthread_mutex_init(&a->lock, NULL);
+	a->s = *s;
+	return a;
+}
+
+void anomaly_profiles_free(struct anomaly_profiles *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->profiles.n_buckets; i++)
+		for (struct profile *p = a->profiles.buckets[i], *next; p; p = next) {
+			next = p->next;
+			strings_free(&p->programs);
+			strings_free(&p->dirs);
+			free(p->key);
+			free(p);
+		}
+	for (size_t i = 0; i < a->versions.n_buckets; i++)
+		for (struct version *v = a->versions.buckets[i], *next; v; v = next) {
+			next = v->next;
+			free(v->path);
+			free(v->exe);
+			free(v);
+		}
+	free(a->profiles.buckets);
+	free(a->versions.buckets);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* The top-level inbox directory of PATH ("" for a file at the top). */
+static void top_dir(const char *path, char *out, size_t n)
+{
+	const char *slash = strchr(path, '/');
+	snprintf(out, n, "%.*s", slash ? (int)(slash - path) : 0, path);
+}
+
+static int hour_of_week(time_t when)
+{
+	struct tm tm;
+	gmtime_r(&when, &tm);
+	return tm.tm_wday * 24 + tm.tm_hour;
+}
+
+/* Signatures of P within WINDOW seconds before WHEN. */
+static size_t in_window(const struct profile *p, time_t when, unsigned window)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->recent_n; i++)
+		if (p->recent[i] > when - (time_t)window && p->recent[i] <= when)
+			n++;
+	return n;
+}
+
+static void found(struct anomaly_finding *out, size_t *n, enum anomaly_kind kind, const char *fmt,
+		  ...) __attribute__((format(printf, 4, 5)));
+
+static void found(struct anomaly_finding *out, size_t *n, enum anomaly_kind kind, const char *fmt,
+		  ...)
+{
+	va_list ap;
+	out[*n].kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(out[*n].reason, sizeof(out[*n].reason), fmt, ap);
+	va_end(ap);
+	(*n)++;
+}
+
+size_t anomaly_check(struct anomaly_profiles *a, const struct anomaly_signature *sig,
+		     struct anomaly_finding out[ANOMALY_KINDS])
+{
+	const bool *on = a->s.enabled;
+	const char *who = sig->user ? sig->user : "this user";
+	const char *exe = sig->exe ? sig->exe : "";
+	char dir[256];
+	struct profile *p;
+	struct version *v;
+	size_t n = 0;
+
+	top_dir(sig->path, dir, sizeof(dir));
+	pthread_mutex_lock(&a->lock);
+	p = find_profile(a, sig->uid, sig->key);
+	if (!p) {
+		if (on[ANOMALY_NEW_SIGNER])
+			found(out, &n, ANOMALY_NEW_SIGNER,
+			      "the first signature by %s (uid %u) with key %s", who,
+			      (unsigned)sig->uid, sig->key);
+	} else {
+		if (on[ANOMALY_NEW_PROGRAM] && *exe && !strings_has(&p->programs, exe))
+			found(out, &n, ANOMALY_NEW_PROGRAM,
+			      "%s signs with key %s through %s for the first time (%lu signatures "
+			      "before, through %zu other program%s)",
+			      who, sig->key, exe, p->count, p->programs.n,
+			      p->programs.n == 1 ? "" : "s");
+		if (on[ANOMALY_NEW_PATH] && !strings_has(&p->dirs, dir))
+			found(out, &n, ANOMALY_NEW_PATH,
+			      "%s signs with key %s under %s%s for the first time", who, sig->key,
+			      *dir ? dir : "the top of the inbox", *dir ? "/" : "");
+		if (on[ANOMALY_OFF_HOURS] && p->count >= a->s.min_history &&
+		    p->hours[hour_of_week(sig->when)] <= a->s.off_hours_max) {
+			static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
+							   "Thu", "Fri", "Sat"};
+			int h = hour_of_week(sig->when);
+			found(out, &n, ANOMALY_OFF_HOURS,
+			      "%s signs on %s %02d:00-%02d:59 UTC, an hour of the week with %u of "
+			      "its "
+			      "%lu signatures with key %s",
+			      who, days[h / 24], h % 24, h % 24, p->hours[h], p->count, sig->key);
+		}
+		if (on[ANOMALY_BURST] && p->count >= a->s.min_history) {
+			double span = (double)(p->last - p->first) / a->s.burst_window;
+			double average = p->count / (span > 1 ? span : 1);
+			double limit = a->s.burst_factor * average;
+			size_t recent = in_window(p, sig->when, a->s.burst_window) + 1;
+			if (limit < a->s.burst_floor)
+				limit = a->s.burst_floor;
+			if (recent > limit)
+				found(out, &n, ANOMALY_BURST,
+				      "%s made %zu signatures with key %s in %u s, against %.1f on "
+				      "average",
+				      who, recent, sig->key, a->s.burst_window, average);
+		}
+	}
+	v = find_version(a, sig->path);
+	if (on[ANOMALY_CONTENT_CHURN] && v && sig->sha256 && strcmp(v->sha256, sig->sha256) &&
+	    sig->when - v->when <= (time_t)a->s.churn_window &&
+	    (v->uid != sig->uid || strcmp(v->exe ? v->exe : "", exe)))
+		found(out, &n, ANOMALY_CONTENT_CHURN,
+		      "inbox/%s was signed %lld s ago with other content by uid %u through %s; now "
+		      "by uid %u through %s",
+		      sig->path, (long long)(sig->when - v->when), (unsigned)v->uid,
+		      v->exe && *v->exe ? v->exe : "?", (unsigned)sig->uid, *exe ? exe : "?");
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+void anomaly_learn(struct anomaly_profiles *a, const struct anomaly_signature *sig)
+{
+	char dir[256];
+	struct profile *p;
+	struct version *v;
+
+	top_dir(sig->path, dir, sizeof(dir));
+	pthread_mutex_lock(&a->lock);
+	p = find_profile(a, sig->uid, sig->key);
+	if (!p) {
+		void **slot = bucket(&a->profiles, profile_hash(sig->uid, sig->key), profile_next,
+				     profile_hash_of);
+		p = slot ? calloc(1, sizeof(*p)) : NULL;
+		if (p && !(p->key = strdup(sig->key))) {
+			free(p);
+			p = NULL;
+		}
+		if (p) {
+			p->uid = sig->uid;
+			p->first = sig->when;
+			p->next = *slot;
+			*slot = p;
+			a->profiles.n++;
+		}
+	}
+	if (p) {
+		p->count++;
+		if (sig->when < p->first)
+			p->first = sig->when;
+		if (sig->when > p->last)
+			p->last = sig->when;
+		if (sig->exe && *sig->exe)
+			strings_add(&p->programs, sig->exe);
+		strings_add(&p->dirs, dir);
+		p->hours[hour_of_week(sig->when)]++;
+		p->recent[p->recent_next] = sig->when;
+		p->recent_next = (p->recent_next + 1) % RECENT_MAX;
+		if (p->recent_n < RECENT_MAX)
+			p->recent_n++;
+	}
+	v = find_version(a, sig->path);
+	if (!v) {
+		void **slot = bucket(&a->versions, fnv(sig->path, 0xcbf29ce484222325ULL),
+				     version_next, version_hash_of);
+		v = slot ? calloc(1, sizeof(*v)) : NULL;
+		if (v && !(v->path = strdup(sig->path))) {
+			free(v);
+			v = NULL;
+		}
+		if (v) {
+			v->next = *slot;
+			*slot = v;
+			a->versions.n++;
+		}
+	}
+	if (v) {
+		snprintf(v->sha256, sizeof(v->sha256), "%s", sig->sha256 ? sig->sha256 : "");
+		v->uid = sig->uid;
+		free(v->exe);
+		/* analyzer: the version owns its exe (anomaly_profiles_free). */
+		v->exe = sig->exe ? strdup(sig->exe) : NULL;
+		v->when = sig->when;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+size_t anomaly_profile_count(struct anomaly_profiles *a)
+{
+	size_t n;
+	pthread_mutex_lock(&a->lock);
+	n = a->profiles.n;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
