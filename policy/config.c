@@ -350,6 +350,73 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 	return fail(s, "unknown key '%s' in [rule %s]", key, r->name);
 }
 
+/* [anomaly] kinds = the kinds watched (default all), or "none". */
+static int set_anomaly_kinds(struct parse_state *s, const char *value)
+{
+	struct anomaly_settings *a = &s->c->anomaly;
+	char *copy = strdup(value), *tok, *save = NULL;
+
+	if (!copy)
+		return fail(s, "out of memory");
+	for (int k = 0; k < ANOMALY_KINDS; k++)
+		a->enabled[k] = false;
+	for (tok = strtok_r(copy, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+		int k = anomaly_kind_of(tok);
+		if (k < 0 && strcmp(tok, "none")) {
+			fail(s,
+			     "unknown anomaly kind '%s' (kinds: new_signer new_program new_path "
+			     "off_hours burst content_churn, or none)",
+			     tok);
+			free(copy);
+			return 0;
+		}
+		if (k >= 0)
+			a->enabled[k] = true;
+	}
+	free(copy);
+	return 1;
+}
+
+/* An [anomaly] number between LO and HI into *OUT. */
+static int set_uint(struct parse_state *s, const char *key, const char *value, unsigned lo,
+		    unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(value, &end, 10);
+
+	if (*end || end == value || v < lo || v > hi)
+		return fail(s, "%s must be a whole number from %u to %u", key, lo, hi);
+	*out = v;
+	return 1;
+}
+
+static int anomaly_key(struct parse_state *s, const char *key, const char *value)
+{
+	struct anomaly_settings *a = &s->c->anomaly;
+
+	if (!strcmp(key, "kinds"))
+		return set_anomaly_kinds(s, value);
+	if (!strcmp(key, "min_history"))
+		return set_uint(s, key, value, 1, 1000000, &a->min_history);
+	if (!strcmp(key, "off_hours_max"))
+		return set_uint(s, key, value, 0, 1000000, &a->off_hours_max);
+	if (!strcmp(key, "burst_window"))
+		return set_uint(s, key, value, 10, 86400, &a->burst_window);
+	if (!strcmp(key, "burst_floor"))
+		return set_uint(s, key, value, 1, 1000000, &a->burst_floor);
+	if (!strcmp(key, "churn_window"))
+		return set_uint(s, key, value, 1, 30 * 86400, &a->churn_window);
+	if (!strcmp(key, "burst_factor")) {
+		char *end;
+		double v = strtod(value, &end);
+		if (*end || end == value || v < 1 || v > 1000)
+			return fail(s, "burst_factor must be a number from 1 to 1000");
+		a->burst_factor = v;
+		return 1;
+	}
+	return fail(s, "unknown key '%s' in [anomaly]", key);
+}
+
 static int set_alert_days(struct parse_state *s, const char *value)
 {
 	char *copy = strdup(value), *tok, *save = NULL;
@@ -439,6 +506,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 			c->alert_interval = v;
 			return 1;
 		}
+	} else if (!strcmp(section, "anomaly")) {
+		return anomaly_key(s, key, value);
 	} else if (!strncmp(section, "rule ", 5)) {
 		struct rule *r = rule_section(s, section);
 		return r ? rule_key(s, r, key, value) : 0;
@@ -609,6 +678,7 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 	s.c->open_per_user = 1024;
 	s.c->warn_days = 30;
 	s.c->alert_interval = 3600;
+	anomaly_settings_default(&s.c->anomaly);
 	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));
 	s.c->n_alert_days = 4;
 	for (size_t i = 0; i < sizeof(default_temp_patterns) / sizeof(*default_temp_patterns); i++)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "error.h"
+#include "anomaly.h"
 #include "policy.h"
 
 #define CONFIG_MAX_KEYS 32
@@ -36,9 +37,10 @@ struct config {
 	int warn_days;		/* a certificate is "expiring" this close to its end */
 	int alert_days[8];	/* expiry alert thresholds, in days */
 	size_t n_alert_days;
-	char *alert_command;	  /* run for each alert, details in the environment */
-	char *checkpoint_command; /* run with each new audit checkpoint */
-	unsigned alert_interval;  /* seconds between expiry checks */
+	char *alert_command;		 /* run for each alert, details in the environment */
+	char *checkpoint_command;	 /* run with each new audit checkpoint */
+	unsigned alert_interval;	 /* seconds between expiry checks */
+	struct anomaly_settings anomaly; /* [anomaly]: what departs from habit */
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;

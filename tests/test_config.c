@@ -176,3 +176,34 @@ Test(config, inline_comments_end_values)
 	cr_assert_str_eq(c->pin_file, "/p", "the PIN file path gains no comment");
 	config_free(c);
 }
+
+Test(config, anomaly_section)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX], text[2048];
+
+	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
+	for (int k = 0; k < ANOMALY_KINDS; k++)
+		cr_assert(c->anomaly.enabled[k], "every kind is watched by default");
+	cr_assert_eq(c->anomaly.min_history, 50);
+	config_free(c);
+	snprintf(text, sizeof(text),
+		 "%s[anomaly]\nkinds = new_signer, burst\nmin_history = 10\nburst_factor = 4.5\n"
+		 "burst_window = 300\n",
+		 good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert(c->anomaly.enabled[ANOMALY_NEW_SIGNER] && c->anomaly.enabled[ANOMALY_BURST]);
+	cr_assert_not(c->anomaly.enabled[ANOMALY_NEW_PROGRAM]);
+	cr_assert_eq(c->anomaly.min_history, 10);
+	cr_assert_float_eq(c->anomaly.burst_factor, 4.5, 1e-9);
+	cr_assert_eq(c->anomaly.burst_window, 300);
+	config_free(c);
+	snprintf(text, sizeof(text), "%s[anomaly]\nkinds = new_signer sudden\n", good);
+	cr_assert_str_eq(
+	    error_of(text),
+	    "bad.conf:13: unknown anomaly kind 'sudden' (kinds: new_signer new_program "
+	    "new_path off_hours burst content_churn, or none)");
+	snprintf(text, sizeof(text), "%s[anomaly]\nburst_window = 5\n", good);
+	cr_assert_str_eq(error_of(text),
+			 "bad.conf:13: burst_window must be a whole number from 10 to 86400");
+}
