@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "anomalies.h"
 #include "audit.h"
 #include "certs.h"
 #include "config.h"
@@ -150,6 +151,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			return -EIO;
 		}
 		*ev->ret_signing = seq;
+		anomalies_signed(d, &rec, seq, time(NULL));
 		return 0;
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);

@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "alerts.h"
+#include "anomalies.h"
 #include "audit.h"
 #include "certs.h"
 #include "build-config.h"
@@ -593,6 +594,10 @@ int main(int argc, char **argv)
 	}
 	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)))
 		goto out;
+	if (anomalies_start(&d) < 0) {
+		fprintf(stderr, "signfsd: cannot start the anomaly detector\n");
+		goto out;
+	}
 	if (c->checkpoint_command && !(d.shipper = shipper_start(c->checkpoint_command, d.audit))) {
 		fprintf(stderr, "signfsd: cannot start shipping checkpoints\n");
 		goto out;
@@ -626,6 +631,7 @@ out:
 	policy_live_free(d.policy);
 	nodes_free(d.nodes);
 	quota_free(d.quota);
+	anomalies_stop(&d);
 	/* The last checkpoint covers the stop event, and is shipped too. */
 	if (d.audit && d.shipper)
 		audit_checkpoint(d.audit, err);

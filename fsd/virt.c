@@ -14,6 +14,7 @@
 
 #include "build-config.h"
 
+#include "anomalies.h"
 #include "audit.h"
 #include "certs.h"
 #include "config.h"
@@ -374,6 +375,7 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	if (!f)
 		return -ENOMEM;
 	metrics_render(d->metrics, f);
+	anomalies_metrics(d, f);
 	/* A timestamp in seconds, the base unit (as exporters of certificate
 	 * expiry do); alert rules subtract time() from it. */
 	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
@@ -411,6 +413,19 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	fclose(f);
 	*mtime_ms = now_ms();
 	return 0;
+}
+
+/* /inventory/anomalies: the latest signatures that departed from habit. */
+static int render_anomalies(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			    int64_t *mtime_ms)
+{
+	FILE *f = open_memstream(ret, len);
+
+	if (!f)
+		return -ENOMEM;
+	anomalies_render(d, f);
+	*mtime_ms = inventory_mtime(d);
+	return fclose(f) == 0 ? 0 : -ENOMEM;
 }
 
 /* /whoami: for the one who reads it, who signfs takes them for, what they
@@ -483,6 +498,7 @@ static const struct vfile {
     {"/inventory/certificates", 0, render_certificates, VIRT_INVENTORY},
     {"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},
     {"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
+    {"/inventory/anomalies", 0, render_anomalies, VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 

@@ -244,6 +244,9 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 		json_object_object_add(o, "count", json_object_new_int64(r->count));
 	if (r->has_ref)
 		json_object_object_add(o, "ref", json_object_new_int64(r->ref));
+	add_str(o, "kind", r->kind);
+	if (r->has_signing)
+		json_object_object_add(o, "signing", json_object_new_int64(r->signing));
 	if (seq > 0) {
 		hex(prev, MERKLE_HASH, prev_hex);
 		add_str(o, "prev", prev_hex);
@@ -988,7 +991,7 @@ static struct later *later_new(const struct audit_record *rec)
 	const char **fields[] = {
 	    &l->rec.event,  &l->rec.user,     &l->rec.exe,	   &l->rec.path,
 	    &l->rec.sha256, &l->rec.key,      &l->rec.cert_serial, &l->rec.cert_fingerprint,
-	    &l->rec.rule,   &l->rec.decision, &l->rec.reason};
+	    &l->rec.rule,   &l->rec.decision, &l->rec.reason,	   &l->rec.kind};
 
 	if (!l)
 		return NULL;

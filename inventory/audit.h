@@ -32,6 +32,9 @@ struct audit_record {
 	bool opens;	/* a later record will conclude this one (ref) */
 	bool has_ref;	/* this record concludes record REF */
 	uint64_t ref;
+	const char *kind; /* anomaly: its kind (new_signer, ...) */
+	bool has_signing; /* anomaly: the signing record SIGNING it concerns */
+	uint64_t signing;
 	/* audit_append returns once the record is committed, before it is
 	 * durable: the caller waits for the store's group flush (store_flush)
 	 * before acting on it, with writes of its own that the same flush

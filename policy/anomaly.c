@@ -279,21 +279,24 @@ size_t anomaly_check(struct anomaly_profiles *a, const struct anomaly_signature 
 		     struct anomaly_finding out[ANOMALY_KINDS])
 {
 	const bool *on = a->s.enabled;
-	const char *who = sig->user ? sig->user : "this user";
+	char who[96];
 	const char *exe = sig->exe ? sig->exe : "";
 	char dir[256];
 	struct profile *p;
 	struct version *v;
 	size_t n = 0;
 
+	if (sig->user && *sig->user)
+		snprintf(who, sizeof(who), "%s (uid %u)", sig->user, (unsigned)sig->uid);
+	else
+		snprintf(who, sizeof(who), "uid %u", (unsigned)sig->uid);
 	top_dir(sig->path, dir, sizeof(dir));
 	pthread_mutex_lock(&a->lock);
 	p = find_profile(a, sig->uid, sig->key);
 	if (!p) {
 		if (on[ANOMALY_NEW_SIGNER])
-			found(out, &n, ANOMALY_NEW_SIGNER,
-			      "the first signature by %s (uid %u) with key %s", who,
-			      (unsigned)sig->uid, sig->key);
+			found(out, &n, ANOMALY_NEW_SIGNER, "the first signature by %s with key %s",
+			      who, sig->key);
 	} else {
 		if (on[ANOMALY_NEW_PROGRAM] && *exe && !strings_has(&p->programs, exe))
 			found(out, &n, ANOMALY_NEW_PROGRAM,

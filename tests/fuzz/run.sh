@@ -27,7 +27,7 @@ verify)
 	libs="-lcrypto -ljson-c -lsqlite3"
 	;;
 config)
-	srcs="$top/policy/config.c $top/policy/error.c"
+	srcs="$top/policy/config.c $top/policy/anomaly.c $top/policy/error.c"
 	incs="-I$top/policy"
 	libs="-linih -lcrypto"
 	;;
