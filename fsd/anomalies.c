@@ -30,6 +30,7 @@ static struct {
 	struct anomaly_profiles *profiles;
 	pthread_t thread;
 	bool running, ready;
+	bool stopping; /* a stop during the rebuild cuts it short (atomic) */
 	pthread_mutex_t lock;
 	struct finding kept[KEPT];
 	size_t next, n;
@@ -71,9 +72,22 @@ static void *rebuild(void *arg)
 	struct fsd *d = arg;
 	struct timespec a, b;
 
+	int64_t first = 0, end = (int64_t)time(NULL) * 1000 + 60000;
+
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	/* Everything so far; what is signed meanwhile is learned as it comes. */
-	audit_each(d->audit, 0, (int64_t)time(NULL) * 1000 + 60000, learn_one, NULL);
+	/* Everything so far, a day at a time: the log is locked while a day is
+	 * read, so commits (the start record first) wait for a day, not for the
+	 * history. What is signed meanwhile is learned as it comes. */
+	if (audit_first_time(d->audit, &first) < 0)
+		first = end;
+	for (int64_t from = first - first % 86400000;
+	     from < end && !__atomic_load_n(&an.stopping, __ATOMIC_RELAXED); from += 86400000) {
+		audit_each(d->audit, from, from + 86400000 < end ? from + 86400000 : end, learn_one,
+			   NULL);
+		/* A mutex is not fair: without a pause the next day would take
+		 * the log again before a waiting commit does. */
+		nanosleep(&(struct timespec){.tv_nsec = 500000}, NULL);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	pthread_mutex_lock(&an.lock);
 	an.ready = true;
@@ -98,6 +112,7 @@ int anomalies_start(struct fsd *d)
 void anomalies_stop(struct fsd *d)
 {
 	(void)d;
+	__atomic_store_n(&an.stopping, true, __ATOMIC_RELAXED);
 	if (an.running)
 		pthread_join(an.thread, NULL);
 	an.running = false;
