@@ -20,7 +20,7 @@
 
 struct finding {
 	time_t when;
-	uint64_t seq, signing;
+	uint64_t signing; /* the signing record it concerns */
 	enum anomaly_kind kind;
 	unsigned uid;
 	char user[64], key[64], path[256], exe[256], reason[ANOMALY_REASON_MAX];
@@ -39,27 +39,21 @@ static struct {
 	double rebuild_seconds;
 } an = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static const char *text_field(struct json_object *o, const char *name)
-{
-	struct json_object *v;
-	return json_object_object_get_ex(o, name, &v) ? json_object_get_string(v) : NULL;
-}
-
 static int learn_one(void *ctx, const struct audit_entry *e)
 {
-	const char *event = text_field(e->fields, "event");
+	const char *event = audit_entry_text(e, "event");
 	struct json_object *uid;
 
 	if (!event || strcmp(event, "signed") ||
-	    !json_object_object_get_ex(e->fields, "uid", &uid) || !text_field(e->fields, "key") ||
-	    !text_field(e->fields, "path"))
+	    !json_object_object_get_ex(e->fields, "uid", &uid) || !audit_entry_text(e, "key") ||
+	    !audit_entry_text(e, "path"))
 		return 0;
 	struct anomaly_signature s = {
 	    .uid = json_object_get_int(uid),
-	    .key = text_field(e->fields, "key"),
-	    .path = text_field(e->fields, "path"),
-	    .exe = text_field(e->fields, "exe"),
-	    .sha256 = text_field(e->fields, "sha256"),
+	    .key = audit_entry_text(e, "key"),
+	    .path = audit_entry_text(e, "path"),
+	    .exe = audit_entry_text(e, "exe"),
+	    .sha256 = audit_entry_text(e, "sha256"),
 	    .when = e->time_ms / 1000,
 	};
 	anomaly_learn(an.profiles, &s);
@@ -163,10 +157,9 @@ void anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t se
 		    .has_signing = true,
 		    .signing = seq,
 		};
-		uint64_t aseq = 0;
 		log_warn("anomaly %s: inbox/%s: %s", anomaly_kind_name(f[i].kind), rec->path,
 			 f[i].reason);
-		if (audit_append(d->audit, &a, &aseq, err) < 0)
+		if (audit_append(d->audit, &a, NULL, err) < 0)
 			log_err("inbox/%s: the anomaly could not be recorded: %s", rec->path, err);
 		pthread_mutex_lock(&an.lock);
 		struct finding *k = &an.kept[an.next];
@@ -175,7 +168,6 @@ void anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t se
 			an.n++;
 		memset(k, 0, sizeof(*k));
 		k->when = when;
-		k->seq = aseq;
 		k->signing = seq;
 		k->kind = f[i].kind;
 		k->uid = rec->uid;

@@ -65,7 +65,12 @@ void daemon_note_token(struct fsd *d, const char *reason)
 {
 	bool changed;
 
+	/* Every signature says so: the common case (it signed, and the last
+	 * one did too) takes no lock. */
+	if (!reason && !__atomic_load_n(&d->token_failing, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&d->status_lock);
+	__atomic_store_n(&d->token_failing, reason != NULL, __ATOMIC_RELEASE);
 	changed = (reason != NULL) != (d->status.token_failure[0] != 0);
 	if (reason)
 		text_printable(reason, d->status.token_failure, sizeof(d->status.token_failure));

@@ -59,6 +59,7 @@ struct fsd {
 	struct timespec started;
 	pthread_mutex_t status_lock;   /* guards status, and nothing else */
 	unsigned inventory_generation; /* bumped at each change of the inventory */
+	bool token_failing;	       /* status.token_failure is set (atomic) */
 	struct daemon_status status;
 };
 

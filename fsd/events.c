@@ -407,16 +407,10 @@ int events_record_keys(struct fsd *d, char err[ERROR_MAX])
 	return 0;
 }
 
-static const char *text_field(struct json_object *o, const char *name)
-{
-	struct json_object *v;
-	return json_object_object_get_ex(o, name, &v) ? json_object_get_string(v) : NULL;
-}
-
 static int seed_one(void *ctx, const struct audit_entry *e)
 {
 	struct fsd *d = ctx;
-	const char *event = text_field(e->fields, "event"), *rule = text_field(e->fields, "rule");
+	const char *event = audit_entry_text(e, "event"), *rule = audit_entry_text(e, "rule");
 	struct json_object *uid;
 
 	if (event && !strcmp(event, "signed") && rule &&

@@ -1554,6 +1554,12 @@ int audit_find_signed(struct audit *a, const char *path, uint64_t *seq, char **l
 	return r;
 }
 
+const char *audit_entry_text(const struct audit_entry *e, const char *name)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(e->fields, name, &v) ? json_object_get_string(v) : NULL;
+}
+
 int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
 	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx)
 {

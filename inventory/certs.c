@@ -373,26 +373,40 @@ int inventory_key_status(struct store *s, const char *key, time_t now, int warn_
 	return r;
 }
 
-int inventory_current_pem(struct store *s, const char *key, char **cert_pem, char **chain_pem)
+/* KEY's current certificate and its chain, as PEM ("" for no chain); the
+ * caller holds the store (or runs inside a transaction of it). */
+static int current_pem(sqlite3 *db, const char *key, char **cert_pem, char **chain_pem)
 {
 	sqlite3_stmt *st;
 	int r = -ENOENT;
 
-	pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db,
+	if (sqlite3_prepare_v2(db,
 			       "SELECT pem, chain_pem FROM certificates WHERE key_name = ? "
 			       "ORDER BY revoked ASC, not_after DESC, first_seen DESC LIMIT 1",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			*cert_pem = strdup((const char *)sqlite3_column_text(st, 0));
-			*chain_pem = strdup(sqlite3_column_text(st, 1)
-						? (const char *)sqlite3_column_text(st, 1)
-						: "");
-			r = 0;
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*cert_pem = strdup((const char *)sqlite3_column_text(st, 0));
+		*chain_pem = strdup(
+		    sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
+		r = *cert_pem && *chain_pem ? 0 : -ENOMEM;
+		if (r < 0) {
+			free(*cert_pem);
+			free(*chain_pem);
+			*cert_pem = *chain_pem = NULL;
 		}
-		sqlite3_finalize(st);
 	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int inventory_current_pem(struct store *s, const char *key, char **cert_pem, char **chain_pem)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = current_pem(s->db, key, cert_pem, chain_pem);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -453,23 +467,18 @@ int inventory_revoke(void *ctx, struct store_txn *txn, char *err)
 static STACK_OF(X509) * current_chain(sqlite3 *db, const char *key)
 {
 	STACK_OF(X509) *chain = sk_X509_new_null();
-	sqlite3_stmt *st;
+	char *cert_pem = NULL, *chain_pem = NULL;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT chain_pem FROM certificates WHERE key_name = ? "
-			       "ORDER BY revoked ASC, not_after DESC, first_seen DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return chain;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
-		BIO *b = BIO_new_mem_buf(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
+	if (current_pem(db, key, &cert_pem, &chain_pem) == 0 && *chain_pem) {
+		BIO *b = BIO_new_mem_buf(chain_pem, -1);
 		X509 *x;
 		while (b && chain && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
 			sk_X509_push(chain, x);
 		BIO_free(b);
 		ERR_clear_error();
 	}
-	sqlite3_finalize(st);
+	free(cert_pem);
+	free(chain_pem);
 	return chain;
 }
 
