@@ -10,41 +10,70 @@
 #include <time.h>
 
 #include "audit.h"
+#include "command.h"
 #include "config.h"
 #include "daemon.h"
+#include "findings.h"
 #include "log.h"
 #include "ops.h"
-#include "text.h"
 
-#define KEPT 100 /* findings shown in /inventory/anomalies */
+#define SHOWN 1000	      /* findings in /inventory/anomalies{,.json} */
+#define SAVE_SECONDS 300      /* the profiles are saved this often, and at stop */
+#define REPLAY_CHUNK 20000    /* records read from the log under one lock */
+#define READY_WAIT_SECONDS 30 /* a hold or deny rule waits this long for the profiles */
+#define ALERTS_QUEUED 32      /* alert commands waiting to run; more are dropped */
+#define ALERT_VARS 10
+#define COMMAND_TIMEOUT_S 30
 
-struct finding {
-	time_t when;
-	uint64_t signing; /* the signing record it concerns */
-	enum anomaly_kind kind;
-	unsigned uid;
-	char user[64], key[64], path[256], exe[256], reason[ANOMALY_REASON_MAX];
+struct alert {
+	char vars[ALERT_VARS][1100];
 };
 
 static struct {
 	struct anomaly_profiles *profiles;
 	pthread_t thread;
-	bool running, ready;
-	bool stopping; /* a stop during the rebuild cuts it short (atomic) */
+	bool running, ready, stopping;
 	pthread_mutex_t lock;
-	struct finding kept[KEPT];
-	size_t next, n;
+	pthread_cond_t changed; /* ready, an alert queued, or stopping */
+	uint64_t replay_from, replay_to;
 	unsigned long totals[ANOMALY_KINDS];
-	unsigned long learned; /* signatures read from the history */
-	double rebuild_seconds;
-} an = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	unsigned long replayed;
+	struct alert queue[ALERTS_QUEUED];
+	size_t queue_head, queued;
+	unsigned long dropped;
+} an = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
+/* ---- learning ---- */
+
+static struct anomaly_signature signature_of(const struct audit_record *rec, time_t when)
+{
+	return (struct anomaly_signature){
+	    .uid = rec->uid,
+	    .user = rec->user,
+	    .key = rec->key,
+	    .path = rec->path,
+	    .exe = rec->exe,
+	    .sha256 = rec->sha256,
+	    .when = when,
+	};
+}
+
+void anomalies_published(struct fsd *d, const struct audit_record *rec, time_t when)
+{
+	struct anomaly_signature s = signature_of(rec, when);
+
+	(void)d;
+	if (an.profiles && rec->key && rec->path)
+		anomaly_learn(an.profiles, &s);
+}
+
+/* A publication of the log (with its key: what signfsd published itself). */
 static int learn_one(void *ctx, const struct audit_entry *e)
 {
 	const char *event = audit_entry_text(e, "event");
 	struct json_object *uid;
 
-	if (!event || strcmp(event, "signed") ||
+	if (!event || strcmp(event, "published") ||
 	    !json_object_object_get_ex(e->fields, "uid", &uid) || !audit_entry_text(e, "key") ||
 	    !audit_entry_text(e, "path"))
 		return 0;
@@ -57,88 +86,320 @@ static int learn_one(void *ctx, const struct audit_entry *e)
 	    .when = e->time_ms / 1000,
 	};
 	anomaly_learn(an.profiles, &s);
-	an.learned++;
+	an.replayed++;
 	return 0;
 }
 
-static void *rebuild(void *arg)
+/* The records after the saved profiles, a chunk at a time: the log is
+ * locked while a chunk is read, so commits wait for a chunk, not for the
+ * history. */
+static void replay(struct fsd *d)
 {
-	struct fsd *d = arg;
 	struct timespec a, b;
 
-	int64_t first = 0, end = (int64_t)time(NULL) * 1000 + 60000;
-
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	/* Everything so far, a day at a time: the log is locked while a day is
-	 * read, so commits (the start record first) wait for a day, not for the
-	 * history. What is signed meanwhile is learned as it comes. */
-	if (audit_first_time(d->audit, &first) < 0)
-		first = end;
-	for (int64_t from = first - first % 86400000;
-	     from < end && !__atomic_load_n(&an.stopping, __ATOMIC_RELAXED); from += 86400000) {
-		audit_each(d->audit, from, from + 86400000 < end ? from + 86400000 : end, learn_one,
-			   NULL);
-		/* A mutex is not fair: without a pause the next day would take
-		 * the log again before a waiting commit does. */
+	for (uint64_t from = an.replay_from;
+	     from < an.replay_to && !__atomic_load_n(&an.stopping, __ATOMIC_RELAXED);
+	     from += REPLAY_CHUNK) {
+		uint64_t to =
+		    an.replay_to - from > REPLAY_CHUNK ? from + REPLAY_CHUNK : an.replay_to;
+		audit_each_seq(d->audit, from, to, learn_one, NULL);
+		/* A mutex is not fair: without a pause the next chunk would
+		 * take the log again before a waiting commit does. */
 		nanosleep(&(struct timespec){.tv_nsec = 500000}, NULL);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
+	log_info("anomaly profiles: %zu ready in %.3f s (saved profiles up to record %llu, then "
+		 "%llu records of the log read, %lu publications learned)",
+		 anomaly_profile_count(an.profiles),
+		 (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9,
+		 (unsigned long long)an.replay_from,
+		 (unsigned long long)(an.replay_to - an.replay_from), an.replayed);
+}
+
+/* Every record before audit_size() was learned: a publication is learned
+ * before its record is appended, and the replay covered the rest. */
+static void save(struct fsd *d)
+{
+	char err[STORE_ERR_MAX], *text = NULL;
+	uint64_t seq = audit_size(d->audit);
+	time_t now = time(NULL);
+
+	if (anomaly_profiles_save(an.profiles, now, &text) < 0 ||
+	    findings_save_profiles(d->store, seq, now, text, err) < 0)
+		log_err(
+		    "anomaly profiles: cannot save them (the next start reads more of the log): "
+		    "%s",
+		    text ? err : "out of memory");
+	free(text);
+}
+
+/* ---- alert_command ---- */
+
+static void queue_alert(struct fsd *d, const struct finding *f, enum policy_on_anomaly action)
+{
+	struct alert *a;
+
+	if (!d->config->alert_command)
+		return;
+	pthread_mutex_lock(&an.lock);
+	if (an.queued == ALERTS_QUEUED) {
+		an.dropped++;
+		pthread_mutex_unlock(&an.lock);
+		log_err("alert_command: %d anomaly alerts wait already; this one (%s, signature "
+			"%llu) is not sent",
+			ALERTS_QUEUED, f->kind, (unsigned long long)f->signing);
+		return;
+	}
+	a = &an.queue[(an.queue_head + an.queued++) % ALERTS_QUEUED];
+	snprintf(a->vars[0], sizeof(a->vars[0]), "SIGNFS_ALERT=anomaly");
+	snprintf(a->vars[1], sizeof(a->vars[1]), "SIGNFS_ANOMALY_KIND=%s", f->kind);
+	snprintf(a->vars[2], sizeof(a->vars[2]), "SIGNFS_ANOMALY_USER=%s", f->user);
+	snprintf(a->vars[3], sizeof(a->vars[3]), "SIGNFS_ANOMALY_UID=%lld", f->uid);
+	snprintf(a->vars[4], sizeof(a->vars[4]), "SIGNFS_ANOMALY_PATH=%s", f->path);
+	snprintf(a->vars[5], sizeof(a->vars[5]), "SIGNFS_ANOMALY_EXE=%s", f->exe);
+	snprintf(a->vars[6], sizeof(a->vars[6]), "SIGNFS_ANOMALY_KEY=%s", f->key);
+	snprintf(a->vars[7], sizeof(a->vars[7]), "SIGNFS_ANOMALY_ID=%llu",
+		 (unsigned long long)f->signing);
+	snprintf(a->vars[8], sizeof(a->vars[8]), "SIGNFS_ANOMALY_ACTION=%s",
+		 policy_on_anomaly_name(action));
+	snprintf(a->vars[9], sizeof(a->vars[9]), "SIGNFS_ANOMALY_REASON=%s", f->reason);
+	pthread_cond_signal(&an.changed);
+	pthread_mutex_unlock(&an.lock);
+}
+
+/* Runs the queued commands, one at a time, without the lock. */
+static void run_alerts(struct fsd *d)
+{
+	struct alert a;
+	char *envp[ALERT_VARS + 1], err[ERROR_MAX];
+
+	pthread_mutex_lock(&an.lock);
+	while (an.queued) {
+		a = an.queue[an.queue_head];
+		an.queue_head = (an.queue_head + 1) % ALERTS_QUEUED;
+		an.queued--;
+		pthread_mutex_unlock(&an.lock);
+		for (int i = 0; i < ALERT_VARS; i++)
+			envp[i] = a.vars[i];
+		envp[ALERT_VARS] = NULL;
+		if (command_run(d->config->alert_command, envp, NULL, COMMAND_TIMEOUT_S, err) < 0)
+			log_err("alert_command: %s", err);
+		pthread_mutex_lock(&an.lock);
+	}
+	pthread_mutex_unlock(&an.lock);
+}
+
+/* ---- reviews ---- */
+
+/* An admin released or rejected held signature F (signfsctl recorded it):
+ * carry it out. */
+static int carry_out(void *ctx, const struct finding *f)
+{
+	struct fsd *d = ctx;
+	char err[AUDIT_ERR_MAX], reason[160];
+	time_t now = time(NULL);
+	int r;
+
+	if (f->state == FINDING_REJECTED) {
+		ingest_discard_held(d->ingest, f->signing);
+		log_info("anomaly %llu: inbox/%s rejected by uid %lld; its signature is discarded",
+			 (unsigned long long)f->signing, f->path, f->decided_by);
+		findings_settle(d->store, f->signing, "discarded");
+		daemon_note_inventory(d, NULL);
+		return 0;
+	}
+	struct audit_record rec = {
+	    .event = "published",
+	    .uid = f->uid,
+	    .gid = AUDIT_NONE,
+	    .pid = AUDIT_NONE,
+	    .user = f->user[0] ? f->user : NULL,
+	    .exe = f->exe[0] ? f->exe : NULL,
+	    .path = f->path,
+	    .size = AUDIT_NONE,
+	    .sha256 = f->sha256[0] ? f->sha256 : NULL,
+	    .key = f->key[0] ? f->key : NULL,
+	    .rule = f->rule[0] ? f->rule : NULL,
+	    .decision = "allow",
+	    .reason = reason,
+	    .has_ref = true,
+	    .ref = f->signing,
+	};
+	r = ingest_publish_held(d->ingest, f->path, f->signing);
+	if (r == 0) {
+		snprintf(reason, sizeof(reason), "held for review, then released by uid %lld",
+			 f->decided_by);
+		anomalies_published(d, &rec, now);
+		ops_published(d, f->path);
+		log_info("anomaly %llu: inbox/%s released by uid %lld and published",
+			 (unsigned long long)f->signing, f->path, f->decided_by);
+	} else {
+		snprintf(reason, sizeof(reason),
+			 "released by uid %lld, but cannot be published: %s", f->decided_by,
+			 r == -ENOENT ? "the held signature is gone (signfsd stopped before it was "
+					"kept)"
+				      : strerror(-r));
+		rec.event = "failed";
+		rec.decision = "error";
+		log_err("anomaly %llu: inbox/%s: %s", (unsigned long long)f->signing, f->path,
+			reason);
+	}
+	if (audit_append(d->audit, &rec, NULL, err) < 0)
+		log_err("anomaly %llu: the outcome could not be recorded: %s",
+			(unsigned long long)f->signing, err);
+	findings_settle(d->store, f->signing, r == 0 ? "published" : reason);
+	daemon_note_inventory(d, NULL);
+	return 0;
+}
+
+static void *work(void *arg)
+{
+	struct fsd *d = arg;
+	uint64_t seen = 0;
+	time_t saved = time(NULL);
+
+	replay(d);
 	pthread_mutex_lock(&an.lock);
 	an.ready = true;
-	an.rebuild_seconds = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	pthread_cond_broadcast(&an.changed);
+	while (!an.stopping) {
+		struct timespec until;
+		uint64_t version;
+
+		pthread_mutex_unlock(&an.lock);
+		run_alerts(d);
+		/* signfsctl's reviews change the store; so do other things,
+		 * but looking costs one indexed query. */
+		version = store_version(d->store);
+		if (version != seen || !seen) {
+			seen = version;
+			findings_each(d->store, 0, true, carry_out, d);
+		}
+		if (time(NULL) - saved >= SAVE_SECONDS) {
+			save(d);
+			saved = time(NULL);
+		}
+		pthread_mutex_lock(&an.lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (!an.stopping && !an.queued)
+			pthread_cond_timedwait(&an.changed, &an.lock, &until);
+	}
 	pthread_mutex_unlock(&an.lock);
-	log_info("anomaly profiles: %lu signatures of the log learned in %.2f s, %zu profiles",
-		 an.learned, an.rebuild_seconds, anomaly_profile_count(an.profiles));
+	run_alerts(d);
 	return NULL;
 }
 
 int anomalies_start(struct fsd *d)
 {
+	const char *kinds[ANOMALY_KINDS];
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
 	an.profiles = anomaly_profiles_new(&d->config->anomaly);
 	if (!an.profiles)
 		return -ENOMEM;
-	if (pthread_create(&an.thread, NULL, rebuild, d) != 0)
+	r = findings_load_profiles(d->store, &an.replay_from, &text, &len);
+	if (r == 0 && anomaly_profiles_load(an.profiles, text, len) < 0) {
+		log_err("anomaly profiles: the saved ones are unreadable; learning the whole log");
+		anomaly_profiles_free(an.profiles);
+		an.profiles = anomaly_profiles_new(&d->config->anomaly);
+		an.replay_from = 0;
+	}
+	free(text);
+	if (!an.profiles)
+		return -ENOMEM;
+	if (r < 0)
+		an.replay_from = 0;
+	an.replay_to = audit_size(d->audit);
+	if (an.replay_from > an.replay_to) /* a log rewritten since */
+		an.replay_from = 0;
+	for (int k = 0; k < ANOMALY_KINDS; k++)
+		kinds[k] = anomaly_kind_name(k);
+	findings_count(d->store, kinds, ANOMALY_KINDS, an.totals);
+	if (pthread_create(&an.thread, NULL, work, d) != 0)
 		return -EAGAIN;
 	an.running = true;
 	return 0;
 }
 
-void anomalies_stop(struct fsd *d)
+void anomalies_quiesce(struct fsd *d)
 {
 	(void)d;
-	__atomic_store_n(&an.stopping, true, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&an.lock);
+	an.stopping = true;
+	pthread_cond_broadcast(&an.changed);
+	pthread_mutex_unlock(&an.lock);
 	if (an.running)
 		pthread_join(an.thread, NULL);
 	an.running = false;
+}
+
+void anomalies_stop(struct fsd *d)
+{
+	anomalies_quiesce(d);
+	/* Cut short, the replay left records unlearned: the last save stays. */
+	if (an.profiles && an.ready)
+		save(d);
 	anomaly_profiles_free(an.profiles);
 	an.profiles = NULL;
 }
 
-void anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when)
+/* ---- checks ---- */
+
+/* Until the history is read, everything would look new: a rule that acts
+ * on anomalies waits for it (a start with saved profiles reads little). */
+static bool wait_ready(enum policy_on_anomaly action)
 {
-	struct anomaly_finding f[ANOMALY_KINDS];
-	struct anomaly_signature s = {
-	    .uid = rec->uid,
-	    .user = rec->user,
-	    .key = rec->key,
-	    .path = rec->path,
-	    .exe = rec->exe,
-	    .sha256 = rec->sha256,
-	    .when = when,
-	};
-	size_t n = 0;
+	struct timespec until;
 	bool ready;
 
-	if (!an.profiles || !rec->key || !rec->path)
-		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += READY_WAIT_SECONDS;
 	pthread_mutex_lock(&an.lock);
+	while (!an.ready && !an.stopping && action != POLICY_ANOMALY_RECORD &&
+	       pthread_cond_timedwait(&an.changed, &an.lock, &until) != ETIMEDOUT)
+		;
 	ready = an.ready;
 	pthread_mutex_unlock(&an.lock);
-	/* Until the history is read, everything would look new. */
-	if (ready)
-		n = anomaly_check(an.profiles, &s, f);
+	return ready;
+}
+
+static int add_finding(void *ctx, struct store_txn *txn, char *err)
+{
+	return findings_add(txn, ctx, err);
+}
+
+int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
+		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX])
+{
+	static const enum finding_state states[] = {
+	    [POLICY_ANOMALY_RECORD] = FINDING_RECORDED,
+	    [POLICY_ANOMALY_HOLD] = FINDING_OPEN,
+	    [POLICY_ANOMALY_DENY] = FINDING_DENIED,
+	};
+	struct anomaly_finding found[ANOMALY_KINDS];
+	struct anomaly_signature s = signature_of(rec, when);
+	size_t n;
+
+	if (!an.profiles || !rec->key || !rec->path || !wait_ready(action))
+		return 0;
+	n = anomaly_check(an.profiles, &s, found);
 	for (size_t i = 0; i < n; i++) {
 		char err[AUDIT_ERR_MAX];
+		struct finding f = {
+		    .signing = seq,
+		    .time = when,
+		    .uid = rec->uid,
+		    .state = states[action],
+		    .decided_by = -1,
+		};
 		struct audit_record a = {
 		    .event = "anomaly",
 		    .uid = rec->uid,
@@ -151,59 +412,69 @@ void anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t se
 		    .sha256 = rec->sha256,
 		    .key = rec->key,
 		    .rule = rec->rule,
-		    .decision = "record",
-		    .reason = f[i].reason,
-		    .kind = anomaly_kind_name(f[i].kind),
+		    .decision = policy_on_anomaly_name(action),
+		    .reason = found[i].reason,
+		    .kind = anomaly_kind_name(found[i].kind),
 		    .has_signing = true,
 		    .signing = seq,
 		};
-		log_warn("anomaly %s: inbox/%s: %s", anomaly_kind_name(f[i].kind), rec->path,
-			 f[i].reason);
-		if (audit_append(d->audit, &a, NULL, err) < 0)
+		snprintf(f.kind, sizeof(f.kind), "%s", anomaly_kind_name(found[i].kind));
+		snprintf(f.user, sizeof(f.user), "%s", rec->user ? rec->user : "");
+		snprintf(f.key, sizeof(f.key), "%s", rec->key);
+		snprintf(f.rule, sizeof(f.rule), "%s", rec->rule ? rec->rule : "");
+		snprintf(f.path, sizeof(f.path), "%s", rec->path);
+		snprintf(f.exe, sizeof(f.exe), "%s", rec->exe ? rec->exe : "");
+		snprintf(f.sha256, sizeof(f.sha256), "%s", rec->sha256 ? rec->sha256 : "");
+		snprintf(f.reason, sizeof(f.reason), "%s", found[i].reason);
+		log_warn("anomaly %s (%s): inbox/%s: %s", f.kind, a.decision, rec->path, f.reason);
+		if (audit_append_with(d->audit, &a, add_finding, &f, NULL, err) < 0) {
 			log_err("inbox/%s: the anomaly could not be recorded: %s", rec->path, err);
+			/* Unrecorded, it may not pass unseen: refuse it. */
+			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
+			return -EIO;
+		}
 		pthread_mutex_lock(&an.lock);
-		struct finding *k = &an.kept[an.next];
-		an.next = (an.next + 1) % KEPT;
-		if (an.n < KEPT)
-			an.n++;
-		memset(k, 0, sizeof(*k));
-		k->when = when;
-		k->signing = seq;
-		k->kind = f[i].kind;
-		k->uid = rec->uid;
-		snprintf(k->user, sizeof(k->user), "%s", rec->user ? rec->user : "");
-		snprintf(k->key, sizeof(k->key), "%s", rec->key);
-		text_printable(rec->path, k->path, sizeof(k->path));
-		text_printable(rec->exe ? rec->exe : "-", k->exe, sizeof(k->exe));
-		text_printable(f[i].reason, k->reason, sizeof(k->reason));
-		an.totals[f[i].kind]++;
+		an.totals[found[i].kind]++;
 		pthread_mutex_unlock(&an.lock);
+		queue_alert(d, &f, action);
 	}
-	if (n)
-		ops_changed(d, VIRT_INVENTORY | VIRT_STATUS, NULL);
-	anomaly_learn(an.profiles, &s);
+	if (!n)
+		return 0;
+	daemon_note_inventory(d, NULL);
+	switch (action) {
+	case POLICY_ANOMALY_DENY:
+		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
+			  anomaly_kind_name(found[0].kind), found[0].reason);
+		return -EACCES;
+	case POLICY_ANOMALY_HOLD:
+		error_set(veto, 0,
+			  "held for review as anomaly %llu (%s: %s); nothing is published until "
+			  "an admin releases it",
+			  (unsigned long long)seq, anomaly_kind_name(found[0].kind),
+			  found[0].reason);
+		return INGEST_HOLD;
+	case POLICY_ANOMALY_RECORD:
+		break;
+	}
+	return 0;
 }
+
+/* ---- what people see ---- */
 
 void anomalies_render(struct fsd *d, FILE *f)
 {
-	(void)d;
-	fprintf(f, "%-20s %-13s %-12s %-10s %-9s %s\n", "TIME", "KIND", "USER", "KEY", "SIGNING",
-		"PATH, PROGRAM: WHY");
 	pthread_mutex_lock(&an.lock);
 	if (!an.ready)
 		fprintf(f, "(the profiles are being learned from the audit log)\n");
-	for (size_t i = 0; i < an.n; i++) {
-		const struct finding *k = &an.kept[(an.next + KEPT - 1 - i) % KEPT];
-		char when[32], user[96];
-		struct tm tm;
-		gmtime_r(&k->when, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		snprintf(user, sizeof(user), "%s(%u)", k->user, k->uid);
-		fprintf(f, "%-20s %-13s %-12s %-10s %-9llu inbox/%s, %s: %s\n", when,
-			anomaly_kind_name(k->kind), user, k->key, (unsigned long long)k->signing,
-			k->path, k->exe, k->reason);
-	}
 	pthread_mutex_unlock(&an.lock);
+	if (findings_render(d->store, SHOWN, f) < 0)
+		fprintf(f, "(the findings cannot be read from the store)\n");
+}
+
+void anomalies_render_json(struct fsd *d, FILE *f)
+{
+	if (findings_render_json(d->store, SHOWN, f) < 0)
+		fprintf(f, "[]\n");
 }
 
 void anomalies_metrics(struct fsd *d, FILE *f)

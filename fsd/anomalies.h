@@ -1,31 +1,48 @@
-/* The daemon's side of anomaly detection (policy/anomaly.h): profiles
- * rebuilt from the audit log at start, beside the work; each signature
- * checked against them once it is recorded, each finding recorded as an
- * `anomaly` audit event and kept for /inventory/anomalies and /metrics; then
- * the signature is learned. Findings are recorded, never acted on (no hold or
- * deny yet). */
+/* The daemon's side of anomaly detection (policy/anomaly.h). Profiles are
+ * learned from what is published: loaded at start from their last save in
+ * the store, then the audit records after it read beside the work. Each
+ * signature is checked once recorded and before it is published; each
+ * finding is an `anomaly` audit event and a row of the store's findings
+ * (findings.h), committed together, and goes to alert_command. What happens
+ * to the signature is the rule's on_anomaly: published (record), refused
+ * (deny), or held aside until an admin releases or rejects it (hold), which
+ * signfsctl records in the store and this daemon carries out. */
 #pragma once
 
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "anomaly.h"
+#include "ingest.h"
 
 struct fsd;
 struct audit_record;
 
-/* Start learning the history (a thread of its own); checks begin once it
- * is read. 0 or -errno. */
+/* Load the saved profiles and start the thread that reads the rest of the
+ * log, then runs alert commands and carries out reviews. 0 or -errno. */
 int anomalies_start(struct fsd *d);
 
+/* Stop that thread (before the ingest goes: it publishes releases). */
+void anomalies_quiesce(struct fsd *d);
+
+/* Save the profiles and free them (after the last commit). */
 void anomalies_stop(struct fsd *d);
 
-/* A signature was recorded as SEQ (REC, its record, with WHEN): check it,
- * record what departs from habit, learn it. */
-void anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when);
+/* A signature was recorded as SEQ (REC, its record, at WHEN) under a rule
+ * whose on_anomaly is ACTION: check it and record what departs from habit.
+ * 0: publish it; -EACCES: refuse it; INGEST_HOLD: keep it for review (the
+ * writer's reason in VETO either way). */
+int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
+		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX]);
 
-/* /inventory/anomalies: the latest findings, newest first. */
+/* A signature (REC) was published at WHEN: learn it. */
+void anomalies_published(struct fsd *d, const struct audit_record *rec, time_t when);
+
+/* /inventory/anomalies and /inventory/anomalies.json: the latest findings,
+ * newest first. */
 void anomalies_render(struct fsd *d, FILE *f);
+void anomalies_render_json(struct fsd *d, FILE *f);
 
 /* signfs_anomalies_total{kind} in the Prometheus text format. */
 void anomalies_metrics(struct fsd *d, FILE *f);

@@ -83,6 +83,9 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	 * settled at the next start). */
 	rec->event = "published";
 	rec->decision = "allow";
+	/* Learned before its record is appended: saved profiles cover every
+	 * record before the log's size when they are saved (anomalies.c). */
+	anomalies_published(d, rec, now);
 	if (audit_append_later(d->audit, rec, err) < 0)
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
 }
@@ -151,15 +154,32 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			return -EIO;
 		}
 		*ev->ret_signing = seq;
-		anomalies_signed(d, &rec, seq, time(NULL));
-		return 0;
+		return anomalies_signed(d, &rec, seq, time(NULL), ev->on_anomaly, ev->veto);
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
-		/* Repeats within a minute become one counted record. */
-		denials_add(d->denials, &rec, time(NULL));
+		/* Repeats within a minute become one counted record, unless it
+		 * concludes a signature (an anomaly refused at commit). */
+		if (rec.has_ref) {
+			log_warn("denied: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid,
+				 ev->cred->pid, ev->reason ? ev->reason : "");
+			if (audit_append(d->audit, &rec, NULL, err) < 0)
+				log_err("inbox/%s: the denial could not be recorded: %s", ev->path,
+					err);
+		} else {
+			denials_add(d->denials, &rec, time(NULL));
+		}
+		return 0;
+	case INGEST_HELD:
+		recent_add(d->recent, ev->cred->uid, time(NULL), "held", ev->path, ev->reason);
+		rec.event = "held";
+		rec.decision = "hold";
+		log_warn("held: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
+			 ev->reason ? ev->reason : "");
+		if (audit_append(d->audit, &rec, NULL, err) < 0)
+			log_err("inbox/%s: the hold could not be recorded: %s", ev->path, err);
 		return 0;
 	case INGEST_ABANDONED:
 		rec.event = "abandoned";
@@ -262,6 +282,7 @@ int events_authorize(void *ctx, const char *path, enum ingest_check check,
 	snprintf(grant->rule, sizeof(grant->rule), "%s", g.rule);
 	snprintf(grant->key, sizeof(grant->key), "%s", g.key);
 	grant->max_size = g.max_size;
+	grant->on_anomaly = g.on_anomaly;
 	grant->reservation = g.reserved_at;
 	if (g.allow)
 		return 0;

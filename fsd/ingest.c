@@ -133,6 +133,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 		in->counts.failed_n++;
 		break;
 	case INGEST_DENIED:
+	case INGEST_HELD:
 		in->counts.denied_n++;
 		break;
 	case INGEST_ABANDONED:
@@ -251,11 +252,28 @@ static bool names_fd(struct ingest *in, const char *path, int fd)
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
+/* inbox/PATH becomes (a link to) the artifact of object ID. */
+static int show_version(struct ingest *in, const char *path, const char *id)
+{
+	char tmp[48];
+	int r;
+
+	snprintf(tmp, sizeof(tmp), "r%u", __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	r = outbox_link_version(in->outbox, id, in->staging_fd, tmp);
+	if (r < 0)
+		return r;
+	if (renameat(in->staging_fd, tmp, in->inbox_fd, path) < 0) {
+		r = -errno;
+		unlinkat(in->staging_fd, tmp, 0);
+	}
+	return r;
+}
+
 /* After a crash: make inbox/PATH what the outbox publishes for it, or
  * remove it if nothing is. Returns what was done, for the event. */
 static const char *roll_back(struct ingest *in, const char *path, off_t *size)
 {
-	char id[OUTBOX_ID_LEN + 1], tmp[48];
+	char id[OUTBOX_ID_LEN + 1];
 	enum outbox_kind kind;
 	struct stat is, pub;
 
@@ -270,13 +288,8 @@ static const char *roll_back(struct ingest *in, const char *path, off_t *size)
 	if (outbox_stat_version(in->outbox, id, kind, &pub) == 0 && pub.st_ino == is.st_ino &&
 	    pub.st_dev == is.st_dev)
 		return NULL; /* committed before the crash */
-	snprintf(tmp, sizeof(tmp), "r%u", __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
-	if (outbox_link_version(in->outbox, id, in->staging_fd, tmp) < 0)
+	if (show_version(in, path, id) < 0)
 		return NULL;
-	if (renameat(in->staging_fd, tmp, in->inbox_fd, path) < 0) {
-		unlinkat(in->staging_fd, tmp, 0);
-		return NULL;
-	}
 	return "rolled back to the published version";
 }
 
@@ -379,6 +392,7 @@ struct commit {
 	unsigned char *sig;
 	size_t sig_len;
 	uint64_t signing;
+	bool held; /* kept aside for review (INGEST_HELD) */
 	char reason[ERROR_MAX];
 };
 
@@ -451,12 +465,27 @@ static int commit_record(struct commit *c, double started)
 	    .signing = INGEST_NO_ID,
 	    .ret_signing = &c->signing,
 	    .veto = veto,
+	    .on_anomaly = c->grant.on_anomaly,
 	};
 	int r = report(c->in, &ev, started);
 
-	if (r < 0)
+	if (r == -EACCES || r == INGEST_HOLD)
+		error_set(c->reason, 0, "%s", veto);
+	else if (r < 0)
 		error_set(c->reason, 0, "not published: %s", veto[0] ? veto : strerror(-r));
 	return r;
+}
+
+/* The signature is kept aside for review, durably: close() is refused with
+ * EACCES and nothing is published until an admin releases it. */
+static int commit_hold(struct commit *c)
+{
+	int r = outbox_hold(c->in->outbox, c->fd, c->sig, c->sig_len, c->signing);
+
+	if (r < 0)
+		return error_set(c->reason, -EIO, "cannot keep it for review: %s", strerror(-r));
+	c->held = true;
+	return -EACCES;
 }
 
 static int commit_publish(struct commit *c)
@@ -506,6 +535,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		r = commit_record(&c, started);
 	if (r == 0)
 		r = commit_publish(&c);
+	else if (r == INGEST_HOLD)
+		r = commit_hold(&c);
 
 	pthread_mutex_lock(&in->lock);
 	in->counts.pending_n--;
@@ -516,7 +547,10 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
 	} else if (r <= 0) {
 		struct ingest_event ev = {
-		    .result = r < 0 ? INGEST_FAILED : INGEST_PUBLISHED,
+		    .result = r == 0	     ? INGEST_PUBLISHED
+			      : c.held	     ? INGEST_HELD
+			      : r == -EACCES ? INGEST_DENIED
+					     : INGEST_FAILED,
 		    .path = path,
 		    .cred = cred,
 		    .rule = c.grant.rule[0] ? c.grant.rule : NULL,
@@ -533,9 +567,9 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	hash_free(&c.fresh);
 	if (r == 1)
 		return 0; /* unlinked before its close: nothing to publish */
-	/* Signing and publishing failures are EIO to the writer; the reason
-	 * went out with the event. */
-	return r == -EFBIG ? r : r < 0 ? -EIO : 0;
+	/* Signing and publishing failures are EIO to the writer, a refusal or
+	 * a hold EACCES; the reason went out with the event. */
+	return r == -EFBIG || r == -EACCES ? r : r < 0 ? -EIO : 0;
 }
 
 /* ---- open files ---- */
@@ -1557,6 +1591,35 @@ int ingest_unlink(struct ingest *in, const char *relpath)
 	pthread_mutex_unlock(&in->lock);
 	pending_free(in, p);
 	return 0;
+}
+
+/* ---- signatures held for review ---- */
+
+int ingest_publish_held(struct ingest *in, const char *relpath, uint64_t signing)
+{
+	pthread_mutex_t *s = stripe(in, relpath);
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	bool busy;
+	int r;
+
+	pthread_mutex_lock(s);
+	r = outbox_release(in->outbox, relpath, signing);
+	pthread_mutex_lock(&in->lock);
+	busy = open_for_writing(in, relpath);
+	pthread_mutex_unlock(&in->lock);
+	/* The inbox shows what is published, unless a writer is at work on
+	 * the path (its commit decides what it shows next). */
+	if (r == 0 && !busy && outbox_resolve(in->outbox, relpath, &kind, id) == 0 &&
+	    kind == OUTBOX_ARTIFACT)
+		show_version(in, relpath, id);
+	pthread_mutex_unlock(s);
+	return r;
+}
+
+void ingest_discard_held(struct ingest *in, uint64_t signing)
+{
+	outbox_discard(in->outbox, signing);
 }
 
 /* ---- lifecycle ---- */

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include "cms.h"
+#include "policy.h"
 
 struct config;
 struct outbox;
@@ -52,6 +53,7 @@ struct ingest_grant {
 	char key[64];
 	uint64_t max_size;   /* 0: none */
 	int64_t reservation; /* COMMIT: what the grant took (a rate slot), 0: nothing */
+	enum policy_on_anomaly on_anomaly; /* what the SIGNED handler does with an anomaly */
 };
 
 /* What an authorisation is for. */
@@ -78,18 +80,24 @@ typedef void (*ingest_release_fn)(void *ctx, const struct ingest_cred *cred,
 
 /* A commit reports SIGNED once the signature exists and before anything is
  * published: the handler records it durably and names the record in
- * *ret_signing (a non-zero return vetoes the publication, with the reason in
- * VETO). Then exactly one of PUBLISHED or FAILED follows, naming that record
- * in SIGNING. A policy refusal (at create, commit, or the write that crosses
- * a size cap) is DENIED. A version nobody finished (its writer was killed, a
- * write failed, the daemon stopped first) is ABANDONED, unsigned. */
+ * *ret_signing, and returns 0 to publish it, -EACCES to refuse it, or
+ * INGEST_HOLD to keep it aside for review (with the reason in VETO), or
+ * another negative errno when it failed. Then exactly one of PUBLISHED,
+ * DENIED, HELD or FAILED follows, naming that record in SIGNING. A policy
+ * refusal (at create, commit, or the write that crosses a size cap) is
+ * DENIED too, with no record to name. A version nobody finished (its writer
+ * was killed, a write failed, the daemon stopped first) is ABANDONED,
+ * unsigned. A writer sees EACCES for DENIED and HELD, EIO for FAILED. */
 enum ingest_result {
 	INGEST_SIGNED,
 	INGEST_PUBLISHED,
 	INGEST_FAILED,
 	INGEST_DENIED,
-	INGEST_ABANDONED
+	INGEST_ABANDONED,
+	INGEST_HELD, /* signed and kept aside, durably (ingest_publish_held) */
 };
+
+#define INGEST_HOLD 2
 
 struct ingest_event {
 	enum ingest_result result;
@@ -104,7 +112,8 @@ struct ingest_event {
 	uint64_t signing;	     /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
 	uint64_t *ret_signing;	     /* SIGNED: where the handler names its record */
 	bool replaced;		     /* PUBLISHED: the inbox entry is another inode now */
-	char *veto;		     /* SIGNED: INGEST_VETO_MAX bytes for a reason */
+	enum policy_on_anomaly on_anomaly; /* SIGNED: the rule's choice for anomalies */
+	char *veto;			   /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 };
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
@@ -138,6 +147,15 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);
+
+/* The signature SIGNING that a commit of RELPATH held for review (HELD)
+ * is published after all, as that commit would have published it (and the
+ * inbox shows it). 0 also when a crash cut short an earlier call after the
+ * swap; -ENOENT when nothing is held under SIGNING. */
+int ingest_publish_held(struct ingest *in, const char *relpath, uint64_t signing);
+
+/* The signature SIGNING held for review is discarded. */
+void ingest_discard_held(struct ingest *in, uint64_t signing);
 struct outbox *ingest_outbox(struct ingest *in);
 
 /* Create inbox/RELPATH (new file, owned by CRED) open for writing. */

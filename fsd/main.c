@@ -622,6 +622,7 @@ int main(int argc, char **argv)
 	ret = run_fuse(&o, c, &d);
 out:
 	alerts_stop(&d);
+	anomalies_quiesce(&d);
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */
 	ingest_free(d.ingest);

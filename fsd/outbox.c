@@ -264,41 +264,44 @@ static void undo_swap(struct outbox *o, int parent, const char *name, const char
 	pthread_mutex_unlock(&o->swap_lock);
 }
 
-int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
-		   size_t sig_len, uint64_t number)
+/* Object ID complete: the signature, the artifact behind ARTIFACT_FD linked,
+ * and the symlink that will become the outbox entry. Not yet durable. */
+static int build_object(struct outbox *o, int artifact_fd, const void *sig, size_t sig_len,
+			const char *id, int *ret_objfd)
 {
-	char id[ID_LEN + 1], old[ID_LEN + 2], proc[64];
-	const char *name;
-	int objfd = -1, parent = -1, r;
+	char proc[64];
 	struct stat st;
-	ssize_t n;
+	int objfd, r;
 
 	if (fstat(artifact_fd, &st) < 0)
 		return -errno;
-	format_id(number, id);
 	if (mkdirat(o->objects_fd, id, 0755) < 0)
 		return -errno;
 	objfd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (objfd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	r = write_signature(objfd, &st, sig, sig_len);
-	if (r < 0)
-		goto fail;
+	r = objfd < 0 ? -errno : write_signature(objfd, &st, sig, sig_len);
 	/* Through /proc so that the link follows the open file, wherever a
 	 * concurrent rename in the inbox has moved its name. */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", artifact_fd);
-	if (linkat(AT_FDCWD, proc, objfd, "a", AT_SYMLINK_FOLLOW) < 0 ||
-	    symlinkat(id, objfd, "l") < 0) {
+	if (r == 0 && (linkat(AT_FDCWD, proc, objfd, "a", AT_SYMLINK_FOLLOW) < 0 ||
+		       symlinkat(id, objfd, "l") < 0))
 		r = -errno;
-		goto fail;
+	if (r < 0) {
+		if (objfd >= 0)
+			close(objfd);
+		remove_object(o, id);
+		return r;
 	}
-	r = open_parent(o, relpath, &parent, &name);
-	if (r == 0)
-		r = flush_wait(o->flush);
-	if (r < 0)
-		goto fail;
+	*ret_objfd = objfd;
+	return 0;
+}
+
+/* Rename OBJFD/l (naming the durable object OBJFD) over PARENT/NAME, make it
+ * durable, retire the version it replaced. */
+static int swap_in(struct outbox *o, int objfd, int parent, const char *name)
+{
+	char old[ID_LEN + 2];
+	ssize_t n;
+	int r;
 
 	pthread_mutex_lock(&o->swap_lock);
 	n = readlinkat(parent, name, old, sizeof(old) - 1);
@@ -312,7 +315,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 	if (renameat(objfd, "l", parent, name) < 0) {
 		r = errno == EISDIR || errno == ENOTEMPTY ? -EISDIR : -errno;
 		pthread_mutex_unlock(&o->swap_lock);
-		goto fail;
+		return r;
 	}
 	pthread_mutex_unlock(&o->swap_lock);
 	/* Visible now, durable once flushed. */
@@ -321,21 +324,76 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		/* The caller reports a failure: what readers see goes back to
 		 * the version before (a crash may still keep either). */
 		undo_swap(o, parent, name, n == ID_LEN ? old : NULL, objfd);
-		goto fail;
+		return r;
 	}
 	if (n == ID_LEN) {
 		retire_object(o, old);
 		unlinkat(objfd, "p", 0);
 	}
-	close(parent);
-	close(objfd);
 	return 0;
-fail:
+}
+
+int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
+		   size_t sig_len, uint64_t number)
+{
+	char id[ID_LEN + 1];
+	const char *name;
+	int objfd = -1, parent = -1, r;
+
+	format_id(number, id);
+	r = build_object(o, artifact_fd, sig, sig_len, id, &objfd);
+	if (r < 0)
+		return r;
+	r = open_parent(o, relpath, &parent, &name);
+	if (r == 0)
+		r = flush_wait(o->flush);
+	if (r == 0)
+		r = swap_in(o, objfd, parent, name);
 	if (parent >= 0)
 		close(parent);
-	if (objfd >= 0)
+	close(objfd);
+	if (r < 0)
+		remove_object(o, id);
+	return r;
+}
+
+int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_len, uint64_t number)
+{
+	char id[ID_LEN + 1];
+	int objfd = -1, r;
+
+	format_id(number, id);
+	r = build_object(o, artifact_fd, sig, sig_len, id, &objfd);
+	if (r < 0)
+		return r;
+	r = flush_wait(o->flush);
+	close(objfd);
+	if (r < 0)
+		remove_object(o, id);
+	return r;
+}
+
+int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
+{
+	char id[ID_LEN + 1];
+	const char *name;
+	int objfd, parent = -1, r;
+
+	format_id(number, id);
+	objfd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (objfd < 0)
+		return -errno;
+	/* Published already (a release that a crash cut short of its record). */
+	if (faccessat(objfd, "l", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 		close(objfd);
-	remove_object(o, id);
+		return outbox_is_current(o, relpath, number) ? 0 : -ENOENT;
+	}
+	r = open_parent(o, relpath, &parent, &name);
+	if (r == 0)
+		r = swap_in(o, objfd, parent, name);
+	if (parent >= 0)
+		close(parent);
+	close(objfd);
 	return r;
 }
 

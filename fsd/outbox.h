@@ -39,6 +39,16 @@ uint64_t outbox_new_id(struct outbox *o);
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
 		   size_t sig_len, uint64_t id);
 
+/* Keep the file behind ARTIFACT_FD with signature SIG aside as object ID,
+ * durably, without publishing it: a signature held for review. Then either
+ * outbox_release() publishes it or outbox_discard() removes it. */
+int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_len, uint64_t id);
+
+/* Publish the object ID that outbox_hold() kept as outbox/RELPATH, as
+ * outbox_publish() would have. 0 also when it is published already;
+ * -ENOENT when there is no such object. */
+int outbox_release(struct outbox *o, const char *relpath, uint64_t id);
+
 /* Is the file behind FD what outbox/RELPATH publishes now? */
 bool outbox_publishes(struct outbox *o, const char *relpath, int fd);
 

@@ -415,17 +415,30 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	return 0;
 }
 
-/* /inventory/anomalies: the latest signatures that departed from habit. */
-static int render_anomalies(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
-			    int64_t *mtime_ms)
+/* /inventory/anomalies{,.json}: the latest signatures that departed from
+ * habit, and what became of them. */
+static int render_anomalies_as(struct fsd *d, void (*render)(struct fsd *, FILE *), char **ret,
+			       size_t *len, int64_t *mtime_ms)
 {
 	FILE *f = open_memstream(ret, len);
 
 	if (!f)
 		return -ENOMEM;
-	anomalies_render(d, f);
+	render(d, f);
 	*mtime_ms = inventory_mtime(d);
 	return fclose(f) == 0 ? 0 : -ENOMEM;
+}
+
+static int render_anomalies(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			    int64_t *mtime_ms)
+{
+	return render_anomalies_as(d, anomalies_render, ret, len, mtime_ms);
+}
+
+static int render_anomalies_json(struct fsd *d, const struct virt_reader *who, char **ret,
+				 size_t *len, int64_t *mtime_ms)
+{
+	return render_anomalies_as(d, anomalies_render_json, ret, len, mtime_ms);
 }
 
 /* /whoami: for the one who reads it, who signfs takes them for, what they
@@ -499,6 +512,7 @@ static const struct vfile {
     {"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},
     {"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
     {"/inventory/anomalies", 0, render_anomalies, VIRT_INVENTORY},
+    {"/inventory/anomalies.json", 0, render_anomalies_json, VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 

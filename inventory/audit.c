@@ -1560,33 +1560,16 @@ const char *audit_entry_text(const struct audit_entry *e, const char *name)
 	return json_object_object_get_ex(e->fields, name, &v) ? json_object_get_string(v) : NULL;
 }
 
-int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
-	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx)
+/* FN for each row (seq, time_ms, line) of ST, bound already, oldest first. */
+static int each_row(struct audit *a, sqlite3_stmt *st,
+		    int (*fn)(void *ctx, const struct audit_entry *e), void *ctx)
 {
-	char from_day[11], to_day[11];
 	json_tokener *tok = json_tokener_new();
-	sqlite3_stmt *st;
-	int rc, r = 0;
+	int r = 0;
 
 	if (!tok)
 		return -ENOMEM;
-	/* The day index narrows the scan; the times make it exact. */
-	day_of(from_ms, from_day);
-	day_of(to_ms > 0 ? to_ms - 1 : 0, to_day);
-	pthread_mutex_lock(&a->lock);
-	db_lock(a);
-	if (sqlite3_prepare_v2(a->store->db,
-			       "SELECT seq, time_ms, line FROM audit WHERE day >= ? AND day <= ? "
-			       "AND time_ms >= ? AND time_ms < ? ORDER BY seq",
-			       -1, &st, NULL) != SQLITE_OK) {
-		r = -EIO;
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, from_day, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, to_day, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, from_ms);
-	sqlite3_bind_int64(st, 4, to_ms);
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		struct audit_entry e = {
 		    .seq = sqlite3_column_int64(st, 0),
 		    .time_ms = sqlite3_column_int64(st, 1),
@@ -1598,10 +1581,60 @@ int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
 			r = fn(ctx, &e);
 		json_object_put(e.fields);
 	}
-	sqlite3_finalize(st);
-out:
+	json_tokener_free(tok);
+	return r;
+}
+
+int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
+	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx)
+{
+	char from_day[11], to_day[11];
+	sqlite3_stmt *st;
+	int r;
+
+	/* The day index narrows the scan; the times make it exact. */
+	day_of(from_ms, from_day);
+	day_of(to_ms > 0 ? to_ms - 1 : 0, to_day);
+	pthread_mutex_lock(&a->lock);
+	db_lock(a);
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT seq, time_ms, line FROM audit WHERE day >= ? AND day <= ? "
+			       "AND time_ms >= ? AND time_ms < ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_text(st, 1, from_day, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, to_day, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, from_ms);
+		sqlite3_bind_int64(st, 4, to_ms);
+		r = each_row(a, st, fn, ctx);
+		sqlite3_finalize(st);
+	}
 	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
-	json_tokener_free(tok);
+	return r;
+}
+
+int audit_each_seq(struct audit *a, uint64_t from, uint64_t to,
+		   int (*fn)(void *ctx, const struct audit_entry *e), void *ctx)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	db_lock(a);
+	if (sqlite3_prepare_v2(a->store->db,
+			       "SELECT seq, time_ms, line FROM audit WHERE seq >= ? AND seq < ? "
+			       "ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+		r = each_row(a, st, fn, ctx);
+		sqlite3_finalize(st);
+	}
+	db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
 	return r;
 }

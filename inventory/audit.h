@@ -138,6 +138,10 @@ const char *audit_entry_text(const struct audit_entry *e, const char *name);
 int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
 	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx);
 
+/* The same for the records FROM <= seq < TO. */
+int audit_each_seq(struct audit *a, uint64_t from, uint64_t to,
+		   int (*fn)(void *ctx, const struct audit_entry *e), void *ctx);
+
 /* The latest signed checkpoint note and when it was signed. -ENOENT if none. */
 int audit_checkpoint_read(struct audit *a, char **ret, int64_t *mtime_ms);
 

@@ -79,7 +79,27 @@ static const char schema[] =
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  time_ms INTEGER NOT NULL,"
     "  uid INTEGER NOT NULL,"
-    "  reason TEXT);";
+    "  reason TEXT);"
+    /* Anomalies found at commit, one row per signature and kind, with what
+     * became of the signature (findings.c). */
+    "CREATE TABLE IF NOT EXISTS anomalies ("
+    "  signing INTEGER NOT NULL, kind TEXT NOT NULL, time INTEGER NOT NULL,"
+    "  uid INTEGER, user TEXT, key TEXT, rule TEXT, path TEXT, exe TEXT,"
+    "  sha256 TEXT, reason TEXT,"
+    "  state TEXT NOT NULL," /* recorded denied open released rejected */
+    "  decided_by INTEGER, decided_at INTEGER,"
+    "  settled INTEGER NOT NULL DEFAULT 1," /* 0: a decision the daemon is to carry out */
+    "  outcome TEXT," /* what the daemon did: published, discarded, or why it could not */
+    "  PRIMARY KEY (signing, kind));"
+    "CREATE INDEX IF NOT EXISTS anomalies_by_time ON anomalies(time);"
+    "CREATE INDEX IF NOT EXISTS anomalies_unsettled ON anomalies(settled) WHERE settled = 0;"
+    /* The anomaly profiles as last saved, and the first audit record they
+     * do not cover: a start reads the log from there only. */
+    "CREATE TABLE IF NOT EXISTS anomaly_profiles ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  seq INTEGER NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  data BLOB NOT NULL);";
 
 /* Changes to stores made by earlier versions, in order; PRAGMA user_version
  * counts those applied, so that each runs once (a new store gets them all,

@@ -3,6 +3,8 @@
  * few lookups whatever the history. */
 #include "anomaly.h"
 
+#include <errno.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -346,31 +348,76 @@ size_t anomaly_check(struct anomaly_profiles *a, const struct anomaly_signature 
 	return n;
 }
 
+/* The profile of (UID, KEY), made (first seen at WHEN) if new; NULL when
+ * out of memory. Holds a->lock. */
+static struct profile *get_profile(struct anomaly_profiles *a, uid_t uid, const char *key,
+				   time_t when)
+{
+	struct profile *p = find_profile(a, uid, key);
+	void **slot;
+
+	if (p)
+		return p;
+	slot = bucket(&a->profiles, profile_hash(uid, key), profile_next, profile_hash_of);
+	p = slot ? calloc(1, sizeof(*p)) : NULL;
+	if (p && !(p->key = strdup(key))) {
+		free(p);
+		p = NULL;
+	}
+	if (p) {
+		p->uid = uid;
+		p->first = when;
+		p->next = *slot;
+		*slot = p;
+		a->profiles.n++;
+	}
+	return p;
+}
+
+static void note_recent(struct profile *p, time_t when)
+{
+	p->recent[p->recent_next] = when;
+	p->recent_next = (p->recent_next + 1) % RECENT_MAX;
+	if (p->recent_n < RECENT_MAX)
+		p->recent_n++;
+}
+
+/* PATH's last signed version. Holds a->lock. */
+static void learn_version(struct anomaly_profiles *a, const char *path, const char *sha256,
+			  uid_t uid, const char *exe, time_t when)
+{
+	struct version *v = find_version(a, path);
+
+	if (!v) {
+		void **slot = bucket(&a->versions, fnv(path, 0xcbf29ce484222325ULL), version_next,
+				     version_hash_of);
+		v = slot ? calloc(1, sizeof(*v)) : NULL;
+		if (v && !(v->path = strdup(path))) {
+			free(v);
+			v = NULL;
+		}
+		if (!v)
+			return;
+		v->next = *slot;
+		*slot = v;
+		a->versions.n++;
+	}
+	snprintf(v->sha256, sizeof(v->sha256), "%s", sha256 ? sha256 : "");
+	v->uid = uid;
+	free(v->exe);
+	/* analyzer: the version owns its exe (anomaly_profiles_free). */
+	v->exe = exe ? strdup(exe) : NULL;
+	v->when = when;
+}
+
 void anomaly_learn(struct anomaly_profiles *a, const struct anomaly_signature *sig)
 {
 	char dir[256];
 	struct profile *p;
-	struct version *v;
 
 	top_dir(sig->path, dir, sizeof(dir));
 	pthread_mutex_lock(&a->lock);
-	p = find_profile(a, sig->uid, sig->key);
-	if (!p) {
-		void **slot = bucket(&a->profiles, profile_hash(sig->uid, sig->key), profile_next,
-				     profile_hash_of);
-		p = slot ? calloc(1, sizeof(*p)) : NULL;
-		if (p && !(p->key = strdup(sig->key))) {
-			free(p);
-			p = NULL;
-		}
-		if (p) {
-			p->uid = sig->uid;
-			p->first = sig->when;
-			p->next = *slot;
-			*slot = p;
-			a->profiles.n++;
-		}
-	}
+	p = get_profile(a, sig->uid, sig->key, sig->when);
 	if (p) {
 		p->count++;
 		if (sig->when < p->first)
@@ -381,34 +428,9 @@ void anomaly_learn(struct anomaly_profiles *a, const struct anomaly_signature *s
 			strings_add(&p->programs, sig->exe);
 		strings_add(&p->dirs, dir);
 		p->hours[hour_of_week(sig->when)]++;
-		p->recent[p->recent_next] = sig->when;
-		p->recent_next = (p->recent_next + 1) % RECENT_MAX;
-		if (p->recent_n < RECENT_MAX)
-			p->recent_n++;
+		note_recent(p, sig->when);
 	}
-	v = find_version(a, sig->path);
-	if (!v) {
-		void **slot = bucket(&a->versions, fnv(sig->path, 0xcbf29ce484222325ULL),
-				     version_next, version_hash_of);
-		v = slot ? calloc(1, sizeof(*v)) : NULL;
-		if (v && !(v->path = strdup(sig->path))) {
-			free(v);
-			v = NULL;
-		}
-		if (v) {
-			v->next = *slot;
-			*slot = v;
-			a->versions.n++;
-		}
-	}
-	if (v) {
-		snprintf(v->sha256, sizeof(v->sha256), "%s", sig->sha256 ? sig->sha256 : "");
-		v->uid = sig->uid;
-		free(v->exe);
-		/* analyzer: the version owns its exe (anomaly_profiles_free). */
-		v->exe = sig->exe ? strdup(sig->exe) : NULL;
-		v->when = sig->when;
-	}
+	learn_version(a, sig->path, sig->sha256, sig->uid, sig->exe, sig->when);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -419,4 +441,169 @@ size_t anomaly_profile_count(struct anomaly_profiles *a)
 	n = a->profiles.n;
 	pthread_mutex_unlock(&a->lock);
 	return n;
+}
+
+/* ---- saved profiles ---- */
+
+static json_object *strings_json(const struct strings *s)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; a && i < s->n; i++)
+		json_object_array_add(a, json_object_new_string(s->v[i]));
+	return a;
+}
+
+static json_object *profile_json(const struct profile *p, time_t now, unsigned window)
+{
+	json_object *o = json_object_new_object(), *hours = json_object_new_array(),
+		    *recent = json_object_new_array();
+
+	if (!o || !hours || !recent) {
+		json_object_put(o);
+		json_object_put(hours);
+		json_object_put(recent);
+		return NULL;
+	}
+	json_object_object_add(o, "uid", json_object_new_int64(p->uid));
+	json_object_object_add(o, "key", json_object_new_string(p->key));
+	json_object_object_add(o, "count", json_object_new_int64(p->count));
+	json_object_object_add(o, "first", json_object_new_int64(p->first));
+	json_object_object_add(o, "last", json_object_new_int64(p->last));
+	json_object_object_add(o, "programs", strings_json(&p->programs));
+	json_object_object_add(o, "dirs", strings_json(&p->dirs));
+	for (int h = 0; h < HOURS_PER_WEEK; h++)
+		json_object_array_add(hours, json_object_new_int64(p->hours[h]));
+	json_object_object_add(o, "hours", hours);
+	/* Oldest first, as they were learned; only those a burst window
+	 * ending now or later can count. */
+	for (size_t i = 0; i < p->recent_n; i++) {
+		time_t t = p->recent[(p->recent_next + RECENT_MAX - p->recent_n + i) % RECENT_MAX];
+		if (t > now - (time_t)window)
+			json_object_array_add(recent, json_object_new_int64(t));
+	}
+	json_object_object_add(o, "recent", recent);
+	return o;
+}
+
+int anomaly_profiles_save(struct anomaly_profiles *a, time_t now, char **ret)
+{
+	json_object *root = json_object_new_object(), *profiles = json_object_new_array(),
+		    *versions = json_object_new_array();
+	int r = 0;
+
+	if (!root || !profiles || !versions) {
+		json_object_put(root);
+		json_object_put(profiles);
+		json_object_put(versions);
+		return -ENOMEM;
+	}
+	json_object_object_add(root, "profiles", profiles);
+	json_object_object_add(root, "versions", versions);
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->profiles.n_buckets; i++)
+		for (struct profile *p = a->profiles.buckets[i]; p; p = p->next)
+			json_object_array_add(profiles, profile_json(p, now, a->s.burst_window));
+	for (size_t i = 0; i < a->versions.n_buckets; i++)
+		for (struct version *v = a->versions.buckets[i]; v; v = v->next) {
+			json_object *o;
+			/* Older ones can no longer be churned. */
+			if (v->when <= now - (time_t)a->s.churn_window)
+				continue;
+			o = json_object_new_object();
+			if (!o)
+				continue;
+			json_object_object_add(o, "path", json_object_new_string(v->path));
+			json_object_object_add(o, "sha256", json_object_new_string(v->sha256));
+			json_object_object_add(o, "uid", json_object_new_int64(v->uid));
+			json_object_object_add(o, "exe",
+					       v->exe ? json_object_new_string(v->exe) : NULL);
+			json_object_object_add(o, "when", json_object_new_int64(v->when));
+			json_object_array_add(versions, o);
+		}
+	pthread_mutex_unlock(&a->lock);
+	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	if (!*ret)
+		r = -ENOMEM;
+	json_object_put(root);
+	return r;
+}
+
+static const char *field_text(json_object *o, const char *name)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_string)
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+static int64_t field_int(json_object *o, const char *name)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, name, &v) ? json_object_get_int64(v) : 0;
+}
+
+static json_object *field_array(json_object *o, const char *name)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_array)
+		   ? v
+		   : NULL;
+}
+
+static void load_strings(json_object *arr, struct strings *s)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		const char *x = json_object_get_string(json_object_array_get_idx(arr, i));
+		if (x)
+			strings_add(s, x);
+	}
+}
+
+/* One saved profile. Holds a->lock. */
+static void load_profile(struct anomaly_profiles *a, json_object *o)
+{
+	json_object *hours = field_array(o, "hours"), *recent = field_array(o, "recent");
+	const char *key = field_text(o, "key");
+	struct profile *p =
+	    key ? get_profile(a, field_int(o, "uid"), key, field_int(o, "first")) : NULL;
+
+	if (!p)
+		return;
+	p->count = field_int(o, "count");
+	p->first = field_int(o, "first");
+	p->last = field_int(o, "last");
+	load_strings(field_array(o, "programs"), &p->programs);
+	load_strings(field_array(o, "dirs"), &p->dirs);
+	for (size_t h = 0; hours && h < HOURS_PER_WEEK && h < json_object_array_length(hours); h++)
+		p->hours[h] = json_object_get_int64(json_object_array_get_idx(hours, h));
+	for (size_t i = 0; recent && i < json_object_array_length(recent); i++)
+		note_recent(p, json_object_get_int64(json_object_array_get_idx(recent, i)));
+}
+
+int anomaly_profiles_load(struct anomaly_profiles *a, const char *text, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *root = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL, *profiles,
+		    *versions;
+
+	json_tokener_free(tok);
+	profiles = root ? field_array(root, "profiles") : NULL;
+	versions = root ? field_array(root, "versions") : NULL;
+	if (!profiles || !versions) {
+		json_object_put(root);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < json_object_array_length(profiles); i++)
+		load_profile(a, json_object_array_get_idx(profiles, i));
+	for (size_t i = 0; i < json_object_array_length(versions); i++) {
+		json_object *o = json_object_array_get_idx(versions, i);
+		const char *path = field_text(o, "path");
+		if (path)
+			learn_version(a, path, field_text(o, "sha256"), field_int(o, "uid"),
+				      field_text(o, "exe"), field_int(o, "when"));
+	}
+	pthread_mutex_unlock(&a->lock);
+	json_object_put(root);
+	return 0;
 }

@@ -85,5 +85,14 @@ size_t anomaly_check(struct anomaly_profiles *p, const struct anomaly_signature 
 /* SIG happened (it was signed): learn it. */
 void anomaly_learn(struct anomaly_profiles *p, const struct anomaly_signature *sig);
 
+/* The profiles as JSON text (*RET, malloc'd), for anomaly_profiles_load()
+ * after a restart: all that a check reads, with only the signature times
+ * and path versions that can still matter at NOW. 0 or -ENOMEM. */
+int anomaly_profiles_save(struct anomaly_profiles *p, time_t now, char **ret);
+
+/* Learn what anomaly_profiles_save() wrote (into empty profiles). 0, or
+ * -EINVAL when TEXT is not such a save. */
+int anomaly_profiles_load(struct anomaly_profiles *p, const char *text, size_t len);
+
 /* Profiles learned, for /status and tests. */
 size_t anomaly_profile_count(struct anomaly_profiles *p);

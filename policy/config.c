@@ -347,6 +347,14 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->rate_per_hour = n;
 		return 1;
 	}
+	if (!strcmp(key, "on_anomaly")) {
+		for (int a = POLICY_ANOMALY_RECORD; a <= POLICY_ANOMALY_DENY; a++)
+			if (!strcmp(value, policy_on_anomaly_name(a))) {
+				r->on_anomaly = a;
+				return 1;
+			}
+		return fail(s, "on_anomaly '%s' must be record, hold or deny", value);
+	}
 	return fail(s, "unknown key '%s' in [rule %s]", key, r->name);
 }
 

@@ -114,6 +114,7 @@ void policy_live_decide(struct policy_live *p, const char *path, enum policy_tar
 		snprintf(out->rule, sizeof(out->rule), "%s", d.rule->name);
 		snprintf(out->key, sizeof(out->key), "%s", d.rule->key);
 		out->max_size = d.rule->max_size;
+		out->on_anomaly = d.rule->on_anomaly;
 	}
 	if (d.reserved)
 		out->reserved_at = now;

@@ -18,6 +18,7 @@ struct policy_grant {
 	uint64_t max_size;
 	char reason[128];
 	time_t reserved_at; /* a COMMIT's rate slot, 0 when none (policy_live_release) */
+	enum policy_on_anomaly on_anomaly;
 };
 
 /* Checks a parsed candidate beyond the parser (e.g. that the keys its rules

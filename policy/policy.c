@@ -330,6 +330,12 @@ struct policy_decision policy_decide(const struct rule *rules, size_t n_rules, c
 	return d;
 }
 
+const char *policy_on_anomaly_name(enum policy_on_anomaly a)
+{
+	static const char *const names[] = {"record", "hold", "deny"};
+	return a <= POLICY_ANOMALY_DENY ? names[a] : "?";
+}
+
 void policy_describe_scope(FILE *f, const struct rule *r)
 {
 	fprintf(f, " paths");
@@ -342,5 +348,7 @@ void policy_describe_scope(FILE *f, const struct rule *r)
 			r->to_min / 60, r->to_min % 60);
 	if (r->rate_per_hour)
 		fprintf(f, " rate %u/hour", r->rate_per_hour);
+	if (r->on_anomaly != POLICY_ANOMALY_RECORD)
+		fprintf(f, " on_anomaly %s", policy_on_anomaly_name(r->on_anomaly));
 	fprintf(f, "\n");
 }

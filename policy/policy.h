@@ -13,6 +13,13 @@
 #define POLICY_MAX_IDS 64
 #define POLICY_MAX_GLOBS 16
 
+/* What a signature that departs from its signer's habits (anomaly.h) gets:
+ * published and recorded, refused at commit, or held for an admin. */
+enum policy_on_anomaly { POLICY_ANOMALY_RECORD, POLICY_ANOMALY_HOLD, POLICY_ANOMALY_DENY };
+
+/* "record", "hold", "deny". */
+const char *policy_on_anomaly_name(enum policy_on_anomaly a);
+
 struct rule {
 	char *name;
 	char *globs[POLICY_MAX_GLOBS]; /* inbox-relative; '*' '?' within a name, '**' any depth */
@@ -25,7 +32,8 @@ struct rule {
 	uint64_t max_size;	/* 0: no cap */
 	int from_min, to_min;	/* UTC minutes of the day; from == to: always */
 	unsigned rate_per_hour; /* 0: unlimited; per user */
-	int line;		/* where it starts in the config */
+	enum policy_on_anomaly on_anomaly;
+	int line; /* where it starts in the config */
 };
 
 /* The writer as the kernel reported it at create/open. */

@@ -21,63 +21,6 @@
 #include "signer.h"
 #include "store.h"
 
-/* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]). */
-static const char *config_arg(int argc, char **argv, int min, int max, const char *usage)
-{
-	const char *config = SIGNFS_CONFIG_PATH;
-	int c;
-
-	optind = 1;
-	while ((c = getopt(argc, argv, "c:h")) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			printf("%s", usage);
-			exit(EXIT_OK);
-		default:
-			fprintf(stderr, "%s", usage);
-			exit(EXIT_USAGE);
-		}
-	}
-	if (argc - optind < min || argc - optind > max) {
-		fprintf(stderr, "%s", usage);
-		exit(EXIT_USAGE);
-	}
-	return config;
-}
-
-/* change(): there was nothing to change; not an exit code (EXIT_OK then). */
-#define EXIT_ALREADY 3
-
-/* Apply CHANGE (FN may be NULL) with its audit record REC, in one transaction. */
-static int change(struct ctl *c, struct audit_record *rec, store_txn_fn fn,
-		  struct inventory_change *ch)
-{
-	char err[AUDIT_ERR_MAX];
-	struct passwd *pw = getpwuid(getuid());
-
-	rec->user = pw ? pw->pw_name : NULL;
-	rec->uid = getuid();
-	rec->gid = getgid();
-	rec->pid = getpid();
-	rec->size = AUDIT_NONE;
-	rec->exe = "signfsctl";
-	int r = audit_append_with(c->audit, rec, fn, fn ? ch : NULL, NULL, err);
-
-	/* Nothing to change (revoked twice): no event, and no failure. */
-	if (r == -EALREADY) {
-		printf("%s\n", err);
-		return EXIT_ALREADY;
-	}
-	if (r < 0) {
-		fprintf(stderr, "signfsctl: %s\n", err);
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
-}
-
 static const char inventory_usage_text[] =
     "usage: signfsctl inventory [-c CONFIG] [--json]\n"
     "       signfsctl inventory import [-c CONFIG] CERT.pem [CHAIN.pem]\n"
@@ -121,7 +64,7 @@ int cmd_inventory(int argc, char **argv)
 		char reason[256], serial[65], fingerprint[65];
 
 		argc--, argv++;
-		config = config_arg(argc, argv, 1, 2, inventory_usage_text);
+		config = ctl_config_arg(argc, argv, 1, 2, inventory_usage_text);
 		for (int i = optind; i < argc; i++)
 			if (access(argv[i], R_OK) < 0) {
 				fprintf(stderr, "signfsctl: %s: %s\n", argv[i], strerror(errno));
@@ -149,7 +92,7 @@ int cmd_inventory(int argc, char **argv)
 		rec.cert_fingerprint = ch.fingerprint_out;
 		inventory_cert_ids(ch.cert, serial, fingerprint);
 		rec.cert_serial = serial;
-		ret = change(&c, &rec, inventory_import, &ch);
+		ret = ctl_change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
 			printf("imported certificate %s for key %s\n", ch.fingerprint_out,
 			       ch.key_out);
@@ -162,7 +105,7 @@ int cmd_inventory(int argc, char **argv)
 		json = true;
 		argc--;
 	}
-	if (ctl_open(config_arg(argc, argv, 0, 0, inventory_usage_text), false, &c) < 0)
+	if (ctl_open(ctl_config_arg(argc, argv, 0, 0, inventory_usage_text), false, &c) < 0)
 		return EXIT_FAIL;
 	if (json)
 		inventory_render_certificates_json(c.store, time(NULL), c.config->warn_days, &text);
@@ -196,13 +139,13 @@ int cmd_key(int argc, char **argv)
 	}
 	ch.enable = !strcmp(argv[1], "enable");
 	argc--, argv++;
-	config = config_arg(argc, argv, 1, 1, usage);
+	config = ctl_config_arg(argc, argv, 1, 1, usage);
 	ch.key = argv[optind];
 	rec.event = ch.enable ? "key_enabled" : "key_disabled";
 	rec.key = ch.key;
 	if (ctl_open(config, true, &c) < 0)
 		return EXIT_FAIL;
-	ret = change(&c, &rec, inventory_set_enabled, &ch);
+	ret = ctl_change(&c, &rec, inventory_set_enabled, &ch);
 	if (ret == EXIT_OK)
 		printf("key %s %s\n", ch.key, ch.enable ? "enabled" : "disabled");
 	ctl_close(&c);
@@ -310,7 +253,7 @@ static int issue_demo(int argc, char **argv)
 			X509_free(cert);
 			goto out;
 		}
-		ret = change(&ctl, &rec, NULL, NULL);
+		ret = ctl_change(&ctl, &rec, NULL, NULL);
 		ctl_close(&ctl);
 	}
 	if (ret == EXIT_OK)
@@ -350,14 +293,14 @@ int cmd_cert(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	argc--, argv++;
-	config = config_arg(argc, argv, 1, 1, usage);
+	config = ctl_config_arg(argc, argv, 1, 1, usage);
 	ch.serial = argv[optind];
 	/* The record shows the serial as the inventory does. */
 	inventory_serial_canonical(ch.serial, serial);
 	rec.cert_serial = serial;
 	if (ctl_open(config, true, &c) < 0)
 		return EXIT_FAIL;
-	ret = change(&c, &rec, inventory_revoke, &ch);
+	ret = ctl_change(&c, &rec, inventory_revoke, &ch);
 	if (ret == EXIT_OK)
 		printf("certificate %s revoked\n", ch.fingerprint_out);
 	if (ret == EXIT_ALREADY)

@@ -5,6 +5,9 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
+/* ctl_change(): there was nothing to change; not an exit code (EXIT_OK then). */
+#define EXIT_ALREADY 3
+
 #define SIGNFS_CONFIG_PATH SIGNFS_DEFAULT_CONFIG
 
 #include <stdbool.h>
@@ -26,6 +29,19 @@ struct ctl {
 int ctl_open(const char *config, bool writable, struct ctl *c);
 void ctl_close(struct ctl *c);
 
+/* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]);
+ * exits with USAGE printed on --help or a usage error. */
+const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage);
+
+struct audit_record;
+struct store_txn;
+
+/* Apply FN (may be NULL; CTX is its) with its audit record REC, in one
+ * transaction, as this user: an exit code, or EXIT_ALREADY when FN found
+ * nothing to change (its reason printed). */
+int ctl_change(struct ctl *c, struct audit_record *rec,
+	       int (*fn)(void *ctx, struct store_txn *txn, char *err), void *ctx);
+
 int cmd_audit(int argc, char **argv);
 int cmd_inventory(int argc, char **argv);
 int cmd_key(int argc, char **argv);
@@ -33,3 +49,5 @@ int cmd_cert(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
+int cmd_anomalies(int argc, char **argv);
+int cmd_anomaly(int argc, char **argv);

@@ -3,8 +3,12 @@
 #include "commands.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "config.h"
@@ -33,4 +37,55 @@ void ctl_close(struct ctl *c)
 	store_close(c->store);
 	config_free(c->config);
 	memset(c, 0, sizeof(*c));
+}
+
+const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage)
+{
+	const char *config = SIGNFS_CONFIG_PATH;
+	int c;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "c:h")) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			printf("%s", usage);
+			exit(EXIT_OK);
+		default:
+			fprintf(stderr, "%s", usage);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (argc - optind < min || argc - optind > max) {
+		fprintf(stderr, "%s", usage);
+		exit(EXIT_USAGE);
+	}
+	return config;
+}
+
+int ctl_change(struct ctl *c, struct audit_record *rec, store_txn_fn fn, void *ctx)
+{
+	char err[AUDIT_ERR_MAX];
+	struct passwd *pw = getpwuid(getuid());
+
+	rec->user = pw ? pw->pw_name : NULL;
+	rec->uid = getuid();
+	rec->gid = getgid();
+	rec->pid = getpid();
+	rec->size = AUDIT_NONE;
+	rec->exe = "signfsctl";
+	int r = audit_append_with(c->audit, rec, fn, fn ? ctx : NULL, NULL, err);
+
+	/* Nothing to change (revoked twice): no event, and no failure. */
+	if (r == -EALREADY) {
+		printf("%s\n", err);
+		return EXIT_ALREADY;
+	}
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }

@@ -44,6 +44,8 @@ static void usage_main(FILE *f)
 	    "  cert          revoke a certificate; issue a demo certificate\n"
 	    "  report        compliance report for a period (text, json, csv, html)\n"
 	    "  fetch         copy an artifact and its signature as one verified pair\n"
+	    "  anomalies     list the signatures that departed from habit (--json)\n"
+	    "  anomaly       release or reject a signature held for review\n"
 	    "\n"
 	    "Run 'signfsctl COMMAND --help' for a command's options.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -468,6 +470,10 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fetch"))
 		return cmd_fetch(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "anomalies"))
+		return cmd_anomalies(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "anomaly"))
+		return cmd_anomaly(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;

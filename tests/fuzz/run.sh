@@ -27,9 +27,9 @@ verify)
 	libs="-lcrypto -ljson-c -lsqlite3"
 	;;
 config)
-	srcs="$top/policy/config.c $top/policy/anomaly.c $top/policy/error.c"
-	incs="-I$top/policy"
-	libs="-linih -lcrypto"
+	srcs="$top/policy/config.c $top/policy/policy.c $top/policy/anomaly.c $top/policy/error.c"
+	incs="-I$top/policy -I/usr/include/json-c"
+	libs="-linih -lcrypto -ljson-c"
 	;;
 *)
 	echo "unknown fuzz target $target" >&2

@@ -10,6 +10,8 @@ CONF=$STATE/signfs.conf
 CTL=("$SIGNFSCTL")
 cat >"$T/alert.sh" <<SCRIPT
 #!/bin/sh
+# Expiry alerts only: the first signatures here raise anomalies too.
+[ "\$SIGNFS_ALERT" = anomaly ] && exit 0
 echo "\$SIGNFS_ALERT_KEY \$SIGNFS_ALERT_THRESHOLD \$SIGNFS_ALERT_DAYS_LEFT \$SIGNFS_ALERT_SERIAL" >>"$T/alerts.log"
 SCRIPT
 chmod 755 "$T/alert.sh"

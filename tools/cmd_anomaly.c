@@ -1,0 +1,179 @@
+/* signfsctl anomalies and anomaly release|reject: the findings of anomaly
+ * detection, and the review of signatures held for it. A review commits
+ * with its audit record; the running daemon carries it out (publishes or
+ * discards the held signature) and says what it did in the store, which
+ * this command waits for. */
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "findings.h"
+#include "store.h"
+#include "text.h"
+
+#define WAIT_SECONDS 15 /* for the daemon to carry a review out */
+
+static const char anomalies_usage[] =
+    "usage: signfsctl anomalies [-c CONFIG] [--json] [-n COUNT]\n"
+    "Lists the signatures that departed from their signer's habits, newest first\n"
+    "(as MOUNT/inventory/anomalies does; all of them, or the latest COUNT): the ID\n"
+    "a review names, kind, state (recorded, denied, open = held for review,\n"
+    "released, rejected), writer, key, path, program and why.\n"
+    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
+
+static const char anomaly_usage[] =
+    "usage: signfsctl anomaly release [-c CONFIG] ID\n"
+    "       signfsctl anomaly reject [-c CONFIG] ID\n"
+    "Decides on a signature held for review (on_anomaly = hold): release\n"
+    "publishes it as its commit would have, reject discards it. ID is the one\n"
+    "'signfsctl anomalies' shows. Both are audited with your uid; the command\n"
+    "waits up to 15 s for signfsd to carry the decision out.\n"
+    "Exit codes: 0 done, 1 failure (not held, not carried out), 2 usage error.\n";
+
+int cmd_anomalies(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *config = SIGNFS_CONFIG_PATH;
+	bool json = false;
+	long count = 0;
+	struct ctl ctl;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'n':
+			count = strtol(optarg, NULL, 10);
+			if (count < 1) {
+				fprintf(stderr, "signfsctl: -n needs a count of 1 or more\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("%s", anomalies_usage);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "%s", anomalies_usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s", anomalies_usage);
+		return EXIT_USAGE;
+	}
+	if (ctl_open(config, false, &ctl) < 0)
+		return EXIT_FAIL;
+	r = json ? findings_render_json(ctl.store, count, stdout)
+		 : findings_render(ctl.store, count, stdout);
+	ctl_close(&ctl);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: cannot read the anomalies from the store\n");
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+struct decision {
+	uint64_t signing;
+	enum finding_state to;
+};
+
+static int decide(void *ctx, struct store_txn *txn, char *err)
+{
+	const struct decision *v = ctx;
+	return findings_decide(txn, v->signing, v->to, getuid(), time(NULL), err);
+}
+
+int cmd_anomaly(int argc, char **argv)
+{
+	const char *config, *verb = argc >= 2 ? argv[1] : "";
+	char shown[sizeof(((struct finding *)0)->path)];
+	struct decision v;
+	struct finding f;
+	struct ctl ctl;
+	char *end;
+	int ret;
+
+	if (!strcmp(verb, "--help") || !strcmp(verb, "-h")) {
+		printf("%s", anomaly_usage);
+		return EXIT_OK;
+	}
+	if (strcmp(verb, "release") && strcmp(verb, "reject")) {
+		fprintf(stderr, "%s", anomaly_usage);
+		return EXIT_USAGE;
+	}
+	argc--, argv++;
+	config = ctl_config_arg(argc, argv, 1, 1, anomaly_usage);
+	v.signing = strtoull(argv[optind], &end, 10);
+	if (*end || end == argv[optind]) {
+		fprintf(stderr, "signfsctl: '%s' is not an anomaly ID (a number)\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	v.to = !strcmp(verb, "release") ? FINDING_RELEASED : FINDING_REJECTED;
+	if (ctl_open(config, true, &ctl) < 0)
+		return EXIT_FAIL;
+	if (findings_get(ctl.store, v.signing, &f) < 0) {
+		fprintf(stderr, "signfsctl: no anomaly has ID %llu\n",
+			(unsigned long long)v.signing);
+		ctl_close(&ctl);
+		return EXIT_FAIL;
+	}
+	struct audit_record rec = {
+	    .event = v.to == FINDING_RELEASED ? "anomaly_released" : "anomaly_rejected",
+	    .path = f.path,
+	    .sha256 = f.sha256[0] ? f.sha256 : NULL,
+	    .key = f.key[0] ? f.key : NULL,
+	    .decision = v.to == FINDING_RELEASED ? "allow" : "deny",
+	    .reason = v.to == FINDING_RELEASED ? "released after review" : "rejected after review",
+	    .has_signing = true,
+	    .signing = v.signing,
+	};
+	ret = ctl_change(&ctl, &rec, decide, &v);
+	if (ret != EXIT_OK) {
+		ctl_close(&ctl);
+		return EXIT_FAIL;
+	}
+	for (int i = 0; i < WAIT_SECONDS * 10; i++) {
+		if (findings_get(ctl.store, v.signing, &f) == 0 && f.settled)
+			break;
+		usleep(100000);
+	}
+	ctl_close(&ctl);
+	text_printable(f.path, shown, sizeof(shown));
+	if (!f.settled) {
+		printf("%s inbox/%s (anomaly %llu): recorded; signfsd has not carried it out yet "
+		       "(it does when it runs)\n",
+		       v.to == FINDING_RELEASED ? "released" : "rejected", shown,
+		       (unsigned long long)v.signing);
+		return EXIT_FAIL;
+	}
+	if (v.to == FINDING_RELEASED && strcmp(f.outcome, "published")) {
+		fprintf(stderr, "signfsctl: anomaly %llu: %s\n", (unsigned long long)v.signing,
+			f.outcome);
+		return EXIT_FAIL;
+	}
+	if (v.to == FINDING_RELEASED)
+		printf("released: outbox/%s and outbox/%s.p7s are published (anomaly %llu)\n",
+		       shown, shown, (unsigned long long)v.signing);
+	else
+		printf("rejected: the signature of inbox/%s is discarded (anomaly %llu)\n", shown,
+		       (unsigned long long)v.signing);
+	return EXIT_OK;
+}
