@@ -38,6 +38,8 @@ static struct {
 	uint64_t replay_from, replay_to;
 	unsigned long totals[ANOMALY_KINDS];
 	unsigned long replayed;
+	double load_seconds; /* reading the save, on the start path */
+	bool had_save;
 	struct alert queue[ALERTS_QUEUED];
 	size_t queue_head, queued;
 	unsigned long dropped;
@@ -109,11 +111,11 @@ static void replay(struct fsd *d)
 		nanosleep(&(struct timespec){.tv_nsec = 500000}, NULL);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	log_info("anomaly profiles: %zu ready in %.3f s (saved profiles up to record %llu, then "
-		 "%llu records of the log read, %lu publications learned)",
+	log_info("anomaly profiles: %zu ready in %.3f s (%s%llu records of the log read, %lu "
+		 "publications learned)",
 		 anomaly_profile_count(an.profiles),
-		 (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9,
-		 (unsigned long long)an.replay_from,
+		 an.load_seconds + (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9,
+		 an.had_save ? "loaded as saved, then " : "none saved: ",
 		 (unsigned long long)(an.replay_to - an.replay_from), an.replayed);
 }
 
@@ -302,6 +304,9 @@ int anomalies_start(struct fsd *d)
 	size_t len = 0;
 	int r;
 
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
 	an.profiles = anomaly_profiles_new(&d->config->anomaly);
 	if (!an.profiles)
 		return -ENOMEM;
@@ -315,11 +320,14 @@ int anomalies_start(struct fsd *d)
 	free(text);
 	if (!an.profiles)
 		return -ENOMEM;
+	an.had_save = r == 0 && an.replay_from;
 	if (r < 0)
 		an.replay_from = 0;
 	an.replay_to = audit_size(d->audit);
 	if (an.replay_from > an.replay_to) /* a log rewritten since */
 		an.replay_from = 0;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	an.load_seconds = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 	for (int k = 0; k < ANOMALY_KINDS; k++)
 		kinds[k] = anomaly_kind_name(k);
 	findings_count(d->store, kinds, ANOMALY_KINDS, an.totals);

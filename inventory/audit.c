@@ -1573,10 +1573,11 @@ static int each_row(struct audit *a, sqlite3_stmt *st,
 		struct audit_entry e = {
 		    .seq = sqlite3_column_int64(st, 0),
 		    .time_ms = sqlite3_column_int64(st, 1),
+		    .line = sqlite3_column_blob(st, 2),
+		    .line_len = sqlite3_column_bytes(st, 2),
 		};
 		json_tokener_reset(tok);
-		e.fields = json_tokener_parse_ex(tok, sqlite3_column_blob(st, 2),
-						 sqlite3_column_bytes(st, 2));
+		e.fields = json_tokener_parse_ex(tok, e.line, (int)e.line_len);
 		if (e.fields)
 			r = fn(ctx, &e);
 		json_object_put(e.fields);

@@ -128,6 +128,8 @@ struct audit_entry {
 	uint64_t seq;
 	int64_t time_ms;
 	struct json_object *fields;
+	const char *line; /* as the day's file has it, without its newline */
+	size_t line_len;
 };
 
 /* Field NAME of E as text, or NULL when the record has none. */

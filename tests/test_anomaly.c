@@ -2,6 +2,8 @@
  * kind fires when it should, stays quiet on a steady pattern, and respects
  * its thresholds and switches. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -221,4 +223,52 @@ Test(anomaly, many_paths_and_users)
 			 "the same user rebuilt it");
 	cr_assert_str_eq(kinds(sig(1151, "d0/f19950", "/usr/bin/cp", "x", MONDAY_9 + 20000)),
 			 "new_path content_churn");
+}
+
+/* Profiles saved and loaded into fresh ones judge as the learned ones do:
+ * known programs, directories, hours, the burst window's recent times and a
+ * path's last version all survive. */
+Test(anomaly, saved_profiles_judge_as_learned_ones)
+{
+	char path[64], sha[65], *text = NULL;
+	time_t t = MONDAY_9 + 3 * HOUR;
+	time_t sunday_3 = MONDAY_9 - 30 * HOUR;
+
+	steady(4);
+	for (int i = 0; i < 50; i++) {
+		snprintf(path, sizeof(path), "release/burst-%d", i);
+		snprintf(sha, sizeof(sha), "%064d", 100000 + i);
+		struct anomaly_signature s = sig(1001, path, "/usr/bin/cp", sha, t + i);
+		anomaly_learn(p, &s);
+	}
+	struct anomaly_signature other = sig(2002, "release/shared", "/usr/bin/rsync", "ab", t + 50);
+	anomaly_learn(p, &other);
+	cr_assert_eq(anomaly_profiles_save(p, t + 50, &text), 0);
+	cr_assert_not_null(text);
+	anomaly_profiles_free(p);
+	p = anomaly_profiles_new(&settings);
+	cr_assert_eq(anomaly_profiles_load(p, text, strlen(text)), 0);
+	free(text);
+
+	cr_assert_eq(anomaly_profile_count(p), 2);
+	cr_assert_str_eq(
+	    kinds(sig(1001, "release/app-new.bin", "/usr/bin/cp", "aa", MONDAY_9 + 2 * HOUR)), "",
+	    "a known program, directory and hour");
+	cr_assert_str_eq(kinds(sig(1001, "release/x", "/tmp/x/python3", "aa", t + 3600)),
+			 "new_program");
+	cr_assert_str_eq(kinds(sig(1001, "nightly/x", "/usr/bin/cp", "aa", t + 3600)), "new_path");
+	cr_assert_str_eq(kinds(sig(1001, "release/n.bin", "/usr/bin/cp", "aa", sunday_3)),
+			 "off_hours");
+	cr_assert_str_eq(kinds(sig(1001, "release/burst-50", "/usr/bin/cp", "fe", t + 51)), "burst",
+			 "the burst window's times were kept");
+	cr_assert_str_eq(kinds(sig(1001, "release/shared", "/usr/bin/cp", "cd", t + 700)),
+			 "content_churn", "the last version of a path was kept");
+	cr_assert_str_eq(kinds(sig(3003, "release/z", "/usr/bin/cp", "ee", t + 60)), "new_signer");
+}
+
+Test(anomaly, a_damaged_save_is_refused)
+{
+	cr_assert_eq(anomaly_profiles_load(p, "{\"profiles\": 3}", 15), -EINVAL);
+	cr_assert_eq(anomaly_profiles_load(p, "not json", 8), -EINVAL);
+	cr_assert_eq(anomaly_profile_count(p), 0);
 }

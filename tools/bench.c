@@ -260,10 +260,14 @@ static void *fill_records(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		if (!i)
 			return NULL;
-		snprintf(path, sizeof(path), "fill/%06llu.bin", (unsigned long long)(i % 100000));
-		snprintf(sha, sizeof(sha), "%064llx", (unsigned long long)i);
-		struct audit_record rec = {.event = "signed",
-					   .uid = 1000,
+		snprintf(path, sizeof(path), "fill/%06llu.bin",
+			 (unsigned long long)(i / 2 % 100000));
+		snprintf(sha, sizeof(sha), "%064llx", (unsigned long long)i / 2);
+		/* A signature is two records, as signfsd writes them: signed,
+		 * then published (which the anomaly profiles learn), by 20
+		 * builders. */
+		struct audit_record rec = {.event = i % 2 ? "signed" : "published",
+					   .uid = 1000 + i / 2 % 20,
 					   .gid = 1000,
 					   .pid = 4242,
 					   .user = "builder",

@@ -25,7 +25,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
 		"       signfsctl audit proof [-c CONFIG] PATH\n"
-		"       signfsctl audit tail [-c CONFIG] [-n LINES]\n"
+		"       signfsctl audit tail [-c CONFIG] [-n LINES] [-f]\n"
 		"       signfsctl audit repair [-c CONFIG] --acknowledge\n"
 		"\n"
 		"verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
@@ -37,7 +37,9 @@ static void usage(FILE *f)
 		"proof   prints the inclusion proof of the latest signing event of PATH\n"
 		"        (an inbox or outbox path) against the latest checkpoint.\n"
 		"        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
-		"tail    prints the last LINES (default 20) events of the log.\n"
+		"tail    prints the last LINES (default 20) events of the log; with -f, then\n"
+		"        each new one as it is committed, until interrupted. Events about\n"
+		"        anomalies (found, held, released, rejected) start with '! '.\n"
 		"repair --acknowledge\n"
 		"        lets signfsd start on a store whose log no longer matches the\n"
 		"        checkpoint it last signed (it refuses otherwise); that start records\n"
@@ -232,24 +234,52 @@ out:
 	return ret;
 }
 
+/* Records about anomalies (found, held, reviewed) are marked for the eye. */
+static bool about_anomaly(const struct audit_entry *e)
+{
+	const char *event = audit_entry_text(e, "event");
+	return event && (!strcmp(event, "anomaly") || !strcmp(event, "held") ||
+			 !strncmp(event, "anomaly_", 8));
+}
+
+struct tail {
+	uint64_t next;
+	bool tty;
+};
+
+static int print_entry(void *ctx, const struct audit_entry *e)
+{
+	struct tail *t = ctx;
+
+	if (about_anomaly(e))
+		fputs(t->tty ? "\033[1;31m! " : "! ", stdout);
+	fwrite(e->line, 1, e->line_len, stdout);
+	fputs(t->tty && about_anomaly(e) ? "\033[0m\n" : "\n", stdout);
+	t->next = e->seq + 1;
+	return 0;
+}
+
 static int cmd_tail(int argc, char **argv)
 {
 	const char *config = SIGNFS_CONFIG_PATH;
+	struct tail t = {.tty = isatty(STDOUT_FILENO)};
+	bool follow = false;
 	struct ctl ctl;
-	struct audit *a;
-	char(*days)[11] = NULL;
-	size_t n_days = 0;
+	uint64_t size;
 	long want = 20;
 	int c;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:n:h")) != -1) {
+	while ((c = getopt(argc, argv, "c:n:fh")) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
 			break;
 		case 'n':
 			want = strtol(optarg, NULL, 10);
+			break;
+		case 'f':
+			follow = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -265,37 +295,22 @@ static int cmd_tail(int argc, char **argv)
 	}
 	if (ctl_open(config, false, &ctl) < 0)
 		return EXIT_USAGE;
-	a = ctl.audit;
-	/* Walk back over the days until enough lines are collected. */
-	if (audit_days(a, &days, &n_days) == 0 && n_days > 0) {
-		size_t first = n_days, total = 0;
-		while (first > 0 && total < (size_t)want) {
-			char *buf;
-			size_t len;
-			first--;
-			if (audit_day_read(a, days[first], &buf, &len) == 0) {
-				for (size_t i = 0; i < len; i++)
-					total += buf[i] == '\n';
-				free(buf);
-			}
-		}
-		for (size_t d = first; d < n_days; d++) {
-			char *buf, *p;
-			size_t len;
-			if (audit_day_read(a, days[d], &buf, &len) < 0)
-				continue;
-			for (p = buf; p < buf + len;) {
-				char *nl = memchr(p, '\n', buf + len - p);
-				if (total-- <= (size_t)want)
-					fwrite(p, 1, nl - p + 1, stdout);
-				p = nl + 1;
-			}
-			free(buf);
-		}
+	size = audit_size(ctl.audit);
+	t.next = size > (uint64_t)want ? size - want : 0;
+	audit_each_seq(ctl.audit, t.next, size, print_entry, &t);
+	t.next = size;
+	fflush(stdout);
+	/* New records, as the daemon (or signfsctl) commits them, until
+	 * interrupted or the reader goes (SIGPIPE). */
+	while (follow) {
+		usleep(200000);
+		if (audit_each_seq(ctl.audit, t.next, UINT64_MAX >> 1, print_entry, &t) < 0)
+			break;
+		if (fflush(stdout) == EOF)
+			break;
 	}
-	free(days);
 	ctl_close(&ctl);
-	return EXIT_OK;
+	return follow ? EXIT_FAIL : EXIT_OK;
 }
 
 static int cmd_repair(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* signfsctl report and status. The report reads the audit log (the store,
  * read-only) for a period of UTC days and says who signed what with which
- * key, what was denied, what happened to certificates and the policy, and
+ * key, what was denied, which signatures departed from habit and what became
+ * of them, what happened to certificates and the policy, and
  * which signed checkpoint covers it, so it can be tied to the verifiable log. */
 #include "commands.h"
 #include "text.h"
@@ -30,10 +31,10 @@ struct tally {
 
 struct report {
 	char since[11], until[11];
-	unsigned long events, signed_n, denied_n, failed_n;
-	struct tally keys[MAX_TALLY], users[MAX_TALLY], reasons[MAX_TALLY];
-	size_t n_keys, n_users, n_reasons;
-	json_object *denials, *failures, *lifecycle, *alerts, *policy, *all;
+	unsigned long events, signed_n, denied_n, failed_n, anomalies_n;
+	struct tally keys[MAX_TALLY], users[MAX_TALLY], reasons[MAX_TALLY], kinds[MAX_TALLY];
+	size_t n_keys, n_users, n_reasons, n_kinds;
+	json_object *denials, *failures, *anomalies, *lifecycle, *alerts, *policy, *all;
 	uint64_t first_seq, last_seq;
 	char *checkpoint;
 	uint64_t checkpoint_size;
@@ -90,6 +91,14 @@ static void add_line(struct report *r, json_object *o)
 		r->failed_n++;
 		if (json_object_array_length(r->failures) < MAX_LISTED)
 			json_object_array_add(r->failures, json_object_get(o));
+	} else if (!strcmp(ev, "anomaly") || !strcmp(ev, "held") ||
+		   !strcmp(ev, "anomaly_released") || !strcmp(ev, "anomaly_rejected")) {
+		if (!strcmp(ev, "anomaly")) {
+			r->anomalies_n++;
+			count(r->kinds, &r->n_kinds, field(o, "kind"));
+		}
+		if (json_object_array_length(r->anomalies) < MAX_LISTED)
+			json_object_array_add(r->anomalies, json_object_get(o));
 	} else if (!strcmp(ev, "cert_imported") || !strcmp(ev, "cert_revoked") ||
 		   !strcmp(ev, "key_disabled") || !strcmp(ev, "key_enabled")) {
 		json_object_array_add(r->lifecycle, json_object_get(o));
@@ -146,12 +155,15 @@ static void print_json(struct report *r)
 	json_object_object_add(o, "signatures", json_object_new_int64(r->signed_n));
 	json_object_object_add(o, "denials", json_object_new_int64(r->denied_n));
 	json_object_object_add(o, "failures", json_object_new_int64(r->failed_n));
+	json_object_object_add(o, "anomalies", json_object_new_int64(r->anomalies_n));
 	json_object_object_add(o, "signatures_by_key", tally_json(r->keys, r->n_keys, "key"));
 	json_object_object_add(o, "signatures_by_user", tally_json(r->users, r->n_users, "user"));
 	json_object_object_add(o, "denials_by_reason",
 			       tally_json(r->reasons, r->n_reasons, "reason"));
 	json_object_object_add(o, "denied", json_object_get(r->denials));
 	json_object_object_add(o, "failed", json_object_get(r->failures));
+	json_object_object_add(o, "anomalies_by_kind", tally_json(r->kinds, r->n_kinds, "kind"));
+	json_object_object_add(o, "anomaly_events", json_object_get(r->anomalies));
 	json_object_object_add(o, "certificate_lifecycle", json_object_get(r->lifecycle));
 	json_object_object_add(o, "alerts", json_object_get(r->alerts));
 	json_object_object_add(o, "policy_changes", json_object_get(r->policy));
@@ -207,8 +219,8 @@ static void print_csv(struct report *r)
 static void print_text(struct report *r)
 {
 	printf("signfs compliance report, %s to %s (UTC)\n\n", r->since, r->until);
-	printf("events %lu, signatures %lu, denials %lu, failures %lu\n\n", r->events, r->signed_n,
-	       r->denied_n, r->failed_n);
+	printf("events %lu, signatures %lu, denials %lu, failures %lu, anomalies %lu\n\n",
+	       r->events, r->signed_n, r->denied_n, r->failed_n, r->anomalies_n);
 	printf("Signatures by key\n");
 	for (size_t i = 0; i < r->n_keys; i++)
 		printf("  %-40s %8lu\n", r->keys[i].name, r->keys[i].n);
@@ -221,11 +233,15 @@ static void print_text(struct report *r)
 		printf("  %-60s %8lu\n", text_printable(r->reasons[i].name, shown, sizeof(shown)),
 		       r->reasons[i].n);
 	}
+	printf("\nAnomalies by kind\n");
+	for (size_t i = 0; i < r->n_kinds; i++)
+		printf("  %-40s %8lu\n", r->kinds[i].name, r->kinds[i].n);
 	struct {
 		const char *title;
 		json_object *list;
 	} lists[] = {{"Denied", r->denials},
 		     {"Failed", r->failures},
+		     {"Anomalies (found, held, released, rejected)", r->anomalies},
 		     {"Certificate lifecycle", r->lifecycle},
 		     {"Alerts", r->alerts},
 		     {"Policy changes", r->policy}};
@@ -233,12 +249,13 @@ static void print_text(struct report *r)
 		printf("\n%s\n", lists[l].title);
 		for (size_t i = 0; i < json_object_array_length(lists[l].list); i++) {
 			json_object *o = json_object_array_get_idx(lists[l].list, i);
-			char user[160], shown[5][1024];
+			char user[160], shown[5][1024], event[64];
 			/* Paths and reasons come from writers: no control
 			 * character reaches the terminal. */
 			user_label(o, user, sizeof(user));
-			printf("  %s %-15s %-22s %s%s%s%s%s%s%s\n", field(o, "time"),
-			       field(o, "event"),
+			snprintf(event, sizeof(event), "%s%s%s", field(o, "event"),
+				 *field(o, "kind") ? " " : "", field(o, "kind"));
+			printf("  %s %-15s %-22s %s%s%s%s%s%s%s\n", field(o, "time"), event,
 			       *field(o, "uid") ? text_printable(user, shown[0], sizeof(shown[0]))
 						: "-",
 			       text_printable(field(o, "path"), shown[1], sizeof(shown[1])),
@@ -295,8 +312,8 @@ static void html_tally(const char *title, const char *col, struct tally *t, size
 
 static void html_events(const char *title, json_object *list)
 {
-	static const char *cols[] = {"time", "event",	    "user", "uid",   "path",
-				     "key",  "cert_serial", "rule", "reason"};
+	static const char *cols[] = {"time", "event", "kind",	     "user", "uid",
+				     "path", "key",   "cert_serial", "rule", "reason"};
 	printf("<h2>%s (%zu)</h2>\n<table><tr>", title, json_object_array_length(list));
 	for (size_t c = 0; c < sizeof(cols) / sizeof(*cols); c++)
 		printf("<th>%s</th>", cols[c]);
@@ -326,14 +343,16 @@ static void print_html(struct report *r)
 	       "pre{background:#f6f6f6;padding:1em;border:1px solid #ddd}</style>\n"
 	       "</head><body>\n<h1>signfs compliance report</h1>\n"
 	       "<p>Period: <b>%s</b> to <b>%s</b> (UTC). Events: %lu. Signatures: %lu. "
-	       "Denials: %lu. Failures: %lu.</p>\n",
+	       "Denials: %lu. Failures: %lu. Anomalies: %lu.</p>\n",
 	       r->since, r->until, r->since, r->until, r->events, r->signed_n, r->denied_n,
-	       r->failed_n);
+	       r->failed_n, r->anomalies_n);
 	html_tally("Signatures by key", "key", r->keys, r->n_keys);
 	html_tally("Signatures by user", "user", r->users, r->n_users);
 	html_tally("Denials by reason", "reason", r->reasons, r->n_reasons);
 	html_events("Denied", r->denials);
 	html_events("Failed", r->failures);
+	html_tally("Anomalies by kind", "kind", r->kinds, r->n_kinds);
+	html_events("Anomalies", r->anomalies);
 	html_events("Certificate lifecycle", r->lifecycle);
 	html_events("Alerts", r->alerts);
 	html_events("Policy changes", r->policy);
@@ -447,6 +466,7 @@ int cmd_report(int argc, char **argv)
 	a = c.audit;
 	r.denials = json_object_new_array();
 	r.failures = json_object_new_array();
+	r.anomalies = json_object_new_array();
 	r.lifecycle = json_object_new_array();
 	r.alerts = json_object_new_array();
 	r.policy = json_object_new_array();
@@ -457,6 +477,7 @@ int cmd_report(int argc, char **argv)
 	qsort(r.keys, r.n_keys, sizeof(*r.keys), by_count);
 	qsort(r.users, r.n_users, sizeof(*r.users), by_count);
 	qsort(r.reasons, r.n_reasons, sizeof(*r.reasons), by_count);
+	qsort(r.kinds, r.n_kinds, sizeof(*r.kinds), by_count);
 	switch (fmt) {
 	case FMT_JSON:
 		print_json(&r);
@@ -473,6 +494,7 @@ int cmd_report(int argc, char **argv)
 	}
 	json_object_put(r.denials);
 	json_object_put(r.failures);
+	json_object_put(r.anomalies);
 	json_object_put(r.lifecycle);
 	json_object_put(r.alerts);
 	json_object_put(r.policy);

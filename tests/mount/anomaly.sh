@@ -60,7 +60,7 @@ check "after a restart the history is learned back: the builder through cp raise
 	before=\$(grep -c '\"event\":\"anomaly\"' '$MNT'/audit/*.jsonl)
 	setpriv --reuid=2001 --regid=2001 --clear-groups cp '$SRC/one' '$I/release/e' &&
 	test \$(grep -c '\"event\":\"anomaly\"' '$MNT'/audit/*.jsonl) = \$before"
-check "...and the daemon log says how much it learned" grep -q "anomaly profiles: [0-9]* ready in [0-9.]* s (saved profiles up to record [0-9]*, then [0-9]* records of the log read" "$T/daemon.log"
+check "...and the daemon log says how much it learned" grep -q "anomaly profiles: [0-9]* ready in [0-9.]* s (loaded as saved, then [0-9]* records of the log read" "$T/daemon.log"
 stop_daemon
 
 sed -i 's/^\[rule builders\]/[anomaly]\nkinds = none\n\n&/' "$CONF"
