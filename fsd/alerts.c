@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "quorum.h"
 #include "store.h"
 
 #define COMMAND_TIMEOUT_S 30
@@ -108,6 +109,7 @@ static void *loop(void *arg)
 			log_err("inventory: cannot write usage counts (kept for the next try)");
 		if (n > 0)
 			daemon_note_inventory(d, NULL);
+		quorum_tick(d);
 		if (time(NULL) >= next_check) {
 			check(d);
 			next_check = time(NULL) + d->config->alert_interval;

@@ -384,71 +384,82 @@ static int add_finding(void *ctx, struct store_txn *txn, char *err)
 	return findings_add(txn, ctx, err);
 }
 
+static const enum finding_state states[] = {
+    [POLICY_ANOMALY_RECORD] = FINDING_RECORDED,
+    [POLICY_ANOMALY_HOLD] = FINDING_OPEN,
+    [POLICY_ANOMALY_DENY] = FINDING_DENIED,
+};
+
+int anomalies_found(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
+		    enum anomaly_kind kind, const char *reason, enum policy_on_anomaly action,
+		    char err[AUDIT_ERR_MAX])
+{
+	struct finding f = {
+	    .signing = seq,
+	    .time = when,
+	    .uid = rec->uid,
+	    .state = states[action],
+	    .decided_by = -1,
+	};
+	struct audit_record a = {
+	    .event = "anomaly",
+	    .uid = rec->uid,
+	    .user = rec->user,
+	    .gid = rec->gid,
+	    .pid = rec->pid,
+	    .exe = rec->exe,
+	    .path = rec->path,
+	    .size = AUDIT_NONE,
+	    .sha256 = rec->sha256,
+	    .key = rec->key,
+	    .rule = rec->rule,
+	    .decision = policy_on_anomaly_name(action),
+	    .reason = reason,
+	    .kind = anomaly_kind_name(kind),
+	    .has_signing = true,
+	    .signing = seq,
+	};
+	snprintf(f.kind, sizeof(f.kind), "%s", anomaly_kind_name(kind));
+	snprintf(f.user, sizeof(f.user), "%s", rec->user ? rec->user : "");
+	snprintf(f.key, sizeof(f.key), "%s", rec->key ? rec->key : "");
+	snprintf(f.rule, sizeof(f.rule), "%s", rec->rule ? rec->rule : "");
+	snprintf(f.path, sizeof(f.path), "%s", rec->path);
+	snprintf(f.exe, sizeof(f.exe), "%s", rec->exe ? rec->exe : "");
+	snprintf(f.sha256, sizeof(f.sha256), "%s", rec->sha256 ? rec->sha256 : "");
+	snprintf(f.reason, sizeof(f.reason), "%s", reason);
+	log_warn("anomaly %s (%s): inbox/%s: %s", f.kind, a.decision, rec->path, f.reason);
+	if (audit_append_with(d->audit, &a, add_finding, &f, NULL, err) < 0) {
+		log_err("inbox/%s: the anomaly could not be recorded: %s", rec->path, err);
+		return -EIO;
+	}
+	pthread_mutex_lock(&an.lock);
+	an.totals[kind]++;
+	pthread_mutex_unlock(&an.lock);
+	queue_alert(d, &f, action);
+	daemon_note_inventory(d, NULL);
+	return 0;
+}
+
 int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
 		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX])
 {
-	static const enum finding_state states[] = {
-	    [POLICY_ANOMALY_RECORD] = FINDING_RECORDED,
-	    [POLICY_ANOMALY_HOLD] = FINDING_OPEN,
-	    [POLICY_ANOMALY_DENY] = FINDING_DENIED,
-	};
 	struct anomaly_finding found[ANOMALY_KINDS];
 	struct anomaly_signature s = signature_of(rec, when);
+	char err[AUDIT_ERR_MAX];
 	size_t n;
 
 	if (!an.profiles || !rec->key || !rec->path || !wait_ready(action))
 		return 0;
 	n = anomaly_check(an.profiles, &s, found);
-	for (size_t i = 0; i < n; i++) {
-		char err[AUDIT_ERR_MAX];
-		struct finding f = {
-		    .signing = seq,
-		    .time = when,
-		    .uid = rec->uid,
-		    .state = states[action],
-		    .decided_by = -1,
-		};
-		struct audit_record a = {
-		    .event = "anomaly",
-		    .uid = rec->uid,
-		    .user = rec->user,
-		    .gid = rec->gid,
-		    .pid = rec->pid,
-		    .exe = rec->exe,
-		    .path = rec->path,
-		    .size = AUDIT_NONE,
-		    .sha256 = rec->sha256,
-		    .key = rec->key,
-		    .rule = rec->rule,
-		    .decision = policy_on_anomaly_name(action),
-		    .reason = found[i].reason,
-		    .kind = anomaly_kind_name(found[i].kind),
-		    .has_signing = true,
-		    .signing = seq,
-		};
-		snprintf(f.kind, sizeof(f.kind), "%s", anomaly_kind_name(found[i].kind));
-		snprintf(f.user, sizeof(f.user), "%s", rec->user ? rec->user : "");
-		snprintf(f.key, sizeof(f.key), "%s", rec->key);
-		snprintf(f.rule, sizeof(f.rule), "%s", rec->rule ? rec->rule : "");
-		snprintf(f.path, sizeof(f.path), "%s", rec->path);
-		snprintf(f.exe, sizeof(f.exe), "%s", rec->exe ? rec->exe : "");
-		snprintf(f.sha256, sizeof(f.sha256), "%s", rec->sha256 ? rec->sha256 : "");
-		snprintf(f.reason, sizeof(f.reason), "%s", found[i].reason);
-		log_warn("anomaly %s (%s): inbox/%s: %s", f.kind, a.decision, rec->path, f.reason);
-		if (audit_append_with(d->audit, &a, add_finding, &f, NULL, err) < 0) {
-			log_err("inbox/%s: the anomaly could not be recorded: %s", rec->path, err);
+	for (size_t i = 0; i < n; i++)
+		if (anomalies_found(d, rec, seq, when, found[i].kind, found[i].reason, action,
+				    err) < 0) {
 			/* Unrecorded, it may not pass unseen: refuse it. */
 			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
 			return -EIO;
 		}
-		pthread_mutex_lock(&an.lock);
-		an.totals[found[i].kind]++;
-		pthread_mutex_unlock(&an.lock);
-		queue_alert(d, &f, action);
-	}
 	if (!n)
 		return 0;
-	daemon_note_inventory(d, NULL);
 	switch (action) {
 	case POLICY_ANOMALY_DENY:
 		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",

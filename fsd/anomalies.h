@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "anomaly.h"
+#include "audit.h"
 #include "ingest.h"
 
 struct fsd;
@@ -35,6 +36,13 @@ void anomalies_stop(struct fsd *d);
  * writer's reason in VETO either way). */
 int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
 		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX]);
+
+/* Record a finding of KIND (REASON) about record SEQ (REC) at WHEN, under
+ * ACTION: an anomaly event and its row, committed together, then the alert.
+ * 0, or -EIO with the reason in ERR. */
+int anomalies_found(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
+		    enum anomaly_kind kind, const char *reason, enum policy_on_anomaly action,
+		    char err[AUDIT_ERR_MAX]);
 
 /* A signature (REC) was published at WHEN: learn it. */
 void anomalies_published(struct fsd *d, const struct audit_record *rec, time_t when);

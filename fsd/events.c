@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "outbox.h"
+#include "quorum.h"
 #include "recent.h"
 #include "shipper.h"
 #include "signer.h"
@@ -71,6 +72,8 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
 	if (ev->replaced)
 		ops_published(d, ev->path);
+	if (ev->quorum >= 2)
+		quorum_published(d, ev->path);
 	/* Counted in memory; the inventory files change when the counts are
 	 * written, once a second (alerts.c). */
 	if (ev->key)
@@ -142,10 +145,14 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	case INGEST_PUBLISHED:
 		published(d, ev, &rec);
 		return 0;
+	case INGEST_ATTEST:
+		return quorum_attest(d, ev, &rec);
 	case INGEST_SIGNED:
 		rec.event = "signed";
 		rec.decision = "allow";
 		rec.opens = true;
+		rec.attesters = ev->attesters;
+		rec.n_attesters = ev->n_attesters;
 		/* Durable with the publication's first flush (ingest.c). */
 		rec.caller_flushes = true;
 		if (audit_append(d->audit, &rec, &seq, err) < 0) {
@@ -283,6 +290,8 @@ int events_authorize(void *ctx, const char *path, enum ingest_check check,
 	snprintf(grant->key, sizeof(grant->key), "%s", g.key);
 	grant->max_size = g.max_size;
 	grant->on_anomaly = g.on_anomaly;
+	grant->quorum = g.quorum;
+	grant->quorum_window = g.quorum_window;
 	grant->reservation = g.reserved_at;
 	if (g.allow)
 		return 0;

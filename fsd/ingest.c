@@ -46,6 +46,7 @@ struct pending {
 
 struct ingest {
 	int state_fd, inbox_fd, staging_fd;
+	int quorum_fd; /* copies kept by quorum attestations */
 	const struct config *config;
 	struct outbox *outbox;
 	struct ingest_hooks hooks;
@@ -140,6 +141,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 		in->counts.abandoned_n++;
 		break;
 	case INGEST_SIGNED:
+	case INGEST_ATTEST:
 		break;
 	}
 	pthread_mutex_unlock(&in->lock);
@@ -392,7 +394,9 @@ struct commit {
 	unsigned char *sig;
 	size_t sig_len;
 	uint64_t signing;
-	bool held; /* kept aside for review (INGEST_HELD) */
+	bool held;				   /* kept aside for review (INGEST_HELD) */
+	long long attesters[INGEST_MAX_ATTESTERS]; /* a quorum reached: its writers */
+	size_t n_attesters;
 	char reason[ERROR_MAX];
 };
 
@@ -466,6 +470,8 @@ static int commit_record(struct commit *c, double started)
 	    .ret_signing = &c->signing,
 	    .veto = veto,
 	    .on_anomaly = c->grant.on_anomaly,
+	    .attesters = c->attesters,
+	    .n_attesters = c->n_attesters,
 	};
 	int r = report(c->in, &ev, started);
 
@@ -473,6 +479,50 @@ static int commit_record(struct commit *c, double started)
 		error_set(c->reason, 0, "%s", veto);
 	else if (r < 0)
 		error_set(c->reason, 0, "not published: %s", veto[0] ? veto : strerror(-r));
+	return r;
+}
+
+/* A quorum rule's write, hashed, before any signature: a copy of its bytes
+ * is linked under quorum/ (made durable with the attestation's record), and
+ * the daemon decides. 0: the quorum is reached, sign; INGEST_ATTESTED:
+ * attested, nothing more to do; -EACCES: refused (a mismatch). */
+static int commit_attest(struct commit *c, double started)
+{
+	struct ingest *in = c->in;
+	char copy[64], proc[64], veto[INGEST_VETO_MAX] = "";
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(copy, sizeof(copy), "%lld.%09ld.%u", (long long)ts.tv_sec, ts.tv_nsec,
+		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->fd);
+	if (linkat(AT_FDCWD, proc, in->quorum_fd, copy, AT_SYMLINK_FOLLOW) < 0)
+		return error_set(c->reason, -EIO, "cannot keep a copy for the quorum: %s",
+				 strerror(errno));
+	struct ingest_event ev = {
+	    .result = INGEST_ATTEST,
+	    .path = c->path,
+	    .cred = c->cred,
+	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
+	    .key = c->grant.key,
+	    .size = c->st.st_size,
+	    .sha256 = c->digest,
+	    .signing = INGEST_NO_ID,
+	    .veto = veto,
+	    .copy = copy,
+	    .quorum = c->grant.quorum,
+	    .quorum_window = c->grant.quorum_window,
+	    .ret_attesters = c->attesters,
+	    .ret_n_attesters = &c->n_attesters,
+	};
+	r = report(in, &ev, started);
+	if (!ev.keep_copy)
+		unlinkat(in->quorum_fd, copy, 0);
+	if (r == -EACCES || r == INGEST_ATTESTED)
+		error_set(c->reason, 0, "%s", veto);
+	else if (r < 0)
+		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
 	return r;
 }
 
@@ -529,6 +579,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	pthread_mutex_unlock(&in->lock);
 
 	r = commit_hash(&c);
+	if (r == 0 && c.grant.quorum >= 2)
+		r = commit_attest(&c, started);
 	if (r == 0)
 		r = commit_sign(&c);
 	if (r == 0)
@@ -560,6 +612,7 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		    .reason = r < 0 ? c.reason : NULL,
 		    .signing = c.signing,
 		    .replaced = staging != NULL,
+		    .quorum = c.grant.quorum,
 		};
 		report(in, &ev, started);
 	}
@@ -567,6 +620,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	hash_free(&c.fresh);
 	if (r == 1)
 		return 0; /* unlinked before its close: nothing to publish */
+	if (r == INGEST_ATTESTED)
+		return r;
 	/* Signing and publishing failures are EIO to the writer, a refusal or
 	 * a hold EACCES; the reason went out with the event. */
 	return r == -EFBIG || r == -EACCES ? r : r < 0 ? -EIO : 0;
@@ -1055,6 +1110,13 @@ static int commit_file(struct ingest_file *f)
 	}
 	r = commit_fd(in, f->fd, path, &f->hash, f->staging[0] ? f->staging : NULL, &f->cred);
 	pthread_mutex_unlock(s);
+	if (r == INGEST_ATTESTED) {
+		/* Attested, published only with the other writers' bytes: the
+		 * inbox goes back to what is published. */
+		drop_uncommitted(f, path);
+		free(path);
+		return 0;
+	}
 	if (r == 0) {
 		pthread_mutex_lock(&in->lock);
 		f->staging[0] = 0;
@@ -1622,6 +1684,33 @@ void ingest_discard_held(struct ingest *in, uint64_t signing)
 	outbox_discard(in->outbox, signing);
 }
 
+void ingest_drop_copy(struct ingest *in, const char *name)
+{
+	if (*name && !strchr(name, '/'))
+		unlinkat(in->quorum_fd, name, 0);
+}
+
+int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),
+		     void *ctx)
+{
+	int fd = openat(in->quorum_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	struct stat st;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.' &&
+		    fstatat(in->quorum_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			fn(ctx, e->d_name, st.st_mtime);
+	closedir(dir);
+	return 0;
+}
+
 /* ---- lifecycle ---- */
 
 int ingest_open(int state_fd, const struct config *c, struct flush *flush,
@@ -1632,7 +1721,7 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 
 	if (!in)
 		return -ENOMEM;
-	in->inbox_fd = in->staging_fd = -1;
+	in->inbox_fd = in->staging_fd = in->quorum_fd = -1;
 	in->state_fd = state_fd;
 	in->config = c;
 	in->hooks = *hooks;
@@ -1643,6 +1732,11 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	r = backing_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "staging", &in->staging_fd);
+	if (r == 0)
+		r = backing_open_dir(state_fd, "quorum", &in->quorum_fd);
+	/* The writers' bytes, for root to examine. */
+	if (r == 0 && fchmod(in->quorum_fd, 0700) < 0)
+		r = -errno;
 	if (r == 0)
 		r = outbox_open(state_fd, flush, &in->outbox);
 	/* Like /tmp: anyone may create here, the policy decides what is
@@ -1682,6 +1776,8 @@ void ingest_free(struct ingest *in)
 	outbox_free(in->outbox);
 	if (in->inbox_fd >= 0)
 		close(in->inbox_fd);
+	if (in->quorum_fd >= 0)
+		close(in->quorum_fd);
 	if (in->staging_fd >= 0)
 		close(in->staging_fd);
 	pthread_cond_destroy(&in->wake);

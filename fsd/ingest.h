@@ -54,6 +54,7 @@ struct ingest_grant {
 	uint64_t max_size;   /* 0: none */
 	int64_t reservation; /* COMMIT: what the grant took (a rate slot), 0: nothing */
 	enum policy_on_anomaly on_anomaly; /* what the SIGNED handler does with an anomaly */
+	unsigned quorum, quorum_window;	   /* writers of the same bytes a signature needs */
 };
 
 /* What an authorisation is for. */
@@ -94,10 +95,20 @@ enum ingest_result {
 	INGEST_FAILED,
 	INGEST_DENIED,
 	INGEST_ABANDONED,
-	INGEST_HELD, /* signed and kept aside, durably (ingest_publish_held) */
+	INGEST_HELD,   /* signed and kept aside, durably (ingest_publish_held) */
+	INGEST_ATTEST, /* a quorum rule's write, hashed: the handler decides */
 };
 
+/* ATTEST, like SIGNED, is reported before anything is signed, with a copy
+ * of the bytes kept under quorum/ as COPY: the handler returns 0 when this
+ * write completes the quorum (the uids of its writers in *ret_attesters,
+ * which the SIGNED event then names), INGEST_ATTESTED when it was counted
+ * (the writer's close() succeeds, nothing is published), or -EACCES when
+ * it is refused, with the reason in VETO either way. It sets keep_copy
+ * when the copy is to stay (the daemon then owns it: ingest_drop_copy). */
 #define INGEST_HOLD 2
+#define INGEST_ATTESTED 3
+#define INGEST_MAX_ATTESTERS 64
 
 struct ingest_event {
 	enum ingest_result result;
@@ -113,7 +124,14 @@ struct ingest_event {
 	uint64_t *ret_signing;	     /* SIGNED: where the handler names its record */
 	bool replaced;		     /* PUBLISHED: the inbox entry is another inode now */
 	enum policy_on_anomaly on_anomaly; /* SIGNED: the rule's choice for anomalies */
-	char *veto;			   /* SIGNED: INGEST_VETO_MAX bytes for a reason */
+	const long long *attesters;	   /* SIGNED: a quorum's writers (uids) */
+	size_t n_attesters;
+	unsigned quorum, quorum_window; /* ATTEST (and PUBLISHED): the rule's quorum */
+	const char *copy;		/* ATTEST: the kept copy's name under quorum/ */
+	bool keep_copy;			/* ATTEST: set by the handler to keep it */
+	long long *ret_attesters;	/* ATTEST: INGEST_MAX_ATTESTERS uids */
+	size_t *ret_n_attesters;
+	char *veto; /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 };
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
@@ -156,6 +174,13 @@ int ingest_publish_held(struct ingest *in, const char *relpath, uint64_t signing
 
 /* The signature SIGNING held for review is discarded. */
 void ingest_discard_held(struct ingest *in, uint64_t signing);
+
+/* A copy that an attestation kept (its name under quorum/) is removed. */
+void ingest_drop_copy(struct ingest *in, const char *name);
+
+/* FN for each copy kept under quorum/, with its mtime. */
+int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),
+		     void *ctx);
 struct outbox *ingest_outbox(struct ingest *in);
 
 /* Create inbox/RELPATH (new file, owned by CRED) open for writing. */

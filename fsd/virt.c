@@ -15,6 +15,7 @@
 #include "build-config.h"
 
 #include "anomalies.h"
+#include "quorum.h"
 #include "audit.h"
 #include "certs.h"
 #include "config.h"
@@ -36,9 +37,11 @@
 #define INO_STATUS (INO_BASE + 6)
 #define INO_METRICS (INO_BASE + 7)
 #define INO_WHOAMI (INO_BASE + 8)
+#define INO_QUORUM (INO_BASE + 9)
 #define INO_DAY_BASE (INO_BASE + 0x1000) /* + days since the epoch */
 
-const char *const virt_top_names[] = {"inventory", "audit", "status", "metrics", "whoami", NULL};
+const char *const virt_top_names[] = {"inventory", "audit",  "status", "metrics",
+				      "whoami",	   "quorum", NULL};
 
 static void set_time(struct stat *st, int64_t ms)
 {
@@ -376,6 +379,7 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 		return -ENOMEM;
 	metrics_render(d->metrics, f);
 	anomalies_metrics(d, f);
+	quorum_metrics(d, f);
 	/* A timestamp in seconds, the base unit (as exporters of certificate
 	 * expiry do); alert rules subtract time() from it. */
 	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
@@ -439,6 +443,20 @@ static int render_anomalies_json(struct fsd *d, const struct virt_reader *who, c
 				 size_t *len, int64_t *mtime_ms)
 {
 	return render_anomalies_as(d, anomalies_render_json, ret, len, mtime_ms);
+}
+
+/* /quorum: the attestations waiting for the other writers, and the paths
+ * a mismatch blocks. */
+static int render_quorum(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			 int64_t *mtime_ms)
+{
+	FILE *f = open_memstream(ret, len);
+
+	if (!f)
+		return -ENOMEM;
+	quorum_render(d, f);
+	*mtime_ms = now_ms();
+	return fclose(f) == 0 ? 0 : -ENOMEM;
 }
 
 /* /whoami: for the one who reads it, who signfs takes them for, what they
@@ -507,6 +525,7 @@ static const struct vfile {
     {"/status", INO_STATUS, render_status, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
     {"/metrics", INO_METRICS, render_metrics, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
     {"/whoami", INO_WHOAMI, render_whoami, VIRT_STATUS | VIRT_POLICY},
+    {"/quorum", INO_QUORUM, render_quorum, VIRT_STATUS | VIRT_INVENTORY},
     {"/inventory/holders", INO_HOLDERS, render_holders, VIRT_POLICY},
     {"/inventory/certificates", 0, render_certificates, VIRT_INVENTORY},
     {"/inventory/certificates.json", 0, render_certificates_json, VIRT_INVENTORY},

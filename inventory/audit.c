@@ -247,6 +247,13 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_str(o, "kind", r->kind);
 	if (r->has_signing)
 		json_object_object_add(o, "signing", json_object_new_int64(r->signing));
+	if (r->n_attesters) {
+		json_object *a = json_object_new_array();
+		for (size_t i = 0; a && i < r->n_attesters; i++)
+			json_object_array_add(a, json_object_new_int64(r->attesters[i]));
+		json_object_object_add(o, "attesters", a);
+	}
+	add_str(o, "other_sha256", r->other_sha256);
 	if (seq > 0) {
 		hex(prev, MERKLE_HASH, prev_hex);
 		add_str(o, "prev", prev_hex);

@@ -35,6 +35,11 @@ struct audit_record {
 	const char *kind; /* anomaly: its kind (new_signer, ...) */
 	bool has_signing; /* anomaly: the signing record SIGNING it concerns */
 	uint64_t signing;
+	/* signed under a quorum: the uids whose identical writes it needed (not
+	 * copied by audit_append_later) */
+	const long long *attesters;
+	size_t n_attesters;
+	const char *other_sha256; /* quorum_mismatch: what the earlier writers wrote */
 	/* audit_append returns once the record is committed, before it is
 	 * durable: the caller waits for the store's group flush (store_flush)
 	 * before acting on it, with writes of its own that the same flush

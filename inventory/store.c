@@ -93,6 +93,17 @@ static const char schema[] =
     "  PRIMARY KEY (signing, kind));"
     "CREATE INDEX IF NOT EXISTS anomalies_by_time ON anomalies(time);"
     "CREATE INDEX IF NOT EXISTS anomalies_unsettled ON anomalies(settled) WHERE settled = 0;"
+    /* Quorum attestations waiting for the other writers, or blocked by a
+     * mismatch (attestations.c). */
+    "CREATE TABLE IF NOT EXISTS quorum ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  path TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    "  uid INTEGER NOT NULL, user TEXT, exe TEXT, rule TEXT,"
+    "  copy TEXT," /* the kept bytes: STATE/quorum/COPY */
+    "  time INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    "  quorum INTEGER NOT NULL,"
+    "  blocked INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS quorum_by_path ON quorum(path);"
     /* The anomaly profiles as last saved, and the first audit record they
      * do not cover: a start reads the log from there only. */
     "CREATE TABLE IF NOT EXISTS anomaly_profiles ("

@@ -18,7 +18,8 @@
 #define RECENT_MAX 4096
 
 static const char *const names[ANOMALY_KINDS] = {
-    "new_signer", "new_program", "new_path", "off_hours", "burst", "content_churn",
+    "new_signer", "new_program",   "new_path",	      "off_hours",
+    "burst",	  "content_churn", "quorum_mismatch",
 };
 
 const char *anomaly_kind_name(enum anomaly_kind kind)

@@ -12,7 +12,9 @@
  *   burst          far more signatures in a sliding window than the user's
  *                  own average per window, and above a floor
  *   content_churn  the same path signed again with other content within a
- *                  short interval, by another user or another program */
+ *                  short interval, by another user or another program
+ * and quorum_mismatch, which the daemon raises when the writers of a quorum
+ * rule disagree (the profiles never do). */
 #pragma once
 
 #include <stdbool.h>
@@ -27,6 +29,7 @@ enum anomaly_kind {
 	ANOMALY_OFF_HOURS,
 	ANOMALY_BURST,
 	ANOMALY_CONTENT_CHURN,
+	ANOMALY_QUORUM_MISMATCH, /* raised by quorum rules, not by the profiles */
 	ANOMALY_KINDS
 };
 

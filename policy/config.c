@@ -347,6 +347,34 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->rate_per_hour = n;
 		return 1;
 	}
+	if (!strcmp(key, "quorum")) {
+		char *end;
+		unsigned long n = strtoul(value, &end, 10);
+		if (end == value || *end || n < 2 || n > POLICY_MAX_IDS)
+			return fail(s,
+				    "quorum '%s' must be the number of distinct writers whose "
+				    "identical bytes a signature needs, 2 to %d",
+				    value, POLICY_MAX_IDS);
+		r->quorum = n;
+		return 1;
+	}
+	if (!strcmp(key, "quorum_window")) {
+		char *end;
+		unsigned long n = strtoul(value, &end, 10), unit = 1;
+		if (*end == 's' || *end == 'm' || *end == 'h' || *end == 'd')
+			unit = *end == 'm'   ? 60
+			       : *end == 'h' ? 3600
+			       : *end == 'd' ? 86400
+					     : 1,
+			end++;
+		if (end == value || *end || n == 0 || n * unit > 30 * 86400)
+			return fail(s,
+				    "quorum_window '%s' must be a duration up to 30 days: seconds, "
+				    "or with s, m, h or d",
+				    value);
+		r->quorum_window = n * unit;
+		return 1;
+	}
 	if (!strcmp(key, "on_anomaly")) {
 		for (int a = POLICY_ANOMALY_RECORD; a <= POLICY_ANOMALY_DENY; a++)
 			if (!strcmp(value, policy_on_anomaly_name(a))) {
@@ -612,6 +640,16 @@ static int validate(struct parse_state *s)
 			return fail(s,
 				    "[rule %s] names key '%s', which no [key %s] section defines",
 				    r->name, r->key, r->key);
+		if (r->quorum_window && !r->quorum)
+			return fail(s, "[rule %s] has a quorum_window but no quorum", r->name);
+		if (r->quorum && !r->quorum_window)
+			r->quorum_window = 3600;
+		/* A quorum counts distinct writers among those the rule names:
+		 * it must name enough of them (a group may hold any number). */
+		if (r->quorum && !r->n_gids && r->n_uids && r->n_uids < r->quorum)
+			return fail(s,
+				    "[rule %s] needs %u distinct writers but names only %zu users",
+				    r->name, r->quorum, r->n_uids);
 	}
 	s->line = 0;
 	if (!c->audit_key)

@@ -115,6 +115,8 @@ void policy_live_decide(struct policy_live *p, const char *path, enum policy_tar
 		snprintf(out->key, sizeof(out->key), "%s", d.rule->key);
 		out->max_size = d.rule->max_size;
 		out->on_anomaly = d.rule->on_anomaly;
+		out->quorum = d.rule->quorum;
+		out->quorum_window = d.rule->quorum_window;
 	}
 	if (d.reserved)
 		out->reserved_at = now;

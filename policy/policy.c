@@ -348,6 +348,8 @@ void policy_describe_scope(FILE *f, const struct rule *r)
 			r->to_min / 60, r->to_min % 60);
 	if (r->rate_per_hour)
 		fprintf(f, " rate %u/hour", r->rate_per_hour);
+	if (r->quorum)
+		fprintf(f, " quorum %u within %u s", r->quorum, r->quorum_window);
 	if (r->on_anomaly != POLICY_ANOMALY_RECORD)
 		fprintf(f, " on_anomaly %s", policy_on_anomaly_name(r->on_anomaly));
 	fprintf(f, "\n");

@@ -33,7 +33,9 @@ struct rule {
 	int from_min, to_min;	/* UTC minutes of the day; from == to: always */
 	unsigned rate_per_hour; /* 0: unlimited; per user */
 	enum policy_on_anomaly on_anomaly;
-	int line; /* where it starts in the config */
+	unsigned quorum;	/* 0: none; else distinct writers of the same bytes */
+	unsigned quorum_window; /* seconds an attestation waits for the others */
+	int line;		/* where it starts in the config */
 };
 
 /* The writer as the kernel reported it at create/open. */

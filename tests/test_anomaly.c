@@ -241,7 +241,8 @@ Test(anomaly, saved_profiles_judge_as_learned_ones)
 		struct anomaly_signature s = sig(1001, path, "/usr/bin/cp", sha, t + i);
 		anomaly_learn(p, &s);
 	}
-	struct anomaly_signature other = sig(2002, "release/shared", "/usr/bin/rsync", "ab", t + 50);
+	struct anomaly_signature other =
+	    sig(2002, "release/shared", "/usr/bin/rsync", "ab", t + 50);
 	anomaly_learn(p, &other);
 	cr_assert_eq(anomaly_profiles_save(p, t + 50, &text), 0);
 	cr_assert_not_null(text);

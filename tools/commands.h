@@ -51,3 +51,4 @@ int cmd_status(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_anomalies(int argc, char **argv);
 int cmd_anomaly(int argc, char **argv);
+int cmd_quorum(int argc, char **argv);

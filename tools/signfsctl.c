@@ -46,6 +46,7 @@ static void usage_main(FILE *f)
 	    "  fetch         copy an artifact and its signature as one verified pair\n"
 	    "  anomalies     list the signatures that departed from habit (--json)\n"
 	    "  anomaly       release or reject a signature held for review\n"
+	    "  quorum        what waits for a quorum; show or reset a path\n"
 	    "\n"
 	    "Run 'signfsctl COMMAND --help' for a command's options.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -474,6 +475,8 @@ int main(int argc, char **argv)
 		return cmd_anomalies(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "anomaly"))
 		return cmd_anomaly(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "quorum"))
+		return cmd_quorum(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;

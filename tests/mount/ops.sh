@@ -142,7 +142,7 @@ if [ -n "$chromium" ]; then
 	flags="$flags --user-data-dir=$T/chromium"
 	check "headless Chromium renders the report's tables" sh -c "
 		timeout 60 $chromium $flags --dump-dom 'file://$T/r.html' 2>/dev/null >'$T/dom.html' &&
-		test \$(grep -o '<table>' '$T/dom.html' | wc -l) = 8 &&
+		test \$(grep -o '<table>' '$T/dom.html' | wc -l) = 10 &&
 		grep -q '<td>codesign</td><td class=\"n\">3</td>' '$T/dom.html' &&
 		grep -q '<td>no rule allows this user this path</td>' '$T/dom.html'"
 	check "...and a screenshot of it" sh -c "
