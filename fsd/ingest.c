@@ -1250,6 +1250,8 @@ static void commit_pending(struct ingest *in, struct pending *p)
 	    : check_final_name(in, p->path, false) < 0
 		? -ENAMETOOLONG
 		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
+	if (r == INGEST_ATTESTED && names_fd(in, p->path, fd))
+		unlinkat(in->inbox_fd, p->path, 0); /* attested, not published */
 	if (r < 0 && names_fd(in, p->path, fd)) {
 		snprintf(why, sizeof(why),
 			 "temporary file not renamed within %u s and not signable under its own "
@@ -1496,6 +1498,9 @@ static int commit_moved(struct ingest *in, const char *to, struct file_list *fil
 			s = stripe(in, path);
 			pthread_mutex_lock(s);
 			r = commit_fd(in, fd, path, NULL, NULL, cred);
+			/* Attested, not published: out of the inbox, as at close. */
+			if (r == INGEST_ATTESTED)
+				unlinkat(in->inbox_fd, path, 0);
 			pthread_mutex_unlock(s);
 			close(fd);
 			if (r < 0)
@@ -1601,10 +1606,19 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 				  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), marker);
 	if (r == 0 && commit)
 		r = commit_fd(in, fd, to, NULL, NULL, cred);
-	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
+	if (r == INGEST_ATTESTED) {
+		/* Attested, not published: the bytes leave the inbox, as a
+		 * closed file's do, and the rename succeeds for the writer. */
+		r = unlinkat(in->inbox_fd, from, 0) < 0 ? -errno : 0;
+		pthread_mutex_lock(&in->lock);
+		done = pending_take(in, from);
+		pthread_mutex_unlock(&in->lock);
+		from = NULL;
+	} else if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0) {
 		r = -errno;
+	}
 	marker_remove(in, marker);
-	if (r == 0) {
+	if (r == 0 && from) {
 		pthread_mutex_lock(&in->lock);
 		registry_rename(in, from, to, commit);
 		if (commit)

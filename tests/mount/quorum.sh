@@ -91,6 +91,14 @@ check "...then two builders agree and it is published" sh -c "
 	setpriv --reuid=3003 --regid=3003 --clear-groups cp '$SRC/one' '$I/release/m' && cmp '$SRC/one' '$O/release/m'"
 check "...openssl cms and certtool verify it" verify release/m
 
+check "rsync (a temporary file, then its rename) attests too: exit 0, nothing published" sh -c "
+	setpriv --reuid=3001 --regid=3001 --clear-groups rsync '$SRC/one' '$I/release/rs' &&
+	! test -e '$O/release/rs' && test -z \"\$(ls -A '$I/release' | grep rs)\" &&
+	grep -q '^pending   1/2 .*inbox/release/rs (3001)' '$Q'"
+check "...a second builder's rsync publishes it" sh -c "
+	setpriv --reuid=3002 --regid=3002 --clear-groups rsync '$SRC/one' '$I/release/rs' && cmp '$SRC/one' '$O/release/rs'"
+check "...openssl cms and certtool verify it" verify release/rs
+
 check "an attestation survives a restart" as 3002 cp "$SRC/one" "$I/release/r"
 stop_daemon
 start_daemon
