@@ -41,6 +41,7 @@ struct daemon_status {
 struct fsd {
 	const struct config *config;
 	struct signer *signer;
+	struct timestamper *timestamper; /* [timestamp], or NULL */
 	struct ingest *ingest;
 	struct policy_live *policy;
 	struct store *store;

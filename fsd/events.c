@@ -26,6 +26,7 @@
 #include "shipper.h"
 #include "signer.h"
 #include "store.h"
+#include "timestamp.h"
 
 /* The user database is read for every lookup: names of recent writers are
  * kept for a minute instead of being looked up twice per commit. */
@@ -153,6 +154,15 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		rec.opens = true;
 		rec.attesters = ev->attesters;
 		rec.n_attesters = ev->n_attesters;
+		if (ev->facts && ev->facts->timestamp[0]) {
+			rec.timestamp = ev->facts->timestamp;
+			rec.timestamp_serial = ev->facts->ts_serial;
+			rec.tsa_serial = ev->facts->tsa_serial;
+		}
+		if (ev->facts && ev->facts->note[0]) {
+			rec.reason = ev->facts->note;
+			log_warn("inbox/%s: %s", ev->path, ev->facts->note);
+		}
 		/* Durable with the publication's first flush (ingest.c). */
 		rec.caller_flushes = true;
 		if (audit_append(d->audit, &rec, &seq, err) < 0) {
@@ -380,8 +390,37 @@ static int pick_up_renewal(struct fsd *d, const char *key, const struct key_stat
 	return 0;
 }
 
+/* The signature in *DER timestamped ([timestamp]); without a token, the
+ * commit fails if one is required, else FACTS say why it has none. */
+static int stamp(struct fsd *d, unsigned char **der, size_t *len, struct ingest_sign_facts *facts,
+		 char reason[INGEST_VETO_MAX])
+{
+	struct timestamp_info info;
+	char err[ERROR_MAX];
+	unsigned char *out;
+	size_t out_len;
+
+	if (timestamper_stamp(d->timestamper, *der, *len, &out, &out_len, &info, err) == 0) {
+		OPENSSL_free(*der);
+		*der = out;
+		*len = out_len;
+		snprintf(facts->timestamp, sizeof(facts->timestamp), "%s", info.gen_time);
+		snprintf(facts->ts_serial, sizeof(facts->ts_serial), "%s", info.serial);
+		snprintf(facts->tsa_serial, sizeof(facts->tsa_serial), "%s", info.tsa_serial);
+		return 0;
+	}
+	if (d->config->timestamp.required) {
+		OPENSSL_free(*der);
+		*der = NULL;
+		return error_set(reason, -EIO, "no timestamp (required): %s", err);
+	}
+	error_set(facts->note, 0, "published without a timestamp (not required): %s", err);
+	return 0;
+}
+
 int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
-		unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX])
+		unsigned char **ret_der, size_t *ret_len, struct ingest_sign_facts *facts,
+		char reason[INGEST_VETO_MAX])
 {
 	struct fsd *d = ctx;
 	struct key_status st;
@@ -400,6 +439,8 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 		 * lost its objects: its last signature does. */
 		daemon_note_token(d, r < 0 ? reason : NULL);
 	}
+	if (r == 0 && d->timestamper)
+		r = stamp(d, ret_der, ret_len, facts, reason);
 	return r;
 }
 
@@ -413,8 +454,10 @@ int events_record_keys(struct fsd *d, char err[ERROR_MAX])
 		int r;
 		const struct config_key *k = &d->config->keys[i];
 		struct signer_key_facts f;
-		struct key_facts facts = {
-		    .name = k->name, .uri = k->uri, .allow_noncompliant = k->allow_noncompliant};
+		struct key_facts facts = {.name = k->name,
+					  .uri = k->uri,
+					  .allow_noncompliant = k->allow_noncompliant,
+					  .timestamping = k->timestamping};
 
 		if (signer_key_facts(d->signer, k->name, &f) == 0) {
 			facts.token = f.token;

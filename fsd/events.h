@@ -28,7 +28,8 @@ void events_release(void *ctx, const struct ingest_cred *cred, const struct inge
  * certificate must be valid or expiring; a renewal imported with signfsctl
  * is picked up first; then the token signs. */
 int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
-		unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX]);
+		unsigned char **ret_der, size_t *ret_len, struct ingest_sign_facts *facts,
+		char reason[INGEST_VETO_MAX]);
 
 /* Record the configured keys and certificates in the inventory. */
 int events_record_keys(struct fsd *d, char err[ERROR_MAX]);

@@ -394,7 +394,8 @@ struct commit {
 	unsigned char *sig;
 	size_t sig_len;
 	uint64_t signing;
-	bool held;				   /* kept aside for review (INGEST_HELD) */
+	bool held; /* kept aside for review (INGEST_HELD) */
+	struct ingest_sign_facts facts;
 	long long attesters[INGEST_MAX_ATTESTERS]; /* a quorum reached: its writers */
 	size_t n_attesters;
 	char reason[ERROR_MAX];
@@ -445,7 +446,8 @@ static int commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
-	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len, err);
+	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len,
+			       &c->facts, err);
 
 	if (r < 0)
 		error_set(c->reason, 0, "%s", err);
@@ -472,6 +474,7 @@ static int commit_record(struct commit *c, double started)
 	    .on_anomaly = c->grant.on_anomaly,
 	    .attesters = c->attesters,
 	    .n_attesters = c->n_attesters,
+	    .facts = &c->facts,
 	};
 	int r = report(c->in, &ev, started);
 

@@ -123,8 +123,9 @@ struct ingest_event {
 	uint64_t signing;	     /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
 	uint64_t *ret_signing;	     /* SIGNED: where the handler names its record */
 	bool replaced;		     /* PUBLISHED: the inbox entry is another inode now */
-	enum policy_on_anomaly on_anomaly; /* SIGNED: the rule's choice for anomalies */
-	const long long *attesters;	   /* SIGNED: a quorum's writers (uids) */
+	enum policy_on_anomaly on_anomaly;     /* SIGNED: the rule's choice for anomalies */
+	const struct ingest_sign_facts *facts; /* SIGNED: its timestamp */
+	const long long *attesters;	       /* SIGNED: a quorum's writers (uids) */
 	size_t n_attesters;
 	unsigned quorum, quorum_window; /* ATTEST (and PUBLISHED): the rule's quorum */
 	const char *copy;		/* ATTEST: the kept copy's name under quorum/ */
@@ -136,12 +137,22 @@ struct ingest_event {
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
 
+/* What a signature carries beyond itself: its timestamp (genTime, the
+ * token's and the TSA's serials), or why it has none when one was asked
+ * for and not required. */
+struct ingest_sign_facts {
+	char timestamp[40];
+	char ts_serial[80], tsa_serial[80];
+	char note[INGEST_VETO_MAX];
+};
+
 /* Sign DIGEST (SHA-256 of the content) with KEY: a detached signature
- * (*ret_der, OPENSSL_malloc'd), or a negative errno with the reason (an
- * expired or revoked certificate, a disabled key, a token that fails). */
+ * (*ret_der, OPENSSL_malloc'd) and its FACTS, or a negative errno with the
+ * reason (an expired or revoked certificate, a disabled key, a token that
+ * fails, no timestamp where one is required). */
 typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
 			      unsigned char **ret_der, size_t *ret_len,
-			      char reason[INGEST_VETO_MAX]);
+			      struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
 
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {

@@ -22,6 +22,7 @@
 
 #include "alerts.h"
 #include "anomalies.h"
+#include "timestamp.h"
 #include "audit.h"
 #include "certs.h"
 #include "build-config.h"
@@ -330,6 +331,33 @@ static int open_signer(const struct config *c, struct signer **ret)
 	return 0;
 }
 
+/* [timestamp]: a TSA over HTTP, or the local TSA with its key from the token. */
+static int open_timestamper(const struct config *c, struct fsd *d)
+{
+	const struct config_timestamp *t = &c->timestamp;
+	const struct config_key *k = t->key ? config_find_key(c, t->key) : NULL;
+	STACK_OF(X509) *chain = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	char err[ERROR_MAX];
+	int r = 0;
+
+	if (!t->enabled)
+		return 0;
+	if (!t->n_urls && k &&
+	    (signer_find_pkey(d->signer, k->uri, &key, err) < 0 ||
+	     signer_certificate(d->signer, k->name, &cert, &chain) < 0))
+		r = -EIO;
+	if (r == 0)
+		r = timestamper_new((const char *const *)t->urls, t->n_urls, t->policy, t->ca,
+				    t->timeout, key, cert, chain, &d->timestamper, err);
+	X509_free(cert);
+	sk_X509_pop_free(chain, X509_free);
+	if (r < 0)
+		fprintf(stderr, "signfsd: [timestamp]: %s\n", err);
+	return r;
+}
+
 /* A directory, and not already a mount point (of ours or anything else). */
 static int check_mountpoint(const char *path)
 {
@@ -561,7 +589,7 @@ int main(int argc, char **argv)
 	d.recent = recent_new();
 	if (!d.metrics || !d.usage || !d.denials || !d.recent)
 		goto out;
-	if (open_signer(c, &d.signer) < 0)
+	if (open_signer(c, &d.signer) < 0 || open_timestamper(c, &d) < 0)
 		goto out;
 	if (open_audit(c, &d, &store) < 0)
 		goto out;
@@ -641,6 +669,7 @@ out:
 	free(d.audit_pub);
 	store_close(store);
 	flush_free(d.flush);
+	timestamper_free(d.timestamper);
 	signer_free(d.signer);
 	metrics_free(d.metrics);
 	inventory_usage_free(d.usage);

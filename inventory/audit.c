@@ -237,6 +237,9 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_str(o, "key", r->key);
 	add_str(o, "cert_serial", r->cert_serial);
 	add_str(o, "cert_fingerprint", r->cert_fingerprint);
+	add_str(o, "timestamp", r->timestamp);
+	add_str(o, "timestamp_serial", r->timestamp_serial);
+	add_str(o, "tsa_serial", r->tsa_serial);
 	add_str(o, "rule", r->rule);
 	add_str(o, "decision", r->decision);
 	add_str(o, "reason", r->reason);

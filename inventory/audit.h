@@ -40,6 +40,8 @@ struct audit_record {
 	const long long *attesters;
 	size_t n_attesters;
 	const char *other_sha256; /* quorum_mismatch: what the earlier writers wrote */
+	/* signed with a timestamp: its genTime, its serial, the TSA's serial */
+	const char *timestamp, *timestamp_serial, *tsa_serial;
 	/* audit_append returns once the record is committed, before it is
 	 * durable: the caller waits for the store's group flush (store_flush)
 	 * before acting on it, with writes of its own that the same flush

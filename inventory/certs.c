@@ -135,8 +135,13 @@ void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, 
 	time_t nb = asn1_time(X509_get0_notBefore(cert)), na = asn1_time(X509_get0_notAfter(cert));
 
 	out[0] = 0;
-	if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(cert) & XKU_CODE_SIGN))
+	if (facts && facts->timestamping) {
+		if (X509_check_purpose(cert, X509_PURPOSE_TIMESTAMP_SIGN, 0) != 1)
+			append(out, n, "no critical timeStamping extended key usage (alone)");
+	} else if (!(flags & EXFLAG_XKUSAGE) ||
+		   !(X509_get_extended_key_usage(cert) & XKU_CODE_SIGN)) {
 		append(out, n, "no codeSigning extended key usage");
+	}
 	if (!(flags & EXFLAG_KUSAGE) || !(X509_get_key_usage(cert) & KU_DIGITAL_SIGNATURE))
 		append(out, n, "keyUsage digitalSignature missing");
 	if (pk && EVP_PKEY_is_a(pk, "RSA") && EVP_PKEY_get_bits(pk) < 3072)
@@ -585,4 +590,24 @@ int inventory_keys(struct store *s, char ***ret, size_t *n)
 	*ret = keys;
 	*n = count;
 	return 0;
+}
+
+int inventory_revoked_at(struct store *st, const char *fingerprint, time_t *at)
+{
+	sqlite3_stmt *q;
+	int r = 0;
+
+	*at = 0;
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db, "SELECT revoked FROM certificates WHERE fingerprint = ?", -1,
+			       &q, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return -EIO;
+	}
+	sqlite3_bind_text(q, 1, fingerprint, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		*at = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
 }

@@ -37,13 +37,15 @@ struct key_facts {
 	size_t id_len;
 	int sensitive, never_extractable, local;
 	bool allow_noncompliant; /* the config lets it sign though noncompliant */
+	bool timestamping;	 /* the local TSA's key: its EKU is timeStamping */
 };
 
 /* CERT's serial and SHA-256 fingerprint, in hex, as the inventory records them. */
 void inventory_cert_ids(X509 *cert, char serial[65], char fingerprint[65]);
 
-/* Code-signing rule problems of CERT (with its key's facts), as a
- * "; "-separated text; "" when compliant. */
+/* Code-signing rule problems of CERT (with its key's facts; a timestamping
+ * key's certificate needs timeStamping, not codeSigning), as a "; "-separated
+ * text; "" when compliant. */
 void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, size_t n);
 
 /* Record KEY and its configured certificate CERT (with CHAIN) at start or
@@ -98,6 +100,10 @@ struct inventory_change {
 int inventory_set_enabled(void *ctx, struct store_txn *txn, char *err);
 /* -EALREADY (and no change) when the certificate was revoked before. */
 int inventory_revoke(void *ctx, struct store_txn *txn, char *err);
+
+/* When the certificate with SHA-256 FINGERPRINT (hex) was revoked: 0 with
+ * *AT (0: not revoked, or not in the inventory), or -EIO. */
+int inventory_revoked_at(struct store *st, const char *fingerprint, time_t *at);
 
 /* A serial as typed (hex, any case, ':' or spaces, leading zeros) in the
  * one form the inventory stores and shows: lower-case whole bytes. */

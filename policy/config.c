@@ -386,6 +386,64 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 	return fail(s, "unknown key '%s' in [rule %s]", key, r->name);
 }
 
+/* [timestamp]: url (one or more, in order), key, policy, ca, timeout,
+ * required. */
+static int timestamp_key(struct parse_state *s, const char *key, const char *value)
+{
+	struct config_timestamp *t = &s->c->timestamp;
+
+	t->enabled = true;
+	if (!strcmp(key, "url")) {
+		char *copy = strdup(value), *tok, *save = NULL;
+		if (!copy)
+			return fail(s, "out of memory");
+		for (tok = strtok_r(copy, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+			if (strncmp(tok, "http://", 7) && strncmp(tok, "https://", 8)) {
+				fail(s, "url '%s' must be an http:// or https:// URL", tok);
+				free(copy);
+				return 0;
+			}
+			if (t->n_urls == CONFIG_MAX_TSA_URLS) {
+				fail(s, "at most %d TSA URLs", CONFIG_MAX_TSA_URLS);
+				free(copy);
+				return 0;
+			}
+			/* analyzer: owned by the config, freed by config_free(). */
+			if (!(t->urls[t->n_urls] = strdup(tok))) {
+				free(copy);
+				return fail(s, "out of memory");
+			}
+			t->n_urls++;
+		}
+		free(copy);
+		return 1;
+	}
+	if (!strcmp(key, "key"))
+		return set_str(s, &t->key, value);
+	if (!strcmp(key, "policy")) {
+		if (!*value || strspn(value, "0123456789.") != strlen(value))
+			return fail(s, "policy '%s' must be an OID in dotted form", value);
+		return set_str(s, &t->policy, value);
+	}
+	if (!strcmp(key, "ca"))
+		return set_path(s, &t->ca, value);
+	if (!strcmp(key, "timeout")) {
+		char *end;
+		long v = strtol(value, &end, 10);
+		if (end == value || *end || v < 1 || v > 300)
+			return fail(s, "timeout must be seconds from 1 to 300");
+		t->timeout = v;
+		return 1;
+	}
+	if (!strcmp(key, "required")) {
+		if (strcmp(value, "yes") && strcmp(value, "no"))
+			return fail(s, "required must be yes or no");
+		t->required = !strcmp(value, "yes");
+		return 1;
+	}
+	return fail(s, "unknown key '%s' in [timestamp]", key);
+}
+
 /* [anomaly] kinds = the kinds watched (default all), or "none". */
 static int set_anomaly_kinds(struct parse_state *s, const char *value)
 {
@@ -544,6 +602,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 		}
 	} else if (!strcmp(section, "anomaly")) {
 		return anomaly_key(s, key, value);
+	} else if (!strcmp(section, "timestamp")) {
+		return timestamp_key(s, key, value);
 	} else if (!strncmp(section, "rule ", 5)) {
 		struct rule *r = rule_section(s, section);
 		return r ? rule_key(s, r, key, value) : 0;
@@ -579,6 +639,12 @@ static int handle(void *user, const char *section, const char *key, const char *
 			if (strcmp(value, "yes") && strcmp(value, "no"))
 				return fail(s, "allow_noncompliant must be yes or no");
 			k->allow_noncompliant = !strcmp(value, "yes");
+			return 1;
+		}
+		if (!strcmp(key, "purpose")) {
+			if (strcmp(value, "codesigning") && strcmp(value, "timestamping"))
+				return fail(s, "purpose must be codesigning or timestamping");
+			k->timestamping = !strcmp(value, "timestamping");
 			return 1;
 		}
 	} else {
@@ -636,10 +702,14 @@ static int validate(struct parse_state *s)
 			/* analyzer: owned by the config, freed by config_free(). */
 			r->key = strdup(c->keys[0].name);
 		}
-		if (!config_find_key(c, r->key))
+		const struct config_key *key = config_find_key(c, r->key);
+		if (!key)
 			return fail(s,
 				    "[rule %s] names key '%s', which no [key %s] section defines",
 				    r->name, r->key, r->key);
+		if (key->timestamping)
+			return fail(s, "[rule %s] names key '%s', whose purpose is timestamping",
+				    r->name, r->key);
 		if (r->quorum_window && !r->quorum)
 			return fail(s, "[rule %s] has a quorum_window but no quorum", r->name);
 		if (r->quorum && !r->quorum_window)
@@ -652,6 +722,20 @@ static int validate(struct parse_state *s)
 				    r->name, r->quorum, r->n_uids);
 	}
 	s->line = 0;
+	if (c->timestamp.enabled) {
+		const struct config_key *k =
+		    c->timestamp.key ? config_find_key(c, c->timestamp.key) : NULL;
+		if (!c->timestamp.n_urls && !c->timestamp.key)
+			return fail(s, "[timestamp] needs a url (a TSA) or a key (the local TSA)");
+		if (c->timestamp.n_urls && !c->timestamp.ca)
+			return fail(s, "[timestamp] url needs ca, the TSA's trust anchor");
+		if (c->timestamp.key && (!k || !k->timestamping))
+			return fail(
+			    s,
+			    "[timestamp] key '%s' must be a [key %s] section with purpose = "
+			    "timestamping",
+			    c->timestamp.key, c->timestamp.key);
+	}
 	if (!c->audit_key)
 		return fail(s, "[audit] key is required (the key that signs audit checkpoints)");
 	if (c->audit_key) {
@@ -690,6 +774,11 @@ void config_free(struct config *c)
 	free(c->audit_origin);
 	free(c->alert_command);
 	free(c->checkpoint_command);
+	for (size_t i = 0; i < c->timestamp.n_urls; i++)
+		free(c->timestamp.urls[i]);
+	free(c->timestamp.key);
+	free(c->timestamp.policy);
+	free(c->timestamp.ca);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		free(c->keys[i].name);
 		free(c->keys[i].uri);
@@ -725,6 +814,8 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 	s.c->warn_days = 30;
 	s.c->alert_interval = 3600;
 	anomaly_settings_default(&s.c->anomaly);
+	s.c->timestamp.timeout = 10;
+	s.c->timestamp.required = true;
 	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));
 	s.c->n_alert_days = 4;
 	for (size_t i = 0; i < sizeof(default_temp_patterns) / sizeof(*default_temp_patterns); i++)

@@ -19,6 +19,21 @@ struct config_key {
 	char *certificate;	 /* PEM file with the key's certificate */
 	char *chain;		 /* optional PEM file with intermediates and root */
 	bool allow_noncompliant; /* sign even if the certificate breaks the CA/B rules */
+	bool timestamping;	 /* purpose = timestamping: the in-process TSA's key */
+};
+
+#define CONFIG_MAX_TSA_URLS 8
+
+/* [timestamp]: RFC 3161 tokens on every signature. */
+struct config_timestamp {
+	bool enabled;
+	char *urls[CONFIG_MAX_TSA_URLS]; /* tried in order; none: the local TSA */
+	size_t n_urls;
+	char *key;	  /* the local TSA: a [key] with purpose = timestamping */
+	char *policy;	  /* OID asked for, or NULL */
+	char *ca;	  /* the TSA's trust anchor (PEM file) */
+	unsigned timeout; /* seconds per URL (default 10) */
+	bool required;	  /* no token: the commit fails (default yes) */
 };
 
 struct config {
@@ -41,6 +56,7 @@ struct config {
 	char *checkpoint_command;	 /* run with each new audit checkpoint */
 	unsigned alert_interval;	 /* seconds between expiry checks */
 	struct anomaly_settings anomaly; /* [anomaly]: what departs from habit */
+	struct config_timestamp timestamp;
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;

@@ -52,7 +52,8 @@ static int fake_authorize(void *ctx, const char *path, enum ingest_check check,
 }
 
 static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
-		     unsigned char **ret_der, size_t *ret_len, char reason[INGEST_VETO_MAX])
+		     unsigned char **ret_der, size_t *ret_len, struct ingest_sign_facts *facts,
+		     char reason[INGEST_VETO_MAX])
 {
 	char text[32];
 	int n;

@@ -112,7 +112,18 @@ for w in 1 4; do
 	small "$B/tmpfs/mnt/inbox" "$w"
 	printf '  signfs, %d writer(s)                 %6d files/s [%s]  %s of baseline; %s\n' \
 		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base")" "$LAT"
+	with_ts=$RATE
 done
+# What the embedded default's timestamps (the local TSA, in-process) cost:
+# the same without its [timestamp] section.
+mkdir -p "$B/notime/state"
+build/tools/signfsctl init --state-dir "$B/notime/state" >/dev/null
+sed -i '/^\[timestamp\]/,/^$/d' "$B/notime/state/signfs.conf"
+start notime "$B"
+small "$B/notime/mnt/inbox" 4
+printf '  signfs, 4 writers, no timestamps  %6d files/s [%s]; a timestamp costs %.3f ms per file (4 writers)\n' \
+	"$RATE" "$RATES" "$(calc "1000 / $with_ts - 1000 / $RATE")"
+stop "$B/notime"
 echo
 
 # ---- small files, state on disk ----

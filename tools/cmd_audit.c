@@ -62,7 +62,7 @@ static char *slurp(const char *path, size_t cap)
 	return buf;
 }
 
-static int cmd_verify(int argc, char **argv)
+static int cmd_audit_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"checkpoint", required_argument, NULL, 'o'},
@@ -367,7 +367,7 @@ int cmd_audit(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "repair"))
 		return cmd_repair(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "verify"))
-		return cmd_verify(argc - 1, argv + 1);
+		return cmd_audit_verify(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "proof"))
 		return cmd_proof(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "tail"))

@@ -21,7 +21,6 @@
 
 #define VERSION_XATTR "user.signfs.version"
 #define SIG_SUFFIX ".p7s"
-#define MAX_SIGNATURE (1 << 20)
 #define ATTEMPTS 50
 
 static void usage(FILE *f)
@@ -100,32 +99,6 @@ static int copy_fd(int from, int to)
 	}
 }
 
-static int read_all(int fd, unsigned char **ret, size_t *len)
-{
-	unsigned char *buf = malloc(MAX_SIGNATURE);
-	size_t used = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = pread(fd, buf + used, MAX_SIGNATURE - used, used);
-		if (n < 0) {
-			free(buf);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		used += n;
-		if (used == MAX_SIGNATURE) {
-			free(buf);
-			return -EFBIG;
-		}
-	}
-	*ret = buf;
-	*len = used;
-	return 0;
-}
-
 /* A temporary file beside PATH, removed unless renamed over it. */
 static int temp_beside(const char *path, char tmp[PATH_MAX])
 {
@@ -138,19 +111,6 @@ static int temp_beside(const char *path, char tmp[PATH_MAX])
 		return -errno;
 	fchmod(fd, 0644);
 	return fd;
-}
-
-static X509_STORE *load_trust(const char *file)
-{
-	X509_STORE *store = X509_STORE_new();
-
-	/* OpenSSL 3.0 has no code-signing purpose: the chain is checked for
-	 * any purpose, the codeSigning EKU by cms_verify_detached(). */
-	if (store && X509_STORE_load_file(store, file) == 1 &&
-	    X509_STORE_set_purpose(store, X509_PURPOSE_ANY) == 1)
-		return store;
-	X509_STORE_free(store);
-	return NULL;
 }
 
 int cmd_fetch(int argc, char **argv)
@@ -199,7 +159,7 @@ int cmd_fetch(int argc, char **argv)
 	}
 	if (snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest) >= (int)sizeof(sig_dest))
 		return EXIT_FAIL; /* checked above: DEST leaves room */
-	if (ca && !(trust = load_trust(ca))) {
+	if (ca && !(trust = ctl_load_trust(ca))) {
 		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n", ca);
 		return EXIT_FAIL;
 	}
@@ -215,7 +175,7 @@ int cmd_fetch(int argc, char **argv)
 		fprintf(stderr, "signfsctl: %s: %s\n", src, strerror(-r));
 	if (r < 0)
 		goto out;
-	r = read_all(s, &sig, &sig_len);
+	r = ctl_read_signature(s, &sig, &sig_len);
 	if (r < 0) {
 		fprintf(stderr, "signfsctl: %s" SIG_SUFFIX ": %s\n", src, strerror(-r));
 		goto out;
@@ -234,7 +194,7 @@ int cmd_fetch(int argc, char **argv)
 		fprintf(stderr, "signfsctl: copying %s: %s\n", src, strerror(-r));
 		goto out;
 	}
-	if (cms_verify_detached(sig, sig_len, fa, trust, err) < 0) {
+	if (cms_verify_detached(sig, sig_len, fa, trust, NULL, err) < 0) {
 		fprintf(stderr, "signfsctl: %s (version %s): %s\n", src, version, err);
 		goto out;
 	}

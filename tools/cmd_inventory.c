@@ -229,8 +229,8 @@ static int issue_demo(int argc, char **argv)
 			ca ? err : "the key has no demo CA in its chain");
 		goto out;
 	}
-	cert = pki_make_codesign(ca, ca_key, key, "signfs demo code signing",
-				 time(NULL) - backdate * 86400, days);
+	cert = pki_make_leaf(ca, ca_key, key, "signfs demo code signing",
+			     time(NULL) - backdate * 86400, days, "codeSigning");
 	if (!cert || pki_write_pem(argv[optind + 1], cert) < 0) {
 		fprintf(stderr, "signfsctl: cannot issue or write %s\n", argv[optind + 1]);
 		X509_free(cert);

@@ -11,6 +11,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define SIGNFS_CONFIG_PATH SIGNFS_DEFAULT_CONFIG
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 struct audit;
 struct config;
@@ -42,6 +45,14 @@ struct store_txn;
 int ctl_change(struct ctl *c, struct audit_record *rec,
 	       int (*fn)(void *ctx, struct store_txn *txn, char *err), void *ctx);
 
+/* The trust anchors in FILE, for chains of any purpose (OpenSSL 3.0 has no
+ * code-signing purpose: the EKU is checked apart); NULL when none loads. */
+X509_STORE *ctl_load_trust(const char *file);
+
+/* A detached signature from FD (at most 1 MiB): *RET malloc'd. */
+int ctl_read_signature(int fd, unsigned char **ret, size_t *len);
+
+int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_inventory(int argc, char **argv);
 int cmd_key(int argc, char **argv);

@@ -89,3 +89,42 @@ int ctl_change(struct ctl *c, struct audit_record *rec, store_txn_fn fn, void *c
 	}
 	return EXIT_OK;
 }
+
+X509_STORE *ctl_load_trust(const char *file)
+{
+	X509_STORE *store = X509_STORE_new();
+
+	if (store && X509_STORE_load_file(store, file) == 1 &&
+	    X509_STORE_set_purpose(store, X509_PURPOSE_ANY) == 1)
+		return store;
+	X509_STORE_free(store);
+	return NULL;
+}
+
+#define MAX_SIGNATURE (1 << 20)
+
+int ctl_read_signature(int fd, unsigned char **ret, size_t *len)
+{
+	unsigned char *buf = malloc(MAX_SIGNATURE);
+	size_t used = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = pread(fd, buf + used, MAX_SIGNATURE - used, used);
+		if (n < 0) {
+			free(buf);
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		used += n;
+		if (used == MAX_SIGNATURE) {
+			free(buf);
+			return -EFBIG;
+		}
+	}
+	*ret = buf;
+	*len = used;
+	return 0;
+}

@@ -79,8 +79,8 @@ X509 *pki_make_ca(EVP_PKEY *key, const char *cn, time_t now, int days)
 	return x;
 }
 
-X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn, time_t now,
-			int days)
+X509 *pki_make_leaf(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn, time_t now,
+		    int days, const char *eku)
 {
 	X509 *x = new_cert(pub, cn, now, days);
 
@@ -89,7 +89,7 @@ X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const ch
 	if (!X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) ||
 	    !add_ext(x, ca_cert, NID_basic_constraints, "critical,CA:FALSE") ||
 	    !add_ext(x, ca_cert, NID_key_usage, "critical,digitalSignature") ||
-	    !add_ext(x, ca_cert, NID_ext_key_usage, "codeSigning") ||
+	    !add_ext(x, ca_cert, NID_ext_key_usage, eku) ||
 	    !add_ext(x, ca_cert, NID_subject_key_identifier, "hash") ||
 	    !add_ext(x, ca_cert, NID_authority_key_identifier, "keyid:always") ||
 	    !X509_sign(x, ca_key, EVP_sha256())) {

@@ -9,10 +9,11 @@
  * keyUsage keyCertSign+cRLSign (critical), valid DAYS from NOW. */
 X509 *pki_make_ca(EVP_PKEY *key, const char *cn, time_t now, int days);
 
-/* Code-signing certificate for PUB, issued by CA_CERT/CA_KEY: keyUsage
- * digitalSignature (critical), extendedKeyUsage codeSigning, valid DAYS. */
-X509 *pki_make_codesign(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn, time_t now,
-			int days);
+/* Leaf certificate for PUB, issued by CA_CERT/CA_KEY: keyUsage
+ * digitalSignature (critical), extendedKeyUsage EKU (as openssl's config
+ * says it: "codeSigning", or "critical,timeStamping" for a TSA), valid DAYS. */
+X509 *pki_make_leaf(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *cn, time_t now,
+		    int days, const char *eku);
 
 /* Writes CERT as PEM to PATH (mode 0644, replaced atomically). 0 or -errno. */
 int pki_write_pem(const char *path, X509 *cert);

@@ -44,6 +44,7 @@ static void usage_main(FILE *f)
 	    "  cert          revoke a certificate; issue a demo certificate\n"
 	    "  report        compliance report for a period (text, json, csv, html)\n"
 	    "  fetch         copy an artifact and its signature as one verified pair\n"
+	    "  verify        check a signature, its signer and its timestamp\n"
 	    "  anomalies     list the signatures that departed from habit (--json)\n"
 	    "  anomaly       release or reject a signature held for review\n"
 	    "  quorum        what waits for a quorum; show or reset a path\n"
@@ -146,14 +147,15 @@ static int cmd_init(int argc, char **argv)
 	    {0},
 	};
 	const char *const owned[] = {"tokens", "pki", "token.pin", "token.so-pin", "softhsm2.conf"};
-	struct provision_key keys[] = {{"codesign", 1, 0}, {"ca", 2, 0}, {"audit", 3, 0}};
+	struct provision_key keys[] = {
+	    {"codesign", 1, 0}, {"ca", 2, 0}, {"audit", 3, 0}, {"tsa", 4, 0}};
 	const char *dir_arg = DEFAULT_STATE_DIR, *config_arg = NULL;
 	const char *module = SIGNFS_SOFTHSM_MODULE;
 	char dir[PATH_MAX], config[PATH_MAX], path[PATH_MAX], err[PROVISION_ERR_MAX];
 	char so_pin[33], user_pin[33], text[4096];
 	struct signer *signer = NULL;
-	EVP_PKEY *ca_key, *cs_key, *audit_key;
-	X509 *ca = NULL, *cs = NULL;
+	EVP_PKEY *ca_key, *cs_key, *audit_key, *tsa_key;
+	X509 *ca = NULL, *cs = NULL, *tsa = NULL;
 	bool force = false, dir_given = false;
 	struct stat st;
 	time_t now;
@@ -302,16 +304,22 @@ static int cmd_init(int argc, char **argv)
 	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=codesign;type=private",
 			     &cs_key, err) < 0 ||
 	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=audit;type=private",
-			     &audit_key, err) < 0) {
+			     &audit_key, err) < 0 ||
+	    signer_find_pkey(signer, "pkcs11:token=" TOKEN_LABEL ";object=tsa;type=private",
+			     &tsa_key, err) < 0) {
 		fprintf(stderr, "signfsctl: %s\n", err);
 		goto out;
 	}
 	now = time(NULL);
 	ca = pki_make_ca(ca_key, "signfs demo CA", now, CA_DAYS);
-	cs = ca ? pki_make_codesign(ca, ca_key, cs_key, "signfs demo code signing", now,
-				    CODESIGN_DAYS)
+	cs = ca ? pki_make_leaf(ca, ca_key, cs_key, "signfs demo code signing", now, CODESIGN_DAYS,
+				"codeSigning")
 		: NULL;
-	if (!cs) {
+	/* The local TSA: its certificate may sign nothing but timestamps. */
+	tsa = cs ? pki_make_leaf(ca, ca_key, tsa_key, "signfs demo TSA", now, CODESIGN_DAYS,
+				 "critical,timeStamping")
+		 : NULL;
+	if (!tsa) {
 		err[0] = 0;
 		error_openssl(err);
 		fprintf(stderr, "signfsctl: cannot make the demo certificates%s\n", err);
@@ -327,6 +335,9 @@ static int cmd_init(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/pki/codesign.pem", dir);
 	if (r == 0)
 		r = pki_write_pem(path, cs);
+	snprintf(path, sizeof(path), "%s/pki/tsa.pem", dir);
+	if (r == 0)
+		r = pki_write_pem(path, tsa);
 	snprintf(path, sizeof(path), "%s/pki/audit.pub.pem", dir);
 	if (r == 0) {
 		FILE *f = fopen(path, "wxe");
@@ -365,6 +376,22 @@ static int cmd_init(int argc, char **argv)
 		 "certificate = %1$s/pki/codesign.pem\n"
 		 "chain = %1$s/pki/ca.pem\n"
 		 "\n"
+		 "# The local time-stamping authority: its key on the token, its\n"
+		 "# certificate (EKU timeStamping) under the demo CA.\n"
+		 "[key tsa]\n"
+		 "uri = pkcs11:token=" TOKEN_LABEL ";object=tsa;type=private\n"
+		 "certificate = %1$s/pki/tsa.pem\n"
+		 "chain = %1$s/pki/ca.pem\n"
+		 "purpose = timestamping\n"
+		 "\n"
+		 "# RFC 3161 timestamps on every signature. Without url, the local TSA\n"
+		 "# answers: it proves time only as far as this host is trusted. An\n"
+		 "# external TSA: url = http://tsa.example/ (more: tried in order), and\n"
+		 "# ca = its trust anchor (PEM).\n"
+		 "[timestamp]\n"
+		 "key = tsa\n"
+		 "required = yes\n"
+		 "\n"
 		 "[audit]\n"
 		 "key = pkcs11:token=" TOKEN_LABEL ";object=audit;type=private\n"
 		 "\n"
@@ -393,15 +420,16 @@ static int cmd_init(int argc, char **argv)
 	}
 	printf("signfs initialised in %s\n"
 	       "  token:        '" TOKEN_LABEL "' (SoftHSM2), PIN in %s/token.pin\n"
-	       "  keys:         codesign, ca, audit (ECDSA P-256, generated on the token)\n"
-	       "  certificates: %s/pki/codesign.pem, CA %s/pki/ca.pem\n"
+	       "  keys:         codesign, ca, audit, tsa (generated on the token)\n"
+	       "  certificates: %s/pki/codesign.pem, TSA %s/pki/tsa.pem, CA %s/pki/ca.pem\n"
 	       "  config:       %s\n"
 	       "next: signfsd -c %s MOUNTPOINT\n",
-	       dir, dir, dir, dir, config, config);
+	       dir, dir, dir, dir, dir, config, config);
 	ret = EXIT_OK;
 out:
 	X509_free(ca);
 	X509_free(cs);
+	X509_free(tsa);
 	signer_free(signer);
 	return ret;
 }
@@ -471,6 +499,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fetch"))
 		return cmd_fetch(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "anomalies"))
 		return cmd_anomalies(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "anomaly"))

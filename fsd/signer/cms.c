@@ -57,7 +57,7 @@ out:
 }
 
 int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
-			char err[ERROR_MAX])
+			X509 **ret_signer, char err[ERROR_MAX])
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, len);
@@ -74,6 +74,7 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 	if (lseek(content_fd, 0, SEEK_SET) < 0 ||
 	    CMS_verify(cms, NULL, trust, content, NULL, flags) != 1) {
 		error_set(err, -EIO, "the signature does not verify over the content");
+		error_openssl(err); /* why: an expired certificate, another CA */
 		goto out;
 	}
 	signers = CMS_get0_signers(cms);
@@ -85,6 +86,10 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 			error_set(err, -EIO, "the signer's certificate is not for code signing");
 			goto out;
 		}
+	}
+	if (ret_signer && signers && sk_X509_num(signers) == 1) {
+		*ret_signer = sk_X509_value(signers, 0);
+		X509_up_ref(*ret_signer);
 	}
 	r = 0;
 out:

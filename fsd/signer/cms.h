@@ -22,7 +22,8 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
 
 /* Check the detached signature DER over the bytes of CONTENT_FD (read from
  * offset 0): the signature and messageDigest always; with TRUST, also the
- * signer's chain up to it (any purpose) and its codeSigning EKU. 0, or -EIO
- * with the reason in ERR. */
+ * signer's chain up to it (any purpose, at the time TRUST's parameters say)
+ * and its codeSigning EKU. 0 (with the signer's certificate in *RET_SIGNER
+ * if not NULL, to X509_free), or -EIO with the reason in ERR. */
 int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
-			char err[ERROR_MAX]);
+			X509 **ret_signer, char err[ERROR_MAX]);

@@ -31,8 +31,8 @@ check_fails "a denial (uid 2001 has no rule)" "Permission denied" \
 check "the checkpoint catches up with the log" settled
 check "a day file, checkpoint and audit.pub are listed" \
 	sh -c "ls '$A' | grep -qx '$(date -u +%F).jsonl' && test -f '$A/checkpoint' && test -f '$A/audit.pub'"
-check "each signing is one line naming path, uid, exe, key, certificate and rule" \
-	grep -q '"event":"signed","uid":0,"user":"root","gid":0,"pid":[0-9]*,"exe":"/usr/bin/cp","path":"rel/app.bin","size":11,"sha256":"[0-9a-f]\{64\}","key":"codesign","cert_serial":"[0-9a-f]*","cert_fingerprint":"[0-9a-f]\{64\}","rule":"admin","decision":"allow"' "$A/$(date -u +%F).jsonl"
+check "each signing is one line naming path, uid, exe, key, certificate, timestamp and rule" \
+	grep -q '"event":"signed","uid":0,"user":"root","gid":0,"pid":[0-9]*,"exe":"/usr/bin/cp","path":"rel/app.bin","size":11,"sha256":"[0-9a-f]\{64\}","key":"codesign","cert_serial":"[0-9a-f]*","cert_fingerprint":"[0-9a-f]\{64\}","timestamp":"20[0-9-]*T[0-9:]*Z","timestamp_serial":"[0-9a-f]*","tsa_serial":"[0-9a-f]*","rule":"admin","decision":"allow"' "$A/$(date -u +%F).jsonl"
 check "the daemon's start is in the log" grep -q '"event":"start"' "$A/$(date -u +%F).jsonl"
 check "the denial is in the log" grep -q '"event":"denied","uid":2001.*"path":"denied.bin"' "$A/$(date -u +%F).jsonl"
 check "stat size equals the bytes read" \

@@ -44,7 +44,9 @@ check "the file matches signfsctl inventory (the store)" \
 check "certificates.json is JSON with the same facts" python3 -c "
 import json, sys
 c = json.load(open('$V/certificates.json'))
-assert len(c) == 1 and c[0]['key'] == 'codesign' and c[0]['serial'] == '$serial', c
+assert [x['key'] for x in c] == ['codesign', 'tsa'], c
+assert c[0]['key'] == 'codesign' and c[0]['serial'] == '$serial', c
+assert c[1]['extended_key_usage'] == 'timeStamping' and c[1]['status'] == 'valid', c[1]
 assert c[0]['status'] == 'valid' and c[0]['uses_total'] == 3 and c[0]['current'], c
 assert c[0]['extended_key_usage'] == 'codeSigning' and c[0]['key_usage'] == 'digitalSignature'
 assert c[0]['key_attributes'] == {'sensitive': 1, 'never_extractable': 1, 'local': 1}, c

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""A time-stamping authority for the tests, which signfs did not write:
+OpenSSL's `openssl ts -reply` behind http.server. What it does with each
+request is read from DIR/mode at that moment:
+
+  ok         answer with a fresh token
+  untrusted  answer with a token from a TSA under another CA
+  replay     answer with the previous reply (wrong nonce and imprint)
+  error      HTTP 500
+  slow       wait 5 s, then answer
+  hangup     close the connection without an answer
+
+Usage: tsa_server.py DIR; writes the port it listens on to DIR/port."""
+import http.server
+import os
+import socketserver
+import subprocess
+import sys
+import tempfile
+import time
+
+DIR = sys.argv[1]
+last = {"reply": None}
+
+
+class TSA(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        query = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(os.path.join(DIR, "requests"), "a") as f:
+            f.write(self.headers.get("Content-Type", "") + "\n")
+        mode = open(os.path.join(DIR, "mode")).read().strip()
+        if mode == "hangup":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if mode == "error":
+            self.send_error(500, "the TSA is broken")
+            return
+        if mode == "slow":
+            time.sleep(5)
+        if mode == "replay" and last["reply"]:
+            reply = last["reply"]
+        else:
+            conf = "other.cnf" if mode == "untrusted" else "tsa.cnf"
+            with tempfile.TemporaryDirectory() as tmp:
+                q, r = os.path.join(tmp, "q"), os.path.join(tmp, "r")
+                open(q, "wb").write(query)
+                subprocess.run(["openssl", "ts", "-reply", "-config", os.path.join(DIR, conf),
+                                "-queryfile", q, "-out", r], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                reply = open(r, "rb").read()
+            last["reply"] = reply
+        self.send_response(200)
+        self.send_header("Content-Type", "application/timestamp-reply")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+server = Server(("127.0.0.1", 0), TSA)
+open(os.path.join(DIR, "port"), "w").write(str(server.server_address[1]))
+server.serve_forever()

@@ -1,0 +1,163 @@
+/* signfsctl verify: a signature as a relying party checks it, years later:
+ * the CMS signature over the artifact, the signer's chain and codeSigning
+ * EKU, and its RFC 3161 timestamp, which keeps a signature valid after its
+ * certificate expires (or is revoked) if it was made before. */
+#include "commands.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "certs.h"
+#include "config.h"
+#include "store.h"
+#include "text.h"
+#include "timestamp.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: signfsctl verify ARTIFACT [SIGNATURE] --ca CA.pem [--tsa-ca TSA-CA.pem]\n"
+		"                        [-c CONFIG]\n"
+		"Checks the detached CMS signature (default ARTIFACT.p7s) over ARTIFACT: the\n"
+		"signature, the signer's chain to CA.pem and its codeSigning EKU, and its RFC\n"
+		"3161 timestamp: over the signature value, by a TSA chaining to TSA-CA.pem\n"
+		"(default CA.pem) with the timeStamping EKU. With a timestamp the signer's\n"
+		"certificate must have been valid at its time: one that expired since still\n"
+		"verifies, one that had expired does not; without one, now. A certificate\n"
+		"that the inventory of CONFIG says was revoked (CONFIG given, or the default\n"
+		"when readable) fails a signature without a timestamp or timestamped after\n"
+		"the revocation.\n"
+		"Exit codes: 0 verified, 1 not (the reason is printed), 2 usage error.\n");
+}
+
+/* When the inventory says CERT was revoked, or 0; -1 when CONFIG was
+ * asked for and cannot be read. */
+static long long revoked_at(const char *config, bool asked, X509 *cert)
+{
+	char serial[65], fingerprint[65];
+	struct ctl ctl;
+	time_t at = 0;
+
+	if (!asked && access(config, R_OK) < 0)
+		return 0;
+	if (ctl_open(config, false, &ctl) < 0)
+		return asked ? -1 : 0;
+	inventory_cert_ids(cert, serial, fingerprint);
+	inventory_revoked_at(ctl.store, fingerprint, &at);
+	ctl_close(&ctl);
+	return at;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"ca", required_argument, NULL, 'a'},
+	    {"tsa-ca", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *ca = NULL, *tsa_ca = NULL, *config = SIGNFS_CONFIG_PATH, *artifact;
+	char sig_path[4096], err[ERROR_MAX], subject[256], shown[4096];
+	struct signature_verdict v = {0};
+	X509_STORE *trust = NULL, *tsa_trust = NULL;
+	unsigned char *der = NULL;
+	bool config_given = false;
+	int c, fa = -1, fs = -1, ret = EXIT_FAIL;
+	long long revoked;
+	size_t len;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			ca = optarg;
+			break;
+		case 't':
+			tsa_ca = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			config_given = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2 || !ca) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	artifact = argv[optind];
+	text_printable(artifact, shown, sizeof(shown));
+	if (snprintf(sig_path, sizeof(sig_path), "%s",
+		     argc - optind == 2 ? argv[optind + 1] : artifact) >= (int)sizeof(sig_path) - 4)
+		return EXIT_USAGE;
+	if (argc - optind == 1)
+		strcat(sig_path, ".p7s");
+	if (!(trust = ctl_load_trust(ca)) || !(tsa_trust = ctl_load_trust(tsa_ca ? tsa_ca : ca))) {
+		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n",
+			trust ? tsa_ca : ca);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	fa = open(artifact, O_RDONLY | O_CLOEXEC);
+	fs = open(sig_path, O_RDONLY | O_CLOEXEC);
+	if (fa < 0 || fs < 0) {
+		fprintf(stderr, "signfsctl: %s: %m\n", fa < 0 ? artifact : sig_path);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	if (ctl_read_signature(fs, &der, &len) < 0) {
+		fprintf(stderr, "signfsctl: %s: cannot read the signature\n", sig_path);
+		goto out;
+	}
+	if (timestamp_verify_signature(der, len, fa, trust, tsa_trust, &v, err) < 0) {
+		fprintf(stderr, "signfsctl: %s: NOT verified: %s\n", shown, err);
+		goto out;
+	}
+	revoked = revoked_at(config, config_given, v.signer);
+	if (revoked < 0)
+		goto out;
+	if (revoked && (!v.timestamped || v.ts.when >= revoked)) {
+		char when[32];
+		time_t t = revoked;
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		fprintf(stderr,
+			"signfsctl: %s: NOT verified: the signer's certificate was revoked at %s, "
+			"%s\n",
+			shown, when,
+			v.timestamped
+			    ? "before the signature's timestamp"
+			    : "and the signature has no timestamp to show it was made before");
+		goto out;
+	}
+	X509_NAME_oneline(X509_get_subject_name(v.signer), subject, sizeof(subject));
+	printf("verified: %s: signed by %s, codeSigning, chain to %s\n", shown, subject, ca);
+	if (v.timestamped)
+		printf("  timestamp %s (serial %s) by the TSA certificate with serial %s: the "
+		       "signer's certificate was valid then\n",
+		       v.ts.gen_time, v.ts.serial, v.ts.tsa_serial);
+	else
+		printf("  no timestamp: checked against the current time only\n");
+	ret = EXIT_OK;
+out:
+	X509_free(v.signer);
+	free(der);
+	if (fa >= 0)
+		close(fa);
+	if (fs >= 0)
+		close(fs);
+	X509_STORE_free(trust);
+	X509_STORE_free(tsa_trust);
+	return ret;
+}
