@@ -22,7 +22,8 @@ struct timestamper;
  * the trust anchor(s) in CA_FILE every token must chain to. Without URLs,
  * the in-process TSA: KEY (which may live in a token) with its CERT
  * (critical EKU timeStamping) and CHAIN (may be NULL), which answers every
- * request itself; CA_FILE may then be NULL (its chain is trusted). */
+ * request itself (its tokens are not checked against itself: CA_FILE may
+ * be NULL). */
 int timestamper_new(const char *const *urls, size_t n, const char *policy, const char *ca_file,
 		    unsigned timeout_s, EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain,
 		    struct timestamper **ret, char err[ERROR_MAX]);

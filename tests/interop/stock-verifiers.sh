@@ -37,7 +37,7 @@ check "format: signed attributes contentType, messageDigest, signingTime" sh -c 
 	grep -q 'object: signingTime' '$T/print'"
 check "format: messageDigest is the SHA-256 of the artifact" sh -c "
 	want=\$(sha256sum '$O/text.txt' | cut -c1-64) &&
-	got=\$(openssl asn1parse -inform DER -in '$O/text.txt.p7s' | grep -A2 ':messageDigest' |
+	got=\$(openssl asn1parse -inform DER -in '$O/text.txt.p7s' | grep -m1 -A2 ':messageDigest' |
 		tail -1 | sed 's/.*\[HEX DUMP\]://' | tr A-F a-f) &&
 	test \"\$want\" = \"\$got\""
 
