@@ -390,31 +390,32 @@ static int pick_up_renewal(struct fsd *d, const char *key, const struct key_stat
 	return 0;
 }
 
-/* The signature in *DER timestamped ([timestamp]); without a token, the
- * commit fails if one is required, else FACTS say why it has none. */
-static int stamp(struct fsd *d, unsigned char **der, size_t *len, struct ingest_sign_facts *facts,
-		 char reason[INGEST_VETO_MAX])
+struct stamping {
+	struct fsd *d;
+	struct ingest_sign_facts *facts;
+	char reason[INGEST_VETO_MAX];
+};
+
+/* A token for the signature being made ([timestamp], a cms_stamp_fn);
+ * without one, the signature fails if one is required, else FACTS say why
+ * it has none. */
+static int stamp(void *ctx, const unsigned char *sig, size_t len, unsigned char **token,
+		 size_t *token_len)
 {
+	struct stamping *s = ctx;
 	struct timestamp_info info;
 	char err[ERROR_MAX];
-	unsigned char *out;
-	size_t out_len;
 
-	if (timestamper_stamp(d->timestamper, *der, *len, &out, &out_len, &info, err) == 0) {
-		OPENSSL_free(*der);
-		*der = out;
-		*len = out_len;
-		snprintf(facts->timestamp, sizeof(facts->timestamp), "%s", info.gen_time);
-		snprintf(facts->ts_serial, sizeof(facts->ts_serial), "%s", info.serial);
-		snprintf(facts->tsa_serial, sizeof(facts->tsa_serial), "%s", info.tsa_serial);
+	if (timestamper_token(s->d->timestamper, sig, len, token, token_len, &info, err) == 0) {
+		snprintf(s->facts->timestamp, sizeof(s->facts->timestamp), "%s", info.gen_time);
+		snprintf(s->facts->ts_serial, sizeof(s->facts->ts_serial), "%s", info.serial);
+		snprintf(s->facts->tsa_serial, sizeof(s->facts->tsa_serial), "%s", info.tsa_serial);
 		return 0;
 	}
-	if (d->config->timestamp.required) {
-		OPENSSL_free(*der);
-		*der = NULL;
-		return error_set(reason, -EIO, "no timestamp (required): %s", err);
-	}
-	error_set(facts->note, 0, "published without a timestamp (not required): %s", err);
+	if (s->d->config->timestamp.required)
+		return error_set(s->reason, -EIO, "no timestamp (required): %s", err);
+	error_set(s->facts->note, 0, "published without a timestamp (not required): %s", err);
+	*token = NULL;
 	return 0;
 }
 
@@ -434,13 +435,16 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 	if (r == 0)
 		r = pick_up_renewal(d, key, &st, reason);
 	if (r == 0) {
-		r = signer_sign(d->signer, key, digest, time(NULL), ret_der, ret_len, reason);
+		struct stamping st = {.d = d, .facts = facts};
+		r = signer_sign_stamped(d->signer, key, digest, time(NULL),
+					d->timestamper ? stamp : NULL, &st, ret_der, ret_len,
+					reason);
+		if (r == -ETIME)
+			return error_set(reason, -EIO, "%s", st.reason);
 		/* The token's own word ("logged in") does not show a token that
 		 * lost its objects: its last signature does. */
 		daemon_note_token(d, r < 0 ? reason : NULL);
 	}
-	if (r == 0 && d->timestamper)
-		r = stamp(d, ret_der, ret_len, facts, reason);
 	return r;
 }
 

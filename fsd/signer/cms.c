@@ -17,6 +17,14 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
 		    const unsigned char digest[SHA256_LEN], time_t when, unsigned char **ret_der,
 		    size_t *ret_len)
 {
+	return cms_sign_digest_stamped(cert, chain, key, digest, when, NULL, NULL, ret_der,
+				       ret_len);
+}
+
+int cms_sign_digest_stamped(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
+			    const unsigned char digest[SHA256_LEN], time_t when, cms_stamp_fn stamp,
+			    void *stamp_ctx, unsigned char **ret_der, size_t *ret_len)
+{
 	const unsigned flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
 	CMS_ContentInfo *cms = NULL;
 	CMS_SignerInfo *si;
@@ -44,6 +52,24 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
 		goto out;
 	if (!CMS_SignerInfo_sign(si))
 		goto out;
+	/* The token is over the signature value, which is final now; as an
+	 * unsigned attribute it changes nothing the signature covers. */
+	if (stamp) {
+		ASN1_OCTET_STRING *sig = CMS_SignerInfo_get0_signature(si);
+		unsigned char *token = NULL;
+		size_t token_len = 0;
+		if (stamp(stamp_ctx, sig->data, sig->length, &token, &token_len) < 0) {
+			r = -ETIME;
+			goto out;
+		}
+		if (token &&
+		    !CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken,
+						   V_ASN1_SEQUENCE, token, (int)token_len)) {
+			OPENSSL_free(token);
+			goto out;
+		}
+		OPENSSL_free(token);
+	}
 	len = i2d_CMS_ContentInfo(cms, &der);
 	if (len <= 0)
 		goto out;

@@ -20,6 +20,18 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
 		    const unsigned char digest[SHA256_LEN], time_t when, unsigned char **ret_der,
 		    size_t *ret_len);
 
+/* Asked for an RFC 3161 token over the signature value SIG: 0 with the
+ * token's DER in *TOKEN (OPENSSL_malloc'd), or 0 with *TOKEN NULL to sign
+ * without one, or a negative errno (the reason kept in CTX) to fail. */
+typedef int (*cms_stamp_fn)(void *ctx, const unsigned char *sig, size_t len, unsigned char **token,
+			    size_t *token_len);
+
+/* cms_sign_digest() with the token STAMP gives added to the signer as the
+ * unsigned attribute id-aa-timeStampToken. -ETIME when STAMP failed. */
+int cms_sign_digest_stamped(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
+			    const unsigned char digest[SHA256_LEN], time_t when, cms_stamp_fn stamp,
+			    void *stamp_ctx, unsigned char **ret_der, size_t *ret_len);
+
 /* Check the detached signature DER over the bytes of CONTENT_FD (read from
  * offset 0): the signature and messageDigest always; with TRUST, also the
  * signer's chain up to it (any purpose, at the time TRUST's parameters say)

@@ -428,6 +428,13 @@ int signer_certificate(struct signer *s, const char *name, X509 **ret_cert,
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX])
 {
+	return signer_sign_stamped(s, name, digest, when, NULL, NULL, ret_der, ret_len, err);
+}
+
+int signer_sign_stamped(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
+			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
+			size_t *ret_len, char err[SIGNER_ERR_MAX])
+{
 	struct signer_key *k = lookup(s, name);
 	STACK_OF(X509) * chain;
 	X509 *cert;
@@ -442,7 +449,11 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 	X509_up_ref(cert);
 	chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
 	pthread_mutex_unlock(&s->lock);
-	if (cms_sign_digest(cert, chain, k->pkey, digest, when, ret_der, ret_len) < 0) {
+	r = cms_sign_digest_stamped(cert, chain, k->pkey, digest, when, stamp, stamp_ctx, ret_der,
+				    ret_len);
+	if (r == -ETIME) {
+		err[0] = 0; /* the stamp's reason is the caller's */
+	} else if (r < 0) {
 		r = error_set(err, -EIO, "signing with key '%s' failed", name);
 		error_openssl(err); /* the token's reason, such as a lost object */
 	}

@@ -36,6 +36,12 @@ int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX]);
 
+/* The same with a timestamp (cms_sign_digest_stamped): -ETIME when STAMP
+ * failed, its reason in STAMP_CTX. */
+int signer_sign_stamped(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
+			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
+			size_t *ret_len, char err[SIGNER_ERR_MAX]);
+
 /* Serial (hex) and SHA-256 fingerprint (hex) of NAME's certificate. */
 int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65]);
 

@@ -33,20 +33,19 @@ struct timestamper {
 	X509 *cert;
 	STACK_OF(X509) * chain;
 	time_t (*clock)(void); /* the local TSA's; NULL: time() */
-	pthread_mutex_t lock;  /* the pool */
+	pthread_mutex_t lock;  /* the pools */
 	CURL *pool[POOL];
 	size_t n_pool;
+	TS_RESP_CTX *responders[POOL]; /* the local TSA's, set up once */
+	size_t n_responders;
 };
 
+/* WHAT, with OpenSSL's reasons (and their data: why a chain failed). */
 static int openssl_error(char err[ERROR_MAX], const char *what)
 {
-	unsigned long e = ERR_get_error();
-	char buf[256] = "";
-
-	if (e)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return error_set(err, -EIO, "%s%s%s", what, buf[0] ? ": " : "", buf);
+	error_set(err, -EIO, "%s", what);
+	error_openssl(err);
+	return -EIO;
 }
 
 void timestamper_free(struct timestamper *t)
@@ -59,6 +58,8 @@ void timestamper_free(struct timestamper *t)
 	free(t->urls);
 	for (size_t i = 0; i < t->n_pool; i++)
 		curl_easy_cleanup(t->pool[i]);
+	for (size_t i = 0; i < t->n_responders; i++)
+		TS_RESP_CTX_free(t->responders[i]);
 	ASN1_OBJECT_free(t->policy);
 	X509_STORE_free(t->store);
 	X509_free(t->cert);
@@ -294,32 +295,58 @@ static ASN1_INTEGER *serial_number(TS_RESP_CTX *ctx, void *data)
 	return serial;
 }
 
-static TS_RESP *local_reply(struct timestamper *t, TS_REQ *req, char err[ERROR_MAX])
+/* A responder of the local TSA: its signer, chain, policy and digests set
+ * once (setting them up costs more than a response). NULL on failure. */
+static TS_RESP_CTX *responder_new(struct timestamper *t)
 {
 	TS_RESP_CTX *ctx = TS_RESP_CTX_new();
 	ASN1_OBJECT *policy = OBJ_txt2obj(LOCAL_POLICY, 1);
+	bool ok = ctx && policy && TS_RESP_CTX_set_signer_cert(ctx, t->cert) &&
+		  TS_RESP_CTX_set_signer_key(ctx, t->key) &&
+		  (!t->chain || TS_RESP_CTX_set_certs(ctx, t->chain)) &&
+		  TS_RESP_CTX_set_def_policy(ctx, t->policy ? t->policy : policy) &&
+		  TS_RESP_CTX_add_md(ctx, EVP_sha256()) &&
+		  TS_RESP_CTX_set_signer_digest(ctx, EVP_sha256()) &&
+		  TS_RESP_CTX_set_accuracy(ctx, 1, 0, 0);
+
+	ASN1_OBJECT_free(policy);
+	if (!ok) {
+		TS_RESP_CTX_free(ctx);
+		return NULL;
+	}
+	TS_RESP_CTX_set_serial_cb(ctx, serial_number, NULL);
+	TS_RESP_CTX_set_time_cb(ctx, local_time, t);
+	return ctx;
+}
+
+static TS_RESP *local_reply(struct timestamper *t, TS_REQ *req, char err[ERROR_MAX])
+{
+	TS_RESP_CTX *ctx = NULL;
 	unsigned char *query = NULL;
 	int qlen = i2d_TS_REQ(req, &query);
 	BIO *in = qlen > 0 ? BIO_new_mem_buf(query, qlen) : NULL;
 	TS_RESP *resp = NULL;
 
-	if (ctx && policy && in && TS_RESP_CTX_set_signer_cert(ctx, t->cert) &&
-	    TS_RESP_CTX_set_signer_key(ctx, t->key) &&
-	    (!t->chain || TS_RESP_CTX_set_certs(ctx, t->chain)) &&
-	    TS_RESP_CTX_set_def_policy(ctx, t->policy ? t->policy : policy) &&
-	    TS_RESP_CTX_add_md(ctx, EVP_sha256()) &&
-	    TS_RESP_CTX_set_signer_digest(ctx, EVP_sha256()) &&
-	    TS_RESP_CTX_set_accuracy(ctx, 1, 0, 0)) {
-		TS_RESP_CTX_set_serial_cb(ctx, serial_number, NULL);
-		TS_RESP_CTX_set_time_cb(ctx, local_time, t);
+	pthread_mutex_lock(&t->lock);
+	if (t->n_responders)
+		ctx = t->responders[--t->n_responders];
+	pthread_mutex_unlock(&t->lock);
+	if (!ctx)
+		ctx = responder_new(t);
+	if (ctx && in)
 		resp = TS_RESP_create_response(ctx, in);
-	}
 	if (!resp)
 		openssl_error(err, "the local TSA cannot answer");
+	/* Back to the pool: a response leaves nothing of itself in it. */
+	pthread_mutex_lock(&t->lock);
+	if (ctx && t->n_responders < POOL) {
+		t->responders[t->n_responders++] = ctx;
+		ctx = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	TS_RESP_CTX_free(ctx);
 	BIO_free(in);
 	OPENSSL_free(query);
-	ASN1_OBJECT_free(policy);
-	TS_RESP_CTX_free(ctx);
 	return resp;
 }
 
@@ -399,18 +426,15 @@ static CMS_SignerInfo *only_signer(CMS_ContentInfo *cms)
 	return sis && sk_CMS_SignerInfo_num(sis) == 1 ? sk_CMS_SignerInfo_value(sis, 0) : NULL;
 }
 
-int timestamper_stamp(struct timestamper *t, const unsigned char *der, size_t len,
-		      unsigned char **ret_der, size_t *ret_len, struct timestamp_info *info,
+int timestamper_token(struct timestamper *t, const unsigned char *sig, size_t len,
+		      unsigned char **ret_token, size_t *ret_len, struct timestamp_info *info,
 		      char err[ERROR_MAX])
 {
-	const unsigned char *p = der;
-	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
-	CMS_SignerInfo *si = only_signer(cms);
-	ASN1_OCTET_STRING *sig = si ? CMS_SignerInfo_get0_signature(si) : NULL;
-	TS_REQ *req = sig ? make_request(sig->data, sig->length, t->policy) : NULL;
+	TS_REQ *req = make_request(sig, len, t->policy);
 	TS_RESP *resp = NULL;
-	unsigned char *token = NULL, *out = NULL;
-	int tlen = 0, olen, r = -EIO;
+	unsigned char *token = NULL;
+	char source[sizeof(info->source)] = "";
+	int tlen, r = -EIO;
 
 	if (!req) {
 		r = error_set(err, -EIO, "cannot make a timestamp request for the signature");
@@ -420,7 +444,7 @@ int timestamper_stamp(struct timestamper *t, const unsigned char *der, size_t le
 	 * would cost a verification per file); a verifier checks it later. */
 	if (!t->n_urls) {
 		resp = local_reply(t, req, err);
-		snprintf(info->source, sizeof(info->source), "local TSA");
+		snprintf(source, sizeof(source), "local TSA");
 	}
 	/* Each URL in turn, until one gives a token that checks. */
 	for (size_t i = 0; !resp && i < t->n_urls; i++) {
@@ -430,34 +454,23 @@ int timestamper_stamp(struct timestamper *t, const unsigned char *der, size_t le
 			resp = NULL;
 		}
 		if (resp)
-			snprintf(info->source, sizeof(info->source), "%s", t->urls[i]);
+			snprintf(source, sizeof(source), "%s", t->urls[i]);
 	}
 	if (!resp)
 		goto out;
 	tlen = i2d_PKCS7(TS_RESP_get_token(resp), &token);
-	if (tlen <= 0 ||
-	    !CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE,
-					   token, tlen) ||
-	    (olen = i2d_CMS_ContentInfo(cms, &out)) <= 0) {
-		r = openssl_error(err, "cannot add the timestamp to the signature");
+	if (tlen <= 0) {
+		r = openssl_error(err, "cannot encode the timestamp");
 		goto out;
 	}
-	{
-		char source[sizeof(info->source)];
-		memcpy(source, info->source, sizeof(source));
-		read_info(TS_RESP_get_token(resp), info);
-		memcpy(info->source, source, sizeof(source));
-	}
-	*ret_der = out;
-	*ret_len = olen;
-	out = NULL;
+	read_info(TS_RESP_get_token(resp), info);
+	memcpy(info->source, source, sizeof(source));
+	*ret_token = token;
+	*ret_len = tlen;
 	r = 0;
 out:
-	OPENSSL_free(out);
-	OPENSSL_free(token);
 	TS_RESP_free(resp);
 	TS_REQ_free(req);
-	CMS_ContentInfo_free(cms);
 	ERR_clear_error();
 	return r;
 }

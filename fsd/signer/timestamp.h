@@ -40,11 +40,12 @@ struct timestamp_info {
 	time_t when;
 };
 
-/* DER (LEN bytes, a detached CMS signature with one signer), timestamped:
- * *RET_DER (OPENSSL_malloc'd) carries the token. Safe from several
- * threads. 0, or -EIO with why in ERR (no URL answered with a good token). */
-int timestamper_stamp(struct timestamper *t, const unsigned char *der, size_t len,
-		      unsigned char **ret_der, size_t *ret_len, struct timestamp_info *info,
+/* A TimeStampToken (DER in *RET_TOKEN, OPENSSL_malloc'd) over SIG, the
+ * signature value of a SignerInfo, for cms_sign_digest_stamped() to add.
+ * Safe from several threads. 0, or -EIO with why in ERR (no URL answered
+ * with a good token). */
+int timestamper_token(struct timestamper *t, const unsigned char *sig, size_t len,
+		      unsigned char **ret_token, size_t *ret_len, struct timestamp_info *info,
 		      char err[ERROR_MAX]);
 
 /* The token in the signer of DER: 0 with INFO when it is over the signature

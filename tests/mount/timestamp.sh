@@ -4,7 +4,8 @@
 # that `openssl ts -verify` accepts over its signature value, the audit
 # record names its genTime and serials, and both stock verifiers still
 # accept the signature. Then what goes wrong: the TSA down, a wrong nonce
-# (a replayed reply), an untrusted TSA, an HTTP error, a TSA slower than
+# (a replayed reply), an untrusted TSA, a signer without the timeStamping
+# EKU, an HTTP error, a TSA slower than
 # the timeout; with required = yes each fails the commit with EIO and
 # publishes nothing, with required = no each publishes without a token;
 # both audited with the reason. Last, the embedded default's local TSA.
@@ -41,6 +42,13 @@ ess_cert_id_alg = sha256
 CNF
 }
 ca test tsa.cnf && ca other other.cnf || { echo "Bail out! cannot make the test TSA"; exit 1; }
+# A certificate under the trusted CA that may not sign timestamps.
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TSA/wrongeku.key" \
+	-out "$TSA/wrongeku.csr" -subj "/CN=not a TSA" 2>/dev/null &&
+	printf 'extendedKeyUsage=codeSigning\nkeyUsage=critical,digitalSignature\n' >"$TSA/wrongeku.ext" &&
+	openssl x509 -req -in "$TSA/wrongeku.csr" -CA "$TSA/test-ca.pem" -CAkey "$TSA/test-ca.key" \
+		-CAcreateserial -out "$TSA/wrongeku.pem" -days 30 -extfile "$TSA/wrongeku.ext" 2>/dev/null ||
+	{ echo "Bail out! cannot make the wrong-EKU certificate"; exit 1; }
 echo ok >"$TSA/mode"
 /usr/bin/python3 "$HERE/tsa_server.py" "$TSA" &
 SERVER=$!
@@ -89,13 +97,15 @@ check "signfsctl verify accepts it: signature, EKU and timestamp" \
 	"$SIGNFSCTL" verify "$O/a" --ca "$STATE/pki/ca.pem" --tsa-ca "$TSA/test-ca.pem"
 
 n=0
-for mode in hangup replay untrusted error slow; do
+for mode in hangup replay untrusted wrongeku error slow; do
 	n=$((n + 1))
 	echo "$mode" >"$TSA/mode"
 	check_fails "required, TSA $mode: close() fails with EIO" "Input/output error" cp "$SRC/a" "$I/r$n"
 	check "...nothing is published, and the log says why" sh -c "
 		! test -e '$O/r$n' && ! test -e '$O/r$n.p7s' &&
 		grep -h '\"event\":\"failed\"' '$MNT'/audit/*.jsonl | grep '\"path\":\"r$n\"' | grep -q 'no timestamp (required)'"
+	[ "$mode" = wrongeku ] && check "...because the TSA's certificate may not sign timestamps" sh -c "
+		grep -h '\"event\":\"failed\"' '$MNT'/audit/*.jsonl | grep '\"path\":\"r$n\"' | grep -q 'unsuitable certificate purpose'"
 done
 stop_daemon
 
@@ -103,7 +113,7 @@ echo ok >"$TSA/mode"
 timestamp_conf "url = $URL" "ca = $TSA/test-ca.pem" "timeout = 2" "required = no"
 start_daemon
 n=0
-for mode in hangup replay untrusted error slow; do
+for mode in hangup replay untrusted wrongeku error slow; do
 	n=$((n + 1))
 	echo "$mode" >"$TSA/mode"
 	check "not required, TSA $mode: published without a token" sh -c "

@@ -5,6 +5,10 @@ request is read from DIR/mode at that moment:
 
   ok         answer with a fresh token
   untrusted  answer with a token from a TSA under another CA
+  wrongeku   answer with a fresh token re-signed (openssl cms, with the
+             ESS signingCertificateV2 attribute) by a certificate under the
+             trusted CA whose extended key usage is codeSigning, not
+             timeStamping
   replay     answer with the previous reply (wrong nonce and imprint)
   error      HTTP 500
   slow       wait 5 s, then answer
@@ -21,6 +25,30 @@ import time
 
 DIR = sys.argv[1]
 last = {"reply": None}
+
+
+def der_sequence(body):
+    n = len(body)
+    length = bytes([n]) if n < 128 else bytes([0x82, n >> 8, n & 0xff])
+    return b"\x30" + length + body
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def resign(reply, tmp):
+    """The reply's TSTInfo in a token signed by the wrong-EKU certificate."""
+    r, tok, tst, bad = (os.path.join(tmp, n) for n in ("r2", "tok", "tst", "bad"))
+    open(r, "wb").write(reply)
+    openssl("ts", "-reply", "-in", r, "-token_out", "-out", tok)
+    openssl("cms", "-verify", "-noverify", "-inform", "DER", "-in", tok, "-binary", "-out", tst)
+    openssl("cms", "-sign", "-binary", "-nodetach", "-cades", "-md", "sha256", "-nosmimecap",
+            "-econtent_type", "id-smime-ct-TSTInfo", "-in", tst,
+            "-signer", os.path.join(DIR, "wrongeku.pem"), "-inkey", os.path.join(DIR, "wrongeku.key"),
+            "-outform", "DER", "-out", bad)
+    return der_sequence(b"\x30\x03\x02\x01\x00" + open(bad, "rb").read())
 
 
 class TSA(http.server.BaseHTTPRequestHandler):
@@ -52,6 +80,8 @@ class TSA(http.server.BaseHTTPRequestHandler):
                                 "-queryfile", q, "-out", r], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 reply = open(r, "rb").read()
+                if mode == "wrongeku":
+                    reply = resign(reply, tmp)
             last["reply"] = reply
         self.send_response(200)
         self.send_header("Content-Type", "application/timestamp-reply")
