@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,8 @@ static const char anomaly_usage[] =
     "       signfsctl anomaly reject [-c CONFIG] ID\n"
     "Decides on a signature held for review (on_anomaly = hold): release\n"
     "publishes it as its commit would have, reject discards it. ID is the one\n"
-    "'signfsctl anomalies' shows. Both are audited with your uid; the command\n"
+    "'signfsctl anomalies' shows (the signature's record), or the seq of one of\n"
+    "its anomaly events in the audit log. Both are audited with your uid; the command\n"
     "waits up to 15 s for signfsd to carry the decision out.\n"
     "Exit codes: 0 done, 1 failure (not held, not carried out), 2 usage error.\n";
 
@@ -95,6 +97,19 @@ struct decision {
 	enum finding_state to;
 };
 
+/* The signing record an anomaly event E names, into CTX. */
+static int signing_of(void *ctx, const struct audit_entry *e)
+{
+	const char *event = audit_entry_text(e, "event");
+	struct json_object *signing;
+
+	if (!event || strcmp(event, "anomaly") ||
+	    !json_object_object_get_ex(e->fields, "signing", &signing))
+		return 0;
+	*(uint64_t *)ctx = json_object_get_int64(signing);
+	return 1;
+}
+
 static int decide(void *ctx, struct store_txn *txn, char *err)
 {
 	const struct decision *v = ctx;
@@ -107,6 +122,7 @@ int cmd_anomaly(int argc, char **argv)
 	char shown[sizeof(((struct finding *)0)->path)];
 	struct decision v;
 	struct finding f;
+	uint64_t id;
 	struct ctl ctl;
 	char *end;
 	int ret;
@@ -129,9 +145,12 @@ int cmd_anomaly(int argc, char **argv)
 	v.to = !strcmp(verb, "release") ? FINDING_RELEASED : FINDING_REJECTED;
 	if (ctl_open(config, true, &ctl) < 0)
 		return EXIT_FAIL;
-	if (findings_get(ctl.store, v.signing, &f) < 0) {
-		fprintf(stderr, "signfsctl: no anomaly has ID %llu\n",
-			(unsigned long long)v.signing);
+	/* The ID of the signature, or of one of its anomaly events. */
+	id = v.signing;
+	if (findings_get(ctl.store, v.signing, &f) < 0 &&
+	    (audit_each_seq(ctl.audit, v.signing, v.signing + 1, signing_of, &v.signing) != 1 ||
+	     findings_get(ctl.store, v.signing, &f) < 0)) {
+		fprintf(stderr, "signfsctl: no anomaly has ID %llu\n", (unsigned long long)id);
 		ctl_close(&ctl);
 		return EXIT_FAIL;
 	}

@@ -104,10 +104,11 @@ check "...rejected in /inventory/anomalies, audited" sh -c "
 check_fails "an unknown ID is refused" "no anomaly has ID 999999" "$SIGNFSCTL" anomaly release -c "$CONF" 999999
 
 check_fails "a hold survives a restart" "Permission denied" as 2005 cp "$SRC/one" "$I/held/e"
-ID=$(id_of held/e)
+# Named this time by its anomaly event's seq in /audit.
+ID=$(cat "$MNT"/audit/*.jsonl | grep '"event":"anomaly"' | grep '"path":"held/e"' | sed 's/^{"seq":\([0-9]*\),.*/\1/')
 stop_daemon
 start_daemon
-check "...and is released after it" sh -c "
+check "...and is released after it, named by its anomaly event" sh -c "
 	'$SIGNFSCTL' anomaly release -c '$CONF' $ID >/dev/null && cmp '$SRC/one' '$O/held/e'"
 check "...openssl cms and certtool verify it" verify held/e
 
