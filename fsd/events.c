@@ -1,6 +1,7 @@
 /* See events.h. */
 #include "events.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -396,6 +397,43 @@ struct stamping {
 	char reason[INGEST_VETO_MAX];
 };
 
+/* An external TSA's certificate goes to the inventory (expiry, alerts) as
+ * the key "tsa-HOST", when a token first shows it. */
+static void record_tsa(struct fsd *d, const char *url)
+{
+	static unsigned recorded;
+	unsigned generation;
+	char name[64] = "tsa-", ierr[INVENTORY_ERR_MAX];
+	const char *host = strstr(url, "://");
+	size_t n = strlen(name);
+	X509 *cert;
+
+	generation = timestamper_tsa_certificate(d->timestamper, &cert);
+	if (!cert || generation == __atomic_load_n(&recorded, __ATOMIC_ACQUIRE)) {
+		X509_free(cert);
+		return;
+	}
+	for (host = host ? host + 3 : url; *host && *host != '/' && *host != ':' && n < 63; host++)
+		name[n++] = (char)(isalnum((unsigned char)*host) || *host == '.' ? *host : '-');
+	name[n] = 0;
+	/* Its key is the TSA's: what it is made of is unknown (-1) here. */
+	struct key_facts facts = {.name = name,
+				  .uri = url,
+				  .timestamping = true,
+				  .sensitive = -1,
+				  .never_extractable = -1,
+				  .local = -1};
+	if (inventory_record_key(d->store, &facts, cert, NULL, time(NULL), ierr) == 0) {
+		__atomic_store_n(&recorded, generation, __ATOMIC_RELEASE);
+		log_info("timestamp: TSA certificate of %s recorded in the inventory as %s", url,
+			 name);
+		daemon_note_inventory(d, NULL);
+	} else {
+		log_err("timestamp: cannot record the TSA certificate of %s: %s", url, ierr);
+	}
+	X509_free(cert);
+}
+
 /* A token for the signature being made ([timestamp], a cms_stamp_fn);
  * without one, the signature fails if one is required, else FACTS say why
  * it has none. */
@@ -407,6 +445,8 @@ static int stamp(void *ctx, const unsigned char *sig, size_t len, unsigned char 
 	char err[ERROR_MAX];
 
 	if (timestamper_token(s->d->timestamper, sig, len, token, token_len, &info, err) == 0) {
+		if (s->d->config->timestamp.n_urls)
+			record_tsa(s->d, info.source);
 		snprintf(s->facts->timestamp, sizeof(s->facts->timestamp), "%s", info.gen_time);
 		snprintf(s->facts->ts_serial, sizeof(s->facts->ts_serial), "%s", info.serial);
 		snprintf(s->facts->tsa_serial, sizeof(s->facts->tsa_serial), "%s", info.tsa_serial);

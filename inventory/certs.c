@@ -152,7 +152,8 @@ void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, 
 		if (strcmp(curve, "prime256v1") && strcmp(curve, "secp384r1"))
 			append(out, n, "EC curve %s (P-256 or P-384)", curve[0] ? curve : "?");
 	}
-	if (na - nb > (time_t)MAX_VALIDITY_DAYS * 86400)
+	/* The 460 days are the code-signing rule; TSA certificates live longer. */
+	if (!(facts && facts->timestamping) && na - nb > (time_t)MAX_VALIDITY_DAYS * 86400)
 		append(out, n, "validity of %ld days (at most %d)", (long)((na - nb) / 86400),
 		       MAX_VALIDITY_DAYS);
 	if (facts && (facts->sensitive == 0 || facts->never_extractable == 0))

@@ -38,6 +38,8 @@ struct timestamper {
 	size_t n_pool;
 	TS_RESP_CTX *responders[POOL]; /* the local TSA's, set up once */
 	size_t n_responders;
+	X509 *tsa_seen; /* the certificate of the last external TSA that answered */
+	unsigned tsa_generation;
 };
 
 /* WHAT, with OpenSSL's reasons (and their data: why a chain failed). */
@@ -61,6 +63,7 @@ void timestamper_free(struct timestamper *t)
 	for (size_t i = 0; i < t->n_responders; i++)
 		TS_RESP_CTX_free(t->responders[i]);
 	ASN1_OBJECT_free(t->policy);
+	X509_free(t->tsa_seen);
 	X509_STORE_free(t->store);
 	X509_free(t->cert);
 	sk_X509_pop_free(t->chain, X509_free);
@@ -419,6 +422,37 @@ static int check_reply(struct timestamper *t, TS_REQ *req, TS_RESP *resp, const 
 	return 0;
 }
 
+/* The certificate that signed TOKEN (an external TSA's), kept when new. */
+static void note_tsa(struct timestamper *t, PKCS7 *token)
+{
+	STACK_OF(X509) *signers = PKCS7_get0_signers(token, NULL, 0);
+	X509 *cert = signers && sk_X509_num(signers) ? sk_X509_value(signers, 0) : NULL;
+
+	pthread_mutex_lock(&t->lock);
+	if (cert && (!t->tsa_seen || X509_cmp(cert, t->tsa_seen))) {
+		X509_up_ref(cert);
+		X509_free(t->tsa_seen);
+		t->tsa_seen = cert;
+		t->tsa_generation++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	sk_X509_free(signers);
+	ERR_clear_error();
+}
+
+unsigned timestamper_tsa_certificate(struct timestamper *t, X509 **ret)
+{
+	unsigned generation;
+
+	pthread_mutex_lock(&t->lock);
+	*ret = t->tsa_seen;
+	if (*ret)
+		X509_up_ref(*ret);
+	generation = t->tsa_generation;
+	pthread_mutex_unlock(&t->lock);
+	return generation;
+}
+
 /* The SignerInfo of a one-signer CMS. */
 static CMS_SignerInfo *only_signer(CMS_ContentInfo *cms)
 {
@@ -465,6 +499,8 @@ int timestamper_token(struct timestamper *t, const unsigned char *sig, size_t le
 	}
 	read_info(TS_RESP_get_token(resp), info);
 	memcpy(info->source, source, sizeof(source));
+	if (t->n_urls)
+		note_tsa(t, TS_RESP_get_token(resp));
 	*ret_token = token;
 	*ret_len = tlen;
 	r = 0;

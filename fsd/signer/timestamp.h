@@ -55,6 +55,11 @@ int timestamper_token(struct timestamper *t, const unsigned char *sig, size_t le
 int timestamp_verify(const unsigned char *der, size_t len, X509_STORE *trust,
 		     struct timestamp_info *info, char err[ERROR_MAX]);
 
+/* The certificate of the external TSA that answered last (*RET, to
+ * X509_free; NULL before any answered, and for the in-process TSA), and a
+ * number that changes whenever it does. */
+unsigned timestamper_tsa_certificate(struct timestamper *t, X509 **ret);
+
 /* The in-process TSA tells time with CLOCK instead of time() (tests). */
 void timestamper_set_clock(struct timestamper *t, time_t (*clock)(void));
 

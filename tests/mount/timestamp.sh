@@ -93,6 +93,11 @@ check "...the signed record names its genTime and serials" sh -c "
 	grep -h '\"event\":\"signed\"' '$MNT'/audit/*.jsonl | grep '\"path\":\"a\"' |
 		grep -q '\"timestamp\":\"20[0-9-]*T[0-9:]*Z\",\"timestamp_serial\":\"[0-9a-f]*\",\"tsa_serial\":\"[0-9a-f]*\"'"
 check "...the request went as application/timestamp-query" grep -qx "application/timestamp-query" "$TSA/requests"
+check "...the TSA's certificate is in /inventory, expiring (30 days, within warn_days)" python3 -c "
+import json
+c = [x for x in json.load(open('$MNT/inventory/certificates.json')) if x['key'] == 'tsa-127.0.0.1']
+assert c and c[0]['extended_key_usage'] == 'timeStamping' and c[0]['status'] == 'expiring', c
+assert c[0]['subject'] == 'CN=test TSA' and 28 <= c[0]['days_left'] <= 30, c"
 check "signfsctl verify accepts it: signature, EKU and timestamp" \
 	"$SIGNFSCTL" verify "$O/a" --ca "$STATE/pki/ca.pem" --tsa-ca "$TSA/test-ca.pem"
 
