@@ -42,7 +42,6 @@ static struct {
 	bool had_save;
 	struct alert queue[ALERTS_QUEUED];
 	size_t queue_head, queued;
-	unsigned long dropped;
 } an = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
 /* ---- learning ---- */
@@ -146,7 +145,6 @@ static void queue_alert(struct fsd *d, const struct finding *f, enum policy_on_a
 		return;
 	pthread_mutex_lock(&an.lock);
 	if (an.queued == ALERTS_QUEUED) {
-		an.dropped++;
 		pthread_mutex_unlock(&an.lock);
 		log_err("alert_command: %d anomaly alerts wait already; this one (%s, signature "
 			"%llu) is not sent",
@@ -263,7 +261,7 @@ static void *work(void *arg)
 
 	replay(d);
 	pthread_mutex_lock(&an.lock);
-	an.ready = true;
+	__atomic_store_n(&an.ready, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&an.changed);
 	while (!an.stopping) {
 		struct timespec until;
@@ -368,6 +366,9 @@ static bool wait_ready(enum policy_on_anomaly action)
 	struct timespec until;
 	bool ready;
 
+	/* Once ready, always: commits take no lock for it. */
+	if (__atomic_load_n(&an.ready, __ATOMIC_ACQUIRE))
+		return true;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += READY_WAIT_SECONDS;
 	pthread_mutex_lock(&an.lock);

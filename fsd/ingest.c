@@ -454,29 +454,38 @@ static int commit_sign(struct commit *c)
 	return r;
 }
 
+/* An event of C's commit: what it is about, as far as the commit got. */
+static struct ingest_event commit_event(struct commit *c, enum ingest_result result)
+{
+	return (struct ingest_event){
+	    .result = result,
+	    .path = c->path,
+	    .cred = c->cred,
+	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
+	    .key = c->grant.key[0] ? c->grant.key : NULL,
+	    .size = c->st.st_size,
+	    .sha256 = c->hashed ? c->digest : NULL,
+	    .signing = c->signing,
+	    .quorum = c->grant.quorum,
+	};
+}
+
 /* The SIGNED record, committed; it is durable before anything is visible:
  * the outbox's first flush, which the store shares (main.c), covers it
  * with the artifact and the signature (commit_publish). */
 static int commit_record(struct commit *c, double started)
 {
 	char veto[INGEST_VETO_MAX] = "";
-	struct ingest_event ev = {
-	    .result = INGEST_SIGNED,
-	    .path = c->path,
-	    .cred = c->cred,
-	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
-	    .key = c->grant.key,
-	    .size = c->st.st_size,
-	    .sha256 = c->digest,
-	    .signing = INGEST_NO_ID,
-	    .ret_signing = &c->signing,
-	    .veto = veto,
-	    .on_anomaly = c->grant.on_anomaly,
-	    .attesters = c->attesters,
-	    .n_attesters = c->n_attesters,
-	    .facts = &c->facts,
-	};
-	int r = report(c->in, &ev, started);
+	struct ingest_event ev = commit_event(c, INGEST_SIGNED);
+	int r;
+
+	ev.ret_signing = &c->signing;
+	ev.veto = veto;
+	ev.on_anomaly = c->grant.on_anomaly;
+	ev.attesters = c->attesters;
+	ev.n_attesters = c->n_attesters;
+	ev.facts = &c->facts;
+	r = report(c->in, &ev, started);
 
 	if (r == -EACCES || r == INGEST_HOLD)
 		error_set(c->reason, 0, "%s", veto);
@@ -503,22 +512,13 @@ static int commit_attest(struct commit *c, double started)
 	if (linkat(AT_FDCWD, proc, in->quorum_fd, copy, AT_SYMLINK_FOLLOW) < 0)
 		return error_set(c->reason, -EIO, "cannot keep a copy for the quorum: %s",
 				 strerror(errno));
-	struct ingest_event ev = {
-	    .result = INGEST_ATTEST,
-	    .path = c->path,
-	    .cred = c->cred,
-	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
-	    .key = c->grant.key,
-	    .size = c->st.st_size,
-	    .sha256 = c->digest,
-	    .signing = INGEST_NO_ID,
-	    .veto = veto,
-	    .copy = copy,
-	    .quorum = c->grant.quorum,
-	    .quorum_window = c->grant.quorum_window,
-	    .ret_attesters = c->attesters,
-	    .ret_n_attesters = &c->n_attesters,
-	};
+	struct ingest_event ev = commit_event(c, INGEST_ATTEST);
+
+	ev.veto = veto;
+	ev.copy = copy;
+	ev.quorum_window = c->grant.quorum_window;
+	ev.ret_attesters = c->attesters;
+	ev.ret_n_attesters = &c->n_attesters;
 	r = report(in, &ev, started);
 	if (!ev.keep_copy)
 		unlinkat(in->quorum_fd, copy, 0);
@@ -601,22 +601,12 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	if (r == -EFBIG) {
 		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
 	} else if (r <= 0) {
-		struct ingest_event ev = {
-		    .result = r == 0	     ? INGEST_PUBLISHED
-			      : c.held	     ? INGEST_HELD
-			      : r == -EACCES ? INGEST_DENIED
-					     : INGEST_FAILED,
-		    .path = path,
-		    .cred = cred,
-		    .rule = c.grant.rule[0] ? c.grant.rule : NULL,
-		    .key = c.grant.key[0] ? c.grant.key : NULL,
-		    .size = c.st.st_size,
-		    .sha256 = c.hashed ? c.digest : NULL,
-		    .reason = r < 0 ? c.reason : NULL,
-		    .signing = c.signing,
-		    .replaced = staging != NULL,
-		    .quorum = c.grant.quorum,
-		};
+		struct ingest_event ev = commit_event(&c, r == 0	 ? INGEST_PUBLISHED
+							  : c.held	 ? INGEST_HELD
+							  : r == -EACCES ? INGEST_DENIED
+									 : INGEST_FAILED);
+		ev.reason = r < 0 ? c.reason : NULL;
+		ev.replaced = staging != NULL;
 		report(in, &ev, started);
 	}
 	OPENSSL_free(c.sig);

@@ -12,67 +12,36 @@
 
 #define COLUMNS "id, path, sha256, uid, user, exe, rule, copy, time, expires, quorum, blocked"
 
-static void copy_text(char *out, size_t n, sqlite3_stmt *st, int col)
+static void read_row(sqlite3_stmt *st, void *row)
 {
-	const char *t = (const char *)sqlite3_column_text(st, col);
-	snprintf(out, n, "%s", t ? t : "");
-}
+	struct attestation *a = row;
 
-static void read_row(sqlite3_stmt *st, struct attestation *a)
-{
 	memset(a, 0, sizeof(*a));
 	a->id = sqlite3_column_int64(st, 0);
-	copy_text(a->path, sizeof(a->path), st, 1);
-	copy_text(a->sha256, sizeof(a->sha256), st, 2);
+	store_column_copy(st, 1, a->path, sizeof(a->path));
+	store_column_copy(st, 2, a->sha256, sizeof(a->sha256));
 	a->uid = sqlite3_column_int64(st, 3);
-	copy_text(a->user, sizeof(a->user), st, 4);
-	copy_text(a->exe, sizeof(a->exe), st, 5);
-	copy_text(a->rule, sizeof(a->rule), st, 6);
-	copy_text(a->copy, sizeof(a->copy), st, 7);
+	store_column_copy(st, 4, a->user, sizeof(a->user));
+	store_column_copy(st, 5, a->exe, sizeof(a->exe));
+	store_column_copy(st, 6, a->rule, sizeof(a->rule));
+	store_column_copy(st, 7, a->copy, sizeof(a->copy));
 	a->time = sqlite3_column_int64(st, 8);
 	a->expires = sqlite3_column_int64(st, 9);
 	a->quorum = sqlite3_column_int(st, 10);
 	a->blocked = sqlite3_column_int(st, 11) != 0;
 }
 
+static void bind_path(sqlite3_stmt *st, const void *path)
+{
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+}
+
 /* The rows of SQL (with PATH bound, if not NULL), read into memory. */
 static int rows(struct store *s, const char *sql, const char *path, struct attestation **ret,
 		size_t *n)
 {
-	struct attestation *v = NULL;
-	size_t cap = 0;
-	sqlite3_stmt *st;
-	int r = 0;
-
-	*n = 0;
-	pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&s->lock);
-		return -EIO;
-	}
-	if (path)
-		sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (*n == cap) {
-			/* analyzer: V is handed to the caller in *RET, or freed. */
-			void *p = realloc(v, (cap = cap ? 2 * cap : 8) * sizeof(*v));
-			if (!p) {
-				r = -ENOMEM;
-				break;
-			}
-			v = p;
-		}
-		read_row(st, &v[(*n)++]);
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	if (r < 0) {
-		free(v);
-		*n = 0;
-		v = NULL;
-	}
-	*ret = v;
-	return r;
+	return store_rows(s, sql, path ? bind_path : NULL, path, 0, sizeof(**ret), read_row,
+			  (void **)ret, n);
 }
 
 int attestations_of(struct store *s, const char *path, struct attestation **ret, size_t *n)
@@ -90,14 +59,6 @@ int attestations_each(struct store *s, int (*fn)(void *ctx, const struct attesta
 		r = fn(ctx, &v[i]);
 	free(v);
 	return r;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s && *s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
 }
 
 /* Run SQL (PATH and ID bound as ?1 and ?2 when used) in TXN: the rows it
@@ -129,13 +90,13 @@ int attestations_add(struct store_txn *txn, const struct attestation *a, char *e
 			       "expires, quorum, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return error_set(err, -EIO, "store: %s", sqlite3_errmsg(txn->db));
-	bind_text(st, 1, a->path);
-	bind_text(st, 2, a->sha256);
+	store_bind_text(st, 1, a->path);
+	store_bind_text(st, 2, a->sha256);
 	sqlite3_bind_int64(st, 3, a->uid);
-	bind_text(st, 4, a->user);
-	bind_text(st, 5, a->exe);
-	bind_text(st, 6, a->rule);
-	bind_text(st, 7, a->copy);
+	store_bind_text(st, 4, a->user);
+	store_bind_text(st, 5, a->exe);
+	store_bind_text(st, 6, a->rule);
+	store_bind_text(st, 7, a->copy);
 	sqlite3_bind_int64(st, 8, a->time);
 	sqlite3_bind_int64(st, 9, a->expires);
 	sqlite3_bind_int(st, 10, (int)a->quorum);

@@ -27,14 +27,6 @@ static enum finding_state state_of(const char *name)
 	return FINDING_RECORDED;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s && *s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 int findings_add(struct store_txn *txn, const struct finding *f, char *err)
 {
 	sqlite3_stmt *st;
@@ -48,17 +40,17 @@ int findings_add(struct store_txn *txn, const struct finding *f, char *err)
 		-1, &st, NULL) != SQLITE_OK)
 		return error_set(err, -EIO, "store: %s", sqlite3_errmsg(txn->db));
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)f->signing);
-	bind_text(st, 2, f->kind);
+	store_bind_text(st, 2, f->kind);
 	sqlite3_bind_int64(st, 3, f->time);
 	sqlite3_bind_int64(st, 4, f->uid);
-	bind_text(st, 5, f->user);
-	bind_text(st, 6, f->key);
-	bind_text(st, 7, f->rule);
-	bind_text(st, 8, f->path);
-	bind_text(st, 9, f->exe);
-	bind_text(st, 10, f->sha256);
-	bind_text(st, 11, f->reason);
-	bind_text(st, 12, finding_state_name(f->state));
+	store_bind_text(st, 5, f->user);
+	store_bind_text(st, 6, f->key);
+	store_bind_text(st, 7, f->rule);
+	store_bind_text(st, 8, f->path);
+	store_bind_text(st, 9, f->exe);
+	store_bind_text(st, 10, f->sha256);
+	store_bind_text(st, 11, f->reason);
+	store_bind_text(st, 12, finding_state_name(f->state));
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -137,65 +129,45 @@ int findings_settle(struct store *s, uint64_t signing, const char *outcome)
 	"signing, time, kind, uid, user, key, rule, path, exe, sha256, reason, state, "            \
 	"decided_by, decided_at, settled, outcome"
 
-static void copy_text(char *out, size_t n, sqlite3_stmt *st, int col)
+static void read_row(sqlite3_stmt *st, void *row)
 {
-	const char *t = (const char *)sqlite3_column_text(st, col);
-	snprintf(out, n, "%s", t ? t : "");
-}
+	struct finding *f = row;
 
-static void read_row(sqlite3_stmt *st, struct finding *f)
-{
 	memset(f, 0, sizeof(*f));
 	f->signing = sqlite3_column_int64(st, 0);
 	f->time = sqlite3_column_int64(st, 1);
-	copy_text(f->kind, sizeof(f->kind), st, 2);
+	store_column_copy(st, 2, f->kind, sizeof(f->kind));
 	f->uid = sqlite3_column_int64(st, 3);
-	copy_text(f->user, sizeof(f->user), st, 4);
-	copy_text(f->key, sizeof(f->key), st, 5);
-	copy_text(f->rule, sizeof(f->rule), st, 6);
-	copy_text(f->path, sizeof(f->path), st, 7);
-	copy_text(f->exe, sizeof(f->exe), st, 8);
-	copy_text(f->sha256, sizeof(f->sha256), st, 9);
-	copy_text(f->reason, sizeof(f->reason), st, 10);
+	store_column_copy(st, 4, f->user, sizeof(f->user));
+	store_column_copy(st, 5, f->key, sizeof(f->key));
+	store_column_copy(st, 6, f->rule, sizeof(f->rule));
+	store_column_copy(st, 7, f->path, sizeof(f->path));
+	store_column_copy(st, 8, f->exe, sizeof(f->exe));
+	store_column_copy(st, 9, f->sha256, sizeof(f->sha256));
+	store_column_copy(st, 10, f->reason, sizeof(f->reason));
 	f->state = state_of((const char *)sqlite3_column_text(st, 11));
 	f->decided_by =
 	    sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 12);
 	f->decided_at = sqlite3_column_int64(st, 13);
 	f->settled = sqlite3_column_int(st, 14) != 0;
-	copy_text(f->outcome, sizeof(f->outcome), st, 15);
+	store_column_copy(st, 15, f->outcome, sizeof(f->outcome));
 }
 
-/* The rows of SQL (binding INT, if >= 0) read into memory first, so that FN
- * runs with the store unlocked and may change it. */
+static void bind_int(sqlite3_stmt *st, const void *value)
+{
+	sqlite3_bind_int64(st, 1, *(const long long *)value);
+}
+
+/* FN for each row of SQL (with BIND as its parameter, if >= 0), with the
+ * store unlocked: FN may change it. */
 static int each(struct store *s, const char *sql, long long bind, size_t limit,
 		int (*fn)(void *ctx, const struct finding *f), void *ctx)
 {
-	struct finding *rows = NULL;
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st;
-	int r = 0;
+	struct finding *rows;
+	size_t n;
+	int r = store_rows(s, sql, bind >= 0 ? bind_int : NULL, &bind, limit, sizeof(*rows),
+			   read_row, (void **)&rows, &n);
 
-	pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&s->lock);
-		return -EIO;
-	}
-	if (bind >= 0)
-		sqlite3_bind_int64(st, 1, bind);
-	while ((!limit || n < limit) && sqlite3_step(st) == SQLITE_ROW) {
-		if (n == cap) {
-			/* analyzer: ROWS is freed below, after FN saw them. */
-			void *p = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*rows));
-			if (!p) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = p;
-		}
-		read_row(st, &rows[n++]);
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = fn(ctx, &rows[i]);
 	free(rows);

@@ -35,6 +35,21 @@ void store_note_change(struct store *s);
  * (sqlite3_reset), never finalizes it. NULL on error. */
 sqlite3_stmt *store_prepared(struct store *s, enum store_stmt id, const char *sql);
 
+/* Column COL of ST as text into OUT (N bytes, "" for NULL). */
+void store_column_copy(sqlite3_stmt *st, int col, char *out, size_t n);
+
+/* Bind TEXT to parameter I of ST, NULL when it is NULL or "". */
+void store_bind_text(sqlite3_stmt *st, int i, const char *text);
+
+/* The rows SQL yields (BIND, if not NULL, binds its parameters from
+ * BIND_CTX), at most LIMIT (0: all), each read by READ into an element of
+ * SIZE bytes of an array: *RET (malloc'd, N elements; NULL when none). They
+ * are read under the store's lock and looked at after it, by callers that
+ * may change the store meanwhile. 0, -EIO or -ENOMEM. */
+int store_rows(struct store *s, const char *sql, void (*bind)(sqlite3_stmt *, const void *),
+	       const void *bind_ctx, size_t limit, size_t size,
+	       void (*read)(sqlite3_stmt *, void *), void **ret, size_t *n);
+
 struct store_txn {
 	sqlite3 *db; /* inside BEGIN IMMEDIATE, with the store's lock held */
 };

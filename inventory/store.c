@@ -380,3 +380,57 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_E
 		error_set(err, r, "store: cannot make the change durable: %s", strerror(-r));
 	return r;
 }
+
+void store_column_copy(sqlite3_stmt *st, int col, char *out, size_t n)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+	snprintf(out, n, "%s", t ? t : "");
+}
+
+void store_bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	if (text && *text)
+		sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int store_rows(struct store *s, const char *sql, void (*bind)(sqlite3_stmt *, const void *),
+	       const void *bind_ctx, size_t limit, size_t size,
+	       void (*read)(sqlite3_stmt *, void *), void **ret, size_t *n)
+{
+	char *v = NULL;
+	size_t cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return -EIO;
+	}
+	if (bind)
+		bind(st, bind_ctx);
+	while ((!limit || *n < limit) && sqlite3_step(st) == SQLITE_ROW) {
+		if (*n == cap) {
+			/* analyzer: V is handed to the caller in *RET, or freed. */
+			void *p = realloc(v, (cap = cap ? 2 * cap : 16) * size);
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			v = p;
+		}
+		read(st, v + (*n)++ * size);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		free(v);
+		v = NULL;
+		*n = 0;
+	}
+	*ret = v;
+	return r;
+}

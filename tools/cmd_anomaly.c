@@ -39,57 +39,20 @@ static const char anomaly_usage[] =
     "waits up to 15 s for signfsd to carry the decision out.\n"
     "Exit codes: 0 done, 1 failure (not held, not carried out), 2 usage error.\n";
 
+static int render(struct store *s, bool json, void *ctx)
+{
+	long count = *(long *)ctx;
+	return json ? findings_render_json(s, count, stdout) : findings_render(s, count, stdout);
+}
+
 int cmd_anomalies(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	const char *config = SIGNFS_CONFIG_PATH;
-	bool json = false;
+	const char *config;
 	long count = 0;
-	struct ctl ctl;
-	int c, r;
+	bool json;
+	int r = ctl_list_options(argc, argv, anomalies_usage, &config, &json, &count);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'n':
-			count = strtol(optarg, NULL, 10);
-			if (count < 1) {
-				fprintf(stderr, "signfsctl: -n needs a count of 1 or more\n");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("%s", anomalies_usage);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", anomalies_usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "%s", anomalies_usage);
-		return EXIT_USAGE;
-	}
-	if (ctl_open(config, false, &ctl) < 0)
-		return EXIT_FAIL;
-	r = json ? findings_render_json(ctl.store, count, stdout)
-		 : findings_render(ctl.store, count, stdout);
-	ctl_close(&ctl);
-	if (r < 0) {
-		fprintf(stderr, "signfsctl: cannot read the anomalies from the store\n");
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	return r >= 0 ? r : ctl_print(config, render, json, &count, "anomalies");
 }
 
 struct decision {

@@ -35,49 +35,20 @@ static const char *inbox_relative(const char *p)
 	return !strncmp(p, "inbox/", 6) ? p + 6 : p;
 }
 
+static int render(struct store *s, bool json, void *ctx)
+{
+	(void)ctx;
+	return json ? attestations_render_json(s, time(NULL), stdout)
+		    : attestations_render(s, time(NULL), stdout);
+}
+
 static int list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	const char *config = SIGNFS_CONFIG_PATH;
-	bool json = false;
-	struct ctl ctl;
-	int c, r;
+	const char *config;
+	bool json;
+	int r = ctl_list_options(argc, argv, quorum_usage, &config, &json, NULL);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("%s", quorum_usage);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", quorum_usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "%s", quorum_usage);
-		return EXIT_USAGE;
-	}
-	if (ctl_open(config, false, &ctl) < 0)
-		return EXIT_FAIL;
-	r = json ? attestations_render_json(ctl.store, time(NULL), stdout)
-		 : attestations_render(ctl.store, time(NULL), stdout);
-	ctl_close(&ctl);
-	if (r < 0) {
-		fprintf(stderr, "signfsctl: cannot read the attestations from the store\n");
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	return r >= 0 ? r : ctl_print(config, render, json, NULL, "attestations");
 }
 
 static int show(struct ctl *ctl, const char *path)

@@ -36,6 +36,16 @@ void ctl_close(struct ctl *c);
  * exits with USAGE printed on --help or a usage error. */
 const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage);
 
+/* A listing command's options: -c CONFIG, --json, and with COUNT (may be
+ * NULL) -n N. -1 to go on, else the exit code (USAGE printed). */
+int ctl_list_options(int argc, char **argv, const char *usage, const char **config, bool *json,
+		     long *count);
+
+/* Print what RENDER (with JSON and CTX) makes of CONFIG's store, opened
+ * read-only: an exit code; WHAT names it in the error. */
+int ctl_print(const char *config, int (*render)(struct store *s, bool json, void *ctx), bool json,
+	      void *ctx, const char *what);
+
 struct audit_record;
 struct store_txn;
 

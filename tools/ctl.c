@@ -128,3 +128,63 @@ int ctl_read_signature(int fd, unsigned char **ret, size_t *len)
 	*len = used;
 	return 0;
 }
+
+int ctl_list_options(int argc, char **argv, const char *usage, const char **config, bool *json,
+		     long *count)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	int c;
+
+	*config = SIGNFS_CONFIG_PATH;
+	*json = false;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, count ? "c:n:h" : "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			*config = optarg;
+			break;
+		case 'n':
+			*count = strtol(optarg, NULL, 10);
+			if (*count < 1) {
+				fprintf(stderr, "signfsctl: -n needs a count of 1 or more\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j':
+			*json = true;
+			break;
+		case 'h':
+			printf("%s", usage);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "%s", usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+int ctl_print(const char *config, int (*render)(struct store *s, bool json, void *ctx), bool json,
+	      void *ctx, const char *what)
+{
+	struct ctl ctl;
+	int r;
+
+	if (ctl_open(config, false, &ctl) < 0)
+		return EXIT_FAIL;
+	r = render(ctl.store, json, ctx);
+	ctl_close(&ctl);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: cannot read the %s from the store\n", what);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
