@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "anomalies.h"
 #include "audit.h"
 #include "certs.h"
+#include "cms.h"
 #include "config.h"
 #include "denials.h"
 #include "live.h"
@@ -227,14 +229,119 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	return 0;
 }
 
+/* The signatures a crash interrupted, settled newest first; the paths
+ * whose swap was completed from the record, for the inbox to follow. */
+struct settling {
+	struct fsd *d;
+	char **replayed;
+	size_t n_replayed;
+};
+
+static bool was_replayed(const struct settling *s, const char *path)
+{
+	for (size_t i = 0; i < s->n_replayed; i++)
+		if (!strcmp(s->replayed[i], path))
+			return true;
+	return false;
+}
+
+/* Does object ID's signature verify over its artifact? A crash before the
+ * publication's flush may have kept the record and names with torn bytes;
+ * nothing of that kind is published. */
+static bool object_verifies(struct outbox *o, uint64_t number, char err[ERROR_MAX])
+{
+	char id[OUTBOX_ID_LEN + 1];
+	unsigned char *der = NULL;
+	int sfd = -1, afd = -1, r = -EIO;
+	struct stat st;
+
+	outbox_id(number, id);
+	if (outbox_open_version(o, id, OUTBOX_SIGNATURE, &sfd) < 0 ||
+	    outbox_open_version(o, id, OUTBOX_ARTIFACT, &afd) < 0 || fstat(sfd, &st) < 0 ||
+	    st.st_size <= 0 || st.st_size > (1 << 20) || !(der = malloc(st.st_size)) ||
+	    pread(sfd, der, st.st_size, 0) != st.st_size)
+		snprintf(err, ERROR_MAX, "its signature or artifact cannot be read");
+	else
+		r = cms_verify_detached(der, st.st_size, afd, NULL, NULL, err);
+	free(der);
+	if (sfd >= 0)
+		close(sfd);
+	if (afd >= 0)
+		close(afd);
+	return r == 0;
+}
+
 /* A signature recorded before a crash, with no outcome after it: the outbox
- * tells which it was. */
+ * tells which it was. Its record and object were durable together before
+ * the swap that publishes it, so a complete object that was never swapped
+ * in is swapped in now, unless a later version of its path was. */
 static int settle(void *ctx, uint64_t seq, const char *path)
 {
-	struct fsd *d = ctx;
+	struct settling *s = ctx;
+	struct fsd *d = s->d;
 	struct outbox *o = ingest_outbox(d->ingest);
-	bool done = outbox_is_current(o, path, seq);
-	char err[AUDIT_ERR_MAX];
+	enum outbox_state state = outbox_state(o, path, seq);
+	char err[AUDIT_ERR_MAX], why[ERROR_MAX] = "", reason[AUDIT_ERR_MAX + 160];
+	bool done = true;
+
+	switch (state) {
+	case OUTBOX_CURRENT:
+		snprintf(reason, sizeof(reason),
+			 "recorded at start: it was published before signfsd stopped");
+		outbox_finish(o, seq);
+		break;
+	case OUTBOX_BUILT:
+		if (was_replayed(s, path) || outbox_newer(o, path, seq)) {
+			snprintf(reason, sizeof(reason),
+				 "recorded at start: it was published before signfsd stopped, then "
+				 "replaced by a later version");
+			outbox_discard(o, seq);
+			break;
+		}
+		if (!object_verifies(o, seq, why)) {
+			done = false;
+			snprintf(reason, sizeof(reason),
+				 "signfsd stopped before the signed copy was complete (%s); nothing "
+				 "was published",
+				 why);
+			outbox_discard(o, seq);
+			break;
+		}
+		if (outbox_release(o, path, seq) < 0) {
+			done = false;
+			snprintf(reason, sizeof(reason),
+				 "signfsd stopped before its publication, which cannot be completed "
+				 "now; nothing was published");
+			outbox_discard(o, seq);
+			break;
+		}
+		snprintf(reason, sizeof(reason),
+			 "recorded at start: signfsd stopped after its durable record and before "
+			 "the swap that publishes it, which was completed from the record");
+		char *copy = strdup(path);
+		char **p = copy ? realloc(s->replayed, (s->n_replayed + 1) * sizeof(*p)) : NULL;
+		if (p) {
+			s->replayed = p;
+			s->replayed[s->n_replayed++] = copy;
+		} else {
+			free(copy);
+		}
+		break;
+	case OUTBOX_REPLACED:
+		snprintf(reason, sizeof(reason),
+			 "recorded at start: it was published before signfsd stopped, then "
+			 "replaced by a later version");
+		break;
+	case OUTBOX_HELD: /* kept for review, its record lost: not released */
+	case OUTBOX_GONE:
+		done = false;
+		snprintf(reason, sizeof(reason),
+			 "signfsd stopped between signature and publication; nothing was "
+			 "published");
+		outbox_discard(o, seq);
+		break;
+	}
+
 	struct audit_record rec = {
 	    .event = done ? "published" : "failed",
 	    .uid = getuid(),
@@ -243,29 +350,33 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 	    .path = path,
 	    .size = AUDIT_NONE,
 	    .decision = done ? "allow" : "error",
-	    .reason = done ? "recorded at start: it was published before signfsd stopped"
-			   : "signfsd stopped between signature and publication; nothing "
-			     "was published",
+	    .reason = reason,
 	    .has_ref = true,
 	    .ref = seq,
 	};
 
-	if (done)
-		outbox_finish(o, seq);
-	else
-		outbox_discard(o, seq);
 	if (audit_append(d->audit, &rec, NULL, err) < 0) {
 		log_err("audit: cannot settle record %llu: %s", (unsigned long long)seq, err);
 		return -EIO;
 	}
-	log_info("audit: record %llu (inbox/%s) settled as %s", (unsigned long long)seq, path,
-		 rec.event);
+	log_info("audit: record %llu (inbox/%s) settled as %s: %s", (unsigned long long)seq,
+		 path, rec.event, reason);
 	return 0;
 }
 
 int events_settle(struct fsd *d)
 {
-	return audit_unconcluded(d->audit, settle, d);
+	struct settling s = {.d = d};
+	int r = audit_unconcluded(d->audit, settle, &s);
+
+	if (r == 0) {
+		outbox_settle_swapped(ingest_outbox(d->ingest));
+		ingest_recover(d->ingest, (const char *const *)s.replayed, s.n_replayed);
+	}
+	for (size_t i = 0; i < s.n_replayed; i++)
+		free(s.replayed[i]);
+	free(s.replayed);
+	return r;
 }
 
 int events_authorize(void *ctx, const char *path, enum ingest_check check,

@@ -377,6 +377,22 @@ static void recover(struct ingest *in)
 	}
 }
 
+void ingest_recover(struct ingest *in, const char *const *replayed, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char id[OUTBOX_ID_LEN + 1];
+		enum outbox_kind kind;
+		struct stat is, pub;
+
+		if (outbox_resolve(in->outbox, replayed[i], &kind, id) == 0 &&
+		    kind == OUTBOX_ARTIFACT && outbox_stat_version(in->outbox, id, kind, &pub) == 0 &&
+		    (fstatat(in->inbox_fd, replayed[i], &is, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     is.st_ino != pub.st_ino || is.st_dev != pub.st_dev))
+			show_version(in, replayed[i], id);
+	}
+	recover(in);
+}
+
 /* ---- the commit: authorise, make durable and hash, sign, record, publish ---- */
 
 struct commit {
@@ -1751,7 +1767,6 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	if (r == 0 && fchmod(in->inbox_fd, 01777) < 0)
 		r = -errno;
 	if (r == 0) {
-		recover(in);
 		if (pthread_create(&in->sweeper, NULL, sweeper, in) == 0)
 			in->sweeping = true;
 		else

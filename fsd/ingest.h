@@ -7,7 +7,7 @@
  *
  * The inbox shows only committed content once a writer is gone: every file
  * open for writing has a marker in staging/ naming its path, so that after a
- * crash ingest_open() rolls the path back to its published version (or
+ * crash ingest_recover() rolls the path back to its published version (or
  * removes it if it never was one).
  *
  * Functions return 0 (or a byte count) or a negative errno. Nothing here logs;
@@ -167,12 +167,17 @@ struct flush;
 struct ingest;
 struct ingest_file;
 
-/* Open the backing store under STATE_FD (inbox/, staging/, and the outbox)
- * and roll back what a crash left half-written (ABANDONED events). Starts
- * the thread that commits temporary files left unrenamed. C must outlive
- * the ingest. */
+/* Open the backing store under STATE_FD (inbox/, staging/, and the outbox).
+ * Starts the thread that commits temporary files left unrenamed. C must
+ * outlive the ingest. */
 int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 		const struct ingest_hooks *hooks, struct ingest **ret);
+
+/* After the outbox is settled (the interrupted publications completed or
+ * dropped): roll back what a crash left half-written (ABANDONED events).
+ * REPLAYED are the N paths whose swap the start completed: their inbox
+ * entries follow the outbox without an event (the writer had finished). */
+void ingest_recover(struct ingest *in, const char *const *replayed, size_t n);
 void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);

@@ -1,9 +1,13 @@
 /* See outbox.h. Durability, with one group flush (flush.h) for what many
  * threads publish at once: the object directory is complete (artifact,
- * signature, directory entries, new parent directories) and flushed before
- * the symlink that makes it visible is renamed into place, and the rename
- * is flushed before publish returns. The version it replaced is removed
- * only then. */
+ * signature, directory entries, new parent directories, the swapped/ entry
+ * naming the version it replaces) and flushed before the symlink that makes
+ * it visible is renamed into place. That flush is the publication's only
+ * one: a crash that loses the rename leaves a complete object whose signing
+ * record is durable, and the start completes the swap from it (the daemon's
+ * settle, outbox_release). The version it replaced is removed only once a
+ * later flush has made the rename durable (outbox_sweep), or at the start
+ * after a crash (outbox_settle_swapped). */
 #include "outbox.h"
 
 #include "backing.h"
@@ -35,7 +39,11 @@ struct outbox {
 	int outbox_fd;
 	int objects_fd;
 	int retired_fd;		   /* replaced versions, until RETIRED_SECONDS have passed */
-	pthread_mutex_t swap_lock; /* read-old and swap are one step */
+	int swapped_fd;		   /* swapped/NEW -> OLD: OLD goes once NEW's swap is durable */
+	pthread_mutex_t swap_lock; /* swaps, and the queue of what they replaced */
+	char (*retiring)[ID_LEN + 1]; /* swapped in, not yet durable: their OLDs wait */
+	size_t n_retiring, cap_retiring;
+	bool exit_before_swap; /* recovery tests: stop as a power loss would */
 	uint64_t last_id;
 	struct flush *flush;
 	bool own_flush;
@@ -78,6 +86,7 @@ static void remove_in(int dirfd, const char *id)
 		unlinkat(fd, "s", 0);
 		unlinkat(fd, "l", 0);
 		unlinkat(fd, "p", 0);
+		unlinkat(fd, "h", 0);
 		close(fd);
 	}
 	unlinkat(dirfd, id, AT_REMOVEDIR);
@@ -86,6 +95,7 @@ static void remove_in(int dirfd, const char *id)
 static void remove_object(struct outbox *o, const char *id)
 {
 	remove_in(o->objects_fd, id);
+	unlinkat(o->swapped_fd, id, 0);
 }
 
 /* A version replaced by a later one: kept aside for RETIRED_SECONDS. */
@@ -95,6 +105,67 @@ static void retire_object(struct outbox *o, const char *id)
 		remove_object(o, id);
 }
 
+/* The version object ID replaced, removed (NOW) or kept aside for
+ * readers, and ID's swapped/ entry with it. Removed NOW, the version it
+ * replaced goes with its own entry: a crash can leave a chain of them. */
+static void retire_replaced(struct outbox *o, const char *id, bool now)
+{
+	char cur[ID_LEN + 2], old[ID_LEN + 2];
+
+	snprintf(cur, sizeof(cur), "%s", id);
+	for (;;) {
+		ssize_t n = readlinkat(o->swapped_fd, cur, old, sizeof(old) - 1);
+
+		unlinkat(o->swapped_fd, cur, 0);
+		if (n != ID_LEN)
+			return;
+		old[n] = 0;
+		if (!valid_id(old) || !strcmp(old, cur))
+			return;
+		if (!now) {
+			retire_object(o, old);
+			return;
+		}
+		remove_in(o->objects_fd, old);
+		memcpy(cur, old, sizeof(cur));
+	}
+}
+
+/* What the swaps queued since the last call replaced goes, once a flush has
+ * made those swaps durable. Should the flush fail, their swapped/ entries
+ * stay for the next start to settle. */
+static void retire_swapped(struct outbox *o)
+{
+	char(*ids)[ID_LEN + 1];
+	size_t n;
+
+	pthread_mutex_lock(&o->swap_lock);
+	ids = o->retiring;
+	n = o->n_retiring;
+	o->retiring = NULL;
+	o->n_retiring = o->cap_retiring = 0;
+	pthread_mutex_unlock(&o->swap_lock);
+	if (n > 0 && flush_wait(o->flush) == 0)
+		for (size_t i = 0; i < n; i++)
+			retire_replaced(o, ids[i], false);
+	free(ids);
+}
+
+/* Holds swap_lock. When the queue cannot grow, ID's entry waits for the
+ * next start. */
+static void queue_retire(struct outbox *o, const char *id)
+{
+	if (o->n_retiring == o->cap_retiring) {
+		size_t cap = o->cap_retiring ? 2 * o->cap_retiring : 64;
+		void *p = realloc(o->retiring, cap * sizeof(*o->retiring));
+		if (!p)
+			return;
+		o->retiring = p;
+		o->cap_retiring = cap;
+	}
+	memcpy(o->retiring[o->n_retiring++], id, ID_LEN + 1);
+}
+
 void outbox_sweep(struct outbox *o, time_t now)
 {
 	int dfd = dup(o->retired_fd);
@@ -102,6 +173,7 @@ void outbox_sweep(struct outbox *o, time_t now)
 	struct dirent *e;
 	struct stat st;
 
+	retire_swapped(o);
 	if (!d) {
 		if (dfd >= 0)
 			close(dfd);
@@ -122,6 +194,8 @@ void outbox_finish(struct outbox *o, uint64_t id)
 	ssize_t n;
 
 	format_id(id, name);
+	retire_replaced(o, name, true);
+	/* Where state directories written before swapped/ existed kept it. */
 	snprintf(file, sizeof(file), "%s/p", name);
 	n = readlinkat(o->objects_fd, file, old, sizeof(old) - 1);
 	if (n == ID_LEN) {
@@ -147,7 +221,7 @@ int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 
 	if (!o)
 		return -ENOMEM;
-	o->outbox_fd = o->objects_fd = o->retired_fd = -1;
+	o->outbox_fd = o->objects_fd = o->retired_fd = o->swapped_fd = -1;
 	pthread_mutex_init(&o->swap_lock, NULL);
 	o->flush = flush;
 	if (!flush) {
@@ -162,6 +236,10 @@ int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 		r = backing_open_dir(state_fd, "objects", &o->objects_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "retired", &o->retired_fd);
+	if (r == 0)
+		r = backing_open_dir(state_fd, "swapped", &o->swapped_fd);
+	/* Set by the recovery tests only (tests/mount/replay.sh). */
+	o->exit_before_swap = getenv("SIGNFS_TEST_EXIT_BEFORE_SWAP") != NULL;
 	/* Nobody reads a version retired before this start. */
 	if (r == 0)
 		outbox_sweep(o, 0);
@@ -177,6 +255,11 @@ void outbox_free(struct outbox *o)
 {
 	if (!o)
 		return;
+	if (o->swapped_fd >= 0)
+		retire_swapped(o);
+	free(o->retiring);
+	if (o->swapped_fd >= 0)
+		close(o->swapped_fd);
 	if (o->outbox_fd >= 0)
 		close(o->outbox_fd);
 	if (o->objects_fd >= 0)
@@ -295,50 +378,63 @@ static int build_object(struct outbox *o, int artifact_fd, const void *sig, size
 	return 0;
 }
 
-/* Rename OBJFD/l (naming the durable object OBJFD) over PARENT/NAME, make it
- * durable, retire the version it replaced. */
-static int swap_in(struct outbox *o, int objfd, int parent, const char *name)
+/* Before the swap that publishes object ID as PARENT/NAME: if that
+ * replaces an object, swapped/ID names it (in OLD too), so that whatever a
+ * crash interrupts, the start knows what to remove. 1 when it replaces one,
+ * 0 when not. The caller holds the path's commits back (one at a time). */
+static int note_replaced(struct outbox *o, int parent, const char *name, const char *id,
+			 char old[ID_LEN + 2])
 {
-	char old[ID_LEN + 2];
-	ssize_t n;
-	int r;
+	ssize_t n = readlinkat(parent, name, old, ID_LEN + 1);
+
+	if (n != ID_LEN)
+		return 0;
+	old[n] = 0;
+	if (!valid_id(old))
+		return 0;
+	unlinkat(o->swapped_fd, id, 0); /* an earlier start's, when replayed */
+	return symlinkat(old, o->swapped_fd, id) < 0 ? -errno : 1;
+}
+
+/* Rename OBJFD/l (naming the durable object ID) over PARENT/NAME, which
+ * held OLD (NULL: nothing). With WAIT, the rename is flushed and OLD
+ * retired before this returns; without, OLD is queued to go once a later
+ * flush covers the rename (outbox_sweep). */
+static int swap_in(struct outbox *o, int objfd, const char *id, int parent, const char *name,
+		   const char *old, bool wait)
+{
+	int r = 0;
 
 	pthread_mutex_lock(&o->swap_lock);
-	n = readlinkat(parent, name, old, sizeof(old) - 1);
-	if (n == ID_LEN) {
-		old[n] = 0;
-		/* Names the version this one replaces, so that a crash right
-		 * after the swap cannot leave it behind (outbox_finish). */
-		if (!valid_id(old) || symlinkat(old, objfd, "p") < 0)
-			n = -1;
-	}
-	if (renameat(objfd, "l", parent, name) < 0) {
+	if (renameat(objfd, "l", parent, name) < 0)
 		r = errno == EISDIR || errno == ENOTEMPTY ? -EISDIR : -errno;
-		pthread_mutex_unlock(&o->swap_lock);
-		return r;
-	}
+	else if (old && !wait)
+		queue_retire(o, id);
 	pthread_mutex_unlock(&o->swap_lock);
+	if (r < 0)
+		unlinkat(o->swapped_fd, id, 0);
+	if (r < 0 || !wait)
+		return r;
 	/* Visible now, durable once flushed. */
 	r = flush_wait(o->flush);
 	if (r < 0) {
 		/* The caller reports a failure: what readers see goes back to
 		 * the version before (a crash may still keep either). */
-		undo_swap(o, parent, name, n == ID_LEN ? old : NULL, objfd);
+		undo_swap(o, parent, name, old, objfd);
+		unlinkat(o->swapped_fd, id, 0);
 		return r;
 	}
-	if (n == ID_LEN) {
-		retire_object(o, old);
-		unlinkat(objfd, "p", 0);
-	}
+	if (old)
+		retire_replaced(o, id, false);
 	return 0;
 }
 
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
 		   size_t sig_len, uint64_t number)
 {
-	char id[ID_LEN + 1];
+	char id[ID_LEN + 1], old[ID_LEN + 2];
 	const char *name;
-	int objfd = -1, parent = -1, r;
+	int objfd = -1, parent = -1, r, replaces = 0;
 
 	format_id(number, id);
 	r = build_object(o, artifact_fd, sig, sig_len, id, &objfd);
@@ -346,9 +442,15 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		return r;
 	r = open_parent(o, relpath, &parent, &name);
 	if (r == 0)
+		r = replaces = note_replaced(o, parent, name, id, old);
+	/* The one flush: the object, its record (the store shares it) and
+	 * the swapped/ entry. From here the publication survives a crash. */
+	if (r >= 0)
 		r = flush_wait(o->flush);
+	if (r == 0 && o->exit_before_swap)
+		_exit(99);
 	if (r == 0)
-		r = swap_in(o, objfd, parent, name);
+		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, false);
 	if (parent >= 0)
 		close(parent);
 	close(objfd);
@@ -366,7 +468,11 @@ int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_l
 	r = build_object(o, artifact_fd, sig, sig_len, id, &objfd);
 	if (r < 0)
 		return r;
-	r = flush_wait(o->flush);
+	/* Held, not interrupted: a start never swaps it in (OUTBOX_HELD). */
+	if (symlinkat("held", objfd, "h") < 0)
+		r = -errno;
+	if (r == 0)
+		r = flush_wait(o->flush);
 	close(objfd);
 	if (r < 0)
 		remove_object(o, id);
@@ -375,9 +481,9 @@ int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_l
 
 int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 {
-	char id[ID_LEN + 1];
+	char id[ID_LEN + 1], old[ID_LEN + 2];
 	const char *name;
-	int objfd, parent = -1, r;
+	int objfd, parent = -1, r, replaces = 0;
 
 	format_id(number, id);
 	objfd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -390,7 +496,11 @@ int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 	}
 	r = open_parent(o, relpath, &parent, &name);
 	if (r == 0)
-		r = swap_in(o, objfd, parent, name);
+		r = replaces = note_replaced(o, parent, name, id, old);
+	if (r >= 0)
+		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, true);
+	if (r == 0)
+		unlinkat(objfd, "h", 0);
 	if (parent >= 0)
 		close(parent);
 	close(objfd);
@@ -457,6 +567,81 @@ bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t number)
 	format_id(number, want);
 	return outbox_resolve(o, relpath, &kind, id) == 0 && kind == OUTBOX_ARTIFACT &&
 	       !strcmp(id, want);
+}
+
+void outbox_id(uint64_t number, char out[OUTBOX_ID_LEN + 1])
+{
+	format_id(number, out);
+}
+
+enum outbox_state outbox_state(struct outbox *o, const char *relpath, uint64_t number)
+{
+	char id[ID_LEN + 1], file[ID_LEN + 3];
+	int fd;
+	bool complete, unswapped, held;
+
+	if (outbox_is_current(o, relpath, number))
+		return OUTBOX_CURRENT;
+	format_id(number, id);
+	fd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		/* Retired: published, then replaced. */
+		snprintf(file, sizeof(file), "%s/a", id);
+		return faccessat(o->retired_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0
+			   ? OUTBOX_REPLACED
+			   : OUTBOX_GONE;
+	}
+	/* remove_in() unlinks the artifact first: an object being removed
+	 * is gone already. */
+	complete = faccessat(fd, "a", F_OK, AT_SYMLINK_NOFOLLOW) == 0 &&
+		   faccessat(fd, "s", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	unswapped = faccessat(fd, "l", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	held = faccessat(fd, "h", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	close(fd);
+	if (!complete)
+		return OUTBOX_GONE;
+	if (unswapped && held)
+		return OUTBOX_HELD;
+	return unswapped ? OUTBOX_BUILT : OUTBOX_REPLACED;
+}
+
+bool outbox_newer(struct outbox *o, const char *relpath, uint64_t number)
+{
+	char id[ID_LEN + 1];
+	enum outbox_kind kind;
+
+	return outbox_resolve(o, relpath, &kind, id) == 0 && kind == OUTBOX_ARTIFACT &&
+	       strtoull(id, NULL, 16) > number;
+}
+
+void outbox_settle_swapped(struct outbox *o)
+{
+	int dfd = dup(o->swapped_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		char l[ID_LEN + 3], a[ID_LEN + 3];
+
+		if (!valid_id(e->d_name))
+			continue;
+		snprintf(l, sizeof(l), "%s/l", e->d_name);
+		snprintf(a, sizeof(a), "%s/a", e->d_name);
+		/* Swapped in (its l renamed away): what it replaced goes. Not
+		 * swapped, or gone: what it would have replaced stays. */
+		if (faccessat(o->objects_fd, l, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    faccessat(o->objects_fd, a, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			retire_replaced(o, e->d_name, true);
+		else
+			unlinkat(o->swapped_fd, e->d_name, 0);
+	}
+	closedir(d);
 }
 
 /* Does every directory on the way to PARENT exist as a directory? A

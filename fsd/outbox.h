@@ -31,11 +31,16 @@ void outbox_free(struct outbox *o);
 /* An id for a publication that has no signing record to be named after. */
 uint64_t outbox_new_id(struct outbox *o);
 
-/* Durably publish the file behind ARTIFACT_FD (which must have a name, e.g.
- * an inbox file) with signature SIG as outbox/RELPATH, as object ID, replacing
+/* Publish the file behind ARTIFACT_FD (which must have a name, e.g. an
+ * inbox file) with signature SIG as outbox/RELPATH, as object ID, replacing
  * any earlier publication of RELPATH as one atomic step. The artifact is
  * hard-linked, not copied: its bytes must never be written again. Its owner
- * and mode (without write bits) are the signature's too. */
+ * and mode (without write bits) are the signature's too. On return the
+ * object is durable (with anything else the caller wrote on the state's
+ * filesystem before the call, such as its signing record) and visible; the
+ * swap that makes it visible becomes durable with the next flush, and a
+ * crash before that leaves the object OUTBOX_BUILT for the start to swap in
+ * again (outbox_release). Commits of one RELPATH must come one at a time. */
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
 		   size_t sig_len, uint64_t id);
 
@@ -44,10 +49,32 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
  * outbox_release() publishes it or outbox_discard() removes it. */
 int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_len, uint64_t id);
 
-/* Publish the object ID that outbox_hold() kept as outbox/RELPATH, as
- * outbox_publish() would have. 0 also when it is published already;
- * -ENOENT when there is no such object. */
+/* Publish the object ID that outbox_hold() kept (or a crash left
+ * OUTBOX_BUILT) as outbox/RELPATH, as outbox_publish() would have, the swap
+ * durable on return. 0 also when it is published already; -ENOENT when
+ * there is no such object. */
 int outbox_release(struct outbox *o, const char *relpath, uint64_t id);
+
+/* Where a publication of RELPATH as object ID stands, after a crash:
+ * OUTBOX_CURRENT   what outbox/RELPATH publishes;
+ * OUTBOX_BUILT     complete and durable, never swapped in (or the swap was
+ *                  lost): outbox_release() swaps it in, outbox_discard()
+ *                  drops it;
+ * OUTBOX_REPLACED  swapped in, then replaced by a later version;
+ * OUTBOX_HELD      kept by outbox_hold(), not released;
+ * OUTBOX_GONE      never completed, or removed. */
+enum outbox_state { OUTBOX_GONE, OUTBOX_BUILT, OUTBOX_CURRENT, OUTBOX_REPLACED, OUTBOX_HELD };
+enum outbox_state outbox_state(struct outbox *o, const char *relpath, uint64_t id);
+
+/* Does outbox/RELPATH publish a version later than object ID? */
+bool outbox_newer(struct outbox *o, const char *relpath, uint64_t id);
+
+/* At the start, once the interrupted publications are settled: the versions
+ * replaced by swaps that a crash kept from being retired are removed. */
+void outbox_settle_swapped(struct outbox *o);
+
+/* The name of object ID, as outbox_resolve() and outbox_open_version() use. */
+void outbox_id(uint64_t id, char out[OUTBOX_ID_LEN + 1]);
 
 /* Is the file behind FD what outbox/RELPATH publishes now? */
 bool outbox_publishes(struct outbox *o, const char *relpath, int fd);
@@ -55,12 +82,13 @@ bool outbox_publishes(struct outbox *o, const char *relpath, int fd);
 /* Is object ID what outbox/RELPATH publishes now? */
 bool outbox_is_current(struct outbox *o, const char *relpath, uint64_t id);
 
-/* Object ID is published: remove the version it replaced, if a crash
- * right after the swap left it. */
+/* At the start: object ID is published; remove the version it replaced,
+ * if a crash right after the swap left it. */
 void outbox_finish(struct outbox *o, uint64_t id);
 
-/* Remove the versions replaced more than a moment before NOW (all of
- * them with NOW = 0). A replaced version stays openable for that moment, so
+/* Retire the versions replaced by swaps that are durable now (one flush
+ * for all of them), and remove those replaced more than a moment before
+ * NOW (all of them with NOW = 0). A replaced version stays openable for that moment, so
  * that a reader who looked its name up just before a swap opens what it
  * looked up; one who holds it open keeps it as long as it likes. */
 void outbox_sweep(struct outbox *o, time_t now);

@@ -95,8 +95,9 @@ int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn
 int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX]);
 
 /* Records appended with OPENS that no later record concludes: each was cut
- * short by a crash. FN is called for each, oldest first, with the store
- * unlocked, so that it may append their outcome. */
+ * short by a crash. FN is called for each, newest first (a later version of
+ * a path decides what becomes of earlier ones), with the store unlocked, so
+ * that it may append their outcome. */
 typedef int (*audit_open_fn)(void *ctx, uint64_t seq, const char *path);
 int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx);
 

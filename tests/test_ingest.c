@@ -375,6 +375,7 @@ Test(ingest, a_restart_rolls_back_what_was_unfinished)
 	/* A second start on the same state, as after a crash of the first. */
 	n_events = 0;
 	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &again), 0);
+	ingest_recover(again, NULL, 0);
 	cr_assert_null(inbox("half"), "never published: removed");
 	cr_assert_str_eq(inbox("kept"), "published");
 	cr_assert_eq(count(INGEST_ABANDONED), 2, "both unfinished files are audited");

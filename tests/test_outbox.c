@@ -209,3 +209,71 @@ Test(outbox, p7s_names_are_reserved)
 	cr_assert_not(outbox_name_reserved("a.p7"));
 	cr_assert_not(outbox_name_reserved("p7s"));
 }
+
+/* A publication's one flush makes the object durable before its swap; the
+ * version it replaces waits for the flush that makes the swap durable. */
+Test(outbox, a_replaced_version_waits_for_the_swap_to_be_durable)
+{
+	struct outbox *o;
+	int a = artifact("a1", "one"), b = artifact("a2", "two");
+	char p[160];
+	struct stat st;
+
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
+	cr_assert_eq(outbox_publish(o, "x", a, "S1", 2, 1), 0);
+	cr_assert_eq(outbox_state(o, "x", 1), OUTBOX_CURRENT);
+	cr_assert_eq(outbox_publish(o, "x", b, "S2", 2, 2), 0);
+	cr_assert_eq(outbox_state(o, "x", 2), OUTBOX_CURRENT);
+	cr_assert_eq(outbox_state(o, "x", 1), OUTBOX_REPLACED);
+	cr_assert(outbox_newer(o, "x", 1));
+	cr_assert_not(outbox_newer(o, "x", 2));
+	snprintf(p, sizeof(p), "%s/swapped/000000000000000000000002", dir);
+	cr_assert_eq(lstat(p, &st), 0, "the replaced version is named until the swap is durable");
+	snprintf(p, sizeof(p), "%s/objects/000000000000000000000001", dir);
+	cr_assert_eq(stat(p, &st), 0);
+	outbox_sweep(o, time(NULL));
+	cr_assert_neq(stat(p, &st), 0, "retired after the flush");
+	snprintf(p, sizeof(p), "%s/swapped/000000000000000000000002", dir);
+	cr_assert_neq(lstat(p, &st), 0);
+	cr_assert_eq(outbox_state(o, "x", 1), OUTBOX_REPLACED, "retired, still known as such");
+	cr_assert_eq(outbox_state(o, "x", 7), OUTBOX_GONE);
+	outbox_free(o);
+	close(a);
+	close(b);
+}
+
+/* What a crash leaves between the flush and the swap: a complete object
+ * with its symlink still inside (held ones marked). The start swaps it in
+ * with outbox_release and removes what it replaced. */
+Test(outbox, a_built_object_is_swapped_in_at_start_and_a_held_one_is_not)
+{
+	struct outbox *o;
+	int a = artifact("a1", "one"), b = artifact("a2", "two"), c = artifact("a3", "three");
+	char p[160];
+	struct stat st;
+
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
+	cr_assert_eq(outbox_publish(o, "x", a, "S1", 2, 1), 0);
+	cr_assert_eq(outbox_hold(o, b, "S2", 2, 2), 0);
+	cr_assert_eq(outbox_state(o, "x", 2), OUTBOX_HELD);
+	cr_assert_eq(outbox_hold(o, c, "S3", 2, 3), 0);
+	/* As if the hold mark had never been written: an interrupted swap. */
+	snprintf(p, sizeof(p), "%s/objects/000000000000000000000003/h", dir);
+	cr_assert_eq(unlink(p), 0);
+	cr_assert_eq(outbox_state(o, "x", 3), OUTBOX_BUILT);
+	outbox_free(o);
+
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
+	cr_assert_eq(outbox_release(o, "x", 3), 0);
+	outbox_settle_swapped(o);
+	expect_content(o, "x", "three");
+	expect_content(o, "x.p7s", "S3");
+	cr_assert_eq(outbox_state(o, "x", 3), OUTBOX_CURRENT);
+	snprintf(p, sizeof(p), "%s/objects/000000000000000000000001", dir);
+	cr_assert_neq(stat(p, &st), 0, "the version it replaced is gone");
+	cr_assert_eq(outbox_state(o, "x", 2), OUTBOX_HELD, "the held one stays held");
+	outbox_free(o);
+	close(a);
+	close(b);
+	close(c);
+}
