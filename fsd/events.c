@@ -300,18 +300,20 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 		}
 		if (!object_verifies(o, seq, why)) {
 			done = false;
-			snprintf(reason, sizeof(reason),
-				 "signfsd stopped before the signed copy was complete (%s); nothing "
-				 "was published",
-				 why);
+			snprintf(
+			    reason, sizeof(reason),
+			    "signfsd stopped before the signed copy was complete (%s); nothing "
+			    "was published",
+			    why);
 			outbox_discard(o, seq);
 			break;
 		}
 		if (outbox_release(o, path, seq) < 0) {
 			done = false;
-			snprintf(reason, sizeof(reason),
-				 "signfsd stopped before its publication, which cannot be completed "
-				 "now; nothing was published");
+			snprintf(
+			    reason, sizeof(reason),
+			    "signfsd stopped before its publication, which cannot be completed "
+			    "now; nothing was published");
 			outbox_discard(o, seq);
 			break;
 		}
@@ -359,8 +361,8 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 		log_err("audit: cannot settle record %llu: %s", (unsigned long long)seq, err);
 		return -EIO;
 	}
-	log_info("audit: record %llu (inbox/%s) settled as %s: %s", (unsigned long long)seq,
-		 path, rec.event, reason);
+	log_info("audit: record %llu (inbox/%s) settled as %s: %s", (unsigned long long)seq, path,
+		 rec.event, reason);
 	return 0;
 }
 

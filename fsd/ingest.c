@@ -385,7 +385,8 @@ void ingest_recover(struct ingest *in, const char *const *replayed, size_t n)
 		struct stat is, pub;
 
 		if (outbox_resolve(in->outbox, replayed[i], &kind, id) == 0 &&
-		    kind == OUTBOX_ARTIFACT && outbox_stat_version(in->outbox, id, kind, &pub) == 0 &&
+		    kind == OUTBOX_ARTIFACT &&
+		    outbox_stat_version(in->outbox, id, kind, &pub) == 0 &&
 		    (fstatat(in->inbox_fd, replayed[i], &is, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     is.st_ino != pub.st_ino || is.st_dev != pub.st_dev))
 			show_version(in, replayed[i], id);

@@ -38,9 +38,9 @@
 struct outbox {
 	int outbox_fd;
 	int objects_fd;
-	int retired_fd;		   /* replaced versions, until RETIRED_SECONDS have passed */
-	int swapped_fd;		   /* swapped/NEW -> OLD: OLD goes once NEW's swap is durable */
-	pthread_mutex_t swap_lock; /* swaps, and the queue of what they replaced */
+	int retired_fd;		      /* replaced versions, until RETIRED_SECONDS have passed */
+	int swapped_fd;		      /* swapped/NEW -> OLD: OLD goes once NEW's swap is durable */
+	pthread_mutex_t swap_lock;    /* swaps, and the queue of what they replaced */
 	char (*retiring)[ID_LEN + 1]; /* swapped in, not yet durable: their OLDs wait */
 	size_t n_retiring, cap_retiring;
 	bool exit_before_swap; /* recovery tests: stop as a power loss would */

@@ -1,6 +1,9 @@
 /* See flush.h. A caller takes a ticket; a flush that starts after the
  * ticket was taken covers it. The leader records, when it starts, the last
- * ticket issued, and marks everything up to it done when it ends. */
+ * ticket issued, and marks everything up to it done when it ends. A caller
+ * whose ticket no running flush covers starts one of its own beside them
+ * (up to MAX_RUNNING), rather than waiting for them to end and then for
+ * its own: its wait is one flush, not one and a half on average. */
 #include "flush.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 
 #define MAX_FS 4
 #define MAX_FAILED 16
+#define MAX_RUNNING 2
 
 struct flush {
 	pthread_mutex_t lock;
@@ -20,9 +24,11 @@ struct flush {
 	int fds[MAX_FS];
 	dev_t devs[MAX_FS];
 	int n_fs;
-	uint64_t issued; /* last ticket handed out */
-	uint64_t done;	 /* every ticket up to this one is durable */
-	bool running;	 /* a leader is in syncfs */
+	uint64_t issued;  /* last ticket handed out */
+	uint64_t done;	  /* every ticket up to this one is durable */
+	uint64_t started; /* the last ticket a running or finished flush covers */
+	uint64_t ended;	  /* the last ticket of a flush that ended out of order */
+	int running;	  /* leaders in syncfs */
 	/* The last flushes that failed: the tickets each was to cover. */
 	struct {
 		uint64_t from, to;
@@ -104,26 +110,35 @@ int flush_wait(struct flush *f)
 	ticket = ++f->issued;
 	f->waits++;
 	while (f->done < ticket) {
-		if (f->running) {
+		if (f->started >= ticket || f->running >= MAX_RUNNING) {
 			pthread_cond_wait(&f->done_cond, &f->lock);
 			continue;
 		}
-		uint64_t from = f->done + 1, upto = f->issued;
+		uint64_t from = f->started + 1, upto = f->issued;
 		int n_fs = f->n_fs, e;
 
-		f->running = true;
+		f->running++;
+		f->started = upto;
 		f->flushes++;
 		pthread_mutex_unlock(&f->lock);
 		e = sync_all(f, n_fs);
 		pthread_mutex_lock(&f->lock);
-		f->running = false;
+		f->running--;
 		if (e < 0) {
 			unsigned i = f->n_failed++ % MAX_FAILED;
 			f->failed[i].from = from;
 			f->failed[i].to = upto;
 			f->failed[i].error = e;
 		}
-		f->done = upto;
+		/* Flushes end in any order, but a ticket is done only when
+		 * every flush that started before its own has ended too, so
+		 * that a writeback error reported to an earlier one reaches
+		 * its callers. */
+		if (from == f->done + 1) {
+			f->done = upto > f->ended ? upto : f->ended;
+		} else if (upto > f->ended) {
+			f->ended = upto;
+		}
 		pthread_cond_broadcast(&f->done_cond);
 	}
 	for (unsigned i = 0; i < f->n_failed && i < MAX_FAILED; i++)

@@ -4,9 +4,11 @@
  * A thread that finished its writes (file data, new directory entries, a
  * rename, a WAL commit) calls flush_wait(); when it returns 0, everything
  * that thread wrote before the call on a covered filesystem is on disk. The
- * first caller leads a flush; those who arrive while it runs wait for it and
- * then share the next one, so that under load one flush serves every commit
- * that arrived during the one before.
+ * first caller leads a flush; one who arrives while it runs starts a second
+ * beside it, and those who arrive while two run wait and share the next, so
+ * that under load one flush serves every commit that arrived meanwhile and
+ * no caller waits for more than one flush it did not need (two at a time
+ * measured best on the build machine's disk: README, Performance).
  *
  * syncfs writes every dirty page of the filesystem, other processes' too:
  * its cost grows with what else writes there, which is why the state
