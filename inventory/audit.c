@@ -1100,8 +1100,8 @@ int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx)
 
 	pthread_mutex_lock(&a->lock);
 	db_lock(a);
-	if (sqlite3_prepare_v2(a->store->db, "SELECT seq, path FROM audit_open ORDER BY seq DESC", -1,
-			       &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(a->store->db, "SELECT seq, path FROM audit_open ORDER BY seq DESC",
+			       -1, &st, NULL) != SQLITE_OK) {
 		db_unlock(a);
 		pthread_mutex_unlock(&a->lock);
 		return -EIO;
