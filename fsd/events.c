@@ -247,7 +247,9 @@ static bool was_replayed(const struct settling *s, const char *path)
 
 /* Does object ID's signature verify over its artifact? A crash before the
  * publication's flush may have kept the record and names with torn bytes;
- * nothing of that kind is published. */
+ * nothing of that kind is published. (Whose signature it is matters not:
+ * only signfsd writes objects/, and whoever could write there could write
+ * outbox/ as well.) */
 static bool object_verifies(struct outbox *o, uint64_t number, char err[ERROR_MAX])
 {
 	char id[OUTBOX_ID_LEN + 1];
@@ -271,68 +273,80 @@ static bool object_verifies(struct outbox *o, uint64_t number, char err[ERROR_MA
 	return r == 0;
 }
 
+static const char REPLACED[] = "recorded at start: it was published before signfsd stopped, "
+			       "then replaced by a later version";
+
+static void note_replayed(struct settling *s, const char *path)
+{
+	char *copy = strdup(path);
+	char **p = copy ? realloc(s->replayed, (s->n_replayed + 1) * sizeof(*p)) : NULL;
+
+	if (!p) {
+		free(copy); /* the inbox shows the version before, until a write */
+		return;
+	}
+	s->replayed = p;
+	s->replayed[s->n_replayed++] = copy;
+}
+
+/* Signature SEQ's object is complete and durable, never swapped in: the
+ * swap is completed now, unless a later version of PATH was published (or
+ * completed here, newest first), or the object is torn. Published? */
+static bool settle_built(struct settling *s, struct outbox *o, uint64_t seq, const char *path,
+			 char *reason, size_t n)
+{
+	char why[ERROR_MAX] = "";
+
+	if (was_replayed(s, path) || outbox_newer(o, path, seq)) {
+		snprintf(reason, n, "%s", REPLACED);
+		outbox_discard(o, seq);
+		return true;
+	}
+	if (!object_verifies(o, seq, why)) {
+		snprintf(reason, n,
+			 "signfsd stopped before the signed copy was complete (%s); nothing was "
+			 "published",
+			 why);
+		outbox_discard(o, seq);
+		return false;
+	}
+	if (outbox_release(o, path, seq) < 0) {
+		snprintf(reason, n,
+			 "signfsd stopped before its publication, which cannot be completed now; "
+			 "nothing was published");
+		outbox_discard(o, seq);
+		return false;
+	}
+	snprintf(reason, n,
+		 "recorded at start: signfsd stopped after its durable record and before the "
+		 "swap that publishes it, which was completed from the record");
+	note_replayed(s, path);
+	return true;
+}
+
 /* A signature recorded before a crash, with no outcome after it: the outbox
  * tells which it was. Its record and object were durable together before
  * the swap that publishes it, so a complete object that was never swapped
- * in is swapped in now, unless a later version of its path was. */
+ * in is swapped in now (settle_built). */
 static int settle(void *ctx, uint64_t seq, const char *path)
 {
 	struct settling *s = ctx;
 	struct fsd *d = s->d;
 	struct outbox *o = ingest_outbox(d->ingest);
-	enum outbox_state state = outbox_state(o, path, seq);
-	char err[AUDIT_ERR_MAX], why[ERROR_MAX] = "", reason[AUDIT_ERR_MAX + 160];
+	char err[AUDIT_ERR_MAX], reason[AUDIT_ERR_MAX + 160];
 	bool done = true;
 
-	switch (state) {
+	switch (outbox_state(o, path, seq)) {
 	case OUTBOX_CURRENT:
 		snprintf(reason, sizeof(reason),
 			 "recorded at start: it was published before signfsd stopped");
 		outbox_finish(o, seq);
 		break;
 	case OUTBOX_BUILT:
-		if (was_replayed(s, path) || outbox_newer(o, path, seq)) {
-			snprintf(reason, sizeof(reason),
-				 "recorded at start: it was published before signfsd stopped, then "
-				 "replaced by a later version");
-			outbox_discard(o, seq);
-			break;
-		}
-		if (!object_verifies(o, seq, why)) {
-			done = false;
-			snprintf(
-			    reason, sizeof(reason),
-			    "signfsd stopped before the signed copy was complete (%s); nothing "
-			    "was published",
-			    why);
-			outbox_discard(o, seq);
-			break;
-		}
-		if (outbox_release(o, path, seq) < 0) {
-			done = false;
-			snprintf(
-			    reason, sizeof(reason),
-			    "signfsd stopped before its publication, which cannot be completed "
-			    "now; nothing was published");
-			outbox_discard(o, seq);
-			break;
-		}
-		snprintf(reason, sizeof(reason),
-			 "recorded at start: signfsd stopped after its durable record and before "
-			 "the swap that publishes it, which was completed from the record");
-		char *copy = strdup(path);
-		char **p = copy ? realloc(s->replayed, (s->n_replayed + 1) * sizeof(*p)) : NULL;
-		if (p) {
-			s->replayed = p;
-			s->replayed[s->n_replayed++] = copy;
-		} else {
-			free(copy);
-		}
+		done = settle_built(s, o, seq, path, reason, sizeof(reason));
 		break;
 	case OUTBOX_REPLACED:
-		snprintf(reason, sizeof(reason),
-			 "recorded at start: it was published before signfsd stopped, then "
-			 "replaced by a later version");
+		snprintf(reason, sizeof(reason), "%s", REPLACED);
 		break;
 	case OUTBOX_HELD: /* kept for review, its record lost: not released */
 	case OUTBOX_GONE:
