@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int backing_open_dir(int state_fd, const char *name, int *ret)
 {
@@ -16,4 +17,17 @@ int backing_open_dir(int state_fd, const char *name, int *ret)
 		return -errno;
 	*ret = fd;
 	return 0;
+}
+
+DIR *backing_read_dir(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
 }

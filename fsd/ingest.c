@@ -354,17 +354,11 @@ static void recover_marker(struct ingest *in, const char *name)
 static void recover(struct ingest *in)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		int dfd = dup(in->staging_fd);
-		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		DIR *d = backing_read_dir(in->staging_fd);
 		struct dirent *e;
 
-		if (!d) {
-			if (dfd >= 0)
-				close(dfd);
+		if (!d)
 			return;
-		}
-		/* The duplicate shares its offset with staging_fd. */
-		rewinddir(d);
 		while ((e = readdir(d))) {
 			if (e->d_name[0] == '.')
 				continue;
@@ -1717,16 +1711,12 @@ void ingest_drop_copy(struct ingest *in, const char *name)
 int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),
 		     void *ctx)
 {
-	int fd = openat(in->quorum_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dir = backing_read_dir(in->quorum_fd);
 	struct dirent *e;
 	struct stat st;
 
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
 		return -errno;
-	}
 	while ((e = readdir(dir)))
 		if (e->d_name[0] != '.' &&
 		    fstatat(in->quorum_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)

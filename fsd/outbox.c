@@ -168,18 +168,14 @@ static void queue_retire(struct outbox *o, const char *id)
 
 void outbox_sweep(struct outbox *o, time_t now)
 {
-	int dfd = dup(o->retired_fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	DIR *d;
 	struct dirent *e;
 	struct stat st;
 
 	retire_swapped(o);
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
+	d = backing_read_dir(o->retired_fd);
+	if (!d)
 		return;
-	}
-	rewinddir(d);
 	while ((e = readdir(d)))
 		if (valid_id(e->d_name) && (now == 0 || (fstatat(o->retired_fd, e->d_name, &st,
 								 AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -616,16 +612,11 @@ bool outbox_newer(struct outbox *o, const char *relpath, uint64_t number)
 
 void outbox_settle_swapped(struct outbox *o)
 {
-	int dfd = dup(o->swapped_fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	DIR *d = backing_read_dir(o->swapped_fd);
 	struct dirent *e;
 
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
+	if (!d)
 		return;
-	}
-	rewinddir(d);
 	while ((e = readdir(d))) {
 		char l[ID_LEN + 3], a[ID_LEN + 3];
 
