@@ -317,12 +317,16 @@ static int open_parent(struct outbox *o, const char *relpath, int *ret_fd, const
 	for (p = buf; (slash = strchr(p, '/')); p = slash + 1) {
 		int sub;
 		*slash = 0;
-		if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST) {
-			r = -errno;
-			close(fd);
-			return r;
-		}
+		/* Most parents exist: try them first. */
 		sub = openat(fd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (sub < 0 && errno == ENOENT) {
+			if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST) {
+				r = -errno;
+				close(fd);
+				return r;
+			}
+			sub = openat(fd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		}
 		r = -errno;
 		close(fd);
 		if (sub < 0)

@@ -137,7 +137,7 @@ for cycle in $(seq "$CYCLES"); do
 				killed_writers=$((killed_writers + 1))
 		fi
 	done
-	kill -9 "$DAEMON_PID"
+	kill -9 "$DAEMON_PID" 2>/dev/null # gone already if it stopped at a swap
 	wait "$DAEMON_PID" 2>/dev/null
 	DAEMON_PID=
 	touch "$T/stop"
