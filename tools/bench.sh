@@ -138,10 +138,13 @@ printf 'state on disk (%s): every file durable before close() returns\n' "$DISK"
 printf '  baseline: create+write+fdatasync, 1 writer   %6d files/s [%s]\n' "$base1" "$base1s"
 printf '  baseline: create+write+fdatasync, 4 writers  %6d files/s [%s]\n' "$base4" "$base4s"
 start disk "$D"
+flushes() { sed -n 's/^signfs_flushes_total //p' "$D/disk/mnt/metrics"; }
 for w in 1 4; do
+	f0=$(flushes)
 	small "$D/disk/mnt/inbox" "$w"
-	printf '  signfs, %d writer(s)                          %6d files/s [%s]  %s of the 4-writer baseline; %s\n' \
-		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base4")" "$LAT"
+	f1=$(flushes)
+	printf '  signfs, %d writer(s)                          %6d files/s [%s]  %s of the 4-writer baseline; %s; %.2f flushes per file\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base4")" "$LAT" "$(calc "($f1 - $f0) / (3 * $SMALL)")"
 done
 stop "$D/disk"
 echo

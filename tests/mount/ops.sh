@@ -93,7 +93,8 @@ check "/metrics parses strictly, with the values of this run" /usr/bin/python3 "
 	'signfs_denials_total{reason="no rule allows this user this path"}=1' \
 	'signfs_commit_seconds_count=4' 'signfs_ingested_bytes_total=33' \
 	"signfs_certificate_not_after_timestamp_seconds{key=\"codesign\",status=\"valid\"}>=$(($(date +%s) + 364 * 86400))" \
-	'signfs_policy_version=2' 'signfs_policy_reload_failed=0'
+	'signfs_policy_version=2' 'signfs_policy_reload_failed=0' \
+	'signfs_flushes_total>=1' 'signfs_flush_waits_total>=3'
 
 check "/metrics passes promtool check metrics (names, units, help)" sh -c "promtool check metrics <'$MNT/metrics'"
 
