@@ -402,29 +402,29 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	ingest_counters(d->ingest, &n_);
 	daemon_status(d, &ds);
 	flush_counts(d->flush, &flushes, &waits);
-	fprintf(f,
-		"# HELP signfs_audit_tree_size Leaves of the audit log's Merkle tree.\n"
-		"# TYPE signfs_audit_tree_size gauge\n"
-		"signfs_audit_tree_size %llu\n"
-		"# HELP signfs_pending_commits Commits in progress.\n"
-		"# TYPE signfs_pending_commits gauge\n"
-		"signfs_pending_commits %lu\n"
-		"# HELP signfs_policy_version Policy reloads since start (1: as started).\n"
-		"# TYPE signfs_policy_version gauge\n"
-		"signfs_policy_version %u\n"
-		"# HELP signfs_policy_reload_failed 1 when the last policy reload was rejected.\n"
-		"# TYPE signfs_policy_reload_failed gauge\n"
-		"signfs_policy_reload_failed %d\n"
-		"# HELP signfs_flushes_total Group flushes (syncfs of the state's filesystem) run.\n"
-		"# TYPE signfs_flushes_total counter\n"
-		"signfs_flushes_total %llu\n"
-		"# HELP signfs_flush_waits_total Waits for durability (commits, store "
-		"transactions) that those flushes served.\n"
-		"# TYPE signfs_flush_waits_total counter\n"
-		"signfs_flush_waits_total %llu\n",
-		(unsigned long long)audit_size(d->audit), n_.pending_n,
-		policy_live_version(d->policy), ds.policy_rejected ? 1 : 0,
-		(unsigned long long)flushes, (unsigned long long)waits);
+	fprintf(
+	    f,
+	    "# HELP signfs_audit_tree_size Leaves of the audit log's Merkle tree.\n"
+	    "# TYPE signfs_audit_tree_size gauge\n"
+	    "signfs_audit_tree_size %llu\n"
+	    "# HELP signfs_pending_commits Commits in progress.\n"
+	    "# TYPE signfs_pending_commits gauge\n"
+	    "signfs_pending_commits %lu\n"
+	    "# HELP signfs_policy_version Policy reloads since start (1: as started).\n"
+	    "# TYPE signfs_policy_version gauge\n"
+	    "signfs_policy_version %u\n"
+	    "# HELP signfs_policy_reload_failed 1 when the last policy reload was rejected.\n"
+	    "# TYPE signfs_policy_reload_failed gauge\n"
+	    "signfs_policy_reload_failed %d\n"
+	    "# HELP signfs_flushes_total Group flushes (syncfs of the state's filesystem) run.\n"
+	    "# TYPE signfs_flushes_total counter\n"
+	    "signfs_flushes_total %llu\n"
+	    "# HELP signfs_flush_waits_total Waits for durability (commits, store "
+	    "transactions) that those flushes served.\n"
+	    "# TYPE signfs_flush_waits_total counter\n"
+	    "signfs_flush_waits_total %llu\n",
+	    (unsigned long long)audit_size(d->audit), n_.pending_n, policy_live_version(d->policy),
+	    ds.policy_rejected ? 1 : 0, (unsigned long long)flushes, (unsigned long long)waits);
 	fclose(f);
 	*mtime_ms = now_ms();
 	return 0;
