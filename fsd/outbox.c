@@ -105,30 +105,56 @@ static void retire_object(struct outbox *o, const char *id)
 		remove_object(o, id);
 }
 
-/* The version object ID replaced, removed (NOW) or kept aside for
- * readers, and ID's swapped/ entry with it. Removed NOW, the version it
- * replaced goes with its own entry: a crash can leave a chain of them. */
-static void retire_replaced(struct outbox *o, const char *id, bool now)
+/* The version swapped/ID names (the one object ID replaced), or NULL. */
+static bool replaced_by(struct outbox *o, const char *id, char old[ID_LEN + 2])
 {
-	char cur[ID_LEN + 2], old[ID_LEN + 2];
+	ssize_t n = readlinkat(o->swapped_fd, id, old, ID_LEN + 1);
 
-	snprintf(cur, sizeof(cur), "%s", id);
+	if (n != ID_LEN)
+		return false;
+	old[n] = 0;
+	return valid_id(old) && strcmp(old, id);
+}
+
+/* The version object ID replaced, kept aside for readers, and ID's
+ * swapped/ entry after it: a crash in between leaves the entry to settle
+ * again. */
+static void retire_replaced(struct outbox *o, const char *id)
+{
+	char old[ID_LEN + 2];
+
+	if (replaced_by(o, id, old))
+		retire_object(o, old);
+	unlinkat(o->swapped_fd, id, 0);
+}
+
+/* At the start: the version object ID replaced is removed, and the one
+ * that replaced, and so on (a crash can leave a chain of them), from the
+ * far end, each entry after the object it names: whatever a crash
+ * interrupts, what is left is a shorter chain. */
+static void remove_replaced(struct outbox *o, const char *id)
+{
+	char(*chain)[ID_LEN + 2] = malloc(sizeof(*chain));
+	size_t n = 1;
+
+	if (!chain)
+		return;
+	snprintf(chain[0], sizeof(chain[0]), "%s", id);
 	for (;;) {
-		ssize_t n = readlinkat(o->swapped_fd, cur, old, sizeof(old) - 1);
-
-		unlinkat(o->swapped_fd, cur, 0);
-		if (n != ID_LEN)
-			return;
-		old[n] = 0;
-		if (!valid_id(old) || !strcmp(old, cur))
-			return;
-		if (!now) {
-			retire_object(o, old);
-			return;
-		}
-		remove_in(o->objects_fd, old);
-		memcpy(cur, old, sizeof(cur));
+		void *p = n < (1 << 16) ? realloc(chain, (n + 1) * sizeof(*chain)) : NULL;
+		if (!p)
+			break;
+		chain = p;
+		if (!replaced_by(o, chain[n - 1], chain[n]))
+			break;
+		n++;
 	}
+	for (size_t i = n - 1; i > 0; i--) {
+		remove_in(o->objects_fd, chain[i]);
+		unlinkat(o->swapped_fd, chain[i - 1], 0);
+	}
+	unlinkat(o->swapped_fd, id, 0);
+	free(chain);
 }
 
 /* What the swaps queued since the last call replaced goes, once a flush has
@@ -147,7 +173,7 @@ static void retire_swapped(struct outbox *o)
 	pthread_mutex_unlock(&o->swap_lock);
 	if (n > 0 && flush_wait(o->flush) == 0)
 		for (size_t i = 0; i < n; i++)
-			retire_replaced(o, ids[i], false);
+			retire_replaced(o, ids[i]);
 	free(ids);
 }
 
@@ -190,7 +216,7 @@ void outbox_finish(struct outbox *o, uint64_t id)
 	ssize_t n;
 
 	format_id(id, name);
-	retire_replaced(o, name, true);
+	remove_replaced(o, name);
 	/* Where state directories written before swapped/ existed kept it. */
 	snprintf(file, sizeof(file), "%s/p", name);
 	n = readlinkat(o->objects_fd, file, old, sizeof(old) - 1);
@@ -425,7 +451,7 @@ static int swap_in(struct outbox *o, int objfd, const char *id, int parent, cons
 		return r;
 	}
 	if (old)
-		retire_replaced(o, id, false);
+		retire_replaced(o, id);
 	return 0;
 }
 
@@ -632,7 +658,7 @@ void outbox_settle_swapped(struct outbox *o)
 		 * swapped, or gone: what it would have replaced stays. */
 		if (faccessat(o->objects_fd, l, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
 		    faccessat(o->objects_fd, a, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-			retire_replaced(o, e->d_name, true);
+			remove_replaced(o, e->d_name);
 		else
 			unlinkat(o->swapped_fd, e->d_name, 0);
 	}
