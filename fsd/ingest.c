@@ -1,8 +1,13 @@
 /* See ingest.h.
  *
  * Locks, in the order they are taken:
- *   f->lock     one open file: its hash, state and flags; held by its writes,
+ *   f->lock     one open file: its state and flags; held by its writes,
  *               flush and release, which are thereby serialised.
+ *   f->hash_lock  its hash: a write takes it before it lets f->lock go and
+ *               hashes its bytes under it alone, so that the next write's
+ *               bytes go to the file meanwhile and hashes stay in order;
+ *               whoever else uses the hash holds f->lock and waits for it
+ *               (settled_hash).
  *   stripe      one of COMMIT_STRIPES, by path: commits, rollbacks and
  *               renames of one path, so that the inbox and the outbox end
  *               with the same winner.
@@ -69,6 +74,7 @@ enum file_state {
 struct ingest_file {
 	struct ingest *in;
 	pthread_mutex_t lock;
+	pthread_mutex_t hash_lock;
 	int fd;
 	bool writable;
 	bool dirty;	/* content differs from what was last committed */
@@ -647,6 +653,7 @@ static struct ingest_file *file_new(struct ingest *in, const char *relpath,
 	f->cred = *cred;
 	f->path = strdup(relpath);
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->hash_lock, NULL);
 	if (!f->path || (writable && hash_init(&f->hash) < 0)) {
 		free(f->path);
 		free(f);
@@ -655,14 +662,27 @@ static struct ingest_file *file_new(struct ingest *in, const char *relpath,
 	return f;
 }
 
+/* F's hash once the write being hashed, if any, is done with it. Holds
+ * f->lock (or F has no writer left), so that no other write starts
+ * hashing. */
+static struct stream_hash *settled_hash(struct ingest_file *f)
+{
+	pthread_mutex_lock(&f->hash_lock);
+	pthread_mutex_unlock(&f->hash_lock);
+	return &f->hash;
+}
+
 static void file_free(struct ingest_file *f)
 {
+	/* A write answered before it was hashed may still be hashing. */
+	settled_hash(f);
 	if (f->fd >= 0)
 		close(f->fd);
 	if (f->staging[0])
 		unlinkat(f->in->staging_fd, f->staging, 0);
 	marker_remove(f->in, f->marker);
 	hash_free(&f->hash);
+	pthread_mutex_destroy(&f->hash_lock);
 	pthread_mutex_destroy(&f->lock);
 	free(f->path);
 	free(f);
@@ -743,7 +763,7 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 			unlinkat(in->staging_fd, name, 0);
 			return r;
 		}
-		hash_invalidate(&f->hash);
+		hash_invalidate(settled_hash(f));
 	}
 	pthread_mutex_lock(&in->lock);
 	old = f->fd;
@@ -938,7 +958,8 @@ static void refuse_oversize(struct ingest_file *f, uint64_t size)
 	free(path);
 }
 
-ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off)
+ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off,
+		     void (*ack)(void *ctx, size_t n), void *ack_ctx)
 {
 	ssize_t w;
 	int r;
@@ -960,11 +981,17 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 		w = -errno;
 		f->write_error = errno;
 		f->dirty = true;
-	} else {
-		hash_update(&f->hash, off, buf, w);
-		f->dirty = true;
+		pthread_mutex_unlock(&f->lock);
+		return w;
 	}
+	f->dirty = true;
+	/* Taken before f->lock goes: the next write's hash comes after. */
+	pthread_mutex_lock(&f->hash_lock);
 	pthread_mutex_unlock(&f->lock);
+	if (ack)
+		ack(ack_ctx, w);
+	hash_update(&f->hash, off, buf, w);
+	pthread_mutex_unlock(&f->hash_lock);
 	return w;
 }
 
@@ -984,7 +1011,7 @@ int ingest_ftruncate(struct ingest_file *f, off_t size)
 		f->dirty = true;
 	}
 	if (r == 0) {
-		hash_invalidate(&f->hash);
+		hash_invalidate(settled_hash(f));
 		f->dirty = true;
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -1112,7 +1139,8 @@ static int commit_file(struct ingest_file *f)
 		free(path);
 		return 0;
 	}
-	r = commit_fd(in, f->fd, path, &f->hash, f->staging[0] ? f->staging : NULL, &f->cred);
+	r = commit_fd(in, f->fd, path, settled_hash(f), f->staging[0] ? f->staging : NULL,
+		      &f->cred);
 	pthread_mutex_unlock(s);
 	if (r == INGEST_ATTESTED) {
 		/* Attested, published only with the other writers' bytes: the

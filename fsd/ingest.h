@@ -208,8 +208,13 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 		     const struct ingest_cred *cred, struct ingest_file **ret);
 
 ssize_t ingest_read(struct ingest_file *f, void *buf, size_t n, off_t off);
-/* A failed write (ENOSPC, EIO, EFBIG) poisons the handle: it never commits. */
-ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off);
+/* A failed write (ENOSPC, EIO, EFBIG) poisons the handle: it never commits.
+ * ACK, if not NULL, is called with the byte count as soon as the bytes are
+ * in the file and before they are hashed, so that the writer's next write
+ * travels while this one is hashed (BUF must stay valid until the return);
+ * the return value is the same count. Not called on failure. */
+ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off,
+		     void (*ack)(void *ctx, size_t n), void *ack_ctx);
 int ingest_ftruncate(struct ingest_file *f, off_t size);
 int ingest_fstat(struct ingest_file *f, struct stat *st);
 /* fchmod/fchown/futimens on the file as the writer will see it committed. */

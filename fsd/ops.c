@@ -758,12 +758,30 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+struct write_ack {
+	fuse_req_t req;
+	bool sent;
+};
+
+static void ack_write(void *ctx, size_t n)
+{
+	struct write_ack *a = ctx;
+
+	fuse_reply_write(a->req, n);
+	a->sent = true;
+}
+
+/* Answered as soon as the bytes are in the backing file, then hashed: the
+ * writer's next write travels meanwhile (libfuse keeps BUF until return). */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct handle *h = open_handle(fi);
-	ssize_t n = h->file ? ingest_write(h->file, buf, size, off) : -EBADF;
+	struct write_ack a = {.req = req};
+	ssize_t n = h->file ? ingest_write(h->file, buf, size, off, ack_write, &a) : -EBADF;
 
+	if (a.sent)
+		return;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -170,7 +170,7 @@ static struct ingest_file *written(struct ingest *in, const char *path, const ch
 	struct ingest_file *f;
 
 	cr_assert_eq(ingest_create(in, path, 0644, O_WRONLY, &writer, &f), 0, "%s", path);
-	cr_assert_eq(ingest_write(f, text, strlen(text), 0), (ssize_t)strlen(text));
+	cr_assert_eq(ingest_write(f, text, strlen(text), 0, NULL, NULL), (ssize_t)strlen(text));
 	return f;
 }
 
@@ -203,7 +203,7 @@ Test(ingest, a_copy_closed_by_another_process_commits_nothing)
 	cr_assert_eq(ingest_flush(f, &child), 0);
 	cr_assert_null(outbox(in, "shared"));
 	cr_assert_eq(n_events, 0);
-	cr_assert_eq(ingest_write(f, ", part two", 10, 8), 10);
+	cr_assert_eq(ingest_write(f, ", part two", 10, 8, NULL, NULL), 10);
 	cr_assert_eq(ingest_flush(f, &by_writer), 0);
 	cr_assert_str_eq(outbox(in, "shared"), "part one, part two");
 	ingest_release(f);
@@ -254,7 +254,7 @@ Test(ingest, a_killed_rewrite_leaves_the_published_version_in_place)
 	ingest_flush(f, &by_writer);
 	ingest_release(f);
 	cr_assert_eq(ingest_open_file(in, "app", O_WRONLY | O_TRUNC, &writer, &f), 0);
-	cr_assert_eq(ingest_write(f, "vers", 4, 0), 4);
+	cr_assert_eq(ingest_write(f, "vers", 4, 0, NULL, NULL), 4);
 	cr_assert_eq(ingest_flush(f, &killed), -EIO);
 	ingest_release(f);
 	cr_assert_str_eq(inbox("app"), "version one");
@@ -270,8 +270,8 @@ Test(ingest, a_refused_write_poisons_the_handle)
 	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
 	cr_assert_eq(ingest_mkdir(in, "capped", 0755, &writer), 0);
 	cr_assert_eq(ingest_create(in, "capped/big", 0644, O_WRONLY, &writer, &f), 0);
-	cr_assert_eq(ingest_write(f, "12345", 5, 0), -EFBIG);
-	cr_assert_eq(ingest_write(f, "1", 1, 0), -EIO, "nothing more is accepted");
+	cr_assert_eq(ingest_write(f, "12345", 5, 0, NULL, NULL), -EFBIG);
+	cr_assert_eq(ingest_write(f, "1", 1, 0, NULL, NULL), -EIO, "nothing more is accepted");
 	cr_assert_eq(ingest_flush(f, &by_writer), -EIO);
 	ingest_release(f);
 	cr_assert_null(outbox(in, "capped/big"));
@@ -371,7 +371,7 @@ Test(ingest, a_restart_rolls_back_what_was_unfinished)
 	ingest_release(g);
 	f = written(in, "half", "unfinished");
 	cr_assert_eq(ingest_open_file(in, "kept", O_WRONLY | O_TRUNC, &writer, &g), 0);
-	cr_assert_eq(ingest_write(g, "changed", 7, 0), 7);
+	cr_assert_eq(ingest_write(g, "changed", 7, 0, NULL, NULL), 7);
 	/* A second start on the same state, as after a crash of the first. */
 	n_events = 0;
 	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &again), 0);

@@ -84,6 +84,15 @@ check "dd: published with its full size" \
 	sh -c "test \$(stat -c %s '$O/dd.bin') = 8388608"
 check "dd: signature verifies" verify dd.bin
 
+# A write is answered before its bytes are hashed, while the next one
+# travels: 64 MiB in 128 KiB writes must still hash to what was written.
+random_file "$SRC/pipelined" 65536
+check "cp of 64 MiB: published byte for byte" sh -c "cp '$SRC/pipelined' '$I/pipelined' && cmp '$SRC/pipelined' '$O/pipelined'"
+check "cp of 64 MiB: signature verifies" verify pipelined
+check "cp of 64 MiB: the signed record has its SHA-256" sh -c "
+	cat '$MNT'/audit/*.jsonl | grep '\"event\":\"signed\"' | grep '\"path\":\"pipelined\"' |
+		grep -q \"\$(sha256sum '$SRC/pipelined' | cut -c1-64)\""
+
 for i in 1 2 3 4; do random_file "$SRC/par$i" 2048; done
 pids=
 for i in 1 2 3 4; do cp "$SRC/par$i" "$I/par$i" & pids="$pids $!"; done
