@@ -105,7 +105,8 @@ static void retire_object(struct outbox *o, const char *id)
 		remove_object(o, id);
 }
 
-/* The version swapped/ID names (the one object ID replaced), or NULL. */
+/* The version swapped/ID names (the one object ID replaced), in OLD;
+ * false when there is none. */
 static bool replaced_by(struct outbox *o, const char *id, char old[ID_LEN + 2])
 {
 	ssize_t n = readlinkat(o->swapped_fd, id, old, ID_LEN + 1);
@@ -129,8 +130,8 @@ static void retire_replaced(struct outbox *o, const char *id)
 }
 
 /* At the start: the version object ID replaced is removed, and the one
- * that replaced, and so on (a crash can leave a chain of them), from the
- * far end, each entry after the object it names: whatever a crash
+ * that version replaced, and so on (a crash can leave a chain of them),
+ * from the far end, each entry after the object it names: whatever a crash
  * interrupts, what is left is a shorter chain. */
 static void remove_replaced(struct outbox *o, const char *id)
 {
