@@ -3,11 +3,11 @@
  * Locks, in the order they are taken:
  *   f->lock     one open file: its state and flags; held by its writes,
  *               flush and release, which are thereby serialised.
- *   f->hash_lock  its hash: a write takes it before it lets f->lock go and
- *               hashes its bytes under it alone, so that the next write's
- *               bytes go to the file meanwhile and hashes stay in order;
- *               whoever else uses the hash holds f->lock and waits for it
- *               (settled_hash).
+ *   f->hash_lock  its hash, a leaf (nothing is taken while it is held): a
+ *               write takes it before it lets f->lock go and hashes its
+ *               bytes under it alone, so that the next write's bytes go to
+ *               the file meanwhile and hashes stay in order; whoever else
+ *               uses the hash holds f->lock and waits for it (settled_hash).
  *   stripe      one of COMMIT_STRIPES, by path: commits, rollbacks and
  *               renames of one path, so that the inbox and the outbox end
  *               with the same winner.
