@@ -6,7 +6,6 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 #include <stdio.h>
@@ -255,16 +254,15 @@ static bool object_verifies(struct outbox *o, uint64_t number, char err[ERROR_MA
 	char id[OUTBOX_ID_LEN + 1];
 	unsigned char *der = NULL;
 	int sfd = -1, afd = -1, r = -EIO;
-	struct stat st;
+	size_t len;
 
 	outbox_id(number, id);
 	if (outbox_open_version(o, id, OUTBOX_SIGNATURE, &sfd) < 0 ||
-	    outbox_open_version(o, id, OUTBOX_ARTIFACT, &afd) < 0 || fstat(sfd, &st) < 0 ||
-	    st.st_size <= 0 || st.st_size > (1 << 20) || !(der = malloc(st.st_size)) ||
-	    pread(sfd, der, st.st_size, 0) != st.st_size)
+	    outbox_open_version(o, id, OUTBOX_ARTIFACT, &afd) < 0 ||
+	    cms_read_signature(sfd, &der, &len) < 0)
 		snprintf(err, ERROR_MAX, "its signature or artifact cannot be read");
 	else
-		r = cms_verify_detached(der, st.st_size, afd, NULL, NULL, err);
+		r = cms_verify_detached(der, len, afd, NULL, NULL, err);
 	free(der);
 	if (sfd >= 0)
 		close(sfd);

@@ -175,7 +175,7 @@ int cmd_fetch(int argc, char **argv)
 		fprintf(stderr, "signfsctl: %s: %s\n", src, strerror(-r));
 	if (r < 0)
 		goto out;
-	r = ctl_read_signature(s, &sig, &sig_len);
+	r = cms_read_signature(s, &sig, &sig_len);
 	if (r < 0) {
 		fprintf(stderr, "signfsctl: %s" SIG_SUFFIX ": %s\n", src, strerror(-r));
 		goto out;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "certs.h"
+#include "cms.h"
 #include "config.h"
 #include "store.h"
 #include "text.h"
@@ -117,7 +118,7 @@ int cmd_verify(int argc, char **argv)
 		ret = EXIT_USAGE;
 		goto out;
 	}
-	if (ctl_read_signature(fs, &der, &len) < 0) {
+	if (cms_read_signature(fs, &der, &len) < 0) {
 		fprintf(stderr, "signfsctl: %s: cannot read the signature\n", sig_path);
 		goto out;
 	}

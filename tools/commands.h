@@ -59,9 +59,6 @@ int ctl_change(struct ctl *c, struct audit_record *rec,
  * code-signing purpose: the EKU is checked apart); NULL when none loads. */
 X509_STORE *ctl_load_trust(const char *file);
 
-/* A detached signature from FD (at most 1 MiB): *RET malloc'd. */
-int ctl_read_signature(int fd, unsigned char **ret, size_t *len);
-
 int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_inventory(int argc, char **argv);

@@ -101,34 +101,6 @@ X509_STORE *ctl_load_trust(const char *file)
 	return NULL;
 }
 
-#define MAX_SIGNATURE (1 << 20)
-
-int ctl_read_signature(int fd, unsigned char **ret, size_t *len)
-{
-	unsigned char *buf = malloc(MAX_SIGNATURE);
-	size_t used = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = pread(fd, buf + used, MAX_SIGNATURE - used, used);
-		if (n < 0) {
-			free(buf);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		used += n;
-		if (used == MAX_SIGNATURE) {
-			free(buf);
-			return -EFBIG;
-		}
-	}
-	*ret = buf;
-	*len = used;
-	return 0;
-}
-
 int ctl_list_options(int argc, char **argv, const char *usage, const char **config, bool *json,
 		     long *count)
 {

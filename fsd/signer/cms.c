@@ -6,6 +6,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,4 +124,32 @@ out:
 	BIO_free(content);
 	CMS_ContentInfo_free(cms);
 	return r;
+}
+
+#define MAX_SIGNATURE (1 << 20)
+
+int cms_read_signature(int fd, unsigned char **ret, size_t *len)
+{
+	unsigned char *buf = malloc(MAX_SIGNATURE);
+	size_t used = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = pread(fd, buf + used, MAX_SIGNATURE - used, used);
+		if (n < 0) {
+			free(buf);
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		used += n;
+		if (used == MAX_SIGNATURE) {
+			free(buf);
+			return -EFBIG;
+		}
+	}
+	*ret = buf;
+	*len = used;
+	return 0;
 }

@@ -39,3 +39,7 @@ int cms_sign_digest_stamped(X509 *cert, STACK_OF(X509) * chain, EVP_PKEY *key,
  * if not NULL, to X509_free), or -EIO with the reason in ERR. */
 int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X509_STORE *trust,
 			X509 **ret_signer, char err[ERROR_MAX]);
+
+/* A detached signature read from FD, from offset 0 (at most 1 MiB): 0 with
+ * *RET malloc'd, -EFBIG when larger, or a negative errno. */
+int cms_read_signature(int fd, unsigned char **ret, size_t *len);
