@@ -284,6 +284,7 @@ static void note_replayed(struct settling *s, const char *path)
 		return;
 	}
 	s->replayed = p;
+	/* analyzer: COPY is owned by S->replayed, freed in events_settle. */
 	s->replayed[s->n_replayed++] = copy;
 }
 
