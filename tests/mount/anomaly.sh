@@ -25,7 +25,7 @@ key = codesign
 RULES
 start_daemon
 mkdir "$I/release" "$I/other" && chmod 1777 "$I/release" "$I/other"
-as_builder() { setpriv --reuid=2001 --regid=2001 --clear-groups "$@"; }
+as_builder() { as 2001 "" "$@"; }
 echo one >"$SRC/one"
 chmod 644 "$SRC/one"
 A=$MNT/inventory/anomalies

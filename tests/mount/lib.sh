@@ -122,6 +122,18 @@ done_testing() {
 	[ "$tap_failed" = 0 ]
 }
 
+# as UID GROUPS CMD...: run CMD as that user (its group the same number)
+# with the supplementary groups GROUPS (comma-separated; "" for none).
+as() {
+	local uid=$1 groups=$2
+	shift 2
+	if [ -n "$groups" ]; then
+		setpriv --reuid="$uid" --regid="$uid" --groups="$groups" "$@"
+	else
+		setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"
+	fi
+}
+
 # random_file PATH KIB
 random_file() {
 	head -c "$(($2 * 1024))" /dev/urandom >"$1"

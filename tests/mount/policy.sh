@@ -47,12 +47,6 @@ check "signfsctl policy check accepts the policy" "$SIGNFSCTL" policy check "$CO
 start_daemon
 mkdir "$I/window" "$I/rated" && chmod 1777 "$I/window" "$I/rated"
 
-# as UID GROUPS CMD...: run CMD as that user with those supplementary groups.
-as() {
-	local uid=$1 groups=$2
-	shift 2
-	setpriv --reuid="$uid" --regid="$uid" --groups="$groups" "$@"
-}
 head -c 10000 /dev/urandom >"$SRC/small.bin"
 head -c 100000 /dev/urandom >"$SRC/big.bin"
 chmod 644 "$SRC"/*.bin

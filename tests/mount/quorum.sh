@@ -35,7 +35,6 @@ path = **
 users = root
 key = codesign
 RULES
-as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
 start_daemon
 mkdir "$I/release" "$I/short" && chmod 1777 "$I/release" "$I/short"
 echo "reproducible build output" >"$SRC/one"
@@ -44,7 +43,7 @@ chmod 644 "$SRC/one" "$SRC/two"
 SHA1=$(sha256sum "$SRC/one" | cut -d' ' -f1)
 SHA2=$(sha256sum "$SRC/two" | cut -d' ' -f1)
 
-check "the first builder's cp succeeds" as 3001 cp "$SRC/one" "$I/release/app"
+check "the first builder's cp succeeds" as 3001 "" cp "$SRC/one" "$I/release/app"
 check "...and publishes nothing" sh -c "! test -e '$O/release/app' && ! test -e '$O/release/app.p7s'"
 check "...an attested event with the writer and the digest" sh -c "
 	cat '$MNT'/audit/*.jsonl | grep '\"event\":\"attested\"' | grep -q '\"uid\":3001,.*\"path\":\"release/app\".*\"sha256\":\"$SHA1\"'"
@@ -55,10 +54,10 @@ import json, sys
 q = json.load(sys.stdin)
 assert q[0][\"path\"] == \"release/app\" and q[0][\"state\"] == \"pending\", q
 assert [w[\"uid\"] for w in q[0][\"writers\"]] == [3001] and 0 < q[0][\"seconds_left\"] <= 3600, q'"
-check "the same builder again: close() succeeds" as 3001 cp "$SRC/one" "$I/release/app"
+check "the same builder again: close() succeeds" as 3001 "" cp "$SRC/one" "$I/release/app"
 check "...still no quorum, nothing published" sh -c "
 	! test -e '$O/release/app' && grep -q '^pending   1/2 .*inbox/release/app (3001)\$' '$Q'"
-check "a second builder's identical cp" as 3002 cp "$SRC/one" "$I/release/app"
+check "a second builder's identical cp" as 3002 "" cp "$SRC/one" "$I/release/app"
 check "...publishes the pair: openssl cms and certtool verify it" verify release/app
 check "...with the bytes written" cmp "$SRC/one" "$O/release/app"
 check "...the signed record names both writers" sh -c "
@@ -66,8 +65,8 @@ check "...the signed record names both writers" sh -c "
 check "...nothing waits any more, the kept copies are gone" sh -c "
 	! grep -q 'inbox/release/app' '$Q' && test -z \"\$(ls -A '$STATE/quorum')\""
 
-check "mismatch: the first builder attests" as 3001 cp "$SRC/one" "$I/release/m"
-check_fails "...another writes other bytes: EACCES" "Permission denied" as 3002 cp "$SRC/two" "$I/release/m"
+check "mismatch: the first builder attests" as 3001 "" cp "$SRC/one" "$I/release/m"
+check_fails "...another writes other bytes: EACCES" "Permission denied" as 3002 "" cp "$SRC/two" "$I/release/m"
 check "...nothing is published" sh -c "! test -e '$O/release/m' && ! test -e '$O/release/m.p7s'"
 check "...a quorum_mismatch event with both digests and writers" sh -c "
 	cat '$MNT'/audit/*.jsonl | grep '\"event\":\"quorum_mismatch\"' |
@@ -81,7 +80,7 @@ check "...signfsctl quorum show names both copies, which hold what each wrote" s
 	c2=\$(grep -A1 '(3002)' '$T/show' | sed -n 's/.*bytes kept in //p') &&
 	cmp '$SRC/one' \"\$c1\" && cmp '$SRC/two' \"\$c2\""
 check_fails "...the identical bytes of a third builder are refused while blocked" "Permission denied" \
-	as 3003 cp "$SRC/one" "$I/release/m"
+	as 3003 "" cp "$SRC/one" "$I/release/m"
 check "signfsctl quorum reset unblocks it" sh -c "
 	'$SIGNFSCTL' quorum reset -c '$CONF' release/m | grep -q 'reset: inbox/release/m' &&
 	cat '$MNT'/audit/*.jsonl | grep '\"event\":\"quorum_reset\"' | grep -q '\"uid\":0,.*\"path\":\"release/m\"'"
@@ -99,7 +98,7 @@ check "...a second builder's rsync publishes it" sh -c "
 	setpriv --reuid=3002 --regid=3002 --clear-groups rsync '$SRC/one' '$I/release/rs' && cmp '$SRC/one' '$O/release/rs'"
 check "...openssl cms and certtool verify it" verify release/rs
 
-check "an attestation survives a restart" as 3002 cp "$SRC/one" "$I/release/r"
+check "an attestation survives a restart" as 3002 "" cp "$SRC/one" "$I/release/r"
 stop_daemon
 start_daemon
 check ".../quorum still shows it" grep -q "^pending   1/2 .*inbox/release/r (3002)" "$Q"
@@ -107,7 +106,7 @@ check "...and the second builder after the restart publishes" sh -c "
 	setpriv --reuid=3003 --regid=3003 --clear-groups cp '$SRC/one' '$I/release/r' && cmp '$SRC/one' '$O/release/r'"
 check "...openssl cms and certtool verify it" verify release/r
 
-check "an attestation expires after its window" as 3001 cp "$SRC/one" "$I/short/x"
+check "an attestation expires after its window" as 3001 "" cp "$SRC/one" "$I/short/x"
 check "...an expired event, and /quorum forgets it" sh -c "
 	for _ in \$(seq 60); do grep -q 'inbox/short/x' '$Q' || break; sleep 0.1; done
 	! grep -q 'inbox/short/x' '$Q' &&

@@ -39,7 +39,6 @@ path = **
 users = root
 key = codesign
 RULES
-as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
 id_of() { # the ID of the latest anomaly of inbox/$1
 	python3 -c "
 import json, sys
@@ -52,7 +51,7 @@ echo "other build output" >"$SRC/two"
 chmod 644 "$SRC/one" "$SRC/two"
 
 check_fails "deny: a first signer's cp is refused with EACCES" "Permission denied" \
-	as 2002 cp "$SRC/one" "$I/denied/a"
+	as 2002 "" cp "$SRC/one" "$I/denied/a"
 check "...nothing is published, the inbox keeps nothing" sh -c "
 	! test -e '$O/denied/a' && ! test -e '$O/denied/a.p7s' && ! test -e '$I/denied/a'"
 check "...the writer reads why in /whoami" sh -c "
@@ -62,10 +61,10 @@ check "...the anomaly is denied in /inventory/anomalies, the signature concluded
 	grep -q 'new_signer *denied *(2002) .*inbox/denied/a' '$A' &&
 	grep -h '\"event\":\"denied\"' '$MNT'/audit/*.jsonl | grep -q '\"path\":\"denied/a\".*\"ref\":'"
 check_fails "...and not learned: the same writer is refused again" "Permission denied" \
-	as 2002 cp "$SRC/one" "$I/denied/a"
+	as 2002 "" cp "$SRC/one" "$I/denied/a"
 
 check_fails "hold: a first signer's cp fails with EACCES" "Permission denied" \
-	as 2003 cp "$SRC/one" "$I/held/b"
+	as 2003 "" cp "$SRC/one" "$I/held/b"
 check "...nothing is published" sh -c "! test -e '$O/held/b' && ! test -e '$O/held/b.p7s'"
 check "...the writer reads 'held for review' in /whoami" sh -c "
 	setpriv --reuid=2003 --regid=2003 --clear-groups cat '$MNT/whoami' | grep -q 'held.*held/b.*held for review'"
@@ -92,7 +91,7 @@ check_fails "...and cannot be released twice" "not held for review" "$SIGNFSCTL"
 check "...the released signature is learned: the writer's next cp publishes" sh -c "
 	setpriv --reuid=2003 --regid=2003 --clear-groups cp '$SRC/two' '$I/held/c' && cmp '$SRC/two' '$O/held/c'"
 
-check_fails "reject: another first signer is held" "Permission denied" as 2004 cp "$SRC/two" "$I/held/d"
+check_fails "reject: another first signer is held" "Permission denied" as 2004 "" cp "$SRC/two" "$I/held/d"
 ID=$(id_of held/d)
 check "...signfsctl anomaly reject discards it" sh -c "
 	'$SIGNFSCTL' anomaly reject -c '$CONF' $ID | grep -q 'rejected: the signature of inbox/held/d is discarded'"
@@ -103,7 +102,7 @@ check "...rejected in /inventory/anomalies, audited" sh -c "
 	grep -h '\"event\":\"anomaly_rejected\"' '$MNT'/audit/*.jsonl | grep -q '\"signing\":$ID'"
 check_fails "an unknown ID is refused" "no anomaly has ID 999999" "$SIGNFSCTL" anomaly release -c "$CONF" 999999
 
-check_fails "a hold survives a restart" "Permission denied" as 2005 cp "$SRC/one" "$I/held/e"
+check_fails "a hold survives a restart" "Permission denied" as 2005 "" cp "$SRC/one" "$I/held/e"
 # Named this time by its anomaly event's seq in /audit.
 ID=$(cat "$MNT"/audit/*.jsonl | grep '"event":"anomaly"' | grep '"path":"held/e"' | sed 's/^{"seq":\([0-9]*\),.*/\1/')
 stop_daemon

@@ -51,12 +51,6 @@ RULES
 start_daemon
 for d in rated capped group open; do mkdir "$I/$d" && chmod 1777 "$I/$d"; done
 
-# as UID GROUPS CMD...: run CMD as that user with those supplementary groups.
-as() {
-	local uid=$1 groups=$2
-	shift 2
-	setpriv --reuid="$uid" --regid="$uid" --groups="$groups" "$@"
-}
 PY=/usr/bin/python3
 
 # ---- rate limit: 20 closes at once get exactly the 3 signatures allowed ----
