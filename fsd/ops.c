@@ -35,10 +35,10 @@ struct handle {
 	struct ingest_file *file;
 	int fd;
 	struct virt_file virt;
-	/* A virtual file's attributes as of its open: fstat and the read
-	 * agree however the file changes meanwhile (tar checks). */
+	/* A virtual file is open (virt): fstat gives its attributes as of
+	 * the open, so that they and the read agree however the file
+	 * changes meanwhile (tar checks). */
 	bool virt_open;
-	struct stat virt_st;
 	struct quota *quota; /* the open counts against UID's quota */
 	uid_t uid;
 	pid_t opener, opener_tgid; /* who opened it (its closes commit) */
@@ -186,7 +186,7 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 	if (h && h->file)
 		return ingest_fstat(h->file, st);
 	if (h && h->virt_open) {
-		*st = h->virt_st;
+		*st = h->virt.st;
 		return 0;
 	}
 	switch (nodes_kind(n)) {
@@ -643,10 +643,7 @@ static int open_virtual(struct fsd *d, fuse_req_t req, const char *path, struct 
 		return r;
 	}
 	open_handle(fi)->virt = vf;
-	if (virt_stat(d, path, &who, &open_handle(fi)->virt_st) == 0) {
-		open_handle(fi)->virt_st.st_size = vf.len;
-		open_handle(fi)->virt_open = true;
-	}
+	open_handle(fi)->virt_open = true;
 	/* Reads come from what was opened, never cut to a size cached earlier. */
 	fi->direct_io = 1;
 	return 0;

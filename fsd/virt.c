@@ -604,20 +604,42 @@ bool virt_per_reader(const struct stat *st)
 	return st->st_ino == INO_WHOAMI;
 }
 
-int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+/* A rendered file's content now (*BUF, malloc'd) and its attributes; 1
+ * when PATH is no rendered file. */
+static int render_path(struct fsd *d, const char *path, const struct virt_reader *who, char **buf,
+		       size_t *len, struct stat *st)
 {
 	const struct vfile *v = find_vfile(path);
-	char *buf;
-	size_t len;
+	char key[64];
+	const char *file;
 	int64_t mtime;
+	int r;
 
 	if (v) {
-		int r = v->render(d, who, &buf, &len, &mtime);
-		if (r < 0)
-			return r;
-		free(buf);
-		file_stat(st, v->ino ? v->ino : path_ino(path), len, mtime);
-		return 0;
+		r = v->render(d, who, buf, len, &mtime);
+		if (r == 0)
+			file_stat(st, v->ino ? v->ino : path_ino(path), *len, mtime);
+		return r;
+	}
+	if (key_path(d, path, key, &file) && *file) {
+		r = render_key_file(d, key, file, buf, len, &mtime);
+		if (r == 0)
+			file_stat(st, path_ino(path), *len, mtime);
+		return r;
+	}
+	return 1;
+}
+
+int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+{
+	char *buf;
+	size_t len;
+	int r = render_path(d, path, who, &buf, &len, st);
+
+	if (r <= 0) {
+		if (r == 0)
+			free(buf);
+		return r;
 	}
 	if (!strcmp(path, "/inventory")) {
 		dir_stat(st, INO_INVENTORY_DIR, started_ms(d));
@@ -631,16 +653,7 @@ int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, st
 		char key[64];
 		const char *file;
 		if (key_path(d, path, key, &file)) {
-			int r;
-			if (!*file) {
-				dir_stat(st, path_ino(path), started_ms(d));
-				return 0;
-			}
-			r = render_key_file(d, key, file, &buf, &len, &mtime);
-			if (r < 0)
-				return r;
-			free(buf);
-			file_stat(st, path_ino(path), len, mtime);
+			dir_stat(st, path_ino(path), started_ms(d));
 			return 0;
 		}
 	}
@@ -711,50 +724,48 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx)
 
 /* A rendered virtual file: its content now. */
 static int snapshot(struct fsd *d, const char *path, const struct virt_reader *who, char **ret,
-		    size_t *len)
+		    size_t *len, struct stat *st)
 {
-	const struct vfile *v = find_vfile(path);
-	int64_t mtime;
+	int r = render_path(d, path, who, ret, len, st);
 
-	if (v)
-		return v->render(d, who, ret, len, &mtime);
+	if (r <= 0)
+		return r;
 	{
 		char key[64];
 		const char *file;
 		if (key_path(d, path, key, &file))
-			return *file ? render_key_file(d, key, file, ret, len, &mtime) : -EISDIR;
+			return -EISDIR;
 	}
-	if (!strcmp(path, "/inventory/keys"))
+	if (!strcmp(path, "/inventory/keys") || !strcmp(path, "/audit") ||
+	    !strcmp(path, "/inventory"))
 		return -EISDIR;
 	if (!strcmp(path, "/audit/checkpoint")) {
-		int r = audit_checkpoint_read(d->audit, ret, &mtime);
-		if (r == 0)
+		int64_t mtime;
+		r = audit_checkpoint_read(d->audit, ret, &mtime);
+		if (r == 0) {
 			*len = strlen(*ret);
+			file_stat(st, INO_CHECKPOINT, *len, mtime);
+		}
 		return r;
 	}
 	if (!strcmp(path, "/audit/audit.pub")) {
-		*ret = strdup(d->audit_pub);
+		r = audit_stat(d, "audit.pub", st);
+		*ret = r == 0 ? strdup(d->audit_pub) : NULL;
 		*len = strlen(d->audit_pub);
-		return *ret ? 0 : -ENOMEM;
+		return r < 0 ? r : *ret ? 0 : -ENOMEM;
 	}
-	if (!strcmp(path, "/audit") || !strcmp(path, "/inventory"))
-		return -EISDIR;
 	return -ENOENT;
 }
 
 int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
 {
-	uint64_t size;
-	int64_t mtime;
-
 	memset(ret, 0, sizeof(*ret));
 	if (!strncmp(path, "/audit/", 7) && day_name(path + 7, ret->day)) {
-		if (audit_day_info(d->audit, ret->day, &size, &mtime) < 0)
-			return -ENOENT;
-		ret->len = size;
-		return 0;
+		int r = audit_stat(d, path + 7, &ret->st);
+		ret->len = ret->st.st_size;
+		return r;
 	}
-	return snapshot(d, path, who, &ret->buf, &ret->len);
+	return snapshot(d, path, who, &ret->buf, &ret->len, &ret->st);
 }
 
 ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off)

@@ -36,7 +36,8 @@ int virt_list(struct fsd *d, const char *path, virt_fill_fn fill, void *ctx);
 struct virt_file {
 	char *buf; /* the snapshot, or NULL */
 	size_t len;
-	char day[11]; /* "" unless a day file */
+	char day[11];	/* "" unless a day file */
+	struct stat st; /* its attributes as of the open, the snapshot's size */
 };
 
 int virt_open(struct fsd *d, const char *path, const struct virt_reader *who,
