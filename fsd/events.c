@@ -85,14 +85,17 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
-	 * closes it and may ride the next group commit (a crash before that is
-	 * settled at the next start). */
+	 * closes it. It claims the swap that made the version visible, so it
+	 * reaches the store only once a flush has made that swap durable (the
+	 * next commit's, or the audit flusher's): after a power cut, a
+	 * publication either has this record and its swap, or neither, and the
+	 * start settles it from the object and the signing record. */
 	rec->event = "published";
 	rec->decision = "allow";
 	/* Learned before its record is appended: saved profiles cover every
 	 * record before the log's size when they are saved (anomalies.c). */
 	anomalies_published(d, rec, now);
-	if (audit_append_later(d->audit, rec, err) < 0)
+	if (audit_append_after_flush(d->audit, rec, err) < 0)
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
 }
 

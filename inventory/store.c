@@ -288,6 +288,16 @@ int store_flush(struct store *s)
 	return flush_wait(s->flush);
 }
 
+uint64_t store_flush_ticket(struct store *s)
+{
+	return flush_ticket(s->flush);
+}
+
+bool store_flush_covers(struct store *s, uint64_t ticket)
+{
+	return flush_covers(s->flush, ticket);
+}
+
 void store_note_change(struct store *s)
 {
 	uint64_t v = 0;
