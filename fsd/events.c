@@ -99,6 +99,24 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
 }
 
+/* A published path left the inbox: its record is durable before the
+ * remover hears back (the flush covers the outbox entry's removal too). */
+static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	char err[AUDIT_ERR_MAX];
+
+	rec->event = "withdrawn";
+	rec->decision = "withdraw";
+	rec->size = AUDIT_NONE;
+	/* The version withdrawn, when a signing record named it. */
+	rec->has_ref = ev->signing < audit_size(d->audit);
+	rec->ref = ev->signing;
+	log_info("withdrawn: outbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
+		 ev->reason ? ev->reason : "");
+	if (audit_append(d->audit, rec, NULL, err) < 0)
+		log_err("outbox/%s: the withdrawal could not be recorded: %s", ev->path, err);
+}
+
 void events_record_denial(void *ctx, const struct audit_record *rec)
 {
 	struct fsd *d = ctx;
@@ -214,6 +232,9 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		if (audit_append(d->audit, &rec, NULL, err) < 0)
 			log_err("inbox/%s: the abandonment could not be recorded: %s", ev->path,
 				err);
+		return 0;
+	case INGEST_WITHDRAWN:
+		withdrawn(d, ev, &rec);
 		return 0;
 	case INGEST_FAILED:
 		break;

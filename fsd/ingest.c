@@ -148,6 +148,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 		break;
 	case INGEST_SIGNED:
 	case INGEST_ATTEST:
+	case INGEST_WITHDRAWN:
 		break;
 	}
 	pthread_mutex_unlock(&in->lock);
@@ -355,8 +356,11 @@ static void recover_marker(struct ingest *in, const char *name)
 	}
 }
 
+static void recover_withdrawal(struct ingest *in, const char *name);
+
 /* What a crash left in staging/: markers of unfinished files (their paths
- * rolled back), then the copies being rewritten (dropped). */
+ * rolled back) and of withdrawals (finished), then the copies being
+ * rewritten (dropped). */
 static void recover(struct ingest *in)
 {
 	for (int pass = 0; pass < 2; pass++) {
@@ -370,6 +374,8 @@ static void recover(struct ingest *in)
 				continue;
 			if (pass == 0 && e->d_name[0] == 'm')
 				recover_marker(in, e->d_name);
+			if (pass == 0 && e->d_name[0] == 'w')
+				recover_withdrawal(in, e->d_name);
 			if (pass == 1)
 				unlinkat(in->staging_fd, e->d_name, 0);
 		}
@@ -1388,6 +1394,127 @@ static bool under(const char *path, const char *dir, size_t n)
 	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
 }
 
+/* ---- the outbox follows the inbox ---- */
+
+/* Staging marker w... names PATH while what was published at or below it
+ * is withdrawn: a crash in between finishes the withdrawal at the next
+ * start (recover). Without a marker the withdrawal still happens, only a
+ * crash may leave it to the next removal. */
+static void withdraw_mark(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			  char name[MARKER_MAX])
+{
+	snprintf(name, MARKER_MAX, "w%u.%u.%d.%u", cred->uid, cred->gid, cred->pid,
+		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
+	if (symlinkat(path, in->staging_fd, name) < 0)
+		name[0] = 0;
+}
+
+static bool publishes_file(struct ingest *in, const char *path)
+{
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+
+	return outbox_resolve(in->outbox, path, &kind, id) == 0 && kind != OUTBOX_NONE;
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect_name(void *ctx, const char *name, const struct stat *st)
+{
+	struct names *l = ctx;
+	size_t len = strlen(name), s = strlen(OUTBOX_SIG_SUFFIX);
+
+	/* A signature goes with its artifact. */
+	if (!S_ISDIR(st->st_mode) && len > s && !strcmp(name + len - s, OUTBOX_SIG_SUFFIX))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	/* analyzer: owned by L, freed by withdraw_missing. */
+	l->v[l->n] = strdup(name);
+	return l->v[l->n++] ? 0 : -ENOMEM;
+}
+
+static void report_withdrawn(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			     const char *id, const char *reason)
+{
+	struct ingest_event ev = {
+	    .result = INGEST_WITHDRAWN,
+	    .path = path,
+	    .cred = cred,
+	    .size = -1,
+	    .reason = reason,
+	    .signing = strtoull(id, NULL, 16),
+	};
+	report(in, &ev, now_seconds());
+}
+
+/* What the outbox publishes at or below PATH with no file at the same
+ * path in the inbox any more is withdrawn (WITHDRAWN, recorded durably
+ * before this returns), and outbox directories whose inbox directory is
+ * gone are removed once empty. The caller holds PATH's stripe when PATH
+ * was a file. */
+static void withdraw_missing(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			     const char *reason)
+{
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	struct names children = {0};
+	struct stat st;
+	bool in_inbox = fstatat(in->inbox_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+	if (outbox_resolve(in->outbox, path, &kind, id) < 0)
+		return;
+	if (kind == OUTBOX_ARTIFACT) {
+		if ((!in_inbox || !S_ISREG(st.st_mode)) &&
+		    outbox_withdraw(in->outbox, path, id) == 0)
+			report_withdrawn(in, path, cred, id, reason);
+		return;
+	}
+	if (kind != OUTBOX_DIR || outbox_list(in->outbox, path, collect_name, &children) < 0) {
+		for (size_t i = 0; i < children.n; i++)
+			free(children.v[i]);
+		free(children.v);
+		return;
+	}
+	for (size_t i = 0; i < children.n; i++) {
+		char *child;
+		if (asprintf(&child, "%s%s%s", path, *path ? "/" : "", children.v[i]) >= 0) {
+			withdraw_missing(in, child, cred, reason);
+			free(child);
+		}
+		free(children.v[i]);
+	}
+	free(children.v);
+	if (*path && (!in_inbox || !S_ISDIR(st.st_mode)))
+		(void)outbox_remove_dir(in->outbox, path); /* not empty: a file stays */
+}
+
+/* After a crash, for the withdrawal whose marker is NAME: finished. */
+static void recover_withdrawal(struct ingest *in, const char *name)
+{
+	struct ingest_cred cred = {0};
+	char path[PATH_MAX];
+	unsigned id;
+	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
+
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	sscanf(name, "w%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
+	cred.tgid = cred.pid;
+	withdraw_missing(in, path, &cred,
+			 "left the inbox before signfsd stopped: withdrawn at the next start");
+}
+
 /* Holds in->lock: what lived at FROM (or below it, for a directory) now
  * lives at TO; PUBLISHED marks open files' inodes as linked into the outbox. */
 static void registry_rename(struct ingest *in, const char *from, const char *to, bool published)
@@ -1549,6 +1676,7 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 {
 	struct file_list files = {0}, commit = {0};
 	struct ingest_grant grant;
+	char marker[MARKER_MAX] = "", *why;
 	int r;
 
 	if (outbox_name_reserved(base_name(to)))
@@ -1580,6 +1708,8 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		free(path);
 	}
 	list_free(&files);
+	if (r == 0 && publishes_file(in, from))
+		withdraw_mark(in, from, cred, marker);
 	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -1587,9 +1717,35 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		registry_rename(in, from, to, false);
 		pthread_mutex_unlock(&in->lock);
 		r = commit_moved(in, to, &commit, cred);
+		/* Published under the new paths first, then gone from the old. */
+		if (marker[0] && asprintf(&why, "renamed to inbox/%s", to) >= 0) {
+			withdraw_missing(in, from, cred, why);
+			free(why);
+		}
 	}
+	marker_remove(in, marker);
 	list_free(&commit);
 	return r;
+}
+
+/* A published file was renamed away from the path that marker MARKER
+ * names (FROM, which a successful attestation may have made NULL in the
+ * caller): withdrawn there, under that path's stripe. */
+static void withdraw_renamed(struct ingest *in, const char *marker, const char *to,
+			     const struct ingest_cred *cred)
+{
+	char from[PATH_MAX], *why;
+	ssize_t n = readlinkat(in->staging_fd, marker, from, sizeof(from) - 1);
+	pthread_mutex_t *s;
+
+	if (n <= 0 || asprintf(&why, "renamed to inbox/%s", to) < 0)
+		return;
+	from[n] = 0;
+	s = stripe(in, from);
+	pthread_mutex_lock(s);
+	withdraw_missing(in, from, cred, why);
+	pthread_mutex_unlock(s);
+	free(why);
 }
 
 int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned int flags,
@@ -1597,7 +1753,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 {
 	struct ingest_grant grant;
 	struct pending *done = NULL;
-	char marker[MARKER_MAX] = "";
+	char marker[MARKER_MAX] = "", withdrawal[MARKER_MAX] = "";
 	pthread_mutex_t *s;
 	struct stat st;
 	bool commit;
@@ -1629,6 +1785,9 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		if (fd < 0)
 			return -errno;
 	}
+	/* What FROM published leaves the outbox once the file has left FROM. */
+	if (publishes_file(in, from) && strcmp(from, to))
+		withdraw_mark(in, from, cred, withdrawal);
 	s = stripe(in, to);
 	pthread_mutex_lock(s);
 	/* Published first, renamed second: a crash in between must find TO
@@ -1660,6 +1819,9 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		pthread_mutex_unlock(&in->lock);
 	}
 	pthread_mutex_unlock(s);
+	if (withdrawal[0] && r == 0)
+		withdraw_renamed(in, withdrawal, to, cred);
+	marker_remove(in, withdrawal);
 	pending_free(in, done);
 	if (fd >= 0)
 		close(fd);
@@ -1687,17 +1849,39 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 	return 0;
 }
 
-int ingest_unlink(struct ingest *in, const char *relpath)
+int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
 {
+	pthread_mutex_t *s = stripe(in, relpath);
+	char marker[MARKER_MAX] = "";
 	struct pending *p;
+	bool published;
+	int r = 0;
 
+	pthread_mutex_lock(s);
+	published = publishes_file(in, relpath);
+	if (published)
+		withdraw_mark(in, relpath, cred, marker);
 	/* Open writers of the unlinked name notice at commit (names_fd). */
 	if (unlinkat(in->inbox_fd, relpath, 0) < 0)
-		return -errno;
+		r = -errno;
+	else if (published)
+		withdraw_missing(in, relpath, cred, "removed from the inbox");
+	marker_remove(in, marker);
+	pthread_mutex_unlock(s);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&in->lock);
 	p = pending_take(in, relpath);
 	pthread_mutex_unlock(&in->lock);
 	pending_free(in, p);
+	return 0;
+}
+
+int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
+{
+	if (unlinkat(in->inbox_fd, relpath, AT_REMOVEDIR) < 0)
+		return -errno;
+	withdraw_missing(in, relpath, cred, "its directory was removed from the inbox");
 	return 0;
 }
 

@@ -481,11 +481,9 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	int r = inbox_child(d, parent, name, &path);
 
 	if (r == 0) {
-		if (dir)
-			r = unlinkat(ingest_inbox_fd(d->ingest), path, AT_REMOVEDIR) < 0 ? -errno
-											 : 0;
-		else
-			r = ingest_unlink(d->ingest, path);
+		struct ingest_cred c = caller(req);
+
+		r = dir ? ingest_rmdir(d->ingest, path, &c) : ingest_unlink(d->ingest, path, &c);
 		free(path);
 	}
 	if (r == 0)

@@ -237,6 +237,28 @@ void outbox_discard(struct outbox *o, uint64_t id)
 	remove_object(o, name);
 }
 
+int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[ID_LEN + 1])
+{
+	enum outbox_kind kind;
+	int r = outbox_resolve(o, relpath, &kind, ret_id);
+
+	if (r == 0 && kind != OUTBOX_ARTIFACT)
+		r = -ENOENT;
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&o->swap_lock);
+	r = unlinkat(o->outbox_fd, relpath, 0) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&o->swap_lock);
+	return r;
+}
+
+int outbox_remove_dir(struct outbox *o, const char *relpath)
+{
+	if (!*relpath || unlinkat(o->outbox_fd, relpath, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return 0;
+	return -errno;
+}
+
 int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 {
 	struct outbox *o = calloc(1, sizeof(*o));

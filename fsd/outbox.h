@@ -93,6 +93,16 @@ void outbox_finish(struct outbox *o, uint64_t id);
  * looked up; one who holds it open keeps it as long as it likes. */
 void outbox_sweep(struct outbox *o, time_t now);
 
+/* Withdraw outbox/RELPATH, a published file: its entry (and so its
+ * signature's) goes, its object stays for readers and retention. The
+ * object's name in RET_ID; -ENOENT when RELPATH publishes no file. The
+ * removal is durable with the next flush. */
+int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[OUTBOX_ID_LEN + 1]);
+
+/* Remove the directory outbox/RELPATH if it is empty (0 also when it is
+ * not there). */
+int outbox_remove_dir(struct outbox *o, const char *relpath);
+
 /* Remove object ID, which no outbox entry points to (a publication that a
  * crash interrupted before its swap). */
 void outbox_discard(struct outbox *o, uint64_t id);

@@ -19,9 +19,12 @@
 #define CONFIG_MAX_SIZE (1 << 20)
 
 /* rsync's .NAME.XXXXXX and its --delay-updates directory, download and
- * editor leftovers, git's lock files. */
-static const char *const default_temp_patterns[] = {".*.??????", "*.part", "*.tmp", "*.lock",
-						    ".~tmp~"};
+ * editor leftovers (vim's swap files, emacs's autosaves), git's lock files,
+ * its packed-refs.new and the objects and packs it writes before naming
+ * them. */
+static const char *const default_temp_patterns[] = {
+    ".*.??????", "*.part",     "*.tmp",	    "*.lock",	 ".~tmp~", "*.new",
+    "tmp_obj_*", "tmp_pack_*", "tmp_idx_*", ".*.sw[px]", "#*#"};
 
 struct parse_state {
 	const char *name;
