@@ -96,7 +96,9 @@ for root, dirs, files in os.walk(mnt + '/inbox'):
             problems.append('%s: in the inbox, never published' % rel)
 # A write whose tool exited 0 may only have been replaced by a later
 # attempt: one that committed and then could not say so (the daemon died
-# before answering, or install's chmod after close failed).
+# before answering, or install's chmod after close failed), or removed by
+# one (install unlinks the old file before it writes, and the outbox
+# follows the inbox).
 last, later = {}, {}
 for f in sorted(glob.glob(t + '/done-*')):
     for line in open(f):
@@ -108,7 +110,10 @@ for f in sorted(glob.glob(t + '/done-*')):
             later.setdefault(dest, set()).add(digest)
 for dest, digest in last.items():
     p = mnt + '/outbox/' + dest
-    if not os.path.exists(p) or sha(p) not in {digest} | later[dest]:
+    if not os.path.exists(p):
+        if not later[dest]:
+            problems.append('%s: a write that exited 0 is not published' % dest)
+    elif sha(p) not in {digest} | later[dest]:
         problems.append('%s: a write that exited 0 was replaced by an older version' % dest)
 for p in problems[:20]:
     print(p)
