@@ -112,6 +112,40 @@ check "a flipped byte in the artifact: the subject digest differs" sh -c "
 check "...and Python's cryptography says so" sh -c "
 	! /usr/bin/python3 '$(dirname "$0")/verify_dsse.py' '$A.intoto.jsonl' '$W/signer.pem' '$W/artifact'"
 
+# signfsctl verify checks the statement beside the artifact, and says so.
+check "signfsctl verify: the CMS signature and each check of the statement" sh -c "
+	'$SIGNFSCTL' verify '$A' --ca '$STATE/pki/ca.pem' >'$W/verify.out' &&
+	grep -q '^verified: ' '$W/verify.out' &&
+	grep -q 'signature over the DSSE pre-authentication encoding: ok' '$W/verify.out' &&
+	grep -q 'subject sha256 equals the artifact.s: ok' '$W/verify.out' &&
+	grep -q 'certificate chain to .*: ok' '$W/verify.out'"
+cp "$A" "$A.p7s" "$W/" && cp "$W/flipped.jsonl" "$W/app.bin.intoto.jsonl"
+check_fails "...a flipped byte in the payload fails it (exit 1), naming the check" \
+	"signature over the DSSE pre-authentication encoding: FAILED" \
+	"$SIGNFSCTL" verify "$W/app.bin" --ca "$STATE/pki/ca.pem"
+check "...whose exit code is 1" sh -c "
+	'$SIGNFSCTL' verify '$W/app.bin' --ca '$STATE/pki/ca.pem' >/dev/null 2>&1; test \$? = 1"
+rm "$W/app.bin.intoto.jsonl"
+check "...and without a statement it says there is none" sh -c "
+	'$SIGNFSCTL' verify '$W/app.bin' --ca '$STATE/pki/ca.pem' | grep -q 'no provenance statement'"
+check "signfsctl provenance show: subject, builder, writer, rule, leaf, timestamp" sh -c "
+	'$SIGNFSCTL' provenance show '$A' >'$W/show.out' &&
+	grep -q '^subject:    dir/app.bin sha256 ' '$W/show.out' &&
+	grep -q '^builder:    https://' '$W/show.out' &&
+	grep -q '^writer:     uid 0 (root)' '$W/show.out' &&
+	grep -q '^rule:       admin (policy version 1), key codesign' '$W/show.out' &&
+	grep -q '^audit log:  leaf $SEQ of ' '$W/show.out' &&
+	grep -q '^timestamp:  ' '$W/show.out'"
+check "...--json prints the statement" sh -c "
+	'$SIGNFSCTL' provenance show '$A.intoto.jsonl' --json | jq -e '.subject[0].name == \"dir/app.bin\"'"
+cp "$W/payload.json" "$W/bare.intoto.jsonl"
+check_fails "...a file that is no envelope is refused, with why" "lacks payloadType" \
+	"$SIGNFSCTL" provenance show "$W/bare.intoto.jsonl"
+
+check "signfsctl provenance --help: exit 0" "$SIGNFSCTL" provenance --help
+"$SIGNFSCTL" provenance >/dev/null 2>&1
+check "signfsctl provenance without show PATH: exit 2" test $? = 2
+
 # The inbox keeps the name for the outbox, as it does .p7s.
 check "a file named *.intoto.jsonl is refused in the inbox" sh -c "
 	! cp '$SRC/app' '$I/dir/x.intoto.jsonl' 2>/dev/null && ! test -e '$I/dir/x.intoto.jsonl'"
@@ -130,6 +164,7 @@ as 3001 "" cp "$SRC/rep" "$I/release/app"
 as 3002 "" cp "$SRC/rep" "$I/release/app"
 check "a quorum publication has its statement" test -s "$O/release/app.intoto.jsonl"
 check "...naming both writers, the last one as the writer" sh -c "
+	'$SIGNFSCTL' provenance show '$O/release/app' | grep -q '^quorum:     uid 300[12] .*, uid 300[12] ' &&
 	jq -r .payload '$O/release/app.intoto.jsonl' | base64 -d | jq -e '
 		.predicate.buildDefinition.externalParameters.writer.uid == 3002 and
 		([.predicate.buildDefinition.externalParameters.attesters[].uid] | sort) == [3001, 3002]'"
