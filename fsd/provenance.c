@@ -152,12 +152,15 @@ static struct json_object *build_definition(struct fsd *d, const struct ingest_e
 	return def;
 }
 
-/* A byproduct: a resource descriptor with NAME and its facts. */
-static struct json_object *byproduct(const char *name, struct json_object *annotations)
+/* A byproduct: a resource descriptor with NAME, the URI that names it
+ * (a descriptor must have one, or a digest) and its facts. */
+static struct json_object *byproduct(const char *name, const char *uri,
+				     struct json_object *annotations)
 {
 	struct json_object *o = json_object_new_object();
 
 	add_str(o, "name", name);
+	add_str(o, "uri", uri);
 	json_object_object_add(o, "annotations", annotations);
 	return o;
 }
@@ -171,7 +174,7 @@ static struct json_object *run_details(const struct ingest_event *ev,
 			   *by = json_object_new_array(), *leaf = json_object_new_object();
 	struct timespec now;
 	double started;
-	char t[32], id[600];
+	char t[32], id[600], ts_uri[620];
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	started = now.tv_sec + now.tv_nsec / 1e9 - ev->seconds;
@@ -187,13 +190,14 @@ static struct json_object *run_details(const struct ingest_event *ev,
 	add_str(leaf, "origin", origin);
 	add_int(leaf, "leafIndex", (long long)seq);
 	add_int(leaf, "treeSize", (long long)seq + 1);
-	json_object_array_add(by, byproduct("audit-log-leaf", leaf));
+	json_object_array_add(by, byproduct("audit-log-leaf", id, leaf));
 	if (rec->timestamp) {
 		struct json_object *ts = json_object_new_object();
 		add_str(ts, "genTime", rec->timestamp);
 		add_str(ts, "serial", rec->timestamp_serial);
 		add_str(ts, "tsaSerial", rec->tsa_serial);
-		json_object_array_add(by, byproduct("rfc3161-timestamp", ts));
+		snprintf(ts_uri, sizeof(ts_uri), "%s/timestamp", id);
+		json_object_array_add(by, byproduct("rfc3161-timestamp", ts_uri, ts));
 	}
 	json_object_object_add(run, "builder", builder);
 	json_object_object_add(run, "metadata", meta);

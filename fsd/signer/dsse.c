@@ -293,7 +293,7 @@ int dsse_parse(const char *text, size_t len, struct dsse_envelope *ret, char err
 	*ret = e;
 	memset(&e, 0, sizeof(e));
 	r = 0;
-out:
+out: /* analyzer: on success E's buffers were handed to *RET, and E is zeroed */
 	dsse_envelope_clear(&e);
 	json_object_put(o);
 	return r;

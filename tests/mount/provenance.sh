@@ -81,15 +81,18 @@ check "...keyid is the certificate's SHA-256 fingerprint" sh -c "
 			tr -d : | tr A-F a-f)\""
 SEQ=$(cat "$MNT"/audit/*.jsonl | jq -r 'select(.event == "signed" and .path == "dir/app.bin") | .seq')
 check "...the predicate names the writer, rule, policy, leaf and times" sh -c "
-	jq -e --argjson seq '$SEQ' '.subject[0].name == \"dir/app.bin\" and
+	jq -e --argjson seq '$SEQ' '.predicate.runDetails as \$run |
+		.subject[0].name == \"dir/app.bin\" and
 		.predicate.buildDefinition.externalParameters.writer.uid == 0 and
 		.predicate.buildDefinition.externalParameters.writer.user == \"root\" and
 		(.predicate.buildDefinition.externalParameters.writer.exe | endswith(\"/cp\")) and
 		.predicate.buildDefinition.internalParameters.rule == \"admin\" and
 		.predicate.buildDefinition.internalParameters.policyVersion == 1 and
 		(.predicate.runDetails.builder.id | startswith(\"https://\")) and
+		([\$run.byproducts[].uri | startswith(\"https://\")] | all) and
 		(.predicate.runDetails.byproducts[] | select(.name == \"audit-log-leaf\") |
-			.annotations.leafIndex == \$seq and .annotations.treeSize == \$seq + 1) and
+			.annotations.leafIndex == \$seq and .annotations.treeSize == \$seq + 1 and
+			.uri == \$run.metadata.invocationId) and
 		.predicate.runDetails.metadata.startedOn <= .predicate.runDetails.metadata.finishedOn' \
 		'$W/payload.json'"
 check "...and the RFC 3161 timestamp's time, as in the audit record" sh -c "
