@@ -290,10 +290,11 @@ int dsse_parse(const char *text, size_t len, struct dsse_envelope *ret, char err
 	}
 	if (parse_signatures(sigs, &e, err) < 0)
 		goto out;
+	/* analyzer: the buffers E points to are *RET's now, not lost. */
 	*ret = e;
 	memset(&e, 0, sizeof(e));
 	r = 0;
-out: /* analyzer: on success E's buffers were handed to *RET, and E is zeroed */
+out:
 	dsse_envelope_clear(&e);
 	json_object_put(o);
 	return r;
