@@ -19,26 +19,40 @@
 #include "dsse.h"
 #include "text.h"
 
-/* The envelope in PATH (at most DSSE_MAX_ENVELOPE bytes), parsed. */
-static int read_envelope(const char *path, struct dsse_envelope *e, char err[ERROR_MAX])
+/* The envelope in FD, from offset 0 (at most DSSE_MAX_ENVELOPE bytes),
+ * parsed. */
+static int read_envelope_fd(int fd, struct dsse_envelope *e, char err[ERROR_MAX])
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *buf = NULL;
+	char *buf = malloc(DSSE_MAX_ENVELOPE + 1);
 	size_t used = 0;
+	ssize_t n = 1;
 	int r;
 
-	if (fd < 0)
-		return error_set(err, -errno, "%s", strerror(errno));
-	buf = malloc(DSSE_MAX_ENVELOPE + 1);
-	for (ssize_t n = 1; buf && n > 0 && used <= DSSE_MAX_ENVELOPE; used += n)
-		n = read(fd, buf + used, DSSE_MAX_ENVELOPE + 1 - used);
-	close(fd);
+	while (buf && n > 0 && used <= DSSE_MAX_ENVELOPE) {
+		n = pread(fd, buf + used, DSSE_MAX_ENVELOPE + 1 - used, used);
+		used += n > 0 ? n : 0;
+	}
+	if (buf && n < 0) {
+		free(buf);
+		return error_set(err, -EIO, "%s", strerror(errno));
+	}
 	if (!buf)
 		return error_set(err, -ENOMEM, "out of memory");
 	r = used > DSSE_MAX_ENVELOPE
 		? error_set(err, -EFBIG, "larger than %d bytes", DSSE_MAX_ENVELOPE)
 		: dsse_parse(buf, used, e, err);
 	free(buf);
+	return r;
+}
+
+static int read_envelope(const char *path, struct dsse_envelope *e, char err[ERROR_MAX])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return error_set(err, -errno, "%s", strerror(errno));
+	r = read_envelope_fd(fd, e, err);
+	close(fd);
 	return r;
 }
 
@@ -86,6 +100,21 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
 	}
 	if (r == 0)
 		printf("    certificate chain to %s: ok (the signer's certificate above)\n", ca);
+	dsse_envelope_clear(&e);
+	return r;
+}
+
+int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERROR_MAX])
+{
+	struct dsse_envelope e = {0};
+	unsigned char d[SHA256_LEN];
+	int r = read_envelope_fd(fd, &e, err);
+
+	if (r == 0)
+		r = dsse_verify(&e, X509_get0_pubkey(signer), err);
+	if (r == 0)
+		r = digest_fd(artifact_fd, d) < 0 ? error_set(err, -EIO, "cannot read the artifact")
+						  : intoto_check_subject(&e, d, NULL, err);
 	dsse_envelope_clear(&e);
 	return r;
 }

@@ -149,6 +149,14 @@ check "signfsctl provenance --help: exit 0" "$SIGNFSCTL" provenance --help
 "$SIGNFSCTL" provenance >/dev/null 2>&1
 check "signfsctl provenance without show PATH: exit 2" test $? = 2
 
+# signfsctl fetch takes the statement of the same version along.
+mkdir "$W/fetched"
+check "signfsctl fetch: artifact, signature and statement of one version, verified" sh -c "
+	'$SIGNFSCTL' fetch --ca '$STATE/pki/ca.pem' '$A' '$W/fetched/' | grep -q 'provenance statement verified' &&
+	cmp '$A' '$W/fetched/app.bin' && cmp '$A.intoto.jsonl' '$W/fetched/app.bin.intoto.jsonl' &&
+	/usr/bin/python3 '$(dirname "$0")/verify_dsse.py' '$W/fetched/app.bin.intoto.jsonl' \
+		'$W/signer.pem' '$W/fetched/app.bin'"
+
 # The inbox keeps the name for the outbox, as it does .p7s.
 check "a file named *.intoto.jsonl is refused in the inbox" sh -c "
 	! cp '$SRC/app' '$I/dir/x.intoto.jsonl' 2>/dev/null && ! test -e '$I/dir/x.intoto.jsonl'"
@@ -159,6 +167,9 @@ check "provenance = no: X and X.p7s, no statement" sh -c "
 	test \"\$(ls '$O/plain' | tr '\n' ' ')\" = 'app.bin app.bin.p7s ' &&
 	ls '$O/plain/app.bin.intoto.jsonl' 2>&1 | grep -q 'No such file'"
 check "...and the signature verifies" verify plain/app.bin
+check "signfsctl fetch without a statement (provenance = no): the pair alone" sh -c "
+	'$SIGNFSCTL' fetch '$O/plain/app.bin' '$W/fetched/plain.bin' >/dev/null &&
+	test -s '$W/fetched/plain.bin.p7s' && ! test -e '$W/fetched/plain.bin.intoto.jsonl'"
 
 # A quorum: the statement names both writers.
 mkdir "$I/release" && chmod 1777 "$I/release"
