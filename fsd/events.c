@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "outbox.h"
+#include "provenance.h"
 #include "quorum.h"
 #include "recent.h"
 #include "shipper.h"
@@ -134,6 +135,18 @@ void events_record_denial(void *ctx, const struct audit_record *rec)
 		log_err("inbox/%s: the denial could not be recorded: %s", rec->path, err);
 }
 
+/* A recorded signature: the anomaly check, then its provenance statement
+ * for what is to be published or held. */
+static int signed_outcome(struct fsd *d, struct ingest_event *ev, const struct audit_record *rec,
+			  uint64_t seq)
+{
+	int r = anomalies_signed(d, rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+
+	if ((r == 0 || r == INGEST_HOLD) && provenance_signed(d, ev, rec, seq, ev->veto) < 0)
+		return -EIO;
+	return r;
+}
+
 int events_ingest(void *ctx, struct ingest_event *ev)
 {
 	struct fsd *d = ctx;
@@ -194,7 +207,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			return -EIO;
 		}
 		*ev->ret_signing = seq;
-		return anomalies_signed(d, &rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+		return signed_outcome(d, ev, &rec, seq);
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);

@@ -386,6 +386,12 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->quorum_window = n * unit;
 		return 1;
 	}
+	if (!strcmp(key, "provenance")) {
+		if (strcmp(value, "yes") && strcmp(value, "no"))
+			return fail(s, "provenance '%s' must be yes or no", value);
+		r->no_provenance = !strcmp(value, "no");
+		return 1;
+	}
 	if (!strcmp(key, "on_anomaly")) {
 		for (int a = POLICY_ANOMALY_RECORD; a <= POLICY_ANOMALY_DENY; a++)
 			if (!strcmp(value, policy_on_anomaly_name(a))) {
