@@ -201,6 +201,9 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 			outbox_present(st, kind);
 			r = 0;
 		}
+		/* Or its attributes from when it was looked up (fstat). */
+		if (r == -ENOENT && nodes_version_kept(d->nodes, n, st))
+			r = 0;
 		return r;
 	default:
 		break;
@@ -260,6 +263,8 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 		r = outbox_stat_version(o, id, kind, st);
 		if (r == 0) {
 			*ret = nodes_version(d->nodes, id, kind);
+			if (*ret)
+				nodes_version_keep(d->nodes, *ret, st);
 			return *ret ? 0 : -ENOMEM;
 		}
 		if (r != -ENOENT)
