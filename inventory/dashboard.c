@@ -117,10 +117,7 @@ void dashboard_chart_svg(FILE *f, const struct dashboard_chart *c)
 	dashboard_escape(f, c->period);
 	fprintf(f, ": total <b class=\"total\">%llu</b> ", (unsigned long long)total);
 	dashboard_escape(f, c->unit);
-	fprintf(f,
-		"</figcaption>\n<svg viewBox=\"0 0 %d %d\" role=\"img\" "
-		"xmlns=\"http://www.w3.org/2000/svg\">\n",
-		w, CHART_H);
+	fprintf(f, "</figcaption>\n<svg viewBox=\"0 0 %d %d\" role=\"img\">\n", w, CHART_H);
 	chart_axes(f, c, top, step, w, l, t, ph);
 	for (size_t i = 0; i < c->n; i++) {
 		double h = (double)c->values[i] * ph / top, x = l + i * slot + slot * 0.1;
@@ -442,7 +439,7 @@ static int timeline(struct store *s, FILE *f, const struct dashboard_facts *fact
 		"<p class=\"legend\">Each certificate from notBefore to notAfter (UTC); the "
 		"shaded end is the warning window (%d days), red marks the alert thresholds, the "
 		"blue line is now.</p>\n<figure class=\"chart\" data-chart=\"lifecycle\">"
-		"<svg viewBox=\"0 0 1000 %d\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+		"<svg viewBox=\"0 0 1000 %d\" role=\"img\">\n",
 		facts->warn_days, h);
 	for (int i = 0; i <= 4; i++) {
 		time_t t = sp.lo + (sp.hi - sp.lo) / 4 * i;
