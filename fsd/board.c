@@ -13,7 +13,7 @@
 #include "dashboard.h"
 #include "live.h"
 
-int board_render(struct fsd *d, const char *status, char **ret, size_t *len)
+int board_render(struct fsd *d, const char *status, time_t now, char **ret, size_t *len)
 {
 	const struct config *c = d->config;
 	struct dashboard_key *keys = calloc(c->n_keys ? c->n_keys : 1, sizeof(*keys));
@@ -39,7 +39,7 @@ int board_render(struct fsd *d, const char *status, char **ret, size_t *len)
 	/* A page that could read only part of the store still says so itself:
 	 * it is served. */
 	(void)dashboard_render(d->store,
-			       &(struct dashboard_facts){.now = time(NULL),
+			       &(struct dashboard_facts){.now = now,
 							 .status = status,
 							 .keys = keys,
 							 .n_keys = c->n_keys,

@@ -4,9 +4,10 @@
 #pragma once
 
 #include <stddef.h>
+#include <time.h>
 
 struct fsd;
 
-/* The page for the daemon's /status text STATUS, now: *RET malloc'd, LEN
- * bytes. 0 or a negative errno. */
-int board_render(struct fsd *d, const char *status, char **ret, size_t *len);
+/* The page for the daemon's /status text STATUS, as of NOW: *RET malloc'd,
+ * LEN bytes. 0 or a negative errno. */
+int board_render(struct fsd *d, const char *status, time_t now, char **ret, size_t *len);

@@ -458,17 +458,22 @@ static int render_anomalies_json(struct fsd *d, const struct virt_reader *who, c
 }
 
 /* /inventory/dashboard.html: one page of charts and lists (board.h), with
- * the health and token state of /status at its top. */
+ * the health and token state of /status at its top. It is rendered as of
+ * the minute, so that it changes, as its mtime says, with the inventory,
+ * the policy or the minute, and tar and rsync see a file that holds still
+ * while they read it. */
 static int render_dashboard(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
 			    int64_t *mtime_ms)
 {
 	char *status = NULL;
 	size_t n;
+	int64_t minute = now_ms() / 60000 * 60000, inv = inventory_mtime(d), pol = policy_mtime(d);
 	int r = render_status(d, who, &status, &n, mtime_ms);
 
 	if (r == 0)
-		r = board_render(d, status, ret, len);
+		r = board_render(d, status, minute / 1000, ret, len);
 	free(status);
+	*mtime_ms = minute > inv ? (minute > pol ? minute : pol) : (inv > pol ? inv : pol);
 	return r;
 }
 

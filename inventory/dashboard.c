@@ -689,9 +689,7 @@ static void status_panel(FILE *f, const struct dashboard_facts *facts)
 	dashboard_escape(f, health[0] ? health : "unknown");
 	fputs("</p>\n<p id=\"token\">token: <b>", f);
 	dashboard_escape(f, token[0] ? token : "unknown");
-	fputs("</b></p>\n<details><summary>the daemon's status</summary><pre>", f);
-	dashboard_escape(f, facts->status ? facts->status : "");
-	fputs("</pre></details>\n", f);
+	fputs("</b> (<a href=\"../status\">status</a> has the rest)</p>\n", f);
 }
 
 static void links(FILE *f, const char *const *keys, size_t n)
@@ -775,15 +773,14 @@ int dashboard_render(struct store *s, const struct dashboard_facts *facts, FILE 
 	size_t n = 0;
 	int r;
 
-	time_text(facts->now, "%Y-%m-%dT%H:%M:%SZ", when, sizeof(when));
+	time_text(facts->now, "%Y-%m-%d %H:%M", when, sizeof(when));
 	fprintf(f,
 		"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		"<meta name=\"viewport\" content=\"width=device-width\">"
 		"<title>signfs dashboard %s</title>\n<style>%s%s</style></head>\n<body>\n"
 		"<h1>signfs dashboard</h1>\n<p class=\"small\" id=\"rendered\">Rendered at "
-		"<time datetime=\"%s\">%s</time> (UTC) from the store's counters; times are "
-		"UTC.</p>\n",
-		when, page_css, dashboard_chart_css, when, when);
+		"<time>%s</time> UTC from the store's counters; times are UTC.</p>\n",
+		when, page_css, dashboard_chart_css, when);
 	status_panel(f, facts);
 	r = key_names(s, facts, &keys, &n);
 	if (r == 0)
@@ -792,7 +789,7 @@ int dashboard_render(struct store *s, const struct dashboard_facts *facts, FILE 
 		fputs("<p class=\"health bad\">Part of the store could not be read: what is "
 		      "shown may be incomplete.</p>\n",
 		      f);
-	fprintf(f, "<p class=\"small\">Rendered at %s.</p>\n</body></html>\n", when);
+	fprintf(f, "<p class=\"small\">Rendered at %s UTC.</p>\n</body></html>\n", when);
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
 	free(keys);

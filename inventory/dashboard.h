@@ -48,8 +48,8 @@ struct dashboard_key {
 };
 
 struct dashboard_facts {
-	time_t now;
-	const char *status; /* the daemon's /status text ("health: ...", "token: ...") */
+	time_t now;	    /* shown to the minute */
+	const char *status; /* the daemon's /status text: its "health:" and "token:" */
 	const struct dashboard_key *keys;
 	size_t n_keys; /* 0: every key in the store */
 	int warn_days;

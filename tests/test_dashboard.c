@@ -156,10 +156,10 @@ static size_t opened(const char *s, const char *tag)
 static void balanced(const char *page)
 {
 	static const char *const tags[] = {
-	    "html",    "head",	   "body",	 "svg",	 "figure", "table", "tr",  "td",
-	    "th",      "title",	   "text",	 "p",	 "pre",	   "nav",   "div", "h1",
-	    "h2",      "tbody",	   "thead",	 "rect", "g",	   "a",	    "b",   "details",
-	    "summary", "colgroup", "figcaption", "line", "style",  "time"};
+	    "html", "head", "body",	"svg",	      "figure", "table", "tr",
+	    "td",   "th",   "title",	"text",	      "p",	"pre",	 "nav",
+	    "div",  "h1",   "h2",	"tbody",      "thead",	"rect",	 "g",
+	    "a",    "b",    "colgroup", "figcaption", "line",	"style", "time"};
 	for (size_t i = 0; i < sizeof(tags) / sizeof(*tags); i++) {
 		char close[32];
 		snprintf(close, sizeof(close), "</%s>", tags[i]);
@@ -220,7 +220,7 @@ Test(dashboard, charts_carry_the_stores_counters_and_empty_periods_are_zero_bars
 	cr_assert(strstr(page, "class=\"health ok\" id=\"health\">health: ok<"));
 	cr_assert(strstr(page, "token: <b>logged in</b>"));
 	cr_assert(strstr(page, "<td>y.bin</td><td>no rule allows this</td>"), "latest denials");
-	cr_assert(strstr(page, "Rendered at <time datetime=\"2026-12-03T10:30:00Z\">"));
+	cr_assert(strstr(page, "Rendered at <time>2026-12-03 10:30</time> UTC"));
 	cr_assert_null(strstr(page, "<script"));
 	cr_assert_null(strstr(page, "http"), "no fetch, no link out of the mount");
 	balanced(page);
