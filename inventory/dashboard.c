@@ -132,7 +132,8 @@ void dashboard_chart_svg(FILE *f, const struct dashboard_chart *c)
 		if (c->values[i] && slot >= 18)
 			fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%llu</text>",
 				x + slot * 0.4, t + ph - h - 3, (unsigned long long)c->values[i]);
-		if (i % every == 0) {
+		/* A label that would run past the drawing's edge is left out. */
+		if (i % every == 0 && x + 6.5 * strlen(c->labels[i]) <= w) {
 			fprintf(f, "<text x=\"%.1f\" y=\"%d\">", x, t + ph + 16);
 			dashboard_escape(f, c->labels[i]);
 			fputs("</text>", f);
@@ -497,11 +498,26 @@ static void table_head(FILE *f, const char *id, const char *const *cols, const i
 	fputs("</tr></thead><tbody>\n", f);
 }
 
+/* Ends a table of ROWS rows (none: a row that says so) of COLS columns. */
+static void table_end(FILE *f, size_t rows, size_t cols)
+{
+	if (rows == 0)
+		fprintf(f, "<tr><td colspan=\"%zu\">none</td></tr>\n", cols);
+	fputs("</tbody></table>\n", f);
+}
+
+struct rows {
+	FILE *f;
+	size_t n;
+};
+
 static int finding_row(void *ctx, const struct finding *x)
 {
-	FILE *f = ctx;
+	struct rows *rows = ctx;
+	FILE *f = rows->f;
 	char id[32];
 
+	rows->n++;
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)x->signing);
 	fputs("<tr>", f);
 	cell(f, id);
@@ -525,9 +541,10 @@ static int latest_anomalies(struct store *s, FILE *f)
 	int r;
 
 	fputs("<h2 id=\"anomalies\">Latest anomalies</h2>\n", f);
+	struct rows rows = {f, 0};
 	table_head(f, "anomaly-list", cols, widths, 9);
-	r = findings_each(s, LISTED, false, finding_row, f);
-	fputs("</tbody></table>\n", f);
+	r = findings_each(s, LISTED, false, finding_row, &rows);
+	table_end(f, rows.n, 9);
 	return r;
 }
 
@@ -537,6 +554,7 @@ static int latest_holds(struct store *s, FILE *f)
 					   "user", "key",  "path", "why"};
 	static const int widths[] = {6, 13, 9, 12, 10, 7, 18, 25};
 	sqlite3_stmt *st;
+	size_t n = 0;
 	int r = -EIO;
 
 	fputs("<h2 id=\"holds\">Latest holds for review</h2>\n", f);
@@ -549,6 +567,7 @@ static int latest_holds(struct store *s, FILE *f)
 			       "ORDER BY time DESC LIMIT 10",
 			       -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
+			n++;
 			fputs("<tr>", f);
 			cell(f, TXT(st, 0));
 			time_cell(f, sqlite3_column_int64(st, 1));
@@ -564,7 +583,7 @@ static int latest_holds(struct store *s, FILE *f)
 		r = sqlite3_finalize(st) == SQLITE_OK ? 0 : -EIO;
 	}
 	pthread_mutex_unlock(&s->lock);
-	fputs("</tbody></table>\n", f);
+	table_end(f, n, 8);
 	return r;
 }
 
@@ -573,6 +592,7 @@ static int latest_denials(struct store *s, FILE *f)
 	static const char *const cols[] = {"time", "user", "path", "why"};
 	static const int widths[] = {16, 14, 30, 40};
 	sqlite3_stmt *st;
+	size_t n = 0;
 	int r = -EIO;
 
 	fputs("<h2 id=\"denials\">Latest denials</h2>\n", f);
@@ -583,6 +603,7 @@ static int latest_denials(struct store *s, FILE *f)
 			       "ORDER BY id DESC LIMIT 10",
 			       -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
+			n++;
 			fputs("<tr>", f);
 			time_cell(f, sqlite3_column_int64(st, 0));
 			user_cell(f, TXT(st, 1), sqlite3_column_int64(st, 2));
@@ -593,7 +614,7 @@ static int latest_denials(struct store *s, FILE *f)
 		r = sqlite3_finalize(st) == SQLITE_OK ? 0 : -EIO;
 	}
 	pthread_mutex_unlock(&s->lock);
-	fputs("</tbody></table>\n", f);
+	table_end(f, n, 4);
 	return r;
 }
 
@@ -637,7 +658,7 @@ static int pending_quorums(struct store *s, FILE *f, time_t now)
 	fputs("<h2 id=\"quorum\">Pending quorums</h2>\n", f);
 	table_head(f, "quorum-list", cols, widths, 6);
 	r = attestations_each(s, quorum_row, &q);
-	fputs("</tbody></table>\n", f);
+	table_end(f, q.n, 6);
 	return r < 0 ? r : 0;
 }
 
