@@ -78,6 +78,7 @@ static void count_day(struct report *r, struct daily *one, const char *name, lon
 		d = &r->key_days[r->n_key_days++];
 		snprintf(d->name, sizeof(d->name), "%s", name);
 	}
+	/* analyzer: the counts belong to R, freed at the end of cmd_report. */
 	if (d && !d->v)
 		d->v = calloc(r->n_days, sizeof(*d->v));
 	if (d && d->v)
@@ -537,7 +538,8 @@ int cmd_report(int argc, char **argv)
 	    "The compliance report for UTC days SINCE to UNTIL (default: today): signatures\n"
 	    "per key and per user, denials, failures, certificate lifecycle events, alerts,\n"
 	    "policy changes, and the signed audit checkpoint that covers the period.\n"
-	    "csv lists the period's events, one per row. html is one self-contained file.\n"
+	    "csv lists the period's events, one per row. html is one self-contained file,\n"
+	    "with charts of signatures per day and key, and of denials and anomalies per day.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	static const struct option opts[] = {{"since", required_argument, NULL, 's'},
 					     {"until", required_argument, NULL, 'u'},
