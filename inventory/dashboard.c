@@ -381,7 +381,7 @@ static double x_of(const struct span *sp, time_t t)
 static void timeline_row(FILE *f, const struct span *sp, const struct cert_row *c, int y,
 			 const struct dashboard_facts *facts)
 {
-	char nb[32], na[32];
+	char nb[32], na[32], serial[24];
 	double a = x_of(sp, c->not_before), b = x_of(sp, c->not_after);
 
 	time_text(c->not_before, "%Y-%m-%d", nb, sizeof(nb));
@@ -394,9 +394,10 @@ static void timeline_row(FILE *f, const struct span *sp, const struct cert_row *
 		c->current ? ", current" : ", superseded");
 	fprintf(f, "<text x=\"4\" y=\"%d\">", y + 14);
 	dashboard_escape(f, c->key);
-	fputs(" ", f);
-	fprintf(f, "%.12s%s %s%s</text>\n", c->serial, strlen(c->serial) > 12 ? "\u2026" : "",
-		cert_state_name(c->state), c->current ? "" : " (superseded)");
+	snprintf(serial, sizeof(serial), " %.12s%s", c->serial,
+		 strlen(c->serial) > 12 ? "\u2026" : "");
+	dashboard_escape(f, serial);
+	fprintf(f, " %s%s</text>\n", cert_state_name(c->state), c->current ? "" : " (superseded)");
 	fprintf(f, "<rect class=\"%s%s\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"16\"/>\n",
 		state_class(c->state), c->current ? "" : " superseded", a, y + 2,
 		b - a > 1 ? b - a : 1);
