@@ -211,6 +211,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);
+		inventory_usage_denial(d->usage, time(NULL), ev->cred->uid, rec.user, ev->path,
+				       ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
 		/* Repeats within a minute become one counted record, unless it
@@ -227,6 +229,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	case INGEST_HELD:
 		recent_add(d->recent, ev->cred->uid, time(NULL), "held", ev->path, ev->reason);
+		inventory_usage_event(d->usage, "held", time(NULL));
 		rec.event = "held";
 		rec.decision = "hold";
 		log_warn("held: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
@@ -255,6 +258,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	daemon_note_failure(d, ev->path, ev->reason);
 	recent_add(d->recent, ev->cred->uid, time(NULL), "failed", ev->path, ev->reason);
+	inventory_usage_event(d->usage, "failed", time(NULL));
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
