@@ -238,6 +238,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			log_err("inbox/%s: the hold could not be recorded: %s", ev->path, err);
 		return 0;
 	case INGEST_ABANDONED:
+		ops_removed(d, ev->path);
 		rec.event = "abandoned";
 		rec.decision = "abandon";
 		rec.size = ev->size >= 0 ? ev->size : AUDIT_NONE;
@@ -255,6 +256,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	case INGEST_FAILED:
 		break;
 	}
+	ops_removed(d, ev->path);
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	daemon_note_failure(d, ev->path, ev->reason);
 	recent_add(d->recent, ev->cred->uid, time(NULL), "failed", ev->path, ev->reason);

@@ -20,8 +20,8 @@ struct node {
 	unsigned children;
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
 	enum outbox_kind vkind;
-	bool kept;	 /* versions: VST holds their attributes */
-	struct stat vst; /* never changing, but for atime */
+	bool kept;	   /* versions: VST holds their attributes */
+	struct stat vst;   /* never changing, but for atime */
 	struct node *next; /* hash chain */
 };
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "inval.h"
 #include "nodes.h"
 #include "outbox.h"
 #include "proc.h"
@@ -1094,4 +1095,17 @@ void ops_published(struct fsd *d, const char *relpath)
 		return;
 	invalidate(d, path);
 	free(path);
+}
+
+void ops_removed(struct fsd *d, const char *relpath)
+{
+	const char *slash = strrchr(relpath, '/');
+	char *dir;
+
+	if (!d->inval || !d->nodes ||
+	    asprintf(&dir, "/inbox%s%.*s", slash ? "/" : "", slash ? (int)(slash - relpath) : 0,
+		     relpath) < 0)
+		return;
+	inval_entry(d->inval, nodes_find(d->nodes, dir), slash ? slash + 1 : relpath);
+	free(dir);
 }
