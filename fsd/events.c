@@ -100,12 +100,25 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
 }
 
+/* Record REC (WHAT it records, for the log) now; when the store cannot
+ * take it (a full disk), it is queued and tried again every second until
+ * it can, and nothing is signed meanwhile (events_sign). */
+static void record(struct fsd *d, const struct audit_record *rec, const char *what)
+{
+	char err[AUDIT_ERR_MAX];
+
+	if (audit_append(d->audit, rec, NULL, err) == 0)
+		return;
+	log_err("inbox/%s: the %s could not be recorded (%s): tried again until it is",
+		rec->path ? rec->path : "", what, err);
+	if (audit_append_later(d->audit, rec, err) < 0)
+		log_err("inbox/%s: the %s is lost: %s", rec->path ? rec->path : "", what, err);
+}
+
 /* A published path left the inbox: its record is durable before the
  * remover hears back (the flush covers the outbox entry's removal too). */
 static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
-	char err[AUDIT_ERR_MAX];
-
 	rec->event = "withdrawn";
 	rec->decision = "withdraw";
 	rec->size = AUDIT_NONE;
@@ -114,14 +127,12 @@ static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	rec->ref = ev->signing;
 	log_info("withdrawn: outbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
 		 ev->reason ? ev->reason : "");
-	if (audit_append(d->audit, rec, NULL, err) < 0)
-		log_err("outbox/%s: the withdrawal could not be recorded: %s", ev->path, err);
+	record(d, rec, "withdrawal");
 }
 
 void events_record_denial(void *ctx, const struct audit_record *rec)
 {
 	struct fsd *d = ctx;
-	char err[AUDIT_ERR_MAX];
 
 	if (rec->count > 1)
 		log_warn("denied %u more times in the last minute: inbox/%s uid=%lld rule=%s: %s",
@@ -131,8 +142,7 @@ void events_record_denial(void *ctx, const struct audit_record *rec)
 		log_warn("denied: inbox/%s uid=%lld gid=%lld pid=%lld exe=%s rule=%s: %s",
 			 rec->path, rec->uid, rec->gid, rec->pid, rec->exe ? rec->exe : "-",
 			 rec->rule ? rec->rule : "none", rec->reason ? rec->reason : "");
-	if (audit_append(d->audit, rec, NULL, err) < 0)
-		log_err("inbox/%s: the denial could not be recorded: %s", rec->path, err);
+	record(d, rec, "denial");
 }
 
 /* A recorded signature: the anomaly check, then its provenance statement
@@ -220,9 +230,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		if (rec.has_ref) {
 			log_warn("denied: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid,
 				 ev->cred->pid, ev->reason ? ev->reason : "");
-			if (audit_append(d->audit, &rec, NULL, err) < 0)
-				log_err("inbox/%s: the denial could not be recorded: %s", ev->path,
-					err);
+			record(d, &rec, "denial");
 		} else {
 			denials_add(d->denials, &rec, time(NULL));
 		}
@@ -234,8 +242,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		rec.decision = "hold";
 		log_warn("held: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
 			 ev->reason ? ev->reason : "");
-		if (audit_append(d->audit, &rec, NULL, err) < 0)
-			log_err("inbox/%s: the hold could not be recorded: %s", ev->path, err);
+		record(d, &rec, "hold");
 		return 0;
 	case INGEST_ABANDONED:
 		ops_removed(d, ev->path);
@@ -246,9 +253,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		log_warn("abandoned: inbox/%s size=%lld uid=%u pid=%d: %s", ev->path,
 			 (long long)ev->size, ev->cred->uid, ev->cred->pid,
 			 ev->reason ? ev->reason : "");
-		if (audit_append(d->audit, &rec, NULL, err) < 0)
-			log_err("inbox/%s: the abandonment could not be recorded: %s", ev->path,
-				err);
+		record(d, &rec, "abandonment");
 		return 0;
 	case INGEST_WITHDRAWN:
 		withdrawn(d, ev, &rec);
@@ -266,8 +271,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
 		(long long)ev->size, hex[0] ? hex : "-", ev->cred->uid, ev->cred->pid,
 		ev->reason ? ev->reason : "unknown error");
-	if (audit_append(d->audit, &rec, NULL, err) < 0)
-		log_err("inbox/%s: the failure could not be recorded either: %s", ev->path, err);
+	record(d, &rec, "failure");
 	return 0;
 }
 
@@ -634,11 +638,19 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 {
 	struct fsd *d = ctx;
 	struct key_status st;
+	unsigned long n;
 	int r;
 
 	/* Its records could not be trusted to stay: sign nothing. */
 	if (daemon_store_damaged(d, reason, INGEST_VETO_MAX))
 		return -EIO;
+	/* Nor while decisions wait to reach the log (a full disk). */
+	if ((n = audit_unwritten(d->audit)) > 0)
+		return error_set(
+		    reason, -EIO,
+		    "%lu audit records wait to be written (is the state's disk full?): "
+		    "nothing is signed until they are",
+		    n);
 	r = check_key(d, key, &st, reason);
 
 	if (r == 0)

@@ -1472,6 +1472,17 @@ int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
 		pthread_mutex_unlock(&f->lock);
 		return -EIO;
 	}
+	/* Closed by its exit: a writer that fails after its last write does
+	 * not vouch for what it wrote. */
+	if (closer->exit_status) {
+		snprintf(why, sizeof(why),
+			 "the writer exited with status %d before it closed the file: what it "
+			 "left is not signed",
+			 closer->exit_status);
+		abandon(f, why);
+		pthread_mutex_unlock(&f->lock);
+		return -EIO;
+	}
 	if (f->write_error) {
 		snprintf(why, sizeof(why), "a write failed (%s): what got through is not signed",
 			 strerror(f->write_error));

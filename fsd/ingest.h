@@ -44,6 +44,7 @@ struct ingest_cred {
 struct ingest_closer {
 	pid_t tgid;	  /* its process; 0 when unknown (counts as the opener) */
 	int fatal_signal; /* non-zero: it is exiting, killed by this signal */
+	int exit_status;  /* non-zero: it is exiting with this status (exit(N)) */
 	bool holds_more;  /* it still holds the file through another descriptor */
 };
 

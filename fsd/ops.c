@@ -794,6 +794,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = open_handle(fi);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_closer closer = {0};
+	int status;
 
 	if (!h->file) {
 		fuse_reply_err(req, 0);
@@ -803,7 +804,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		char *path = NULL;
 		/* The opening thread itself, most often: no need to ask /proc. */
 		closer.tgid = ctx->pid == h->opener ? h->opener_tgid : proc_tgid(ctx->pid);
-		closer.fatal_signal = proc_fatal_signal(ctx->pid);
+		if (proc_exit_state(ctx->pid, &status)) {
+			closer.fatal_signal = status & 0x7f;
+			closer.exit_status = (status >> 8) & 0xff;
+		}
 		if (nodes_path(fsd_of(req)->nodes, node_of(req, ino), &path) == 0)
 			closer.holds_more = proc_holds(ctx->pid, path);
 		free(path);

@@ -115,7 +115,13 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX]);
  * the tree has grown. Errors are kept for audit_last_error(). */
 int audit_start_checkpointer(struct audit *a, unsigned interval_ms);
 
-/* The last checkpointer error, or "" (copied into ERR). */
+/* Records appended without waiting (audit_append_later) that could not be
+ * written (a full disk) are tried again every second until they are: how
+ * many wait now. */
+unsigned long audit_unwritten(struct audit *a);
+
+/* The last error of the checkpointer or of a record appended without
+ * waiting, or "" once every such record is written (copied into ERR). */
 void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX]);
 
 uint64_t audit_size(struct audit *a);
