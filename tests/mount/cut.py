@@ -2,13 +2,17 @@
 
 The cut is EXT4_IOC_SHUTDOWN with EXT4_GOING_FLAGS_NOLOGFLUSH (what xfstests'
 godown does): the journal is aborted without a flush, so whatever the page
-cache held and no journal commit carried is lost, as in a power cut. Just
-before it, a canary file is created and never synced; the count of journal
-commits (/proc/fs/jbd2/DEV-8/info) is read before the canary and after the
-cut: if no commit finished in between, the canary cannot be on the disk.
+cache held and no journal commit carried is lost, as in a power cut.
 
-  cut.py cut FSDIR LOOPDEV RESULT        cut now, append "WHY BEFORE AFTER CANARY"
-  cut.py writer ID INBOX T FSDIR LOOPDEV  write until T/stop appears
+A frozen cut first stops signfsd (SIGSTOP) and waits until each of its
+threads is stopped, so that none is inside a syncfs() that could carry a
+canary file, created just before the cut and never synced, to the disk:
+after a frozen cut the canary must be gone, which shows the cut is real.
+(Other cuts land anywhere, inside a syncfs() too; their canary proves
+nothing and is removed.)
+
+  cut.py cut FSDIR RESULT [PID]   cut now (freezing PID first), append "WHY CANARY"
+  cut.py writer ID INBOX T FSDIR  write until T/stop appears
 
 The writer rewrites its paths (w<ID>/f0..f5, now and then a new path in a
 new directory, a quarter of them written under a temporary name and renamed)
@@ -22,6 +26,7 @@ import fcntl
 import hashlib
 import os
 import random
+import signal
 import struct
 import sys
 import time
@@ -30,22 +35,35 @@ EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
 EXT4_GOING_FLAGS_NOLOGFLUSH = 2
 
 
-def commits(dev):
-    with open('/proc/fs/jbd2/%s-8/info' % os.path.basename(dev)) as f:
-        return int(f.read().split()[0])
+def freeze(pid, timeout=10):
+    """SIGSTOP pid; return once all its threads are stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir('/proc/%d/task' % pid):
+            try:
+                with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
+                    states.append(f.read().rsplit(')', 1)[1].split()[0])
+            except FileNotFoundError:
+                pass
+        if all(s in 'tT' for s in states):
+            return
+        time.sleep(0.001)
+    sys.exit('signfsd %d did not stop' % pid)
 
 
-def cut(fsdir, dev, result, why):
+def cut(fsdir, result, why, pid=None):
+    if pid:
+        freeze(pid)
     dirfd = os.open(fsdir, os.O_RDONLY | os.O_DIRECTORY)
     canary = os.path.join(fsdir, 'canary.%d.%d' % (os.getpid(), time.monotonic_ns()))
-    before = commits(dev)
     fd = os.open(canary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     os.write(fd, b'written without fsync just before the cut\n')
     os.close(fd)
     fcntl.ioctl(dirfd, EXT4_IOC_SHUTDOWN, struct.pack('I', EXT4_GOING_FLAGS_NOLOGFLUSH))
-    after = commits(dev)
     os.close(dirfd)
-    line = '%s %d %d %s\n' % (why, before, after, canary)
+    line = '%s %s\n' % (why, canary)
     fd = os.open(result, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(fd, line.encode())
     os.close(fd)
@@ -63,7 +81,7 @@ def write_all(path, data, flags):
     os.close(fd)  # the commit: an error here is a refusal or a failure
 
 
-def writer(wid, inbox, t, fsdir, dev):
+def writer(wid, inbox, t, fsdir):
     log = os.open('%s/log-%s' % (t, wid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     n = 0
     while not os.path.exists(t + '/stop'):
@@ -95,11 +113,13 @@ def writer(wid, inbox, t, fsdir, dev):
             os.rename(t + '/cut-armed', t + '/cut-claimed')
         except FileNotFoundError:
             continue
-        cut(fsdir, dev, t + '/cut-done', 'ack')
+        cut(fsdir, t + '/cut-done', 'ack')
 
 
 if __name__ == '__main__':
-    if sys.argv[1] == 'cut':
-        cut(sys.argv[2], sys.argv[3], sys.argv[4], 'random')
+    if sys.argv[1] == 'cut' and len(sys.argv) > 4:
+        cut(sys.argv[2], sys.argv[3], 'frozen', int(sys.argv[4]))
+    elif sys.argv[1] == 'cut':
+        cut(sys.argv[2], sys.argv[3], 'random')
     else:
-        writer(*sys.argv[2:7])
+        writer(*sys.argv[2:6])
