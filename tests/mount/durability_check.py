@@ -41,21 +41,25 @@ def sha(p):
     return h.hexdigest()
 
 
-def files(top, skip):
+def files(top, skip=lambda name: False):
     out = set()
     for root, dirs, names in os.walk(top):
-        dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in TEMP)]
         for name in names:
             if not skip(name):
                 out.add(os.path.relpath(os.path.join(root, name), top))
     return out
 
 
+def temporary(rel):
+    return any(fnmatch.fnmatch(part, p) for part in rel.split('/') for p in TEMP)
+
+
 # Signatures verified in an earlier round need not be verified again.
 cache_file = t + '/verified.json'
 verified = set(json.load(open(cache_file))) if os.path.exists(cache_file) else set()
 outbox = files(mnt + '/outbox', lambda n: n.endswith('.p7s') or n.endswith('.intoto.jsonl'))
-inbox = files(mnt + '/inbox', lambda n: any(fnmatch.fnmatch(n, p) for p in TEMP))
+# A temporary name may wait in the inbox for its rename (or its grace).
+inbox = {rel for rel in files(mnt + '/inbox') if not temporary(rel) or rel in outbox}
 digests = {}
 for rel in sorted(outbox):
     path = mnt + '/outbox/' + rel

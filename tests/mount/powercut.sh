@@ -106,8 +106,10 @@ recover() {
 	touch "$T/stop"
 	for p in $WRITERS; do wait "$p" 2>/dev/null; done
 	WRITERS=
-	umount "$FS" && mount -o data=ordered "$LOOP" "$FS" ||
-		{ echo "Bail out! the state filesystem did not mount again"; exit 1; }
+	if ! umount "$FS" || ! mount -o data=ordered "$LOOP" "$FS"; then
+		echo "Bail out! the state filesystem did not mount again"
+		exit 1
+	fi
 	if [ "$how" = frozen ]; then
 		check "$1 ($how): the canary written without fsync is gone (the cut is real)" \
 			test ! -e "$canary"
