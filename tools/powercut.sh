@@ -4,7 +4,7 @@
 # flush) under writers, at random and right after acknowledged closes, and
 # checks after every journal replay and restart that every acknowledged
 # version is published and the outbox, the inbox and the audit log agree
-# (tests/mount/powercut.sh; the test suite runs 20 cuts). Needs root, loop
+# (tests/mount/powercut.sh; the test suite runs 16 cuts). Needs root, loop
 # devices and a build (tools/test.sh or meson setup build && ninja -C build).
 # Ends with "N passed, N failed".
 set -u

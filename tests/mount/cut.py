@@ -69,8 +69,8 @@ def cut(fsdir, result, why, pid=None):
     os.close(fd)
 
 
-def write_all(path, data, flags):
-    fd = os.open(path, flags, 0o644)
+def write_all(base, rel, data, flags):
+    fd = os.open(rel, flags, 0o644, dir_fd=base)
     try:
         view = memoryview(data)
         while view:
@@ -81,7 +81,20 @@ def write_all(path, data, flags):
     os.close(fd)  # the commit: an error here is a refusal or a failure
 
 
+def mkdirs(base, rel):
+    path = None
+    for part in rel.split('/'):
+        path = part if path is None else path + '/' + part
+        try:
+            os.mkdir(path, 0o755, dir_fd=base)
+        except FileExistsError:
+            pass
+
+
 def writer(wid, inbox, t, fsdir):
+    # Every path relative to a descriptor of the mounted inbox: once the
+    # mount is gone, nothing lands in the directory below it.
+    base = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
     log = os.open('%s/log-%s' % (t, wid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     n = 0
     while not os.path.exists(t + '/stop'):
@@ -93,17 +106,16 @@ def writer(wid, inbox, t, fsdir):
         data = os.urandom(random.choice((1, 4, 16, 64, 300)) * 1024 - random.randrange(512))
         digest = hashlib.sha256(data).hexdigest()
         os.write(log, ('A %s %s\n' % (rel, digest)).encode())
-        final = os.path.join(inbox, rel)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         try:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
+            d, b = os.path.split(rel)
+            mkdirs(base, d)
             if random.random() < 0.25:
-                d, b = os.path.split(final)
                 tmp = os.path.join(d, '.%s.%06d' % (b, random.randrange(10**6)))
-                write_all(tmp, data, flags | os.O_EXCL)
-                os.rename(tmp, final)
+                write_all(base, tmp, data, flags | os.O_EXCL)
+                os.rename(tmp, rel, src_dir_fd=base, dst_dir_fd=base)
             else:
-                write_all(final, data, flags)
+                write_all(base, rel, data, flags)
         except OSError as e:
             if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
                 return  # the daemon is gone

@@ -10,13 +10,13 @@
 # records, the outbox and the inbox hold the same paths, the archived /audit
 # verifies against the checkpoint archived just before the cut, and, in a
 # cut that first freezes signfsd, a canary file written without fsync just
-# before the cut is gone (the cut is real). CUTS (default 20)
+# before the cut is gone (the cut is real). CUTS (default 16)
 # sets the length; tools/powercut.sh N runs a long one.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
-CUTS=${CUTS:-20}
+CUTS=${CUTS:-16}
 FS=$T/fs
 STATE=$FS/state
 LOOP=
@@ -65,16 +65,19 @@ done
 (cd "$SRC/pool" && sha256sum -- *) >"$T/pool.sha"
 
 # cp_writer: cp from the pool onto wc/f0..f3, logged as the Python writers do.
+# Paths relative to its working directory in the mount: once the mount is
+# gone, nothing lands in the directory below it.
 cp_writer() {
 	local src dest sum
 	mkdir -p "$I/wc" 2>/dev/null
+	cd "$I/wc" || return
 	while [ ! -e "$T/stop" ]; do
 		src=$((RANDOM % 6))
-		dest=wc/f$((RANDOM % 4))
+		dest=f$((RANDOM % 4))
 		sum=$(grep " $src\$" "$T/pool.sha" | cut -c1-64)
-		echo "A $dest $sum" >>"$T/log-c"
-		if cp "$SRC/pool/$src" "$I/$dest" 2>/dev/null; then
-			echo "S $dest $sum" >>"$T/log-c"
+		echo "A wc/$dest $sum" >>"$T/log-c"
+		if cp "$SRC/pool/$src" "$dest" 2>/dev/null; then
+			echo "S wc/$dest $sum" >>"$T/log-c"
 		elif ! mountpoint -q "$MNT"; then
 			return
 		fi
@@ -136,7 +139,7 @@ for cycle in $(seq "$CUTS"); do
 	done
 	cp_writer &
 	WRITERS="$WRITERS $!"
-	wait_acks $((5 + RANDOM % 40))
+	wait_acks $((5 + RANDOM % 25))
 	cp "$MNT/audit/checkpoint" "$T/checkpoint-before"
 	case $((cycle % 4)) in
 	1 | 3)
