@@ -12,6 +12,9 @@ SIGNFS_TEST_PKGS="libcriterion-dev clang-format rsync tar coreutils util-linux p
 	clang libclang-rt-14-dev python3-prometheus-client prometheus systemd chromium
 	fonts-dejavu-core debhelper dpkg-dev git jq python3-cryptography"
 
+# The power-cut test's state filesystem: mkfs.ext4 (losetup is util-linux).
+SIGNFS_TEST_PKGS="$SIGNFS_TEST_PKGS e2fsprogs"
+
 # install_missing PKG...: apt-get update + install of what is not installed.
 install_missing() {
 	local missing=() p
