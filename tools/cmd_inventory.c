@@ -53,7 +53,7 @@ int cmd_inventory(int argc, char **argv)
 	bool json = false;
 	int ret;
 
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
+	if (argc == 2 && ctl_is_help(argv[1])) {
 		printf("%s", inventory_usage_text);
 		return EXIT_OK;
 	}
@@ -129,7 +129,7 @@ int cmd_key(int argc, char **argv)
 	const char *config;
 	int ret;
 
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+	if (argc >= 2 && ctl_is_help(argv[1])) {
 		printf("%s", usage);
 		return EXIT_OK;
 	}
@@ -284,7 +284,7 @@ int cmd_cert(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "issue-demo"))
 		return issue_demo(argc - 1, argv + 1);
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+	if (argc >= 2 && ctl_is_help(argv[1])) {
 		printf("%s", usage);
 		return EXIT_OK;
 	}

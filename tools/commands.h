@@ -32,6 +32,9 @@ struct ctl {
 int ctl_open(const char *config, bool writable, struct ctl *c);
 void ctl_close(struct ctl *c);
 
+/* Is ARG a request for help ("--help" or "-h")? */
+bool ctl_is_help(const char *arg);
+
 /* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]);
  * exits with USAGE printed on --help or a usage error. */
 const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage);

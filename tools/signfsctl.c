@@ -439,7 +439,8 @@ static int cmd_policy(int argc, char **argv)
 	struct config *c;
 	char err[CONFIG_ERR_MAX];
 
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
+	if ((argc == 2 && ctl_is_help(argv[1])) ||
+	    (argc == 3 && !strcmp(argv[1], "check") && ctl_is_help(argv[2]))) {
 		printf(
 		    "usage: signfsctl policy check FILE\n"
 		    "Validates FILE with the daemon's parser; prints file:line: reason on error.\n"
