@@ -6,11 +6,13 @@
 #include <stdio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "build-config.h"
 
@@ -270,6 +272,36 @@ static int render_alerts(struct fsd *d, const struct virt_reader *who, char **re
 	*mtime_ms = inventory_mtime(d);
 	inventory_render_alerts(d->store, &text);
 	return done(text, ret, len);
+}
+
+/* /inventory/crl.pem: the demo CA's CRL as signfsctl last issued it (at
+ * init and at each revocation); absent with an external CA. */
+static int render_crl(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+		      int64_t *mtime_ms)
+{
+	int fd = openat(d->state_fd, "pki/crl.pem", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *text;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size > 64 * 1024 * 1024) {
+		close(fd);
+		return -EIO;
+	}
+	text = malloc(st.st_size + 1);
+	n = text ? pread(fd, text, st.st_size, 0) : -1;
+	close(fd);
+	if (n < 0) {
+		free(text);
+		return text ? -EIO : -ENOMEM;
+	}
+	text[n] = 0;
+	*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	*ret = text;
+	*len = n;
+	return 0;
 }
 
 /* /inventory/keys/NAME/FILE: one value per file, for monitoring checks. */
@@ -543,6 +575,7 @@ static const struct vfile {
     {"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
     {"/inventory/anomalies", 0, render_anomalies, VIRT_INVENTORY},
     {"/inventory/anomalies.json", 0, render_anomalies_json, VIRT_INVENTORY},
+    {"/inventory/crl.pem", 0, render_crl, VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 

@@ -612,3 +612,33 @@ int inventory_revoked_at(struct store *st, const char *fingerprint, time_t *at)
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
+
+int inventory_each_revoked(struct store *st, int (*fn)(void *ctx, X509 *cert, time_t at), void *ctx)
+{
+	sqlite3_stmt *q;
+	int r = 0, rc = SQLITE_DONE;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT pem, revoked FROM certificates WHERE revoked > 0 "
+			       "ORDER BY serial",
+			       -1, &q, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return -EIO;
+	}
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *pem = (const char *)sqlite3_column_text(q, 0);
+		BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+		X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+		if (x)
+			r = fn(ctx, x, (time_t)sqlite3_column_int64(q, 1));
+		X509_free(x);
+		BIO_free(b);
+		ERR_clear_error();
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
