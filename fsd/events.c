@@ -67,6 +67,17 @@ static void user_name(uid_t uid, char *out, size_t n)
 	pthread_mutex_unlock(&names_lock);
 }
 
+/* The local TSA's key signed a timestamp: a use like any other key's. */
+static void count_local_tsa(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	const char *key = d->config->timestamp.key;
+	char serial[65], fp[65];
+
+	if (!d->config->timestamp.n_urls && key && signer_key_info(d->signer, key, serial, fp) == 0)
+		inventory_usage_add(d->usage, key, fp, ev->cred->uid, rec->user ? rec->user : "",
+				    time(NULL));
+}
+
 static void published(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
 	char err[AUDIT_ERR_MAX];
@@ -82,6 +93,7 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	if (ev->key)
 		inventory_usage_add(d->usage, ev->key, rec->cert_fingerprint, ev->cred->uid,
 				    rec->user ? rec->user : "", now);
+
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
@@ -160,6 +172,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			rec.timestamp = ev->facts->timestamp;
 			rec.timestamp_serial = ev->facts->ts_serial;
 			rec.tsa_serial = ev->facts->tsa_serial;
+			count_local_tsa(d, ev, &rec);
 		}
 		if (ev->facts && ev->facts->note[0]) {
 			rec.reason = ev->facts->note;

@@ -94,8 +94,7 @@ int cmd_inventory(int argc, char **argv)
 		rec.cert_serial = serial;
 		ret = ctl_change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
-			printf("imported certificate %s for key %s\n", ch.fingerprint_out,
-			       ch.key_out);
+			printf("imported certificate %s for key %s\n", serial, ch.key_out);
 		X509_free(ch.cert);
 		sk_X509_pop_free(ch.chain, X509_free);
 		ctl_close(&c);
