@@ -502,6 +502,10 @@ static int check_key(struct fsd *d, const char *key, struct key_status *st,
 
 	if (!k || key_status(d, k, st) < 0)
 		return error_set(reason, -EIO, "key '%s' is not in the inventory", key);
+	/* The key, not its certificate, is what an admin disabled. */
+	if (st->state == CERT_DISABLED)
+		return error_set(reason, -EIO, "key %s is disabled (signfsctl key enable %s)", key,
+				 key);
 	if (st->state != CERT_VALID && st->state != CERT_EXPIRING)
 		return error_set(reason, -EIO, "key %s: certificate %s is %s%s%s", key, st->serial,
 				 cert_state_name(st->state), st->issues[0] ? ": " : "",

@@ -82,7 +82,7 @@ check "status names the token's state" grep -q "^token:           logged in (tok
 check "status names each key and its certificate's state" \
 	grep -q "^key codesign    disabled, certificate [0-9a-f]*, 365 days left" "$MNT/status"
 check "status shows the last failure and why" \
-	grep -q "^last failure:    .* inbox/while-disabled: key codesign: certificate [0-9a-f]* is disabled" "$MNT/status"
+	grep -q "^last failure:    .* inbox/while-disabled: key codesign is disabled (signfsctl key enable codesign)" "$MNT/status"
 "$CTL" key enable -c "$CONF" codesign >/dev/null
 cp "$CONF" "$T/c" && mv "$T/c" "$CONF" # an editor-style save: a reload
 for _ in $(seq 100); do grep -q 'version 2' "$MNT/status" && break; sleep 0.05; done

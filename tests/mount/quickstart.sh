@@ -38,5 +38,8 @@ check "getfattr is installed by the scripts (tools/deps.sh)" bash -c "
 for _ in $(seq 200); do flock -n "$STATE/signfsd.lock" true && break; sleep 0.05; done
 check "tools/quickstart.sh again mounts it again" \
 	env BUILD_DIR="$BUILD" "$TOP/tools/quickstart.sh" "$T"
+check "signfsctl fetch into DIR/ says DIR/NAME, not DIR//NAME" sh -c "
+	'$BUILD/tools/signfsctl' fetch '$MNT/outbox/os-release' '$T/dist///' |
+	grep -q '^$T/dist/os-release and $T/dist/os-release.p7s: version '"
 check "unmount" fusermount3 -u "$MNT"
 done_testing
