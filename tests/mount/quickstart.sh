@@ -32,8 +32,11 @@ while IFS= read -r cmd; do
 done <"$T/next"
 check "the last one unmounted" sh -c "! mountpoint -q '$MNT'"
 check "the fetched pair is the published file" cmp /etc/os-release "$T/dist/os-release"
-check "getfattr is installed by the scripts (tools/deps.sh)" bash -c "
-	. '$TOP/tools/deps.sh'; echo \$SIGNFS_RUN_PKGS | tr ' \t' '\n\n' | grep -qx attr"
+check "the README's tools are installed by the scripts (tools/deps.sh): getfattr, pkcs11-tool" bash -c "
+	. '$TOP/tools/deps.sh'; echo \$SIGNFS_RUN_PKGS | tr ' \t' '\n\n' >'$T/pkgs'
+	grep -qx attr '$T/pkgs' && grep -qx opensc '$T/pkgs' &&
+	[ \$(dpkg -S /usr/bin/getfattr | cut -d: -f1) = attr ] &&
+	[ \$(dpkg -S /usr/bin/pkcs11-tool | cut -d: -f1) = opensc ]"
 # The daemon lets go of the state (its lock) just after the unmount.
 for _ in $(seq 200); do flock -n "$STATE/signfsd.lock" true && break; sleep 0.05; done
 check "tools/quickstart.sh again mounts it again" \
