@@ -67,13 +67,23 @@ static void user_name(uid_t uid, char *out, size_t n)
 	pthread_mutex_unlock(&names_lock);
 }
 
-/* The local TSA's key signed a timestamp: a use like any other key's. */
-static void count_local_tsa(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+/* A TSA's key signed the signature's timestamp: a use like any other key's,
+ * by the same writer. The local TSA's key is a configured key; an external
+ * TSA's is in the inventory under its certificate (record_tsa). */
+static void count_tsa(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
-	const char *key = d->config->timestamp.key;
-	char serial[65], fp[65];
+	const char *local = d->config->timestamp.n_urls ? NULL : d->config->timestamp.key;
+	char key[64], serial[65], fp[65];
+	int r;
 
-	if (!d->config->timestamp.n_urls && key && signer_key_info(d->signer, key, serial, fp) == 0)
+	if (local) {
+		snprintf(key, sizeof(key), "%s", local);
+		r = signer_key_info(d->signer, local, serial, fp);
+	} else {
+		inventory_serial_canonical(ev->facts->tsa_serial, serial);
+		r = inventory_find_serial(d->store, serial, key, fp);
+	}
+	if (r == 0)
 		inventory_usage_add(d->usage, key, fp, ev->cred->uid, rec->user ? rec->user : "",
 				    time(NULL));
 }
@@ -172,7 +182,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			rec.timestamp = ev->facts->timestamp;
 			rec.timestamp_serial = ev->facts->ts_serial;
 			rec.tsa_serial = ev->facts->tsa_serial;
-			count_local_tsa(d, ev, &rec);
+			count_tsa(d, ev, &rec);
 		}
 		if (ev->facts && ev->facts->note[0]) {
 			rec.reason = ev->facts->note;

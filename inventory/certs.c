@@ -623,6 +623,30 @@ int inventory_revoked_at(struct store *st, const char *fingerprint, time_t *at)
 	return r;
 }
 
+int inventory_find_serial(struct store *st, const char *serial, char key[64], char fingerprint[65])
+{
+	sqlite3_stmt *q;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT key_name, fingerprint FROM certificates WHERE serial = ? "
+			       "ORDER BY first_seen DESC LIMIT 1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return -EIO;
+	}
+	sqlite3_bind_text(q, 1, serial, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		snprintf(key, 64, "%s", sqlite3_column_text(q, 0));
+		snprintf(fingerprint, 65, "%s", sqlite3_column_text(q, 1));
+		r = 0;
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
 int inventory_each_revoked(struct store *st, int (*fn)(void *ctx, X509 *cert, time_t at), void *ctx)
 {
 	sqlite3_stmt *q;
