@@ -68,6 +68,27 @@ static void user_name(uid_t uid, char *out, size_t n)
 	pthread_mutex_unlock(&names_lock);
 }
 
+/* A TSA's key signed the signature's timestamp: a use like any other key's,
+ * by the same writer. The local TSA's key is a configured key; an external
+ * TSA's is in the inventory under its certificate (record_tsa). */
+static void count_tsa(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	const char *local = d->config->timestamp.n_urls ? NULL : d->config->timestamp.key;
+	char key[64], serial[65], fp[65];
+	int r;
+
+	if (local) {
+		snprintf(key, sizeof(key), "%s", local);
+		r = signer_key_info(d->signer, local, serial, fp);
+	} else {
+		inventory_serial_canonical(ev->facts->tsa_serial, serial);
+		r = inventory_find_serial(d->store, serial, key, fp);
+	}
+	if (r == 0)
+		inventory_usage_add(d->usage, key, fp, ev->cred->uid, rec->user ? rec->user : "",
+				    time(NULL));
+}
+
 static void published(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
 	char err[AUDIT_ERR_MAX];
@@ -83,6 +104,7 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	if (ev->key)
 		inventory_usage_add(d->usage, ev->key, rec->cert_fingerprint, ev->cred->uid,
 				    rec->user ? rec->user : "", now);
+
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
@@ -204,6 +226,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			rec.timestamp = ev->facts->timestamp;
 			rec.timestamp_serial = ev->facts->ts_serial;
 			rec.tsa_serial = ev->facts->tsa_serial;
+			count_tsa(d, ev, &rec);
 		}
 		if (ev->facts && ev->facts->note[0]) {
 			rec.reason = ev->facts->note;
@@ -534,6 +557,10 @@ static int check_key(struct fsd *d, const char *key, struct key_status *st,
 
 	if (!k || key_status(d, k, st) < 0)
 		return error_set(reason, -EIO, "key '%s' is not in the inventory", key);
+	/* The key, not its certificate, is what an admin disabled. */
+	if (st->state == CERT_DISABLED)
+		return error_set(reason, -EIO, "key %s is disabled (signfsctl key enable %s)", key,
+				 key);
 	if (st->state != CERT_VALID && st->state != CERT_EXPIRING)
 		return error_set(reason, -EIO, "key %s: certificate %s is %s%s%s", key, st->serial,
 				 cert_state_name(st->state), st->issues[0] ? ": " : "",

@@ -6,11 +6,13 @@
 #include <stdio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "build-config.h"
 
@@ -273,6 +275,36 @@ static int render_alerts(struct fsd *d, const struct virt_reader *who, char **re
 	return done(text, ret, len);
 }
 
+/* /inventory/crl.pem: the demo CA's CRL as signfsctl last issued it (at
+ * init and at each revocation); absent with an external CA. */
+static int render_crl(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+		      int64_t *mtime_ms)
+{
+	int fd = openat(d->state_fd, "pki/crl.pem", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *text;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size > 64 * 1024 * 1024) {
+		close(fd);
+		return -EIO;
+	}
+	text = malloc(st.st_size + 1);
+	n = text ? pread(fd, text, st.st_size, 0) : -1;
+	close(fd);
+	if (n < 0) {
+		free(text);
+		return text ? -EIO : -ENOMEM;
+	}
+	text[n] = 0;
+	*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	*ret = text;
+	*len = n;
+	return 0;
+}
+
 /* /inventory/keys/NAME/FILE: one value per file, for monitoring checks. */
 static const struct key_file {
 	const char *name;
@@ -368,6 +400,50 @@ static ino_t path_ino(const char *path)
 	return INO_BASE + 0x100000 + (h & 0xffffffffffULL);
 }
 
+/* Each key's current certificate: when it expires, a timestamp in seconds,
+ * the base unit (as exporters of certificate expiry do; alert rules subtract
+ * time() from it), and its state as a state set: one series per state, 1
+ * for the one it is in, so that a change of state moves a value instead of
+ * starting a series. Both carry the labels key and serial alone. */
+static void certificate_metrics(struct fsd *d, time_t now, FILE *f)
+{
+	static const enum cert_state states[] = {
+	    CERT_VALID,	  CERT_EXPIRING, CERT_EXPIRED,	    CERT_NOT_YET_VALID,
+	    CERT_REVOKED, CERT_DISABLED, CERT_NONCOMPLIANT,
+	};
+	struct key_status st[CONFIG_MAX_KEYS];
+	bool have[CONFIG_MAX_KEYS];
+
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		const struct config_key *k = &d->config->keys[i];
+		have[i] = inventory_key_status(d->store, k->name, now, d->config->warn_days,
+					       k->allow_noncompliant, &st[i]) == 0;
+	}
+	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
+	      "certificate of each key expires, in seconds since the epoch.\n"
+	      "# TYPE signfs_certificate_not_after_timestamp_seconds gauge\n",
+	      f);
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		if (!have[i])
+			continue;
+		fputs("signfs_certificate_not_after_timestamp_seconds{key=\"", f);
+		metrics_label(f, d->config->keys[i].name);
+		fprintf(f, "\",serial=\"%s\"} %lld\n", st[i].serial, (long long)st[i].not_after);
+	}
+	fputs("# HELP signfs_certificate_status The state of the current certificate of each "
+	      "key: 1 for the state it is in, 0 for the others.\n"
+	      "# TYPE signfs_certificate_status gauge\n",
+	      f);
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		for (size_t s = 0; have[i] && s < sizeof(states) / sizeof(*states); s++) {
+			fputs("signfs_certificate_status{key=\"", f);
+			metrics_label(f, d->config->keys[i].name);
+			fprintf(f, "\",serial=\"%s\",status=\"%s\"} %d\n", st[i].serial,
+				cert_state_name(states[s]), states[s] == st[i].state);
+		}
+	}
+}
+
 /* /metrics: Prometheus text exposition format. */
 static int render_metrics(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
 			  int64_t *mtime_ms)
@@ -383,23 +459,7 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	metrics_render(d->metrics, f);
 	anomalies_metrics(d, f);
 	quorum_metrics(d, f);
-	/* A timestamp in seconds, the base unit (as exporters of certificate
-	 * expiry do); alert rules subtract time() from it. */
-	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
-	      "certificate of each key expires, in seconds since the epoch.\n"
-	      "# TYPE signfs_certificate_not_after_timestamp_seconds gauge\n",
-	      f);
-	for (size_t i = 0; i < d->config->n_keys; i++) {
-		const struct config_key *k = &d->config->keys[i];
-		struct key_status st;
-		if (inventory_key_status(d->store, k->name, now, d->config->warn_days,
-					 k->allow_noncompliant, &st) < 0)
-			continue;
-		fputs("signfs_certificate_not_after_timestamp_seconds{key=\"", f);
-		metrics_label(f, k->name);
-		fprintf(f, "\",status=\"%s\"} %lld\n", cert_state_name(st.state),
-			(long long)st.not_after);
-	}
+	certificate_metrics(d, now, f);
 	ingest_counters(d->ingest, &n_);
 	daemon_status(d, &ds);
 	flush_counts(d->flush, &flushes, &waits);
@@ -565,6 +625,7 @@ static const struct vfile {
     {"/inventory/anomalies", 0, render_anomalies, VIRT_INVENTORY},
     {"/inventory/anomalies.json", 0, render_anomalies_json, VIRT_INVENTORY},
     {"/inventory/dashboard.html", 0, render_dashboard, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+    {"/inventory/crl.pem", 0, render_crl, VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 

@@ -41,7 +41,7 @@ static void usage_main(FILE *f)
 	    "  audit         verify an archived /audit, print proofs, show events\n"
 	    "  inventory     list certificates (--json), import a renewal\n"
 	    "  key           disable or enable a key\n"
-	    "  cert          revoke a certificate; issue a demo certificate\n"
+	    "  cert          revoke a certificate; the demo CA's CRL; issue a demo certificate\n"
 	    "  report        compliance report for a period (text, json, csv, html)\n"
 	    "  fetch         copy an artifact and its signature as one verified pair\n"
 	    "  verify        check a signature, its signer, its timestamp, its provenance\n"
@@ -339,6 +339,14 @@ static int cmd_init(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/pki/tsa.pem", dir);
 	if (r == 0)
 		r = pki_write_pem(path, tsa);
+	/* The demo CA's first CRL, empty: verifiers that check revocation
+	 * (openssl cms -crl_check) need one from the start. */
+	snprintf(path, sizeof(path), "%s/pki/crl.pem", dir);
+	if (r == 0) {
+		X509_CRL *crl = pki_make_crl(ca, ca_key, NULL, 0, 1, now, CRL_DAYS);
+		r = crl ? pki_write_crl(path, crl) : -EIO;
+		X509_CRL_free(crl);
+	}
 	snprintf(path, sizeof(path), "%s/pki/audit.pub.pem", dir);
 	if (r == 0) {
 		FILE *f = fopen(path, "wxe");
@@ -424,10 +432,11 @@ static int cmd_init(int argc, char **argv)
 	printf("signfs initialised in %s\n"
 	       "  token:        '" TOKEN_LABEL "' (SoftHSM2), PIN in %s/token.pin\n"
 	       "  keys:         codesign, ca, audit, tsa (generated on the token)\n"
-	       "  certificates: %s/pki/codesign.pem, TSA %s/pki/tsa.pem, CA %s/pki/ca.pem\n"
+	       "  certificates: %s/pki/codesign.pem, TSA %s/pki/tsa.pem, CA %s/pki/ca.pem,\n"
+	       "                the CA's CRL %s/pki/crl.pem\n"
 	       "  config:       %s\n"
 	       "next: signfsd -c %s MOUNTPOINT\n",
-	       dir, dir, dir, dir, dir, config, config);
+	       dir, dir, dir, dir, dir, dir, config, config);
 	ret = EXIT_OK;
 out:
 	X509_free(ca);
@@ -442,7 +451,8 @@ static int cmd_policy(int argc, char **argv)
 	struct config *c;
 	char err[CONFIG_ERR_MAX];
 
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
+	if ((argc == 2 && ctl_is_help(argv[1])) ||
+	    (argc == 3 && !strcmp(argv[1], "check") && ctl_is_help(argv[2]))) {
 		printf(
 		    "usage: signfsctl policy check FILE\n"
 		    "Validates FILE with the daemon's parser; prints file:line: reason on error.\n"
