@@ -473,7 +473,7 @@ static int commit_embed(struct commit *c)
 	enum policy_format format = c->grant.format;
 	struct stream_hash h = {0};
 	char err[INGEST_VETO_MAX] = "";
-	struct stat st;
+	off_t size;
 	int out, r;
 
 	if (format == POLICY_FORMAT_CMS || !in->hooks.embed)
@@ -488,12 +488,12 @@ static int commit_embed(struct commit *c)
 		close(out);
 		return r < 0 ? error_set(c->reason, r, "%s", err) : 0;
 	}
-	r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || fstat(out, &st) < 0 ? -errno
-									       : hash_init(&h);
+	size = lseek(out, 0, SEEK_END);
+	r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : hash_init(&h);
 	if (r == 0) {
 		hash_invalidate(&h);
 		memcpy(c->written, c->digest, SHA256_LEN);
-		r = hash_final(&h, out, st.st_size, c->digest);
+		r = hash_final(&h, out, size, c->digest);
 	}
 	hash_free(&h);
 	if (r < 0) {

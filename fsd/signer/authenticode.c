@@ -260,8 +260,11 @@ static int nest(int in, const struct pe_image *img, unsigned char **der, int *le
 	}
 	table = malloc(img->cert_len);
 	r = table ? embed_pread(in, table, img->cert_len, img->cert_off) : -ENOMEM;
-	if (r < 0)
+	if (r < 0) {
+		r = error_set(err, r == -EINVAL ? -EIO : r, "cannot read the old signature: %s",
+			      strerror(-r));
 		goto out;
+	}
 	r = error_set(err, -EINVAL, "the image's old signature is not PKCS#7 SignedData");
 	n = (int)(table[0] | table[1] << 8 | table[2] << 16 | (uint32_t)table[3] << 24);
 	if ((table[6] | table[7] << 8) != WIN_CERT_TYPE_PKCS_SIGNED_DATA || n < 8 ||
