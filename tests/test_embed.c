@@ -520,6 +520,8 @@ Test(embed, detects_by_content)
 	make_image(img);
 	fd = fd_of(img, sizeof(img));
 	cr_assert_eq(embed_detect(fd, sizeof(img)), EMBED_AUTHENTICODE);
+	cr_assert_eq(embed_detect(fd, 300), EMBED_AUTHENTICODE,
+		     "a truncated image is an image (that its signature refuses)");
 	close(fd);
 	make_module(m, ".modinfo", 1);
 	fd = fd_of(m, sizeof(m));
@@ -533,4 +535,41 @@ Test(embed, detects_by_content)
 	cr_assert_eq(embed_detect(fd, 2), EMBED_CMS);
 	close(fd);
 	cr_assert_str_eq(embed_format_name(EMBED_AUTHENTICODE), "authenticode");
+}
+
+Test(authenticode, a_large_odd_sized_image_is_hashed_and_summed_across_chunks)
+{
+	const size_t section = (3 << 20) + 5, len = HEADERS + section;
+	unsigned char *img = malloc(len), *out, expect[SHA256_LEN], zeros[8] = {0};
+	struct embed_key k = {0};
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	ASN1_STRING *content;
+	PKCS7 *p7;
+	size_t n;
+
+	test_make_cert("codeSigning", &k.key, &k.cert);
+	make_image(img); /* the headers; the section is larger than the template's */
+	put32(img + SECTIONS + 16, section);
+	for (size_t i = HEADERS; i < len; i++)
+		img[i] = (unsigned char)(i * 31 + (i >> 12));
+	out = sign_image(img, len, &k, false, NULL, NULL, &n);
+	cr_assert_arr_eq(out + HEADERS, img + HEADERS, section);
+	cr_assert_arr_eq(out + len, zeros, (8 - len % 8) % 8, "zero padding to 8 bytes");
+	cr_assert_eq(get32(out + OPT + 64), checksum(out, n), "CheckSum over an odd-sized image");
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, img, OPT + 64);
+	EVP_DigestUpdate(ctx, img + OPT + 68, 112 + 32 - 68);
+	EVP_DigestUpdate(ctx, img + OPT + 152, len - (OPT + 152));
+	EVP_DigestUpdate(ctx, zeros, (8 - len % 8) % 8);
+	EVP_DigestFinal_ex(ctx, expect, NULL);
+	p7 = table_signature(out, n);
+	content = p7->d.sign->contents->d.other->value.sequence;
+	cr_assert_arr_eq(content->data + content->length - SHA256_LEN, expect, SHA256_LEN,
+			 "the digest covers the padding, and nothing else is left out");
+	EVP_MD_CTX_free(ctx);
+	PKCS7_free(p7);
+	free(out);
+	free(img);
+	EVP_PKEY_free(k.key);
+	X509_free(k.cert);
 }

@@ -26,9 +26,10 @@ enum embed_format {
 /* "cms", "authenticode", "kmod". */
 const char *embed_format_name(enum embed_format f);
 
-/* What the SIZE bytes of FD look like: a PE image (MZ and a PE header)
- * AUTHENTICODE, an ELF relocatable with a .modinfo section KMOD (signed
- * already or not), anything else CMS. Never fails: unreadable is CMS. */
+/* What the SIZE bytes of FD look like: a PE image (MZ and the PE signature
+ * where it points, whatever follows) AUTHENTICODE, an ELF relocatable with
+ * a .modinfo section KMOD (signed already or not), anything else CMS.
+ * Never fails: unreadable is CMS. */
 enum embed_format embed_detect(int fd, off_t size);
 
 /* The key a signature is made with: a certificate, its chain (may be NULL)

@@ -196,12 +196,18 @@ int kmod_sign(int in_fd, off_t size, int out_fd, const struct embed_key *key, bo
 
 enum embed_format embed_detect(int fd, off_t size)
 {
+	unsigned char mz[64], pe[4];
 	char err[ERROR_MAX];
-	struct pe_image img;
 	off_t len;
 
-	if (pe_parse(fd, size, &img, err) == 0)
-		return EMBED_AUTHENTICODE;
+	/* The headers alone decide: an image that is broken beyond them is
+	 * refused by authenticode_sign, not published as written. */
+	if (size >= 64 && embed_pread(fd, mz, sizeof(mz), 0) == 0 && mz[0] == 'M' && mz[1] == 'Z') {
+		uint32_t at = mz[60] | mz[61] << 8 | mz[62] << 16 | (uint32_t)mz[63] << 24;
+		if ((off_t)at + 4 <= size && embed_pread(fd, pe, 4, at) == 0 &&
+		    !memcmp(pe, "PE\0\0", 4))
+			return EMBED_AUTHENTICODE;
+	}
 	len = kmod_unsigned_length(fd, size);
 	if (len >= 0 && check_module(fd, len, err) == 0)
 		return EMBED_KMOD;

@@ -142,6 +142,8 @@ check_fails "a PE image under format = kmod is refused" "Input/output error" \
 check "auto: a PE image" cp app.exe "$I/auto/app.exe"
 check "auto: a module" cp mod.ko "$I/auto/mod.ko"
 check "auto: a text file" cp text.txt "$I/auto/text.txt"
+check_fails "auto: a truncated PE image is refused, not published as written" \
+	"Input/output error" cp trunc.exe "$I/auto/trunc.exe"
 check "auto: the image got Authenticode" sbverify --cert "$CA" "$O/auto/app.exe"
 check "auto: the module got its signature" sh -c \
 	"tail -c 28 '$O/auto/mod.ko' | grep -q '~Module signature appended~'"
