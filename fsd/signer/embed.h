@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -44,7 +45,7 @@ struct embed_key {
 struct pe_image {
 	bool pe32plus;
 	uint32_t checksum_off;	     /* file offset of the optional header's CheckSum */
-	uint32_t certdir_off;	     /* file offset of the Certificate Table's directory entry */
+	uint32_t certdir_off;	     /* file offset of the Certificate Table's entry */
 	uint32_t cert_off, cert_len; /* the certificate table (0, 0: unsigned) */
 	uint32_t headers_len;	     /* SizeOfHeaders */
 	off_t end;		     /* where the image ends: the table's start or the size */

@@ -75,8 +75,9 @@ check_fails "another CA: osslsigncode refuses" "Failed" \
 	osslsigncode verify -CAfile other.pem -in s-app.exe
 
 check "existing = keep: the new signature is nested" sign authenticode --keep s-app.exe n-app.exe
-check "nested: osslsigncode verifies both signatures" sh -c \
-	"osslsigncode verify -CAfile ca.pem -in n-app.exe >out.n && grep -q 'Number of verified signatures: 2' out.n"
+check "nested: osslsigncode verifies both signatures" sh -c "
+	osslsigncode verify -CAfile ca.pem -in n-app.exe >out.n &&
+	grep -q 'Number of verified signatures: 2' out.n"
 check "nested: sbverify accepts it" sbverify --cert ca.pem n-app.exe
 check "re-signing replaces the signatures" sign authenticode n-app.exe r-app.exe
 check "re-signed: one signature, the nested one gone" sh -c "
@@ -112,7 +113,8 @@ open(sys.argv[1] + '.p7s', 'wb').write(d[-40 - n:-40])
 EOF
 }
 check "module: signed" sign kmod mod.ko s.ko
-check "module: ends with the marker" sh -c "tail -c 28 s.ko | grep -q '~Module signature appended~'"
+check "module: ends with the marker" sh -c \
+	"tail -c 28 s.ko | grep -q '~Module signature appended~'"
 check "module: the trailer splits off" split_module s.ko
 check "module: without the trailer, the bytes are the input" cmp mod.ko s.ko.mod
 check "module: openssl cms -verify accepts the signature" \

@@ -95,7 +95,8 @@ EOF
 }
 check "the signed record names the format and both digests" signed_record_ok
 
-check "existing = keep: a signed image gets a nested signature" cp "$O/win/app.exe" "$I/nested/app.exe"
+check "existing = keep: a signed image gets a nested signature" \
+	cp "$O/win/app.exe" "$I/nested/app.exe"
 check "nested: osslsigncode verifies both signatures" sh -c "
 	osslsigncode verify -CAfile '$CA' -TSA-CAfile '$CA' -in '$O/nested/app.exe' >'$T/v' 2>&1 &&
 	grep -q 'Number of verified signatures: 2' '$T/v'"
@@ -111,7 +112,8 @@ check_fails "a text file under format = authenticode: close() fails (EIO)" \
 check_fails "a truncated PE: close() fails (EIO)" "Input/output error" \
 	cp trunc.exe "$I/win/trunc.exe"
 check "nothing of either is published" sh -c "
-	test ! -e '$O/win/text.txt' && test ! -e '$O/win/text.txt.p7s' && test ! -e '$O/win/trunc.exe'"
+	test ! -e '$O/win/text.txt' && test ! -e '$O/win/text.txt.p7s' &&
+	test ! -e '$O/win/trunc.exe'"
 check "/whoami says why" sh -c "grep -q 'win/text.txt.*not a PE image: no MZ header' '$MNT/whoami'"
 check "the audit log records the refusal" sh -c "
 	cat '$MNT'/audit/*.jsonl | grep '\"event\":\"failed\"' | grep 'win/trunc.exe' |
