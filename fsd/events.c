@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "outbox.h"
+#include "provenance.h"
 #include "quorum.h"
 #include "recent.h"
 #include "shipper.h"
@@ -85,15 +86,36 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
-	 * closes it and may ride the next group commit (a crash before that is
-	 * settled at the next start). */
+	 * closes it. It claims the swap that made the version visible, so it
+	 * reaches the store only once a flush has made that swap durable (the
+	 * next commit's, or the audit flusher's): after a power cut, a
+	 * publication either has this record and its swap, or neither, and the
+	 * start settles it from the object and the signing record. */
 	rec->event = "published";
 	rec->decision = "allow";
 	/* Learned before its record is appended: saved profiles cover every
 	 * record before the log's size when they are saved (anomalies.c). */
 	anomalies_published(d, rec, now);
-	if (audit_append_later(d->audit, rec, err) < 0)
+	if (audit_append_after_flush(d->audit, rec, err) < 0)
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
+}
+
+/* A published path left the inbox: its record is durable before the
+ * remover hears back (the flush covers the outbox entry's removal too). */
+static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	char err[AUDIT_ERR_MAX];
+
+	rec->event = "withdrawn";
+	rec->decision = "withdraw";
+	rec->size = AUDIT_NONE;
+	/* The version withdrawn, when a signing record named it. */
+	rec->has_ref = ev->signing < audit_size(d->audit);
+	rec->ref = ev->signing;
+	log_info("withdrawn: outbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
+		 ev->reason ? ev->reason : "");
+	if (audit_append(d->audit, rec, NULL, err) < 0)
+		log_err("outbox/%s: the withdrawal could not be recorded: %s", ev->path, err);
 }
 
 void events_record_denial(void *ctx, const struct audit_record *rec)
@@ -111,6 +133,18 @@ void events_record_denial(void *ctx, const struct audit_record *rec)
 			 rec->rule ? rec->rule : "none", rec->reason ? rec->reason : "");
 	if (audit_append(d->audit, rec, NULL, err) < 0)
 		log_err("inbox/%s: the denial could not be recorded: %s", rec->path, err);
+}
+
+/* A recorded signature: the anomaly check, then its provenance statement
+ * for what is to be published or held. */
+static int signed_outcome(struct fsd *d, struct ingest_event *ev, const struct audit_record *rec,
+			  uint64_t seq)
+{
+	int r = anomalies_signed(d, rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+
+	if ((r == 0 || r == INGEST_HOLD) && provenance_signed(d, ev, rec, seq, ev->veto) < 0)
+		return -EIO;
+	return r;
 }
 
 int events_ingest(void *ctx, struct ingest_event *ev)
@@ -179,10 +213,12 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			return -EIO;
 		}
 		*ev->ret_signing = seq;
-		return anomalies_signed(d, &rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+		return signed_outcome(d, ev, &rec, seq);
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);
+		inventory_usage_denial(d->usage, time(NULL), ev->cred->uid, rec.user, ev->path,
+				       ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
 		/* Repeats within a minute become one counted record, unless it
@@ -199,6 +235,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	case INGEST_HELD:
 		recent_add(d->recent, ev->cred->uid, time(NULL), "held", ev->path, ev->reason);
+		inventory_usage_event(d->usage, "held", time(NULL));
 		rec.event = "held";
 		rec.decision = "hold";
 		log_warn("held: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
@@ -207,6 +244,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			log_err("inbox/%s: the hold could not be recorded: %s", ev->path, err);
 		return 0;
 	case INGEST_ABANDONED:
+		ops_removed(d, ev->path);
 		rec.event = "abandoned";
 		rec.decision = "abandon";
 		rec.size = ev->size >= 0 ? ev->size : AUDIT_NONE;
@@ -218,12 +256,17 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			log_err("inbox/%s: the abandonment could not be recorded: %s", ev->path,
 				err);
 		return 0;
+	case INGEST_WITHDRAWN:
+		withdrawn(d, ev, &rec);
+		return 0;
 	case INGEST_FAILED:
 		break;
 	}
+	ops_removed(d, ev->path);
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	daemon_note_failure(d, ev->path, ev->reason);
 	recent_add(d->recent, ev->cred->uid, time(NULL), "failed", ev->path, ev->reason);
+	inventory_usage_event(d->usage, "failed", time(NULL));
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,

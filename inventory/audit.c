@@ -709,7 +709,8 @@ struct waiter {
 	char day[11];
 	int result;
 	bool done;
-	bool detached; /* nobody waits: the leader frees it (see later_new) */
+	bool detached;	 /* nobody waits: the leader frees it (see later_new) */
+	uint64_t ticket; /* non-zero: committed only once the flush covers it */
 	struct waiter *next;
 };
 
@@ -892,6 +893,23 @@ done:
  * queue empty, so that no append is left without a leader). */
 static void later_free(struct waiter *w);
 
+/* The link to the first queued waiter that may commit now: one whose
+ * record waits for a flush (a ticket) stays queued until a flush covers it,
+ * behind it the others go ahead. NULL when none may. Holds queue_lock. */
+static struct waiter **next_ready(struct audit *a)
+{
+	for (struct waiter **p = &a->queue; *p; p = &(*p)->next)
+		if (!(*p)->ticket || store_flush_covers(a->store, (*p)->ticket))
+			return p;
+	return NULL;
+}
+
+/* Holds queue_lock. */
+static bool waits_for_flush(struct audit *a)
+{
+	return a->queue && !next_ready(a);
+}
+
 static void lead(struct audit *a)
 {
 	struct waiter *batch[MAX_BATCH], *detached = NULL;
@@ -903,14 +921,18 @@ static void lead(struct audit *a)
 		pthread_mutex_lock(&a->queue_lock);
 		/* A state change commits alone: its failure must not roll back
 		 * the records of others. */
-		while (a->queue && n < MAX_BATCH && !(n > 0 && a->queue->also)) {
-			batch[n++] = a->queue;
-			a->queue = a->queue->next;
+		while (n < MAX_BATCH) {
+			struct waiter **p = next_ready(a);
+
+			if (!p || (n > 0 && (*p)->also))
+				break;
+			batch[n++] = *p;
+			if (a->queue_tail == &(*p)->next)
+				a->queue_tail = p;
+			*p = (*p)->next;
 			if (batch[n - 1]->also)
 				break;
 		}
-		if (!a->queue)
-			a->queue_tail = &a->queue;
 		if (n == 0) {
 			a->leading = false;
 			pthread_mutex_unlock(&a->queue_lock);
@@ -1024,15 +1046,25 @@ static struct later *later_new(const struct audit_record *rec)
 	return l;
 }
 
-int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX])
+static int append_later(struct audit *a, const struct audit_record *rec, bool after_flush,
+			char err[AUDIT_ERR_MAX])
 {
 	struct later *l;
 
-	if (!a->flushing)
+	if (!a->flushing) {
+		if (after_flush && store_flush(a->store) < 0)
+			return error_set(err, -EIO,
+					 "what the record claims could not be made "
+					 "durable");
 		return audit_append(a, rec, NULL, err);
+	}
 	l = later_new(rec);
 	if (!l)
 		return error_set(err, -ENOMEM, "out of memory");
+	/* Taken after what the record claims was written: a flush that ends
+	 * after this has made it durable. */
+	if (after_flush)
+		l->w.ticket = store_flush_ticket(a->store);
 	pthread_mutex_lock(&a->queue_lock);
 	*a->queue_tail = &l->w;
 	a->queue_tail = &l->w.next;
@@ -1042,6 +1074,38 @@ int audit_append_later(struct audit *a, const struct audit_record *rec, char err
 		pthread_cond_signal(&a->later);
 	pthread_mutex_unlock(&a->queue_lock);
 	return 0;
+}
+
+int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX])
+{
+	return append_later(a, rec, false, err);
+}
+
+int audit_append_after_flush(struct audit *a, const struct audit_record *rec,
+			     char err[AUDIT_ERR_MAX])
+{
+	return append_later(a, rec, true, err);
+}
+
+/* Stopping, with a flush that failed: the records still waiting for one
+ * are dropped, never written ahead of what they claim. Each concludes a
+ * record that the next start settles from the outbox again. */
+static void drop_unflushed(struct audit *a)
+{
+	pthread_mutex_lock(&a->queue_lock);
+	for (struct waiter **p = &a->queue; *p;) {
+		struct waiter *w = *p;
+
+		if (!w->ticket || store_flush_covers(a->store, w->ticket)) {
+			p = &w->next;
+			continue;
+		}
+		*p = w->next;
+		if (a->queue_tail == &w->next)
+			a->queue_tail = p;
+		later_free(w);
+	}
+	pthread_mutex_unlock(&a->queue_lock);
 }
 
 /* Records appended later wait this long for a leader to take them along
@@ -1082,7 +1146,15 @@ static void *flusher(void *arg)
 			continue;
 		}
 		a->leading = true;
-		pthread_mutex_unlock(&a->queue_lock);
+		/* No commit came along whose flush would cover what the queued
+		 * records claim: the flusher makes one itself. */
+		if (waits_for_flush(a)) {
+			pthread_mutex_unlock(&a->queue_lock);
+			if (store_flush(a->store) < 0 && a->flusher_stop)
+				drop_unflushed(a);
+		} else {
+			pthread_mutex_unlock(&a->queue_lock);
+		}
 		lead(a);
 		pthread_mutex_lock(&a->queue_lock);
 	}

@@ -97,6 +97,13 @@ int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn
  * them (an outcome whose record opened before). */
 int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX]);
 
+/* audit_append_later() for a record that claims what a group flush has
+ * yet to make durable (a publication's rename): it reaches the store, and
+ * so the disk, only once a flush that began after this call has ended, so
+ * that after a power cut no record claims more than the disk holds. */
+int audit_append_after_flush(struct audit *a, const struct audit_record *rec,
+			     char err[AUDIT_ERR_MAX]);
+
 /* Records appended with OPENS that no later record concludes: each was cut
  * short by a crash. FN is called for each, newest first (a later version of
  * a path decides what becomes of earlier ones), with the store unlocked, so

@@ -50,6 +50,7 @@ struct rule {
 	unsigned quorum_window; /* seconds an attestation waits for the others */
 	enum policy_format format;
 	bool keep_existing; /* existing = keep: an embedded signature is nested, not replaced */
+	bool no_provenance; /* provenance = no: no statement beside its artifacts */
 	int line;	    /* where it starts in the config */
 };
 

@@ -94,6 +94,11 @@ assert r['published_sha256'] == digest(sys.argv[3]), r
 EOF
 }
 check "the signed record names the format and both digests" signed_record_ok
+check "the provenance statement's subject is the published image" python3 -c "
+import base64, hashlib, json
+env = json.load(open('$O/win/app.exe.intoto.jsonl'))
+subject = json.loads(base64.b64decode(env['payload']))['subject'][0]
+assert subject['digest']['sha256'] == hashlib.sha256(open('$O/win/app.exe', 'rb').read()).hexdigest()"
 
 check "existing = keep: a signed image gets a nested signature" \
 	cp "$O/win/app.exe" "$I/nested/app.exe"
