@@ -183,6 +183,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 {
 	struct fsd *d = ctx;
 	char hex[2 * SHA256_LEN + 1] = "", user[64], serial[65] = "", fp[65] = "";
+	char pub_hex[2 * SHA256_LEN + 1] = "";
 	char err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
 	    .uid = ev->cred->uid,
@@ -202,6 +203,11 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	if (ev->sha256)
 		for (int i = 0; i < SHA256_LEN; i++)
 			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
+	if (ev->published_sha256)
+		for (int i = 0; i < SHA256_LEN; i++)
+			sprintf(pub_hex + 2 * i, "%02x", ev->published_sha256[i]);
+	rec.format = ev->format;
+	rec.published_sha256 = pub_hex[0] ? pub_hex : NULL;
 	user_name(ev->cred->uid, user, sizeof(user));
 	if (ev->key)
 		signer_key_info(d->signer, ev->key, serial, fp);
@@ -493,6 +499,8 @@ int events_authorize(void *ctx, const char *path, enum ingest_check check,
 	policy_live_decide(d->policy, path, targets[check], &subject, time(NULL), &g);
 	snprintf(grant->rule, sizeof(grant->rule), "%s", g.rule);
 	snprintf(grant->key, sizeof(grant->key), "%s", g.key);
+	grant->format = g.format;
+	grant->keep_existing = g.keep_existing;
 	grant->max_size = g.max_size;
 	grant->on_anomaly = g.on_anomaly;
 	grant->quorum = g.quorum;
@@ -692,6 +700,57 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 		daemon_note_token(d, r < 0 ? reason : NULL);
 	}
 	return r;
+}
+
+/* The rule's embedded format, or for auto what the bytes are (CMS: none). */
+static enum embed_format embed_format_of(const struct ingest_grant *grant, int fd, off_t size)
+{
+	switch (grant->format) {
+	case POLICY_FORMAT_AUTHENTICODE:
+		return EMBED_AUTHENTICODE;
+	case POLICY_FORMAT_KMOD:
+		return EMBED_KMOD;
+	case POLICY_FORMAT_AUTO:
+		return embed_detect(fd, size);
+	default:
+		return EMBED_CMS;
+	}
+}
+
+int events_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
+		 enum policy_format *ret_format, struct ingest_sign_facts *facts,
+		 char reason[INGEST_VETO_MAX])
+{
+	struct fsd *d = ctx;
+	enum embed_format f = embed_format_of(grant, fd, size);
+	struct stamping s = {.d = d, .facts = facts};
+	char err[INGEST_VETO_MAX] = "";
+	struct key_status st;
+	int r;
+
+	*ret_format = POLICY_FORMAT_CMS;
+	if (f == EMBED_CMS)
+		return 0;
+	if (daemon_store_damaged(d, reason, INGEST_VETO_MAX))
+		return -EIO;
+	r = check_key(d, grant->key, &st, reason);
+	if (r == 0)
+		r = pick_up_renewal(d, grant->key, &st, reason);
+	if (r < 0)
+		return r;
+	/* Authenticode carries its own timestamp; a module signature has none. */
+	r = signer_embed(d->signer, grant->key, f, grant->keep_existing, fd, size, out_fd,
+			 d->timestamper && f == EMBED_AUTHENTICODE ? stamp : NULL, &s, err);
+	if (r == -ETIME)
+		return error_set(reason, -EIO, "%s", s.reason);
+	if (r == -EINVAL)
+		return error_set(reason, -EINVAL, "refused by rule %s (format %s): %s", grant->rule,
+				 embed_format_name(f), err);
+	daemon_note_token(d, r < 0 ? err : NULL);
+	if (r < 0)
+		return error_set(reason, r, "%s", err);
+	*ret_format = f == EMBED_AUTHENTICODE ? POLICY_FORMAT_AUTHENTICODE : POLICY_FORMAT_KMOD;
+	return 0;
 }
 
 int events_record_keys(struct fsd *d, char err[ERROR_MAX])

@@ -446,6 +446,10 @@ struct commit {
 	long long attesters[INGEST_MAX_ATTESTERS]; /* a quorum reached: its writers */
 	size_t n_attesters;
 	char reason[ERROR_MAX];
+	/* commit_embed: FD and DIGEST are the artifact to publish from there */
+	bool embedded;
+	unsigned char written[SHA256_LEN]; /* the writer's bytes' digest */
+	const char *format;
 };
 
 /* Policy for the final path, with the credential bound at open: a rename or
@@ -489,6 +493,50 @@ static int commit_hash(struct commit *c)
 	return 0;
 }
 
+/* A rule whose format embeds the signature: the artifact to publish is
+ * made now, in an unnamed file under staging/ (a crash leaves nothing), and
+ * from here the commit signs and publishes it, not the writer's bytes; the
+ * records keep the writer's digest as what was written. */
+static int commit_embed(struct commit *c)
+{
+	struct ingest *in = c->in;
+	enum policy_format format = c->grant.format;
+	struct stream_hash h = {0};
+	char err[INGEST_VETO_MAX] = "";
+	off_t size;
+	int out, r;
+
+	if (format == POLICY_FORMAT_CMS || !in->hooks.embed)
+		return 0;
+	out = openat(in->staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, c->st.st_mode & 07777);
+	if (out < 0)
+		return error_set(c->reason, -EIO, "cannot make the signed artifact: %s",
+				 strerror(errno));
+	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &format, &c->facts,
+			    err);
+	if (r < 0 || format == POLICY_FORMAT_CMS) {
+		close(out);
+		return r < 0 ? error_set(c->reason, r, "%s", err) : 0;
+	}
+	size = lseek(out, 0, SEEK_END);
+	r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : hash_init(&h);
+	if (r == 0) {
+		hash_invalidate(&h);
+		memcpy(c->written, c->digest, SHA256_LEN);
+		r = hash_final(&h, out, size, c->digest);
+	}
+	hash_free(&h);
+	if (r < 0) {
+		close(out);
+		return error_set(c->reason, -EIO, "cannot read the signed artifact back: %s",
+				 strerror(-r));
+	}
+	c->embedded = true;
+	c->fd = out;
+	c->format = policy_format_name(format);
+	return 0;
+}
+
 static int commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
@@ -511,9 +559,13 @@ static struct ingest_event commit_event(struct commit *c, enum ingest_result res
 	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
 	    .key = c->grant.key[0] ? c->grant.key : NULL,
 	    .size = c->st.st_size,
-	    .sha256 = c->hashed ? c->digest : NULL,
+	    .sha256 = !c->hashed    ? NULL
+		      : c->embedded ? c->written
+				    : c->digest,
 	    .signing = c->signing,
 	    .quorum = c->grant.quorum,
+	    .format = c->format,
+	    .published_sha256 = c->embedded ? c->digest : NULL,
 	};
 }
 
@@ -632,6 +684,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	if (r == 0 && c.grant.quorum >= 2)
 		r = commit_attest(&c, started);
 	if (r == 0)
+		r = commit_embed(&c);
+	if (r == 0)
 		r = commit_sign(&c);
 	if (r == 0)
 		r = commit_record(&c, started);
@@ -658,6 +712,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	}
 	OPENSSL_free(c.sig);
 	hash_free(&c.fresh);
+	if (c.embedded)
+		close(c.fd); /* the signed artifact's; FD stays the caller's */
 	if (r == 1)
 		return 0; /* unlinked before its close: nothing to publish */
 	if (r == INGEST_ATTESTED)

@@ -56,6 +56,8 @@ struct ingest_grant {
 	int64_t reservation; /* COMMIT: what the grant took (a rate slot), 0: nothing */
 	enum policy_on_anomaly on_anomaly; /* what the SIGNED handler does with an anomaly */
 	unsigned quorum, quorum_window;	   /* writers of the same bytes a signature needs */
+	enum policy_format format;	   /* what is published (ingest_embed_fn) */
+	bool keep_existing;
 };
 
 /* What an authorisation is for. */
@@ -138,6 +140,11 @@ struct ingest_event {
 	long long *ret_attesters;	/* ATTEST: INGEST_MAX_ATTESTERS uids */
 	size_t *ret_n_attesters;
 	char *veto; /* SIGNED: INGEST_VETO_MAX bytes for a reason */
+	/* SIGNED, PUBLISHED: an embedded signature's format ("authenticode",
+	 * "kmod") and the digest of what was published (sha256 is the
+	 * writer's); NULL for the bytes as written */
+	const char *format;
+	const unsigned char *published_sha256;
 };
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
@@ -159,11 +166,23 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
 			      unsigned char **ret_der, size_t *ret_len,
 			      struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
 
+/* A rule whose format embeds the signature (GRANT's format is not CMS),
+ * after the bytes are hashed and before the detached signature is made:
+ * the artifact to publish, the writer's SIZE bytes in FD signed with
+ * GRANT's key into OUT_FD (empty, read-write), and the format used in
+ * *RET_FORMAT (CMS when AUTO found neither image nor module: OUT_FD is not
+ * used). 0, or -EINVAL when the bytes are not of the rule's format, or
+ * another negative errno when signing failed, with the reason. */
+typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int fd, off_t size,
+			       int out_fd, enum policy_format *ret_format,
+			       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
+
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {
 	ingest_authorize_fn authorize;
 	ingest_release_fn release;
 	ingest_sign_fn sign;
+	ingest_embed_fn embed; /* may be NULL: every format is CMS */
 	ingest_event_fn event;
 	void *ctx;
 };

@@ -610,6 +610,7 @@ int main(int argc, char **argv)
 			&(struct ingest_hooks){.authorize = events_authorize,
 					       .release = events_release,
 					       .sign = events_sign,
+					       .embed = events_embed,
 					       .event = events_ingest,
 					       .ctx = &d},
 			&d.ingest);

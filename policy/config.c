@@ -386,6 +386,20 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->quorum_window = n * unit;
 		return 1;
 	}
+	if (!strcmp(key, "format")) {
+		for (int f = POLICY_FORMAT_CMS; f <= POLICY_FORMAT_AUTO; f++)
+			if (!strcmp(value, policy_format_name(f))) {
+				r->format = f;
+				return 1;
+			}
+		return fail(s, "format '%s' must be cms, authenticode, kmod or auto", value);
+	}
+	if (!strcmp(key, "existing")) {
+		if (strcmp(value, "replace") && strcmp(value, "keep"))
+			return fail(s, "existing '%s' must be replace or keep", value);
+		r->keep_existing = !strcmp(value, "keep");
+		return 1;
+	}
 	if (!strcmp(key, "provenance")) {
 		if (strcmp(value, "yes") && strcmp(value, "no"))
 			return fail(s, "provenance '%s' must be yes or no", value);

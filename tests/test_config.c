@@ -228,3 +228,26 @@ Test(config, provenance_is_on_unless_a_rule_says_no)
 		 good);
 	cr_assert_str_eq(error_of(text), "bad.conf:15: provenance '0' must be yes or no");
 }
+
+Test(config, rule_format_and_existing)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX], text[1024];
+
+	snprintf(text, sizeof(text),
+		 "%s[rule win]\npath = win/**\nkey = release\nformat = authenticode\n"
+		 "existing = keep\n[rule other]\npath = **\nkey = release\n",
+		 good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_eq(c->rules[0].format, POLICY_FORMAT_AUTHENTICODE);
+	cr_assert(c->rules[0].keep_existing);
+	cr_assert_eq(c->rules[1].format, POLICY_FORMAT_CMS, "the default: the bytes as written");
+	cr_assert_not(c->rules[1].keep_existing, "the default: replace");
+	config_free(c);
+	snprintf(text, sizeof(text), "%s[rule r]\npath = **\nkey = release\nformat = msi\n", good);
+	cr_assert_str_eq(error_of(text),
+			 "bad.conf:15: format 'msi' must be cms, authenticode, kmod or auto");
+	snprintf(text, sizeof(text), "%s[rule r]\npath = **\nkey = release\nexisting = both\n",
+		 good);
+	cr_assert_str_eq(error_of(text), "bad.conf:15: existing 'both' must be replace or keep");
+}

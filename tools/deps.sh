@@ -11,7 +11,8 @@ SIGNFS_RUN_PKGS="build-essential meson ninja-build pkg-config
 SIGNFS_TEST_PKGS="libcriterion-dev clang-format rsync tar coreutils util-linux python3
 	clang libclang-rt-14-dev python3-prometheus-client prometheus systemd chromium
 	fonts-dejavu-core debhelper dpkg-dev git jq python3-cryptography golang-go
-	golang-golang-x-mod-dev"
+	golang-golang-x-mod-dev sbsigntool osslsigncode gcc-mingw-w64-x86-64
+	systemd-boot-efi kmod"
 
 # The power-cut test's state filesystem: mkfs.ext4 (losetup is util-linux).
 SIGNFS_TEST_PKGS="$SIGNFS_TEST_PKGS e2fsprogs"
