@@ -150,6 +150,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	case INGEST_ATTEST:
 		return quorum_attest(d, ev, &rec);
+	case INGEST_VET:
+		return anomalies_vet(d, &rec, ev->on_anomaly, ev->veto);
 	case INGEST_SIGNED:
 		rec.event = "signed";
 		rec.decision = "allow";

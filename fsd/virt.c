@@ -15,6 +15,7 @@
 #include "build-config.h"
 
 #include "anomalies.h"
+#include "keep.h"
 #include "quorum.h"
 #include "audit.h"
 #include "certs.h"
@@ -516,6 +517,7 @@ static int render_whoami(struct fsd *d, const struct virt_reader *who, char **re
 		"rules that name you, in order (the first whose paths match a file "
 		"decides):\n%s",
 		rules);
+	keep_print_user(d->keep, who->uid, f);
 	fprintf(f, "your last refusals and failures, oldest first:\n");
 	if (recent_print(d->recent, who->uid, f) == 0)
 		fprintf(f, "  none since signfsd started\n");
