@@ -664,6 +664,16 @@ static bool repeated(long long uid, const char *rule, int kind, time_t now)
 	return seen;
 }
 
+/* Why a deny rule refused, for the writer. */
+static void deny_reason(const struct anomaly_finding *found, char veto[INGEST_VETO_MAX])
+{
+	if (found[0].kind == ANOMALY_UNCHECKED)
+		error_set(veto, 0, "refused: %s", found[0].reason);
+	else
+		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
+			  anomaly_kind_name(found[0].kind), found[0].reason);
+}
+
 /* A deny rule's findings, before any signature: each recorded once a
  * minute per writer, rule and kind (a finding named by its own event). */
 static int refuse_unsigned(struct fsd *d, const struct audit_record *rec, time_t now,
@@ -679,8 +689,7 @@ static int refuse_unsigned(struct fsd *d, const struct audit_record *rec, time_t
 			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
 			return -EACCES;
 		}
-	error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
-		  anomaly_kind_name(found[0].kind), found[0].reason);
+	deny_reason(found, veto);
 	return -EACCES;
 }
 
@@ -750,8 +759,7 @@ int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq
 	switch (action) {
 	case POLICY_ANOMALY_DENY:
 		if (!full)
-			error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
-				  anomaly_kind_name(found[0].kind), found[0].reason);
+			deny_reason(found, veto);
 		return -EACCES;
 	case POLICY_ANOMALY_HOLD:
 		error_set(veto, 0,

@@ -45,14 +45,26 @@ users = 2004 2005
 key = codesign
 quorum = 2
 
+[rule learnt_hold]
+path = lh/**
+users = 2006
+key = codesign
+on_anomaly = record # hold later
+
+[rule learnt_deny]
+path = ld/**
+users = 2007
+key = codesign
+on_anomaly = record # deny later
+
 [rule admin]
 path = **
 users = root
 key = codesign
 RULES
 start_daemon
-mkdir "$I/denied" "$I/held" "$I/caps" "$I/q"
-chmod 1777 "$I/denied" "$I/held" "$I/caps" "$I/q"
+mkdir "$I/denied" "$I/held" "$I/caps" "$I/q" "$I/lh" "$I/ld"
+chmod 1777 "$I/denied" "$I/held" "$I/caps" "$I/q" "$I/lh" "$I/ld"
 records() { # records() EVENT UID: how many EVENT records name UID
 	cat "$MNT"/audit/*.jsonl | grep "\"event\":\"$1\"" | grep -c "\"uid\":$2,"
 }
@@ -150,4 +162,29 @@ check "the log still verifies" sh -c "
 check "unmount: signfsd exits 0" stop_daemon
 check "the flood's other 199 refusals are one more line with their count, at stop" \
 	grep -q 'denied 199 more times in the last minute: inbox/denied/f199 uid=2001' "$T/daemon.log"
+
+# ---- profiles not ready at a cold start: checks fail closed ----
+start_daemon
+echo "built" >"$SRC/built"
+chmod 644 "$SRC/built"
+check "two writers sign under record rules, and are learned" sh -c "
+	setpriv --reuid=2006 --regid=2006 --clear-groups cp '$SRC/built' '$I/lh/a' &&
+	setpriv --reuid=2007 --regid=2007 --clear-groups cp '$SRC/built' '$I/ld/a' &&
+	test -e '$O/lh/a.p7s' && test -e '$O/ld/a.p7s'"
+stop_daemon
+sed -i -e 's/^on_anomaly = record # hold later/on_anomaly = hold/' \
+	-e 's/^on_anomaly = record # deny later/on_anomaly = deny/' \
+	-e 's/^\[limits\]/[anomaly]\nready_wait = 1\nlearn_delay = 600\n\n&/' "$CONF"
+start_daemon
+check "a cold start whose profiles are not ready: the hold rule's writer is held (EACCES)" \
+	test "$(writes 2006 lh 1 1)" = EACCES
+check "...as an unchecked finding, nothing published" sh -c "
+	grep -q 'unchecked *open *(2006) .*inbox/lh/f0' '$MNT/inventory/anomalies' && ! test -e '$O/lh/f0'"
+as 2006 "" cat "$MNT/whoami" >"$T/whoami"
+check "...and the writer reads why" grep -q 'lh/f0.*held for review .*not checked: the anomaly profiles were still being learned' "$T/whoami"
+check "the deny rule's writer is refused (EACCES)" test "$(writes 2007 ld 1 1)" = EACCES
+check "...before signing: an unchecked finding, no signed record" sh -c "
+	grep -q 'unchecked *denied *(2007) .*inbox/ld/f0' '$MNT/inventory/anomalies' &&
+	! cat '$MNT'/audit/*.jsonl | grep '\"event\":\"signed\"' | grep -q '\"path\":\"ld/f0\"'"
+check "unmount during the learning delay: signfsd exits 0" stop_daemon
 done_testing
