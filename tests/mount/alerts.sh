@@ -1,0 +1,133 @@
+#!/bin/bash
+# alert_command against hostile writers: one user's flood of findings is
+# coalesced into a few alerts with a count and never delays or drops
+# another user's held signature; names with newlines reach the command
+# escaped (one line per variable), a 4,000-byte path cut with a mark that
+# names the audit record holding it whole; and the command inherits no
+# descriptor beyond 0, 1 and 2.
+. "$(dirname "$0")/lib.sh"
+
+init_state
+CONF=$STATE/signfs.conf
+chmod 755 "$T" "$SRC"
+I=$MNT/inbox
+O=$MNT/outbox
+PY=/usr/bin/python3
+mkdir "$T/alerts"
+cat >"$T/alert.py" <<SCRIPT
+#!/usr/bin/python3
+# Keeps each alert: its environment as env(1) prints it, and its descriptors.
+import json, os, time
+def is_open(fd):  # listdir's own descriptor is closed by now
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+fds = [int(f) for f in os.listdir('/proc/self/fd') if is_open(int(f))]
+name = '$T/alerts/%d' % time.time_ns()
+with open(name + '.env', 'w') as f:
+    f.write(''.join('%s=%s\n' % kv for kv in os.environ.items()))
+with open(name + '.fds', 'w') as f:
+    f.write(json.dumps(sorted(fds)) + '\n')
+time.sleep(0.2)  # a slow receiver: alerts pile up behind it
+SCRIPT
+chmod 755 "$T/alert.py"
+sed -i "s|^\[audit\]|[inventory]\nalert_command = $T/alert.py\n\n[audit]|" "$CONF"
+sed -i '/^# Rules, in order/,$d' "$CONF"
+cat >>"$CONF" <<'RULES'
+[rule refused]
+path = denied/**
+users = 2001
+key = codesign
+on_anomaly = deny
+
+[rule reviewed]
+path = held/**
+users = 2002
+key = codesign
+on_anomaly = hold
+
+[rule wide]
+path = **
+users = 2001 2003
+key = codesign
+
+[rule admin]
+path = **
+users = root
+key = codesign
+RULES
+# A descriptor signfsd inherits without close-on-exec (as from a service
+# manager), which its commands must not inherit in turn.
+exec 7<"$T/alert.py"
+start_daemon
+exec 7<&-
+mkdir "$I/denied" "$I/held" && chmod 1777 "$I/denied" "$I/held"
+for i in $(seq 0 59); do mkdir "$I/top$i" && chmod 1777 "$I/top$i"; done
+alerts_with() { # alerts_with PATTERN: how many alerts' environments match
+	cat "$T"/alerts/*.env 2>/dev/null | grep -c -- "$1"
+}
+
+# ---- a flood by one user, another user's alert still comes ----
+as 2001 "" $PY -c "
+import os
+for i in range(60):
+    open('$I/top%d/f' % i, 'w').write('x')  # new_signer, then new_path each
+for i in range(60):
+    try:
+        open('$I/denied/f%d' % i, 'w').write('x')
+    except PermissionError:
+        pass
+"
+check "uid 2002's held signature, right after uid 2001's flood of 60 findings" sh -c "
+	! setpriv --reuid=2002 --regid=2002 --clear-groups cp /etc/hostname '$I/held/b' 2>/dev/null"
+check "...reaches alert_command" sh -c "
+	for _ in \$(seq 300); do grep -q '^SIGNFS_ANOMALY_PATH=held/b$' '$T'/alerts/*.env 2>/dev/null && break; sleep 0.1; done
+	grep -q '^SIGNFS_ANOMALY_PATH=held/b$' '$T'/alerts/*.env"
+for _ in $(seq 300); do grep -q '^signfs_alerts_waiting 0$' "$MNT/metrics" && break; sleep 0.1; done
+check "...uid 2001's 59 new_path findings came as a few alerts, with their count" $PY -c "
+import glob
+counts = []
+for name in glob.glob('$T/alerts/*.env'):
+    env = dict(l.split('=', 1) for l in open(name).read().splitlines())
+    if (env['SIGNFS_ANOMALY_KIND'], env['SIGNFS_ANOMALY_ACTION'], env['SIGNFS_ANOMALY_UID']) == \\
+            ('new_path', 'record', '2001'):
+        counts.append(int(env['SIGNFS_ALERT_COUNT']))
+print(len(counts), 'alerts for', sum(counts), 'findings')
+assert sum(counts) == 59 and len(counts) < 20 and max(counts) > 1, counts"
+check "...and nothing was dropped" grep -q '^signfs_alerts_dropped_total 0$' "$MNT/metrics"
+
+# ---- writer-chosen strings reach the command escaped and marked ----
+as 2003 "" $PY -c "open('$I/top0/evil\nSIGNFS_FORGED=1', 'w').write('x')"
+long=$I/long
+mkdir "$long" && chmod 1777 "$long"
+rel=long
+for i in $(seq 1 15); do
+	seg=$(printf "d%02d%0247d" "$i" 0)
+	mkdir "$I/$rel/$seg" && chmod 1777 "$I/$rel/$seg"
+	rel=$rel/$seg
+done
+rel=$rel/$(printf 'f%0155d' 0)
+check "a path of ${#rel} bytes is signed" as 2003 "" $PY -c "open('$I/$rel', 'w').write('x')"
+check "...and its alert comes" sh -c "
+	for _ in \$(seq 300); do grep -q '^SIGNFS_ANOMALY_PATH=long/' '$T'/alerts/*.env 2>/dev/null && break; sleep 0.1; done
+	grep -q '^SIGNFS_ANOMALY_PATH=long/' '$T'/alerts/*.env"
+check "a name with a newline reaches the command on one line, escaped" sh -c "
+	for _ in \$(seq 300); do grep -q 'evil' '$T'/alerts/*.env 2>/dev/null && break; sleep 0.1; done
+	grep -q '^SIGNFS_ANOMALY_PATH=top0/evil\\\\x0aSIGNFS_FORGED=1$' '$T'/alerts/*.env &&
+	! grep -q '^SIGNFS_FORGED' '$T'/alerts/*.env"
+line=$(grep -h '^SIGNFS_ANOMALY_PATH=long/' "$T"/alerts/*.env)
+seq_=$(echo "$line" | sed -n 's/.*the whole value is in audit record \([0-9]*\)\]$/\1/p')
+check "the long path is cut at 1,024 bytes with a mark naming its record" sh -c "
+	echo '$line' | grep -q '^SIGNFS_ANOMALY_PATH=long/d01.*\.\.\.\[cut: ${#rel} bytes in all; the whole value is in audit record [0-9]*\]$' &&
+	test \$(echo '$line' | sed 's/\.\.\.\[cut.*//' | wc -c) -le \$((1024 + 21))"
+check "...where the whole path is" sh -c "
+	cat '$MNT'/audit/*.jsonl | grep '^{\"seq\":$seq_,' | grep -q '\"event\":\"anomaly\".*\"path\":\"$rel\"'"
+check "the command had no descriptor but 0, 1 and 2 (every alert)" sh -c "
+	test \"\$(cat '$T'/alerts/*.fds | sort -u)\" = '[0, 1, 2]'"
+check "the log still verifies" sh -c "
+	for _ in \$(seq 60); do [ \"\$(cat '$MNT'/audit/*.jsonl | wc -l)\" = \"\$(sed -n 2p '$MNT/audit/checkpoint')\" ] && break; sleep 0.05; done
+	'$SIGNFSCTL' audit verify '$MNT/audit'"
+check "unmount: signfsd exits 0" stop_daemon
+done_testing
