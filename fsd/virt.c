@@ -16,6 +16,7 @@
 
 #include "anomalies.h"
 #include "keep.h"
+#include "readers.h"
 #include "quorum.h"
 #include "audit.h"
 #include "certs.h"
@@ -632,7 +633,8 @@ static int render_path(struct fsd *d, const char *path, const struct virt_reader
 	return 1;
 }
 
-int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+static int stat_path(struct fsd *d, const char *path, const struct virt_reader *who,
+		     struct stat *st)
 {
 	char *buf;
 	size_t len;
@@ -759,7 +761,18 @@ static int snapshot(struct fsd *d, const char *path, const struct virt_reader *w
 	return -ENOENT;
 }
 
-int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
+/* Every attribute the kernel gets carries the read policy (readers.h). */
+int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+{
+	int r = stat_path(d, path, who, st);
+
+	if (r == 0)
+		readers_apply(d->config, path, st);
+	return r;
+}
+
+static int open_path(struct fsd *d, const char *path, const struct virt_reader *who,
+		     struct virt_file *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	if (!strncmp(path, "/audit/", 7) && day_name(path + 7, ret->day)) {
@@ -768,6 +781,15 @@ int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, st
 		return r;
 	}
 	return snapshot(d, path, who, &ret->buf, &ret->len, &ret->st);
+}
+
+int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
+{
+	int r = open_path(d, path, who, ret);
+
+	if (r == 0)
+		readers_apply(d->config, path, &ret->st);
+	return r;
 }
 
 ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off)

@@ -1,0 +1,23 @@
+/* See readers.h. */
+#include "readers.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+bool readers_restricted(const char *path)
+{
+	return !strcmp(path, "/audit") || !strncmp(path, "/audit/", 7) ||
+	       !strcmp(path, "/inventory/anomalies") ||
+	       !strcmp(path, "/inventory/anomalies.json") || !strcmp(path, "/quorum");
+}
+
+void readers_apply(const struct config *c, const char *path, struct stat *st)
+{
+	if (!readers_restricted(path))
+		return;
+	st->st_mode &= ~(mode_t)(S_IRWXO | S_IWGRP);
+	st->st_uid = geteuid();
+	st->st_gid = c->has_audit_group ? c->audit_gid : 0;
+}
