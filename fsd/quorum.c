@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "daemon.h"
 #include "keep.h"
+#include "live.h"
 #include "log.h"
 #include "store.h"
 
@@ -312,6 +313,10 @@ static int count_one(void *ctx, const struct attestation *a)
 	int64_t size = ingest_copy_size(d->ingest, a->copy);
 
 	keep_take(d->keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true, err);
+	/* A kept copy counts against its writer's rate, as a signature does
+	 * (events_seed_rates counts those from the log). */
+	if (a->time > time(NULL) - 3600)
+		policy_live_note_signed(d->policy, a->rule, a->uid, a->time);
 	return 0;
 }
 
