@@ -34,6 +34,44 @@ time.sleep(0.2)  # a slow receiver: alerts pile up behind it
 SCRIPT
 chmod 755 "$T/alert.py"
 sed -i "s|^\[audit\]|[inventory]\nalert_command = $T/alert.py\n\n[audit]|" "$CONF"
+# A TSA that keeps its connections open: signfsd holds a socket to it.
+TSA=$T/tsa
+mkdir -p "$TSA"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TSA/ca.key" \
+	-out "$TSA/ca.pem" -subj "/CN=test TSA CA" -days 30 2>/dev/null &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TSA/test.key" \
+		-out "$TSA/test.csr" -subj "/CN=test TSA" 2>/dev/null &&
+	printf 'extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\n' >"$TSA/test.ext" &&
+	openssl x509 -req -in "$TSA/test.csr" -CA "$TSA/ca.pem" -CAkey "$TSA/ca.key" \
+		-CAcreateserial -out "$TSA/test.pem" -days 30 -extfile "$TSA/test.ext" 2>/dev/null &&
+	echo 01 >"$TSA/test.serial" || { echo "Bail out! cannot make the test TSA"; exit 1; }
+cat >"$TSA/tsa.cnf" <<CNF
+[tsa]
+default_tsa = tsa_config
+[tsa_config]
+serial = $TSA/test.serial
+crypto_device = builtin
+signer_cert = $TSA/test.pem
+certs = $TSA/ca.pem
+signer_key = $TSA/test.key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256
+accuracy = secs:1
+ess_cert_id_alg = sha256
+CNF
+echo ok >"$TSA/mode"
+$PY "$(dirname "$0")/tsa_server.py" "$TSA" keepalive &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; cleanup' EXIT
+for _ in $(seq 100); do [ -s "$TSA/port" ] && break; sleep 0.05; done
+$PY - "$CONF" "url = http://127.0.0.1:$(cat "$TSA/port")/" "ca = $TSA/ca.pem" <<'PY'
+import re, sys
+conf, lines = sys.argv[1], sys.argv[2:]
+text = open(conf).read()
+text = re.sub(r"\[timestamp\]\n(.*?\n)*?\n", "[timestamp]\n" + "".join(l + "\n" for l in lines) + "\n", text, count=1)
+open(conf, "w").write(text)
+PY
 sed -i '/^# Rules, in order/,$d' "$CONF"
 cat >>"$CONF" <<'RULES'
 [rule refused]
@@ -131,6 +169,18 @@ check "the long path is cut at 1,024 bytes with a mark naming its record" sh -c 
 	test \$(echo '$line' | sed 's/\.\.\.\[cut.*//' | wc -c) -le \$((1024 + 21))"
 check "...where the whole path is" sh -c "
 	cat '$MNT'/audit/*.jsonl | grep '^{\"seq\":$seq_,' | grep -q '\"event\":\"anomaly\".*\"path\":\"$rel\"'"
+# (libcurl's own socketpairs are not close-on-exec, and no option makes
+# them so: the commands' close_range is what keeps those from them.)
+check "signfsd holds its TSA connections open, each close-on-exec" $PY -c "
+import os, re
+tcp = {l.split()[9] for l in open('/proc/net/tcp').readlines()[1:]}
+fds = '/proc/$DAEMON_PID/fd'
+links = {f: os.readlink(fds + '/' + f) for f in os.listdir(fds)}
+conns = [f for f, l in links.items() if l.startswith('socket:[') and l[8:-1] in tcp]
+flags = {f: int(re.search(r'flags:\s*([0-7]+)', open('/proc/$DAEMON_PID/fdinfo/' + f).read()).group(1), 8)
+         for f in conns}
+print(flags)
+assert conns and all(v & os.O_CLOEXEC for v in flags.values()), flags"
 check "the command had no descriptor but 0, 1 and 2 (every alert)" sh -c "
 	test \"\$(cat '$T'/alerts/*.fds | sort -u)\" = '[0, 1, 2]'"
 check "the log still verifies" sh -c "
