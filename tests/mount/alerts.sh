@@ -33,6 +33,11 @@ with open(name + '.fds', 'w') as f:
 time.sleep(0.2)  # a slow receiver: alerts pile up behind it
 SCRIPT
 chmod 755 "$T/alert.py"
+# checkpoint_command: its descriptors too, each time.
+sed -e "s|^name = .*|name = '$T/alerts/checkpoint-%d' % time.time_ns()|" -e '/^time.sleep/d' \
+	-e '/environ.items/d' -e "/name + '.env'/d" "$T/alert.py" >"$T/ship.py"
+chmod 755 "$T/ship.py"
+sed -i "s|^\[audit\]|&\ncheckpoint_command = $T/ship.py|" "$CONF"
 sed -i "s|^\[audit\]|[inventory]\nalert_command = $T/alert.py\n\n[audit]|" "$CONF"
 # A TSA that keeps its connections open: signfsd holds a socket to it.
 TSA=$T/tsa
@@ -181,6 +186,9 @@ flags = {f: int(re.search(r'flags:\s*([0-7]+)', open('/proc/$DAEMON_PID/fdinfo/'
          for f in conns}
 print(flags)
 assert conns and all(v & os.O_CLOEXEC for v in flags.values()), flags"
+check "checkpoint_command ran, and had no descriptor but 0, 1 and 2 either" sh -c "
+	ls '$T'/alerts/checkpoint-*.fds >/dev/null &&
+	test \"\$(cat '$T'/alerts/checkpoint-*.fds | sort -u)\" = '[0, 1, 2]'"
 check "the command had no descriptor but 0, 1 and 2 (every alert)" sh -c "
 	test \"\$(cat '$T'/alerts/*.fds | sort -u)\" = '[0, 1, 2]'"
 check "the log still verifies" sh -c "
