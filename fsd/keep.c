@@ -68,7 +68,8 @@ static struct totals sum(struct keep *k, long long uid, const char *rule)
 	return t;
 }
 
-/* Holds k->lock. */
+/* Holds k->lock. The reason names no size of the file refused: repeated
+ * refusals then read the same, and are counted as one (denials.h). */
 static int check_locked(struct keep *k, long long uid, const char *rule, uint64_t bytes,
 			char reason[ERROR_MAX])
 {
@@ -86,9 +87,9 @@ static int check_locked(struct keep *k, long long uid, const char *rule, uint64_
 		return error_set(
 		    reason, -EDQUOT,
 		    "kept-bytes limit reached: uid %lld has %llu bytes held or waiting "
-		    "for a quorum, and this file is %llu (kept_bytes_per_user = %llu)%s",
-		    uid, (unsigned long long)t.user_bytes, (unsigned long long)bytes,
-		    (unsigned long long)l->bytes_per_user, hint);
+		    "for a quorum (kept_bytes_per_user = %llu)%s",
+		    uid, (unsigned long long)t.user_bytes, (unsigned long long)l->bytes_per_user,
+		    hint);
 	if (rule && t.rule_files + 1 > l->files_per_rule)
 		return error_set(
 		    reason, -EDQUOT,
@@ -96,12 +97,11 @@ static int check_locked(struct keep *k, long long uid, const char *rule, uint64_
 		    "a quorum (kept_files_per_rule = %u)%s",
 		    rule, t.rule_files, l->files_per_rule, hint);
 	if (rule && t.rule_bytes + bytes > l->bytes_per_rule)
-		return error_set(
-		    reason, -EDQUOT,
-		    "kept-bytes limit of rule %s reached: %llu bytes held or waiting "
-		    "for a quorum, and this file is %llu (kept_bytes_per_rule = %llu)%s",
-		    rule, (unsigned long long)t.rule_bytes, (unsigned long long)bytes,
-		    (unsigned long long)l->bytes_per_rule, hint);
+		return error_set(reason, -EDQUOT,
+				 "kept-bytes limit of rule %s reached: %llu bytes held or waiting "
+				 "for a quorum (kept_bytes_per_rule = %llu)%s",
+				 rule, (unsigned long long)t.rule_bytes,
+				 (unsigned long long)l->bytes_per_rule, hint);
 	return 0;
 }
 

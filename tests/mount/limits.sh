@@ -121,6 +121,11 @@ as 2003 "" cat "$MNT/whoami" >"$T/whoami.2003"
 check ".../whoami says which limit, and what is kept" sh -c "
 	grep -q 'caps/f2.*kept-bytes limit reached: uid 2003 has 819200 bytes held' '$T/whoami.2003' &&
 	grep -q 'kept for you (held for review, waiting for a quorum): 2 of 100 files, 819200 of 1048576 bytes' '$T/whoami.2003'"
+mkdir "$I/caps/more" "$I/caps/later" && chmod 1777 "$I/caps/more" "$I/caps/later"
+writes 2003 caps/more 20 400 >"$T/caps2.out"
+check "20 more at the limit: each EDQUOT, and one denied record so far (repeats are counted)" sh -c "
+	test \$(grep -cx EDQUOT '$T/caps2.out') = 20 &&
+	test \$(cat '$MNT'/audit/*.jsonl | grep '\"uid\":2003,' | grep '\"event\":\"denied\"' | grep -c 'kept-bytes limit') = 1"
 check "/metrics shows what is kept" sh -c "
 	grep -q '^signfs_kept_bytes{kind=\"held\"} [0-9]' '$MNT/metrics' &&
 	grep -q '^signfs_kept_refused_total [1-9]' '$MNT/metrics' &&
@@ -149,7 +154,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 check "...their room is given back: the next hold is kept" \
-	test "$(writes 2003 caps 1 400) $(records held 2003)" = "EACCES 3"
+	test "$(writes 2003 caps/later 1 400) $(records held 2003)" = "EACCES 3"
 check "...rejected in /inventory/anomalies, and their objects gone from the state" $PY -c "
 import json, os
 held = [a for a in json.load(open('$MNT/inventory/anomalies.json'))
