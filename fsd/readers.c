@@ -13,6 +13,21 @@ bool readers_restricted(const char *path)
 	       !strcmp(path, "/inventory/anomalies.json") || !strcmp(path, "/quorum");
 }
 
+bool readers_privileged(const struct config *c, uid_t uid, gid_t gid, const gid_t *groups,
+			size_t n_groups)
+{
+	if (uid == 0 || uid == geteuid())
+		return true;
+	if (!c->has_audit_group)
+		return false;
+	if (gid == c->audit_gid)
+		return true;
+	for (size_t i = 0; i < n_groups; i++)
+		if (groups[i] == c->audit_gid)
+			return true;
+	return false;
+}
+
 void readers_apply(const struct config *c, const char *path, struct stat *st)
 {
 	if (!readers_restricted(path))

@@ -7,9 +7,17 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 struct config;
+
+/* May the reader (UID, GID, its supplementary GROUPS) read what others did:
+ * root, signfsd's own user, or a member of audit_group? /status shows the
+ * others the config's path and the last failure's path and reason no more. */
+bool readers_privileged(const struct config *c, uid_t uid, gid_t gid, const gid_t *groups,
+			size_t n_groups);
 
 /* Is PATH (absolute in the mount) readable by root and audit_group only? */
 bool readers_restricted(const char *path);

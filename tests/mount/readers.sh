@@ -54,6 +54,13 @@ check "...a copy that verifies offline" sh -c "
 	'$SIGNFSCTL' audit verify '$T/restore/audit'"
 check "/status and /metrics stay readable by everyone" \
 	as 2001 "" sh -c "cat '$MNT/status' >/dev/null && cat '$MNT/metrics' >/dev/null"
+check "...but /status shows another user neither the config's path nor a failure's" sh -c "
+	setpriv --reuid=2001 --regid=2001 --clear-groups cat '$MNT/status' >'$T/status.2001' &&
+	grep -q '^config: *(shown to root and audit_group)$' '$T/status.2001' &&
+	grep -q '^health: ' '$T/status.2001' && ! grep -q '$CONF' '$T/status.2001'"
+check "...while root and audit_group read it in full" sh -c "
+	grep -q '^config: *$CONF$' '$MNT/status' &&
+	setpriv --reuid=2002 --regid=2002 --groups=3500 cat '$MNT/status' | grep -q '^config: *$CONF$'"
 check "signfsctl status --all lists root's mount to root" sh -c "
 	'$SIGNFSCTL' status --all | grep -q '^$MNT  config'"
 check "...not to another user, who is told it is not shown" sh -c "
