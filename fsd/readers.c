@@ -10,7 +10,8 @@ bool readers_restricted(const char *path)
 {
 	return !strcmp(path, "/audit") || !strncmp(path, "/audit/", 7) ||
 	       !strcmp(path, "/inventory/anomalies") ||
-	       !strcmp(path, "/inventory/anomalies.json") || !strcmp(path, "/quorum");
+	       !strcmp(path, "/inventory/anomalies.json") || !strcmp(path, "/quorum") ||
+	       !strcmp(path, "/inventory/dashboard.html");
 }
 
 bool readers_privileged(const struct config *c, uid_t uid, gid_t gid, const gid_t *groups,

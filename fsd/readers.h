@@ -1,6 +1,6 @@
 /* Who may read what the mount shows about other users: /audit and its
- * files, /inventory/anomalies{,.json} and /quorum name other writers'
- * paths, programs and refusals, so they are readable by root and the
+ * files, /inventory/anomalies{,.json}, /inventory/dashboard.html and
+ * /quorum name other writers' paths, programs and refusals, so they are readable by root and the
  * [audit] audit_group only (mode 0440/0550, group audit_group, enforced by
  * the kernel: the mount uses default_permissions). Everything else stays
  * readable by all; /whoami shows each reader only its own outcomes. */

@@ -31,7 +31,7 @@ as 2003 "" cp "$SRC/secret-project-1.bin" "$I/release/" # a finding: new_signer
 as 2001 "" cp "$SRC/secret-project-1.bin" "$I/release/secret-project-2.bin" 2>/dev/null # a refusal
 day=$(ls "$MNT/audit" | grep jsonl | tail -1)
 
-for f in "audit/$day" audit/checkpoint inventory/anomalies inventory/anomalies.json quorum; do
+for f in "audit/$day" audit/checkpoint inventory/anomalies inventory/anomalies.json inventory/dashboard.html quorum; do
 	check_fails "a user with no rule cannot read /$f" "Permission denied" as 2001 "" cat "$MNT/$f"
 done
 check_fails "...nor list /audit" "Permission denied" as 2001 "" ls "$MNT/audit"
