@@ -55,6 +55,7 @@ struct fsd {
 	struct denials *denials;    /* repeated denials, counted */
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
+	struct keep *keep;	    /* what is kept for writers, counted (anomalies.c) */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

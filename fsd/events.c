@@ -200,6 +200,10 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	};
 	uint64_t seq;
 
+	/* Only a hold or deny rule's check can refuse before signing: a
+	 * record rule's commit costs nothing more. */
+	if (ev->result == INGEST_VET && ev->on_anomaly == POLICY_ANOMALY_RECORD)
+		return 0;
 	if (ev->sha256)
 		for (int i = 0; i < SHA256_LEN; i++)
 			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
@@ -222,6 +226,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	case INGEST_ATTEST:
 		return quorum_attest(d, ev, &rec);
+	case INGEST_VET:
+		return anomalies_vet(d, &rec, ev->on_anomaly, ev->veto);
 	case INGEST_SIGNED:
 		rec.event = "signed";
 		rec.decision = "allow";

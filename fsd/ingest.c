@@ -154,6 +154,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 		break;
 	case INGEST_SIGNED:
 	case INGEST_ATTEST:
+	case INGEST_VET:
 	case INGEST_WITHDRAWN:
 		break;
 	}
@@ -442,6 +443,7 @@ struct commit {
 	size_t sig_len;
 	uint64_t signing;
 	bool held; /* kept aside for review (INGEST_HELD) */
+	bool kept; /* a copy kept for a quorum: counts like a signature */
 	struct ingest_sign_facts facts;
 	long long attesters[INGEST_MAX_ATTESTERS]; /* a quorum reached: its writers */
 	size_t n_attesters;
@@ -619,6 +621,7 @@ static int commit_attest(struct commit *c, double started)
 	ev.ret_attesters = c->attesters;
 	ev.ret_n_attesters = &c->n_attesters;
 	r = report(in, &ev, started);
+	c->kept = ev.keep_copy;
 	if (!ev.keep_copy)
 		unlinkat(in->quorum_fd, copy, 0);
 	if (r == -EACCES || r == INGEST_ATTESTED)
@@ -626,6 +629,21 @@ static int commit_attest(struct commit *c, double started)
 	else if (r < 0)
 		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
 	return r;
+}
+
+/* The daemon's last word before the token signs (INGEST_VET). */
+static int commit_vet(struct commit *c, double started)
+{
+	char veto[INGEST_VETO_MAX] = "";
+	struct ingest_event ev = commit_event(c, INGEST_VET);
+	int r;
+
+	ev.veto = veto;
+	ev.on_anomaly = c->grant.on_anomaly;
+	r = report(c->in, &ev, started);
+	if (r < 0)
+		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
+	return r == -EDQUOT || r == -EACCES || r == 0 ? r : -EACCES;
 }
 
 /* The signature is kept aside for review, durably: close() is refused with
@@ -684,6 +702,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	if (r == 0 && c.grant.quorum >= 2)
 		r = commit_attest(&c, started);
 	if (r == 0)
+		r = commit_vet(&c, started);
+	if (r == 0)
 		r = commit_embed(&c);
 	if (r == 0)
 		r = commit_sign(&c);
@@ -697,9 +717,10 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	pthread_mutex_lock(&in->lock);
 	in->counts.pending_n--;
 	pthread_mutex_unlock(&in->lock);
-	if (r != 0 && c.grant.reservation && in->hooks.release)
+	/* A signature made or a copy kept counts, whatever the outcome. */
+	if (r != 0 && c.grant.reservation && !c.sig && !c.kept && in->hooks.release)
 		in->hooks.release(in->hooks.ctx, cred, &c.grant);
-	if (r == -EFBIG) {
+	if (r == -EFBIG || r == -EDQUOT) {
 		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
 	} else if (r <= 0) {
 		struct ingest_event ev = commit_event(&c, r == 0	 ? INGEST_PUBLISHED
@@ -720,7 +741,7 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 		return r;
 	/* Signing and publishing failures are EIO to the writer, a refusal or
 	 * a hold EACCES; the reason went out with the event. */
-	return r == -EFBIG || r == -EACCES ? r : r < 0 ? -EIO : 0;
+	return r == -EFBIG || r == -EACCES || r == -EDQUOT ? r : r < 0 ? -EIO : 0;
 }
 
 /* ---- commits that wait for the writer's success ----
@@ -2274,6 +2295,17 @@ void ingest_drop_copy(struct ingest *in, const char *name)
 {
 	if (*name && !strchr(name, '/'))
 		unlinkat(in->quorum_fd, name, 0);
+}
+
+int64_t ingest_copy_size(struct ingest *in, const char *name)
+{
+	struct stat st;
+
+	if (!*name || strchr(name, '/'))
+		return -EINVAL;
+	if (fstatat(in->quorum_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return st.st_size;
 }
 
 int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),

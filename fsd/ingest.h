@@ -104,7 +104,14 @@ enum ingest_result {
 	 * outbox entry is gone, SIGNING names the version it published; the
 	 * handler records it durably before returning */
 	INGEST_WITHDRAWN,
+	INGEST_VET, /* hashed, about to be signed: the handler may refuse first */
 };
+
+/* VET is reported once the bytes are hashed (and a quorum reached) and
+ * before the token signs: the handler returns 0 to sign, or -EACCES or
+ * -EDQUOT with the reason in VETO to refuse it unsigned (then DENIED
+ * follows, naming no record). What can be refused without a signature is
+ * refused here, so that a refusal never costs a use of the key. */
 
 /* ATTEST, like SIGNED, is reported before anything is signed, with a copy
  * of the bytes kept under quorum/ as COPY: the handler returns 0 when this
@@ -217,6 +224,9 @@ void ingest_discard_held(struct ingest *in, uint64_t signing);
 
 /* A copy that an attestation kept (its name under quorum/) is removed. */
 void ingest_drop_copy(struct ingest *in, const char *name);
+
+/* The size of the copy NAME kept under quorum/, or a negative errno. */
+int64_t ingest_copy_size(struct ingest *in, const char *name);
 
 /* FN for each copy kept under quorum/, with its mtime. */
 int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),

@@ -18,6 +18,8 @@
 
 #include "anomalies.h"
 #include "board.h"
+#include "keep.h"
+#include "readers.h"
 #include "quorum.h"
 #include "audit.h"
 #include "certs.h"
@@ -100,6 +102,21 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Does WHO read /status in full (readers.h)? Everyone reads its health. */
+static bool status_in_full(struct fsd *d, const struct virt_reader *who)
+{
+	gid_t groups[INGEST_MAX_GROUPS];
+	size_t n = 0;
+	pid_t tgid;
+
+	if (!who)
+		return true;
+	if (proc_identity(who->pid, &tgid, groups, INGEST_MAX_GROUPS, &n) < 0 ||
+	    n > INGEST_MAX_GROUPS)
+		n = 0;
+	return readers_privileged(d->config, who->uid, who->gid, groups, n);
+}
+
 /* /status: daemon health on one screen. Its "health:" line is what
  * signfsctl status and monitoring checks read: "ok", or "degraded: " and
  * each problem. */
@@ -109,12 +126,13 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 	struct ingest_counts n_;
 	struct daemon_status ds;
 	char audit_err[AUDIT_ERR_MAX], token[128], *problems = NULL, *keys = NULL;
+	const char *config = d->config->path;
 	size_t problems_len = 0, keys_len = 0;
 	int64_t now = now_ms();
 	long up = (long)(now / 1000 - d->started.tv_sec);
 	FILE *f, *p = open_memstream(&problems, &problems_len),
 		 *k = open_memstream(&keys, &keys_len);
-	bool can_sign = false;
+	bool can_sign = false, full;
 
 	if (!p || !k) {
 		if (p)
@@ -126,6 +144,7 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		return -ENOMEM;
 	}
 	ingest_counters(d->ingest, &n_);
+	full = status_in_full(d, who);
 	audit_last_error(d->audit, audit_err);
 	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
 	daemon_status(d, &ds);
@@ -159,6 +178,12 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		free(keys);
 		return -ENOMEM;
 	}
+	if (!full) {
+		config = "(shown to root and audit_group)";
+		if (ds.last_failure[0])
+			snprintf(ds.last_failure, sizeof(ds.last_failure), "%s",
+				 "(its path and reason: in /audit, for root and audit_group)");
+	}
 	fprintf(f,
 		"signfsd %s\n"
 		"health:          %s%s\n"
@@ -175,8 +200,8 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		"last failure:    %s\n"
 		"%s",
 		SIGNFS_VERSION, problems_len ? "degraded: " : "ok",
-		problems_len ? problems + 2 : "", d->config->path, up / 86400, up / 3600 % 24,
-		up / 60 % 60, up % 60, token, policy_live_version(d->policy),
+		problems_len ? problems + 2 : "", config, up / 86400, up / 3600 % 24, up / 60 % 60,
+		up % 60, token, policy_live_version(d->policy),
 		ds.policy_message[0]
 		    ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
 					  : "last reload OK")
@@ -597,6 +622,7 @@ static int render_whoami(struct fsd *d, const struct virt_reader *who, char **re
 		"rules that name you, in order (the first whose paths match a file "
 		"decides):\n%s",
 		rules);
+	keep_print_user(d->keep, who->uid, f);
 	fprintf(f, "your last refusals and failures, oldest first:\n");
 	if (recent_print(d->recent, who->uid, f) == 0)
 		fprintf(f, "  none since signfsd started\n");
@@ -684,7 +710,7 @@ static int audit_stat(struct fsd *d, const char *rel, struct stat *st)
 
 bool virt_per_reader(const struct stat *st)
 {
-	return st->st_ino == INO_WHOAMI;
+	return st->st_ino == INO_WHOAMI || st->st_ino == INO_STATUS;
 }
 
 /* A rendered file's content now (*BUF, malloc'd) and its attributes; 1
@@ -713,7 +739,8 @@ static int render_path(struct fsd *d, const char *path, const struct virt_reader
 	return 1;
 }
 
-int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+static int stat_path(struct fsd *d, const char *path, const struct virt_reader *who,
+		     struct stat *st)
 {
 	char *buf;
 	size_t len;
@@ -840,7 +867,18 @@ static int snapshot(struct fsd *d, const char *path, const struct virt_reader *w
 	return -ENOENT;
 }
 
-int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
+/* Every attribute the kernel gets carries the read policy (readers.h). */
+int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+{
+	int r = stat_path(d, path, who, st);
+
+	if (r == 0)
+		readers_apply(d->config, path, st);
+	return r;
+}
+
+static int open_path(struct fsd *d, const char *path, const struct virt_reader *who,
+		     struct virt_file *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	if (!strncmp(path, "/audit/", 7) && day_name(path + 7, ret->day)) {
@@ -849,6 +887,15 @@ int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, st
 		return r;
 	}
 	return snapshot(d, path, who, &ret->buf, &ret->len, &ret->st);
+}
+
+int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
+{
+	int r = open_path(d, path, who, ret);
+
+	if (r == 0)
+		readers_apply(d->config, path, &ret->st);
+	return r;
 }
 
 ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off)

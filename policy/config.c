@@ -531,6 +531,10 @@ static int anomaly_key(struct parse_state *s, const char *key, const char *value
 		return set_uint(s, key, value, 1, 1000000, &a->burst_floor);
 	if (!strcmp(key, "churn_window"))
 		return set_uint(s, key, value, 1, 30 * 86400, &a->churn_window);
+	if (!strcmp(key, "ready_wait"))
+		return set_uint(s, key, value, 0, 3600, &a->ready_wait);
+	if (!strcmp(key, "learn_delay"))
+		return set_uint(s, key, value, 0, 3600, &a->learn_delay);
 	if (!strcmp(key, "burst_factor")) {
 		char *end;
 		double v = strtod(value, &end);
@@ -540,6 +544,73 @@ static int anomaly_key(struct parse_state *s, const char *key, const char *value
 		return 1;
 	}
 	return fail(s, "unknown key '%s' in [anomaly]", key);
+}
+
+/* A duration: seconds, or with s, m, h or d; from 1 s to 366 days. */
+static int set_duration(struct parse_state *s, const char *key, const char *value, unsigned *out)
+{
+	static const struct {
+		char unit;
+		unsigned seconds;
+	} units[] = {{0, 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	char *end;
+	unsigned long long v = strtoull(value, &end, 10);
+
+	for (size_t i = 0; end != value && i < sizeof(units) / sizeof(*units); i++)
+		if (*end == units[i].unit && (!*end || !end[1]) && v >= 1 &&
+		    v * units[i].seconds <= 366ULL * 86400) {
+			*out = v * units[i].seconds;
+			return 1;
+		}
+	return fail(s, "%s must be a duration from 1s to 366d (e.g. 90s, 12h, 7d)", key);
+}
+
+/* [limits]: what one user, and one rule, may make signfs keep. */
+static int limits_key(struct parse_state *s, const char *key, const char *value)
+{
+	struct config_limits *l = &s->c->limits;
+	uint64_t *bytes = !strcmp(key, "kept_bytes_per_user")	? &l->bytes_per_user
+			  : !strcmp(key, "kept_bytes_per_rule") ? &l->bytes_per_rule
+								: NULL;
+
+	if (bytes) {
+		char *end;
+		unsigned long long n = strtoull(value, &end, 10);
+		int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+		if (end == value || (*end && (!shift || end[1])) || n == 0 || n > (1ULL << 33))
+			return fail(s, "%s must be a size (bytes, or with K, M, G)", key);
+		*bytes = n << shift;
+		return 1;
+	}
+	if (!strcmp(key, "kept_files_per_user"))
+		return set_uint(s, key, value, 1, 1000000, &l->files_per_user);
+	if (!strcmp(key, "kept_files_per_rule"))
+		return set_uint(s, key, value, 1, 1000000, &l->files_per_rule);
+	if (!strcmp(key, "hold_expiry"))
+		return set_duration(s, key, value, &l->hold_expiry);
+	return fail(s, "unknown key '%s' in [limits]", key);
+}
+
+/* [audit] audit_group: a group name or number. */
+static int set_audit_group(struct parse_state *s, const char *value)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	s->c->has_audit_group = true;
+	if (is_number(value)) {
+		s->c->audit_gid = strtoul(value, NULL, 10);
+		return 1;
+	}
+	if (getgrnam_r(value, &gr, buf, sizeof(buf), &res) == 0 && res) {
+		s->c->audit_gid = res->gr_gid;
+		return 1;
+	}
+	if (s->lenient) {
+		s->c->has_audit_group = false;
+		return 1;
+	}
+	return fail(s, "unknown group '%s'", value);
 }
 
 static int set_alert_days(struct parse_state *s, const char *value)
@@ -637,6 +708,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 		}
 	} else if (!strcmp(section, "anomaly")) {
 		return anomaly_key(s, key, value);
+	} else if (!strcmp(section, "limits")) {
+		return limits_key(s, key, value);
 	} else if (!strcmp(section, "timestamp")) {
 		return timestamp_key(s, key, value);
 	} else if (!strncmp(section, "rule ", 5)) {
@@ -650,6 +723,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 		}
 		if (!strcmp(key, "checkpoint_command"))
 			return set_path(s, &c->checkpoint_command, value);
+		if (!strcmp(key, "audit_group"))
+			return set_audit_group(s, value);
 		if (!strcmp(key, "origin")) {
 			if (strpbrk(value, " \t+"))
 				return fail(s, "origin must not contain spaces or '+'");
@@ -851,6 +926,11 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 	s.c->warn_days = 30;
 	s.c->alert_interval = 3600;
 	anomaly_settings_default(&s.c->anomaly);
+	s.c->limits = (struct config_limits){.bytes_per_user = 1ULL << 30,
+					     .bytes_per_rule = 8ULL << 30,
+					     .files_per_user = 100,
+					     .files_per_rule = 1000,
+					     .hold_expiry = 7 * 86400};
 	s.c->timestamp.timeout = 10;
 	s.c->timestamp.required = true;
 	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));

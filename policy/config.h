@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include "error.h"
 #include "anomaly.h"
 #include "policy.h"
@@ -36,6 +38,15 @@ struct config_timestamp {
 	bool required;	  /* no token: the commit fails (default yes) */
 };
 
+/* [limits]: what signfs keeps for a user (objects held for review, copies
+ * kept for a quorum), bounded per user and per rule, and how long a held
+ * object waits for its review. */
+struct config_limits {
+	uint64_t bytes_per_user, bytes_per_rule; /* default 1G, 8G */
+	unsigned files_per_user, files_per_rule; /* default 100, 1000 */
+	unsigned hold_expiry;			 /* seconds (default 7 days) */
+};
+
 struct config {
 	char *path;
 	int n_lines; /* lines in the file, for messages about what it lacks */
@@ -56,6 +67,9 @@ struct config {
 	char *checkpoint_command;	 /* run with each new audit checkpoint */
 	unsigned alert_interval;	 /* seconds between expiry checks */
 	struct anomaly_settings anomaly; /* [anomaly]: what departs from habit */
+	struct config_limits limits;
+	bool has_audit_group; /* [audit] audit_group: who reads the log besides root */
+	gid_t audit_gid;
 	struct config_timestamp timestamp;
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];

@@ -30,6 +30,8 @@ static struct seen {
 static size_t n_events;
 static uint64_t next_signing = 100;
 static bool fail_signing;
+static int vet_answer; /* what VET answers: 0, -EACCES, -EDQUOT */
+static int vets, signatures;
 
 static int reserved, released;
 
@@ -59,6 +61,7 @@ static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA2
 	char text[32];
 	int n;
 
+	signatures++;
 	if (fail_signing) {
 		strcpy(reason, "the token is gone");
 		return -EIO;
@@ -72,7 +75,16 @@ static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA2
 
 static int fake_event(void *ctx, struct ingest_event *ev)
 {
-	struct seen *s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
+	struct seen *s;
+
+	/* A question before signing, not an outcome: counted apart. */
+	if (ev->result == INGEST_VET) {
+		vets++;
+		if (vet_answer)
+			snprintf(ev->veto, INGEST_VETO_MAX, "refused before signing");
+		return vet_answer;
+	}
+	s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
 
 	s->result = ev->result;
 	snprintf(s->path, sizeof(s->path), "%s", ev->path);
@@ -115,6 +127,7 @@ static void setup(void)
 	n_events = 0;
 	fail_signing = false;
 	reserved = released = 0;
+	vet_answer = vets = signatures = 0;
 }
 
 static void teardown(void)
@@ -190,6 +203,7 @@ Test(ingest, the_writers_close_signs_records_and_publishes)
 	cr_assert_eq(ingest_release(f), 0);
 	cr_assert_eq(count(INGEST_SIGNED), 1, "nothing new to commit at release");
 	cr_assert_eq(released, 0, "a signature keeps its rate slot");
+	cr_assert_eq(vets, 1, "asked once before signing");
 	ingest_free(in);
 }
 
@@ -518,5 +532,32 @@ Test(ingest, bytes_the_format_refuses_fail_the_close_and_publish_nothing)
 	cr_assert(strstr(events[n_events - 1].reason, "not a PE image: no MZ header"), "%s",
 		  events[n_events - 1].reason);
 	cr_assert_eq(released, 1, "the rate slot is given back");
+	ingest_free(in);
+}
+
+Test(ingest, a_refusal_before_signing_signs_nothing_and_gives_back_its_rate_slot)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	vet_answer = -EACCES;
+	f = written(in, "a.bin", "hello");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES);
+	cr_assert_eq(signatures, 0, "the token was never asked");
+	cr_assert_eq(count(INGEST_SIGNED), 0);
+	cr_assert_eq(count(INGEST_DENIED), 1);
+	cr_assert_str_eq(events[0].reason, "refused before signing");
+	cr_assert_eq(events[0].signing, INGEST_NO_ID, "no record to name");
+	cr_assert_null(outbox(in, "a.bin"));
+	cr_assert_eq(released, 1, "no signature: the rate slot is given back");
+	ingest_release(f);
+
+	vet_answer = -EDQUOT;
+	f = written(in, "b.bin", "hello");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EDQUOT, "the writer sees EDQUOT at a limit");
+	cr_assert_eq(signatures, 0);
+	cr_assert_eq(count(INGEST_DENIED), 2);
+	ingest_release(f);
 	ingest_free(in);
 }
