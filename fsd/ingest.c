@@ -463,8 +463,10 @@ static int commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
-	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len,
-			       &c->facts, err);
+	int r = in->hooks.forward ? in->hooks.forward(in->hooks.ctx, c->path, c->fd, c->st.st_size,
+						      &c->sig, &c->sig_len, err)
+				  : in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig,
+						   &c->sig_len, &c->facts, err);
 
 	if (r < 0)
 		error_set(c->reason, 0, "%s", err);

@@ -36,6 +36,17 @@ struct config_timestamp {
 	bool required;	  /* no token: the commit fails (default yes) */
 };
 
+/* [relay]: this signfsd signs nothing itself; committed files go to a
+ * signer over SSH (fsd/relay.h). */
+#define CONFIG_MAX_SIGNERS 8
+struct config_relay {
+	char *signers[CONFIG_MAX_SIGNERS]; /* ssh://ACCOUNT@HOST[:PORT]/PATH, in order */
+	size_t n_signers;		   /* 0: no [relay] */
+	char *identity;			   /* the builder's private key file */
+	char *known_hosts;		   /* the signers' pinned host keys */
+	unsigned timeout;		   /* seconds per signer (default 10) */
+};
+
 struct config {
 	char *path;
 	int n_lines; /* lines in the file, for messages about what it lacks */
@@ -57,6 +68,7 @@ struct config {
 	unsigned alert_interval;	 /* seconds between expiry checks */
 	struct anomaly_settings anomaly; /* [anomaly]: what departs from habit */
 	struct config_timestamp timestamp;
+	struct config_relay relay;
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;

@@ -6,7 +6,7 @@
 SIGNFS_RUN_PKGS="build-essential meson ninja-build pkg-config
 	libfuse3-dev fuse3 libssl-dev openssl libp11-dev libp11-kit-dev libinih-dev
 	libsqlite3-dev libjson-c-dev libsystemd-dev libcurl4-openssl-dev
-	softhsm2 gnutls-bin"
+	softhsm2 gnutls-bin libssh-dev"
 # Tests: criterion, the tools the mount tests drive, python3 for errno checks.
 SIGNFS_TEST_PKGS="libcriterion-dev clang-format rsync tar coreutils util-linux python3
 	clang libclang-rt-14-dev python3-prometheus-client prometheus systemd chromium

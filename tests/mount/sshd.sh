@@ -102,11 +102,16 @@ EOF
 	done
 }
 
+# sshd_stop [PID]: the sshd (default SSHD_PID) and the sessions it serves
+# (its children), as a stopped host would drop them.
 sshd_stop() {
-	[ -n "$SSHD_PID" ] || return 0
-	kill "$SSHD_PID" 2>/dev/null
-	wait "$SSHD_PID" 2>/dev/null
-	SSHD_PID=
+	local pid=${1:-$SSHD_PID} p
+	[ -n "$pid" ] || return 0
+	for p in $(ps -o pid= --ppid "$pid") "$pid"; do
+		kill "$p" 2>/dev/null
+	done
+	wait "$pid" 2>/dev/null
+	[ "$pid" != "$SSHD_PID" ] || SSHD_PID=
 }
 
 # ssh_cmd KEY NAME: the ssh command line that logs in as NAME with KEY

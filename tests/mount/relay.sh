@@ -1,0 +1,195 @@
+#!/bin/bash
+# A relay signfsd on the build machine forwarding over SSH to a signer:
+# a private sshd in front of the signer's mount, builder accounts whose keys
+# may only run sftp-server, and a second mount whose config has a [relay]
+# section. cp, cp -r, rsync -a and tar -x into the relay sign on the signer
+# as the builder's account; the pairs come back into the relay's outbox and
+# verify; a refusal is EACCES at the relay's close(); a killed writer
+# publishes nothing anywhere; a stopped signer's turn goes to the next.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sshd.sh"
+
+A=signfs-build-a
+X=signfs-build-x
+init_state
+CONF=$STATE/signfs.conf
+chmod 755 "$T" "$SRC"
+I=$MNT/inbox
+O=$MNT/outbox
+sed -i '/^# Rules, in order/,$d' "$CONF"
+cat >>"$CONF" <<RULES
+[rule builders]
+path = team/** team2/**
+users = $A
+key = codesign
+
+[rule admin]
+path = **
+users = root
+key = codesign
+RULES
+
+RSTATE=$T/relay-state
+RMNT=$T/relay-mnt
+RI=$RMNT/inbox
+RO=$RMNT/outbox
+RELAY_PID=
+mkdir -p "$RMNT" "$SSHD_DIR"
+SSHD1_PID=
+
+# A relay stops first: its commits wait for the signer.
+stop_relay() {
+	local rc
+	[ -n "$RELAY_PID" ] || return 0
+	fusermount3 -u "$RMNT" || return 1
+	wait "$RELAY_PID"
+	rc=$?
+	RELAY_PID=
+	return $rc
+}
+teardown() {
+	if mountpoint -q "$RMNT" 2>/dev/null; then
+		fusermount3 -uz "$RMNT"
+	fi
+	[ -z "$RELAY_PID" ] || { kill "$RELAY_PID" 2>/dev/null; wait "$RELAY_PID" 2>/dev/null; }
+	[ -z "$SSHD1_PID" ] || sshd_stop "$SSHD1_PID"
+	sshd_stop
+	if [ "$tap_failed" != 0 ] && [ -s "$T/relay.log" ]; then
+		echo "# relay log:"
+		sed 's/^/#   /' "$T/relay.log"
+	fi
+	cleanup
+}
+trap teardown EXIT
+
+# start_relay KEY ACCOUNT URL...: the relay mount, logging in with KEY as
+# ACCOUNT to each URL (host:port/path) in order.
+start_relay() {
+	local key=$1 account=$2 url deadline=$((SECONDS + 15))
+	shift 2
+	sed '/^# Rules, in order/,$d' "$RSTATE/signfs.conf.orig" >"$RSTATE/signfs.conf"
+	{
+		printf '[rule anyone]\npath = **\nkey = codesign\n\n[relay]\n'
+		for url in "$@"; do
+			echo "signer = ssh://$account@$url"
+		done
+		echo "identity = $SSHD_DIR/$key"
+		echo "known_hosts = $SSHD_DIR/known_hosts.all"
+		echo "timeout = 5"
+	} >>"$RSTATE/signfs.conf"
+	"$SIGNFSD" -f -c "$RSTATE/signfs.conf" "$RMNT" 2>>"$T/relay.log" &
+	RELAY_PID=$!
+	until mountpoint -q "$RMNT"; do
+		if ! kill -0 "$RELAY_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+			echo "Bail out! the relay did not mount"
+			sed 's/^/#   /' "$T/relay.log"
+			exit 1
+		fi
+		sleep 0.05
+	done
+}
+
+# rverify REL: the relay's pair verifies with both stock verifiers (the
+# signer's CA) and is the signer's pair of team/REL.
+rverify() {
+	local a=$RO/$1
+	openssl cms -verify -binary -inform DER -in "$a.p7s" -content "$a" \
+		-CAfile "$STATE/pki/ca.pem" -purpose any -out /dev/null &&
+		certtool --p7-verify --inder --infile "$a.p7s" --load-data "$a" \
+			--load-ca-certificate "$STATE/pki/ca.pem" \
+			--verify-purpose=1.3.6.1.5.5.7.3.3 >/dev/null &&
+		cmp "$a" "$O/${2:-team}/$1" && cmp "$a.p7s" "$O/${2:-team}/$1.p7s"
+}
+
+for u in $A $X; do
+	builder_add "$u" || { echo "Bail out! cannot create the account $u"; exit 1; }
+	builder_key "$u" "$u.sftp" "command=\"$SFTP_SERVER\",restrict" || exit 1
+done
+start_daemon
+mkdir "$I/team" "$I/team2" && chmod 1777 "$I/team" "$I/team2"
+# Two sshds in front of the signer: the relay fails over from one to the other.
+sshd_start $A $X
+SSHD1_PID=$SSHD_PID
+SSHD1_PORT=$SSHD_PORT
+cp "$SSHD_DIR/known_hosts" "$SSHD_DIR/known_hosts.all"
+SSHD_PID=
+sshd_start $A $X
+cat "$SSHD_DIR/known_hosts" >>"$SSHD_DIR/known_hosts.all"
+SSHD2_PORT=$SSHD_PORT
+
+"$SIGNFSCTL" init --state-dir "$RSTATE" >/dev/null
+cp "$RSTATE/signfs.conf" "$RSTATE/signfs.conf.orig"
+start_relay $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team"
+day=$(date -u +%F).jsonl
+AUD=$MNT/audit/$day
+
+random_file "$SRC/a.bin" 300
+mkdir -p "$SRC/tree/sub"
+random_file "$SRC/tree/one.bin" 5
+random_file "$SRC/tree/sub/two.bin" 70
+echo small >"$SRC/tree/sub/three.txt"
+chmod -R a+rX "$SRC"
+
+check "cp into the relay signs on the signer" cp "$SRC/a.bin" "$RI/a.bin"
+check "...the pair is in the relay's outbox when cp returns, verifies, and is the signer's" \
+	rverify a.bin
+check "...the signer's audit names the builder's account" \
+	grep -q "\"event\":\"signed\",\"uid\":$(id -u $A),.*\"user\":\"$A\".*\"path\":\"team/a.bin\"" "$AUD"
+check "...and no staging name is left on the signer" \
+	sh -c "! ls -a '$I/team' | grep -q '^\.a\.bin\.'"
+check "cp -r into the relay" cp -r "$SRC/tree" "$RI/cp-r"
+check "rsync -a into the relay" rsync -a "$SRC/tree/" "$RI/rsync/"
+check "tar -x into the relay" tar -C "$RI" -xf <(tar -C "$SRC" -cf - tree)
+check "...every pair verifies and is the signer's" sh -c '
+	for d in cp-r rsync tree; do
+		for f in one.bin sub/two.bin sub/three.txt; do
+			'"$(declare -f rverify); RO='$RO' O='$O' STATE='$STATE'"' rverify "$d/$f" || exit 1
+		done
+	done'
+
+# A killed writer in the relay: nothing forwarded, nothing published.
+head -c 100M /dev/urandom >"$SRC/big.bin"
+cp "$SRC/big.bin" "$RI/big.bin" &
+pid=$!
+deadline=$((SECONDS + 30))
+until [ "$(stat -c %s "$RI/big.bin" 2>/dev/null || echo 0)" -gt 8000000 ] || [ $SECONDS -ge $deadline ]; do
+	sleep 0.02
+done
+kill -9 $pid
+wait $pid
+check "a cp killed with SIGKILL in the relay: nothing in the relay's outbox" \
+	test ! -e "$RO/big.bin" -a ! -e "$RO/big.bin.p7s"
+check "...nothing on the signer, not even a staging file" \
+	sh -c "! ls -a '$I/team' '$O/team' | grep -q 'big\.bin'"
+check "...abandoned in the relay's audit" \
+	grep -q '"event":"abandoned",.*"path":"big.bin"' "$RMNT/audit/$day"
+check "the relay stops cleanly" stop_relay
+
+# A builder whose account has no rule on the signer.
+start_relay $X.sftp $X "127.0.0.1:$SSHD1_PORT$I/team"
+check_fails "a builder without a rule: cp into the relay fails with EACCES" "Permission denied" \
+	cp "$SRC/a.bin" "$RI/x.bin"
+check "...nothing published on either side" \
+	test ! -e "$RO/x.bin" -a ! -e "$O/team/x.bin"
+check "...the signer's denial names the account" \
+	grep -q "\"event\":\"denied\",\"uid\":$(id -u $X)," "$AUD"
+check "...the relay's /whoami says the signer refused it" \
+	grep -q "x.bin: .*refused" "$RMNT/whoami"
+check "the relay stops cleanly again" stop_relay
+
+# Failover: the first signer stops, the second signs.
+start_relay $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team" "127.0.0.1:$SSHD2_PORT$I/team2"
+check "cp through the first signer" cp "$SRC/a.bin" "$RI/f1.bin"
+check "...published by it" rverify f1.bin
+sshd_stop "$SSHD1_PID"
+SSHD1_PID=
+check "the first signer stopped: cp goes to the second" cp "$SRC/a.bin" "$RI/f2.bin"
+check "...published there (team2) and verified" rverify f2.bin team2
+sshd_stop
+check_fails "no signer reachable: cp fails with EIO" "Input/output error" \
+	cp "$SRC/a.bin" "$RI/f3.bin"
+check "...nothing published in the relay" test ! -e "$RO/f3.bin"
+check "the relay stops cleanly at last" stop_relay
+check "the signer's audit log verifies" "$SIGNFSCTL" audit verify "$MNT/audit"
+check "signfsd stops cleanly" stop_daemon
+done_testing
