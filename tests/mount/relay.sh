@@ -62,14 +62,14 @@ teardown() {
 }
 trap teardown EXIT
 
-# start_relay KEY ACCOUNT URL...: the relay mount, logging in with KEY as
-# ACCOUNT to each URL (host:port/path) in order.
-start_relay() {
-	local key=$1 account=$2 url deadline=$((SECONDS + 15))
+# relay_signers KEY ACCOUNT URL...: the relay's [relay] section anew, logging
+# in with KEY as ACCOUNT to each URL (host:port/path) in order.
+relay_signers() {
+	local key=$1 account=$2 url
 	shift 2
-	sed '/^# Rules, in order/,$d' "$RSTATE/signfs.conf.orig" >"$RSTATE/signfs.conf"
+	sed -i '/^\[relay\]/,$d' "$RSTATE/signfs.conf"
 	{
-		printf '[rule anyone]\npath = **\nkey = codesign\n\n[relay]\n'
+		echo "[relay]"
 		for url in "$@"; do
 			echo "signer = ssh://$account@$url"
 		done
@@ -77,6 +77,10 @@ start_relay() {
 		echo "known_hosts = $SSHD_DIR/known_hosts.all"
 		echo "timeout = 5"
 	} >>"$RSTATE/signfs.conf"
+}
+
+start_relay() {
+	local deadline=$((SECONDS + 15))
 	"$SIGNFSD" -f -c "$RSTATE/signfs.conf" "$RMNT" 2>>"$T/relay.log" &
 	RELAY_PID=$!
 	until mountpoint -q "$RMNT"; do
@@ -117,9 +121,11 @@ sshd_start $A $X
 cat "$SSHD_DIR/known_hosts" >>"$SSHD_DIR/known_hosts.all"
 SSHD2_PORT=$SSHD_PORT
 
-"$SIGNFSCTL" init --state-dir "$RSTATE" >/dev/null
-cp "$RSTATE/signfs.conf" "$RSTATE/signfs.conf.orig"
-start_relay $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team"
+check "signfsctl init --relay writes a relay's config" "$SIGNFSCTL" init --state-dir "$RSTATE" \
+	--relay "ssh://$A@127.0.0.1:$SSHD1_PORT$I/team" --identity "$SSHD_DIR/$A.sftp" \
+	--known-hosts "$SSHD_DIR/known_hosts.all"
+check "...which signfsctl policy check accepts" "$SIGNFSCTL" policy check "$RSTATE/signfs.conf"
+start_relay
 day=$(date -u +%F).jsonl
 AUD=$MNT/audit/$day
 
@@ -166,7 +172,8 @@ check "...abandoned in the relay's audit" \
 check "the relay stops cleanly" stop_relay
 
 # A builder whose account has no rule on the signer.
-start_relay $X.sftp $X "127.0.0.1:$SSHD1_PORT$I/team"
+relay_signers $X.sftp $X "127.0.0.1:$SSHD1_PORT$I/team"
+start_relay
 check_fails "a builder without a rule: cp into the relay fails with EACCES" "Permission denied" \
 	cp "$SRC/a.bin" "$RI/x.bin"
 check "...nothing published on either side" \
@@ -178,7 +185,8 @@ check "...the relay's /whoami says the signer refused it" \
 check "the relay stops cleanly again" stop_relay
 
 # Failover: the first signer stops, the second signs.
-start_relay $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team" "127.0.0.1:$SSHD2_PORT$I/team2"
+relay_signers $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team" "127.0.0.1:$SSHD2_PORT$I/team2"
+start_relay
 check "cp through the first signer" cp "$SRC/a.bin" "$RI/f1.bin"
 check "...published by it" rverify f1.bin
 sshd_stop "$SSHD1_PID"
