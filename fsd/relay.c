@@ -63,7 +63,8 @@ int relay_parse_url(const char *url, char account[64], char host[256], unsigned 
 	if (colon == at + 1 || (size_t)(colon - at - 1) >= 256 || strlen(slash) >= 1024)
 		return -EINVAL;
 	/* The signer's inbox must be named, so that its outbox can be. */
-	if (!strstr(slash, "/inbox/") && strcmp(slash + strlen(slash) - 6, "/inbox"))
+	if (!strstr(slash, "/inbox/") &&
+	    (strlen(slash) < 6 || strcmp(slash + strlen(slash) - 6, "/inbox")))
 		return -EINVAL;
 	memcpy(account, p, at - p);
 	account[at - p] = 0;
@@ -341,7 +342,7 @@ static int fetch_signature(struct relay *r, const struct signer_url *u, const ch
 	sftp_file f;
 	unsigned char *der = NULL;
 	size_t len = 0, cap = 0;
-	ssize_t n;
+	ssize_t n = -1;
 	int rc = -EIO;
 	BIO *in = NULL, *content = NULL;
 	CMS_ContentInfo *cms = NULL;
