@@ -184,6 +184,25 @@ check "...the relay's /whoami says the signer refused it" \
 	grep -q "x.bin: .*refused" "$RMNT/whoami"
 check "the relay stops cleanly again" stop_relay
 
+# A signature that fails on the signer (its TSA unreachable, and required).
+check "the signer stops" stop_daemon
+cp "$CONF" "$CONF.good"
+sed -i 's|^key = tsa$|url = http://127.0.0.1:9/\nca = '"$STATE"'/pki/ca.pem\ntimeout = 2|' "$CONF"
+start_daemon
+relay_signers $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team"
+start_relay
+check_fails "the signer's signature fails: cp into the relay fails with EIO" \
+	"Input/output error" cp "$SRC/a.bin" "$RI/eio.bin"
+check "...nothing published on either side, no staging name left" sh -c "
+	test ! -e '$RO/eio.bin' -a ! -e '$O/team/eio.bin' && ! ls -a '$I/team' | grep -q eio"
+check "...the signer's audit says why" \
+	grep -q '"event":"failed",.*"path":"team/eio.bin"' "$AUD"
+check "...and the relay's /whoami that the signer failed" grep -q "eio.bin: .*failed" "$RMNT/whoami"
+check "the relay stops" stop_relay
+check "the signer stops, and starts again with its TSA" stop_daemon
+cp "$CONF.good" "$CONF"
+start_daemon
+
 # Failover: the first signer stops, the second signs.
 relay_signers $A.sftp $A "127.0.0.1:$SSHD1_PORT$I/team" "127.0.0.1:$SSHD2_PORT$I/team2"
 start_relay
