@@ -246,7 +246,8 @@ static int cmd_init(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || !relay != !identity_arg || !relay != !known_hosts_arg) {
+	if (optind != argc || (relay && (!identity_arg || !known_hosts_arg)) ||
+	    (!relay && (identity_arg || known_hosts_arg))) {
 		usage_init(stderr);
 		return EXIT_USAGE;
 	}
@@ -254,7 +255,7 @@ static int cmd_init(int argc, char **argv)
 		fprintf(stderr, "signfsctl: --relay is ssh://ACCOUNT@HOST[:PORT]/PATH\n");
 		return EXIT_USAGE;
 	}
-	if (relay &&
+	if (relay && identity_arg && known_hosts_arg &&
 	    (!realpath(identity_arg, identity) || !realpath(known_hosts_arg, known_hosts) ||
 	     access(identity, R_OK) < 0 || access(known_hosts, R_OK) < 0)) {
 		fprintf(stderr, "signfsctl: cannot read %s: %m\n",
