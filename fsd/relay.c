@@ -27,15 +27,23 @@ struct signer_url {
 	char outbox[1024]; /* the same place in the signer's outbox */
 };
 
+/* One kept connection: a forward at a time on it. Several let forwards of
+ * several writers overlap (libssh takes one thread per session). */
+struct conn {
+	struct relay *relay;
+	pthread_mutex_t lock; /* guards the fields below */
+	ssh_session ssh;      /* NULL: not connected */
+	sftp_session sftp;
+	size_t current; /* the signer connected to */
+};
+
 struct relay {
 	struct signer_url urls[RELAY_MAX_SIGNERS];
 	size_t n_urls;
 	char *identity, *known_hosts;
 	long timeout;
-	pthread_mutex_t lock; /* guards everything below: one forward at a time */
-	ssh_session ssh;      /* NULL: not connected */
-	sftp_session sftp;
-	size_t current; /* the signer connected to */
+	struct conn conns[RELAY_CONNECTIONS];
+	unsigned next; /* where the search for a free connection starts (atomic) */
 };
 
 int relay_parse_url(const char *url, char account[64], char host[256], unsigned *ret_port,
@@ -117,7 +125,10 @@ int relay_open(const struct relay_settings *s, struct relay **ret, char err[ERRO
 	r->identity = strdup(s->identity);
 	r->known_hosts = strdup(s->known_hosts);
 	r->timeout = s->timeout ? s->timeout : 10;
-	pthread_mutex_init(&r->lock, NULL);
+	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
+		r->conns[i].relay = r;
+		pthread_mutex_init(&r->conns[i].lock, NULL);
+	}
 	if (!r->identity || !r->known_hosts) {
 		relay_free(r);
 		return error_set(err, -ENOMEM, "out of memory");
@@ -126,24 +137,26 @@ int relay_open(const struct relay_settings *s, struct relay **ret, char err[ERRO
 	return 0;
 }
 
-static void disconnect(struct relay *r)
+static void disconnect(struct conn *k)
 {
-	if (r->sftp)
-		sftp_free(r->sftp);
-	if (r->ssh) {
-		ssh_disconnect(r->ssh);
-		ssh_free(r->ssh);
+	if (k->sftp)
+		sftp_free(k->sftp);
+	if (k->ssh) {
+		ssh_disconnect(k->ssh);
+		ssh_free(k->ssh);
 	}
-	r->sftp = NULL;
-	r->ssh = NULL;
+	k->sftp = NULL;
+	k->ssh = NULL;
 }
 
 void relay_free(struct relay *r)
 {
 	if (!r)
 		return;
-	disconnect(r);
-	pthread_mutex_destroy(&r->lock);
+	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
+		disconnect(&r->conns[i]);
+		pthread_mutex_destroy(&r->conns[i].lock);
+	}
 	free(r->identity);
 	free(r->known_hosts);
 	free(r);
@@ -168,8 +181,9 @@ static int session_options(struct relay *r, ssh_session s, const struct signer_u
 }
 
 /* One signer: connected, its host key the pinned one, logged in, SFTP up. */
-static int connect_one(struct relay *r, size_t i, char reason[ERROR_MAX])
+static int connect_one(struct conn *k, size_t i, char reason[ERROR_MAX])
 {
+	struct relay *r = k->relay;
 	const struct signer_url *u = &r->urls[i];
 	ssh_session s = ssh_new();
 	ssh_key key = NULL;
@@ -203,9 +217,9 @@ static int connect_one(struct relay *r, size_t i, char reason[ERROR_MAX])
 		error_set(reason, 0, "%s@%s: no SFTP: %s", u->account, u->host, ssh_get_error(s));
 		goto out;
 	}
-	r->ssh = s;
-	r->sftp = sftp;
-	r->current = i;
+	k->ssh = s;
+	k->sftp = sftp;
+	k->current = i;
 	s = NULL;
 	sftp = NULL;
 	rc = 0;
@@ -221,17 +235,18 @@ out:
 }
 
 /* The kept connection, or the first signer in order that answers. */
-static int ensure_connected(struct relay *r, size_t from, char reason[ERROR_MAX])
+static int ensure_connected(struct conn *k, size_t from, char reason[ERROR_MAX])
 {
+	struct relay *r = k->relay;
 	char why[ERROR_MAX] = "";
 	size_t len = 0;
 
-	if (r->ssh && ssh_is_connected(r->ssh))
+	if (k->ssh && ssh_is_connected(k->ssh))
 		return 0;
-	disconnect(r);
+	disconnect(k);
 	reason[0] = 0;
 	for (size_t i = from; i < r->n_urls; i++) {
-		if (connect_one(r, i, why) == 0)
+		if (connect_one(k, i, why) == 0)
 			return 0;
 		len += snprintf(reason + len, len < ERROR_MAX ? ERROR_MAX - len : 0, "%s%s",
 				len ? "; " : "", why);
@@ -257,7 +272,7 @@ static int sftp_errno(sftp_session sftp)
 }
 
 /* Each directory of DIR below BASE exists on the signer (mkdir -p). */
-static int make_dirs(struct relay *r, const char *base, const char *dir)
+static int make_dirs(struct conn *k, const char *base, const char *dir)
 {
 	char p[2048];
 	size_t n = snprintf(p, sizeof(p), "%s/", base);
@@ -265,11 +280,11 @@ static int make_dirs(struct relay *r, const char *base, const char *dir)
 	for (const char *s = dir; *s && n < sizeof(p) - 1;) {
 		const char *e = strchrnul(s, '/');
 		n += snprintf(p + n, sizeof(p) - n, "%.*s", (int)(e - s), s);
-		if (sftp_mkdir(r->sftp, p, 0755) < 0 &&
-		    sftp_get_error(r->sftp) != SSH_FX_FILE_ALREADY_EXISTS) {
-			sftp_attributes a = sftp_stat(r->sftp, p);
+		if (sftp_mkdir(k->sftp, p, 0755) < 0 &&
+		    sftp_get_error(k->sftp) != SSH_FX_FILE_ALREADY_EXISTS) {
+			sftp_attributes a = sftp_stat(k->sftp, p);
 			if (!a)
-				return sftp_errno(r->sftp);
+				return sftp_errno(k->sftp);
 			sftp_attributes_free(a);
 		}
 		if (!*e)
@@ -301,9 +316,9 @@ static int staging_name(const struct signer_url *u, const char *path, char out[2
 		   : 0;
 }
 
-static int upload(struct relay *r, int fd, off_t size, const char *staging, char reason[ERROR_MAX])
+static int upload(struct conn *k, int fd, off_t size, const char *staging, char reason[ERROR_MAX])
 {
-	sftp_file f = sftp_open(r->sftp, staging, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	sftp_file f = sftp_open(k->sftp, staging, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	char *buf = malloc(CHUNK);
 	off_t off = 0;
 	int rc = 0;
@@ -312,9 +327,9 @@ static int upload(struct relay *r, int fd, off_t size, const char *staging, char
 		free(buf);
 		if (f)
 			sftp_close(f);
-		rc = f ? -ENOMEM : sftp_errno(r->sftp);
+		rc = f ? -ENOMEM : sftp_errno(k->sftp);
 		return error_set(reason, rc, "the signer refused the upload: %s",
-				 f ? "out of memory" : ssh_get_error(r->ssh));
+				 f ? "out of memory" : ssh_get_error(k->ssh));
 	}
 	while (rc == 0 && off < size) {
 		ssize_t n = pread(fd, buf, CHUNK, off);
@@ -322,20 +337,20 @@ static int upload(struct relay *r, int fd, off_t size, const char *staging, char
 			rc = error_set(reason, -EIO, "cannot read the file back: %s",
 				       n < 0 ? strerror(errno) : "short");
 		else if (sftp_write(f, buf, n) != n)
-			rc = error_set(reason, sftp_errno(r->sftp), "upload to the signer: %s",
-				       ssh_get_error(r->ssh));
+			rc = error_set(reason, sftp_errno(k->sftp), "upload to the signer: %s",
+				       ssh_get_error(k->ssh));
 		else
 			off += n;
 	}
 	free(buf);
 	if (sftp_close(f) != SSH_OK && rc == 0)
-		rc = error_set(reason, -EIO, "upload to the signer: %s", ssh_get_error(r->ssh));
+		rc = error_set(reason, -EIO, "upload to the signer: %s", ssh_get_error(k->ssh));
 	return rc;
 }
 
 /* The signature the signer published for PATH, if it covers exactly the
  * bytes of FD (a later version published meanwhile does not). */
-static int fetch_signature(struct relay *r, const struct signer_url *u, const char *path, int fd,
+static int fetch_signature(struct conn *k, const struct signer_url *u, const char *path, int fd,
 			   unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
 {
 	char name[2048];
@@ -348,10 +363,10 @@ static int fetch_signature(struct relay *r, const struct signer_url *u, const ch
 	CMS_ContentInfo *cms = NULL;
 
 	snprintf(name, sizeof(name), "%s/%s.p7s", u->outbox, path);
-	f = sftp_open(r->sftp, name, O_RDONLY, 0);
+	f = sftp_open(k->sftp, name, O_RDONLY, 0);
 	if (!f)
 		return error_set(reason, -EIO, "published, but the signature cannot be fetched: %s",
-				 ssh_get_error(r->ssh));
+				 ssh_get_error(k->ssh));
 	do {
 		if (len == cap) {
 			unsigned char *p = OPENSSL_realloc(der, cap ? cap * 2 : 8192);
@@ -395,74 +410,90 @@ out:
 }
 
 /* One attempt on the connected signer. */
-static int forward_once(struct relay *r, const char *path, int fd, off_t size,
+static int forward_once(struct conn *k, const char *path, int fd, off_t size,
 			unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
 {
-	const struct signer_url *u = &r->urls[r->current];
+	const struct signer_url *u = &k->relay->urls[k->current];
 	char staging[2048], final[2048];
 	const char *slash = strrchr(path, '/');
 	int rc;
 
-	if (slash) {
-		char dir[1024];
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-		rc = make_dirs(r, u->inbox, dir);
-		if (rc < 0)
-			return error_set(reason, rc, "the signer refused the directory %s: %s", dir,
-					 ssh_get_error(r->ssh));
-	}
 	rc = staging_name(u, path, staging);
 	if (rc < 0)
 		return error_set(reason, rc, "no staging name for %s", path);
-	rc = upload(r, fd, size, staging, reason);
+	rc = upload(k, fd, size, staging, reason);
+	/* Directories are made when missing only: a round trip saved each. */
+	if (rc == -ENOENT && slash) {
+		char dir[1024];
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		rc = make_dirs(k, u->inbox, dir);
+		if (rc < 0)
+			return error_set(reason, rc, "the signer refused the directory %s: %s", dir,
+					 ssh_get_error(k->ssh));
+		rc = upload(k, fd, size, staging, reason);
+	}
 	if (rc < 0) {
-		sftp_unlink(r->sftp, staging);
-		return rc;
+		sftp_unlink(k->sftp, staging);
+		return rc == -EACCES ? -EACCES : -EIO;
 	}
 	snprintf(final, sizeof(final), "%s/%s", u->inbox, path);
 	/* The signer's commit: its close() outcome is this rename's. */
-	if (sftp_rename(r->sftp, staging, final) < 0) {
-		rc = sftp_errno(r->sftp);
+	if (sftp_rename(k->sftp, staging, final) < 0) {
+		rc = sftp_errno(k->sftp);
 		error_set(reason, rc == -EACCES ? -EACCES : -EIO, "the signer %s: %s",
 			  rc == -EACCES ? "refused it (see its /whoami)"
 					: "failed to sign it (see its audit)",
-			  ssh_get_error(r->ssh));
-		sftp_unlink(r->sftp, staging);
+			  ssh_get_error(k->ssh));
+		sftp_unlink(k->sftp, staging);
 		return rc == -EACCES ? -EACCES : -EIO;
 	}
 	for (int tries = 0; tries < 3; tries++) {
-		rc = fetch_signature(r, u, path, fd, ret_der, ret_len, reason);
+		rc = fetch_signature(k, u, path, fd, ret_der, ret_len, reason);
 		if (rc != -ESTALE)
 			break;
 	}
 	return rc < 0 ? -EIO : 0;
 }
 
+/* A free connection, or (all busy) one to wait for. Returned locked. */
+static struct conn *take_conn(struct relay *r)
+{
+	unsigned start = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+
+	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
+		struct conn *k = &r->conns[(start + i) % RELAY_CONNECTIONS];
+		if (pthread_mutex_trylock(&k->lock) == 0)
+			return k;
+	}
+	pthread_mutex_lock(&r->conns[start % RELAY_CONNECTIONS].lock);
+	return &r->conns[start % RELAY_CONNECTIONS];
+}
+
 int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigned char **ret_der,
 		  size_t *ret_len, char reason[ERROR_MAX])
 {
+	struct conn *k = take_conn(r);
 	int rc;
 
-	pthread_mutex_lock(&r->lock);
-	rc = ensure_connected(r, 0, reason);
+	rc = ensure_connected(k, 0, reason);
 	if (rc == 0) {
-		rc = forward_once(r, path, fd, size, ret_der, ret_len, reason);
+		rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
 		/* The connection broke under it: nothing was renamed, so the
 		 * next signer in order may take it. */
-		if (rc < 0 && !ssh_is_connected(r->ssh) && r->current + 1 < r->n_urls) {
-			size_t next = r->current + 1;
-			disconnect(r);
-			rc = ensure_connected(r, next, reason);
+		if (rc < 0 && !ssh_is_connected(k->ssh) && k->current + 1 < r->n_urls) {
+			size_t next = k->current + 1;
+			disconnect(k);
+			rc = ensure_connected(k, next, reason);
 			if (rc == 0)
-				rc = forward_once(r, path, fd, size, ret_der, ret_len, reason);
+				rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
 		}
-		if (rc < 0 && r->ssh && !ssh_is_connected(r->ssh))
-			disconnect(r);
+		if (rc < 0 && k->ssh && !ssh_is_connected(k->ssh))
+			disconnect(k);
 	} else {
 		char why[ERROR_MAX];
 		snprintf(why, sizeof(why), "no signer answered: %s", reason);
 		strcpy(reason, why);
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&k->lock);
 	return rc;
 }

@@ -1,5 +1,5 @@
 /* The relay: a committed file is forwarded to a signer's signfs over SSH
- * (libssh's SFTP, one kept connection, the signer's host key pinned from a
+ * (libssh's SFTP, kept connections, the signer's host key pinned from a
  * known_hosts file, the builder's key from a file). It is uploaded under a
  * temporary name that the signer never publishes, then renamed to its
  * final name: that rename is the signer's commit, through its own policy
@@ -7,7 +7,8 @@
  * against the local bytes.
  *
  * Signers are tried in order; one that does not answer within the timeout
- * is skipped for the next. Forwards are serialised on the connection.
+ * is skipped for the next. Up to RELAY_CONNECTIONS connections are kept,
+ * opened as writers overlap, one forward at a time on each.
  * Functions return 0 or a negative errno; nothing here logs. */
 #pragma once
 
@@ -18,6 +19,7 @@
 
 #define RELAY_MAX_SIGNERS 8
 #define RELAY_MAX_SIGNATURE (1 << 20) /* a .p7s larger than this is refused */
+#define RELAY_CONNECTIONS 4	      /* kept connections: forwards that overlap */
 
 struct relay_settings {
 	const char *const *signers; /* ssh://ACCOUNT@HOST[:PORT]/PATH, in order */
