@@ -35,6 +35,7 @@
 #include "config.h"
 #include "hash.h"
 #include "outbox.h"
+#include "relay.h"
 
 #define COMMIT_STRIPES 64
 #define MARKER_MAX 64
@@ -1281,6 +1282,7 @@ static void commit_pending(struct ingest *in, struct pending *p)
 		return;
 	pthread_mutex_lock(s);
 	r = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ? -EINVAL
+	    : relay_is_staging(p->path)		       ? -EPERM /* a relay's upload, cut short */
 	    : check_final_name(in, p->path, false) < 0
 		? -ENAMETOOLONG
 		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);

@@ -295,8 +295,8 @@ static int make_dirs(struct conn *k, const char *base, const char *dir)
 	return 0;
 }
 
-/* STAGING: PATH's directory, then ".BASE.XXXXXX", a name the signer's
- * signfs takes as temporary (rsync's): never published under it. */
+/* STAGING: PATH's directory, then ".BASE" RELAY_STAGING_TAG "XXXXXX": a
+ * temporary name that the signer's signfs never publishes (relay.h). */
 static int staging_name(const struct signer_url *u, const char *path, char out[2048])
 {
 	const char *base = strrchr(path, '/');
@@ -310,8 +310,8 @@ static int staging_name(const struct signer_url *u, const char *path, char out[2
 		sfx[i] = set[rnd[i] % (sizeof(set) - 1)];
 	sfx[6] = 0;
 	base = base ? base + 1 : path;
-	return snprintf(out, 2048, "%s/%.*s.%s.%s", u->inbox, (int)(base - path), path, base,
-			sfx) >= 2048
+	return snprintf(out, 2048, "%s/%.*s.%s" RELAY_STAGING_TAG "%s", u->inbox,
+			(int)(base - path), path, base, sfx) >= 2048
 		   ? -ENAMETOOLONG
 		   : 0;
 }

@@ -12,7 +12,9 @@
  * Functions return 0 or a negative errno; nothing here logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -20,6 +22,21 @@
 #define RELAY_MAX_SIGNERS 8
 #define RELAY_MAX_SIGNATURE (1 << 20) /* a .p7s larger than this is refused */
 #define RELAY_CONNECTIONS 4	      /* kept connections: forwards that overlap */
+
+/* Uploads land under ".NAME" RELAY_STAGING_TAG "XXXXXX", a temporary name
+ * (the default temp_patterns' ".*.??????"). A signer never signs such a
+ * name under itself, whatever its age (ingest.c): an upload cut short
+ * (the connection lost, the relay killed) is removed and audited as
+ * abandoned, never published. */
+#define RELAY_STAGING_TAG ".signfs-relay."
+
+static inline bool relay_is_staging(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return base[0] == '.' && strstr(base, RELAY_STAGING_TAG);
+}
 
 struct relay_settings {
 	const char *const *signers; /* ssh://ACCOUNT@HOST[:PORT]/PATH, in order */

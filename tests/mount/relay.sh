@@ -28,6 +28,8 @@ path = **
 users = root
 key = codesign
 RULES
+# A temporary file left on the signer is handled after 2 s, not 60.
+sed -i 's/^temp_grace = .*/temp_grace = 2/' "$CONF"
 
 RSTATE=$T/relay-state
 RMNT=$T/relay-mnt
@@ -61,6 +63,16 @@ teardown() {
 	cleanup
 }
 trap teardown EXIT
+
+# wait_for SECONDS CMD...: until CMD succeeds, with a deadline.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.05
+	done
+}
 
 # relay_signers KEY ACCOUNT URL...: the relay's [relay] section anew, logging
 # in with KEY as ACCOUNT to each URL (host:port/path) in order.
@@ -169,6 +181,30 @@ check "...nothing on the signer, not even a staging file" \
 	sh -c "! ls -a '$I/team' '$O/team' | grep -q 'big\.bin'"
 check "...abandoned in the relay's audit" \
 	grep -q '"event":"abandoned",.*"path":"big.bin"' "$RMNT/audit/$day"
+
+# The connection dropped mid-upload (the sshd sessions serving the relay
+# killed): the relay's close() fails, and the upload, under its temporary
+# name on the signer, is never signed, even after the signer's temp_grace.
+cp "$SRC/big.bin" "$RI/drop.bin" 2>"$T/drop.out" &
+pid=$!
+deadline=$((SECONDS + 30))
+until [ -n "$(find "$I/team" -maxdepth 1 -name '.drop.bin.*' -size +8M)" ] || [ $SECONDS -ge $deadline ]; do
+	sleep 0.02
+done
+for p in $(ps -o pid= --ppid "$SSHD1_PID"); do
+	kill "$p"
+done
+rc=0
+wait $pid || rc=$?
+check "a connection dropped mid-upload: cp fails" test "$rc" != 0
+check "...with EIO" grep -q "Input/output error" "$T/drop.out"
+check "...nothing in the relay's outbox" test ! -e "$RO/drop.bin"
+check "...the temporary name is gone from the signer's inbox" \
+	wait_for 30 sh -c "! ls -a '$I/team' | grep -q drop"
+check "...and nothing of it was published on the signer" \
+	sh -c "! ls -a '$O/team' | grep -q drop"
+check "...abandoned in the signer's audit" \
+	grep -q '"event":"abandoned",.*"path":"team/.drop.bin.' "$AUD"
 check "the relay stops cleanly" stop_relay
 
 # A builder whose account has no rule on the signer.
