@@ -327,7 +327,9 @@ static int upload(struct conn *k, int fd, off_t size, const char *staging, char 
 		free(buf);
 		if (f)
 			sftp_close(f);
-		rc = f ? -ENOMEM : sftp_errno(k->sftp);
+		/* A kept connection that died while idle: nothing reached the
+		 * signer yet (ENOTCONN, relay_forward tries again). */
+		rc = f ? -ENOMEM : !ssh_is_connected(k->ssh) ? -ENOTCONN : sftp_errno(k->sftp);
 		return error_set(reason, rc, "the signer refused the upload: %s",
 				 f ? "out of memory" : ssh_get_error(k->ssh));
 	}
@@ -434,7 +436,7 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size,
 	}
 	if (rc < 0) {
 		sftp_unlink(k->sftp, staging);
-		return rc == -EACCES ? -EACCES : -EIO;
+		return rc == -EACCES || rc == -ENOTCONN ? rc : -EIO;
 	}
 	snprintf(final, sizeof(final), "%s/%s", u->inbox, path);
 	/* The signer's commit: its close() outcome is this rename's. */
@@ -478,14 +480,16 @@ int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigne
 	rc = ensure_connected(k, 0, reason);
 	if (rc == 0) {
 		rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
-		/* The connection broke under it: nothing was renamed, so the
-		 * next signer in order may take it. */
-		if (rc < 0 && !ssh_is_connected(k->ssh) && k->current + 1 < r->n_urls) {
-			size_t next = k->current + 1;
+		/* A kept connection found dead before anything was sent: once
+		 * more on a new one, from the first signer in order. One lost
+		 * mid-upload fails the forward (the signer abandons what came). */
+		if (rc == -ENOTCONN) {
 			disconnect(k);
-			rc = ensure_connected(k, next, reason);
+			rc = ensure_connected(k, 0, reason);
 			if (rc == 0)
 				rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
+			if (rc == -ENOTCONN)
+				rc = -EIO;
 		}
 		if (rc < 0 && k->ssh && !ssh_is_connected(k->ssh))
 			disconnect(k);

@@ -205,6 +205,31 @@ check "...and nothing of it was published on the signer" \
 	sh -c "! ls -a '$O/team' | grep -q drop"
 check "...abandoned in the signer's audit" \
 	grep -q '"event":"abandoned",.*"path":"team/.drop.bin.' "$AUD"
+
+# The relay killed mid-forward: nothing published on the signer (the
+# upload is abandoned there), and the relay's restart abandons the version.
+cp "$SRC/big.bin" "$RI/killed.bin" 2>/dev/null &
+pid=$!
+deadline=$((SECONDS + 30))
+until [ -n "$(find "$I/team" -maxdepth 1 -name '.killed.bin.*' -size +8M)" ] || [ $SECONDS -ge $deadline ]; do
+	sleep 0.02
+done
+kill -9 "$RELAY_PID"
+wait "$RELAY_PID"
+RELAY_PID=
+fusermount3 -uz "$RMNT"
+rc=0
+wait $pid || rc=$?
+check "the relay killed mid-forward: its writer's cp fails" test "$rc" != 0
+check "...the upload's temporary name goes from the signer's inbox" \
+	wait_for 30 sh -c "! ls -a '$I/team' | grep -q killed"
+check "...nothing of it published on the signer" sh -c "! ls -a '$O/team' | grep -q killed"
+check "...abandoned in the signer's audit" \
+	grep -q '"event":"abandoned",.*"path":"team/.killed.bin.' "$AUD"
+start_relay
+check "...the relay's restart abandons the version, audited" \
+	grep -q '"event":"abandoned",.*"path":"killed.bin"' "$RMNT/audit/$day"
+check "...and publishes nothing" test ! -e "$RO/killed.bin" -a ! -e "$RI/killed.bin"
 check "the relay stops cleanly" stop_relay
 
 # A builder whose account has no rule on the signer.
