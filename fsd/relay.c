@@ -167,7 +167,7 @@ void relay_free(struct relay *r)
 static int session_options(struct relay *r, ssh_session s, const struct signer_url *u)
 {
 	bool no = false;
-	int port = u->port;
+	int port = u->port, nodelay = 1;
 
 	if (ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_HOST, u->host) < 0 ||
@@ -175,7 +175,9 @@ static int session_options(struct relay *r, ssh_session s, const struct signer_u
 	    ssh_options_set(s, SSH_OPTIONS_USER, u->account) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, r->known_hosts) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, r->known_hosts) < 0 ||
-	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &r->timeout) < 0)
+	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &r->timeout) < 0 ||
+	    /* Each request waits for its reply: no Nagle delay on them. */
+	    ssh_options_set(s, SSH_OPTIONS_NODELAY, &nodelay) < 0)
 		return -EINVAL;
 	return 0;
 }
