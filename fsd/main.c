@@ -29,6 +29,8 @@
 #include "config.h"
 #include "denials.h"
 #include "events.h"
+#include "outbox.h"
+#include "provenance.h"
 #include "flush.h"
 #include "ingest.h"
 #include "live.h"
@@ -646,6 +648,7 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
+	outbox_set_statement(ingest_outbox(d.ingest), provenance_statement, &d);
 	if (events_settle(&d) < 0) {
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		goto out;

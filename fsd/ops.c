@@ -201,6 +201,9 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 			outbox_present(st, kind);
 			r = 0;
 		}
+		/* Or its attributes from when it was looked up (fstat). */
+		if (r == -ENOENT && nodes_version_kept(d->nodes, n, st))
+			r = 0;
 		return r;
 	default:
 		break;
@@ -260,6 +263,8 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 		r = outbox_stat_version(o, id, kind, st);
 		if (r == 0) {
 			*ret = nodes_version(d->nodes, id, kind);
+			if (*ret)
+				nodes_version_keep(d->nodes, *ret, st);
 			return *ret ? 0 : -ENOMEM;
 		}
 		if (r != -ENOENT)
@@ -481,11 +486,9 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	int r = inbox_child(d, parent, name, &path);
 
 	if (r == 0) {
-		if (dir)
-			r = unlinkat(ingest_inbox_fd(d->ingest), path, AT_REMOVEDIR) < 0 ? -errno
-											 : 0;
-		else
-			r = ingest_unlink(d->ingest, path);
+		struct ingest_cred c = caller(req);
+
+		r = dir ? ingest_rmdir(d->ingest, path, &c) : ingest_unlink(d->ingest, path, &c);
 		free(path);
 	}
 	if (r == 0)
@@ -703,6 +706,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		} else if ((r = take_quota(req)) == 0) {
 			c = caller(req);
 			r = ingest_open_file(d->ingest, rel, fi->flags, &c, &f);
+			/* The name the kernel cached is gone (a file the daemon
+			 * removed: an abandonment, a rollback): ESTALE makes the
+			 * kernel look it up afresh and retry, so that an
+			 * open(O_CREAT), whose flag it does not pass on, creates. */
+			if (r == -ENOENT)
+				r = -ESTALE;
 			if (r == 0)
 				r = bind_inbox_file(fi, f, &c);
 			if (r < 0)
@@ -790,6 +799,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = open_handle(fi);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_closer closer = {0};
+	int status;
 
 	if (!h->file) {
 		fuse_reply_err(req, 0);
@@ -799,7 +809,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		char *path = NULL;
 		/* The opening thread itself, most often: no need to ask /proc. */
 		closer.tgid = ctx->pid == h->opener ? h->opener_tgid : proc_tgid(ctx->pid);
-		closer.fatal_signal = proc_fatal_signal(ctx->pid);
+		if (proc_exit_state(ctx->pid, &status)) {
+			closer.fatal_signal = status & 0x7f;
+			closer.exit_status = (status >> 8) & 0xff;
+		}
 		if (nodes_path(fsd_of(req)->nodes, node_of(req, ino), &path) == 0)
 			closer.holds_more = proc_holds(ctx->pid, path);
 		free(path);
