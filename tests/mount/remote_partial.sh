@@ -2,10 +2,9 @@
 # An interrupted `rsync -P` (--partial) publishes nothing at the final name,
 # killed by SIGINT (Ctrl-C: the whole process group) and by SIGTERM, both
 # writing locally into the mount and through rrsync over ssh. rsync renames
-# what arrived to the final name when interrupted with --partial, so this
-# holds only once signfs tells such a rename from a finished transfer (the
-# durability work on writers that fake completion); until then this script
-# is kept out of tests/meson.build.
+# what arrived to the final name when interrupted with --partial: this holds
+# because the commit waits for rsync's exit status (await_exit), on the
+# signer's side of rrsync too. Run by hand: not in tests/meson.build.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
 
