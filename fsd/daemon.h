@@ -20,6 +20,7 @@ struct policy_live;
 struct quota;
 struct flush;
 struct recent;
+struct relay;
 struct shipper;
 struct signer;
 struct store;
@@ -56,6 +57,7 @@ struct fsd {
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
 	struct keep *keep;	    /* what is kept for writers, counted (anomalies.c) */
+	struct relay *relay;	    /* [relay]: commits are signed elsewhere, or NULL */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

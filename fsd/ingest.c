@@ -36,6 +36,7 @@
 #include "exits.h"
 #include "hash.h"
 #include "outbox.h"
+#include "relay.h"
 
 #define COMMIT_STRIPES 64
 #define MARKER_MAX 64
@@ -543,8 +544,10 @@ static int commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
-	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len,
-			       &c->facts, err);
+	int r = in->hooks.forward ? in->hooks.forward(in->hooks.ctx, c->path, c->fd, c->st.st_size,
+						      &c->sig, &c->sig_len, err)
+				  : in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig,
+						   &c->sig_len, &c->facts, err);
 
 	if (r < 0)
 		error_set(c->reason, 0, "%s", err);
@@ -1655,6 +1658,7 @@ static void commit_pending(struct ingest *in, struct pending *p)
 		return;
 	pthread_mutex_lock(s);
 	r = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ? -EINVAL
+	    : relay_is_staging(p->path)		       ? -EPERM /* a relay's upload, cut short */
 	    : check_final_name(in, p->path, false) < 0
 		? -ENAMETOOLONG
 		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);

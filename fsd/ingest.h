@@ -183,6 +183,13 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
 typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int fd, off_t size,
 			       int out_fd, enum policy_format *ret_format,
 			       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
+/* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), which the
+ * hook hands to a signer, returning that signer's detached signature over
+ * it as SIGN does, or -EACCES (the signer refused it) or another negative
+ * errno with the reason. */
+typedef int (*ingest_forward_fn)(void *ctx, const char *path, int fd, off_t size,
+				 unsigned char **ret_der, size_t *ret_len,
+				 char reason[INGEST_VETO_MAX]);
 
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {
@@ -190,6 +197,7 @@ struct ingest_hooks {
 	ingest_release_fn release;
 	ingest_sign_fn sign;
 	ingest_embed_fn embed; /* may be NULL: every format is CMS */
+	ingest_forward_fn forward; /* set: used instead of SIGN (a relay) */
 	ingest_event_fn event;
 	void *ctx;
 };

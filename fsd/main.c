@@ -40,6 +40,7 @@
 #include "ops.h"
 #include "quota.h"
 #include "recent.h"
+#include "relay.h"
 #include "shipper.h"
 #include "signer.h"
 #include "store.h"
@@ -464,6 +465,34 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	return 0;
 }
 
+/* [relay]: the signers, checked before mounting (no connection yet). */
+static int open_relay(const struct config *c, struct fsd *d)
+{
+	const struct config_relay *rc = &c->relay;
+	struct relay_settings s = {.signers = (const char *const *)rc->signers,
+				   .n_signers = rc->n_signers,
+				   .identity = rc->identity,
+				   .known_hosts = rc->known_hosts,
+				   .timeout = rc->timeout};
+	char err[ERROR_MAX];
+
+	if (!rc->n_signers)
+		return 0;
+	if (relay_open(&s, &d->relay, err) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int relay_hook(void *ctx, const char *path, int fd, off_t size, unsigned char **ret_der,
+		      size_t *ret_len, char reason[INGEST_VETO_MAX])
+{
+	struct fsd *d = ctx;
+
+	return relay_forward(d->relay, path, fd, size, ret_der, ret_len, reason);
+}
+
 static void reopen_log(int sig)
 {
 	(void)sig;
@@ -591,7 +620,7 @@ int main(int argc, char **argv)
 	d.recent = recent_new();
 	if (!d.metrics || !d.usage || !d.denials || !d.recent)
 		goto out;
-	if (open_signer(c, &d.signer) < 0 || open_timestamper(c, &d) < 0)
+	if (open_signer(c, &d.signer) < 0 || open_timestamper(c, &d) < 0 || open_relay(c, &d) < 0)
 		goto out;
 	if (open_audit(c, &d, &store) < 0)
 		goto out;
@@ -611,6 +640,7 @@ int main(int argc, char **argv)
 					       .release = events_release,
 					       .sign = events_sign,
 					       .embed = events_embed,
+					       .forward = d.relay ? relay_hook : NULL,
 					       .event = events_ingest,
 					       .ctx = &d},
 			&d.ingest);
@@ -675,6 +705,7 @@ out:
 	flush_free(d.flush);
 	timestamper_free(d.timestamper);
 	signer_free(d.signer);
+	relay_free(d.relay);
 	metrics_free(d.metrics);
 	inventory_usage_free(d.usage);
 	if (d.state_fd >= 0)

@@ -631,6 +631,37 @@ static int set_alert_days(struct parse_state *s, const char *value)
 	return s->err[0] ? 0 : 1;
 }
 
+static int relay_key(struct parse_state *s, const char *key, const char *value)
+{
+	struct config_relay *r = &s->c->relay;
+
+	if (!strcmp(key, "signer")) {
+		if (strncmp(value, "ssh://", 6) || strpbrk(value, " \t"))
+			return fail(s,
+				    "signer must be one ssh://ACCOUNT@HOST[:PORT]/PATH per line");
+		if (r->n_signers == CONFIG_MAX_SIGNERS)
+			return fail(s, "at most %d signers", CONFIG_MAX_SIGNERS);
+		/* analyzer: owned by the config, freed by config_free(). */
+		if (!(r->signers[r->n_signers] = strdup(value)))
+			return fail(s, "out of memory");
+		r->n_signers++;
+		return 1;
+	}
+	if (!strcmp(key, "identity"))
+		return set_path(s, &r->identity, value);
+	if (!strcmp(key, "known_hosts"))
+		return set_path(s, &r->known_hosts, value);
+	if (!strcmp(key, "timeout")) {
+		char *end;
+		long v = strtol(value, &end, 10);
+		if (*end || v < 1 || v > 600)
+			return fail(s, "timeout must be seconds from 1 to 600");
+		r->timeout = v;
+		return 1;
+	}
+	return fail(s, "unknown key '%s' in [relay]", key);
+}
+
 static int handle(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *s = user;
@@ -712,6 +743,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 		return limits_key(s, key, value);
 	} else if (!strcmp(section, "timestamp")) {
 		return timestamp_key(s, key, value);
+	} else if (!strcmp(section, "relay")) {
+		return relay_key(s, key, value);
 	} else if (!strncmp(section, "rule ", 5)) {
 		struct rule *r = rule_section(s, section);
 		return r ? rule_key(s, r, key, value) : 0;
@@ -794,6 +827,8 @@ static int validate(struct parse_state *s)
 		return fail(s, "[token] module is required");
 	if (!c->pin_file && !c->pin_credential)
 		return fail(s, "[token] needs pin_file or pin_credential");
+	if (c->relay.n_signers && (!c->relay.identity || !c->relay.known_hosts))
+		return fail(s, "[relay] needs identity and known_hosts");
 	for (size_t i = 0; i < c->n_keys; i++) {
 		if (!c->keys[i].uri)
 			return fail(s, "[key %s] has no uri", c->keys[i].name);
@@ -886,6 +921,10 @@ void config_free(struct config *c)
 	free(c->checkpoint_command);
 	for (size_t i = 0; i < c->timestamp.n_urls; i++)
 		free(c->timestamp.urls[i]);
+	for (size_t i = 0; i < c->relay.n_signers; i++)
+		free(c->relay.signers[i]);
+	free(c->relay.identity);
+	free(c->relay.known_hosts);
 	free(c->timestamp.key);
 	free(c->timestamp.policy);
 	free(c->timestamp.ca);

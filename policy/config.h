@@ -47,6 +47,17 @@ struct config_limits {
 	unsigned hold_expiry;			 /* seconds (default 7 days) */
 };
 
+/* [relay]: this signfsd signs nothing itself; committed files go to a
+ * signer over SSH (fsd/relay.h). */
+#define CONFIG_MAX_SIGNERS 8
+struct config_relay {
+	char *signers[CONFIG_MAX_SIGNERS]; /* ssh://ACCOUNT@HOST[:PORT]/PATH, in order */
+	size_t n_signers;		   /* 0: no [relay] */
+	char *identity;			   /* the builder's private key file */
+	char *known_hosts;		   /* the signers' pinned host keys */
+	unsigned timeout;		   /* seconds per signer (default 10) */
+};
+
 struct config {
 	char *path;
 	int n_lines; /* lines in the file, for messages about what it lacks */
@@ -71,6 +82,7 @@ struct config {
 	bool has_audit_group; /* [audit] audit_group: who reads the log besides root */
 	gid_t audit_gid;
 	struct config_timestamp timestamp;
+	struct config_relay relay;
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;
