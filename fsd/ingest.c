@@ -2348,7 +2348,7 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
 	/* Without the watcher, commits never wait for a writer's exit. */
-	(void)exits_open(writer_exited, in, &in->exits);
+	(void)exits_open(true, writer_exited, in, &in->exits);
 	r = backing_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "staging", &in->staging_fd);
