@@ -242,6 +242,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			rec.tsa_serial = ev->facts->tsa_serial;
 			count_tsa(d, ev, &rec);
 		}
+		/* A relay's word about its writer: recorded, never decided on. */
+		rec.claims = ev->claims;
 		if (ev->facts && ev->facts->note[0]) {
 			rec.reason = ev->facts->note;
 			log_warn("inbox/%s: %s", ev->path, ev->facts->note);

@@ -454,6 +454,7 @@ struct commit {
 	bool embedded;
 	unsigned char written[SHA256_LEN]; /* the writer's bytes' digest */
 	const char *format;
+	const char *claims; /* a relay's, about its writer (commit_claimed) */
 };
 
 /* Policy for the final path, with the credential bound at open: a rename or
@@ -546,7 +547,7 @@ static int commit_sign(struct commit *c)
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
 	int r = in->hooks.forward ? in->hooks.forward(in->hooks.ctx, c->path, c->fd, c->st.st_size,
-						      &c->sig, &c->sig_len, err)
+						      c->cred, &c->sig, &c->sig_len, err)
 				  : in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig,
 						   &c->sig_len, &c->facts, err);
 
@@ -572,6 +573,7 @@ static struct ingest_event commit_event(struct commit *c, enum ingest_result res
 	    .quorum = c->grant.quorum,
 	    .format = c->format,
 	    .published_sha256 = c->embedded ? c->digest : NULL,
+	    .claims = c->claims,
 	};
 }
 
@@ -680,10 +682,11 @@ static int commit_publish(struct commit *c)
 }
 
 /* Commit FD as PATH. HASH may be NULL to hash FD from scratch; STAGING names
- * the staging file FD is, if it is one. The caller holds PATH's stripe.
+ * the staging file FD is, if it is one; CLAIMS (may be NULL) what a relay
+ * says of its writer, recorded unverified. The caller holds PATH's stripe.
  * 0, -EACCES or -EFBIG (denied, reported), or -EIO (failed, reported). */
-static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
-		     const char *staging, const struct ingest_cred *cred)
+static int commit_claimed(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
+			  const char *staging, const struct ingest_cred *cred, const char *claims)
 {
 	struct commit c = {.in = in,
 			   .fd = fd,
@@ -691,7 +694,8 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 			   .cred = cred,
 			   .hash = hash,
 			   .staging = staging,
-			   .signing = INGEST_NO_ID};
+			   .signing = INGEST_NO_ID,
+			   .claims = claims};
 	double started = now_seconds();
 	int r;
 
@@ -746,6 +750,13 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	/* Signing and publishing failures are EIO to the writer, a refusal or
 	 * a hold EACCES; the reason went out with the event. */
 	return r == -EFBIG || r == -EACCES || r == -EDQUOT ? r : r < 0 ? -EIO : 0;
+}
+
+/* commit_claimed() without claims: a writer of this host. */
+static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
+		     const char *staging, const struct ingest_cred *cred)
+{
+	return commit_claimed(in, fd, path, hash, staging, cred, NULL);
 }
 
 /* ---- commits that wait for the writer's success ----
@@ -2199,6 +2210,42 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 	return r;
 }
 
+/* A relay's upload FROM is being committed: the claims it left beside it
+ * (relay.h), read and removed; NULL when there are none or they are not
+ * the renamer's own file. */
+static char *take_claims(struct ingest *in, const char *from, const struct ingest_cred *cred)
+{
+	char name[PATH_MAX], *buf = NULL;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (snprintf(name, sizeof(name), "%s" RELAY_CLAIMS_SUFFIX, from) >= (int)sizeof(name))
+		return NULL;
+	fd = openat(in->inbox_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == cred->uid &&
+	    st.st_size > 0 && st.st_size <= RELAY_MAX_CLAIMS && (buf = malloc(st.st_size + 1))) {
+		n = pread(fd, buf, st.st_size, 0);
+		if (n != st.st_size) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = 0;
+		}
+	}
+	if (fd >= 0) {
+		struct pending *p;
+		close(fd);
+		unlinkat(in->inbox_fd, name, 0);
+		/* It waited for a rename as a temporary name; it is done. */
+		pthread_mutex_lock(&in->lock);
+		p = pending_take(in, name);
+		pthread_mutex_unlock(&in->lock);
+		pending_free(in, p);
+	}
+	return buf;
+}
+
 /* A published file was renamed away from the path that marker MARKER
  * names (FROM, which a successful attestation may have made NULL in the
  * caller): withdrawn there, under that path's stripe. */
@@ -2268,8 +2315,11 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (commit)
 		r = marker_create(in, to, cred,
 				  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), marker);
-	if (r == 0 && commit && !later)
-		r = commit_fd(in, fd, to, NULL, NULL, cred);
+	if (r == 0 && commit && !later) {
+		char *claims = relay_is_staging(from) ? take_claims(in, from, cred) : NULL;
+		r = commit_claimed(in, fd, to, NULL, NULL, cred, claims);
+		free(claims);
+	}
 	if (r == INGEST_ATTESTED) {
 		/* Attested, not published: the bytes leave the inbox, as a
 		 * closed file's do, and the rename succeeds for the writer. */

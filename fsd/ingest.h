@@ -155,6 +155,7 @@ struct ingest_event {
 	 * writer's); NULL for the bytes as written */
 	const char *format;
 	const unsigned char *published_sha256;
+	const char *claims; /* SIGNED: what a relay says of its writer (JSON), unverified */
 };
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
@@ -186,13 +187,14 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
 typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int fd, off_t size,
 			       int out_fd, enum policy_format *ret_format,
 			       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
-/* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), which the
+/* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), written
+ * by CRED (which the signer records as the relay's claims), which the
  * hook hands to a signer, returning that signer's detached signature over
  * it as SIGN does, or -EACCES (the signer refused it) or another negative
  * errno with the reason. */
 typedef int (*ingest_forward_fn)(void *ctx, const char *path, int fd, off_t size,
-				 unsigned char **ret_der, size_t *ret_len,
-				 char reason[INGEST_VETO_MAX]);
+				 const struct ingest_cred *cred, unsigned char **ret_der,
+				 size_t *ret_len, char reason[INGEST_VETO_MAX]);
 
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {

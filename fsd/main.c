@@ -3,6 +3,8 @@
  * before mounting, so every error reaches the terminal) -> mount -> loop ->
  * tear down. */
 #include <errno.h>
+#include <json-c/json.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <getopt.h>
@@ -485,12 +487,39 @@ static int open_relay(const struct config *c, struct fsd *d)
 	return 0;
 }
 
-static int relay_hook(void *ctx, const char *path, int fd, off_t size, unsigned char **ret_der,
-		      size_t *ret_len, char reason[INGEST_VETO_MAX])
+/* What this relay says of CRED, its local writer, for the signer to record
+ * as claims (it decides nothing there): JSON, in OUT. */
+static const char *writer_claims(const struct ingest_cred *cred, char *out, size_t n)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024], host[256] = "";
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	(void)gethostname(host, sizeof(host) - 1); /* "" when unknown */
+	json_object_object_add(o, "host", json_object_new_string(host));
+	json_object_object_add(o, "uid", json_object_new_int64(cred->uid));
+	if (getpwuid_r(cred->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		json_object_object_add(o, "user", json_object_new_string(res->pw_name));
+	json_object_object_add(o, "gid", json_object_new_int64(cred->gid));
+	json_object_object_add(o, "pid", json_object_new_int64(cred->tgid));
+	if (cred->exe[0])
+		json_object_object_add(o, "exe", json_object_new_string(cred->exe));
+	snprintf(out, n, "%s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return out;
+}
+
+static int relay_hook(void *ctx, const char *path, int fd, off_t size,
+		      const struct ingest_cred *cred, unsigned char **ret_der, size_t *ret_len,
+		      char reason[INGEST_VETO_MAX])
 {
 	struct fsd *d = ctx;
+	char claims[RELAY_MAX_CLAIMS];
 
-	return relay_forward(d->relay, path, fd, size, ret_der, ret_len, reason);
+	return relay_forward(d->relay, path, fd, size, writer_claims(cred, claims, sizeof(claims)),
+			     ret_der, ret_len, reason);
 }
 
 static void reopen_log(int sig)

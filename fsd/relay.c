@@ -413,8 +413,37 @@ out:
 	return rc;
 }
 
+/* The claims sidecar of STAGING (CLAIMS may be NULL: none). */
+static int upload_claims(struct conn *k, const char *staging, const char *claims)
+{
+	char name[2048 + sizeof(RELAY_CLAIMS_SUFFIX)];
+	size_t len = claims ? strlen(claims) : 0;
+	sftp_file f;
+	int rc = 0;
+
+	if (!len || len > RELAY_MAX_CLAIMS)
+		return 0;
+	snprintf(name, sizeof(name), "%s" RELAY_CLAIMS_SUFFIX, staging);
+	f = sftp_open(k->sftp, name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (!f)
+		return sftp_errno(k->sftp);
+	if (sftp_write(f, claims, len) != (ssize_t)len)
+		rc = sftp_errno(k->sftp);
+	if (sftp_close(f) != SSH_OK && rc == 0)
+		rc = -EIO;
+	return rc;
+}
+
+static void drop_claims(struct conn *k, const char *staging)
+{
+	char name[2048 + sizeof(RELAY_CLAIMS_SUFFIX)];
+
+	snprintf(name, sizeof(name), "%s" RELAY_CLAIMS_SUFFIX, staging);
+	sftp_unlink(k->sftp, name); /* gone already when the signer read it */
+}
+
 /* One attempt on the connected signer. */
-static int forward_once(struct conn *k, const char *path, int fd, off_t size,
+static int forward_once(struct conn *k, const char *path, int fd, off_t size, const char *claims,
 			unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
 {
 	const struct signer_url *u = &k->relay->urls[k->current];
@@ -436,6 +465,10 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size,
 					 ssh_get_error(k->ssh));
 		rc = upload(k, fd, size, staging, reason);
 	}
+	/* What the claims say is recorded, never decided on: without them the
+	 * commit goes on. */
+	if (rc == 0)
+		(void)upload_claims(k, staging, claims);
 	if (rc < 0) {
 		sftp_unlink(k->sftp, staging);
 		return rc == -EACCES || rc == -ENOTCONN ? rc : -EIO;
@@ -449,6 +482,7 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size,
 					: "failed to sign it (see its audit)",
 			  ssh_get_error(k->ssh));
 		sftp_unlink(k->sftp, staging);
+		drop_claims(k, staging);
 		return rc == -EACCES ? -EACCES : -EIO;
 	}
 	for (int tries = 0; tries < 3; tries++) {
@@ -473,15 +507,15 @@ static struct conn *take_conn(struct relay *r)
 	return &r->conns[start % RELAY_CONNECTIONS];
 }
 
-int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigned char **ret_der,
-		  size_t *ret_len, char reason[ERROR_MAX])
+int relay_forward(struct relay *r, const char *path, int fd, off_t size, const char *claims,
+		  unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
 {
 	struct conn *k = take_conn(r);
 	int rc;
 
 	rc = ensure_connected(k, 0, reason);
 	if (rc == 0) {
-		rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
+		rc = forward_once(k, path, fd, size, claims, ret_der, ret_len, reason);
 		/* A kept connection found dead before anything was sent: once
 		 * more on a new one, from the first signer in order. One lost
 		 * mid-upload fails the forward (the signer abandons what came). */
@@ -489,7 +523,8 @@ int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigne
 			disconnect(k);
 			rc = ensure_connected(k, 0, reason);
 			if (rc == 0)
-				rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
+				rc = forward_once(k, path, fd, size, claims, ret_der, ret_len,
+						  reason);
 			if (rc == -ENOTCONN)
 				rc = -EIO;
 		}

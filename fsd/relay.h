@@ -30,6 +30,12 @@
  * abandoned, never published. */
 #define RELAY_STAGING_TAG ".signfs-relay."
 
+/* Beside an upload STAGING, STAGING RELAY_CLAIMS_SUFFIX holds the relay's
+ * claims about its writer (at most RELAY_MAX_CLAIMS bytes of JSON); the
+ * signer reads and removes it at the rename that commits the upload. */
+#define RELAY_CLAIMS_SUFFIX ".claims"
+#define RELAY_MAX_CLAIMS 4096
+
 static inline bool relay_is_staging(const char *path)
 {
 	const char *base = strrchr(path, '/');
@@ -54,13 +60,16 @@ int relay_open(const struct relay_settings *settings, struct relay **ret, char e
 void relay_free(struct relay *r);
 
 /* Forward inbox PATH, whose content is FD (SIZE bytes), to a signer as
- * PATH under its URL's directory, and fetch the signature it published:
+ * PATH under its URL's directory, with CLAIMS (JSON, may be NULL: what
+ * this relay says of its local writer, which the signer records as claims
+ * and never decides on) beside the upload as its RELAY_CLAIMS_SUFFIX
+ * sidecar, and fetch the signature it published:
  * *ret_der (OPENSSL_malloc'd) is a detached CMS signature over exactly
  * these bytes. -EACCES when the signer refused it (its policy), -EIO when
  * it failed or no signer answered, with the reason in REASON; nothing is
  * published on the signer under PATH then. */
-int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigned char **ret_der,
-		  size_t *ret_len, char reason[ERROR_MAX]);
+int relay_forward(struct relay *r, const char *path, int fd, off_t size, const char *claims,
+		  unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX]);
 
 /* Split ssh://ACCOUNT@HOST[:PORT]/PATH. PATH must have a component
  * "inbox" (the signer's inbox, or a directory in it). 0 or -EINVAL. */

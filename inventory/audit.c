@@ -216,6 +216,36 @@ static void add_int(json_object *o, const char *k, long long v)
 
 /* The canonical line: keys in this fixed order, absent fields left out, no
  * whitespace, control characters escaped, '/' not escaped. */
+/* A relay's claims about its writer: the string and number members of a
+ * JSON object (at most 16, names of 32 bytes), strings cleaned as names
+ * are, marked as what nobody checked. */
+static void add_claims(json_object *o, const char *text)
+{
+	json_object *in = text ? json_tokener_parse(text) : NULL, *out;
+	unsigned n = 0;
+
+	if (!in || !json_object_is_type(in, json_type_object) ||
+	    !(out = json_object_new_object())) {
+		json_object_put(in);
+		return;
+	}
+	json_object_object_add(out, "unverified", json_object_new_boolean(1));
+	json_object_object_foreach(in, key, value)
+	{
+		if (n >= 16 || strlen(key) > 32 || !strcmp(key, "unverified"))
+			continue;
+		if (json_object_is_type(value, json_type_string))
+			add_name(out, key, json_object_get_string(value));
+		else if (json_object_is_type(value, json_type_int))
+			add_int(out, key, json_object_get_int64(value));
+		else
+			continue;
+		n++;
+	}
+	json_object_put(in);
+	json_object_object_add(o, "claims", out);
+}
+
 static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 			 const merkle_hash prev)
 {
@@ -260,6 +290,7 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 		json_object_object_add(o, "attesters", a);
 	}
 	add_str(o, "other_sha256", r->other_sha256);
+	add_claims(o, r->claims);
 	if (seq > 0) {
 		hex(prev, MERKLE_HASH, prev_hex);
 		add_str(o, "prev", prev_hex);

@@ -45,6 +45,9 @@ struct audit_record {
 	const char *other_sha256; /* quorum_mismatch: what the earlier writers wrote */
 	/* signed with a timestamp: its genTime, its serial, the TSA's serial */
 	const char *timestamp, *timestamp_serial, *tsa_serial;
+	/* signed through a relay: what it says of its local writer (a JSON
+	 * object; its string and number members are kept, marked unverified) */
+	const char *claims;
 	/* audit_append returns once the record is committed, before it is
 	 * durable: the caller waits for the store's group flush (store_flush)
 	 * before acting on it, with writes of its own that the same flush

@@ -153,6 +153,19 @@ check "...the pair is in the relay's outbox when cp returns, verifies, and is th
 	rverify a.bin
 check "...the signer's audit names the builder's account" \
 	grep -q "\"event\":\"signed\",\"uid\":$(id -u $A),.*\"user\":\"$A\".*\"path\":\"team/a.bin\"" "$AUD"
+relay_claims() {
+	/usr/bin/python3 - "$AUD" "$(hostname)" <<'PY'
+import json, sys
+aud, host = sys.argv[1:3]
+recs = [json.loads(l) for l in open(aud)]
+s = [r for r in recs if r['event'] == 'signed' and r.get('path') == 'team/a.bin']
+c = s[-1].get('claims') if s else None
+sys.exit(not (c and c.get('unverified') is True and c.get('host') == host and
+              c.get('uid') == 0 and c.get('exe', '').endswith('/cp')))
+PY
+}
+check "...its signed record keeps what the relay says of its writer, marked unverified" \
+	relay_claims
 check "...and no staging name is left on the signer" \
 	sh -c "! ls -a '$I/team' | grep -q '^\.a\.bin\.'"
 check "cp -r into the relay" cp -r "$SRC/tree" "$RI/cp-r"
