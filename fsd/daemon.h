@@ -55,6 +55,7 @@ struct fsd {
 	struct denials *denials;    /* repeated denials, counted */
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
+	struct startcheck *startcheck; /* the store's full check at start */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;
@@ -82,7 +83,7 @@ void daemon_note_store_damage(struct fsd *d, const char *reason);
 void daemon_note_token(struct fsd *d, const char *reason);
 
 /* Copies the reason into OUT (of N bytes) and returns true once the store
- * was found damaged. */
+ * was found damaged. Waits for the store's full check at start to end. */
 bool daemon_store_damaged(struct fsd *d, char *out, size_t n);
 
 /* The inventory changed, for KEY or (NULL) in general: new mtimes for its

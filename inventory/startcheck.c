@@ -1,0 +1,678 @@
+/* See startcheck.h. The cheap check reads the tree head the log was opened
+ * with and the right edge of its last stored checkpoint; the full one
+ * reads every row once, in seq order, with a connection of its own (WAL
+ * lets the daemon commit meanwhile), and holds nothing the daemon needs. */
+#include "startcheck.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "note.h"
+#include "store-internal.h"
+
+/* Object names looked at before mounting: a store that lost its last
+ * records is found at once when one of the first few it lost published an
+ * object; the full check looks at every name. */
+#define PROBE_OBJECTS 4096
+
+#define RECOVER                                                                                \
+	"restore the newest backup of %s/" STORE_FILE " with its -wal file, or run "          \
+	"`signfsctl audit repair -c %s`"
+
+int startcheck_parse(const char *note, size_t len, const char *origin, EVP_PKEY *pub,
+		     const char *what, struct startcheck_target *ret,
+		     char err[STARTCHECK_ERR_MAX])
+{
+	char nerr[NOTE_ERR_MAX] = "unusable audit key", *text = NULL, *o = NULL;
+	struct startcheck_target t = {0};
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pub_only = NULL;
+	int r = -EBADMSG, der_len;
+
+	/* The public half alone: the key may live in a token. */
+	der_len = i2d_PUBKEY(pub, &der);
+	p = der;
+	if (der_len > 0)
+		pub_only = d2i_PUBKEY(NULL, &p, der_len);
+	OPENSSL_free(der);
+	if (pub_only)
+		r = note_verify(note, len, origin, pub_only, &text, nerr);
+	EVP_PKEY_free(pub_only);
+	if (r == 0)
+		r = note_parse_checkpoint(text, &o, &t.size, t.root, nerr);
+	free(text);
+	free(o);
+	if (r < 0)
+		return error_set(err, -EBADMSG, "%s is not a checkpoint of this log: %s", what,
+				 nerr);
+	snprintf(t.what, sizeof(t.what), "%s", what);
+	*ret = t;
+	return 0;
+}
+
+/* At most NOTE_MAX bytes of FD: 0 with *RET malloc'd (NUL-terminated). */
+static int read_all(int fd, char **ret, size_t *ret_len)
+{
+	char *buf = malloc(NOTE_MAX + 1);
+	size_t len = 0;
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	while (len <= NOTE_MAX && (n = read(fd, buf + len, NOTE_MAX + 1 - len)) > 0)
+		len += n;
+	if (n < 0 || len > NOTE_MAX) {
+		int r = n < 0 ? -errno : -EFBIG;
+		free(buf);
+		return r;
+	}
+	buf[len] = 0;
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int startcheck_read_copy(const char *dir, const char *origin, EVP_PKEY *pub,
+			 struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX])
+{
+	char path[PATH_MAX], *note = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	err[0] = 0;
+	if (snprintf(path, sizeof(path), "%s/" STARTCHECK_COPY_FILE, dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0)
+		return error_set(err, -EIO, "%s: %s", path, strerror(errno));
+	r = read_all(fd, &note, &len);
+	close(fd);
+	if (r < 0)
+		return error_set(err, -EIO, "%s: %s", path, strerror(-r));
+	r = startcheck_parse(note, len, origin, pub,
+			     "the checkpoint kept beside it (" STARTCHECK_COPY_FILE ")", ret, err);
+	free(note);
+	return r;
+}
+
+/* The child of startcheck_fetch: only async-signal-safe calls after fork. */
+static void fetch_child(const char *cmd, int out, char *const envp[])
+{
+	char *argv[] = {(char *)cmd, NULL};
+	int null = open("/dev/null", O_RDONLY);
+
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0)
+		_exit(126);
+	/* Nothing of the daemon's (the token's, the TSA's, the store's) goes
+	 * to the command. */
+	close_range(3, ~0U, 0);
+	execve(cmd, argv, envp);
+	_exit(127);
+}
+
+/* Read what the child behind FD prints until it closes or DEADLINE (a
+ * CLOCK_MONOTONIC second) passes: 0, -ETIME or -EFBIG. */
+static int fetch_read(int fd, time_t deadline, char *buf, size_t *len)
+{
+	for (;;) {
+		struct timespec now;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec >= deadline)
+			return -ETIME;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = read(fd, buf + *len, NOTE_MAX + 1 - *len);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (n > 0 && (*len += n) > NOTE_MAX)
+			return -EFBIG;
+	}
+}
+
+int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **ret,
+		     char err[STARTCHECK_ERR_MAX])
+{
+	char env_origin[300], *envp[] = {env_origin, NULL}, *buf;
+	struct timespec now;
+	size_t len = 0;
+	int p[2], status, r;
+	pid_t pid;
+
+	err[0] = 0;
+	snprintf(env_origin, sizeof(env_origin), "SIGNFS_CHECKPOINT_ORIGIN=%s", origin);
+	buf = malloc(NOTE_MAX + 2);
+	if (!buf)
+		return -ENOMEM;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(buf);
+		return error_set(err, -EIO, "%s: cannot make a pipe: %s", cmd, strerror(errno));
+	}
+	pid = fork();
+	if (pid == 0)
+		fetch_child(cmd, p[1], envp);
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		free(buf);
+		return error_set(err, -EIO, "%s: cannot fork: %s", cmd, strerror(errno));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	r = fetch_read(p[0], now.tv_sec + timeout_s, buf, &len);
+	close(p[0]);
+	if (r < 0)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r == -ETIME)
+		r = error_set(err, -EIO, "%s took more than %d s and was killed", cmd, timeout_s);
+	else if (r == -EFBIG)
+		r = error_set(err, -EIO, "%s printed more than %d bytes", cmd, NOTE_MAX);
+	else if (r < 0)
+		r = error_set(err, -EIO, "%s: %s", cmd, strerror(-r));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		r = error_set(err, -EIO, "%s could not be run", cmd);
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		r = error_set(err, -EIO, "%s failed (%s %d)", cmd,
+			      WIFEXITED(status) ? "exit" : "signal",
+			      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	if (r < 0 || len == 0) {
+		free(buf);
+		*ret = NULL;
+		return r;
+	}
+	buf[len] = 0;
+	*ret = buf;
+	return 0;
+}
+
+int startcheck_probe_objects(const char *dir, uint64_t size, uint64_t probe, uint64_t *ret_id,
+			     uint64_t *ret_count)
+{
+	char path[PATH_MAX], name[32];
+	uint64_t count = 0, newest = 0;
+	struct stat st;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/objects", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	for (uint64_t id = size; id < size + probe && id < STARTCHECK_SEQ_IDS; id++) {
+		snprintf(name, sizeof(name), "%024" PRIx64, id);
+		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			count++;
+			newest = id;
+		}
+	}
+	close(fd);
+	*ret_id = newest;
+	*ret_count = count;
+	return 0;
+}
+
+/* The stored checkpoint's size and the tree's right edge at it. */
+static int stored_range(struct store *s, struct merkle_range *ret)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db, "SELECT size, range FROM checkpoint WHERE id = 1", -1, &st,
+			       NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return -EIO;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == sizeof(*ret)) {
+		memcpy(ret, sqlite3_column_blob(st, 1), sizeof(*ret));
+		if (ret->count == (uint64_t)sqlite3_column_int64(st, 0) && ret->n >= 0 &&
+		    ret->n <= 64)
+			r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* R, at its size, grown with the store's leaves up to TO. */
+static int extend_range(struct store *s, struct merkle_range *r, uint64_t to)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT seq, leaf FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->count);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == MERKLE_HASH &&
+	       (uint64_t)sqlite3_column_int64(st, 0) == r->count)
+		merkle_range_append(r, sqlite3_column_blob(st, 1));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return r->count == to ? 0 : -EIO;
+}
+
+/* The root of the first T->size leaves, when the store can tell it at
+ * once: at its size, at its stored checkpoint, or a little past that.
+ * 1 when it cannot (the full check will). */
+static int cheap_root(struct store *s, uint64_t size, const merkle_hash head,
+		      const struct startcheck_target *t, merkle_hash ret)
+{
+	struct merkle_range r;
+
+	if (t->size == size) {
+		memcpy(ret, head, MERKLE_HASH);
+		return 0;
+	}
+	if (stored_range(s, &r) < 0 || r.count > t->size)
+		return 1;
+	if (extend_range(s, &r, t->size) < 0)
+		return 1;
+	merkle_range_root(&r, ret);
+	return 0;
+}
+
+static int refuse_objects(const char *dir, const char *config, uint64_t size, uint64_t newest,
+			  uint64_t count, char *err)
+{
+	return error_set(err, -EEXIST,
+			 "%s/" STORE_FILE " holds %" PRIu64 " audit records, but the outbox "
+			 "holds objects/%024" PRIx64 ", published for record %" PRIu64
+			 " (%" PRIu64 " object(s) past the store's end): the store is older "
+			 "than its outbox (restored from a backup, or its WAL lost); " RECOVER
+			 ", which records what the outbox holds",
+			 dir, size, newest, newest, count, dir, config);
+}
+
+int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
+		     struct startcheck_target *targets, size_t n, char err[STARTCHECK_ERR_MAX])
+{
+	merkle_hash head, root;
+	uint64_t size, newest, count;
+	int r;
+
+	err[0] = 0;
+	audit_tree_head(a, &size, head);
+	for (size_t i = 0; i < n; i++) {
+		struct startcheck_target *t = &targets[i];
+
+		if (t->size > size)
+			return error_set(err, -EBADMSG,
+					 "%s/" STORE_FILE " holds %" PRIu64 " audit records, %s "
+					 "covers %" PRIu64 ": the store is older than its log "
+					 "(restored from a backup, or its WAL lost); " RECOVER,
+					 dir, size, t->what, t->size, dir, config);
+		r = cheap_root(s, size, head, t, root);
+		t->deferred = r > 0;
+		if (r == 0 && memcmp(root, t->root, MERKLE_HASH))
+			return error_set(err, -EBADMSG,
+					 "%s/" STORE_FILE " holds %" PRIu64 " audit records, but "
+					 "its first %" PRIu64 " are not those %s covers: the log "
+					 "was rewritten or damaged; restore the newest backup of "
+					 "%s/" STORE_FILE " with its -wal file (if this is known "
+					 "and accepted: `signfsctl audit repair -c %s "
+					 "--acknowledge`, which the log records)",
+					 dir, size, t->size, t->what, dir, config);
+	}
+	r = startcheck_probe_objects(dir, size, PROBE_OBJECTS, &newest, &count);
+	if (r < 0)
+		return error_set(err, -EIO, "%s/objects: %s", dir, strerror(-r));
+	if (count)
+		return refuse_objects(dir, config, size, newest, count, err);
+	return 0;
+}
+
+/* The full check's walk over the log. */
+struct scan {
+	uint64_t count;
+	struct merkle_range range;
+	merkle_hash last;
+	char day[11];
+	int64_t off;
+	const struct startcheck_target *targets;
+	size_t n;
+	const volatile bool *stop;
+};
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" as milliseconds, or -1. */
+static int64_t parse_time(const char *s)
+{
+	struct tm tm = {0};
+	int ms;
+	char z;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
+	    z != 'Z')
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* Do the columns of row ST say what its line says? "" or what differs. */
+static const char *row_columns(struct scan *sc, sqlite3_stmt *st, const char *line, size_t n)
+{
+	const char *day = (const char *)sqlite3_column_text(st, 1);
+	const char *event = (const char *)sqlite3_column_text(st, 3);
+	const char *path = (const char *)sqlite3_column_text(st, 4);
+	char want[96];
+	int len;
+
+	len = snprintf(want, sizeof(want), "{\"seq\":%" PRIu64 ",\"time\":\"", sc->count);
+	if (n < (size_t)len + 26 || memcmp(line, want, len))
+		return "its number";
+	line += len;
+	if (!day || strlen(day) != 10 || memcmp(line, day, 10))
+		return "its day";
+	if (parse_time(line) != sqlite3_column_int64(st, 2))
+		return "its time";
+	len = snprintf(want, sizeof(want), "\",\"event\":\"%s\"", event ? event : "");
+	if (memcmp(line + 24, want, len))
+		return "its event";
+	if (strcmp(sc->day, day)) {
+		memcpy(sc->day, day, sizeof(sc->day));
+		sc->off = 0;
+	}
+	if (sqlite3_column_int64(st, 7) != sc->off)
+		return "its place in its day's file";
+	sc->off += n + 1;
+	/* A path that needs no escape appears in the line as it is. */
+	if (path && strlen(path) < sizeof(want) - 12 && !strpbrk(path, "\"\\") &&
+	    strspn(path, " !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`"
+			 "abcdefghijklmnopqrstuvwxyz{|}~") == strlen(path)) {
+		len = snprintf(want, sizeof(want), "\"path\":\"%s\"", path);
+		if (!memmem(line, n, want, len))
+			return "its path";
+	}
+	return "";
+}
+
+/* One row: its line hashes to its leaf, follows the line before, agrees
+ * with its columns; then its leaf joins the tree. */
+static int scan_row(struct scan *sc, sqlite3_stmt *st, char *err)
+{
+	const char *line = sqlite3_column_blob(st, 5), *what;
+	size_t n = sqlite3_column_bytes(st, 5);
+	char prev[sizeof("\"prev\":\"") + 2 * MERKLE_HASH + 1];
+	merkle_hash leaf, root;
+
+	if ((uint64_t)sqlite3_column_int64(st, 0) != sc->count)
+		return error_set(err, -EIO, "record %" PRIu64 " is missing", sc->count);
+	if (!line)
+		line = "";
+	merkle_leaf_hash(line, n, leaf);
+	if (sqlite3_column_bytes(st, 6) != MERKLE_HASH ||
+	    memcmp(leaf, sqlite3_column_blob(st, 6), MERKLE_HASH))
+		return error_set(err, -EIO,
+				 "record %" PRIu64 " was changed (its line no longer hashes "
+				 "to the leaf stored with it)",
+				 sc->count);
+	if (sc->count > 0) {
+		memcpy(prev, "\"prev\":\"", 8);
+		for (int i = 0; i < MERKLE_HASH; i++)
+			sprintf(prev + 8 + 2 * i, "%02x", sc->last[i]);
+		if (!memmem(line, n, prev, 8 + 2 * MERKLE_HASH))
+			return error_set(err, -EIO,
+					 "record %" PRIu64 " does not follow record %" PRIu64,
+					 sc->count, sc->count - 1);
+	}
+	what = row_columns(sc, st, line, n);
+	if (*what)
+		return error_set(err, -EIO, "record %" PRIu64 " was changed (%s in the store is "
+				 "not what its line says)", sc->count, what);
+	merkle_range_append(&sc->range, leaf);
+	memcpy(sc->last, leaf, MERKLE_HASH);
+	sc->count++;
+	for (size_t i = 0; i < sc->n; i++) {
+		if (sc->targets[i].size != sc->count)
+			continue;
+		merkle_range_root(&sc->range, root);
+		if (memcmp(root, sc->targets[i].root, MERKLE_HASH))
+			return error_set(err, -EIO,
+					 "its first %" PRIu64 " records are not those %s covers",
+					 sc->count, sc->targets[i].what);
+	}
+	return 0;
+}
+
+static int scan_log(const char *dir, uint64_t size, const merkle_hash root,
+		    const struct startcheck_target *targets, size_t n, const volatile bool *stop,
+		    char *err)
+{
+	struct scan sc = {.targets = targets, .n = n, .stop = stop};
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	merkle_hash now;
+	int r = 0, rc;
+
+	snprintf(path, sizeof(path), "%s/" STORE_FILE, dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT seq, day, time_ms, event, path, line, leaf, off FROM audit "
+			       "WHERE seq < ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = error_set(err, -EIO, "cannot read it: %s", db ? sqlite3_errmsg(db) : "");
+		goto out;
+	}
+	/* The root at SIZE (the one the log was opened with, which extends
+	 * its last signed checkpoint) covers every older root of the tree:
+	 * the checkpoints are compared on the way. */
+	for (size_t i = 0; i < n; i++)
+		if (targets[i].size == 0) {
+			merkle_range_root(&sc.range, now);
+			if (memcmp(now, targets[i].root, MERKLE_HASH))
+				r = error_set(err, -EIO, "%s is not of an empty log",
+					      targets[i].what);
+		}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = scan_row(&sc, st, err);
+		if (r == 0 && sc.count % 4096 == 0 && *stop)
+			r = error_set(err, -ECANCELED, "the check was stopped");
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = error_set(err, -EIO, "cannot read record %" PRIu64 ": %s", sc.count,
+			      sqlite3_errmsg(db));
+	if (r == 0 && sc.count != size)
+		r = error_set(err, -EIO, "record %" PRIu64 " is missing", sc.count);
+	merkle_range_root(&sc.range, now);
+	if (r == 0 && memcmp(now, root, MERKLE_HASH))
+		r = error_set(err, -EIO, "its records do not make the tree it was opened with");
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return r;
+}
+
+/* Every object named after a record: none at or past SIZE. */
+static int scan_objects(const char *dir, uint64_t size, char *err)
+{
+	char path[PATH_MAX];
+	uint64_t newest = 0, count = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/objects", dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : error_set(err, -EIO, "%s: %s", path, strerror(errno));
+	while ((e = readdir(d))) {
+		char *end;
+		uint64_t id;
+
+		if (strlen(e->d_name) != 24 || strspn(e->d_name, "0123456789abcdef") != 24)
+			continue;
+		id = strtoull(e->d_name, &end, 16);
+		if (id >= size && id < STARTCHECK_SEQ_IDS) {
+			count++;
+			newest = id > newest ? id : newest;
+		}
+	}
+	closedir(d);
+	if (count)
+		return error_set(err, -EIO,
+				 "the outbox holds objects/%024" PRIx64 ", published for record "
+				 "%" PRIu64 " (%" PRIu64 " object(s) past its %" PRIu64
+				 " records): the store is older than its outbox",
+				 newest, newest, count, size);
+	return 0;
+}
+
+static int check_all(const char *dir, uint64_t size, const merkle_hash root,
+		     const struct startcheck_target *targets, size_t n, const volatile bool *stop,
+		     char err[STARTCHECK_ERR_MAX])
+{
+	char why[STARTCHECK_ERR_MAX];
+	int r = scan_log(dir, size, root, targets, n, stop, why);
+
+	if (r == 0)
+		r = scan_objects(dir, size, why);
+	if (r == -ECANCELED)
+		return error_set(err, -EIO, "stopped before the store's check finished");
+	if (r < 0)
+		return error_set(err, -EIO,
+				 "%s/" STORE_FILE " is damaged: %s; restore it from a backup "
+				 "(%s/" STORE_FILE " with its -wal file)",
+				 dir, why, dir);
+	return 0;
+}
+
+int startcheck_verify(const char *dir, uint64_t size, const merkle_hash root,
+		      const struct startcheck_target *targets, size_t n,
+		      char err[STARTCHECK_ERR_MAX])
+{
+	static const bool never;
+
+	err[0] = 0;
+	return check_all(dir, size, root, targets, n, &never, err);
+}
+
+struct startcheck {
+	char *dir;
+	uint64_t size;
+	merkle_hash root;
+	struct startcheck_target *targets;
+	size_t n;
+	startcheck_fail_fn fail;
+	void *ctx;
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards done, result, reason */
+	pthread_cond_t done_cond;
+	bool done, running;
+	volatile bool stop;
+	int result;
+	char reason[STARTCHECK_ERR_MAX];
+};
+
+static void *verify_thread(void *arg)
+{
+	struct startcheck *v = arg;
+	char err[STARTCHECK_ERR_MAX] = "";
+	int r = check_all(v->dir, v->size, v->root, v->targets, v->n, &v->stop, err);
+
+	if (r < 0 && !v->stop && v->fail)
+		v->fail(v->ctx, err);
+	pthread_mutex_lock(&v->lock);
+	v->result = r;
+	memcpy(v->reason, err, sizeof(err));
+	v->done = true;
+	pthread_cond_broadcast(&v->done_cond);
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+int startcheck_verify_start(const char *dir, uint64_t size, const merkle_hash root,
+			    const struct startcheck_target *targets, size_t n,
+			    startcheck_fail_fn fail, void *ctx, struct startcheck **ret)
+{
+	struct startcheck *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	v->dir = strdup(dir);
+	v->targets = calloc(n + 1, sizeof(*targets));
+	if (!v->dir || !v->targets) {
+		free(v->dir);
+		free(v->targets);
+		free(v);
+		return -ENOMEM;
+	}
+	memcpy(v->targets, targets, n * sizeof(*targets));
+	v->n = n;
+	v->size = size;
+	memcpy(v->root, root, MERKLE_HASH);
+	v->fail = fail;
+	v->ctx = ctx;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->done_cond, NULL);
+	if (pthread_create(&v->thread, NULL, verify_thread, v) != 0) {
+		startcheck_verify_free(v);
+		return -EAGAIN;
+	}
+	v->running = true;
+	*ret = v;
+	return 0;
+}
+
+int startcheck_verify_wait(struct startcheck *v, char *out, size_t n)
+{
+	int r;
+
+	if (!v)
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	while (!v->done)
+		pthread_cond_wait(&v->done_cond, &v->lock);
+	r = v->result;
+	if (out && n)
+		snprintf(out, n, "%s", v->reason);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+void startcheck_verify_free(struct startcheck *v)
+{
+	if (!v)
+		return;
+	if (v->running) {
+		v->stop = true;
+		pthread_join(v->thread, NULL);
+	}
+	pthread_cond_destroy(&v->done_cond);
+	pthread_mutex_destroy(&v->lock);
+	free(v->targets);
+	free(v->dir);
+	free(v);
+}
