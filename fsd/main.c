@@ -425,13 +425,14 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 		return -EIO;
 	}
 	if (store_open(c->state_dir, true, &store, err) < 0) {
-		bool damaged = strstr(err, "not a database") || strstr(err, "malformed");
-		fprintf(stderr, "signfsd: %s%s%s%s\n", err,
-			damaged ? " (restore it from a backup: " : "",
-			damaged ? c->state_dir : "",
-			damaged ? "/" STORE_FILE " with its -wal file; if the backup is older than "
-				  "the outbox, then run `signfsctl audit repair`)"
-				: "");
+		fprintf(stderr, "signfsd: %s\n", err);
+		/* A truncated or overwritten file. */
+		if (strstr(err, "not a database") || strstr(err, "malformed"))
+			fprintf(stderr,
+				"signfsd: restore it from a backup (%s/" STORE_FILE " with its -wal "
+				"file); if the backup is older than the outbox, then run `signfsctl "
+				"audit repair -c %s`\n",
+				c->state_dir, c->path);
 		return -EIO;
 	}
 	/* One group flush for the store and the outbox: a signing record and
@@ -456,10 +457,10 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	if (r == -EIO) {
 		fprintf(stderr,
 			"signfsd: the store %s/" STORE_FILE
-			" cannot be read: %s (restore it from a "
-			"backup, with its -wal file; if the backup is older than the outbox, then "
-			"run `signfsctl audit repair`)\n",
-			c->state_dir, err);
+			" cannot be read: %s (restore it from a backup); restore it with its -wal "
+			"file, and if the backup is older than the outbox, then run `signfsctl "
+			"audit repair -c %s`\n",
+			c->state_dir, err, c->path);
 		store_close(store);
 		return -EIO;
 	}
@@ -532,7 +533,10 @@ static int check_store(const struct options *o, const struct config *c, struct f
 	    store_targets(c, key, origin, t, &n) < 0)
 		return -EIO;
 	r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, n, err);
-	if (r == -EBADMSG && audit_accept_rewrite(d->audit, err, aerr) == 0) {
+	if (r == -EBADMSG && audit_rewritten(d->audit)) {
+		n = 0; /* what the admin acknowledged covers them too */
+		r = audit_checkpoint(d->audit, aerr);
+	} else if (r == -EBADMSG && audit_accept_rewrite(d->audit, err, aerr) == 0) {
 		log_warn("continuing as acknowledged: %s", err);
 		n = 0; /* the next checkpoint replaces them */
 		r = audit_checkpoint(d->audit, aerr);

@@ -30,6 +30,7 @@ struct audit {
 	int64_t last_time_ms;
 	uint64_t signed_size; /* size of the last checkpoint */
 	bool have_checkpoint;
+	bool rewritten; /* opened on a rewrite an admin acknowledged */
 	audit_clock_fn clock;
 	void *clock_ctx;
 	audit_observer_fn observer;
@@ -589,6 +590,7 @@ static int take_repair(struct audit *a, char *problem)
 	}
 	/* The next checkpoint is signed whatever its size. */
 	a->have_checkpoint = false;
+	a->rewritten = true;
 	if (record_rewrite(a, problem, uid, at, err) < 0) {
 		memcpy(problem, err, AUDIT_ERR_MAX);
 		return -EBADMSG;
@@ -609,7 +611,13 @@ int audit_accept_rewrite(struct audit *a, const char *problem, char err[AUDIT_ER
 	pthread_mutex_unlock(&a->lock);
 	if (!found)
 		return error_set(err, -EBADMSG, "%s", problem);
+	a->rewritten = true;
 	return record_rewrite(a, problem, uid, at, err);
+}
+
+bool audit_rewritten(struct audit *a)
+{
+	return a->rewritten;
 }
 
 int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,

@@ -74,6 +74,9 @@ int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,
  * find the log no longer extends a checkpoint kept outside the store. */
 int audit_accept_rewrite(struct audit *a, const char *problem, char err[AUDIT_ERR_MAX]);
 
+/* This process continued the log on an acknowledged rewrite. */
+bool audit_rewritten(struct audit *a);
+
 /* Keep a copy of each checkpoint outside the store, as DIRFD/NAME (the
  * fd is duplicated): replaced (a temporary file, synced, renamed) only once
  * the store's commit holding that checkpoint is durable, so that after a
