@@ -59,6 +59,9 @@ int ctl_change(struct ctl *c, struct audit_record *rec,
  * code-signing purpose: the EKU is checked apart); NULL when none loads. */
 X509_STORE *ctl_load_trust(const char *file);
 
+/* signfsctl audit repair without --acknowledge: an exit code. */
+int ctl_repair(const char *config);
+
 int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_inventory(int argc, char **argv);
