@@ -555,8 +555,12 @@ static int check_all(const char *dir, uint64_t size, const merkle_hash root,
 		     char err[STARTCHECK_ERR_MAX])
 {
 	char why[STARTCHECK_ERR_MAX];
-	int r = scan_log(dir, size, root, targets, n, stop, why);
+	int r;
 
+	/* Every page first, in SQLite's words (store_check). */
+	if (store_check(dir, why) < 0)
+		return error_set(err, -EIO, "%s", why);
+	r = scan_log(dir, size, root, targets, n, stop, why);
 	if (r == 0)
 		r = scan_objects(dir, size, why);
 	if (r == -ECANCELED)
