@@ -217,6 +217,8 @@ int startcheck_probe_objects(const char *dir, uint64_t size, uint64_t probe, uin
 	struct stat st;
 	int fd;
 
+	*ret_id = 0;
+	*ret_count = 0;
 	if (snprintf(path, sizeof(path), "%s/objects", dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
