@@ -353,13 +353,20 @@ int startcheck_store(struct store *s, struct audit *a, const char *dir, const ch
 	return 0;
 }
 
+/* Where the next line of a day's file starts. Days may interleave in seq
+ * order (a clock set back across a restart), so each is kept. */
+struct day_end {
+	char day[11];
+	int64_t off;
+};
+
 /* The full check's walk over the log. */
 struct scan {
 	uint64_t count;
 	struct merkle_range range;
 	merkle_hash last;
-	char day[11];
-	int64_t off;
+	struct day_end *days;
+	size_t n_days, cap_days, last_day;
 	const struct startcheck_target *targets;
 	size_t n;
 	const volatile bool *stop;
@@ -381,9 +388,35 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
+/* DAY's entry (new ones start at 0), or NULL when out of memory. The
+ * day of the row before is almost always the one asked for. */
+static struct day_end *day_of(struct scan *sc, const char *day)
+{
+	if (sc->n_days && !strcmp(sc->days[sc->last_day].day, day))
+		return &sc->days[sc->last_day];
+	for (size_t i = 0; i < sc->n_days; i++)
+		if (!strcmp(sc->days[i].day, day)) {
+			sc->last_day = i;
+			return &sc->days[i];
+		}
+	if (sc->n_days == sc->cap_days) {
+		size_t cap = sc->cap_days ? 2 * sc->cap_days : 64;
+		void *p = realloc(sc->days, cap * sizeof(*sc->days));
+		if (!p)
+			return NULL;
+		sc->days = p;
+		sc->cap_days = cap;
+	}
+	snprintf(sc->days[sc->n_days].day, sizeof(sc->days->day), "%s", day);
+	sc->days[sc->n_days].off = 0;
+	sc->last_day = sc->n_days;
+	return &sc->days[sc->n_days++];
+}
+
 /* Do the columns of row ST say what its line says? "" or what differs. */
 static const char *row_columns(struct scan *sc, sqlite3_stmt *st, const char *line, size_t n)
 {
+	struct day_end *end;
 	const char *day = (const char *)sqlite3_column_text(st, 1);
 	const char *event = (const char *)sqlite3_column_text(st, 3);
 	const char *path = (const char *)sqlite3_column_text(st, 4);
@@ -401,13 +434,12 @@ static const char *row_columns(struct scan *sc, sqlite3_stmt *st, const char *li
 	len = snprintf(want, sizeof(want), "\",\"event\":\"%s\"", event ? event : "");
 	if (memcmp(line + 24, want, len))
 		return "its event";
-	if (strcmp(sc->day, day)) {
-		memcpy(sc->day, day, sizeof(sc->day));
-		sc->off = 0;
-	}
-	if (sqlite3_column_int64(st, 7) != sc->off)
+	end = day_of(sc, day);
+	if (!end)
+		return "its day (out of memory)";
+	if (sqlite3_column_int64(st, 7) != end->off)
 		return "its place in its day's file";
-	sc->off += n + 1;
+	end->off += n + 1;
 	/* A path that needs no escape appears in the line as it is. */
 	if (path && strlen(path) < sizeof(want) - 12 && !strpbrk(path, "\"\\") &&
 	    strspn(path, " !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`"
@@ -515,6 +547,7 @@ static int scan_log(const char *dir, uint64_t size, const merkle_hash root,
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	free(sc.days);
 	return r;
 }
 
