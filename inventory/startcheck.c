@@ -372,21 +372,50 @@ struct scan {
 	const volatile bool *stop;
 };
 
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" as milliseconds, or -1. */
+/* N decimal digits at S, or -1. */
+static int64_t digits(const char *s, int n)
+{
+	int64_t v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" as milliseconds, or -1. By hand: a million
+ * rows are parsed, and sscanf and timegm cost more than the hashing. */
 static int64_t parse_time(const char *s)
 {
-	struct tm tm = {0};
-	int ms;
-	char z;
+	int64_t y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
+	int64_t hh = digits(s + 11, 2), mm = digits(s + 14, 2), ss = digits(s + 17, 2);
+	int64_t ms = digits(s + 20, 3), era, yoe, doy, doe;
 
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
-	    z != 'Z')
+	if (y < 0 || m < 1 || m > 12 || d < 1 || hh < 0 || mm < 0 || ss < 0 || ms < 0 ||
+	    s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    s[19] != '.' || s[23] != 'Z')
 		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
+	/* Days since 1970-01-01 of a proleptic Gregorian date. */
+	y -= m <= 2;
+	era = y / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return ((era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss) * 1000 + ms;
 }
+
+static void to_hex(const unsigned char *d, size_t n, char *out)
+{
+	static const char digit[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digit[d[i] >> 4];
+		out[2 * i + 1] = digit[d[i] & 15];
+	}
+}
+
 
 /* DAY's entry (new ones start at 0), or NULL when out of memory. The
  * day of the row before is almost always the one asked for. */
@@ -413,26 +442,56 @@ static struct day_end *day_of(struct scan *sc, const char *day)
 	return &sc->days[sc->n_days++];
 }
 
-/* Do the columns of row ST say what its line says? "" or what differs. */
+/* Is "KEY":"VALUE" in LINE (N bytes)? For values that need no escape. */
+static bool has_text(const char *line, size_t n, const char *key, const char *value)
+{
+	char want[320];
+	size_t k = strlen(key), v = strlen(value);
+
+	if (k + v + 6 > sizeof(want))
+		return true; /* not checked */
+	want[0] = '"';
+	memcpy(want + 1, key, k);
+	memcpy(want + 1 + k, "\":\"", 3);
+	memcpy(want + 4 + k, value, v);
+	want[4 + k + v] = '"';
+	return memmem(line, n, want, k + v + 5) != NULL;
+}
+
+/* A path that json-c writes as it is: printable ASCII but " and \. */
+static bool plain(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+/* Do the columns of row ST say what its line says? "" or what differs.
+ * Every line starts {"seq":N,"time":"T","event":"E" (render_line). */
 static const char *row_columns(struct scan *sc, sqlite3_stmt *st, const char *line, size_t n)
 {
 	struct day_end *end;
 	const char *day = (const char *)sqlite3_column_text(st, 1);
 	const char *event = (const char *)sqlite3_column_text(st, 3);
 	const char *path = (const char *)sqlite3_column_text(st, 4);
-	char want[96];
-	int len;
+	const char *p = line + 7, *stop = line + n;
+	uint64_t seq = 0;
 
-	len = snprintf(want, sizeof(want), "{\"seq\":%" PRIu64 ",\"time\":\"", sc->count);
-	if (n < (size_t)len + 26 || memcmp(line, want, len))
+	if (n < 7 || memcmp(line, "{\"seq\":", 7))
 		return "its number";
-	line += len;
-	if (!day || strlen(day) != 10 || memcmp(line, day, 10))
+	while (p < stop && *p >= '0' && *p <= '9')
+		seq = seq * 10 + (uint64_t)(*p++ - '0');
+	if (seq != sc->count || stop - p < 9 + 24 || memcmp(p, ",\"time\":\"", 9))
+		return "its number";
+	p += 9;
+	if (!day || strlen(day) != 10 || memcmp(p, day, 10))
 		return "its day";
-	if (parse_time(line) != sqlite3_column_int64(st, 2))
+	if (parse_time(p) != sqlite3_column_int64(st, 2))
 		return "its time";
-	len = snprintf(want, sizeof(want), "\",\"event\":\"%s\"", event ? event : "");
-	if (memcmp(line + 24, want, len))
+	p += 24;
+	if (!event || (size_t)(stop - p) < strlen(event) + 12 || memcmp(p, "\",\"event\":\"", 11) ||
+	    memcmp(p + 11, event, strlen(event)) || p[11 + strlen(event)] != '"')
 		return "its event";
 	end = day_of(sc, day);
 	if (!end)
@@ -440,14 +499,8 @@ static const char *row_columns(struct scan *sc, sqlite3_stmt *st, const char *li
 	if (sqlite3_column_int64(st, 7) != end->off)
 		return "its place in its day's file";
 	end->off += n + 1;
-	/* A path that needs no escape appears in the line as it is. */
-	if (path && strlen(path) < sizeof(want) - 12 && !strpbrk(path, "\"\\") &&
-	    strspn(path, " !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`"
-			 "abcdefghijklmnopqrstuvwxyz{|}~") == strlen(path)) {
-		len = snprintf(want, sizeof(want), "\"path\":\"%s\"", path);
-		if (!memmem(line, n, want, len))
-			return "its path";
-	}
+	if (path && plain(path) && !has_text(line, n, "path", path))
+		return "its path";
 	return "";
 }
 
@@ -473,8 +526,7 @@ static int scan_row(struct scan *sc, sqlite3_stmt *st, char *err)
 				 sc->count);
 	if (sc->count > 0) {
 		memcpy(prev, "\"prev\":\"", 8);
-		for (int i = 0; i < MERKLE_HASH; i++)
-			sprintf(prev + 8 + 2 * i, "%02x", sc->last[i]);
+		to_hex(sc->last, MERKLE_HASH, prev + 8);
 		if (!memmem(line, n, prev, 8 + 2 * MERKLE_HASH))
 			return error_set(err, -EIO,
 					 "record %" PRIu64 " does not follow record %" PRIu64,
@@ -511,8 +563,10 @@ static int scan_log(const char *dir, uint64_t size, const merkle_hash root,
 	int r = 0, rc;
 
 	snprintf(path, sizeof(path), "%s/" STORE_FILE, dir);
+	/* Mapped, not read: a copy of every page saved. */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA mmap_size = 4294967296; BEGIN", NULL, NULL, NULL) !=
+		SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "SELECT seq, day, time_ms, event, path, line, leaf, off FROM audit "
 			       "WHERE seq < ? ORDER BY seq",
