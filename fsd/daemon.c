@@ -88,7 +88,7 @@ bool daemon_store_damaged(struct fsd *d, char *out, size_t n)
 
 	/* Nothing is signed over a store whose check at start has not
 	 * passed: wait for its end. */
-	if (startcheck_verify_wait(d->startcheck, out, n) < 0)
+	if (startcheck_verify_wait(d->check, out, n) < 0)
 		return true;
 	pthread_mutex_lock(&d->status_lock);
 	damaged = d->status.store_damage[0] != 0;

@@ -22,6 +22,7 @@ struct flush;
 struct recent;
 struct shipper;
 struct signer;
+struct startcheck;
 struct store;
 struct usage_buffer;
 
@@ -55,7 +56,7 @@ struct fsd {
 	struct denials *denials;    /* repeated denials, counted */
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
-	struct startcheck *startcheck; /* the store's full check at start */
+	struct startcheck *check;   /* the store's full check at start */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

@@ -428,11 +428,12 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 		fprintf(stderr, "signfsd: %s\n", err);
 		/* A truncated or overwritten file. */
 		if (strstr(err, "not a database") || strstr(err, "malformed"))
-			fprintf(stderr,
-				"signfsd: restore it from a backup (%s/" STORE_FILE " with its -wal "
-				"file); if the backup is older than the outbox, then run `signfsctl "
-				"audit repair -c %s`\n",
-				c->state_dir, c->path);
+			fprintf(
+			    stderr,
+			    "signfsd: restore it from a backup (%s/" STORE_FILE " with its -wal "
+			    "file); if the backup is older than the outbox, then run `signfsctl "
+			    "audit repair -c %s`\n",
+			    c->state_dir, c->path);
 		return -EIO;
 	}
 	/* One group flush for the store and the outbox: a signing record and
@@ -491,8 +492,9 @@ static int store_targets(const struct config *c, EVP_PKEY *key, const char *orig
 	if (r == 0)
 		(*n)++;
 	else if (r != -ENOENT) {
-		fprintf(stderr, "signfsd: %s (if %s/" STORE_FILE " is known to be good, move "
-				"%s/" STARTCHECK_COPY_FILE " aside)\n",
+		fprintf(stderr,
+			"signfsd: %s (if %s/" STORE_FILE " is known to be good, move "
+			"%s/" STARTCHECK_COPY_FILE " aside)\n",
 			err, c->state_dir, c->state_dir);
 		return -EIO;
 	}
@@ -505,8 +507,9 @@ static int store_targets(const struct config *c, EVP_PKEY *key, const char *orig
 				     err);
 	free(note);
 	if (r < 0) {
-		fprintf(stderr, "signfsd: checkpoint_fetch_command: %s (the store cannot be "
-				"compared with the checkpoint kept off the host)\n",
+		fprintf(stderr,
+			"signfsd: checkpoint_fetch_command: %s (the store cannot be "
+			"compared with the checkpoint kept off the host)\n",
 			err);
 		return -EIO;
 	}
@@ -549,7 +552,7 @@ static int check_store(const struct options *o, const struct config *c, struct f
 	audit_tree_head(d->audit, &size, root);
 	if (r == 0)
 		r = startcheck_verify_start(c->state_dir, size, root, t, n, store_damaged, d,
-					    &d->startcheck);
+					    &d->check);
 	if (r < 0)
 		fprintf(stderr, "signfsd: cannot start the store's check: %s\n", strerror(-r));
 	return r;
@@ -749,7 +752,7 @@ out:
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */
 	ingest_free(d.ingest);
-	startcheck_verify_free(d.startcheck);
+	startcheck_verify_free(d.check);
 	/* Its last counts go to the audit log, still open. */
 	denials_free(d.denials);
 	recent_free(d.recent);

@@ -552,8 +552,7 @@ static bool acknowledged(struct audit *a, int64_t *uid, int64_t *at)
 
 /* Record that the log continues as acknowledged by UID at AT despite
  * PROBLEM, taking the acknowledgement up in the same transaction. */
-static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int64_t at,
-			  char *err)
+static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int64_t at, char *err)
 {
 	char reason[AUDIT_ERR_MAX], when[32];
 	struct audit_record rec = {.event = "log_rewritten",
@@ -1242,8 +1241,8 @@ static int write_copy(struct audit *a, const char *note, char *err)
 	if (a->copy_dirfd < 0)
 		return 0;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", a->copy_name);
-	fd = openat(a->copy_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		    0644);
+	fd =
+	    openat(a->copy_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return error_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
 	while (r == 0 && done < len) {

@@ -31,13 +31,12 @@
  * object; the full check looks at every name. */
 #define PROBE_OBJECTS 4096
 
-#define RECOVER                                                                                \
-	"restore the newest backup of %s/" STORE_FILE " with its -wal file, or run "          \
+#define RECOVER                                                                                    \
+	"restore the newest backup of %s/" STORE_FILE " with its -wal file, or run "               \
 	"`signfsctl audit repair -c %s`"
 
 int startcheck_parse(const char *note, size_t len, const char *origin, EVP_PKEY *pub,
-		     const char *what, struct startcheck_target *ret,
-		     char err[STARTCHECK_ERR_MAX])
+		     const char *what, struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX])
 {
 	char nerr[NOTE_ERR_MAX] = "unusable audit key", *text = NULL, *o = NULL;
 	struct startcheck_target t = {0};
@@ -267,15 +266,16 @@ static int extend_range(struct store *s, struct merkle_range *r, uint64_t to)
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT seq, leaf FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		s->db, "SELECT seq, leaf FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq", -1,
+		&st, NULL) != SQLITE_OK) {
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->count);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == MERKLE_HASH &&
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	       sqlite3_column_bytes(st, 1) == MERKLE_HASH &&
 	       (uint64_t)sqlite3_column_int64(st, 0) == r->count)
 		merkle_range_append(r, sqlite3_column_blob(st, 1));
 	sqlite3_finalize(st);
@@ -308,8 +308,8 @@ static int refuse_objects(const char *dir, const char *config, uint64_t size, ui
 {
 	return error_set(err, -EEXIST,
 			 "%s/" STORE_FILE " holds %" PRIu64 " audit records, but the outbox "
-			 "holds objects/%024" PRIx64 ", published for record %" PRIu64
-			 " (%" PRIu64 " object(s) past the store's end): the store is older "
+			 "holds objects/%024" PRIx64 ", published for record %" PRIu64 " (%" PRIu64
+			 " object(s) past the store's end): the store is older "
 			 "than its outbox (restored from a backup, or its WAL lost); " RECOVER
 			 ", which records what the outbox holds",
 			 dir, size, newest, newest, count, dir, config);
@@ -415,7 +415,6 @@ static void to_hex(const unsigned char *d, size_t n, char *out)
 		out[2 * i + 1] = digit[d[i] & 15];
 	}
 }
-
 
 /* DAY's entry (new ones start at 0), or NULL when out of memory. The
  * day of the row before is almost always the one asked for. */
@@ -534,8 +533,10 @@ static int scan_row(struct scan *sc, sqlite3_stmt *st, char *err)
 	}
 	what = row_columns(sc, st, line, n);
 	if (*what)
-		return error_set(err, -EIO, "record %" PRIu64 " was changed (%s in the store is "
-				 "not what its line says)", sc->count, what);
+		return error_set(err, -EIO,
+				 "record %" PRIu64 " was changed (%s in the store is "
+				 "not what its line says)",
+				 sc->count, what);
 	merkle_range_append(&sc->range, leaf);
 	memcpy(sc->last, leaf, MERKLE_HASH);
 	sc->count++;

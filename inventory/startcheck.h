@@ -37,8 +37,7 @@ struct startcheck_target {
 /* The checkpoint note NOTE (LEN bytes) of log ORIGIN: its signature by PUB
  * verified, its size and root in *RET, named WHAT. -EBADMSG with why in ERR. */
 int startcheck_parse(const char *note, size_t len, const char *origin, EVP_PKEY *pub,
-		     const char *what, struct startcheck_target *ret,
-		     char err[STARTCHECK_ERR_MAX]);
+		     const char *what, struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX]);
 
 /* The note in DIR/audit.checkpoint, read and parsed as above: -ENOENT when
  * there is none (a new state, or one from before copies were kept). */

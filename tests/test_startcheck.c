@@ -228,8 +228,8 @@ Test(startcheck, objects_past_the_stores_end_are_found_near_at_start_and_all_in_
 	char err[STARTCHECK_ERR_MAX];
 
 	append(10);
-	make_object(3);			 /* named after a record the store has */
-	make_object(1ULL << 60);	 /* a publication with no record */
+	make_object(3);		 /* named after a record the store has */
+	make_object(1ULL << 60); /* a publication with no record */
 	cr_assert_eq(check(NULL, 0, err), 0, "%s", err);
 	cr_assert_eq(verify(NULL, 0, err), 0, "%s", err);
 	make_object(10 + 100000); /* far past: only the full check looks */
@@ -239,9 +239,10 @@ Test(startcheck, objects_past_the_stores_end_are_found_near_at_start_and_all_in_
 	make_object(12);
 	make_object(14);
 	cr_assert_eq(check(NULL, 0, err), -EEXIST);
-	cr_assert(strstr(err, "signfs.db holds 10 audit records, but the outbox holds "
-			      "objects/00000000000000000000000e, published for record 14 (2 "
-			      "object(s) past the store's end): the store is older than its outbox"),
+	cr_assert(strstr(err,
+			 "signfs.db holds 10 audit records, but the outbox holds "
+			 "objects/00000000000000000000000e, published for record 14 (2 "
+			 "object(s) past the store's end): the store is older than its outbox"),
 		  "%s", err);
 }
 
