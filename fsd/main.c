@@ -535,24 +535,32 @@ static int check_store(const struct options *o, const struct config *c, struct f
 	if (signer_find_pkey(d->signer, c->audit_key, &key, err) < 0 ||
 	    store_targets(c, key, origin, t, &n) < 0)
 		return -EIO;
+	/* From now on each checkpoint replaces it (the one of an accepted
+	 * rewrite below too). */
+	r = audit_keep_copy(d->audit, d->state_fd, STARTCHECK_COPY_FILE);
+	if (r < 0) {
+		fprintf(stderr, "signfsd: %s/" STARTCHECK_COPY_FILE ": %s\n", c->state_dir,
+			strerror(-r));
+		return r;
+	}
 	r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, n, err);
-	if (r == -EBADMSG && audit_rewritten(d->audit)) {
-		n = 0; /* what the admin acknowledged covers them too */
-		r = audit_checkpoint(d->audit, aerr);
-	} else if (r == -EBADMSG && audit_accept_rewrite(d->audit, err, aerr) == 0) {
+	if (r == -EBADMSG && !audit_rewritten(d->audit) &&
+	    audit_accept_rewrite(d->audit, err, aerr) == 0)
 		log_warn("continuing as acknowledged: %s", err);
-		n = 0; /* the next checkpoint replaces them */
-		r = audit_checkpoint(d->audit, aerr);
+	if (r == -EBADMSG && audit_rewritten(d->audit)) {
+		/* What the admin acknowledged covers them; a checkpoint of
+		 * the log as it is replaces the copy at once. */
+		n = 0;
+		r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, 0, err);
+		if (r == 0 && audit_checkpoint(d->audit, aerr) < 0)
+			log_warn("audit checkpoint: %s", aerr);
 	}
 	if (r < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		return -EIO;
 	}
-	r = audit_keep_copy(d->audit, d->state_fd, STARTCHECK_COPY_FILE);
 	audit_tree_head(d->audit, &size, root);
-	if (r == 0)
-		r = startcheck_verify_start(c->state_dir, size, root, t, n, store_damaged, d,
-					    &d->check);
+	r = startcheck_verify_start(c->state_dir, size, root, t, n, store_damaged, d, &d->check);
 	if (r < 0)
 		fprintf(stderr, "signfsd: cannot start the store's check: %s\n", strerror(-r));
 	return r;

@@ -52,9 +52,14 @@ struct audit {
 	pthread_cond_t wake;
 	unsigned interval_ms;
 	char error[AUDIT_ERR_MAX];
-	/* the copy of each checkpoint kept outside the store, or -1 */
+	/* the copy of each checkpoint kept outside the store (dirfd -1: none):
+	 * the note durable in the store and not yet copied (under lock), and
+	 * the size of the last one copied (under copy_lock, which writes) */
 	int copy_dirfd;
 	char copy_name[64];
+	char *copy_pending;
+	uint64_t copy_pending_size, copy_written;
+	pthread_mutex_t copy_lock;
 };
 
 /* The connection is the store's, shared with the inventory: every use of it,
@@ -651,6 +656,7 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	pthread_cond_init(&a->later, NULL);
 	a->queue_tail = &a->queue;
 	a->copy_dirfd = -1;
+	pthread_mutex_init(&a->copy_lock, NULL);
 	r = load_tree(a, err);
 	/* A store that cannot be read is no mismatch to acknowledge. */
 	if (r == -EIO) {
@@ -1264,6 +1270,34 @@ static int write_copy(struct audit *a, const char *note, char *err)
 	return 0;
 }
 
+/* The checkpoint made durable last, copied outside the store: without
+ * the log's lock (appends go on meanwhile), never older than the copy. */
+static void copy_checkpoint(struct audit *a)
+{
+	char err[AUDIT_ERR_MAX];
+	uint64_t size;
+	char *note;
+
+	pthread_mutex_lock(&a->lock);
+	note = a->copy_pending;
+	size = a->copy_pending_size;
+	a->copy_pending = NULL;
+	pthread_mutex_unlock(&a->lock);
+	if (!note)
+		return;
+	pthread_mutex_lock(&a->copy_lock);
+	/* A copy that fails to be written only lags: the next replaces it. */
+	if (size >= a->copy_written && write_copy(a, note, err) < 0) {
+		pthread_mutex_lock(&a->lock);
+		memcpy(a->error, err, AUDIT_ERR_MAX);
+		pthread_mutex_unlock(&a->lock);
+	} else if (size >= a->copy_written) {
+		a->copy_written = size;
+	}
+	pthread_mutex_unlock(&a->copy_lock);
+	free(note);
+}
+
 /* Holds a->lock. */
 static int checkpoint_locked(struct audit *a, char *err)
 {
@@ -1316,9 +1350,12 @@ static int checkpoint_locked(struct audit *a, char *err)
 	}
 	a->signed_size = a->range.count;
 	a->have_checkpoint = true;
-	/* A copy that fails to be written only lags: the next one replaces it. */
-	if (write_copy(a, note, err) < 0)
-		memcpy(a->error, err, AUDIT_ERR_MAX);
+	/* Copied once the log's lock is let go (copy_checkpoint). */
+	if (a->copy_dirfd >= 0) {
+		free(a->copy_pending);
+		a->copy_pending = strdup(note);
+		a->copy_pending_size = a->range.count;
+	}
 	goto out;
 db:
 	error_set(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
@@ -1338,6 +1375,7 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
 	pthread_mutex_lock(&a->lock);
 	r = checkpoint_locked(a, err);
 	pthread_mutex_unlock(&a->lock);
+	copy_checkpoint(a);
 	if (r == 0)
 		notify(a, "checkpoint");
 	return r < 0 ? r : 0;
@@ -1368,6 +1406,7 @@ static void *checkpointer(void *arg)
 			memcpy(a->error, err, sizeof(err));
 		if (r == 0) {
 			pthread_mutex_unlock(&a->lock);
+			copy_checkpoint(a);
 			notify(a, "checkpoint");
 			pthread_mutex_lock(&a->lock);
 		}
@@ -1459,6 +1498,8 @@ void audit_close(struct audit *a)
 		audit_checkpoint(a, err);
 	if (a->copy_dirfd >= 0)
 		close(a->copy_dirfd);
+	free(a->copy_pending);
+	pthread_mutex_destroy(&a->copy_lock);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->queue_done);
