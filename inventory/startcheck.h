@@ -5,8 +5,9 @@
  * from off the host, and the outbox, whose objects are named after the
  * records that signed them. Twice: cheaply before mounting (sizes, roots
  * the store can tell at once, objects named just past its end), and in
- * full in a thread after it (every line hashed again, every root and
- * object name), while signing waits for the verdict. */
+ * full in a thread after it (SQLite's check of every page, then every line
+ * hashed again, every root and object name), while signing waits for the
+ * verdict. */
 #pragma once
 
 #include "error.h"
@@ -63,12 +64,12 @@ int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **
 int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
 		     struct startcheck_target *targets, size_t n, char err[STARTCHECK_ERR_MAX]);
 
-/* The full check, in a thread: the first SIZE records of the store in DIR
- * (through a connection of its own) each hashed again and checked against
- * their columns, the tree's root at SIZE and at each target's size
- * compared with ROOT and the targets', and every object name in
- * DIR/objects compared with SIZE. FAIL (CTX, the reason) is called once
- * if anything is wrong, before the verdict is told to those who wait. */
+/* The full check, in a thread: every page of the store in DIR read
+ * (store_check), then its first SIZE records (through a connection of its
+ * own) each hashed again and checked against their columns, the tree's
+ * root at SIZE and at each target's size compared with ROOT and the
+ * targets', and every object name in DIR/objects compared with SIZE. FAIL (CTX, the reason) is
+ * called once if anything is wrong, before the verdict is told to those who wait. */
 struct startcheck;
 typedef void (*startcheck_fail_fn)(void *ctx, const char *reason);
 int startcheck_verify_start(const char *dir, uint64_t size, const merkle_hash root,
