@@ -651,8 +651,11 @@ static int check_all(const char *dir, uint64_t size, const merkle_hash root,
 	if (store_check(dir, why) < 0)
 		return error_set(err, -EIO, "%s", why);
 	r = scan_log(dir, size, root, targets, n, stop, why);
-	if (r == 0)
-		r = scan_objects(dir, size, why);
+	if (r == 0 && scan_objects(dir, size, why) < 0)
+		return error_set(err, -EIO,
+				 "%s/" STORE_FILE ": %s; restore its newest backup with its -wal "
+				 "file, or stop signfsd and run `signfsctl audit repair`",
+				 dir, why);
 	if (r == -ECANCELED)
 		return error_set(err, -EIO, "stopped before the store's check finished");
 	if (r < 0)
