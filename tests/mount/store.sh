@@ -192,4 +192,21 @@ check "...then every artifact is recorded" all_recorded
 check "...and the log verifies" log_verifies
 stop_daemon
 
+# ---- 6. a truncated or overwritten signfs.db ----
+cp -a "$STATE/signfs.db" "$T/good.db"
+size=$(stat -c %s "$STATE/signfs.db")
+head -c "$size" /dev/zero >"$STATE/signfs.db"
+refused "a zeroed signfs.db: refused, restore it from a backup" "restore it from a backup"
+check "...and the repair if the backup is older than the outbox" \
+	grep -qF "then run \`signfsctl audit repair -c $CONF\`" "$T/refused.out"
+head -c $((size / 2)) "$T/good.db" >"$STATE/signfs.db"
+refused "a signfs.db cut in half: refused, restore it from a backup" "restore it from a backup"
+: >"$STATE/signfs.db"
+refused "an empty signfs.db: refused as older than its log" \
+	"holds 0 audit records, the checkpoint kept beside it (audit.checkpoint) covers"
+cp -a "$T/good.db" "$STATE/signfs.db"
+start_daemon
+check "the good copy back: it starts and signs" write 1 301
+stop_daemon
+
 done_testing
