@@ -526,7 +526,7 @@ static int check_store(const struct options *o, const struct config *c, struct f
 	struct startcheck_target t[2];
 	char err[STARTCHECK_ERR_MAX], aerr[AUDIT_ERR_MAX], origin[CONFIG_ORIGIN_MAX];
 	merkle_hash root;
-	uint64_t size;
+	uint64_t size, gone = 0;
 	EVP_PKEY *key;
 	size_t n = 0;
 	int r;
@@ -543,7 +543,7 @@ static int check_store(const struct options *o, const struct config *c, struct f
 			strerror(-r));
 		return r;
 	}
-	r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, n, err);
+	r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, n, &gone, err);
 	if (r == -EBADMSG && !audit_rewritten(d->audit) &&
 	    audit_accept_rewrite(d->audit, err, aerr) == 0)
 		log_warn("continuing as acknowledged: %s", err);
@@ -551,7 +551,7 @@ static int check_store(const struct options *o, const struct config *c, struct f
 		/* What the admin acknowledged covers them; a checkpoint of
 		 * the log as it is replaces the copy at once. */
 		n = 0;
-		r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, 0, err);
+		r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, 0, &gone, err);
 		if (r == 0 && audit_checkpoint(d->audit, aerr) < 0)
 			log_warn("audit checkpoint: %s", aerr);
 	}
@@ -559,6 +559,10 @@ static int check_store(const struct options *o, const struct config *c, struct f
 		fprintf(stderr, "signfsd: %s\n", err);
 		return -EIO;
 	}
+	if (gone)
+		log_warn("%llu object(s) past the log's end, never published (a crash came "
+			 "before their record reached the disk), removed",
+			 (unsigned long long)gone);
 	audit_tree_head(d->audit, &size, root);
 	r = startcheck_verify_start(c->state_dir, size, root, t, n, store_damaged, d, &d->check);
 	if (r < 0)

@@ -208,16 +208,43 @@ int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **
 	return 0;
 }
 
+/* Object NAME (in OBJECTS_FD) is named after a record past the store's
+ * end. One that a crash cut before its swap (its outbox link "l" still
+ * inside, and not held for review) was never published, and its record
+ * never reached the disk: it is removed (true in *DISCARDED), as the next
+ * signature of that number would make it again. Otherwise it was
+ * published: the store lost its record. */
+static bool lost_record(int objects_fd, const char *name, bool *discarded)
+{
+	static const char *const files[] = {"a", "s", "l", "p", "h"};
+	int fd = openat(objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	bool unfinished;
+
+	*discarded = false;
+	if (fd < 0)
+		return true;
+	unfinished = faccessat(fd, "l", F_OK, AT_SYMLINK_NOFOLLOW) == 0 &&
+		     faccessat(fd, "h", F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+	if (unfinished) {
+		/* The artifact is a hard link: the inbox keeps its file. */
+		for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++)
+			(void)unlinkat(fd, files[i], 0);
+		*discarded = unlinkat(objects_fd, name, AT_REMOVEDIR) == 0;
+	}
+	close(fd);
+	return !*discarded;
+}
+
 int startcheck_probe_objects(const char *dir, uint64_t size, uint64_t probe, uint64_t *ret_id,
-			     uint64_t *ret_count)
+			     uint64_t *ret_count, uint64_t *ret_discarded)
 {
 	char path[PATH_MAX], name[32];
-	uint64_t count = 0, newest = 0;
+	uint64_t count = 0, newest = 0, discarded = 0;
 	struct stat st;
+	bool gone;
 	int fd;
 
-	*ret_id = 0;
-	*ret_count = 0;
+	*ret_id = *ret_count = *ret_discarded = 0;
 	if (snprintf(path, sizeof(path), "%s/objects", dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -225,14 +252,18 @@ int startcheck_probe_objects(const char *dir, uint64_t size, uint64_t probe, uin
 		return errno == ENOENT ? 0 : -errno;
 	for (uint64_t id = size; id < size + probe && id < STARTCHECK_SEQ_IDS; id++) {
 		snprintf(name, sizeof(name), "%024" PRIx64, id);
-		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (lost_record(fd, name, &gone)) {
 			count++;
 			newest = id;
 		}
+		discarded += gone;
 	}
 	close(fd);
 	*ret_id = newest;
 	*ret_count = count;
+	*ret_discarded = discarded;
 	return 0;
 }
 
@@ -316,13 +347,15 @@ static int refuse_objects(const char *dir, const char *config, uint64_t size, ui
 }
 
 int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
-		     struct startcheck_target *targets, size_t n, char err[STARTCHECK_ERR_MAX])
+		     struct startcheck_target *targets, size_t n, uint64_t *ret_discarded,
+		     char err[STARTCHECK_ERR_MAX])
 {
 	merkle_hash head, root;
 	uint64_t size, newest, count;
 	int r;
 
 	err[0] = 0;
+	*ret_discarded = 0;
 	audit_tree_head(a, &size, head);
 	for (size_t i = 0; i < n; i++) {
 		struct startcheck_target *t = &targets[i];
@@ -345,7 +378,7 @@ int startcheck_store(struct store *s, struct audit *a, const char *dir, const ch
 					 "--acknowledge`, which the log records)",
 					 dir, size, t->size, t->what, dir, config);
 	}
-	r = startcheck_probe_objects(dir, size, PROBE_OBJECTS, &newest, &count);
+	r = startcheck_probe_objects(dir, size, PROBE_OBJECTS, &newest, &count, ret_discarded);
 	if (r < 0)
 		return error_set(err, -EIO, "%s/objects: %s", dir, strerror(-r));
 	if (count)
@@ -612,6 +645,7 @@ static int scan_objects(const char *dir, uint64_t size, char *err)
 	char path[PATH_MAX];
 	uint64_t newest = 0, count = 0;
 	struct dirent *e;
+	bool gone;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/objects", dir);
@@ -625,7 +659,8 @@ static int scan_objects(const char *dir, uint64_t size, char *err)
 		if (strlen(e->d_name) != 24 || strspn(e->d_name, "0123456789abcdef") != 24)
 			continue;
 		id = strtoull(e->d_name, &end, 16);
-		if (id >= size && id < STARTCHECK_SEQ_IDS) {
+		if (id >= size && id < STARTCHECK_SEQ_IDS &&
+		    lost_record(dirfd(d), e->d_name, &gone)) {
 			count++;
 			newest = id > newest ? id : newest;
 		}

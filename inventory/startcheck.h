@@ -60,9 +60,13 @@ int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **
  * missing, how to recover; CONFIG names the config in the repair command):
  * -EBADMSG when the log does not extend a target (which an acknowledged
  * rewrite may accept), -EEXIST when the outbox names records the store
- * lacks (which only a repair mends), -EIO when the outbox cannot be read. */
+ * lacks (which only a repair mends), -EIO when the outbox cannot be read.
+ * Objects past the end that a crash cut before their swap were never
+ * published: they are removed, their count in *RET_DISCARDED (the full
+ * check removes those further on). */
 int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
-		     struct startcheck_target *targets, size_t n, char err[STARTCHECK_ERR_MAX]);
+		     struct startcheck_target *targets, size_t n, uint64_t *ret_discarded,
+		     char err[STARTCHECK_ERR_MAX]);
 
 /* The full check, in a thread: every page of the store in DIR read
  * (store_check), then its first SIZE records (through a connection of its
@@ -90,8 +94,9 @@ int startcheck_verify(const char *dir, uint64_t size, const merkle_hash root,
 		      const struct startcheck_target *targets, size_t n,
 		      char err[STARTCHECK_ERR_MAX]);
 
-/* The newest object in DIR/objects named after a record at or past SIZE,
- * found by looking at the names SIZE .. SIZE + PROBE - 1 only: its number
- * in *RET_ID and how many there are in *RET_COUNT (0: none). */
+/* The newest published object in DIR/objects named after a record at or
+ * past SIZE, found by looking at the names SIZE .. SIZE + PROBE - 1 only:
+ * its number in *RET_ID and how many there are in *RET_COUNT (0: none);
+ * those never published were removed, their count in *RET_DISCARDED. */
 int startcheck_probe_objects(const char *dir, uint64_t size, uint64_t probe, uint64_t *ret_id,
-			     uint64_t *ret_count);
+			     uint64_t *ret_count, uint64_t *ret_discarded);

@@ -90,9 +90,12 @@ static struct startcheck_target signed_target(EVP_PKEY *k, uint64_t size, const 
 	return t;
 }
 
+static uint64_t discarded;
+
 static int check(struct startcheck_target *t, size_t n, char *err)
 {
-	return startcheck_store(store, audit, dir, "/etc/signfs/signfs.conf", t, n, err);
+	return startcheck_store(store, audit, dir, "/etc/signfs/signfs.conf", t, n, &discarded,
+				err);
 }
 
 static int verify(const struct startcheck_target *t, size_t n, char *err)
@@ -282,4 +285,48 @@ Test(startcheck, fetch_command_prints_the_note_with_nothing_of_ours)
 	script("hangs", "exec sleep 30", path, sizeof(path));
 	cr_assert_eq(startcheck_fetch(path, ORIGIN, 1, &out, err), -EIO);
 	cr_assert(strstr(err, "took more than 1 s and was killed"), "%s", err);
+}
+
+/* An object directory with its outbox link still inside: never swapped. */
+static void make_unswapped(uint64_t id, bool held)
+{
+	char path[160], target[32];
+
+	make_object(id);
+	snprintf(target, sizeof(target), "%024" PRIx64, id);
+	snprintf(path, sizeof(path), "%s/objects/%s/l", dir, target);
+	cr_assert_eq(symlink(target, path), 0);
+	snprintf(path, sizeof(path), "%s/objects/%s/a", dir, target);
+	close(open(path, O_WRONLY | O_CREAT, 0644));
+	if (held) {
+		snprintf(path, sizeof(path), "%s/objects/%s/h", dir, target);
+		cr_assert_eq(symlink("held", path), 0);
+	}
+}
+
+static bool object_exists(uint64_t id)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/objects/%024" PRIx64, dir, id);
+	return access(path, F_OK) == 0;
+}
+
+Test(startcheck, objects_a_crash_cut_before_their_swap_are_removed_not_refused)
+{
+	char err[STARTCHECK_ERR_MAX];
+
+	append(10);
+	make_unswapped(11, false);
+	make_unswapped(10 + 50000, false);
+	cr_assert_eq(check(NULL, 0, err), 0, "%s", err);
+	cr_assert_eq(discarded, 1);
+	cr_assert_not(object_exists(11));
+	cr_assert(object_exists(10 + 50000), "past the probe: the full check's");
+	cr_assert_eq(verify(NULL, 0, err), 0, "%s", err);
+	cr_assert_not(object_exists(10 + 50000));
+	/* Held for review: kept, and its lost record refuses the start. */
+	make_unswapped(12, true);
+	cr_assert_eq(check(NULL, 0, err), -EEXIST);
+	cr_assert(object_exists(12));
 }
