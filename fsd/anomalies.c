@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "certs.h"
 #include "command.h"
 #include "config.h"
 #include "daemon.h"
@@ -436,6 +437,7 @@ int anomalies_found(struct fsd *d, const struct audit_record *rec, uint64_t seq,
 	pthread_mutex_lock(&an.lock);
 	an.totals[kind]++;
 	pthread_mutex_unlock(&an.lock);
+	inventory_usage_event(d->usage, "anomaly", when);
 	queue_alert(d, &f, action);
 	daemon_note_inventory(d, NULL);
 	return 0;

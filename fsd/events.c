@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "outbox.h"
+#include "provenance.h"
 #include "quorum.h"
 #include "recent.h"
 #include "shipper.h"
@@ -85,21 +86,53 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
-	 * closes it and may ride the next group commit (a crash before that is
-	 * settled at the next start). */
+	 * closes it. It claims the swap that made the version visible, so it
+	 * reaches the store only once a flush has made that swap durable (the
+	 * next commit's, or the audit flusher's): after a power cut, a
+	 * publication either has this record and its swap, or neither, and the
+	 * start settles it from the object and the signing record. */
 	rec->event = "published";
 	rec->decision = "allow";
 	/* Learned before its record is appended: saved profiles cover every
 	 * record before the log's size when they are saved (anomalies.c). */
 	anomalies_published(d, rec, now);
-	if (audit_append_later(d->audit, rec, err) < 0)
+	if (audit_append_after_flush(d->audit, rec, err) < 0)
 		log_err("inbox/%s: the publication could not be recorded: %s", ev->path, err);
+}
+
+/* Record REC (WHAT it records, for the log) now; when the store cannot
+ * take it (a full disk), it is queued and tried again every second until
+ * it can, and nothing is signed meanwhile (events_sign). */
+static void record(struct fsd *d, const struct audit_record *rec, const char *what)
+{
+	char err[AUDIT_ERR_MAX];
+
+	if (audit_append(d->audit, rec, NULL, err) == 0)
+		return;
+	log_err("inbox/%s: the %s could not be recorded (%s): tried again until it is",
+		rec->path ? rec->path : "", what, err);
+	if (audit_append_later(d->audit, rec, err) < 0)
+		log_err("inbox/%s: the %s is lost: %s", rec->path ? rec->path : "", what, err);
+}
+
+/* A published path left the inbox: its record is durable before the
+ * remover hears back (the flush covers the outbox entry's removal too). */
+static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	rec->event = "withdrawn";
+	rec->decision = "withdraw";
+	rec->size = AUDIT_NONE;
+	/* The version withdrawn, when a signing record named it. */
+	rec->has_ref = ev->signing < audit_size(d->audit);
+	rec->ref = ev->signing;
+	log_info("withdrawn: outbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
+		 ev->reason ? ev->reason : "");
+	record(d, rec, "withdrawal");
 }
 
 void events_record_denial(void *ctx, const struct audit_record *rec)
 {
 	struct fsd *d = ctx;
-	char err[AUDIT_ERR_MAX];
 
 	if (rec->count > 1)
 		log_warn("denied %u more times in the last minute: inbox/%s uid=%lld rule=%s: %s",
@@ -109,8 +142,19 @@ void events_record_denial(void *ctx, const struct audit_record *rec)
 		log_warn("denied: inbox/%s uid=%lld gid=%lld pid=%lld exe=%s rule=%s: %s",
 			 rec->path, rec->uid, rec->gid, rec->pid, rec->exe ? rec->exe : "-",
 			 rec->rule ? rec->rule : "none", rec->reason ? rec->reason : "");
-	if (audit_append(d->audit, rec, NULL, err) < 0)
-		log_err("inbox/%s: the denial could not be recorded: %s", rec->path, err);
+	record(d, rec, "denial");
+}
+
+/* A recorded signature: the anomaly check, then its provenance statement
+ * for what is to be published or held. */
+static int signed_outcome(struct fsd *d, struct ingest_event *ev, const struct audit_record *rec,
+			  uint64_t seq)
+{
+	int r = anomalies_signed(d, rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+
+	if ((r == 0 || r == INGEST_HOLD) && provenance_signed(d, ev, rec, seq, ev->veto) < 0)
+		return -EIO;
+	return r;
 }
 
 int events_ingest(void *ctx, struct ingest_event *ev)
@@ -173,10 +217,12 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			return -EIO;
 		}
 		*ev->ret_signing = seq;
-		return anomalies_signed(d, &rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+		return signed_outcome(d, ev, &rec, seq);
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);
+		inventory_usage_denial(d->usage, time(NULL), ev->cred->uid, rec.user, ev->path,
+				       ev->reason);
 		rec.event = "denied";
 		rec.decision = "deny";
 		/* Repeats within a minute become one counted record, unless it
@@ -184,23 +230,22 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		if (rec.has_ref) {
 			log_warn("denied: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid,
 				 ev->cred->pid, ev->reason ? ev->reason : "");
-			if (audit_append(d->audit, &rec, NULL, err) < 0)
-				log_err("inbox/%s: the denial could not be recorded: %s", ev->path,
-					err);
+			record(d, &rec, "denial");
 		} else {
 			denials_add(d->denials, &rec, time(NULL));
 		}
 		return 0;
 	case INGEST_HELD:
 		recent_add(d->recent, ev->cred->uid, time(NULL), "held", ev->path, ev->reason);
+		inventory_usage_event(d->usage, "held", time(NULL));
 		rec.event = "held";
 		rec.decision = "hold";
 		log_warn("held: inbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
 			 ev->reason ? ev->reason : "");
-		if (audit_append(d->audit, &rec, NULL, err) < 0)
-			log_err("inbox/%s: the hold could not be recorded: %s", ev->path, err);
+		record(d, &rec, "hold");
 		return 0;
 	case INGEST_ABANDONED:
+		ops_removed(d, ev->path);
 		rec.event = "abandoned";
 		rec.decision = "abandon";
 		rec.size = ev->size >= 0 ? ev->size : AUDIT_NONE;
@@ -208,23 +253,25 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		log_warn("abandoned: inbox/%s size=%lld uid=%u pid=%d: %s", ev->path,
 			 (long long)ev->size, ev->cred->uid, ev->cred->pid,
 			 ev->reason ? ev->reason : "");
-		if (audit_append(d->audit, &rec, NULL, err) < 0)
-			log_err("inbox/%s: the abandonment could not be recorded: %s", ev->path,
-				err);
+		record(d, &rec, "abandonment");
+		return 0;
+	case INGEST_WITHDRAWN:
+		withdrawn(d, ev, &rec);
 		return 0;
 	case INGEST_FAILED:
 		break;
 	}
+	ops_removed(d, ev->path);
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	daemon_note_failure(d, ev->path, ev->reason);
 	recent_add(d->recent, ev->cred->uid, time(NULL), "failed", ev->path, ev->reason);
+	inventory_usage_event(d->usage, "failed", time(NULL));
 	rec.event = "failed";
 	rec.decision = "error";
 	log_err("not signed: inbox/%s size=%lld sha256=%s uid=%u pid=%d: %s", ev->path,
 		(long long)ev->size, hex[0] ? hex : "-", ev->cred->uid, ev->cred->pid,
 		ev->reason ? ev->reason : "unknown error");
-	if (audit_append(d->audit, &rec, NULL, err) < 0)
-		log_err("inbox/%s: the failure could not be recorded either: %s", ev->path, err);
+	record(d, &rec, "failure");
 	return 0;
 }
 
@@ -591,11 +638,19 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 {
 	struct fsd *d = ctx;
 	struct key_status st;
+	unsigned long n;
 	int r;
 
 	/* Its records could not be trusted to stay: sign nothing. */
 	if (daemon_store_damaged(d, reason, INGEST_VETO_MAX))
 		return -EIO;
+	/* Nor while decisions wait to reach the log (a full disk). */
+	if ((n = audit_unwritten(d->audit)) > 0)
+		return error_set(
+		    reason, -EIO,
+		    "%lu audit records wait to be written (is the state's disk full?): "
+		    "nothing is signed until they are",
+		    n);
 	r = check_key(d, key, &st, reason);
 
 	if (r == 0)

@@ -33,6 +33,7 @@
 
 #include "backing.h"
 #include "config.h"
+#include "exits.h"
 #include "hash.h"
 #include "outbox.h"
 
@@ -64,6 +65,9 @@ struct ingest {
 	pthread_t sweeper;
 	bool sweeping, stopping;
 	pthread_cond_t wake;
+	struct exits *exits;	   /* the writers whose success commits wait for */
+	struct deferred *deferred; /* those commits, under lock */
+	unsigned n_deferred;	   /* their number (atomic: read without lock) */
 };
 
 enum file_state {
@@ -81,6 +85,8 @@ struct ingest_file {
 	bool published; /* fd's inode is linked into the outbox: never write it */
 	enum file_state state;
 	int write_error;	 /* errno of a failed write: the close reports EIO */
+	bool extended;		 /* grown by truncate since it was opened */
+	bool wrote;		 /* written since it was opened */
 	unsigned id;		 /* names its marker (m...ID) and staging copy (sID) */
 	char staging[32];	 /* non-empty: fd is staging/NAME, replaces path at commit */
 	char marker[MARKER_MAX]; /* staging/MARKER names path while it is unfinished */
@@ -148,6 +154,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 		break;
 	case INGEST_SIGNED:
 	case INGEST_ATTEST:
+	case INGEST_WITHDRAWN:
 		break;
 	}
 	pthread_mutex_unlock(&in->lock);
@@ -222,6 +229,20 @@ static int check_name(struct ingest *in, const char *relpath, bool dir)
 }
 
 /* ---- markers: staging/m<uid>.<gid>.<pid>.<n> -> inbox path ---- */
+
+/* A marker of KIND: 'm' a file being written (a crash rolls it back), 'd'
+ * a file left and waiting for its writer's success (a crash publishes it,
+ * see recover_deferred), 'w' a withdrawal (a crash finishes it). */
+static int marker_make(struct ingest *in, char kind, const char *relpath,
+		       const struct ingest_cred *cred, unsigned id, char name[MARKER_MAX])
+{
+	snprintf(name, MARKER_MAX, "%c%u.%u.%d.%u", kind, cred->uid, cred->gid, cred->pid, id);
+	if (symlinkat(relpath, in->staging_fd, name) < 0) {
+		name[0] = 0;
+		return -errno;
+	}
+	return 0;
+}
 
 static int marker_create(struct ingest *in, const char *relpath, const struct ingest_cred *cred,
 			 unsigned id, char name[MARKER_MAX])
@@ -355,8 +376,13 @@ static void recover_marker(struct ingest *in, const char *name)
 	}
 }
 
+static void recover_withdrawal(struct ingest *in, const char *name);
+
+static void recover_deferred(struct ingest *in, const char *name);
+
 /* What a crash left in staging/: markers of unfinished files (their paths
- * rolled back), then the copies being rewritten (dropped). */
+ * rolled back) and of withdrawals (finished), then the copies being
+ * rewritten (dropped). */
 static void recover(struct ingest *in)
 {
 	for (int pass = 0; pass < 2; pass++) {
@@ -370,6 +396,10 @@ static void recover(struct ingest *in)
 				continue;
 			if (pass == 0 && e->d_name[0] == 'm')
 				recover_marker(in, e->d_name);
+			if (pass == 0 && e->d_name[0] == 'w')
+				recover_withdrawal(in, e->d_name);
+			if (pass == 0 && e->d_name[0] == 'd')
+				recover_deferred(in, e->d_name);
 			if (pass == 1)
 				unlinkat(in->staging_fd, e->d_name, 0);
 		}
@@ -637,6 +667,224 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	return r == -EFBIG || r == -EACCES ? r : r < 0 ? -EIO : 0;
 }
 
+/* ---- commits that wait for the writer's success ----
+ *
+ * Some writers make what they leave look finished when it is not: rsync,
+ * interrupted (a signal, a lost connection), renames what arrived of the
+ * file to its final name (--partial, -P) or closes it in place (--inplace,
+ * --append), then exits non-zero; a writer whose mmap fails after it grew
+ * the file with ftruncate exits non-zero with only the zeros written. A
+ * commit by a writer matching await_exit, or of a file grown by truncate
+ * and never written after, therefore waits: the rename or close returns 0,
+ * the inbox shows the bytes, a marker covers them as for a file being
+ * written, and the commit is made when the writer goes on (its next
+ * request to this filesystem: it did not stop at that file) or exits with
+ * status 0. Any other end rolls the path back and audits it as abandoned. */
+
+struct deferred {
+	char *path;
+	char marker[MARKER_MAX];
+	struct ingest_cred cred;
+	struct stat st;		 /* the file as it was left */
+	struct stream_hash hash; /* its bytes, hashed then */
+	struct deferred *next;
+};
+
+/* Hashed when it is left, so that the commit at the writer's exit is a
+ * signature and a publication, done before the writer's parent (rsync's
+ * client, which polls for its children) has told the shell. */
+static int hash_all(struct stream_hash *h, int fd, off_t size)
+{
+	static const size_t chunk = 1 << 20;
+	char *buf = malloc(chunk);
+	off_t off = 0;
+	ssize_t n = 1;
+
+	if (!buf || hash_init(h) < 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	while (off < size && (n = pread(fd, buf, chunk, off)) > 0) {
+		hash_update(h, off, buf, n);
+		off += n;
+	}
+	free(buf);
+	return n < 0 ? -errno : 0;
+}
+
+static bool unchanged(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+#define WENT_ON (-2)  /* the writer made another request */
+#define STOPPING (-3) /* signfsd stops first */
+
+static bool awaits_exit(struct ingest *in, const struct ingest_cred *cred, bool extended)
+{
+	return in->exits && (extended || config_awaits_exit(in->config, cred->exe));
+}
+
+/* inbox/PATH now holds FD's bytes, written by CRED: their commit waits
+ * for the writer. The caller holds PATH's stripe. */
+static int defer_commit(struct ingest *in, const char *path, int fd, const struct ingest_cred *cred)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->path = strdup(path);
+	d->cred = *cred;
+	r = !d->path ? -ENOMEM : fstat(fd, &d->st) < 0 ? -errno : 0;
+	if (r == 0)
+		r = hash_all(&d->hash, fd, d->st.st_size);
+	if (r == 0)
+		r = marker_make(in, 'd', path, cred,
+				__atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), d->marker);
+	if (r < 0) {
+		hash_free(&d->hash);
+		free(d->path);
+		free(d);
+		return r;
+	}
+	pthread_mutex_lock(&in->lock);
+	d->next = in->deferred;
+	in->deferred = d;
+	__atomic_add_fetch(&in->n_deferred, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&in->lock);
+	return exits_watch(in->exits, cred->tgid);
+}
+
+static void why_abandoned(const struct deferred *d, int status, char *out, size_t n)
+{
+	const char *exe = strrchr(d->cred.exe, '/');
+	char what[96];
+
+	exe = exe ? exe + 1 : d->cred.exe[0] ? d->cred.exe : "its writer";
+	if (status == STOPPING)
+		snprintf(what, sizeof(what), "signfsd stopped before it finished");
+	else if (status == -1)
+		snprintf(what, sizeof(what), "its exit status could not be read");
+	else if (WIFSIGNALED(status))
+		snprintf(what, sizeof(what), "it was killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(what, sizeof(what), "it exited with status %d", WEXITSTATUS(status));
+	snprintf(out, n,
+		 "%s (pid %d) left it looking finished, then %s: what an interrupted writer left "
+		 "is never published",
+		 exe, (int)d->cred.tgid, what);
+}
+
+/* D's writer went on or ended with STATUS: commit or roll back D. */
+static void settle_deferred(struct ingest *in, struct deferred *d, int status)
+{
+	pthread_mutex_t *s = stripe(in, d->path);
+	struct stat st;
+	char why[512];
+	off_t size = -1;
+	int fd, r;
+
+	pthread_mutex_lock(s);
+	fd = openat(in->inbox_fd, d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Replaced or removed since: nothing of it to publish or roll back. */
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == d->st.st_ino &&
+	    st.st_dev == d->st.st_dev) {
+		if (status == WENT_ON ||
+		    (status >= 0 && WIFEXITED(status) && !WEXITSTATUS(status))) {
+			r = commit_fd(in, fd, d->path, unchanged(&st, &d->st) ? &d->hash : NULL,
+				      NULL, &d->cred);
+			if (r == INGEST_ATTESTED)
+				unlinkat(in->inbox_fd, d->path, 0);
+			else if (r < 0)
+				roll_back(in, d->path, &size);
+		} else {
+			why_abandoned(d, status, why, sizeof(why));
+			size = st.st_size;
+			roll_back(in, d->path, &size);
+			report_simple(in, INGEST_ABANDONED, d->path, &d->cred, NULL, size, why);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	marker_remove(in, d->marker);
+	pthread_mutex_unlock(s);
+	hash_free(&d->hash);
+	free(d->path);
+	free(d);
+}
+
+/* The deferred commits of process TGID (all of them with TGID 0), taken
+ * out of the list and settled with STATUS. */
+static void settle_writer(struct ingest *in, pid_t tgid, int status)
+{
+	struct deferred *mine = NULL;
+
+	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&in->lock);
+	for (struct deferred **p = &in->deferred; *p;) {
+		struct deferred *d = *p;
+		if (tgid && d->cred.tgid != tgid) {
+			p = &d->next;
+			continue;
+		}
+		*p = d->next;
+		d->next = mine;
+		mine = d;
+		__atomic_sub_fetch(&in->n_deferred, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&in->lock);
+	/* Oldest first: the list is newest first, MINE reversed it. */
+	while (mine) {
+		struct deferred *d = mine;
+		mine = d->next;
+		settle_deferred(in, d, status);
+	}
+}
+
+/* After a crash, for a file that waited for its writer's success (marker
+ * NAME): how the writer ended is lost with the daemon. A writer that went
+ * on would have committed it already, so it was the last file its writer
+ * left, and a crash loses what was acknowledged to a writer that exited 0
+ * (rsync's last file) far more often than it meets an interrupted one that
+ * renamed a partial file in the same millisecond: it is committed, with
+ * the credential the marker keeps (its uid and gid). */
+static void recover_deferred(struct ingest *in, const char *name)
+{
+	struct ingest_cred cred = {0};
+	char path[PATH_MAX];
+	unsigned id;
+	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
+	int fd, r;
+
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	sscanf(name, "d%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
+	cred.tgid = cred.pid;
+	fd = openat(in->inbox_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	r = commit_fd(in, fd, path, NULL, NULL, &cred);
+	if (r == INGEST_ATTESTED)
+		unlinkat(in->inbox_fd, path, 0);
+	close(fd);
+}
+
+static void writer_exited(void *ctx, pid_t pid, int status)
+{
+	settle_writer(ctx, pid, status);
+}
+
+/* CRED's process makes another request: it went on past what it left. */
+static void writer_went_on(struct ingest *in, const struct ingest_cred *cred)
+{
+	settle_writer(in, cred->tgid, WENT_ON);
+}
+
 /* ---- open files ---- */
 
 static struct ingest_file *file_new(struct ingest *in, const char *relpath,
@@ -782,6 +1030,8 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	struct ingest_file *f;
 	int fd, r;
 
+	writer_went_on(in, cred);
+
 	r = check_name(in, relpath, false);
 	if (r < 0)
 		return r;
@@ -826,6 +1076,8 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	struct ingest_file *f;
 	struct stat st;
 	int fd, r;
+
+	writer_went_on(in, cred);
 
 	if (writable && (r = check_name(in, relpath, false)) < 0)
 		return r;
@@ -985,6 +1237,7 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 		return w;
 	}
 	f->dirty = true;
+	f->wrote = true;
 	/* Taken before f->lock goes: the next write's hash comes after. */
 	pthread_mutex_lock(&f->hash_lock);
 	pthread_mutex_unlock(&f->lock);
@@ -997,10 +1250,15 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 
 int ingest_ftruncate(struct ingest_file *f, off_t size)
 {
+	struct stat st;
 	int r;
 
 	pthread_mutex_lock(&f->lock);
 	r = prepare_write(f);
+	/* Bytes that no write gave: a writer that grows a file and then
+	 * fails to write it (its mmap refused) must not have them signed. */
+	if (r == 0 && fstat(f->fd, &st) == 0 && size > st.st_size)
+		f->extended = true;
 	if (r == 0 && f->grant.max_size && (uint64_t)size > f->grant.max_size) {
 		refuse_oversize(f, size);
 		r = -EFBIG;
@@ -1096,6 +1354,30 @@ int ingest_fsync(struct ingest_file *f, int datasync)
 }
 
 /* Holds f->lock. */
+/* F's close by a writer whose success decides (awaits_exit): its bytes go
+ * to inbox/PATH (from a staged rewrite, if one), unsigned, and their commit
+ * waits for the writer. Holds f->lock and PATH's stripe. */
+static int land_deferred(struct ingest_file *f, const char *path)
+{
+	struct ingest *in = f->in;
+	int r;
+
+	if (f->staging[0]) {
+		if (renameat(in->staging_fd, f->staging, in->inbox_fd, path) < 0)
+			return -EIO;
+		pthread_mutex_lock(&in->lock);
+		f->staging[0] = 0;
+		pthread_mutex_unlock(&in->lock);
+	}
+	r = defer_commit(in, path, f->fd, &f->cred);
+	if (r < 0) {
+		drop_uncommitted(f, path);
+		return -EIO;
+	}
+	f->dirty = false;
+	return 0;
+}
+
 static int commit_file(struct ingest_file *f)
 {
 	struct ingest *in = f->in;
@@ -1139,6 +1421,12 @@ static int commit_file(struct ingest_file *f)
 		free(path);
 		return 0;
 	}
+	if (awaits_exit(in, &f->cred, f->extended && !f->wrote)) {
+		r = land_deferred(f, path);
+		pthread_mutex_unlock(s);
+		free(path);
+		return r;
+	}
 	r = commit_fd(in, f->fd, path, settled_hash(f), f->staging[0] ? f->staging : NULL,
 		      &f->cred);
 	pthread_mutex_unlock(s);
@@ -1180,6 +1468,17 @@ int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
 		snprintf(why, sizeof(why),
 			 "the writer was killed by signal %d (%s) before it finished",
 			 closer->fatal_signal, strsignal(closer->fatal_signal));
+		abandon(f, why);
+		pthread_mutex_unlock(&f->lock);
+		return -EIO;
+	}
+	/* Closed by its exit: a writer that fails after its last write does
+	 * not vouch for what it wrote. */
+	if (closer->exit_status) {
+		snprintf(why, sizeof(why),
+			 "the writer exited with status %d before it closed the file: what it "
+			 "left is not signed",
+			 closer->exit_status);
 		abandon(f, why);
 		pthread_mutex_unlock(&f->lock);
 		return -EIO;
@@ -1388,6 +1687,126 @@ static bool under(const char *path, const char *dir, size_t n)
 	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
 }
 
+/* ---- the outbox follows the inbox ---- */
+
+/* Staging marker w... names PATH while what was published at or below it
+ * is withdrawn: a crash in between finishes the withdrawal at the next
+ * start (recover). Without a marker the withdrawal still happens, only a
+ * crash may leave it to the next removal. */
+static void withdraw_mark(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			  char name[MARKER_MAX])
+{
+	(void)marker_make(in, 'w', path, cred,
+			  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED),
+			  name); /* without one, a crash may leave it to the next removal */
+}
+
+static bool publishes_file(struct ingest *in, const char *path)
+{
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+
+	return outbox_resolve(in->outbox, path, &kind, id) == 0 && kind != OUTBOX_NONE;
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect_name(void *ctx, const char *name, const struct stat *st)
+{
+	struct names *l = ctx;
+	size_t len = strlen(name), s = strlen(OUTBOX_SIG_SUFFIX);
+
+	/* A signature goes with its artifact. */
+	if (!S_ISDIR(st->st_mode) && len > s && !strcmp(name + len - s, OUTBOX_SIG_SUFFIX))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	/* analyzer: owned by L, freed by withdraw_missing. */
+	l->v[l->n] = strdup(name);
+	return l->v[l->n++] ? 0 : -ENOMEM;
+}
+
+static void report_withdrawn(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			     const char *id, const char *reason)
+{
+	struct ingest_event ev = {
+	    .result = INGEST_WITHDRAWN,
+	    .path = path,
+	    .cred = cred,
+	    .size = -1,
+	    .reason = reason,
+	    .signing = strtoull(id, NULL, 16),
+	};
+	report(in, &ev, now_seconds());
+}
+
+/* What the outbox publishes at or below PATH with no file at the same
+ * path in the inbox any more is withdrawn (WITHDRAWN, recorded durably
+ * before this returns), and outbox directories whose inbox directory is
+ * gone are removed once empty. The caller holds PATH's stripe when PATH
+ * was a file. */
+static void withdraw_missing(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			     const char *reason)
+{
+	char id[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	struct names children = {0};
+	struct stat st;
+	bool in_inbox = fstatat(in->inbox_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+	if (outbox_resolve(in->outbox, path, &kind, id) < 0)
+		return;
+	if (kind == OUTBOX_ARTIFACT) {
+		if ((!in_inbox || !S_ISREG(st.st_mode)) &&
+		    outbox_withdraw(in->outbox, path, id) == 0)
+			report_withdrawn(in, path, cred, id, reason);
+		return;
+	}
+	if (kind != OUTBOX_DIR || outbox_list(in->outbox, path, collect_name, &children) < 0) {
+		for (size_t i = 0; i < children.n; i++)
+			free(children.v[i]);
+		free(children.v);
+		return;
+	}
+	for (size_t i = 0; i < children.n; i++) {
+		char *child;
+		if (asprintf(&child, "%s%s%s", path, *path ? "/" : "", children.v[i]) >= 0) {
+			withdraw_missing(in, child, cred, reason);
+			free(child);
+		}
+		free(children.v[i]);
+	}
+	free(children.v);
+	if (*path && (!in_inbox || !S_ISDIR(st.st_mode)))
+		(void)outbox_remove_dir(in->outbox, path); /* not empty: a file stays */
+}
+
+/* After a crash, for the withdrawal whose marker is NAME: finished. */
+static void recover_withdrawal(struct ingest *in, const char *name)
+{
+	struct ingest_cred cred = {0};
+	char path[PATH_MAX];
+	unsigned id;
+	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
+
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	sscanf(name, "w%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
+	cred.tgid = cred.pid;
+	withdraw_missing(in, path, &cred,
+			 "left the inbox before signfsd stopped: withdrawn at the next start");
+}
+
 /* Holds in->lock: what lived at FROM (or below it, for a directory) now
  * lives at TO; PUBLISHED marks open files' inodes as linked into the outbox. */
 static void registry_rename(struct ingest *in, const char *from, const char *to, bool published)
@@ -1549,6 +1968,7 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 {
 	struct file_list files = {0}, commit = {0};
 	struct ingest_grant grant;
+	char marker[MARKER_MAX] = "", *why;
 	int r;
 
 	if (outbox_name_reserved(base_name(to)))
@@ -1580,6 +2000,8 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		free(path);
 	}
 	list_free(&files);
+	if (r == 0 && publishes_file(in, from))
+		withdraw_mark(in, from, cred, marker);
 	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -1587,9 +2009,35 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		registry_rename(in, from, to, false);
 		pthread_mutex_unlock(&in->lock);
 		r = commit_moved(in, to, &commit, cred);
+		/* Published under the new paths first, then gone from the old. */
+		if (marker[0] && asprintf(&why, "renamed to inbox/%s", to) >= 0) {
+			withdraw_missing(in, from, cred, why);
+			free(why);
+		}
 	}
+	marker_remove(in, marker);
 	list_free(&commit);
 	return r;
+}
+
+/* A published file was renamed away from the path that marker MARKER
+ * names (FROM, which a successful attestation may have made NULL in the
+ * caller): withdrawn there, under that path's stripe. */
+static void withdraw_renamed(struct ingest *in, const char *marker, const char *to,
+			     const struct ingest_cred *cred)
+{
+	char from[PATH_MAX], *why;
+	ssize_t n = readlinkat(in->staging_fd, marker, from, sizeof(from) - 1);
+	pthread_mutex_t *s;
+
+	if (n <= 0 || asprintf(&why, "renamed to inbox/%s", to) < 0)
+		return;
+	from[n] = 0;
+	s = stripe(in, from);
+	pthread_mutex_lock(s);
+	withdraw_missing(in, from, cred, why);
+	pthread_mutex_unlock(s);
+	free(why);
 }
 
 int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned int flags,
@@ -1597,14 +2045,15 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 {
 	struct ingest_grant grant;
 	struct pending *done = NULL;
-	char marker[MARKER_MAX] = "";
+	char marker[MARKER_MAX] = "", withdrawal[MARKER_MAX] = "";
 	pthread_mutex_t *s;
 	struct stat st;
-	bool commit;
+	bool commit, later;
 	int r, fd = -1;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
+	writer_went_on(in, cred);
 	if (fstatat(in->inbox_fd, from, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
@@ -1615,6 +2064,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (r < 0)
 		return r;
 	commit = !is_temp(in, to);
+	later = commit && awaits_exit(in, cred, false);
 	if (!commit) {
 		/* A file that stays temporary: the policy for the place it goes
 		 * to, as for a temporary create. */
@@ -1629,6 +2079,9 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		if (fd < 0)
 			return -errno;
 	}
+	/* What FROM published leaves the outbox once the file has left FROM. */
+	if (publishes_file(in, from) && strcmp(from, to))
+		withdraw_mark(in, from, cred, withdrawal);
 	s = stripe(in, to);
 	pthread_mutex_lock(s);
 	/* Published first, renamed second: a crash in between must find TO
@@ -1636,7 +2089,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (commit)
 		r = marker_create(in, to, cred,
 				  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), marker);
-	if (r == 0 && commit)
+	if (r == 0 && commit && !later)
 		r = commit_fd(in, fd, to, NULL, NULL, cred);
 	if (r == INGEST_ATTESTED) {
 		/* Attested, not published: the bytes leave the inbox, as a
@@ -1648,11 +2101,13 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		from = NULL;
 	} else if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0) {
 		r = -errno;
+	} else if (r == 0 && later && defer_commit(in, to, fd, cred) < 0) {
+		r = commit_fd(in, fd, to, NULL, NULL, cred); /* it cannot wait: now */
 	}
 	marker_remove(in, marker);
 	if (r == 0 && from) {
 		pthread_mutex_lock(&in->lock);
-		registry_rename(in, from, to, commit);
+		registry_rename(in, from, to, commit && !later);
 		if (commit)
 			done = pending_take(in, to);
 		else
@@ -1660,6 +2115,9 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		pthread_mutex_unlock(&in->lock);
 	}
 	pthread_mutex_unlock(s);
+	if (withdrawal[0] && r == 0)
+		withdraw_renamed(in, withdrawal, to, cred);
+	marker_remove(in, withdrawal);
 	pending_free(in, done);
 	if (fd >= 0)
 		close(fd);
@@ -1671,6 +2129,8 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 {
 	struct ingest_grant grant;
 	int r;
+
+	writer_went_on(in, cred);
 
 	if (outbox_name_reserved(base_name(relpath)))
 		return -EINVAL;
@@ -1687,17 +2147,41 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 	return 0;
 }
 
-int ingest_unlink(struct ingest *in, const char *relpath)
+int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
 {
+	pthread_mutex_t *s = stripe(in, relpath);
+	char marker[MARKER_MAX] = "";
 	struct pending *p;
+	bool published;
+	int r = 0;
 
+	writer_went_on(in, cred);
+	pthread_mutex_lock(s);
+	published = publishes_file(in, relpath);
+	if (published)
+		withdraw_mark(in, relpath, cred, marker);
 	/* Open writers of the unlinked name notice at commit (names_fd). */
 	if (unlinkat(in->inbox_fd, relpath, 0) < 0)
-		return -errno;
+		r = -errno;
+	else if (published)
+		withdraw_missing(in, relpath, cred, "removed from the inbox");
+	marker_remove(in, marker);
+	pthread_mutex_unlock(s);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&in->lock);
 	p = pending_take(in, relpath);
 	pthread_mutex_unlock(&in->lock);
 	pending_free(in, p);
+	return 0;
+}
+
+int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
+{
+	writer_went_on(in, cred);
+	if (unlinkat(in->inbox_fd, relpath, AT_REMOVEDIR) < 0)
+		return -errno;
+	withdraw_missing(in, relpath, cred, "its directory was removed from the inbox");
 	return 0;
 }
 
@@ -1771,6 +2255,8 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	pthread_cond_init(&in->wake, NULL);
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
+	/* Without the watcher, commits never wait for a writer's exit. */
+	(void)exits_open(writer_exited, in, &in->exits);
 	r = backing_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "staging", &in->staging_fd);
@@ -1811,9 +2297,14 @@ void ingest_free(struct ingest *in)
 		pthread_join(in->sweeper, NULL);
 	}
 	/* A clean stop does not wait out the grace period: what waits for a
-	 * rename now is signed under its own name (or removed and audited). */
-	if (in->outbox)
+	 * rename now is signed under its own name (or removed and audited).
+	 * What waits for a writer's success has none. */
+	exits_free(in->exits);
+	in->exits = NULL;
+	if (in->outbox) {
+		settle_writer(in, 0, STOPPING);
 		ingest_commit_stale(in, (time_t)INT64_MAX);
+	}
 	outbox_free(in->outbox);
 	if (in->inbox_fd >= 0)
 		close(in->inbox_fd);

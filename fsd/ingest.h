@@ -44,6 +44,7 @@ struct ingest_cred {
 struct ingest_closer {
 	pid_t tgid;	  /* its process; 0 when unknown (counts as the opener) */
 	int fatal_signal; /* non-zero: it is exiting, killed by this signal */
+	int exit_status;  /* non-zero: it is exiting with this status (exit(N)) */
 	bool holds_more;  /* it still holds the file through another descriptor */
 };
 
@@ -97,6 +98,10 @@ enum ingest_result {
 	INGEST_ABANDONED,
 	INGEST_HELD,   /* signed and kept aside, durably (ingest_publish_held) */
 	INGEST_ATTEST, /* a quorum rule's write, hashed: the handler decides */
+	/* a published path left the inbox (removed, or renamed away): its
+	 * outbox entry is gone, SIGNING names the version it published; the
+	 * handler records it durably before returning */
+	INGEST_WITHDRAWN,
 };
 
 /* ATTEST, like SIGNED, is reported before anything is signed, with a copy
@@ -244,7 +249,8 @@ int ingest_truncate(struct ingest *in, const char *relpath, off_t size,
 
 /* rename(2) inside the inbox. A regular file that gets a final name is
  * committed under it first (the rename fails with -EIO if that fails); a
- * directory's files are committed under their new paths after it moved. */
+ * directory's files are committed under their new paths after it moved.
+ * What was published under the old names is withdrawn (WITHDRAWN). */
 int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned int flags,
 		  const struct ingest_cred *cred);
 
@@ -253,8 +259,12 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 		 const struct ingest_cred *cred);
 
-/* unlink(2) in the inbox. Published copies stay in the outbox. */
-int ingest_unlink(struct ingest *in, const char *relpath);
+/* unlink(2) in the inbox by CRED. A published file is withdrawn from the
+ * outbox with it (WITHDRAWN): its object and records stay. */
+int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cred *cred);
+
+/* rmdir(2) in the inbox; the outbox's directory of the same path goes too. */
+int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cred *cred);
 
 /* Commit the temporary files that waited longer than the grace period for
  * their rename, under their own names (the ingest's thread calls this each

@@ -29,6 +29,9 @@
 #include "config.h"
 #include "denials.h"
 #include "events.h"
+#include "inval.h"
+#include "outbox.h"
+#include "provenance.h"
 #include "flush.h"
 #include "ingest.h"
 #include "live.h"
@@ -618,6 +621,9 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	/* SIGHUP is logrotate's, not a stop: the log file is opened again. */
 	sigaction(SIGHUP, &(struct sigaction){.sa_handler = reopen_log, .sa_flags = SA_RESTART},
 		  NULL);
+	/* Without it, names dropped behind the kernel's back last until their
+	 * cache time runs out. */
+	(void)inval_start(se, &d->inval);
 	d->se = se;
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
@@ -643,6 +649,8 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
 	d->se = NULL;
+	inval_stop(d->inval);
+	d->inval = NULL;
 	fuse_session_destroy(se);
 	return r;
 }
@@ -726,6 +734,7 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
+	outbox_set_statement(ingest_outbox(d.ingest), provenance_statement, &d);
 	if (events_settle(&d) < 0) {
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		goto out;

@@ -20,6 +20,8 @@ struct node {
 	unsigned children;
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
 	enum outbox_kind vkind;
+	bool kept;	   /* versions: VST holds their attributes */
+	struct stat vst;   /* never changing, but for atime */
 	struct node *next; /* hash chain */
 };
 
@@ -328,4 +330,24 @@ uint64_t nodes_find(struct nodes *t, const char *path)
 	id = n ? nodes_id(n) : 0;
 	pthread_mutex_unlock(&t->lock);
 	return id;
+}
+
+void nodes_version_keep(struct nodes *t, struct node *n, const struct stat *st)
+{
+	pthread_mutex_lock(&t->lock);
+	n->vst = *st;
+	n->kept = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool nodes_version_kept(struct nodes *t, struct node *n, struct stat *ret)
+{
+	bool kept;
+
+	pthread_mutex_lock(&t->lock);
+	kept = n->kept;
+	if (kept)
+		*ret = n->vst;
+	pthread_mutex_unlock(&t->lock);
+	return kept;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include "outbox.h"
 
 enum node_kind {
@@ -43,6 +44,12 @@ struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kin
 
 /* What a version node is. */
 void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1], enum outbox_kind *kind);
+
+/* The attributes of version N, kept from when it was looked up: a
+ * descriptor that holds it after a republication removed it still answers
+ * fstat (which the kernel asks without the file). */
+void nodes_version_keep(struct nodes *t, struct node *n, const struct stat *st);
+bool nodes_version_kept(struct nodes *t, struct node *n, struct stat *ret);
 
 /* The kernel forgot COUNT lookups of N. */
 void nodes_forget(struct nodes *t, struct node *n, uint64_t count);

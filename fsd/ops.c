@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "inval.h"
 #include "nodes.h"
 #include "outbox.h"
 #include "proc.h"
@@ -201,6 +202,9 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 			outbox_present(st, kind);
 			r = 0;
 		}
+		/* Or its attributes from when it was looked up (fstat). */
+		if (r == -ENOENT && nodes_version_kept(d->nodes, n, st))
+			r = 0;
 		return r;
 	default:
 		break;
@@ -260,6 +264,8 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 		r = outbox_stat_version(o, id, kind, st);
 		if (r == 0) {
 			*ret = nodes_version(d->nodes, id, kind);
+			if (*ret)
+				nodes_version_keep(d->nodes, *ret, st);
 			return *ret ? 0 : -ENOMEM;
 		}
 		if (r != -ENOENT)
@@ -481,11 +487,9 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	int r = inbox_child(d, parent, name, &path);
 
 	if (r == 0) {
-		if (dir)
-			r = unlinkat(ingest_inbox_fd(d->ingest), path, AT_REMOVEDIR) < 0 ? -errno
-											 : 0;
-		else
-			r = ingest_unlink(d->ingest, path);
+		struct ingest_cred c = caller(req);
+
+		r = dir ? ingest_rmdir(d->ingest, path, &c) : ingest_unlink(d->ingest, path, &c);
 		free(path);
 	}
 	if (r == 0)
@@ -790,6 +794,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = open_handle(fi);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_closer closer = {0};
+	int status;
 
 	if (!h->file) {
 		fuse_reply_err(req, 0);
@@ -799,7 +804,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		char *path = NULL;
 		/* The opening thread itself, most often: no need to ask /proc. */
 		closer.tgid = ctx->pid == h->opener ? h->opener_tgid : proc_tgid(ctx->pid);
-		closer.fatal_signal = proc_fatal_signal(ctx->pid);
+		if (proc_exit_state(ctx->pid, &status)) {
+			closer.fatal_signal = status & 0x7f;
+			closer.exit_status = (status >> 8) & 0xff;
+		}
 		if (nodes_path(fsd_of(req)->nodes, node_of(req, ino), &path) == 0)
 			closer.holds_more = proc_holds(ctx->pid, path);
 		free(path);
@@ -1091,4 +1099,17 @@ void ops_published(struct fsd *d, const char *relpath)
 		return;
 	invalidate(d, path);
 	free(path);
+}
+
+void ops_removed(struct fsd *d, const char *relpath)
+{
+	const char *slash = strrchr(relpath, '/');
+	char *dir;
+
+	if (!d->inval || !d->nodes ||
+	    asprintf(&dir, "/inbox%s%.*s", slash ? "/" : "", slash ? (int)(slash - relpath) : 0,
+		     relpath) < 0)
+		return;
+	inval_entry(d->inval, nodes_find(d->nodes, dir), slash ? slash + 1 : relpath);
+	free(dir);
 }

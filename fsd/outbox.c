@@ -47,6 +47,8 @@ struct outbox {
 	uint64_t last_id;
 	struct flush *flush;
 	bool own_flush;
+	outbox_statement_fn statement; /* set before the first publication */
+	void *statement_ctx;
 };
 
 static bool valid_id(const char *id)
@@ -84,6 +86,7 @@ static void remove_in(int dirfd, const char *id)
 	if (fd >= 0) {
 		unlinkat(fd, "a", 0);
 		unlinkat(fd, "s", 0);
+		unlinkat(fd, "i", 0);
 		unlinkat(fd, "l", 0);
 		unlinkat(fd, "p", 0);
 		unlinkat(fd, "h", 0);
@@ -237,6 +240,28 @@ void outbox_discard(struct outbox *o, uint64_t id)
 	remove_object(o, name);
 }
 
+int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[ID_LEN + 1])
+{
+	enum outbox_kind kind;
+	int r = outbox_resolve(o, relpath, &kind, ret_id);
+
+	if (r == 0 && kind != OUTBOX_ARTIFACT)
+		r = -ENOENT;
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&o->swap_lock);
+	r = unlinkat(o->outbox_fd, relpath, 0) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&o->swap_lock);
+	return r;
+}
+
+int outbox_remove_dir(struct outbox *o, const char *relpath)
+{
+	if (!*relpath || unlinkat(o->outbox_fd, relpath, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return 0;
+	return -errno;
+}
+
 int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
@@ -295,16 +320,30 @@ void outbox_free(struct outbox *o)
 	free(o);
 }
 
-int outbox_name_reserved(const char *name)
+void outbox_set_statement(struct outbox *o, outbox_statement_fn fn, void *ctx)
 {
-	size_t n = strlen(name), s = strlen(OUTBOX_SIG_SUFFIX);
-	return n >= s && !strcmp(name + n - s, OUTBOX_SIG_SUFFIX);
+	o->statement = fn;
+	o->statement_ctx = ctx;
 }
 
-/* The signature file: written, owned and moded like the artifact (ST). */
-static int write_signature(int dirfd, const struct stat *st, const void *buf, size_t len)
+static bool ends_with(const char *name, size_t n, const char *suffix)
 {
-	int fd = openat(dirfd, "s", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+	size_t s = strlen(suffix);
+	return n >= s && !strcmp(name + n - s, suffix);
+}
+
+int outbox_name_reserved(const char *name)
+{
+	size_t n = strlen(name);
+	return ends_with(name, n, OUTBOX_SIG_SUFFIX) || ends_with(name, n, OUTBOX_STATEMENT_SUFFIX);
+}
+
+/* The signature file (s) or the statement (i): written, owned and moded
+ * like the artifact (ST). */
+static int write_signature(int dirfd, const char *name, const struct stat *st, const void *buf,
+			   size_t len)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
 	const char *p = buf;
 	int r = 0;
 
@@ -374,6 +413,22 @@ static void undo_swap(struct outbox *o, int parent, const char *name, const char
 	pthread_mutex_unlock(&o->swap_lock);
 }
 
+/* Object ID's statement, if the hook gives it one. */
+static int write_statement(struct outbox *o, int objfd, const struct stat *st, const char *id)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!o->statement)
+		return 0;
+	r = o->statement(o->statement_ctx, strtoull(id, NULL, 16), &buf, &len);
+	if (r == 0 && buf)
+		r = write_signature(objfd, "i", st, buf, len);
+	free(buf);
+	return r;
+}
+
 /* Object ID complete: the signature, the artifact behind ARTIFACT_FD linked,
  * and the symlink that will become the outbox entry. Not yet durable. */
 static int build_object(struct outbox *o, int artifact_fd, const void *sig, size_t sig_len,
@@ -388,7 +443,10 @@ static int build_object(struct outbox *o, int artifact_fd, const void *sig, size
 	if (mkdirat(o->objects_fd, id, 0755) < 0)
 		return -errno;
 	objfd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	r = objfd < 0 ? -errno : write_signature(objfd, &st, sig, sig_len);
+	r = objfd < 0 ? -errno : write_signature(objfd, "s", &st, sig, sig_len);
+	/* Before the artifact: an object with its artifact is complete. */
+	if (r == 0)
+		r = write_statement(o, objfd, &st, id);
 	/* Through /proc so that the link follows the open file, wherever a
 	 * concurrent rename in the inbox has moved its name. */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", artifact_fd);
@@ -534,6 +592,17 @@ int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 	return r;
 }
 
+/* Does object ID have a statement (a rule may say provenance = no)? It
+ * may have been retired a moment ago. */
+static bool has_statement(struct outbox *o, const char *id)
+{
+	char file[ID_LEN + 3];
+
+	snprintf(file, sizeof(file), "%s/i", id);
+	return faccessat(o->objects_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	       faccessat(o->retired_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_kind,
 		   char ret_id[ID_LEN + 1])
 {
@@ -541,7 +610,7 @@ int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_
 	enum outbox_kind kind;
 	struct stat st;
 	ssize_t n;
-	size_t len = strlen(relpath), s = strlen(OUTBOX_SIG_SUFFIX);
+	size_t len = strlen(relpath), s;
 
 	if (len == 0) {
 		*ret_kind = OUTBOX_DIR;
@@ -557,18 +626,22 @@ int outbox_resolve(struct outbox *o, const char *relpath, enum outbox_kind *ret_
 		kind = OUTBOX_ARTIFACT;
 		n = readlinkat(o->outbox_fd, relpath, target, sizeof(target) - 1);
 	} else {
-		if (errno != ENOENT || len <= s || len >= sizeof(base) ||
-		    strcmp(relpath + len - s, OUTBOX_SIG_SUFFIX))
+		kind = ends_with(relpath, len, OUTBOX_SIG_SUFFIX)	  ? OUTBOX_SIGNATURE
+		       : ends_with(relpath, len, OUTBOX_STATEMENT_SUFFIX) ? OUTBOX_STATEMENT
+									  : OUTBOX_NONE;
+		s = strlen(kind == OUTBOX_SIGNATURE ? OUTBOX_SIG_SUFFIX : OUTBOX_STATEMENT_SUFFIX);
+		if (errno != ENOENT || kind == OUTBOX_NONE || len <= s || len >= sizeof(base))
 			return -ENOENT;
 		memcpy(base, relpath, len - s);
 		base[len - s] = 0;
-		kind = OUTBOX_SIGNATURE;
 		n = readlinkat(o->outbox_fd, base, target, sizeof(target) - 1);
 	}
 	if (n != ID_LEN)
 		return -ENOENT;
 	target[n] = 0;
 	if (!valid_id(target))
+		return -ENOENT;
+	if (kind == OUTBOX_STATEMENT && !has_statement(o, target))
 		return -ENOENT;
 	*ret_kind = kind;
 	memcpy(ret_id, target, ID_LEN + 1);
@@ -720,7 +793,10 @@ void outbox_present(struct stat *st, enum outbox_kind kind)
 
 static void version_file(const char *id, enum outbox_kind kind, char out[ID_LEN + 3])
 {
-	snprintf(out, ID_LEN + 3, "%s/%c", id, kind == OUTBOX_SIGNATURE ? 's' : 'a');
+	snprintf(out, ID_LEN + 3, "%s/%c", id,
+		 kind == OUTBOX_SIGNATURE   ? 's'
+		 : kind == OUTBOX_STATEMENT ? 'i'
+					    : 'a');
 }
 
 int outbox_open_version(struct outbox *o, const char *id, enum outbox_kind kind, int *ret_fd)
@@ -810,6 +886,21 @@ int outbox_open_file(struct outbox *o, const char *relpath, int *ret_fd)
 	return 0;
 }
 
+/* NAME's statement, listed when its object has one. */
+static int list_statement(struct outbox *o, const char *relpath, const char *name,
+			  outbox_fill_fn fill, void *ctx)
+{
+	char child[PATH_MAX];
+	struct stat st;
+
+	if (strlen(name) + strlen(OUTBOX_STATEMENT_SUFFIX) > NAME_MAX ||
+	    snprintf(child, sizeof(child), "%s%s%s" OUTBOX_STATEMENT_SUFFIX, relpath,
+		     *relpath ? "/" : "", name) >= (int)sizeof(child) ||
+	    outbox_stat(o, child, &st) < 0)
+		return 0;
+	return fill(ctx, strrchr(child, '/') ? strrchr(child, '/') + 1 : child, &st);
+}
+
 int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void *ctx)
 {
 	char child[PATH_MAX];
@@ -846,6 +937,8 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 			if (outbox_stat(o, child, &st) == 0)
 				r = fill(ctx, sig, &st);
 		}
+		if (r == 0 && e->d_type == DT_LNK)
+			r = list_statement(o, relpath, e->d_name, fill, ctx);
 	}
 	closedir(d);
 	return r;

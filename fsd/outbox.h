@@ -1,8 +1,10 @@
 /* The outbox backing store. Each publication is an immutable object
- * directory objects/ID/ holding the artifact (a) and its signature (s);
- * outbox/PATH is a symlink whose target is ID. Republishing swaps the symlink
- * with one rename(2), so outbox/X and outbox/X.p7s always belong together,
- * and an object's files never change: one object is one version.
+ * directory objects/ID/ holding the artifact (a), its signature (s) and,
+ * where the rule wants provenance, its statement (i); outbox/PATH is a
+ * symlink whose target is ID. Republishing swaps the symlink with one
+ * rename(2), so outbox/X, outbox/X.p7s and outbox/X.intoto.jsonl always
+ * belong together, and an object's files never change: one object is one
+ * version.
  * All functions return 0 or a negative errno. */
 #pragma once
 
@@ -13,13 +15,20 @@
 #include <time.h>
 
 #define OUTBOX_SIG_SUFFIX ".p7s"
+#define OUTBOX_STATEMENT_SUFFIX ".intoto.jsonl"
 #define OUTBOX_ID_LEN 24
 
 struct flush;
 struct outbox;
 
 /* What a path of the outbox view names. */
-enum outbox_kind { OUTBOX_NONE, OUTBOX_DIR, OUTBOX_ARTIFACT, OUTBOX_SIGNATURE };
+enum outbox_kind {
+	OUTBOX_NONE,
+	OUTBOX_DIR,
+	OUTBOX_ARTIFACT,
+	OUTBOX_SIGNATURE,
+	OUTBOX_STATEMENT, /* the provenance statement, X.intoto.jsonl */
+};
 
 /* Open (creating if needed) outbox/ and objects/ under STATE_FD. Nothing is
  * scanned or removed: what a crash left half-done is known to the audit log
@@ -27,6 +36,16 @@ enum outbox_kind { OUTBOX_NONE, OUTBOX_DIR, OUTBOX_ARTIFACT, OUTBOX_SIGNATURE };
 int outbox_open(int state_fd, struct flush *flush, struct outbox **ret);
 
 void outbox_free(struct outbox *o);
+
+/* Asked, as object ID is built, for its provenance statement: 0 with the
+ * bytes in *RET (malloc'd; NULL for none), or a negative errno that fails
+ * the publication. Called by the committing thread, no outbox lock held. */
+typedef int (*outbox_statement_fn)(void *ctx, uint64_t id, char **ret, size_t *ret_len);
+
+/* Set before the first publication: FN gives each object its statement,
+ * written into the object before the flush that makes it durable, so that
+ * a crash keeps both or neither. */
+void outbox_set_statement(struct outbox *o, outbox_statement_fn fn, void *ctx);
 
 /* An id for a publication that has no signing record to be named after. */
 uint64_t outbox_new_id(struct outbox *o);
@@ -93,6 +112,16 @@ void outbox_finish(struct outbox *o, uint64_t id);
  * looked up; one who holds it open keeps it as long as it likes. */
 void outbox_sweep(struct outbox *o, time_t now);
 
+/* Withdraw outbox/RELPATH, a published file: its entry (and so its
+ * signature's) goes, its object stays for readers and retention. The
+ * object's name in RET_ID; -ENOENT when RELPATH publishes no file. The
+ * removal is durable with the next flush. */
+int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[OUTBOX_ID_LEN + 1]);
+
+/* Remove the directory outbox/RELPATH if it is empty (0 also when it is
+ * not there). */
+int outbox_remove_dir(struct outbox *o, const char *relpath);
+
 /* Remove object ID, which no outbox entry points to (a publication that a
  * crash interrupted before its swap). */
 void outbox_discard(struct outbox *o, uint64_t id);
@@ -126,7 +155,8 @@ typedef int (*outbox_fill_fn)(void *ctx, const char *name, const struct stat *st
 /* Calls FILL for each entry of directory outbox/RELPATH. */
 int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void *ctx);
 
-/* True when NAME would shadow a signature in the outbox (ends in .p7s). */
+/* True when NAME would shadow a signature or a statement in the outbox
+ * (ends in .p7s or .intoto.jsonl). */
 int outbox_name_reserved(const char *name);
 
 /* May a regular file (DIR false) or a directory (DIR true) be published at

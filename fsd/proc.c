@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #define PF_EXITING 0x4
-#define PF_SIGNALED 0x400
 
 static ssize_t read_proc(pid_t tid, const char *file, char *buf, size_t len)
 {
@@ -68,13 +67,17 @@ int proc_identity(pid_t tid, pid_t *tgid, gid_t *groups, size_t max, size_t *n)
 	return 0;
 }
 
-int proc_fatal_signal(pid_t tid)
+/* PF_SIGNALED is not read: it is also set on threads that die with their
+ * group after a normal exit(), and on a process whose second thread called
+ * exit(); only the group's exit code tells. */
+int proc_exit_state(pid_t tid, int *ret_status)
 {
 	char buf[1024], *p, *save = NULL;
 	unsigned long flags = 0;
 	long code = -1;
 	int field = 3;
 
+	*ret_status = 0;
 	if (tid <= 0 || read_proc(tid, "stat", buf, sizeof(buf)) <= 0)
 		return 0;
 	/* The command name (field 2) may hold spaces and parentheses. */
@@ -87,11 +90,10 @@ int proc_fatal_signal(pid_t tid)
 		else if (field == 52)
 			code = strtol(p, NULL, 10);
 	}
-	/* PF_SIGNALED alone is also set on threads that die with their group
-	 * after a normal exit(): only the group's exit code tells. */
-	if (!(flags & PF_EXITING) || !(flags & PF_SIGNALED) || code < 0)
+	if (!(flags & PF_EXITING) || code < 0)
 		return 0;
-	return code & 0x7f;
+	*ret_status = (int)code;
+	return 1;
 }
 
 bool proc_holds(pid_t tid, const char *suffix)

@@ -14,9 +14,10 @@ pid_t proc_tgid(pid_t tid);
  * when it has more). -errno when /proc cannot tell. */
 int proc_identity(pid_t tid, pid_t *tgid, gid_t *groups, size_t max, size_t *n);
 
-/* The signal task TID is being killed by, when it is exiting on one (its
- * files are being closed for it); 0 when it is alive or exits normally. */
-int proc_fatal_signal(pid_t tid);
+/* 1 when task TID is exiting (its files are being closed for it), with
+ * its exit status in waitpid() form (a signal that kills it in the low
+ * seven bits); 0 when it is not. */
+int proc_exit_state(pid_t tid, int *ret_status);
 
 /* Does task TID still hold, through any descriptor, a file whose path ends
  * in SUFFIX (the descriptor being closed is already gone from its table

@@ -15,6 +15,7 @@
 #include "build-config.h"
 
 #include "anomalies.h"
+#include "board.h"
 #include "quorum.h"
 #include "audit.h"
 #include "certs.h"
@@ -456,6 +457,26 @@ static int render_anomalies_json(struct fsd *d, const struct virt_reader *who, c
 	return render_anomalies_as(d, anomalies_render_json, ret, len, mtime_ms);
 }
 
+/* /inventory/dashboard.html: one page of charts and lists (board.h), with
+ * the health and token state of /status at its top. It is rendered as of
+ * the minute, so that it changes, as its mtime says, with the inventory,
+ * the policy or the minute, and tar and rsync see a file that holds still
+ * while they read it. */
+static int render_dashboard(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+			    int64_t *mtime_ms)
+{
+	char *status = NULL;
+	size_t n;
+	int64_t minute = now_ms() / 60000 * 60000, inv = inventory_mtime(d), pol = policy_mtime(d);
+	int r = render_status(d, who, &status, &n, mtime_ms);
+
+	if (r == 0)
+		r = board_render(d, status, minute / 1000, ret, len);
+	free(status);
+	*mtime_ms = minute > inv ? (minute > pol ? minute : pol) : (inv > pol ? inv : pol);
+	return r;
+}
+
 /* /quorum: the attestations waiting for the other writers, and the paths
  * a mismatch blocks. */
 static int render_quorum(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
@@ -543,6 +564,7 @@ static const struct vfile {
     {"/inventory/alerts", 0, render_alerts, VIRT_INVENTORY},
     {"/inventory/anomalies", 0, render_anomalies, VIRT_INVENTORY},
     {"/inventory/anomalies.json", 0, render_anomalies_json, VIRT_INVENTORY},
+    {"/inventory/dashboard.html", 0, render_dashboard, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 

@@ -43,7 +43,8 @@ struct audit {
 	/* the flusher leads for records appended without waiting */
 	pthread_t flusher;
 	bool flushing, flusher_stop;
-	bool flusher_empty; /* the flusher sleeps until something is queued */
+	bool flusher_empty;	  /* the flusher sleeps until something is queued */
+	unsigned long n_retrying; /* records that could not be written, queued again */
 	pthread_cond_t later;
 	/* checkpointer */
 	pthread_t thread;
@@ -757,9 +758,26 @@ struct waiter {
 	char day[11];
 	int result;
 	bool done;
-	bool detached; /* nobody waits: the leader frees it (see later_new) */
+	bool detached;	  /* nobody waits: the leader frees it (see later_new) */
+	uint64_t ticket;  /* non-zero: committed only once the flush covers it */
+	int64_t retry_at; /* a detached record that could not be written: not before */
+	bool retried;
 	struct waiter *next;
 };
+
+/* A record that could not be written (a full disk) is tried again this
+ * often, and at most this many wait: the log catches up once space is
+ * back, without a restart. */
+#define RETRY_MS 1000
+#define MAX_RETRYING 100000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 #define MAX_BATCH 256
 
@@ -940,6 +958,50 @@ done:
  * queue empty, so that no append is left without a leader). */
 static void later_free(struct waiter *w);
 
+/* The link to the first queued waiter that may commit now: one whose
+ * record waits for a flush (a ticket) stays queued until a flush covers it,
+ * behind it the others go ahead. NULL when none may. Holds queue_lock. */
+static struct waiter **next_ready(struct audit *a)
+{
+	int64_t now = 0;
+
+	for (struct waiter **p = &a->queue; *p; p = &(*p)->next) {
+		if ((*p)->retry_at && (*p)->retry_at > (now ? now : (now = mono_ms())))
+			continue;
+		if (!(*p)->ticket || store_flush_covers(a->store, (*p)->ticket))
+			return p;
+	}
+	return NULL;
+}
+
+/* Holds queue_lock. Does a record wait for a flush, and for nothing else? */
+static bool waits_for_flush(struct audit *a)
+{
+	int64_t now = mono_ms();
+
+	for (struct waiter *w = a->queue; w; w = w->next)
+		if (w->ticket && (!w->retry_at || w->retry_at <= now) &&
+		    !store_flush_covers(a->store, w->ticket))
+			return true;
+	return false;
+}
+
+/* Holds queue_lock. A detached record that could not be written waits to
+ * be tried again, unless the log stops or too many wait already. Kept? */
+static bool retry_later(struct audit *a, struct waiter *w)
+{
+	if (a->flusher_stop || !a->flushing || (!w->retried && a->n_retrying >= MAX_RETRYING))
+		return false;
+	if (!w->retried)
+		a->n_retrying++;
+	w->retried = true;
+	w->retry_at = mono_ms() + RETRY_MS;
+	w->next = NULL;
+	*a->queue_tail = w;
+	a->queue_tail = &w->next;
+	return true;
+}
+
 static void lead(struct audit *a)
 {
 	struct waiter *batch[MAX_BATCH], *detached = NULL;
@@ -951,14 +1013,18 @@ static void lead(struct audit *a)
 		pthread_mutex_lock(&a->queue_lock);
 		/* A state change commits alone: its failure must not roll back
 		 * the records of others. */
-		while (a->queue && n < MAX_BATCH && !(n > 0 && a->queue->also)) {
-			batch[n++] = a->queue;
-			a->queue = a->queue->next;
+		while (n < MAX_BATCH) {
+			struct waiter **p = next_ready(a);
+
+			if (!p || (n > 0 && (*p)->also))
+				break;
+			batch[n++] = *p;
+			if (a->queue_tail == &(*p)->next)
+				a->queue_tail = p;
+			*p = (*p)->next;
 			if (batch[n - 1]->also)
 				break;
 		}
-		if (!a->queue)
-			a->queue_tail = &a->queue;
 		if (n == 0) {
 			a->leading = false;
 			pthread_mutex_unlock(&a->queue_lock);
@@ -968,15 +1034,24 @@ static void lead(struct audit *a)
 		commit_batch(a, batch, n);
 		pthread_mutex_lock(&a->queue_lock);
 		for (size_t i = 0; i < n; i++) {
-			if (batch[i]->detached) {
-				if (batch[i]->result < 0)
-					memcpy(a->error, batch[i]->err, AUDIT_ERR_MAX);
-				batch[i]->next = detached;
-				detached = batch[i];
+			struct waiter *w = batch[i];
+			if (w->detached && w->result < 0) {
+				snprintf(a->error, AUDIT_ERR_MAX, "%s", w->err);
+				if (retry_later(a, w))
+					continue;
+			}
+			if (w->detached && w->result == 0 && w->retried)
+				a->n_retrying--;
+			if (w->detached) {
+				w->next = detached;
+				detached = w;
 			} else {
-				batch[i]->done = true;
+				w->done = true;
 			}
 		}
+		/* Everything that failed was written since: the log is whole. */
+		if (batch[0]->result == 0 && a->n_retrying == 0)
+			a->error[0] = 0;
 		pthread_cond_broadcast(&a->queue_done);
 		pthread_mutex_unlock(&a->queue_lock);
 	}
@@ -1119,15 +1194,25 @@ static struct later *later_new(const struct audit_record *rec)
 	return l;
 }
 
-int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX])
+static int append_later(struct audit *a, const struct audit_record *rec, bool after_flush,
+			char err[AUDIT_ERR_MAX])
 {
 	struct later *l;
 
-	if (!a->flushing)
+	if (!a->flushing) {
+		if (after_flush && store_flush(a->store) < 0)
+			return error_set(err, -EIO,
+					 "what the record claims could not be made "
+					 "durable");
 		return audit_append(a, rec, NULL, err);
+	}
 	l = later_new(rec);
 	if (!l)
 		return error_set(err, -ENOMEM, "out of memory");
+	/* Taken after what the record claims was written: a flush that ends
+	 * after this has made it durable. */
+	if (after_flush)
+		l->w.ticket = store_flush_ticket(a->store);
 	pthread_mutex_lock(&a->queue_lock);
 	*a->queue_tail = &l->w;
 	a->queue_tail = &l->w.next;
@@ -1137,6 +1222,49 @@ int audit_append_later(struct audit *a, const struct audit_record *rec, char err
 		pthread_cond_signal(&a->later);
 	pthread_mutex_unlock(&a->queue_lock);
 	return 0;
+}
+
+int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX])
+{
+	return append_later(a, rec, false, err);
+}
+
+int audit_append_after_flush(struct audit *a, const struct audit_record *rec,
+			     char err[AUDIT_ERR_MAX])
+{
+	return append_later(a, rec, true, err);
+}
+
+/* Holds queue_lock. Stopping: the records that cannot be written now
+ * (waiting for a flush that failed, or for their next try) are dropped,
+ * never written ahead of what they claim. An outcome among them concludes
+ * a record that the next start settles from the outbox again. */
+static void drop_unready(struct audit *a)
+{
+	int64_t now = mono_ms();
+
+	for (struct waiter **p = &a->queue; *p;) {
+		struct waiter *w = *p;
+
+		if ((!w->retry_at || w->retry_at <= now) &&
+		    (!w->ticket || store_flush_covers(a->store, w->ticket))) {
+			p = &w->next;
+			continue;
+		}
+		*p = w->next;
+		if (a->queue_tail == &w->next)
+			a->queue_tail = p;
+		if (w->retried)
+			a->n_retrying--;
+		later_free(w);
+	}
+}
+
+static void drop_unflushed(struct audit *a)
+{
+	pthread_mutex_lock(&a->queue_lock);
+	drop_unready(a);
+	pthread_mutex_unlock(&a->queue_lock);
 }
 
 /* Records appended later wait this long for a leader to take them along
@@ -1176,8 +1304,27 @@ static void *flusher(void *arg)
 			pthread_cond_wait(&a->queue_done, &a->queue_lock);
 			continue;
 		}
+		/* Only records to be tried again later: wait for their time. */
+		if (!next_ready(a) && !waits_for_flush(a)) {
+			if (a->flusher_stop) {
+				drop_unready(a);
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec++;
+			pthread_cond_timedwait(&a->later, &a->queue_lock, &until);
+			continue;
+		}
 		a->leading = true;
-		pthread_mutex_unlock(&a->queue_lock);
+		/* No commit came along whose flush would cover what the queued
+		 * records claim: the flusher makes one itself. */
+		if (waits_for_flush(a)) {
+			pthread_mutex_unlock(&a->queue_lock);
+			if (store_flush(a->store) < 0 && a->flusher_stop)
+				drop_unflushed(a);
+		} else {
+			pthread_mutex_unlock(&a->queue_lock);
+		}
 		lead(a);
 		pthread_mutex_lock(&a->queue_lock);
 	}
@@ -1847,4 +1994,14 @@ int audit_each_seq(struct audit *a, uint64_t from, uint64_t to,
 	db_unlock(a);
 	pthread_mutex_unlock(&a->lock);
 	return r;
+}
+
+unsigned long audit_unwritten(struct audit *a)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&a->queue_lock);
+	n = a->n_retrying;
+	pthread_mutex_unlock(&a->queue_lock);
+	return n;
 }

@@ -119,6 +119,13 @@ int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn
  * them (an outcome whose record opened before). */
 int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX]);
 
+/* audit_append_later() for a record that claims what a group flush has
+ * yet to make durable (a publication's rename): it reaches the store, and
+ * so the disk, only once a flush that began after this call has ended, so
+ * that after a power cut no record claims more than the disk holds. */
+int audit_append_after_flush(struct audit *a, const struct audit_record *rec,
+			     char err[AUDIT_ERR_MAX]);
+
 /* Records appended with OPENS that no later record concludes: each was cut
  * short by a crash. FN is called for each, newest first (a later version of
  * a path decides what becomes of earlier ones), with the store unlocked, so
@@ -133,7 +140,13 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX]);
  * the tree has grown. Errors are kept for audit_last_error(). */
 int audit_start_checkpointer(struct audit *a, unsigned interval_ms);
 
-/* The last checkpointer error, or "" (copied into ERR). */
+/* Records appended without waiting (audit_append_later) that could not be
+ * written (a full disk) are tried again every second until they are: how
+ * many wait now. */
+unsigned long audit_unwritten(struct audit *a);
+
+/* The last error of the checkpointer or of a record appended without
+ * waiting, or "" once every such record is written (copied into ERR). */
 void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX]);
 
 uint64_t audit_size(struct audit *a);

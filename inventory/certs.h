@@ -80,6 +80,13 @@ void inventory_usage_free(struct usage_buffer *b);
  * by UID at NOW. */
 void inventory_usage_add(struct usage_buffer *b, const char *key, const char *fingerprint,
 			 unsigned uid, const char *user, time_t now);
+/* Count one EVENT other than a signature (denied, failed, held, anomaly)
+ * at NOW, in its UTC day's count (the dashboard's charts). */
+void inventory_usage_event(struct usage_buffer *b, const char *event, time_t now);
+/* Count a denial at NOW (as EVENT "denied") and keep its details, shown as
+ * the dashboard's latest denials (the store keeps the last 50). */
+void inventory_usage_denial(struct usage_buffer *b, time_t now, unsigned uid, const char *user,
+			    const char *path, const char *reason);
 /* Write what was counted: how many entries were (0: nothing was counted),
  * or -EIO (the counts stay for the next try). */
 int inventory_usage_flush(struct store *st, struct usage_buffer *b);

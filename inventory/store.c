@@ -59,6 +59,16 @@ static const char schema[] =
     "  key_name TEXT NOT NULL, hour INTEGER NOT NULL, uid INTEGER NOT NULL,"
     "  user TEXT, count INTEGER NOT NULL,"
     "  PRIMARY KEY (key_name, hour, uid));"
+    /* Outcomes other than signatures counted per UTC day (days since the
+     * epoch), for the dashboard's charts: denied, failed, held, anomaly. */
+    "CREATE TABLE IF NOT EXISTS daily_events ("
+    "  day INTEGER NOT NULL, event TEXT NOT NULL, count INTEGER NOT NULL,"
+    "  PRIMARY KEY (day, event));"
+    /* The latest denials with their reasons (the log has them all; this
+     * keeps the dashboard from searching it), trimmed to the last 50. */
+    "CREATE TABLE IF NOT EXISTS recent_denials ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+    "  uid INTEGER, user TEXT, path TEXT, reason TEXT);"
     /* Expiry alerts fired, once per certificate and threshold. */
     "CREATE TABLE IF NOT EXISTS alerts ("
     "  fingerprint TEXT NOT NULL, key_name TEXT, serial TEXT,"
@@ -286,6 +296,16 @@ int store_set_flush(struct store *s, struct flush *f)
 int store_flush(struct store *s)
 {
 	return flush_wait(s->flush);
+}
+
+uint64_t store_flush_ticket(struct store *s)
+{
+	return flush_ticket(s->flush);
+}
+
+bool store_flush_covers(struct store *s, uint64_t ticket)
+{
+	return flush_covers(s->flush, ticket);
 }
 
 void store_note_change(struct store *s)

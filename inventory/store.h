@@ -40,6 +40,11 @@ int store_set_flush(struct store *s, struct flush *f);
  * committed is durable. */
 int store_flush(struct store *s);
 
+/* flush_ticket() and flush_covers() of the store's group flush (without
+ * one: 0, always covered). */
+uint64_t store_flush_ticket(struct store *s);
+bool store_flush_covers(struct store *s, uint64_t ticket);
+
 /* A number that changes whenever a state change commits to the store
  * (audit_append_with, store_transact: signfsctl disabling a key, revoking
  * or importing a certificate): what was read from it before may be stale.

@@ -19,16 +19,24 @@
 #define CONFIG_MAX_SIZE (1 << 20)
 
 /* rsync's .NAME.XXXXXX and its --delay-updates directory, download and
- * editor leftovers, git's lock files. */
-static const char *const default_temp_patterns[] = {".*.??????", "*.part", "*.tmp", "*.lock",
-						    ".~tmp~"};
+ * editor leftovers (vim's swap files), rsync's --partial-dir, git's lock files,
+ * its packed-refs.new and the objects and packs it writes before naming
+ * them. */
+static const char *const default_temp_patterns[] = {
+    ".*.??????", "*.part",     "*.tmp",	    "*.lock",	 ".~tmp~", "*.new",
+    "tmp_obj_*", "tmp_pack_*", "tmp_idx_*", ".*.sw[px]", "#*#",	   ".rsync-partial"};
+
+/* Writers whose own exit status says whether what they wrote is complete:
+ * rsync renames (or, --inplace, closes) what arrived of an interrupted
+ * transfer as if it were whole, then exits non-zero. */
+#define DEFAULT_AWAIT_EXIT "*/rsync"
 
 struct parse_state {
 	const char *name;
 	struct config *c;
 	char *err;
 	int line;
-	bool seen_temp;
+	bool seen_temp, seen_await;
 	const char *next; /* reader position in the text */
 	int section_line; /* where the current [section] header is */
 	bool too_long;
@@ -97,32 +105,35 @@ static int set_path(struct parse_state *s, char **dst, const char *value)
 	return set_str(s, dst, value);
 }
 
-static int set_temp_patterns(struct parse_state *s, const char *value)
+/* A list of fnmatch() globs from VALUE into V (N of them): a first line
+ * replaces the defaults (SEEN tells), several lines add up. SLASH: the
+ * patterns may hold '/' (paths), else they match base names. */
+static int set_patterns(struct parse_state *s, const char *value, char **v, size_t *n, bool *seen,
+			const char *what, bool slash)
 {
 	char *copy, *tok, *save = NULL;
 
-	/* A temp_patterns line replaces the defaults; several lines add up. */
-	if (!s->seen_temp) {
-		for (size_t i = 0; i < s->c->n_temp; i++)
-			free(s->c->temp_patterns[i]);
-		s->c->n_temp = 0;
-		s->seen_temp = true;
+	if (!*seen) {
+		for (size_t i = 0; i < *n; i++)
+			free(v[i]);
+		*n = 0;
+		*seen = true;
 	}
 	copy = strdup(value);
 	if (!copy)
 		return fail(s, "out of memory");
 	/* analyzer: the patterns belong to the config (config_free()). */
 	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
-		if (s->c->n_temp == CONFIG_MAX_PATTERNS) {
-			fail(s, "more than %d temporary-name patterns", CONFIG_MAX_PATTERNS);
+		if (*n == CONFIG_MAX_PATTERNS) {
+			fail(s, "more than %d %s patterns", CONFIG_MAX_PATTERNS, what);
 			break;
 		}
-		if (strchr(tok, '/')) {
+		if (!slash && strchr(tok, '/')) {
 			fail(s, "pattern '%s' must match a base name, without '/'", tok);
 			break;
 		}
 		/* analyzer: owned by the config, freed by config_free(). */
-		s->c->temp_patterns[s->c->n_temp++] = strdup(tok);
+		v[(*n)++] = strdup(tok);
 	}
 	free(copy);
 	return s->err[0] ? 0 : 1;
@@ -375,6 +386,12 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->quorum_window = n * unit;
 		return 1;
 	}
+	if (!strcmp(key, "provenance")) {
+		if (strcmp(value, "yes") && strcmp(value, "no"))
+			return fail(s, "provenance '%s' must be yes or no", value);
+		r->no_provenance = !strcmp(value, "no");
+		return 1;
+	}
 	if (!strcmp(key, "on_anomaly")) {
 		for (int a = POLICY_ANOMALY_RECORD; a <= POLICY_ANOMALY_DENY; a++)
 			if (!strcmp(value, policy_on_anomaly_name(a))) {
@@ -538,7 +555,11 @@ static int handle(void *user, const char *section, const char *key, const char *
 		if (!strcmp(key, "state_dir"))
 			return set_path(s, &c->state_dir, value);
 		if (!strcmp(key, "temp_patterns"))
-			return set_temp_patterns(s, value);
+			return set_patterns(s, value, s->c->temp_patterns, &s->c->n_temp,
+					    &s->seen_temp, "temporary-name", false);
+		if (!strcmp(key, "await_exit"))
+			return set_patterns(s, value, s->c->await_exit, &s->c->n_await,
+					    &s->seen_await, "await_exit", true);
 		if (!strcmp(key, "temp_grace")) {
 			char *end;
 			long v = strtol(value, &end, 10);
@@ -790,6 +811,8 @@ void config_free(struct config *c)
 	}
 	for (size_t i = 0; i < c->n_temp; i++)
 		free(c->temp_patterns[i]);
+	for (size_t i = 0; i < c->n_await; i++)
+		free(c->await_exit[i]);
 	for (size_t i = 0; i < c->n_rules; i++) {
 		free(c->rules[i].name);
 		free(c->rules[i].key);
@@ -823,6 +846,7 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 	s.c->n_alert_days = 4;
 	for (size_t i = 0; i < sizeof(default_temp_patterns) / sizeof(*default_temp_patterns); i++)
 		s.c->temp_patterns[s.c->n_temp++] = strdup(default_temp_patterns[i]);
+	s.c->await_exit[s.c->n_await++] = strdup(DEFAULT_AWAIT_EXIT);
 
 	r = ini_parse_stream(reader, &s, strip_comment, &s);
 	s.c->n_lines = s.line;
@@ -924,6 +948,14 @@ bool config_is_temp_name(const struct config *c, const char *basename)
 {
 	for (size_t i = 0; i < c->n_temp; i++)
 		if (fnmatch(c->temp_patterns[i], basename, FNM_PERIOD) == 0)
+			return true;
+	return false;
+}
+
+bool config_awaits_exit(const struct config *c, const char *exe)
+{
+	for (size_t i = 0; i < c->n_await; i++)
+		if (fnmatch(c->await_exit[i], exe, 0) == 0)
 			return true;
 	return false;
 }

@@ -62,6 +62,8 @@ struct config {
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;
 	char *temp_patterns[CONFIG_MAX_PATTERNS]; /* fnmatch() globs on the base name */
+	size_t n_await;
+	char *await_exit[CONFIG_MAX_PATTERNS]; /* globs on a writer's executable path */
 	size_t n_rules;
 	struct rule *rules; /* in file order: the first match wins */
 };
@@ -104,3 +106,7 @@ bool config_is_temp_name(const struct config *c, const char *basename);
 /* True when RELPATH is temporary: its base name or the name of a directory
  * above it matches a pattern (rsync --delay-updates writes in .~tmp~/). */
 bool config_is_temp_path(const struct config *c, const char *relpath);
+
+/* Does a writer running EXE (its /proc/PID/exe) commit only by going on to
+ * its next file or exiting with status 0 ([daemon] await_exit)? */
+bool config_awaits_exit(const struct config *c, const char *exe);

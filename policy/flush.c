@@ -148,6 +148,30 @@ int flush_wait(struct flush *f)
 	return r;
 }
 
+uint64_t flush_ticket(struct flush *f)
+{
+	uint64_t ticket;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	ticket = ++f->issued;
+	pthread_mutex_unlock(&f->lock);
+	return ticket;
+}
+
+bool flush_covers(struct flush *f, uint64_t ticket)
+{
+	bool covered;
+
+	if (!f || ticket == 0)
+		return true;
+	pthread_mutex_lock(&f->lock);
+	covered = f->done >= ticket;
+	pthread_mutex_unlock(&f->lock);
+	return covered;
+}
+
 void flush_counts(struct flush *f, uint64_t *ret_flushes, uint64_t *ret_waits)
 {
 	pthread_mutex_lock(&f->lock);

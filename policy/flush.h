@@ -15,6 +15,7 @@
  * directory is best kept on a filesystem of its own. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct flush;
@@ -31,6 +32,16 @@ int flush_add(struct flush *f, int fd);
  * negative errno of a flush that failed (writeback errors are reported to
  * each thread whose writes that flush was to cover). F may be NULL: 0. */
 int flush_wait(struct flush *f);
+
+/* A ticket for the writes made so far, without waiting for them: any flush
+ * that ends after flush_covers(TICKET) turns true has made them durable.
+ * For what must reach the disk only after those writes (a record that
+ * claims a rename happened), written once a flush covers them. F may be
+ * NULL: 0, which every flush covers. */
+uint64_t flush_ticket(struct flush *f);
+
+/* Has a flush made TICKET's writes durable? */
+bool flush_covers(struct flush *f, uint64_t ticket);
 
 /* Flushes run so far and the callers they served, for the benchmark. */
 void flush_counts(struct flush *f, uint64_t *ret_flushes, uint64_t *ret_waits);

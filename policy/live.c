@@ -131,6 +131,18 @@ void policy_live_release(struct policy_live *p, const struct policy_grant *grant
 		policy_rates_release(p->rates, grant->rule, uid, grant->reserved_at);
 }
 
+bool policy_live_provenance(struct policy_live *p, const char *rule)
+{
+	bool yes = true;
+
+	pthread_rwlock_rdlock(&p->lock);
+	for (size_t i = 0; rule && i < p->config->n_rules; i++)
+		if (!strcmp(p->config->rules[i].name, rule))
+			yes = !p->config->rules[i].no_provenance;
+	pthread_rwlock_unlock(&p->lock);
+	return yes;
+}
+
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now)
 {
 	if (rule && *rule)

@@ -45,6 +45,10 @@ void policy_live_decide(struct policy_live *p, const char *path, enum policy_tar
  * signature: give it back. */
 void policy_live_release(struct policy_live *p, const struct policy_grant *grant, uid_t uid);
 
+/* Does RULE (by name) want a provenance statement beside what it signs?
+ * True also for a rule a reload removed since its decision. */
+bool policy_live_provenance(struct policy_live *p, const char *rule);
+
 /* Count a signature under RULE for the rate limits. */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);
 

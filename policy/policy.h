@@ -35,6 +35,7 @@ struct rule {
 	enum policy_on_anomaly on_anomaly;
 	unsigned quorum;	/* 0: none; else distinct writers of the same bytes */
 	unsigned quorum_window; /* seconds an attestation waits for the others */
+	bool no_provenance;	/* provenance = no: no statement beside its artifacts */
 	int line;		/* where it starts in the config */
 };
 

@@ -208,6 +208,27 @@ Test(config, anomaly_section)
 			 "bad.conf:13: burst_window must be a whole number from 10 to 86400");
 }
 
+Test(config, provenance_is_on_unless_a_rule_says_no)
+{
+	struct config *c = NULL;
+	char text[2048], err[CONFIG_ERR_MAX];
+
+	snprintf(text, sizeof(text),
+		 "%s[rule a]\npath = a/**\nkey = release\n"
+		 "[rule b]\npath = b/**\nkey = release\nprovenance = no\n"
+		 "[rule c]\npath = c/**\nkey = release\nprovenance = yes\n",
+		 good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_eq(c->n_rules, 3);
+	cr_assert_not(c->rules[0].no_provenance);
+	cr_assert(c->rules[1].no_provenance);
+	cr_assert_not(c->rules[2].no_provenance);
+	config_free(c);
+	snprintf(text, sizeof(text), "%s[rule a]\npath = a/**\nkey = release\nprovenance = 0\n",
+		 good);
+	cr_assert_str_eq(error_of(text), "bad.conf:15: provenance '0' must be yes or no");
+}
+
 Test(config, checkpoint_fetch_command_is_an_absolute_path)
 {
 	struct config *c = NULL;

@@ -208,6 +208,8 @@ Test(outbox, p7s_names_are_reserved)
 	cr_assert(outbox_name_reserved("a.p7s"));
 	cr_assert_not(outbox_name_reserved("a.p7"));
 	cr_assert_not(outbox_name_reserved("p7s"));
+	cr_assert(outbox_name_reserved("a.intoto.jsonl"));
+	cr_assert_not(outbox_name_reserved("a.jsonl"));
 }
 
 /* A publication's one flush makes the object durable before its swap; the
@@ -276,4 +278,47 @@ Test(outbox, a_built_object_is_swapped_in_at_start_and_a_held_one_is_not)
 	close(a);
 	close(b);
 	close(c);
+}
+
+/* The statement hook: object 1 gets "ST-1", object 2 none, object 3 fails. */
+static int statement_of(void *ctx, uint64_t id, char **ret, size_t *ret_len)
+{
+	(void)ctx;
+	if (id == 3)
+		return -EIO;
+	*ret = id == 1 ? strdup("ST-1") : NULL;
+	*ret_len = id == 1 ? 4 : 0;
+	return 0;
+}
+
+Test(outbox, a_statement_belongs_to_its_artifact_as_the_signature_does)
+{
+	struct outbox *o;
+	struct stat st;
+	char seen[256] = "";
+	int a = artifact("a1", "one"), b = artifact("b1", "two");
+
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
+	outbox_set_statement(o, statement_of, NULL);
+	cr_assert_eq(outbox_publish(o, "d/f", a, "S", 1, 1), 0);
+	expect_content(o, "d/f.intoto.jsonl", "ST-1");
+	cr_assert_eq(outbox_stat(o, "d/f.intoto.jsonl", &st), 0);
+	cr_assert_eq(st.st_mode, S_IFREG | 0444);
+	cr_assert_eq(outbox_list(o, "d", count, seen), 0);
+	cr_assert(strstr(seen, "f.intoto.jsonl ") && strstr(seen, "f.p7s "), "%s", seen);
+	/* Republished without a statement: the old one goes with its version. */
+	cr_assert_eq(outbox_publish(o, "d/f", b, "S", 1, 2), 0);
+	expect_content(o, "d/f", "two");
+	cr_assert_eq(outbox_stat(o, "d/f.intoto.jsonl", &st), -ENOENT);
+	seen[0] = 0;
+	cr_assert_eq(outbox_list(o, "d", count, seen), 0);
+	cr_assert_null(strstr(seen, "intoto"), "%s", seen);
+	/* A statement that cannot be made fails the publication. */
+	cr_assert_eq(outbox_publish(o, "d/f", a, "S", 1, 3), -EIO);
+	expect_content(o, "d/f", "two");
+	cr_assert_eq(outbox_state(o, "d/f", 3), OUTBOX_GONE);
+	outbox_sweep(o, 0);
+	outbox_free(o);
+	close(a);
+	close(b);
 }

@@ -1,8 +1,9 @@
-/* signfsctl fetch: an artifact and its signature from the outbox as one
- * version. Both are opened and their user.signfs.version compared (again
- * while a republication runs between the two opens); the copies are read
- * from those descriptors, which keep their version, and the pair is
- * verified before it lands at DEST. */
+/* signfsctl fetch: an artifact and its signature (and its provenance
+ * statement, when it has one) from the outbox as one version. All are
+ * opened and their user.signfs.version compared (again while a
+ * republication runs between the opens); the copies are read from those
+ * descriptors, which keep their version, and verified before they land at
+ * DEST. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,6 +19,7 @@
 
 #include "cms.h"
 #include "commands.h"
+#include "dsse.h"
 
 #define VERSION_XATTR "user.signfs.version"
 #define SIG_SUFFIX ".p7s"
@@ -30,13 +32,40 @@ static void usage(FILE *f)
 		   "Copies an artifact and its signature, both of the same published version,\n"
 		   "to DEST and DEST.p7s (DEST may be a directory), and checks that the\n"
 		   "signature verifies over the copied bytes; with --ca, also that the signer\n"
-		   "chains to CA.pem and may sign code. A plain cp of ARTIFACT and ARTIFACT.p7s\n"
-		   "can pick two versions when the path is republished in between.\n"
+		   "chains to CA.pem and may sign code. Its provenance statement, when it has\n"
+		   "one, goes to DEST.intoto.jsonl, checked with the signer's key against the\n"
+		   "copied bytes. A plain cp of ARTIFACT and ARTIFACT.p7s can pick two versions\n"
+		   "when the path is republished in between.\n"
 		   "Exit codes: 0 a verified pair was written, 1 failure, 2 usage error.\n");
 }
 
-/* Both files open, of one version (named in VERSION). */
-static int open_pair(const char *src, int *ret_a, int *ret_s, char version[64])
+/* SRC's statement open in *RET_I when it is of VERSION (-1 when there is
+ * none); -EAGAIN when it is of another version. */
+static int open_statement(const char *src, const char *version, int *ret_i)
+{
+	char path[PATH_MAX], other[64];
+	ssize_t n;
+	int i;
+
+	*ret_i = -1;
+	if (snprintf(path, sizeof(path), "%s" INTOTO_FILE_SUFFIX, src) >= (int)sizeof(path))
+		return 0;
+	i = open(path, O_RDONLY | O_CLOEXEC);
+	if (i < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = fgetxattr(i, VERSION_XATTR, other, sizeof(other) - 1);
+	other[n > 0 ? n : 0] = 0;
+	if (strcmp(other, version)) {
+		close(i);
+		return -EAGAIN;
+	}
+	*ret_i = i;
+	return 0;
+}
+
+/* The files open, of one version (named in VERSION): the artifact, its
+ * signature, and its statement (-1 when it has none). */
+static int open_pair(const char *src, int *ret_a, int *ret_s, int *ret_i, char version[64])
 {
 	char sig[PATH_MAX], other[64];
 
@@ -67,9 +96,17 @@ static int open_pair(const char *src, int *ret_a, int *ret_s, char version[64])
 		}
 		version[na] = other[ns] = 0;
 		if (!strcmp(version, other)) {
-			*ret_a = a;
-			*ret_s = s;
-			return 0;
+			int r = open_statement(src, version, ret_i);
+			if (r == 0) {
+				*ret_a = a;
+				*ret_s = s;
+				return 0;
+			}
+			if (r != -EAGAIN) {
+				close(a);
+				close(s);
+				return r;
+			}
 		}
 		/* Republished between the two opens: try again. */
 		close(a);
@@ -113,6 +150,29 @@ static int temp_beside(const char *path, char tmp[PATH_MAX])
 	return fd;
 }
 
+/* The statement open as I, copied beside STMT_DEST (the temporary name in
+ * TMP, renamed by the caller) and checked against the copied artifact FA
+ * with SIGNER's key. 0, or -errno with why in ERR. */
+static int fetch_statement(int i, int fa, X509 *signer, const char *stmt_dest, char tmp[PATH_MAX],
+			   char err[ERROR_MAX])
+{
+	int fd = temp_beside(stmt_dest, tmp), r;
+
+	if (fd < 0)
+		return error_set(err, fd, "cannot write beside it: %s", strerror(-fd));
+	r = copy_fd(i, fd);
+	if (r == 0)
+		r = ctl_verify_statement_fd(fd, fa, signer, err);
+	else
+		error_set(err, r, "copying it: %s", strerror(-r));
+	close(fd);
+	if (r < 0) {
+		unlink(tmp);
+		tmp[0] = 0;
+	}
+	return r;
+}
+
 int cmd_fetch(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -121,12 +181,14 @@ int cmd_fetch(int argc, char **argv)
 	    {0},
 	};
 	char dest[PATH_MAX], tmp_a[PATH_MAX] = "", tmp_s[PATH_MAX] = "", sig_dest[PATH_MAX];
+	char tmp_i[PATH_MAX] = "", stmt_dest[PATH_MAX];
+	X509 *signer = NULL;
 	char version[64], err[ERROR_MAX];
 	const char *ca = NULL, *src;
 	unsigned char *sig = NULL;
 	size_t sig_len = 0;
 	X509_STORE *trust = NULL;
-	int a = -1, s = -1, fa = -1, fs = -1, c, r, ret = EXIT_FAIL;
+	int a = -1, s = -1, i = -1, fa = -1, fs = -1, c, r, ret = EXIT_FAIL;
 	struct stat st;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -153,18 +215,20 @@ int cmd_fetch(int argc, char **argv)
 	} else {
 		r = snprintf(dest, sizeof(dest), "%s", argv[optind + 1]);
 	}
-	if (r >= (int)sizeof(dest) - (int)strlen(SIG_SUFFIX) - 16) {
+	if (r >= (int)sizeof(dest) - (int)strlen(INTOTO_FILE_SUFFIX) - 16) {
 		fprintf(stderr, "signfsctl: %s: name too long\n", argv[optind + 1]);
 		return EXIT_FAIL;
 	}
-	if (snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest) >= (int)sizeof(sig_dest))
+	if (snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest) >= (int)sizeof(sig_dest) ||
+	    snprintf(stmt_dest, sizeof(stmt_dest), "%s" INTOTO_FILE_SUFFIX, dest) >=
+		(int)sizeof(stmt_dest))
 		return EXIT_FAIL; /* checked above: DEST leaves room */
 	if (ca && !(trust = ctl_load_trust(ca))) {
 		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n", ca);
 		return EXIT_FAIL;
 	}
 
-	r = open_pair(src, &a, &s, version);
+	r = open_pair(src, &a, &s, &i, version);
 	if (r == -ENOTSUP)
 		fprintf(stderr, "signfsctl: %s: not an artifact in a signfs outbox (no %s)\n", src,
 			VERSION_XATTR);
@@ -194,23 +258,35 @@ int cmd_fetch(int argc, char **argv)
 		fprintf(stderr, "signfsctl: copying %s: %s\n", src, strerror(-r));
 		goto out;
 	}
-	if (cms_verify_detached(sig, sig_len, fa, trust, NULL, err) < 0) {
+	if (cms_verify_detached(sig, sig_len, fa, trust, &signer, err) < 0) {
 		fprintf(stderr, "signfsctl: %s (version %s): %s\n", src, version, err);
 		goto out;
 	}
-	if (rename(tmp_a, dest) < 0 || rename(tmp_s, sig_dest) < 0) {
+	if (i >= 0 && fetch_statement(i, fa, signer, stmt_dest, tmp_i, err) < 0) {
+		fprintf(stderr, "signfsctl: %s" INTOTO_FILE_SUFFIX " (version %s): %s\n", src,
+			version, err);
+		goto out;
+	}
+	if (rename(tmp_a, dest) < 0 || rename(tmp_s, sig_dest) < 0 ||
+	    (tmp_i[0] && rename(tmp_i, stmt_dest) < 0)) {
 		fprintf(stderr, "signfsctl: cannot write %s: %m\n", dest);
 		goto out;
 	}
-	tmp_a[0] = tmp_s[0] = 0;
-	printf("%s and %s: version %s, signature verified%s%s\n", dest, sig_dest, version,
-	       ca ? " against " : "", ca ? ca : "");
+	tmp_a[0] = tmp_s[0] = tmp_i[0] = 0;
+	printf("%s and %s: version %s, signature verified%s%s%s\n", dest, sig_dest, version,
+	       ca ? " against " : "", ca ? ca : "",
+	       i >= 0 ? "; provenance statement verified" : "");
 	ret = EXIT_OK;
 out:
 	if (tmp_a[0])
 		unlink(tmp_a);
 	if (tmp_s[0])
 		unlink(tmp_s);
+	if (tmp_i[0])
+		unlink(tmp_i);
+	if (i >= 0)
+		close(i);
+	X509_free(signer);
 	if (a >= 0)
 		close(a);
 	if (s >= 0)

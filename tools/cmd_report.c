@@ -16,6 +16,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "dashboard.h"
 #include "store.h"
 
 enum format { FMT_TEXT, FMT_JSON, FMT_CSV, FMT_HTML };
@@ -28,6 +29,13 @@ struct tally {
 
 #define MAX_TALLY 256
 #define MAX_LISTED 1000
+#define MAX_DAYS 3660 /* the charts' bars: ten years of days */
+
+/* Counts per day of the period, for the HTML report's charts. */
+struct daily {
+	char name[160]; /* a key, or what is counted */
+	uint64_t *v;	/* one per day of the period */
+};
 
 struct report {
 	char since[11], until[11];
@@ -38,19 +46,61 @@ struct report {
 	uint64_t first_seq, last_seq;
 	char *checkpoint;
 	uint64_t checkpoint_size;
+	int64_t first_day; /* since, in days since the epoch */
+	size_t n_days;
+	struct daily key_days[MAX_TALLY], denied_days, anomaly_days;
+	size_t n_key_days;
 };
 
-static void count(struct tally *t, size_t *n, const char *name)
+/* The day of the record O within the period, or -1. */
+static long day_of(const struct report *r, const char *time)
+{
+	struct tm tm = {0};
+	int64_t day;
+
+	if (!strptime(time, "%Y-%m-%d", &tm))
+		return -1;
+	day = (int64_t)timegm(&tm) / 86400 - r->first_day;
+	return day >= 0 && (size_t)day < r->n_days ? (long)day : -1;
+}
+
+/* Add N to NAME's count (a key's, among R's keys, or ONE series) on DAY. */
+static void count_day(struct report *r, struct daily *one, const char *name, long day, uint64_t n)
+{
+	struct daily *d = one;
+
+	if (day < 0)
+		return;
+	for (size_t i = 0; !d && i < r->n_key_days; i++)
+		if (!strcmp(r->key_days[i].name, name))
+			d = &r->key_days[i];
+	if (!d && r->n_key_days < MAX_TALLY) {
+		d = &r->key_days[r->n_key_days++];
+		snprintf(d->name, sizeof(d->name), "%s", name);
+	}
+	/* analyzer: the counts belong to R, freed at the end of cmd_report. */
+	if (d && !d->v)
+		d->v = calloc(r->n_days, sizeof(*d->v));
+	if (d && d->v)
+		d->v[day] += n;
+}
+
+static void count_by(struct tally *t, size_t *n, const char *name, unsigned long by)
 {
 	for (size_t i = 0; i < *n; i++)
 		if (!strcmp(t[i].name, name)) {
-			t[i].n++;
+			t[i].n += by;
 			return;
 		}
 	if (*n < MAX_TALLY) {
 		snprintf(t[*n].name, sizeof(t[*n].name), "%s", name);
-		t[(*n)++].n = 1;
+		t[(*n)++].n = by;
 	}
+}
+
+static void count(struct tally *t, size_t *n, const char *name)
+{
+	count_by(t, n, name, 1);
 }
 
 static const char *field(json_object *o, const char *k)
@@ -82,9 +132,14 @@ static void add_line(struct report *r, json_object *o)
 		r->signed_n++;
 		count(r->keys, &r->n_keys, field(o, "key"));
 		count(r->users, &r->n_users, user);
+		count_day(r, NULL, field(o, "key"), day_of(r, field(o, "time")), 1);
 	} else if (!strcmp(ev, "denied")) {
-		r->denied_n++;
-		count(r->reasons, &r->n_reasons, field(o, "reason"));
+		/* A record of repeats within a minute counts them (denials.h). */
+		long repeats = strtol(field(o, "count"), NULL, 10);
+		unsigned long n = repeats > 1 ? (unsigned long)repeats : 1;
+		count_day(r, &r->denied_days, "", day_of(r, field(o, "time")), n);
+		r->denied_n += n;
+		count_by(r->reasons, &r->n_reasons, field(o, "reason"), n);
 		if (json_object_array_length(r->denials) < MAX_LISTED)
 			json_object_array_add(r->denials, json_object_get(o));
 	} else if (!strcmp(ev, "failed")) {
@@ -94,6 +149,7 @@ static void add_line(struct report *r, json_object *o)
 	} else if (!strcmp(ev, "anomaly") || !strcmp(ev, "held") ||
 		   !strcmp(ev, "anomaly_released") || !strcmp(ev, "anomaly_rejected")) {
 		if (!strcmp(ev, "anomaly")) {
+			count_day(r, &r->anomaly_days, "", day_of(r, field(o, "time")), 1);
 			r->anomalies_n++;
 			count(r->kinds, &r->n_kinds, field(o, "kind"));
 		}
@@ -301,20 +357,84 @@ static void html_text(const char *s)
 
 static void html_tally(const char *title, const char *col, struct tally *t, size_t n)
 {
-	printf("<h2>%s</h2>\n<table><tr><th>%s</th><th>count</th></tr>\n", title, col);
+	printf("<h2>%s</h2>\n<div class=tally><table><tr><th>%s</th><th>count</th></tr>\n", title,
+	       col);
 	for (size_t i = 0; i < n; i++) {
 		printf("<tr><td>");
 		html_text(t[i].name);
 		printf("</td><td class=n>%lu</td></tr>\n", t[i].n);
 	}
-	printf("</table>\n");
+	printf("</table></div>\n");
+}
+
+/* A chart of the period's days: VALUES (NULL: none counted). */
+static void html_chart(const struct report *r, const char *id, const char *title, const char *unit,
+		       const uint64_t *values)
+{
+	char span[64], (*labels)[11] = calloc(r->n_days, sizeof(*labels));
+	const char **ptrs = calloc(r->n_days, sizeof(*ptrs));
+	uint64_t *zeros = calloc(r->n_days, sizeof(*zeros));
+
+	if (!labels || !ptrs || !zeros) {
+		free(labels);
+		free(ptrs);
+		free(zeros);
+		return;
+	}
+	for (size_t i = 0; i < r->n_days; i++) {
+		time_t t = (time_t)((r->first_day + (int64_t)i) * 86400);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(labels[i], sizeof(labels[i]), "%Y-%m-%d", &tm);
+		ptrs[i] = labels[i];
+	}
+	snprintf(span, sizeof(span), "%s to %s (UTC)", labels[0], labels[r->n_days - 1]);
+	dashboard_chart_svg(stdout, &(struct dashboard_chart){
+					.id = id,
+					.title = title,
+					.unit = unit,
+					.per = "day",
+					.period = span,
+					.labels = ptrs,
+					.values = values ? values : zeros,
+					.n = r->n_days,
+					.label_every = (r->n_days + 7) / 8,
+				    });
+	free(labels);
+	free(ptrs);
+	free(zeros);
+}
+
+/* Signatures per day of each key (in the order of the tally), denials and
+ * anomalies per day. */
+static void html_charts(const struct report *r)
+{
+	char id[200], title[220];
+
+	printf("<h2>Per day</h2>\n");
+	for (size_t k = 0; k < r->n_keys; k++)
+		for (size_t i = 0; i < r->n_key_days; i++) {
+			if (strcmp(r->key_days[i].name, r->keys[k].name))
+				continue;
+			snprintf(id, sizeof(id), "daily %s", r->keys[k].name);
+			snprintf(title, sizeof(title), "%s: signatures per day", r->keys[k].name);
+			html_chart(r, id, title, "signatures", r->key_days[i].v);
+		}
+	if (r->n_keys == 0)
+		html_chart(r, "daily signatures", "Signatures per day", "signatures", NULL);
+	html_chart(r, "daily denied", "Denials per day", "denials", r->denied_days.v);
+	html_chart(r, "daily anomaly", "Anomalies found per day", "anomalies", r->anomaly_days.v);
 }
 
 static void html_events(const char *title, json_object *list)
 {
 	static const char *cols[] = {"time", "event", "kind",	     "user", "uid",
 				     "path", "key",   "cert_serial", "rule", "reason"};
-	printf("<h2>%s (%zu)</h2>\n<table><tr>", title, json_object_array_length(list));
+	static const int widths[] = {13, 8, 8, 8, 5, 16, 7, 11, 6, 18};
+	printf("<h2>%s (%zu)</h2>\n<table><colgroup>", title, json_object_array_length(list));
+	for (size_t c = 0; c < sizeof(widths) / sizeof(*widths); c++)
+		printf("<col style=\"width:%d%%\">", widths[c]);
+	printf("</colgroup><tr>");
 	for (size_t c = 0; c < sizeof(cols) / sizeof(*cols); c++)
 		printf("<th>%s</th>", cols[c]);
 	printf("</tr>\n");
@@ -331,21 +451,32 @@ static void html_events(const char *title, json_object *list)
 	printf("</table>\n");
 }
 
-/* One self-contained file: inline style, no scripts, no external resources. */
+/* One self-contained file: inline style, no scripts, no external resources.
+ * Tables have fixed layouts and long words wrap, so the page fits the
+ * window (1200 pixels and less) and the printed page. */
 static void print_html(struct report *r)
 {
 	printf("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>\n"
+	       "<meta name=viewport content=\"width=device-width\">\n"
 	       "<title>signfs compliance report %s to %s</title>\n"
-	       "<style>body{font-family:sans-serif;margin:2em;color:#222}"
-	       "table{border-collapse:collapse;margin-bottom:1.5em}"
-	       "th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left;font-size:90%%}"
+	       "<style>body{font-family:sans-serif;margin:0 auto;padding:1em 16px;"
+	       "max-width:1160px;color:#222}"
+	       "table{border-collapse:collapse;margin-bottom:1.5em;width:100%%;"
+	       "table-layout:fixed}.tally table{width:auto;min-width:40%%;table-layout:auto}"
+	       "th,td{border:1px solid #bbb;padding:.25em .4em;text-align:left;font-size:85%%;"
+	       "vertical-align:top;overflow-wrap:anywhere}"
 	       "th{background:#eee}td.n{text-align:right}"
-	       "pre{background:#f6f6f6;padding:1em;border:1px solid #ddd}</style>\n"
+	       "pre{background:#f6f6f6;padding:1em;border:1px solid #ddd;white-space:pre-wrap;"
+	       "overflow-wrap:anywhere}%s"
+	       "@media print{body{max-width:none;padding:0;font-size:9pt}h2{break-after:avoid}"
+	       "tr,figure{break-inside:avoid}th{-webkit-print-color-adjust:exact;"
+	       "print-color-adjust:exact}}@page{size:A4 landscape;margin:12mm}</style>\n"
 	       "</head><body>\n<h1>signfs compliance report</h1>\n"
 	       "<p>Period: <b>%s</b> to <b>%s</b> (UTC). Events: %lu. Signatures: %lu. "
 	       "Denials: %lu. Failures: %lu. Anomalies: %lu.</p>\n",
-	       r->since, r->until, r->since, r->until, r->events, r->signed_n, r->denied_n,
-	       r->failed_n, r->anomalies_n);
+	       r->since, r->until, dashboard_chart_css, r->since, r->until, r->events, r->signed_n,
+	       r->denied_n, r->failed_n, r->anomalies_n);
+	html_charts(r);
 	html_tally("Signatures by key", "key", r->keys, r->n_keys);
 	html_tally("Signatures by user", "user", r->users, r->n_users);
 	html_tally("Denials by reason", "reason", r->reasons, r->n_reasons);
@@ -367,6 +498,21 @@ static void print_html(struct report *r)
 	printf("</p>\n<pre>");
 	html_text(r->checkpoint ? r->checkpoint : "(no checkpoint yet)");
 	printf("</pre>\n</body></html>\n");
+}
+
+/* The period's days, for the charts (the newest MAX_DAYS of a longer one). */
+static void period_days(struct report *r)
+{
+	struct tm since = {0}, until = {0};
+	int64_t last;
+
+	strptime(r->since, "%Y-%m-%d", &since);
+	strptime(r->until, "%Y-%m-%d", &until);
+	r->first_day = (int64_t)timegm(&since) / 86400;
+	last = (int64_t)timegm(&until) / 86400;
+	if (last - r->first_day >= MAX_DAYS)
+		r->first_day = last - MAX_DAYS + 1;
+	r->n_days = (size_t)(last - r->first_day + 1);
 }
 
 /* A calendar day: strptime takes 2026-02-30, so the day must survive a
@@ -392,7 +538,8 @@ int cmd_report(int argc, char **argv)
 	    "The compliance report for UTC days SINCE to UNTIL (default: today): signatures\n"
 	    "per key and per user, denials, failures, certificate lifecycle events, alerts,\n"
 	    "policy changes, and the signed audit checkpoint that covers the period.\n"
-	    "csv lists the period's events, one per row. html is one self-contained file.\n"
+	    "csv lists the period's events, one per row. html is one self-contained file,\n"
+	    "with charts of signatures per day and key, and of denials and anomalies per day.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	static const struct option opts[] = {{"since", required_argument, NULL, 's'},
 					     {"until", required_argument, NULL, 'u'},
@@ -471,6 +618,7 @@ int cmd_report(int argc, char **argv)
 	r.alerts = json_object_new_array();
 	r.policy = json_object_new_array();
 	r.all = json_object_new_array();
+	period_days(&r);
 	collect(a, &r);
 	if (audit_checkpoint_read(a, &r.checkpoint, &t) == 0 && (text = strchr(r.checkpoint, '\n')))
 		r.checkpoint_size = strtoull(text + 1, NULL, 10);
@@ -500,6 +648,10 @@ int cmd_report(int argc, char **argv)
 	json_object_put(r.policy);
 	json_object_put(r.all);
 	free(r.checkpoint);
+	for (size_t i = 0; i < r.n_key_days; i++)
+		free(r.key_days[i].v);
+	free(r.denied_days.v);
+	free(r.anomaly_days.v);
 	ctl_close(&c);
 	return EXIT_OK;
 }

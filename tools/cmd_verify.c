@@ -16,6 +16,7 @@
 #include "certs.h"
 #include "cms.h"
 #include "config.h"
+#include "dsse.h"
 #include "store.h"
 #include "text.h"
 #include "timestamp.h"
@@ -34,6 +35,10 @@ static void usage(FILE *f)
 		"that the inventory of CONFIG says was revoked (CONFIG given, or the default\n"
 		"when readable) fails a signature without a timestamp or timestamped after\n"
 		"the revocation.\n"
+		"When ARTIFACT.intoto.jsonl is beside ARTIFACT, its provenance statement is\n"
+		"checked too: the DSSE signature over its pre-authentication encoding with\n"
+		"the key of the signer's certificate (the chain checked above), and a\n"
+		"subject whose sha256 is ARTIFACT's. Each check is printed.\n"
 		"Exit codes: 0 verified, 1 not (the reason is printed), 2 usage error.\n");
 }
 
@@ -53,6 +58,24 @@ static long long revoked_at(const char *config, bool asked, X509 *cert)
 	inventory_revoked_at(ctl.store, fingerprint, &at);
 	ctl_close(&ctl);
 	return at;
+}
+
+/* ARTIFACT.intoto.jsonl, when it is there, signed with the key of the
+ * signature just verified (SIGNER) and naming ARTIFACT's bytes. */
+static int check_provenance(const char *artifact, int fd, X509 *signer, const char *ca,
+			    const char *shown)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s" INTOTO_FILE_SUFFIX, artifact) >= (int)sizeof(path) ||
+	    access(path, F_OK) < 0) {
+		printf("  no provenance statement (%s" INTOTO_FILE_SUFFIX ") beside it\n", shown);
+		return EXIT_OK;
+	}
+	if (ctl_check_statement(path, fd, signer, ca) == 0)
+		return EXIT_OK;
+	fprintf(stderr, "signfsctl: %s: NOT verified: its provenance statement fails\n", shown);
+	return EXIT_FAIL;
 }
 
 int cmd_verify(int argc, char **argv)
@@ -150,7 +173,7 @@ int cmd_verify(int argc, char **argv)
 		       v.ts.gen_time, v.ts.serial, v.ts.tsa_serial);
 	else
 		printf("  no timestamp: checked against the current time only\n");
-	ret = EXIT_OK;
+	ret = check_provenance(artifact, fa, v.signer, ca, shown);
 out:
 	X509_free(v.signer);
 	free(der);

@@ -15,6 +15,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "error.h"
+
 struct audit;
 struct config;
 struct store;
@@ -59,10 +61,20 @@ int ctl_change(struct ctl *c, struct audit_record *rec,
  * code-signing purpose: the EKU is checked apart); NULL when none loads. */
 X509_STORE *ctl_load_trust(const char *file);
 
+/* signfsctl verify's provenance check: the statement at PATH, its
+ * signature with SIGNER's key (whose chain to CA was checked), its subject
+ * against the bytes of ARTIFACT_FD; each check printed. 0 or -errno. */
+int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const char *ca);
+
+/* The same, quietly, for the statement read from FD: 0, or -errno with
+ * the check that failed in ERR. */
+int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERROR_MAX]);
+
 /* signfsctl audit repair without --acknowledge: an exit code. */
 int ctl_repair(const char *config);
 
 int cmd_verify(int argc, char **argv);
+int cmd_provenance(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_inventory(int argc, char **argv);
 int cmd_key(int argc, char **argv);

@@ -10,7 +10,10 @@ SIGNFS_RUN_PKGS="build-essential meson ninja-build pkg-config
 # Tests: criterion, the tools the mount tests drive, python3 for errno checks.
 SIGNFS_TEST_PKGS="libcriterion-dev clang-format rsync tar coreutils util-linux python3
 	clang libclang-rt-14-dev python3-prometheus-client prometheus systemd chromium
-	fonts-dejavu-core debhelper dpkg-dev git"
+	fonts-dejavu-core debhelper dpkg-dev git jq python3-cryptography"
+
+# The power-cut test's state filesystem: mkfs.ext4 (losetup is util-linux).
+SIGNFS_TEST_PKGS="$SIGNFS_TEST_PKGS e2fsprogs"
 
 # install_missing PKG...: apt-get update + install of what is not installed.
 install_missing() {

@@ -44,10 +44,11 @@ static void usage_main(FILE *f)
 	    "  cert          revoke a certificate; issue a demo certificate\n"
 	    "  report        compliance report for a period (text, json, csv, html)\n"
 	    "  fetch         copy an artifact and its signature as one verified pair\n"
-	    "  verify        check a signature, its signer and its timestamp\n"
+	    "  verify        check a signature, its signer, its timestamp, its provenance\n"
 	    "  anomalies     list the signatures that departed from habit (--json)\n"
 	    "  anomaly       release or reject a signature held for review\n"
 	    "  quorum        what waits for a quorum; show or reset a path\n"
+	    "  provenance    show the provenance statement of an artifact\n"
 	    "\n"
 	    "Run 'signfsctl COMMAND --help' for a command's options.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -359,7 +360,9 @@ static int cmd_init(int argc, char **argv)
 		 "state_dir = %1$s\n"
 		 "# base-name globs of temporary files and directories: signed when renamed\n"
 		 "# to a final name, or under their own name when left for temp_grace seconds\n"
-		 "temp_patterns = .*.?????? *.part *.tmp *.lock .~tmp~\n"
+		 "temp_patterns = .*.?????? *.part *.tmp *.lock .~tmp~ *.new tmp_obj_* "
+		 "tmp_pack_* tmp_idx_* .*.sw[px] .rsync-partial\n"
+		 "await_exit = */rsync\n"
 		 "temp_grace = 60\n"
 		 "threads = 4\n"
 		 "\n"
@@ -507,6 +510,8 @@ int main(int argc, char **argv)
 		return cmd_anomaly(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "quorum"))
 		return cmd_quorum(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "provenance"))
+		return cmd_provenance(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;

@@ -3,6 +3,8 @@
  * start; signing takes a token session per operation from libp11's pool. */
 #include "signer.h"
 
+#include "dsse.h"
+
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -459,6 +461,25 @@ int signer_sign_stamped(struct signer *s, const char *name, const unsigned char 
 	}
 	X509_free(cert);
 	sk_X509_pop_free(chain, X509_free);
+	return r;
+}
+
+int signer_sign_envelope(struct signer *s, const char *name, const char *type, const void *body,
+			 size_t len, char **ret, char err[SIGNER_ERR_MAX])
+{
+	struct signer_key *k = lookup(s, name);
+	char fingerprint[65];
+	int r;
+
+	err[0] = 0;
+	if (!k)
+		return error_set(err, -ENOKEY, "no key named '%s'", name);
+	pthread_mutex_lock(&s->lock);
+	memcpy(fingerprint, k->fingerprint, sizeof(fingerprint));
+	pthread_mutex_unlock(&s->lock);
+	r = dsse_sign(k->pkey, fingerprint, type, body, len, ret, err);
+	if (r < 0)
+		error_openssl(err); /* the token's reason */
 	return r;
 }
 

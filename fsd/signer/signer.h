@@ -42,6 +42,12 @@ int signer_sign_stamped(struct signer *s, const char *name, const unsigned char 
 			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
 			size_t *ret_len, char err[SIGNER_ERR_MAX]);
 
+/* A DSSE envelope (dsse_sign) over BODY of TYPE signed with key NAME,
+ * its keyid the SHA-256 fingerprint (hex) of NAME's certificate: the one
+ * its CMS signatures carry. *RET is malloc'd. Safe from several threads. */
+int signer_sign_envelope(struct signer *s, const char *name, const char *type, const void *body,
+			 size_t len, char **ret, char err[SIGNER_ERR_MAX]);
+
 /* Serial (hex) and SHA-256 fingerprint (hex) of NAME's certificate. */
 int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65]);
 

@@ -9,7 +9,8 @@
 # itself at its first publication, after the flush and before the swap
 # (SIGNFS_TEST_EXIT_BEFORE_SWAP), as a power loss would leave things: the
 # next start completes that swap from the record. CYCLES (default 5) sets
-# the length; tools/crashloop.sh N runs a long one.
+# the length; tools/crashloop.sh N runs a long one. Each artifact has its
+# provenance statement (X.intoto.jsonl), naming its bytes.
 . "$(dirname "$0")/lib.sh"
 
 CYCLES=${CYCLES:-5}
@@ -54,7 +55,7 @@ writer() {
 # The state every cycle is checked against (Python: one pass over it all).
 check_state() {
 	python3 - "$MNT" "$STATE/pki/ca.pem" "$T" <<'PY'
-import glob, hashlib, json, os, subprocess, sys
+import base64, glob, hashlib, json, os, subprocess, sys
 mnt, ca, t = sys.argv[1:4]
 recs = [json.loads(l) for f in sorted(glob.glob(mnt + '/audit/*.jsonl')) for l in open(f)]
 outcome = {}
@@ -71,7 +72,7 @@ def sha(p):
 artifacts = 0
 for root, dirs, files in os.walk(mnt + '/outbox'):
     for name in files:
-        if name.endswith('.p7s'):
+        if name.endswith('.p7s') or name.endswith('.intoto.jsonl'):
             continue
         path = os.path.join(root, name)
         rel = os.path.relpath(path, mnt + '/outbox')
@@ -86,6 +87,14 @@ for root, dirs, files in os.walk(mnt + '/outbox'):
                             '-out', '/dev/null'], capture_output=True)
         if v.returncode:
             problems.append('%s: signature does not verify' % rel)
+        # Its provenance statement, published with it, names these bytes.
+        try:
+            with open(path + '.intoto.jsonl') as f:
+                st = json.loads(base64.b64decode(json.loads(f.read())['payload']))
+            if digest not in [s['digest']['sha256'] for s in st['subject']]:
+                problems.append('%s: its statement names other bytes' % rel)
+        except (OSError, ValueError, KeyError) as e:
+            problems.append('%s: no readable statement: %s' % (rel, e))
         inbox = mnt + '/inbox/' + rel
         if os.path.exists(inbox) and sha(inbox) != digest:
             problems.append('%s: the inbox differs from the outbox' % rel)
@@ -96,7 +105,9 @@ for root, dirs, files in os.walk(mnt + '/inbox'):
             problems.append('%s: in the inbox, never published' % rel)
 # A write whose tool exited 0 may only have been replaced by a later
 # attempt: one that committed and then could not say so (the daemon died
-# before answering, or install's chmod after close failed).
+# before answering, or install's chmod after close failed), or removed by
+# one (install unlinks the old file before it writes, and the outbox
+# follows the inbox).
 last, later = {}, {}
 for f in sorted(glob.glob(t + '/done-*')):
     for line in open(f):
@@ -108,7 +119,10 @@ for f in sorted(glob.glob(t + '/done-*')):
             later.setdefault(dest, set()).add(digest)
 for dest, digest in last.items():
     p = mnt + '/outbox/' + dest
-    if not os.path.exists(p) or sha(p) not in {digest} | later[dest]:
+    if not os.path.exists(p):
+        if not later[dest]:
+            problems.append('%s: a write that exited 0 is not published' % dest)
+    elif sha(p) not in {digest} | later[dest]:
         problems.append('%s: a write that exited 0 was replaced by an older version' % dest)
 for p in problems[:20]:
     print(p)

@@ -263,14 +263,18 @@ check "a 251-byte name is signed (its .p7s takes 255)" \
 check "a 252-byte name: ENAMETOOLONG at create" \
 	test "$(errno_of "open('$I/${long}x', 'w')")" = ENAMETOOLONG
 printf file >"$I/shape"
-rm "$I/shape"
 check "a path published as a file cannot become a directory: EEXIST" \
-	test "$(errno_of "os.mkdir('$I/shape')")" = EEXIST
+	test "$(errno_of "os.mkdir('$I/shape/')")" = EEXIST
+rm "$I/shape"
+check "once removed from the inbox (and withdrawn) it can" \
+	sh -c "! test -e '$O/shape' && mkdir '$I/shape' && rmdir '$I/shape'"
 mkdir "$I/tree2"
 printf x >"$I/tree2/leaf"
-rm -r "$I/tree2"
 check "a path published as a directory cannot become a file: EISDIR" \
 	test "$(errno_of "open('$I/tree2', 'w')")" = EISDIR
+rm -r "$I/tree2"
+check "once removed from the inbox (and withdrawn) it can" \
+	sh -c "! test -e '$O/tree2' && printf y >'$I/tree2' && cmp '$I/tree2' '$O/tree2'"
 mkdir "$I/rel.tmp" "$I/build"
 head -c 5000 /dev/urandom >"$SRC/r1"
 cp "$SRC/r1" "$I/rel.tmp/r1"
@@ -281,8 +285,8 @@ check "mv rel.tmp rel: exits 0" mv "$I/rel.tmp" "$I/rel"
 check "mv rel.tmp rel: each file is signed under its new path" \
 	sh -c "cmp '$SRC/r1' '$O/rel/r1' && ! test -e '$O/rel.tmp'"
 check "mv rel.tmp rel: the signature verifies" verify rel/r1
-check "mv build out: files signed under build/ are signed again under out/" \
-	sh -c "mv '$I/build' '$I/out' && cmp '$SRC/r1' '$O/out/b1' && cmp '$SRC/r1' '$O/build/b1'"
+check "mv build out: files signed under build/ are signed again under out/, build/ withdrawn" \
+	sh -c "mv '$I/build' '$I/out' && cmp '$SRC/r1' '$O/out/b1' && ! test -e '$O/build'"
 
 # ---- 11. audit lines are UTF-8; names that are not are kept exactly ----
 check "files with names that are not UTF-8 are signed" python3 -c "

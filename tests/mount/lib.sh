@@ -64,7 +64,7 @@ verify_all() {
 		[ -s "$MNT/outbox/$a" ] || continue
 		count=$((count + 1))
 		verify "$a" || { echo "signature of $a does not verify"; bad=1; }
-	done < <(find "$MNT/outbox" -type f ! -name '*.p7s' -print0)
+	done < <(find "$MNT/outbox" -type f ! -name '*.p7s' ! -name '*.intoto.jsonl' -print0)
 	echo "$count artifacts checked"
 	[ "$bad" = 0 ] && [ "$count" -gt 0 ]
 }

@@ -27,7 +27,7 @@ check_fails "top level: mkdir is EPERM" "Operation not permitted" mkdir "$MNT/ot
 check_fails "inbox: names ending in .p7s are reserved (EINVAL)" "Invalid argument" \
 	cp "$SRC/a" "$I/x.p7s"
 check "refused requests left the outbox as it was" \
-	test "$(ls "$O")" = "$(printf 'a\na.p7s')"
+	test "$(ls "$O")" = "$(printf 'a\na.intoto.jsonl\na.p7s')"
 
 # The audit record comes first: when it cannot be written, nothing is
 # published. Another process holds the store's write lock for 7 s; the

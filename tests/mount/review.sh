@@ -82,6 +82,9 @@ check "release: signfsctl anomaly release publishes the held signature" sh -c "
 	'$SIGNFSCTL' anomaly release -c '$CONF' $ID | grep -q 'released: outbox/held/b and outbox/held/b.p7s are published'"
 check "...openssl cms and certtool verify it" verify held/b
 check "...with the bytes written" cmp "$SRC/one" "$O/held/b"
+check "...and its provenance statement, made when it was signed, naming them" sh -c "
+	jq -r .payload '$O/held/b.intoto.jsonl' | base64 -d | jq -e --arg s \"\$(sha256sum <'$SRC/one' | cut -d' ' -f1)\" \
+		'.subject[0].digest.sha256 == \$s and .predicate.buildDefinition.externalParameters.writer.uid == 2003'"
 check "...the inbox shows it too" cmp "$SRC/one" "$I/held/b"
 check "...audited with the admin's uid, and published with the signing record" sh -c "
 	grep -h '\"event\":\"anomaly_released\"' '$MNT'/audit/*.jsonl | grep -q '\"uid\":0,.*\"path\":\"held/b\".*\"signing\":$ID' &&
