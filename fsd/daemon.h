@@ -14,7 +14,6 @@ struct denials;
 struct config;
 struct fuse_session;
 struct ingest;
-struct inval;
 struct metrics;
 struct nodes;
 struct policy_live;
@@ -59,7 +58,6 @@ struct fsd {
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
 	struct startcheck *check;   /* the store's full check at start */
 	struct fuse_session *se;    /* set while mounted */
-	struct inval *inval;	    /* names to drop from the kernel's cache, while mounted */
 	int state_fd;
 	struct timespec started;
 	pthread_mutex_t status_lock;   /* guards status, and nothing else */

@@ -245,7 +245,6 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		record(d, &rec, "hold");
 		return 0;
 	case INGEST_ABANDONED:
-		ops_removed(d, ev->path);
 		rec.event = "abandoned";
 		rec.decision = "abandon";
 		rec.size = ev->size >= 0 ? ev->size : AUDIT_NONE;
@@ -261,7 +260,6 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	case INGEST_FAILED:
 		break;
 	}
-	ops_removed(d, ev->path);
 	metrics_commit(d->metrics, ev->key, "failed", ev->seconds, 0);
 	daemon_note_failure(d, ev->path, ev->reason);
 	recent_add(d->recent, ev->cred->uid, time(NULL), "failed", ev->path, ev->reason);

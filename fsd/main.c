@@ -29,7 +29,6 @@
 #include "config.h"
 #include "denials.h"
 #include "events.h"
-#include "inval.h"
 #include "outbox.h"
 #include "provenance.h"
 #include "flush.h"
@@ -621,9 +620,6 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	/* SIGHUP is logrotate's, not a stop: the log file is opened again. */
 	sigaction(SIGHUP, &(struct sigaction){.sa_handler = reopen_log, .sa_flags = SA_RESTART},
 		  NULL);
-	/* Without it, names dropped behind the kernel's back last until their
-	 * cache time runs out. */
-	(void)inval_start(se, &d->inval);
 	d->se = se;
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
@@ -649,8 +645,6 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
 	d->se = NULL;
-	inval_stop(d->inval);
-	d->inval = NULL;
 	fuse_session_destroy(se);
 	return r;
 }

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "ingest.h"
-#include "inval.h"
 #include "nodes.h"
 #include "outbox.h"
 #include "proc.h"
@@ -707,6 +706,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		} else if ((r = take_quota(req)) == 0) {
 			c = caller(req);
 			r = ingest_open_file(d->ingest, rel, fi->flags, &c, &f);
+			/* The name the kernel cached is gone (a file the daemon
+			 * removed: an abandonment, a rollback): ESTALE makes the
+			 * kernel look it up afresh and retry, so that an
+			 * open(O_CREAT), whose flag it does not pass on, creates. */
+			if (r == -ENOENT)
+				r = -ESTALE;
 			if (r == 0)
 				r = bind_inbox_file(fi, f, &c);
 			if (r < 0)
@@ -1099,17 +1104,4 @@ void ops_published(struct fsd *d, const char *relpath)
 		return;
 	invalidate(d, path);
 	free(path);
-}
-
-void ops_removed(struct fsd *d, const char *relpath)
-{
-	const char *slash = strrchr(relpath, '/');
-	char *dir;
-
-	if (!d->inval || !d->nodes ||
-	    asprintf(&dir, "/inbox%s%.*s", slash ? "/" : "", slash ? (int)(slash - relpath) : 0,
-		     relpath) < 0)
-		return;
-	inval_entry(d->inval, nodes_find(d->nodes, dir), slash ? slash + 1 : relpath);
-	free(dir);
 }

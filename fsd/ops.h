@@ -15,11 +15,6 @@ const struct fuse_lowlevel_ops *ops_table(void);
  * inbox entry. Call before the committing close() returns. */
 void ops_published(struct fsd *d, const char *relpath);
 
-/* inbox/RELPATH was removed or replaced behind the kernel's back (a
- * version rolled back, a new file abandoned): the name the kernel may
- * cache is dropped, so that the next create makes the file afresh. */
-void ops_removed(struct fsd *d, const char *relpath);
-
 /* Something the virtual files show changed (virt_change kinds in WHAT,
  * NAME as virt_affected() takes it): drop what the kernel caches of them. */
 void ops_changed(struct fsd *d, unsigned what, const char *name);

@@ -7,7 +7,15 @@
  * record is durable, and the start completes the swap from it (the daemon's
  * settle, outbox_release). The version it replaced is removed only once a
  * later flush has made the rename durable (outbox_sweep), or at the start
- * after a crash (outbox_settle_swapped). */
+ * after a crash (outbox_settle_swapped).
+ *
+ * The contract with the daemon, which makes "close() returned 0" survive a
+ * power cut: no record may reach the disk ahead of what it claims. The
+ * signing record is durable with the object (the one flush above); the
+ * record that says the swap happened ("published") is written only once a
+ * later flush covers the swap (audit_append_after_flush), so that after a
+ * cut either both are on the disk or the start finds the signing record
+ * open and swaps the object in from it. */
 #include "outbox.h"
 
 #include "backing.h"
