@@ -61,9 +61,10 @@ int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **
  * -EBADMSG when the log does not extend a target (which an acknowledged
  * rewrite may accept), -EEXIST when the outbox names records the store
  * lacks (which only a repair mends), -EIO when the outbox cannot be read.
- * Objects past the end that a crash cut before their swap were never
- * published: they are removed, their count in *RET_DISCARDED (the full
- * check removes those further on). */
+ * Objects past the end that no outbox link names (and not held) were
+ * never published (a crash came before their record reached the disk):
+ * when no published one is among them, they are removed, their count in
+ * *RET_DISCARDED (the full check removes those further on). */
 int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
 		     struct startcheck_target *targets, size_t n, uint64_t *ret_discarded,
 		     char err[STARTCHECK_ERR_MAX]);
@@ -94,9 +95,10 @@ int startcheck_verify(const char *dir, uint64_t size, const merkle_hash root,
 		      const struct startcheck_target *targets, size_t n,
 		      char err[STARTCHECK_ERR_MAX]);
 
-/* The newest published object in DIR/objects named after a record at or
- * past SIZE, found by looking at the names SIZE .. SIZE + PROBE - 1 only:
- * its number in *RET_ID and how many there are in *RET_COUNT (0: none);
- * those never published were removed, their count in *RET_DISCARDED. */
+/* The newest published object (an outbox link names it, or held) in
+ * DIR/objects named after a record at or past SIZE, found by looking at
+ * the names SIZE .. SIZE + PROBE - 1 only: its number in *RET_ID and how
+ * many there are in *RET_COUNT (0: none). When there is none, those never
+ * published were removed, their count in *RET_DISCARDED. */
 int startcheck_probe_objects(const char *dir, uint64_t size, uint64_t probe, uint64_t *ret_id,
 			     uint64_t *ret_count, uint64_t *ret_discarded);

@@ -226,7 +226,21 @@ static void make_object(uint64_t id)
 	cr_assert_eq(mkdir(path, 0755), 0);
 }
 
-Test(startcheck, objects_past_the_stores_end_are_found_near_at_start_and_all_in_full)
+/* outbox/NAME publishes object ID. */
+static void publish(uint64_t id, const char *name)
+{
+	char path[160], target[32];
+
+	snprintf(path, sizeof(path), "%s/outbox", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/outbox/sub", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/outbox/sub/%s", dir, name);
+	snprintf(target, sizeof(target), "%024" PRIx64, id);
+	cr_assert_eq(symlink(target, path), 0);
+}
+
+Test(startcheck, published_objects_past_the_stores_end_are_found_near_at_start_and_all_in_full)
 {
 	char err[STARTCHECK_ERR_MAX];
 
@@ -236,17 +250,21 @@ Test(startcheck, objects_past_the_stores_end_are_found_near_at_start_and_all_in_
 	cr_assert_eq(check(NULL, 0, err), 0, "%s", err);
 	cr_assert_eq(verify(NULL, 0, err), 0, "%s", err);
 	make_object(10 + 100000); /* far past: only the full check looks */
+	publish(10 + 100000, "far");
 	cr_assert_eq(check(NULL, 0, err), 0, "%s", err);
 	cr_assert_eq(verify(NULL, 0, err), -EIO);
 	cr_assert(strstr(err, "published for record 100010"), "%s", err);
 	make_object(12);
 	make_object(14);
+	publish(12, "a");
+	publish(14, "b");
 	cr_assert_eq(check(NULL, 0, err), -EEXIST);
 	cr_assert(strstr(err,
 			 "signfs.db holds 10 audit records, but the outbox holds "
 			 "objects/00000000000000000000000e, published for record 14 (2 "
 			 "object(s) past the store's end): the store is older than its outbox"),
 		  "%s", err);
+	cr_assert_eq(discarded, 0, "a refused start removes nothing");
 }
 
 static void script(const char *name, const char *body, char *path, size_t n)
@@ -312,7 +330,7 @@ static bool object_exists(uint64_t id)
 	return access(path, F_OK) == 0;
 }
 
-Test(startcheck, objects_a_crash_cut_before_their_swap_are_removed_not_refused)
+Test(startcheck, unpublished_objects_past_the_end_are_removed_not_refused)
 {
 	char err[STARTCHECK_ERR_MAX];
 
