@@ -28,18 +28,21 @@ static int running, stopping;
 
 static void run_command(const char *cmd, const struct inventory_alert *a, const char *what)
 {
-	char env[8][320], err[ERROR_MAX];
+	static char env[8][COMMAND_VAR_MAX];
+	char err[ERROR_MAX];
 	char *envp[9];
 	char na[32];
 	struct tm tm;
+	const char *where = "/inventory/alerts";
 
 	gmtime_r(&a->not_after, &tm);
 	strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(env[0], sizeof(env[0]), "SIGNFS_ALERT=%s", what);
-	snprintf(env[1], sizeof(env[1]), "SIGNFS_ALERT_KEY=%s", a->key);
-	snprintf(env[2], sizeof(env[2]), "SIGNFS_ALERT_SERIAL=%s", a->serial);
-	snprintf(env[3], sizeof(env[3]), "SIGNFS_ALERT_FINGERPRINT=%s", a->fingerprint);
-	snprintf(env[4], sizeof(env[4]), "SIGNFS_ALERT_SUBJECT=%s", a->subject);
+	/* A certificate's subject is the CA's text: escaped like a path. */
+	command_var(env[0], "SIGNFS_ALERT", what, where);
+	command_var(env[1], "SIGNFS_ALERT_KEY", a->key, where);
+	command_var(env[2], "SIGNFS_ALERT_SERIAL", a->serial, where);
+	command_var(env[3], "SIGNFS_ALERT_FINGERPRINT", a->fingerprint, where);
+	command_var(env[4], "SIGNFS_ALERT_SUBJECT", a->subject, where);
 	snprintf(env[5], sizeof(env[5]), "SIGNFS_ALERT_NOT_AFTER=%s", na);
 	snprintf(env[6], sizeof(env[6]), "SIGNFS_ALERT_DAYS_LEFT=%ld", a->days_left);
 	snprintf(env[7], sizeof(env[7]), "SIGNFS_ALERT_THRESHOLD=%d", a->threshold);

@@ -7,28 +7,30 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "alertq.h"
 #include "audit.h"
 #include "certs.h"
 #include "command.h"
 #include "config.h"
 #include "daemon.h"
+#include "denials.h"
 #include "findings.h"
+#include "keep.h"
 #include "log.h"
 #include "ops.h"
+#include "outbox.h"
+#include "quorum.h"
 
-#define SHOWN 1000	      /* findings in /inventory/anomalies{,.json} */
-#define SAVE_SECONDS 300      /* the profiles are saved this often, and at stop */
-#define REPLAY_CHUNK 20000    /* records read from the log under one lock */
-#define READY_WAIT_SECONDS 30 /* a hold or deny rule waits this long for the profiles */
-#define ALERTS_QUEUED 32      /* alert commands waiting to run; more are dropped */
-#define ALERT_VARS 10
+#define SHOWN 1000	   /* findings in /inventory/anomalies{,.json} */
+#define SAVE_SECONDS 300   /* the profiles are saved this often, and at stop */
+#define REPLAY_CHUNK 20000 /* records read from the log under one lock */
 #define COMMAND_TIMEOUT_S 30
-
-struct alert {
-	char vars[ALERT_VARS][1100];
-};
+#define REPEATS 256	       /* refusals before signing remembered, to record each once */
+#define EXPIRY_CHECK_SECONDS 5 /* held signatures past hold_expiry are looked for this often */
 
 static struct {
 	struct anomaly_profiles *profiles;
@@ -41,9 +43,18 @@ static struct {
 	unsigned long replayed;
 	double load_seconds; /* reading the save, on the start path */
 	bool had_save;
-	struct alert queue[ALERTS_QUEUED];
-	size_t queue_head, queued;
+	struct alertq *alerts; /* waiting for alert_command */
+	bool alerts_waiting;
+	/* refusals before signing recorded lately: (uid, rule, kind) */
+	struct {
+		long long uid;
+		char rule[64];
+		int kind;
+		time_t at;
+	} repeats[REPEATS];
 } an = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+
+static bool repeated(long long uid, const char *rule, int kind, time_t now);
 
 /* ---- learning ---- */
 
@@ -138,70 +149,168 @@ static void save(struct fsd *d)
 
 /* ---- alert_command ---- */
 
-static void queue_alert(struct fsd *d, const struct finding *f, enum policy_on_anomaly action)
+/* An alert that could not wait (ALERTQ_SLOTS others did): counted, and
+ * audited once a minute per user and action. */
+static void alert_dropped(struct fsd *d, const struct finding *f, const char *kind)
 {
-	struct alert *a;
+	char err[AUDIT_ERR_MAX], reason[256];
+	struct audit_record rec = {
+	    .event = "alert_dropped",
+	    .uid = f->uid,
+	    .gid = AUDIT_NONE,
+	    .pid = AUDIT_NONE,
+	    .user = f->user[0] ? f->user : NULL,
+	    .path = f->path,
+	    .size = AUDIT_NONE,
+	    .rule = f->rule[0] ? f->rule : NULL,
+	    .decision = "drop",
+	    .reason = reason,
+	    .kind = f->kind,
+	    .has_signing = true,
+	    .signing = f->signing,
+	};
 
-	if (!d->config->alert_command)
+	log_err("alert_command: %d kinds of alerts wait already; this one (%s, anomaly %llu) is "
+		"not sent",
+		ALERTQ_SLOTS, kind, (unsigned long long)f->signing);
+	if (repeated(f->uid, kind, -1, time(NULL)))
 		return;
-	pthread_mutex_lock(&an.lock);
-	if (an.queued == ALERTS_QUEUED) {
-		pthread_mutex_unlock(&an.lock);
-		log_err("alert_command: %d anomaly alerts wait already; this one (%s, signature "
-			"%llu) is not sent",
-			ALERTS_QUEUED, f->kind, (unsigned long long)f->signing);
+	snprintf(reason, sizeof(reason),
+		 "the alert (%s) was not sent: alerts of %d other kinds or users were waiting "
+		 "(signfs_alerts_dropped_total counts every one)",
+		 kind, ALERTQ_SLOTS);
+	if (audit_append(d->audit, &rec, NULL, err) < 0)
+		log_err("alert_command: the dropped alert could not be recorded: %s", err);
+}
+
+/* Finding F (recorded as audit record SEQ; REC has its whole strings) for
+ * alert_command: the writer's strings escaped, a long one cut with a mark
+ * that names the record where it is whole. */
+static void queue_alert(struct fsd *d, const struct finding *f, const struct audit_record *rec,
+			uint64_t seq, enum policy_on_anomaly action)
+{
+	static char vars[12][COMMAND_VAR_MAX];
+	static pthread_mutex_t vars_lock = PTHREAD_MUTEX_INITIALIZER;
+	char where[48], number[32], kind[64];
+	int r;
+
+	if (!d->config->alert_command || !an.alerts)
+		return;
+	snprintf(where, sizeof(where), "audit record %llu", (unsigned long long)seq);
+	snprintf(kind, sizeof(kind), "anomaly:%s:%s", f->kind, policy_on_anomaly_name(action));
+	pthread_mutex_lock(&vars_lock);
+	command_var(vars[0], "SIGNFS_ALERT", "anomaly", where);
+	command_var(vars[1], "SIGNFS_ANOMALY_KIND", f->kind, where);
+	command_var(vars[2], "SIGNFS_ANOMALY_USER", f->user, where);
+	snprintf(number, sizeof(number), "%lld", f->uid);
+	command_var(vars[3], "SIGNFS_ANOMALY_UID", number, where);
+	command_var(vars[4], "SIGNFS_ANOMALY_PATH", rec->path, where);
+	command_var(vars[5], "SIGNFS_ANOMALY_EXE", rec->exe ? rec->exe : "", where);
+	command_var(vars[6], "SIGNFS_ANOMALY_KEY", f->key, where);
+	snprintf(number, sizeof(number), "%llu", (unsigned long long)f->signing);
+	command_var(vars[7], "SIGNFS_ANOMALY_ID", number, where);
+	command_var(vars[8], "SIGNFS_ANOMALY_ACTION", policy_on_anomaly_name(action), where);
+	command_var(vars[9], "SIGNFS_ANOMALY_REASON", f->reason, where);
+	snprintf(number, sizeof(number), "%llu", (unsigned long long)seq);
+	command_var(vars[10], "SIGNFS_ANOMALY_RECORD", number, where);
+	command_var(vars[11], "SIGNFS_ANOMALY_RULE", f->rule, where);
+	r = alertq_add(an.alerts, kind, f->uid, f->signing, (const char(*)[COMMAND_VAR_MAX])vars,
+		       12);
+	pthread_mutex_unlock(&vars_lock);
+	if (r < 0) {
+		alert_dropped(d, f, kind);
 		return;
 	}
-	a = &an.queue[(an.queue_head + an.queued++) % ALERTS_QUEUED];
-	snprintf(a->vars[0], sizeof(a->vars[0]), "SIGNFS_ALERT=anomaly");
-	snprintf(a->vars[1], sizeof(a->vars[1]), "SIGNFS_ANOMALY_KIND=%s", f->kind);
-	snprintf(a->vars[2], sizeof(a->vars[2]), "SIGNFS_ANOMALY_USER=%s", f->user);
-	snprintf(a->vars[3], sizeof(a->vars[3]), "SIGNFS_ANOMALY_UID=%lld", f->uid);
-	snprintf(a->vars[4], sizeof(a->vars[4]), "SIGNFS_ANOMALY_PATH=%s", f->path);
-	snprintf(a->vars[5], sizeof(a->vars[5]), "SIGNFS_ANOMALY_EXE=%s", f->exe);
-	snprintf(a->vars[6], sizeof(a->vars[6]), "SIGNFS_ANOMALY_KEY=%s", f->key);
-	snprintf(a->vars[7], sizeof(a->vars[7]), "SIGNFS_ANOMALY_ID=%llu",
-		 (unsigned long long)f->signing);
-	snprintf(a->vars[8], sizeof(a->vars[8]), "SIGNFS_ANOMALY_ACTION=%s",
-		 policy_on_anomaly_name(action));
-	snprintf(a->vars[9], sizeof(a->vars[9]), "SIGNFS_ANOMALY_REASON=%s", f->reason);
+	pthread_mutex_lock(&an.lock);
+	an.alerts_waiting = true;
 	pthread_cond_signal(&an.changed);
 	pthread_mutex_unlock(&an.lock);
 }
 
-/* Runs the queued commands, one at a time, without the lock. */
+/* Runs the waiting commands, one at a time, oldest queue first. */
 static void run_alerts(struct fsd *d)
 {
-	struct alert a;
-	char *envp[ALERT_VARS + 1], err[ERROR_MAX];
+	static struct alertq_alert a;
+	char *envp[ALERTQ_VARS + 1], err[ERROR_MAX];
 
 	pthread_mutex_lock(&an.lock);
-	while (an.queued) {
-		a = an.queue[an.queue_head];
-		an.queue_head = (an.queue_head + 1) % ALERTS_QUEUED;
-		an.queued--;
-		pthread_mutex_unlock(&an.lock);
-		for (int i = 0; i < ALERT_VARS; i++)
+	an.alerts_waiting = false;
+	pthread_mutex_unlock(&an.lock);
+	while (an.alerts && alertq_take(an.alerts, &a)) {
+		for (size_t i = 0; i < a.n; i++)
 			envp[i] = a.vars[i];
-		envp[ALERT_VARS] = NULL;
+		envp[a.n] = NULL;
 		if (command_run(d->config->alert_command, envp, NULL, COMMAND_TIMEOUT_S, err) < 0)
 			log_err("alert_command: %s", err);
-		pthread_mutex_lock(&an.lock);
 	}
-	pthread_mutex_unlock(&an.lock);
 }
 
 /* ---- reviews ---- */
+
+/* A held signature's name among what is kept (keep.h). */
+static void held_name(uint64_t signing, char name[32])
+{
+	snprintf(name, 32, "held-%llu", (unsigned long long)signing);
+}
+
+struct expiring {
+	struct fsd *d;
+	uint64_t signing;
+};
+
+static int reject_txn(void *ctx, struct store_txn *txn, char *err)
+{
+	const struct expiring *e = ctx;
+	return findings_decide(txn, e->signing, FINDING_REJECTED, getuid(), time(NULL), err);
+}
+
+/* A signature held longer than hold_expiry: rejected by signfsd itself,
+ * with an `expired` event; carry_out then discards it as any rejection. */
+static int expire_held(void *ctx, const struct finding *f)
+{
+	struct expiring e = {.d = ctx, .signing = f->signing};
+	char err[AUDIT_ERR_MAX], reason[200];
+	struct audit_record rec = {
+	    .event = "expired",
+	    .uid = f->uid,
+	    .gid = AUDIT_NONE,
+	    .pid = AUDIT_NONE,
+	    .user = f->user[0] ? f->user : NULL,
+	    .path = f->path,
+	    .size = AUDIT_NONE,
+	    .sha256 = f->sha256[0] ? f->sha256 : NULL,
+	    .key = f->key[0] ? f->key : NULL,
+	    .rule = f->rule[0] ? f->rule : NULL,
+	    .decision = "deny",
+	    .reason = reason,
+	    .has_signing = true,
+	    .signing = f->signing,
+	};
+
+	snprintf(reason, sizeof(reason),
+		 "held for review for more than hold_expiry (%u s) without a decision: "
+		 "discarded, nothing was published",
+		 e.d->config->limits.hold_expiry);
+	if (audit_append_with(e.d->audit, &rec, reject_txn, &e, NULL, err) < 0)
+		log_err("anomaly %llu: the expiry could not be recorded: %s",
+			(unsigned long long)f->signing, err);
+	else
+		log_info("anomaly %llu: inbox/%s: %s", (unsigned long long)f->signing, f->path,
+			 reason);
+	return 0;
+}
 
 /* An admin released or rejected held signature F (signfsctl recorded it):
  * carry it out. */
 static int carry_out(void *ctx, const struct finding *f)
 {
 	struct fsd *d = ctx;
-	char err[AUDIT_ERR_MAX], reason[160];
+	char err[AUDIT_ERR_MAX], reason[160], name[32];
 	time_t now = time(NULL);
 	int r;
 
+	held_name(f->signing, name);
+	keep_give(d->keep, name);
 	if (f->state == FINDING_REJECTED) {
 		ingest_discard_held(d->ingest, f->signing);
 		log_info("anomaly %llu: inbox/%s rejected by uid %lld; its signature is discarded",
@@ -254,12 +363,28 @@ static int carry_out(void *ctx, const struct finding *f)
 	return 0;
 }
 
+/* [anomaly] learn_delay: the log is read that much later (tests use it
+ * to meet the profiles not ready). */
+static void delay_learning(struct fsd *d)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += d->config->anomaly.learn_delay;
+	pthread_mutex_lock(&an.lock);
+	while (!an.stopping && pthread_cond_timedwait(&an.changed, &an.lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&an.lock);
+}
+
 static void *work(void *arg)
 {
 	struct fsd *d = arg;
 	uint64_t seen = 0;
-	time_t saved = time(NULL);
+	time_t saved = time(NULL), expiry_checked = 0;
 
+	if (d->config->anomaly.learn_delay)
+		delay_learning(d);
 	replay(d);
 	pthread_mutex_lock(&an.lock);
 	__atomic_store_n(&an.ready, true, __ATOMIC_RELEASE);
@@ -277,6 +402,11 @@ static void *work(void *arg)
 			seen = version;
 			findings_each(d->store, 0, true, carry_out, d);
 		}
+		if (time(NULL) - expiry_checked >= EXPIRY_CHECK_SECONDS) {
+			expiry_checked = time(NULL);
+			findings_each_held(d->store, expiry_checked - d->config->limits.hold_expiry,
+					   expire_held, d);
+		}
 		if (time(NULL) - saved >= SAVE_SECONDS) {
 			save(d);
 			saved = time(NULL);
@@ -288,12 +418,38 @@ static void *work(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		if (!an.stopping && !an.queued)
+		if (!an.stopping && !an.alerts_waiting)
 			pthread_cond_timedwait(&an.changed, &an.lock, &until);
 	}
 	pthread_mutex_unlock(&an.lock);
 	run_alerts(d);
 	return NULL;
+}
+
+/* A signature held for review at start: counted against its writer. */
+static int count_held(void *ctx, const struct finding *f)
+{
+	struct fsd *d = ctx;
+	char id[OUTBOX_ID_LEN + 1], name[32], err[ERROR_MAX];
+	struct stat st = {0};
+
+	outbox_id(f->signing, id);
+	if (outbox_stat_version(ingest_outbox(d->ingest), id, OUTBOX_ARTIFACT, &st) < 0)
+		st.st_size = 0;
+	held_name(f->signing, name);
+	keep_take(d->keep, KEEP_HELD, name, f->uid, f->rule, st.st_size, true, err);
+	return 0;
+}
+
+/* What is kept for writers, counted before the first commit. */
+static int count_kept(struct fsd *d)
+{
+	d->keep = keep_new(&d->config->limits);
+	if (!d->keep)
+		return -ENOMEM;
+	findings_each_held(d->store, INT64_MAX, count_held, d);
+	quorum_count_kept(d);
+	return 0;
 }
 
 int anomalies_start(struct fsd *d)
@@ -306,6 +462,8 @@ int anomalies_start(struct fsd *d)
 	struct timespec a, b;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (count_kept(d) < 0 || !(an.alerts = alertq_new()))
+		return -ENOMEM;
 	an.profiles = anomaly_profiles_new(&d->config->anomaly);
 	if (!an.profiles)
 		return -ENOMEM;
@@ -356,13 +514,18 @@ void anomalies_stop(struct fsd *d)
 		save(d);
 	anomaly_profiles_free(an.profiles);
 	an.profiles = NULL;
+	keep_free(d->keep);
+	d->keep = NULL;
+	alertq_free(an.alerts);
+	an.alerts = NULL;
 }
 
 /* ---- checks ---- */
 
 /* Until the history is read, everything would look new: a rule that acts
- * on anomalies waits for it (a start with saved profiles reads little). */
-static bool wait_ready(enum policy_on_anomaly action)
+ * on anomalies waits for it (a start with saved profiles reads little),
+ * at most ready_wait seconds; then it is not checked, and says so. */
+static bool wait_ready(struct fsd *d, enum policy_on_anomaly action)
 {
 	struct timespec until;
 	bool ready;
@@ -371,7 +534,7 @@ static bool wait_ready(enum policy_on_anomaly action)
 	if (__atomic_load_n(&an.ready, __ATOMIC_ACQUIRE))
 		return true;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += READY_WAIT_SECONDS;
+	until.tv_sec += d->config->anomaly.ready_wait;
 	pthread_mutex_lock(&an.lock);
 	while (!an.ready && !an.stopping && action != POLICY_ANOMALY_RECORD &&
 	       pthread_cond_timedwait(&an.changed, &an.lock, &until) != ETIMEDOUT)
@@ -379,6 +542,32 @@ static bool wait_ready(enum policy_on_anomaly action)
 	ready = an.ready;
 	pthread_mutex_unlock(&an.lock);
 	return ready;
+}
+
+/* Does any kind the profiles judge stay switched on? */
+static bool watching(struct fsd *d)
+{
+	for (int k = 0; k < ANOMALY_QUORUM_MISMATCH; k++)
+		if (d->config->anomaly.enabled[k])
+			return true;
+	return false;
+}
+
+/* The findings about S, or when the profiles are not ready (after the
+ * wait a hold or deny rule makes), one `unchecked` finding. */
+static size_t check(struct fsd *d, const struct anomaly_signature *s, enum policy_on_anomaly action,
+		    struct anomaly_finding found[ANOMALY_KINDS])
+{
+	if (wait_ready(d, action))
+		return anomaly_check(an.profiles, s, found);
+	if (action == POLICY_ANOMALY_RECORD)
+		return 0;
+	found[0].kind = ANOMALY_UNCHECKED;
+	snprintf(found[0].reason, sizeof(found[0].reason),
+		 "not checked: the anomaly profiles were still being learned from the audit log "
+		 "after %u s (ready_wait)",
+		 d->config->anomaly.ready_wait);
+	return 1;
 }
 
 static int add_finding(void *ctx, struct store_txn *txn, char *err)
@@ -418,9 +607,11 @@ int anomalies_found(struct fsd *d, const struct audit_record *rec, uint64_t seq,
 	    .decision = policy_on_anomaly_name(action),
 	    .reason = reason,
 	    .kind = anomaly_kind_name(kind),
-	    .has_signing = true,
+	    .has_signing = seq != FINDINGS_OWN_RECORD,
 	    .signing = seq,
 	};
+	uint64_t own;
+
 	snprintf(f.kind, sizeof(f.kind), "%s", anomaly_kind_name(kind));
 	snprintf(f.user, sizeof(f.user), "%s", rec->user ? rec->user : "");
 	snprintf(f.key, sizeof(f.key), "%s", rec->key ? rec->key : "");
@@ -430,17 +621,116 @@ int anomalies_found(struct fsd *d, const struct audit_record *rec, uint64_t seq,
 	snprintf(f.sha256, sizeof(f.sha256), "%s", rec->sha256 ? rec->sha256 : "");
 	snprintf(f.reason, sizeof(f.reason), "%s", reason);
 	log_warn("anomaly %s (%s): inbox/%s: %s", f.kind, a.decision, rec->path, f.reason);
-	if (audit_append_with(d->audit, &a, add_finding, &f, NULL, err) < 0) {
+	if (audit_append_with(d->audit, &a, add_finding, &f, &own, err) < 0) {
 		log_err("inbox/%s: the anomaly could not be recorded: %s", rec->path, err);
 		return -EIO;
 	}
+	if (f.signing == FINDINGS_OWN_RECORD)
+		f.signing = own;
 	pthread_mutex_lock(&an.lock);
 	an.totals[kind]++;
 	pthread_mutex_unlock(&an.lock);
 	inventory_usage_event(d->usage, "anomaly", when);
-	queue_alert(d, &f, action);
+	queue_alert(d, &f, rec, own, action);
 	daemon_note_inventory(d, NULL);
 	return 0;
+}
+
+/* Was the same refusal (UID, RULE, KIND) recorded within the last
+ * DENIALS_INTERVAL? If not, it is now. Repeats are counted by the denial
+ * that follows (denials.h), as other refusals are. */
+static bool repeated(long long uid, const char *rule, int kind, time_t now)
+{
+	size_t oldest = 0;
+	bool seen = false;
+
+	pthread_mutex_lock(&an.lock);
+	for (size_t i = 0; i < REPEATS && !seen; i++) {
+		if (an.repeats[i].at && an.repeats[i].uid == uid && an.repeats[i].kind == kind &&
+		    !strcmp(an.repeats[i].rule, rule ? rule : "") &&
+		    now - an.repeats[i].at < DENIALS_INTERVAL)
+			seen = true;
+		if (an.repeats[i].at < an.repeats[oldest].at)
+			oldest = i;
+	}
+	if (!seen) {
+		an.repeats[oldest].uid = uid;
+		an.repeats[oldest].kind = kind;
+		an.repeats[oldest].at = now;
+		snprintf(an.repeats[oldest].rule, sizeof(an.repeats[oldest].rule), "%s",
+			 rule ? rule : "");
+	} else if (kind >= 0) {
+		an.totals[kind]++;
+	}
+	pthread_mutex_unlock(&an.lock);
+	return seen;
+}
+
+/* Why a deny rule refused, for the writer. */
+static void deny_reason(const struct anomaly_finding *found, char veto[INGEST_VETO_MAX])
+{
+	if (found[0].kind == ANOMALY_UNCHECKED)
+		error_set(veto, 0, "refused: %s", found[0].reason);
+	else
+		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
+			  anomaly_kind_name(found[0].kind), found[0].reason);
+}
+
+/* A deny rule's findings, before any signature: each recorded once a
+ * minute per writer, rule and kind (a finding named by its own event). */
+static int refuse_unsigned(struct fsd *d, const struct audit_record *rec, time_t now,
+			   const struct anomaly_finding *found, size_t n,
+			   char veto[INGEST_VETO_MAX])
+{
+	char err[AUDIT_ERR_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		if (!repeated(rec->uid, rec->rule, found[i].kind, now) &&
+		    anomalies_found(d, rec, FINDINGS_OWN_RECORD, now, found[i].kind,
+				    found[i].reason, POLICY_ANOMALY_DENY, err) < 0) {
+			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
+			return -EACCES;
+		}
+	deny_reason(found, veto);
+	return -EACCES;
+}
+
+int anomalies_vet(struct fsd *d, const struct audit_record *rec, enum policy_on_anomaly action,
+		  char veto[INGEST_VETO_MAX])
+{
+	struct anomaly_finding found[ANOMALY_KINDS];
+	time_t now = time(NULL);
+	struct anomaly_signature s = signature_of(rec, now);
+	size_t n;
+
+	if (action == POLICY_ANOMALY_RECORD || !an.profiles || !rec->key || !rec->path ||
+	    !watching(d))
+		return 0;
+	if (action == POLICY_ANOMALY_DENY) {
+		n = check(d, &s, action, found);
+		return n ? refuse_unsigned(d, rec, now, found, n, veto) : 0;
+	}
+	/* A hold keeps the signature that a release publishes: it is made,
+	 * but only if there is room to keep it (before the profiles are ready,
+	 * it will be held). */
+	if (__atomic_load_n(&an.ready, __ATOMIC_ACQUIRE) && !anomaly_check(an.profiles, &s, found))
+		return 0;
+	return keep_check(d->keep, rec->uid, rec->rule, rec->size > 0 ? rec->size : 0, veto);
+}
+
+/* Signature SEQ, to be held, is counted against its writer first; when a
+ * commit of the same writer took the last room since the vet, it is
+ * refused instead (ACTION becomes deny, the reason in VETO). */
+static void take_room(struct fsd *d, const struct audit_record *rec, uint64_t seq,
+		      enum policy_on_anomaly *action, bool *full, char veto[INGEST_VETO_MAX])
+{
+	char name[32];
+
+	held_name(seq, name);
+	*full = keep_take(d->keep, KEEP_HELD, name, rec->uid, rec->rule,
+			  rec->size > 0 ? rec->size : 0, false, veto) < 0;
+	if (*full)
+		*action = POLICY_ANOMALY_DENY;
 }
 
 int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
@@ -448,15 +738,20 @@ int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
 	struct anomaly_signature s = signature_of(rec, when);
-	char err[AUDIT_ERR_MAX];
+	char err[AUDIT_ERR_MAX], name[32];
+	bool full = false;
 	size_t n;
 
-	if (!an.profiles || !rec->key || !rec->path || !wait_ready(action))
+	if (!an.profiles || !rec->key || !rec->path || !watching(d))
 		return 0;
-	n = anomaly_check(an.profiles, &s, found);
+	n = check(d, &s, action, found);
+	if (n && action == POLICY_ANOMALY_HOLD)
+		take_room(d, rec, seq, &action, &full, veto);
 	for (size_t i = 0; i < n; i++)
 		if (anomalies_found(d, rec, seq, when, found[i].kind, found[i].reason, action,
 				    err) < 0) {
+			held_name(seq, name);
+			keep_give(d->keep, name);
 			/* Unrecorded, it may not pass unseen: refuse it. */
 			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
 			return -EIO;
@@ -465,8 +760,8 @@ int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq
 		return 0;
 	switch (action) {
 	case POLICY_ANOMALY_DENY:
-		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
-			  anomaly_kind_name(found[0].kind), found[0].reason);
+		if (!full)
+			deny_reason(found, veto);
 		return -EACCES;
 	case POLICY_ANOMALY_HOLD:
 		error_set(veto, 0,
@@ -501,7 +796,6 @@ void anomalies_render_json(struct fsd *d, FILE *f)
 
 void anomalies_metrics(struct fsd *d, FILE *f)
 {
-	(void)d;
 	fputs("# HELP signfs_anomalies_total Signatures that departed from their signer's "
 	      "habits, by kind.\n# TYPE signfs_anomalies_total counter\n",
 	      f);
@@ -510,4 +804,18 @@ void anomalies_metrics(struct fsd *d, FILE *f)
 		fprintf(f, "signfs_anomalies_total{kind=\"%s\"} %lu\n", anomaly_kind_name(k),
 			an.totals[k]);
 	pthread_mutex_unlock(&an.lock);
+	if (an.alerts) {
+		unsigned long waiting, dropped;
+		alertq_counts(an.alerts, &waiting, &dropped);
+		fprintf(
+		    f,
+		    "# HELP signfs_alerts_waiting Anomaly alerts waiting for alert_command "
+		    "(coalesced ones counted).\n# TYPE signfs_alerts_waiting gauge\n"
+		    "signfs_alerts_waiting %lu\n"
+		    "# HELP signfs_alerts_dropped_total Anomaly alerts not sent: too many other "
+		    "kinds or users waited.\n# TYPE signfs_alerts_dropped_total counter\n"
+		    "signfs_alerts_dropped_total %lu\n",
+		    waiting, dropped);
+	}
+	keep_metrics(d->keep, f);
 }

@@ -30,15 +30,28 @@ void anomalies_quiesce(struct fsd *d);
 /* Save the profiles and free them (after the last commit). */
 void anomalies_stop(struct fsd *d);
 
+/* A commit (REC, hashed, not signed yet) under a rule whose on_anomaly is
+ * ACTION, before the token signs: 0 to sign it; -EACCES when a deny rule's
+ * check refuses it (recorded, at most once a minute per writer, rule and
+ * kind; the finding named by its own record); -EDQUOT when a hold rule
+ * would hold it and its writer or rule has no room left ([limits]). The
+ * reason in VETO. */
+int anomalies_vet(struct fsd *d, const struct audit_record *rec, enum policy_on_anomaly action,
+		  char veto[INGEST_VETO_MAX]);
+
 /* A signature was recorded as SEQ (REC, its record, at WHEN) under a rule
  * whose on_anomaly is ACTION: check it and record what departs from habit.
  * 0: publish it; -EACCES: refuse it; INGEST_HOLD: keep it for review (the
- * writer's reason in VETO either way). */
+ * writer's reason in VETO either way). A hold or deny rule whose profiles
+ * are not ready after ready_wait is not published unchecked: an
+ * `unchecked` finding holds or refuses it. */
 int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
 		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX]);
 
 /* Record a finding of KIND (REASON) about record SEQ (REC) at WHEN, under
- * ACTION: an anomaly event and its row, committed together, then the alert.
+ * ACTION: an anomaly event and its row, committed together, then the alert
+ * (one queue per kind and user, coalesced: alertq.h). SEQ may be
+ * FINDINGS_OWN_RECORD (no signature): the event names the finding.
  * 0, or -EIO with the reason in ERR. */
 int anomalies_found(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
 		    enum anomaly_kind kind, const char *reason, enum policy_on_anomaly action,

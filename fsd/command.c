@@ -4,9 +4,42 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "text.h"
+
+/* Bytes VALUE takes escaped (text_printable's \xNN for a control byte). */
+static size_t escaped_len(const char *value)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		n += *p < 0x20 || *p == 0x7f ? 4 : 1;
+	return n;
+}
+
+void command_var(char *out, const char *name, const char *value, const char *where)
+{
+	size_t whole = escaped_len(value), len = strlen(value);
+	int n = snprintf(out, COMMAND_VAR_MAX, "%s=", name);
+
+	if (n < 0 || n >= COMMAND_VALUE_MAX)
+		return;
+	text_printable(value, out + n, COMMAND_VALUE_MAX + 1);
+	if (whole <= COMMAND_VALUE_MAX)
+		return;
+	/* Cut on a character, not inside a UTF-8 sequence or an escape. */
+	size_t at = strlen(out + n);
+	while (at > 0 && ((unsigned char)out[n + at - 1] & 0xc0) == 0x80)
+		at--;
+	if (at > 0 && (unsigned char)out[n + at - 1] >= 0xc0)
+		at--;
+	snprintf(out + n + at, COMMAND_VAR_MAX - n - at,
+		 "...[cut: %zu bytes in all; the whole value is in %s]", len, where);
+}
 
 /* INPUT through a pipe, written before waiting: checkpoints and alerts are
  * far smaller than a pipe's buffer. */
@@ -22,6 +55,10 @@ int command_run(const char *cmd, char *const envp[], const char *input, int time
 	pid = fork();
 	if (pid == 0) {
 		dup2(p[0], STDIN_FILENO);
+		/* Only the standard descriptors: none of the daemon's files,
+		 * sockets or token sessions, CLOEXEC or not (a library may open
+		 * one without it). */
+		close_range(STDERR_FILENO + 1, ~0U, 0);
 		execve(cmd, argv, envp);
 		_exit(127);
 	}

@@ -20,6 +20,7 @@ struct policy_live;
 struct quota;
 struct flush;
 struct recent;
+struct relay;
 struct shipper;
 struct signer;
 struct startcheck;
@@ -57,6 +58,8 @@ struct fsd {
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
 	struct startcheck *check;   /* the store's full check at start */
+	struct keep *keep;	    /* what is kept for writers, counted (anomalies.c) */
+	struct relay *relay;	    /* [relay]: commits are signed elsewhere, or NULL */
 	struct fuse_session *se;    /* set while mounted */
 	int state_fd;
 	struct timespec started;

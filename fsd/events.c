@@ -68,6 +68,27 @@ static void user_name(uid_t uid, char *out, size_t n)
 	pthread_mutex_unlock(&names_lock);
 }
 
+/* A TSA's key signed the signature's timestamp: a use like any other key's,
+ * by the same writer. The local TSA's key is a configured key; an external
+ * TSA's is in the inventory under its certificate (record_tsa). */
+static void count_tsa(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+{
+	const char *local = d->config->timestamp.n_urls ? NULL : d->config->timestamp.key;
+	char key[64], serial[65], fp[65];
+	int r;
+
+	if (local) {
+		snprintf(key, sizeof(key), "%s", local);
+		r = signer_key_info(d->signer, local, serial, fp);
+	} else {
+		inventory_serial_canonical(ev->facts->tsa_serial, serial);
+		r = inventory_find_serial(d->store, serial, key, fp);
+	}
+	if (r == 0)
+		inventory_usage_add(d->usage, key, fp, ev->cred->uid, rec->user ? rec->user : "",
+				    time(NULL));
+}
+
 static void published(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
 	char err[AUDIT_ERR_MAX];
@@ -83,6 +104,7 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 	if (ev->key)
 		inventory_usage_add(d->usage, ev->key, rec->cert_fingerprint, ev->cred->uid,
 				    rec->user ? rec->user : "", now);
+
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);
 	/* The signature was recorded durably before publication; this record
@@ -161,6 +183,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 {
 	struct fsd *d = ctx;
 	char hex[2 * SHA256_LEN + 1] = "", user[64], serial[65] = "", fp[65] = "";
+	char pub_hex[2 * SHA256_LEN + 1] = "";
 	char err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
 	    .uid = ev->cred->uid,
@@ -177,9 +200,18 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 	};
 	uint64_t seq;
 
+	/* Only a hold or deny rule's check can refuse before signing: a
+	 * record rule's commit costs nothing more. */
+	if (ev->result == INGEST_VET && ev->on_anomaly == POLICY_ANOMALY_RECORD)
+		return 0;
 	if (ev->sha256)
 		for (int i = 0; i < SHA256_LEN; i++)
 			sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
+	if (ev->published_sha256)
+		for (int i = 0; i < SHA256_LEN; i++)
+			sprintf(pub_hex + 2 * i, "%02x", ev->published_sha256[i]);
+	rec.format = ev->format;
+	rec.published_sha256 = pub_hex[0] ? pub_hex : NULL;
 	user_name(ev->cred->uid, user, sizeof(user));
 	if (ev->key)
 		signer_key_info(d->signer, ev->key, serial, fp);
@@ -194,6 +226,8 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		return 0;
 	case INGEST_ATTEST:
 		return quorum_attest(d, ev, &rec);
+	case INGEST_VET:
+		return anomalies_vet(d, &rec, ev->on_anomaly, ev->veto);
 	case INGEST_SIGNED:
 		rec.event = "signed";
 		rec.decision = "allow";
@@ -204,6 +238,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 			rec.timestamp = ev->facts->timestamp;
 			rec.timestamp_serial = ev->facts->ts_serial;
 			rec.tsa_serial = ev->facts->tsa_serial;
+			count_tsa(d, ev, &rec);
 		}
 		if (ev->facts && ev->facts->note[0]) {
 			rec.reason = ev->facts->note;
@@ -470,6 +505,8 @@ int events_authorize(void *ctx, const char *path, enum ingest_check check,
 	policy_live_decide(d->policy, path, targets[check], &subject, time(NULL), &g);
 	snprintf(grant->rule, sizeof(grant->rule), "%s", g.rule);
 	snprintf(grant->key, sizeof(grant->key), "%s", g.key);
+	grant->format = g.format;
+	grant->keep_existing = g.keep_existing;
 	grant->max_size = g.max_size;
 	grant->on_anomaly = g.on_anomaly;
 	grant->quorum = g.quorum;
@@ -534,6 +571,10 @@ static int check_key(struct fsd *d, const char *key, struct key_status *st,
 
 	if (!k || key_status(d, k, st) < 0)
 		return error_set(reason, -EIO, "key '%s' is not in the inventory", key);
+	/* The key, not its certificate, is what an admin disabled. */
+	if (st->state == CERT_DISABLED)
+		return error_set(reason, -EIO, "key %s is disabled (signfsctl key enable %s)", key,
+				 key);
 	if (st->state != CERT_VALID && st->state != CERT_EXPIRING)
 		return error_set(reason, -EIO, "key %s: certificate %s is %s%s%s", key, st->serial,
 				 cert_state_name(st->state), st->issues[0] ? ": " : "",
@@ -665,6 +706,57 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 		daemon_note_token(d, r < 0 ? reason : NULL);
 	}
 	return r;
+}
+
+/* The rule's embedded format, or for auto what the bytes are (CMS: none). */
+static enum embed_format embed_format_of(const struct ingest_grant *grant, int fd, off_t size)
+{
+	switch (grant->format) {
+	case POLICY_FORMAT_AUTHENTICODE:
+		return EMBED_AUTHENTICODE;
+	case POLICY_FORMAT_KMOD:
+		return EMBED_KMOD;
+	case POLICY_FORMAT_AUTO:
+		return embed_detect(fd, size);
+	default:
+		return EMBED_CMS;
+	}
+}
+
+int events_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
+		 enum policy_format *ret_format, struct ingest_sign_facts *facts,
+		 char reason[INGEST_VETO_MAX])
+{
+	struct fsd *d = ctx;
+	enum embed_format f = embed_format_of(grant, fd, size);
+	struct stamping s = {.d = d, .facts = facts};
+	char err[INGEST_VETO_MAX] = "";
+	struct key_status st;
+	int r;
+
+	*ret_format = POLICY_FORMAT_CMS;
+	if (f == EMBED_CMS)
+		return 0;
+	if (daemon_store_damaged(d, reason, INGEST_VETO_MAX))
+		return -EIO;
+	r = check_key(d, grant->key, &st, reason);
+	if (r == 0)
+		r = pick_up_renewal(d, grant->key, &st, reason);
+	if (r < 0)
+		return r;
+	/* Authenticode carries its own timestamp; a module signature has none. */
+	r = signer_embed(d->signer, grant->key, f, grant->keep_existing, fd, size, out_fd,
+			 d->timestamper && f == EMBED_AUTHENTICODE ? stamp : NULL, &s, err);
+	if (r == -ETIME)
+		return error_set(reason, -EIO, "%s", s.reason);
+	if (r == -EINVAL)
+		return error_set(reason, -EINVAL, "refused by rule %s (format %s): %s", grant->rule,
+				 embed_format_name(f), err);
+	daemon_note_token(d, r < 0 ? err : NULL);
+	if (r < 0)
+		return error_set(reason, r, "%s", err);
+	*ret_format = f == EMBED_AUTHENTICODE ? POLICY_FORMAT_AUTHENTICODE : POLICY_FORMAT_KMOD;
+	return 0;
 }
 
 int events_record_keys(struct fsd *d, char err[ERROR_MAX])

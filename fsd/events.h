@@ -31,6 +31,14 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 		unsigned char **ret_der, size_t *ret_len, struct ingest_sign_facts *facts,
 		char reason[INGEST_VETO_MAX]);
 
+/* The ingest pipeline's embedded signature (an ingest_embed_fn): the
+ * rule's format (for auto, what the bytes are), the key checked as for
+ * events_sign, then the token signs the image or module; an Authenticode
+ * signature carries a timestamp as the detached one does. */
+int events_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
+		 enum policy_format *ret_format, struct ingest_sign_facts *facts,
+		 char reason[INGEST_VETO_MAX]);
+
 /* Record the configured keys and certificates in the inventory. */
 int events_record_keys(struct fsd *d, char err[ERROR_MAX]);
 

@@ -1,7 +1,10 @@
 /* See exits.h. One thread reads the connector's exit events and, every
- * POLL_MS (FALLBACK_MS without the connector), looks at the watched
- * processes in /proc: a process that is gone or a zombie there without an
- * event is reported from /proc, so that no watch waits forever. A watch
+ * POLL_MS, looks at the watched processes in /proc: a process that is gone
+ * or a zombie there without an event is reported from /proc, so that no
+ * watch waits forever. Without the connector (a network namespace of its
+ * own, as the systemd units give signfsd), it waits on each watched
+ * process's pidfd, which wakes it as the process exits, while its parent
+ * has yet to reap it and /proc still shows its status. A watch
  * remembers the process's start time, so that a pid reused by another
  * process is never taken for the one watched. */
 #include "exits.h"
@@ -19,16 +22,19 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define POLL_MS 200
-#define FALLBACK_MS 5
+#define FALLBACK_MS 50
+#define MAX_POLL 1024
 #define MAX_WATCHES 4096
 
 struct watch {
 	pid_t pid;
 	unsigned long long start; /* /proc/PID/stat field 22; 0: unknown */
+	int pidfd;		  /* without the connector: readable once it exits */
 };
 
 struct exits {
@@ -84,6 +90,8 @@ static int proc_state(pid_t pid, unsigned long long *start, bool *zombie, int *s
 /* Holds x->lock. Removes watch I. */
 static void drop(struct exits *x, size_t i)
 {
+	if (x->w[i].pidfd >= 0)
+		close(x->w[i].pidfd);
 	x->w[i] = x->w[--x->n];
 }
 
@@ -162,16 +170,36 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The descriptors to wait on: the wake pipe, the connector, and without
+ * it each watched process's pidfd (readable when it exits, while it is
+ * still a zombie whose status /proc shows). Holds nothing. */
+static nfds_t wait_set(struct exits *x, struct pollfd *fds, nfds_t max)
+{
+	nfds_t n = 0;
+
+	fds[n++] = (struct pollfd){.fd = x->wake[0], .events = POLLIN};
+	if (x->nl >= 0) {
+		fds[n++] = (struct pollfd){.fd = x->nl, .events = POLLIN};
+		return n;
+	}
+	pthread_mutex_lock(&x->lock);
+	for (size_t i = 0; i < x->n && n < max; i++)
+		if (x->w[i].pidfd >= 0)
+			fds[n++] = (struct pollfd){.fd = x->w[i].pidfd, .events = POLLIN};
+	pthread_mutex_unlock(&x->lock);
+	return n;
+}
+
 static void *watcher(void *arg)
 {
 	struct exits *x = arg;
-	struct pollfd fds[2] = {{.fd = x->wake[0], .events = POLLIN},
-				{.fd = x->nl, .events = POLLIN}};
+	struct pollfd fds[MAX_POLL];
 	int interval = x->nl >= 0 ? POLL_MS : FALLBACK_MS;
 	int64_t looked = now_ms();
 
 	for (;;) {
-		int n = poll(fds, x->nl >= 0 ? 2 : 1, interval);
+		nfds_t n_fds = wait_set(x, fds, MAX_POLL);
+		int n = poll(fds, n_fds, interval);
 		bool asked = false;
 		char c;
 
@@ -183,8 +211,9 @@ static void *watcher(void *arg)
 		}
 		if (n > 0 && x->nl >= 0 && (fds[1].revents & POLLIN))
 			read_events(x);
-		/* Events may be lost (a full socket buffer): /proc says the rest. */
-		if (asked || now_ms() - looked >= interval) {
+		/* An exit (a pidfd), or events lost (a full socket buffer), or
+		 * the time come: /proc says the rest. */
+		if (asked || (x->nl < 0 && n > 0) || now_ms() - looked >= interval) {
 			look(x);
 			looked = now_ms();
 		}
@@ -221,7 +250,7 @@ static int listen_connector(void)
 	return fd;
 }
 
-int exits_open(exits_fn fn, void *ctx, struct exits **ret)
+int exits_open(bool connector, exits_fn fn, void *ctx, struct exits **ret)
 {
 	struct exits *x = calloc(1, sizeof(*x));
 	int r;
@@ -236,7 +265,7 @@ int exits_open(exits_fn fn, void *ctx, struct exits **ret)
 		free(x);
 		return r;
 	}
-	x->nl = listen_connector();
+	x->nl = connector ? listen_connector() : -1;
 	r = -pthread_create(&x->thread, NULL, watcher, x);
 	if (r < 0) {
 		if (x->nl >= 0)
@@ -273,7 +302,12 @@ int exits_watch(struct exits *x, pid_t pid)
 	/* Gone already: a start time no process has, found by the next look. */
 	if (proc_state(pid, &start, &zombie, &status) < 0)
 		start = ~0ULL;
-	x->w[x->n++] = (struct watch){.pid = pid, .start = start};
+	x->w[x->n] = (struct watch){.pid = pid, .start = start, .pidfd = -1};
+	if (x->nl < 0)
+		x->w[x->n].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	x->n++;
+	if (x->nl < 0)
+		(void)!write(x->wake[1], "w", 1); /* a new descriptor to wait on */
 out:
 	pthread_mutex_unlock(&x->lock);
 	if (r == 0 && start == ~0ULL)
@@ -292,6 +326,8 @@ void exits_free(struct exits *x)
 		close(x->nl);
 	close(x->wake[0]);
 	close(x->wake[1]);
+	while (x->n)
+		drop(x, 0);
 	pthread_mutex_destroy(&x->lock);
 	free(x->w);
 	free(x);

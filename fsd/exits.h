@@ -2,11 +2,13 @@
  * may publish (ingest's await_exit) waits here for the writer's exit.
  * The kernel's process-events connector reports every exit to root, with
  * its status, before the parent can reap it; where that is not available
- * (another network namespace), /proc is polled instead, which may miss the
- * status of a process reaped at once (then reported as unknown).
+ * (another network namespace), a pidfd per watched process wakes the
+ * watcher as it exits and /proc gives its status, which a parent that
+ * reaps at once may take first (then it is reported as unknown).
  * Nothing here logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct exits;
@@ -15,8 +17,9 @@ struct exits;
  * status could be read. Called from the watcher's thread, once per watch. */
 typedef void (*exits_fn)(void *ctx, pid_t pid, int status);
 
-/* Start watching; FN is told of each watched process's exit. */
-int exits_open(exits_fn fn, void *ctx, struct exits **ret);
+/* Start watching; FN is told of each watched process's exit. CONNECTOR:
+ * try the connector first (false: pidfds only, as where it is missing). */
+int exits_open(bool connector, exits_fn fn, void *ctx, struct exits **ret);
 
 /* Tell FN when process PID exits (at once, from the thread, if it is gone
  * already). A process watched twice is reported once. */

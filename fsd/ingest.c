@@ -36,6 +36,7 @@
 #include "exits.h"
 #include "hash.h"
 #include "outbox.h"
+#include "relay.h"
 
 #define COMMIT_STRIPES 64
 #define MARKER_MAX 64
@@ -154,6 +155,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 		break;
 	case INGEST_SIGNED:
 	case INGEST_ATTEST:
+	case INGEST_VET:
 	case INGEST_WITHDRAWN:
 		break;
 	}
@@ -442,10 +444,15 @@ struct commit {
 	size_t sig_len;
 	uint64_t signing;
 	bool held; /* kept aside for review (INGEST_HELD) */
+	bool kept; /* a copy kept for a quorum: counts like a signature */
 	struct ingest_sign_facts facts;
 	long long attesters[INGEST_MAX_ATTESTERS]; /* a quorum reached: its writers */
 	size_t n_attesters;
 	char reason[ERROR_MAX];
+	/* commit_embed: FD and DIGEST are the artifact to publish from there */
+	bool embedded;
+	unsigned char written[SHA256_LEN]; /* the writer's bytes' digest */
+	const char *format;
 };
 
 /* Policy for the final path, with the credential bound at open: a rename or
@@ -489,12 +496,58 @@ static int commit_hash(struct commit *c)
 	return 0;
 }
 
+/* A rule whose format embeds the signature: the artifact to publish is
+ * made now, in an unnamed file under staging/ (a crash leaves nothing), and
+ * from here the commit signs and publishes it, not the writer's bytes; the
+ * records keep the writer's digest as what was written. */
+static int commit_embed(struct commit *c)
+{
+	struct ingest *in = c->in;
+	enum policy_format format = c->grant.format;
+	struct stream_hash h = {0};
+	char err[INGEST_VETO_MAX] = "";
+	off_t size;
+	int out, r;
+
+	if (format == POLICY_FORMAT_CMS || !in->hooks.embed)
+		return 0;
+	out = openat(in->staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, c->st.st_mode & 07777);
+	if (out < 0)
+		return error_set(c->reason, -EIO, "cannot make the signed artifact: %s",
+				 strerror(errno));
+	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &format, &c->facts,
+			    err);
+	if (r < 0 || format == POLICY_FORMAT_CMS) {
+		close(out);
+		return r < 0 ? error_set(c->reason, r, "%s", err) : 0;
+	}
+	size = lseek(out, 0, SEEK_END);
+	r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : hash_init(&h);
+	if (r == 0) {
+		hash_invalidate(&h);
+		memcpy(c->written, c->digest, SHA256_LEN);
+		r = hash_final(&h, out, size, c->digest);
+	}
+	hash_free(&h);
+	if (r < 0) {
+		close(out);
+		return error_set(c->reason, -EIO, "cannot read the signed artifact back: %s",
+				 strerror(-r));
+	}
+	c->embedded = true;
+	c->fd = out;
+	c->format = policy_format_name(format);
+	return 0;
+}
+
 static int commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
-	int r = in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig, &c->sig_len,
-			       &c->facts, err);
+	int r = in->hooks.forward ? in->hooks.forward(in->hooks.ctx, c->path, c->fd, c->st.st_size,
+						      &c->sig, &c->sig_len, err)
+				  : in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig,
+						   &c->sig_len, &c->facts, err);
 
 	if (r < 0)
 		error_set(c->reason, 0, "%s", err);
@@ -511,9 +564,13 @@ static struct ingest_event commit_event(struct commit *c, enum ingest_result res
 	    .rule = c->grant.rule[0] ? c->grant.rule : NULL,
 	    .key = c->grant.key[0] ? c->grant.key : NULL,
 	    .size = c->st.st_size,
-	    .sha256 = c->hashed ? c->digest : NULL,
+	    .sha256 = !c->hashed    ? NULL
+		      : c->embedded ? c->written
+				    : c->digest,
 	    .signing = c->signing,
 	    .quorum = c->grant.quorum,
+	    .format = c->format,
+	    .published_sha256 = c->embedded ? c->digest : NULL,
 	};
 }
 
@@ -567,6 +624,7 @@ static int commit_attest(struct commit *c, double started)
 	ev.ret_attesters = c->attesters;
 	ev.ret_n_attesters = &c->n_attesters;
 	r = report(in, &ev, started);
+	c->kept = ev.keep_copy;
 	if (!ev.keep_copy)
 		unlinkat(in->quorum_fd, copy, 0);
 	if (r == -EACCES || r == INGEST_ATTESTED)
@@ -574,6 +632,21 @@ static int commit_attest(struct commit *c, double started)
 	else if (r < 0)
 		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
 	return r;
+}
+
+/* The daemon's last word before the token signs (INGEST_VET). */
+static int commit_vet(struct commit *c, double started)
+{
+	char veto[INGEST_VETO_MAX] = "";
+	struct ingest_event ev = commit_event(c, INGEST_VET);
+	int r;
+
+	ev.veto = veto;
+	ev.on_anomaly = c->grant.on_anomaly;
+	r = report(c->in, &ev, started);
+	if (r < 0)
+		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
+	return r == -EDQUOT || r == -EACCES || r == 0 ? r : -EACCES;
 }
 
 /* The signature is kept aside for review, durably: close() is refused with
@@ -632,6 +705,10 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	if (r == 0 && c.grant.quorum >= 2)
 		r = commit_attest(&c, started);
 	if (r == 0)
+		r = commit_vet(&c, started);
+	if (r == 0)
+		r = commit_embed(&c);
+	if (r == 0)
 		r = commit_sign(&c);
 	if (r == 0)
 		r = commit_record(&c, started);
@@ -643,9 +720,10 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	pthread_mutex_lock(&in->lock);
 	in->counts.pending_n--;
 	pthread_mutex_unlock(&in->lock);
-	if (r != 0 && c.grant.reservation && in->hooks.release)
+	/* A signature made or a copy kept counts, whatever the outcome. */
+	if (r != 0 && c.grant.reservation && !c.sig && !c.kept && in->hooks.release)
 		in->hooks.release(in->hooks.ctx, cred, &c.grant);
-	if (r == -EFBIG) {
+	if (r == -EFBIG || r == -EDQUOT) {
 		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
 	} else if (r <= 0) {
 		struct ingest_event ev = commit_event(&c, r == 0	 ? INGEST_PUBLISHED
@@ -658,13 +736,15 @@ static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_
 	}
 	OPENSSL_free(c.sig);
 	hash_free(&c.fresh);
+	if (c.embedded)
+		close(c.fd); /* the signed artifact's; FD stays the caller's */
 	if (r == 1)
 		return 0; /* unlinked before its close: nothing to publish */
 	if (r == INGEST_ATTESTED)
 		return r;
 	/* Signing and publishing failures are EIO to the writer, a refusal or
 	 * a hold EACCES; the reason went out with the event. */
-	return r == -EFBIG || r == -EACCES ? r : r < 0 ? -EIO : 0;
+	return r == -EFBIG || r == -EACCES || r == -EDQUOT ? r : r < 0 ? -EIO : 0;
 }
 
 /* ---- commits that wait for the writer's success ----
@@ -1578,6 +1658,7 @@ static void commit_pending(struct ingest *in, struct pending *p)
 		return;
 	pthread_mutex_lock(s);
 	r = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ? -EINVAL
+	    : relay_is_staging(p->path)		       ? -EPERM /* a relay's upload, cut short */
 	    : check_final_name(in, p->path, false) < 0
 		? -ENAMETOOLONG
 		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
@@ -2220,6 +2301,17 @@ void ingest_drop_copy(struct ingest *in, const char *name)
 		unlinkat(in->quorum_fd, name, 0);
 }
 
+int64_t ingest_copy_size(struct ingest *in, const char *name)
+{
+	struct stat st;
+
+	if (!*name || strchr(name, '/'))
+		return -EINVAL;
+	if (fstatat(in->quorum_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return st.st_size;
+}
+
 int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),
 		     void *ctx)
 {
@@ -2256,7 +2348,7 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
 	/* Without the watcher, commits never wait for a writer's exit. */
-	(void)exits_open(writer_exited, in, &in->exits);
+	(void)exits_open(true, writer_exited, in, &in->exits);
 	r = backing_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "staging", &in->staging_fd);

@@ -56,6 +56,8 @@ struct ingest_grant {
 	int64_t reservation; /* COMMIT: what the grant took (a rate slot), 0: nothing */
 	enum policy_on_anomaly on_anomaly; /* what the SIGNED handler does with an anomaly */
 	unsigned quorum, quorum_window;	   /* writers of the same bytes a signature needs */
+	enum policy_format format;	   /* what is published (ingest_embed_fn) */
+	bool keep_existing;
 };
 
 /* What an authorisation is for. */
@@ -102,7 +104,14 @@ enum ingest_result {
 	 * outbox entry is gone, SIGNING names the version it published; the
 	 * handler records it durably before returning */
 	INGEST_WITHDRAWN,
+	INGEST_VET, /* hashed, about to be signed: the handler may refuse first */
 };
+
+/* VET is reported once the bytes are hashed (and a quorum reached) and
+ * before the token signs: the handler returns 0 to sign, or -EACCES or
+ * -EDQUOT with the reason in VETO to refuse it unsigned (then DENIED
+ * follows, naming no record). What can be refused without a signature is
+ * refused here, so that a refusal never costs a use of the key. */
 
 /* ATTEST, like SIGNED, is reported before anything is signed, with a copy
  * of the bytes kept under quorum/ as COPY: the handler returns 0 when this
@@ -138,6 +147,11 @@ struct ingest_event {
 	long long *ret_attesters;	/* ATTEST: INGEST_MAX_ATTESTERS uids */
 	size_t *ret_n_attesters;
 	char *veto; /* SIGNED: INGEST_VETO_MAX bytes for a reason */
+	/* SIGNED, PUBLISHED: an embedded signature's format ("authenticode",
+	 * "kmod") and the digest of what was published (sha256 is the
+	 * writer's); NULL for the bytes as written */
+	const char *format;
+	const unsigned char *published_sha256;
 };
 
 typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
@@ -159,11 +173,31 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
 			      unsigned char **ret_der, size_t *ret_len,
 			      struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
 
+/* A rule whose format embeds the signature (GRANT's format is not CMS),
+ * after the bytes are hashed and before the detached signature is made:
+ * the artifact to publish, the writer's SIZE bytes in FD signed with
+ * GRANT's key into OUT_FD (empty, read-write), and the format used in
+ * *RET_FORMAT (CMS when AUTO found neither image nor module: OUT_FD is not
+ * used). 0, or -EINVAL when the bytes are not of the rule's format, or
+ * another negative errno when signing failed, with the reason. */
+typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int fd, off_t size,
+			       int out_fd, enum policy_format *ret_format,
+			       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
+/* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), which the
+ * hook hands to a signer, returning that signer's detached signature over
+ * it as SIGN does, or -EACCES (the signer refused it) or another negative
+ * errno with the reason. */
+typedef int (*ingest_forward_fn)(void *ctx, const char *path, int fd, off_t size,
+				 unsigned char **ret_der, size_t *ret_len,
+				 char reason[INGEST_VETO_MAX]);
+
 /* What the pipeline asks of the daemon; CTX goes to each. */
 struct ingest_hooks {
 	ingest_authorize_fn authorize;
 	ingest_release_fn release;
 	ingest_sign_fn sign;
+	ingest_embed_fn embed; /* may be NULL: every format is CMS */
+	ingest_forward_fn forward; /* set: used instead of SIGN (a relay) */
 	ingest_event_fn event;
 	void *ctx;
 };
@@ -198,6 +232,9 @@ void ingest_discard_held(struct ingest *in, uint64_t signing);
 
 /* A copy that an attestation kept (its name under quorum/) is removed. */
 void ingest_drop_copy(struct ingest *in, const char *name);
+
+/* The size of the copy NAME kept under quorum/, or a negative errno. */
+int64_t ingest_copy_size(struct ingest *in, const char *name);
 
 /* FN for each copy kept under quorum/, with its mtime. */
 int ingest_each_copy(struct ingest *in, void (*fn)(void *ctx, const char *name, time_t mtime),

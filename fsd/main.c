@@ -40,6 +40,7 @@
 #include "ops.h"
 #include "quota.h"
 #include "recent.h"
+#include "relay.h"
 #include "shipper.h"
 #include "signer.h"
 #include "startcheck.h"
@@ -572,6 +573,34 @@ static int check_store(const struct options *o, const struct config *c, struct f
 	return r;
 }
 
+/* [relay]: the signers, checked before mounting (no connection yet). */
+static int open_relay(const struct config *c, struct fsd *d)
+{
+	const struct config_relay *rc = &c->relay;
+	struct relay_settings s = {.signers = (const char *const *)rc->signers,
+				   .n_signers = rc->n_signers,
+				   .identity = rc->identity,
+				   .known_hosts = rc->known_hosts,
+				   .timeout = rc->timeout};
+	char err[ERROR_MAX];
+
+	if (!rc->n_signers)
+		return 0;
+	if (relay_open(&s, &d->relay, err) < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int relay_hook(void *ctx, const char *path, int fd, off_t size, unsigned char **ret_der,
+		      size_t *ret_len, char reason[INGEST_VETO_MAX])
+{
+	struct fsd *d = ctx;
+
+	return relay_forward(d->relay, path, fd, size, ret_der, ret_len, reason);
+}
+
 static void reopen_log(int sig)
 {
 	(void)sig;
@@ -699,7 +728,7 @@ int main(int argc, char **argv)
 	d.recent = recent_new();
 	if (!d.metrics || !d.usage || !d.denials || !d.recent)
 		goto out;
-	if (open_signer(c, &d.signer) < 0 || open_timestamper(c, &d) < 0)
+	if (open_signer(c, &d.signer) < 0 || open_timestamper(c, &d) < 0 || open_relay(c, &d) < 0)
 		goto out;
 	if (open_audit(c, &d, &store) < 0)
 		goto out;
@@ -720,6 +749,8 @@ int main(int argc, char **argv)
 			&(struct ingest_hooks){.authorize = events_authorize,
 					       .release = events_release,
 					       .sign = events_sign,
+					       .embed = events_embed,
+					       .forward = d.relay ? relay_hook : NULL,
 					       .event = events_ingest,
 					       .ctx = &d},
 			&d.ingest);
@@ -785,6 +816,7 @@ out:
 	flush_free(d.flush);
 	timestamper_free(d.timestamper);
 	signer_free(d.signer);
+	relay_free(d.relay);
 	metrics_free(d.metrics);
 	inventory_usage_free(d.usage);
 	if (d.state_fd >= 0)

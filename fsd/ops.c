@@ -888,6 +888,60 @@ static int list_inbox(struct fsd *d, const char *rel, struct listing *l)
 	return r;
 }
 
+/* stat of absolute mount path PATH, whatever area it is in. */
+static int path_stat(struct fsd *d, const struct virt_reader *who, const char *path,
+		     struct stat *st)
+{
+	if (!strcmp(path, "/")) {
+		root_stat(d, st);
+		return 0;
+	}
+	if (!strcmp(path, "/inbox") || !strncmp(path, "/inbox/", 7))
+		return stat_inbox(d, path[6] ? path + 7 : "", st);
+	if (!strcmp(path, "/outbox") || !strncmp(path, "/outbox/", 8))
+		return outbox_stat(ingest_outbox(d->ingest), path[7] ? path + 8 : "", st);
+	return virt_stat(d, path, who, st);
+}
+
+/* Give "." and ".." and every entry the listing of DIR (an absolute mount
+ * path) took without one its inode number: glibc's readdir skips entries
+ * whose d_ino is 0, and ls, find and du then see an empty directory. An
+ * entry gone meanwhile keeps its name with the directory's inode rather
+ * than vanish from a listing already taken. */
+static void listing_number(struct fsd *d, fuse_req_t req, const char *dir, struct listing *l)
+{
+	struct virt_reader who = reader_of(req);
+	struct stat self = {0}, st;
+
+	if (path_stat(d, &who, dir, &self) < 0 || self.st_ino == 0)
+		root_stat(d, &self);
+	for (size_t i = 0; i < l->n; i++) {
+		struct dirent_copy *e = &l->e[i];
+		bool up = !strcmp(e->name, "..");
+		char *p = NULL;
+
+		if (e->st.st_ino)
+			continue;
+		if (!strcmp(e->name, ".")) {
+			e->st = self;
+			continue;
+		}
+		if (up)
+			p = strdup(dir);
+		else if (asprintf(&p, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", e->name) < 0)
+			p = NULL;
+		if (p && up) {
+			char *slash = strrchr(p, '/');
+			slash[slash == p] = 0; /* "/inbox" -> "/", "/inbox/a" -> "/inbox" */
+		}
+		if (p && path_stat(d, &who, p, &st) == 0 && st.st_ino)
+			e->st = st;
+		else
+			e->st.st_ino = self.st_ino;
+		free(p);
+	}
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsd *d = fsd_of(req);
@@ -926,6 +980,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			break;
 		}
 	}
+	free(buf);
+	buf = NULL;
+	if (r == 0)
+		r = nodes_path(d->nodes, n, &buf);
+	if (r == 0)
+		listing_number(d, req, buf, l);
 	free(buf);
 	if (r < 0) {
 		listing_free(l);

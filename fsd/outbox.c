@@ -796,6 +796,11 @@ void outbox_present(struct stat *st, enum outbox_kind kind)
 	} else {
 		st->st_mode = S_IFREG | (st->st_mode & 0555);
 		st->st_nlink = 1;
+		/* A version never changes, but its inode's links do (the inbox
+		 * name that shared it moves on, the object is retired), and
+		 * each change moves the ctime: tar would say the file changed
+		 * as it read it. Its status is as old as its content. */
+		st->st_ctim = st->st_mtim;
 	}
 }
 

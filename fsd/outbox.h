@@ -141,7 +141,8 @@ int outbox_stat_version(struct outbox *o, const char *id, enum outbox_kind kind,
  * back where a half-written one was. */
 int outbox_link_version(struct outbox *o, const char *id, int dirfd, const char *name);
 
-/* ST (of an object's file) as readers see it: read-only, one link. */
+/* ST (of an object's file) as readers see it: read-only, one link, a
+ * ctime that never moves (its mtime). */
 void outbox_present(struct stat *st, enum outbox_kind kind);
 
 /* stat of outbox/RELPATH ("" is the outbox root) as readers see it. */

@@ -221,7 +221,10 @@ static int statement(struct fsd *d, const struct ingest_event *ev, const struct 
 	struct json_object *pred;
 	char origin[CONFIG_ORIGIN_MAX], builder_id[CONFIG_ORIGIN_MAX + 16];
 
-	if (hex_digest(rec->sha256, subject.sha256) < 0)
+	/* The subject is the artifact beside the statement: with an embedded
+	 * signature, what was published, not what was written. */
+	if (hex_digest(rec->published_sha256 ? rec->published_sha256 : rec->sha256,
+		       subject.sha256) < 0)
 		return -EINVAL;
 	config_audit_origin(d->config, origin);
 	snprintf(builder_id, sizeof(builder_id), "%s%s", strstr(origin, "://") ? "" : "https://",

@@ -12,6 +12,8 @@
 #include "attestations.h"
 #include "audit.h"
 #include "daemon.h"
+#include "keep.h"
+#include "live.h"
 #include "log.h"
 #include "store.h"
 
@@ -126,8 +128,13 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 			 who, mine.sha256, them, other->sha256);
 		rec->other_sha256 = other->sha256;
 		mine.blocked = true;
+		/* Kept as evidence whatever the limits: the path is blocked. */
+		keep_take(d->keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
+			  ev->size > 0 ? ev->size : 0, true, err);
 		r = record(d, rec, "quorum_mismatch", reason, &mine, true, &seq, err);
 		rec->other_sha256 = NULL;
+		if (r < 0)
+			keep_give(d->keep, ev->copy);
 		if (r == 0) {
 			ev->keep_copy = true;
 			q.mismatches++;
@@ -152,16 +159,20 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 			 "%zu of %u writers; published when the others write the same bytes "
 			 "within %u s",
 			 distinct + 1, ev->quorum, ev->quorum_window);
-		r = record(d, rec, "attested", reason, &mine, false, NULL, err);
+		/* Counted before it is kept: a copy past the limits is refused. */
+		r = keep_take(d->keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
+			      ev->size > 0 ? ev->size : 0, false, ev->veto);
+		if (r == 0 && record(d, rec, "attested", reason, &mine, false, NULL, err) < 0) {
+			keep_give(d->keep, ev->copy);
+			error_set(ev->veto, 0, "%s", err);
+			r = -EIO;
+		}
 		if (r == 0) {
 			ev->keep_copy = true;
 			q.attested++;
 			log_info("attested: inbox/%s by %s: %s", ev->path, who, reason);
 			error_set(ev->veto, 0, "%s", reason);
 			r = INGEST_ATTESTED;
-		} else {
-			error_set(ev->veto, 0, "%s", err);
-			r = -EIO;
 		}
 	} else {
 		snprintf(reason, sizeof(reason), "completes the quorum: %zu of %u writers",
@@ -206,8 +217,10 @@ void quorum_published(struct fsd *d, const char *path)
 	pthread_mutex_lock(&q.lock);
 	if (attestations_of(d->store, path, &v, &n) == 0 && n &&
 	    store_transact(d->store, remove_txn, &rm, err) == 0)
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			ingest_drop_copy(d->ingest, v[i].copy);
+			keep_give(d->keep, v[i].copy);
+		}
 	q.reached++;
 	pthread_mutex_unlock(&q.lock);
 	free(v);
@@ -246,6 +259,7 @@ static int expire(void *ctx, const struct attestation *a)
 		return 0;
 	}
 	ingest_drop_copy(d->ingest, a->copy);
+	keep_give(d->keep, a->copy);
 	q.expired++;
 	log_info("expired: the attestation of inbox/%s by uid %lld: %s", a->path, a->uid, reason);
 	daemon_note_inventory(d, NULL);
@@ -289,6 +303,28 @@ static void sweep_one(void *ctx, const char *name, time_t mtime)
 			return;
 	log_info("quorum: removing copy %s, which no attestation names any more", name);
 	ingest_drop_copy(s->d->ingest, name);
+	keep_give(s->d->keep, name);
+}
+
+static int count_one(void *ctx, const struct attestation *a)
+{
+	struct fsd *d = ctx;
+	char err[ERROR_MAX];
+	int64_t size = ingest_copy_size(d->ingest, a->copy);
+
+	keep_take(d->keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true, err);
+	/* A kept copy counts against its writer's rate, as a signature does
+	 * (events_seed_rates counts those from the log). */
+	if (a->time > time(NULL) - 3600)
+		policy_live_note_signed(d->policy, a->rule, a->uid, a->time);
+	return 0;
+}
+
+void quorum_count_kept(struct fsd *d)
+{
+	pthread_mutex_lock(&q.lock);
+	attestations_each(d->store, count_one, d);
+	pthread_mutex_unlock(&q.lock);
 }
 
 void quorum_tick(struct fsd *d)

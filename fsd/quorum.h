@@ -22,6 +22,10 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 /* PATH was published under a quorum rule: its attestations are done. */
 void quorum_published(struct fsd *d, const char *path);
 
+/* Count the copies kept at start against their writers (keep.h) and,
+ * those of the last hour, against their rate. */
+void quorum_count_kept(struct fsd *d);
+
 /* Expire what waited too long; remove the copies nothing names any more
  * (a reset by signfsctl). Called every second or so. */
 void quorum_tick(struct fsd *d);

@@ -6,16 +6,20 @@
 #include <stdio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "build-config.h"
 
 #include "anomalies.h"
 #include "board.h"
+#include "keep.h"
+#include "readers.h"
 #include "quorum.h"
 #include "audit.h"
 #include "certs.h"
@@ -98,6 +102,21 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Does WHO read /status in full (readers.h)? Everyone reads its health. */
+static bool status_in_full(struct fsd *d, const struct virt_reader *who)
+{
+	gid_t groups[INGEST_MAX_GROUPS];
+	size_t n = 0;
+	pid_t tgid;
+
+	if (!who)
+		return true;
+	if (proc_identity(who->pid, &tgid, groups, INGEST_MAX_GROUPS, &n) < 0 ||
+	    n > INGEST_MAX_GROUPS)
+		n = 0;
+	return readers_privileged(d->config, who->uid, who->gid, groups, n);
+}
+
 /* /status: daemon health on one screen. Its "health:" line is what
  * signfsctl status and monitoring checks read: "ok", or "degraded: " and
  * each problem. */
@@ -107,12 +126,13 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 	struct ingest_counts n_;
 	struct daemon_status ds;
 	char audit_err[AUDIT_ERR_MAX], token[128], *problems = NULL, *keys = NULL;
+	const char *config = d->config->path;
 	size_t problems_len = 0, keys_len = 0;
 	int64_t now = now_ms();
 	long up = (long)(now / 1000 - d->started.tv_sec);
 	FILE *f, *p = open_memstream(&problems, &problems_len),
 		 *k = open_memstream(&keys, &keys_len);
-	bool can_sign = false;
+	bool can_sign = false, full;
 
 	if (!p || !k) {
 		if (p)
@@ -124,6 +144,7 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		return -ENOMEM;
 	}
 	ingest_counters(d->ingest, &n_);
+	full = status_in_full(d, who);
 	audit_last_error(d->audit, audit_err);
 	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
 	daemon_status(d, &ds);
@@ -157,6 +178,12 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		free(keys);
 		return -ENOMEM;
 	}
+	if (!full) {
+		config = "(shown to root and audit_group)";
+		if (ds.last_failure[0])
+			snprintf(ds.last_failure, sizeof(ds.last_failure), "%s",
+				 "(its path and reason: in /audit, for root and audit_group)");
+	}
 	fprintf(f,
 		"signfsd %s\n"
 		"health:          %s%s\n"
@@ -173,8 +200,8 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		"last failure:    %s\n"
 		"%s",
 		SIGNFS_VERSION, problems_len ? "degraded: " : "ok",
-		problems_len ? problems + 2 : "", d->config->path, up / 86400, up / 3600 % 24,
-		up / 60 % 60, up % 60, token, policy_live_version(d->policy),
+		problems_len ? problems + 2 : "", config, up / 86400, up / 3600 % 24, up / 60 % 60,
+		up % 60, token, policy_live_version(d->policy),
 		ds.policy_message[0]
 		    ? (ds.policy_rejected ? "last reload REJECTED, previous policy in force"
 					  : "last reload OK")
@@ -273,6 +300,36 @@ static int render_alerts(struct fsd *d, const struct virt_reader *who, char **re
 	return done(text, ret, len);
 }
 
+/* /inventory/crl.pem: the demo CA's CRL as signfsctl last issued it (at
+ * init and at each revocation); absent with an external CA. */
+static int render_crl(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
+		      int64_t *mtime_ms)
+{
+	int fd = openat(d->state_fd, "pki/crl.pem", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *text;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size > 64 * 1024 * 1024) {
+		close(fd);
+		return -EIO;
+	}
+	text = malloc(st.st_size + 1);
+	n = text ? pread(fd, text, st.st_size, 0) : -1;
+	close(fd);
+	if (n < 0) {
+		free(text);
+		return text ? -EIO : -ENOMEM;
+	}
+	text[n] = 0;
+	*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	*ret = text;
+	*len = n;
+	return 0;
+}
+
 /* /inventory/keys/NAME/FILE: one value per file, for monitoring checks. */
 static const struct key_file {
 	const char *name;
@@ -368,6 +425,50 @@ static ino_t path_ino(const char *path)
 	return INO_BASE + 0x100000 + (h & 0xffffffffffULL);
 }
 
+/* Each key's current certificate: when it expires, a timestamp in seconds,
+ * the base unit (as exporters of certificate expiry do; alert rules subtract
+ * time() from it), and its state as a state set: one series per state, 1
+ * for the one it is in, so that a change of state moves a value instead of
+ * starting a series. Both carry the labels key and serial alone. */
+static void certificate_metrics(struct fsd *d, time_t now, FILE *f)
+{
+	static const enum cert_state states[] = {
+	    CERT_VALID,	  CERT_EXPIRING, CERT_EXPIRED,	    CERT_NOT_YET_VALID,
+	    CERT_REVOKED, CERT_DISABLED, CERT_NONCOMPLIANT,
+	};
+	struct key_status st[CONFIG_MAX_KEYS];
+	bool have[CONFIG_MAX_KEYS];
+
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		const struct config_key *k = &d->config->keys[i];
+		have[i] = inventory_key_status(d->store, k->name, now, d->config->warn_days,
+					       k->allow_noncompliant, &st[i]) == 0;
+	}
+	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
+	      "certificate of each key expires, in seconds since the epoch.\n"
+	      "# TYPE signfs_certificate_not_after_timestamp_seconds gauge\n",
+	      f);
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		if (!have[i])
+			continue;
+		fputs("signfs_certificate_not_after_timestamp_seconds{key=\"", f);
+		metrics_label(f, d->config->keys[i].name);
+		fprintf(f, "\",serial=\"%s\"} %lld\n", st[i].serial, (long long)st[i].not_after);
+	}
+	fputs("# HELP signfs_certificate_status The state of the current certificate of each "
+	      "key: 1 for the state it is in, 0 for the others.\n"
+	      "# TYPE signfs_certificate_status gauge\n",
+	      f);
+	for (size_t i = 0; i < d->config->n_keys; i++) {
+		for (size_t s = 0; have[i] && s < sizeof(states) / sizeof(*states); s++) {
+			fputs("signfs_certificate_status{key=\"", f);
+			metrics_label(f, d->config->keys[i].name);
+			fprintf(f, "\",serial=\"%s\",status=\"%s\"} %d\n", st[i].serial,
+				cert_state_name(states[s]), states[s] == st[i].state);
+		}
+	}
+}
+
 /* /metrics: Prometheus text exposition format. */
 static int render_metrics(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
 			  int64_t *mtime_ms)
@@ -383,23 +484,7 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	metrics_render(d->metrics, f);
 	anomalies_metrics(d, f);
 	quorum_metrics(d, f);
-	/* A timestamp in seconds, the base unit (as exporters of certificate
-	 * expiry do); alert rules subtract time() from it. */
-	fputs("# HELP signfs_certificate_not_after_timestamp_seconds When the current "
-	      "certificate of each key expires, in seconds since the epoch.\n"
-	      "# TYPE signfs_certificate_not_after_timestamp_seconds gauge\n",
-	      f);
-	for (size_t i = 0; i < d->config->n_keys; i++) {
-		const struct config_key *k = &d->config->keys[i];
-		struct key_status st;
-		if (inventory_key_status(d->store, k->name, now, d->config->warn_days,
-					 k->allow_noncompliant, &st) < 0)
-			continue;
-		fputs("signfs_certificate_not_after_timestamp_seconds{key=\"", f);
-		metrics_label(f, k->name);
-		fprintf(f, "\",status=\"%s\"} %lld\n", cert_state_name(st.state),
-			(long long)st.not_after);
-	}
+	certificate_metrics(d, now, f);
 	ingest_counters(d->ingest, &n_);
 	daemon_status(d, &ds);
 	flush_counts(d->flush, &flushes, &waits);
@@ -537,6 +622,7 @@ static int render_whoami(struct fsd *d, const struct virt_reader *who, char **re
 		"rules that name you, in order (the first whose paths match a file "
 		"decides):\n%s",
 		rules);
+	keep_print_user(d->keep, who->uid, f);
 	fprintf(f, "your last refusals and failures, oldest first:\n");
 	if (recent_print(d->recent, who->uid, f) == 0)
 		fprintf(f, "  none since signfsd started\n");
@@ -565,6 +651,7 @@ static const struct vfile {
     {"/inventory/anomalies", 0, render_anomalies, VIRT_INVENTORY},
     {"/inventory/anomalies.json", 0, render_anomalies_json, VIRT_INVENTORY},
     {"/inventory/dashboard.html", 0, render_dashboard, VIRT_STATUS | VIRT_POLICY | VIRT_INVENTORY},
+    {"/inventory/crl.pem", 0, render_crl, VIRT_INVENTORY},
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(*vfiles))
 
@@ -623,7 +710,7 @@ static int audit_stat(struct fsd *d, const char *rel, struct stat *st)
 
 bool virt_per_reader(const struct stat *st)
 {
-	return st->st_ino == INO_WHOAMI;
+	return st->st_ino == INO_WHOAMI || st->st_ino == INO_STATUS;
 }
 
 /* A rendered file's content now (*BUF, malloc'd) and its attributes; 1
@@ -652,7 +739,8 @@ static int render_path(struct fsd *d, const char *path, const struct virt_reader
 	return 1;
 }
 
-int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+static int stat_path(struct fsd *d, const char *path, const struct virt_reader *who,
+		     struct stat *st)
 {
 	char *buf;
 	size_t len;
@@ -779,7 +867,18 @@ static int snapshot(struct fsd *d, const char *path, const struct virt_reader *w
 	return -ENOENT;
 }
 
-int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
+/* Every attribute the kernel gets carries the read policy (readers.h). */
+int virt_stat(struct fsd *d, const char *path, const struct virt_reader *who, struct stat *st)
+{
+	int r = stat_path(d, path, who, st);
+
+	if (r == 0)
+		readers_apply(d->config, path, st);
+	return r;
+}
+
+static int open_path(struct fsd *d, const char *path, const struct virt_reader *who,
+		     struct virt_file *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	if (!strncmp(path, "/audit/", 7) && day_name(path + 7, ret->day)) {
@@ -788,6 +887,15 @@ int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, st
 		return r;
 	}
 	return snapshot(d, path, who, &ret->buf, &ret->len, &ret->st);
+}
+
+int virt_open(struct fsd *d, const char *path, const struct virt_reader *who, struct virt_file *ret)
+{
+	int r = open_path(d, path, who, ret);
+
+	if (r == 0)
+		readers_apply(d->config, path, &ret->st);
+	return r;
 }
 
 ssize_t virt_read(struct fsd *d, const struct virt_file *f, char *buf, size_t size, off_t off)

@@ -246,6 +246,8 @@ static char *render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_name(o, "path", r->path);
 	add_int(o, "size", r->size);
 	add_str(o, "sha256", r->sha256);
+	add_str(o, "format", r->format);
+	add_str(o, "published_sha256", r->published_sha256);
 	add_str(o, "key", r->key);
 	add_str(o, "cert_serial", r->cert_serial);
 	add_str(o, "cert_fingerprint", r->cert_fingerprint);

@@ -26,6 +26,9 @@ struct audit_record {
 	const char *user, *exe, *path;
 	long long size;
 	const char *sha256; /* hex */
+	/* signed with an embedded signature: its format and the digest (hex)
+	 * of what was published, the writer's bytes signed (sha256) */
+	const char *format, *published_sha256;
 	const char *key, *cert_serial, *cert_fingerprint;
 	const char *rule, *decision, *reason;
 	unsigned count; /* the events this record stands for, when more than one */

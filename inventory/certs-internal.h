@@ -4,12 +4,30 @@
 
 #include <stdbool.h>
 #include <time.h>
+#include <sqlite3.h>
+
 #include "certs.h"
 
-/* The query for a key's current certificate (bind the key name): the
- * newest unrevoked one, else the newest. Columns: fingerprint, serial,
- * subject, not_before, not_after, revoked, issues, enabled,
- * allow_noncompliant. */
+/* Which of a key's certificates is current: the newest (latest notBefore)
+ * of those valid at :now (not revoked, within their validity); when none
+ * is, the newest unrevoked one, else the newest. A short renewal issued
+ * after a long certificate is current while it is valid, and the long one
+ * again after it expires; of two issued in the same second, the one recorded
+ * last. The ORDER BY of the certificates of one key,
+ * under table alias A ("c." or ""); bind :now. */
+#define CERTS_CURRENT_ORDER(A)                                                                     \
+	"ORDER BY " A "revoked > 0, (" A "not_before <= :now AND :now < " A "not_after) DESC, " A  \
+	"not_before DESC, " A "first_seen DESC, " A "rowid DESC"
+#define CERTS_CURRENT_ORDER_C CERTS_CURRENT_ORDER("c.")
+#define CERTS_CURRENT_ORDER_C2 CERTS_CURRENT_ORDER("c2.")
+#define CERTS_CURRENT_ORDER_BARE CERTS_CURRENT_ORDER("")
+
+/* Bind :now in ST, if it has the parameter. */
+void certs_bind_now(sqlite3_stmt *st, time_t now);
+
+/* The query for a key's current certificate (bind the key name as 1, and
+ * :now). Columns: fingerprint, serial, subject, not_before, not_after,
+ * revoked, issues, enabled, allow_noncompliant. */
 extern const char certs_current_sql[];
 
 /* The state of a certificate with these facts at NOW. */

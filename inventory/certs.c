@@ -1,6 +1,6 @@
-/* See certs.h. A key's current certificate is its newest unrevoked one (a
- * renewal imported later wins once it is the newest); older ones stay listed
- * as superseded. */
+/* See certs.h. A key's current certificate is the newest of those valid now
+ * (CERTS_CURRENT_ORDER: a renewal wins once it is valid, whatever its
+ * length); the others stay listed as superseded. */
 #include "certs.h"
 
 #include <errno.h>
@@ -309,12 +309,19 @@ out:
 	return r;
 }
 
-/* The current certificate: the newest unrevoked one, else the newest. */
+/* The current certificate: see CERTS_CURRENT_ORDER. */
 const char certs_current_sql[] =
     "SELECT c.fingerprint, c.serial, c.subject, c.not_before, c.not_after, c.revoked, "
     "c.issues, k.enabled, k.allow_noncompliant FROM certificates c "
     "JOIN keys k ON k.name = c.key_name "
-    "WHERE c.key_name = ? ORDER BY c.revoked ASC, c.not_after DESC, c.first_seen DESC LIMIT 1";
+    "WHERE c.key_name = ?1 " CERTS_CURRENT_ORDER_C " LIMIT 1";
+
+void certs_bind_now(sqlite3_stmt *st, time_t now)
+{
+	int i = sqlite3_bind_parameter_index(st, ":now");
+	if (i > 0)
+		sqlite3_bind_int64(st, i, now);
+}
 
 enum cert_state certs_state_of(bool enabled, bool revoked, time_t nb, time_t na, const char *issues,
 			       bool allow_noncompliant, time_t now, int warn_days)
@@ -357,6 +364,7 @@ int inventory_key_status(struct store *s, const char *key, time_t now, int warn_
 		return -EIO;
 	}
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	certs_bind_now(st, now);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
 			 sqlite3_column_text(st, 0));
@@ -379,19 +387,21 @@ int inventory_key_status(struct store *s, const char *key, time_t now, int warn_
 	return r;
 }
 
-/* KEY's current certificate and its chain, as PEM ("" for no chain); the
- * caller holds the store (or runs inside a transaction of it). */
+/* KEY's current certificate (now: it is what the key signs with) and its
+ * chain, as PEM ("" for no chain); the caller holds the store (or runs
+ * inside a transaction of it). */
 static int current_pem(sqlite3 *db, const char *key, char **cert_pem, char **chain_pem)
 {
 	sqlite3_stmt *st;
 	int r = -ENOENT;
 
 	if (sqlite3_prepare_v2(db,
-			       "SELECT pem, chain_pem FROM certificates WHERE key_name = ? "
-			       "ORDER BY revoked ASC, not_after DESC, first_seen DESC LIMIT 1",
+			       "SELECT pem, chain_pem FROM certificates WHERE key_name = "
+			       "?1 " CERTS_CURRENT_ORDER_BARE " LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	certs_bind_now(st, time(NULL));
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*cert_pem = strdup((const char *)sqlite3_column_text(st, 0));
 		*chain_pem = strdup(
@@ -608,6 +618,60 @@ int inventory_revoked_at(struct store *st, const char *fingerprint, time_t *at)
 	sqlite3_bind_text(q, 1, fingerprint, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) == SQLITE_ROW)
 		*at = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int inventory_find_serial(struct store *st, const char *serial, char key[64], char fingerprint[65])
+{
+	sqlite3_stmt *q;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT key_name, fingerprint FROM certificates WHERE serial = ? "
+			       "ORDER BY first_seen DESC LIMIT 1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return -EIO;
+	}
+	sqlite3_bind_text(q, 1, serial, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		snprintf(key, 64, "%s", sqlite3_column_text(q, 0));
+		snprintf(fingerprint, 65, "%s", sqlite3_column_text(q, 1));
+		r = 0;
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int inventory_each_revoked(struct store *st, int (*fn)(void *ctx, X509 *cert, time_t at), void *ctx)
+{
+	sqlite3_stmt *q;
+	int r = 0, rc = SQLITE_DONE;
+
+	pthread_mutex_lock(&st->lock);
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT pem, revoked FROM certificates WHERE revoked > 0 "
+			       "ORDER BY serial",
+			       -1, &q, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return -EIO;
+	}
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *pem = (const char *)sqlite3_column_text(q, 0);
+		BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+		X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+		if (x)
+			r = fn(ctx, x, (time_t)sqlite3_column_int64(q, 1));
+		X509_free(x);
+		BIO_free(b);
+		ERR_clear_error();
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = -EIO;
 	sqlite3_finalize(q);
 	pthread_mutex_unlock(&st->lock);
 	return r;

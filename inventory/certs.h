@@ -112,6 +112,16 @@ int inventory_revoke(void *ctx, struct store_txn *txn, char *err);
  * *AT (0: not revoked, or not in the inventory), or -EIO. */
 int inventory_revoked_at(struct store *st, const char *fingerprint, time_t *at);
 
+/* The key and fingerprint of a certificate in the inventory with SERIAL
+ * (the inventory's form): 0, -ENOENT, or -EIO. */
+int inventory_find_serial(struct store *st, const char *serial, char key[64], char fingerprint[65]);
+
+/* Each revoked certificate of the inventory, parsed, with when it was
+ * revoked, handed to FN (which does not keep CERT) in serial order. 0, FN's
+ * first negative return, or -EIO. */
+int inventory_each_revoked(struct store *st, int (*fn)(void *ctx, X509 *cert, time_t at),
+			   void *ctx);
+
 /* A serial as typed (hex, any case, ':' or spaces, leading zeros) in the
  * one form the inventory stores and shows: lower-case whole bytes. */
 void inventory_serial_canonical(const char *in, char out[65]);

@@ -31,6 +31,7 @@ int inventory_check_alerts(struct store *s, time_t now, const int *thresholds, s
 		if (sqlite3_prepare_v2(s->db, certs_current_sql, -1, &st, NULL) != SQLITE_OK)
 			continue;
 		sqlite3_bind_text(st, 1, keys[k], -1, SQLITE_STATIC);
+		certs_bind_now(st, now);
 		if (sqlite3_step(st) != SQLITE_ROW) {
 			sqlite3_finalize(st);
 			continue;

@@ -36,10 +36,13 @@ int findings_add(struct store_txn *txn, const struct finding *f, char *err)
 		txn->db,
 		"INSERT OR REPLACE INTO anomalies(signing, kind, time, uid, user, key, "
 		"rule, path, exe, sha256, reason, state, settled) "
-		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+		"VALUES (CASE WHEN ?1 < 0 THEN (SELECT COALESCE(MAX(seq) + 1, 0) FROM audit) "
+		"ELSE ?1 END, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
 		-1, &st, NULL) != SQLITE_OK)
 		return error_set(err, -EIO, "store: %s", sqlite3_errmsg(txn->db));
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)f->signing);
+	/* The event appended in this transaction comes next in the log. */
+	sqlite3_bind_int64(st, 1,
+			   f->signing == FINDINGS_OWN_RECORD ? -1 : (sqlite3_int64)f->signing);
 	store_bind_text(st, 2, f->kind);
 	sqlite3_bind_int64(st, 3, f->time);
 	sqlite3_bind_int64(st, 4, f->uid);
@@ -197,6 +200,15 @@ int findings_each(struct store *s, size_t limit, bool unsettled,
 				" FROM anomalies ORDER BY time DESC, signing DESC, "
 				"kind",
 		    -1, limit, fn, ctx);
+}
+
+int findings_each_held(struct store *s, int64_t before,
+		       int (*fn)(void *ctx, const struct finding *f), void *ctx)
+{
+	return each(s,
+		    "SELECT " COLUMNS " FROM anomalies WHERE state = 'open' AND time < ? "
+		    "GROUP BY signing ORDER BY signing",
+		    before, 0, fn, ctx);
 }
 
 int findings_count(struct store *s, const char *const *kinds, size_t n, unsigned long *counts)

@@ -39,6 +39,10 @@ struct finding {
 	char outcome[256];    /* then: "published", "discarded", or why not */
 };
 
+/* F's signing when no signature was made (refused before signing): the
+ * finding is named by the audit event that records it instead. */
+#define FINDINGS_OWN_RECORD UINT64_MAX
+
 /* Add F (its state recorded, denied or open), in the transaction that
  * appends its audit event. */
 int findings_add(struct store_txn *txn, const struct finding *f, char *err);
@@ -60,6 +64,11 @@ int findings_get(struct store *s, uint64_t signing, struct finding *ret);
  * one per signature, oldest first. Stops at FN's first non-zero return. */
 int findings_each(struct store *s, size_t limit, bool unsettled,
 		  int (*fn)(void *ctx, const struct finding *f), void *ctx);
+
+/* FN for each signature held for review (open) since before BEFORE
+ * (seconds), one finding per signature, oldest first. */
+int findings_each_held(struct store *s, int64_t before,
+		       int (*fn)(void *ctx, const struct finding *f), void *ctx);
 
 /* Findings per kind name, in order of KINDS (N of them), into COUNTS. */
 int findings_count(struct store *s, const char *const *kinds, size_t n, unsigned long *counts);

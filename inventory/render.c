@@ -27,9 +27,8 @@ static const char list_sql[] =
     "SELECT c.key_name, c.fingerprint, c.serial, c.subject, c.issuer, c.not_before, "
     "c.not_after, c.key_alg, c.key_bits, c.key_usage, c.ext_key_usage, c.revoked, c.issues, "
     "k.enabled, c.uses, coalesce(c.last_used, 0), k.sensitive, k.never_extractable, "
-    "k.local, k.uri, (SELECT fingerprint FROM certificates c2 WHERE c2.key_name = c.key_name "
-    "ORDER BY c2.revoked ASC, c2.not_after DESC, c2.first_seen DESC LIMIT 1), "
-    "k.allow_noncompliant "
+    "k.local, k.uri, (SELECT fingerprint FROM certificates c2 WHERE c2.key_name = "
+    "c.key_name " CERTS_CURRENT_ORDER_C2 " LIMIT 1), k.allow_noncompliant "
     "FROM certificates c JOIN keys k ON k.name = c.key_name "
     "ORDER BY c.key_name, c.not_after DESC";
 
@@ -48,6 +47,7 @@ int inventory_render_certificates(struct store *s, time_t now, int warn_days, ch
 		"NOT AFTER", "DAYS LEFT", "USES", "LAST USED", "CURRENT", "SUBJECT");
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_prepare_v2(s->db, list_sql, -1, &st, NULL) == SQLITE_OK) {
+		certs_bind_now(st, now);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			char na[32], last[32];
 			time_t not_after = sqlite3_column_int64(st, 6);
@@ -107,6 +107,7 @@ int inventory_render_certificates_json(struct store *s, time_t now, int warn_day
 
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_prepare_v2(s->db, list_sql, -1, &st, NULL) == SQLITE_OK) {
+		certs_bind_now(st, now);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			json_object *o = json_object_new_object(),
 				    *attrs = json_object_new_object();

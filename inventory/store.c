@@ -103,6 +103,8 @@ static const char schema[] =
     "  PRIMARY KEY (signing, kind));"
     "CREATE INDEX IF NOT EXISTS anomalies_by_time ON anomalies(time);"
     "CREATE INDEX IF NOT EXISTS anomalies_unsettled ON anomalies(settled) WHERE settled = 0;"
+    /* held signatures, looked up for their expiry every few seconds */
+    "CREATE INDEX IF NOT EXISTS anomalies_held ON anomalies(time) WHERE state = 'open';"
     /* Quorum attestations waiting for the other writers, or blocked by a
      * mismatch (attestations.c). */
     "CREATE TABLE IF NOT EXISTS quorum ("

@@ -19,7 +19,7 @@
 
 static const char *const names[ANOMALY_KINDS] = {
     "new_signer", "new_program",   "new_path",	      "off_hours",
-    "burst",	  "content_churn", "quorum_mismatch",
+    "burst",	  "content_churn", "quorum_mismatch", "unchecked",
 };
 
 const char *anomaly_kind_name(enum anomaly_kind kind)
@@ -45,6 +45,8 @@ void anomaly_settings_default(struct anomaly_settings *s)
 	s->burst_factor = 10;
 	s->burst_floor = 50;
 	s->churn_window = 3600;
+	s->ready_wait = 30;
+	s->learn_delay = 0;
 }
 
 /* A set of strings (programs, top directories): few per profile. */

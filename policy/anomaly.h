@@ -14,7 +14,9 @@
  *   content_churn  the same path signed again with other content within a
  *                  short interval, by another user or another program
  * and quorum_mismatch, which the daemon raises when the writers of a quorum
- * rule disagree (the profiles never do). */
+ * rule disagree, and unchecked, when a hold or deny rule's signature could
+ * not be checked because the profiles were not learned yet (the profiles
+ * never raise either). */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +32,7 @@ enum anomaly_kind {
 	ANOMALY_BURST,
 	ANOMALY_CONTENT_CHURN,
 	ANOMALY_QUORUM_MISMATCH, /* raised by quorum rules, not by the profiles */
+	ANOMALY_UNCHECKED,	 /* the profiles were not ready: nothing could be checked */
 	ANOMALY_KINDS
 };
 
@@ -49,6 +52,8 @@ struct anomaly_settings {
 	double burst_factor;	/* times the user's own average per window (10) */
 	unsigned burst_floor;	/* a burst is never fewer signatures (50) */
 	unsigned churn_window;	/* seconds (default 3600) */
+	unsigned ready_wait;	/* seconds a hold or deny rule waits for the profiles (30) */
+	unsigned learn_delay;	/* seconds before the log is read at start (0; for tests) */
 };
 
 void anomaly_settings_default(struct anomaly_settings *s);

@@ -386,6 +386,20 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->quorum_window = n * unit;
 		return 1;
 	}
+	if (!strcmp(key, "format")) {
+		for (int f = POLICY_FORMAT_CMS; f <= POLICY_FORMAT_AUTO; f++)
+			if (!strcmp(value, policy_format_name(f))) {
+				r->format = f;
+				return 1;
+			}
+		return fail(s, "format '%s' must be cms, authenticode, kmod or auto", value);
+	}
+	if (!strcmp(key, "existing")) {
+		if (strcmp(value, "replace") && strcmp(value, "keep"))
+			return fail(s, "existing '%s' must be replace or keep", value);
+		r->keep_existing = !strcmp(value, "keep");
+		return 1;
+	}
 	if (!strcmp(key, "provenance")) {
 		if (strcmp(value, "yes") && strcmp(value, "no"))
 			return fail(s, "provenance '%s' must be yes or no", value);
@@ -517,6 +531,10 @@ static int anomaly_key(struct parse_state *s, const char *key, const char *value
 		return set_uint(s, key, value, 1, 1000000, &a->burst_floor);
 	if (!strcmp(key, "churn_window"))
 		return set_uint(s, key, value, 1, 30 * 86400, &a->churn_window);
+	if (!strcmp(key, "ready_wait"))
+		return set_uint(s, key, value, 0, 3600, &a->ready_wait);
+	if (!strcmp(key, "learn_delay"))
+		return set_uint(s, key, value, 0, 3600, &a->learn_delay);
 	if (!strcmp(key, "burst_factor")) {
 		char *end;
 		double v = strtod(value, &end);
@@ -526,6 +544,73 @@ static int anomaly_key(struct parse_state *s, const char *key, const char *value
 		return 1;
 	}
 	return fail(s, "unknown key '%s' in [anomaly]", key);
+}
+
+/* A duration: seconds, or with s, m, h or d; from 1 s to 366 days. */
+static int set_duration(struct parse_state *s, const char *key, const char *value, unsigned *out)
+{
+	static const struct {
+		char unit;
+		unsigned seconds;
+	} units[] = {{0, 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	char *end;
+	unsigned long long v = strtoull(value, &end, 10);
+
+	for (size_t i = 0; end != value && i < sizeof(units) / sizeof(*units); i++)
+		if (*end == units[i].unit && (!*end || !end[1]) && v >= 1 &&
+		    v * units[i].seconds <= 366ULL * 86400) {
+			*out = v * units[i].seconds;
+			return 1;
+		}
+	return fail(s, "%s must be a duration from 1s to 366d (e.g. 90s, 12h, 7d)", key);
+}
+
+/* [limits]: what one user, and one rule, may make signfs keep. */
+static int limits_key(struct parse_state *s, const char *key, const char *value)
+{
+	struct config_limits *l = &s->c->limits;
+	uint64_t *bytes = !strcmp(key, "kept_bytes_per_user")	? &l->bytes_per_user
+			  : !strcmp(key, "kept_bytes_per_rule") ? &l->bytes_per_rule
+								: NULL;
+
+	if (bytes) {
+		char *end;
+		unsigned long long n = strtoull(value, &end, 10);
+		int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+		if (end == value || (*end && (!shift || end[1])) || n == 0 || n > (1ULL << 33))
+			return fail(s, "%s must be a size (bytes, or with K, M, G)", key);
+		*bytes = n << shift;
+		return 1;
+	}
+	if (!strcmp(key, "kept_files_per_user"))
+		return set_uint(s, key, value, 1, 1000000, &l->files_per_user);
+	if (!strcmp(key, "kept_files_per_rule"))
+		return set_uint(s, key, value, 1, 1000000, &l->files_per_rule);
+	if (!strcmp(key, "hold_expiry"))
+		return set_duration(s, key, value, &l->hold_expiry);
+	return fail(s, "unknown key '%s' in [limits]", key);
+}
+
+/* [audit] audit_group: a group name or number. */
+static int set_audit_group(struct parse_state *s, const char *value)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	s->c->has_audit_group = true;
+	if (is_number(value)) {
+		s->c->audit_gid = strtoul(value, NULL, 10);
+		return 1;
+	}
+	if (getgrnam_r(value, &gr, buf, sizeof(buf), &res) == 0 && res) {
+		s->c->audit_gid = res->gr_gid;
+		return 1;
+	}
+	if (s->lenient) {
+		s->c->has_audit_group = false;
+		return 1;
+	}
+	return fail(s, "unknown group '%s'", value);
 }
 
 static int set_alert_days(struct parse_state *s, const char *value)
@@ -544,6 +629,37 @@ static int set_alert_days(struct parse_state *s, const char *value)
 	}
 	free(copy);
 	return s->err[0] ? 0 : 1;
+}
+
+static int relay_key(struct parse_state *s, const char *key, const char *value)
+{
+	struct config_relay *r = &s->c->relay;
+
+	if (!strcmp(key, "signer")) {
+		if (strncmp(value, "ssh://", 6) || strpbrk(value, " \t"))
+			return fail(s,
+				    "signer must be one ssh://ACCOUNT@HOST[:PORT]/PATH per line");
+		if (r->n_signers == CONFIG_MAX_SIGNERS)
+			return fail(s, "at most %d signers", CONFIG_MAX_SIGNERS);
+		/* analyzer: owned by the config, freed by config_free(). */
+		if (!(r->signers[r->n_signers] = strdup(value)))
+			return fail(s, "out of memory");
+		r->n_signers++;
+		return 1;
+	}
+	if (!strcmp(key, "identity"))
+		return set_path(s, &r->identity, value);
+	if (!strcmp(key, "known_hosts"))
+		return set_path(s, &r->known_hosts, value);
+	if (!strcmp(key, "timeout")) {
+		char *end;
+		long v = strtol(value, &end, 10);
+		if (*end || v < 1 || v > 600)
+			return fail(s, "timeout must be seconds from 1 to 600");
+		r->timeout = v;
+		return 1;
+	}
+	return fail(s, "unknown key '%s' in [relay]", key);
 }
 
 static int handle(void *user, const char *section, const char *key, const char *value)
@@ -623,8 +739,12 @@ static int handle(void *user, const char *section, const char *key, const char *
 		}
 	} else if (!strcmp(section, "anomaly")) {
 		return anomaly_key(s, key, value);
+	} else if (!strcmp(section, "limits")) {
+		return limits_key(s, key, value);
 	} else if (!strcmp(section, "timestamp")) {
 		return timestamp_key(s, key, value);
+	} else if (!strcmp(section, "relay")) {
+		return relay_key(s, key, value);
 	} else if (!strncmp(section, "rule ", 5)) {
 		struct rule *r = rule_section(s, section);
 		return r ? rule_key(s, r, key, value) : 0;
@@ -638,6 +758,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 			return set_path(s, &c->checkpoint_command, value);
 		if (!strcmp(key, "checkpoint_fetch_command"))
 			return set_path(s, &c->checkpoint_fetch_command, value);
+		if (!strcmp(key, "audit_group"))
+			return set_audit_group(s, value);
 		if (!strcmp(key, "origin")) {
 			if (strpbrk(value, " \t+"))
 				return fail(s, "origin must not contain spaces or '+'");
@@ -707,6 +829,8 @@ static int validate(struct parse_state *s)
 		return fail(s, "[token] module is required");
 	if (!c->pin_file && !c->pin_credential)
 		return fail(s, "[token] needs pin_file or pin_credential");
+	if (c->relay.n_signers && (!c->relay.identity || !c->relay.known_hosts))
+		return fail(s, "[relay] needs identity and known_hosts");
 	for (size_t i = 0; i < c->n_keys; i++) {
 		if (!c->keys[i].uri)
 			return fail(s, "[key %s] has no uri", c->keys[i].name);
@@ -800,6 +924,10 @@ void config_free(struct config *c)
 	free(c->checkpoint_fetch_command);
 	for (size_t i = 0; i < c->timestamp.n_urls; i++)
 		free(c->timestamp.urls[i]);
+	for (size_t i = 0; i < c->relay.n_signers; i++)
+		free(c->relay.signers[i]);
+	free(c->relay.identity);
+	free(c->relay.known_hosts);
 	free(c->timestamp.key);
 	free(c->timestamp.policy);
 	free(c->timestamp.ca);
@@ -840,6 +968,11 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 	s.c->warn_days = 30;
 	s.c->alert_interval = 3600;
 	anomaly_settings_default(&s.c->anomaly);
+	s.c->limits = (struct config_limits){.bytes_per_user = 1ULL << 30,
+					     .bytes_per_rule = 8ULL << 30,
+					     .files_per_user = 100,
+					     .files_per_rule = 1000,
+					     .hold_expiry = 7 * 86400};
 	s.c->timestamp.timeout = 10;
 	s.c->timestamp.required = true;
 	memcpy(s.c->alert_days, (int[]){30, 14, 7, 1}, 4 * sizeof(int));

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include "error.h"
 #include "anomaly.h"
 #include "policy.h"
@@ -36,6 +38,26 @@ struct config_timestamp {
 	bool required;	  /* no token: the commit fails (default yes) */
 };
 
+/* [limits]: what signfs keeps for a user (objects held for review, copies
+ * kept for a quorum), bounded per user and per rule, and how long a held
+ * object waits for its review. */
+struct config_limits {
+	uint64_t bytes_per_user, bytes_per_rule; /* default 1G, 8G */
+	unsigned files_per_user, files_per_rule; /* default 100, 1000 */
+	unsigned hold_expiry;			 /* seconds (default 7 days) */
+};
+
+/* [relay]: this signfsd signs nothing itself; committed files go to a
+ * signer over SSH (fsd/relay.h). */
+#define CONFIG_MAX_SIGNERS 8
+struct config_relay {
+	char *signers[CONFIG_MAX_SIGNERS]; /* ssh://ACCOUNT@HOST[:PORT]/PATH, in order */
+	size_t n_signers;		   /* 0: no [relay] */
+	char *identity;			   /* the builder's private key file */
+	char *known_hosts;		   /* the signers' pinned host keys */
+	unsigned timeout;		   /* seconds per signer (default 10) */
+};
+
 struct config {
 	char *path;
 	int n_lines; /* lines in the file, for messages about what it lacks */
@@ -57,7 +79,11 @@ struct config {
 	char *checkpoint_fetch_command;	 /* prints the newest checkpoint kept off the host */
 	unsigned alert_interval;	 /* seconds between expiry checks */
 	struct anomaly_settings anomaly; /* [anomaly]: what departs from habit */
+	struct config_limits limits;
+	bool has_audit_group; /* [audit] audit_group: who reads the log besides root */
+	gid_t audit_gid;
 	struct config_timestamp timestamp;
+	struct config_relay relay;
 	size_t n_keys;
 	struct config_key keys[CONFIG_MAX_KEYS];
 	size_t n_temp;

@@ -117,6 +117,8 @@ void policy_live_decide(struct policy_live *p, const char *path, enum policy_tar
 		out->on_anomaly = d.rule->on_anomaly;
 		out->quorum = d.rule->quorum;
 		out->quorum_window = d.rule->quorum_window;
+		out->format = d.rule->format;
+		out->keep_existing = d.rule->keep_existing;
 	}
 	if (d.reserved)
 		out->reserved_at = now;

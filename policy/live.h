@@ -20,6 +20,8 @@ struct policy_grant {
 	time_t reserved_at; /* a COMMIT's rate slot, 0 when none (policy_live_release) */
 	enum policy_on_anomaly on_anomaly;
 	unsigned quorum, quorum_window; /* see struct rule */
+	enum policy_format format;
+	bool keep_existing;
 };
 
 /* Checks a parsed candidate beyond the parser (e.g. that the keys its rules

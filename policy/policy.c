@@ -336,6 +336,12 @@ const char *policy_on_anomaly_name(enum policy_on_anomaly a)
 	return a <= POLICY_ANOMALY_DENY ? names[a] : "?";
 }
 
+const char *policy_format_name(enum policy_format f)
+{
+	static const char *const names[] = {"cms", "authenticode", "kmod", "auto"};
+	return f <= POLICY_FORMAT_AUTO ? names[f] : "?";
+}
+
 void policy_describe_scope(FILE *f, const struct rule *r)
 {
 	fprintf(f, " paths");
@@ -352,5 +358,8 @@ void policy_describe_scope(FILE *f, const struct rule *r)
 		fprintf(f, " quorum %u within %u s", r->quorum, r->quorum_window);
 	if (r->on_anomaly != POLICY_ANOMALY_RECORD)
 		fprintf(f, " on_anomaly %s", policy_on_anomaly_name(r->on_anomaly));
+	if (r->format != POLICY_FORMAT_CMS)
+		fprintf(f, " format %s%s", policy_format_name(r->format),
+			r->keep_existing ? " existing keep" : "");
 	fprintf(f, "\n");
 }

@@ -20,6 +20,19 @@ enum policy_on_anomaly { POLICY_ANOMALY_RECORD, POLICY_ANOMALY_HOLD, POLICY_ANOM
 /* "record", "hold", "deny". */
 const char *policy_on_anomaly_name(enum policy_on_anomaly a);
 
+/* What a signed file is published as: the bytes as written (CMS, with the
+ * detached signature only), a PE image with its Authenticode signature, a
+ * kernel module with its appended signature, or by what the bytes are. */
+enum policy_format {
+	POLICY_FORMAT_CMS,
+	POLICY_FORMAT_AUTHENTICODE,
+	POLICY_FORMAT_KMOD,
+	POLICY_FORMAT_AUTO
+};
+
+/* "cms", "authenticode", "kmod", "auto". */
+const char *policy_format_name(enum policy_format f);
+
 struct rule {
 	char *name;
 	char *globs[POLICY_MAX_GLOBS]; /* inbox-relative; '*' '?' within a name, '**' any depth */
@@ -35,8 +48,10 @@ struct rule {
 	enum policy_on_anomaly on_anomaly;
 	unsigned quorum;	/* 0: none; else distinct writers of the same bytes */
 	unsigned quorum_window; /* seconds an attestation waits for the others */
-	bool no_provenance;	/* provenance = no: no statement beside its artifacts */
-	int line;		/* where it starts in the config */
+	enum policy_format format;
+	bool keep_existing; /* existing = keep: an embedded signature is nested, not replaced */
+	bool no_provenance; /* provenance = no: no statement beside its artifacts */
+	int line;	    /* where it starts in the config */
 };
 
 /* The writer as the kernel reported it at create/open. */

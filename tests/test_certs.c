@@ -273,3 +273,30 @@ Test(certs, usage_counts_and_renderings)
 	free(json);
 	EVP_PKEY_free(k);
 }
+
+Test(certs, current_is_the_newest_valid_certificate_even_when_shorter)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *long_one = make(k, T0, 365, "codeSigning", "critical,digitalSignature");
+	X509 *short_one = make(k, T0 + 10 * DAY, 5, "codeSigning", "critical,digitalSignature");
+	struct inventory_change c = {.now = T0 + 10 * DAY, .cert = short_one};
+	struct key_status s;
+	char err[INVENTORY_ERR_MAX], short_fp[65], long_fp[65], serial[65];
+
+	record("codesign", long_one);
+	inventory_cert_ids(long_one, serial, long_fp);
+	cr_assert_eq(store_transact(st, inventory_import, &c, err), 0, "%s", err);
+	strcpy(short_fp, c.fingerprint_out);
+	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 9 * DAY, 30, false, &s), 0);
+	cr_assert_str_eq(s.fingerprint, long_fp, "the short one is not valid yet");
+	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 11 * DAY, 30, false, &s), 0);
+	cr_assert_str_eq(s.fingerprint, short_fp, "issued later and valid: current");
+	cr_assert_eq(s.state, CERT_EXPIRING);
+	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 16 * DAY, 30, false, &s), 0);
+	cr_assert_str_eq(s.fingerprint, long_fp, "the short one expired: the long one again");
+	cr_assert_eq(s.state, CERT_VALID);
+	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 400 * DAY, 30, false, &s), 0);
+	cr_assert_str_eq(s.fingerprint, short_fp, "none valid: the newest");
+	cr_assert_eq(s.state, CERT_EXPIRED);
+	EVP_PKEY_free(k);
+}

@@ -229,6 +229,67 @@ Test(config, provenance_is_on_unless_a_rule_says_no)
 	cr_assert_str_eq(error_of(text), "bad.conf:15: provenance '0' must be yes or no");
 }
 
+Test(config, rule_format_and_existing)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX], text[1024];
+
+	snprintf(text, sizeof(text),
+		 "%s[rule win]\npath = win/**\nkey = release\nformat = authenticode\n"
+		 "existing = keep\n[rule other]\npath = **\nkey = release\n",
+		 good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_eq(c->rules[0].format, POLICY_FORMAT_AUTHENTICODE);
+	cr_assert(c->rules[0].keep_existing);
+	cr_assert_eq(c->rules[1].format, POLICY_FORMAT_CMS, "the default: the bytes as written");
+	cr_assert_not(c->rules[1].keep_existing, "the default: replace");
+	config_free(c);
+	snprintf(text, sizeof(text), "%s[rule r]\npath = **\nkey = release\nformat = msi\n", good);
+	cr_assert_str_eq(error_of(text),
+			 "bad.conf:15: format 'msi' must be cms, authenticode, kmod or auto");
+	snprintf(text, sizeof(text), "%s[rule r]\npath = **\nkey = release\nexisting = both\n",
+		 good);
+	cr_assert_str_eq(error_of(text), "bad.conf:15: existing 'both' must be replace or keep");
+}
+
+Test(config, limits_section_with_its_defaults_sizes_and_durations)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX], text[2048];
+
+	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
+	cr_assert_eq(c->limits.bytes_per_user, 1ULL << 30);
+	cr_assert_eq(c->limits.files_per_user, 100);
+	cr_assert_eq(c->limits.bytes_per_rule, 8ULL << 30);
+	cr_assert_eq(c->limits.files_per_rule, 1000);
+	cr_assert_eq(c->limits.hold_expiry, 7 * 86400);
+	cr_assert_not(c->has_audit_group, "root alone reads the log by default");
+	config_free(c);
+	snprintf(text, sizeof(text),
+		 "%s[limits]\nkept_bytes_per_user = 512K\nkept_files_per_user = 3\n"
+		 "kept_bytes_per_rule = 2G\nhold_expiry = 12h\n[audit]\naudit_group = 3500\n",
+		 good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_eq(c->limits.bytes_per_user, 512 * 1024);
+	cr_assert_eq(c->limits.files_per_user, 3);
+	cr_assert_eq(c->limits.bytes_per_rule, 2ULL << 30);
+	cr_assert_eq(c->limits.hold_expiry, 12 * 3600);
+	cr_assert(c->has_audit_group);
+	cr_assert_eq(c->audit_gid, 3500);
+	config_free(c);
+	snprintf(text, sizeof(text), "%s[limits]\nhold_expiry = 2w\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf:13: hold_expiry must be a duration from 1s to "
+					 "366d (e.g. 90s, 12h, 7d)");
+	snprintf(text, sizeof(text), "%s[limits]\nkept_bytes_per_user = 0\n", good);
+	cr_assert_str_eq(
+	    error_of(text),
+	    "bad.conf:13: kept_bytes_per_user must be a size (bytes, or with K, M, G)");
+	snprintf(text, sizeof(text), "%s[limits]\nkept = 1\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf:13: unknown key 'kept' in [limits]");
+	snprintf(text, sizeof(text), "%s[audit]\naudit_group = no-such-group-here\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf:13: unknown group 'no-such-group-here'");
+}
+
 Test(config, checkpoint_fetch_command_is_an_absolute_path)
 {
 	struct config *c = NULL;

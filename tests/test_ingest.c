@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "config.h"
 #include "ingest.h"
@@ -29,6 +30,8 @@ static struct seen {
 static size_t n_events;
 static uint64_t next_signing = 100;
 static bool fail_signing;
+static int vet_answer; /* what VET answers: 0, -EACCES, -EDQUOT */
+static int vets, signatures;
 
 static int reserved, released;
 
@@ -58,6 +61,7 @@ static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA2
 	char text[32];
 	int n;
 
+	signatures++;
 	if (fail_signing) {
 		strcpy(reason, "the token is gone");
 		return -EIO;
@@ -71,7 +75,16 @@ static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA2
 
 static int fake_event(void *ctx, struct ingest_event *ev)
 {
-	struct seen *s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
+	struct seen *s;
+
+	/* A question before signing, not an outcome: counted apart. */
+	if (ev->result == INGEST_VET) {
+		vets++;
+		if (vet_answer)
+			snprintf(ev->veto, INGEST_VETO_MAX, "refused before signing");
+		return vet_answer;
+	}
+	s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
 
 	s->result = ev->result;
 	snprintf(s->path, sizeof(s->path), "%s", ev->path);
@@ -114,6 +127,7 @@ static void setup(void)
 	n_events = 0;
 	fail_signing = false;
 	reserved = released = 0;
+	vet_answer = vets = signatures = 0;
 }
 
 static void teardown(void)
@@ -189,6 +203,7 @@ Test(ingest, the_writers_close_signs_records_and_publishes)
 	cr_assert_eq(ingest_release(f), 0);
 	cr_assert_eq(count(INGEST_SIGNED), 1, "nothing new to commit at release");
 	cr_assert_eq(released, 0, "a signature keeps its rate slot");
+	cr_assert_eq(vets, 1, "asked once before signing");
 	ingest_free(in);
 }
 
@@ -383,5 +398,166 @@ Test(ingest, a_restart_rolls_back_what_was_unfinished)
 	n_events = 0;
 	ingest_release(f);
 	ingest_release(g);
+	ingest_free(in);
+}
+
+/* ---- a rule with an embedded format (ingest_embed_fn) ---- */
+
+static struct {
+	char format[16];
+	unsigned char sha256[SHA256_LEN], published[SHA256_LEN], signed_digest[SHA256_LEN];
+	bool has_published;
+} embed_seen;
+static int embed_result;
+
+static int embed_authorize(void *ctx, const char *path, enum ingest_check check,
+			   const struct ingest_cred *cred, struct ingest_grant *grant,
+			   char reason[INGEST_VETO_MAX])
+{
+	int r = fake_authorize(ctx, path, check, cred, grant, reason);
+	grant->format = POLICY_FORMAT_AUTO;
+	return r;
+}
+
+/* "signed:" and the bytes; with AUTO, text starting "plain" stays CMS. */
+static int fake_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
+		      enum policy_format *ret_format, struct ingest_sign_facts *facts,
+		      char reason[INGEST_VETO_MAX])
+{
+	char buf[256];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+
+	*ret_format = POLICY_FORMAT_CMS;
+	if (embed_result < 0) {
+		strcpy(reason, "not a PE image: no MZ header");
+		return embed_result;
+	}
+	if (n >= 5 && !memcmp(buf, "plain", 5))
+		return 0;
+	cr_assert_eq(write(out_fd, "signed:", 7), 7);
+	cr_assert_eq(write(out_fd, buf, n), n);
+	*ret_format = POLICY_FORMAT_AUTHENTICODE;
+	return 0;
+}
+
+static int embed_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
+		      unsigned char **ret_der, size_t *ret_len, struct ingest_sign_facts *facts,
+		      char reason[INGEST_VETO_MAX])
+{
+	memcpy(embed_seen.signed_digest, digest, SHA256_LEN);
+	return fake_sign(ctx, key, digest, ret_der, ret_len, facts, reason);
+}
+
+static int embed_event(void *ctx, struct ingest_event *ev)
+{
+	if (ev->result == INGEST_SIGNED) {
+		snprintf(embed_seen.format, sizeof(embed_seen.format), "%s",
+			 ev->format ? ev->format : "");
+		memcpy(embed_seen.sha256, ev->sha256, SHA256_LEN);
+		embed_seen.has_published = ev->published_sha256 != NULL;
+		if (ev->published_sha256)
+			memcpy(embed_seen.published, ev->published_sha256, SHA256_LEN);
+	}
+	return fake_event(ctx, ev);
+}
+
+static const struct ingest_hooks embed_hooks = {
+    .authorize = embed_authorize,
+    .release = fake_release,
+    .sign = embed_sign,
+    .embed = fake_embed,
+    .event = embed_event,
+};
+
+static void sha256_of(const char *text, unsigned char out[SHA256_LEN])
+{
+	cr_assert(EVP_Digest(text, strlen(text), out, NULL, EVP_sha256(), NULL));
+}
+
+Test(ingest, an_embedded_format_publishes_and_signs_what_the_hook_made)
+{
+	unsigned char want[SHA256_LEN], want_published[SHA256_LEN];
+	struct ingest *in;
+	struct ingest_file *f;
+
+	memset(&embed_seen, 0, sizeof(embed_seen));
+	embed_result = 0;
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &embed_hooks, &in), 0);
+	f = written(in, "app.exe", "MZ image");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	ingest_release(f);
+	cr_assert_str_eq(outbox(in, "app.exe"), "signed:MZ image");
+	cr_assert_str_eq(inbox("app.exe"), "MZ image", "the inbox keeps the bytes as written");
+	sha256_of("MZ image", want);
+	sha256_of("signed:MZ image", want_published);
+	cr_assert_str_eq(embed_seen.format, "authenticode");
+	cr_assert_arr_eq(embed_seen.sha256, want, SHA256_LEN, "sha256: what the writer wrote");
+	cr_assert(embed_seen.has_published);
+	cr_assert_arr_eq(embed_seen.published, want_published, SHA256_LEN);
+	cr_assert_arr_eq(embed_seen.signed_digest, want_published, SHA256_LEN,
+			 "the detached signature is over the published bytes");
+	ingest_free(in);
+}
+
+Test(ingest, auto_that_finds_no_format_publishes_the_bytes_as_written)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	memset(&embed_seen, 0, sizeof(embed_seen));
+	embed_result = 0;
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &embed_hooks, &in), 0);
+	f = written(in, "notes.txt", "plain text");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	ingest_release(f);
+	cr_assert_str_eq(outbox(in, "notes.txt"), "plain text");
+	cr_assert_str_eq(embed_seen.format, "");
+	cr_assert_not(embed_seen.has_published);
+	ingest_free(in);
+}
+
+Test(ingest, bytes_the_format_refuses_fail_the_close_and_publish_nothing)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	embed_result = -EINVAL;
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &embed_hooks, &in), 0);
+	f = written(in, "text.exe", "not an image");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EIO);
+	ingest_release(f);
+	cr_assert_null(outbox(in, "text.exe"));
+	cr_assert_eq(count(INGEST_SIGNED), 0);
+	cr_assert_eq(count(INGEST_FAILED), 1);
+	cr_assert(strstr(events[n_events - 1].reason, "not a PE image: no MZ header"), "%s",
+		  events[n_events - 1].reason);
+	cr_assert_eq(released, 1, "the rate slot is given back");
+	ingest_free(in);
+}
+
+Test(ingest, a_refusal_before_signing_signs_nothing_and_gives_back_its_rate_slot)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	vet_answer = -EACCES;
+	f = written(in, "a.bin", "hello");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES);
+	cr_assert_eq(signatures, 0, "the token was never asked");
+	cr_assert_eq(count(INGEST_SIGNED), 0);
+	cr_assert_eq(count(INGEST_DENIED), 1);
+	cr_assert_str_eq(events[0].reason, "refused before signing");
+	cr_assert_eq(events[0].signing, INGEST_NO_ID, "no record to name");
+	cr_assert_null(outbox(in, "a.bin"));
+	cr_assert_eq(released, 1, "no signature: the rate slot is given back");
+	ingest_release(f);
+
+	vet_answer = -EDQUOT;
+	f = written(in, "b.bin", "hello");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EDQUOT, "the writer sees EDQUOT at a limit");
+	cr_assert_eq(signatures, 0);
+	cr_assert_eq(count(INGEST_DENIED), 2);
+	ingest_release(f);
 	ingest_free(in);
 }

@@ -20,6 +20,12 @@
 #include "store.h"
 #include "verify.h"
 
+/* --help beside the short options, for the verbs that take no long ones. */
+static const struct option help_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -169,7 +175,7 @@ static int cmd_proof(int argc, char **argv)
 	int c, len, ret = EXIT_FAIL;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:h", help_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -277,7 +283,7 @@ static int cmd_tail(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:n:fh")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:fh", help_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -379,7 +385,7 @@ int cmd_audit(int argc, char **argv)
 		return cmd_proof(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "tail"))
 		return cmd_tail(argc - 1, argv + 1);
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc == 2 && ctl_is_help(argv[1])) {
 		usage(stdout);
 		return EXIT_OK;
 	}

@@ -210,8 +210,13 @@ int cmd_fetch(int argc, char **argv)
 	}
 	src = argv[optind];
 	if (stat(argv[optind + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
-		const char *base = strrchr(src, '/');
-		r = snprintf(dest, sizeof(dest), "%s/%s", argv[optind + 1], base ? base + 1 : src);
+		const char *base = strrchr(src, '/'), *dir = argv[optind + 1];
+		int n = (int)strlen(dir);
+		/* "dist/" names dist: the copy is dist/NAME, not dist//NAME. */
+		while (n > 1 && dir[n - 1] == '/')
+			n--;
+		r = snprintf(dest, sizeof(dest), "%.*s%s%s", n, dir, dir[n - 1] == '/' ? "" : "/",
+			     base ? base + 1 : src);
 	} else {
 		r = snprintf(dest, sizeof(dest), "%s", argv[optind + 1]);
 	}

@@ -53,7 +53,7 @@ int cmd_inventory(int argc, char **argv)
 	bool json = false;
 	int ret;
 
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
+	if (argc == 2 && ctl_is_help(argv[1])) {
 		printf("%s", inventory_usage_text);
 		return EXIT_OK;
 	}
@@ -94,8 +94,7 @@ int cmd_inventory(int argc, char **argv)
 		rec.cert_serial = serial;
 		ret = ctl_change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
-			printf("imported certificate %s for key %s\n", ch.fingerprint_out,
-			       ch.key_out);
+			printf("imported certificate %s for key %s\n", serial, ch.key_out);
 		X509_free(ch.cert);
 		sk_X509_pop_free(ch.chain, X509_free);
 		ctl_close(&c);
@@ -129,7 +128,7 @@ int cmd_key(int argc, char **argv)
 	const char *config;
 	int ret;
 
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+	if (argc >= 2 && ctl_is_help(argv[1])) {
 		printf("%s", usage);
 		return EXIT_OK;
 	}
@@ -267,13 +266,40 @@ out:
 	return ret;
 }
 
+/* After a revocation: the demo CA's new CRL, so that stock verifiers learn
+ * of it; with an external CA, what signfs cannot do. */
+static int revoke_publish(struct ctl *c)
+{
+	char err[CRL_ERR_MAX], path[PATH_MAX];
+	size_t n;
+	int r = crl_issue(c->config, c->store, &n, err);
+
+	if (r == -ENOENT) {
+		printf("note: %s; signfs refuses to sign with it from now on\n", err);
+		return EXIT_OK;
+	}
+	if (r < 0) {
+		fprintf(stderr,
+			"signfsctl: revoked, but no new CRL: %s (retry: signfsctl cert crl "
+			"--issue)\n",
+			err);
+		return EXIT_FAIL;
+	}
+	crl_path(c->config, path);
+	printf("CRL issued by the demo CA: %s (%zu revoked; also MOUNT/inventory/crl.pem)\n", path,
+	       n);
+	return EXIT_OK;
+}
+
 int cmd_cert(int argc, char **argv)
 {
 	static const char usage[] =
 	    "usage: signfsctl cert revoke [-c CONFIG] SERIAL\n"
 	    "       signfsctl cert issue-demo [-c CONFIG] [--days N] [--backdate DAYS] KEY "
 	    "OUT.pem\n"
-	    "revoke: a revoked certificate signs nothing more (SERIAL in hex, ':' allowed).\n"
+	    "       signfsctl cert crl [-c CONFIG] [--issue]\n"
+	    "revoke: a revoked certificate signs nothing more (SERIAL in hex, ':' allowed);\n"
+	    "the demo CA then issues a new CRL (cert crl prints it) for stock verifiers.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
 	struct inventory_change ch = {.now = time(NULL)};
 	struct audit_record rec = {.event = "cert_revoked", .decision = "allow"};
@@ -284,7 +310,9 @@ int cmd_cert(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "issue-demo"))
 		return issue_demo(argc - 1, argv + 1);
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+	if (argc >= 2 && !strcmp(argv[1], "crl"))
+		return cmd_crl(argc - 1, argv + 1);
+	if (argc >= 2 && ctl_is_help(argv[1])) {
 		printf("%s", usage);
 		return EXIT_OK;
 	}
@@ -301,8 +329,10 @@ int cmd_cert(int argc, char **argv)
 	if (ctl_open(config, true, &c) < 0)
 		return EXIT_FAIL;
 	ret = ctl_change(&c, &rec, inventory_revoke, &ch);
-	if (ret == EXIT_OK)
+	if (ret == EXIT_OK) {
 		printf("certificate %s revoked\n", ch.fingerprint_out);
+		ret = revoke_publish(&c);
+	}
 	if (ret == EXIT_ALREADY)
 		ret = EXIT_OK;
 	ctl_close(&c);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "certs.h"
 #include "config.h"
 #include "dashboard.h"
 #include "store.h"
@@ -43,6 +44,7 @@ struct report {
 	struct tally keys[MAX_TALLY], users[MAX_TALLY], reasons[MAX_TALLY], kinds[MAX_TALLY];
 	size_t n_keys, n_users, n_reasons, n_kinds;
 	json_object *denials, *failures, *anomalies, *lifecycle, *alerts, *policy, *all;
+	json_object *current; /* each key's current certificate, now */
 	uint64_t first_seq, last_seq;
 	char *checkpoint;
 	uint64_t checkpoint_size;
@@ -200,6 +202,41 @@ static json_object *tally_json(struct tally *t, size_t n, const char *label)
 	return arr;
 }
 
+/* Each key's current certificate now (the newest valid one, as
+ * /inventory and /status show it), with its state. */
+static void collect_current(struct ctl *c, struct report *r)
+{
+	time_t now = time(NULL);
+	char **keys, na[32];
+	size_t n;
+
+	if (inventory_keys(c->store, &keys, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct config_key *k = config_find_key(c->config, keys[i]);
+		struct key_status st;
+		json_object *o;
+		if (inventory_key_status(c->store, keys[i], now, c->config->warn_days,
+					 k && k->allow_noncompliant, &st) == 0) {
+			struct tm tm;
+			gmtime_r(&st.not_after, &tm);
+			strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			o = json_object_new_object();
+			json_object_object_add(o, "key", json_object_new_string(keys[i]));
+			json_object_object_add(o, "status",
+					       json_object_new_string(cert_state_name(st.state)));
+			json_object_object_add(o, "serial", json_object_new_string(st.serial));
+			json_object_object_add(o, "fingerprint",
+					       json_object_new_string(st.fingerprint));
+			json_object_object_add(o, "not_after", json_object_new_string(na));
+			json_object_object_add(o, "days_left", json_object_new_int64(st.days_left));
+			json_object_array_add(r->current, o);
+		}
+		free(keys[i]);
+	}
+	free(keys);
+}
+
 static void print_json(struct report *r)
 {
 	json_object *o = json_object_new_object(), *period = json_object_new_object();
@@ -221,6 +258,7 @@ static void print_json(struct report *r)
 	json_object_object_add(o, "anomalies_by_kind", tally_json(r->kinds, r->n_kinds, "kind"));
 	json_object_object_add(o, "anomaly_events", json_object_get(r->anomalies));
 	json_object_object_add(o, "certificate_lifecycle", json_object_get(r->lifecycle));
+	json_object_object_add(o, "current_certificates", json_object_get(r->current));
 	json_object_object_add(o, "alerts", json_object_get(r->alerts));
 	json_object_object_add(o, "policy_changes", json_object_get(r->policy));
 	if (r->events) {
@@ -322,6 +360,13 @@ static void print_text(struct report *r)
 			       *field(o, "reason") ? ": " : "",
 			       text_printable(field(o, "reason"), shown[3], sizeof(shown[3])));
 		}
+	}
+	/* As /status words it. */
+	printf("\nCurrent certificates (now: the newest valid one of each key)\n");
+	for (size_t i = 0; i < json_object_array_length(r->current); i++) {
+		json_object *o = json_object_array_get_idx(r->current, i);
+		printf("  key %-11s %s, certificate %s, %s days left\n", field(o, "key"),
+		       field(o, "status"), field(o, "serial"), field(o, "days_left"));
 	}
 	printf("\nAudit checkpoint (verify with: signfsctl audit verify)\n");
 	if (r->events)
@@ -451,6 +496,27 @@ static void html_events(const char *title, json_object *list)
 	printf("</table>\n");
 }
 
+static void html_current(json_object *list)
+{
+	static const char *const cols[] = {"key", "status", "serial", "not_after", "days_left"};
+
+	printf("<h2>Current certificates (now: the newest valid one of each key)</h2>\n"
+	       "<table><tr>");
+	for (size_t c = 0; c < 5; c++)
+		printf("<th>%s</th>", cols[c]);
+	printf("</tr>\n");
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		printf("<tr>");
+		for (size_t c = 0; c < 5; c++) {
+			printf("<td>");
+			html_text(field(json_object_array_get_idx(list, i), cols[c]));
+			printf("</td>");
+		}
+		printf("</tr>\n");
+	}
+	printf("</table>\n");
+}
+
 /* One self-contained file: inline style, no scripts, no external resources.
  * Tables have fixed layouts and long words wrap, so the page fits the
  * window (1200 pixels and less) and the printed page. */
@@ -485,6 +551,7 @@ static void print_html(struct report *r)
 	html_tally("Anomalies by kind", "kind", r->kinds, r->n_kinds);
 	html_events("Anomalies", r->anomalies);
 	html_events("Certificate lifecycle", r->lifecycle);
+	html_current(r->current);
 	html_events("Alerts", r->alerts);
 	html_events("Policy changes", r->policy);
 	printf("<h2>Audit checkpoint</h2>\n<p>");
@@ -619,7 +686,9 @@ int cmd_report(int argc, char **argv)
 	r.policy = json_object_new_array();
 	r.all = json_object_new_array();
 	period_days(&r);
+	r.current = json_object_new_array();
 	collect(a, &r);
+	collect_current(&c, &r);
 	if (audit_checkpoint_read(a, &r.checkpoint, &t) == 0 && (text = strchr(r.checkpoint, '\n')))
 		r.checkpoint_size = strtoull(text + 1, NULL, 10);
 	qsort(r.keys, r.n_keys, sizeof(*r.keys), by_count);
@@ -647,6 +716,7 @@ int cmd_report(int argc, char **argv)
 	json_object_put(r.alerts);
 	json_object_put(r.policy);
 	json_object_put(r.all);
+	json_object_put(r.current);
 	free(r.checkpoint);
 	for (size_t i = 0; i < r.n_key_days; i++)
 		free(r.key_days[i].v);

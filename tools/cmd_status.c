@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -73,19 +74,35 @@ static void read_status(struct mount *m)
 	m->healthy = strstr(m->status, "\nhealth:          ok\n") != NULL;
 }
 
-/* Every signfs mount of this mount namespace, with its status. */
-static size_t find_mounts(struct mount *out, size_t max)
+/* Is the mount of this mountinfo line's super options (after " - ") run
+ * by the caller? Root sees every mount; another user only those it runs:
+ * a mount's config path and health are its owner's business. */
+static bool own_mount(const char *sep)
+{
+	const char *id = strstr(sep, "user_id=");
+
+	return getuid() == 0 || (id && strtoul(id + 8, NULL, 10) == getuid());
+}
+
+/* Every signfs mount of this mount namespace that the caller may see (see
+ * own_mount; *RET_HIDDEN counts the others), with its status. */
+static size_t find_mounts(struct mount *out, size_t max, size_t *ret_hidden)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
 	size_t n = 0;
 
+	*ret_hidden = 0;
 	while (f && n < max && fgets(line, sizeof(line), f)) {
 		char mnt[PATH_MAX], fstype[64];
 		const char *sep = strstr(line, " - ");
 		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
 		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "fuse.signfs"))
 			continue;
+		if (!own_mount(sep)) {
+			++*ret_hidden;
+			continue;
+		}
 		unescape(mnt, out[n].path, sizeof(out[n].path));
 		read_status(&out[n]);
 		n++;
@@ -152,7 +169,8 @@ int cmd_status(int argc, char **argv)
 	    "       signfsctl status --all [--json]\n"
 	    "Whether signfsd is running and healthy for CONFIG (default " SIGNFS_CONFIG_PATH "):\n"
 	    "its mount, found by the config its status names (or MOUNTPOINT), and what\n"
-	    "its status file says. --all lists every signfs mount; --json prints JSON.\n"
+	    "its status file says. --all lists every signfs mount (other users' only to\n"
+	    "root); --json prints JSON.\n"
 	    "Exit codes: 0 running and healthy (all of them, with --all), 1 not running\n"
 	    "or unhealthy, 2 usage error.\n";
 	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
@@ -163,7 +181,7 @@ int cmd_status(int argc, char **argv)
 	char want[PATH_MAX];
 	bool all = false, json = false, named = false;
 	struct mount *m = calloc(MAX_MOUNTS, sizeof(*m));
-	size_t n;
+	size_t n, hidden;
 	int opt, ret = EXIT_FAIL;
 
 	if (!m)
@@ -206,7 +224,7 @@ int cmd_status(int argc, char **argv)
 		free(m);
 		return ret;
 	}
-	n = find_mounts(m, MAX_MOUNTS);
+	n = find_mounts(m, MAX_MOUNTS, &hidden);
 	if (all) {
 		struct json_object *arr = json_object_new_array();
 		ret = EXIT_OK;
@@ -227,7 +245,11 @@ int cmd_status(int argc, char **argv)
 			printf("%s\n",
 			       json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
 		else if (n == 0)
-			printf("no signfs mount\n");
+			printf("no signfs mount%s\n", hidden ? " of yours" : "");
+		if (!json && hidden)
+			printf(
+			    "(%zu signfs mounts of other users not shown: only root lists them)\n",
+			    hidden);
 		json_object_put(arr);
 		free(m);
 		return n == 0 ? EXIT_FAIL : ret;

@@ -10,6 +10,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 #define SIGNFS_CONFIG_PATH SIGNFS_DEFAULT_CONFIG
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <openssl/x509.h>
@@ -33,6 +34,9 @@ struct ctl {
  * prints the reason and returns -errno on failure. */
 int ctl_open(const char *config, bool writable, struct ctl *c);
 void ctl_close(struct ctl *c);
+
+/* Is ARG a request for help ("--help" or "-h")? */
+bool ctl_is_help(const char *arg);
 
 /* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]);
  * exits with USAGE printed on --help or a usage error. */
@@ -85,3 +89,14 @@ int cmd_fetch(int argc, char **argv);
 int cmd_anomalies(int argc, char **argv);
 int cmd_anomaly(int argc, char **argv);
 int cmd_quorum(int argc, char **argv);
+
+/* The demo CA's CRL (cmd_crl.c): STATE/pki/crl.pem, valid CRL_DAYS. */
+#define CRL_DAYS 365
+#define CRL_DAYS_TEXT "365"
+#define CRL_ERR_MAX (PATH_MAX + 1024)
+int crl_path(const struct config *cfg, char path[PATH_MAX]);
+/* Issue a new CRL of every revoked certificate in ST that the demo CA
+ * issued, signed on the token: 0 with *RET_N listed, -ENOENT when the setup
+ * has no demo CA (ERR says what to do instead), else -errno with ERR. */
+int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char err[CRL_ERR_MAX]);
+int cmd_crl(int argc, char **argv);

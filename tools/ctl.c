@@ -39,13 +39,22 @@ void ctl_close(struct ctl *c)
 	memset(c, 0, sizeof(*c));
 }
 
+bool ctl_is_help(const char *arg)
+{
+	return arg && (!strcmp(arg, "--help") || !strcmp(arg, "-h"));
+}
+
 const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage)
 {
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
 	const char *config = SIGNFS_CONFIG_PATH;
 	int c;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;

@@ -17,3 +17,21 @@ X509 *pki_make_leaf(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub, const char *
 
 /* Writes CERT as PEM to PATH (mode 0644, replaced atomically). 0 or -errno. */
 int pki_write_pem(const char *path, X509 *cert);
+
+/* One revoked certificate, for a CRL. */
+struct pki_revoked {
+	X509 *cert;
+	time_t at;
+};
+
+/* A v2 CRL of CA_CERT/CA_KEY listing the N certificates of REVOKED (each
+ * issued by CA_CERT), with CRL number NUMBER, thisUpdate NOW and nextUpdate
+ * NOW + DAYS; authorityKeyIdentifier from the CA. NULL on failure. */
+X509_CRL *pki_make_crl(X509 *ca_cert, EVP_PKEY *ca_key, const struct pki_revoked *revoked, size_t n,
+		       long number, time_t now, int days);
+
+/* The CRL number of the CRL in PEM file PATH; 0 when there is none. */
+long pki_crl_number(const char *path);
+
+/* Writes CRL as PEM to PATH (mode 0644, replaced atomically). 0 or -errno. */
+int pki_write_crl(const char *path, X509_CRL *crl);

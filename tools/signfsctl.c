@@ -41,7 +41,7 @@ static void usage_main(FILE *f)
 	    "  audit         verify an archived /audit, print proofs, show events\n"
 	    "  inventory     list certificates (--json), import a renewal\n"
 	    "  key           disable or enable a key\n"
-	    "  cert          revoke a certificate; issue a demo certificate\n"
+	    "  cert          revoke a certificate; the demo CA's CRL; issue a demo certificate\n"
 	    "  report        compliance report for a period (text, json, csv, html)\n"
 	    "  fetch         copy an artifact and its signature as one verified pair\n"
 	    "  verify        check a signature, its signer, its timestamp, its provenance\n"
@@ -56,18 +56,55 @@ static void usage_main(FILE *f)
 
 static void usage_init(FILE *f)
 {
-	fprintf(f, "usage: signfsctl init [--state-dir DIR] [--config FILE] [--module SO]\n"
-		   "                      [--key-type ec|rsa3072] [--force]\n"
-		   "\n"
-		   "Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
-		   "code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
-		   "CA key and a separate audit key (both P-256), the demo CA and code-signing\n"
-		   "certificates (pki/), the token PINs (mode 0400), and the config FILE\n"
-		   "(default " SIGNFS_DEFAULT_CONFIG " when no DIR is given, what the signfsd\n"
-		   "unit runs: 'signfsctl init && systemctl enable --now signfsd' is the whole\n"
-		   "setup; DIR/signfs.conf otherwise).\n"
-		   "An existing setup is left alone unless --force is given; then it is moved\n"
-		   "aside into DIR/replaced-TIMESTAMP/, never deleted.\n");
+	fprintf(f,
+		"usage: signfsctl init [--state-dir DIR] [--config FILE] [--module SO]\n"
+		"                      [--key-type ec|rsa3072] [--force]\n"
+		"       signfsctl init --relay ssh://ACCOUNT@HOST[:PORT]/PATH --identity KEYFILE\n"
+		"                      --known-hosts FILE [--state-dir DIR] [--config FILE]\n"
+		"\n"
+		"Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
+		"code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
+		"CA key and a separate audit key (both P-256), the demo CA and code-signing\n"
+		"certificates (pki/), the token PINs (mode 0400), and the config FILE\n"
+		"(default " SIGNFS_DEFAULT_CONFIG " when no DIR is given, what the signfsd\n"
+		"unit runs: 'signfsctl init && systemctl enable --now signfsd' is the whole\n"
+		"setup; DIR/signfs.conf otherwise).\n"
+		"An existing setup is left alone unless --force is given; then it is moved\n"
+		"aside into DIR/replaced-TIMESTAMP/, never deleted.\n"
+		"With --relay, the config is a relay's: every file committed in its inbox\n"
+		"is signed by the signer at the URL (PATH: a directory in the signer's\n"
+		"inbox), logging in with the private key KEYFILE, the signer's host key\n"
+		"pinned from the known_hosts FILE; more signers: more 'signer =' lines in\n"
+		"[relay]. The relay still gets its own token, which signs its audit log\n"
+		"and no artifact.\n");
+}
+
+/* A relay's config: its rule lets every local writer commit (the signer's
+ * policy decides), and [relay] names the signer. */
+static int relay_config(char *text, size_t size, const char *url, const char *identity,
+			const char *known_hosts)
+{
+	char *rules = strstr(text, "[rule admin]");
+	size_t n;
+
+	if (!rules)
+		return -EINVAL;
+	n = rules - text;
+	n += snprintf(rules, size - n,
+		      "# A relay: local writers may commit anything; the signer's policy\n"
+		      "# decides, as the SSH account ACCOUNT.\n"
+		      "[rule relay]\n"
+		      "path = **\n"
+		      "key = codesign\n"
+		      "\n"
+		      "# Committed files are signed by these signers, tried in order.\n"
+		      "[relay]\n"
+		      "signer = %s\n"
+		      "identity = %s\n"
+		      "known_hosts = %s\n"
+		      "timeout = 10\n",
+		      url, identity, known_hosts);
+	return n < size ? 0 : -ENAMETOOLONG;
 }
 
 static int write_secret(const char *path, const char *value)
@@ -144,6 +181,9 @@ static int cmd_init(int argc, char **argv)
 	    {"module", required_argument, NULL, 'm'},
 	    {"force", no_argument, NULL, 'f'},
 	    {"key-type", required_argument, NULL, 'k'},
+	    {"relay", required_argument, NULL, 'r'},
+	    {"identity", required_argument, NULL, 'i'},
+	    {"known-hosts", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -152,6 +192,8 @@ static int cmd_init(int argc, char **argv)
 	    {"codesign", 1, 0}, {"ca", 2, 0}, {"audit", 3, 0}, {"tsa", 4, 0}};
 	const char *dir_arg = DEFAULT_STATE_DIR, *config_arg = NULL;
 	const char *module = SIGNFS_SOFTHSM_MODULE;
+	const char *relay = NULL, *identity_arg = NULL, *known_hosts_arg = NULL;
+	char identity[PATH_MAX], known_hosts[PATH_MAX];
 	char dir[PATH_MAX], config[PATH_MAX], path[PATH_MAX], err[PROVISION_ERR_MAX];
 	char so_pin[33], user_pin[33], text[4096];
 	struct signer *signer = NULL;
@@ -163,8 +205,17 @@ static int cmd_init(int argc, char **argv)
 	pid_t holder;
 	int c, r, lock_fd = -1, ret = EXIT_FAIL;
 
-	while ((c = getopt_long(argc, argv, "d:c:m:fk:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:m:fk:r:i:K:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'r':
+			relay = optarg;
+			break;
+		case 'i':
+			identity_arg = optarg;
+			break;
+		case 'K':
+			known_hosts_arg = optarg;
+			break;
 		case 'd':
 			dir_arg = optarg;
 			dir_given = true;
@@ -196,9 +247,21 @@ static int cmd_init(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (relay && (!identity_arg || !known_hosts_arg)) ||
+	    (!relay && (identity_arg || known_hosts_arg))) {
 		usage_init(stderr);
 		return EXIT_USAGE;
+	}
+	if (relay && strncmp(relay, "ssh://", 6)) {
+		fprintf(stderr, "signfsctl: --relay is ssh://ACCOUNT@HOST[:PORT]/PATH\n");
+		return EXIT_USAGE;
+	}
+	if (relay && identity_arg && known_hosts_arg &&
+	    (!realpath(identity_arg, identity) || !realpath(known_hosts_arg, known_hosts) ||
+	     access(identity, R_OK) < 0 || access(known_hosts, R_OK) < 0)) {
+		fprintf(stderr, "signfsctl: cannot read %s: %m\n",
+			access(identity_arg, R_OK) < 0 ? identity_arg : known_hosts_arg);
+		return EXIT_FAIL;
 	}
 	umask(077);
 	if (mkdir(dir_arg, 0700) < 0 && errno != EEXIST) {
@@ -339,6 +402,14 @@ static int cmd_init(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/pki/tsa.pem", dir);
 	if (r == 0)
 		r = pki_write_pem(path, tsa);
+	/* The demo CA's first CRL, empty: verifiers that check revocation
+	 * (openssl cms -crl_check) need one from the start. */
+	snprintf(path, sizeof(path), "%s/pki/crl.pem", dir);
+	if (r == 0) {
+		X509_CRL *crl = pki_make_crl(ca, ca_key, NULL, 0, 1, now, CRL_DAYS);
+		r = crl ? pki_write_crl(path, crl) : -EIO;
+		X509_CRL_free(crl);
+	}
 	snprintf(path, sizeof(path), "%s/pki/audit.pub.pem", dir);
 	if (r == 0) {
 		FILE *f = fopen(path, "wxe");
@@ -405,6 +476,10 @@ static int cmd_init(int argc, char **argv)
 		 "users = root\n"
 		 "key = codesign\n",
 		 dir, module);
+	if (relay && relay_config(text, sizeof(text), relay, identity, known_hosts) < 0) {
+		fprintf(stderr, "signfsctl: the relay's config is too long\n");
+		goto out;
+	}
 	/* /etc/signfs on a fresh machine. */
 	{
 		char parent[PATH_MAX];
@@ -424,10 +499,11 @@ static int cmd_init(int argc, char **argv)
 	printf("signfs initialised in %s\n"
 	       "  token:        '" TOKEN_LABEL "' (SoftHSM2), PIN in %s/token.pin\n"
 	       "  keys:         codesign, ca, audit, tsa (generated on the token)\n"
-	       "  certificates: %s/pki/codesign.pem, TSA %s/pki/tsa.pem, CA %s/pki/ca.pem\n"
+	       "  certificates: %s/pki/codesign.pem, TSA %s/pki/tsa.pem, CA %s/pki/ca.pem,\n"
+	       "                the CA's CRL %s/pki/crl.pem\n"
 	       "  config:       %s\n"
 	       "next: signfsd -c %s MOUNTPOINT\n",
-	       dir, dir, dir, dir, dir, config, config);
+	       dir, dir, dir, dir, dir, dir, config, config);
 	ret = EXIT_OK;
 out:
 	X509_free(ca);
@@ -442,7 +518,8 @@ static int cmd_policy(int argc, char **argv)
 	struct config *c;
 	char err[CONFIG_ERR_MAX];
 
-	if (argc == 2 && !strcmp(argv[1], "--help")) {
+	if ((argc == 2 && ctl_is_help(argv[1])) ||
+	    (argc == 3 && !strcmp(argv[1], "check") && ctl_is_help(argv[2]))) {
 		printf(
 		    "usage: signfsctl policy check FILE\n"
 		    "Validates FILE with the daemon's parser; prints file:line: reason on error.\n"

@@ -483,6 +483,35 @@ int signer_sign_envelope(struct signer *s, const char *name, const char *type, c
 	return r;
 }
 
+int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
+		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx,
+		 char err[SIGNER_ERR_MAX])
+{
+	struct signer_key *k = lookup(s, name);
+	struct embed_key key = {0};
+	int r;
+
+	err[0] = 0;
+	if (!k)
+		return error_set(err, -ENOKEY, "no key named '%s'", name);
+	pthread_mutex_lock(&s->lock);
+	key.cert = k->cert;
+	X509_up_ref(key.cert);
+	key.chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
+	pthread_mutex_unlock(&s->lock);
+	key.key = k->pkey;
+	if (format == EMBED_AUTHENTICODE)
+		r = authenticode_sign(in_fd, size, out_fd, &key, keep, stamp, stamp_ctx, err);
+	else if (format == EMBED_KMOD)
+		r = kmod_sign(in_fd, size, out_fd, &key, keep, err);
+	else
+		r = error_set(err, -EINVAL, "no embedded signature for format %s",
+			      embed_format_name(format));
+	X509_free(key.cert);
+	sk_X509_pop_free(key.chain, X509_free);
+	return r;
+}
+
 void signer_token_state(struct signer *s, const char *name, char *out, size_t n)
 {
 	struct signer_key *k = lookup(s, name);

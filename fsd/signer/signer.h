@@ -10,6 +10,7 @@
 #include <time.h>
 #include <openssl/x509.h>
 #include "cms.h"
+#include "embed.h"
 
 #define SIGNER_ERR_MAX ERROR_MAX
 
@@ -41,6 +42,15 @@ int signer_sign(struct signer *s, const char *name, const unsigned char digest[S
 int signer_sign_stamped(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
 			size_t *ret_len, char err[SIGNER_ERR_MAX]);
+
+/* The artifact in IN_FD (SIZE bytes) with a signature of FORMAT embedded
+ * (embed.h: AUTHENTICODE or KMOD), made with key NAME, written to OUT_FD
+ * (new, read-write). KEEP keeps an existing signature (nested); STAMP may be
+ * NULL. -EINVAL when the input is not of FORMAT, -ETIME when STAMP failed,
+ * -EIO when signing failed; the reason in ERR. */
+int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
+		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx,
+		 char err[SIGNER_ERR_MAX]);
 
 /* A DSSE envelope (dsse_sign) over BODY of TYPE signed with key NAME,
  * its keyid the SHA-256 fingerprint (hex) of NAME's certificate: the one

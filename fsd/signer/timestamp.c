@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <openssl/bn.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -168,6 +169,15 @@ struct body {
 	bool too_big;
 };
 
+/* The TSA's sockets close on exec: the commands signfsd runs (alerts,
+ * checkpoints) never inherit a connection. */
+static curl_socket_t open_cloexec(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	(void)ctx;
+	(void)purpose;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static size_t collect(char *data, size_t size, size_t nmemb, void *ctx)
 {
 	struct body *b = ctx;
@@ -228,6 +238,7 @@ static TS_RESP *http_reply(struct timestamper *t, const char *url, TS_REQ *req, 
 		goto out;
 	}
 	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_cloexec);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -53,7 +53,7 @@ for line in open(conf):
     elif rule and re.match(r"\s*path\s*=", line):
         value = re.split(r"\s[#;]", line.split("=", 1)[1])[0]
         written.setdefault(rule, []).extend(value.split())
-parsed = dict(re.findall(r"^  rule (\S+) \(line \d+\): key \S+ paths (.*?)(?: max_size| hours| rate| quorum| on_anomaly|$)",
+parsed = dict(re.findall(r"^  rule (\S+) \(line \d+\): key \S+ paths (.*?)(?: max_size| hours| rate| quorum| on_anomaly| format|$)",
                          open(out).read(), re.M))
 bad = [r for r in written if parsed.get(r, "").split() != written[r]]
 for r in bad:

@@ -24,14 +24,14 @@ PY
 
 # gone PATH: neither the artifact nor its signature is in the outbox.
 gone() {
-	test ! -e "$O/$1" && test ! -e "$O/$1.p7s"
+	test ! -e "$O/$1" && test ! -e "$O/$1.p7s" && test ! -e "$O/$1.intoto.jsonl"
 }
 
 # same_paths DIR: the files under inbox/DIR and outbox/DIR (signatures aside)
 # have the same paths; prints the difference.
 same_paths() {
 	diff <(cd "$I/$1" && find . -type f | sort) \
-		<(cd "$O/$1" && find . -type f ! -name '*.p7s' | sort)
+		<(cd "$O/$1" && find . -type f ! -name '*.p7s' ! -name '*.intoto.jsonl' | sort)
 }
 
 random_file "$SRC/x" 40

@@ -102,7 +102,7 @@ check "after a restart the alert does not fire again" test "$(wc -l <"$T/alerts.
 check "key disable" "${CTL[@]}" key disable -c "$CONF" codesign
 check_fails "a disabled key signs nothing: close() fails with EIO" "Input/output error" cp "$SRC/a" "$I/c1"
 check "...nothing published" test ! -e "$MNT/outbox/c1"
-check "...and the audit says why" grep -q '"event":"failed".*"path":"c1".*"reason":"key codesign: certificate '"$short"' is disabled"' "$MNT/audit/$(date -u +%F).jsonl"
+check "...and the audit says why" grep -q '"event":"failed".*"path":"c1".*"reason":"key codesign is disabled (signfsctl key enable codesign)"' "$MNT/audit/$(date -u +%F).jsonl"
 check "key enable" "${CTL[@]}" key enable -c "$CONF" codesign
 check "an enabled key signs again" cp "$SRC/a" "$I/c2"
 check "status follows" test "$(cat "$K/status")" = expiring

@@ -82,17 +82,20 @@ check "status names the token's state" grep -q "^token:           logged in (tok
 check "status names each key and its certificate's state" \
 	grep -q "^key codesign    disabled, certificate [0-9a-f]*, 365 days left" "$MNT/status"
 check "status shows the last failure and why" \
-	grep -q "^last failure:    .* inbox/while-disabled: key codesign: certificate [0-9a-f]* is disabled" "$MNT/status"
+	grep -q "^last failure:    .* inbox/while-disabled: key codesign is disabled (signfsctl key enable codesign)" "$MNT/status"
 "$CTL" key enable -c "$CONF" codesign >/dev/null
 cp "$CONF" "$T/c" && mv "$T/c" "$CONF" # an editor-style save: a reload
 for _ in $(seq 100); do grep -q 'version 2' "$MNT/status" && break; sleep 0.05; done
 
+cs=$(openssl x509 -in "$STATE/pki/codesign.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)
 check "/metrics parses strictly, with the values of this run" /usr/bin/python3 "$HERE/check_metrics.py" \
 	"$MNT/metrics" 'signfs_signatures_total{key="codesign",result="signed"}=3' \
 	'signfs_signatures_total{key="codesign",result="failed"}=1' \
 	'signfs_denials_total{reason="no rule allows this user this path"}=1' \
 	'signfs_commit_seconds_count=4' 'signfs_ingested_bytes_total=33' \
-	"signfs_certificate_not_after_timestamp_seconds{key=\"codesign\",status=\"valid\"}>=$(($(date +%s) + 364 * 86400))" \
+	"signfs_certificate_not_after_timestamp_seconds{key=\"codesign\",serial=\"$cs\"}>=$(($(date +%s) + 364 * 86400))" \
+	"signfs_certificate_status{key=\"codesign\",serial=\"$cs\",status=\"valid\"}=1" \
+	"signfs_certificate_status{key=\"codesign\",serial=\"$cs\",status=\"revoked\"}=0" \
 	'signfs_policy_version=2' 'signfs_policy_reload_failed=0' \
 	'signfs_flushes_total>=1' 'signfs_flush_waits_total>=3'
 
@@ -143,7 +146,7 @@ if [ -n "$chromium" ]; then
 	flags="$flags --user-data-dir=$T/chromium"
 	check "headless Chromium renders the report's tables" sh -c "
 		timeout 60 $chromium $flags --dump-dom 'file://$T/r.html' 2>/dev/null >'$T/dom.html' &&
-		test \$(grep -o '<table>' '$T/dom.html' | wc -l) = 10 &&
+		test \$(grep -o '<table>' '$T/dom.html' | wc -l) = 11 &&
 		grep -q '<td>codesign</td><td class=\"n\">3</td>' '$T/dom.html' &&
 		grep -q '<td>no rule allows this user this path</td>' '$T/dom.html'"
 	check "...and a screenshot of it" sh -c "

@@ -57,9 +57,10 @@ check "...nothing is published, the inbox keeps nothing" sh -c "
 check "...the writer reads why in /whoami" sh -c "
 	setpriv --reuid=2002 --regid=2002 --clear-groups cat '$MNT/whoami' |
 		grep -q 'denied.*denied/a.*refused: it departs from your signing habits (new_signer'"
-check "...the anomaly is denied in /inventory/anomalies, the signature concluded as denied in /audit" sh -c "
+check "...the anomaly is denied in /inventory/anomalies, refused in /audit before any signature" sh -c "
 	grep -q 'new_signer *denied *(2002) .*inbox/denied/a' '$A' &&
-	grep -h '\"event\":\"denied\"' '$MNT'/audit/*.jsonl | grep -q '\"path\":\"denied/a\".*\"ref\":'"
+	grep -h '\"event\":\"denied\"' '$MNT'/audit/*.jsonl | grep '\"path\":\"denied/a\"' | grep -vq '\"ref\":' &&
+	! grep -h '\"event\":\"signed\"' '$MNT'/audit/*.jsonl | grep -q '\"path\":\"denied/a\"'"
 check_fails "...and not learned: the same writer is refused again" "Permission denied" \
 	as 2002 "" cp "$SRC/one" "$I/denied/a"
 

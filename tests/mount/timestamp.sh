@@ -98,6 +98,10 @@ import json
 c = [x for x in json.load(open('$MNT/inventory/certificates.json')) if x['key'] == 'tsa-127.0.0.1']
 assert c and c[0]['extended_key_usage'] == 'timeStamping' and c[0]['status'] == 'expiring', c
 assert c[0]['subject'] == 'CN=test TSA' and 28 <= c[0]['days_left'] <= 30, c"
+check "...and its key counts the timestamp like any key its uses" python3 -c "
+import json
+c = [x for x in json.load(open('$MNT/inventory/certificates.json')) if x['key'] == 'tsa-127.0.0.1']
+assert c[0]['uses_total'] == 1 and c[0]['used_by'] == [{'user': 'root', 'uid': 0, 'uses': 1}], c"
 check "signfsctl verify accepts it: signature, EKU and timestamp" \
 	"$SIGNFSCTL" verify "$O/a" --ca "$STATE/pki/ca.pem" --tsa-ca "$TSA/test-ca.pem"
 

@@ -14,7 +14,9 @@ request is read from DIR/mode at that moment:
   slow       wait 5 s, then answer
   hangup     close the connection without an answer
 
-Usage: tsa_server.py DIR; writes the port it listens on to DIR/port."""
+Usage: tsa_server.py DIR [keepalive]; writes the port it listens on to
+DIR/port. With keepalive it speaks HTTP/1.1 and keeps connections open, as
+most TSAs do."""
 import http.server
 import os
 import socketserver
@@ -94,6 +96,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
+if sys.argv[2:] == ["keepalive"]:
+    TSA.protocol_version = "HTTP/1.1"
 server = Server(("127.0.0.1", 0), TSA)
 open(os.path.join(DIR, "port"), "w").write(str(server.server_address[1]))
 server.serve_forever()

@@ -34,7 +34,9 @@ check "dpkg-buildpackage -us -uc -b builds the package" \
 deb=$(ls "$T"/src/signfs_*_*.deb 2>/dev/null | head -1)
 check "dpkg -i installs it" dpkg -i "$deb"
 check "binaries, units, mount helper, man pages, completion in Debian's places" sh -c "
-	for f in /usr/sbin/signfsd /usr/sbin/signfsctl /sbin/mount.fuse.signfs \
+	for f in /usr/sbin/signfsd /usr/sbin/signfsctl /usr/sbin/mount.fuse.signfs /sbin/mount.fuse.signfs \
+		/usr/share/man/man8/mount.fuse.signfs.8.gz /usr/share/doc/signfs/signfs.conf.example \
+		/usr/lib/systemd/system/signfs-metrics.service /usr/lib/systemd/system/signfs-metrics.timer \
 		/usr/lib/systemd/system/signfsd.service /usr/lib/systemd/system/signfsd@.service \
 		/usr/share/man/man8/signfsd.8.gz /usr/share/man/man8/signfsctl.8.gz \
 		/usr/share/man/man5/signfs.conf.5.gz /usr/share/bash-completion/completions/signfsctl \

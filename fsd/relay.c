@@ -1,0 +1,505 @@
+/* The relay's forwarder: SFTP to a signer's signfs, a temporary name, one
+ * rename that commits, and the signer's signature fetched back (relay.h). */
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK (64 * 1024)
+
+struct signer_url {
+	char account[64];
+	char host[256];
+	unsigned port;
+	char inbox[1024];  /* where files land (PATH of the URL) */
+	char outbox[1024]; /* the same place in the signer's outbox */
+};
+
+/* One kept connection: a forward at a time on it. Several let forwards of
+ * several writers overlap (libssh takes one thread per session). */
+struct conn {
+	struct relay *relay;
+	pthread_mutex_t lock; /* guards the fields below */
+	ssh_session ssh;      /* NULL: not connected */
+	sftp_session sftp;
+	size_t current; /* the signer connected to */
+};
+
+struct relay {
+	struct signer_url urls[RELAY_MAX_SIGNERS];
+	size_t n_urls;
+	char *identity, *known_hosts;
+	long timeout;
+	struct conn conns[RELAY_CONNECTIONS];
+	unsigned next; /* where the search for a free connection starts (atomic) */
+};
+
+int relay_parse_url(const char *url, char account[64], char host[256], unsigned *ret_port,
+		    char path[1024])
+{
+	const char *p = url, *at, *slash, *colon;
+	unsigned long port = 22;
+
+	if (strncmp(p, "ssh://", 6))
+		return -EINVAL;
+	p += 6;
+	at = strchr(p, '@');
+	slash = strchr(p, '/');
+	if (!at || !slash || at > slash || at == p || (size_t)(at - p) >= 64)
+		return -EINVAL;
+	colon = memchr(at, ':', slash - at);
+	if (colon) {
+		char *end;
+		port = strtoul(colon + 1, &end, 10);
+		if (end != slash || port < 1 || port > 65535)
+			return -EINVAL;
+	} else {
+		colon = slash;
+	}
+	if (colon == at + 1 || (size_t)(colon - at - 1) >= 256 || strlen(slash) >= 1024)
+		return -EINVAL;
+	/* The signer's inbox must be named, so that its outbox can be. */
+	if (!strstr(slash, "/inbox/") &&
+	    (strlen(slash) < 6 || strcmp(slash + strlen(slash) - 6, "/inbox")))
+		return -EINVAL;
+	memcpy(account, p, at - p);
+	account[at - p] = 0;
+	memcpy(host, at + 1, colon - at - 1);
+	host[colon - at - 1] = 0;
+	*ret_port = port;
+	strcpy(path, slash);
+	return 0;
+}
+
+/* PATH with its last "/inbox" component as "/outbox". */
+static void outbox_of(const char *inbox, char out[1024])
+{
+	const char *last = NULL;
+
+	for (const char *p = strstr(inbox, "/inbox"); p; p = strstr(p + 1, "/inbox"))
+		if (p[6] == '/' || !p[6])
+			last = p;
+	snprintf(out, 1024, "%.*s/outbox%s", (int)(last - inbox), inbox, last + 6);
+}
+
+int relay_open(const struct relay_settings *s, struct relay **ret, char err[ERROR_MAX])
+{
+	struct relay *r;
+
+	if (!s->n_signers || s->n_signers > RELAY_MAX_SIGNERS)
+		return error_set(err, -EINVAL, "[relay] needs 1 to %d signers", RELAY_MAX_SIGNERS);
+	if (!s->identity || !s->known_hosts)
+		return error_set(err, -EINVAL, "[relay] needs identity and known_hosts");
+	if (access(s->identity, R_OK) < 0 || access(s->known_hosts, R_OK) < 0)
+		return error_set(err, -EINVAL, "[relay] cannot read %s: %s",
+				 access(s->identity, R_OK) < 0 ? s->identity : s->known_hosts,
+				 strerror(errno));
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < s->n_signers; i++) {
+		struct signer_url *u = &r->urls[i];
+		if (relay_parse_url(s->signers[i], u->account, u->host, &u->port, u->inbox) < 0) {
+			free(r);
+			return error_set(
+			    err, -EINVAL,
+			    "[relay] signer '%s' is not ssh://ACCOUNT@HOST[:PORT]/PATH "
+			    "with PATH in the signer's inbox",
+			    s->signers[i]);
+		}
+		outbox_of(u->inbox, u->outbox);
+	}
+	r->n_urls = s->n_signers;
+	r->identity = strdup(s->identity);
+	r->known_hosts = strdup(s->known_hosts);
+	r->timeout = s->timeout ? s->timeout : 10;
+	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
+		r->conns[i].relay = r;
+		pthread_mutex_init(&r->conns[i].lock, NULL);
+	}
+	if (!r->identity || !r->known_hosts) {
+		relay_free(r);
+		return error_set(err, -ENOMEM, "out of memory");
+	}
+	*ret = r;
+	return 0;
+}
+
+static void disconnect(struct conn *k)
+{
+	if (k->sftp)
+		sftp_free(k->sftp);
+	if (k->ssh) {
+		ssh_disconnect(k->ssh);
+		ssh_free(k->ssh);
+	}
+	k->sftp = NULL;
+	k->ssh = NULL;
+}
+
+void relay_free(struct relay *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
+		disconnect(&r->conns[i]);
+		pthread_mutex_destroy(&r->conns[i].lock);
+	}
+	free(r->identity);
+	free(r->known_hosts);
+	free(r);
+}
+
+/* Options that make the session depend on our files alone: no ~/.ssh/config,
+ * the pinned known_hosts as the only one, and the timeout. */
+static int session_options(struct relay *r, ssh_session s, const struct signer_url *u)
+{
+	bool no = false;
+	int port = u->port, nodelay = 1;
+
+	if (ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_HOST, u->host) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_PORT, &port) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_USER, u->account) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, r->known_hosts) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, r->known_hosts) < 0 ||
+	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &r->timeout) < 0 ||
+	    /* Each request waits for its reply: no Nagle delay on them. */
+	    ssh_options_set(s, SSH_OPTIONS_NODELAY, &nodelay) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* One signer: connected, its host key the pinned one, logged in, SFTP up. */
+static int connect_one(struct conn *k, size_t i, char reason[ERROR_MAX])
+{
+	struct relay *r = k->relay;
+	const struct signer_url *u = &r->urls[i];
+	ssh_session s = ssh_new();
+	ssh_key key = NULL;
+	sftp_session sftp = NULL;
+	int rc = -EIO;
+
+	if (!s || session_options(r, s, u) < 0) {
+		error_set(reason, 0, "%s: cannot set up an SSH session", u->host);
+		goto out;
+	}
+	if (ssh_connect(s) != SSH_OK) {
+		error_set(reason, 0, "%s:%u: %s", u->host, u->port, ssh_get_error(s));
+		goto out;
+	}
+	if (ssh_session_is_known_server(s) != SSH_KNOWN_HOSTS_OK) {
+		error_set(reason, 0, "%s:%u: host key not the one pinned in %s", u->host, u->port,
+			  r->known_hosts);
+		goto out;
+	}
+	if (ssh_pki_import_privkey_file(r->identity, NULL, NULL, NULL, &key) != SSH_OK) {
+		error_set(reason, 0, "cannot read the key %s", r->identity);
+		goto out;
+	}
+	if (ssh_userauth_publickey(s, NULL, key) != SSH_AUTH_SUCCESS) {
+		error_set(reason, 0, "%s@%s: the key %s was not accepted", u->account, u->host,
+			  r->identity);
+		goto out;
+	}
+	sftp = sftp_new(s);
+	if (!sftp || sftp_init(sftp) != SSH_OK) {
+		error_set(reason, 0, "%s@%s: no SFTP: %s", u->account, u->host, ssh_get_error(s));
+		goto out;
+	}
+	k->ssh = s;
+	k->sftp = sftp;
+	k->current = i;
+	s = NULL;
+	sftp = NULL;
+	rc = 0;
+out:
+	ssh_key_free(key);
+	if (sftp)
+		sftp_free(sftp);
+	if (s) {
+		ssh_disconnect(s);
+		ssh_free(s);
+	}
+	return rc;
+}
+
+/* The kept connection, or the first signer in order that answers. */
+static int ensure_connected(struct conn *k, size_t from, char reason[ERROR_MAX])
+{
+	struct relay *r = k->relay;
+	char why[ERROR_MAX] = "";
+	size_t len = 0;
+
+	if (k->ssh && ssh_is_connected(k->ssh))
+		return 0;
+	disconnect(k);
+	reason[0] = 0;
+	for (size_t i = from; i < r->n_urls; i++) {
+		if (connect_one(k, i, why) == 0)
+			return 0;
+		len += snprintf(reason + len, len < ERROR_MAX ? ERROR_MAX - len : 0, "%s%s",
+				len ? "; " : "", why);
+		if (len >= ERROR_MAX)
+			len = ERROR_MAX - 1;
+	}
+	return -EIO;
+}
+
+/* The server's status as an errno: its policy's refusal is EACCES. */
+static int sftp_errno(sftp_session sftp)
+{
+	switch (sftp_get_error(sftp)) {
+	case SSH_FX_PERMISSION_DENIED:
+		return -EACCES;
+	case SSH_FX_NO_SUCH_FILE:
+		return -ENOENT;
+	case SSH_FX_FILE_ALREADY_EXISTS:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+/* Each directory of DIR below BASE exists on the signer (mkdir -p). */
+static int make_dirs(struct conn *k, const char *base, const char *dir)
+{
+	char p[2048];
+	size_t n = snprintf(p, sizeof(p), "%s/", base);
+
+	for (const char *s = dir; *s && n < sizeof(p) - 1;) {
+		const char *e = strchrnul(s, '/');
+		n += snprintf(p + n, sizeof(p) - n, "%.*s", (int)(e - s), s);
+		if (sftp_mkdir(k->sftp, p, 0755) < 0 &&
+		    sftp_get_error(k->sftp) != SSH_FX_FILE_ALREADY_EXISTS) {
+			sftp_attributes a = sftp_stat(k->sftp, p);
+			if (!a)
+				return sftp_errno(k->sftp);
+			sftp_attributes_free(a);
+		}
+		if (!*e)
+			break;
+		p[n++] = '/';
+		s = e + 1;
+	}
+	return 0;
+}
+
+/* STAGING: PATH's directory, then ".BASE" RELAY_STAGING_TAG "XXXXXX": a
+ * temporary name that the signer's signfs never publishes (relay.h). */
+static int staging_name(const struct signer_url *u, const char *path, char out[2048])
+{
+	const char *base = strrchr(path, '/');
+	unsigned char rnd[6];
+	char sfx[7];
+	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -EIO;
+	for (size_t i = 0; i < 6; i++)
+		sfx[i] = set[rnd[i] % (sizeof(set) - 1)];
+	sfx[6] = 0;
+	base = base ? base + 1 : path;
+	return snprintf(out, 2048, "%s/%.*s.%s" RELAY_STAGING_TAG "%s", u->inbox,
+			(int)(base - path), path, base, sfx) >= 2048
+		   ? -ENAMETOOLONG
+		   : 0;
+}
+
+static int upload(struct conn *k, int fd, off_t size, const char *staging, char reason[ERROR_MAX])
+{
+	sftp_file f = sftp_open(k->sftp, staging, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	char *buf = malloc(CHUNK);
+	off_t off = 0;
+	int rc = 0;
+
+	if (!f || !buf) {
+		free(buf);
+		if (f)
+			sftp_close(f);
+		/* A kept connection that died while idle: nothing reached the
+		 * signer yet (ENOTCONN, relay_forward tries again). */
+		rc = f ? -ENOMEM : !ssh_is_connected(k->ssh) ? -ENOTCONN : sftp_errno(k->sftp);
+		return error_set(reason, rc, "the signer refused the upload: %s",
+				 f ? "out of memory" : ssh_get_error(k->ssh));
+	}
+	while (rc == 0 && off < size) {
+		ssize_t n = pread(fd, buf, CHUNK, off);
+		if (n <= 0)
+			rc = error_set(reason, -EIO, "cannot read the file back: %s",
+				       n < 0 ? strerror(errno) : "short");
+		else if (sftp_write(f, buf, n) != n)
+			rc = error_set(reason, sftp_errno(k->sftp), "upload to the signer: %s",
+				       ssh_get_error(k->ssh));
+		else
+			off += n;
+	}
+	free(buf);
+	if (sftp_close(f) != SSH_OK && rc == 0)
+		rc = error_set(reason, -EIO, "upload to the signer: %s", ssh_get_error(k->ssh));
+	return rc;
+}
+
+/* The signature the signer published for PATH, if it covers exactly the
+ * bytes of FD (a later version published meanwhile does not). */
+static int fetch_signature(struct conn *k, const struct signer_url *u, const char *path, int fd,
+			   unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
+{
+	char name[2048];
+	sftp_file f;
+	unsigned char *der = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n = -1;
+	int rc = -EIO;
+	BIO *in = NULL, *content = NULL;
+	CMS_ContentInfo *cms = NULL;
+
+	snprintf(name, sizeof(name), "%s/%s.p7s", u->outbox, path);
+	f = sftp_open(k->sftp, name, O_RDONLY, 0);
+	if (!f)
+		return error_set(reason, -EIO, "published, but the signature cannot be fetched: %s",
+				 ssh_get_error(k->ssh));
+	do {
+		if (len == cap) {
+			unsigned char *p = OPENSSL_realloc(der, cap ? cap * 2 : 8192);
+			if (!p || cap >= RELAY_MAX_SIGNATURE)
+				break;
+			der = p;
+			cap = cap ? cap * 2 : 8192;
+		}
+		n = sftp_read(f, der + len, cap - len);
+		if (n > 0)
+			len += n;
+	} while (n > 0);
+	sftp_close(f);
+	if (n != 0) {
+		error_set(reason, 0, "published, but the signature cannot be fetched");
+		goto out;
+	}
+	in = BIO_new_mem_buf(der, len);
+	content = BIO_new_fd(fd, BIO_NOCLOSE);
+	if (lseek(fd, 0, SEEK_SET) < 0 || !in || !content || !(cms = d2i_CMS_bio(in, NULL))) {
+		error_set(reason, 0, "the signer's signature cannot be read");
+		goto out;
+	}
+	/* The signature over these bytes; the chain is the reader's to check. */
+	if (CMS_verify(cms, NULL, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) !=
+	    1) {
+		error_set(reason, -ESTALE, "the signer's signature is not over these bytes");
+		rc = -ESTALE;
+		goto out;
+	}
+	*ret_der = der;
+	*ret_len = len;
+	der = NULL;
+	rc = 0;
+out:
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	BIO_free(content);
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* One attempt on the connected signer. */
+static int forward_once(struct conn *k, const char *path, int fd, off_t size,
+			unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
+{
+	const struct signer_url *u = &k->relay->urls[k->current];
+	char staging[2048], final[2048];
+	const char *slash = strrchr(path, '/');
+	int rc;
+
+	rc = staging_name(u, path, staging);
+	if (rc < 0)
+		return error_set(reason, rc, "no staging name for %s", path);
+	rc = upload(k, fd, size, staging, reason);
+	/* Directories are made when missing only: a round trip saved each. */
+	if (rc == -ENOENT && slash) {
+		char dir[1024];
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		rc = make_dirs(k, u->inbox, dir);
+		if (rc < 0)
+			return error_set(reason, rc, "the signer refused the directory %s: %s", dir,
+					 ssh_get_error(k->ssh));
+		rc = upload(k, fd, size, staging, reason);
+	}
+	if (rc < 0) {
+		sftp_unlink(k->sftp, staging);
+		return rc == -EACCES || rc == -ENOTCONN ? rc : -EIO;
+	}
+	snprintf(final, sizeof(final), "%s/%s", u->inbox, path);
+	/* The signer's commit: its close() outcome is this rename's. */
+	if (sftp_rename(k->sftp, staging, final) < 0) {
+		rc = sftp_errno(k->sftp);
+		error_set(reason, rc == -EACCES ? -EACCES : -EIO, "the signer %s: %s",
+			  rc == -EACCES ? "refused it (see its /whoami)"
+					: "failed to sign it (see its audit)",
+			  ssh_get_error(k->ssh));
+		sftp_unlink(k->sftp, staging);
+		return rc == -EACCES ? -EACCES : -EIO;
+	}
+	for (int tries = 0; tries < 3; tries++) {
+		rc = fetch_signature(k, u, path, fd, ret_der, ret_len, reason);
+		if (rc != -ESTALE)
+			break;
+	}
+	return rc < 0 ? -EIO : 0;
+}
+
+/* A free connection, or (all busy) one to wait for. Returned locked. */
+static struct conn *take_conn(struct relay *r)
+{
+	unsigned start = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+
+	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
+		struct conn *k = &r->conns[(start + i) % RELAY_CONNECTIONS];
+		if (pthread_mutex_trylock(&k->lock) == 0)
+			return k;
+	}
+	pthread_mutex_lock(&r->conns[start % RELAY_CONNECTIONS].lock);
+	return &r->conns[start % RELAY_CONNECTIONS];
+}
+
+int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigned char **ret_der,
+		  size_t *ret_len, char reason[ERROR_MAX])
+{
+	struct conn *k = take_conn(r);
+	int rc;
+
+	rc = ensure_connected(k, 0, reason);
+	if (rc == 0) {
+		rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
+		/* A kept connection found dead before anything was sent: once
+		 * more on a new one, from the first signer in order. One lost
+		 * mid-upload fails the forward (the signer abandons what came). */
+		if (rc == -ENOTCONN) {
+			disconnect(k);
+			rc = ensure_connected(k, 0, reason);
+			if (rc == 0)
+				rc = forward_once(k, path, fd, size, ret_der, ret_len, reason);
+			if (rc == -ENOTCONN)
+				rc = -EIO;
+		}
+		if (rc < 0 && k->ssh && !ssh_is_connected(k->ssh))
+			disconnect(k);
+	} else {
+		char why[ERROR_MAX];
+		snprintf(why, sizeof(why), "no signer answered: %s", reason);
+		strcpy(reason, why);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return rc;
+}

@@ -1,0 +1,68 @@
+/* The relay: a committed file is forwarded to a signer's signfs over SSH
+ * (libssh's SFTP, kept connections, the signer's host key pinned from a
+ * known_hosts file, the builder's key from a file). It is uploaded under a
+ * temporary name that the signer never publishes, then renamed to its
+ * final name: that rename is the signer's commit, through its own policy
+ * and audit. The signer's detached signature is fetched back and checked
+ * against the local bytes.
+ *
+ * Signers are tried in order; one that does not answer within the timeout
+ * is skipped for the next. Up to RELAY_CONNECTIONS connections are kept,
+ * opened as writers overlap, one forward at a time on each.
+ * Functions return 0 or a negative errno; nothing here logs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define RELAY_MAX_SIGNERS 8
+#define RELAY_MAX_SIGNATURE (1 << 20) /* a .p7s larger than this is refused */
+#define RELAY_CONNECTIONS 4	      /* kept connections: forwards that overlap */
+
+/* Uploads land under ".NAME" RELAY_STAGING_TAG "XXXXXX", a temporary name
+ * (the default temp_patterns' ".*.??????"). A signer never signs such a
+ * name under itself, whatever its age (ingest.c): an upload cut short
+ * (the connection lost, the relay killed) is removed and audited as
+ * abandoned, never published. */
+#define RELAY_STAGING_TAG ".signfs-relay."
+
+static inline bool relay_is_staging(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return base[0] == '.' && strstr(base, RELAY_STAGING_TAG);
+}
+
+struct relay_settings {
+	const char *const *signers; /* ssh://ACCOUNT@HOST[:PORT]/PATH, in order */
+	size_t n_signers;
+	const char *identity;	 /* the builder's private key (OpenSSH format) */
+	const char *known_hosts; /* the signers' host keys: nothing else is trusted */
+	unsigned timeout;	 /* seconds to connect, and per request */
+};
+
+struct relay;
+
+/* Check SETTINGS (each URL parsed, the key read); no connection yet.
+ * -EINVAL with the reason in ERR. */
+int relay_open(const struct relay_settings *settings, struct relay **ret, char err[ERROR_MAX]);
+void relay_free(struct relay *r);
+
+/* Forward inbox PATH, whose content is FD (SIZE bytes), to a signer as
+ * PATH under its URL's directory, and fetch the signature it published:
+ * *ret_der (OPENSSL_malloc'd) is a detached CMS signature over exactly
+ * these bytes. -EACCES when the signer refused it (its policy), -EIO when
+ * it failed or no signer answered, with the reason in REASON; nothing is
+ * published on the signer under PATH then. */
+int relay_forward(struct relay *r, const char *path, int fd, off_t size, unsigned char **ret_der,
+		  size_t *ret_len, char reason[ERROR_MAX]);
+
+/* Split ssh://ACCOUNT@HOST[:PORT]/PATH. PATH must have a component
+ * "inbox" (the signer's inbox, or a directory in it). 0 or -EINVAL. */
+int relay_parse_url(const char *url, char account[64], char host[256], unsigned *ret_port,
+		    char path[1024]);

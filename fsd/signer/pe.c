@@ -1,0 +1,240 @@
+/* PE/COFF images as the Authenticode signature sees them (Microsoft "PE
+ * Format": the MS-DOS stub's e_lfanew, the COFF header, the optional header
+ * with its CheckSum and data directories, the section table), and the
+ * helpers the embedded formats share. */
+#include "embed.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+
+#define PE32_MAGIC 0x10b
+#define PE32PLUS_MAGIC 0x20b
+#define CERT_DIR_INDEX 4 /* IMAGE_DIRECTORY_ENTRY_SECURITY */
+#define SECTION_LEN 40
+#define HEADER_MAX (1 << 20) /* headers larger than this are refused */
+#define CHUNK (1 << 20)
+
+const char *embed_format_name(enum embed_format f)
+{
+	switch (f) {
+	case EMBED_AUTHENTICODE:
+		return "authenticode";
+	case EMBED_KMOD:
+		return "kmod";
+	default:
+		return "cms";
+	}
+}
+
+int embed_pread(int fd, void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t got = pread(fd, (char *)buf + done, n - done, off + done);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return -EINVAL;
+		done += got;
+	}
+	return 0;
+}
+
+int embed_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t put = pwrite(fd, (const char *)buf + done, n - done, off + done);
+		if (put < 0 && errno == EINTR)
+			continue;
+		if (put < 0)
+			return -errno;
+		done += put;
+	}
+	return 0;
+}
+
+static uint16_t le16(const unsigned char *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The section table: every section's raw data inside the image. */
+static int check_sections(const unsigned char *h, uint32_t table, unsigned n, struct pe_image *img,
+			  char *err)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const unsigned char *s = h + table + i * SECTION_LEN;
+		uint64_t len = le32(s + 16), at = le32(s + 20);
+		if (len == 0)
+			continue;
+		if (at < img->headers_len || at + len > (uint64_t)img->end)
+			return error_set(err, -EINVAL,
+					 "not a valid PE image: section %u (%.8s) lies outside the "
+					 "image",
+					 i + 1, (const char *)s);
+	}
+	return 0;
+}
+
+/* The existing certificate table, if any: it must be the image's end. */
+static int check_cert_table(const unsigned char *dir, off_t size, struct pe_image *img, char *err)
+{
+	img->cert_off = le32(dir);
+	img->cert_len = le32(dir + 4);
+	img->end = size;
+	if (img->cert_off == 0 && img->cert_len == 0)
+		return 0;
+	if (img->cert_off < img->headers_len || img->cert_len < 8 ||
+	    (uint64_t)img->cert_off + img->cert_len != (uint64_t)size)
+		return error_set(err, -EINVAL,
+				 "not a valid PE image: its certificate table (at %u, %u bytes) "
+				 "is not at the end of the file",
+				 img->cert_off, img->cert_len);
+	img->end = img->cert_off;
+	return 0;
+}
+
+/* The optional header at OPT (of OPT_LEN bytes) in the header bytes H. */
+static int parse_optional(const unsigned char *h, size_t have, uint32_t opt, uint32_t opt_len,
+			  off_t size, struct pe_image *img, char *err)
+{
+	uint16_t magic = opt + 2 <= have ? le16(h + opt) : 0;
+	uint32_t dirs, n_dirs;
+
+	if (magic != PE32_MAGIC && magic != PE32PLUS_MAGIC)
+		return error_set(err, -EINVAL,
+				 "not a valid PE image: the optional header is neither PE32 nor "
+				 "PE32+");
+	img->pe32plus = magic == PE32PLUS_MAGIC;
+	dirs = img->pe32plus ? 112 : 96;
+	if (opt_len < dirs || opt + dirs > have)
+		return error_set(err, -EINVAL,
+				 "not a valid PE image: the optional header is short");
+	n_dirs = le32(h + opt + dirs - 4);
+	if (n_dirs <= CERT_DIR_INDEX || opt_len < dirs + 8 * (CERT_DIR_INDEX + 1))
+		return error_set(err, -EINVAL,
+				 "not a valid PE image: no certificate table directory entry");
+	img->checksum_off = opt + 64;
+	img->certdir_off = opt + dirs + 8 * CERT_DIR_INDEX;
+	img->headers_len = le32(h + opt + 60);
+	if (img->headers_len > size)
+		return error_set(err, -EINVAL,
+				 "not a valid PE image: SizeOfHeaders (%u) is beyond the end of "
+				 "the file (%lld bytes)",
+				 img->headers_len, (long long)size);
+	return check_cert_table(h + img->certdir_off, size, img, err);
+}
+
+static int parse_headers(const unsigned char *h, size_t have, off_t size, struct pe_image *img,
+			 char *err)
+{
+	uint32_t pe, opt, opt_len, table;
+	unsigned n_sections;
+	int r;
+
+	if (have < 64 || h[0] != 'M' || h[1] != 'Z')
+		return error_set(err, -EINVAL, "not a PE image: no MZ header");
+	pe = le32(h + 0x3c);
+	if ((uint64_t)pe + 24 > have || memcmp(h + pe, "PE\0\0", 4) != 0)
+		return error_set(err, -EINVAL,
+				 "not a PE image: no PE signature where the MZ "
+				 "header points");
+	n_sections = le16(h + pe + 6);
+	opt_len = le16(h + pe + 20);
+	opt = pe + 24;
+	r = parse_optional(h, have, opt, opt_len, size, img, err);
+	if (r < 0)
+		return r;
+	table = opt + opt_len;
+	if ((uint64_t)table + (uint64_t)n_sections * SECTION_LEN > have ||
+	    table + n_sections * SECTION_LEN > img->headers_len)
+		return error_set(err, -EINVAL,
+				 "not a valid PE image: the section table is not inside the "
+				 "headers");
+	return check_sections(h, table, n_sections, img, err);
+}
+
+int pe_parse(int fd, off_t size, struct pe_image *ret, char err[ERROR_MAX])
+{
+	size_t have = size < HEADER_MAX ? (size_t)size : HEADER_MAX;
+	unsigned char *h = malloc(have ? have : 1);
+	struct pe_image img = {0};
+	int r;
+
+	err[0] = 0;
+	if (!h)
+		return error_set(err, -ENOMEM, "out of memory");
+	r = embed_pread(fd, h, have, 0);
+	if (r < 0) {
+		free(h);
+		return error_set(err, r == -EINVAL ? -EIO : r, "cannot read the image: %s",
+				 strerror(-r));
+	}
+	r = parse_headers(h, have, size, &img, err);
+	free(h);
+	if (r == 0)
+		*ret = img;
+	return r;
+}
+
+void pe_digest_update(EVP_MD_CTX *md, const struct pe_image *img, const unsigned char *buf,
+		      off_t off, size_t n)
+{
+	const off_t skip[2][2] = {{img->checksum_off, img->checksum_off + 4},
+				  {img->certdir_off, img->certdir_off + 8}};
+	off_t at = off, end = off + n;
+
+	for (int i = 0; i < 2 && at < end; i++) {
+		if (skip[i][1] <= at || skip[i][0] >= end)
+			continue;
+		if (skip[i][0] > at)
+			EVP_DigestUpdate(md, buf + (at - off), skip[i][0] - at);
+		at = skip[i][1];
+	}
+	if (at < end)
+		EVP_DigestUpdate(md, buf + (at - off), end - at);
+}
+
+int pe_digest(int fd, const struct pe_image *img, unsigned char ret[SHA256_LEN],
+	      char err[ERROR_MAX])
+{
+	static const unsigned char zeros[8];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char *buf = malloc(CHUNK);
+	int r = 0;
+
+	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		r = error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (off_t at = 0; at < img->end;) {
+		size_t n = img->end - at < CHUNK ? (size_t)(img->end - at) : CHUNK;
+		r = embed_pread(fd, buf, n, at);
+		if (r < 0) {
+			r = error_set(err, -EIO, "cannot read the image: %s", strerror(-r));
+			goto out;
+		}
+		pe_digest_update(md, img, buf, at, n);
+		at += n;
+	}
+	EVP_DigestUpdate(md, zeros, (8 - img->end % 8) % 8);
+	EVP_DigestFinal_ex(md, ret, NULL);
+out:
+	free(buf);
+	EVP_MD_CTX_free(md);
+	return r;
+}

@@ -1,0 +1,85 @@
+/* Unit tests of the relay's settings: signer URLs, and the [relay] section
+ * of the config. (Forwarding itself is tests/mount/relay.sh: a real sshd.) */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "config.h"
+#include "relay.h"
+
+Test(relay, url_names_account_host_port_and_path_in_the_inbox)
+{
+	char account[64], host[256], path[1024];
+	unsigned port = 0;
+
+	cr_assert_eq(relay_parse_url("ssh://builder-a@signer.example:2222/srv/signfs/inbox/team",
+				     account, host, &port, path),
+		     0);
+	cr_assert_str_eq(account, "builder-a");
+	cr_assert_str_eq(host, "signer.example");
+	cr_assert_eq(port, 2222);
+	cr_assert_str_eq(path, "/srv/signfs/inbox/team");
+	cr_assert_eq(relay_parse_url("ssh://b@h/m/inbox", account, host, &port, path), 0);
+	cr_assert_eq(port, 22, "the port defaults to 22");
+}
+
+Test(relay, url_without_account_port_or_inbox_is_refused)
+{
+	const char *bad[] = {
+	    "http://b@h/m/inbox",
+	    "ssh://h/m/inbox",
+	    "ssh://b@/m/inbox",
+	    "ssh://b@h:0/m/inbox",
+	    "ssh://b@h:65536/m/inbox",
+	    "ssh://b@h:22x/m/inbox",
+	    "ssh://b@h/m/outbox/team",
+	    "ssh://b@h/m/inboxes/team",
+	    "ssh://b@h",
+	    "ssh://b@h/x",
+	};
+	char account[64], host[256], path[1024];
+	unsigned port;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(relay_parse_url(bad[i], account, host, &port, path), -EINVAL, "%s",
+			     bad[i]);
+}
+
+static const char *base = "[daemon]\n"
+			  "state_dir = /var/lib/signfs\n"
+			  "[token]\n"
+			  "module = /usr/lib/softhsm/libsofthsm2.so\n"
+			  "pin_file = /etc/signfs/pin\n"
+			  "[audit]\n"
+			  "key = pkcs11:token=t;object=audit\n";
+
+Test(relay, config_lists_signers_in_order)
+{
+	char text[2048], err[CONFIG_ERR_MAX];
+	struct config *c = NULL;
+
+	snprintf(text, sizeof(text),
+		 "%s[relay]\nsigner = ssh://a@one/m/inbox\nsigner = ssh://a@two:2222/m/inbox/t\n"
+		 "identity = /etc/signfs/relay.key\nknown_hosts = /etc/signfs/kh\ntimeout = 3\n",
+		 base);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_eq(c->relay.n_signers, 2);
+	cr_assert_str_eq(c->relay.signers[0], "ssh://a@one/m/inbox");
+	cr_assert_str_eq(c->relay.signers[1], "ssh://a@two:2222/m/inbox/t");
+	cr_assert_str_eq(c->relay.identity, "/etc/signfs/relay.key");
+	cr_assert_eq(c->relay.timeout, 3);
+	config_free(c);
+}
+
+Test(relay, config_without_key_or_known_hosts_is_refused)
+{
+	char text[2048], err[CONFIG_ERR_MAX];
+	struct config *c = NULL;
+
+	snprintf(text, sizeof(text), "%s[relay]\nsigner = ssh://a@one/m/inbox\n", base);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), -EINVAL);
+	cr_assert(strstr(err, "[relay] needs identity and known_hosts"), "%s", err);
+	snprintf(text, sizeof(text), "%s[relay]\nsigner = http://a@one/m/inbox\n", base);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), -EINVAL);
+	cr_assert(strstr(err, "t.conf:9: signer must be"), "%s", err);
+}
