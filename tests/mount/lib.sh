@@ -134,6 +134,17 @@ as() {
 	fi
 }
 
+# eventually CMD...: CMD succeeds within 20 s (tried every 0.1 s): for what
+# the daemon does a moment after the call that causes it (a reload, a
+# record that rides the next group), never a fixed sleep.
+eventually() {
+	local deadline=$((SECONDS + 20))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || { "$@"; return 1; }
+		sleep 0.1
+	done
+}
+
 # random_file PATH KIB
 random_file() {
 	head -c "$(($2 * 1024))" /dev/urandom >"$1"

@@ -52,7 +52,7 @@ for d in "${dirs[@]}"; do
 	check "${d#"$T/"}: . and .. listed" sh -c "ls -1fa '$d' | grep -qx '\.' && ls -1fa '$d' | grep -qx '\.\.'"
 	check "${d#"$T/"}: every entry has a nonzero inode, the one stat gives" same_as_stat "$d"
 done
-check "outbox/release lists the pair" sh -c "ls '$MNT/outbox/release' | tr '\n' ' ' | grep -qx 'app.bin app.bin.p7s sub '"
+check "outbox/release lists the pair" sh -c "ls '$MNT/outbox/release' | tr '\n' ' ' | grep -qx 'app.bin app.bin.intoto.jsonl app.bin.p7s sub '"
 check "find MOUNT/audit lists the day files" sh -c "find '$MNT/audit' -name '*.jsonl' | grep -q ."
 
 for d in "$MNT" "$MNT/inventory" "$MNT/inventory/keys/$key" "$MNT/audit" "$MNT/outbox/release"; do
