@@ -3,6 +3,7 @@
 #include "alerts.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "certs.h"
 #include "command.h"
 #include "config.h"
+#include "live.h"
+#include "ingest.h"
 #include "log.h"
 #include "ops.h"
 #include "quorum.h"
@@ -81,6 +84,40 @@ static void fire(void *ctx, const struct inventory_alert *a)
 		run_command(d->config->alert_command, a, what);
 }
 
+#define RETAIN_INTERVAL 3600
+
+struct prune {
+	struct fsd *d;
+	unsigned long older; /* seconds; 0: everything */
+};
+
+/* signfsctl outbox prune: the age asked, or the path's own keep when that
+ * is shorter. */
+static unsigned long prune_keep(void *ctx, const char *path)
+{
+	struct prune *p = ctx;
+	unsigned long keep = policy_live_keep(p->d->policy, path);
+	unsigned long older = p->older ? p->older : 1;
+
+	return keep && keep < older ? keep : older;
+}
+
+/* The prune's answer, then the request goes (signfsctl waits for both). */
+static void report_prune(struct fsd *d, unsigned n)
+{
+	char buf[32];
+	int fd = openat(d->state_fd, "prune.done.tmp",
+			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int len = snprintf(buf, sizeof(buf), "%u\n", n);
+
+	if (fd >= 0) {
+		(void)!write(fd, buf, len); /* a short answer: signfsctl says so */
+		close(fd);
+		(void)renameat(d->state_fd, "prune.done.tmp", d->state_fd, "prune.done");
+	}
+	(void)unlinkat(d->state_fd, "prune.request", 0);
+}
+
 static void check(struct fsd *d)
 {
 	int n = inventory_check_alerts(d->store, time(NULL), d->config->alert_days,
@@ -91,10 +128,52 @@ static void check(struct fsd *d)
 		daemon_note_inventory(d, NULL);
 }
 
+static unsigned long keep_for(void *ctx, const char *path)
+{
+	struct fsd *d = ctx;
+
+	return policy_live_keep(d->policy, path);
+}
+
+/* Retention: publications past their keep go (hourly), or every one older
+ * than what signfsctl outbox prune asks, written in STATE/prune.request
+ * (seconds); the count goes to STATE/prune.done for it. */
+static void retain(struct fsd *d, time_t *next)
+{
+	time_t now = time(NULL);
+	char buf[32] = "";
+	unsigned long older = 0;
+	unsigned n = 0;
+	bool asked = false;
+	int fd = openat(d->state_fd, "prune.request", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd >= 0) {
+		asked = read(fd, buf, sizeof(buf) - 1) > 0;
+		close(fd);
+		older = strtoul(buf, NULL, 10);
+	}
+	if (!asked && now < *next)
+		return;
+	if (asked) {
+		struct prune p = {.d = d, .older = older};
+		if (ingest_expire(d->ingest, now + (older ? 0 : 1), prune_keep, &p,
+				  older ? older : 1, &n) < 0)
+			log_err("retention: the outbox could not be read whole");
+		report_prune(d, n);
+	} else {
+		unsigned long orphans = d->config->keep;
+		if (ingest_expire(d->ingest, now, keep_for, d, orphans, &n) < 0)
+			log_err("retention: the outbox could not be read whole");
+		*next = now + RETAIN_INTERVAL;
+	}
+	if (n)
+		log_info("retention: %u publication(s) expired", n);
+}
+
 static void *loop(void *arg)
 {
 	struct fsd *d = arg;
-	time_t next_check = 0;
+	time_t next_check = 0, next_retain = 0;
 
 	/* The store's pages are read by its check at start (startcheck.h),
 	 * which signing waits for. */
@@ -108,6 +187,7 @@ static void *loop(void *arg)
 		if (n > 0)
 			daemon_note_inventory(d, NULL);
 		quorum_tick(d);
+		retain(d, &next_retain);
 		if (time(NULL) >= next_check) {
 			check(d);
 			next_check = time(NULL) + d->config->alert_interval;

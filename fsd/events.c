@@ -141,15 +141,17 @@ static void record(struct fsd *d, const struct audit_record *rec, const char *wh
  * remover hears back (the flush covers the outbox entry's removal too). */
 static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
 {
-	rec->event = "withdrawn";
-	rec->decision = "withdraw";
+	bool expired = ev->result == INGEST_EXPIRED;
+
+	rec->event = expired ? "expired" : "withdrawn";
+	rec->decision = expired ? "expire" : "withdraw";
 	rec->size = AUDIT_NONE;
 	/* The version withdrawn, when a signing record named it. */
 	rec->has_ref = ev->signing < audit_size(d->audit);
 	rec->ref = ev->signing;
-	log_info("withdrawn: outbox/%s uid=%u pid=%d: %s", ev->path, ev->cred->uid, ev->cred->pid,
-		 ev->reason ? ev->reason : "");
-	record(d, rec, "withdrawal");
+	log_info("%s: outbox/%s uid=%u pid=%d: %s", rec->event, ev->path, ev->cred->uid,
+		 ev->cred->pid, ev->reason ? ev->reason : "");
+	record(d, rec, expired ? "expiry" : "withdrawal");
 }
 
 void events_record_denial(void *ctx, const struct audit_record *rec)
@@ -290,6 +292,7 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		record(d, &rec, "abandonment");
 		return 0;
 	case INGEST_WITHDRAWN:
+	case INGEST_EXPIRED:
 		withdrawn(d, ev, &rec);
 		return 0;
 	case INGEST_FAILED:

@@ -157,6 +157,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 	case INGEST_ATTEST:
 	case INGEST_VET:
 	case INGEST_WITHDRAWN:
+	case INGEST_EXPIRED:
 		break;
 	}
 	pthread_mutex_unlock(&in->lock);
@@ -1886,6 +1887,103 @@ static void recover_withdrawal(struct ingest *in, const char *name)
 	cred.tgid = cred.pid;
 	withdraw_missing(in, path, &cred,
 			 "left the inbox before signfsd stopped: withdrawn at the next start");
+}
+
+/* ---- retention ---- */
+
+struct expiry {
+	struct ingest *in;
+	time_t now;
+	ingest_keep_fn keep;
+	void *ctx;
+	char (*current)[OUTBOX_ID_LEN + 1]; /* the ids still published */
+	size_t n, cap;
+	unsigned expired;
+};
+
+/* Publication PATH (object ID, published at WHEN) is past its retention:
+ * out of the outbox, out of the inbox if the inbox still shows it, its
+ * object gone, and recorded. Holds PATH's stripe. */
+static void expire_one(struct ingest *in, const char *path, const char *id, time_t when,
+		       unsigned long keep)
+{
+	char now_id[OUTBOX_ID_LEN + 1], why[200];
+	struct ingest_cred cred = {.uid = getuid(), .gid = getgid(), .pid = getpid()};
+	struct stat is, pub;
+	enum outbox_kind kind;
+
+	/* Republished meanwhile: the new version has its own time. */
+	if (outbox_resolve(in->outbox, path, &kind, now_id) < 0 || kind != OUTBOX_ARTIFACT ||
+	    strcmp(now_id, id))
+		return;
+	if (fstatat(in->inbox_fd, path, &is, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    outbox_stat_version(in->outbox, id, OUTBOX_ARTIFACT, &pub) == 0 &&
+	    is.st_ino == pub.st_ino && is.st_dev == pub.st_dev)
+		unlinkat(in->inbox_fd, path, 0);
+	if (outbox_withdraw(in->outbox, path, now_id) < 0)
+		return;
+	cred.tgid = cred.pid;
+	snprintf(why, sizeof(why),
+		 "published %ld s ago and kept for %lu s: withdrawn from the outbox and the "
+		 "inbox, its object removed; the log keeps its records",
+		 (long)(time(NULL) - when), keep);
+	struct ingest_event ev = {
+	    .result = INGEST_EXPIRED,
+	    .path = path,
+	    .cred = &cred,
+	    .size = -1,
+	    .reason = why,
+	    .signing = strtoull(id, NULL, 16),
+	};
+	report(in, &ev, now_seconds());
+	outbox_discard(in->outbox, ev.signing);
+}
+
+static int expire_each(void *ctx, const char *path, const char *id, time_t when)
+{
+	struct expiry *e = ctx;
+	unsigned long keep = e->keep(e->ctx, path);
+
+	if (keep && when + (time_t)keep <= e->now) {
+		pthread_mutex_t *s = stripe(e->in, path);
+		pthread_mutex_lock(s);
+		expire_one(e->in, path, id, when, keep);
+		pthread_mutex_unlock(s);
+		e->expired++;
+		return 0;
+	}
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 256;
+		void *p = realloc(e->current, cap * sizeof(*e->current));
+		if (!p)
+			return -ENOMEM;
+		e->current = p;
+		e->cap = cap;
+	}
+	snprintf(e->current[e->n++], OUTBOX_ID_LEN + 1, "%s", id);
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int ingest_expire(struct ingest *in, time_t now, ingest_keep_fn keep, void *ctx,
+		  unsigned long keep_orphans, unsigned *ret_n)
+{
+	struct expiry e = {.in = in, .now = now, .keep = keep, .ctx = ctx};
+	int r = outbox_each(in->outbox, expire_each, &e);
+
+	/* Only with the whole list of what is published: an object missing
+	 * from a partial one would be taken for a withdrawn version. */
+	if (r == 0 && keep_orphans) {
+		qsort(e.current, e.n, sizeof(*e.current), by_name);
+		outbox_prune(in->outbox, e.current, e.n, now - (time_t)keep_orphans);
+	}
+	free(e.current);
+	*ret_n = e.expired;
+	return r;
 }
 
 /* Holds in->lock: what lived at FROM (or below it, for a directory) now

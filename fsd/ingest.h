@@ -105,6 +105,9 @@ enum ingest_result {
 	 * handler records it durably before returning */
 	INGEST_WITHDRAWN,
 	INGEST_VET, /* hashed, about to be signed: the handler may refuse first */
+	/* a publication older than its retention: withdrawn from the outbox
+	 * and the inbox, its object removed (SIGNING names it) */
+	INGEST_EXPIRED,
 };
 
 /* VET is reported once the bytes are hashed (and a quorum reached) and
@@ -196,7 +199,7 @@ struct ingest_hooks {
 	ingest_authorize_fn authorize;
 	ingest_release_fn release;
 	ingest_sign_fn sign;
-	ingest_embed_fn embed; /* may be NULL: every format is CMS */
+	ingest_embed_fn embed;	   /* may be NULL: every format is CMS */
 	ingest_forward_fn forward; /* set: used instead of SIGN (a relay) */
 	ingest_event_fn event;
 	void *ctx;
@@ -299,6 +302,18 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 /* unlink(2) in the inbox by CRED. A published file is withdrawn from the
  * outbox with it (WITHDRAWN): its object and records stay. */
 int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cred *cred);
+
+/* Retention: how long a publication of PATH stays, in seconds (0: for
+ * ever). */
+typedef unsigned long (*ingest_keep_fn)(void *ctx, const char *path);
+
+/* Every publication made more than KEEP(PATH) seconds before NOW is
+ * withdrawn from the outbox and the inbox, its object removed (EXPIRED),
+ * and the objects no entry names (withdrawn versions) made more than
+ * KEEP_ORPHANS seconds before NOW go too (0: they stay). The log and its
+ * records stay. How many publications expired, in *RET_N. */
+int ingest_expire(struct ingest *in, time_t now, ingest_keep_fn keep, void *ctx,
+		  unsigned long keep_orphans, unsigned *ret_n);
 
 /* rmdir(2) in the inbox; the outbox's directory of the same path goes too. */
 int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cred *cred);

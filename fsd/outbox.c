@@ -263,6 +263,87 @@ int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[ID_LEN + 
 	return r;
 }
 
+static int each_in(struct outbox *o, int dirfd, const char *prefix, outbox_each_fn fn, void *ctx)
+{
+	DIR *d = backing_read_dir(dirfd);
+	struct dirent *e;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while (r == 0 && (e = readdir(d))) {
+		char target[ID_LEN + 2], *path;
+		struct stat st;
+		ssize_t n;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    asprintf(&path, "%s%s%s", prefix, *prefix ? "/" : "", e->d_name) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, e->d_name,
+					 O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+			if (sub >= 0) {
+				r = each_in(o, sub, path, fn, ctx);
+				close(sub);
+			}
+		} else if (S_ISLNK(st.st_mode) && (n = readlinkat(dirfd, e->d_name, target,
+								  sizeof(target) - 1)) == ID_LEN) {
+			target[n] = 0;
+			if (valid_id(target))
+				r = fn(ctx, path, target, st.st_mtime);
+		}
+		free(path);
+	}
+	closedir(d);
+	return r;
+}
+
+int outbox_each(struct outbox *o, outbox_each_fn fn, void *ctx)
+{
+	int fd = dup(o->outbox_fd), r;
+
+	if (fd < 0)
+		return -errno;
+	r = each_in(o, fd, "", fn, ctx);
+	close(fd);
+	return r;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+size_t outbox_prune(struct outbox *o, char (*current)[ID_LEN + 1], size_t n, time_t before)
+{
+	DIR *d = backing_read_dir(o->objects_fd);
+	struct dirent *e;
+	size_t gone = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char held[ID_LEN + 3], unswapped[ID_LEN + 3];
+		struct stat st;
+
+		if (!valid_id(e->d_name) ||
+		    bsearch(e->d_name, current, n, sizeof(*current), by_id) ||
+		    fstatat(o->objects_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_mtime >= before)
+			continue;
+		snprintf(held, sizeof(held), "%s/h", e->d_name);
+		snprintf(unswapped, sizeof(unswapped), "%s/l", e->d_name);
+		if (faccessat(o->objects_fd, held, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    faccessat(o->objects_fd, unswapped, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		remove_object(o, e->d_name);
+		gone++;
+	}
+	closedir(d);
+	return gone;
+}
+
 int outbox_remove_dir(struct outbox *o, const char *relpath)
 {
 	if (!*relpath || unlinkat(o->outbox_fd, relpath, AT_REMOVEDIR) == 0 || errno == ENOENT)

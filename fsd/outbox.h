@@ -118,6 +118,18 @@ void outbox_sweep(struct outbox *o, time_t now);
  * removal is durable with the next flush. */
 int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[OUTBOX_ID_LEN + 1]);
 
+/* FN for each file the outbox publishes: its path, its object and when it
+ * was published (its swap); a non-zero return stops the walk and is
+ * returned. The tree is read as it is, not as one snapshot. */
+typedef int (*outbox_each_fn)(void *ctx, const char *relpath, const char *id, time_t published);
+int outbox_each(struct outbox *o, outbox_each_fn fn, void *ctx);
+
+/* Retention: remove the objects that no outbox entry names (withdrawn or
+ * expired versions), made before BEFORE, except those held for review or
+ * never swapped in. CURRENT holds the N ids the outbox names, sorted
+ * (strcmp). How many went. */
+size_t outbox_prune(struct outbox *o, char (*current)[OUTBOX_ID_LEN + 1], size_t n, time_t before);
+
 /* Remove the directory outbox/RELPATH if it is empty (0 also when it is
  * not there). */
 int outbox_remove_dir(struct outbox *o, const char *relpath);

@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,6 +118,24 @@ static bool status_in_full(struct fsd *d, const struct virt_reader *who)
 	return readers_privileged(d->config, who->uid, who->gid, groups, n);
 }
 
+/* How full the state directory's filesystem is: what retention ([daemon]
+ * keep) and the limits are sized against. */
+static const char *state_use(struct fsd *d, char *out, size_t n)
+{
+	struct statvfs fs;
+	double mib = 1024.0 * 1024.0, used, avail;
+
+	if (fstatvfs(d->state_fd, &fs) < 0 || !fs.f_blocks) {
+		snprintf(out, n, "unknown");
+		return out;
+	}
+	used = (double)(fs.f_blocks - fs.f_bfree) * fs.f_frsize;
+	avail = (double)fs.f_bavail * fs.f_frsize;
+	snprintf(out, n, "%.1f MiB used, %.1f MiB free on its filesystem (%.0f%% used)", used / mib,
+		 avail / mib, 100.0 * used / ((double)fs.f_blocks * fs.f_frsize));
+	return out;
+}
+
 /* /status: daemon health on one screen. Its "health:" line is what
  * signfsctl status and monitoring checks read: "ok", or "degraded: " and
  * each problem. */
@@ -125,7 +144,7 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 {
 	struct ingest_counts n_;
 	struct daemon_status ds;
-	char audit_err[AUDIT_ERR_MAX], token[128], *problems = NULL, *keys = NULL;
+	char audit_err[AUDIT_ERR_MAX], token[128], use[160], *problems = NULL, *keys = NULL;
 	const char *config = d->config->path;
 	size_t problems_len = 0, keys_len = 0;
 	int64_t now = now_ms();
@@ -197,6 +216,7 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		"files abandoned: %lu\n"
 		"pending commits: %lu\n"
 		"audit log:       %llu events%s%s\n"
+		"state dir:       %s\n"
 		"last failure:    %s\n"
 		"%s",
 		SIGNFS_VERSION, problems_len ? "degraded: " : "ok",
@@ -208,7 +228,8 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 		    : "loaded at start",
 		n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
 		(unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
-		audit_err, ds.last_failure[0] ? ds.last_failure : "none", keys);
+		audit_err, state_use(d, use, sizeof(use)),
+		ds.last_failure[0] ? ds.last_failure : "none", keys);
 	if (ds.policy_rejected)
 		fprintf(f, "policy error:    %s\n", ds.policy_message);
 	free(problems);

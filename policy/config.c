@@ -315,6 +315,29 @@ static int parse_size(struct parse_state *s, const char *v, uint64_t *out)
 	return 1;
 }
 
+/* keep: days, or a duration with s, m, h or d (tests use seconds); 0 or
+ * "forever": publications stay. At most ten years. */
+static int set_keep(struct parse_state *s, const char *value, unsigned long *out)
+{
+	char *end;
+	unsigned long long v = strtoull(value, &end, 10);
+	unsigned long unit = !*end	   ? 86400
+			     : *end == 's' ? 1
+			     : *end == 'm' ? 60
+			     : *end == 'h' ? 3600
+			     : *end == 'd' ? 86400
+					   : 0;
+
+	if (!strcmp(value, "forever")) {
+		*out = 0;
+		return 1;
+	}
+	if (end == value || !unit || (*end && end[1]) || v > 3650ULL * 86400 / unit)
+		return fail(s, "keep must be days, or a duration (90s, 12h, 7d), or forever");
+	*out = v * unit;
+	return 1;
+}
+
 /* "08:00-18:30", UTC. */
 static int parse_hours(struct parse_state *s, const char *v, struct rule *r)
 {
@@ -400,6 +423,8 @@ static int rule_key(struct parse_state *s, struct rule *r, const char *key, cons
 		r->keep_existing = !strcmp(value, "keep");
 		return 1;
 	}
+	if (!strcmp(key, "keep"))
+		return set_keep(s, value, &r->keep);
 	if (!strcmp(key, "provenance")) {
 		if (strcmp(value, "yes") && strcmp(value, "no"))
 			return fail(s, "provenance '%s' must be yes or no", value);
@@ -676,6 +701,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 		if (!strcmp(key, "await_exit"))
 			return set_patterns(s, value, s->c->await_exit, &s->c->n_await,
 					    &s->seen_await, "await_exit", true);
+		if (!strcmp(key, "keep"))
+			return set_keep(s, value, &c->keep);
 		if (!strcmp(key, "temp_grace")) {
 			char *end;
 			long v = strtol(value, &end, 10);

@@ -145,6 +145,27 @@ bool policy_live_provenance(struct policy_live *p, const char *rule)
 	return yes;
 }
 
+unsigned long policy_live_keep(struct policy_live *p, const char *path)
+{
+	unsigned long keep;
+
+	pthread_rwlock_rdlock(&p->lock);
+	keep = p->config->keep;
+	for (size_t i = 0; i < p->config->n_rules; i++) {
+		const struct rule *r = &p->config->rules[i];
+		bool match = false;
+		for (size_t g = 0; !match && g < r->n_globs; g++)
+			match = policy_glob_match(r->globs[g], path, false);
+		if (match) {
+			if (r->keep)
+				keep = r->keep;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return keep;
+}
+
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now)
 {
 	if (rule && *rule)

@@ -51,6 +51,11 @@ void policy_live_release(struct policy_live *p, const struct policy_grant *grant
  * True also for a rule a reload removed since its decision. */
 bool policy_live_provenance(struct policy_live *p, const char *rule);
 
+/* How long a publication of PATH stays, in seconds (0: for ever): the keep
+ * of the first rule whose paths match it (whoever wrote it), else the
+ * [daemon]'s. */
+unsigned long policy_live_keep(struct policy_live *p, const char *path);
+
 /* Count a signature under RULE for the rate limits. */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);
 

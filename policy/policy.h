@@ -51,6 +51,7 @@ struct rule {
 	enum policy_format format;
 	bool keep_existing; /* existing = keep: an embedded signature is nested, not replaced */
 	bool no_provenance; /* provenance = no: no statement beside its artifacts */
+	unsigned long keep; /* seconds its publications stay; 0: [daemon] keep decides */
 	int line;	    /* where it starts in the config */
 };
 

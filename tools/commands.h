@@ -89,6 +89,7 @@ int cmd_fetch(int argc, char **argv);
 int cmd_anomalies(int argc, char **argv);
 int cmd_anomaly(int argc, char **argv);
 int cmd_quorum(int argc, char **argv);
+int cmd_outbox(int argc, char **argv);
 
 /* The demo CA's CRL (cmd_crl.c): STATE/pki/crl.pem, valid CRL_DAYS. */
 #define CRL_DAYS 365

@@ -49,6 +49,7 @@ static void usage_main(FILE *f)
 	    "  anomaly       release or reject a signature held for review\n"
 	    "  quorum        what waits for a quorum; show or reset a path\n"
 	    "  provenance    show the provenance statement of an artifact\n"
+	    "  outbox prune  withdraw the publications older than an age\n"
 	    "\n"
 	    "Run 'signfsctl COMMAND --help' for a command's options.\n"
 	    "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -589,6 +590,8 @@ int main(int argc, char **argv)
 		return cmd_quorum(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "provenance"))
 		return cmd_provenance(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "outbox"))
+		return cmd_outbox(argc - 1, argv + 1);
 	fprintf(stderr, "signfsctl: unknown command '%s'\n", argv[1]);
 	usage_main(stderr);
 	return EXIT_USAGE;
