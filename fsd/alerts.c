@@ -174,14 +174,9 @@ static void *loop(void *arg)
 {
 	struct fsd *d = arg;
 	time_t next_check = 0, next_retain = 0;
-	char err[STORE_ERR_MAX];
 
-	/* Every page of the store read once, beside the work (it takes
-	 * seconds with millions of records); damage stops all signing. */
-	if (store_check(d->config->state_dir, err) < 0) {
-		log_err("%s; nothing will be signed until the store is repaired", err);
-		daemon_note_store_damage(d, err);
-	}
+	/* The store's pages are read by its check at start (startcheck.h),
+	 * which signing waits for. */
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		struct timespec until;

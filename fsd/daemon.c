@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "ops.h"
+#include "startcheck.h"
 #include "text.h"
 
 static int64_t now_ms(void)
@@ -85,6 +86,10 @@ bool daemon_store_damaged(struct fsd *d, char *out, size_t n)
 {
 	bool damaged;
 
+	/* Nothing is signed over a store whose check at start has not
+	 * passed: wait for its end. */
+	if (startcheck_verify_wait(d->check, out, n) < 0)
+		return true;
 	pthread_mutex_lock(&d->status_lock);
 	damaged = d->status.store_damage[0] != 0;
 	snprintf(out, n, "%s", d->status.store_damage);

@@ -23,6 +23,7 @@ struct recent;
 struct relay;
 struct shipper;
 struct signer;
+struct startcheck;
 struct store;
 struct usage_buffer;
 
@@ -56,6 +57,7 @@ struct fsd {
 	struct denials *denials;    /* repeated denials, counted */
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
+	struct startcheck *check;   /* the store's full check at start */
 	struct keep *keep;	    /* what is kept for writers, counted (anomalies.c) */
 	struct relay *relay;	    /* [relay]: commits are signed elsewhere, or NULL */
 	struct fuse_session *se;    /* set while mounted */
@@ -85,7 +87,7 @@ void daemon_note_store_damage(struct fsd *d, const char *reason);
 void daemon_note_token(struct fsd *d, const char *reason);
 
 /* Copies the reason into OUT (of N bytes) and returns true once the store
- * was found damaged. */
+ * was found damaged. Waits for the store's full check at start to end. */
 bool daemon_store_damaged(struct fsd *d, char *out, size_t n);
 
 /* The inventory changed, for KEY or (NULL) in general: new mtimes for its

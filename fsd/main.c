@@ -45,10 +45,14 @@
 #include "relay.h"
 #include "shipper.h"
 #include "signer.h"
+#include "startcheck.h"
 #include "store.h"
 
 /* At most one signed checkpoint per second under load. */
 #define CHECKPOINT_INTERVAL_MS 1000
+
+/* checkpoint_fetch_command answers within this, or the start is refused. */
+#define FETCH_TIMEOUT_S 30
 
 struct options {
 	const char *config;
@@ -427,6 +431,14 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	}
 	if (store_open(c->state_dir, true, &store, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
+		/* A truncated or overwritten file. */
+		if (strstr(err, "not a database") || strstr(err, "malformed"))
+			fprintf(
+			    stderr,
+			    "signfsd: restore it from a backup (%s/" STORE_FILE " with its -wal "
+			    "file); if the backup is older than the outbox, then run `signfsctl "
+			    "audit repair -c %s`\n",
+			    c->state_dir, c->path);
 		return -EIO;
 	}
 	/* One group flush for the store and the outbox: a signing record and
@@ -451,9 +463,10 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	if (r == -EIO) {
 		fprintf(stderr,
 			"signfsd: the store %s/" STORE_FILE
-			" cannot be read: %s (restore it from a "
-			"backup)\n",
-			c->state_dir, err);
+			" cannot be read: %s (restore it from a backup); restore it with its -wal "
+			"file, and if the backup is older than the outbox, then run `signfsctl "
+			"audit repair -c %s`\n",
+			c->state_dir, err, c->path);
 		store_close(store);
 		return -EIO;
 	}
@@ -465,6 +478,101 @@ static int open_audit(const struct config *c, struct fsd *d, struct store **ret_
 	audit_set_observer(d->audit, events_audit_changed, d);
 	*ret_store = store;
 	return 0;
+}
+
+static void store_damaged(void *ctx, const char *reason)
+{
+	log_err("%s; nothing will be signed until the store is repaired", reason);
+	daemon_note_store_damage(ctx, reason);
+}
+
+/* The checkpoints the store must extend: the copy beside it, and the one
+ * checkpoint_fetch_command prints. 0, or -EIO with the reason printed. */
+static int store_targets(const struct config *c, EVP_PKEY *key, const char *origin,
+			 struct startcheck_target *t, size_t *n)
+{
+	char err[STARTCHECK_ERR_MAX], *note = NULL;
+	int r = startcheck_read_copy(c->state_dir, origin, key, &t[*n], err);
+
+	if (r == 0)
+		(*n)++;
+	else if (r != -ENOENT) {
+		fprintf(stderr,
+			"signfsd: %s (if %s/" STORE_FILE " is known to be good, move "
+			"%s/" STARTCHECK_COPY_FILE " aside)\n",
+			err, c->state_dir, c->state_dir);
+		return -EIO;
+	}
+	if (!c->checkpoint_fetch_command)
+		return 0;
+	r = startcheck_fetch(c->checkpoint_fetch_command, origin, FETCH_TIMEOUT_S, &note, err);
+	if (r == 0 && note)
+		r = startcheck_parse(note, strlen(note), origin, key,
+				     "the checkpoint fetched by checkpoint_fetch_command", &t[*n],
+				     err);
+	free(note);
+	if (r < 0) {
+		fprintf(stderr,
+			"signfsd: checkpoint_fetch_command: %s (the store cannot be "
+			"compared with the checkpoint kept off the host)\n",
+			err);
+		return -EIO;
+	}
+	*n += note != NULL;
+	return 0;
+}
+
+/* The store against what is kept outside it (startcheck.h): refused here
+ * when it is older than that, then checked in full beside the work while
+ * signing waits (daemon_store_damaged). An admin's acknowledged rewrite
+ * lets a log that no longer extends a checkpoint go on, recorded. */
+static int check_store(const struct options *o, const struct config *c, struct fsd *d)
+{
+	struct startcheck_target t[2];
+	char err[STARTCHECK_ERR_MAX], aerr[AUDIT_ERR_MAX], origin[CONFIG_ORIGIN_MAX];
+	merkle_hash root;
+	uint64_t size, gone = 0;
+	EVP_PKEY *key;
+	size_t n = 0;
+	int r;
+
+	config_audit_origin(c, origin);
+	if (signer_find_pkey(d->signer, c->audit_key, &key, err) < 0 ||
+	    store_targets(c, key, origin, t, &n) < 0)
+		return -EIO;
+	/* From now on each checkpoint replaces it (the one of an accepted
+	 * rewrite below too). */
+	r = audit_keep_copy(d->audit, d->state_fd, STARTCHECK_COPY_FILE);
+	if (r < 0) {
+		fprintf(stderr, "signfsd: %s/" STARTCHECK_COPY_FILE ": %s\n", c->state_dir,
+			strerror(-r));
+		return r;
+	}
+	r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, n, &gone, err);
+	if (r == -EBADMSG && !audit_rewritten(d->audit) &&
+	    audit_accept_rewrite(d->audit, err, aerr) == 0)
+		log_warn("continuing as acknowledged: %s", err);
+	if (r == -EBADMSG && audit_rewritten(d->audit)) {
+		/* What the admin acknowledged covers them; a checkpoint of
+		 * the log as it is replaces the copy at once. */
+		n = 0;
+		r = startcheck_store(d->store, d->audit, c->state_dir, o->config, t, 0, &gone, err);
+		if (r == 0 && audit_checkpoint(d->audit, aerr) < 0)
+			log_warn("audit checkpoint: %s", aerr);
+	}
+	if (r < 0) {
+		fprintf(stderr, "signfsd: %s\n", err);
+		return -EIO;
+	}
+	if (gone)
+		log_warn("%llu object(s) past the log's end, never published (a crash came "
+			 "before their record reached the disk), removed",
+			 (unsigned long long)gone);
+	audit_tree_head(d->audit, &size, root);
+	r = startcheck_verify_start(c->state_dir, size, root, t, n, store_damaged, d, &d->check);
+	if (r < 0)
+		fprintf(stderr, "signfsd: cannot start the store's check: %s\n", strerror(-r));
+	return r;
 }
 
 /* [relay]: the signers, checked before mounting (no connection yet). */
@@ -654,6 +762,8 @@ int main(int argc, char **argv)
 	if (open_audit(c, &d, &store) < 0)
 		goto out;
 	d.store = store;
+	if (check_store(&o, c, &d) < 0)
+		goto out;
 	if (policy_live_open(o.config, validate_policy, &d, &d.policy, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
@@ -717,6 +827,7 @@ out:
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */
 	ingest_free(d.ingest);
+	startcheck_verify_free(d.check);
 	/* Its last counts go to the audit log, still open. */
 	denials_free(d.denials);
 	recent_free(d.recent);

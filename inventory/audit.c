@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/pem.h>
 
 #include "note.h"
@@ -28,6 +30,7 @@ struct audit {
 	int64_t last_time_ms;
 	uint64_t signed_size; /* size of the last checkpoint */
 	bool have_checkpoint;
+	bool rewritten; /* opened on a rewrite an admin acknowledged */
 	audit_clock_fn clock;
 	void *clock_ctx;
 	audit_observer_fn observer;
@@ -50,6 +53,14 @@ struct audit {
 	pthread_cond_t wake;
 	unsigned interval_ms;
 	char error[AUDIT_ERR_MAX];
+	/* the copy of each checkpoint kept outside the store (dirfd -1: none):
+	 * the note durable in the store and not yet copied (under lock), and
+	 * the size of the last one copied (under copy_lock, which writes) */
+	int copy_dirfd;
+	char copy_name[64];
+	char *copy_pending;
+	uint64_t copy_pending_size, copy_written;
+	pthread_mutex_t copy_lock;
 };
 
 /* The connection is the store's, shared with the inventory: every use of it,
@@ -560,26 +571,54 @@ static int clear_repair(void *ctx, struct store_txn *txn, char *err)
 		   : error_set(err, -EIO, "cannot clear the acknowledgement");
 }
 
+/* The acknowledgement an admin left (signfsctl audit repair), if any. */
+static bool acknowledged(struct audit *a, int64_t *uid, int64_t *at)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(a->store->db, "SELECT uid, time_ms FROM audit_repair", -1, &st,
+			       NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			found = true;
+			*uid = sqlite3_column_int64(st, 0);
+			*at = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_finalize(st);
+	}
+	return found;
+}
+
+/* Record that the log continues as acknowledged by UID at AT despite
+ * PROBLEM, taking the acknowledgement up in the same transaction. */
+static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int64_t at, char *err)
+{
+	char reason[AUDIT_ERR_MAX], when[32];
+	struct audit_record rec = {.event = "log_rewritten",
+				   .uid = uid,
+				   .gid = AUDIT_NONE,
+				   .pid = AUDIT_NONE,
+				   .size = AUDIT_NONE,
+				   .decision = "allow",
+				   .reason = reason};
+
+	rfc3339(at, when);
+	error_set(reason, 0,
+		  "the log in the store no longer matched its last signed checkpoint (%s); "
+		  "continued as acknowledged by uid %lld at %s",
+		  problem, (long long)uid, when);
+	return audit_append_with(a, &rec, clear_repair, NULL, NULL, err);
+}
+
 /* The log failed its check (PROBLEM): continue only if an admin has
  * acknowledged it (signfsctl audit repair), rebuilding the tree from the
  * store as it is and recording why in a log_rewritten record. */
 static int take_repair(struct audit *a, char *problem)
 {
-	char reason[AUDIT_ERR_MAX], err[AUDIT_ERR_MAX], when[32];
-	sqlite3_stmt *st;
+	char err[AUDIT_ERR_MAX];
 	int64_t uid = -1, at = 0;
-	bool acknowledged = false;
 
-	if (sqlite3_prepare_v2(a->store->db, "SELECT uid, time_ms FROM audit_repair", -1, &st,
-			       NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			acknowledged = true;
-			uid = sqlite3_column_int64(st, 0);
-			at = sqlite3_column_int64(st, 1);
-		}
-		sqlite3_finalize(st);
-	}
-	if (!acknowledged)
+	if (!acknowledged(a, &uid, &at))
 		return -EBADMSG;
 	memset(&a->range, 0, sizeof(a->range));
 	memset(a->last_leaf, 0, MERKLE_HASH);
@@ -589,25 +628,34 @@ static int take_repair(struct audit *a, char *problem)
 	}
 	/* The next checkpoint is signed whatever its size. */
 	a->have_checkpoint = false;
-	rfc3339(at, when);
-	error_set(reason, 0,
-		  "the log in the store no longer matched its last signed checkpoint (%s); "
-		  "continued as acknowledged by uid %lld at %s",
-		  problem, (long long)uid, when);
-	{
-		struct audit_record rec = {.event = "log_rewritten",
-					   .uid = uid,
-					   .gid = AUDIT_NONE,
-					   .pid = AUDIT_NONE,
-					   .size = AUDIT_NONE,
-					   .decision = "allow",
-					   .reason = reason};
-		if (audit_append_with(a, &rec, clear_repair, NULL, NULL, err) < 0) {
-			memcpy(problem, err, AUDIT_ERR_MAX);
-			return -EBADMSG;
-		}
+	a->rewritten = true;
+	if (record_rewrite(a, problem, uid, at, err) < 0) {
+		memcpy(problem, err, AUDIT_ERR_MAX);
+		return -EBADMSG;
 	}
 	return 0;
+}
+
+int audit_accept_rewrite(struct audit *a, const char *problem, char err[AUDIT_ERR_MAX])
+{
+	int64_t uid = -1, at = 0;
+	bool found;
+
+	err[0] = 0;
+	pthread_mutex_lock(&a->lock);
+	db_lock(a);
+	found = acknowledged(a, &uid, &at);
+	db_unlock(a);
+	pthread_mutex_unlock(&a->lock);
+	if (!found)
+		return error_set(err, -EBADMSG, "%s", problem);
+	a->rewritten = true;
+	return record_rewrite(a, problem, uid, at, err);
+}
+
+bool audit_rewritten(struct audit *a)
+{
+	return a->rewritten;
 }
 
 int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,
@@ -641,6 +689,8 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 	pthread_cond_init(&a->queue_done, NULL);
 	pthread_cond_init(&a->later, NULL);
 	a->queue_tail = &a->queue;
+	a->copy_dirfd = -1;
+	pthread_mutex_init(&a->copy_lock, NULL);
 	r = load_tree(a, err);
 	/* A store that cannot be read is no mismatch to acknowledge. */
 	if (r == -EIO) {
@@ -1087,6 +1137,53 @@ int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_
 	return audit_append_with(a, rec, NULL, NULL, ret_seq, err);
 }
 
+int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
+		     char err[AUDIT_ERR_MAX])
+{
+	struct waiter *w = calloc(n ? n : 1, sizeof(*w));
+	char(*errs)[AUDIT_ERR_MAX] = calloc(n ? n : 1, AUDIT_ERR_MAX);
+	int r = 0;
+
+	err[0] = 0;
+	if (!w || !errs) {
+		free(w);
+		free(errs);
+		return error_set(err, -ENOMEM, "out of memory");
+	}
+	/* Queued together, they fill whole batches of one transaction each. */
+	pthread_mutex_lock(&a->queue_lock);
+	for (size_t i = 0; i < n; i++) {
+		w[i] = (struct waiter){.rec = &recs[i], .err = errs[i]};
+		*a->queue_tail = &w[i];
+		a->queue_tail = &w[i].next;
+	}
+	for (size_t i = 0; i < n; i++) {
+		while (!w[i].done) {
+			if (!a->leading) {
+				a->leading = true;
+				pthread_mutex_unlock(&a->queue_lock);
+				lead(a);
+				pthread_mutex_lock(&a->queue_lock);
+			} else {
+				pthread_cond_wait(&a->queue_done, &a->queue_lock);
+			}
+		}
+		if (w[i].result < 0 && r == 0) {
+			r = w[i].result;
+			memcpy(err, errs[i], AUDIT_ERR_MAX);
+		}
+	}
+	pthread_mutex_unlock(&a->queue_lock);
+	if (n && r == 0) {
+		char file[32];
+		snprintf(file, sizeof(file), "%s.jsonl", w[n - 1].day);
+		notify(a, file);
+	}
+	free(w);
+	free(errs);
+	return r;
+}
+
 /* A detached waiter owns a copy of its record, strings included. */
 struct later {
 	struct waiter w;
@@ -1317,6 +1414,70 @@ int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx)
 	return r;
 }
 
+/* NOTE, durable in the store already, replaces the copy outside it: a
+ * temporary file, synced before the rename, so that the name never holds
+ * less than a whole note. The rename itself need not be durable at once:
+ * a copy lost with it lags, which the start accepts. */
+static int write_copy(struct audit *a, const char *note, char *err)
+{
+	char tmp[80];
+	size_t len = strlen(note), done = 0;
+	int fd, r = 0;
+
+	if (a->copy_dirfd < 0)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", a->copy_name);
+	fd =
+	    openat(a->copy_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return error_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
+	while (r == 0 && done < len) {
+		ssize_t n = write(fd, note + done, len - done);
+		if (n < 0)
+			r = -errno;
+		else
+			done += n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0 && renameat(a->copy_dirfd, tmp, a->copy_dirfd, a->copy_name) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlinkat(a->copy_dirfd, tmp, 0);
+		return error_set(err, r, "cannot replace %s: %s", a->copy_name, strerror(-r));
+	}
+	return 0;
+}
+
+/* The checkpoint made durable last, copied outside the store: without
+ * the log's lock (appends go on meanwhile), never older than the copy. */
+static void copy_checkpoint(struct audit *a)
+{
+	char err[AUDIT_ERR_MAX];
+	uint64_t size;
+	char *note;
+
+	pthread_mutex_lock(&a->lock);
+	note = a->copy_pending;
+	size = a->copy_pending_size;
+	a->copy_pending = NULL;
+	pthread_mutex_unlock(&a->lock);
+	if (!note)
+		return;
+	pthread_mutex_lock(&a->copy_lock);
+	/* A copy that fails to be written only lags: the next replaces it. */
+	if (size >= a->copy_written && write_copy(a, note, err) < 0) {
+		pthread_mutex_lock(&a->lock);
+		memcpy(a->error, err, AUDIT_ERR_MAX);
+		pthread_mutex_unlock(&a->lock);
+	} else if (size >= a->copy_written) {
+		a->copy_written = size;
+	}
+	pthread_mutex_unlock(&a->copy_lock);
+	free(note);
+}
+
 /* Holds a->lock. */
 static int checkpoint_locked(struct audit *a, char *err)
 {
@@ -1369,6 +1530,12 @@ static int checkpoint_locked(struct audit *a, char *err)
 	}
 	a->signed_size = a->range.count;
 	a->have_checkpoint = true;
+	/* Copied once the log's lock is let go (copy_checkpoint). */
+	if (a->copy_dirfd >= 0) {
+		free(a->copy_pending);
+		a->copy_pending = strdup(note);
+		a->copy_pending_size = a->range.count;
+	}
 	goto out;
 db:
 	error_set(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
@@ -1388,6 +1555,7 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
 	pthread_mutex_lock(&a->lock);
 	r = checkpoint_locked(a, err);
 	pthread_mutex_unlock(&a->lock);
+	copy_checkpoint(a);
 	if (r == 0)
 		notify(a, "checkpoint");
 	return r < 0 ? r : 0;
@@ -1418,6 +1586,7 @@ static void *checkpointer(void *arg)
 			memcpy(a->error, err, sizeof(err));
 		if (r == 0) {
 			pthread_mutex_unlock(&a->lock);
+			copy_checkpoint(a);
 			notify(a, "checkpoint");
 			pthread_mutex_lock(&a->lock);
 		}
@@ -1435,6 +1604,32 @@ static void *checkpointer(void *arg)
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
+}
+
+int audit_keep_copy(struct audit *a, int dirfd, const char *name)
+{
+	int fd;
+
+	if (strlen(name) + sizeof(".tmp") > sizeof(a->copy_name))
+		return -ENAMETOOLONG;
+	fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&a->lock);
+	if (a->copy_dirfd >= 0)
+		close(a->copy_dirfd);
+	a->copy_dirfd = fd;
+	snprintf(a->copy_name, sizeof(a->copy_name), "%s", name);
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+void audit_tree_head(struct audit *a, uint64_t *ret_size, merkle_hash ret_root)
+{
+	pthread_mutex_lock(&a->lock);
+	*ret_size = a->range.count;
+	merkle_range_root(&a->range, ret_root);
+	pthread_mutex_unlock(&a->lock);
 }
 
 int audit_start_checkpointer(struct audit *a, unsigned interval_ms)
@@ -1481,6 +1676,10 @@ void audit_close(struct audit *a)
 	a->observer = NULL; /* whoever watched may be gone by now */
 	if (a->key)
 		audit_checkpoint(a, err);
+	if (a->copy_dirfd >= 0)
+		close(a->copy_dirfd);
+	free(a->copy_pending);
+	pthread_mutex_destroy(&a->copy_lock);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->queue_done);

@@ -74,6 +74,31 @@ int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct au
 int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,
 			      char err[AUDIT_ERR_MAX]);
 
+/* An admin acknowledged a rewrite (audit_acknowledge_rewrite): record a
+ * log_rewritten event saying PROBLEM and who acknowledged it, and take the
+ * acknowledgement up. -EBADMSG when there is none to take. For checks that
+ * find the log no longer extends a checkpoint kept outside the store. */
+int audit_accept_rewrite(struct audit *a, const char *problem, char err[AUDIT_ERR_MAX]);
+
+/* This process continued the log on an acknowledged rewrite. */
+bool audit_rewritten(struct audit *a);
+
+/* Keep a copy of each checkpoint outside the store, as DIRFD/NAME (the
+ * fd is duplicated): replaced (a temporary file, synced, renamed) only once
+ * the store's commit holding that checkpoint is durable, so that after a
+ * power cut the copy may lag the store, never lead it. Set before
+ * audit_start_checkpointer. */
+int audit_keep_copy(struct audit *a, int dirfd, const char *name);
+
+/* The tree as this process sees it now: its size and root. */
+void audit_tree_head(struct audit *a, uint64_t *ret_size, merkle_hash ret_root);
+
+/* Append the N records RECS, in order, committed in as few transactions as
+ * the group commit allows (a repair appends thousands): 0, or the first
+ * failure (each batch commits or fails on its own). */
+int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
+		     char err[AUDIT_ERR_MAX]);
+
 /* Accepts NULL. Stops the checkpointer after a last checkpoint. */
 void audit_close(struct audit *a);
 

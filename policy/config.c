@@ -783,6 +783,8 @@ static int handle(void *user, const char *section, const char *key, const char *
 		}
 		if (!strcmp(key, "checkpoint_command"))
 			return set_path(s, &c->checkpoint_command, value);
+		if (!strcmp(key, "checkpoint_fetch_command"))
+			return set_path(s, &c->checkpoint_fetch_command, value);
 		if (!strcmp(key, "audit_group"))
 			return set_audit_group(s, value);
 		if (!strcmp(key, "origin")) {
@@ -946,6 +948,7 @@ void config_free(struct config *c)
 	free(c->audit_origin);
 	free(c->alert_command);
 	free(c->checkpoint_command);
+	free(c->checkpoint_fetch_command);
 	for (size_t i = 0; i < c->timestamp.n_urls; i++)
 		free(c->timestamp.urls[i]);
 	for (size_t i = 0; i < c->relay.n_signers; i++)

@@ -77,6 +77,7 @@ struct config {
 	size_t n_alert_days;
 	char *alert_command;		 /* run for each alert, details in the environment */
 	char *checkpoint_command;	 /* run with each new audit checkpoint */
+	char *checkpoint_fetch_command;	 /* prints the newest checkpoint kept off the host */
 	unsigned alert_interval;	 /* seconds between expiry checks */
 	struct anomaly_settings anomaly; /* [anomaly]: what departs from habit */
 	struct config_limits limits;

@@ -289,3 +289,16 @@ Test(config, limits_section_with_its_defaults_sizes_and_durations)
 	snprintf(text, sizeof(text), "%s[audit]\naudit_group = no-such-group-here\n", good);
 	cr_assert_str_eq(error_of(text), "bad.conf:13: unknown group 'no-such-group-here'");
 }
+
+Test(config, checkpoint_fetch_command_is_an_absolute_path)
+{
+	struct config *c = NULL;
+	char err[CONFIG_ERR_MAX], text[1024];
+
+	snprintf(text, sizeof(text), "%scheckpoint_fetch_command = /usr/local/bin/fetch\n", good);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert_str_eq(c->checkpoint_fetch_command, "/usr/local/bin/fetch");
+	config_free(c);
+	snprintf(text, sizeof(text), "%scheckpoint_fetch_command = fetch\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf:12: 'fetch' is not an absolute path");
+}

@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		"usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
 		"       signfsctl audit proof [-c CONFIG] PATH\n"
 		"       signfsctl audit tail [-c CONFIG] [-n LINES] [-f]\n"
-		"       signfsctl audit repair [-c CONFIG] --acknowledge\n"
+		"       signfsctl audit repair [-c CONFIG] [--acknowledge]\n"
 		"\n"
 		"verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
 		"        the signed checkpoint, every line, their order and the tree root;\n"
@@ -46,6 +46,13 @@ static void usage(FILE *f)
 		"tail    prints the last LINES (default 20) events of the log; with -f, then\n"
 		"        each new one as it is committed, until interrupted. Events about\n"
 		"        anomalies (found, held, released, rejected) start with '! '.\n"
+		"repair  (signfsd stopped) mends a store that went back in time (restored\n"
+		"        from a backup, or its WAL lost): each object in the outbox named\n"
+		"        after a record the store lacks gets that record back, as `recovered`\n"
+		"        (path, sha256, key and certificate; its signature verified) or `lost`;\n"
+		"        when records that the checkpoint kept beside the store covers are\n"
+		"        lost, the rewrite is acknowledged as below.\n"
+		"        Exit: 0 mended, 1 failed or a signature did not verify, 2 usage.\n"
 		"repair --acknowledge\n"
 		"        lets signfsd start on a store whose log no longer matches the\n"
 		"        checkpoint it last signed (it refuses otherwise); that start records\n"
@@ -349,12 +356,12 @@ static int cmd_repair(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || !acknowledged) {
-		fprintf(stderr,
-			"signfsctl: audit repair needs --acknowledge: it accepts a log that "
-			"no longer matches what signfsd signed\n");
+	if (optind != argc) {
+		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!acknowledged)
+		return ctl_repair(config);
 	if (ctl_open(config, true, &ctl) < 0)
 		return EXIT_FAIL;
 	r = audit_acknowledge_rewrite(ctl.store, getuid(), (int64_t)time(NULL) * 1000, err);

@@ -74,6 +74,9 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
  * the check that failed in ERR. */
 int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERROR_MAX]);
 
+/* signfsctl audit repair without --acknowledge: an exit code. */
+int ctl_repair(const char *config);
+
 int cmd_verify(int argc, char **argv);
 int cmd_provenance(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
