@@ -2559,6 +2559,11 @@ void ingest_free(struct ingest *in)
 	free(in);
 }
 
+void ingest_serving(struct ingest *in)
+{
+	outbox_serving(in->outbox);
+}
+
 int ingest_inbox_fd(struct ingest *in)
 {
 	return in->inbox_fd;

@@ -226,6 +226,9 @@ void ingest_free(struct ingest *in);
 
 int ingest_inbox_fd(struct ingest *in);
 
+/* The filesystem is mounted and serving (outbox_serving). */
+void ingest_serving(struct ingest *in);
+
 /* The signature SIGNING that a commit of RELPATH held for review (HELD)
  * is published after all, as that commit would have published it (and the
  * inbox shows it). 0 also when a crash cut short an earlier call after the

@@ -679,6 +679,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	sigaction(SIGHUP, &(struct sigaction){.sa_handler = reopen_log, .sa_flags = SA_RESTART},
 		  NULL);
 	d->se = se;
+	ingest_serving(d->ingest);
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
 	events_daemon(d, "start", NULL);

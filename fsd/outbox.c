@@ -52,6 +52,7 @@ struct outbox {
 	char (*retiring)[ID_LEN + 1]; /* swapped in, not yet durable: their OLDs wait */
 	size_t n_retiring, cap_retiring;
 	bool exit_before_swap; /* recovery tests: stop as a power loss would */
+	bool serving;	       /* armed: the daemon serves (outbox_serving) */
 	uint64_t last_id;
 	struct flush *flush;
 	bool own_flush;
@@ -246,6 +247,11 @@ void outbox_discard(struct outbox *o, uint64_t id)
 
 	format_id(id, name);
 	remove_object(o, name);
+}
+
+void outbox_serving(struct outbox *o)
+{
+	__atomic_store_n(&o->serving, true, __ATOMIC_RELEASE);
 }
 
 int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[ID_LEN + 1])
@@ -621,7 +627,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 	 * the swapped/ entry. From here the publication survives a crash. */
 	if (r >= 0)
 		r = flush_wait(o->flush);
-	if (r == 0 && o->exit_before_swap)
+	if (r == 0 && o->exit_before_swap && __atomic_load_n(&o->serving, __ATOMIC_ACQUIRE))
 		_exit(99);
 	if (r == 0)
 		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, false);

@@ -112,6 +112,11 @@ void outbox_finish(struct outbox *o, uint64_t id);
  * looked up; one who holds it open keeps it as long as it likes. */
 void outbox_sweep(struct outbox *o, time_t now);
 
+/* The daemon serves: the recovery tests' stop at a publication's swap
+ * (SIGNFS_TEST_EXIT_BEFORE_SWAP), as a power loss would leave it, is armed
+ * for the publications of writers, not those a start completes. */
+void outbox_serving(struct outbox *o);
+
 /* Withdraw outbox/RELPATH, a published file: its entry (and so its
  * signature's) goes, its object stays for readers and retention. The
  * object's name in RET_ID; -ENOENT when RELPATH publishes no file. The
