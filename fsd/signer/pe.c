@@ -125,7 +125,9 @@ static int parse_optional(const unsigned char *h, size_t have, uint32_t opt, uin
 		return error_set(err, -EINVAL,
 				 "not a valid PE image: the optional header is short");
 	n_dirs = le32(h + opt + dirs - 4);
-	if (n_dirs <= CERT_DIR_INDEX || opt_len < dirs + 8 * (CERT_DIR_INDEX + 1))
+	/* The certificate table's entry must be in what was read, too. */
+	if (n_dirs <= CERT_DIR_INDEX || opt_len < dirs + 8 * (CERT_DIR_INDEX + 1) ||
+	    (uint64_t)opt + dirs + 8 * (CERT_DIR_INDEX + 1) > have)
 		return error_set(err, -EINVAL,
 				 "not a valid PE image: no certificate table directory entry");
 	img->checksum_off = opt + 64;

@@ -31,6 +31,16 @@ config)
 	incs="-I$top/policy -I/usr/include/json-c"
 	libs="-linih -lcrypto -ljson-c"
 	;;
+pe)
+	srcs="$top/fsd/signer/pe.c $top/policy/error.c"
+	incs="-I$top/fsd/signer -I$top/policy"
+	libs="-lcrypto"
+	;;
+dsse)
+	srcs="$top/fsd/signer/dsse.c $top/policy/error.c"
+	incs="-I$top/fsd/signer -I$top/policy -I/usr/include/json-c"
+	libs="-lcrypto -ljson-c"
+	;;
 *)
 	echo "unknown fuzz target $target" >&2
 	exit 2
