@@ -16,6 +16,12 @@
 
 struct store;
 
+/* SQLite's temporary files (sorts, temporary indexes), of every connection
+ * this process opens from now on, go to DIR instead of /var/tmp (which may
+ * be read-only or tiny under ProtectSystem=strict). Call once, before the
+ * first store_open. 0 or -ENOMEM. */
+int store_temp_dir(const char *dir);
+
 /* Open (creating if WRITABLE) the store in DIR. Read-only opens are for
  * tools that run beside the daemon; WAL lets them read while it writes. */
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX]);

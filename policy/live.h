@@ -51,8 +51,12 @@ void policy_live_release(struct policy_live *p, const struct policy_grant *grant
  * True also for a rule a reload removed since its decision. */
 bool policy_live_provenance(struct policy_live *p, const char *rule);
 
-/* Count a signature under RULE for the rate limits. */
+/* Count a signature under RULE for the rate limits (counted only when the
+ * rule in force has one, and up to it). */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);
+
+/* Has any rule in force a rate limit? (Without, the log need not be read.) */
+bool policy_live_rate_limited(struct policy_live *p);
 
 /* Re-read the file now; the old rules stay on failure. */
 int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX]);
