@@ -263,11 +263,34 @@ sqlite3_stmt *store_prepared(struct store *s, enum store_stmt id, const char *sq
 	return s->stmts[id];
 }
 
+/* No audit record missing below the last (seq is the leaf index, from 0):
+ * a count of every record, so here and not at start. */
+static const char *log_gaps(sqlite3 *db, char *text, size_t n)
+{
+	sqlite3_stmt *st;
+	const char *r = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(max(seq), -1) FROM audit", -1, &st,
+			       NULL) != SQLITE_OK)
+		return sqlite3_errmsg(db);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = sqlite3_errmsg(db);
+	} else if (sqlite3_column_int64(st, 0) != sqlite3_column_int64(st, 1) + 1) {
+		snprintf(text, n, "%lld records are missing from the audit log",
+			 sqlite3_column_int64(st, 1) + 1 - sqlite3_column_int64(st, 0));
+		r = text;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_check(const char *dir, char err[STORE_ERR_MAX])
 {
+	char gaps[96];
 	char path[PATH_MAX];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
+	const char *msg;
 	int r = 0;
 
 	err[0] = 0;
@@ -284,6 +307,8 @@ int store_check(const char *dir, char err[STORE_ERR_MAX])
 				  ? (const char *)sqlite3_column_text(st, 0)
 			      : db ? sqlite3_errmsg(db)
 				   : "cannot open");
+	else if ((msg = log_gaps(db, gaps, sizeof(gaps))))
+		r = error_set(err, -EIO, "store %s fails its integrity check: %s", path, msg);
 	for (char *p = err; *p; p++)
 		if (*p == '\n')
 			*p = ' '; /* one line, for the log and /status */

@@ -29,8 +29,9 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 /* Accepts NULL. */
 void store_close(struct store *s);
 
-/* Read every page of the store in DIR (SQLite's quick_check) with a
- * connection of its own: 0, or -EIO and what is damaged. Its cost grows
+/* Read every page of the store in DIR (SQLite's quick_check) and count the
+ * audit records (none missing below the last) with a connection of its
+ * own: 0, or -EIO and what is damaged. Its cost grows
  * with the store, so the daemon runs it beside its work, not before. */
 int store_check(const char *dir, char err[STORE_ERR_MAX]);
 
