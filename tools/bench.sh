@@ -99,8 +99,8 @@ if [ "$SCALE" != 0 ]; then
 	# rss PID: VmRSS and RssAnon in MiB.
 	rss() { awk '/^(VmRSS|RssAnon):/ { printf "%s%.1f", n++ ? " / " : "", $2 / 1024 }' "/proc/$1/status"; }
 	# measure NAME: three starts; START is the median seconds from exec to
-	# mounted, READY the RSS at the mount, LOADED once the anomaly profiles
-	# are read (beside the work, after the mount), of the last start.
+	# mounted, READY the RSS at the mount, LOADED a second after the anomaly
+	# profiles are read (beside the work, after the mount), of the last one.
 	measure() {
 		local t=() t0 t1 i
 		for i in 1 2 3; do
@@ -111,6 +111,7 @@ if [ "$SCALE" != 0 ]; then
 				[ "$(grep -c 'anomaly profiles: .* ready in' "$B/$1/daemon.log")" -ge "$i" ] && break
 				sleep 0.1
 			done
+			sleep 1
 			LOADED=$(rss "${PIDS[-1]}")
 			EVENTS=$(sed -n 's/^audit log: *\([0-9]*\) events/\1/p' "$B/$1/mnt/status")
 			stop "$B/$1"
@@ -123,10 +124,10 @@ if [ "$SCALE" != 0 ]; then
 	mkdir -p "$B/empty"
 	build/tools/signfsctl init --state-dir "$B/empty/state" >/dev/null
 	measure empty
-	printf 'empty state:   start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB with the profiles; %s audit records, signfs.db %s\n' \
+	printf 'empty state:   start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s\n' \
 		"$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/empty/state/signfs.db" | cut -f1)"
 	measure scale
-	printf '%d paths:  start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB with the profiles; %s audit records, signfs.db %s, state %s\n' \
+	printf '%d paths:  start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s, state %s\n' \
 		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/scale/state/signfs.db" | cut -f1)" \
 		"$(du -sh "$B/scale/state" | cut -f1)"
 	echo "fill through the mount (4 writers): $filled"
