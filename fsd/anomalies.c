@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ static struct {
 	uint64_t replay_from, replay_to;
 	unsigned long totals[ANOMALY_KINDS];
 	unsigned long replayed;
-	double load_seconds; /* reading the save, on the start path */
+	double load_seconds; /* reading the save, before the replay */
 	bool had_save;
 	struct alertq *alerts; /* waiting for alert_command */
 	bool alerts_waiting;
@@ -145,6 +146,9 @@ static void save(struct fsd *d)
 		    "%s",
 		    text ? err : "out of memory");
 	free(text);
+	/* The text and its JSON tree were the size of the versions kept; hand
+	 * the freed heap back, so that RSS stays what is in use. */
+	malloc_trim(0);
 }
 
 /* ---- alert_command ---- */
@@ -377,6 +381,34 @@ static void delay_learning(struct fsd *d)
 	pthread_mutex_unlock(&an.lock);
 }
 
+/* The profiles as last saved, read beside the work (their size is bounded
+ * by the versions content_churn keeps, not by the history, but parsing
+ * them still takes a while): then the replay starts where they end. */
+static void load_saved(struct fsd *d)
+{
+	struct timespec a, b;
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	r = findings_load_profiles(d->store, &an.replay_from, &text, &len);
+	/* A failed load changes nothing: the whole log is read instead. */
+	if (r == 0 && anomaly_profiles_load(an.profiles, text, len) < 0) {
+		log_err("anomaly profiles: the saved ones are unreadable; learning the whole log");
+		an.replay_from = 0;
+	}
+	free(text);
+	malloc_trim(0); /* as after a save */
+	an.had_save = r == 0 && an.replay_from;
+	if (r < 0)
+		an.replay_from = 0;
+	if (an.replay_from > an.replay_to) /* a log rewritten since */
+		an.replay_from = 0;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	an.load_seconds = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
 static void *work(void *arg)
 {
 	struct fsd *d = arg;
@@ -385,6 +417,7 @@ static void *work(void *arg)
 
 	if (d->config->anomaly.learn_delay)
 		delay_learning(d);
+	load_saved(d);
 	replay(d);
 	pthread_mutex_lock(&an.lock);
 	__atomic_store_n(&an.ready, true, __ATOMIC_RELEASE);
@@ -455,36 +488,15 @@ static int count_kept(struct fsd *d)
 int anomalies_start(struct fsd *d)
 {
 	const char *kinds[ANOMALY_KINDS];
-	char *text = NULL;
-	size_t len = 0;
-	int r;
 
-	struct timespec a, b;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
 	if (count_kept(d) < 0 || !(an.alerts = alertq_new()))
 		return -ENOMEM;
 	an.profiles = anomaly_profiles_new(&d->config->anomaly);
 	if (!an.profiles)
 		return -ENOMEM;
-	r = findings_load_profiles(d->store, &an.replay_from, &text, &len);
-	if (r == 0 && anomaly_profiles_load(an.profiles, text, len) < 0) {
-		log_err("anomaly profiles: the saved ones are unreadable; learning the whole log");
-		anomaly_profiles_free(an.profiles);
-		an.profiles = anomaly_profiles_new(&d->config->anomaly);
-		an.replay_from = 0;
-	}
-	free(text);
-	if (!an.profiles)
-		return -ENOMEM;
-	an.had_save = r == 0 && an.replay_from;
-	if (r < 0)
-		an.replay_from = 0;
+	/* What the log holds now is the save's and the replay's to learn;
+	 * the rest is learned as it is published. */
 	an.replay_to = audit_size(d->audit);
-	if (an.replay_from > an.replay_to) /* a log rewritten since */
-		an.replay_from = 0;
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	an.load_seconds = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 	for (int k = 0; k < ANOMALY_KINDS; k++)
 		kinds[k] = anomaly_kind_name(k);
 	findings_count(d->store, kinds, ANOMALY_KINDS, an.totals);

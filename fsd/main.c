@@ -746,6 +746,9 @@ int main(int argc, char **argv)
 		setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
 	if (open_state_dir(c->state_dir, &d.state_fd, &lock_fd) < 0)
 		goto out;
+	/* Nothing is written outside the state directory. */
+	if (store_temp_dir(c->state_dir) < 0)
+		goto out;
 	if (flush_new(&d.flush) < 0 || flush_add(d.flush, d.state_fd) < 0)
 		goto out;
 	if (check_mountpoint(o.mountpoint) < 0)

@@ -187,8 +187,8 @@ struct audit_entry {
 /* Field NAME of E as text, or NULL when the record has none. */
 const char *audit_entry_text(const struct audit_entry *e, const char *name);
 
-/* Calls FN for each record with FROM_MS <= time < TO_MS, oldest first,
- * until FN returns non-zero (which is then returned). */
+/* Calls FN for each record with FROM_MS <= time < TO_MS, oldest first (by
+ * UTC day, then in log order), until FN returns non-zero (which is then returned). */
 int audit_each(struct audit *a, int64_t from_ms, int64_t to_ms,
 	       int (*fn)(void *ctx, const struct audit_entry *e), void *ctx);
 

@@ -188,6 +188,23 @@ static int open_changes(struct store *s, const char *dir)
 	return 0;
 }
 
+/* The page cache of each connection, in KiB (SQLite's own default, stated
+ * so that it stays a bound: the store's size never enlarges it). */
+#define CACHE_PRAGMA "PRAGMA cache_size = -2048;"
+
+int store_temp_dir(const char *dir)
+{
+	char *copy = sqlite3_mprintf("%s", dir);
+
+	if (!copy)
+		return -ENOMEM;
+	/* SQLite reads this global at each temporary file it makes; it is set
+	 * before any connection exists, and then never changed. */
+	sqlite3_free(sqlite3_temp_directory);
+	sqlite3_temp_directory = copy;
+	return 0;
+}
+
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
 {
 	char path[PATH_MAX];
@@ -214,6 +231,8 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	if (sqlite3_exec(s->db, CACHE_PRAGMA, NULL, NULL, &msg) != SQLITE_OK)
+		goto fail_msg;
 	if (writable &&
 	    sqlite3_exec(
 		s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
@@ -244,11 +263,34 @@ sqlite3_stmt *store_prepared(struct store *s, enum store_stmt id, const char *sq
 	return s->stmts[id];
 }
 
+/* No audit record missing below the last (seq is the leaf index, from 0):
+ * a count of every record, so here and not at start. */
+static const char *log_gaps(sqlite3 *db, char *text, size_t n)
+{
+	sqlite3_stmt *st;
+	const char *r = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(max(seq), -1) FROM audit", -1, &st,
+			       NULL) != SQLITE_OK)
+		return sqlite3_errmsg(db);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = sqlite3_errmsg(db);
+	} else if (sqlite3_column_int64(st, 0) != sqlite3_column_int64(st, 1) + 1) {
+		snprintf(text, n, "%lld records are missing from the audit log",
+			 sqlite3_column_int64(st, 1) + 1 - sqlite3_column_int64(st, 0));
+		r = text;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_check(const char *dir, char err[STORE_ERR_MAX])
 {
+	char gaps[96];
 	char path[PATH_MAX];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
+	const char *msg;
 	int r = 0;
 
 	err[0] = 0;
@@ -256,6 +298,7 @@ int store_check(const char *dir, char err[STORE_ERR_MAX])
 		return -ENAMETOOLONG;
 	/* A connection of its own: WAL lets the daemon commit meanwhile. */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, CACHE_PRAGMA, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
@@ -264,6 +307,8 @@ int store_check(const char *dir, char err[STORE_ERR_MAX])
 				  ? (const char *)sqlite3_column_text(st, 0)
 			      : db ? sqlite3_errmsg(db)
 				   : "cannot open");
+	else if ((msg = log_gaps(db, gaps, sizeof(gaps))))
+		r = error_set(err, -EIO, "store %s fails its integrity check: %s", path, msg);
 	for (char *p = err; *p; p++)
 		if (*p == '\n')
 			*p = ' '; /* one line, for the log and /status */

@@ -16,6 +16,12 @@
 
 struct store;
 
+/* SQLite's temporary files (sorts, temporary indexes), of every connection
+ * this process opens from now on, go to DIR instead of /var/tmp (which may
+ * be read-only or tiny under ProtectSystem=strict). Call once, before the
+ * first store_open. 0 or -ENOMEM. */
+int store_temp_dir(const char *dir);
+
 /* Open (creating if WRITABLE) the store in DIR. Read-only opens are for
  * tools that run beside the daemon; WAL lets them read while it writes. */
 int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX]);
@@ -23,8 +29,9 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 /* Accepts NULL. */
 void store_close(struct store *s);
 
-/* Read every page of the store in DIR (SQLite's quick_check) with a
- * connection of its own: 0, or -EIO and what is damaged. Its cost grows
+/* Read every page of the store in DIR (SQLite's quick_check) and count the
+ * audit records (none missing below the last) with a connection of its
+ * own: 0, or -EIO and what is damaged. Its cost grows
  * with the store, so the daemon runs it beside its work, not before. */
 int store_check(const char *dir, char err[STORE_ERR_MAX]);
 

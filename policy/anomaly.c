@@ -1,6 +1,8 @@
 /* See anomaly.h. Profiles and the last version of each path live in hash
  * tables (FNV-1a, chained, doubled when full): a check and a learn cost a
- * few lookups whatever the history. */
+ * few lookups whatever the history. The versions are also in a list by the
+ * time they were learned, so that those content_churn can no longer use
+ * (older than its window, or beyond churn_paths) are dropped as they go. */
 #include "anomaly.h"
 
 #include <errno.h>
@@ -45,6 +47,7 @@ void anomaly_settings_default(struct anomaly_settings *s)
 	s->burst_factor = 10;
 	s->burst_floor = 50;
 	s->churn_window = 3600;
+	s->churn_paths = 32768;
 	s->ready_wait = 30;
 	s->learn_delay = 0;
 }
@@ -103,7 +106,8 @@ struct profile {
 };
 
 struct version {
-	struct version *next;
+	struct version *next;	       /* in its bucket */
+	struct version *older, *newer; /* by the time learned */
 	char *path;
 	char sha256[65];
 	uid_t uid;
@@ -120,6 +124,7 @@ struct anomaly_profiles {
 	pthread_mutex_t lock;
 	struct anomaly_settings s;
 	struct table profiles, versions;
+	struct version *oldest, *newest;
 };
 
 static uint64_t fnv(const char *s, uint64_t h)
@@ -385,7 +390,41 @@ static void note_recent(struct profile *p, time_t when)
 		p->recent_n++;
 }
 
-/* PATH's last signed version. Holds a->lock. */
+/* Holds a->lock. */
+static void unlist(struct anomaly_profiles *a, struct version *v)
+{
+	*(v->older ? &v->older->newer : &a->oldest) = v->newer;
+	*(v->newer ? &v->newer->older : &a->newest) = v->older;
+	v->older = v->newer = NULL;
+}
+
+/* Holds a->lock. */
+static void list_newest(struct anomaly_profiles *a, struct version *v)
+{
+	v->older = a->newest;
+	*(a->newest ? &a->newest->newer : &a->oldest) = v;
+	a->newest = v;
+}
+
+/* Drops the oldest version: out of the list, its bucket and memory. Holds
+ * a->lock. */
+static void drop_oldest(struct anomaly_profiles *a)
+{
+	struct version *v = a->oldest;
+	void **slot = &a->versions.buckets[version_hash_of(v) % a->versions.n_buckets];
+
+	while (*slot != v)
+		slot = (void **)&((struct version *)*slot)->next;
+	*slot = v->next;
+	unlist(a, v);
+	a->versions.n--;
+	free(v->path);
+	free(v->exe);
+	free(v);
+}
+
+/* PATH's last signed version; then the versions no check can use are
+ * dropped. Holds a->lock. */
 static void learn_version(struct anomaly_profiles *a, const char *path, const char *sha256,
 			  uid_t uid, const char *exe, time_t when)
 {
@@ -404,13 +443,20 @@ static void learn_version(struct anomaly_profiles *a, const char *path, const ch
 		v->next = *slot;
 		*slot = v;
 		a->versions.n++;
+	} else {
+		unlist(a, v);
 	}
+	list_newest(a, v);
 	snprintf(v->sha256, sizeof(v->sha256), "%s", sha256 ? sha256 : "");
 	v->uid = uid;
 	free(v->exe);
 	/* analyzer: the version owns its exe (anomaly_profiles_free). */
 	v->exe = exe ? strdup(exe) : NULL;
 	v->when = when;
+	while (a->oldest && a->oldest != v &&
+	       (a->versions.n > a->s.churn_paths ||
+		a->oldest->when < when - (time_t)a->s.churn_window))
+		drop_oldest(a);
 }
 
 void anomaly_learn(struct anomaly_profiles *a, const struct anomaly_signature *sig)
@@ -435,6 +481,15 @@ void anomaly_learn(struct anomaly_profiles *a, const struct anomaly_signature *s
 	}
 	learn_version(a, sig->path, sig->sha256, sig->uid, sig->exe, sig->when);
 	pthread_mutex_unlock(&a->lock);
+}
+
+size_t anomaly_version_count(struct anomaly_profiles *a)
+{
+	size_t n;
+	pthread_mutex_lock(&a->lock);
+	n = a->versions.n;
+	pthread_mutex_unlock(&a->lock);
+	return n;
 }
 
 size_t anomaly_profile_count(struct anomaly_profiles *a)
@@ -506,23 +561,22 @@ int anomaly_profiles_save(struct anomaly_profiles *a, time_t now, char **ret)
 	for (size_t i = 0; i < a->profiles.n_buckets; i++)
 		for (struct profile *p = a->profiles.buckets[i]; p; p = p->next)
 			json_object_array_add(profiles, profile_json(p, now, a->s.burst_window));
-	for (size_t i = 0; i < a->versions.n_buckets; i++)
-		for (struct version *v = a->versions.buckets[i]; v; v = v->next) {
-			json_object *o;
-			/* Older ones can no longer be churned. */
-			if (v->when <= now - (time_t)a->s.churn_window)
-				continue;
-			o = json_object_new_object();
-			if (!o)
-				continue;
-			json_object_object_add(o, "path", json_object_new_string(v->path));
-			json_object_object_add(o, "sha256", json_object_new_string(v->sha256));
-			json_object_object_add(o, "uid", json_object_new_int64(v->uid));
-			json_object_object_add(o, "exe",
-					       v->exe ? json_object_new_string(v->exe) : NULL);
-			json_object_object_add(o, "when", json_object_new_int64(v->when));
-			json_object_array_add(versions, o);
-		}
+	/* In the order learned, which the load keeps for what it drops. */
+	for (struct version *v = a->oldest; v; v = v->newer) {
+		json_object *o;
+		/* Older ones can no longer be churned. */
+		if (v->when <= now - (time_t)a->s.churn_window)
+			continue;
+		o = json_object_new_object();
+		if (!o)
+			continue;
+		json_object_object_add(o, "path", json_object_new_string(v->path));
+		json_object_object_add(o, "sha256", json_object_new_string(v->sha256));
+		json_object_object_add(o, "uid", json_object_new_int64(v->uid));
+		json_object_object_add(o, "exe", v->exe ? json_object_new_string(v->exe) : NULL);
+		json_object_object_add(o, "when", json_object_new_int64(v->when));
+		json_object_array_add(versions, o);
+	}
 	pthread_mutex_unlock(&a->lock);
 	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	if (!*ret)
@@ -567,18 +621,22 @@ static void load_profile(struct anomaly_profiles *a, json_object *o)
 {
 	json_object *hours = field_array(o, "hours"), *recent = field_array(o, "recent");
 	const char *key = field_text(o, "key");
-	struct profile *p =
-	    key ? get_profile(a, field_int(o, "uid"), key, field_int(o, "first")) : NULL;
+	time_t first = field_int(o, "first"), last = field_int(o, "last");
+	struct profile *p = key ? get_profile(a, field_int(o, "uid"), key, first) : NULL;
 
 	if (!p)
 		return;
-	p->count = field_int(o, "count");
-	p->first = field_int(o, "first");
-	p->last = field_int(o, "last");
+	/* Added to what was learned meanwhile (nothing, or publications
+	 * since the start): the save is read beside the work. */
+	if (!p->count || first < p->first)
+		p->first = first;
+	if (last > p->last)
+		p->last = last;
+	p->count += field_int(o, "count");
 	load_strings(field_array(o, "programs"), &p->programs);
 	load_strings(field_array(o, "dirs"), &p->dirs);
 	for (size_t h = 0; hours && h < HOURS_PER_WEEK && h < json_object_array_length(hours); h++)
-		p->hours[h] = json_object_get_int64(json_object_array_get_idx(hours, h));
+		p->hours[h] += json_object_get_int64(json_object_array_get_idx(hours, h));
 	for (size_t i = 0; recent && i < json_object_array_length(recent); i++)
 		note_recent(p, json_object_get_int64(json_object_array_get_idx(recent, i)));
 }
@@ -602,7 +660,9 @@ int anomaly_profiles_load(struct anomaly_profiles *a, const char *text, size_t l
 	for (size_t i = 0; i < json_object_array_length(versions); i++) {
 		json_object *o = json_object_array_get_idx(versions, i);
 		const char *path = field_text(o, "path");
-		if (path)
+		struct version *v = path ? find_version(a, path) : NULL;
+		/* A version learned since the start is the newer one. */
+		if (path && (!v || v->when < field_int(o, "when")))
 			learn_version(a, path, field_text(o, "sha256"), field_int(o, "uid"),
 				      field_text(o, "exe"), field_int(o, "when"));
 	}

@@ -52,6 +52,9 @@ struct anomaly_settings {
 	double burst_factor;	/* times the user's own average per window (10) */
 	unsigned burst_floor;	/* a burst is never fewer signatures (50) */
 	unsigned churn_window;	/* seconds (default 3600) */
+	unsigned churn_paths;	/* paths whose last version content_churn remembers,
+				 * the latest signed (default 32768): a bound on
+				 * memory whatever the number of paths */
 	unsigned ready_wait;	/* seconds a hold or deny rule waits for the profiles (30) */
 	unsigned learn_delay;	/* seconds before the log is read at start (0; for tests) */
 };
@@ -93,12 +96,17 @@ size_t anomaly_check(struct anomaly_profiles *p, const struct anomaly_signature 
 /* SIG happened (it was signed): learn it. */
 void anomaly_learn(struct anomaly_profiles *p, const struct anomaly_signature *sig);
 
+/* Path versions remembered for content_churn: at most churn_paths, none
+ * older than churn_window before the latest learned. */
+size_t anomaly_version_count(struct anomaly_profiles *p);
+
 /* The profiles as JSON text (*RET, malloc'd), for anomaly_profiles_load()
  * after a restart: all that a check reads, with only the signature times
  * and path versions that can still matter at NOW. 0 or -ENOMEM. */
 int anomaly_profiles_save(struct anomaly_profiles *p, time_t now, char **ret);
 
-/* Learn what anomaly_profiles_save() wrote (into empty profiles). 0, or
+/* Learn what anomaly_profiles_save() wrote, added to what P learned since
+ * (the daemon reads the save beside its work, after the mount). 0, or
  * -EINVAL when TEXT is not such a save. */
 int anomaly_profiles_load(struct anomaly_profiles *p, const char *text, size_t len);
 

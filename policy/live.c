@@ -166,10 +166,32 @@ unsigned long policy_live_keep(struct policy_live *p, const char *path)
 	return keep;
 }
 
+/* Only rules with a rate limit count, each up to its limit (more changes
+ * no decision): the counts stay bounded by the limits, whatever the log. */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now)
 {
-	if (rule && *rule)
+	unsigned limit = 0;
+
+	if (!rule || !*rule)
+		return;
+	pthread_rwlock_rdlock(&p->lock);
+	for (size_t i = 0; i < p->config->n_rules; i++)
+		if (!strcmp(p->config->rules[i].name, rule))
+			limit = p->config->rules[i].rate_per_hour;
+	pthread_rwlock_unlock(&p->lock);
+	if (limit && policy_rates_count(p->rates, rule, uid, now) < limit)
 		policy_rates_note(p->rates, rule, uid, now);
+}
+
+bool policy_live_rate_limited(struct policy_live *p)
+{
+	bool yes = false;
+
+	pthread_rwlock_rdlock(&p->lock);
+	for (size_t i = 0; i < p->config->n_rules; i++)
+		yes = yes || p->config->rules[i].rate_per_hour;
+	pthread_rwlock_unlock(&p->lock);
+	return yes;
 }
 
 int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX])

@@ -56,8 +56,12 @@ bool policy_live_provenance(struct policy_live *p, const char *rule);
  * [daemon]'s. */
 unsigned long policy_live_keep(struct policy_live *p, const char *path);
 
-/* Count a signature under RULE for the rate limits. */
+/* Count a signature under RULE for the rate limits (counted only when the
+ * rule in force has one, and up to it). */
 void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid, time_t now);
+
+/* Has any rule in force a rate limit? (Without, the log need not be read.) */
+bool policy_live_rate_limited(struct policy_live *p);
 
 /* Re-read the file now; the old rules stay on failure. */
 int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX]);

@@ -126,8 +126,9 @@ bool policy_glob_match(const char *glob, const char *path, bool prefix)
 struct rate_entry {
 	char *rule;
 	uid_t uid;
-	time_t *times; /* ring of the last signatures */
+	time_t *times; /* the signatures of the last hour, in no order */
 	size_t n, cap;
+	time_t oldest; /* no time in TIMES is older (valid when N > 0) */
 	struct rate_entry *next;
 };
 
@@ -158,7 +159,9 @@ void policy_rates_free(struct policy_rates *r)
 	free(r);
 }
 
-/* Holds r->lock. Drops times older than an hour. */
+/* Holds r->lock. Drops times older than an hour: a pass over the times
+ * only when the oldest has expired, so that counting N signatures in order
+ * (a start seeding the last hour) costs O(N), not O(N^2). */
 static struct rate_entry *entry(struct policy_rates *r, const char *rule, uid_t uid, time_t now,
 				bool create)
 {
@@ -176,11 +179,15 @@ static struct rate_entry *entry(struct policy_rates *r, const char *rule, uid_t 
 		e->next = r->entries;
 		r->entries = e;
 	}
-	if (e) {
+	if (e && e->n && e->oldest <= now - 3600) {
 		size_t keep = 0;
+		e->oldest = now;
 		for (size_t i = 0; i < e->n; i++)
-			if (e->times[i] > now - 3600)
+			if (e->times[i] > now - 3600) {
 				e->times[keep++] = e->times[i];
+				if (e->times[i] < e->oldest)
+					e->oldest = e->times[i];
+			}
 		e->n = keep;
 	}
 	return e;
@@ -197,6 +204,8 @@ static bool add_time(struct rate_entry *e, time_t now)
 		e->times = t;
 		e->cap = cap;
 	}
+	if (!e->n || now < e->oldest)
+		e->oldest = now;
 	e->times[e->n++] = now;
 	return true;
 }

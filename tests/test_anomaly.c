@@ -273,3 +273,51 @@ Test(anomaly, a_damaged_save_is_refused)
 	cr_assert_eq(anomaly_profiles_load(p, "not json", 8), -EINVAL);
 	cr_assert_eq(anomaly_profile_count(p), 0);
 }
+
+/* Memory does not grow with the paths signed: content_churn remembers at
+ * most churn_paths versions, the latest, and none older than its window. */
+Test(anomaly, path_versions_are_bounded_by_count_and_window)
+{
+	char path[64], sha[65];
+
+	anomaly_profiles_free(p);
+	settings.churn_paths = 100;
+	p = anomaly_profiles_new(&settings);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(path, sizeof(path), "d%d/f%d", i % 10, i);
+		snprintf(sha, sizeof(sha), "%064d", i);
+		struct anomaly_signature s = sig(1001, path, "/usr/bin/cp", sha, MONDAY_9 + i);
+		anomaly_learn(p, &s);
+	}
+	cr_assert_eq(anomaly_version_count(p), 100);
+	cr_assert_str_eq(kinds(sig(2002, "d9/f999", "/usr/bin/cp", "x", MONDAY_9 + 1000)),
+			 "new_signer content_churn", "the latest are remembered");
+	cr_assert_str_eq(kinds(sig(2002, "d0/f0", "/usr/bin/cp", "x", MONDAY_9 + 1000)),
+			 "new_signer", "the oldest are forgotten");
+	struct anomaly_signature late =
+	    sig(1001, "d0/late", "/usr/bin/cp", "ff", MONDAY_9 + 1000 + settings.churn_window);
+	anomaly_learn(p, &late);
+	cr_assert_eq(anomaly_version_count(p), 1, "those past the window are dropped");
+}
+
+/* The daemon reads the save after the mount: what it learned meanwhile is
+ * newer than the save, and stays. */
+Test(anomaly, a_save_loaded_late_keeps_what_was_learned_since)
+{
+	char *text = NULL;
+	struct anomaly_signature v1 = sig(1001, "release/app", "/usr/bin/cp", "v1", MONDAY_9);
+	struct anomaly_signature v2 = sig(1001, "release/app", "/usr/bin/cp", "v2", MONDAY_9 + 60);
+
+	anomaly_learn(p, &v1);
+	cr_assert_eq(anomaly_profiles_save(p, MONDAY_9, &text), 0);
+	anomaly_profiles_free(p);
+	p = anomaly_profiles_new(&settings);
+	anomaly_learn(p, &v2);
+	cr_assert_eq(anomaly_profiles_load(p, text, strlen(text)), 0);
+	free(text);
+	cr_assert_eq(anomaly_profile_count(p), 1);
+	cr_assert_str_eq(kinds(sig(1001, "release/app", "/usr/bin/rsync", "v2", MONDAY_9 + 120)),
+			 "new_program", "v2 is the last version: no churn");
+	cr_assert_str_eq(kinds(sig(1001, "release/app", "/usr/bin/rsync", "v1", MONDAY_9 + 120)),
+			 "new_program content_churn");
+}

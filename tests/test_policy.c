@@ -150,6 +150,21 @@ Test(policy, rate_limit_per_user_per_hour)
 	config_free(c);
 }
 
+/* A start counts the last hour of the log, which may hold millions of
+ * signatures: in order, each costs O(1), and the window still moves. */
+Test(policy, counting_a_busy_hour_costs_little, .timeout = 10)
+{
+	struct policy_rates *rates = policy_rates_new();
+	time_t t = 1764158400;
+
+	for (int i = 0; i < 400000; i++)
+		policy_rates_note(rates, "r", 1001, t + i / 50);
+	cr_assert_eq(policy_rates_count(rates, "r", 1001, t + 8000), 3599 * 50,
+		     "the signatures of the last hour");
+	cr_assert_eq(policy_rates_count(rates, "r", 1001, t + 20000), 0);
+	policy_rates_free(rates);
+}
+
 Test(policy, directories_follow_the_rules_that_could_match_below)
 {
 	struct config *c = parse("[rule r]\npath = release/**\nusers = 9\nkey = release\n");

@@ -8,13 +8,18 @@
  *       token: a bare signature over a digest, and a full CMS signature.
  *   signfs-bench fill CONFIG RECORDS ARTIFACTS   a stopped daemon's state
  *       made old: RECORDS audit records spread over the past year, signed
- *       by a checkpoint, and ARTIFACTS publications in the outbox. */
+ *       by a checkpoint, and ARTIFACTS publications in the outbox.
+ *   signfs-bench tree DIR COUNT DIRS THREADS   COUNT distinct paths of
+ *       512 bytes written into DIRS directories under DIR (through the
+ *       mount, as builds publish), in ten rounds; prints the rate of the
+ *       first and the last tenth. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -412,6 +417,77 @@ out:
 	return r;
 }
 
+struct tree_writer {
+	const char *dir;
+	int from, to, step, dirs; /* files FROM, FROM + STEP, ... below TO */
+	int errors;
+};
+
+static void *write_tree(void *arg)
+{
+	struct tree_writer *w = arg;
+	char path[4096], buf[512];
+
+	for (int i = w->from; i < w->to; i += w->step) {
+		int fd;
+		snprintf(path, sizeof(path), "%s/d%04d/build-%08d.bin", w->dir, i % w->dirs, i);
+		memset(buf, 'a' + i % 26, sizeof(buf));
+		memcpy(buf, &i, sizeof(i)); /* distinct content per path */
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+			w->errors++;
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		if (close(fd) < 0)
+			w->errors++;
+	}
+	return NULL;
+}
+
+static int cmd_tree(int argc, char **argv)
+{
+	int count, dirs, threads, errors = 0;
+	double rate[10], start = now();
+	char path[4096];
+
+	if (argc != 5)
+		return 2;
+	count = atoi(argv[2]);
+	dirs = atoi(argv[3]);
+	threads = atoi(argv[4]);
+	if (count < 10 || dirs <= 0 || dirs > 10000 || threads <= 0 || threads > 64)
+		return 2;
+	for (int d = 0; d < dirs; d++) {
+		snprintf(path, sizeof(path), "%s/d%04d", argv[1], d);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			perror(path);
+			return 1;
+		}
+	}
+	for (int round = 0; round < 10; round++) {
+		struct tree_writer w[64];
+		pthread_t t[64];
+		int from = count / 10 * round, to = round == 9 ? count : count / 10 * (round + 1);
+		double t0 = now();
+
+		for (int i = 0; i < threads; i++) {
+			w[i] = (struct tree_writer){argv[1], from + i, to, threads, dirs, 0};
+			pthread_create(&t[i], NULL, write_tree, &w[i]);
+		}
+		for (int i = 0; i < threads; i++) {
+			pthread_join(t[i], NULL);
+			errors += w[i].errors;
+		}
+		rate[round] = (to - from) / (now() - t0);
+	}
+	printf("files=%d dirs=%d errors=%d seconds=%.3f first_tenth_rate=%.0f "
+	       "last_tenth_rate=%.0f\n",
+	       count, dirs, errors, now() - start, rate[0], rate[9]);
+	return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	int r = 2;
@@ -421,9 +497,12 @@ int main(int argc, char **argv)
 		r = cmd_sign(argc - 1, argv + 1);
 	else if (argc > 1 && !strcmp(argv[1], "fill"))
 		r = cmd_fill(argc - 1, argv + 1);
+	else if (argc > 1 && !strcmp(argv[1], "tree"))
+		r = cmd_tree(argc - 1, argv + 1);
 	if (r == 2)
 		fprintf(stderr, "usage: signfs-bench write DIR COUNT KIB THREADS [sync]\n"
 				"       signfs-bench sign CONFIG COUNT THREADS\n"
-				"       signfs-bench fill CONFIG RECORDS ARTIFACTS\n");
+				"       signfs-bench fill CONFIG RECORDS ARTIFACTS\n"
+				"       signfs-bench tree DIR COUNT DIRS THREADS\n");
 	return r;
 }

@@ -14,9 +14,13 @@
 #   --restart N   also the start time with N audit records and N/10
 #                 published artifacts (filled without the mount), against
 #                 the start time of an empty state
+#   --scale N     only this: N distinct paths over 1,000 directories
+#                 written through the mount (state on tmpfs), then the
+#                 start time and RSS at ready with that history beside an
+#                 empty state's, with the state's size
 set -eu
 cd "$(dirname "$0")/.."
-SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--files) SMALL=$2; shift 2 ;;
@@ -24,6 +28,7 @@ while [ $# -gt 0 ]; do
 	--disk) DISK=$2; shift 2 ;;
 	--rsa) RSA=yes; shift ;;
 	--restart) RESTART=$2; shift 2 ;;
+	--scale) SCALE=$2; shift 2 ;;
 	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
@@ -87,6 +92,48 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "disk: $DISK on $(findmnt -no SOURCE,FSTYPE -T "$DISK" | tr -s ' ' ' ')"
 echo "small files: $SMALL x 4 KiB per run; medians of 3 runs, spread in brackets"
 echo
+
+# ---- scale: start and memory against the published paths ----
+if [ "$SCALE" != 0 ]; then
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	# rss PID: VmRSS and RssAnon in MiB.
+	rss() { awk '/^(VmRSS|RssAnon):/ { printf "%s%.1f", n++ ? " / " : "", $2 / 1024 }' "/proc/$1/status"; }
+	# measure NAME: three starts; START is the median seconds from exec to
+	# mounted, READY the RSS at the mount, LOADED a second after the anomaly
+	# profiles are read (beside the work, after the mount), of the last one.
+	measure() {
+		local t=() t0 t1 i
+		for i in 1 2 3; do
+			t0=$(date +%s.%N); start "$1" "$B"; t1=$(date +%s.%N)
+			t+=("$(calc "$t1 - $t0")")
+			READY=$(rss "${PIDS[-1]}")
+			for _ in $(seq 600); do
+				[ "$(grep -c 'anomaly profiles: .* ready in' "$B/$1/daemon.log")" -ge "$i" ] && break
+				sleep 0.1
+			done
+			sleep 1
+			LOADED=$(rss "${PIDS[-1]}")
+			EVENTS=$(sed -n 's/^audit log: *\([0-9]*\) events/\1/p' "$B/$1/mnt/status")
+			stop "$B/$1"
+		done
+		START=$(median3 "${t[@]}")
+	}
+	start scale "$B"
+	filled=$($BENCH tree "$B/scale/mnt/inbox" "$SCALE" 1000 4)
+	stop "$B/scale"
+	mkdir -p "$B/empty"
+	build/tools/signfsctl init --state-dir "$B/empty/state" >/dev/null
+	measure empty
+	printf 'empty state:   start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s\n' \
+		"$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/empty/state/signfs.db" | cut -f1)"
+	measure scale
+	printf '%d paths:  start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s, state %s\n' \
+		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/scale/state/signfs.db" | cut -f1)" \
+		"$(du -sh "$B/scale/state" | cut -f1)"
+	echo "fill through the mount (4 writers): $filled"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 
 # ---- token ----
 start tmpfs "$B"
