@@ -62,7 +62,10 @@ check "...nor did any SQLite temporary file stay in the state directory" \
 	bash -c "! ls '$STATE' | grep -q etilqs"
 
 # ---- a record deleted below the last: found by the check beside the work
-# (counting every record at start would make the start grow with the log)
+# (counting every record at start would make the start grow with the log).
+# Without the rate limit, which the hour's signatures reached: what refuses
+# the next file is the damage, not the limit.
+sed -i '/^rate = /d' "$STATE/signfs.conf"
 check "one audit record deleted from signfs.db" $PY - "$STATE/signfs.db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
