@@ -14,13 +14,18 @@
 #   --restart N   also the start time with N audit records and N/10
 #                 published artifacts (filled without the mount), against
 #                 the start time of an empty state
+#   --pe N        only this: N PE images of 1 MB and N of 100 MB signed
+#                 through a format = authenticode rule (cp into the inbox,
+#                 timed to the close), against osslsigncode sign with the
+#                 same token key (needs osslsigncode and
+#                 libengine-pkcs11-openssl)
 #   --scale N     only this: N distinct paths over 1,000 directories
 #                 written through the mount (state on tmpfs), then the
 #                 start time and RSS at ready with that history beside an
 #                 empty state's, with the state's size
 set -eu
 cd "$(dirname "$0")/.."
-SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--files) SMALL=$2; shift 2 ;;
@@ -29,6 +34,7 @@ while [ $# -gt 0 ]; do
 	--rsa) RSA=yes; shift ;;
 	--restart) RESTART=$2; shift 2 ;;
 	--scale) SCALE=$2; shift 2 ;;
+	--pe) PE=$2; shift 2 ;;
 	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
@@ -92,6 +98,48 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "disk: $DISK on $(findmnt -no SOURCE,FSTYPE -T "$DISK" | tr -s ' ' ' ')"
 echo "small files: $SMALL x 4 KiB per run; medians of 3 runs, spread in brackets"
 echo
+
+# ---- embedded signatures: PE images through the mount and osslsigncode ----
+if [ "$PE" != 0 ]; then
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	mkdir -p "$B/pe/state"
+	build/tools/signfsctl init --state-dir "$B/pe/state" >/dev/null
+	conf=$B/pe/state/signfs.conf
+	# The first rule that matches decides: this one before the others.
+	awk '/^\[rule / && !done { print "[rule pe]\npath = pe/**\nkey = codesign\nformat = authenticode\n"; done = 1 } { print }' \
+		"$conf" >"$conf.new" && mv "$conf.new" "$conf"
+	start pe "$B"
+	efi=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+	# An image padded with an overlay to SIZE bytes (hashed like the rest).
+	image() { cp "$efi" "$2"; head -c $(($1 - $(stat -c %s "$efi"))) /dev/urandom >>"$2"; }
+	pin=$(head -1 "$B/pe/state/token.pin")
+	for mb in 1 100; do
+		image $((mb * 1000000)) "$B/img$mb"
+		mkdir -p "$B/pe/mnt/inbox/pe/$mb" "$B/ossl$mb"
+		t0=$(date +%s.%N)
+		for i in $(seq "$PE"); do cp "$B/img$mb" "$B/pe/mnt/inbox/pe/$mb/a$i.exe"; done
+		t1=$(date +%s.%N)
+		ours=$(calc "$PE / ($t1 - $t0)")
+		t0=$(date +%s.%N)
+		for i in $(seq "$PE"); do
+			SOFTHSM2_CONF=$B/pe/state/softhsm2.conf osslsigncode sign -h sha256 \
+				-pkcs11engine /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so \
+				-pkcs11module "$(sed -n 's/^module *= *//p' "$conf")" \
+				-key "pkcs11:token=signfs;object=codesign;type=private;pin-value=$pin" \
+				-certs "$B/pe/state/pki/codesign.pem" -in "$B/img$mb" \
+				-out "$B/ossl$mb/a$i.exe" >/dev/null
+		done
+		t1=$(date +%s.%N)
+		theirs=$(calc "$PE / ($t1 - $t0)")
+		printf '%d MB PE image: signfs %.2f/s (cp to close, Authenticode + .p7s + record + publication); osslsigncode sign, same token: %.2f/s; ratio %s\n' \
+			"$mb" "$ours" "$theirs" "$(ratio "$ours" "$theirs")"
+	done
+	osslsigncode verify -CAfile "$B/pe/state/pki/ca.pem" -in "$B/pe/mnt/outbox/pe/1/a1.exe" >/dev/null 2>&1 &&
+		echo "(the published images verify with osslsigncode)"
+	stop "$B/pe"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 
 # ---- scale: start and memory against the published paths ----
 if [ "$SCALE" != 0 ]; then
