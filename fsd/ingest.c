@@ -38,74 +38,16 @@
 #include "outbox.h"
 #include "relay.h"
 
-#define COMMIT_STRIPES 64
-#define MARKER_MAX 64
+#include "ingest-internal.h"
 
-/* A file closed under a temporary name, waiting for the rename that gives
- * it its final name; committed under its own name when none comes. */
-struct pending {
-	char *path;
-	char marker[MARKER_MAX];
-	struct ingest_cred cred;
-	time_t deadline;
-	struct pending *next;
-};
-
-struct ingest {
-	int state_fd, inbox_fd, staging_fd;
-	int quorum_fd; /* copies kept by quorum attestations */
-	const struct config *config;
-	struct outbox *outbox;
-	struct ingest_hooks hooks;
-	pthread_mutex_t lock;
-	struct ingest_file *open_files;
-	struct pending *pending;
-	struct ingest_counts counts;
-	uint32_t counter; /* staging and marker names */
-	pthread_mutex_t stripes[COMMIT_STRIPES];
-	pthread_t sweeper;
-	bool sweeping, stopping;
-	pthread_cond_t wake;
-	struct exits *exits;	   /* the writers whose success commits wait for */
-	struct deferred *deferred; /* those commits, under lock */
-	unsigned n_deferred;	   /* their number (atomic: read without lock) */
-};
-
-enum file_state {
-	FILE_LIVE,
-	FILE_DEAD, /* refused, failed or abandoned: nothing more is committed */
-};
-
-struct ingest_file {
-	struct ingest *in;
-	pthread_mutex_t lock;
-	pthread_mutex_t hash_lock;
-	int fd;
-	bool writable;
-	bool dirty;	/* content differs from what was last committed */
-	bool published; /* fd's inode is linked into the outbox: never write it */
-	enum file_state state;
-	int write_error;	 /* errno of a failed write: the close reports EIO */
-	bool extended;		 /* grown by truncate since it was opened */
-	bool wrote;		 /* written since it was opened */
-	unsigned id;		 /* names its marker (m...ID) and staging copy (sID) */
-	char staging[32];	 /* non-empty: fd is staging/NAME, replaces path at commit */
-	char marker[MARKER_MAX]; /* staging/MARKER names path while it is unfinished */
-	char *path;		 /* inbox-relative; follows renames */
-	struct ingest_cred cred;
-	struct ingest_grant grant; /* from create/open: the size cap applies */
-	struct stream_hash hash;
-	struct ingest_file *next; /* registry of writable files */
-};
-
-static double now_seconds(void)
+double ingest_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static pthread_mutex_t *stripe(struct ingest *in, const char *path)
+pthread_mutex_t *ingest_stripe(struct ingest *in, const char *path)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
 	for (const char *p = path; *p; p++)
@@ -135,9 +77,9 @@ static char *path_of(struct ingest_file *f)
 
 /* ---- events ---- */
 
-static int report(struct ingest *in, struct ingest_event *ev, double started)
+int ingest_report(struct ingest *in, struct ingest_event *ev, double started)
 {
-	ev->seconds = now_seconds() - started;
+	ev->seconds = ingest_now() - started;
 	pthread_mutex_lock(&in->lock);
 	switch (ev->result) {
 	case INGEST_PUBLISHED:
@@ -164,7 +106,7 @@ static int report(struct ingest *in, struct ingest_event *ev, double started)
 	return in->hooks.event ? in->hooks.event(in->hooks.ctx, ev) : 0;
 }
 
-static void report_simple(struct ingest *in, enum ingest_result result, const char *path,
+void ingest_report_simple(struct ingest *in, enum ingest_result result, const char *path,
 			  const struct ingest_cred *cred, const struct ingest_grant *grant,
 			  off_t size, const char *reason)
 {
@@ -178,7 +120,7 @@ static void report_simple(struct ingest *in, enum ingest_result result, const ch
 	    .reason = reason,
 	    .signing = INGEST_NO_ID,
 	};
-	report(in, &ev, now_seconds());
+	ingest_report(in, &ev, ingest_now());
 }
 
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
@@ -193,7 +135,7 @@ static int authorize(struct ingest *in, const char *path, enum ingest_check chec
 		return 0;
 	r = in->hooks.authorize(in->hooks.ctx, path, check, cred, grant, reason);
 	if (r < 0)
-		report_simple(in, INGEST_DENIED, path, cred, grant, -1, reason);
+		ingest_report_simple(in, INGEST_DENIED, path, cred, grant, -1, reason);
 	return r < 0 ? -EACCES : 0;
 }
 
@@ -236,7 +178,7 @@ static int check_name(struct ingest *in, const char *relpath, bool dir)
 /* A marker of KIND: 'm' a file being written (a crash rolls it back), 'd'
  * a file left and waiting for its writer's success (a crash publishes it,
  * see recover_deferred), 'w' a withdrawal (a crash finishes it). */
-static int marker_make(struct ingest *in, char kind, const char *relpath,
+int ingest_marker_make(struct ingest *in, char kind, const char *relpath,
 		       const struct ingest_cred *cred, unsigned id, char name[MARKER_MAX])
 {
 	snprintf(name, MARKER_MAX, "%c%u.%u.%d.%u", kind, cred->uid, cred->gid, cred->pid, id);
@@ -269,7 +211,7 @@ static void marker_point(struct ingest *in, const char *name, const char *relpat
 		unlinkat(in->staging_fd, tmp, 0);
 }
 
-static void marker_remove(struct ingest *in, char name[MARKER_MAX])
+void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX])
 {
 	if (name[0])
 		unlinkat(in->staging_fd, name, 0);
@@ -303,7 +245,7 @@ static int show_version(struct ingest *in, const char *path, const char *id)
 
 /* After a crash: make inbox/PATH what the outbox publishes for it, or
  * remove it if nothing is. Returns what was done, for the event. */
-static const char *roll_back(struct ingest *in, const char *path, off_t *size)
+const char *ingest_roll_back(struct ingest *in, const char *path, off_t *size)
 {
 	char id[OUTBOX_ID_LEN + 1];
 	enum outbox_kind kind;
@@ -370,18 +312,14 @@ static void recover_marker(struct ingest *in, const char *name)
 	sscanf(name, "m%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
 	cred.tgid = cred.pid;
 	snprintf(staged, sizeof(staged), "s%u", id);
-	done = roll_back(in, path, &size);
+	done = ingest_roll_back(in, path, &size);
 	if (!done && staged_differs(in, staged, path, &size))
 		done = "its staged rewrite was dropped; the inbox keeps the published version";
 	if (done) {
 		snprintf(reason, sizeof(reason), "unfinished when signfsd stopped: %s", done);
-		report_simple(in, INGEST_ABANDONED, path, &cred, NULL, size, reason);
+		ingest_report_simple(in, INGEST_ABANDONED, path, &cred, NULL, size, reason);
 	}
 }
-
-static void recover_withdrawal(struct ingest *in, const char *name);
-
-static void recover_deferred(struct ingest *in, const char *name);
 
 /* What a crash left in staging/: markers of unfinished files (their paths
  * rolled back) and of withdrawals (finished), then the copies being
@@ -400,9 +338,9 @@ static void recover(struct ingest *in)
 			if (pass == 0 && e->d_name[0] == 'm')
 				recover_marker(in, e->d_name);
 			if (pass == 0 && e->d_name[0] == 'w')
-				recover_withdrawal(in, e->d_name);
+				ingest_recover_withdrawal(in, e->d_name);
 			if (pass == 0 && e->d_name[0] == 'd')
-				recover_deferred(in, e->d_name);
+				ingest_recover_deferred(in, e->d_name);
 			if (pass == 1)
 				unlinkat(in->staging_fd, e->d_name, 0);
 		}
@@ -592,7 +530,7 @@ static int commit_record(struct commit *c, double started)
 	ev.attesters = c->attesters;
 	ev.n_attesters = c->n_attesters;
 	ev.facts = &c->facts;
-	r = report(c->in, &ev, started);
+	r = ingest_report(c->in, &ev, started);
 
 	if (r == -EACCES || r == INGEST_HOLD)
 		error_set(c->reason, 0, "%s", veto);
@@ -626,7 +564,7 @@ static int commit_attest(struct commit *c, double started)
 	ev.quorum_window = c->grant.quorum_window;
 	ev.ret_attesters = c->attesters;
 	ev.ret_n_attesters = &c->n_attesters;
-	r = report(in, &ev, started);
+	r = ingest_report(in, &ev, started);
 	c->kept = ev.keep_copy;
 	if (!ev.keep_copy)
 		unlinkat(in->quorum_fd, copy, 0);
@@ -646,7 +584,7 @@ static int commit_vet(struct commit *c, double started)
 
 	ev.veto = veto;
 	ev.on_anomaly = c->grant.on_anomaly;
-	r = report(c->in, &ev, started);
+	r = ingest_report(c->in, &ev, started);
 	if (r < 0)
 		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
 	return r == -EDQUOT || r == -EACCES || r == 0 ? r : -EACCES;
@@ -696,7 +634,7 @@ static int commit_claimed(struct ingest *in, int fd, const char *path, struct st
 			   .staging = staging,
 			   .signing = INGEST_NO_ID,
 			   .claims = claims};
-	double started = now_seconds();
+	double started = ingest_now();
 	int r;
 
 	r = commit_authorize(&c);
@@ -729,7 +667,8 @@ static int commit_claimed(struct ingest *in, int fd, const char *path, struct st
 	if (r != 0 && c.grant.reservation && !c.sig && !c.kept && in->hooks.release)
 		in->hooks.release(in->hooks.ctx, cred, &c.grant);
 	if (r == -EFBIG || r == -EDQUOT) {
-		report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size, c.reason);
+		ingest_report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size,
+				     c.reason);
 	} else if (r <= 0) {
 		struct ingest_event ev = commit_event(&c, r == 0	 ? INGEST_PUBLISHED
 							  : c.held	 ? INGEST_HELD
@@ -737,7 +676,7 @@ static int commit_claimed(struct ingest *in, int fd, const char *path, struct st
 									 : INGEST_FAILED);
 		ev.reason = r < 0 ? c.reason : NULL;
 		ev.replaced = staging != NULL;
-		report(in, &ev, started);
+		ingest_report(in, &ev, started);
 	}
 	OPENSSL_free(c.sig);
 	hash_free(&c.fresh);
@@ -753,228 +692,10 @@ static int commit_claimed(struct ingest *in, int fd, const char *path, struct st
 }
 
 /* commit_claimed() without claims: a writer of this host. */
-static int commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
+int ingest_commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
 		     const char *staging, const struct ingest_cred *cred)
 {
 	return commit_claimed(in, fd, path, hash, staging, cred, NULL);
-}
-
-/* ---- commits that wait for the writer's success ----
- *
- * Some writers make what they leave look finished when it is not: rsync,
- * interrupted (a signal, a lost connection), renames what arrived of the
- * file to its final name (--partial, -P) or closes it in place (--inplace,
- * --append), then exits non-zero; a writer whose mmap fails after it grew
- * the file with ftruncate exits non-zero with only the zeros written. A
- * commit by a writer matching await_exit, or of a file grown by truncate
- * and never written after, therefore waits: the rename or close returns 0,
- * the inbox shows the bytes, a marker covers them as for a file being
- * written, and the commit is made when the writer goes on (its next
- * request to this filesystem: it did not stop at that file) or exits with
- * status 0. Any other end rolls the path back and audits it as abandoned. */
-
-struct deferred {
-	char *path;
-	char marker[MARKER_MAX];
-	struct ingest_cred cred;
-	struct stat st;		 /* the file as it was left */
-	struct stream_hash hash; /* its bytes, hashed then */
-	struct deferred *next;
-};
-
-/* Hashed when it is left, so that the commit at the writer's exit is a
- * signature and a publication, done before the writer's parent (rsync's
- * client, which polls for its children) has told the shell. */
-static int hash_all(struct stream_hash *h, int fd, off_t size)
-{
-	static const size_t chunk = 1 << 20;
-	char *buf = malloc(chunk);
-	off_t off = 0;
-	ssize_t n = 1;
-
-	if (!buf || hash_init(h) < 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	while (off < size && (n = pread(fd, buf, chunk, off)) > 0) {
-		hash_update(h, off, buf, n);
-		off += n;
-	}
-	free(buf);
-	return n < 0 ? -errno : 0;
-}
-
-static bool unchanged(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
-#define WENT_ON (-2)  /* the writer made another request */
-#define STOPPING (-3) /* signfsd stops first */
-
-static bool awaits_exit(struct ingest *in, const struct ingest_cred *cred, bool extended)
-{
-	return in->exits && (extended || config_awaits_exit(in->config, cred->exe));
-}
-
-/* inbox/PATH now holds FD's bytes, written by CRED: their commit waits
- * for the writer. The caller holds PATH's stripe. */
-static int defer_commit(struct ingest *in, const char *path, int fd, const struct ingest_cred *cred)
-{
-	struct deferred *d = calloc(1, sizeof(*d));
-	int r;
-
-	if (!d)
-		return -ENOMEM;
-	d->path = strdup(path);
-	d->cred = *cred;
-	r = !d->path ? -ENOMEM : fstat(fd, &d->st) < 0 ? -errno : 0;
-	if (r == 0)
-		r = hash_all(&d->hash, fd, d->st.st_size);
-	if (r == 0)
-		r = marker_make(in, 'd', path, cred,
-				__atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), d->marker);
-	if (r < 0) {
-		hash_free(&d->hash);
-		free(d->path);
-		free(d);
-		return r;
-	}
-	pthread_mutex_lock(&in->lock);
-	d->next = in->deferred;
-	in->deferred = d;
-	__atomic_add_fetch(&in->n_deferred, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&in->lock);
-	return exits_watch(in->exits, cred->tgid);
-}
-
-static void why_abandoned(const struct deferred *d, int status, char *out, size_t n)
-{
-	const char *exe = strrchr(d->cred.exe, '/');
-	char what[96];
-
-	exe = exe ? exe + 1 : d->cred.exe[0] ? d->cred.exe : "its writer";
-	if (status == STOPPING)
-		snprintf(what, sizeof(what), "signfsd stopped before it finished");
-	else if (status == -1)
-		snprintf(what, sizeof(what), "its exit status could not be read");
-	else if (WIFSIGNALED(status))
-		snprintf(what, sizeof(what), "it was killed by signal %d", WTERMSIG(status));
-	else
-		snprintf(what, sizeof(what), "it exited with status %d", WEXITSTATUS(status));
-	snprintf(out, n,
-		 "%s (pid %d) left it looking finished, then %s: what an interrupted writer left "
-		 "is never published",
-		 exe, (int)d->cred.tgid, what);
-}
-
-/* D's writer went on or ended with STATUS: commit or roll back D. */
-static void settle_deferred(struct ingest *in, struct deferred *d, int status)
-{
-	pthread_mutex_t *s = stripe(in, d->path);
-	struct stat st;
-	char why[512];
-	off_t size = -1;
-	int fd, r;
-
-	pthread_mutex_lock(s);
-	fd = openat(in->inbox_fd, d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	/* Replaced or removed since: nothing of it to publish or roll back. */
-	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == d->st.st_ino &&
-	    st.st_dev == d->st.st_dev) {
-		if (status == WENT_ON ||
-		    (status >= 0 && WIFEXITED(status) && !WEXITSTATUS(status))) {
-			r = commit_fd(in, fd, d->path, unchanged(&st, &d->st) ? &d->hash : NULL,
-				      NULL, &d->cred);
-			if (r == INGEST_ATTESTED)
-				unlinkat(in->inbox_fd, d->path, 0);
-			else if (r < 0)
-				roll_back(in, d->path, &size);
-		} else {
-			why_abandoned(d, status, why, sizeof(why));
-			size = st.st_size;
-			roll_back(in, d->path, &size);
-			report_simple(in, INGEST_ABANDONED, d->path, &d->cred, NULL, size, why);
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	marker_remove(in, d->marker);
-	pthread_mutex_unlock(s);
-	hash_free(&d->hash);
-	free(d->path);
-	free(d);
-}
-
-/* The deferred commits of process TGID (all of them with TGID 0), taken
- * out of the list and settled with STATUS. */
-static void settle_writer(struct ingest *in, pid_t tgid, int status)
-{
-	struct deferred *mine = NULL;
-
-	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&in->lock);
-	for (struct deferred **p = &in->deferred; *p;) {
-		struct deferred *d = *p;
-		if (tgid && d->cred.tgid != tgid) {
-			p = &d->next;
-			continue;
-		}
-		*p = d->next;
-		d->next = mine;
-		mine = d;
-		__atomic_sub_fetch(&in->n_deferred, 1, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&in->lock);
-	/* Oldest first: the list is newest first, MINE reversed it. */
-	while (mine) {
-		struct deferred *d = mine;
-		mine = d->next;
-		settle_deferred(in, d, status);
-	}
-}
-
-/* After a crash, for a file that waited for its writer's success (marker
- * NAME): how the writer ended is lost with the daemon. A writer that went
- * on would have committed it already, so it was the last file its writer
- * left, and a crash loses what was acknowledged to a writer that exited 0
- * (rsync's last file) far more often than it meets an interrupted one that
- * renamed a partial file in the same millisecond: it is committed, with
- * the credential the marker keeps (its uid and gid). */
-static void recover_deferred(struct ingest *in, const char *name)
-{
-	struct ingest_cred cred = {0};
-	char path[PATH_MAX];
-	unsigned id;
-	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
-	int fd, r;
-
-	if (n <= 0)
-		return;
-	path[n] = 0;
-	sscanf(name, "d%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
-	cred.tgid = cred.pid;
-	fd = openat(in->inbox_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return;
-	r = commit_fd(in, fd, path, NULL, NULL, &cred);
-	if (r == INGEST_ATTESTED)
-		unlinkat(in->inbox_fd, path, 0);
-	close(fd);
-}
-
-static void writer_exited(void *ctx, pid_t pid, int status)
-{
-	settle_writer(ctx, pid, status);
-}
-
-/* CRED's process makes another request: it went on past what it left. */
-static void writer_went_on(struct ingest *in, const struct ingest_cred *cred)
-{
-	settle_writer(in, cred->tgid, WENT_ON);
 }
 
 /* ---- open files ---- */
@@ -1020,7 +741,7 @@ static void file_free(struct ingest_file *f)
 		close(f->fd);
 	if (f->staging[0])
 		unlinkat(f->in->staging_fd, f->staging, 0);
-	marker_remove(f->in, f->marker);
+	ingest_marker_remove(f->in, f->marker);
 	hash_free(&f->hash);
 	pthread_mutex_destroy(&f->hash_lock);
 	pthread_mutex_destroy(&f->lock);
@@ -1122,7 +843,7 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	struct ingest_file *f;
 	int fd, r;
 
-	writer_went_on(in, cred);
+	ingest_writer_went_on(in, cred);
 
 	r = check_name(in, relpath, false);
 	if (r < 0)
@@ -1169,7 +890,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	struct stat st;
 	int fd, r;
 
-	writer_went_on(in, cred);
+	ingest_writer_went_on(in, cred);
 
 	if (writable && (r = check_name(in, relpath, false)) < 0)
 		return r;
@@ -1247,7 +968,7 @@ static int prepare_write(struct ingest_file *f)
 static void drop_uncommitted(struct ingest_file *f, const char *path)
 {
 	struct ingest *in = f->in;
-	pthread_mutex_t *s = stripe(in, path);
+	pthread_mutex_t *s = ingest_stripe(in, path);
 
 	pthread_mutex_lock(s);
 	if (!f->staging[0] && names_fd(in, path, f->fd))
@@ -1281,8 +1002,8 @@ static void abandon(struct ingest_file *f, const char *why)
 		f->state = FILE_DEAD;
 		return;
 	}
-	report_simple(f->in, INGEST_ABANDONED, path, &f->cred, &f->grant,
-		      fstat(f->fd, &st) == 0 ? st.st_size : -1, why);
+	ingest_report_simple(f->in, INGEST_ABANDONED, path, &f->cred, &f->grant,
+			     fstat(f->fd, &st) == 0 ? st.st_size : -1, why);
 	drop_uncommitted(f, path);
 	free(path);
 }
@@ -1295,7 +1016,8 @@ static void refuse_oversize(struct ingest_file *f, uint64_t size)
 
 	snprintf(reason, sizeof(reason), "larger than the size cap of rule %s (%llu bytes)",
 		 f->grant.rule, (unsigned long long)f->grant.max_size);
-	report_simple(f->in, INGEST_DENIED, path ? path : "", &f->cred, &f->grant, size, reason);
+	ingest_report_simple(f->in, INGEST_DENIED, path ? path : "", &f->cred, &f->grant, size,
+			     reason);
 	if (path)
 		drop_uncommitted(f, path);
 	f->state = FILE_DEAD;
@@ -1461,7 +1183,7 @@ static int land_deferred(struct ingest_file *f, const char *path)
 		f->staging[0] = 0;
 		pthread_mutex_unlock(&in->lock);
 	}
-	r = defer_commit(in, path, f->fd, &f->cred);
+	r = ingest_defer_commit(in, path, f->fd, &f->cred);
 	if (r < 0) {
 		drop_uncommitted(f, path);
 		return -EIO;
@@ -1497,7 +1219,7 @@ static int commit_file(struct ingest_file *f)
 		free(path);
 		return 0;
 	}
-	s = stripe(in, path);
+	s = ingest_stripe(in, path);
 	pthread_mutex_lock(s);
 	/* Unlinked, or replaced by another writer's version: as on any
 	 * filesystem, these bytes are no longer reachable by name, so there is
@@ -1513,14 +1235,14 @@ static int commit_file(struct ingest_file *f)
 		free(path);
 		return 0;
 	}
-	if (awaits_exit(in, &f->cred, f->extended && !f->wrote)) {
+	if (ingest_awaits_exit(in, &f->cred, f->extended && !f->wrote)) {
 		r = land_deferred(f, path);
 		pthread_mutex_unlock(s);
 		free(path);
 		return r;
 	}
-	r = commit_fd(in, f->fd, path, settled_hash(f), f->staging[0] ? f->staging : NULL,
-		      &f->cred);
+	r = ingest_commit_fd(in, f->fd, path, settled_hash(f), f->staging[0] ? f->staging : NULL,
+			     &f->cred);
 	pthread_mutex_unlock(s);
 	if (r == INGEST_ATTESTED) {
 		/* Attested, published only with the other writers' bytes: the
@@ -1622,7 +1344,7 @@ static void pending_free(struct ingest *in, struct pending *p)
 {
 	if (!p)
 		return;
-	marker_remove(in, p->marker);
+	ingest_marker_remove(in, p->marker);
 	free(p->path);
 	free(p);
 }
@@ -1661,7 +1383,7 @@ static void pending_add(struct ingest_file *f)
 static void commit_pending(struct ingest *in, struct pending *p)
 {
 	char why[INGEST_VETO_MAX];
-	pthread_mutex_t *s = stripe(in, p->path);
+	pthread_mutex_t *s = ingest_stripe(in, p->path);
 	struct stat st;
 	int fd, r;
 
@@ -1673,7 +1395,7 @@ static void commit_pending(struct ingest *in, struct pending *p)
 	    : relay_is_staging(p->path)		       ? -EPERM /* a relay's upload, cut short */
 	    : check_final_name(in, p->path, false) < 0
 		? -ENAMETOOLONG
-		: commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
+		: ingest_commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
 	if (r == INGEST_ATTESTED && names_fd(in, p->path, fd))
 		unlinkat(in->inbox_fd, p->path, 0); /* attested, not published */
 	if (r < 0 && names_fd(in, p->path, fd)) {
@@ -1682,7 +1404,8 @@ static void commit_pending(struct ingest *in, struct pending *p)
 			 "name; removed from the inbox",
 			 in->config->temp_grace);
 		unlinkat(in->inbox_fd, p->path, 0);
-		report_simple(in, INGEST_ABANDONED, p->path, &p->cred, NULL, st.st_size, why);
+		ingest_report_simple(in, INGEST_ABANDONED, p->path, &p->cred, NULL, st.st_size,
+				     why);
 	}
 	pthread_mutex_unlock(s);
 	close(fd);
@@ -1778,223 +1501,6 @@ int ingest_truncate(struct ingest *in, const char *relpath, off_t size,
 static bool under(const char *path, const char *dir, size_t n)
 {
 	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
-}
-
-/* ---- the outbox follows the inbox ---- */
-
-/* Staging marker w... names PATH while what was published at or below it
- * is withdrawn: a crash in between finishes the withdrawal at the next
- * start (recover). Without a marker the withdrawal still happens, only a
- * crash may leave it to the next removal. */
-static void withdraw_mark(struct ingest *in, const char *path, const struct ingest_cred *cred,
-			  char name[MARKER_MAX])
-{
-	(void)marker_make(in, 'w', path, cred,
-			  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED),
-			  name); /* without one, a crash may leave it to the next removal */
-}
-
-static bool publishes_file(struct ingest *in, const char *path)
-{
-	char id[OUTBOX_ID_LEN + 1];
-	enum outbox_kind kind;
-
-	return outbox_resolve(in->outbox, path, &kind, id) == 0 && kind != OUTBOX_NONE;
-}
-
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
-static int collect_name(void *ctx, const char *name, const struct stat *st)
-{
-	struct names *l = ctx;
-	size_t len = strlen(name), s = strlen(OUTBOX_SIG_SUFFIX);
-
-	/* A signature goes with its artifact. */
-	if (!S_ISDIR(st->st_mode) && len > s && !strcmp(name + len - s, OUTBOX_SIG_SUFFIX))
-		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		char **v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	/* analyzer: owned by L, freed by withdraw_missing. */
-	l->v[l->n] = strdup(name);
-	return l->v[l->n++] ? 0 : -ENOMEM;
-}
-
-static void report_withdrawn(struct ingest *in, const char *path, const struct ingest_cred *cred,
-			     const char *id, const char *reason)
-{
-	struct ingest_event ev = {
-	    .result = INGEST_WITHDRAWN,
-	    .path = path,
-	    .cred = cred,
-	    .size = -1,
-	    .reason = reason,
-	    .signing = strtoull(id, NULL, 16),
-	};
-	report(in, &ev, now_seconds());
-}
-
-/* What the outbox publishes at or below PATH with no file at the same
- * path in the inbox any more is withdrawn (WITHDRAWN, recorded durably
- * before this returns), and outbox directories whose inbox directory is
- * gone are removed once empty. The caller holds PATH's stripe when PATH
- * was a file. */
-static void withdraw_missing(struct ingest *in, const char *path, const struct ingest_cred *cred,
-			     const char *reason)
-{
-	char id[OUTBOX_ID_LEN + 1];
-	enum outbox_kind kind;
-	struct names children = {0};
-	struct stat st;
-	bool in_inbox = fstatat(in->inbox_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
-
-	if (outbox_resolve(in->outbox, path, &kind, id) < 0)
-		return;
-	if (kind == OUTBOX_ARTIFACT) {
-		if ((!in_inbox || !S_ISREG(st.st_mode)) &&
-		    outbox_withdraw(in->outbox, path, id) == 0)
-			report_withdrawn(in, path, cred, id, reason);
-		return;
-	}
-	if (kind != OUTBOX_DIR || outbox_list(in->outbox, path, collect_name, &children) < 0) {
-		for (size_t i = 0; i < children.n; i++)
-			free(children.v[i]);
-		free(children.v);
-		return;
-	}
-	for (size_t i = 0; i < children.n; i++) {
-		char *child;
-		if (asprintf(&child, "%s%s%s", path, *path ? "/" : "", children.v[i]) >= 0) {
-			withdraw_missing(in, child, cred, reason);
-			free(child);
-		}
-		free(children.v[i]);
-	}
-	free(children.v);
-	if (*path && (!in_inbox || !S_ISDIR(st.st_mode)))
-		(void)outbox_remove_dir(in->outbox, path); /* not empty: a file stays */
-}
-
-/* After a crash, for the withdrawal whose marker is NAME: finished. */
-static void recover_withdrawal(struct ingest *in, const char *name)
-{
-	struct ingest_cred cred = {0};
-	char path[PATH_MAX];
-	unsigned id;
-	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
-
-	if (n <= 0)
-		return;
-	path[n] = 0;
-	sscanf(name, "w%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
-	cred.tgid = cred.pid;
-	withdraw_missing(in, path, &cred,
-			 "left the inbox before signfsd stopped: withdrawn at the next start");
-}
-
-/* ---- retention ---- */
-
-struct expiry {
-	struct ingest *in;
-	time_t now;
-	ingest_keep_fn keep;
-	void *ctx;
-	char (*current)[OUTBOX_ID_LEN + 1]; /* the ids still published */
-	size_t n, cap;
-	unsigned expired;
-};
-
-/* Publication PATH (object ID, published at WHEN) is past its retention:
- * out of the outbox, out of the inbox if the inbox still shows it, its
- * object gone, and recorded. Holds PATH's stripe. */
-static void expire_one(struct ingest *in, const char *path, const char *id, time_t when,
-		       unsigned long keep)
-{
-	char now_id[OUTBOX_ID_LEN + 1], why[200];
-	struct ingest_cred cred = {.uid = getuid(), .gid = getgid(), .pid = getpid()};
-	struct stat is, pub;
-	enum outbox_kind kind;
-
-	/* Republished meanwhile: the new version has its own time. */
-	if (outbox_resolve(in->outbox, path, &kind, now_id) < 0 || kind != OUTBOX_ARTIFACT ||
-	    strcmp(now_id, id))
-		return;
-	if (fstatat(in->inbox_fd, path, &is, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    outbox_stat_version(in->outbox, id, OUTBOX_ARTIFACT, &pub) == 0 &&
-	    is.st_ino == pub.st_ino && is.st_dev == pub.st_dev)
-		unlinkat(in->inbox_fd, path, 0);
-	if (outbox_withdraw(in->outbox, path, now_id) < 0)
-		return;
-	cred.tgid = cred.pid;
-	snprintf(why, sizeof(why),
-		 "published %ld s ago and kept for %lu s: withdrawn from the outbox and the "
-		 "inbox, its object removed; the log keeps its records",
-		 (long)(time(NULL) - when), keep);
-	struct ingest_event ev = {
-	    .result = INGEST_EXPIRED,
-	    .path = path,
-	    .cred = &cred,
-	    .size = -1,
-	    .reason = why,
-	    .signing = strtoull(id, NULL, 16),
-	};
-	report(in, &ev, now_seconds());
-	outbox_discard(in->outbox, ev.signing);
-}
-
-static int expire_each(void *ctx, const char *path, const char *id, time_t when)
-{
-	struct expiry *e = ctx;
-	unsigned long keep = e->keep(e->ctx, path);
-
-	if (keep && when + (time_t)keep <= e->now) {
-		pthread_mutex_t *s = stripe(e->in, path);
-		pthread_mutex_lock(s);
-		expire_one(e->in, path, id, when, keep);
-		pthread_mutex_unlock(s);
-		e->expired++;
-		return 0;
-	}
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? 2 * e->cap : 256;
-		void *p = realloc(e->current, cap * sizeof(*e->current));
-		if (!p)
-			return -ENOMEM;
-		e->current = p;
-		e->cap = cap;
-	}
-	snprintf(e->current[e->n++], OUTBOX_ID_LEN + 1, "%s", id);
-	return 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-int ingest_expire(struct ingest *in, time_t now, ingest_keep_fn keep, void *ctx,
-		  unsigned long keep_orphans, unsigned *ret_n)
-{
-	struct expiry e = {.in = in, .now = now, .keep = keep, .ctx = ctx};
-	int r = outbox_each(in->outbox, expire_each, &e);
-
-	/* Only with the whole list of what is published: an object missing
-	 * from a partial one would be taken for a withdrawn version. */
-	if (r == 0 && keep_orphans) {
-		qsort(e.current, e.n, sizeof(*e.current), by_name);
-		outbox_prune(in->outbox, e.current, e.n, now - (time_t)keep_orphans);
-	}
-	free(e.current);
-	*ret_n = e.expired;
-	return r;
 }
 
 /* Holds in->lock: what lived at FROM (or below it, for a directory) now
@@ -2136,9 +1642,9 @@ static int commit_moved(struct ingest *in, const char *to, struct file_list *fil
 		pthread_mutex_unlock(&in->lock);
 		fd = busy ? -1 : openat(in->inbox_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0) {
-			s = stripe(in, path);
+			s = ingest_stripe(in, path);
 			pthread_mutex_lock(s);
-			r = commit_fd(in, fd, path, NULL, NULL, cred);
+			r = ingest_commit_fd(in, fd, path, NULL, NULL, cred);
 			/* Attested, not published: out of the inbox, as at close. */
 			if (r == INGEST_ATTESTED)
 				unlinkat(in->inbox_fd, path, 0);
@@ -2190,8 +1696,8 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		free(path);
 	}
 	list_free(&files);
-	if (r == 0 && publishes_file(in, from))
-		withdraw_mark(in, from, cred, marker);
+	if (r == 0 && ingest_publishes(in, from))
+		ingest_withdraw_mark(in, from, cred, marker);
 	if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -2201,11 +1707,11 @@ static int rename_dir(struct ingest *in, const char *from, const char *to, unsig
 		r = commit_moved(in, to, &commit, cred);
 		/* Published under the new paths first, then gone from the old. */
 		if (marker[0] && asprintf(&why, "renamed to inbox/%s", to) >= 0) {
-			withdraw_missing(in, from, cred, why);
+			ingest_withdraw_missing(in, from, cred, why);
 			free(why);
 		}
 	}
-	marker_remove(in, marker);
+	ingest_marker_remove(in, marker);
 	list_free(&commit);
 	return r;
 }
@@ -2259,9 +1765,9 @@ static void withdraw_renamed(struct ingest *in, const char *marker, const char *
 	if (n <= 0 || asprintf(&why, "renamed to inbox/%s", to) < 0)
 		return;
 	from[n] = 0;
-	s = stripe(in, from);
+	s = ingest_stripe(in, from);
 	pthread_mutex_lock(s);
-	withdraw_missing(in, from, cred, why);
+	ingest_withdraw_missing(in, from, cred, why);
 	pthread_mutex_unlock(s);
 	free(why);
 }
@@ -2279,7 +1785,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
-	writer_went_on(in, cred);
+	ingest_writer_went_on(in, cred);
 	if (fstatat(in->inbox_fd, from, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
@@ -2290,7 +1796,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (r < 0)
 		return r;
 	commit = !is_temp(in, to);
-	later = commit && awaits_exit(in, cred, false);
+	later = commit && ingest_awaits_exit(in, cred, false);
 	if (!commit) {
 		/* A file that stays temporary: the policy for the place it goes
 		 * to, as for a temporary create. */
@@ -2306,9 +1812,9 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 			return -errno;
 	}
 	/* What FROM published leaves the outbox once the file has left FROM. */
-	if (publishes_file(in, from) && strcmp(from, to))
-		withdraw_mark(in, from, cred, withdrawal);
-	s = stripe(in, to);
+	if (ingest_publishes(in, from) && strcmp(from, to))
+		ingest_withdraw_mark(in, from, cred, withdrawal);
+	s = ingest_stripe(in, to);
 	pthread_mutex_lock(s);
 	/* Published first, renamed second: a crash in between must find TO
 	 * named, so that the inbox is brought up to what the outbox shows. */
@@ -2330,10 +1836,10 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 		from = NULL;
 	} else if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0) {
 		r = -errno;
-	} else if (r == 0 && later && defer_commit(in, to, fd, cred) < 0) {
-		r = commit_fd(in, fd, to, NULL, NULL, cred); /* it cannot wait: now */
+	} else if (r == 0 && later && ingest_defer_commit(in, to, fd, cred) < 0) {
+		r = ingest_commit_fd(in, fd, to, NULL, NULL, cred); /* it cannot wait: now */
 	}
-	marker_remove(in, marker);
+	ingest_marker_remove(in, marker);
 	if (r == 0 && from) {
 		pthread_mutex_lock(&in->lock);
 		registry_rename(in, from, to, commit && !later);
@@ -2346,7 +1852,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	pthread_mutex_unlock(s);
 	if (withdrawal[0] && r == 0)
 		withdraw_renamed(in, withdrawal, to, cred);
-	marker_remove(in, withdrawal);
+	ingest_marker_remove(in, withdrawal);
 	pending_free(in, done);
 	if (fd >= 0)
 		close(fd);
@@ -2359,7 +1865,7 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 	struct ingest_grant grant;
 	int r;
 
-	writer_went_on(in, cred);
+	ingest_writer_went_on(in, cred);
 
 	if (outbox_name_reserved(base_name(relpath)))
 		return -EINVAL;
@@ -2378,23 +1884,23 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 
 int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
 {
-	pthread_mutex_t *s = stripe(in, relpath);
+	pthread_mutex_t *s = ingest_stripe(in, relpath);
 	char marker[MARKER_MAX] = "";
 	struct pending *p;
 	bool published;
 	int r = 0;
 
-	writer_went_on(in, cred);
+	ingest_writer_went_on(in, cred);
 	pthread_mutex_lock(s);
-	published = publishes_file(in, relpath);
+	published = ingest_publishes(in, relpath);
 	if (published)
-		withdraw_mark(in, relpath, cred, marker);
+		ingest_withdraw_mark(in, relpath, cred, marker);
 	/* Open writers of the unlinked name notice at commit (names_fd). */
 	if (unlinkat(in->inbox_fd, relpath, 0) < 0)
 		r = -errno;
 	else if (published)
-		withdraw_missing(in, relpath, cred, "removed from the inbox");
-	marker_remove(in, marker);
+		ingest_withdraw_missing(in, relpath, cred, "removed from the inbox");
+	ingest_marker_remove(in, marker);
 	pthread_mutex_unlock(s);
 	if (r < 0)
 		return r;
@@ -2407,10 +1913,10 @@ int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cr
 
 int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
 {
-	writer_went_on(in, cred);
+	ingest_writer_went_on(in, cred);
 	if (unlinkat(in->inbox_fd, relpath, AT_REMOVEDIR) < 0)
 		return -errno;
-	withdraw_missing(in, relpath, cred, "its directory was removed from the inbox");
+	ingest_withdraw_missing(in, relpath, cred, "its directory was removed from the inbox");
 	return 0;
 }
 
@@ -2418,7 +1924,7 @@ int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cre
 
 int ingest_publish_held(struct ingest *in, const char *relpath, uint64_t signing)
 {
-	pthread_mutex_t *s = stripe(in, relpath);
+	pthread_mutex_t *s = ingest_stripe(in, relpath);
 	char id[OUTBOX_ID_LEN + 1];
 	enum outbox_kind kind;
 	bool busy;
@@ -2496,7 +2002,7 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
 	/* Without the watcher, commits never wait for a writer's exit. */
-	(void)exits_open(true, writer_exited, in, &in->exits);
+	(void)exits_open(true, ingest_writer_exited, in, &in->exits);
 	r = backing_open_dir(state_fd, "inbox", &in->inbox_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "staging", &in->staging_fd);
@@ -2542,7 +2048,7 @@ void ingest_free(struct ingest *in)
 	exits_free(in->exits);
 	in->exits = NULL;
 	if (in->outbox) {
-		settle_writer(in, 0, STOPPING);
+		ingest_settle_writer(in, 0, STOPPING);
 		ingest_commit_stale(in, (time_t)INT64_MAX);
 	}
 	outbox_free(in->outbox);

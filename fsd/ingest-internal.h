@@ -1,0 +1,149 @@
+/* The ingest pipeline's parts (ingest.h is its face): the state the
+ * files of fsd/ingest*.c share, and what each offers the others. Locks and
+ * their order: ingest.c's first comment.
+ *   ingest.c         open files, temporary names, markers and the commit
+ *   ingest-await.c   commits that wait for their writer's success
+ *   ingest-follow.c  the outbox following the inbox, and retention */
+#pragma once
+
+#include "ingest.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hash.h"
+
+struct deferred;
+struct exits;
+
+#define COMMIT_STRIPES 64
+#define MARKER_MAX 64
+
+/* A file closed under a temporary name, waiting for the rename that gives
+ * it its final name; committed under its own name when none comes. */
+struct pending {
+	char *path;
+	char marker[MARKER_MAX];
+	struct ingest_cred cred;
+	time_t deadline;
+	struct pending *next;
+};
+
+struct ingest {
+	int state_fd, inbox_fd, staging_fd;
+	int quorum_fd; /* copies kept by quorum attestations */
+	const struct config *config;
+	struct outbox *outbox;
+	struct ingest_hooks hooks;
+	pthread_mutex_t lock;
+	struct ingest_file *open_files;
+	struct pending *pending;
+	struct ingest_counts counts;
+	uint32_t counter; /* staging and marker names */
+	pthread_mutex_t stripes[COMMIT_STRIPES];
+	pthread_t sweeper;
+	bool sweeping, stopping;
+	pthread_cond_t wake;
+	struct exits *exits;	   /* the writers whose success commits wait for */
+	struct deferred *deferred; /* those commits, under lock */
+	unsigned n_deferred;	   /* their number (atomic: read without lock) */
+};
+
+enum file_state {
+	FILE_LIVE,
+	FILE_DEAD, /* refused, failed or abandoned: nothing more is committed */
+};
+
+struct ingest_file {
+	struct ingest *in;
+	pthread_mutex_t lock;
+	pthread_mutex_t hash_lock;
+	int fd;
+	bool writable;
+	bool dirty;	/* content differs from what was last committed */
+	bool published; /* fd's inode is linked into the outbox: never write it */
+	enum file_state state;
+	int write_error;	 /* errno of a failed write: the close reports EIO */
+	bool extended;		 /* grown by truncate since it was opened */
+	bool wrote;		 /* written since it was opened */
+	unsigned id;		 /* names its marker (m...ID) and staging copy (sID) */
+	char staging[32];	 /* non-empty: fd is staging/NAME, replaces path at commit */
+	char marker[MARKER_MAX]; /* staging/MARKER names path while it is unfinished */
+	char *path;		 /* inbox-relative; follows renames */
+	struct ingest_cred cred;
+	struct ingest_grant grant; /* from create/open: the size cap applies */
+	struct stream_hash hash;
+	struct ingest_file *next; /* registry of writable files */
+};
+
+#define WENT_ON (-2)  /* the writer made another request */
+#define STOPPING (-3) /* signfsd stops first */
+
+/* ---- ingest.c ---- */
+
+double ingest_now(void);
+
+/* The lock of PATH's commits, rollbacks and renames. */
+pthread_mutex_t *ingest_stripe(struct ingest *in, const char *path);
+
+/* Hand EV to the daemon's event hook (counted first); its answer. */
+int ingest_report(struct ingest *in, struct ingest_event *ev, double started);
+void ingest_report_simple(struct ingest *in, enum ingest_result result, const char *path,
+			  const struct ingest_cred *cred, const struct ingest_grant *grant,
+			  off_t size, const char *reason);
+
+/* Staging marker NAME of KIND for RELPATH ('m' being written, 'd' waiting
+ * for its writer, 'w' a withdrawal); and its removal. */
+int ingest_marker_make(struct ingest *in, char kind, const char *relpath,
+		       const struct ingest_cred *cred, unsigned id, char name[MARKER_MAX]);
+void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX]);
+
+/* Make inbox/PATH what the outbox publishes for it, or remove it: what
+ * was done, for the event, or NULL. */
+const char *ingest_roll_back(struct ingest *in, const char *path, off_t *size);
+
+/* Commit FD as PATH (see ingest.c). */
+int ingest_commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
+		     const char *staging, const struct ingest_cred *cred);
+
+/* ---- ingest-await.c ---- */
+
+/* Does a commit by CRED (or of a file grown by truncate and never written:
+ * EXTENDED) wait for its writer's success? */
+bool ingest_awaits_exit(struct ingest *in, const struct ingest_cred *cred, bool extended);
+
+/* inbox/PATH now holds FD's bytes, written by CRED: their commit waits for
+ * the writer. The caller holds PATH's stripe. */
+int ingest_defer_commit(struct ingest *in, const char *path, int fd,
+			const struct ingest_cred *cred);
+
+/* The waiting commits of process TGID (all with 0) settled with STATUS. */
+void ingest_settle_writer(struct ingest *in, pid_t tgid, int status);
+
+/* An exits_fn: a watched writer ended. */
+void ingest_writer_exited(void *ctx, pid_t pid, int status);
+
+/* CRED's process makes another request: it went on past what it left. */
+void ingest_writer_went_on(struct ingest *in, const struct ingest_cred *cred);
+
+/* At the start, for a 'd' marker: the commit made now. */
+void ingest_recover_deferred(struct ingest *in, const char *name);
+
+/* ---- ingest-follow.c ---- */
+
+/* A 'w' marker naming PATH while what it published is withdrawn. */
+void ingest_withdraw_mark(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			  char name[MARKER_MAX]);
+
+/* Does the outbox publish something at PATH? */
+bool ingest_publishes(struct ingest *in, const char *path);
+
+/* What the outbox publishes at or below PATH with no inbox file there any
+ * more is withdrawn (WITHDRAWN, REASON). */
+void ingest_withdraw_missing(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			     const char *reason);
+
+/* At the start, for a 'w' marker: the withdrawal finished. */
+void ingest_recover_withdrawal(struct ingest *in, const char *name);
