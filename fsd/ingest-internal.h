@@ -1,7 +1,8 @@
 /* The ingest pipeline's parts (ingest.h is its face): the state the
  * files of fsd/ingest*.c share, and what each offers the others. Locks and
  * their order: ingest.c's first comment.
- *   ingest.c         open files, temporary names, markers and the commit
+ *   ingest.c         open files, temporary names, renames and markers
+ *   ingest-commit.c  the commit: authorise, hash, sign, record, publish
  *   ingest-await.c   commits that wait for their writer's success
  *   ingest-follow.c  the outbox following the inbox, and retention */
 #pragma once
@@ -104,7 +105,18 @@ void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX]);
  * was done, for the event, or NULL. */
 const char *ingest_roll_back(struct ingest *in, const char *path, off_t *size);
 
-/* Commit FD as PATH (see ingest.c). */
+/* The policy's answer for PATH; a refusal is reported as DENIED. */
+int ingest_authorize(struct ingest *in, const char *path, enum ingest_check check,
+		     const struct ingest_cred *cred, struct ingest_grant *grant);
+
+/* ---- ingest-commit.c ---- */
+
+/* Commit FD as PATH: HASH may be NULL (hashed from scratch), STAGING names
+ * the staging file FD is, if one, CLAIMS what a relay says of its writer
+ * (may be NULL). The caller holds PATH's stripe. 0, -EACCES, -EFBIG,
+ * -EDQUOT (denied, reported), INGEST_ATTESTED, or -EIO (failed, reported). */
+int ingest_commit_claimed(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
+			  const char *staging, const struct ingest_cred *cred, const char *claims);
 int ingest_commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
 		     const char *staging, const struct ingest_cred *cred);
 
