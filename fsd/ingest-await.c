@@ -43,21 +43,7 @@ struct deferred {
  * client, which polls for its children) has told the shell. */
 static int hash_all(struct stream_hash *h, int fd, off_t size)
 {
-	static const size_t chunk = 1 << 20;
-	char *buf = malloc(chunk);
-	off_t off = 0;
-	ssize_t n = 1;
-
-	if (!buf || hash_init(h) < 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	while (off < size && (n = pread(fd, buf, chunk, off)) > 0) {
-		hash_update(h, off, buf, n);
-		off += n;
-	}
-	free(buf);
-	return n < 0 ? -errno : 0;
+	return hash_init(h) < 0 ? -ENOMEM : hash_read(h, fd, size);
 }
 
 static bool unchanged(const struct stat *a, const struct stat *b)

@@ -59,9 +59,30 @@ void hash_invalidate(struct stream_hash *h)
 	h->rehash = true;
 }
 
+int hash_read(struct stream_hash *h, int fd, off_t size)
+{
+	unsigned char *buf = malloc(REHASH_CHUNK);
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (r == 0 && h->next < size) {
+		ssize_t n = pread(fd, buf, REHASH_CHUNK, h->next);
+		if (n < 0)
+			r = -errno;
+		else if (n == 0)
+			r = -EIO; /* shorter than its size: changed under us */
+		else if (!EVP_DigestUpdate(h->ctx, buf, n))
+			r = -EIO;
+		else
+			h->next += n;
+	}
+	free(buf);
+	return r;
+}
+
 int hash_final(struct stream_hash *h, int fd, off_t size, unsigned char out[SHA256_LEN])
 {
-	unsigned char *buf = NULL;
 	unsigned int len;
 	int r = 0;
 
@@ -72,30 +93,11 @@ int hash_final(struct stream_hash *h, int fd, off_t size, unsigned char out[SHA2
 	if (h->rehash) {
 		if (!EVP_DigestInit_ex(h->ctx, sha256(), NULL))
 			return -EIO;
-		buf = malloc(REHASH_CHUNK);
-		if (!buf)
-			return -ENOMEM;
-		for (off_t off = 0; off < size;) {
-			ssize_t n = pread(fd, buf, REHASH_CHUNK, off);
-			if (n < 0) {
-				r = -errno;
-				goto out;
-			}
-			if (n == 0) {
-				r = -EIO; /* shorter than its size: changed under us */
-				goto out;
-			}
-			if (!EVP_DigestUpdate(h->ctx, buf, n)) {
-				r = -EIO;
-				goto out;
-			}
-			off += n;
-		}
+		h->next = 0;
+		r = hash_read(h, fd, size);
 	}
-	if (!EVP_DigestFinal_ex(h->ctx, out, &len) || len != SHA256_LEN)
+	if (r == 0 && (!EVP_DigestFinal_ex(h->ctx, out, &len) || len != SHA256_LEN))
 		r = -EIO;
-out:
-	free(buf);
 	if (EVP_DigestInit_ex(h->ctx, sha256(), NULL)) {
 		h->next = 0;
 		h->rehash = false;

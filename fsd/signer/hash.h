@@ -23,6 +23,10 @@ void hash_update(struct stream_hash *h, off_t off, const void *buf, size_t n);
 /* Forget everything hashed so far: the file will be re-read at the end. */
 void hash_invalidate(struct stream_hash *h);
 
+/* Feed H the bytes of FD from where it stands (H's next offset) up to SIZE,
+ * read back in chunks: 0, or a negative errno (-EIO when FD is shorter). */
+int hash_read(struct stream_hash *h, int fd, off_t size);
+
 /* Digest of the file behind FD whose length is SIZE. Re-reads FD (pread)
  * when needed. 0 or a negative errno. Leaves H ready for reuse. */
 int hash_final(struct stream_hash *h, int fd, off_t size, unsigned char out[SHA256_LEN]);
