@@ -784,7 +784,8 @@ int main(int argc, char **argv)
 					       .sign = events_sign,
 					       .embed = events_embed,
 					       .forward = d.relay ? relay_hook : NULL,
-					       .event = events_ingest,
+					       .ask = events_ask,
+					       .notify = events_notify,
 					       .ctx = &d},
 			&d.ingest);
 	if (r < 0) {
