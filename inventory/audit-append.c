@@ -110,93 +110,96 @@ static bool must_flush(struct waiter **batch, size_t n)
 	return false;
 }
 
-/* Commit BATCH (N waiters) in one transaction: their lines in queue order,
- * each chained to the one before. Holds a->lock. */
-static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
+/* Bind the columns of line SEQ (its TEXT, its LEAF, OFF in its day's file)
+ * for record REC, written at MS on DAY, to the insert statement ST. */
+static void bind_line(sqlite3_stmt *st, uint64_t seq, const char *day, int64_t ms,
+		      const struct audit_record *rec, const char *text, const merkle_hash leaf,
+		      int64_t off)
 {
-	sqlite3 *db = a->store->db;
-	sqlite3_stmt *st = NULL;
-	merkle_hash leaves[MAX_BATCH];
-	int64_t times[MAX_BATCH], ms, off = 0;
-	char off_day[11] = "";
-	char err[AUDIT_ERR_MAX] = "";
-	uint64_t base;
-	size_t i;
-	int r = -EIO;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, ms);
+	sqlite3_bind_text(st, 4, rec->event, -1, SQLITE_STATIC);
+	if (rec->path)
+		sqlite3_bind_text(st, 5, rec->path, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_blob(st, 6, text, strlen(text), SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 7, leaf, MERKLE_HASH, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, off);
+}
 
-	db_lock(a);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
-		goto done;
-	}
-	if (audit_catch_up(a) < 0) {
-		error_set(err, -EIO, "the audit log in the store is damaged");
-		goto rollback;
-	}
-	if (n == 1 && batch[0]->also &&
-	    (r = batch[0]->also(batch[0]->ctx, &(struct store_txn){db}, err)) < 0)
-		goto rollback;
-	r = -EIO;
-	st = store_prepared(a->store, STMT_AUDIT_INSERT,
-			    "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf, off) "
-			    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+/* Insert the lines of BATCH (N waiters), numbered on from the tree's size,
+ * each chained to the one before, in the open transaction: their leaves
+ * and times into LEAVES and TIMES. 0, or -EIO with why in ERR. */
+static int insert_lines(struct audit *a, struct waiter **batch, size_t n, merkle_hash *leaves,
+			int64_t *times, char *err)
+{
+	sqlite3_stmt *st =
+	    store_prepared(a->store, STMT_AUDIT_INSERT,
+			   "INSERT INTO audit(seq, day, time_ms, event, path, line, leaf, off) "
+			   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	uint64_t base = a->range.count;
+	int64_t ms = a->last_time_ms, off = 0;
+	char off_day[11] = "";
+	int r = 0;
+
 	if (!st)
-		goto db_error;
-	base = a->range.count;
-	ms = a->last_time_ms;
-	for (i = 0; i < n; i++) {
-		const struct audit_record *rec = batch[i]->rec;
-		char *line;
+		return error_set(err, -EIO, "cannot record the audit event: %s",
+				 sqlite3_errmsg(a->store->db));
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		int64_t now = a->clock(a->clock_ctx);
+		char *line;
 
 		/* Time never runs backwards in the log: a day's file must never
 		 * change once the day is over, even if the clock is stepped back. */
 		ms = now > ms ? now : ms;
-		line = audit_render_line(base + i, ms, rec, i ? leaves[i - 1] : a->last_leaf);
+		line = audit_render_line(base + i, ms, batch[i]->rec,
+					 i ? leaves[i - 1] : a->last_leaf);
 		if (!line) {
-			error_set(err, -ENOMEM, "out of memory");
-			goto rollback;
+			r = error_set(err, -EIO, "out of memory");
+			break;
 		}
 		merkle_leaf_hash(line, strlen(line), leaves[i]);
 		times[i] = ms;
 		audit_day_of(ms, batch[i]->day);
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, base + i);
-		sqlite3_bind_text(st, 2, batch[i]->day, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, ms);
-		sqlite3_bind_text(st, 4, rec->event, -1, SQLITE_STATIC);
-		if (rec->path)
-			sqlite3_bind_text(st, 5, rec->path, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 5);
-		sqlite3_bind_blob(st, 6, line, strlen(line), SQLITE_TRANSIENT);
-		sqlite3_bind_blob(st, 7, leaves[i], MERKLE_HASH, SQLITE_STATIC);
 		if (strcmp(off_day, batch[i]->day)) {
 			memcpy(off_day, batch[i]->day, sizeof(off_day));
 			off = day_end(a->store, off_day);
 		}
-		sqlite3_bind_int64(st, 8, off);
+		bind_line(st, base + i, batch[i]->day, ms, batch[i]->rec, line, leaves[i], off);
 		off += strlen(line) + 1;
 		free(line);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			goto db_error;
+			r = error_set(err, -EIO, "cannot record the audit event: %s",
+				      sqlite3_errmsg(a->store->db));
 	}
 	sqlite3_reset(st);
-	st = NULL;
-	for (i = 0; i < n; i++) {
+	return r;
+}
+
+/* The records of BATCH that open or conclude another, noted in the open
+ * transaction; BASE is the first one's seq. */
+static int track_batch(struct audit *a, struct waiter **batch, size_t n, uint64_t base)
+{
+	for (size_t i = 0; i < n; i++) {
 		const struct audit_record *rec = batch[i]->rec;
 		if (rec->opens && track_open(a->store, base + i, rec->path) < 0)
-			goto db_error;
+			return -EIO;
 		if (rec->has_ref && conclude(a->store, rec->ref) < 0)
-			goto db_error;
+			return -EIO;
 	}
-	/* Durable at COMMIT (synchronous=FULL) or at the group flush below:
-	 * either way once for the whole batch. */
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto db_error;
-	for (i = 0; i < n; i++) {
+	return 0;
+}
+
+/* BATCH is committed with LEAVES at TIMES: the tree grows by them. */
+static void batch_committed(struct audit *a, struct waiter **batch, size_t n,
+			    const merkle_hash *leaves, const int64_t *times)
+{
+	for (size_t i = 0; i < n; i++) {
+		batch[i]->seq = a->range.count;
 		merkle_range_append(&a->range, leaves[i]);
-		batch[i]->seq = base + i;
 	}
 	memcpy(a->last_leaf, leaves[n - 1], MERKLE_HASH);
 	a->last_time_ms = times[n - 1];
@@ -206,19 +209,47 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	 * waits out its interval would wake at every commit for nothing. */
 	if (a->checkpointer_idle)
 		pthread_cond_signal(&a->wake);
-	r = 0;
-	goto done;
-db_error:
-	r = error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
-rollback:
-	if (st)
-		sqlite3_reset(st);
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Commit BATCH (N waiters) in one transaction, with the state change of a
+ * waiter alone in it; each waiter gets the result. Holds a->lock. */
+static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
+{
+	sqlite3 *db = a->store->db;
+	merkle_hash leaves[MAX_BATCH];
+	int64_t times[MAX_BATCH];
+	char err[AUDIT_ERR_MAX] = "";
+	int r = -EIO;
+
+	db_lock(a);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+		goto done;
+	}
+	if (audit_catch_up(a) < 0)
+		r = error_set(err, -EIO, "the audit log in the store is damaged");
+	else if (n == 1 && batch[0]->also)
+		r = batch[0]->also(batch[0]->ctx, &(struct store_txn){db}, err);
+	else
+		r = 0;
+	if (r > 0)
+		r = 0; /* only a failure of the state change rolls it back */
+	if (r == 0)
+		r = insert_lines(a, batch, n, leaves, times, err);
+	/* Durable at COMMIT (synchronous=FULL) or at the group flush below:
+	 * either way once for the whole batch. */
+	if (r == 0 && (track_batch(a, batch, n, a->range.count) < 0 ||
+		       sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK))
+		r = error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+	if (r == 0)
+		batch_committed(a, batch, n, leaves, times);
+	else
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* nothing of it stays */
 done:
 	db_unlock(a);
 	if (r == 0 && must_flush(batch, n) && (r = store_flush(a->store)) < 0)
 		error_set(err, r, "cannot make the audit record durable: %s", strerror(-r));
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		batch[i]->result = r;
 		if (r < 0)
 			memcpy(batch[i]->err, err, AUDIT_ERR_MAX);
@@ -269,29 +300,77 @@ static bool retry_later(struct audit *a, struct waiter *w)
 	return true;
 }
 
+/* Take the waiters that may commit now off the queue into BATCH: how many.
+ * A state change commits alone: its failure must not roll back the records
+ * of others. Holds queue_lock. */
+static size_t take_batch(struct audit *a, struct waiter **batch)
+{
+	size_t n = 0;
+
+	while (n < MAX_BATCH) {
+		struct waiter **p = audit_next_ready(a);
+
+		if (!p || (n > 0 && (*p)->also))
+			break;
+		batch[n++] = *p;
+		if (a->queue_tail == &(*p)->next)
+			a->queue_tail = p;
+		*p = (*p)->next;
+		if (batch[n - 1]->also)
+			break;
+	}
+	return n;
+}
+
+/* BATCH was committed or failed: its waiters are told, its detached records
+ * that failed queued again to be tried later, the others put on *DETACHED
+ * to be freed. Holds queue_lock. */
+static void settle_batch(struct audit *a, struct waiter **batch, size_t n, struct waiter **detached)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct waiter *w = batch[i];
+		if (w->detached && w->result < 0) {
+			snprintf(a->error, AUDIT_ERR_MAX, "%s", w->err);
+			if (retry_later(a, w))
+				continue;
+		}
+		if (w->detached && w->result == 0 && w->retried)
+			a->n_retrying--;
+		if (w->detached) {
+			w->next = *detached;
+			*detached = w;
+		} else {
+			w->done = true;
+		}
+	}
+	/* Everything that failed was written since: the log is whole. */
+	if (batch[0]->result == 0 && a->n_retrying == 0)
+		a->error[0] = 0;
+	pthread_cond_broadcast(&a->queue_done);
+}
+
+/* DAY's file changed: tell the observer. */
+static void notify_day(struct audit *a, const char *day)
+{
+	char file[32];
+
+	snprintf(file, sizeof(file), "%s.jsonl", day);
+	audit_notify(a, file);
+}
+
+/* The leader commits what queued up, batch after batch, until nothing is
+ * left; then it steps down (in the same critical section that found the
+ * queue empty, so that no append is left without a leader). */
 void audit_lead(struct audit *a)
 {
 	struct waiter *batch[MAX_BATCH], *detached = NULL;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		size_t n = 0;
+		size_t n;
 
 		pthread_mutex_lock(&a->queue_lock);
-		/* A state change commits alone: its failure must not roll back
-		 * the records of others. */
-		while (n < MAX_BATCH) {
-			struct waiter **p = audit_next_ready(a);
-
-			if (!p || (n > 0 && (*p)->also))
-				break;
-			batch[n++] = *p;
-			if (a->queue_tail == &(*p)->next)
-				a->queue_tail = p;
-			*p = (*p)->next;
-			if (batch[n - 1]->also)
-				break;
-		}
+		n = take_batch(a, batch);
 		if (n == 0) {
 			a->leading = false;
 			pthread_mutex_unlock(&a->queue_lock);
@@ -300,38 +379,32 @@ void audit_lead(struct audit *a)
 		pthread_mutex_unlock(&a->queue_lock);
 		commit_batch(a, batch, n);
 		pthread_mutex_lock(&a->queue_lock);
-		for (size_t i = 0; i < n; i++) {
-			struct waiter *w = batch[i];
-			if (w->detached && w->result < 0) {
-				snprintf(a->error, AUDIT_ERR_MAX, "%s", w->err);
-				if (retry_later(a, w))
-					continue;
-			}
-			if (w->detached && w->result == 0 && w->retried)
-				a->n_retrying--;
-			if (w->detached) {
-				w->next = detached;
-				detached = w;
-			} else {
-				w->done = true;
-			}
-		}
-		/* Everything that failed was written since: the log is whole. */
-		if (batch[0]->result == 0 && a->n_retrying == 0)
-			a->error[0] = 0;
-		pthread_cond_broadcast(&a->queue_done);
+		settle_batch(a, batch, n, &detached);
 		pthread_mutex_unlock(&a->queue_lock);
 	}
 	pthread_mutex_unlock(&a->lock);
 	while (detached) {
 		struct waiter *w = detached;
-		char file[32];
 		detached = w->next;
-		if (w->result == 0) {
-			snprintf(file, sizeof(file), "%s.jsonl", w->day);
-			audit_notify(a, file);
-		}
+		if (w->result == 0)
+			notify_day(a, w->day);
 		audit_later_free(w);
+	}
+}
+
+/* Wait until W is committed or failed, leading the group commit when no
+ * one does. Holds queue_lock. */
+static void wait_done(struct audit *a, struct waiter *w)
+{
+	while (!w->done) {
+		if (!a->leading) {
+			a->leading = true;
+			pthread_mutex_unlock(&a->queue_lock);
+			audit_lead(a);
+			pthread_mutex_lock(&a->queue_lock);
+		} else {
+			pthread_cond_wait(&a->queue_done, &a->queue_lock);
+		}
 	}
 }
 
@@ -344,23 +417,12 @@ int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn
 	pthread_mutex_lock(&a->queue_lock);
 	*a->queue_tail = &w;
 	a->queue_tail = &w.next;
-	while (!w.done) {
-		if (!a->leading) {
-			a->leading = true;
-			pthread_mutex_unlock(&a->queue_lock);
-			audit_lead(a);
-			pthread_mutex_lock(&a->queue_lock);
-		} else {
-			pthread_cond_wait(&a->queue_done, &a->queue_lock);
-		}
-	}
+	wait_done(a, &w);
 	pthread_mutex_unlock(&a->queue_lock);
 	if (w.result == 0) {
-		char file[32];
 		if (ret_seq)
 			*ret_seq = w.seq;
-		snprintf(file, sizeof(file), "%s.jsonl", w.day);
-		audit_notify(a, file);
+		notify_day(a, w.day);
 	}
 	return w.result;
 }
@@ -392,27 +454,15 @@ int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
 		a->queue_tail = &w[i].next;
 	}
 	for (size_t i = 0; i < n; i++) {
-		while (!w[i].done) {
-			if (!a->leading) {
-				a->leading = true;
-				pthread_mutex_unlock(&a->queue_lock);
-				audit_lead(a);
-				pthread_mutex_lock(&a->queue_lock);
-			} else {
-				pthread_cond_wait(&a->queue_done, &a->queue_lock);
-			}
-		}
+		wait_done(a, &w[i]);
 		if (w[i].result < 0 && r == 0) {
 			r = w[i].result;
 			memcpy(err, errs[i], AUDIT_ERR_MAX);
 		}
 	}
 	pthread_mutex_unlock(&a->queue_lock);
-	if (n && r == 0) {
-		char file[32];
-		snprintf(file, sizeof(file), "%s.jsonl", w[n - 1].day);
-		audit_notify(a, file);
-	}
+	if (n && r == 0)
+		notify_day(a, w[n - 1].day);
 	free(w);
 	free(errs);
 	return r;

@@ -177,7 +177,7 @@ void *audit_checkpointer(void *arg)
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += 3;
 			a->checkpointer_idle = true;
-			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+			(void)pthread_cond_timedwait(&a->wake, &a->lock, &until);
 			a->checkpointer_idle = false;
 		}
 		if (a->stopping)

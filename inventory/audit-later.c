@@ -170,7 +170,7 @@ void *audit_flusher(void *arg)
 			}
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec++;
-			pthread_cond_timedwait(&a->later, &a->queue_lock, &until);
+			(void)pthread_cond_timedwait(&a->later, &a->queue_lock, &until);
 			continue;
 		}
 		a->leading = true;

@@ -129,7 +129,7 @@ static void add_name(json_object *o, const char *k, const char *v)
 		unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
 		if (!b64)
 			return;
-		EVP_EncodeBlock(b64, (const unsigned char *)v, n);
+		(void)EVP_EncodeBlock(b64, (const unsigned char *)v, n);
 		snprintf(key, sizeof(key), "%s_b64", k);
 		json_object_object_add(o, key, json_object_new_string((char *)b64));
 		free(b64);
