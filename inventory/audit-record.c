@@ -1,7 +1,6 @@
-/* The audit log's records as lines: each record's canonical JSON line (fixed
- * key order, names from the filesystem made UTF-8 and kept exactly beside
- * that, a relay's claims marked unverified), chained to the line before by
- * "prev", the leaf hash an archived copy names an edited line by. */
+/* The audit log's records as lines: a record's canonical JSON line (names
+ * from the filesystem made UTF-8 and kept exactly beside that, a relay's
+ * claims marked unverified), and the time and day it is written with. */
 #include "audit-internal.h"
 
 #include <json-c/json.h>
@@ -172,6 +171,11 @@ static void add_claims(json_object *o, const char *text)
 	json_object_object_add(o, "claims", out);
 }
 
+/* The canonical line: keys in this fixed order, absent fields left out, no
+ * whitespace, control characters escaped, '/' not escaped. Each line but
+ * the first carries "prev", the leaf hash of the line before it, so that an
+ * archived copy names the exact line that was edited; the Merkle tree and
+ * the signed checkpoint make the whole log tamper-evident. */
 char *audit_render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 			const merkle_hash prev)
 {
