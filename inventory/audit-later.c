@@ -28,13 +28,13 @@ void audit_later_free(struct waiter *w)
 static struct later *later_new(const struct audit_record *rec)
 {
 	struct later *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
 	const char **fields[] = {
 	    &l->rec.event,  &l->rec.user,     &l->rec.exe,	   &l->rec.path,
 	    &l->rec.sha256, &l->rec.key,      &l->rec.cert_serial, &l->rec.cert_fingerprint,
 	    &l->rec.rule,   &l->rec.decision, &l->rec.reason,	   &l->rec.kind};
-
-	if (!l)
-		return NULL;
 	l->rec = *rec;
 	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
 		if (!*fields[i])

@@ -36,6 +36,8 @@ static int load_checkpoint(sqlite3 *db, struct stored_checkpoint *cp)
 		cp->present = true;
 		cp->size = sqlite3_column_int64(st, 0);
 		cp->note = strndup(sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1));
+		if (!cp->note)
+			rc = SQLITE_NOMEM; /* not read, so not checked: as a read error */
 		if (sqlite3_column_bytes(st, 2) == sizeof(cp->range) &&
 		    sqlite3_column_bytes(st, 3) == MERKLE_HASH) {
 			memcpy(&cp->range, sqlite3_column_blob(st, 2), sizeof(cp->range));

@@ -272,7 +272,10 @@ static int key_names(struct store *s, const struct dashboard_facts *facts, char 
 	*ret = calloc(facts->n_keys, sizeof(**ret));
 	if (!*ret)
 		return -ENOMEM;
+	/* analyzer: the array and its names go to the caller, who frees them
+	 * (dashboard_render), those made before a failure too (*N). */
 	for (size_t i = 0; i < facts->n_keys; i++)
+		/* analyzer: freed by the caller, as the array is. */
 		if (!((*ret)[i] = strdup(facts->keys[i].name))) {
 			*n = i;
 			return -ENOMEM;
