@@ -1,7 +1,7 @@
 /* Reading the audit log back: the /audit files (the days, each day's bytes,
  * the checkpoint), the records by time or by seq, the leaves for proofs,
  * the latest signature of a path and the records a crash left open. Each
- * read holds the log's lock and the store's, in that order. */
+ * query holds the log's lock and the store's, in that order. */
 #include "audit-internal.h"
 
 #include <errno.h>

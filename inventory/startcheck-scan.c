@@ -131,7 +131,7 @@ static bool plain(const char *s)
 }
 
 /* Do the columns of row ST say what its line says? "" or what differs.
- * Every line starts {"seq":N,"time":"T","event":"E" (render_line). */
+ * Every line starts {"seq":N,"time":"T","event":"E" (audit_render_line). */
 static const char *row_columns(struct scan *sc, sqlite3_stmt *st, const char *line, size_t n)
 {
 	struct day_end *end;
