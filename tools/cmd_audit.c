@@ -18,6 +18,7 @@
 #include "merkle.h"
 #include "note.h"
 #include "store.h"
+#include "text.h"
 #include "verify.h"
 
 /* --help beside the short options, for the verbs that take no long ones. */
@@ -158,9 +159,10 @@ static const char *inbox_relative(const char *p)
 
 static void print_hex(const unsigned char *h)
 {
-	for (int i = 0; i < MERKLE_HASH; i++)
-		printf("%02x", h[i]);
-	printf("\n");
+	char hex[2 * MERKLE_HASH + 1];
+
+	text_hex(h, MERKLE_HASH, hex);
+	printf("%s\n", hex);
 }
 
 static int cmd_proof(int argc, char **argv)

@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "audit.h"
+#include "certid.h"
 #include "certs.h"
 #include "config.h"
 #include "pki.h"
@@ -61,7 +62,8 @@ int cmd_inventory(int argc, char **argv)
 		const char *config;
 		struct inventory_change ch = {.now = time(NULL)};
 		struct audit_record rec = {.event = "cert_imported", .decision = "allow"};
-		char reason[256], serial[65], fingerprint[65];
+		char reason[256];
+		struct cert_identity id;
 
 		argc--, argv++;
 		config = ctl_config_arg(argc, argv, 1, 2, inventory_usage_text);
@@ -90,11 +92,11 @@ int cmd_inventory(int argc, char **argv)
 		/* Filled in by the import, which runs before the line is written. */
 		rec.key = ch.key_out;
 		rec.cert_fingerprint = ch.fingerprint_out;
-		inventory_cert_ids(ch.cert, serial, fingerprint);
-		rec.cert_serial = serial;
+		(void)cert_identity(ch.cert, &id); /* "" if the digest failed, as shown */
+		rec.cert_serial = id.serial;
 		ret = ctl_change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
-			printf("imported certificate %s for key %s\n", serial, ch.key_out);
+			printf("imported certificate %s for key %s\n", id.serial, ch.key_out);
 		X509_free(ch.cert);
 		sk_X509_pop_free(ch.chain, X509_free);
 		ctl_close(&c);
@@ -237,15 +239,16 @@ static int issue_demo(int argc, char **argv)
 	}
 	{
 		/* Signed with the CA key: a state change like any other. */
-		char serial[65], fp[65], reason[128];
+		char reason[128];
+		struct cert_identity id;
 		struct audit_record rec = {.event = "cert_issued",
 					   .decision = "allow",
 					   .key = k->name,
-					   .cert_serial = serial,
-					   .cert_fingerprint = fp,
+					   .cert_serial = id.serial,
+					   .cert_fingerprint = id.fingerprint,
 					   .reason = reason};
 		struct ctl ctl;
-		inventory_cert_ids(cert, serial, fp);
+		(void)cert_identity(cert, &id); /* "" if the digest failed */
 		snprintf(reason, sizeof(reason), "issued by the demo CA for %ld days%s", days,
 			 backdate ? ", backdated" : "");
 		if (ctl_open(config, true, &ctl) < 0) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "certs.h"
+#include "certid.h"
 #include "cms.h"
 #include "config.h"
 #include "dsse.h"
@@ -46,7 +47,7 @@ static void usage(FILE *f)
  * asked for and cannot be read. */
 static long long revoked_at(const char *config, bool asked, X509 *cert)
 {
-	char serial[65], fingerprint[65];
+	struct cert_identity id;
 	struct ctl ctl;
 	time_t at = 0;
 
@@ -54,8 +55,9 @@ static long long revoked_at(const char *config, bool asked, X509 *cert)
 		return 0;
 	if (ctl_open(config, false, &ctl) < 0)
 		return asked ? -1 : 0;
-	inventory_cert_ids(cert, serial, fingerprint);
-	inventory_revoked_at(ctl.store, fingerprint, &at);
+	/* Not revoked, unknown or unreadable: AT stays 0, the answer wanted. */
+	(void)cert_identity(cert, &id);
+	(void)inventory_revoked_at(ctl.store, id.fingerprint, &at);
 	ctl_close(&ctl);
 	return at;
 }

@@ -22,6 +22,7 @@
 #include "provision.h"
 #include "signer.h"
 #include "store.h"
+#include "text.h"
 
 #define DEFAULT_STATE_DIR SIGNFS_DEFAULT_STATE_DIR
 #define TOKEN_LABEL "signfs"
@@ -142,8 +143,7 @@ static void random_pin(char out[33])
 	unsigned char b[16];
 	if (RAND_bytes(b, sizeof(b)) != 1)
 		abort(); /* a PIN without entropy must never be written */
-	for (int i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
+	text_hex(b, sizeof(b), out);
 	OPENSSL_cleanse(b, sizeof(b));
 }
 
