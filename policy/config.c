@@ -77,11 +77,11 @@ static int fail(struct parse_state *s, const char *fmt, ...)
 	if (s->err[0])
 		return 0;
 	if (s->line > 0)
-		n = snprintf(s->err, CONFIG_ERR_MAX, "%s:%d: ", s->name, s->line);
+		n = snprintf(s->err, ERROR_MAX, "%s:%d: ", s->name, s->line);
 	else
-		n = snprintf(s->err, CONFIG_ERR_MAX, "%s: ", s->name);
+		n = snprintf(s->err, ERROR_MAX, "%s: ", s->name);
 	va_start(ap, fmt);
-	vsnprintf(s->err + n, CONFIG_ERR_MAX - n, fmt, ap);
+	vsnprintf(s->err + n, ERROR_MAX - n, fmt, ap);
 	va_end(ap);
 	return 0;
 }
@@ -979,7 +979,7 @@ void config_free(struct config *c)
 }
 
 static int parse_text(const char *name, const char *text, bool lenient, struct config **ret,
-		      char err[CONFIG_ERR_MAX])
+		      char err[ERROR_MAX])
 {
 	struct parse_state s = {.name = name, .err = err, .next = text, .lenient = lenient};
 	int r;
@@ -1027,12 +1027,12 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 }
 
 int config_parse_string(const char *name, const char *text, struct config **ret,
-			char err[CONFIG_ERR_MAX])
+			char err[ERROR_MAX])
 {
 	return parse_text(name, text, false, ret, err);
 }
 
-static int load_file(const char *file, bool lenient, struct config **ret, char err[CONFIG_ERR_MAX])
+static int load_file(const char *file, bool lenient, struct config **ret, char err[ERROR_MAX])
 {
 	FILE *f;
 	char *text;
@@ -1043,7 +1043,7 @@ static int load_file(const char *file, bool lenient, struct config **ret, char e
 	f = fopen(file, "re");
 	if (!f) {
 		r = -errno;
-		snprintf(err, CONFIG_ERR_MAX, "%s: %s", file, strerror(errno));
+		snprintf(err, ERROR_MAX, "%s: %s", file, strerror(errno));
 		return r;
 	}
 	text = malloc(CONFIG_MAX_SIZE + 1);
@@ -1055,7 +1055,7 @@ static int load_file(const char *file, bool lenient, struct config **ret, char e
 	fclose(f);
 	if (n > CONFIG_MAX_SIZE) {
 		free(text);
-		snprintf(err, CONFIG_ERR_MAX, "%s: larger than %d bytes", file, CONFIG_MAX_SIZE);
+		snprintf(err, ERROR_MAX, "%s: larger than %d bytes", file, CONFIG_MAX_SIZE);
 		return -EFBIG;
 	}
 	text[n] = 0;
@@ -1064,17 +1064,17 @@ static int load_file(const char *file, bool lenient, struct config **ret, char e
 	return r;
 }
 
-int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
+int config_load(const char *file, struct config **ret, char err[ERROR_MAX])
 {
 	return load_file(file, false, ret, err);
 }
 
-int config_load_lenient(const char *file, struct config **ret, char err[CONFIG_ERR_MAX])
+int config_load_lenient(const char *file, struct config **ret, char err[ERROR_MAX])
 {
 	return load_file(file, true, ret, err);
 }
 
-int config_check_file(const char *file, bool secret, char err[CONFIG_ERR_MAX])
+int config_check_file(const char *file, bool secret, char err[ERROR_MAX])
 {
 	struct stat st;
 

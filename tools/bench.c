@@ -157,7 +157,7 @@ static void *sign_cms(void *arg)
 	struct signer_job *j = arg;
 	unsigned char d[SHA256_LEN] = {0}, *der;
 	size_t len;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 
 	for (int i = 0; i < j->count; i++) {
 		memcpy(d, &i, sizeof(i));
@@ -178,7 +178,7 @@ static struct timestamper *local_tsa(const struct config *c, struct signer *s)
 	STACK_OF(X509) *chain = NULL;
 	EVP_PKEY *pkey;
 	X509 *cert = NULL;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 
 	if (!k || c->timestamp.n_urls ||
 	    signer_add_key(s, k->name, k->uri, k->certificate, k->chain, err) < 0 ||
@@ -234,7 +234,7 @@ static int cmd_sign(int argc, char **argv)
 	struct config *c;
 	struct signer *s;
 	const struct config_key *k;
-	char err[CONFIG_ERR_MAX > SIGNER_ERR_MAX ? CONFIG_ERR_MAX : SIGNER_ERR_MAX];
+	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX];
 	struct signer_job proto = {0};
 	int count, threads, errors = 0;
 	double raw, cms, stamped;
@@ -361,7 +361,7 @@ static int cmd_fill(int argc, char **argv)
 	struct signer *s = NULL;
 	struct store *store = NULL;
 	EVP_PKEY *key = NULL;
-	char err[CONFIG_ERR_MAX > SIGNER_ERR_MAX ? CONFIG_ERR_MAX : SIGNER_ERR_MAX];
+	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX];
 	char origin[CONFIG_ORIGIN_MAX];
 	struct fill f = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	pthread_t t[128];

@@ -89,7 +89,7 @@ static bool has_demo_ca(const struct config *cfg, char err[CRL_ERR_MAX])
 
 int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char err[CRL_ERR_MAX])
 {
-	char path[PATH_MAX], serr[SIGNER_ERR_MAX];
+	char path[PATH_MAX], serr[ERROR_MAX];
 	struct revoked_list l = {0};
 	struct signer *s = NULL;
 	X509_CRL *crl = NULL;

@@ -167,7 +167,7 @@ static int issue_demo(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *config = SIGNFS_CONFIG_PATH;
-	char err[CONFIG_ERR_MAX > SIGNER_ERR_MAX ? CONFIG_ERR_MAX : SIGNER_ERR_MAX], uri[512];
+	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX], uri[512];
 	const struct config_key *k;
 	struct config *cfg;
 	struct signer *s = NULL;

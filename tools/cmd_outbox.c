@@ -58,7 +58,7 @@ static bool daemon_runs(int state)
 
 static int prune(const char *config, long age)
 {
-	char err[CONFIG_ERR_MAX], buf[32];
+	char err[ERROR_MAX], buf[32];
 	struct config *c = NULL;
 	int state, fd, r = EXIT_FAIL;
 	ssize_t n;

@@ -376,7 +376,7 @@ static int mend(struct repair *r)
 
 int ctl_repair(const char *config)
 {
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	struct repair r = {0};
 	struct config *c;
 	pid_t holder;

@@ -16,7 +16,7 @@
 
 int ctl_open(const char *config, bool writable, struct ctl *c)
 {
-	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX];
+	char err[ERROR_MAX > STORE_ERR_MAX ? ERROR_MAX : STORE_ERR_MAX];
 
 	memset(c, 0, sizeof(*c));
 	/* Reading the state needs no policy decision: a rule naming a group

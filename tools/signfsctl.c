@@ -195,7 +195,7 @@ static int cmd_init(int argc, char **argv)
 	const char *module = SIGNFS_SOFTHSM_MODULE;
 	const char *relay = NULL, *identity_arg = NULL, *known_hosts_arg = NULL;
 	char identity[PATH_MAX], known_hosts[PATH_MAX];
-	char dir[PATH_MAX], config[PATH_MAX], path[PATH_MAX], err[PROVISION_ERR_MAX];
+	char dir[PATH_MAX], config[PATH_MAX], path[PATH_MAX], err[ERROR_MAX];
 	char so_pin[33], user_pin[33], text[4096];
 	struct signer *signer = NULL;
 	EVP_PKEY *ca_key, *cs_key, *audit_key, *tsa_key;
@@ -517,7 +517,7 @@ out:
 static int cmd_policy(int argc, char **argv)
 {
 	struct config *c;
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 
 	if ((argc == 2 && ctl_is_help(argv[1])) ||
 	    (argc == 3 && !strcmp(argv[1], "check") && ctl_is_help(argv[2]))) {

@@ -47,8 +47,7 @@ struct signer {
 	EVP_PKEY *pkeys[SIGNER_MAX_KEYS]; /* handed out by signer_find_pkey */
 };
 
-int signer_open(const char *module, const char *pin_file, struct signer **ret,
-		char err[SIGNER_ERR_MAX])
+int signer_open(const char *module, const char *pin_file, struct signer **ret, char err[ERROR_MAX])
 {
 	struct signer *s;
 
@@ -269,7 +268,7 @@ out:
 	return r;
 }
 
-int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[SIGNER_ERR_MAX])
+int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[ERROR_MAX])
 {
 	EVP_PKEY *pkey = NULL;
 	int r;
@@ -315,7 +314,7 @@ static int load_pem_certs(const char *path, STACK_OF(X509) * *ret, char *err)
 }
 
 int signer_add_key(struct signer *s, const char *name, const char *uri, const char *cert_file,
-		   const char *chain_file, char err[SIGNER_ERR_MAX])
+		   const char *chain_file, char err[ERROR_MAX])
 {
 	struct signer_key k = {0};
 	STACK_OF(X509) *certs = NULL;
@@ -406,14 +405,14 @@ int signer_certificate(struct signer *s, const char *name, X509 **ret_cert,
 }
 
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
-		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX])
+		time_t when, unsigned char **ret_der, size_t *ret_len, char err[ERROR_MAX])
 {
 	return signer_sign_stamped(s, name, digest, when, NULL, NULL, ret_der, ret_len, err);
 }
 
 int signer_sign_stamped(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
-			size_t *ret_len, char err[SIGNER_ERR_MAX])
+			size_t *ret_len, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	STACK_OF(X509) * chain;
@@ -443,7 +442,7 @@ int signer_sign_stamped(struct signer *s, const char *name, const unsigned char 
 }
 
 int signer_sign_envelope(struct signer *s, const char *name, const char *type, const void *body,
-			 size_t len, char **ret, char err[SIGNER_ERR_MAX])
+			 size_t len, char **ret, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	char fingerprint[65];
@@ -462,8 +461,7 @@ int signer_sign_envelope(struct signer *s, const char *name, const char *type, c
 }
 
 int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
-		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx,
-		 char err[SIGNER_ERR_MAX])
+		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	struct embed_key key = {0};
@@ -533,7 +531,7 @@ static STACK_OF(X509) * certs_from_pem(const char *pem)
 }
 
 int signer_set_certificate(struct signer *s, const char *name, const char *cert_pem,
-			   const char *chain_pem, char err[SIGNER_ERR_MAX])
+			   const char *chain_pem, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	STACK_OF(X509) * certs, *chain;
