@@ -27,7 +27,7 @@ verify)
 	libs="-lcrypto -ljson-c -lsqlite3"
 	;;
 config)
-	srcs="$top/policy/config.c $top/policy/policy.c $top/policy/anomaly.c $top/policy/base/error.c"
+	srcs="$top/policy/config.c $top/policy/config-keys.c $top/policy/config-rules.c $top/policy/policy.c $top/policy/anomaly.c $top/policy/base/error.c"
 	incs="-I$top/policy -I$top/policy/base -I/usr/include/json-c"
 	libs="-linih -lcrypto -ljson-c"
 	;;
