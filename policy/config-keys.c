@@ -78,11 +78,12 @@ static int set_patterns(struct parse_state *s, const char *value, char **v, size
 	/* analyzer: the patterns belong to the config (config_free()). */
 	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		if (*n == CONFIG_MAX_PATTERNS) {
-			config_fail(s, "more than %d %s patterns", CONFIG_MAX_PATTERNS, what);
+			(void)config_fail(s, "more than %d %s patterns", CONFIG_MAX_PATTERNS, what);
 			break;
 		}
 		if (!slash && strchr(tok, '/')) {
-			config_fail(s, "pattern '%s' must match a base name, without '/'", tok);
+			(void)config_fail(s, "pattern '%s' must match a base name, without '/'",
+					  tok);
 			break;
 		}
 		/* analyzer: owned by the config, freed by config_free(). */
@@ -182,8 +183,8 @@ static int set_alert_days(struct parse_state *s, const struct config_item *item,
 	s->c->n_alert_days = 0;
 	for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		if (!config_in_range(tok, 1, 3650, &v) || s->c->n_alert_days == 8) {
-			config_fail(s,
-				    "alert_days must be up to 8 numbers of days, e.g. 30 14 7 1");
+			(void)config_fail(
+			    s, "alert_days must be up to 8 numbers of days, e.g. 30 14 7 1");
 			break;
 		}
 		s->c->alert_days[s->c->n_alert_days++] = v;
@@ -206,10 +207,11 @@ static int set_anomaly_kinds(struct parse_state *s, const struct config_item *it
 	for (tok = strtok_r(copy, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
 		int k = anomaly_kind_of(tok);
 		if (k < 0 && strcmp(tok, "none")) {
-			config_fail(s,
-				    "unknown anomaly kind '%s' (kinds: new_signer new_program "
-				    "new_path off_hours burst content_churn, or none)",
-				    tok);
+			(void)config_fail(
+			    s,
+			    "unknown anomaly kind '%s' (kinds: new_signer new_program "
+			    "new_path off_hours burst content_churn, or none)",
+			    tok);
 			free(copy);
 			return 0;
 		}

@@ -26,24 +26,24 @@ struct rule *config_rule_section(struct parse_state *s, const char *section)
 	for (size_t i = 0; i < c->n_rules; i++)
 		if (!strcmp(c->rules[i].name, name)) {
 			s->line = s->section_line;
-			config_fail(s, "rule '%s' is defined twice (first at line %d)", name,
-				    c->rules[i].line);
+			(void)config_fail(s, "rule '%s' is defined twice (first at line %d)", name,
+					  c->rules[i].line);
 			return NULL;
 		}
 	if (!*name || strspn(name, NAME_CHARS) != strlen(name)) {
-		config_fail(s, "rule name '%s' must be lower-case letters, digits, '-', '_' or '.'",
-			    name);
+		(void)config_fail(
+		    s, "rule name '%s' must be lower-case letters, digits, '-', '_' or '.'", name);
 		return NULL;
 	}
 	if (c->n_rules == POLICY_MAX_RULES) {
-		config_fail(s, "more than %d rules", POLICY_MAX_RULES);
+		(void)config_fail(s, "more than %d rules", POLICY_MAX_RULES);
 		return NULL;
 	}
 	/* analyzer: owned by the config, freed by config_free(). */
 	if (!c->rules)
 		c->rules = calloc(POLICY_MAX_RULES, sizeof(*c->rules));
 	if (!c->rules) {
-		config_fail(s, "out of memory");
+		(void)config_fail(s, "out of memory");
 		return NULL;
 	}
 	r = &c->rules[c->n_rules++];

@@ -69,12 +69,12 @@ static struct config_key *key_section(struct parse_state *s, const char *section
 		if (!strcmp(s->c->keys[i].name, name))
 			return &s->c->keys[i];
 	if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(name)) {
-		config_fail(s, "key name '%s' must be lower-case letters, digits, '-', '_' or '.'",
-			    name);
+		(void)config_fail(
+		    s, "key name '%s' must be lower-case letters, digits, '-', '_' or '.'", name);
 		return NULL;
 	}
 	if (s->c->n_keys == CONFIG_MAX_KEYS) {
-		config_fail(s, "more than %d keys", CONFIG_MAX_KEYS);
+		(void)config_fail(s, "more than %d keys", CONFIG_MAX_KEYS);
 		return NULL;
 	}
 	k = &s->c->keys[s->c->n_keys++];
@@ -272,13 +272,13 @@ static int parse_text(const char *name, const char *text, bool lenient, struct c
 	r = ini_parse_stream(reader, &s, strip_comment, &s);
 	s.c->n_lines = s.line;
 	if (s.too_long && !err[0])
-		config_fail(&s, "line longer than %d characters", INI_MAX_LINE - 2);
+		(void)config_fail(&s, "line longer than %d characters", INI_MAX_LINE - 2);
 	if (r > 0 && !err[0]) {
 		s.line = r;
-		config_fail(&s, "syntax error (expected [section] or key = value)");
+		(void)config_fail(&s, "syntax error (expected [section] or key = value)");
 	}
 	if (r == 0 && !err[0])
-		validate(&s);
+		(void)validate(&s); /* its error, if any, is in ERR */
 	if (err[0]) {
 		config_free(s.c);
 		return -EINVAL;

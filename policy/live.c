@@ -85,9 +85,11 @@ void policy_live_free(struct policy_live *p)
 		return;
 	if (p->watching) {
 		uint64_t one = 1;
-		if (write(p->stop_fd, &one, sizeof(one)) < 0) {
-		}
-		pthread_join(p->thread, NULL);
+		/* An eventfd write fails only when its counter is full, and
+		 * then the watcher is woken anyway. */
+		ssize_t n = write(p->stop_fd, &one, sizeof(one));
+		(void)n;
+		(void)pthread_join(p->thread, NULL); /* fails only for a thread not ours */
 	}
 	if (p->inotify_fd >= 0)
 		close(p->inotify_fd);

@@ -152,7 +152,8 @@ static int file_sha256(int fd, char hex[65], long long *size)
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
 		goto out;
 	while ((n = pread(fd, buf, sizeof(buf), *size)) > 0) {
-		EVP_DigestUpdate(ctx, buf, n);
+		if (!EVP_DigestUpdate(ctx, buf, n))
+			goto out;
 		*size += n;
 	}
 	if (n == 0 && EVP_DigestFinal_ex(ctx, md, NULL)) {
