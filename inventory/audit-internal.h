@@ -96,7 +96,6 @@ void audit_day_of(int64_t ms, char day[11]);
 void audit_rfc3339(int64_t ms, char out[32]);
 
 /* The N bytes at D as 2N lowercase hex digits at OUT (not terminated). */
-void audit_hex(const unsigned char *d, size_t n, char *out);
 
 /* Record R as line SEQ, written at MS after the line whose leaf is PREV:
  * the canonical line (malloc'd), or NULL when out of memory. */

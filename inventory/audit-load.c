@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 
 #include "note.h"
+#include "text.h"
 
 /* The last signed checkpoint as the store keeps it. */
 struct stored_checkpoint {
@@ -111,7 +112,7 @@ int audit_read_tail(struct audit *a, uint64_t from, uint64_t to, bool check, cha
 		if (check) {
 			merkle_leaf_hash(line, n, leaf);
 			memcpy(want, "\"prev\":\"", 8);
-			audit_hex(a->last_leaf, MERKLE_HASH, want + 8);
+			text_hex(a->last_leaf, MERKLE_HASH, want + 8);
 			if (memcmp(leaf, sqlite3_column_blob(st, 1), MERKLE_HASH))
 				r = error_set(err, -EBADMSG, "record %llu was edited in the store",
 					      (unsigned long long)seq);

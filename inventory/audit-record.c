@@ -2,6 +2,7 @@
  * from the filesystem made UTF-8 and kept exactly beside that, a relay's
  * claims marked unverified), and the time and day it is written with. */
 #include "audit-internal.h"
+#include "text.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -26,12 +27,6 @@ void audit_rfc3339(int64_t ms, char out[32])
 	gmtime_r(&t, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
-void audit_hex(const unsigned char *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
 }
 
 /* Length of the well-formed UTF-8 sequence at S (RFC 3629: no overlong
@@ -222,7 +217,7 @@ char *audit_render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	add_str(o, "other_sha256", r->other_sha256);
 	add_claims(o, r->claims);
 	if (seq > 0) {
-		audit_hex(prev, MERKLE_HASH, prev_hex);
+		text_hex(prev, MERKLE_HASH, prev_hex);
 		add_str(o, "prev", prev_hex);
 	}
 	line = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

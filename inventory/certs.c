@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "certid.h"
 #include "certs-internal.h"
 #include "store-internal.h"
 
@@ -34,16 +35,6 @@ static time_t asn1_time(const ASN1_TIME *t)
 	return ASN1_TIME_to_tm(t, &tm) ? timegm(&tm) : 0;
 }
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-	out[2 * n] = 0;
-}
-
-static void fingerprint(X509 *x, char out[65]);
-static void serial_hex(X509 *x, char out[65]);
-
 void inventory_serial_canonical(const char *in, char out[65])
 {
 	char digits[130];
@@ -58,33 +49,6 @@ void inventory_serial_canonical(const char *in, char out[65])
 		;
 	/* Whole bytes, as OpenSSL prints a serial (BN_bn2hex). */
 	snprintf(out, 65, "%s%s", strlen(p) % 2 ? "0" : "", p);
-}
-
-void inventory_cert_ids(X509 *x, char serial[65], char fingerprint_out[65])
-{
-	serial_hex(x, serial);
-	fingerprint(x, fingerprint_out);
-}
-
-static void fingerprint(X509 *x, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	/* LEN stays 0 on failure: an empty fingerprint. */
-	(void)X509_digest(x, EVP_sha256(), md, &len);
-	hex(md, len < 32 ? len : 32, out);
-}
-
-static void serial_hex(X509 *x, char out[65])
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *h = bn ? BN_bn2hex(bn) : NULL;
-	snprintf(out, 65, "%s", h ? h : "");
-	for (char *p = out; *p; p++)
-		if (*p >= 'A' && *p <= 'F')
-			*p += 'a' - 'A';
-	OPENSSL_free(h);
-	BN_free(bn);
 }
 
 static void name_text(X509_NAME *n, char *out, size_t len)
@@ -204,14 +168,17 @@ static void usage_text(X509 *x, char *ku, size_t kn, char *eku, size_t en)
 static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) * chain,
 		       const struct key_facts *facts, time_t now, char *err)
 {
-	char fp[65], serial[65], subject[256], issuer[256], issues[512], ku[128], eku[128];
-	char *pem = pem_of(cert, NULL), *chain_pem = pem_of(NULL, chain);
+	char subject[256], issuer[256], issues[512], ku[128], eku[128];
+	struct cert_identity id;
+	char *pem, *chain_pem;
 	EVP_PKEY *pk = X509_get0_pubkey(cert);
 	sqlite3_stmt *st = NULL;
 	int r = -EIO;
 
-	fingerprint(cert, fp);
-	serial_hex(cert, serial);
+	if (cert_identity(cert, &id) < 0)
+		return error_set(err, -EIO, "inventory: cannot digest the certificate");
+	pem = pem_of(cert, NULL);
+	chain_pem = pem_of(NULL, chain);
 	name_text(X509_get_subject_name(cert), subject, sizeof(subject));
 	name_text(X509_get_issuer_name(cert), issuer, sizeof(issuer));
 	inventory_compliance(cert, facts, issues, sizeof(issues));
@@ -226,9 +193,9 @@ static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) 
 		"issues = excluded.issues, chain_pem = excluded.chain_pem",
 		-1, &st, NULL) != SQLITE_OK)
 		goto out;
-	sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, id.fingerprint, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, id.serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, issuer, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, asn1_time(X509_get0_notBefore(cert)));
@@ -558,7 +525,13 @@ int inventory_import(void *ctx, struct store_txn *txn, char *err)
 	if (r < 0)
 		return error_set(err, -ENOENT,
 				 "the certificate's public key belongs to no key in the inventory");
-	fingerprint(c->cert, c->fingerprint_out);
+	{
+		struct cert_identity id;
+
+		/* A failed digest leaves "", which matches no certificate. */
+		(void)cert_identity(c->cert, &id);
+		snprintf(c->fingerprint_out, sizeof(c->fingerprint_out), "%s", id.fingerprint);
+	}
 	/* A renewal comes from the same CA: without a chain of its own it
 	 * keeps the one the key signs with now, and either way it must chain
 	 * to it, or every later signature would carry the wrong chain. */

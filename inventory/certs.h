@@ -40,8 +40,6 @@ struct key_facts {
 	bool timestamping;	 /* the local TSA's key: its EKU is timeStamping */
 };
 
-/* CERT's serial and SHA-256 fingerprint, in hex, as the inventory records them. */
-void inventory_cert_ids(X509 *cert, char serial[65], char fingerprint[65]);
 
 /* Code-signing rule problems of CERT (with its key's facts; a timestamping
  * key's certificate needs timeStamping, not codeSigning), as a "; "-separated

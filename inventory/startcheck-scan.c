@@ -16,6 +16,7 @@
 
 #include "startcheck-internal.h"
 #include "store-internal.h"
+#include "text.h"
 
 /* Where the next line of a day's file starts. Days may interleave in seq
  * order (a clock set back across a restart), so each is kept. */
@@ -68,16 +69,6 @@ static int64_t parse_time(const char *s)
 	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
 	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return ((era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss) * 1000 + ms;
-}
-
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char digit[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digit[d[i] >> 4];
-		out[2 * i + 1] = digit[d[i] & 15];
-	}
 }
 
 /* DAY's entry (new ones start at 0), or NULL when out of memory. The
@@ -189,7 +180,7 @@ static int scan_row(struct scan *sc, sqlite3_stmt *st, char *err)
 				 sc->count);
 	if (sc->count > 0) {
 		memcpy(prev, "\"prev\":\"", 8);
-		to_hex(sc->last, MERKLE_HASH, prev + 8);
+		text_hex(sc->last, MERKLE_HASH, prev + 8);
 		if (!memmem(line, n, prev, 8 + 2 * MERKLE_HASH))
 			return error_set(err, -EIO,
 					 "record %" PRIu64 " does not follow record %" PRIu64,

@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "merkle.h"
 #include "note.h"
+#include "text.h"
 
 #define MAX_LINE (1 << 20)
 #define MAX_FILES 100000
@@ -96,12 +97,6 @@ static bool grow(struct state *s)
 	return s->leaves && s->where && s->prev_ok;
 }
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 /* Checks one line on its own; returns false (with the verdict) when bad. */
 static bool check_line(struct state *s, const char *day, uint64_t lineno, const char *line,
 		       size_t len)
@@ -147,7 +142,7 @@ static bool check_line(struct state *s, const char *day, uint64_t lineno, const 
 	s->prev_ok[seq] = true;
 	if (seq > 0) {
 		char want[2 * MERKLE_HASH + 1];
-		hex(s->leaves[seq - 1], MERKLE_HASH, want);
+		text_hex(s->leaves[seq - 1], MERKLE_HASH, want);
 		s->prev_ok[seq] = json_object_object_get_ex(o, "prev", &f) &&
 				  (str = json_object_get_string(f)) && !strcmp(str, want);
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "certid.h"
 #include "certs.h"
 #include "store-internal.h"
 
@@ -247,7 +248,13 @@ Test(certs, usage_counts_and_renderings)
 	X509 *x = make(k, T0, 365, "codeSigning", "critical,digitalSignature");
 	char serial[65], fp[65];
 
-	inventory_cert_ids(x, serial, fp);
+	{
+		struct cert_identity id;
+
+		cr_assert_eq(cert_identity(x, &id), 0);
+		strcpy(serial, id.serial);
+		strcpy(fp, id.fingerprint);
+	}
 	record("codesign", x);
 	struct usage_buffer *b = inventory_usage_new();
 	inventory_usage_add(b, "codesign", fp, 1001, "alice", T0 + 10);
@@ -284,7 +291,13 @@ Test(certs, current_is_the_newest_valid_certificate_even_when_shorter)
 	char err[INVENTORY_ERR_MAX], short_fp[65], long_fp[65], serial[65];
 
 	record("codesign", long_one);
-	inventory_cert_ids(long_one, serial, long_fp);
+	{
+		struct cert_identity id;
+
+		cr_assert_eq(cert_identity(long_one, &id), 0);
+		strcpy(serial, id.serial);
+		strcpy(long_fp, id.fingerprint);
+	}
 	cr_assert_eq(store_transact(st, inventory_import, &c, err), 0, "%s", err);
 	strcpy(short_fp, c.fingerprint_out);
 	cr_assert_eq(inventory_key_status(st, "codesign", T0 + 9 * DAY, 30, false, &s), 0);

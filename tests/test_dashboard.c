@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "attestations.h"
+#include "certid.h"
 #include "certs.h"
 #include "dashboard.h"
 #include "findings.h"
@@ -177,7 +178,13 @@ Test(dashboard, charts_carry_the_stores_counters_and_empty_periods_are_zero_bars
 	size_t bars;
 	uint64_t sum, total;
 
-	inventory_cert_ids(x, serial, fp);
+	{
+		struct cert_identity id;
+
+		cr_assert_eq(cert_identity(x, &id), 0);
+		strcpy(serial, id.serial);
+		strcpy(fp, id.fingerprint);
+	}
 	record(x, NOW - 100 * DAY);
 	inventory_usage_add(b, "codesign", fp, 1001, "alice", NOW - 3600);
 	inventory_usage_add(b, "codesign", fp, 1001, "alice", NOW - 3600);
