@@ -18,7 +18,7 @@
 #include "live.h"
 #include "ingest.h"
 #include "log.h"
-#include "ops.h"
+#include "daemon.h"
 #include "quorum.h"
 #include "store.h"
 

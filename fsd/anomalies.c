@@ -22,9 +22,8 @@
 #include "findings.h"
 #include "keep.h"
 #include "log.h"
-#include "ops.h"
+#include "invalidate.h"
 #include "outbox.h"
-#include "quorum.h"
 
 #define SHOWN 1000	   /* findings in /inventory/anomalies{,.json} */
 #define SAVE_SECONDS 300   /* the profiles are saved this often, and at stop */
@@ -345,7 +344,7 @@ static int carry_out(void *ctx, const struct finding *f)
 		snprintf(reason, sizeof(reason), "held for review, then released by uid %lld",
 			 f->decided_by);
 		anomalies_published(d, &rec, now);
-		ops_published(d, f->path);
+		invalidate_published(d->inval, f->path);
 		log_info("anomaly %llu: inbox/%s released by uid %lld and published",
 			 (unsigned long long)f->signing, f->path, f->decided_by);
 	} else {
@@ -474,22 +473,13 @@ static int count_held(void *ctx, const struct finding *f)
 	return 0;
 }
 
-/* What is kept for writers, counted before the first commit. */
-static int count_kept(struct fsd *d)
-{
-	d->keep = keep_new(&d->config->limits);
-	if (!d->keep)
-		return -ENOMEM;
-	findings_each_held(d->store, INT64_MAX, count_held, d);
-	quorum_count_kept(d);
-	return 0;
-}
-
 int anomalies_start(struct fsd *d)
 {
 	const char *kinds[ANOMALY_KINDS];
 
-	if (count_kept(d) < 0 || !(an.alerts = alertq_new()))
+	/* What is held for writers, counted before the first commit. */
+	findings_each_held(d->store, INT64_MAX, count_held, d);
+	if (!(an.alerts = alertq_new()))
 		return -ENOMEM;
 	an.profiles = anomaly_profiles_new(&d->config->anomaly);
 	if (!an.profiles)
@@ -526,8 +516,6 @@ void anomalies_stop(struct fsd *d)
 		save(d);
 	anomaly_profiles_free(an.profiles);
 	an.profiles = NULL;
-	keep_free(d->keep);
-	d->keep = NULL;
 	alertq_free(an.alerts);
 	an.alerts = NULL;
 }

@@ -12,8 +12,8 @@
 struct audit;
 struct denials;
 struct config;
-struct fuse_session;
 struct ingest;
+struct invalidate;
 struct metrics;
 struct nodes;
 struct policy_live;
@@ -60,7 +60,7 @@ struct fsd {
 	struct startcheck *check;   /* the store's full check at start */
 	struct keep *keep;	    /* what is kept for writers, counted (anomalies.c) */
 	struct relay *relay;	    /* [relay]: commits are signed elsewhere, or NULL */
-	struct fuse_session *se;    /* set while mounted */
+	struct invalidate *inval;   /* the kernel caches to drop, or NULL */
 	int state_fd;
 	struct timespec started;
 	pthread_mutex_t status_lock;   /* guards status, and nothing else */

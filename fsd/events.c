@@ -17,11 +17,12 @@
 #include "certs.h"
 #include "cms.h"
 #include "config.h"
+#include "daemon.h"
 #include "denials.h"
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
-#include "ops.h"
+#include "invalidate.h"
 #include "outbox.h"
 #include "provenance.h"
 #include "quorum.h"
@@ -96,7 +97,7 @@ static void published(struct fsd *d, struct ingest_event *ev, struct audit_recor
 
 	metrics_commit(d->metrics, ev->key, "signed", ev->seconds, ev->size);
 	if (ev->replaced)
-		ops_published(d, ev->path);
+		invalidate_published(d->inval, ev->path);
 	if (ev->quorum >= 2)
 		quorum_published(d, ev->path);
 	/* Counted in memory; the inventory files change when the counts are
@@ -700,12 +701,12 @@ int events_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LE
 	if (r == 0)
 		r = pick_up_renewal(d, key, &st, reason);
 	if (r == 0) {
-		struct stamping st = {.d = d, .facts = facts};
+		struct stamping s = {.d = d, .facts = facts};
 		r = signer_sign_stamped(d->signer, key, digest, time(NULL),
-					d->timestamper ? stamp : NULL, &st, ret_der, ret_len,
+					d->timestamper ? stamp : NULL, &s, ret_der, ret_len,
 					reason);
 		if (r == -ETIME)
-			return error_set(reason, -EIO, "%s", st.reason);
+			return error_set(reason, -EIO, "%s", s.reason);
 		/* The token's own word ("logged in") does not show a token that
 		 * lost its objects: its last signature does. */
 		daemon_note_token(d, r < 0 ? reason : NULL);
@@ -860,7 +861,7 @@ void events_audit_changed(void *ctx, const char *file)
 {
 	struct fsd *d = ctx;
 
-	ops_audit_changed(d, file);
+	invalidate_changed(d->inval, VIRT_AUDIT, file);
 	if (!strcmp(file, "checkpoint"))
 		shipper_offer(d->shipper);
 }

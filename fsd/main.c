@@ -29,16 +29,20 @@
 #include "certs.h"
 #include "build-config.h"
 #include "config.h"
+#include "daemon.h"
 #include "denials.h"
 #include "events.h"
 #include "outbox.h"
 #include "provenance.h"
+#include "quorum.h"
 #include "flush.h"
 #include "ingest.h"
 #include "live.h"
+#include "keep.h"
 #include "log.h"
 #include "metrics.h"
 #include "nodes.h"
+#include "invalidate.h"
 #include "ops.h"
 #include "quota.h"
 #include "recent.h"
@@ -47,6 +51,7 @@
 #include "signer.h"
 #include "startcheck.h"
 #include "store.h"
+#include "virt.h"
 
 /* At most one signed checkpoint per second under load. */
 #define CHECKPOINT_INTERVAL_MS 1000
@@ -678,7 +683,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	/* SIGHUP is logrotate's, not a stop: the log file is opened again. */
 	sigaction(SIGHUP, &(struct sigaction){.sa_handler = reopen_log, .sa_flags = SA_RESTART},
 		  NULL);
-	d->se = se;
+	invalidate_serving(d->inval, se);
 	ingest_serving(d->ingest);
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
@@ -703,7 +708,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	events_daemon(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
-	d->se = NULL;
+	invalidate_serving(d->inval, NULL);
 	fuse_session_destroy(se);
 	return r;
 }
@@ -797,8 +802,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		goto out;
 	}
-	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)))
+	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)) ||
+	    !(d.inval = invalidate_new(d.nodes, virt_affected, &d)))
 		goto out;
+	if (!(d.keep = keep_new(&c->limits)))
+		goto out;
+	quorum_count_kept(&d);
 	if (anomalies_start(&d) < 0) {
 		fprintf(stderr, "signfsd: cannot start the anomaly detector\n");
 		goto out;
@@ -836,9 +845,12 @@ out:
 	denials_free(d.denials);
 	recent_free(d.recent);
 	policy_live_free(d.policy);
+	invalidate_free(d.inval);
+	d.inval = NULL;
 	nodes_free(d.nodes);
 	quota_free(d.quota);
 	anomalies_stop(&d);
+	keep_free(d.keep);
 	/* The last checkpoint covers the stop event, and is shipped too. */
 	if (d.audit && d.shipper)
 		audit_checkpoint(d.audit, err);

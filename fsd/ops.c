@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "ingest.h"
 #include "nodes.h"
 #include "outbox.h"
@@ -1124,44 +1125,4 @@ static const struct fuse_lowlevel_ops ops = {
 const struct fuse_lowlevel_ops *ops_table(void)
 {
 	return &ops;
-}
-
-/* Drop the kernel's cached attributes (and pages) of PATH, if it has any. */
-static void invalidate(struct fsd *d, const char *path)
-{
-	uint64_t id;
-
-	if (!d->se || !d->nodes)
-		return;
-	id = nodes_find(d->nodes, path);
-	/* -ENOENT only means the kernel has forgotten it meanwhile. */
-	if (id)
-		fuse_lowlevel_notify_inval_inode(d->se, id, 0, 0);
-}
-
-static void invalidate_one(void *ctx, const char *path)
-{
-	invalidate(ctx, path);
-}
-
-void ops_changed(struct fsd *d, unsigned what, const char *name)
-{
-	virt_affected(d, what, name, invalidate_one, d);
-}
-
-void ops_audit_changed(void *ctx, const char *file)
-{
-	ops_changed(ctx, VIRT_AUDIT, file);
-}
-
-void ops_published(struct fsd *d, const char *relpath)
-{
-	char *path;
-
-	/* The outbox needs nothing: its versions are looked up afresh. The
-	 * inbox entry is another inode now (a staged rewrite). */
-	if (asprintf(&path, "/inbox/%s", relpath) < 0)
-		return;
-	invalidate(d, path);
-	free(path);
 }

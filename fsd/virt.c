@@ -30,7 +30,6 @@
 #include "metrics.h"
 #include "daemon.h"
 #include "flush.h"
-#include "ops.h"
 #include "proc.h"
 #include "recent.h"
 #include "signer.h"
@@ -937,9 +936,10 @@ void virt_close(struct virt_file *f)
 	f->buf = NULL;
 }
 
-void virt_affected(struct fsd *d, unsigned what, const char *name,
+void virt_affected(void *d_ctx, unsigned what, const char *name,
 		   void (*fn)(void *ctx, const char *path), void *ctx)
 {
+	const struct fsd *d = d_ctx;
 	char path[160];
 
 	for (size_t i = 0; i < N_VFILES; i++)
