@@ -24,6 +24,7 @@
 
 #include "alerts.h"
 #include "anomalies.h"
+#include "authorize.h"
 #include "timestamp.h"
 #include "audit.h"
 #include "certs.h"
@@ -39,6 +40,7 @@
 #include "ingest.h"
 #include "live.h"
 #include "keep.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
 #include "nodes.h"
@@ -47,10 +49,13 @@
 #include "quota.h"
 #include "recent.h"
 #include "relay.h"
+#include "settle.h"
 #include "shipper.h"
+#include "sign.h"
 #include "signer.h"
 #include "startcheck.h"
 #include "store.h"
+#include "usernames.h"
 #include "virt.h"
 
 /* At most one signed checkpoint per second under load. */
@@ -635,6 +640,50 @@ static int relay_hook(void *ctx, const char *path, int fd, off_t size,
 			     ret_der, ret_len, reason);
 }
 
+/* What is kept for writers, the anomaly detector, quorum signing and
+ * provenance statements: before the ingest, whose events they answer. */
+static int open_features(struct fsd *d)
+{
+	const struct config *c = d->config;
+	struct anomalies_deps ad = {.config = c,
+				    .store = d->store,
+				    .audit = d->audit,
+				    .usage = d->usage,
+				    .inval = d->inval,
+				    .daemon = d};
+	struct quorum_deps qd = {
+	    .store = d->store, .audit = d->audit, .policy = d->policy, .daemon = d};
+
+	if (!(d->keep = keep_new(&c->limits)))
+		return -ENOMEM;
+	ad.keep = qd.keep = d->keep;
+	if (anomalies_new(&ad, &d->anomalies) < 0) {
+		fprintf(stderr, "signfsd: cannot start the anomaly detector\n");
+		return -ENOMEM;
+	}
+	qd.anomalies = d->anomalies;
+	if (quorum_new(&qd, &d->quorum) < 0 ||
+	    provenance_new(c, d->policy, d->signer, &d->provenance) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Certificate expiry checks and the housekeeping of every second. */
+static int start_alerts(struct fsd *d)
+{
+	struct alerts_deps ad = {.config = d->config,
+				 .store = d->store,
+				 .audit = d->audit,
+				 .policy = d->policy,
+				 .ingest = d->ingest,
+				 .usage = d->usage,
+				 .quorum = d->quorum,
+				 .state_fd = d->state_fd,
+				 .daemon = d};
+
+	return alerts_start(&ad, &d->alerts);
+}
+
 static void reopen_log(int sig)
 {
 	(void)sig;
@@ -687,7 +736,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	ingest_serving(d->ingest);
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
-	events_daemon(d, "start", NULL);
+	lifecycle_event(d, "start", NULL);
 	announce_ready();
 	sd_notifyf(0, "READY=1\nSTATUS=mounted on %s, %zu rule(s)", o->mountpoint, c->n_rules);
 	watchdog_start(&wd, d, se);
@@ -705,7 +754,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	sd_notify(0, "STOPPING=1");
 	watchdog_stop(&wd);
 	log_info("stopping: unmounting %s", o->mountpoint);
-	events_daemon(d, "stop", NULL);
+	lifecycle_event(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
 	invalidate_serving(d->inval, NULL);
@@ -764,7 +813,9 @@ int main(int argc, char **argv)
 	d.usage = inventory_usage_new();
 	d.denials = denials_new(events_record_denial, &d);
 	d.recent = recent_new();
-	if (!d.metrics || !d.usage || !d.denials || !d.recent)
+	d.names = usernames_new();
+	d.sign = sign_new();
+	if (!d.metrics || !d.usage || !d.denials || !d.recent || !d.names || !d.sign)
 		goto out;
 	if (open_signer(c, &d.signer) < 0 || open_timestamper(c, &d) < 0 || open_relay(c, &d) < 0)
 		goto out;
@@ -778,16 +829,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.status.policy_loaded_ms = (int64_t)d.started.tv_sec * 1000;
-	events_seed_rates(&d);
-	if (events_record_keys(&d, err) < 0) {
+	lifecycle_seed_rates(&d);
+	if (sign_record_keys(&d, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;
 	}
+	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)) ||
+	    !(d.inval = invalidate_new(d.nodes, virt_affected, &d)))
+		goto out;
+	if (open_features(&d) < 0)
+		goto out;
 	r = ingest_open(d.state_fd, c, d.flush,
-			&(struct ingest_hooks){.authorize = events_authorize,
-					       .release = events_release,
-					       .sign = events_sign,
-					       .embed = events_embed,
+			&(struct ingest_hooks){.authorize = authorize_check,
+					       .release = authorize_release,
+					       .sign = sign_digest,
+					       .embed = sign_embed,
 					       .forward = d.relay ? relay_hook : NULL,
 					       .event = events_ingest,
 					       .ctx = &d},
@@ -797,18 +853,13 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	outbox_set_statement(ingest_outbox(d.ingest), provenance_statement, &d);
-	if (events_settle(&d) < 0) {
+	outbox_set_statement(ingest_outbox(d.ingest), provenance_statement, d.provenance);
+	if (settle_interrupted(&d) < 0) {
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		goto out;
 	}
-	if (nodes_new(&d.nodes) < 0 || !(d.quota = quota_new(c->open_per_user)) ||
-	    !(d.inval = invalidate_new(d.nodes, virt_affected, &d)))
-		goto out;
-	if (!(d.keep = keep_new(&c->limits)))
-		goto out;
-	quorum_count_kept(&d);
-	if (anomalies_start(&d) < 0) {
+	quorum_start(d.quorum, d.ingest);
+	if (anomalies_start(d.anomalies, d.ingest) < 0) {
 		fprintf(stderr, "signfsd: cannot start the anomaly detector\n");
 		goto out;
 	}
@@ -820,7 +871,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot start the audit checkpointer\n");
 		goto out;
 	}
-	if (policy_live_watch(d.policy, events_policy_reload, &d) < 0) {
+	if (policy_live_watch(d.policy, lifecycle_policy_reload, &d) < 0) {
 		fprintf(stderr, "signfsd: cannot watch %s for changes\n", o.config);
 		goto out;
 	}
@@ -828,15 +879,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "signfsd: cannot start the denial counter\n");
 		goto out;
 	}
-	if (alerts_start(&d) < 0) {
+	if (start_alerts(&d) < 0) {
 		fprintf(stderr, "signfsd: cannot start the expiry checks\n");
 		goto out;
 	}
 
 	ret = run_fuse(&o, c, &d);
 out:
-	alerts_stop(&d);
-	anomalies_quiesce(&d);
+	alerts_stop(d.alerts);
+	anomalies_quiesce(d.anomalies);
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */
 	ingest_free(d.ingest);
@@ -849,8 +900,10 @@ out:
 	d.inval = NULL;
 	nodes_free(d.nodes);
 	quota_free(d.quota);
-	anomalies_stop(&d);
+	quorum_free(d.quorum);
+	anomalies_free(d.anomalies);
 	keep_free(d.keep);
+	provenance_free(d.provenance);
 	/* The last checkpoint covers the stop event, and is shipped too. */
 	if (d.audit && d.shipper)
 		audit_checkpoint(d.audit, err);
@@ -863,6 +916,8 @@ out:
 	signer_free(d.signer);
 	relay_free(d.relay);
 	metrics_free(d.metrics);
+	sign_free(d.sign);
+	usernames_free(d.names);
 	inventory_usage_free(d.usage);
 	if (d.state_fd >= 0)
 		close(d.state_fd);

@@ -20,12 +20,44 @@
 #define SWEEP_SECONDS 60      /* copies no row names are looked for this often */
 #define COPY_GRACE_SECONDS 60 /* a copy younger than this may be about to get its row */
 
-static struct {
-	pthread_mutex_t lock;
+struct quorum {
+	struct quorum_deps d;
+	struct ingest *ingest; /* atomic: set at start */
+	pthread_mutex_t lock;  /* one decision at a time; guards the counts */
 	unsigned long attested, reached, mismatches, expired;
 	time_t swept;
 	uint64_t swept_version;
-} q = {.lock = PTHREAD_MUTEX_INITIALIZER};
+};
+
+int quorum_new(const struct quorum_deps *deps, struct quorum **ret)
+{
+	struct quorum *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	q->d = *deps;
+	pthread_mutex_init(&q->lock, NULL);
+	*ret = q;
+	return 0;
+}
+
+void quorum_free(struct quorum *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+/* The copy NAME is gone or to go: removed, and its count given back. */
+static void drop_copy(struct quorum *q, const char *name)
+{
+	struct ingest *in = __atomic_load_n(&q->ingest, __ATOMIC_ACQUIRE);
+
+	if (in)
+		ingest_drop_copy(in, name);
+	keep_give(q->d.keep, name);
+}
 
 struct adding {
 	const struct attestation *a;
@@ -43,7 +75,7 @@ static int add_txn(void *ctx, struct store_txn *txn, char *err)
 }
 
 /* REC as an EVENT with REASON, committed (with A added when not NULL). */
-static int record(struct fsd *d, struct audit_record *rec, const char *event, const char *reason,
+static int record(struct quorum *q, struct audit_record *rec, const char *event, const char *reason,
 		  const struct attestation *a, bool block, uint64_t *seq, char err[AUDIT_ERR_MAX])
 {
 	struct adding v = {a, block};
@@ -51,7 +83,7 @@ static int record(struct fsd *d, struct audit_record *rec, const char *event, co
 	rec->event = event;
 	rec->reason = reason;
 	rec->decision = strcmp(event, "attested") ? "deny" : "allow";
-	return audit_append_with(d->audit, rec, a ? add_txn : NULL, a ? &v : NULL, seq, err);
+	return audit_append_with(q->d.audit, rec, a ? add_txn : NULL, a ? &v : NULL, seq, err);
 }
 
 static void writer_label(long long uid, const char *user, char *out, size_t n)
@@ -62,7 +94,7 @@ static void writer_label(long long uid, const char *user, char *out, size_t n)
 		snprintf(out, n, "uid %lld", uid);
 }
 
-int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+int quorum_attest(struct quorum *q, struct ingest_event *ev, struct audit_record *rec)
 {
 	struct attestation *v = NULL, mine = {0};
 	const struct attestation *other = NULL;
@@ -86,9 +118,9 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 	mine.expires = now + ev->quorum_window;
 	mine.quorum = ev->quorum;
 
-	pthread_mutex_lock(&q.lock);
-	if (attestations_of(d->store, ev->path, &v, &n) < 0) {
-		pthread_mutex_unlock(&q.lock);
+	pthread_mutex_lock(&q->lock);
+	if (attestations_of(q->d.store, ev->path, &v, &n) < 0) {
+		pthread_mutex_unlock(&q->lock);
 		error_set(ev->veto, 0, "cannot read the quorum's attestations from the store");
 		return -EIO;
 	}
@@ -129,18 +161,18 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 		rec->other_sha256 = other->sha256;
 		mine.blocked = true;
 		/* Kept as evidence whatever the limits: the path is blocked. */
-		keep_take(d->keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
+		keep_take(q->d.keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
 			  ev->size > 0 ? ev->size : 0, true, err);
-		r = record(d, rec, "quorum_mismatch", reason, &mine, true, &seq, err);
+		r = record(q, rec, "quorum_mismatch", reason, &mine, true, &seq, err);
 		rec->other_sha256 = NULL;
 		if (r < 0)
-			keep_give(d->keep, ev->copy);
+			keep_give(q->d.keep, ev->copy);
 		if (r == 0) {
 			ev->keep_copy = true;
-			q.mismatches++;
+			q->mismatches++;
 			log_err("quorum mismatch: inbox/%s: %s", ev->path, reason);
-			anomalies_found(d, rec, seq, now, ANOMALY_QUORUM_MISMATCH, reason,
-					POLICY_ANOMALY_DENY, err);
+			anomalies_found(q->d.anomalies, rec, seq, now, ANOMALY_QUORUM_MISMATCH,
+					reason, POLICY_ANOMALY_DENY, err);
 			error_set(ev->veto, 0, "quorum mismatch: %s", reason);
 			r = -EACCES;
 		} else {
@@ -151,7 +183,7 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 		snprintf(reason, sizeof(reason),
 			 "%s attested these bytes already: counted once (%zu of %u writers)", who,
 			 distinct, ev->quorum);
-		r = record(d, rec, "attested", reason, NULL, false, NULL, err);
+		r = record(q, rec, "attested", reason, NULL, false, NULL, err);
 		error_set(ev->veto, 0, "%s", reason);
 		r = r < 0 ? -EIO : INGEST_ATTESTED;
 	} else if (distinct + 1 < ev->quorum) {
@@ -160,16 +192,16 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 			 "within %u s",
 			 distinct + 1, ev->quorum, ev->quorum_window);
 		/* Counted before it is kept: a copy past the limits is refused. */
-		r = keep_take(d->keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
+		r = keep_take(q->d.keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
 			      ev->size > 0 ? ev->size : 0, false, ev->veto);
-		if (r == 0 && record(d, rec, "attested", reason, &mine, false, NULL, err) < 0) {
-			keep_give(d->keep, ev->copy);
+		if (r == 0 && record(q, rec, "attested", reason, &mine, false, NULL, err) < 0) {
+			keep_give(q->d.keep, ev->copy);
 			error_set(ev->veto, 0, "%s", err);
 			r = -EIO;
 		}
 		if (r == 0) {
 			ev->keep_copy = true;
-			q.attested++;
+			q->attested++;
 			log_info("attested: inbox/%s by %s: %s", ev->path, who, reason);
 			error_set(ev->veto, 0, "%s", reason);
 			r = INGEST_ATTESTED;
@@ -177,21 +209,21 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 	} else {
 		snprintf(reason, sizeof(reason), "completes the quorum: %zu of %u writers",
 			 distinct + 1, ev->quorum);
-		r = record(d, rec, "attested", reason, NULL, false, NULL, err);
+		r = record(q, rec, "attested", reason, NULL, false, NULL, err);
 		if (r == 0) {
 			uids[distinct++] = mine.uid;
 			*ev->ret_n_attesters = distinct;
-			q.attested++;
+			q->attested++;
 			log_info("quorum reached: inbox/%s by %s: %s", ev->path, who, reason);
 		} else {
 			error_set(ev->veto, 0, "%s", err);
 			r = -EIO;
 		}
 	}
-	pthread_mutex_unlock(&q.lock);
+	pthread_mutex_unlock(&q->lock);
 	if (r != INGEST_ATTESTED && r != 0)
 		log_warn("not attested: inbox/%s by %s: %s", ev->path, who, ev->veto);
-	daemon_note_inventory(d, NULL);
+	daemon_note_inventory(q->d.daemon, NULL);
 	free(v);
 	return r;
 }
@@ -207,30 +239,28 @@ static int remove_txn(void *ctx, struct store_txn *txn, char *err)
 	return attestations_remove(txn, v->path, v->id, err);
 }
 
-void quorum_published(struct fsd *d, const char *path)
+void quorum_published(struct quorum *q, const char *path)
 {
 	struct attestation *v = NULL;
 	struct removal rm = {path, 0};
 	char err[STORE_ERR_MAX];
 	size_t n = 0;
 
-	pthread_mutex_lock(&q.lock);
-	if (attestations_of(d->store, path, &v, &n) == 0 && n &&
-	    store_transact(d->store, remove_txn, &rm, err) == 0)
-		for (size_t i = 0; i < n; i++) {
-			ingest_drop_copy(d->ingest, v[i].copy);
-			keep_give(d->keep, v[i].copy);
-		}
-	q.reached++;
-	pthread_mutex_unlock(&q.lock);
+	pthread_mutex_lock(&q->lock);
+	if (attestations_of(q->d.store, path, &v, &n) == 0 && n &&
+	    store_transact(q->d.store, remove_txn, &rm, err) == 0)
+		for (size_t i = 0; i < n; i++)
+			drop_copy(q, v[i].copy);
+	q->reached++;
+	pthread_mutex_unlock(&q->lock);
 	free(v);
-	daemon_note_inventory(d, NULL);
+	daemon_note_inventory(q->d.daemon, NULL);
 }
 
 /* An attestation whose window passed: recorded as expired, removed. */
 static int expire(void *ctx, const struct attestation *a)
 {
-	struct fsd *d = ctx;
+	struct quorum *q = ctx;
 	struct removal rm = {a->path, a->id};
 	char err[AUDIT_ERR_MAX], reason[256];
 	struct audit_record rec = {
@@ -254,15 +284,14 @@ static int expire(void *ctx, const struct attestation *a)
 		 "the quorum of %u writers was not reached within the window; nothing was "
 		 "published",
 		 a->quorum);
-	if (audit_append_with(d->audit, &rec, remove_txn, &rm, NULL, err) < 0) {
+	if (audit_append_with(q->d.audit, &rec, remove_txn, &rm, NULL, err) < 0) {
 		log_err("quorum: inbox/%s: the expiry could not be recorded: %s", a->path, err);
 		return 0;
 	}
-	ingest_drop_copy(d->ingest, a->copy);
-	keep_give(d->keep, a->copy);
-	q.expired++;
+	drop_copy(q, a->copy);
+	q->expired++;
 	log_info("expired: the attestation of inbox/%s by uid %lld: %s", a->path, a->uid, reason);
-	daemon_note_inventory(d, NULL);
+	daemon_note_inventory(q->d.daemon, NULL);
 	return 0;
 }
 
@@ -286,7 +315,7 @@ static int name_one(void *ctx, const struct attestation *a)
 }
 
 struct sweeping {
-	struct fsd *d;
+	struct quorum *q;
 	struct names named;
 	time_t now;
 	bool complete;
@@ -302,55 +331,56 @@ static void sweep_one(void *ctx, const char *name, time_t mtime)
 		if (!strcmp(s->named.v[i], name))
 			return;
 	log_info("quorum: removing copy %s, which no attestation names any more", name);
-	ingest_drop_copy(s->d->ingest, name);
-	keep_give(s->d->keep, name);
+	drop_copy(s->q, name);
 }
 
 static int count_one(void *ctx, const struct attestation *a)
 {
-	struct fsd *d = ctx;
+	struct quorum *q = ctx;
 	char err[ERROR_MAX];
-	int64_t size = ingest_copy_size(d->ingest, a->copy);
+	int64_t size = q->ingest ? ingest_copy_size(q->ingest, a->copy) : 0;
 
-	keep_take(d->keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true, err);
+	keep_take(q->d.keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true, err);
 	/* A kept copy counts against its writer's rate, as a signature does
 	 * (events_seed_rates counts those from the log). */
 	if (a->time > time(NULL) - 3600)
-		policy_live_note_signed(d->policy, a->rule, a->uid, a->time);
+		policy_live_note_signed(q->d.policy, a->rule, a->uid, a->time);
 	return 0;
 }
 
-void quorum_count_kept(struct fsd *d)
+void quorum_start(struct quorum *q, struct ingest *ingest)
 {
-	pthread_mutex_lock(&q.lock);
-	attestations_each(d->store, count_one, d);
-	pthread_mutex_unlock(&q.lock);
+	__atomic_store_n(&q->ingest, ingest, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&q->lock);
+	attestations_each(q->d.store, count_one, q);
+	pthread_mutex_unlock(&q->lock);
 }
 
-void quorum_tick(struct fsd *d)
+void quorum_tick(struct quorum *q)
 {
 	time_t now = time(NULL);
-	uint64_t version = store_version(d->store);
+	uint64_t version = store_version(q->d.store);
 
-	pthread_mutex_lock(&q.lock);
-	attestations_each(d->store, expire, d);
+	pthread_mutex_lock(&q->lock);
+	attestations_each(q->d.store, expire, q);
 	/* A reset by signfsctl removes rows only: their copies go here. */
-	if (version != q.swept_version || now - q.swept >= SWEEP_SECONDS) {
-		struct sweeping s = {.d = d, .now = now};
-		s.complete = attestations_each(d->store, name_one, &s.named) == 0;
-		ingest_each_copy(d->ingest, sweep_one, &s);
+	if (version != q->swept_version || now - q->swept >= SWEEP_SECONDS) {
+		struct sweeping s = {.q = q, .now = now};
+		s.complete = attestations_each(q->d.store, name_one, &s.named) == 0;
+		if (q->ingest)
+			ingest_each_copy(q->ingest, sweep_one, &s);
 		for (size_t i = 0; i < s.named.n; i++)
 			free(s.named.v[i]);
 		free(s.named.v);
-		q.swept = now;
-		q.swept_version = version;
+		q->swept = now;
+		q->swept_version = version;
 	}
-	pthread_mutex_unlock(&q.lock);
+	pthread_mutex_unlock(&q->lock);
 }
 
-void quorum_render(struct fsd *d, FILE *f)
+void quorum_render(struct quorum *q, FILE *f)
 {
-	if (attestations_render(d->store, time(NULL), f) < 0)
+	if (attestations_render(q->d.store, time(NULL), f) < 0)
 		fprintf(f, "(the attestations cannot be read from the store)\n");
 }
 
@@ -361,12 +391,12 @@ static int count_pending(void *ctx, const struct attestation *a)
 	return 0;
 }
 
-void quorum_metrics(struct fsd *d, FILE *f)
+void quorum_metrics(struct quorum *q, FILE *f)
 {
 	unsigned long pending = 0;
 
-	attestations_each(d->store, count_pending, &pending);
-	pthread_mutex_lock(&q.lock);
+	attestations_each(q->d.store, count_pending, &pending);
+	pthread_mutex_lock(&q->lock);
 	fprintf(f,
 		"# HELP signfs_quorum_attestations_total Writes counted towards a quorum.\n"
 		"# TYPE signfs_quorum_attestations_total counter\n"
@@ -386,6 +416,6 @@ void quorum_metrics(struct fsd *d, FILE *f)
 		"# HELP signfs_quorum_pending Attestations waiting for the other writers.\n"
 		"# TYPE signfs_quorum_pending gauge\n"
 		"signfs_quorum_pending %lu\n",
-		q.attested, q.reached, q.mismatches, q.expired, pending);
-	pthread_mutex_unlock(&q.lock);
+		q->attested, q->reached, q->mismatches, q->expired, pending);
+	pthread_mutex_unlock(&q->lock);
 }

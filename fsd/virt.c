@@ -502,8 +502,8 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 	if (!f)
 		return -ENOMEM;
 	metrics_render(d->metrics, f);
-	anomalies_metrics(d, f);
-	quorum_metrics(d, f);
+	anomalies_metrics(d->anomalies, f);
+	quorum_metrics(d->quorum, f);
 	certificate_metrics(d, now, f);
 	ingest_counters(d->ingest, &n_);
 	daemon_status(d, &ds);
@@ -538,14 +538,14 @@ static int render_metrics(struct fsd *d, const struct virt_reader *who, char **r
 
 /* /inventory/anomalies{,.json}: the latest signatures that departed from
  * habit, and what became of them. */
-static int render_anomalies_as(struct fsd *d, void (*render)(struct fsd *, FILE *), char **ret,
-			       size_t *len, int64_t *mtime_ms)
+static int render_anomalies_as(struct fsd *d, void (*render)(struct anomalies *, FILE *),
+			       char **ret, size_t *len, int64_t *mtime_ms)
 {
 	FILE *f = open_memstream(ret, len);
 
 	if (!f)
 		return -ENOMEM;
-	render(d, f);
+	render(d->anomalies, f);
 	*mtime_ms = inventory_mtime(d);
 	return fclose(f) == 0 ? 0 : -ENOMEM;
 }
@@ -591,7 +591,7 @@ static int render_quorum(struct fsd *d, const struct virt_reader *who, char **re
 
 	if (!f)
 		return -ENOMEM;
-	quorum_render(d, f);
+	quorum_render(d->quorum, f);
 	*mtime_ms = now_ms();
 	return fclose(f) == 0 ? 0 : -ENOMEM;
 }
