@@ -1,7 +1,10 @@
-/* Virtual files rendered at read time: /status, /inventory/holders and the
- * /audit tree (day files, checkpoint, audit.pub). Each reports its exact
- * size, a stable inode and an mtime that moves only with its content, so tar
- * and rsync treat them as ordinary files. Content is snapshotted at open. */
+/* Virtual files rendered at read time: /status, /metrics, /whoami, /quorum,
+ * the /inventory files (holders, certificates, alerts, anomalies, the
+ * dashboard, the CRL, and each key's own under keys/), and the /audit tree
+ * (day files, checkpoint, audit.pub). Each reports its exact size, a stable
+ * inode and an mtime that moves only with its content, so tar and rsync
+ * treat them as ordinary files. Content is snapshotted at open; who may
+ * read what is readers.h's. */
 #pragma once
 
 #include <stdbool.h>
