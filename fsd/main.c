@@ -408,7 +408,8 @@ static int open_pipeline(const struct options *o, struct fsd *d)
 					       .sign = sign_digest,
 					       .embed = sign_embed,
 					       .forward = d->relay ? startup_relay_hook : NULL,
-					       .event = events_ingest,
+					       .ask = events_ask,
+					       .notify = events_notify,
 					       .ctx = d},
 			&d->ingest);
 	if (r < 0) {

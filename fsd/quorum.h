@@ -39,9 +39,10 @@ int quorum_new(const struct quorum_deps *deps, struct quorum **ret);
 /* Accepts NULL. */
 void quorum_free(struct quorum *q);
 
-/* The ingest's ATTEST event (REC: its audit fields so far): see ingest.h
- * for what it returns. */
-int quorum_attest(struct quorum *q, struct ingest_event *ev, struct audit_record *rec);
+/* The ingest's ATTEST question (REC: its audit fields so far), answered
+ * in ANSWER: see ingest.h. */
+int quorum_attest(struct quorum *q, const struct ingest_event *ev, struct audit_record *rec,
+		  struct ingest_answer *answer);
 
 /* PATH was published under a quorum rule: its attestations are done. */
 void quorum_published(struct quorum *q, const char *path);

@@ -18,9 +18,11 @@
 #define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-/* What one attestation answered. */
+/* What one attestation answered: R (0, or the handler failed) and its
+ * verdict. */
 struct answer {
 	int r;
+	enum ingest_verdict verdict;
 	char veto[INGEST_VETO_MAX];
 	long long uids[INGEST_MAX_ATTESTERS];
 	size_t n_uids;
@@ -33,6 +35,7 @@ static struct answer attest(long long uid, const char *path, const char *sha256,
 			    unsigned window)
 {
 	struct answer a = {0};
+	struct ingest_answer ans = {.verdict = INGEST_PUBLISH, .signing = INGEST_NO_ID};
 	char copy[32];
 	struct ingest_cred cred = {.uid = uid, .gid = 100, .pid = 4242, .tgid = 4242};
 	struct ingest_event ev = {
@@ -45,9 +48,6 @@ static struct answer attest(long long uid, const char *path, const char *sha256,
 	    .quorum = quorum,
 	    .quorum_window = window,
 	    .copy = copy,
-	    .ret_attesters = a.uids,
-	    .ret_n_attesters = &a.n_uids,
-	    .veto = a.veto,
 	};
 	struct audit_record rec = {
 	    .uid = uid,
@@ -61,8 +61,13 @@ static struct answer attest(long long uid, const char *path, const char *sha256,
 	};
 
 	snprintf(copy, sizeof(copy), "copy-%lld-%s", uid, path);
-	a.r = quorum_attest(fx.d.quorum, &ev, &rec);
-	a.keep_copy = ev.keep_copy;
+	a.r = quorum_attest(fx.d.quorum, &ev, &rec, &ans);
+	a.verdict = ans.verdict;
+	a.keep_copy = ans.keep_copy;
+	a.n_uids = ans.n_attesters;
+	memcpy(a.uids, ans.attesters, sizeof(a.uids));
+	snprintf(a.veto, sizeof(a.veto), "%s", ans.veto);
+	cr_assert_eq(a.r, 0, "the attestation failed: %s", a.veto);
 	return a;
 }
 
@@ -96,7 +101,7 @@ Test(quorum, a_second_writer_of_the_same_bytes_completes_a_quorum_of_two)
 	struct answer a = attest(1000, "app.bin", SHA_A, 2, 3600), b;
 	char *m;
 
-	cr_assert_eq(a.r, INGEST_ATTESTED, "%d: %s", a.r, a.veto);
+	cr_assert_eq(a.verdict, INGEST_ATTESTED_ONLY, "%d: %s", a.r, a.veto);
 	cr_assert(a.keep_copy, "the first write's copy is kept");
 	cr_assert(strstr(a.veto, "1 of 2 writers"), "%s", a.veto);
 	cr_assert_eq(fixture_events(0, "attested", reason, sizeof(reason), NULL), 1);
@@ -104,7 +109,7 @@ Test(quorum, a_second_writer_of_the_same_bytes_completes_a_quorum_of_two)
 	cr_assert_eq(rows("app.bin"), 1);
 
 	b = attest(1001, "app.bin", SHA_A, 2, 3600);
-	cr_assert_eq(b.r, 0, "the quorum is reached: %d %s", b.r, b.veto);
+	cr_assert_eq(b.verdict, INGEST_PUBLISH, "the quorum is reached: %d %s", b.verdict, b.veto);
 	cr_assert_eq(b.n_uids, 2);
 	cr_assert(b.uids[0] == 1000 && b.uids[1] == 1001, "writers %lld %lld", b.uids[0],
 		  b.uids[1]);
@@ -126,22 +131,23 @@ Test(quorum, the_same_writer_twice_is_counted_once)
 	struct answer again = attest(1000, "twice.bin", SHA_A, 2, 3600);
 	struct answer other;
 
-	cr_assert_eq(a.r, INGEST_ATTESTED);
-	cr_assert_eq(again.r, INGEST_ATTESTED, "not a quorum of one writer: %s", again.veto);
+	cr_assert_eq(a.verdict, INGEST_ATTESTED_ONLY);
+	cr_assert_eq(again.verdict, INGEST_ATTESTED_ONLY, "not a quorum of one writer: %s",
+		     again.veto);
 	cr_assert(strstr(again.veto, "counted once (1 of 2 writers)"), "%s", again.veto);
 	cr_assert_not(again.keep_copy, "no second copy of the same writer's bytes");
 	cr_assert_eq(rows("twice.bin"), 1);
 	other = attest(1001, "twice.bin", SHA_A, 2, 3600);
-	cr_assert_eq(other.r, 0, "%s", other.veto);
+	cr_assert_eq(other.verdict, INGEST_PUBLISH, "%s", other.veto);
 	cr_assert_eq(other.n_uids, 2);
 }
 
 Test(quorum, three_writers_are_needed_for_a_quorum_of_three)
 {
-	cr_assert_eq(attest(1000, "three.bin", SHA_A, 3, 3600).r, INGEST_ATTESTED);
-	cr_assert_eq(attest(1001, "three.bin", SHA_A, 3, 3600).r, INGEST_ATTESTED);
+	cr_assert_eq(attest(1000, "three.bin", SHA_A, 3, 3600).verdict, INGEST_ATTESTED_ONLY);
+	cr_assert_eq(attest(1001, "three.bin", SHA_A, 3, 3600).verdict, INGEST_ATTESTED_ONLY);
 	struct answer c = attest(1002, "three.bin", SHA_A, 3, 3600);
-	cr_assert_eq(c.r, 0, "%s", c.veto);
+	cr_assert_eq(c.verdict, INGEST_PUBLISH, "%s", c.veto);
 	cr_assert_eq(c.n_uids, 3);
 	cr_assert_eq(c.uids[2], 1002);
 }
@@ -166,9 +172,9 @@ Test(quorum, writers_who_disagree_block_the_path_and_raise_an_anomaly)
 	char reason[512];
 	struct answer b, c;
 
-	cr_assert_eq(attest(1000, "split.bin", SHA_A, 2, 3600).r, INGEST_ATTESTED);
+	cr_assert_eq(attest(1000, "split.bin", SHA_A, 2, 3600).verdict, INGEST_ATTESTED_ONLY);
 	b = attest(1001, "split.bin", SHA_B, 2, 3600);
-	cr_assert_eq(b.r, -EACCES, "%d: %s", b.r, b.veto);
+	cr_assert_eq(b.verdict, INGEST_REFUSE, "%d: %s", b.verdict, b.veto);
 	cr_assert(strstr(b.veto, "quorum mismatch"), "%s", b.veto);
 	cr_assert(b.keep_copy, "the disagreeing bytes are kept as evidence");
 	cr_assert_eq(fixture_events(0, "quorum_mismatch", reason, sizeof(reason), NULL), 1);
@@ -180,9 +186,9 @@ Test(quorum, writers_who_disagree_block_the_path_and_raise_an_anomaly)
 	cr_assert(m.found, "the mismatch is a finding, denied");
 
 	c = attest(1002, "split.bin", SHA_A, 2, 3600);
-	cr_assert_eq(c.r, -EACCES, "blocked until a reset");
+	cr_assert_eq(c.verdict, INGEST_REFUSE, "blocked until a reset");
 	cr_assert(strstr(c.veto, "is blocked"), "%s", c.veto);
-	cr_assert_eq(attest(1003, "other.bin", SHA_A, 2, 3600).r, INGEST_ATTESTED,
+	cr_assert_eq(attest(1003, "other.bin", SHA_A, 2, 3600).verdict, INGEST_ATTESTED_ONLY,
 		     "other paths are not blocked");
 }
 
@@ -191,9 +197,10 @@ Test(quorum, an_attestation_past_its_window_is_not_counted_and_expires)
 	char reason[256];
 
 	/* A window of 0 s: each attestation's window has passed at once. */
-	cr_assert_eq(attest(1000, "late.bin", SHA_A, 2, 0).r, INGEST_ATTESTED);
+	cr_assert_eq(attest(1000, "late.bin", SHA_A, 2, 0).verdict, INGEST_ATTESTED_ONLY);
 	struct answer b = attest(1001, "late.bin", SHA_A, 2, 0);
-	cr_assert_eq(b.r, INGEST_ATTESTED, "the first one's window has passed: %s", b.veto);
+	cr_assert_eq(b.verdict, INGEST_ATTESTED_ONLY, "the first one's window has passed: %s",
+		     b.veto);
 	cr_assert(strstr(b.veto, "1 of 2 writers"), "%s", b.veto);
 	cr_assert_eq(rows("late.bin"), 2);
 

@@ -82,6 +82,28 @@ static bool settled(void *ctx)
 	return findings_get(fx.d.store, *(uint64_t *)ctx, &f) == 0 && f.settled;
 }
 
+/* The verdict on signature SEQ (REC) under a rule whose on_anomaly is
+ * ACTION, the reason in VETO. */
+static enum ingest_verdict on_signed(const struct audit_record *rec, uint64_t seq,
+				     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX])
+{
+	enum ingest_verdict v = INGEST_REFUSE;
+
+	cr_assert_eq(anomalies_signed(fx.d.anomalies, rec, seq, time(NULL), action, &v, veto), 0,
+		     "%s", veto);
+	return v;
+}
+
+/* The verdict before signing REC. */
+static enum ingest_verdict on_vet(const struct audit_record *rec, enum policy_on_anomaly action,
+				  char veto[INGEST_VETO_MAX])
+{
+	enum ingest_verdict v = INGEST_REFUSE;
+
+	cr_assert_eq(anomalies_vet(fx.d.anomalies, rec, action, &v, veto), 0, "%s", veto);
+	return v;
+}
+
 TestSuite(review, .init = fixture_setup, .fini = fixture_teardown, .timeout = 60);
 
 Test(review, a_first_signature_under_a_hold_rule_is_held_for_review)
@@ -89,12 +111,14 @@ Test(review, a_first_signature_under_a_hold_rule_is_held_for_review)
 	char veto[INGEST_VETO_MAX] = "", reason[256];
 	uint64_t seq = fixture_signed(1000, "app.bin", SHA_A);
 	struct audit_record rec = signature(1000, "app.bin", SHA_A);
+	enum ingest_verdict v;
 	struct finding f;
-	int r;
 
 	start(NULL);
-	r = anomalies_signed(fx.d.anomalies, &rec, seq, time(NULL), POLICY_ANOMALY_HOLD, veto);
-	cr_assert_eq(r, INGEST_HOLD, "%d: %s", r, veto);
+	cr_assert_eq(
+	    anomalies_signed(fx.d.anomalies, &rec, seq, time(NULL), POLICY_ANOMALY_HOLD, &v, veto),
+	    0);
+	cr_assert_eq(v, INGEST_HOLD_FOR_REVIEW, "%d: %s", v, veto);
 	cr_assert(strstr(veto, "held for review as anomaly"), "%s", veto);
 	f = finding_of(seq);
 	cr_assert_eq(f.state, FINDING_OPEN);
@@ -113,14 +137,10 @@ Test(review, deny_and_record_rules_refuse_or_publish_what_departs_from_habit)
 			    b = signature(1001, "b.bin", SHA_A);
 
 	start(NULL);
-	cr_assert_eq(
-	    anomalies_signed(fx.d.anomalies, &a, denied, time(NULL), POLICY_ANOMALY_DENY, veto),
-	    -EACCES);
+	cr_assert_eq(on_signed(&a, denied, POLICY_ANOMALY_DENY, veto), INGEST_REFUSE);
 	cr_assert(strstr(veto, "departs from your signing habits (new_signer"), "%s", veto);
 	cr_assert_eq(finding_of(denied).state, FINDING_DENIED);
-	cr_assert_eq(
-	    anomalies_signed(fx.d.anomalies, &b, recorded, time(NULL), POLICY_ANOMALY_RECORD, veto),
-	    0);
+	cr_assert_eq(on_signed(&b, recorded, POLICY_ANOMALY_RECORD, veto), INGEST_PUBLISH);
 	cr_assert_eq(finding_of(recorded).state, FINDING_RECORDED);
 }
 
@@ -130,12 +150,12 @@ Test(review, a_deny_rule_refuses_before_signing_and_records_it_once)
 	struct audit_record rec = signature(1000, "a.bin", SHA_A);
 
 	start(NULL);
-	cr_assert_eq(anomalies_vet(fx.d.anomalies, &rec, POLICY_ANOMALY_DENY, veto), -EACCES);
+	cr_assert_eq(on_vet(&rec, POLICY_ANOMALY_DENY, veto), INGEST_REFUSE);
 	cr_assert(strstr(veto, "refused"), "%s", veto);
-	cr_assert_eq(anomalies_vet(fx.d.anomalies, &rec, POLICY_ANOMALY_DENY, veto), -EACCES);
+	cr_assert_eq(on_vet(&rec, POLICY_ANOMALY_DENY, veto), INGEST_REFUSE);
 	cr_assert_eq(fixture_events(0, "anomaly", NULL, 0, NULL), 1,
 		     "a repeat within a minute is not recorded again");
-	cr_assert_eq(anomalies_vet(fx.d.anomalies, &rec, POLICY_ANOMALY_RECORD, veto), 0);
+	cr_assert_eq(on_vet(&rec, POLICY_ANOMALY_RECORD, veto), INGEST_PUBLISH);
 }
 
 Test(review, a_publication_is_learned_and_its_writer_is_no_longer_new)
@@ -145,14 +165,10 @@ Test(review, a_publication_is_learned_and_its_writer_is_no_longer_new)
 	struct audit_record rec = signature(1000, "app.bin", SHA_A);
 
 	start(NULL);
-	cr_assert_eq(
-	    anomalies_signed(fx.d.anomalies, &rec, seq, time(NULL), POLICY_ANOMALY_HOLD, veto),
-	    INGEST_HOLD);
+	cr_assert_eq(on_signed(&rec, seq, POLICY_ANOMALY_HOLD, veto), INGEST_HOLD_FOR_REVIEW);
 	anomalies_published(fx.d.anomalies, &rec, time(NULL));
 	seq = fixture_signed(1000, "app.bin", SHA_A);
-	cr_assert_eq(
-	    anomalies_signed(fx.d.anomalies, &rec, seq, time(NULL), POLICY_ANOMALY_HOLD, veto), 0,
-	    "%s", veto);
+	cr_assert_eq(on_signed(&rec, seq, POLICY_ANOMALY_HOLD, veto), INGEST_PUBLISH, "%s", veto);
 	cr_assert_eq(findings_get(fx.d.store, seq, &(struct finding){0}), -ENOENT);
 }
 
@@ -191,28 +207,32 @@ static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA2
 
 /* The signing record, then the detector's word on it, as the daemon's
  * event handler does. */
-static int hold_event(void *ctx, struct ingest_event *ev)
+static int hold_ask(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer)
 {
 	char hex[2 * SHA256_LEN + 1];
 	struct audit_record rec;
 
-	if (ev->result != INGEST_SIGNED) {
-		last_outcome = ev->result;
+	if (ev->result != INGEST_SIGNED)
 		return 0;
-	}
 	for (int i = 0; i < SHA256_LEN; i++)
 		sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
-	held_seq = *ev->ret_signing = fixture_signed(ev->cred->uid, ev->path, hex);
+	held_seq = answer->signing = fixture_signed(ev->cred->uid, ev->path, hex);
 	rec = signature(ev->cred->uid, ev->path, hex);
 	return anomalies_signed(fx.d.anomalies, &rec, held_seq, time(NULL), ev->on_anomaly,
-				ev->veto);
+				&answer->verdict, answer->veto);
+}
+
+static void hold_notify(void *ctx, const struct ingest_event *ev)
+{
+	last_outcome = ev->result;
 }
 
 static const struct ingest_hooks hooks = {
     .authorize = hold_authorize,
     .release = hold_release,
     .sign = fake_sign,
-    .event = hold_event,
+    .ask = hold_ask,
+    .notify = hold_notify,
 };
 
 static struct ingest *open_pipeline(void)
