@@ -24,6 +24,7 @@
 #include "log.h"
 #include "invalidate.h"
 #include "outbox.h"
+#include "outcomes.h"
 
 #define SHOWN 1000	   /* findings in /inventory/anomalies{,.json} */
 #define SAVE_SECONDS 300   /* the profiles are saved this often, and at stop */
@@ -868,4 +869,34 @@ void anomalies_metrics(struct anomalies *an, FILE *f)
 		    waiting, dropped);
 	}
 	keep_metrics(an->d.keep, f);
+}
+
+static int vet(void *ctx, const struct ingest_event *ev, struct audit_record *rec,
+	       struct ingest_answer *answer)
+{
+	return anomalies_vet(ctx, rec, ev->on_anomaly, &answer->verdict, answer->veto);
+}
+
+static int signed_answer(void *ctx, const struct ingest_event *ev, struct audit_record *rec,
+			 struct ingest_answer *answer)
+{
+	return anomalies_signed(ctx, rec, answer->signing, time(NULL), ev->on_anomaly,
+				&answer->verdict, answer->veto);
+}
+
+static void published(void *ctx, const struct ingest_event *ev, struct audit_record *rec)
+{
+	anomalies_published(ctx, rec, time(NULL));
+}
+
+int anomalies_subscribe(struct anomalies *an, struct outcomes *o)
+{
+	int r = outcomes_answer(o, OUTCOME(INGEST_VET), OUTCOMES_FEATURE, vet, an);
+
+	if (r == 0)
+		r = outcomes_answer(o, OUTCOME(INGEST_SIGNED), OUTCOMES_FEATURE, signed_answer, an);
+	if (r == 0)
+		r = outcomes_subscribe(o, OUTCOME(INGEST_PUBLISHED), OUTCOMES_FEATURE, published,
+				       an);
+	return r;
 }

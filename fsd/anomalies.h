@@ -96,3 +96,10 @@ void anomalies_render_json(struct anomalies *an, FILE *f);
 
 /* signfs_anomalies_total{kind} in the Prometheus text format. */
 void anomalies_metrics(struct anomalies *an, FILE *f);
+
+struct outcomes;
+
+/* Answer O's VET and SIGNED questions (after the SIGNED record is made),
+ * and learn each publication before its record is appended. 0 or
+ * -ENOMEM. */
+int anomalies_subscribe(struct anomalies *an, struct outcomes *o);

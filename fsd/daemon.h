@@ -18,6 +18,7 @@ struct ingest;
 struct invalidate;
 struct metrics;
 struct nodes;
+struct outcomes;
 struct policy_live;
 struct provenance;
 struct quorum;
@@ -71,6 +72,7 @@ struct fsd {
 	struct provenance *provenance; /* statements waiting for their objects */
 	struct sign *sign;	       /* the signing adaptor's cache */
 	struct usernames *names;       /* writers' names, cached */
+	struct outcomes *outcomes;     /* who hears the pipeline's questions and outcomes */
 	struct relay *relay;	       /* [relay]: commits are signed elsewhere, or NULL */
 	struct invalidate *inval;      /* the kernel caches to drop, or NULL */
 	int state_fd;

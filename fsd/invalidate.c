@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "nodes.h"
+#include "outcomes.h"
 
 struct invalidate {
 	struct nodes *nodes;
@@ -69,4 +70,15 @@ void invalidate_published(struct invalidate *v, const char *relpath)
 		return;
 	drop(v, path);
 	free(path);
+}
+
+static void published(void *ctx, const struct ingest_event *ev, struct audit_record *rec)
+{
+	if (ev->replaced)
+		invalidate_published(ctx, ev->path);
+}
+
+int invalidate_subscribe(struct invalidate *v, struct outcomes *o)
+{
+	return outcomes_subscribe(o, OUTCOME(INGEST_PUBLISHED), OUTCOMES_FEATURE, published, v);
 }

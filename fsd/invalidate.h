@@ -41,3 +41,9 @@ void invalidate_published(struct invalidate *v, const char *relpath);
 /* Something the virtual files show changed (virt_change kinds in WHAT,
  * NAME as invalidate_paths_fn takes it). */
 void invalidate_changed(struct invalidate *v, unsigned what, const char *name);
+
+struct outcomes;
+
+/* Drop what the kernel caches of each inbox entry that a publication
+ * replaced (O's PUBLISHED). 0 or -ENOMEM. */
+int invalidate_subscribe(struct invalidate *v, struct outcomes *o);

@@ -46,6 +46,7 @@
 #include "nodes.h"
 #include "invalidate.h"
 #include "ops.h"
+#include "outcomes.h"
 #include "quota.h"
 #include "recent.h"
 #include "relay.h"
@@ -461,6 +462,7 @@ static void tear_down(struct fsd *d)
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */
 	ingest_free(d->ingest);
+	outcomes_free(d->outcomes);
 	startcheck_verify_free(d->check);
 	/* Its last counts go to the audit log, still open. */
 	denials_free(d->denials);

@@ -1,8 +1,8 @@
 /* See ops.h. Here: the caller's credential, lookups and attributes, the
  * inbox's namespace (mkdir, unlink, rename, setattr), xattrs and the table;
  * open files are ops-file.c's, listings ops-dir.c's. The node table
- * (nodes.h) maps the kernel's inodes to paths and published versions. Credentials are read from the FUSE request only in
- * create, open, mkdir, rename and setattr; never in write, flush or release,
+ * (nodes.h) maps the kernel's inodes to paths and published versions. Credentials are read from the
+ * FUSE request only in create, open, mkdir, rename and setattr; never in write, flush or release,
  * where the kernel may report another task (flush's pid only tells ingest
  * who is closing). */
 #include "ops.h"

@@ -23,6 +23,7 @@
 #include "live.h"
 #include "outbox.h"
 #include "signer.h"
+#include "outcomes.h"
 
 #define BUILD_TYPE "urn:signfs:buildtype:inbox-commit:v1"
 
@@ -303,4 +304,15 @@ int provenance_signed(struct provenance *pv, const struct ingest_event *ev,
 	p->made = time(NULL);
 	keep(pv, p, p->made);
 	return 0;
+}
+
+static int signed_answer(void *ctx, const struct ingest_event *ev, struct audit_record *rec,
+			 struct ingest_answer *answer)
+{
+	return provenance_signed(ctx, ev, rec, answer->signing, answer->veto) < 0 ? -EIO : 0;
+}
+
+int provenance_subscribe(struct provenance *pv, struct outcomes *o)
+{
+	return outcomes_answer(o, OUTCOME(INGEST_SIGNED), OUTCOMES_FEATURE, signed_answer, pv);
 }

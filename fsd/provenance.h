@@ -37,3 +37,10 @@ int provenance_signed(struct provenance *pv, const struct ingest_event *ev,
  * provenance): the envelope kept for object ID, one line with its newline, handed
  * over; NULL when there is none. */
 int provenance_statement(void *ctx, uint64_t id, char **ret, size_t *ret_len);
+
+struct outcomes;
+
+/* Make the statement of each signature O's SIGNED question records and
+ * the features let through or hold (subscribe after the anomaly check).
+ * 0 or -ENOMEM. */
+int provenance_subscribe(struct provenance *pv, struct outcomes *o);

@@ -16,6 +16,7 @@
 #include "live.h"
 #include "log.h"
 #include "store.h"
+#include "outcomes.h"
 
 #define SWEEP_SECONDS 60      /* copies no row names are looked for this often */
 #define COPY_GRACE_SECONDS 60 /* a copy younger than this may be about to get its row */
@@ -423,4 +424,25 @@ void quorum_metrics(struct quorum *q, FILE *f)
 		"signfs_quorum_pending %lu\n",
 		q->attested, q->reached, q->mismatches, q->expired, pending);
 	pthread_mutex_unlock(&q->lock);
+}
+
+static int attest(void *ctx, const struct ingest_event *ev, struct audit_record *rec,
+		  struct ingest_answer *answer)
+{
+	return quorum_attest(ctx, ev, rec, answer);
+}
+
+static void published(void *ctx, const struct ingest_event *ev, struct audit_record *rec)
+{
+	if (ev->quorum >= 2)
+		quorum_published(ctx, ev->path);
+}
+
+int quorum_subscribe(struct quorum *q, struct outcomes *o)
+{
+	int r = outcomes_answer(o, OUTCOME(INGEST_ATTEST), OUTCOMES_FEATURE, attest, q);
+
+	return r < 0 ? r
+		     : outcomes_subscribe(o, OUTCOME(INGEST_PUBLISHED), OUTCOMES_FEATURE, published,
+					  q);
 }

@@ -59,3 +59,9 @@ void quorum_tick(struct quorum *q);
 /* /quorum and the signfs_quorum_* metrics. */
 void quorum_render(struct quorum *q, FILE *f);
 void quorum_metrics(struct quorum *q, FILE *f);
+
+struct outcomes;
+
+/* Answer O's ATTEST questions, and hear its quorum rules' publications.
+ * 0 or -ENOMEM. */
+int quorum_subscribe(struct quorum *q, struct outcomes *o);

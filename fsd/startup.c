@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "keep.h"
+#include "invalidate.h"
 #include "log.h"
 #include "provenance.h"
 #include "quorum.h"
@@ -29,6 +30,10 @@
 #include "startcheck.h"
 #include "store.h"
 #include "timestamp.h"
+#include "metrics.h"
+#include "outcomes.h"
+#include "recent.h"
+#include "usage.h"
 
 /* checkpoint_fetch_command answers within this, or the start is refused. */
 #define FETCH_TIMEOUT_S 30
@@ -377,6 +382,24 @@ int startup_relay_hook(void *ctx, const char *path, int fd, off_t size,
 
 /* What is kept for writers, the anomaly detector, quorum signing and
  * provenance statements: before the ingest, whose events they answer. */
+/* Who hears the pipeline's questions and outcomes (outcomes.h): the audit
+ * trail's records first and last, each feature between, in this order
+ * (the anomaly check before the provenance statement it lets through). */
+static int subscribe(struct fsd *d)
+{
+	struct outcomes *o;
+
+	if (outcomes_new(d->signer, d->names, &d->outcomes) < 0)
+		return -ENOMEM;
+	o = d->outcomes;
+	if (events_subscribe(d, o) < 0 || metrics_subscribe(d->metrics, o) < 0 ||
+	    recent_subscribe(d->recent, o) < 0 || usage_subscribe(d, o) < 0 ||
+	    quorum_subscribe(d->quorum, o) < 0 || anomalies_subscribe(d->anomalies, o) < 0 ||
+	    provenance_subscribe(d->provenance, o) < 0 || invalidate_subscribe(d->inval, o) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 int startup_features(struct fsd *d)
 {
 	const struct config *c = d->config;
@@ -400,7 +423,7 @@ int startup_features(struct fsd *d)
 	if (quorum_new(&qd, &d->quorum) < 0 ||
 	    provenance_new(c, d->policy, d->signer, &d->provenance) < 0)
 		return -ENOMEM;
-	return 0;
+	return subscribe(d);
 }
 
 /* Certificate expiry checks and the housekeeping of every second. */

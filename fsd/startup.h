@@ -52,7 +52,8 @@ int startup_relay_hook(void *ctx, const char *path, int fd, off_t size,
 		       char reason[INGEST_VETO_MAX]);
 
 /* What is kept for writers, the anomaly detector, quorum signing and
- * provenance statements: before the ingest, whose events they answer. */
+ * provenance statements, and who hears the pipeline (d->outcomes): before
+ * the ingest, whose questions they answer. */
 int startup_features(struct fsd *d);
 
 /* Certificate expiry checks and the housekeeping of every second. */

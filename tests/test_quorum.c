@@ -4,6 +4,7 @@
  * and the finding a mismatch raises. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,4 +213,46 @@ Test(quorum, an_attestation_past_its_window_is_not_counted_and_expires)
 	char *m = metrics();
 	cr_assert(strstr(m, "signfs_quorum_expired_total 2\n"), "%s", m);
 	free(m);
+}
+
+/* ---- the attest branch of the pipeline ---- */
+
+static int quorum_rule(void *ctx, const char *path, enum ingest_check check,
+		       const struct ingest_cred *cred, struct ingest_grant *grant,
+		       char reason[INGEST_VETO_MAX])
+{
+	strcpy(grant->rule, "r");
+	strcpy(grant->key, "k");
+	grant->quorum = 2;
+	grant->quorum_window = 3600;
+	return 0;
+}
+
+Test(quorum, through_the_pipeline_the_second_writer_of_the_same_bytes_publishes)
+{
+	struct ingest *in;
+	char *text;
+
+	fixture_outcomes();
+	in = fixture_pipeline(quorum_rule);
+	cr_assert_eq(fixture_write(in, 1000, "app.bin", "hello"), 0,
+		     "an attestation's close() succeeds");
+	cr_assert_null(fixture_published(in, "app.bin"), "one writer publishes nothing");
+	cr_assert_eq(rows("app.bin"), 1);
+	cr_assert_eq(fixture_events(0, "signed", NULL, 0, NULL), 0, "nothing is signed yet");
+
+	cr_assert_eq(fixture_write(in, 1001, "app.bin", "hello"), 0);
+	text = fixture_published(in, "app.bin");
+	cr_assert_str_eq(text ? text : "(none)", "hello");
+	free(text);
+	cr_assert_eq(fixture_events(0, "signed", NULL, 0, NULL), 1, "signed once");
+	cr_assert_eq(rows("app.bin"), 0, "its attestations are done");
+
+	cr_assert_eq(fixture_write(in, 1000, "other.bin", "hello"), 0);
+	cr_assert_eq(fixture_write(in, 1001, "other.bin", "world"), -EACCES,
+		     "a writer who disagrees is refused");
+	cr_assert_null(fixture_published(in, "other.bin"));
+	cr_assert_eq(fixture_events(0, "quorum_mismatch", NULL, 0, NULL), 1);
+	cr_assert_eq(fixture_events(0, "denied", NULL, 0, NULL), 1);
+	fixture_pipeline_close(in);
 }

@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,13 +173,9 @@ Test(review, a_publication_is_learned_and_its_writer_is_no_longer_new)
 
 /* ---- the hold branch of the pipeline ---- */
 
-static int state_fd = -1;
-static uint64_t held_seq;
-static enum ingest_result last_outcome;
-
-static int hold_authorize(void *ctx, const char *path, enum ingest_check check,
-			  const struct ingest_cred *cred, struct ingest_grant *grant,
-			  char reason[INGEST_VETO_MAX])
+static int hold_rule(void *ctx, const char *path, enum ingest_check check,
+		     const struct ingest_cred *cred, struct ingest_grant *grant,
+		     char reason[INGEST_VETO_MAX])
 {
 	strcpy(grant->rule, "r");
 	strcpy(grant->key, "k");
@@ -188,136 +183,62 @@ static int hold_authorize(void *ctx, const char *path, enum ingest_check check,
 	return 0;
 }
 
-static void hold_release(void *ctx, const struct ingest_cred *cred,
-			 const struct ingest_grant *grant)
-{
-}
-
-/* The fake signer: bytes that name the digest. */
-static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
-		     unsigned char **ret_der, size_t *ret_len, struct ingest_sign_facts *facts,
-		     char reason[INGEST_VETO_MAX])
-{
-	*ret_der = OPENSSL_malloc(8);
-	memcpy(*ret_der, "sig ", 4);
-	memcpy(*ret_der + 4, digest, 4);
-	*ret_len = 8;
-	return 0;
-}
-
-/* The signing record, then the detector's word on it, as the daemon's
- * event handler does. */
-static int hold_ask(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer)
-{
-	char hex[2 * SHA256_LEN + 1];
-	struct audit_record rec;
-
-	if (ev->result != INGEST_SIGNED)
-		return 0;
-	for (int i = 0; i < SHA256_LEN; i++)
-		sprintf(hex + 2 * i, "%02x", ev->sha256[i]);
-	held_seq = answer->signing = fixture_signed(ev->cred->uid, ev->path, hex);
-	rec = signature(ev->cred->uid, ev->path, hex);
-	return anomalies_signed(fx.d.anomalies, &rec, held_seq, time(NULL), ev->on_anomaly,
-				&answer->verdict, answer->veto);
-}
-
-static void hold_notify(void *ctx, const struct ingest_event *ev)
-{
-	last_outcome = ev->result;
-}
-
-static const struct ingest_hooks hooks = {
-    .authorize = hold_authorize,
-    .release = hold_release,
-    .sign = fake_sign,
-    .ask = hold_ask,
-    .notify = hold_notify,
-};
-
+/* The pipeline with the daemon's answers, the detector started on it. */
 static struct ingest *open_pipeline(void)
 {
 	struct ingest *in;
 
-	state_fd = open(fx.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cr_assert_geq(state_fd, 0);
-	cr_assert_eq(ingest_open(state_fd, &fx.config, NULL, &hooks, &in), 0);
+	fixture_outcomes();
+	in = fixture_pipeline(hold_rule);
 	start(in);
 	return in;
 }
 
-static void close_pipeline(struct ingest *in)
+/* The writer's close of app.bin under a hold rule: held, its signing
+ * record's seq. */
+static uint64_t held(struct ingest *in)
 {
-	anomalies_quiesce(fx.d.anomalies); /* it publishes releases: before the ingest goes */
-	ingest_free(in);
-	close(state_fd);
-}
+	char reason[256];
+	uint64_t seq;
 
-/* The writer's close of PATH with TEXT: its result. */
-static int write_file(struct ingest *in, const char *path, const char *text)
-{
-	struct ingest_cred writer = {.uid = 1000, .gid = 100, .pid = 4242, .tgid = 4242};
-	struct ingest_closer by_writer = {.tgid = 4242};
-	struct ingest_file *f;
-	int r;
-
-	cr_assert_eq(ingest_create(in, path, 0644, O_WRONLY, &writer, &f), 0);
-	cr_assert_eq(ingest_write(f, text, strlen(text), 0, NULL, NULL), (ssize_t)strlen(text));
-	r = ingest_flush(f, &by_writer);
-	(void)ingest_release(f); /* committed (or held) at the flush already */
-	return r;
-}
-
-static char *published(struct ingest *in, const char *path)
-{
-	char buf[64];
-	ssize_t n;
-	int fd;
-
-	if (outbox_open_file(ingest_outbox(in), path, &fd) < 0)
-		return NULL;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return strdup(buf);
+	cr_assert_eq(fixture_write(in, 1000, "app.bin", "hello"), -EACCES,
+		     "the writer is told: held");
+	cr_assert_eq(fixture_events(0, "signed", NULL, 0, &seq), 1);
+	cr_assert_eq(fixture_events(0, "held", reason, sizeof(reason), NULL), 1);
+	cr_assert(strstr(reason, "held for review as anomaly"), "%s", reason);
+	cr_assert_null(fixture_published(in, "app.bin"), "nothing is published while held");
+	cr_assert_eq(finding_of(seq).state, FINDING_OPEN);
+	return seq;
 }
 
 Test(review, a_held_signature_is_published_when_an_admin_releases_it)
 {
 	struct ingest *in = open_pipeline();
+	uint64_t seq = held(in);
 	char reason[256], *text;
-	uint64_t seq;
-
-	cr_assert_eq(write_file(in, "app.bin", "hello"), -EACCES, "the writer is told: held");
-	cr_assert_eq(last_outcome, INGEST_HELD);
-	cr_assert_null(published(in, "app.bin"), "nothing is published while it is held");
-	seq = held_seq;
-	cr_assert_eq(finding_of(seq).state, FINDING_OPEN);
 
 	decide(seq, FINDING_RELEASED);
 	cr_assert(fixture_wait(settled, &seq), "the daemon carries the release out");
 	cr_assert_str_eq(finding_of(seq).outcome, "published");
-	text = published(in, "app.bin");
+	text = fixture_published(in, "app.bin");
 	cr_assert_str_eq(text ? text : "(none)", "hello");
 	free(text);
 	cr_assert_eq(fixture_events(seq, "published", reason, sizeof(reason), NULL), 1);
 	cr_assert_str_eq(reason, "held for review, then released by uid 0");
-	close_pipeline(in);
+	fixture_pipeline_close(in);
 }
 
 Test(review, a_held_signature_is_discarded_when_an_admin_rejects_it)
 {
 	struct ingest *in = open_pipeline();
-	uint64_t seq;
+	uint64_t seq = held(in);
 
-	cr_assert_eq(write_file(in, "app.bin", "hello"), -EACCES);
-	seq = held_seq;
 	decide(seq, FINDING_REJECTED);
 	cr_assert(fixture_wait(settled, &seq), "the daemon carries the rejection out");
 	cr_assert_str_eq(finding_of(seq).outcome, "discarded");
-	cr_assert_null(published(in, "app.bin"));
+	cr_assert_null(fixture_published(in, "app.bin"));
 	cr_assert_eq(ingest_publish_held(in, "app.bin", seq), -ENOENT,
 		     "the held signature is gone");
 	cr_assert_eq(fixture_events(seq, "published", NULL, 0, NULL), 0);
-	close_pipeline(in);
+	fixture_pipeline_close(in);
 }
