@@ -205,7 +205,7 @@ static void *loop(void *arg)
 			;
 	}
 	pthread_mutex_unlock(&al->lock);
-	inventory_usage_flush(al->d.store, al->d.usage);
+	(void)inventory_usage_flush(al->d.store, al->d.usage); /* the last try: kept if it fails */
 	return NULL;
 }
 

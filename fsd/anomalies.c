@@ -131,7 +131,8 @@ static void replay(struct anomalies *an)
 	     from += REPLAY_CHUNK) {
 		uint64_t to =
 		    an->replay_to - from > REPLAY_CHUNK ? from + REPLAY_CHUNK : an->replay_to;
-		audit_each_seq(an->d.audit, from, to, learn_one, an);
+		/* What cannot be read is not learned: a finding too many at worst. */
+		(void)audit_each_seq(an->d.audit, from, to, learn_one, an);
 		/* A mutex is not fair: without a pause the next chunk would
 		 * take the log again before a waiting commit does. */
 		nanosleep(&(struct timespec){.tv_nsec = 500000}, NULL);
@@ -334,7 +335,8 @@ static int carry_out(void *ctx, const struct finding *f)
 			ingest_discard_held(an->ingest, f->signing);
 		log_info("anomaly %llu: inbox/%s rejected by uid %lld; its signature is discarded",
 			 (unsigned long long)f->signing, f->path, f->decided_by);
-		findings_settle(an->d.store, f->signing, "discarded");
+		/* Unsettled, it is carried out again at the next look. */
+		(void)findings_settle(an->d.store, f->signing, "discarded");
 		daemon_note_inventory(an->d.daemon, NULL);
 		return 0;
 	}
@@ -377,7 +379,7 @@ static int carry_out(void *ctx, const struct finding *f)
 	if (audit_append(an->d.audit, &rec, NULL, err) < 0)
 		log_err("anomaly %llu: the outcome could not be recorded: %s",
 			(unsigned long long)f->signing, err);
-	findings_settle(an->d.store, f->signing, r == 0 ? "published" : reason);
+	(void)findings_settle(an->d.store, f->signing, r == 0 ? "published" : reason);
 	daemon_note_inventory(an->d.daemon, NULL);
 	return 0;
 }
@@ -449,13 +451,14 @@ static void *work(void *arg)
 		version = store_version(an->d.store);
 		if (version != seen || !seen) {
 			seen = version;
-			findings_each(an->d.store, 0, true, carry_out, an);
+			(void)findings_each(an->d.store, 0, true, carry_out,
+					    an); /* again next time */
 		}
 		if (time(NULL) - expiry_checked >= EXPIRY_CHECK_SECONDS) {
 			expiry_checked = time(NULL);
-			findings_each_held(an->d.store,
-					   expiry_checked - an->d.config->limits.hold_expiry,
-					   expire_held, an);
+			(void)findings_each_held(an->d.store,
+						 expiry_checked - an->d.config->limits.hold_expiry,
+						 expire_held, an);
 		}
 		if (time(NULL) - saved >= SAVE_SECONDS) {
 			save(an);
@@ -488,7 +491,8 @@ static int count_held(void *ctx, const struct finding *f)
 	    outbox_stat_version(ingest_outbox(an->ingest), id, OUTBOX_ARTIFACT, &st) < 0)
 		st.st_size = 0;
 	held_name(f->signing, name);
-	keep_take(an->d.keep, KEEP_HELD, name, f->uid, f->rule, st.st_size, true, err);
+	(void)keep_take(an->d.keep, KEEP_HELD, name, f->uid, f->rule, st.st_size, true,
+			err); /* forced */
 	return 0;
 }
 
@@ -511,7 +515,8 @@ int anomalies_new(const struct anomalies_deps *deps, struct anomalies **ret)
 	}
 	for (int k = 0; k < ANOMALY_KINDS; k++)
 		kinds[k] = anomaly_kind_name(k);
-	findings_count(an->d.store, kinds, ANOMALY_KINDS, an->totals);
+	/* Counted from 0 when the store cannot say. */
+	(void)findings_count(an->d.store, kinds, ANOMALY_KINDS, an->totals);
 	*ret = an;
 	return 0;
 }
@@ -520,7 +525,7 @@ int anomalies_start(struct anomalies *an, struct ingest *ingest)
 {
 	an->ingest = ingest;
 	/* What is held for writers, counted before the first commit. */
-	findings_each_held(an->d.store, INT64_MAX, count_held, an);
+	(void)findings_each_held(an->d.store, INT64_MAX, count_held, an);
 	/* What the log holds now is the save's and the replay's to learn;
 	 * the rest is learned as it is published. */
 	__atomic_store_n(&an->started, true, __ATOMIC_RELEASE);

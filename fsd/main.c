@@ -184,7 +184,7 @@ static void background(void)
 	}
 	close(p[0]);
 	ready_fd = p[1];
-	setsid();
+	(void)setsid(); /* a child of our fork is no group leader: it cannot fail */
 }
 
 static void announce_ready(void)
@@ -246,7 +246,7 @@ static void raise_fd_limit(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		(void)setrlimit(RLIMIT_NOFILE, &rl); /* else the limit we have */
 	}
 }
 
@@ -302,7 +302,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	ingest_serving(d->ingest);
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
-	lifecycle_event(d, "start", NULL);
+	(void)lifecycle_event(d, "start", NULL); /* logged if it fails */
 	announce_ready();
 	sd_notifyf(0, "READY=1\nSTATUS=mounted on %s, %zu rule(s)", o->mountpoint, c->n_rules);
 	watchdog_start(&wd, d, se);
@@ -320,7 +320,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	sd_notify(0, "STOPPING=1");
 	watchdog_stop(&wd);
 	log_info("stopping: unmounting %s", o->mountpoint);
-	lifecycle_event(d, "stop", NULL);
+	(void)lifecycle_event(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
 	invalidate_serving(d->inval, NULL);

@@ -27,8 +27,10 @@ static int put_handle(struct fuse_file_info *fi, struct ingest_file *file, int f
 
 static void free_handle(struct handle *h)
 {
+	/* A release has no reply: a commit that fails here is the log's
+	 * and the audit log's to tell. */
 	if (h->file)
-		ingest_release(h->file);
+		(void)ingest_release(h->file);
 	else if (h->fd >= 0)
 		close(h->fd);
 	if (h->quota)
@@ -62,7 +64,7 @@ static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f,
 {
 	int r = put_handle(fi, f, -1);
 	if (r < 0) {
-		ingest_release(f);
+		(void)ingest_release(f); /* nothing was written: nothing to commit */
 		return r;
 	}
 	open_handle(fi)->opener = c->pid;
@@ -94,9 +96,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t m
 			give_quota(req);
 	}
 	if (r == 0 && (r = ingest_fstat(f, &e.attr)) < 0)
-		ingest_release(f);
+		(void)ingest_release(f); /* nothing was written: nothing to commit */
 	if (r == 0 && !(n = nodes_lookup(d->nodes, parent, name, NODE_INBOX))) {
-		ingest_release(f);
+		(void)ingest_release(f);
 		r = -ENOMEM;
 	}
 	if (r == 0 && (r = bind_inbox_file(fi, f, &c)) < 0)

@@ -164,8 +164,8 @@ int quorum_attest(struct quorum *q, const struct ingest_event *ev, struct audit_
 		rec->other_sha256 = other->sha256;
 		mine.blocked = true;
 		/* Kept as evidence whatever the limits: the path is blocked. */
-		keep_take(q->d.keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
-			  ev->size > 0 ? ev->size : 0, true, err);
+		(void)keep_take(q->d.keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
+				ev->size > 0 ? ev->size : 0, true, err);
 		r = record(q, rec, "quorum_mismatch", reason, &mine, true, &seq, err);
 		rec->other_sha256 = NULL;
 		if (r < 0)
@@ -174,8 +174,10 @@ int quorum_attest(struct quorum *q, const struct ingest_event *ev, struct audit_
 			answer->keep_copy = true;
 			q->mismatches++;
 			log_err("quorum mismatch: inbox/%s: %s", ev->path, reason);
-			anomalies_found(q->d.anomalies, rec, seq, now, ANOMALY_QUORUM_MISMATCH,
-					reason, POLICY_ANOMALY_DENY, err);
+			/* Logged if it fails; the mismatch itself is recorded. */
+			(void)anomalies_found(q->d.anomalies, rec, seq, now,
+					      ANOMALY_QUORUM_MISMATCH, reason, POLICY_ANOMALY_DENY,
+					      err);
 			error_set(answer->veto, 0, "quorum mismatch: %s", reason);
 			answer->verdict = INGEST_REFUSE;
 		} else {
@@ -346,7 +348,8 @@ static int count_one(void *ctx, const struct attestation *a)
 	char err[ERROR_MAX];
 	int64_t size = q->ingest ? ingest_copy_size(q->ingest, a->copy) : 0;
 
-	keep_take(q->d.keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true, err);
+	(void)keep_take(q->d.keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true,
+			err); /* forced */
 	/* A kept copy counts against its writer's rate, as a signature does
 	 * (events_seed_rates counts those from the log). */
 	if (a->time > time(NULL) - 3600)
@@ -358,7 +361,7 @@ void quorum_start(struct quorum *q, struct ingest *ingest)
 {
 	__atomic_store_n(&q->ingest, ingest, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&q->lock);
-	attestations_each(q->d.store, count_one, q);
+	(void)attestations_each(q->d.store, count_one, q);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -368,13 +371,13 @@ void quorum_tick(struct quorum *q)
 	uint64_t version = store_version(q->d.store);
 
 	pthread_mutex_lock(&q->lock);
-	attestations_each(q->d.store, expire, q);
+	(void)attestations_each(q->d.store, expire, q); /* again at the next tick */
 	/* A reset by signfsctl removes rows only: their copies go here. */
 	if (version != q->swept_version || now - q->swept >= SWEEP_SECONDS) {
 		struct sweeping s = {.q = q, .now = now};
 		s.complete = attestations_each(q->d.store, name_one, &s.named) == 0;
 		if (q->ingest)
-			ingest_each_copy(q->ingest, sweep_one, &s);
+			(void)ingest_each_copy(q->ingest, sweep_one, &s);
 		for (size_t i = 0; i < s.named.n; i++)
 			free(s.named.v[i]);
 		free(s.named.v);
@@ -401,7 +404,7 @@ void quorum_metrics(struct quorum *q, FILE *f)
 {
 	unsigned long pending = 0;
 
-	attestations_each(q->d.store, count_pending, &pending);
+	(void)attestations_each(q->d.store, count_pending, &pending);
 	pthread_mutex_lock(&q->lock);
 	fprintf(f,
 		"# HELP signfs_quorum_attestations_total Writes counted towards a quorum.\n"

@@ -102,7 +102,7 @@ static int pick_up_renewal(struct fsd *d, const char *key, const struct key_stat
 	char serial[65], fp[65], *pem, *chain;
 	int r;
 
-	signer_key_info(d->signer, key, serial, fp);
+	(void)signer_key_info(d->signer, key, serial, fp); /* unknown: differs, looked up */
 	if (!strcmp(fp, st->fingerprint) || inventory_current_pem(d->store, key, &pem, &chain) < 0)
 		return 0;
 	r = signer_set_certificate(d->signer, key, pem, chain, reason);
