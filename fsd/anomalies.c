@@ -1,79 +1,31 @@
-/* See anomalies.h. */
+/* See anomalies.h. Here: the handle, the checks before and after signing,
+ * what people see, and the subscription; learning is anomalies-learn.c's,
+ * alerts and reviews anomalies-review.c's. */
 #include "anomalies.h"
+#include "anomalies-internal.h"
 
 #include <errno.h>
-#include <json-c/json.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "alertq.h"
 #include "audit.h"
 #include "certs.h"
-#include "command.h"
 #include "config.h"
 #include "daemon.h"
 #include "denials.h"
-#include "findings.h"
 #include "keep.h"
 #include "log.h"
-#include "invalidate.h"
-#include "outbox.h"
 #include "outcomes.h"
-
-#define SHOWN 1000	   /* findings in /inventory/anomalies{,.json} */
-#define SAVE_SECONDS 300   /* the profiles are saved this often, and at stop */
-#define REPLAY_CHUNK 20000 /* records read from the log under one lock */
-#define COMMAND_TIMEOUT_S 30
-#define REPEATS 256	       /* refusals before signing remembered, to record each once */
-#define EXPIRY_CHECK_SECONDS 5 /* held signatures past hold_expiry are looked for this often */
-
-struct anomalies {
-	struct anomalies_deps d;
-	struct ingest *ingest; /* set at start, before the thread */
-	bool started;	       /* checks made: the thread learns the profiles */
-	struct anomaly_profiles *profiles;
-	pthread_t thread;
-	bool running, ready, stopping;
-	pthread_mutex_t lock;
-	pthread_cond_t changed; /* ready, an alert queued, or stopping */
-	uint64_t replay_from, replay_to;
-	unsigned long totals[ANOMALY_KINDS];
-	unsigned long replayed;
-	double load_seconds; /* reading the save, before the replay */
-	bool had_save;
-	struct alertq *alerts; /* waiting for alert_command */
-	bool alerts_waiting;
-	/* the environment of the alert being queued, under vars_lock */
-	char vars[12][COMMAND_VAR_MAX];
-	pthread_mutex_t vars_lock;
-	struct alertq_alert taken; /* the alert being run (the worker's) */
-	/* refusals before signing recorded lately: (uid, rule, kind) */
-	struct {
-		long long uid;
-		char rule[64];
-		int kind;
-		time_t at;
-	} repeats[REPEATS];
-};
-
-static bool repeated(struct anomalies *an, long long uid, const char *rule, int kind, time_t now);
 
 /* Checks are made, and publications learned, once the profiles are being
  * learned from the log (anomalies_start). */
-static bool started(const struct anomalies *an)
+bool anomalies_started(const struct anomalies *an)
 {
 	return an && __atomic_load_n(&an->started, __ATOMIC_ACQUIRE);
 }
 
-/* ---- learning ---- */
-
-static struct anomaly_signature signature_of(const struct audit_record *rec, time_t when)
+struct anomaly_signature anomalies_signature_of(const struct audit_record *rec, time_t when)
 {
 	return (struct anomaly_signature){
 	    .uid = rec->uid,
@@ -84,416 +36,6 @@ static struct anomaly_signature signature_of(const struct audit_record *rec, tim
 	    .sha256 = rec->sha256,
 	    .when = when,
 	};
-}
-
-void anomalies_published(struct anomalies *an, const struct audit_record *rec, time_t when)
-{
-	struct anomaly_signature s = signature_of(rec, when);
-
-	if (started(an) && rec->key && rec->path)
-		anomaly_learn(an->profiles, &s);
-}
-
-/* A publication of the log (with its key: what signfsd published itself). */
-static int learn_one(void *ctx, const struct audit_entry *e)
-{
-	struct anomalies *an = ctx;
-	const char *event = audit_entry_text(e, "event");
-	struct json_object *uid;
-
-	if (!event || strcmp(event, "published") ||
-	    !json_object_object_get_ex(e->fields, "uid", &uid) || !audit_entry_text(e, "key") ||
-	    !audit_entry_text(e, "path"))
-		return 0;
-	struct anomaly_signature s = {
-	    .uid = json_object_get_int(uid),
-	    .key = audit_entry_text(e, "key"),
-	    .path = audit_entry_text(e, "path"),
-	    .exe = audit_entry_text(e, "exe"),
-	    .sha256 = audit_entry_text(e, "sha256"),
-	    .when = e->time_ms / 1000,
-	};
-	anomaly_learn(an->profiles, &s);
-	an->replayed++;
-	return 0;
-}
-
-/* The records after the saved profiles, a chunk at a time: the log is
- * locked while a chunk is read, so commits wait for a chunk, not for the
- * history. */
-static void replay(struct anomalies *an)
-{
-	struct timespec a, b;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (uint64_t from = an->replay_from;
-	     from < an->replay_to && !__atomic_load_n(&an->stopping, __ATOMIC_RELAXED);
-	     from += REPLAY_CHUNK) {
-		uint64_t to =
-		    an->replay_to - from > REPLAY_CHUNK ? from + REPLAY_CHUNK : an->replay_to;
-		/* What cannot be read is not learned: a finding too many at worst. */
-		(void)audit_each_seq(an->d.audit, from, to, learn_one, an);
-		/* A mutex is not fair: without a pause the next chunk would
-		 * take the log again before a waiting commit does. */
-		nanosleep(&(struct timespec){.tv_nsec = 500000}, NULL);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	log_info("anomaly profiles: %zu ready in %.3f s (%s%llu records of the log read, %lu "
-		 "publications learned)",
-		 anomaly_profile_count(an->profiles),
-		 an->load_seconds + (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9,
-		 an->had_save ? "loaded as saved, then " : "none saved: ",
-		 (unsigned long long)(an->replay_to - an->replay_from), an->replayed);
-}
-
-/* Every record before audit_size() was learned: a publication is learned
- * before its record is appended, and the replay covered the rest. */
-static void save(struct anomalies *an)
-{
-	char err[STORE_ERR_MAX], *text = NULL;
-	uint64_t seq = audit_size(an->d.audit);
-	time_t now = time(NULL);
-
-	if (anomaly_profiles_save(an->profiles, now, &text) < 0 ||
-	    findings_save_profiles(an->d.store, seq, now, text, err) < 0)
-		log_err(
-		    "anomaly profiles: cannot save them (the next start reads more of the log): "
-		    "%s",
-		    text ? err : "out of memory");
-	free(text);
-	/* The text and its JSON tree were the size of the versions kept; hand
-	 * the freed heap back, so that RSS stays what is in use. */
-	malloc_trim(0);
-}
-
-/* ---- alert_command ---- */
-
-/* An alert that could not wait (ALERTQ_SLOTS others did): counted, and
- * audited once a minute per user and action. */
-static void alert_dropped(struct anomalies *an, const struct finding *f, const char *kind)
-{
-	char err[AUDIT_ERR_MAX], reason[256];
-	struct audit_record rec = {
-	    .event = "alert_dropped",
-	    .uid = f->uid,
-	    .gid = AUDIT_NONE,
-	    .pid = AUDIT_NONE,
-	    .user = f->user[0] ? f->user : NULL,
-	    .path = f->path,
-	    .size = AUDIT_NONE,
-	    .rule = f->rule[0] ? f->rule : NULL,
-	    .decision = "drop",
-	    .reason = reason,
-	    .kind = f->kind,
-	    .has_signing = true,
-	    .signing = f->signing,
-	};
-
-	log_err("alert_command: %d kinds of alerts wait already; this one (%s, anomaly %llu) is "
-		"not sent",
-		ALERTQ_SLOTS, kind, (unsigned long long)f->signing);
-	if (repeated(an, f->uid, kind, -1, time(NULL)))
-		return;
-	snprintf(reason, sizeof(reason),
-		 "the alert (%s) was not sent: alerts of %d other kinds or users were waiting "
-		 "(signfs_alerts_dropped_total counts every one)",
-		 kind, ALERTQ_SLOTS);
-	if (audit_append(an->d.audit, &rec, NULL, err) < 0)
-		log_err("alert_command: the dropped alert could not be recorded: %s", err);
-}
-
-/* Finding F (recorded as audit record SEQ; REC has its whole strings) for
- * alert_command: the writer's strings escaped, a long one cut with a mark
- * that names the record where it is whole. */
-static void queue_alert(struct anomalies *an, const struct finding *f,
-			const struct audit_record *rec, uint64_t seq, enum policy_on_anomaly action)
-{
-	char(*vars)[COMMAND_VAR_MAX] = an->vars;
-	char where[48], number[32], kind[64];
-	int r;
-
-	if (!an->d.config->alert_command || !an->alerts)
-		return;
-	snprintf(where, sizeof(where), "audit record %llu", (unsigned long long)seq);
-	snprintf(kind, sizeof(kind), "anomaly:%s:%s", f->kind, policy_on_anomaly_name(action));
-	pthread_mutex_lock(&an->vars_lock);
-	command_var(vars[0], "SIGNFS_ALERT", "anomaly", where);
-	command_var(vars[1], "SIGNFS_ANOMALY_KIND", f->kind, where);
-	command_var(vars[2], "SIGNFS_ANOMALY_USER", f->user, where);
-	snprintf(number, sizeof(number), "%lld", f->uid);
-	command_var(vars[3], "SIGNFS_ANOMALY_UID", number, where);
-	command_var(vars[4], "SIGNFS_ANOMALY_PATH", rec->path, where);
-	command_var(vars[5], "SIGNFS_ANOMALY_EXE", rec->exe ? rec->exe : "", where);
-	command_var(vars[6], "SIGNFS_ANOMALY_KEY", f->key, where);
-	snprintf(number, sizeof(number), "%llu", (unsigned long long)f->signing);
-	command_var(vars[7], "SIGNFS_ANOMALY_ID", number, where);
-	command_var(vars[8], "SIGNFS_ANOMALY_ACTION", policy_on_anomaly_name(action), where);
-	command_var(vars[9], "SIGNFS_ANOMALY_REASON", f->reason, where);
-	snprintf(number, sizeof(number), "%llu", (unsigned long long)seq);
-	command_var(vars[10], "SIGNFS_ANOMALY_RECORD", number, where);
-	command_var(vars[11], "SIGNFS_ANOMALY_RULE", f->rule, where);
-	r = alertq_add(an->alerts, kind, f->uid, f->signing, (const char(*)[COMMAND_VAR_MAX])vars,
-		       12);
-	pthread_mutex_unlock(&an->vars_lock);
-	if (r < 0) {
-		alert_dropped(an, f, kind);
-		return;
-	}
-	pthread_mutex_lock(&an->lock);
-	an->alerts_waiting = true;
-	pthread_cond_signal(&an->changed);
-	pthread_mutex_unlock(&an->lock);
-}
-
-/* Runs the waiting commands, one at a time, oldest queue first. */
-static void run_alerts(struct anomalies *an)
-{
-	struct alertq_alert *a = &an->taken;
-	char *envp[ALERTQ_VARS + 1], err[ERROR_MAX];
-
-	pthread_mutex_lock(&an->lock);
-	an->alerts_waiting = false;
-	pthread_mutex_unlock(&an->lock);
-	while (an->alerts && alertq_take(an->alerts, a)) {
-		for (size_t i = 0; i < a->n; i++)
-			envp[i] = a->vars[i];
-		envp[a->n] = NULL;
-		if (command_run(an->d.config->alert_command, envp, NULL, COMMAND_TIMEOUT_S, err) <
-		    0)
-			log_err("alert_command: %s", err);
-	}
-}
-
-/* ---- reviews ---- */
-
-/* A held signature's name among what is kept (keep.h). */
-static void held_name(uint64_t signing, char name[32])
-{
-	snprintf(name, 32, "held-%llu", (unsigned long long)signing);
-}
-
-struct expiring {
-	struct anomalies *an;
-	uint64_t signing;
-};
-
-static int reject_txn(void *ctx, struct store_txn *txn, char *err)
-{
-	const struct expiring *e = ctx;
-	return findings_decide(txn, e->signing, FINDING_REJECTED, getuid(), time(NULL), err);
-}
-
-/* A signature held longer than hold_expiry: rejected by signfsd itself,
- * with an `expired` event; carry_out then discards it as any rejection. */
-static int expire_held(void *ctx, const struct finding *f)
-{
-	struct expiring e = {.an = ctx, .signing = f->signing};
-	char err[AUDIT_ERR_MAX], reason[200];
-	struct audit_record rec = {
-	    .event = "expired",
-	    .uid = f->uid,
-	    .gid = AUDIT_NONE,
-	    .pid = AUDIT_NONE,
-	    .user = f->user[0] ? f->user : NULL,
-	    .path = f->path,
-	    .size = AUDIT_NONE,
-	    .sha256 = f->sha256[0] ? f->sha256 : NULL,
-	    .key = f->key[0] ? f->key : NULL,
-	    .rule = f->rule[0] ? f->rule : NULL,
-	    .decision = "deny",
-	    .reason = reason,
-	    .has_signing = true,
-	    .signing = f->signing,
-	};
-
-	snprintf(reason, sizeof(reason),
-		 "held for review for more than hold_expiry (%u s) without a decision: "
-		 "discarded, nothing was published",
-		 e.an->d.config->limits.hold_expiry);
-	if (audit_append_with(e.an->d.audit, &rec, reject_txn, &e, NULL, err) < 0)
-		log_err("anomaly %llu: the expiry could not be recorded: %s",
-			(unsigned long long)f->signing, err);
-	else
-		log_info("anomaly %llu: inbox/%s: %s", (unsigned long long)f->signing, f->path,
-			 reason);
-	return 0;
-}
-
-/* An admin released or rejected held signature F (signfsctl recorded it):
- * carry it out. */
-static int carry_out(void *ctx, const struct finding *f)
-{
-	struct anomalies *an = ctx;
-	char err[AUDIT_ERR_MAX], reason[160], name[32];
-	time_t now = time(NULL);
-	int r;
-
-	held_name(f->signing, name);
-	keep_give(an->d.keep, name);
-	if (f->state == FINDING_REJECTED) {
-		if (an->ingest)
-			ingest_discard_held(an->ingest, f->signing);
-		log_info("anomaly %llu: inbox/%s rejected by uid %lld; its signature is discarded",
-			 (unsigned long long)f->signing, f->path, f->decided_by);
-		/* Unsettled, it is carried out again at the next look. */
-		(void)findings_settle(an->d.store, f->signing, "discarded");
-		daemon_note_inventory(an->d.daemon, NULL);
-		return 0;
-	}
-	struct audit_record rec = {
-	    .event = "published",
-	    .uid = f->uid,
-	    .gid = AUDIT_NONE,
-	    .pid = AUDIT_NONE,
-	    .user = f->user[0] ? f->user : NULL,
-	    .exe = f->exe[0] ? f->exe : NULL,
-	    .path = f->path,
-	    .size = AUDIT_NONE,
-	    .sha256 = f->sha256[0] ? f->sha256 : NULL,
-	    .key = f->key[0] ? f->key : NULL,
-	    .rule = f->rule[0] ? f->rule : NULL,
-	    .decision = "allow",
-	    .reason = reason,
-	    .has_ref = true,
-	    .ref = f->signing,
-	};
-	r = an->ingest ? ingest_publish_held(an->ingest, f->path, f->signing) : -ENOENT;
-	if (r == 0) {
-		snprintf(reason, sizeof(reason), "held for review, then released by uid %lld",
-			 f->decided_by);
-		anomalies_published(an, &rec, now);
-		invalidate_published(an->d.inval, f->path);
-		log_info("anomaly %llu: inbox/%s released by uid %lld and published",
-			 (unsigned long long)f->signing, f->path, f->decided_by);
-	} else {
-		snprintf(reason, sizeof(reason),
-			 "released by uid %lld, but cannot be published: %s", f->decided_by,
-			 r == -ENOENT ? "the held signature is gone (signfsd stopped before it was "
-					"kept)"
-				      : strerror(-r));
-		rec.event = "failed";
-		rec.decision = "error";
-		log_err("anomaly %llu: inbox/%s: %s", (unsigned long long)f->signing, f->path,
-			reason);
-	}
-	if (audit_append(an->d.audit, &rec, NULL, err) < 0)
-		log_err("anomaly %llu: the outcome could not be recorded: %s",
-			(unsigned long long)f->signing, err);
-	(void)findings_settle(an->d.store, f->signing, r == 0 ? "published" : reason);
-	daemon_note_inventory(an->d.daemon, NULL);
-	return 0;
-}
-
-/* [anomaly] learn_delay: the log is read that much later (tests use it
- * to meet the profiles not ready). */
-static void delay_learning(struct anomalies *an)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += an->d.config->anomaly.learn_delay;
-	pthread_mutex_lock(&an->lock);
-	while (!an->stopping &&
-	       pthread_cond_timedwait(&an->changed, &an->lock, &until) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&an->lock);
-}
-
-/* The profiles as last saved, read beside the work (their size is bounded
- * by the versions content_churn keeps, not by the history, but parsing
- * them still takes a while): then the replay starts where they end. */
-static void load_saved(struct anomalies *an)
-{
-	struct timespec a, b;
-	char *text = NULL;
-	size_t len = 0;
-	int r;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	r = findings_load_profiles(an->d.store, &an->replay_from, &text, &len);
-	/* A failed load changes nothing: the whole log is read instead. */
-	if (r == 0 && anomaly_profiles_load(an->profiles, text, len) < 0) {
-		log_err("anomaly profiles: the saved ones are unreadable; learning the whole log");
-		an->replay_from = 0;
-	}
-	free(text);
-	malloc_trim(0); /* as after a save */
-	an->had_save = r == 0 && an->replay_from;
-	if (r < 0)
-		an->replay_from = 0;
-	if (an->replay_from > an->replay_to) /* a log rewritten since */
-		an->replay_from = 0;
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	an->load_seconds = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-}
-
-static void *work(void *arg)
-{
-	struct anomalies *an = arg;
-	uint64_t seen = 0;
-	time_t saved = time(NULL), expiry_checked = 0;
-
-	if (an->d.config->anomaly.learn_delay)
-		delay_learning(an);
-	load_saved(an);
-	replay(an);
-	pthread_mutex_lock(&an->lock);
-	__atomic_store_n(&an->ready, true, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&an->changed);
-	while (!an->stopping) {
-		struct timespec until;
-		uint64_t version;
-
-		pthread_mutex_unlock(&an->lock);
-		run_alerts(an);
-		/* signfsctl's reviews change the store; so do other things,
-		 * but looking costs one indexed query. */
-		version = store_version(an->d.store);
-		if (version != seen || !seen) {
-			seen = version;
-			(void)findings_each(an->d.store, 0, true, carry_out,
-					    an); /* again next time */
-		}
-		if (time(NULL) - expiry_checked >= EXPIRY_CHECK_SECONDS) {
-			expiry_checked = time(NULL);
-			(void)findings_each_held(an->d.store,
-						 expiry_checked - an->d.config->limits.hold_expiry,
-						 expire_held, an);
-		}
-		if (time(NULL) - saved >= SAVE_SECONDS) {
-			save(an);
-			saved = time(NULL);
-		}
-		pthread_mutex_lock(&an->lock);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		if (!an->stopping && !an->alerts_waiting)
-			pthread_cond_timedwait(&an->changed, &an->lock, &until);
-	}
-	pthread_mutex_unlock(&an->lock);
-	run_alerts(an);
-	return NULL;
-}
-
-/* A signature held for review at start: counted against its writer. */
-static int count_held(void *ctx, const struct finding *f)
-{
-	struct anomalies *an = ctx;
-	char id[OUTBOX_ID_LEN + 1], name[32], err[ERROR_MAX];
-	struct stat st = {0};
-
-	outbox_id(f->signing, id);
-	if (!an->ingest ||
-	    outbox_stat_version(ingest_outbox(an->ingest), id, OUTBOX_ARTIFACT, &st) < 0)
-		st.st_size = 0;
-	held_name(f->signing, name);
-	(void)keep_take(an->d.keep, KEEP_HELD, name, f->uid, f->rule, st.st_size, true,
-			err); /* forced */
-	return 0;
 }
 
 int anomalies_new(const struct anomalies_deps *deps, struct anomalies **ret)
@@ -525,12 +67,12 @@ int anomalies_start(struct anomalies *an, struct ingest *ingest)
 {
 	an->ingest = ingest;
 	/* What is held for writers, counted before the first commit. */
-	(void)findings_each_held(an->d.store, INT64_MAX, count_held, an);
+	(void)findings_each_held(an->d.store, INT64_MAX, anomalies_count_held, an);
 	/* What the log holds now is the save's and the replay's to learn;
 	 * the rest is learned as it is published. */
 	__atomic_store_n(&an->started, true, __ATOMIC_RELEASE);
 	an->replay_to = audit_size(an->d.audit);
-	if (pthread_create(&an->thread, NULL, work, an) != 0)
+	if (pthread_create(&an->thread, NULL, anomalies_work, an) != 0)
 		return -EAGAIN;
 	an->running = true;
 	return 0;
@@ -556,7 +98,7 @@ void anomalies_free(struct anomalies *an)
 	anomalies_quiesce(an);
 	/* Cut short, the replay left records unlearned: the last save stays. */
 	if (an->profiles && an->ready)
-		save(an);
+		anomalies_save(an);
 	anomaly_profiles_free(an->profiles);
 	alertq_free(an->alerts);
 	pthread_cond_destroy(&an->changed);
@@ -676,7 +218,7 @@ int anomalies_found(struct anomalies *an, const struct audit_record *rec, uint64
 	an->totals[kind]++;
 	pthread_mutex_unlock(&an->lock);
 	inventory_usage_event(an->d.usage, "anomaly", when);
-	queue_alert(an, &f, rec, own, action);
+	anomalies_queue_alert(an, &f, rec, own, action);
 	daemon_note_inventory(an->d.daemon, NULL);
 	return 0;
 }
@@ -684,7 +226,7 @@ int anomalies_found(struct anomalies *an, const struct audit_record *rec, uint64
 /* Was the same refusal (UID, RULE, KIND) recorded within the last
  * DENIALS_INTERVAL? If not, it is now. Repeats are counted by the denial
  * that follows (denials.h), as other refusals are. */
-static bool repeated(struct anomalies *an, long long uid, const char *rule, int kind, time_t now)
+bool anomalies_repeated(struct anomalies *an, long long uid, const char *rule, int kind, time_t now)
 {
 	size_t oldest = 0;
 	bool seen = false;
@@ -730,7 +272,7 @@ static int refuse_unsigned(struct anomalies *an, const struct audit_record *rec,
 	char err[AUDIT_ERR_MAX];
 
 	for (size_t i = 0; i < n; i++)
-		if (!repeated(an, rec->uid, rec->rule, found[i].kind, now) &&
+		if (!anomalies_repeated(an, rec->uid, rec->rule, found[i].kind, now) &&
 		    anomalies_found(an, rec, FINDINGS_OWN_RECORD, now, found[i].kind,
 				    found[i].reason, POLICY_ANOMALY_DENY, err) < 0) {
 			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
@@ -746,11 +288,11 @@ int anomalies_vet(struct anomalies *an, const struct audit_record *rec,
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
 	time_t now = time(NULL);
-	struct anomaly_signature s = signature_of(rec, now);
+	struct anomaly_signature s = anomalies_signature_of(rec, now);
 	size_t n;
 
 	*ret_verdict = INGEST_PUBLISH;
-	if (action == POLICY_ANOMALY_RECORD || !started(an) || !rec->key || !rec->path ||
+	if (action == POLICY_ANOMALY_RECORD || !anomalies_started(an) || !rec->key || !rec->path ||
 	    !watching(an))
 		return 0;
 	if (action == POLICY_ANOMALY_DENY) {
@@ -778,7 +320,7 @@ static void take_room(struct anomalies *an, const struct audit_record *rec, uint
 {
 	char name[32];
 
-	held_name(seq, name);
+	anomalies_held_name(seq, name);
 	*full = keep_take(an->d.keep, KEEP_HELD, name, rec->uid, rec->rule,
 			  rec->size > 0 ? rec->size : 0, false, veto) < 0;
 	if (*full)
@@ -790,13 +332,13 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 		     char veto[INGEST_VETO_MAX])
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
-	struct anomaly_signature s = signature_of(rec, when);
+	struct anomaly_signature s = anomalies_signature_of(rec, when);
 	char err[AUDIT_ERR_MAX], name[32];
 	bool full = false;
 	size_t n;
 
 	*ret_verdict = INGEST_PUBLISH;
-	if (!started(an) || !rec->key || !rec->path || !watching(an))
+	if (!anomalies_started(an) || !rec->key || !rec->path || !watching(an))
 		return 0;
 	n = check(an, &s, action, found);
 	if (n && action == POLICY_ANOMALY_HOLD)
@@ -804,7 +346,7 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 	for (size_t i = 0; i < n; i++)
 		if (anomalies_found(an, rec, seq, when, found[i].kind, found[i].reason, action,
 				    err) < 0) {
-			held_name(seq, name);
+			anomalies_held_name(seq, name);
 			keep_give(an->d.keep, name);
 			/* Unrecorded, it may not pass unseen: refuse it. */
 			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
