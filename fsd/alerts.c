@@ -18,20 +18,25 @@
 #include "live.h"
 #include "ingest.h"
 #include "log.h"
-#include "ops.h"
+#include "daemon.h"
 #include "quorum.h"
 #include "store.h"
 
 #define COMMAND_TIMEOUT_S 30
 
-static pthread_t thread;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static int running, stopping;
+struct alerts {
+	struct alerts_deps d;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stopping;		      /* under lock */
+	char env[8][COMMAND_VAR_MAX]; /* the command's, in the thread */
+};
 
-static void run_command(const char *cmd, const struct inventory_alert *a, const char *what)
+static void run_command(struct alerts *al, const struct inventory_alert *a, const char *what)
 {
-	static char env[8][COMMAND_VAR_MAX];
+	char(*env)[COMMAND_VAR_MAX] = al->env;
+	const char *cmd = al->d.config->alert_command;
 	char err[ERROR_MAX];
 	char *envp[9];
 	char na[32];
@@ -58,7 +63,7 @@ static void run_command(const char *cmd, const struct inventory_alert *a, const 
 
 static void fire(void *ctx, const struct inventory_alert *a)
 {
-	struct fsd *d = ctx;
+	struct alerts *al = ctx;
 	char what[256], err[AUDIT_ERR_MAX];
 	struct audit_record rec = {
 	    .event = "alert",
@@ -78,16 +83,16 @@ static void fire(void *ctx, const struct inventory_alert *a)
 		snprintf(what, sizeof(what), "certificate expires in %ld days (threshold %d days)",
 			 a->days_left, a->threshold);
 	log_warn("alert: key %s: %s (serial %s)", a->key, what, a->serial);
-	if (audit_append(d->audit, &rec, NULL, err) < 0)
+	if (audit_append(al->d.audit, &rec, NULL, err) < 0)
 		log_err("alert: %s", err);
-	if (d->config->alert_command)
-		run_command(d->config->alert_command, a, what);
+	if (al->d.config->alert_command)
+		run_command(al, a, what);
 }
 
 #define RETAIN_INTERVAL 3600
 
 struct prune {
-	struct fsd *d;
+	struct alerts *al;
 	unsigned long older; /* seconds; 0: everything */
 };
 
@@ -96,56 +101,56 @@ struct prune {
 static unsigned long prune_keep(void *ctx, const char *path)
 {
 	struct prune *p = ctx;
-	unsigned long keep = policy_live_keep(p->d->policy, path);
+	unsigned long keep = policy_live_keep(p->al->d.policy, path);
 	unsigned long older = p->older ? p->older : 1;
 
 	return keep && keep < older ? keep : older;
 }
 
 /* The prune's answer, then the request goes (signfsctl waits for both). */
-static void report_prune(struct fsd *d, unsigned n)
+static void report_prune(struct alerts *al, unsigned n)
 {
 	char buf[32];
-	int fd = openat(d->state_fd, "prune.done.tmp",
+	int fd = openat(al->d.state_fd, "prune.done.tmp",
 			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	int len = snprintf(buf, sizeof(buf), "%u\n", n);
 
 	if (fd >= 0) {
 		(void)!write(fd, buf, len); /* a short answer: signfsctl says so */
 		close(fd);
-		(void)renameat(d->state_fd, "prune.done.tmp", d->state_fd, "prune.done");
+		(void)renameat(al->d.state_fd, "prune.done.tmp", al->d.state_fd, "prune.done");
 	}
-	(void)unlinkat(d->state_fd, "prune.request", 0);
+	(void)unlinkat(al->d.state_fd, "prune.request", 0);
 }
 
-static void check(struct fsd *d)
+static void check(struct alerts *al)
 {
-	int n = inventory_check_alerts(d->store, time(NULL), d->config->alert_days,
-				       d->config->n_alert_days, fire, d);
+	int n = inventory_check_alerts(al->d.store, time(NULL), al->d.config->alert_days,
+				       al->d.config->n_alert_days, fire, al);
 	if (n < 0)
 		log_err("expiry check failed: %s", strerror(-n));
 	if (n > 0)
-		daemon_note_inventory(d, NULL);
+		daemon_note_inventory(al->d.daemon, NULL);
 }
 
 static unsigned long keep_for(void *ctx, const char *path)
 {
-	struct fsd *d = ctx;
+	struct alerts *al = ctx;
 
-	return policy_live_keep(d->policy, path);
+	return policy_live_keep(al->d.policy, path);
 }
 
 /* Retention: publications past their keep go (hourly), or every one older
  * than what signfsctl outbox prune asks, written in STATE/prune.request
  * (seconds); the count goes to STATE/prune.done for it. */
-static void retain(struct fsd *d, time_t *next)
+static void retain(struct alerts *al, time_t *next)
 {
 	time_t now = time(NULL);
 	char buf[32] = "";
 	unsigned long older = 0;
 	unsigned n = 0;
 	bool asked = false;
-	int fd = openat(d->state_fd, "prune.request", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(al->d.state_fd, "prune.request", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd >= 0) {
 		asked = read(fd, buf, sizeof(buf) - 1) > 0;
@@ -155,14 +160,14 @@ static void retain(struct fsd *d, time_t *next)
 	if (!asked && now < *next)
 		return;
 	if (asked) {
-		struct prune p = {.d = d, .older = older};
-		if (ingest_expire(d->ingest, now + (older ? 0 : 1), prune_keep, &p,
+		struct prune p = {.al = al, .older = older};
+		if (ingest_expire(al->d.ingest, now + (older ? 0 : 1), prune_keep, &p,
 				  older ? older : 1, &n) < 0)
 			log_err("retention: the outbox could not be read whole");
-		report_prune(d, n);
+		report_prune(al, n);
 	} else {
-		unsigned long orphans = d->config->keep;
-		if (ingest_expire(d->ingest, now, keep_for, d, orphans, &n) < 0)
+		unsigned long orphans = al->d.config->keep;
+		if (ingest_expire(al->d.ingest, now, keep_for, al, orphans, &n) < 0)
 			log_err("retention: the outbox could not be read whole");
 		*next = now + RETAIN_INTERVAL;
 	}
@@ -172,53 +177,67 @@ static void retain(struct fsd *d, time_t *next)
 
 static void *loop(void *arg)
 {
-	struct fsd *d = arg;
+	struct alerts *al = arg;
 	time_t next_check = 0, next_retain = 0;
 
 	/* The store's pages are read by its check at start (startcheck.h),
 	 * which signing waits for. */
-	pthread_mutex_lock(&lock);
-	while (!stopping) {
+	pthread_mutex_lock(&al->lock);
+	while (!al->stopping) {
 		struct timespec until;
-		pthread_mutex_unlock(&lock);
-		int n = inventory_usage_flush(d->store, d->usage);
+		pthread_mutex_unlock(&al->lock);
+		int n = inventory_usage_flush(al->d.store, al->d.usage);
 		if (n < 0)
 			log_err("inventory: cannot write usage counts (kept for the next try)");
 		if (n > 0)
-			daemon_note_inventory(d, NULL);
-		quorum_tick(d);
-		retain(d, &next_retain);
+			daemon_note_inventory(al->d.daemon, NULL);
+		quorum_tick(al->d.quorum);
+		retain(al, &next_retain);
 		if (time(NULL) >= next_check) {
-			check(d);
-			next_check = time(NULL) + d->config->alert_interval;
+			check(al);
+			next_check = time(NULL) + al->d.config->alert_interval;
 		}
-		pthread_mutex_lock(&lock);
+		pthread_mutex_lock(&al->lock);
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
-		while (!stopping && pthread_cond_timedwait(&wake, &lock, &until) != ETIMEDOUT)
+		while (!al->stopping &&
+		       pthread_cond_timedwait(&al->wake, &al->lock, &until) != ETIMEDOUT)
 			;
 	}
-	pthread_mutex_unlock(&lock);
-	inventory_usage_flush(d->store, d->usage);
+	pthread_mutex_unlock(&al->lock);
+	(void)inventory_usage_flush(al->d.store, al->d.usage); /* the last try: kept if it fails */
 	return NULL;
 }
 
-int alerts_start(struct fsd *d)
+int alerts_start(const struct alerts_deps *deps, struct alerts **ret)
 {
-	if (pthread_create(&thread, NULL, loop, d) != 0)
+	struct alerts *al = calloc(1, sizeof(*al));
+
+	if (!al)
+		return -ENOMEM;
+	al->d = *deps;
+	pthread_mutex_init(&al->lock, NULL);
+	pthread_cond_init(&al->wake, NULL);
+	if (pthread_create(&al->thread, NULL, loop, al) != 0) {
+		pthread_cond_destroy(&al->wake);
+		pthread_mutex_destroy(&al->lock);
+		free(al);
 		return -EAGAIN;
-	running = 1;
+	}
+	*ret = al;
 	return 0;
 }
 
-void alerts_stop(struct fsd *d)
+void alerts_stop(struct alerts *al)
 {
-	if (!running)
+	if (!al)
 		return;
-	pthread_mutex_lock(&lock);
-	stopping = 1;
-	pthread_cond_signal(&wake);
-	pthread_mutex_unlock(&lock);
-	pthread_join(thread, NULL);
-	running = 0;
+	pthread_mutex_lock(&al->lock);
+	al->stopping = true;
+	pthread_cond_signal(&al->wake);
+	pthread_mutex_unlock(&al->lock);
+	pthread_join(al->thread, NULL);
+	pthread_cond_destroy(&al->wake);
+	pthread_mutex_destroy(&al->lock);
+	free(al);
 }

@@ -35,7 +35,7 @@ int board_render(struct fsd *d, const char *status, time_t now, char **ret, size
 					   .holders = holders[i],
 					   .timestamping = c->keys[i].timestamping};
 	}
-	inventory_usage_flush(d->store, d->usage);
+	(void)inventory_usage_flush(d->store, d->usage); /* the counts shown are as written */
 	/* A page that could read only part of the store still says so itself:
 	 * it is served. */
 	(void)dashboard_render(d->store,

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ops.h"
+#include "invalidate.h"
 #include "startcheck.h"
 #include "text.h"
 
@@ -40,7 +40,7 @@ void daemon_note_failure(struct fsd *d, const char *path, const char *reason)
 		text_printable(line, d->status.last_failure, sizeof(d->status.last_failure));
 	}
 	pthread_mutex_unlock(&d->status_lock);
-	ops_changed(d, VIRT_STATUS, NULL);
+	invalidate_changed(d->inval, VIRT_STATUS, NULL);
 }
 
 void daemon_note_reload(struct fsd *d, bool ok, const char *message)
@@ -51,7 +51,7 @@ void daemon_note_reload(struct fsd *d, bool ok, const char *message)
 	if (ok)
 		d->status.policy_loaded_ms = now_ms();
 	pthread_mutex_unlock(&d->status_lock);
-	ops_changed(d, ok ? VIRT_POLICY | VIRT_STATUS : VIRT_STATUS, NULL);
+	invalidate_changed(d->inval, ok ? VIRT_POLICY | VIRT_STATUS : VIRT_STATUS, NULL);
 }
 
 void daemon_note_store_damage(struct fsd *d, const char *reason)
@@ -59,7 +59,7 @@ void daemon_note_store_damage(struct fsd *d, const char *reason)
 	pthread_mutex_lock(&d->status_lock);
 	text_printable(reason, d->status.store_damage, sizeof(d->status.store_damage));
 	pthread_mutex_unlock(&d->status_lock);
-	ops_changed(d, VIRT_STATUS, NULL);
+	invalidate_changed(d->inval, VIRT_STATUS, NULL);
 }
 
 void daemon_note_token(struct fsd *d, const char *reason)
@@ -79,7 +79,7 @@ void daemon_note_token(struct fsd *d, const char *reason)
 		d->status.token_failure[0] = 0;
 	pthread_mutex_unlock(&d->status_lock);
 	if (changed)
-		ops_changed(d, VIRT_STATUS, NULL);
+		invalidate_changed(d->inval, VIRT_STATUS, NULL);
 }
 
 bool daemon_store_damaged(struct fsd *d, char *out, size_t n)
@@ -103,5 +103,5 @@ void daemon_note_inventory(struct fsd *d, const char *key)
 	d->status.inventory_changed_ms = now_ms();
 	pthread_mutex_unlock(&d->status_lock);
 	__atomic_add_fetch(&d->inventory_generation, 1, __ATOMIC_RELEASE);
-	ops_changed(d, VIRT_INVENTORY, key);
+	invalidate_changed(d->inval, VIRT_INVENTORY, key);
 }

@@ -9,23 +9,30 @@
 #include <stdint.h>
 #include <time.h>
 
+struct alerts;
+struct anomalies;
 struct audit;
 struct denials;
 struct config;
-struct fuse_session;
 struct ingest;
+struct invalidate;
 struct metrics;
 struct nodes;
+struct outcomes;
 struct policy_live;
+struct provenance;
+struct quorum;
 struct quota;
 struct flush;
 struct recent;
 struct relay;
 struct shipper;
+struct sign;
 struct signer;
 struct startcheck;
 struct store;
 struct usage_buffer;
+struct usernames;
 
 /* What /status and the mtimes of virtual files tell of the daemon's recent
  * past. Written by the FUSE, policy-watch and alert threads, read by FUSE
@@ -58,9 +65,16 @@ struct fsd {
 	struct recent *recent;	    /* each writer's last refusals, for /whoami */
 	struct shipper *shipper;    /* checkpoints off the host, or NULL */
 	struct startcheck *check;   /* the store's full check at start */
-	struct keep *keep;	    /* what is kept for writers, counted (anomalies.c) */
-	struct relay *relay;	    /* [relay]: commits are signed elsewhere, or NULL */
-	struct fuse_session *se;    /* set while mounted */
+	struct keep *keep;	    /* what is kept for writers, counted */
+	struct anomalies *anomalies;
+	struct quorum *quorum;
+	struct alerts *alerts;	       /* the thread of expiry checks and housekeeping */
+	struct provenance *provenance; /* statements waiting for their objects */
+	struct sign *sign;	       /* the signing adaptor's cache */
+	struct usernames *names;       /* writers' names, cached */
+	struct outcomes *outcomes;     /* who hears the pipeline's questions and outcomes */
+	struct relay *relay;	       /* [relay]: commits are signed elsewhere, or NULL */
+	struct invalidate *inval;      /* the kernel caches to drop, or NULL */
 	int state_fd;
 	struct timespec started;
 	pthread_mutex_t status_lock;   /* guards status, and nothing else */

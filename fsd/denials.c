@@ -121,13 +121,6 @@ static void flush_locked(struct denials *dn, time_t now)
 			emit(dn, &dn->slots[i]);
 }
 
-void denials_flush(struct denials *dn, time_t now)
-{
-	pthread_mutex_lock(&dn->lock);
-	flush_locked(dn, now);
-	pthread_mutex_unlock(&dn->lock);
-}
-
 static void *flusher(void *arg)
 {
 	struct denials *dn = arg;

@@ -28,6 +28,3 @@ void denials_free(struct denials *dn);
 /* A denial (an audit record with event "denied") at NOW: recorded now
  * (true) or counted for later (false). */
 bool denials_add(struct denials *dn, const struct audit_record *rec, time_t now);
-
-/* Record the counts whose interval ended before NOW. */
-void denials_flush(struct denials *dn, time_t now);

@@ -17,7 +17,7 @@
 #include "text.h"
 
 static int log_fd = STDERR_FILENO;
-static const int max_level = LOG_INFO;
+static int max_level = LOG_INFO; /* set once at start, before any thread */
 static int journal = -1;
 static bool use_syslog;
 static char log_path[PATH_MAX];
@@ -59,6 +59,27 @@ void log_reopen(void)
 		close(fd);
 	}
 	errno = saved;
+}
+
+int log_set_level(const char *name)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+	    {"debug", LOG_DEBUG}, {"info", LOG_INFO}, {"warning", LOG_WARNING}, {"error", LOG_ERR}};
+
+	for (size_t i = 0; i < sizeof(levels) / sizeof(*levels); i++)
+		if (!strcmp(name, levels[i].name)) {
+			max_level = levels[i].level;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+bool log_enabled(int level)
+{
+	return level <= max_level;
 }
 
 void log_to_syslog(void)
@@ -110,7 +131,7 @@ void log_msg(int level, const char *fmt, ...)
 	if (n > (int)sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	/* One write per line: lines from several threads never interleave. */
-	if (write(log_fd, line, n) < 0) {
-	}
+	/* One write per line: lines from several threads never interleave.
+	 * A log that cannot be written has nowhere to say so. */
+	(void)!write(log_fd, line, n);
 }

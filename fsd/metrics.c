@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "outcomes.h"
 
 #define MAX_SERIES 64
 
@@ -131,4 +132,23 @@ void metrics_render(struct metrics *m, void *file)
 		"signfs_ingested_bytes_total %llu\n",
 		(unsigned long long)m->bytes);
 	pthread_mutex_unlock(&m->lock);
+}
+
+static void count(void *ctx, const struct ingest_event *ev, struct audit_record *rec)
+{
+	struct metrics *m = ctx;
+
+	if (ev->result == INGEST_DENIED)
+		metrics_denial(m, ev->reason);
+	else if (ev->result == INGEST_PUBLISHED)
+		metrics_commit(m, ev->key, "signed", ev->seconds, ev->size);
+	else
+		metrics_commit(m, ev->key, "failed", ev->seconds, 0);
+}
+
+int metrics_subscribe(struct metrics *m, struct outcomes *o)
+{
+	return outcomes_subscribe(
+	    o, OUTCOME(INGEST_PUBLISHED) | OUTCOME(INGEST_DENIED) | OUTCOME(INGEST_FAILED),
+	    OUTCOMES_FEATURE, count, m);
 }

@@ -20,3 +20,8 @@ void metrics_render(struct metrics *m, void *file);
 
 /* Prometheus label values: backslash, quote and newline escaped. */
 void metrics_label(void *file, const char *value);
+
+struct outcomes;
+
+/* Count O's publications, refusals and failures in M. 0 or -ENOMEM. */
+int metrics_subscribe(struct metrics *m, struct outcomes *o);

@@ -1,9 +1,12 @@
-/* See ops.h. The node table (nodes.h) maps the kernel's inodes to paths and
- * published versions. Credentials are read from the FUSE request only in
- * create, open, mkdir, rename and setattr; never in write, flush or release,
+/* See ops.h. Here: the caller's credential, lookups and attributes, the
+ * inbox's namespace (mkdir, unlink, rename, setattr), xattrs and the table;
+ * open files are ops-file.c's, listings ops-dir.c's. The node table
+ * (nodes.h) maps the kernel's inodes to paths and published versions. Credentials are read from the
+ * FUSE request only in create, open, mkdir, rename and setattr; never in write, flush or release,
  * where the kernel may report another task (flush's pid only tells ingest
  * who is closing). */
 #include "ops.h"
+#include "ops-internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "ingest.h"
 #include "nodes.h"
 #include "outbox.h"
@@ -22,62 +26,9 @@
 #include "quota.h"
 #include "virt.h"
 
-/* Names and attributes are cached for a second; whatever changes behind
- * the kernel's back is invalidated where it happens. A published version is
- * looked up afresh at every open (entry timeout 0), so that a new version is
- * a new inode at once; its own attributes never change. */
-#define CACHE_SECONDS 1.0
-#define VERSION_XATTR "user.signfs.version"
-
-/* An open file: an inbox file of the ingest pipeline, a published version,
- * or a snapshot of a virtual file. */
-struct handle {
-	struct ingest_file *file;
-	int fd;
-	struct virt_file virt;
-	/* A virtual file is open (virt): fstat gives its attributes as of
-	 * the open, so that they and the read agree however the file
-	 * changes meanwhile (tar checks). */
-	bool virt_open;
-	struct quota *quota; /* the open counts against UID's quota */
-	uid_t uid;
-	pid_t opener, opener_tgid; /* who opened it (its closes commit) */
-};
-
-/* An open directory: its listing, taken at opendir. */
-struct listing {
-	struct dirent_copy {
-		char *name;
-		struct stat st;
-	} * e;
-	size_t n, cap;
-};
-
-static struct fsd *fsd_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
-static struct node *node_of(fuse_req_t req, fuse_ino_t ino)
-{
-	return nodes_get(fsd_of(req)->nodes, ino);
-}
-
-/* The handle of an open file; NULL for requests by path (FI NULL). */
-static struct handle *handle_of(struct fuse_file_info *fi)
-{
-	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-}
-
-/* The handle of a request that always comes with its file. */
-static struct handle *open_handle(struct fuse_file_info *fi)
-{
-	return (struct handle *)(uintptr_t)fi->fh;
-}
-
 /* The credential: uid/gid/pid of the request, the process behind the pid,
  * its executable as /proc shows it now, its supplementary groups. */
-static struct ingest_cred caller(fuse_req_t req)
+struct ingest_cred ops_caller(fuse_req_t req)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct ingest_cred c = {.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
@@ -102,7 +53,7 @@ static struct ingest_cred caller(fuse_req_t req)
 /* N's path within its area: "" for inbox/ and outbox/ themselves, "a/b"
  * below them; the absolute path for the root and virtual nodes. *ret_buf is
  * the caller's to free. */
-static int area_path(struct fsd *d, struct node *n, char **ret_buf, const char **ret_rel)
+int ops_area_path(struct fsd *d, struct node *n, char **ret_buf, const char **ret_rel)
 {
 	const char *rel;
 	char *p;
@@ -123,7 +74,7 @@ static int area_path(struct fsd *d, struct node *n, char **ret_buf, const char *
 }
 
 /* The path of NAME under PARENT, in PARENT's terms (see area_path). */
-static int child_path(struct fsd *d, struct node *parent, const char *name, char **ret)
+int ops_child_path(struct fsd *d, struct node *parent, const char *name, char **ret)
 {
 	const char *rel;
 	char *buf;
@@ -132,7 +83,7 @@ static int child_path(struct fsd *d, struct node *parent, const char *name, char
 
 	if (strlen(name) > NAME_MAX)
 		return -ENAMETOOLONG;
-	r = area_path(d, parent, &buf, &rel);
+	r = ops_area_path(d, parent, &buf, &rel);
 	if (r < 0)
 		return r;
 	n = strlen(rel);
@@ -144,19 +95,19 @@ static int child_path(struct fsd *d, struct node *parent, const char *name, char
 
 /* What a write-like request gets outside the inbox: the outbox and the
  * virtual trees are read-only filesystems; the top level is fixed. */
-static int not_writable(struct node *n)
+int ops_not_writable(struct node *n)
 {
 	return nodes_kind(n) == NODE_ROOT ? EPERM : EROFS;
 }
 
-static int stat_inbox(struct fsd *d, const char *rel, struct stat *st)
+int ops_stat_inbox(struct fsd *d, const char *rel, struct stat *st)
 {
 	return fstatat(ingest_inbox_fd(d->ingest), *rel ? rel : ".", st, AT_SYMLINK_NOFOLLOW) < 0
 		   ? -errno
 		   : 0;
 }
 
-static void root_stat(struct fsd *d, struct stat *st)
+void ops_root_stat(struct fsd *d, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = FUSE_ROOT_ID;
@@ -166,15 +117,9 @@ static void root_stat(struct fsd *d, struct stat *st)
 }
 
 /* The attributes of N (through the open file FI when there is one). */
-/* The caller of REQ, for the virtual files that show it its own view. */
-static struct virt_reader reader_of(fuse_req_t req)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	return (struct virt_reader){.uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid};
-}
 
-static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_file_info *fi,
-		     struct stat *st)
+int ops_node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_file_info *fi,
+		  struct stat *st)
 {
 	struct virt_reader who = reader_of(req);
 	struct handle *h = handle_of(fi);
@@ -191,7 +136,7 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 	}
 	switch (nodes_kind(n)) {
 	case NODE_ROOT:
-		root_stat(d, st);
+		ops_root_stat(d, st);
 		return 0;
 	case NODE_VERSION:
 		nodes_version_of(n, id, &kind);
@@ -208,11 +153,11 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 	default:
 		break;
 	}
-	r = area_path(d, n, &buf, &rel);
+	r = ops_area_path(d, n, &buf, &rel);
 	if (r < 0)
 		return r;
 	if (nodes_kind(n) == NODE_INBOX)
-		r = stat_inbox(d, rel, st);
+		r = ops_stat_inbox(d, rel, st);
 	else if (nodes_kind(n) == NODE_OUTBOX)
 		r = outbox_stat(ingest_outbox(d->ingest), rel, st);
 	else
@@ -221,13 +166,7 @@ static int node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_
 	return r;
 }
 
-/* How long the kernel may keep ST: not at all when it differs by reader. */
-static double attr_seconds(const struct stat *st)
-{
-	return virt_per_reader(st) ? 0 : CACHE_SECONDS;
-}
-
-static void reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
+void ops_reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
 {
 	struct fuse_entry_param e = {
 	    .ino = nodes_id(n),
@@ -238,6 +177,14 @@ static void reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
 	/* An interrupted request: the kernel never took the lookup. */
 	if (fuse_reply_entry(req, &e) < 0)
 		nodes_forget(fsd_of(req)->nodes, n, 1);
+}
+
+/* PATH of a new entry NAME under PARENT, which must be an inbox directory. */
+int ops_inbox_child(struct fsd *d, struct node *parent, const char *name, char **ret)
+{
+	if (nodes_kind(parent) != NODE_INBOX)
+		return -ops_not_writable(parent);
+	return ops_child_path(d, parent, name, ret);
 }
 
 /* outbox/PATH: a directory node, or the node of the version it names now
@@ -284,7 +231,7 @@ static int lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, cons
 
 	if (kind == NODE_VERSION)
 		return -ENOTDIR;
-	r = child_path(d, parent, name, &path);
+	r = ops_child_path(d, parent, name, &path);
 	if (r < 0)
 		return r;
 	*ret = NULL;
@@ -292,7 +239,7 @@ static int lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, cons
 	case NODE_ROOT:
 		if (!strcmp(name, "inbox")) {
 			kind = NODE_INBOX;
-			r = stat_inbox(d, "", st);
+			r = ops_stat_inbox(d, "", st);
 		} else if (!strcmp(name, "outbox")) {
 			kind = NODE_OUTBOX;
 			r = outbox_stat(ingest_outbox(d->ingest), "", st);
@@ -304,7 +251,7 @@ static int lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, cons
 		}
 		break;
 	case NODE_INBOX:
-		r = stat_inbox(d, path, st);
+		r = ops_stat_inbox(d, path, st);
 		break;
 	case NODE_OUTBOX:
 		r = lookup_outbox(d, parent, name, path, ret, st);
@@ -330,7 +277,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, n, &st);
+		ops_reply_entry(req, n, &st);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -349,7 +296,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = node_stat(fsd_of(req), req, node_of(req, ino), fi, &st);
+	int r = ops_node_stat(fsd_of(req), req, node_of(req, ino), fi, &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -364,8 +311,8 @@ static int writable_path(struct fsd *d, struct node *n, char **ret_buf, const ch
 	int r;
 
 	if (nodes_kind(n) != NODE_INBOX)
-		return -not_writable(n);
-	r = area_path(d, n, ret_buf, ret_rel);
+		return -ops_not_writable(n);
+	r = ops_area_path(d, n, ret_buf, ret_rel);
 	if (r == 0 && !**ret_rel) {
 		free(*ret_buf);
 		return -EPERM;
@@ -411,7 +358,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (h) {
 			r = ingest_ftruncate(h->file, attr->st_size);
 		} else {
-			c = caller(req);
+			c = ops_caller(req);
 			r = ingest_truncate(d->ingest, rel, attr->st_size, &c);
 		}
 	}
@@ -420,7 +367,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		      : ingest_setattr(d->ingest, rel, mode, uid, gid, times ? tv : NULL);
 	free(buf);
 	if (r == 0)
-		r = node_stat(d, req, n, fi, &st);
+		r = ops_node_stat(d, req, n, fi, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -448,14 +395,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	fuse_reply_err(req, EPERM);
 }
 
-/* PATH of a new entry NAME under PARENT, which must be an inbox directory. */
-static int inbox_child(struct fsd *d, struct node *parent, const char *name, char **ret)
-{
-	if (nodes_kind(parent) != NODE_INBOX)
-		return -not_writable(parent);
-	return child_path(d, parent, name, ret);
-}
-
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode)
 {
 	struct fsd *d = fsd_of(req);
@@ -463,10 +402,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	struct ingest_cred c;
 	struct stat st;
 	char *path;
-	int r = inbox_child(d, parent, name, &path);
+	int r = ops_inbox_child(d, parent, name, &path);
 
 	if (r == 0) {
-		c = caller(req);
+		c = ops_caller(req);
 		r = ingest_mkdir(d->ingest, path, mode, &c);
 		free(path);
 	}
@@ -475,7 +414,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, n, &st);
+		ops_reply_entry(req, n, &st);
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, bool dir)
@@ -483,10 +422,10 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	struct fsd *d = fsd_of(req);
 	struct node *parent = node_of(req, parent_ino);
 	char *path;
-	int r = inbox_child(d, parent, name, &path);
+	int r = ops_inbox_child(d, parent, name, &path);
 
 	if (r == 0) {
-		struct ingest_cred c = caller(req);
+		struct ingest_cred c = ops_caller(req);
 
 		r = dir ? ingest_rmdir(d->ingest, path, &c) : ingest_unlink(d->ingest, path, &c);
 		free(path);
@@ -513,12 +452,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	struct node *parent = node_of(req, parent_ino), *newparent = node_of(req, newparent_ino);
 	char *from = NULL, *to = NULL;
 	struct ingest_cred c;
-	int r = inbox_child(d, parent, name, &from);
+	int r = ops_inbox_child(d, parent, name, &from);
 
 	if (r == 0)
-		r = inbox_child(d, newparent, newname, &to);
+		r = ops_inbox_child(d, newparent, newname, &to);
 	if (r == 0) {
-		c = caller(req);
+		c = ops_caller(req);
 		r = ingest_rename(d->ingest, from, to, flags, &c);
 	}
 	if (r == 0)
@@ -527,504 +466,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	free(to);
 	fuse_reply_err(req, -r);
 }
-
-static int put_handle(struct fuse_file_info *fi, struct ingest_file *file, int fd)
-{
-	struct handle *h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	h->file = file;
-	h->fd = fd;
-	fi->fh = (uintptr_t)h;
-	return 0;
-}
-
-static void free_handle(struct handle *h)
-{
-	if (h->file)
-		ingest_release(h->file);
-	else if (h->fd >= 0)
-		close(h->fd);
-	if (h->quota)
-		quota_give(h->quota, h->uid);
-	virt_close(&h->virt);
-	free(h);
-}
-
-/* An open that holds a descriptor counts against its user's quota: taken
- * before opening (-EMFILE when the user holds its limit), given back by
- * the handle at release, or by give_quota() if the open fails. */
-static int take_quota(fuse_req_t req)
-{
-	return quota_take(fsd_of(req)->quota, fuse_req_ctx(req)->uid) ? 0 : -EMFILE;
-}
-
-static void give_quota(fuse_req_t req)
-{
-	quota_give(fsd_of(req)->quota, fuse_req_ctx(req)->uid);
-}
-
-static void charge_quota(fuse_req_t req, struct fuse_file_info *fi)
-{
-	struct handle *h = open_handle(fi);
-	h->quota = fsd_of(req)->quota;
-	h->uid = fuse_req_ctx(req)->uid;
-}
-
-static int bind_inbox_file(struct fuse_file_info *fi, struct ingest_file *f,
-			   const struct ingest_cred *c)
-{
-	int r = put_handle(fi, f, -1);
-	if (r < 0) {
-		ingest_release(f);
-		return r;
-	}
-	open_handle(fi)->opener = c->pid;
-	open_handle(fi)->opener_tgid = c->tgid;
-	/* The daemon must see every write, in order, from the writer's own
-	 * context: no page cache, no writeback. */
-	fi->direct_io = 1;
-	return 0;
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
-{
-	struct fsd *d = fsd_of(req);
-	struct node *parent = node_of(req, parent_ino), *n = NULL;
-	struct fuse_entry_param e = {.attr_timeout = CACHE_SECONDS, .entry_timeout = CACHE_SECONDS};
-	struct ingest_file *f = NULL;
-	struct ingest_cred c;
-	char *path;
-	int r = inbox_child(d, parent, name, &path);
-
-	if (r == 0 && (r = take_quota(req)) < 0)
-		free(path);
-	if (r == 0) {
-		c = caller(req);
-		r = ingest_create(d->ingest, path, mode, fi->flags, &c, &f);
-		free(path);
-		if (r < 0)
-			give_quota(req);
-	}
-	if (r == 0 && (r = ingest_fstat(f, &e.attr)) < 0)
-		ingest_release(f);
-	if (r == 0 && !(n = nodes_lookup(d->nodes, parent, name, NODE_INBOX))) {
-		ingest_release(f);
-		r = -ENOMEM;
-	}
-	if (r == 0 && (r = bind_inbox_file(fi, f, &c)) < 0)
-		nodes_forget(d->nodes, n, 1);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	charge_quota(req, fi);
-	e.ino = nodes_id(n);
-	if (fuse_reply_create(req, &e, fi) < 0) {
-		free_handle(open_handle(fi));
-		nodes_forget(d->nodes, n, 1);
-	}
-}
-
-/* A virtual file: its content as of this open (see struct virt_file). */
-static int open_virtual(struct fsd *d, fuse_req_t req, const char *path, struct fuse_file_info *fi)
-{
-	struct virt_file vf;
-	int r;
-
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return -EROFS;
-	struct virt_reader who = reader_of(req);
-
-	r = virt_open(d, path, &who, &vf);
-	if (r < 0)
-		return r;
-	r = put_handle(fi, NULL, -1);
-	if (r < 0) {
-		virt_close(&vf);
-		return r;
-	}
-	open_handle(fi)->virt = vf;
-	open_handle(fi)->virt_open = true;
-	/* Reads come from what was opened, never cut to a size cached earlier. */
-	fi->direct_io = 1;
-	return 0;
-}
-
-/* One published version, read-only. Its bytes never change, so the kernel
- * may keep its pages for as long as it likes. */
-static int open_version(struct fsd *d, struct node *n, struct fuse_file_info *fi)
-{
-	char id[OUTBOX_ID_LEN + 1];
-	enum outbox_kind kind;
-	int fd, r;
-
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return -EROFS;
-	nodes_version_of(n, id, &kind);
-	r = outbox_open_version(ingest_outbox(d->ingest), id, kind, &fd);
-	if (r < 0)
-		return r == -ENOENT ? -ESTALE : r;
-	r = put_handle(fi, NULL, fd);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	fi->keep_cache = 1;
-	return 0;
-}
-
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fsd *d = fsd_of(req);
-	struct node *n = node_of(req, ino);
-	struct ingest_file *f;
-	struct ingest_cred c;
-	const char *rel;
-	char *buf;
-	int r;
-
-	bool charged = false;
-
-	switch (nodes_kind(n)) {
-	case NODE_VERSION:
-		r = take_quota(req);
-		if (r == 0 && (r = open_version(d, n, fi)) < 0)
-			give_quota(req);
-		charged = r == 0;
-		break;
-	case NODE_INBOX:
-	case NODE_VIRT:
-		r = area_path(d, n, &buf, &rel);
-		if (r < 0)
-			break;
-		if (nodes_kind(n) == NODE_VIRT) {
-			r = open_virtual(d, req, rel, fi);
-		} else if (!*rel) {
-			r = -EISDIR;
-		} else if ((r = take_quota(req)) == 0) {
-			c = caller(req);
-			r = ingest_open_file(d->ingest, rel, fi->flags, &c, &f);
-			/* The name the kernel cached is gone (a file the daemon
-			 * removed: an abandonment, a rollback): ESTALE makes the
-			 * kernel look it up afresh and retry, so that an
-			 * open(O_CREAT), whose flag it does not pass on, creates. */
-			if (r == -ENOENT)
-				r = -ESTALE;
-			if (r == 0)
-				r = bind_inbox_file(fi, f, &c);
-			if (r < 0)
-				give_quota(req);
-			charged = r == 0;
-		}
-		free(buf);
-		break;
-	default:
-		r = -EISDIR;
-		break;
-	}
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	if (charged)
-		charge_quota(req, fi);
-	if (fuse_reply_open(req, fi) < 0)
-		free_handle(open_handle(fi));
-}
-
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
-{
-	struct handle *h = open_handle(fi);
-	ssize_t n;
-	char *buf;
-
-	if (!h->file && h->fd >= 0) {
-		/* A version: straight from its file, spliced where possible. */
-		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = h->fd;
-		bv.buf[0].pos = off;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-		return;
-	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = h->file ? ingest_read(h->file, buf, size, off)
-		    : virt_read(fsd_of(req), &h->virt, buf, size, off);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, n);
-	free(buf);
-}
-
-struct write_ack {
-	fuse_req_t req;
-	bool sent;
-};
-
-static void ack_write(void *ctx, size_t n)
-{
-	struct write_ack *a = ctx;
-
-	fuse_reply_write(a->req, n);
-	a->sent = true;
-}
-
-/* Answered as soon as the bytes are in the backing file, then hashed: the
- * writer's next write travels meanwhile (libfuse keeps BUF until return). */
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	struct handle *h = open_handle(fi);
-	struct write_ack a = {.req = req};
-	ssize_t n = h->file ? ingest_write(h->file, buf, size, off, ack_write, &a) : -EBADF;
-
-	if (a.sent)
-		return;
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_write(req, n);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct handle *h = open_handle(fi);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct ingest_closer closer = {0};
-	int status;
-
-	if (!h->file) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	if (ctx->pid > 0) {
-		char *path = NULL;
-		/* The opening thread itself, most often: no need to ask /proc. */
-		closer.tgid = ctx->pid == h->opener ? h->opener_tgid : proc_tgid(ctx->pid);
-		if (proc_exit_state(ctx->pid, &status)) {
-			closer.fatal_signal = status & 0x7f;
-			closer.exit_status = (status >> 8) & 0xff;
-		}
-		if (nodes_path(fsd_of(req)->nodes, node_of(req, ino), &path) == 0)
-			closer.holds_more = proc_holds(ctx->pid, path);
-		free(path);
-	}
-	fuse_reply_err(req, -ingest_flush(h->file, &closer));
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	free_handle(open_handle(fi));
-	fuse_reply_err(req, 0);
-}
-
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
-{
-	struct handle *h = open_handle(fi);
-	fuse_reply_err(req, h->file ? -ingest_fsync(h->file, datasync) : 0);
-}
-
-static int listing_add(void *ctx, const char *name, const struct stat *st)
-{
-	struct listing *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 32;
-		void *p = realloc(l->e, cap * sizeof(*l->e));
-		if (!p)
-			return -ENOMEM;
-		l->e = p;
-		l->cap = cap;
-	}
-	/* analyzer: the array and its names belong to L (listing_free). */
-	l->e[l->n].name = strdup(name);
-	if (!l->e[l->n].name)
-		return -ENOMEM;
-	/* analyzer: see above. */
-	l->e[l->n].st = st ? *st : (struct stat){0};
-	l->n++;
-	return 0;
-}
-
-static void listing_free(struct listing *l)
-{
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->e[i].name);
-	free(l->e);
-	free(l);
-}
-
-static int list_inbox(struct fsd *d, const char *rel, struct listing *l)
-{
-	int fd = openat(ingest_inbox_fd(d->ingest), *rel ? rel : ".",
-			O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	struct dirent *e;
-	DIR *dp;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	dp = fdopendir(fd);
-	if (!dp) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (r == 0 && (e = readdir(dp))) {
-		struct stat st = {.st_ino = e->d_ino, .st_mode = DTTOIF(e->d_type)};
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			r = listing_add(l, e->d_name, &st);
-	}
-	closedir(dp);
-	return r;
-}
-
-/* stat of absolute mount path PATH, whatever area it is in. */
-static int path_stat(struct fsd *d, const struct virt_reader *who, const char *path,
-		     struct stat *st)
-{
-	if (!strcmp(path, "/")) {
-		root_stat(d, st);
-		return 0;
-	}
-	if (!strcmp(path, "/inbox") || !strncmp(path, "/inbox/", 7))
-		return stat_inbox(d, path[6] ? path + 7 : "", st);
-	if (!strcmp(path, "/outbox") || !strncmp(path, "/outbox/", 8))
-		return outbox_stat(ingest_outbox(d->ingest), path[7] ? path + 8 : "", st);
-	return virt_stat(d, path, who, st);
-}
-
-/* Give "." and ".." and every entry the listing of DIR (an absolute mount
- * path) took without one its inode number: glibc's readdir skips entries
- * whose d_ino is 0, and ls, find and du then see an empty directory. An
- * entry gone meanwhile keeps its name with the directory's inode rather
- * than vanish from a listing already taken. */
-static void listing_number(struct fsd *d, fuse_req_t req, const char *dir, struct listing *l)
-{
-	struct virt_reader who = reader_of(req);
-	struct stat self = {0}, st;
-
-	if (path_stat(d, &who, dir, &self) < 0 || self.st_ino == 0)
-		root_stat(d, &self);
-	for (size_t i = 0; i < l->n; i++) {
-		struct dirent_copy *e = &l->e[i];
-		bool up = !strcmp(e->name, "..");
-		char *p = NULL;
-
-		if (e->st.st_ino)
-			continue;
-		if (!strcmp(e->name, ".")) {
-			e->st = self;
-			continue;
-		}
-		if (up)
-			p = strdup(dir);
-		else if (asprintf(&p, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", e->name) < 0)
-			p = NULL;
-		if (p && up) {
-			char *slash = strrchr(p, '/');
-			slash[slash == p] = 0; /* "/inbox" -> "/", "/inbox/a" -> "/inbox" */
-		}
-		if (p && path_stat(d, &who, p, &st) == 0 && st.st_ino)
-			e->st = st;
-		else
-			e->st.st_ino = self.st_ino;
-		free(p);
-	}
-}
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fsd *d = fsd_of(req);
-	struct node *n = node_of(req, ino);
-	struct listing *l = calloc(1, sizeof(*l));
-	struct stat dir = {.st_mode = S_IFDIR};
-	const char *rel = "";
-	char *buf = NULL;
-	int r = l ? 0 : -ENOMEM;
-
-	if (r == 0 && nodes_kind(n) == NODE_VERSION)
-		r = -ENOTDIR;
-	if (r == 0 && nodes_kind(n) != NODE_ROOT)
-		r = area_path(d, n, &buf, &rel);
-	if (r == 0)
-		r = listing_add(l, ".", &dir);
-	if (r == 0)
-		r = listing_add(l, "..", &dir);
-	if (r == 0) {
-		switch (nodes_kind(n)) {
-		case NODE_ROOT:
-			r = listing_add(l, "inbox", &dir);
-			if (r == 0)
-				r = listing_add(l, "outbox", &dir);
-			for (const char *const *v = virt_top_names; *v && r == 0; v++)
-				r = listing_add(l, *v, NULL);
-			break;
-		case NODE_INBOX:
-			r = list_inbox(d, rel, l);
-			break;
-		case NODE_OUTBOX:
-			r = outbox_list(ingest_outbox(d->ingest), rel, listing_add, l);
-			break;
-		default:
-			r = virt_list(d, rel, listing_add, l);
-			break;
-		}
-	}
-	free(buf);
-	buf = NULL;
-	if (r == 0)
-		r = nodes_path(d->nodes, n, &buf);
-	if (r == 0)
-		listing_number(d, req, buf, l);
-	free(buf);
-	if (r < 0) {
-		listing_free(l);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	fi->fh = (uintptr_t)l;
-	if (fuse_reply_open(req, fi) < 0)
-		listing_free(l);
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
-	char *buf = malloc(size ? size : 1);
-	size_t used = 0;
-
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	for (size_t i = off; i < l->n; i++) {
-		size_t n = fuse_add_direntry(req, buf + used, size - used, l->e[i].name,
-					     &l->e[i].st, i + 1);
-		if (n > size - used)
-			break;
-		used += n;
-	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	listing_free((struct listing *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
-}
-
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
@@ -1124,44 +565,4 @@ static const struct fuse_lowlevel_ops ops = {
 const struct fuse_lowlevel_ops *ops_table(void)
 {
 	return &ops;
-}
-
-/* Drop the kernel's cached attributes (and pages) of PATH, if it has any. */
-static void invalidate(struct fsd *d, const char *path)
-{
-	uint64_t id;
-
-	if (!d->se || !d->nodes)
-		return;
-	id = nodes_find(d->nodes, path);
-	/* -ENOENT only means the kernel has forgotten it meanwhile. */
-	if (id)
-		fuse_lowlevel_notify_inval_inode(d->se, id, 0, 0);
-}
-
-static void invalidate_one(void *ctx, const char *path)
-{
-	invalidate(ctx, path);
-}
-
-void ops_changed(struct fsd *d, unsigned what, const char *name)
-{
-	virt_affected(d, what, name, invalidate_one, d);
-}
-
-void ops_audit_changed(void *ctx, const char *file)
-{
-	ops_changed(ctx, VIRT_AUDIT, file);
-}
-
-void ops_published(struct fsd *d, const char *relpath)
-{
-	char *path;
-
-	/* The outbox needs nothing: its versions are looked up afresh. The
-	 * inbox entry is another inode now (a staged rewrite). */
-	if (asprintf(&path, "/inbox/%s", relpath) < 0)
-		return;
-	invalidate(d, path);
-	free(path);
 }

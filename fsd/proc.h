@@ -1,6 +1,8 @@
 /* What /proc says about the task behind a FUSE request: its process (thread
- * group), and whether it is dying of a signal. Read only to tell who closes a
- * file, never to authorise anything. */
+ * group) and supplementary groups, read at create and open into the
+ * writer's credential (the request itself carries neither); and at a
+ * close, whether the task is exiting and what it still holds, to tell who
+ * closes a file and whether that close commits. */
 #pragma once
 
 #include <stdbool.h>

@@ -19,11 +19,11 @@
 #include "audit.h"
 #include "build-config.h"
 #include "config.h"
-#include "daemon.h"
 #include "dsse.h"
 #include "live.h"
 #include "outbox.h"
 #include "signer.h"
+#include "outcomes.h"
 
 #define BUILD_TYPE "urn:signfs:buildtype:inbox-commit:v1"
 
@@ -40,13 +40,47 @@ struct pending {
 	struct pending *next;
 };
 
-static struct pending *pending;
-static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+struct provenance {
+	const struct config *config;
+	struct policy_live *policy;
+	struct signer *signer;
+	pthread_mutex_t lock; /* guards pending */
+	struct pending *pending;
+};
 
-static void keep(struct pending *p, time_t now)
+int provenance_new(const struct config *c, struct policy_live *policy, struct signer *signer,
+		   struct provenance **ret)
 {
-	pthread_mutex_lock(&pending_lock);
-	for (struct pending **q = &pending; *q;) {
+	struct provenance *pv = calloc(1, sizeof(*pv));
+
+	if (!pv)
+		return -ENOMEM;
+	pv->config = c;
+	pv->policy = policy;
+	pv->signer = signer;
+	pthread_mutex_init(&pv->lock, NULL);
+	*ret = pv;
+	return 0;
+}
+
+void provenance_free(struct provenance *pv)
+{
+	if (!pv)
+		return;
+	while (pv->pending) {
+		struct pending *p = pv->pending;
+		pv->pending = p->next;
+		free(p->text);
+		free(p);
+	}
+	pthread_mutex_destroy(&pv->lock);
+	free(pv);
+}
+
+static void keep(struct provenance *pv, struct pending *p, time_t now)
+{
+	pthread_mutex_lock(&pv->lock);
+	for (struct pending **q = &pv->pending; *q;) {
 		struct pending *old = *q;
 		if (old->made + KEEP_SECONDS < now) {
 			*q = old->next;
@@ -56,24 +90,24 @@ static void keep(struct pending *p, time_t now)
 			q = &old->next;
 		}
 	}
-	p->next = pending;
-	pending = p;
-	pthread_mutex_unlock(&pending_lock);
+	p->next = pv->pending;
+	pv->pending = p;
+	pthread_mutex_unlock(&pv->lock);
 }
 
 int provenance_statement(void *ctx, uint64_t id, char **ret, size_t *ret_len)
 {
+	struct provenance *pv = ctx;
 	struct pending *found = NULL;
 
-	(void)ctx;
-	pthread_mutex_lock(&pending_lock);
-	for (struct pending **q = &pending; *q; q = &(*q)->next)
+	pthread_mutex_lock(&pv->lock);
+	for (struct pending **q = &pv->pending; *q; q = &(*q)->next)
 		if ((*q)->id == id) {
 			found = *q;
 			*q = found->next;
 			break;
 		}
-	pthread_mutex_unlock(&pending_lock);
+	pthread_mutex_unlock(&pv->lock);
 	*ret = found ? found->text : NULL;
 	*ret_len = found ? found->len : 0;
 	free(found);
@@ -126,7 +160,7 @@ static struct json_object *attesters(const struct ingest_event *ev)
 	return list;
 }
 
-static struct json_object *build_definition(struct fsd *d, const struct ingest_event *ev,
+static struct json_object *build_definition(struct provenance *pv, const struct ingest_event *ev,
 					    const struct audit_record *rec)
 {
 	struct json_object *def = json_object_new_object(), *ext = json_object_new_object(),
@@ -141,7 +175,7 @@ static struct json_object *build_definition(struct fsd *d, const struct ingest_e
 	if (ev->n_attesters > 0)
 		json_object_object_add(ext, "attesters", attesters(ev));
 	add_str(in, "rule", ev->rule);
-	add_int(in, "policyVersion", policy_live_version(d->policy));
+	add_int(in, "policyVersion", policy_live_version(pv->policy));
 	add_str(in, "key", ev->key);
 	add_str(cert, "serial", rec->cert_serial);
 	add_str(cert, "sha256", rec->cert_fingerprint);
@@ -214,8 +248,8 @@ static int hex_digest(const char *hex, unsigned char out[SHA256_LEN])
 }
 
 /* The statement about EV's artifact, one line of JSON. */
-static int statement(struct fsd *d, const struct ingest_event *ev, const struct audit_record *rec,
-		     uint64_t seq, char **ret)
+static int statement(struct provenance *pv, const struct ingest_event *ev,
+		     const struct audit_record *rec, uint64_t seq, char **ret)
 {
 	struct intoto_subject subject = {.name = ev->path};
 	struct json_object *pred;
@@ -226,19 +260,19 @@ static int statement(struct fsd *d, const struct ingest_event *ev, const struct 
 	if (hex_digest(rec->published_sha256 ? rec->published_sha256 : rec->sha256,
 		       subject.sha256) < 0)
 		return -EINVAL;
-	config_audit_origin(d->config, origin);
+	config_audit_origin(pv->config, origin);
 	snprintf(builder_id, sizeof(builder_id), "%s%s", strstr(origin, "://") ? "" : "https://",
 		 origin);
 	pred = json_object_new_object();
 	if (!pred)
 		return -ENOMEM;
-	json_object_object_add(pred, "buildDefinition", build_definition(d, ev, rec));
+	json_object_object_add(pred, "buildDefinition", build_definition(pv, ev, rec));
 	json_object_object_add(pred, "runDetails", run_details(ev, rec, seq, builder_id, origin));
 	return intoto_statement(&subject, 1, SLSA_PROVENANCE_V1, pred, ret);
 }
 
-int provenance_signed(struct fsd *d, const struct ingest_event *ev, const struct audit_record *rec,
-		      uint64_t seq, char veto[INGEST_VETO_MAX])
+int provenance_signed(struct provenance *pv, const struct ingest_event *ev,
+		      const struct audit_record *rec, uint64_t seq, char veto[INGEST_VETO_MAX])
 {
 	const char *base = strrchr(ev->path, '/');
 	struct pending *p;
@@ -247,14 +281,14 @@ int provenance_signed(struct fsd *d, const struct ingest_event *ev, const struct
 
 	base = base ? base + 1 : ev->path;
 	/* No room for the name X.intoto.jsonl: published without (README). */
-	if (!ev->key || !policy_live_provenance(d->policy, ev->rule) ||
+	if (!ev->key || !policy_live_provenance(pv->policy, ev->rule) ||
 	    strlen(base) + strlen(OUTBOX_STATEMENT_SUFFIX) > NAME_MAX)
 		return 0;
-	r = statement(d, ev, rec, seq, &st);
+	r = statement(pv, ev, rec, seq, &st);
 	if (r < 0)
 		return error_set(veto, -EIO, "cannot make its provenance statement: %s",
 				 strerror(-r));
-	r = signer_sign_envelope(d->signer, ev->key, DSSE_INTOTO_TYPE, st, strlen(st), &env, err);
+	r = signer_sign_envelope(pv->signer, ev->key, DSSE_INTOTO_TYPE, st, strlen(st), &env, err);
 	free(st);
 	if (r < 0)
 		return error_set(veto, -EIO, "cannot sign its provenance statement: %s", err);
@@ -268,6 +302,17 @@ int provenance_signed(struct fsd *d, const struct ingest_event *ev, const struct
 	p->text = env;
 	p->id = seq;
 	p->made = time(NULL);
-	keep(p, p->made);
+	keep(pv, p, p->made);
 	return 0;
+}
+
+static int signed_answer(void *ctx, const struct ingest_event *ev, struct audit_record *rec,
+			 struct ingest_answer *answer)
+{
+	return provenance_signed(ctx, ev, rec, answer->signing, answer->veto) < 0 ? -EIO : 0;
+}
+
+int provenance_subscribe(struct provenance *pv, struct outcomes *o)
+{
+	return outcomes_answer(o, OUTCOME(INGEST_SIGNED), OUTCOMES_FEATURE, signed_answer, pv);
 }

@@ -13,16 +13,34 @@
 #include "ingest.h"
 
 struct audit_record;
-struct fsd;
+struct config;
+struct policy_live;
+struct provenance;
+struct signer;
+
+/* Statements are made under the policy in force (POLICY: provenance = and
+ * its version), signed by SIGNER, naming C's audit origin. 0 or -ENOMEM. */
+int provenance_new(const struct config *c, struct policy_live *policy, struct signer *signer,
+		   struct provenance **ret);
+
+/* The statements not yet taken go too. Accepts NULL. */
+void provenance_free(struct provenance *pv);
 
 /* The SIGNED event EV, recorded as REC with leaf index SEQ: its statement
  * made and signed with the event's key, kept for object SEQ, unless the
  * rule says provenance = no. 0, or -EIO with why in VETO (the commit then
  * fails: nothing is published without the statement its rule wants). */
-int provenance_signed(struct fsd *d, const struct ingest_event *ev, const struct audit_record *rec,
-		      uint64_t seq, char veto[INGEST_VETO_MAX]);
+int provenance_signed(struct provenance *pv, const struct ingest_event *ev,
+		      const struct audit_record *rec, uint64_t seq, char veto[INGEST_VETO_MAX]);
 
 /* The outbox's statement hook (an outbox_statement_fn; CTX is the struct
- * fsd): the envelope kept for object ID, one line with its newline, handed
+ * provenance): the envelope kept for object ID, one line with its newline, handed
  * over; NULL when there is none. */
 int provenance_statement(void *ctx, uint64_t id, char **ret, size_t *ret_len);
+
+struct outcomes;
+
+/* Make the statement of each signature O's SIGNED question records and
+ * the features let through or hold (subscribe after the anomaly check).
+ * 0 or -ENOMEM. */
+int provenance_subscribe(struct provenance *pv, struct outcomes *o);

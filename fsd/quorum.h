@@ -12,25 +12,56 @@
 
 #include "ingest.h"
 
-struct fsd;
+struct anomalies;
+struct audit;
 struct audit_record;
+struct fsd;
+struct ingest;
+struct keep;
+struct policy_live;
+struct store;
+
+/* What quorum signing works with; each must outlive it. */
+struct quorum_deps {
+	struct store *store;	     /* the attestations' rows */
+	struct audit *audit;	     /* their events */
+	struct keep *keep;	     /* the copies, counted against their writers */
+	struct policy_live *policy;  /* a copy counts against its writer's rate */
+	struct anomalies *anomalies; /* a mismatch is a finding */
+	struct fsd *daemon;	     /* told of each change of the inventory */
+};
+
+struct quorum;
+
+/* 0 or -ENOMEM. */
+int quorum_new(const struct quorum_deps *deps, struct quorum **ret);
+
+/* Accepts NULL. */
+void quorum_free(struct quorum *q);
 
 /* The ingest's ATTEST question (REC: its audit fields so far), answered
  * in ANSWER: see ingest.h. */
-int quorum_attest(struct fsd *d, const struct ingest_event *ev, struct audit_record *rec,
+int quorum_attest(struct quorum *q, const struct ingest_event *ev, struct audit_record *rec,
 		  struct ingest_answer *answer);
 
 /* PATH was published under a quorum rule: its attestations are done. */
-void quorum_published(struct fsd *d, const char *path);
+void quorum_published(struct quorum *q, const char *path);
 
-/* Count the copies kept at start against their writers (keep.h) and,
- * those of the last hour, against their rate. */
-void quorum_count_kept(struct fsd *d);
+/* The copies are kept under INGEST's quorum/ (NULL: none is kept, as in
+ * tests): those kept at start are counted against their writers (keep.h)
+ * and, those of the last hour, against their rate. */
+void quorum_start(struct quorum *q, struct ingest *ingest);
 
 /* Expire what waited too long; remove the copies nothing names any more
  * (a reset by signfsctl). Called every second or so. */
-void quorum_tick(struct fsd *d);
+void quorum_tick(struct quorum *q);
 
 /* /quorum and the signfs_quorum_* metrics. */
-void quorum_render(struct fsd *d, FILE *f);
-void quorum_metrics(struct fsd *d, FILE *f);
+void quorum_render(struct quorum *q, FILE *f);
+void quorum_metrics(struct quorum *q, FILE *f);
+
+struct outcomes;
+
+/* Answer O's ATTEST questions, and hear its quorum rules' publications.
+ * 0 or -ENOMEM. */
+int quorum_subscribe(struct quorum *q, struct outcomes *o);

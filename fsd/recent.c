@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "outcomes.h"
 
 struct outcome {
 	time_t when;
@@ -104,4 +105,17 @@ size_t recent_print(struct recent *r, uid_t uid, FILE *f)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+static void note(void *ctx, const struct ingest_event *ev, struct audit_record *rec)
+{
+	recent_add(ctx, ev->cred->uid, time(NULL), outcomes_name(ev->result), ev->path, ev->reason);
+}
+
+int recent_subscribe(struct recent *r, struct outcomes *o)
+{
+	return outcomes_subscribe(o,
+				  OUTCOME(INGEST_DENIED) | OUTCOME(INGEST_HELD) |
+				      OUTCOME(INGEST_ABANDONED) | OUTCOME(INGEST_FAILED),
+				  OUTCOMES_FEATURE, note, r);
 }

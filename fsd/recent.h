@@ -24,3 +24,9 @@ void recent_add(struct recent *r, uid_t uid, time_t when, const char *event, con
 
 /* UID's outcomes, oldest first, one line each, to F; the number printed. */
 size_t recent_print(struct recent *r, uid_t uid, FILE *f);
+
+struct outcomes;
+
+/* Keep O's refusals, holds, abandoned files and failures in R. 0 or
+ * -ENOMEM. */
+int recent_subscribe(struct recent *r, struct outcomes *o);

@@ -1,13 +1,18 @@
-/* Virtual files rendered at read time: /status, /inventory/holders and the
- * /audit tree (day files, checkpoint, audit.pub). Each reports its exact
- * size, a stable inode and an mtime that moves only with its content, so tar
- * and rsync treat them as ordinary files. Content is snapshotted at open. */
+/* Virtual files rendered at read time: /status, /metrics, /whoami, /quorum,
+ * the /inventory files (holders, certificates, alerts, anomalies, the
+ * dashboard, the CRL, and each key's own under keys/), and the /audit tree
+ * (day files, checkpoint, audit.pub). Each reports its exact size, a stable
+ * inode and an mtime that moves only with its content, so tar and rsync
+ * treat them as ordinary files. Content is snapshotted at open; who may
+ * read what is readers.h's. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+
+#include "invalidate.h"
 
 struct fsd;
 
@@ -52,16 +57,9 @@ void virt_close(struct virt_file *f);
 /* The virtual top-level names, for the root listing. */
 extern const char *const virt_top_names[];
 
-/* Kinds of change; each virtual file shows some of them. */
-enum virt_change {
-	VIRT_STATUS = 1,    /* counters, the last failure, the last reload */
-	VIRT_POLICY = 2,    /* the rules in force */
-	VIRT_INVENTORY = 4, /* keys, certificates, usage, alerts */
-	VIRT_AUDIT = 8,	    /* an audit file */
-};
-
 /* Calls FN with the absolute path of each virtual file or directory that
  * shows a change of the kinds in WHAT; NAME narrows it (the key of an
- * inventory change, the file of an audit change) or is NULL. */
-void virt_affected(struct fsd *d, unsigned what, const char *name,
-		   void (*fn)(void *ctx, const char *path), void *ctx);
+ * inventory change, the file of an audit change) or is NULL. An
+ * invalidate_paths_fn: D is the struct fsd. */
+void virt_affected(void *d, unsigned what, const char *name,
+		   void (*fn)(void *fn_ctx, const char *path), void *fn_ctx);

@@ -1,0 +1,49 @@
+/* Kernel-cache invalidation: what changes behind the kernel's back (a new
+ * publication of an inbox path, the content of a virtual file) has the
+ * kernel's cached attributes and pages of it dropped. The FUSE layer hands
+ * over its session while mounted; every other part of the daemon only says
+ * what changed. Thread-safe; every function accepts a NULL handle (no
+ * mount: nothing is cached). */
+#pragma once
+
+struct fuse_session;
+struct nodes;
+
+/* Kinds of change; each virtual file shows some of them (virt.h). */
+enum virt_change {
+	VIRT_STATUS = 1,    /* counters, the last failure, the last reload */
+	VIRT_POLICY = 2,    /* the rules in force */
+	VIRT_INVENTORY = 4, /* keys, certificates, usage, alerts */
+	VIRT_AUDIT = 8,	    /* an audit file */
+};
+
+/* Calls FN with the absolute path of each file that shows a change of the
+ * kinds in WHAT (NAME narrows it, or is NULL): virt_affected. */
+typedef void (*invalidate_paths_fn)(void *ctx, unsigned what, const char *name,
+				    void (*fn)(void *fn_ctx, const char *path), void *fn_ctx);
+
+struct invalidate;
+
+/* Paths are found as nodes in NODES; PATHS (with CTX) names the virtual
+ * files a change shows in. NULL when out of memory. */
+struct invalidate *invalidate_new(struct nodes *nodes, invalidate_paths_fn paths, void *ctx);
+
+/* Accepts NULL. */
+void invalidate_free(struct invalidate *v);
+
+/* The session of the mount (from the FUSE layer), or NULL once unmounted. */
+void invalidate_serving(struct invalidate *v, struct fuse_session *se);
+
+/* inbox/RELPATH was just published: drop what the kernel caches of its
+ * inbox entry. Call before the committing close() returns. */
+void invalidate_published(struct invalidate *v, const char *relpath);
+
+/* Something the virtual files show changed (virt_change kinds in WHAT,
+ * NAME as invalidate_paths_fn takes it). */
+void invalidate_changed(struct invalidate *v, unsigned what, const char *name);
+
+struct outcomes;
+
+/* Drop what the kernel caches of each inbox entry that a publication
+ * replaced (O's PUBLISHED). 0 or -ENOMEM. */
+int invalidate_subscribe(struct invalidate *v, struct outcomes *o);

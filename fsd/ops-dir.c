@@ -1,0 +1,205 @@
+/* The FUSE operations on directories: a listing taken at opendir (the
+ * inbox's entries, the outbox's, the virtual tree's), each entry with its
+ * inode number, read from that snapshot. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ops-internal.h"
+#include "outbox.h"
+
+static int listing_add(void *ctx, const char *name, const struct stat *st)
+{
+	struct listing *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 32;
+		void *p = realloc(l->e, cap * sizeof(*l->e));
+		if (!p)
+			return -ENOMEM;
+		l->e = p;
+		l->cap = cap;
+	}
+	/* analyzer: the array and its names belong to L (listing_free). */
+	l->e[l->n].name = strdup(name);
+	if (!l->e[l->n].name)
+		return -ENOMEM;
+	/* analyzer: see above. */
+	l->e[l->n].st = st ? *st : (struct stat){0};
+	l->n++;
+	return 0;
+}
+
+static void listing_free(struct listing *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->e[i].name);
+	free(l->e);
+	free(l);
+}
+
+static int list_inbox(struct fsd *d, const char *rel, struct listing *l)
+{
+	int fd = openat(ingest_inbox_fd(d->ingest), *rel ? rel : ".",
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	struct dirent *e;
+	DIR *dp;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (r == 0 && (e = readdir(dp))) {
+		struct stat st = {.st_ino = e->d_ino, .st_mode = DTTOIF(e->d_type)};
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			r = listing_add(l, e->d_name, &st);
+	}
+	closedir(dp);
+	return r;
+}
+
+/* stat of absolute mount path PATH, whatever area it is in. */
+static int path_stat(struct fsd *d, const struct virt_reader *who, const char *path,
+		     struct stat *st)
+{
+	if (!strcmp(path, "/")) {
+		ops_root_stat(d, st);
+		return 0;
+	}
+	if (!strcmp(path, "/inbox") || !strncmp(path, "/inbox/", 7))
+		return ops_stat_inbox(d, path[6] ? path + 7 : "", st);
+	if (!strcmp(path, "/outbox") || !strncmp(path, "/outbox/", 8))
+		return outbox_stat(ingest_outbox(d->ingest), path[7] ? path + 8 : "", st);
+	return virt_stat(d, path, who, st);
+}
+
+/* Give "." and ".." and every entry the listing of DIR (an absolute mount
+ * path) took without one its inode number: glibc's readdir skips entries
+ * whose d_ino is 0, and ls, find and du then see an empty directory. An
+ * entry gone meanwhile keeps its name with the directory's inode rather
+ * than vanish from a listing already taken. */
+static void listing_number(struct fsd *d, fuse_req_t req, const char *dir, struct listing *l)
+{
+	struct virt_reader who = reader_of(req);
+	struct stat self = {0}, st;
+
+	if (path_stat(d, &who, dir, &self) < 0 || self.st_ino == 0)
+		ops_root_stat(d, &self);
+	for (size_t i = 0; i < l->n; i++) {
+		struct dirent_copy *e = &l->e[i];
+		bool up = !strcmp(e->name, "..");
+		char *p = NULL;
+
+		if (e->st.st_ino)
+			continue;
+		if (!strcmp(e->name, ".")) {
+			e->st = self;
+			continue;
+		}
+		if (up)
+			p = strdup(dir);
+		else if (asprintf(&p, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", e->name) < 0)
+			p = NULL;
+		if (p && up) {
+			char *slash = strrchr(p, '/');
+			slash[slash == p] = 0; /* "/inbox" -> "/", "/inbox/a" -> "/inbox" */
+		}
+		if (p && path_stat(d, &who, p, &st) == 0 && st.st_ino)
+			e->st = st;
+		else
+			e->st.st_ino = self.st_ino;
+		free(p);
+	}
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsd *d = fsd_of(req);
+	struct node *n = node_of(req, ino);
+	struct listing *l = calloc(1, sizeof(*l));
+	struct stat dir = {.st_mode = S_IFDIR};
+	const char *rel = "";
+	char *buf = NULL;
+	int r = l ? 0 : -ENOMEM;
+
+	if (r == 0 && nodes_kind(n) == NODE_VERSION)
+		r = -ENOTDIR;
+	if (r == 0 && nodes_kind(n) != NODE_ROOT)
+		r = ops_area_path(d, n, &buf, &rel);
+	if (r == 0)
+		r = listing_add(l, ".", &dir);
+	if (r == 0)
+		r = listing_add(l, "..", &dir);
+	if (r == 0) {
+		switch (nodes_kind(n)) {
+		case NODE_ROOT:
+			r = listing_add(l, "inbox", &dir);
+			if (r == 0)
+				r = listing_add(l, "outbox", &dir);
+			for (const char *const *v = virt_top_names; *v && r == 0; v++)
+				r = listing_add(l, *v, NULL);
+			break;
+		case NODE_INBOX:
+			r = list_inbox(d, rel, l);
+			break;
+		case NODE_OUTBOX:
+			r = outbox_list(ingest_outbox(d->ingest), rel, listing_add, l);
+			break;
+		default:
+			r = virt_list(d, rel, listing_add, l);
+			break;
+		}
+	}
+	free(buf);
+	buf = NULL;
+	if (r == 0)
+		r = nodes_path(d->nodes, n, &buf);
+	if (r == 0)
+		listing_number(d, req, buf, l);
+	free(buf);
+	if (r < 0) {
+		listing_free(l);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)l;
+	if (fuse_reply_open(req, fi) < 0)
+		listing_free(l);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+	char *buf = malloc(size ? size : 1);
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off; i < l->n; i++) {
+		size_t n = fuse_add_direntry(req, buf + used, size - used, l->e[i].name,
+					     &l->e[i].st, i + 1);
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	listing_free((struct listing *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
