@@ -48,6 +48,20 @@ uint64_t outbox_new_id(struct outbox *o)
 	return now;
 }
 
+/* The recovery tests (tests/mount/replay.sh, crashloop.sh, provenance.sh)
+ * stop the daemon between a publication's flush and its swap, as a power
+ * loss would. Only a build with the tests has the hook (meson defines
+ * SIGNFS_TEST_HOOKS there): the daemon a package ships reads no such
+ * variable. */
+static bool test_exit_before_swap(void)
+{
+#ifdef SIGNFS_TEST_HOOKS
+	return getenv("SIGNFS_TEST_EXIT_BEFORE_SWAP") != NULL;
+#else
+	return false;
+#endif
+}
+
 int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
@@ -72,8 +86,7 @@ int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 		r = backing_open_dir(state_fd, "retired", &o->retired_fd);
 	if (r == 0)
 		r = backing_open_dir(state_fd, "swapped", &o->swapped_fd);
-	/* Set by the recovery tests only (tests/mount/replay.sh). */
-	o->exit_before_swap = getenv("SIGNFS_TEST_EXIT_BEFORE_SWAP") != NULL;
+	o->exit_before_swap = test_exit_before_swap();
 	/* Nobody reads a version retired before this start. */
 	if (r == 0)
 		outbox_sweep(o, 0);
