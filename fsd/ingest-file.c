@@ -52,11 +52,11 @@ struct stream_hash *ingest_settled_hash(struct ingest_file *f)
 void ingest_file_free(struct ingest_file *f)
 {
 	/* A write answered before it was hashed may still be hashing. */
-	ingest_settled_hash(f);
+	(void)ingest_settled_hash(f);
 	if (f->fd >= 0)
 		close(f->fd);
 	if (f->staging[0])
-		unlinkat(f->in->staging_fd, f->staging, 0);
+		(void)unlinkat(f->in->staging_fd, f->staging, 0);
 	ingest_marker_remove(f->in, f->marker);
 	hash_free(&f->hash);
 	pthread_mutex_destroy(&f->hash_lock);
@@ -95,9 +95,8 @@ static int staging_create(struct ingest *in, const struct ingest_cred *cred, uns
 		    mode & 07777);
 	if (fd < 0)
 		return -errno;
-	if (fchown(fd, cred->uid, cred->gid) < 0) {
-		/* Only matters for permission checks; root can always do it. */
-	}
+	/* Only matters for permission checks; root can always do it. */
+	(void)!fchown(fd, cred->uid, cred->gid);
 	return fd;
 }
 
@@ -131,13 +130,12 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 	if (fd < 0)
 		return fd;
 	/* Same owner, times and mode as the version it replaces. */
-	if (fchown(fd, st.st_uid, st.st_gid) < 0) {
-	}
+	(void)!fchown(fd, st.st_uid, st.st_gid); /* failing only loses ownership */
 	if (keep_content) {
 		r = copy_content(f->fd, fd, st.st_size);
 		if (r < 0) {
 			close(fd);
-			unlinkat(in->staging_fd, name, 0);
+			(void)unlinkat(in->staging_fd, name, 0);
 			return r;
 		}
 		hash_invalidate(ingest_settled_hash(f));
@@ -186,9 +184,8 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 			return ingest_open_file(in, relpath, flags | O_WRONLY, cred, ret);
 		return r;
 	}
-	if (fchown(fd, cred->uid, cred->gid) < 0) {
-		/* The daemon runs as root; failure only loses ownership. */
-	}
+	/* The daemon runs as root; failure only loses ownership. */
+	(void)!fchown(fd, cred->uid, cred->gid);
 	f->fd = fd;
 	f->grant = grant;
 	f->dirty = true; /* a new file is content, even if it stays empty */
@@ -288,11 +285,11 @@ void ingest_drop_uncommitted(struct ingest_file *f, const char *path)
 
 	pthread_mutex_lock(s);
 	if (!f->staging[0] && ingest_names_fd(in, path, f->fd))
-		unlinkat(in->inbox_fd, path, 0);
+		(void)unlinkat(in->inbox_fd, path, 0);
 	pthread_mutex_unlock(s);
 	if (f->staging[0]) {
 		pthread_mutex_lock(&in->lock);
-		unlinkat(in->staging_fd, f->staging, 0);
+		(void)unlinkat(in->staging_fd, f->staging, 0);
 		f->staging[0] = 0;
 		pthread_mutex_unlock(&in->lock);
 	}

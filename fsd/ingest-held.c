@@ -29,8 +29,8 @@ int ingest_publish_held(struct ingest *in, const char *relpath, uint64_t signing
 	/* The inbox shows what is published, unless a writer is at work on
 	 * the path (its commit decides what it shows next). */
 	if (r == 0 && !busy && outbox_resolve(in->outbox, relpath, &kind, id) == 0 &&
-	    kind == OUTBOX_ARTIFACT)
-		ingest_show_version(in, relpath, id);
+	    kind == OUTBOX_ARTIFACT) /* failing, the inbox shows the version before */
+		(void)ingest_show_version(in, relpath, id);
 	pthread_mutex_unlock(s);
 	return r;
 }
@@ -43,7 +43,7 @@ void ingest_discard_held(struct ingest *in, uint64_t signing)
 void ingest_drop_copy(struct ingest *in, const char *name)
 {
 	if (*name && !strchr(name, '/'))
-		unlinkat(in->quorum_fd, name, 0);
+		(void)unlinkat(in->quorum_fd, name, 0);
 }
 
 int64_t ingest_copy_size(struct ingest *in, const char *name)

@@ -263,7 +263,7 @@ static char *take_claims(struct ingest *in, const char *from, const struct inges
 	if (fd >= 0) {
 		struct pending *p;
 		close(fd);
-		unlinkat(in->inbox_fd, name, 0);
+		(void)unlinkat(in->inbox_fd, name, 0);
 		/* It waited for a rename as a temporary name; it is done. */
 		pthread_mutex_lock(&in->lock);
 		p = ingest_pending_take(in, name);
@@ -434,9 +434,8 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 		return -EACCES;
 	if (mkdirat(in->inbox_fd, relpath, mode & 07777) < 0)
 		return -errno;
-	if (fchownat(in->inbox_fd, relpath, cred->uid, cred->gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		/* Root can always chown; failing only loses ownership. */
-	}
+	/* Root can always chown; failing only loses ownership. */
+	(void)!fchownat(in->inbox_fd, relpath, cred->uid, cred->gid, AT_SYMLINK_NOFOLLOW);
 	return 0;
 }
 

@@ -109,7 +109,7 @@ static void commit_pending(struct ingest *in, struct pending *p)
 			 "temporary file not renamed within %u s and not signable under its own "
 			 "name; removed from the inbox",
 			 in->config->temp_grace);
-		unlinkat(in->inbox_fd, p->path, 0);
+		(void)unlinkat(in->inbox_fd, p->path, 0);
 		ingest_report_simple(in, INGEST_ABANDONED, p->path, &p->cred, NULL, st.st_size,
 				     why);
 	}
@@ -146,7 +146,8 @@ void *ingest_sweeper(void *arg)
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
-		pthread_cond_timedwait(&in->wake, &in->lock, &until);
+		/* Woken or timed out: either way, one more round. */
+		(void)pthread_cond_timedwait(&in->wake, &in->lock, &until);
 		if (in->stopping)
 			break;
 		pthread_mutex_unlock(&in->lock);

@@ -36,13 +36,13 @@ void ingest_marker_point(struct ingest *in, const char *name, const char *relpat
 	snprintf(tmp, sizeof(tmp), "n%s", name + 1);
 	if (symlinkat(relpath, in->staging_fd, tmp) == 0 &&
 	    renameat(in->staging_fd, tmp, in->staging_fd, name) < 0)
-		unlinkat(in->staging_fd, tmp, 0);
+		(void)unlinkat(in->staging_fd, tmp, 0);
 }
 
 void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX])
 {
 	if (name[0])
-		unlinkat(in->staging_fd, name, 0);
+		(void)unlinkat(in->staging_fd, name, 0);
 	name[0] = 0;
 }
 
@@ -66,7 +66,7 @@ int ingest_show_version(struct ingest *in, const char *path, const char *id)
 		return r;
 	if (renameat(in->staging_fd, tmp, in->inbox_fd, path) < 0) {
 		r = -errno;
-		unlinkat(in->staging_fd, tmp, 0);
+		(void)unlinkat(in->staging_fd, tmp, 0);
 	}
 	return r;
 }
@@ -170,7 +170,7 @@ static void recover(struct ingest *in)
 			if (pass == 0 && e->d_name[0] == 'd')
 				ingest_recover_deferred(in, e->d_name);
 			if (pass == 1)
-				unlinkat(in->staging_fd, e->d_name, 0);
+				(void)unlinkat(in->staging_fd, e->d_name, 0);
 		}
 		closedir(d);
 	}
@@ -188,7 +188,8 @@ void ingest_recover(struct ingest *in, const char *const *replayed, size_t n)
 		    outbox_stat_version(in->outbox, id, kind, &pub) == 0 &&
 		    (fstatat(in->inbox_fd, replayed[i], &is, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     is.st_ino != pub.st_ino || is.st_dev != pub.st_dev))
-			ingest_show_version(in, replayed[i], id);
+			/* Failing, the inbox shows the version before. */
+			(void)ingest_show_version(in, replayed[i], id);
 	}
 	recover(in);
 }

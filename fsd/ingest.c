@@ -225,7 +225,7 @@ void ingest_free(struct ingest *in)
 		in->stopping = true;
 		pthread_cond_signal(&in->wake);
 		pthread_mutex_unlock(&in->lock);
-		pthread_join(in->sweeper, NULL);
+		(void)pthread_join(in->sweeper, NULL);
 	}
 	/* A clean stop does not wait out the grace period: what waits for a
 	 * rename now is signed under its own name (or removed and audited).

@@ -20,21 +20,21 @@ static void remove_in(int dirfd, const char *id)
 	int fd = openat(dirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd >= 0) {
-		unlinkat(fd, "a", 0);
-		unlinkat(fd, "s", 0);
-		unlinkat(fd, "i", 0);
-		unlinkat(fd, "l", 0);
-		unlinkat(fd, "p", 0);
-		unlinkat(fd, "h", 0);
+		(void)unlinkat(fd, "a", 0);
+		(void)unlinkat(fd, "s", 0);
+		(void)unlinkat(fd, "i", 0);
+		(void)unlinkat(fd, "l", 0);
+		(void)unlinkat(fd, "p", 0);
+		(void)unlinkat(fd, "h", 0);
 		close(fd);
 	}
-	unlinkat(dirfd, id, AT_REMOVEDIR);
+	(void)unlinkat(dirfd, id, AT_REMOVEDIR);
 }
 
 void outbox_remove_object(struct outbox *o, const char *id)
 {
 	remove_in(o->objects_fd, id);
-	unlinkat(o->swapped_fd, id, 0);
+	(void)unlinkat(o->swapped_fd, id, 0);
 }
 
 /* A version replaced by a later one: kept aside for RETIRED_SECONDS. */
@@ -65,7 +65,7 @@ void outbox_retire_replaced(struct outbox *o, const char *id)
 
 	if (replaced_by(o, id, old))
 		retire_object(o, old);
-	unlinkat(o->swapped_fd, id, 0);
+	(void)unlinkat(o->swapped_fd, id, 0);
 }
 
 /* At the start: the version object ID replaced is removed, and the one
@@ -91,9 +91,9 @@ static void remove_replaced(struct outbox *o, const char *id)
 	}
 	for (size_t i = n - 1; i > 0; i--) {
 		remove_in(o->objects_fd, chain[i]);
-		unlinkat(o->swapped_fd, chain[i - 1], 0);
+		(void)unlinkat(o->swapped_fd, chain[i - 1], 0);
 	}
-	unlinkat(o->swapped_fd, id, 0);
+	(void)unlinkat(o->swapped_fd, id, 0);
 	free(chain);
 }
 
@@ -166,7 +166,7 @@ void outbox_finish(struct outbox *o, uint64_t id)
 		if (outbox_valid_id(old))
 			outbox_remove_object(o, old);
 	}
-	unlinkat(o->objects_fd, file, 0);
+	(void)unlinkat(o->objects_fd, file, 0);
 }
 
 void outbox_discard(struct outbox *o, uint64_t id)
@@ -231,7 +231,7 @@ void outbox_settle_swapped(struct outbox *o)
 		    faccessat(o->objects_fd, a, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 			remove_replaced(o, e->d_name);
 		else
-			unlinkat(o->swapped_fd, e->d_name, 0);
+			(void)unlinkat(o->swapped_fd, e->d_name, 0);
 	}
 	closedir(d);
 }

@@ -201,7 +201,7 @@ static void undo_swap(struct outbox *o, int parent, const char *name, const char
 {
 	pthread_mutex_lock(&o->swap_lock);
 	if (!old || symlinkat(old, objfd, "l") < 0 || renameat(objfd, "l", parent, name) < 0)
-		unlinkat(parent, name, 0);
+		(void)unlinkat(parent, name, 0);
 	pthread_mutex_unlock(&o->swap_lock);
 }
 
@@ -269,7 +269,7 @@ static int note_replaced(struct outbox *o, int parent, const char *name, const c
 	old[n] = 0;
 	if (!outbox_valid_id(old))
 		return 0;
-	unlinkat(o->swapped_fd, id, 0); /* an earlier start's, when replayed */
+	(void)unlinkat(o->swapped_fd, id, 0); /* an earlier start's, when replayed */
 	return symlinkat(old, o->swapped_fd, id) < 0 ? -errno : 1;
 }
 
@@ -289,7 +289,7 @@ static int swap_in(struct outbox *o, int objfd, const char *id, int parent, cons
 		outbox_queue_retire(o, id);
 	pthread_mutex_unlock(&o->swap_lock);
 	if (r < 0)
-		unlinkat(o->swapped_fd, id, 0);
+		(void)unlinkat(o->swapped_fd, id, 0);
 	if (r < 0 || !wait)
 		return r;
 	/* Visible now, durable once flushed. */
@@ -298,7 +298,7 @@ static int swap_in(struct outbox *o, int objfd, const char *id, int parent, cons
 		/* The caller reports a failure: what readers see goes back to
 		 * the version before (a crash may still keep either). */
 		undo_swap(o, parent, name, old, objfd);
-		unlinkat(o->swapped_fd, id, 0);
+		(void)unlinkat(o->swapped_fd, id, 0);
 		return r;
 	}
 	if (old)
@@ -377,7 +377,7 @@ int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 	if (r >= 0)
 		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, true);
 	if (r == 0)
-		unlinkat(objfd, "h", 0);
+		(void)unlinkat(objfd, "h", 0);
 	if (parent >= 0)
 		close(parent);
 	close(objfd);
