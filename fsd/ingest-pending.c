@@ -47,9 +47,12 @@ struct pending *ingest_pending_take(struct ingest *in, const char *path)
 
 void ingest_pending_free(struct ingest *in, struct pending *p)
 {
+	/* analyzer: inlined into ingest_pending_add, it takes the new entry,
+	 * which in->pending holds, for a leak. */
 	if (!p)
 		return;
 	ingest_marker_remove(in, p->marker);
+	/* analyzer: as above. */
 	free(p->path);
 	free(p);
 }
