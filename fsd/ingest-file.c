@@ -1,8 +1,8 @@
 /* See ingest-internal.h: the inbox's open files. Created, or opened (a
  * published inode is never written again: the writer gets a staging copy
  * of it), read, written and hashed as the bytes arrive, truncated, their
- * attributes set; and what a file the policy caps or nobody finished
- * leaves behind. */
+ * attributes set; and a version that will never be committed (a write past
+ * the size cap, an abandoned or refused close) dropped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -10,8 +10,9 @@
  * crash ingest_recover() rolls the path back to its published version (or
  * removes it if it never was one).
  *
- * Functions return 0 (or a byte count) or a negative errno. Nothing here logs;
- * outcomes are reported through the event hook. */
+ * Functions return 0 (or a byte count) or a negative errno. Nothing here logs:
+ * the daemon is asked its verdicts through the ask hook and told outcomes
+ * through the notify hook (struct ingest_hooks). */
 #pragma once
 
 #include "error.h"
