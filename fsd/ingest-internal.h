@@ -130,16 +130,6 @@ void ingest_report_simple(struct ingest *in, enum ingest_result result, const ch
 			  const struct ingest_cred *cred, const struct ingest_grant *grant,
 			  off_t size, const char *reason);
 
-/* Staging marker NAME of KIND for RELPATH ('m' being written, 'd' waiting
- * for its writer, 'w' a withdrawal); and its removal. */
-int ingest_marker_make(struct ingest *in, char kind, const char *relpath,
-		       const struct ingest_cred *cred, unsigned id, char name[MARKER_MAX]);
-void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX]);
-
-/* Make inbox/PATH what the outbox publishes for it, or remove it: what
- * was done, for the event, or NULL. */
-const char *ingest_roll_back(struct ingest *in, const char *path, off_t *size);
-
 /* The policy's answer for PATH; a refusal is reported as DENIED. */
 int ingest_authorize(struct ingest *in, const char *path, enum ingest_check check,
 		     const struct ingest_cred *cred, struct ingest_grant *grant);
@@ -165,6 +155,16 @@ bool ingest_is_temp(struct ingest *in, const char *path);
 char *ingest_path_of(struct ingest_file *f);
 
 /* ---- ingest-recover.c ---- */
+
+/* Staging marker NAME of KIND for RELPATH ('m' being written, 'd' waiting
+ * for its writer, 'w' a withdrawal); and its removal. */
+int ingest_marker_make(struct ingest *in, char kind, const char *relpath,
+		       const struct ingest_cred *cred, unsigned id, char name[MARKER_MAX]);
+void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX]);
+
+/* Make inbox/PATH what the outbox publishes for it, or remove it: what
+ * was done, for the event, or NULL. */
+const char *ingest_roll_back(struct ingest *in, const char *path, off_t *size);
 
 /* Point marker NAME at RELPATH instead (its file was renamed). */
 void ingest_marker_point(struct ingest *in, const char *name, const char *relpath);
