@@ -321,7 +321,7 @@ void exits_free(struct exits *x)
 		return;
 	__atomic_store_n(&x->stop, true, __ATOMIC_RELEASE);
 	(void)!write(x->wake[1], "s", 1); /* a full pipe wakes it as well */
-	pthread_join(x->thread, NULL);
+	(void)pthread_join(x->thread, NULL);
 	if (x->nl >= 0)
 		close(x->nl);
 	close(x->wake[0]);

@@ -132,12 +132,12 @@ static void settle_deferred(struct ingest *in, struct deferred *d, int status)
 					     &d->cred);
 			if (o == COMMIT_ATTESTED)
 				(void)unlinkat(in->inbox_fd, d->path, 0);
-			else if (ingest_commit_errno(o) < 0)
-				ingest_roll_back(in, d->path, &size);
+			else if (ingest_commit_errno(o) < 0) /* told; what it shows now */
+				(void)ingest_roll_back(in, d->path, &size);
 		} else {
 			why_abandoned(d, status, why, sizeof(why));
 			size = st.st_size;
-			ingest_roll_back(in, d->path, &size);
+			(void)ingest_roll_back(in, d->path, &size);
 			ingest_report_simple(in, INGEST_ABANDONED, d->path, &d->cred, NULL, size,
 					     why);
 		}

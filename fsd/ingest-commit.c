@@ -378,7 +378,7 @@ static void commit_steps(struct commit *c, double started)
 	if (go)
 		go = commit_record(c, started);
 	if (go)
-		commit_publish(c);
+		(void)commit_publish(c); /* the last step: its outcome is in C */
 }
 
 int ingest_commit_errno(enum commit_outcome o)

@@ -1,10 +1,40 @@
 /* The ingest pipeline's parts (ingest.h is its face): the state the
- * files of fsd/ingest*.c share, and what each offers the others. Locks and
- * their order: ingest.c's first comment.
- *   ingest.c         open files, temporary names, renames and markers
- *   ingest-commit.c  the commit: authorise, hash, sign, record, publish
- *   ingest-await.c   commits that wait for their writer's success
- *   ingest-follow.c  the outbox following the inbox, and retention */
+ * files of fsd/ingest*.c share, and what each offers the others.
+ *   ingest.c          open, free and counters; events, authorisation, names
+ *   ingest-file.c     open files: create, open, write and hash, attributes
+ *   ingest-close.c    a writer's close: commit, wait, or abandon
+ *   ingest-pending.c  temporary names waiting for their rename
+ *   ingest-names.c    rename, mkdir, unlink, rmdir
+ *   ingest-recover.c  markers, rollback, recovery after a crash
+ *   ingest-commit.c   the commit: authorise, hash, sign, record, publish
+ *   ingest-await.c    commits that wait for their writer's success
+ *   ingest-follow.c   the outbox following the inbox, and retention
+ *   ingest-held.c     held signatures and quorum copies
+ *
+ * Locks, in the order they are taken (never the reverse):
+ *   f->lock       one open file: its state and flags; held by its writes,
+ *                 flush and release, which are thereby serialised.
+ *   stripe        one of COMMIT_STRIPES, by path: commits, rollbacks and
+ *                 renames of one path, so that the inbox and the outbox end
+ *                 with the same winner. One at a time: a rename takes the
+ *                 old path's stripe after it let the new path's go.
+ *   in->lock      the registry of open writable files, the pending
+ *                 temporary files and the waiting commits, every ->path and
+ *                 ->marker in them, and the counters. f->fd and f->staging
+ *                 change under f->lock and in->lock both, so holding either
+ *                 one is enough to read them.
+ * Leaves, under any of these, taking nothing while held:
+ *   f->hash_lock  the file's hash: a write takes it before it lets f->lock
+ *                 go and hashes its bytes under it alone, so that the next
+ *                 write's bytes go to the file meanwhile and hashes stay in
+ *                 order; whoever else uses the hash holds f->lock and waits
+ *                 for it (ingest_settled_hash).
+ *   the outbox's swap lock, the group flush's lock, the exits watcher's
+ *                 lock: inside outbox_*, flush_* and exits_* calls.
+ * The sweeper thread takes in->lock alone, then stripes. The exits watcher
+ * calls ingest_writer_exited with no lock held. The daemon's hooks run
+ * under f->lock or a stripe at most, never in->lock or a leaf (ingest.h
+ * says which for each), and take no ingest lock themselves. */
 #pragma once
 
 #include "ingest.h"
@@ -100,6 +130,32 @@ void ingest_report_simple(struct ingest *in, enum ingest_result result, const ch
 			  const struct ingest_cred *cred, const struct ingest_grant *grant,
 			  off_t size, const char *reason);
 
+/* The policy's answer for PATH; a refusal is reported as DENIED. */
+int ingest_authorize(struct ingest *in, const char *path, enum ingest_check check,
+		     const struct ingest_cred *cred, struct ingest_grant *grant);
+
+/* The policy's answer for a file created (or renamed to) PATH; for a
+ * temporary name, for something below its directory. */
+int ingest_authorize_create(struct ingest *in, const char *path, const struct ingest_cred *cred,
+			    struct ingest_grant *grant);
+
+/* 0, or why nothing could be published under RELPATH (too long for its
+ * .p7s, or a file where the outbox has a directory or the reverse; DIR:
+ * RELPATH is a directory's); ingest_check_name refuses a .p7s name too
+ * (-EINVAL) and lets a temporary name wait for its rename. */
+int ingest_check_final_name(struct ingest *in, const char *relpath, bool dir);
+int ingest_check_name(struct ingest *in, const char *relpath, bool dir);
+
+const char *ingest_base_name(const char *path);
+
+/* Is PATH a temporary name (config's temp patterns)? */
+bool ingest_is_temp(struct ingest *in, const char *path);
+
+/* A copy of F's path, read under in->lock; NULL when out of memory. */
+char *ingest_path_of(struct ingest_file *f);
+
+/* ---- ingest-recover.c ---- */
+
 /* Staging marker NAME of KIND for RELPATH ('m' being written, 'd' waiting
  * for its writer, 'w' a withdrawal); and its removal. */
 int ingest_marker_make(struct ingest *in, char kind, const char *relpath,
@@ -110,9 +166,50 @@ void ingest_marker_remove(struct ingest *in, char name[MARKER_MAX]);
  * was done, for the event, or NULL. */
 const char *ingest_roll_back(struct ingest *in, const char *path, off_t *size);
 
-/* The policy's answer for PATH; a refusal is reported as DENIED. */
-int ingest_authorize(struct ingest *in, const char *path, enum ingest_check check,
-		     const struct ingest_cred *cred, struct ingest_grant *grant);
+/* Point marker NAME at RELPATH instead (its file was renamed). */
+void ingest_marker_point(struct ingest *in, const char *name, const char *relpath);
+
+/* Does inbox/PATH name the inode open as FD? */
+bool ingest_names_fd(struct ingest *in, const char *path, int fd);
+
+/* inbox/PATH becomes (a link to) the artifact of object ID. */
+int ingest_show_version(struct ingest *in, const char *path, const char *id);
+
+/* ---- ingest-file.c ---- */
+
+/* F's hash once the write being hashed, if any, is done with it. */
+struct stream_hash *ingest_settled_hash(struct ingest_file *f);
+
+/* F out of the registry of writable files; and freed. */
+void ingest_registry_remove(struct ingest_file *f);
+void ingest_file_free(struct ingest_file *f);
+
+/* Nothing of F's version at PATH is published or left looking committed.
+ * Holds f->lock. */
+void ingest_drop_uncommitted(struct ingest_file *f, const char *path);
+
+/* ---- ingest-pending.c ---- */
+
+/* F was closed under a temporary name: it waits for its rename. Holds
+ * f->lock. */
+void ingest_pending_add(struct ingest_file *f);
+
+/* Under in->lock: the temporary files in PATH's directory get more time;
+ * the one at PATH taken out of the list (NULL: none). */
+void ingest_pending_touch(struct ingest *in, const char *path, time_t now);
+struct pending *ingest_pending_take(struct ingest *in, const char *path);
+
+/* P's marker removed, P freed; accepts NULL. */
+void ingest_pending_free(struct ingest *in, struct pending *p);
+
+/* The thread (ARG the ingest) that commits stale temporary files and
+ * sweeps the outbox each second until in->stopping. */
+void *ingest_sweeper(void *arg);
+
+/* ---- ingest-names.c ---- */
+
+/* Under in->lock: is inbox path PATH open for writing? */
+bool ingest_open_for_writing(struct ingest *in, const char *path);
 
 /* ---- ingest-commit.c ---- */
 

@@ -10,8 +10,9 @@
  * crash ingest_recover() rolls the path back to its published version (or
  * removes it if it never was one).
  *
- * Functions return 0 (or a byte count) or a negative errno. Nothing here logs;
- * outcomes are reported through the event hook. */
+ * Functions return 0 (or a byte count) or a negative errno. Nothing here logs:
+ * the daemon is asked its verdicts through the ask hook and told outcomes
+ * through the notify hook (struct ingest_hooks). */
 #pragma once
 
 #include "error.h"
@@ -116,7 +117,7 @@ enum ingest_result {
 enum ingest_verdict {
 	INGEST_PUBLISH,		/* go on: sign (VET, ATTEST), publish (SIGNED) */
 	INGEST_REFUSE,		/* refused: DENIED follows, the writer sees EACCES */
-	INGEST_REFUSE_NO_ROOM,	/* VET: refused, no room to keep it held: EDQUOT */
+	INGEST_REFUSE_NO_ROOM,	/* VET, ATTEST: refused, no room to keep it: EDQUOT */
 	INGEST_HOLD_FOR_REVIEW, /* SIGNED: kept aside for review: HELD follows */
 	INGEST_ATTESTED_ONLY,	/* ATTEST: counted, nothing more (close() succeeds) */
 };
@@ -126,8 +127,9 @@ enum ingest_verdict {
 /* ATTEST comes with a copy of the bytes kept under quorum/ as COPY: the
  * handler answers PUBLISH when this write completes the quorum (the uids
  * of its writers in ATTESTERS, which the SIGNED event then names),
- * ATTESTED_ONLY when it was counted, or REFUSE (a mismatch), with the
- * reason in VETO either way. It sets KEEP_COPY when the copy is to stay
+ * ATTESTED_ONLY when it was counted, REFUSE (a mismatch, a blocked path)
+ * or REFUSE_NO_ROOM (the copy would pass a limit), with the reason in VETO
+ * either way. It sets KEEP_COPY when the copy is to stay
  * (the daemon then owns it: ingest_drop_copy), whatever the verdict.
  *
  * VET comes once the bytes are hashed (and a quorum reached) and before

@@ -26,12 +26,18 @@ static struct seen {
 	enum ingest_result result;
 	char path[128], reason[256];
 	uint64_t signing;
+	size_t n_attesters;
 } events[MAX_EVENTS];
 static size_t n_events;
 static uint64_t next_signing = 100;
 static bool fail_signing;
 static enum ingest_verdict vet_answer; /* what VET answers */
 static int vets, signatures;
+/* A path starting "quorum-" is under a quorum rule: what ATTEST answers,
+ * whether it keeps the copy; what SIGNED answers, or its failure. */
+static enum ingest_verdict attest_answer, signed_answer;
+static bool keep_copy;
+static int signed_error, attests;
 
 static int reserved, released;
 
@@ -47,6 +53,8 @@ static int fake_authorize(void *ctx, const char *path, enum ingest_check check,
 	}
 	if (!strncmp(path, "capped/", 7))
 		grant->max_size = 4;
+	if (!strncmp(path, "quorum-", 7))
+		grant->quorum = 2;
 	if (!strncmp(path, "denied", 6)) {
 		strcpy(reason, "no rule allows this user this path");
 		return -EACCES;
@@ -81,6 +89,7 @@ static struct seen *seen_event(const struct ingest_event *ev)
 	snprintf(s->path, sizeof(s->path), "%s", ev->path);
 	snprintf(s->reason, sizeof(s->reason), "%s", ev->reason ? ev->reason : "");
 	s->signing = ev->signing;
+	s->n_attesters = ev->n_attesters;
 	return s;
 }
 
@@ -94,9 +103,23 @@ static int fake_ask(void *ctx, const struct ingest_event *ev, struct ingest_answ
 		answer->verdict = vet_answer;
 		return 0;
 	}
-	if (ev->result == INGEST_SIGNED)
+	if (ev->result == INGEST_ATTEST) {
+		attests++;
+		snprintf(answer->veto, INGEST_VETO_MAX, "attested by the fake");
+		answer->verdict = attest_answer;
+		answer->keep_copy = keep_copy;
+		answer->attesters[0] = 1000;
+		answer->attesters[1] = 1001;
+		answer->n_attesters = 2;
+		return 0;
+	}
+	if (ev->result == INGEST_SIGNED) {
 		answer->signing = seen_event(ev)->signing = next_signing++;
-	return 0;
+		answer->verdict = signed_answer;
+		if (signed_answer != INGEST_PUBLISH || signed_error)
+			snprintf(answer->veto, INGEST_VETO_MAX, "the fake says no");
+	}
+	return signed_error;
 }
 
 static void fake_notify(void *ctx, const struct ingest_event *ev)
@@ -137,8 +160,9 @@ static void setup(void)
 	n_events = 0;
 	fail_signing = false;
 	reserved = released = 0;
-	vet_answer = INGEST_PUBLISH;
-	vets = signatures = 0;
+	vet_answer = attest_answer = signed_answer = INGEST_PUBLISH;
+	vets = signatures = attests = signed_error = 0;
+	keep_copy = false;
 }
 
 static void teardown(void)
@@ -571,5 +595,151 @@ Test(ingest, a_refusal_before_signing_signs_nothing_and_gives_back_its_rate_slot
 	cr_assert_eq(signatures, 0);
 	cr_assert_eq(count(INGEST_DENIED), 2);
 	ingest_release(f);
+	ingest_free(in);
+}
+
+/* ---- questions answered: quorum, review ---- */
+
+static void count_copy(void *ctx, const char *name, time_t mtime)
+{
+	(*(int *)ctx)++;
+}
+
+static int copies(struct ingest *in)
+{
+	int n = 0;
+
+	cr_assert_eq(ingest_each_copy(in, count_copy, &n), 0);
+	return n;
+}
+
+Test(ingest, a_write_counted_toward_a_quorum_publishes_nothing_and_its_close_succeeds)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	attest_answer = INGEST_ATTESTED_ONLY;
+	keep_copy = true;
+	f = written(in, "quorum-a.bin", "same bytes");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0, "the writer's close succeeds");
+	cr_assert_eq(attests, 1);
+	cr_assert_eq(signatures, 0, "nothing is signed before the quorum");
+	cr_assert_eq(n_events, 0, "nothing signed, refused or failed");
+	cr_assert_null(outbox(in, "quorum-a.bin"));
+	cr_assert_null(inbox("quorum-a.bin"), "the bytes leave the inbox");
+	cr_assert_eq(copies(in), 1, "the daemon keeps the copy");
+	cr_assert_eq(released, 0, "a kept copy counts like a signature");
+	ingest_release(f);
+
+	keep_copy = false;
+	f = written(in, "quorum-b.bin", "same bytes");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	cr_assert_eq(copies(in), 1, "a copy the daemon does not keep is removed");
+	cr_assert_eq(released, 1, "nor does the rate slot stay taken");
+	ingest_release(f);
+	ingest_free(in);
+}
+
+Test(ingest, the_write_that_completes_a_quorum_is_signed_naming_its_writers)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	f = written(in, "quorum-c.bin", "agreed");
+	cr_assert_eq(ingest_flush(f, &by_writer), 0);
+	cr_assert_str_eq(outbox(in, "quorum-c.bin"), "agreed");
+	cr_assert_eq(attests, 1);
+	cr_assert_eq(vets, 1, "vetted after the quorum");
+	cr_assert_eq(count(INGEST_SIGNED), 1);
+	cr_assert_eq(events[0].n_attesters, 2, "the signature names both writers");
+	cr_assert_eq(count(INGEST_PUBLISHED), 1);
+	ingest_release(f);
+	ingest_free(in);
+}
+
+Test(ingest, a_refused_attestation_is_denied_and_one_without_room_is_edquot)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	attest_answer = INGEST_REFUSE;
+	f = written(in, "quorum-d.bin", "other bytes");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES);
+	cr_assert_eq(count(INGEST_DENIED), 1);
+	cr_assert_str_eq(events[0].reason, "attested by the fake");
+	cr_assert_eq(signatures + vets, 0, "neither vetted nor signed");
+	cr_assert_null(outbox(in, "quorum-d.bin"));
+	ingest_release(f);
+
+	attest_answer = INGEST_REFUSE_NO_ROOM;
+	f = written(in, "quorum-e.bin", "more bytes");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EDQUOT);
+	cr_assert_eq(count(INGEST_DENIED), 2);
+	cr_assert_eq(signatures, 0);
+	ingest_release(f);
+	ingest_free(in);
+}
+
+Test(ingest, a_signature_held_for_review_is_published_only_once_released)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+	uint64_t signing;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	signed_answer = INGEST_HOLD_FOR_REVIEW;
+	f = written(in, "held.bin", "suspicious");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES, "a hold is refused to the writer");
+	ingest_release(f);
+	cr_assert_eq(count(INGEST_SIGNED), 1);
+	cr_assert_eq(count(INGEST_HELD), 1);
+	signing = events[0].signing;
+	cr_assert_eq(events[1].signing, signing, "HELD names the signed record");
+	cr_assert_str_eq(events[1].reason, "the fake says no");
+	cr_assert_null(outbox(in, "held.bin"));
+	cr_assert_null(inbox("held.bin"));
+	cr_assert_eq(released, 0, "a signature keeps its rate slot");
+
+	cr_assert_eq(ingest_publish_held(in, "held.bin", signing), 0);
+	cr_assert_str_eq(outbox(in, "held.bin"), "suspicious");
+	cr_assert_str_eq(inbox("held.bin"), "suspicious", "the inbox shows what is published");
+
+	f = written(in, "dropped.bin", "rejected");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES);
+	ingest_release(f);
+	ingest_discard_held(in, events[n_events - 1].signing);
+	cr_assert_eq(ingest_publish_held(in, "dropped.bin", events[n_events - 1].signing), -ENOENT,
+		     "a discarded signature is gone");
+	cr_assert_null(outbox(in, "dropped.bin"));
+	ingest_free(in);
+}
+
+Test(ingest, a_signature_refused_or_unrecorded_names_its_record)
+{
+	struct ingest *in;
+	struct ingest_file *f;
+
+	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
+	signed_answer = INGEST_REFUSE;
+	f = written(in, "refused.bin", "x");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES);
+	ingest_release(f);
+	cr_assert_eq(count(INGEST_DENIED), 1);
+	cr_assert_eq(events[1].signing, events[0].signing, "DENIED names the signed record");
+	cr_assert_null(outbox(in, "refused.bin"));
+
+	signed_answer = INGEST_PUBLISH;
+	signed_error = -EIO;
+	f = written(in, "unrecorded.bin", "y");
+	cr_assert_eq(ingest_flush(f, &by_writer), -EIO);
+	ingest_release(f);
+	cr_assert_eq(count(INGEST_FAILED), 1);
+	cr_assert_eq(events[3].result, INGEST_FAILED);
+	cr_assert_eq(events[3].signing, events[2].signing, "FAILED names the signed record");
+	cr_assert_str_eq(events[3].reason, "not published: the fake says no");
+	cr_assert_null(outbox(in, "unrecorded.bin"));
 	ingest_free(in);
 }
