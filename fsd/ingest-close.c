@@ -38,15 +38,16 @@ static void abandon(struct ingest_file *f, const char *why)
 	free(path);
 }
 
-/* Holds f->lock. */
 /* F's close by a writer whose success decides (awaits_exit): its bytes go
  * to inbox/PATH (from a staged rewrite, if one), unsigned, and their commit
- * waits for the writer. Holds f->lock and PATH's stripe. */
-static int land_deferred(struct ingest_file *f, const char *path)
+ * waits for the writer. Holds f->lock and PATH's stripe. -EIO; *RET_DROP
+ * then says whether what landed must be rolled back, which the caller does
+ * once it has let go of the stripe (the rollback takes it). */
+static int land_deferred(struct ingest_file *f, const char *path, bool *ret_drop)
 {
 	struct ingest *in = f->in;
-	int r;
 
+	*ret_drop = false;
 	if (f->staging[0]) {
 		if (renameat(in->staging_fd, f->staging, in->inbox_fd, path) < 0)
 			return -EIO;
@@ -54,9 +55,8 @@ static int land_deferred(struct ingest_file *f, const char *path)
 		f->staging[0] = 0;
 		pthread_mutex_unlock(&in->lock);
 	}
-	r = ingest_defer_commit(in, path, f->fd, &f->cred);
-	if (r < 0) {
-		ingest_drop_uncommitted(f, path);
+	if (ingest_defer_commit(in, path, f->fd, &f->cred) < 0) {
+		*ret_drop = true;
 		return -EIO;
 	}
 	f->dirty = false;
@@ -108,8 +108,12 @@ static int commit_file(struct ingest_file *f)
 		return 0;
 	}
 	if (ingest_awaits_exit(in, &f->cred, f->extended && !f->wrote)) {
-		r = land_deferred(f, path);
+		bool drop;
+
+		r = land_deferred(f, path, &drop);
 		pthread_mutex_unlock(s);
+		if (drop)
+			ingest_drop_uncommitted(f, path);
 		free(path);
 		return r;
 	}
