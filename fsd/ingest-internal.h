@@ -4,7 +4,8 @@
  *   ingest.c         open files, temporary names, renames and markers
  *   ingest-commit.c  the commit: authorise, hash, sign, record, publish
  *   ingest-await.c   commits that wait for their writer's success
- *   ingest-follow.c  the outbox following the inbox, and retention */
+ *   ingest-follow.c  the outbox following the inbox, and retention
+ *   ingest-relay.c   the reply to a relay whose upload was attested */
 #pragma once
 
 #include "ingest.h"
@@ -119,6 +120,13 @@ int ingest_commit_claimed(struct ingest *in, int fd, const char *path, struct st
 			  const char *staging, const struct ingest_cred *cred, const char *claims);
 int ingest_commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
 		     const char *staging, const struct ingest_cred *cred);
+
+/* ---- ingest-relay.c ---- */
+
+/* A relay's upload FROM, open as FD and renamed by CRED, was attested, not
+ * published: the reply that says so beside it (relay.h). 0 or -errno. */
+int ingest_relay_attested(struct ingest *in, const char *from, int fd,
+			  const struct ingest_cred *cred);
 
 /* ---- ingest-await.c ---- */
 

@@ -1497,6 +1497,8 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	if (r == INGEST_ATTESTED) {
 		/* Attested, not published: the bytes leave the inbox, as a
 		 * closed file's do, and the rename succeeds for the writer. */
+		if (relay_is_staging(from))
+			(void)ingest_relay_attested(in, from, fd, cred); /* none: EIO there */
 		r = unlinkat(in->inbox_fd, from, 0) < 0 ? -errno : 0;
 		pthread_mutex_lock(&in->lock);
 		done = pending_take(in, from);

@@ -191,7 +191,8 @@ typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int 
  * by CRED (which the signer records as the relay's claims), which the
  * hook hands to a signer, returning that signer's detached signature over
  * it as SIGN does, or -EACCES (the signer refused it) or another negative
- * errno with the reason. */
+ * errno with the reason, or INGEST_ATTESTED (the signer's quorum counted
+ * it; the hook recorded that, nothing is published here). */
 typedef int (*ingest_forward_fn)(void *ctx, const char *path, int fd, off_t size,
 				 const struct ingest_cred *cred, unsigned char **ret_der,
 				 size_t *ret_len, char reason[INGEST_VETO_MAX]);

@@ -43,6 +43,7 @@
 #include "quota.h"
 #include "recent.h"
 #include "relay.h"
+#include "relay-daemon.h"
 #include "shipper.h"
 #include "signer.h"
 #include "startcheck.h"
@@ -625,9 +626,13 @@ static int relay_hook(void *ctx, const char *path, int fd, off_t size,
 {
 	struct fsd *d = ctx;
 	char claims[RELAY_MAX_CLAIMS];
+	struct relay_outcome out;
+	int r = relay_forward(d->relay, path, fd, size, writer_claims(cred, claims, sizeof(claims)),
+			      &out, ret_der, ret_len, reason);
 
-	return relay_forward(d->relay, path, fd, size, writer_claims(cred, claims, sizeof(claims)),
-			     ret_der, ret_len, reason);
+	if (r == 0 && out.attested)
+		return relay_record_attested(d, path, size, cred, &out, reason);
+	return r;
 }
 
 static void reopen_log(int sig)
