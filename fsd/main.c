@@ -406,7 +406,8 @@ static int validate_policy(void *ctx, const struct config *candidate, char err[C
 	struct fsd *d = ctx;
 
 	for (size_t i = 0; i < candidate->n_rules; i++)
-		if (!signer_has_key(d->signer, candidate->rules[i].key)) {
+		if (candidate->rules[i].key && /* none: a relay's rule */
+		    !signer_has_key(d->signer, candidate->rules[i].key)) {
 			snprintf(err, CONFIG_ERR_MAX,
 				 "%s:%d: [rule %s] names key '%s', which is not loaded "
 				 "(new keys need a restart)",
@@ -739,8 +740,9 @@ int main(int argc, char **argv)
 	}
 	if (resolve_pin(c) < 0)
 		goto out;
-	/* A missing PIN file is the signer's to report, with its own words. */
-	r = config_check_file(c->pin_file, true, err);
+	/* A missing PIN file is the signer's to report, with its own words (a
+	 * relay without a token has none). */
+	r = c->pin_file ? config_check_file(c->pin_file, true, err) : 0;
 	if (r < 0 && r != -ENOENT) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		goto out;

@@ -165,7 +165,10 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 	ingest_counters(d->ingest, &n_);
 	full = status_in_full(d, who);
 	audit_last_error(d->audit, audit_err);
-	signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
+	if (config_tokenless_relay(d->config)) /* its signers sign, over SSH */
+		snprintf(token, sizeof(token), "none (a relay: its signers sign)");
+	else
+		signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
 	daemon_status(d, &ds);
 	for (size_t i = 0; i < d->config->n_keys; i++) {
 		const struct config_key *key = &d->config->keys[i];
@@ -177,9 +180,9 @@ static int render_status(struct fsd *d, const struct virt_reader *who, char **re
 			cert_state_name(st.state), st.serial, st.days_left);
 		can_sign |= st.state == CERT_VALID || st.state == CERT_EXPIRING;
 	}
-	if (strncmp(token, "logged in", 9))
+	if (strncmp(token, "logged in", 9) && !config_tokenless_relay(d->config))
 		fprintf(p, "; token %s", token);
-	if (!can_sign)
+	if (!can_sign && !d->relay)
 		fprintf(p, "; no configured key can sign");
 	if (ds.policy_rejected)
 		fprintf(p, "; the last policy reload was rejected");

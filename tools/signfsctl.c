@@ -62,6 +62,7 @@ static void usage_init(FILE *f)
 		"                      [--key-type ec|rsa3072] [--force]\n"
 		"       signfsctl init --relay ssh://ACCOUNT@HOST[:PORT]/PATH --identity KEYFILE\n"
 		"                      --known-hosts FILE [--state-dir DIR] [--config FILE]\n"
+		"                      [--force]\n"
 		"\n"
 		"Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
 		"code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
@@ -76,36 +77,9 @@ static void usage_init(FILE *f)
 		"is signed by the signer at the URL (PATH: a directory in the signer's\n"
 		"inbox), logging in with the private key KEYFILE, the signer's host key\n"
 		"pinned from the known_hosts FILE; more signers: more 'signer =' lines in\n"
-		"[relay]. The relay still gets its own token, which signs its audit log\n"
-		"and no artifact.\n");
-}
-
-/* A relay's config: its rule lets every local writer commit (the signer's
- * policy decides), and [relay] names the signer. */
-static int relay_config(char *text, size_t size, const char *url, const char *identity,
-			const char *known_hosts)
-{
-	char *rules = strstr(text, "[rule admin]");
-	size_t n;
-
-	if (!rules)
-		return -EINVAL;
-	n = rules - text;
-	n += snprintf(rules, size - n,
-		      "# A relay: local writers may commit anything; the signer's policy\n"
-		      "# decides, as the SSH account ACCOUNT.\n"
-		      "[rule relay]\n"
-		      "path = **\n"
-		      "key = codesign\n"
-		      "\n"
-		      "# Committed files are signed by these signers, tried in order.\n"
-		      "[relay]\n"
-		      "signer = %s\n"
-		      "identity = %s\n"
-		      "known_hosts = %s\n"
-		      "timeout = 10\n",
-		      url, identity, known_hosts);
-	return n < size ? 0 : -ENAMETOOLONG;
+		"[relay]. A relay gets no token, no code-signing key and no PIN: DIR holds\n"
+		"only " RELAY_AUDIT_KEY " (mode 0400), a software key that signs the relay's\n"
+		"own audit log's checkpoints and nothing else, and " RELAY_AUDIT_PUB ".\n");
 }
 
 static int write_secret(const char *path, const char *value)
@@ -188,7 +162,9 @@ static int cmd_init(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *const owned[] = {"tokens", "pki", "token.pin", "token.so-pin", "softhsm2.conf"};
+	const char *const owned[] = {"tokens",	     "pki",	      "token.pin",
+				     "token.so-pin", "softhsm2.conf", RELAY_AUDIT_KEY,
+				     RELAY_AUDIT_PUB};
 	struct provision_key keys[] = {
 	    {"codesign", 1, 0}, {"ca", 2, 0}, {"audit", 3, 0}, {"tsa", 4, 0}};
 	const char *dir_arg = DEFAULT_STATE_DIR, *config_arg = NULL;
@@ -322,6 +298,8 @@ static int cmd_init(int argc, char **argv)
 			return EXIT_FAIL;
 		}
 	}
+	if (relay)
+		return init_relay(dir, config, relay, identity, known_hosts);
 
 	/* The token store and its config: SoftHSM2 reads SOFTHSM2_CONF. */
 	snprintf(path, sizeof(path), "%s/tokens", dir);
@@ -477,10 +455,6 @@ static int cmd_init(int argc, char **argv)
 		 "users = root\n"
 		 "key = codesign\n",
 		 dir, module);
-	if (relay && relay_config(text, sizeof(text), relay, identity, known_hosts) < 0) {
-		fprintf(stderr, "signfsctl: the relay's config is too long\n");
-		goto out;
-	}
 	/* /etc/signfs on a fresh machine. */
 	{
 		char parent[PATH_MAX];
@@ -541,7 +515,7 @@ static int cmd_policy(int argc, char **argv)
 	 * what was meant. */
 	for (size_t i = 0; i < c->n_rules; i++) {
 		printf("  rule %s (line %d): key %s", c->rules[i].name, c->rules[i].line,
-		       c->rules[i].key);
+		       c->rules[i].key ? c->rules[i].key : "none (a relay: its signer signs)");
 		policy_describe_scope(stdout, &c->rules[i]);
 	}
 	config_free(c);

@@ -138,7 +138,18 @@ check "signfsctl init --relay writes a relay's config" "$SIGNFSCTL" init --state
 	--relay "ssh://$A@127.0.0.1:$SSHD1_PORT$I/team" --identity "$SSHD_DIR/$A.sftp" \
 	--known-hosts "$SSHD_DIR/known_hosts.all"
 check "...which signfsctl policy check accepts" "$SIGNFSCTL" policy check "$RSTATE/signfs.conf"
+check "...with no token, no PIN, no code-signing key or certificate in the relay's state" sh -c "
+	test ! -e '$RSTATE/tokens' -a ! -e '$RSTATE/token.pin' -a ! -e '$RSTATE/token.so-pin' \
+		-a ! -e '$RSTATE/softhsm2.conf' -a ! -e '$RSTATE/pki' &&
+	! grep -Eq '^\[(token|key |timestamp)' '$RSTATE/signfs.conf' &&
+	! grep -q '^key = pkcs11:' '$RSTATE/signfs.conf'"
+check "...only its own audit key, readable by root alone" \
+	test "$(stat -c %a:%U "$RSTATE/relay-audit.key")" = 400:root
 start_relay
+check "the relay's signfsd loads no PKCS#11 module" \
+	sh -c "! grep -Eq 'softhsm|p11-kit-proxy|opensc|pkcs11\.so' /proc/$RELAY_PID/maps"
+check "...its /status is healthy and says it holds no token" sh -c "
+	grep -q '^health: *ok' '$RMNT/status' && grep -q '^token: *none (a relay' '$RMNT/status'"
 day=$(date -u +%F).jsonl
 AUD=$MNT/audit/$day
 
@@ -322,6 +333,8 @@ sshd_stop
 check_fails "no signer reachable: cp fails with EIO" "Input/output error" \
 	cp "$SRC/a.bin" "$RI/f3.bin"
 check "...nothing published in the relay" test ! -e "$RO/f3.bin"
+check "the relay's audit log verifies with the public half of its key" \
+	"$SIGNFSCTL" audit verify --key "$RSTATE/relay-audit.pub.pem" "$RMNT/audit"
 check "the relay stops cleanly at last" stop_relay
 check "the signer's audit log verifies" "$SIGNFSCTL" audit verify "$MNT/audit"
 check "signfsd stops cleanly" stop_daemon

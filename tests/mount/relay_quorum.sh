@@ -104,6 +104,10 @@ check "signfsctl init --relay for builder a" "$SIGNFSCTL" init --state-dir "$T/r
 check "...and for builder b" "$SIGNFSCTL" init --state-dir "$T/relay-b/state" \
 	--relay "ssh://$B@127.0.0.1:$SSHD_PORT$I/release" --identity "$SSHD_DIR/$B.sftp" \
 	--known-hosts "$SSHD_DIR/known_hosts"
+check "...neither relay holds a token or a PIN" sh -c "
+	for r in a b; do
+		test ! -e '$T'/relay-\$r/state/tokens -a ! -e '$T'/relay-\$r/state/token.pin || exit 1
+	done"
 start_relay a
 start_relay b
 RA=$T/relay-a/mnt
