@@ -5,6 +5,7 @@
 # signer's reply says so): its writer's cp exits 0, nothing is published on
 # either side, and the relay records it. The second completes the quorum:
 # signed once, published once, the pair back in the second relay's outbox.
+# A reply that no relay reads is removed after temp_grace, audited.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
 
@@ -28,7 +29,8 @@ path = **
 users = root
 key = codesign
 RULES
-sed -i 's/^temp_grace = .*/temp_grace = 2/' "$CONF"
+# A reply nobody reads waits 10 s (seen meanwhile), not 60.
+sed -i "s/^temp_grace = .*/temp_grace = 10/" "$CONF"
 
 declare -A RPID
 teardown() {
@@ -166,6 +168,27 @@ check "builder a completes the quorum: exit 0, its pair verifies" sh -c "
 	openssl cms -verify -binary -inform DER -in '$RA/outbox/lib.so.p7s' \
 		-content '$RA/outbox/lib.so' -CAfile '$STATE/pki/ca.pem' -purpose any -out /dev/null"
 check "...signed once" test "$(signed_count release/lib.so)" = 1
+
+# A reply that no relay reads (a plain sftp client uploads and renames as
+# a relay would, and goes away): it waits like a temporary file, then is
+# removed and audited; nothing is published.
+random_file "$SRC/orphan.bin" 10
+chmod a+r "$SRC/orphan.bin"
+stage=$I/release/.orphan.bin.signfs-relay.abcdef
+sftp -q -b - -F "$SSHD_DIR/ssh_config" -i "$SSHD_DIR/$A.sftp" "$A@signer" \
+	>"$T/sftp.out" 2>&1 <<SFTP
+put $SRC/orphan.bin $stage
+rename $stage $I/release/orphan.bin
+SFTP
+check "an upload renamed by a plain sftp client is attested, and its reply is left" sh -c "
+	grep -q 'attested $(sha256sum "$SRC/orphan.bin" | cut -d' ' -f1)' '$stage.attest' &&
+	test \"\$(stat -c %U '$stage.attest')\" = '$A' && test ! -e '$O/release/orphan.bin'"
+check "...the reply nobody read goes after temp_grace" \
+	wait_for 30 sh -c "test ! -e '$stage.attest'"
+check "...audited as abandoned, never signed" sh -c "
+	grep -q '\"event\":\"abandoned\",.*\"path\":\"release/.orphan.bin.signfs-relay.abcdef.attest\"' \
+		'$MNT/audit/$day' && test ! -e '$O/release/orphan.bin' &&
+	! grep '\"event\":\"signed\"' '$MNT/audit/$day' | grep -q orphan"
 
 check "relay a's audit log verifies" "$SIGNFSCTL" audit verify "$RA/audit"
 check "relay a stops cleanly" stop_relay a
