@@ -708,26 +708,31 @@ static int refuse_unsigned(struct fsd *d, const struct audit_record *rec, time_t
 }
 
 int anomalies_vet(struct fsd *d, const struct audit_record *rec, enum policy_on_anomaly action,
-		  char veto[INGEST_VETO_MAX])
+		  enum ingest_verdict *ret_verdict, char veto[INGEST_VETO_MAX])
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
 	time_t now = time(NULL);
 	struct anomaly_signature s = signature_of(rec, now);
 	size_t n;
 
+	*ret_verdict = INGEST_PUBLISH;
 	if (action == POLICY_ANOMALY_RECORD || !an.profiles || !rec->key || !rec->path ||
 	    !watching(d))
 		return 0;
 	if (action == POLICY_ANOMALY_DENY) {
 		n = check(d, &s, action, found);
-		return n ? refuse_unsigned(d, rec, now, found, n, veto) : 0;
+		if (n && refuse_unsigned(d, rec, now, found, n, veto) < 0)
+			*ret_verdict = INGEST_REFUSE;
+		return 0;
 	}
 	/* A hold keeps the signature that a release publishes: it is made,
 	 * but only if there is room to keep it (before the profiles are ready,
 	 * it will be held). */
 	if (__atomic_load_n(&an.ready, __ATOMIC_ACQUIRE) && !anomaly_check(an.profiles, &s, found))
 		return 0;
-	return keep_check(d->keep, rec->uid, rec->rule, rec->size > 0 ? rec->size : 0, veto);
+	if (keep_check(d->keep, rec->uid, rec->rule, rec->size > 0 ? rec->size : 0, veto) < 0)
+		*ret_verdict = INGEST_REFUSE_NO_ROOM;
+	return 0;
 }
 
 /* Signature SEQ, to be held, is counted against its writer first; when a
@@ -746,7 +751,8 @@ static void take_room(struct fsd *d, const struct audit_record *rec, uint64_t se
 }
 
 int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
-		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX])
+		     enum policy_on_anomaly action, enum ingest_verdict *ret_verdict,
+		     char veto[INGEST_VETO_MAX])
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
 	struct anomaly_signature s = signature_of(rec, when);
@@ -754,6 +760,7 @@ int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq
 	bool full = false;
 	size_t n;
 
+	*ret_verdict = INGEST_PUBLISH;
 	if (!an.profiles || !rec->key || !rec->path || !watching(d))
 		return 0;
 	n = check(d, &s, action, found);
@@ -774,14 +781,16 @@ int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq
 	case POLICY_ANOMALY_DENY:
 		if (!full)
 			deny_reason(found, veto);
-		return -EACCES;
+		*ret_verdict = INGEST_REFUSE;
+		return 0;
 	case POLICY_ANOMALY_HOLD:
 		error_set(veto, 0,
 			  "held for review as anomaly %llu (%s: %s); nothing is published until "
 			  "an admin releases it",
 			  (unsigned long long)seq, anomaly_kind_name(found[0].kind),
 			  found[0].reason);
-		return INGEST_HOLD;
+		*ret_verdict = INGEST_HOLD_FOR_REVIEW;
+		return 0;
 	case POLICY_ANOMALY_RECORD:
 		break;
 	}

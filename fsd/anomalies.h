@@ -31,22 +31,24 @@ void anomalies_quiesce(struct fsd *d);
 void anomalies_stop(struct fsd *d);
 
 /* A commit (REC, hashed, not signed yet) under a rule whose on_anomaly is
- * ACTION, before the token signs: 0 to sign it; -EACCES when a deny rule's
- * check refuses it (recorded, at most once a minute per writer, rule and
- * kind; the finding named by its own record); -EDQUOT when a hold rule
- * would hold it and its writer or rule has no room left ([limits]). The
- * reason in VETO. */
+ * ACTION, before the token signs: 0 with *RET_VERDICT, INGEST_PUBLISH to
+ * sign it; INGEST_REFUSE when a deny rule's check refuses it (recorded, at
+ * most once a minute per writer, rule and kind; the finding named by its
+ * own record); INGEST_REFUSE_NO_ROOM when a hold rule would hold it and
+ * its writer or rule has no room left ([limits]). The reason in VETO. */
 int anomalies_vet(struct fsd *d, const struct audit_record *rec, enum policy_on_anomaly action,
-		  char veto[INGEST_VETO_MAX]);
+		  enum ingest_verdict *ret_verdict, char veto[INGEST_VETO_MAX]);
 
 /* A signature was recorded as SEQ (REC, its record, at WHEN) under a rule
  * whose on_anomaly is ACTION: check it and record what departs from habit.
- * 0: publish it; -EACCES: refuse it; INGEST_HOLD: keep it for review (the
- * writer's reason in VETO either way). A hold or deny rule whose profiles
+ * 0 with *RET_VERDICT: INGEST_PUBLISH, INGEST_REFUSE, or
+ * INGEST_HOLD_FOR_REVIEW (the writer's reason in VETO either way); -EIO
+ * when a finding could not be recorded. A hold or deny rule whose profiles
  * are not ready after ready_wait is not published unchecked: an
  * `unchecked` finding holds or refuses it. */
 int anomalies_signed(struct fsd *d, const struct audit_record *rec, uint64_t seq, time_t when,
-		     enum policy_on_anomaly action, char veto[INGEST_VETO_MAX]);
+		     enum policy_on_anomaly action, enum ingest_verdict *ret_verdict,
+		     char veto[INGEST_VETO_MAX]);
 
 /* Record a finding of KIND (REASON) about record SEQ (REC) at WHEN, under
  * ACTION: an anomaly event and its row, committed together, then the alert

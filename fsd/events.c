@@ -71,7 +71,7 @@ static void user_name(uid_t uid, char *out, size_t n)
 /* A TSA's key signed the signature's timestamp: a use like any other key's,
  * by the same writer. The local TSA's key is a configured key; an external
  * TSA's is in the inventory under its certificate (record_tsa). */
-static void count_tsa(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+static void count_tsa(struct fsd *d, const struct ingest_event *ev, struct audit_record *rec)
 {
 	const char *local = d->config->timestamp.n_urls ? NULL : d->config->timestamp.key;
 	char key[64], serial[65], fp[65];
@@ -89,7 +89,7 @@ static void count_tsa(struct fsd *d, struct ingest_event *ev, struct audit_recor
 				    time(NULL));
 }
 
-static void published(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+static void published(struct fsd *d, const struct ingest_event *ev, struct audit_record *rec)
 {
 	char err[AUDIT_ERR_MAX];
 	time_t now = time(NULL);
@@ -139,7 +139,7 @@ static void record(struct fsd *d, const struct audit_record *rec, const char *wh
 
 /* A published path left the inbox: its record is durable before the
  * remover hears back (the flush covers the outbox entry's removal too). */
-static void withdrawn(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+static void withdrawn(struct fsd *d, const struct ingest_event *ev, struct audit_record *rec)
 {
 	bool expired = ev->result == INGEST_EXPIRED;
 
@@ -171,17 +171,21 @@ void events_record_denial(void *ctx, const struct audit_record *rec)
 
 /* A recorded signature: the anomaly check, then its provenance statement
  * for what is to be published or held. */
-static int signed_outcome(struct fsd *d, struct ingest_event *ev, const struct audit_record *rec,
-			  uint64_t seq)
+static int signed_outcome(struct fsd *d, const struct ingest_event *ev,
+			  const struct audit_record *rec, uint64_t seq,
+			  struct ingest_answer *answer)
 {
-	int r = anomalies_signed(d, rec, seq, time(NULL), ev->on_anomaly, ev->veto);
+	int r = anomalies_signed(d, rec, seq, time(NULL), ev->on_anomaly, &answer->verdict,
+				 answer->veto);
 
-	if ((r == 0 || r == INGEST_HOLD) && provenance_signed(d, ev, rec, seq, ev->veto) < 0)
+	if (r == 0 && answer->verdict != INGEST_REFUSE &&
+	    provenance_signed(d, ev, rec, seq, answer->veto) < 0)
 		return -EIO;
 	return r;
 }
 
-int events_ingest(void *ctx, struct ingest_event *ev)
+/* A question (ANSWER set) or an outcome (ANSWER NULL) of the ingest. */
+static int events_ingest(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer)
 {
 	struct fsd *d = ctx;
 	char hex[2 * SHA256_LEN + 1] = "", user[64], serial[65] = "", fp[65] = "";
@@ -227,9 +231,9 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		published(d, ev, &rec);
 		return 0;
 	case INGEST_ATTEST:
-		return quorum_attest(d, ev, &rec);
+		return quorum_attest(d, ev, &rec, answer);
 	case INGEST_VET:
-		return anomalies_vet(d, &rec, ev->on_anomaly, ev->veto);
+		return anomalies_vet(d, &rec, ev->on_anomaly, &answer->verdict, answer->veto);
 	case INGEST_SIGNED:
 		rec.event = "signed";
 		rec.decision = "allow";
@@ -252,11 +256,11 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		rec.caller_flushes = true;
 		if (audit_append(d->audit, &rec, &seq, err) < 0) {
 			log_err("inbox/%s: %s", ev->path, err);
-			snprintf(ev->veto, INGEST_VETO_MAX, "%s", err);
+			snprintf(answer->veto, INGEST_VETO_MAX, "%s", err);
 			return -EIO;
 		}
-		*ev->ret_signing = seq;
-		return signed_outcome(d, ev, &rec, seq);
+		answer->signing = seq;
+		return signed_outcome(d, ev, &rec, seq, answer);
 	case INGEST_DENIED:
 		metrics_denial(d->metrics, ev->reason);
 		recent_add(d->recent, ev->cred->uid, time(NULL), "denied", ev->path, ev->reason);
@@ -311,6 +315,16 @@ int events_ingest(void *ctx, struct ingest_event *ev)
 		ev->reason ? ev->reason : "unknown error");
 	record(d, &rec, "failure");
 	return 0;
+}
+
+int events_ask(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer)
+{
+	return events_ingest(ctx, ev, answer);
+}
+
+void events_notify(void *ctx, const struct ingest_event *ev)
+{
+	(void)events_ingest(ctx, ev, NULL); /* an outcome: always 0 */
 }
 
 /* The signatures a crash interrupted, settled newest first; the paths

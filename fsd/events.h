@@ -13,8 +13,10 @@ struct audit_record;
  * for the repeated-denial counter; CTX is the struct fsd). */
 void events_record_denial(void *ctx, const struct audit_record *rec);
 
-/* The ingest pipeline's event handler; CTX is the struct fsd. */
-int events_ingest(void *ctx, struct ingest_event *ev);
+/* The ingest pipeline's questions (an ingest_ask_fn) and outcomes (an
+ * ingest_notify_fn); CTX is the struct fsd. */
+int events_ask(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer);
+void events_notify(void *ctx, const struct ingest_event *ev);
 
 /* The ingest pipeline's policy check (an ingest_authorize_fn). */
 int events_authorize(void *ctx, const char *path, enum ingest_check check,

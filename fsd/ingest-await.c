@@ -117,7 +117,8 @@ static void settle_deferred(struct ingest *in, struct deferred *d, int status)
 	struct stat st;
 	char why[512];
 	off_t size = -1;
-	int fd, r;
+	enum commit_outcome o;
+	int fd;
 
 	pthread_mutex_lock(s);
 	fd = openat(in->inbox_fd, d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -126,12 +127,12 @@ static void settle_deferred(struct ingest *in, struct deferred *d, int status)
 	    st.st_dev == d->st.st_dev) {
 		if (status == WENT_ON ||
 		    (status >= 0 && WIFEXITED(status) && !WEXITSTATUS(status))) {
-			r = ingest_commit_fd(in, fd, d->path,
+			o = ingest_commit_fd(in, fd, d->path,
 					     unchanged(&st, &d->st) ? &d->hash : NULL, NULL,
 					     &d->cred);
-			if (r == INGEST_ATTESTED)
-				unlinkat(in->inbox_fd, d->path, 0);
-			else if (r < 0)
+			if (o == COMMIT_ATTESTED)
+				(void)unlinkat(in->inbox_fd, d->path, 0);
+			else if (ingest_commit_errno(o) < 0)
 				ingest_roll_back(in, d->path, &size);
 		} else {
 			why_abandoned(d, status, why, sizeof(why));
@@ -192,7 +193,7 @@ void ingest_recover_deferred(struct ingest *in, const char *name)
 	char path[PATH_MAX];
 	unsigned id;
 	ssize_t n = readlinkat(in->staging_fd, name, path, sizeof(path) - 1);
-	int fd, r;
+	int fd;
 
 	if (n <= 0)
 		return;
@@ -202,9 +203,8 @@ void ingest_recover_deferred(struct ingest *in, const char *name)
 	fd = openat(in->inbox_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return;
-	r = ingest_commit_fd(in, fd, path, NULL, NULL, &cred);
-	if (r == INGEST_ATTESTED)
-		unlinkat(in->inbox_fd, path, 0);
+	if (ingest_commit_fd(in, fd, path, NULL, NULL, &cred) == COMMIT_ATTESTED)
+		(void)unlinkat(in->inbox_fd, path, 0); /* counted, not published */
 	close(fd);
 }
 

@@ -30,8 +30,8 @@ struct commit {
 	unsigned char *sig;
 	size_t sig_len;
 	uint64_t signing;
-	bool held; /* kept aside for review (INGEST_HELD) */
-	bool kept; /* a copy kept for a quorum: counts like a signature */
+	enum commit_outcome outcome; /* set by the step that stops the commit */
+	bool kept;		     /* a copy kept for a quorum: counts like a signature */
 	struct ingest_sign_facts facts;
 	long long attesters[INGEST_MAX_ATTESTERS]; /* a quorum reached: its writers */
 	size_t n_attesters;
@@ -43,6 +43,24 @@ struct commit {
 	const char *claims; /* a relay's, about its writer (commit_claimed) */
 };
 
+/* The steps below return true to go on, or stop the commit with its
+ * outcome (and the reason in c->reason). */
+static bool stop(struct commit *c, enum commit_outcome outcome)
+{
+	c->outcome = outcome;
+	return false;
+}
+
+/* A step that failed with R, a hook's negative errno: a refusal (EACCES,
+ * a signer that refused), a limit (EFBIG, EDQUOT), or a failure. */
+static bool stop_on(struct commit *c, int r)
+{
+	return stop(c, r == -EACCES   ? COMMIT_DENIED
+		       : r == -EFBIG  ? COMMIT_TOO_LARGE
+		       : r == -EDQUOT ? COMMIT_NO_ROOM
+				      : COMMIT_FAILED);
+}
+
 /* Policy for the final path, with the credential bound at open: a rename or
  * a reload may have changed the answer since. */
 static int commit_authorize(struct commit *c)
@@ -51,95 +69,112 @@ static int commit_authorize(struct commit *c)
 }
 
 /* The bytes' digest. Nothing beyond the size cap is ever hashed; a file
- * already unlinked is not signed at all (1). The bytes are made durable
+ * already unlinked is not signed at all (GONE). The bytes are made durable
  * with the publication (commit_publish). */
-static int commit_hash(struct commit *c)
+static bool commit_hash(struct commit *c)
 {
 	int r;
 
 	if (fstat(c->fd, &c->st) < 0) {
-		return error_set(c->reason, -errno, "cannot stat the staged file: %s",
-				 strerror(errno));
+		error_set(c->reason, 0, "cannot stat the staged file: %s", strerror(errno));
+		return stop(c, COMMIT_FAILED);
 	}
 	if (c->st.st_nlink == 0)
-		return 1;
+		return stop(c, COMMIT_GONE);
 	if (c->grant.max_size && (uint64_t)c->st.st_size > c->grant.max_size) {
 		error_set(c->reason, 0, "larger than the size cap of rule %s (%llu bytes)",
 			  c->grant.rule, (unsigned long long)c->grant.max_size);
-		return -EFBIG;
+		return stop(c, COMMIT_TOO_LARGE);
 	}
 	if (!c->hash) {
 		if (hash_init(&c->fresh) < 0) {
-			return error_set(c->reason, -ENOMEM, "out of memory");
+			error_set(c->reason, 0, "out of memory");
+			return stop(c, COMMIT_FAILED);
 		}
 		hash_invalidate(&c->fresh);
 		c->hash = &c->fresh;
 	}
 	r = hash_final(c->hash, c->fd, c->st.st_size, c->digest);
 	if (r < 0) {
-		return error_set(c->reason, r, "cannot read the staged file back to hash it: %s",
-				 strerror(-r));
+		error_set(c->reason, 0, "cannot read the staged file back to hash it: %s",
+			  strerror(-r));
+		return stop(c, COMMIT_FAILED);
 	}
 	c->hashed = true;
-	return 0;
+	return true;
 }
 
-/* A rule whose format embeds the signature: the artifact to publish is
- * made now, in an unnamed file under staging/ (a crash leaves nothing), and
- * from here the commit signs and publishes it, not the writer's bytes; the
- * records keep the writer's digest as what was written. */
-static int commit_embed(struct commit *c)
+/* The embedded artifact OUT (its SIZE bytes) becomes what is published:
+ * its digest replaces the writer's, which the records keep as written. */
+static int embed_adopt(struct commit *c, int out, off_t size)
 {
-	struct ingest *in = c->in;
-	enum policy_format format = c->grant.format;
 	struct stream_hash h = {0};
-	char err[INGEST_VETO_MAX] = "";
-	off_t size;
-	int out, r;
+	int r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : hash_init(&h);
 
-	if (format == POLICY_FORMAT_CMS || !in->hooks.embed)
-		return 0;
-	out = openat(in->staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, c->st.st_mode & 07777);
-	if (out < 0)
-		return error_set(c->reason, -EIO, "cannot make the signed artifact: %s",
-				 strerror(errno));
-	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &format, &c->facts,
-			    err);
-	if (r < 0 || format == POLICY_FORMAT_CMS) {
-		close(out);
-		return r < 0 ? error_set(c->reason, r, "%s", err) : 0;
-	}
-	size = lseek(out, 0, SEEK_END);
-	r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : hash_init(&h);
 	if (r == 0) {
 		hash_invalidate(&h);
 		memcpy(c->written, c->digest, SHA256_LEN);
 		r = hash_final(&h, out, size, c->digest);
 	}
 	hash_free(&h);
+	return r;
+}
+
+/* A rule whose format embeds the signature: the artifact to publish is
+ * made now, in an unnamed file under staging/ (a crash leaves nothing), and
+ * from here the commit signs and publishes it, not the writer's bytes; the
+ * records keep the writer's digest as what was written. */
+static bool commit_embed(struct commit *c)
+{
+	struct ingest *in = c->in;
+	enum policy_format format = c->grant.format;
+	char err[INGEST_VETO_MAX] = "";
+	int out, r;
+
+	if (format == POLICY_FORMAT_CMS || !in->hooks.embed)
+		return true;
+	out = openat(in->staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, c->st.st_mode & 07777);
+	if (out < 0) {
+		error_set(c->reason, 0, "cannot make the signed artifact: %s", strerror(errno));
+		return stop(c, COMMIT_FAILED);
+	}
+	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &format, &c->facts,
+			    err);
+	if (r < 0 || format == POLICY_FORMAT_CMS) {
+		(void)close(out);
+		if (r == 0)
+			return true; /* neither image nor module: CMS after all */
+		error_set(c->reason, 0, "%s", err);
+		return stop_on(c, r);
+	}
+	r = embed_adopt(c, out, lseek(out, 0, SEEK_END));
 	if (r < 0) {
-		close(out);
-		return error_set(c->reason, -EIO, "cannot read the signed artifact back: %s",
-				 strerror(-r));
+		(void)close(out);
+		error_set(c->reason, 0, "cannot read the signed artifact back: %s", strerror(-r));
+		return stop(c, COMMIT_FAILED);
 	}
 	c->embedded = true;
 	c->fd = out;
 	c->format = policy_format_name(format);
-	return 0;
+	return true;
 }
 
-static int commit_sign(struct commit *c)
+static bool commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
+	bool attested = false;
 	int r = in->hooks.forward ? in->hooks.forward(in->hooks.ctx, c->path, c->fd, c->st.st_size,
-						      c->cred, &c->sig, &c->sig_len, err)
+						      c->cred, &c->sig, &c->sig_len, &attested, err)
 				  : in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig,
 						   &c->sig_len, &c->facts, err);
 
-	if (r < 0)
-		error_set(c->reason, 0, "%s", err);
-	return r;
+	if (r == 0 && attested) /* a relay's signer counted it: nothing to publish */
+		return stop(c, COMMIT_ATTESTED);
+	if (r == 0)
+		return true;
+	error_set(c->reason, 0, "%s", err);
+	return stop_on(c, r);
 }
 
 /* An event of C's commit: what it is about, as far as the commit got. */
@@ -163,38 +198,66 @@ static struct ingest_event commit_event(struct commit *c, enum ingest_result res
 	};
 }
 
+/* The reason of a question's answer A that stops the commit: the handler's
+ * veto, or when it gave none, what R or DEFAULT_ERRNO says. */
+static void answer_reason(struct commit *c, const struct ingest_answer *a, int r, int default_errno)
+{
+	error_set(c->reason, 0, "%s", a->veto[0] ? a->veto : strerror(r < 0 ? -r : default_errno));
+}
+
+/* The signature is kept aside for review, durably: close() is refused with
+ * EACCES and nothing is published until an admin releases it. */
+static bool commit_hold(struct commit *c)
+{
+	int r = outbox_hold(c->in->outbox, c->fd, c->sig, c->sig_len, c->signing);
+
+	if (r < 0) {
+		error_set(c->reason, 0, "cannot keep it for review: %s", strerror(-r));
+		return stop(c, COMMIT_FAILED);
+	}
+	return stop(c, COMMIT_HELD);
+}
+
 /* The SIGNED record, committed; it is durable before anything is visible:
  * the outbox's first flush, which the store shares (main.c), covers it
  * with the artifact and the signature (commit_publish). */
-static int commit_record(struct commit *c, double started)
+static bool commit_record(struct commit *c, double started)
 {
-	char veto[INGEST_VETO_MAX] = "";
 	struct ingest_event ev = commit_event(c, INGEST_SIGNED);
+	struct ingest_answer a;
 	int r;
 
-	ev.ret_signing = &c->signing;
-	ev.veto = veto;
 	ev.on_anomaly = c->grant.on_anomaly;
 	ev.attesters = c->attesters;
 	ev.n_attesters = c->n_attesters;
 	ev.facts = &c->facts;
-	r = ingest_report(c->in, &ev, started);
-
-	if (r == -EACCES || r == INGEST_HOLD)
-		error_set(c->reason, 0, "%s", veto);
-	else if (r < 0)
-		error_set(c->reason, 0, "not published: %s", veto[0] ? veto : strerror(-r));
-	return r;
+	r = ingest_ask(c->in, &ev, &a, started);
+	c->signing = a.signing; /* named by the outcome, even when it failed */
+	if (r < 0) {
+		error_set(c->reason, 0, "not published: %s", a.veto[0] ? a.veto : strerror(-r));
+		return stop(c, COMMIT_FAILED);
+	}
+	switch (a.verdict) {
+	case INGEST_PUBLISH:
+		return true;
+	case INGEST_HOLD_FOR_REVIEW:
+		error_set(c->reason, 0, "%s", a.veto);
+		return commit_hold(c);
+	default:
+		error_set(c->reason, 0, "%s", a.veto);
+		return stop(c, COMMIT_DENIED);
+	}
 }
 
 /* A quorum rule's write, hashed, before any signature: a copy of its bytes
  * is linked under quorum/ (made durable with the attestation's record), and
- * the daemon decides. 0: the quorum is reached, sign; INGEST_ATTESTED:
- * attested, nothing more to do; -EACCES: refused (a mismatch). */
-static int commit_attest(struct commit *c, double started)
+ * the daemon decides: the quorum is reached (sign), the write is counted
+ * (nothing more to do), or it is refused (a mismatch, no room). */
+static bool commit_attest(struct commit *c, double started)
 {
 	struct ingest *in = c->in;
-	char copy[64], proc[64], veto[INGEST_VETO_MAX] = "";
+	char copy[64], proc[64];
+	struct ingest_answer a;
 	struct timespec ts;
 	int r;
 
@@ -202,55 +265,60 @@ static int commit_attest(struct commit *c, double started)
 	snprintf(copy, sizeof(copy), "%lld.%09ld.%u", (long long)ts.tv_sec, ts.tv_nsec,
 		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->fd);
-	if (linkat(AT_FDCWD, proc, in->quorum_fd, copy, AT_SYMLINK_FOLLOW) < 0)
-		return error_set(c->reason, -EIO, "cannot keep a copy for the quorum: %s",
-				 strerror(errno));
+	if (linkat(AT_FDCWD, proc, in->quorum_fd, copy, AT_SYMLINK_FOLLOW) < 0) {
+		error_set(c->reason, 0, "cannot keep a copy for the quorum: %s", strerror(errno));
+		return stop(c, COMMIT_FAILED);
+	}
 	struct ingest_event ev = commit_event(c, INGEST_ATTEST);
 
-	ev.veto = veto;
 	ev.copy = copy;
 	ev.quorum_window = c->grant.quorum_window;
-	ev.ret_attesters = c->attesters;
-	ev.ret_n_attesters = &c->n_attesters;
-	r = ingest_report(in, &ev, started);
-	c->kept = ev.keep_copy;
-	if (!ev.keep_copy)
-		unlinkat(in->quorum_fd, copy, 0);
-	if (r == -EACCES || r == INGEST_ATTESTED)
-		error_set(c->reason, 0, "%s", veto);
-	else if (r < 0)
-		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
-	return r;
+	r = ingest_ask(in, &ev, &a, started);
+	c->kept = a.keep_copy;
+	if (!a.keep_copy)
+		(void)unlinkat(in->quorum_fd, copy, 0); /* nobody else names it */
+	if (r < 0) {
+		answer_reason(c, &a, r, EIO);
+		return stop(c, COMMIT_FAILED);
+	}
+	switch (a.verdict) {
+	case INGEST_PUBLISH:
+		memcpy(c->attesters, a.attesters, sizeof(c->attesters));
+		c->n_attesters = a.n_attesters;
+		return true;
+	case INGEST_REFUSE_NO_ROOM:
+		answer_reason(c, &a, r, EDQUOT);
+		return stop(c, COMMIT_NO_ROOM);
+	case INGEST_ATTESTED_ONLY:
+		error_set(c->reason, 0, "%s", a.veto);
+		return stop(c, COMMIT_ATTESTED);
+	default:
+		error_set(c->reason, 0, "%s", a.veto);
+		return stop(c, COMMIT_DENIED);
+	}
 }
 
-/* The daemon's last word before the token signs (INGEST_VET). */
-static int commit_vet(struct commit *c, double started)
+/* The daemon's last word before the token signs (INGEST_VET). A check
+ * that cannot be made refuses. */
+static bool commit_vet(struct commit *c, double started)
 {
-	char veto[INGEST_VETO_MAX] = "";
 	struct ingest_event ev = commit_event(c, INGEST_VET);
+	struct ingest_answer a;
 	int r;
 
-	ev.veto = veto;
 	ev.on_anomaly = c->grant.on_anomaly;
-	r = ingest_report(c->in, &ev, started);
-	if (r < 0)
-		error_set(c->reason, 0, "%s", veto[0] ? veto : strerror(-r));
-	return r == -EDQUOT || r == -EACCES || r == 0 ? r : -EACCES;
+	r = ingest_ask(c->in, &ev, &a, started);
+	if (r == 0 && a.verdict == INGEST_PUBLISH)
+		return true;
+	if (r == 0 && a.verdict == INGEST_REFUSE_NO_ROOM) {
+		answer_reason(c, &a, r, EDQUOT);
+		return stop(c, COMMIT_NO_ROOM);
+	}
+	answer_reason(c, &a, r, EACCES);
+	return stop(c, COMMIT_DENIED);
 }
 
-/* The signature is kept aside for review, durably: close() is refused with
- * EACCES and nothing is published until an admin releases it. */
-static int commit_hold(struct commit *c)
-{
-	int r = outbox_hold(c->in->outbox, c->fd, c->sig, c->sig_len, c->signing);
-
-	if (r < 0)
-		return error_set(c->reason, -EIO, "cannot keep it for review: %s", strerror(-r));
-	c->held = true;
-	return -EACCES;
-}
-
-static int commit_publish(struct commit *c)
+static bool commit_publish(struct commit *c)
 {
 	struct ingest *in = c->in;
 	uint64_t id = c->signing != INGEST_NO_ID ? c->signing : outbox_new_id(in->outbox);
@@ -258,21 +326,89 @@ static int commit_publish(struct commit *c)
 
 	if (r < 0) {
 		error_set(c->reason, 0, "cannot publish in the outbox: %s", strerror(-r));
-		return r;
+		return stop_on(c, r);
 	}
 	/* Published already (the outbox holds the inode): if the swap fails the
 	 * inbox keeps showing the previous version, and the staging name goes. */
 	if (c->staging && renameat(in->staging_fd, c->staging, in->inbox_fd, c->path) < 0)
-		unlinkat(in->staging_fd, c->staging, 0);
-	return 0;
+		(void)unlinkat(in->staging_fd, c->staging, 0);
+	return stop(c, COMMIT_PUBLISHED);
+}
+
+/* The outcome told to the daemon: a refusal for a limit names no record;
+ * what was never signed nor refused (gone, attested) is not told. */
+static void commit_report(struct commit *c, double started)
+{
+	static const enum ingest_result told[] = {
+	    [COMMIT_PUBLISHED] = INGEST_PUBLISHED,
+	    [COMMIT_DENIED] = INGEST_DENIED,
+	    [COMMIT_HELD] = INGEST_HELD,
+	    [COMMIT_FAILED] = INGEST_FAILED,
+	};
+	struct ingest_event ev;
+
+	switch (c->outcome) {
+	case COMMIT_GONE:
+	case COMMIT_ATTESTED:
+		return;
+	case COMMIT_TOO_LARGE:
+	case COMMIT_NO_ROOM:
+		ingest_report_simple(c->in, INGEST_DENIED, c->path, c->cred, &c->grant,
+				     c->st.st_size, c->reason);
+		return;
+	default:
+		ev = commit_event(c, told[c->outcome]);
+		ev.reason = c->outcome != COMMIT_PUBLISHED ? c->reason : NULL;
+		ev.replaced = c->staging != NULL;
+		ingest_report(c->in, &ev, started);
+	}
+}
+
+/* Hash, attest (a quorum rule), vet, embed, sign, record, publish: each
+ * step goes on or stops the commit with its outcome. */
+static void commit_steps(struct commit *c, double started)
+{
+	bool go = commit_hash(c);
+
+	if (go && c->grant.quorum >= 2)
+		go = commit_attest(c, started);
+	if (go)
+		go = commit_vet(c, started);
+	if (go)
+		go = commit_embed(c);
+	if (go)
+		go = commit_sign(c);
+	if (go)
+		go = commit_record(c, started);
+	if (go)
+		commit_publish(c);
+}
+
+int ingest_commit_errno(enum commit_outcome o)
+{
+	switch (o) {
+	case COMMIT_PUBLISHED:
+	case COMMIT_GONE:
+	case COMMIT_ATTESTED:
+		return 0;
+	case COMMIT_DENIED:
+	case COMMIT_HELD:
+		return -EACCES;
+	case COMMIT_NO_ROOM:
+		return -EDQUOT;
+	case COMMIT_TOO_LARGE:
+	case COMMIT_FAILED:
+		break;
+	}
+	return -EIO;
 }
 
 /* Commit FD as PATH. HASH may be NULL to hash FD from scratch; STAGING names
  * the staging file FD is, if it is one; CLAIMS (may be NULL) what a relay
- * says of its writer, recorded unverified. The caller holds PATH's stripe.
- * 0, -EACCES or -EFBIG (denied, reported), or -EIO (failed, reported). */
-int ingest_commit_claimed(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
-			  const char *staging, const struct ingest_cred *cred, const char *claims)
+ * says of its writer, recorded unverified. The caller holds PATH's stripe. */
+enum commit_outcome ingest_commit_claimed(struct ingest *in, int fd, const char *path,
+					  struct stream_hash *hash, const char *staging,
+					  const struct ingest_cred *cred, const char *claims)
 {
 	struct commit c = {.in = in,
 			   .fd = fd,
@@ -281,67 +417,37 @@ int ingest_commit_claimed(struct ingest *in, int fd, const char *path, struct st
 			   .hash = hash,
 			   .staging = staging,
 			   .signing = INGEST_NO_ID,
+			   .outcome = COMMIT_FAILED,
 			   .claims = claims};
 	double started = ingest_now();
-	int r;
 
-	r = commit_authorize(&c);
-	if (r < 0)
-		return r;
+	if (commit_authorize(&c) < 0)
+		return COMMIT_DENIED; /* reported */
 	pthread_mutex_lock(&in->lock);
 	in->counts.pending_n++;
 	pthread_mutex_unlock(&in->lock);
 
-	r = commit_hash(&c);
-	if (r == 0 && c.grant.quorum >= 2)
-		r = commit_attest(&c, started);
-	if (r == 0)
-		r = commit_vet(&c, started);
-	if (r == 0)
-		r = commit_embed(&c);
-	if (r == 0)
-		r = commit_sign(&c);
-	if (r == 0)
-		r = commit_record(&c, started);
-	if (r == 0)
-		r = commit_publish(&c);
-	else if (r == INGEST_HOLD)
-		r = commit_hold(&c);
+	commit_steps(&c, started);
 
 	pthread_mutex_lock(&in->lock);
 	in->counts.pending_n--;
 	pthread_mutex_unlock(&in->lock);
 	/* A signature made or a copy kept counts, whatever the outcome. */
-	if (r != 0 && c.grant.reservation && !c.sig && !c.kept && in->hooks.release)
+	if (c.outcome != COMMIT_PUBLISHED && c.grant.reservation && !c.sig && !c.kept &&
+	    in->hooks.release)
 		in->hooks.release(in->hooks.ctx, cred, &c.grant);
-	if (r == -EFBIG || r == -EDQUOT) {
-		ingest_report_simple(in, INGEST_DENIED, path, cred, &c.grant, c.st.st_size,
-				     c.reason);
-	} else if (r <= 0) {
-		struct ingest_event ev = commit_event(&c, r == 0	 ? INGEST_PUBLISHED
-							  : c.held	 ? INGEST_HELD
-							  : r == -EACCES ? INGEST_DENIED
-									 : INGEST_FAILED);
-		ev.reason = r < 0 ? c.reason : NULL;
-		ev.replaced = staging != NULL;
-		ingest_report(in, &ev, started);
-	}
+	commit_report(&c, started);
 	OPENSSL_free(c.sig);
 	hash_free(&c.fresh);
 	if (c.embedded)
-		close(c.fd); /* the signed artifact's; FD stays the caller's */
-	if (r == 1)
-		return 0; /* unlinked before its close: nothing to publish */
-	if (r == INGEST_ATTESTED)
-		return r;
-	/* Signing and publishing failures are EIO to the writer, a refusal or
-	 * a hold EACCES; the reason went out with the event. */
-	return r == -EFBIG || r == -EACCES || r == -EDQUOT ? r : r < 0 ? -EIO : 0;
+		(void)close(c.fd); /* the signed artifact's; FD stays the caller's */
+	return c.outcome;
 }
 
 /* ingest_commit_claimed() without claims: a writer of this host. */
-int ingest_commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
-		     const char *staging, const struct ingest_cred *cred)
+enum commit_outcome ingest_commit_fd(struct ingest *in, int fd, const char *path,
+				     struct stream_hash *hash, const char *staging,
+				     const struct ingest_cred *cred)
 {
 	return ingest_commit_claimed(in, fd, path, hash, staging, cred, NULL);
 }

@@ -90,8 +90,13 @@ double ingest_now(void);
 /* The lock of PATH's commits, rollbacks and renames. */
 pthread_mutex_t *ingest_stripe(struct ingest *in, const char *path);
 
-/* Hand EV to the daemon's event hook (counted first); its answer. */
-int ingest_report(struct ingest *in, struct ingest_event *ev, double started);
+/* Ask the daemon EV's question: 0 with its verdict in ANSWER (PUBLISH when
+ * no hook answers), or the hook's negative errno. */
+int ingest_ask(struct ingest *in, struct ingest_event *ev, struct ingest_answer *answer,
+	       double started);
+
+/* Tell the daemon EV's outcome (counted first). */
+void ingest_report(struct ingest *in, struct ingest_event *ev, double started);
 void ingest_report_simple(struct ingest *in, enum ingest_result result, const char *path,
 			  const struct ingest_cred *cred, const struct ingest_grant *grant,
 			  off_t size, const char *reason);
@@ -112,14 +117,32 @@ int ingest_authorize(struct ingest *in, const char *path, enum ingest_check chec
 
 /* ---- ingest-commit.c ---- */
 
+/* How one commit ended (each but GONE and ATTESTED reported to the daemon). */
+enum commit_outcome {
+	COMMIT_PUBLISHED, /* signed and published */
+	COMMIT_GONE,	  /* unlinked before its commit: nothing to publish */
+	COMMIT_ATTESTED,  /* counted toward a quorum, nothing published */
+	COMMIT_DENIED,	  /* refused by the policy or the daemon */
+	COMMIT_HELD,	  /* signed and kept aside for review */
+	COMMIT_TOO_LARGE, /* over its rule's size cap */
+	COMMIT_NO_ROOM,	  /* a hold would find no room to keep it */
+	COMMIT_FAILED,	  /* signing, recording or publishing failed */
+};
+
+/* What the writer whose commit ended with O sees: 0 (published, gone,
+ * attested), -EACCES (denied, held), -EDQUOT (no room), or -EIO (failed, or
+ * over the size cap: the write that crossed it saw EFBIG). */
+int ingest_commit_errno(enum commit_outcome o);
+
 /* Commit FD as PATH: HASH may be NULL (hashed from scratch), STAGING names
  * the staging file FD is, if one, CLAIMS what a relay says of its writer
- * (may be NULL). The caller holds PATH's stripe. 0, -EACCES, -EFBIG,
- * -EDQUOT (denied, reported), INGEST_ATTESTED, or -EIO (failed, reported). */
-int ingest_commit_claimed(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
-			  const char *staging, const struct ingest_cred *cred, const char *claims);
-int ingest_commit_fd(struct ingest *in, int fd, const char *path, struct stream_hash *hash,
-		     const char *staging, const struct ingest_cred *cred);
+ * (may be NULL). The caller holds PATH's stripe. */
+enum commit_outcome ingest_commit_claimed(struct ingest *in, int fd, const char *path,
+					  struct stream_hash *hash, const char *staging,
+					  const struct ingest_cred *cred, const char *claims);
+enum commit_outcome ingest_commit_fd(struct ingest *in, int fd, const char *path,
+				     struct stream_hash *hash, const char *staging,
+				     const struct ingest_cred *cred);
 
 /* ---- ingest-relay.c ---- */
 

@@ -77,7 +77,15 @@ static char *path_of(struct ingest_file *f)
 
 /* ---- events ---- */
 
-int ingest_report(struct ingest *in, struct ingest_event *ev, double started)
+int ingest_ask(struct ingest *in, struct ingest_event *ev, struct ingest_answer *answer,
+	       double started)
+{
+	*answer = (struct ingest_answer){.verdict = INGEST_PUBLISH, .signing = INGEST_NO_ID};
+	ev->seconds = ingest_now() - started;
+	return in->hooks.ask ? in->hooks.ask(in->hooks.ctx, ev, answer) : 0;
+}
+
+void ingest_report(struct ingest *in, struct ingest_event *ev, double started)
 {
 	ev->seconds = ingest_now() - started;
 	pthread_mutex_lock(&in->lock);
@@ -103,7 +111,8 @@ int ingest_report(struct ingest *in, struct ingest_event *ev, double started)
 		break;
 	}
 	pthread_mutex_unlock(&in->lock);
-	return in->hooks.event ? in->hooks.event(in->hooks.ctx, ev) : 0;
+	if (in->hooks.notify)
+		in->hooks.notify(in->hooks.ctx, ev);
 }
 
 void ingest_report_simple(struct ingest *in, enum ingest_result result, const char *path,
@@ -862,6 +871,7 @@ static int land_deferred(struct ingest_file *f, const char *path)
 static int commit_file(struct ingest_file *f)
 {
 	struct ingest *in = f->in;
+	enum commit_outcome o;
 	pthread_mutex_t *s;
 	bool nothing;
 	char *path;
@@ -908,10 +918,11 @@ static int commit_file(struct ingest_file *f)
 		free(path);
 		return r;
 	}
-	r = ingest_commit_fd(in, f->fd, path, settled_hash(f), f->staging[0] ? f->staging : NULL,
+	o = ingest_commit_fd(in, f->fd, path, settled_hash(f), f->staging[0] ? f->staging : NULL,
 			     &f->cred);
 	pthread_mutex_unlock(s);
-	if (r == INGEST_ATTESTED) {
+	r = ingest_commit_errno(o);
+	if (o == COMMIT_ATTESTED) {
 		/* Attested, published only with the other writers' bytes: the
 		 * inbox goes back to what is published. */
 		drop_uncommitted(f, path);
@@ -928,7 +939,7 @@ static int commit_file(struct ingest_file *f)
 		drop_uncommitted(f, path);
 	}
 	free(path);
-	return r == -EFBIG ? -EIO : r;
+	return r;
 }
 
 int ingest_flush(struct ingest_file *f, const struct ingest_closer *closer)
@@ -1051,21 +1062,22 @@ static void commit_pending(struct ingest *in, struct pending *p)
 {
 	char why[INGEST_VETO_MAX];
 	pthread_mutex_t *s = ingest_stripe(in, p->path);
+	enum commit_outcome o;
+	bool signable;
 	struct stat st;
-	int fd, r;
+	int fd;
 
 	fd = openat(in->inbox_fd, p->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return;
 	pthread_mutex_lock(s);
-	r = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ? -EINVAL
-	    : relay_is_staging(p->path)		       ? -EPERM /* a relay's upload, cut short */
-	    : check_final_name(in, p->path, false) < 0
-		? -ENAMETOOLONG
-		: ingest_commit_fd(in, fd, p->path, NULL, NULL, &p->cred);
-	if (r == INGEST_ATTESTED && names_fd(in, p->path, fd))
-		unlinkat(in->inbox_fd, p->path, 0); /* attested, not published */
-	if (r < 0 && names_fd(in, p->path, fd)) {
+	/* Not a file, a relay's upload cut short, or no final name: not signed. */
+	signable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && !relay_is_staging(p->path) &&
+		   check_final_name(in, p->path, false) == 0;
+	o = signable ? ingest_commit_fd(in, fd, p->path, NULL, NULL, &p->cred) : COMMIT_FAILED;
+	if (o == COMMIT_ATTESTED && names_fd(in, p->path, fd))
+		(void)unlinkat(in->inbox_fd, p->path, 0); /* attested, not published */
+	if (ingest_commit_errno(o) < 0 && names_fd(in, p->path, fd)) {
 		snprintf(why, sizeof(why),
 			 "temporary file not renamed within %u s and not signable under its own "
 			 "name; removed from the inbox",
@@ -1296,10 +1308,11 @@ static int commit_moved(struct ingest *in, const char *to, struct file_list *fil
 
 	for (size_t i = 0; i < files->n; i++) {
 		char *path;
+		enum commit_outcome o;
 		struct pending *p;
 		pthread_mutex_t *s;
 		bool busy;
-		int fd, r;
+		int fd;
 
 		if (asprintf(&path, "%s/%s", to, files->paths[i]) < 0)
 			return -ENOMEM;
@@ -1311,13 +1324,13 @@ static int commit_moved(struct ingest *in, const char *to, struct file_list *fil
 		if (fd >= 0) {
 			s = ingest_stripe(in, path);
 			pthread_mutex_lock(s);
-			r = ingest_commit_fd(in, fd, path, NULL, NULL, cred);
+			o = ingest_commit_fd(in, fd, path, NULL, NULL, cred);
 			/* Attested, not published: out of the inbox, as at close. */
-			if (r == INGEST_ATTESTED)
-				unlinkat(in->inbox_fd, path, 0);
+			if (o == COMMIT_ATTESTED)
+				(void)unlinkat(in->inbox_fd, path, 0);
 			pthread_mutex_unlock(s);
 			close(fd);
-			if (r < 0)
+			if (ingest_commit_errno(o) < 0)
 				result = -EIO;
 		}
 		pending_free(in, p);
@@ -1448,7 +1461,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	char marker[MARKER_MAX] = "", withdrawal[MARKER_MAX] = "";
 	pthread_mutex_t *s;
 	struct stat st;
-	bool commit, later;
+	bool commit, later, attested = false;
 	int r, fd = -1;
 
 	if (flags & ~RENAME_NOREPLACE)
@@ -1491,10 +1504,12 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 				  __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED), marker);
 	if (r == 0 && commit && !later) {
 		char *claims = relay_is_staging(from) ? take_claims(in, from, cred) : NULL;
-		r = ingest_commit_claimed(in, fd, to, NULL, NULL, cred, claims);
+		enum commit_outcome o = ingest_commit_claimed(in, fd, to, NULL, NULL, cred, claims);
 		free(claims);
+		attested = o == COMMIT_ATTESTED;
+		r = ingest_commit_errno(o);
 	}
-	if (r == INGEST_ATTESTED) {
+	if (attested) {
 		/* Attested, not published: the bytes leave the inbox, as a
 		 * closed file's do, and the rename succeeds for the writer. */
 		if (relay_is_staging(from))
@@ -1507,7 +1522,8 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	} else if (r == 0 && renameat2(in->inbox_fd, from, in->inbox_fd, to, flags) < 0) {
 		r = -errno;
 	} else if (r == 0 && later && ingest_defer_commit(in, to, fd, cred) < 0) {
-		r = ingest_commit_fd(in, fd, to, NULL, NULL, cred); /* it cannot wait: now */
+		/* It cannot wait: now. */
+		r = ingest_commit_errno(ingest_commit_fd(in, fd, to, NULL, NULL, cred));
 	}
 	ingest_marker_remove(in, marker);
 	if (r == 0 && from) {
@@ -1526,7 +1542,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 	pending_free(in, done);
 	if (fd >= 0)
 		close(fd);
-	return r == -EFBIG ? -EIO : r;
+	return r;
 }
 
 int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,

@@ -72,61 +72,83 @@ enum ingest_check {
 
 /* May CRED do CHECK at PATH? 0 with the grant, or -EACCES with the reason.
  * Called at create/open/mkdir/rename and again at commit with the final
- * path, always with the credential taken at open. */
+ * path, always with the credential taken at open. Locks: at COMMIT, the
+ * path's commit stripe (and at a close, the file's lock); else none. */
 typedef int (*ingest_authorize_fn)(void *ctx, const char *path, enum ingest_check check,
 				   const struct ingest_cred *cred, struct ingest_grant *grant,
 				   char reason[INGEST_VETO_MAX]);
 
 /* A COMMIT authorisation that did not end in a signature: give back what
- * its grant reserved. */
+ * its grant reserved. Locks: the path's commit stripe (and at a close, the
+ * file's lock). */
 typedef void (*ingest_release_fn)(void *ctx, const struct ingest_cred *cred,
 				  const struct ingest_grant *grant);
 
-/* A commit reports SIGNED once the signature exists and before anything is
- * published: the handler records it durably and names the record in
- * *ret_signing, and returns 0 to publish it, -EACCES to refuse it, or
- * INGEST_HOLD to keep it aside for review (with the reason in VETO), or
- * another negative errno when it failed. Then exactly one of PUBLISHED,
- * DENIED, HELD or FAILED follows, naming that record in SIGNING. A policy
- * refusal (at create, commit, or the write that crosses a size cap) is
- * DENIED too, with no record to name. A version nobody finished (its writer
- * was killed, a write failed, the daemon stopped first) is ABANDONED,
- * unsigned. A writer sees EACCES for DENIED and HELD, EIO for FAILED. */
+/* What a commit asks the daemon and what it tells it. A commit asks, in
+ * this order and each only when the one before said to go on: ATTEST (a
+ * quorum rule only), VET, then SIGNED; each question is answered with a
+ * verdict (ingest_ask_fn). Then it tells exactly one outcome: PUBLISHED,
+ * DENIED, HELD or FAILED, naming the SIGNED record in SIGNING when there is
+ * one. A policy refusal (at create, commit, or the write that crosses a
+ * size cap) is DENIED too, with no record to name. A version nobody
+ * finished (its writer was killed, a write failed, the daemon stopped
+ * first) is ABANDONED, unsigned. A writer sees EACCES for DENIED and HELD,
+ * EIO for FAILED. Outcomes are input only (ingest_notify_fn). */
 enum ingest_result {
-	INGEST_SIGNED,
-	INGEST_PUBLISHED,
-	INGEST_FAILED,
-	INGEST_DENIED,
-	INGEST_ABANDONED,
-	INGEST_HELD,   /* signed and kept aside, durably (ingest_publish_held) */
-	INGEST_ATTEST, /* a quorum rule's write, hashed: the handler decides */
-	/* a published path left the inbox (removed, or renamed away): its
-	 * outbox entry is gone, SIGNING names the version it published; the
-	 * handler records it durably before returning */
+	INGEST_SIGNED,	  /* question: the signature exists, nothing is published yet */
+	INGEST_PUBLISHED, /* outcome */
+	INGEST_FAILED,	  /* outcome */
+	INGEST_DENIED,	  /* outcome */
+	INGEST_ABANDONED, /* outcome */
+	INGEST_HELD,	  /* outcome: signed and kept aside, durably (ingest_publish_held) */
+	INGEST_ATTEST,	  /* question: a quorum rule's write, hashed */
+	/* outcome: a published path left the inbox (removed, or renamed
+	 * away): its outbox entry is gone, SIGNING names the version it
+	 * published; the handler records it durably before returning */
 	INGEST_WITHDRAWN,
-	INGEST_VET, /* hashed, about to be signed: the handler may refuse first */
-	/* a publication older than its retention: withdrawn from the outbox
-	 * and the inbox, its object removed (SIGNING names it) */
+	INGEST_VET, /* question: hashed, about to be signed */
+	/* outcome: a publication older than its retention: withdrawn from the
+	 * outbox and the inbox, its object removed (SIGNING names it) */
 	INGEST_EXPIRED,
 };
 
-/* VET is reported once the bytes are hashed (and a quorum reached) and
- * before the token signs: the handler returns 0 to sign, or -EACCES or
- * -EDQUOT with the reason in VETO to refuse it unsigned (then DENIED
- * follows, naming no record). What can be refused without a signature is
- * refused here, so that a refusal never costs a use of the key. */
+/* The daemon's answer to a question. */
+enum ingest_verdict {
+	INGEST_PUBLISH,		/* go on: sign (VET, ATTEST), publish (SIGNED) */
+	INGEST_REFUSE,		/* refused: DENIED follows, the writer sees EACCES */
+	INGEST_REFUSE_NO_ROOM,	/* VET: refused, no room to keep it held: EDQUOT */
+	INGEST_HOLD_FOR_REVIEW, /* SIGNED: kept aside for review: HELD follows */
+	INGEST_ATTESTED_ONLY,	/* ATTEST: counted, nothing more (close() succeeds) */
+};
 
-/* ATTEST, like SIGNED, is reported before anything is signed, with a copy
- * of the bytes kept under quorum/ as COPY: the handler returns 0 when this
- * write completes the quorum (the uids of its writers in *ret_attesters,
- * which the SIGNED event then names), INGEST_ATTESTED when it was counted
- * (the writer's close() succeeds, nothing is published), or -EACCES when
- * it is refused, with the reason in VETO either way. It sets keep_copy
- * when the copy is to stay (the daemon then owns it: ingest_drop_copy). */
-#define INGEST_HOLD 2
-#define INGEST_ATTESTED 3
 #define INGEST_MAX_ATTESTERS 64
 
+/* ATTEST comes with a copy of the bytes kept under quorum/ as COPY: the
+ * handler answers PUBLISH when this write completes the quorum (the uids
+ * of its writers in ATTESTERS, which the SIGNED event then names),
+ * ATTESTED_ONLY when it was counted, or REFUSE (a mismatch), with the
+ * reason in VETO either way. It sets KEEP_COPY when the copy is to stay
+ * (the daemon then owns it: ingest_drop_copy), whatever the verdict.
+ *
+ * VET comes once the bytes are hashed (and a quorum reached) and before
+ * the token signs: PUBLISH to sign, or REFUSE or REFUSE_NO_ROOM with the
+ * reason in VETO to refuse it unsigned (then DENIED follows, naming no
+ * record). What can be refused without a signature is refused here, so
+ * that a refusal never costs a use of the key.
+ *
+ * SIGNED: the handler records the signature durably and names the record
+ * in SIGNING (even when it fails after that), and answers PUBLISH, REFUSE,
+ * or HOLD_FOR_REVIEW (the reason in VETO). */
+struct ingest_answer {
+	enum ingest_verdict verdict; /* PUBLISH when the handler leaves it */
+	uint64_t signing;	     /* SIGNED: the handler's record, INGEST_NO_ID before */
+	bool keep_copy;		     /* ATTEST: the copy stays, the daemon's now */
+	long long attesters[INGEST_MAX_ATTESTERS]; /* ATTEST: a quorum's writers (uids) */
+	size_t n_attesters;
+	char veto[INGEST_VETO_MAX]; /* why it was refused, held, attested, or failed */
+};
+
+/* What a question or an outcome is about: read only for the handler. */
 struct ingest_event {
 	enum ingest_result result;
 	const char *path; /* inbox-relative */
@@ -138,18 +160,13 @@ struct ingest_event {
 	const char *reason;	     /* why it failed, or NULL */
 	double seconds;		     /* commit latency */
 	uint64_t signing;	     /* PUBLISHED, FAILED: the SIGNED record, or INGEST_NO_ID */
-	uint64_t *ret_signing;	     /* SIGNED: where the handler names its record */
 	bool replaced;		     /* PUBLISHED: the inbox entry is another inode now */
-	enum policy_on_anomaly on_anomaly;     /* SIGNED: the rule's choice for anomalies */
+	enum policy_on_anomaly on_anomaly;     /* VET, SIGNED: the rule's choice for anomalies */
 	const struct ingest_sign_facts *facts; /* SIGNED: its timestamp */
 	const long long *attesters;	       /* SIGNED: a quorum's writers (uids) */
 	size_t n_attesters;
 	unsigned quorum, quorum_window; /* ATTEST (and PUBLISHED): the rule's quorum */
 	const char *copy;		/* ATTEST: the kept copy's name under quorum/ */
-	bool keep_copy;			/* ATTEST: set by the handler to keep it */
-	long long *ret_attesters;	/* ATTEST: INGEST_MAX_ATTESTERS uids */
-	size_t *ret_n_attesters;
-	char *veto; /* SIGNED: INGEST_VETO_MAX bytes for a reason */
 	/* SIGNED, PUBLISHED: an embedded signature's format ("authenticode",
 	 * "kmod") and the digest of what was published (sha256 is the
 	 * writer's); NULL for the bytes as written */
@@ -158,7 +175,19 @@ struct ingest_event {
 	const char *claims; /* SIGNED: what a relay says of its writer (JSON), unverified */
 };
 
-typedef int (*ingest_event_fn)(void *ctx, struct ingest_event *ev);
+/* A question (ATTEST, VET, SIGNED): 0 with the verdict in ANSWER, or a
+ * negative errno when the handler failed (the reason in ANSWER's veto):
+ * then FAILED follows (DENIED for VET: a check that cannot be made
+ * refuses). Locks: the path's commit stripe (no other commit, rollback or
+ * rename of the path meanwhile) and, at a close, the file's lock. */
+typedef int (*ingest_ask_fn)(void *ctx, const struct ingest_event *ev,
+			     struct ingest_answer *answer);
+
+/* An outcome, told once; nothing is answered. Locks: a commit's outcome,
+ * as a question's; a withdrawal, an expiry or a rollback, the path's
+ * commit stripe; an abandoned file or a write past the size cap, the
+ * file's lock; a refusal at create, open, mkdir or rename, none. */
+typedef void (*ingest_notify_fn)(void *ctx, const struct ingest_event *ev);
 
 /* What a signature carries beyond itself: its timestamp (genTime, the
  * token's and the TSA's serials), or why it has none when one was asked
@@ -172,7 +201,8 @@ struct ingest_sign_facts {
 /* Sign DIGEST (SHA-256 of the content) with KEY: a detached signature
  * (*ret_der, OPENSSL_malloc'd) and its FACTS, or a negative errno with the
  * reason (an expired or revoked certificate, a disabled key, a token that
- * fails, no timestamp where one is required). */
+ * fails, no timestamp where one is required: -EIO). Locks: the path's
+ * commit stripe (and at a close, the file's lock). */
 typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char digest[SHA256_LEN],
 			      unsigned char **ret_der, size_t *ret_len,
 			      struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
@@ -183,28 +213,35 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
  * GRANT's key into OUT_FD (empty, read-write), and the format used in
  * *RET_FORMAT (CMS when AUTO found neither image nor module: OUT_FD is not
  * used). 0, or -EINVAL when the bytes are not of the rule's format, or
- * another negative errno when signing failed, with the reason. */
+ * another negative errno when signing failed, with the reason. Locks: as
+ * SIGN's. */
 typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int fd, off_t size,
 			       int out_fd, enum policy_format *ret_format,
 			       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
 /* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), written
  * by CRED (which the signer records as the relay's claims), which the
  * hook hands to a signer, returning that signer's detached signature over
- * it as SIGN does, or -EACCES (the signer refused it) or another negative
- * errno with the reason, or INGEST_ATTESTED (the signer's quorum counted
- * it; the hook recorded that, nothing is published here). */
+ * it as SIGN does, or none with *RET_ATTESTED set (the signer's quorum
+ * counted it; the hook recorded that, nothing is published here), or
+ * -EACCES (the signer refused it) or another negative errno with the
+ * reason. Locks: as SIGN's. */
 typedef int (*ingest_forward_fn)(void *ctx, const char *path, int fd, off_t size,
 				 const struct ingest_cred *cred, unsigned char **ret_der,
-				 size_t *ret_len, char reason[INGEST_VETO_MAX]);
+				 size_t *ret_len, bool *ret_attested, char reason[INGEST_VETO_MAX]);
 
-/* What the pipeline asks of the daemon; CTX goes to each. */
+/* What the pipeline asks of the daemon; CTX goes to each. No hook runs
+ * with the ingest's registry lock or a hash lock held, but some with a
+ * path's commit stripe or an open file's lock (each hook says which): a
+ * hook must not call back into the ingest for a commit, rollback, rename
+ * or held publication (ingest_publish_held), which take stripes. */
 struct ingest_hooks {
 	ingest_authorize_fn authorize;
 	ingest_release_fn release;
 	ingest_sign_fn sign;
 	ingest_embed_fn embed;	   /* may be NULL: every format is CMS */
 	ingest_forward_fn forward; /* set: used instead of SIGN (a relay) */
-	ingest_event_fn event;
+	ingest_ask_fn ask;	   /* may be NULL: every question is answered PUBLISH */
+	ingest_notify_fn notify;   /* may be NULL */
 	void *ctx;
 };
 

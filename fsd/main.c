@@ -623,7 +623,7 @@ static const char *writer_claims(const struct ingest_cred *cred, char *out, size
 
 static int relay_hook(void *ctx, const char *path, int fd, off_t size,
 		      const struct ingest_cred *cred, unsigned char **ret_der, size_t *ret_len,
-		      char reason[INGEST_VETO_MAX])
+		      bool *ret_attested, char reason[INGEST_VETO_MAX])
 {
 	struct fsd *d = ctx;
 	char claims[RELAY_MAX_CLAIMS];
@@ -632,7 +632,8 @@ static int relay_hook(void *ctx, const char *path, int fd, off_t size,
 			      &out, ret_der, ret_len, reason);
 
 	if (r == 0 && out.attested)
-		return relay_record_attested(d, path, size, cred, &out, reason);
+		r = relay_record_attested(d, path, size, cred, &out, reason);
+	*ret_attested = r == 0 && out.attested;
 	return r;
 }
 
@@ -791,7 +792,8 @@ int main(int argc, char **argv)
 					       .sign = events_sign,
 					       .embed = events_embed,
 					       .forward = d.relay ? relay_hook : NULL,
-					       .event = events_ingest,
+					       .ask = events_ask,
+					       .notify = events_notify,
 					       .ctx = &d},
 			&d.ingest);
 	if (r < 0) {

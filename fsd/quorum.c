@@ -62,12 +62,13 @@ static void writer_label(long long uid, const char *user, char *out, size_t n)
 		snprintf(out, n, "uid %lld", uid);
 }
 
-int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *rec)
+int quorum_attest(struct fsd *d, const struct ingest_event *ev, struct audit_record *rec,
+		  struct ingest_answer *answer)
 {
 	struct attestation *v = NULL, mine = {0};
 	const struct attestation *other = NULL;
 	char err[AUDIT_ERR_MAX], reason[512], who[96];
-	long long *uids = ev->ret_attesters;
+	long long *uids = answer->attesters;
 	bool blocked = false, counted = false;
 	time_t now = time(NULL);
 	size_t n = 0, distinct = 0;
@@ -89,7 +90,7 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 	pthread_mutex_lock(&q.lock);
 	if (attestations_of(d->store, ev->path, &v, &n) < 0) {
 		pthread_mutex_unlock(&q.lock);
-		error_set(ev->veto, 0, "cannot read the quorum's attestations from the store");
+		error_set(answer->veto, 0, "cannot read the quorum's attestations from the store");
 		return -EIO;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -113,11 +114,12 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 
 	if (blocked) {
 		error_set(
-		    ev->veto, 0,
+		    answer->veto, 0,
 		    "inbox/%s is blocked: its writers disagreed (quorum_mismatch); nothing is "
 		    "signed there until an admin runs signfsctl quorum reset",
 		    ev->path);
-		r = -EACCES;
+		answer->verdict = INGEST_REFUSE;
+		r = 0;
 	} else if (other) {
 		char them[96];
 		writer_label(other->uid, other->user, them, sizeof(them));
@@ -136,15 +138,15 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 		if (r < 0)
 			keep_give(d->keep, ev->copy);
 		if (r == 0) {
-			ev->keep_copy = true;
+			answer->keep_copy = true;
 			q.mismatches++;
 			log_err("quorum mismatch: inbox/%s: %s", ev->path, reason);
 			anomalies_found(d, rec, seq, now, ANOMALY_QUORUM_MISMATCH, reason,
 					POLICY_ANOMALY_DENY, err);
-			error_set(ev->veto, 0, "quorum mismatch: %s", reason);
-			r = -EACCES;
+			error_set(answer->veto, 0, "quorum mismatch: %s", reason);
+			answer->verdict = INGEST_REFUSE;
 		} else {
-			error_set(ev->veto, 0, "%s", err);
+			error_set(answer->veto, 0, "%s", err);
 			r = -EIO;
 		}
 	} else if (counted) {
@@ -152,8 +154,9 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 			 "%s attested these bytes already: counted once (%zu of %u writers)", who,
 			 distinct, ev->quorum);
 		r = record(d, rec, "attested", reason, NULL, false, NULL, err);
-		error_set(ev->veto, 0, "%s", reason);
-		r = r < 0 ? -EIO : INGEST_ATTESTED;
+		error_set(answer->veto, 0, "%s", reason);
+		answer->verdict = INGEST_ATTESTED_ONLY;
+		r = r < 0 ? -EIO : 0;
 	} else if (distinct + 1 < ev->quorum) {
 		snprintf(reason, sizeof(reason),
 			 "%zu of %u writers; published when the others write the same bytes "
@@ -161,18 +164,20 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 			 distinct + 1, ev->quorum, ev->quorum_window);
 		/* Counted before it is kept: a copy past the limits is refused. */
 		r = keep_take(d->keep, KEEP_QUORUM, ev->copy, rec->uid, rec->rule,
-			      ev->size > 0 ? ev->size : 0, false, ev->veto);
-		if (r == 0 && record(d, rec, "attested", reason, &mine, false, NULL, err) < 0) {
+			      ev->size > 0 ? ev->size : 0, false, answer->veto);
+		if (r < 0) {
+			answer->verdict = INGEST_REFUSE_NO_ROOM; /* the reason in the veto */
+			r = 0;
+		} else if (record(d, rec, "attested", reason, &mine, false, NULL, err) < 0) {
 			keep_give(d->keep, ev->copy);
-			error_set(ev->veto, 0, "%s", err);
+			error_set(answer->veto, 0, "%s", err);
 			r = -EIO;
-		}
-		if (r == 0) {
-			ev->keep_copy = true;
+		} else {
+			answer->keep_copy = true;
 			q.attested++;
 			log_info("attested: inbox/%s by %s: %s", ev->path, who, reason);
-			error_set(ev->veto, 0, "%s", reason);
-			r = INGEST_ATTESTED;
+			error_set(answer->veto, 0, "%s", reason);
+			answer->verdict = INGEST_ATTESTED_ONLY;
 		}
 	} else {
 		snprintf(reason, sizeof(reason), "completes the quorum: %zu of %u writers",
@@ -180,17 +185,17 @@ int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *r
 		r = record(d, rec, "attested", reason, NULL, false, NULL, err);
 		if (r == 0) {
 			uids[distinct++] = mine.uid;
-			*ev->ret_n_attesters = distinct;
+			answer->n_attesters = distinct;
 			q.attested++;
 			log_info("quorum reached: inbox/%s by %s: %s", ev->path, who, reason);
 		} else {
-			error_set(ev->veto, 0, "%s", err);
+			error_set(answer->veto, 0, "%s", err);
 			r = -EIO;
 		}
 	}
 	pthread_mutex_unlock(&q.lock);
-	if (r != INGEST_ATTESTED && r != 0)
-		log_warn("not attested: inbox/%s by %s: %s", ev->path, who, ev->veto);
+	if (r < 0 || answer->verdict == INGEST_REFUSE || answer->verdict == INGEST_REFUSE_NO_ROOM)
+		log_warn("not attested: inbox/%s by %s: %s", ev->path, who, answer->veto);
 	daemon_note_inventory(d, NULL);
 	free(v);
 	return r;

@@ -15,9 +15,10 @@
 struct fsd;
 struct audit_record;
 
-/* The ingest's ATTEST event (REC: its audit fields so far): see ingest.h
- * for what it returns. */
-int quorum_attest(struct fsd *d, struct ingest_event *ev, struct audit_record *rec);
+/* The ingest's ATTEST question (REC: its audit fields so far), answered
+ * in ANSWER: see ingest.h. */
+int quorum_attest(struct fsd *d, const struct ingest_event *ev, struct audit_record *rec,
+		  struct ingest_answer *answer);
 
 /* PATH was published under a quorum rule: its attestations are done. */
 void quorum_published(struct fsd *d, const char *path);

@@ -11,9 +11,9 @@ struct fsd;
 
 /* CRED's inbox PATH (SIZE bytes) was attested by the signer, which
  * published nothing yet (OUT, with REASON saying where): an "attested"
- * event in this relay's audit log, durable on return. INGEST_ATTESTED
- * (the writer's close() succeeds, nothing is published here), or -EIO
- * with the reason in REASON when it cannot be recorded. */
+ * event in this relay's audit log, durable on return. 0 (the writer's
+ * close() succeeds, nothing is published here), or -EIO with the reason
+ * in REASON when it cannot be recorded. */
 int relay_record_attested(struct fsd *d, const char *path, off_t size,
 			  const struct ingest_cred *cred, const struct relay_outcome *out,
 			  char reason[INGEST_VETO_MAX]);

@@ -1,7 +1,13 @@
-/* The audit log: every signing decision as one canonical JSON line, a leaf of
- * an RFC 6962 Merkle tree kept in the store, with C2SP checkpoints signed by
- * the audit key. An append is durable when it returns. Errors come back as
- * text in ERR; nothing is logged here. */
+/* The audit log: each event of the daemon and of signfsctl (signatures and
+ * their outcomes, denials, holds, anomalies, certificate changes, starts and
+ * stops) as one canonical JSON line, chained to the line before and a leaf
+ * of an RFC 6962 Merkle tree kept in the store, with C2SP checkpoints signed
+ * by the audit key (and a copy kept outside the store). Appends are group
+ * committed: audit_append returns once its record is committed and, unless
+ * its caller flushes, durable; the _later forms return without waiting. At
+ * open, the store is checked against the last checkpoint it signed. The
+ * /audit files (a JSONL file per UTC day, the checkpoint) are read back
+ * from it. Errors come back as text in ERR; nothing is logged here. */
 #pragma once
 
 #include "error.h"

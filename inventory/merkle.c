@@ -7,7 +7,12 @@
 #include <openssl/sha.h>
 
 /* SHA-256 fetched once: an implicit fetch at each hash (EVP_sha256(),
- * SHA256()) costs more than hashing a log line (a start hashes millions). */
+ * SHA256()) costs more than hashing a log line (a start hashes millions).
+ * This is the one file-level state of inventory/, and it stays one: it is
+ * set once under pthread_once and only read after, the same value for
+ * every caller, and the hashes take no handle (the audit log, its verifier,
+ * the start check, signfsctl and the fuzzer hash leaves with them), so
+ * that a handle would be threaded through all of them for a constant. */
 static EVP_MD *fetched;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 

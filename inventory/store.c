@@ -159,11 +159,14 @@ static void migrate(sqlite3 *db)
 	}
 	if (version >= (int)(sizeof(migrations) / sizeof(*migrations)))
 		return;
+	/* A new store fails the ALTERs (its tables have the columns already):
+	 * harmless, as said above. */
 	for (size_t i = version; i < sizeof(migrations) / sizeof(*migrations); i++)
-		sqlite3_exec(db, migrations[i], NULL, NULL, NULL);
+		(void)sqlite3_exec(db, migrations[i], NULL, NULL, NULL);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %zu",
 		 sizeof(migrations) / sizeof(*migrations));
-	sqlite3_exec(db, sql, NULL, NULL, NULL);
+	/* Not counted, they run again at the next open, as harmlessly. */
+	(void)sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
 /* The counter of state changes, mapped for store_version(). */
@@ -439,7 +442,7 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_E
 	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		r = error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
 	if (r < 0)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* the error is FN's */
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0)
 		store_note_change(s);

@@ -288,7 +288,7 @@ int inventory_usage_flush(struct store *s, struct usage_buffer *b)
 	    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		r = (int)(n + t.n_ev + t.n_dn);
 	else
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* kept to try again */
 out:
 	pthread_mutex_unlock(&s->lock);
 	/* Committed: counting again would count twice, durable or not. */

@@ -283,17 +283,156 @@ static bool open_checkpoint(const char *note, size_t len, EVP_PKEY *pub, uint64_
 	return true;
 }
 
+/* The day files (YYYY-MM-DD.jsonl) of D, at most MAX_FILES, sorted, into
+ * *RET (N names); D is closed. false when out of memory (said in V). */
+static bool day_files(DIR *d, char ***ret, size_t *n, struct audit_verdict *v)
+{
+	char **names = NULL, **more;
+	size_t n_names = 0;
+	struct dirent *e;
+	bool ok = true;
+
+	while ((e = readdir(d)) && n_names < MAX_FILES) {
+		size_t l = strlen(e->d_name);
+		char day[11];
+		if (l != 16 || strcmp(e->d_name + 10, ".jsonl"))
+			continue;
+		memcpy(day, e->d_name, 10);
+		day[10] = 0;
+		if (!audit_is_day(day))
+			continue;
+		/* analyzer: NAMES and its names go to the caller, who frees them. */
+		more = realloc(names, (n_names + 1) * sizeof(*names));
+		if (!more || !(more[n_names] = strdup(e->d_name))) {
+			names = more ? more : names;
+			verdict(v, false, "out of memory");
+			ok = false;
+			break;
+		}
+		names = more;
+		n_names++;
+	}
+	closedir(d);
+	if (ok && n_names)
+		qsort(names, n_names, sizeof(*names), cmp_names);
+	*ret = names;
+	*n = n_names;
+	return ok;
+}
+
+/* The lines read (S) against the checkpoint's SIZE and ROOT: none removed
+ * from the end, and the tree of the first SIZE is the one it signed. */
+static bool check_tree(struct state *s, uint64_t size, const merkle_hash root)
+{
+	merkle_hash computed;
+	char a[64];
+
+	if (s->n < size) {
+		verdict(s->v, false,
+			"the log has %llu lines but the checkpoint covers %llu: lines were "
+			"removed from its end",
+			(unsigned long long)s->n, (unsigned long long)size);
+		return false;
+	}
+	merkle_root(s->leaves, size, computed);
+	if (memcmp(computed, root, MERKLE_HASH)) {
+		/* Every link holds, so the difference is in the last covered line. */
+		if (size > 0)
+			verdict(s->v, false,
+				"%s: altered, or the checkpoint was replaced (the tree root "
+				"does not match)",
+				at(s, size - 1, a));
+		else
+			verdict(s->v, false, "the checkpoint's root does not match an empty log");
+		return false;
+	}
+	return true;
+}
+
+/* Does the log (S, signed at SIZE and ROOT) extend the older checkpoint
+ * OLD_NOTE? A consistency proof says so. */
+static bool check_extends(struct state *s, const char *old_note, EVP_PKEY *pub, uint64_t size,
+			  const merkle_hash root)
+{
+	uint64_t old_size;
+	merkle_hash old_root, proof[MERKLE_MAX_PROOF];
+	int plen;
+
+	if (!open_checkpoint(old_note, strlen(old_note), pub, &old_size, old_root, NULL, s->v,
+			     "older checkpoint"))
+		return false;
+	if (old_size > size) {
+		verdict(s->v, false,
+			"the older checkpoint covers %llu lines, the current one only %llu: "
+			"the log was truncated and re-signed",
+			(unsigned long long)old_size, (unsigned long long)size);
+		return false;
+	}
+	plen = merkle_consistency_proof(s->leaves, old_size, size, proof);
+	if (plen < 0 || !merkle_verify_consistency(old_size, size, old_root, root, proof, plen)) {
+		verdict(s->v, false,
+			"the log does not extend the older checkpoint (size %llu): its "
+			"history was rewritten",
+			(unsigned long long)old_size);
+		return false;
+	}
+	return true;
+}
+
+/* Read the N_NAMES day files NAMES of DIR and check them against the
+ * checkpoint DIR holds (and OLD_NOTE, if not NULL), with PUB: the verdict
+ * into S->v. */
+static void verify_days(struct state *s, const char *dir, char **names, size_t n_names,
+			EVP_PKEY *pub, const char *old_note)
+{
+	struct audit_verdict *v = s->v;
+	char *note, origin[256];
+	merkle_hash root;
+	uint64_t size;
+	size_t len;
+
+	note = read_file(dir, "checkpoint", NOTE_MAX, &len);
+	if (!note) {
+		verdict(v, false, "%s/checkpoint: %s", dir, strerror(errno));
+		return;
+	}
+	if (!open_checkpoint(note, len, pub, &size, root, origin, v, "checkpoint")) {
+		free(note);
+		return;
+	}
+	free(note);
+	v->covered = size;
+	for (size_t i = 0; i < n_names; i++)
+		if (!read_day(s, dir, names[i])) {
+			/* An edit before this line is the first problem, if any. */
+			v->lines = s->n;
+			(void)check_chain(s); /* it names an earlier edit, if any */
+			return;
+		}
+	v->lines = s->n;
+	if (!check_chain(s) || !check_tree(s, size, root) ||
+	    (old_note && !check_extends(s, old_note, pub, size, root)))
+		return;
+	if (s->n > size)
+		verdict(v, true,
+			"%llu lines in %zu files; checkpoint of %s at %llu verified; the last "
+			"%llu lines are not covered by a checkpoint yet",
+			(unsigned long long)s->n, n_names, origin, (unsigned long long)size,
+			(unsigned long long)(s->n - size));
+	else
+		verdict(v, true, "%llu lines in %zu files; checkpoint of %s at %llu verified%s",
+			(unsigned long long)s->n, n_names, origin, (unsigned long long)size,
+			old_note ? "; extends the older checkpoint" : "");
+}
+
 int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note, struct audit_verdict *v)
 {
 	struct state s = {.v = v};
 	EVP_PKEY *own = NULL;
+	char **names = NULL;
+	size_t n_names = 0;
 	DIR *d;
-	struct dirent *e;
-	char **names = NULL, **more, *note, origin[256], a[64];
-	size_t n_names = 0, len;
-	uint64_t size;
-	merkle_hash root, computed;
-	int r = 0;
+	int r;
 
 	memset(v, 0, sizeof(*v));
 	d = opendir(dir);
@@ -310,106 +449,8 @@ int audit_verify_dir(const char *dir, EVP_PKEY *pub, const char *old_note, struc
 		}
 		pub = own;
 	}
-	while ((e = readdir(d)) && n_names < MAX_FILES) {
-		size_t l = strlen(e->d_name);
-		char day[11];
-		if (l != 16 || strcmp(e->d_name + 10, ".jsonl"))
-			continue;
-		memcpy(day, e->d_name, 10);
-		day[10] = 0;
-		if (!audit_is_day(day))
-			continue;
-		/* analyzer: NAMES and its names are freed at "out". */
-		more = realloc(names, (n_names + 1) * sizeof(*names));
-		if (!more || !(more[n_names] = strdup(e->d_name))) {
-			names = more ? more : names;
-			closedir(d);
-			verdict(v, false, "out of memory");
-			goto out;
-		}
-		names = more;
-		n_names++;
-	}
-	closedir(d);
-	if (n_names)
-		qsort(names, n_names, sizeof(*names), cmp_names);
-
-	note = read_file(dir, "checkpoint", NOTE_MAX, &len);
-	if (!note) {
-		verdict(v, false, "%s/checkpoint: %s", dir, strerror(errno));
-		goto out;
-	}
-	if (!open_checkpoint(note, len, pub, &size, root, origin, v, "checkpoint")) {
-		free(note);
-		goto out;
-	}
-	free(note);
-	v->covered = size;
-	for (size_t i = 0; i < n_names; i++)
-		if (!read_day(&s, dir, names[i])) {
-			/* An edit before this line is the first problem, if any. */
-			v->lines = s.n;
-			check_chain(&s);
-			goto out;
-		}
-	v->lines = s.n;
-	if (!check_chain(&s))
-		goto out;
-	if (s.n < size) {
-		verdict(v, false,
-			"the log has %llu lines but the checkpoint covers %llu: lines were "
-			"removed from its end",
-			(unsigned long long)s.n, (unsigned long long)size);
-		goto out;
-	}
-	merkle_root(s.leaves, size, computed);
-	if (memcmp(computed, root, MERKLE_HASH)) {
-		/* Every link holds, so the difference is in the last covered line. */
-		if (size > 0)
-			verdict(v, false,
-				"%s: altered, or the checkpoint was replaced (the tree root "
-				"does not match)",
-				at(&s, size - 1, a));
-		else
-			verdict(v, false, "the checkpoint's root does not match an empty log");
-		goto out;
-	}
-	if (old_note) {
-		uint64_t old_size;
-		merkle_hash old_root, proof[MERKLE_MAX_PROOF];
-		int plen;
-		if (!open_checkpoint(old_note, strlen(old_note), pub, &old_size, old_root, NULL, v,
-				     "older checkpoint"))
-			goto out;
-		if (old_size > size) {
-			verdict(
-			    v, false,
-			    "the older checkpoint covers %llu lines, the current one only %llu: "
-			    "the log was truncated and re-signed",
-			    (unsigned long long)old_size, (unsigned long long)size);
-			goto out;
-		}
-		plen = merkle_consistency_proof(s.leaves, old_size, size, proof);
-		if (plen < 0 ||
-		    !merkle_verify_consistency(old_size, size, old_root, root, proof, plen)) {
-			verdict(v, false,
-				"the log does not extend the older checkpoint (size %llu): its "
-				"history was rewritten",
-				(unsigned long long)old_size);
-			goto out;
-		}
-	}
-	if (s.n > size)
-		verdict(v, true,
-			"%llu lines in %zu files; checkpoint of %s at %llu verified; the last "
-			"%llu lines are not covered by a checkpoint yet",
-			(unsigned long long)s.n, n_names, origin, (unsigned long long)size,
-			(unsigned long long)(s.n - size));
-	else
-		verdict(v, true, "%llu lines in %zu files; checkpoint of %s at %llu verified%s",
-			(unsigned long long)s.n, n_names, origin, (unsigned long long)size,
-			old_note ? "; extends the older checkpoint" : "");
-out:
+	if (day_files(d, &names, &n_names, v))
+		verify_days(&s, dir, names, n_names, pub, old_note);
 	for (size_t i = 0; i < n_names; i++)
 		free(names[i]);
 	free(names);

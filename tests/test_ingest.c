@@ -30,7 +30,7 @@ static struct seen {
 static size_t n_events;
 static uint64_t next_signing = 100;
 static bool fail_signing;
-static int vet_answer; /* what VET answers: 0, -EACCES, -EDQUOT */
+static enum ingest_verdict vet_answer; /* what VET answers */
 static int vets, signatures;
 
 static int reserved, released;
@@ -73,26 +73,35 @@ static int fake_sign(void *ctx, const char *key, const unsigned char digest[SHA2
 	return 0;
 }
 
-static int fake_event(void *ctx, struct ingest_event *ev)
+static struct seen *seen_event(const struct ingest_event *ev)
 {
-	struct seen *s;
-
-	/* A question before signing, not an outcome: counted apart. */
-	if (ev->result == INGEST_VET) {
-		vets++;
-		if (vet_answer)
-			snprintf(ev->veto, INGEST_VETO_MAX, "refused before signing");
-		return vet_answer;
-	}
-	s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
+	struct seen *s = &events[n_events < MAX_EVENTS ? n_events++ : MAX_EVENTS - 1];
 
 	s->result = ev->result;
 	snprintf(s->path, sizeof(s->path), "%s", ev->path);
 	snprintf(s->reason, sizeof(s->reason), "%s", ev->reason ? ev->reason : "");
 	s->signing = ev->signing;
+	return s;
+}
+
+static int fake_ask(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer)
+{
+	/* A question before signing, not an outcome: counted apart. */
+	if (ev->result == INGEST_VET) {
+		vets++;
+		if (vet_answer != INGEST_PUBLISH)
+			snprintf(answer->veto, INGEST_VETO_MAX, "refused before signing");
+		answer->verdict = vet_answer;
+		return 0;
+	}
 	if (ev->result == INGEST_SIGNED)
-		*ev->ret_signing = s->signing = next_signing++;
+		answer->signing = seen_event(ev)->signing = next_signing++;
 	return 0;
+}
+
+static void fake_notify(void *ctx, const struct ingest_event *ev)
+{
+	seen_event(ev);
 }
 
 static void fake_release(void *ctx, const struct ingest_cred *cred,
@@ -105,7 +114,8 @@ static const struct ingest_hooks hooks = {
     .authorize = fake_authorize,
     .release = fake_release,
     .sign = fake_sign,
-    .event = fake_event,
+    .ask = fake_ask,
+    .notify = fake_notify,
 };
 
 static const struct ingest_cred writer = {.uid = 0, .gid = 0, .pid = 4242, .tgid = 4242};
@@ -127,7 +137,8 @@ static void setup(void)
 	n_events = 0;
 	fail_signing = false;
 	reserved = released = 0;
-	vet_answer = vets = signatures = 0;
+	vet_answer = INGEST_PUBLISH;
+	vets = signatures = 0;
 }
 
 static void teardown(void)
@@ -448,7 +459,7 @@ static int embed_sign(void *ctx, const char *key, const unsigned char digest[SHA
 	return fake_sign(ctx, key, digest, ret_der, ret_len, facts, reason);
 }
 
-static int embed_event(void *ctx, struct ingest_event *ev)
+static int embed_ask(void *ctx, const struct ingest_event *ev, struct ingest_answer *answer)
 {
 	if (ev->result == INGEST_SIGNED) {
 		snprintf(embed_seen.format, sizeof(embed_seen.format), "%s",
@@ -458,7 +469,7 @@ static int embed_event(void *ctx, struct ingest_event *ev)
 		if (ev->published_sha256)
 			memcpy(embed_seen.published, ev->published_sha256, SHA256_LEN);
 	}
-	return fake_event(ctx, ev);
+	return fake_ask(ctx, ev, answer);
 }
 
 static const struct ingest_hooks embed_hooks = {
@@ -466,7 +477,8 @@ static const struct ingest_hooks embed_hooks = {
     .release = fake_release,
     .sign = embed_sign,
     .embed = fake_embed,
-    .event = embed_event,
+    .ask = embed_ask,
+    .notify = fake_notify,
 };
 
 static void sha256_of(const char *text, unsigned char out[SHA256_LEN])
@@ -541,7 +553,7 @@ Test(ingest, a_refusal_before_signing_signs_nothing_and_gives_back_its_rate_slot
 	struct ingest_file *f;
 
 	cr_assert_eq(ingest_open(state_fd, &config, NULL, &hooks, &in), 0);
-	vet_answer = -EACCES;
+	vet_answer = INGEST_REFUSE;
 	f = written(in, "a.bin", "hello");
 	cr_assert_eq(ingest_flush(f, &by_writer), -EACCES);
 	cr_assert_eq(signatures, 0, "the token was never asked");
@@ -553,7 +565,7 @@ Test(ingest, a_refusal_before_signing_signs_nothing_and_gives_back_its_rate_slot
 	cr_assert_eq(released, 1, "no signature: the rate slot is given back");
 	ingest_release(f);
 
-	vet_answer = -EDQUOT;
+	vet_answer = INGEST_REFUSE_NO_ROOM;
 	f = written(in, "b.bin", "hello");
 	cr_assert_eq(ingest_flush(f, &by_writer), -EDQUOT, "the writer sees EDQUOT at a limit");
 	cr_assert_eq(signatures, 0);
