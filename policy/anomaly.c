@@ -217,7 +217,7 @@ struct anomaly_profiles *anomaly_profiles_new(const struct anomaly_settings *s)
 
 	if (!a)
 		return NULL;
-	pthread_mutex_init(&a->lock, NULL);
+	(void)pthread_mutex_init(&a->lock, NULL); /* default attributes: cannot fail */
 	a->s = *s;
 	return a;
 }

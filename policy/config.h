@@ -13,7 +13,7 @@
 
 #define CONFIG_MAX_KEYS 32
 #define CONFIG_MAX_PATTERNS 32
-#define CONFIG_ERR_MAX ERROR_MAX
+#define CONFIG_ERR_MAX ERROR_MAX /* deprecated: use ERROR_MAX */
 
 struct config_key {
 	char *name;
@@ -99,23 +99,23 @@ struct config {
 /* Parse FILE into *ret. User and group names in rules are resolved here,
  * with the system's user database. On failure returns -EINVAL (or -errno if unreadable)
  * and writes "file:line: reason" into err; *ret is untouched. */
-int config_load(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
+int config_load(const char *file, struct config **ret, char err[ERROR_MAX]);
 
 /* The same for commands that read the state and decide nothing (signfsctl
  * inventory, status, report, audit): a user or group name that does not
  * resolve here is kept as one that matches nobody, instead of refusing the
  * file. */
-int config_load_lenient(const char *file, struct config **ret, char err[CONFIG_ERR_MAX]);
+int config_load_lenient(const char *file, struct config **ret, char err[ERROR_MAX]);
 
 /* May FILE be trusted as a config (a secret file, with SECRET: the PIN)?
  * It must be owned by root or the running user and writable by no one else;
  * a secret must not be readable by group or others either. 0, or -EPERM
  * with what is wrong and how to fix it in ERR. */
-int config_check_file(const char *file, bool secret, char err[CONFIG_ERR_MAX]);
+int config_check_file(const char *file, bool secret, char err[ERROR_MAX]);
 
 /* Same, from a string; name is used in messages. */
 int config_parse_string(const char *name, const char *text, struct config **ret,
-			char err[CONFIG_ERR_MAX]);
+			char err[ERROR_MAX]);
 
 /* A relay with no [token]: it signs no artifact, its rules name no key,
  * and its audit key is a file:/PATH (fsd/relay.h). */

@@ -51,7 +51,7 @@ static int load(struct policy_live *p, struct config **ret, char *err)
 }
 
 int policy_live_open(const char *path, policy_validate_fn validate, void *validate_ctx,
-		     struct policy_live **ret, char err[CONFIG_ERR_MAX])
+		     struct policy_live **ret, char err[ERROR_MAX])
 {
 	struct policy_live *p = calloc(1, sizeof(*p));
 	int r;
@@ -65,7 +65,7 @@ int policy_live_open(const char *path, policy_validate_fn validate, void *valida
 	p->rates = policy_rates_new();
 	pthread_rwlock_init(&p->lock, NULL);
 	if (!p->path || !p->rates) {
-		snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, strerror(errno));
+		snprintf(err, ERROR_MAX, "%s: %s", path, strerror(errno));
 		policy_live_free(p);
 		return -ENOENT;
 	}
@@ -85,9 +85,11 @@ void policy_live_free(struct policy_live *p)
 		return;
 	if (p->watching) {
 		uint64_t one = 1;
-		if (write(p->stop_fd, &one, sizeof(one)) < 0) {
-		}
-		pthread_join(p->thread, NULL);
+		/* An eventfd write fails only when its counter is full, and
+		 * then the watcher is woken anyway. */
+		ssize_t n = write(p->stop_fd, &one, sizeof(one));
+		(void)n;
+		(void)pthread_join(p->thread, NULL); /* fails only for a thread not ours */
 	}
 	if (p->inotify_fd >= 0)
 		close(p->inotify_fd);
@@ -194,7 +196,7 @@ bool policy_live_rate_limited(struct policy_live *p)
 	return yes;
 }
 
-int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX])
+int policy_live_reload(struct policy_live *p, char err[ERROR_MAX])
 {
 	struct config *c, *old;
 	size_t had;
@@ -208,7 +210,7 @@ int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX])
 	/* A file cut short before its rules (a full disk, a careless edit)
 	 * parses cleanly and denies everyone: that is never what was meant. */
 	if (c->n_rules == 0 && had > 0) {
-		snprintf(err, CONFIG_ERR_MAX,
+		snprintf(err, ERROR_MAX,
 			 "%s:%d: no [rule] section: this policy would deny every writer (the "
 			 "previous one had %zu rule(s)); not loaded",
 			 c->path, c->n_lines, had);
@@ -264,7 +266,7 @@ static void *watch(void *arg)
 		while (poll(fds, 1, SETTLE_MS) > 0 && read(p->inotify_fd, buf, sizeof(buf)) > 0)
 			;
 		{
-			char err[CONFIG_ERR_MAX], msg[CONFIG_ERR_MAX + 64];
+			char err[ERROR_MAX], msg[ERROR_MAX + 64];
 			int r = policy_live_reload(p, err);
 			if (r == 0)
 				snprintf(msg, sizeof(msg), "%s reloaded (policy version %u)",

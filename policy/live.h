@@ -26,8 +26,7 @@ struct policy_grant {
 
 /* Checks a parsed candidate beyond the parser (e.g. that the keys its rules
  * name are loaded); 0 or -EINVAL with a reason. */
-typedef int (*policy_validate_fn)(void *ctx, const struct config *candidate,
-				  char err[CONFIG_ERR_MAX]);
+typedef int (*policy_validate_fn)(void *ctx, const struct config *candidate, char err[ERROR_MAX]);
 
 /* Told the outcome of each reload the watcher attempted: 0 and a summary,
  * or a negative errno and "file:line: reason". */
@@ -35,7 +34,7 @@ typedef void (*policy_report_fn)(void *ctx, int result, const char *message);
 
 /* Load PATH (0 or -errno with the reason in ERR). */
 int policy_live_open(const char *path, policy_validate_fn validate, void *validate_ctx,
-		     struct policy_live **ret, char err[CONFIG_ERR_MAX]);
+		     struct policy_live **ret, char err[ERROR_MAX]);
 
 /* Accepts NULL; stops the watcher. */
 void policy_live_free(struct policy_live *p);
@@ -64,7 +63,7 @@ void policy_live_note_signed(struct policy_live *p, const char *rule, uid_t uid,
 bool policy_live_rate_limited(struct policy_live *p);
 
 /* Re-read the file now; the old rules stay on failure. */
-int policy_live_reload(struct policy_live *p, char err[CONFIG_ERR_MAX]);
+int policy_live_reload(struct policy_live *p, char err[ERROR_MAX]);
 
 /* Reloads so far (1 after open) and whether the last attempt failed. */
 unsigned policy_live_version(struct policy_live *p);

@@ -141,7 +141,7 @@ struct policy_rates *policy_rates_new(void)
 {
 	struct policy_rates *r = calloc(1, sizeof(*r));
 	if (r)
-		pthread_mutex_init(&r->lock, NULL);
+		(void)pthread_mutex_init(&r->lock, NULL); /* default attributes: cannot fail */
 	return r;
 }
 

@@ -135,7 +135,7 @@ int cmd_anomaly(int argc, char **argv)
 	for (int i = 0; i < WAIT_SECONDS * 10; i++) {
 		if (findings_get(ctl.store, v.signing, &f) == 0 && f.settled)
 			break;
-		usleep(100000);
+		(void)usleep(100000); /* woken early by a signal: the loop checks again */
 	}
 	ctl_close(&ctl);
 	text_printable(f.path, shown, sizeof(shown));

@@ -18,6 +18,7 @@
 #include "merkle.h"
 #include "note.h"
 #include "store.h"
+#include "text.h"
 #include "verify.h"
 
 /* --help beside the short options, for the verbs that take no long ones. */
@@ -26,38 +27,35 @@ static const struct option help_opts[] = {
     {0},
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
-		"       signfsctl audit proof [-c CONFIG] PATH\n"
-		"       signfsctl audit tail [-c CONFIG] [-n LINES] [-f]\n"
-		"       signfsctl audit repair [-c CONFIG] [--acknowledge]\n"
-		"\n"
-		"verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
-		"        the signed checkpoint, every line, their order and the tree root;\n"
-		"        names the first bad line. --checkpoint OLD also proves that the log\n"
-		"        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
-		"        without it DIR/audit.pub is used.\n"
-		"        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
-		"proof   prints the inclusion proof of the latest signing event of PATH\n"
-		"        (an inbox or outbox path) against the latest checkpoint.\n"
-		"        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
-		"tail    prints the last LINES (default 20) events of the log; with -f, then\n"
-		"        each new one as it is committed, until interrupted. Events about\n"
-		"        anomalies (found, held, released, rejected) start with '! '.\n"
-		"repair  (signfsd stopped) mends a store that went back in time (restored\n"
-		"        from a backup, or its WAL lost): each object in the outbox named\n"
-		"        after a record the store lacks gets that record back, as `recovered`\n"
-		"        (path, sha256, key and certificate; its signature verified) or `lost`;\n"
-		"        when records that the checkpoint kept beside the store covers are\n"
-		"        lost, the rewrite is acknowledged as below.\n"
-		"        Exit: 0 mended, 1 failed or a signature did not verify, 2 usage.\n"
-		"repair --acknowledge\n"
-		"        lets signfsd start on a store whose log no longer matches the\n"
-		"        checkpoint it last signed (it refuses otherwise); that start records\n"
-		"        a log_rewritten event saying what was wrong, and who acknowledged it.\n");
-}
+static const char usage[] =
+    "usage: signfsctl audit verify DIR [--checkpoint OLD] [--key PEM]\n"
+    "       signfsctl audit proof [-c CONFIG] PATH\n"
+    "       signfsctl audit tail [-c CONFIG] [-n LINES] [-f]\n"
+    "       signfsctl audit repair [-c CONFIG] [--acknowledge]\n"
+    "\n"
+    "verify  checks an archived copy of MOUNT/audit offline (no daemon, no token):\n"
+    "        the signed checkpoint, every line, their order and the tree root;\n"
+    "        names the first bad line. --checkpoint OLD also proves that the log\n"
+    "        extends an older checkpoint. --key pins the trusted audit key (PEM);\n"
+    "        without it DIR/audit.pub is used.\n"
+    "        Exit: 0 intact, 1 tampered, 2 usage error or unreadable input.\n"
+    "proof   prints the inclusion proof of the latest signing event of PATH\n"
+    "        (an inbox or outbox path) against the latest checkpoint.\n"
+    "        Exit: 0 printed, 1 no such event or not yet covered, 2 usage.\n"
+    "tail    prints the last LINES (default 20) events of the log; with -f, then\n"
+    "        each new one as it is committed, until interrupted. Events about\n"
+    "        anomalies (found, held, released, rejected) start with '! '.\n"
+    "repair  (signfsd stopped) mends a store that went back in time (restored\n"
+    "        from a backup, or its WAL lost): each object in the outbox named\n"
+    "        after a record the store lacks gets that record back, as `recovered`\n"
+    "        (path, sha256, key and certificate; its signature verified) or `lost`;\n"
+    "        when records that the checkpoint kept beside the store covers are\n"
+    "        lost, the rewrite is acknowledged as below.\n"
+    "        Exit: 0 mended, 1 failed or a signature did not verify, 2 usage.\n"
+    "repair --acknowledge\n"
+    "        lets signfsd start on a store whose log no longer matches the\n"
+    "        checkpoint it last signed (it refuses otherwise); that start records\n"
+    "        a log_rewritten event saying what was wrong, and who acknowledged it.\n";
 
 static char *slurp(const char *path, size_t cap)
 {
@@ -75,6 +73,23 @@ static char *slurp(const char *path, size_t cap)
 	return buf;
 }
 
+struct verify_args {
+	const char *old_path, *key_path;
+};
+
+static int verify_option(void *ctx, int opt, const char *arg)
+{
+	struct verify_args *a = ctx;
+
+	if (opt == 'o')
+		a->old_path = arg;
+	else if (opt == 'k')
+		a->key_path = arg;
+	else
+		return -1;
+	return 0;
+}
+
 static int cmd_audit_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -83,33 +98,17 @@ static int cmd_audit_verify(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *old_path = NULL, *key_path = NULL;
+	struct verify_args args = {0};
+	const char *old_path, *key_path;
 	struct audit_verdict v;
 	EVP_PKEY *pub = NULL;
 	char *old = NULL;
-	int c, r;
+	int r = ctl_options(argc, argv, "o:k:h", opts, usage, 1, 1, verify_option, &args);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:k:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			old_path = optarg;
-			break;
-		case 'k':
-			key_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (r >= 0)
+		return r;
+	old_path = args.old_path;
+	key_path = args.key_path;
 	if (key_path) {
 		FILE *f = fopen(key_path, "re");
 		pub = f ? PEM_read_PUBKEY(f, NULL, NULL, NULL) : NULL;
@@ -158,76 +157,43 @@ static const char *inbox_relative(const char *p)
 
 static void print_hex(const unsigned char *h)
 {
-	for (int i = 0; i < MERKLE_HASH; i++)
-		printf("%02x", h[i]);
-	printf("\n");
+	char hex[2 * MERKLE_HASH + 1];
+
+	text_hex(h, MERKLE_HASH, hex);
+	printf("%s\n", hex);
 }
 
-static int cmd_proof(int argc, char **argv)
+/* The latest checkpoint of A: its note (malloc'd), tree size and root; the
+ * reason printed on failure. */
+static int latest_checkpoint(struct audit *a, char **ret_note, uint64_t *ret_size, merkle_hash root)
 {
-	const char *config = SIGNFS_CONFIG_PATH;
-	struct ctl ctl;
-	struct audit *a;
-	merkle_hash *leaves = NULL, proof[MERKLE_MAX_PROOF], root, leaf;
-	char *line = NULL, *note = NULL, *text, *origin = NULL, err[NOTE_ERR_MAX];
-	uint64_t seq, n, size;
+	char *note = NULL, *text, *origin = NULL, err[NOTE_ERR_MAX];
 	int64_t t;
-	int c, len, ret = EXIT_FAIL;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", help_opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (ctl_open(config, false, &ctl) < 0)
-		return EXIT_USAGE;
-	a = ctl.audit;
-	if (audit_find_signed(a, inbox_relative(argv[optind]), &seq, &line) < 0) {
-		fprintf(stderr, "signfsctl: no signing event for '%s' in the log\n",
-			inbox_relative(argv[optind]));
-		goto out;
-	}
 	if (audit_checkpoint_read(a, &note, &t) < 0 || !(text = strstr(note, "\n\n"))) {
 		fprintf(stderr, "signfsctl: the log has no checkpoint yet\n");
-		goto out;
+		free(note);
+		return -ENOENT;
 	}
 	text = strndup(note, text - note + 1);
-	if (note_parse_checkpoint(text, &origin, &size, root, err) < 0) {
-		fprintf(stderr, "signfsctl: stored checkpoint: %s\n", err);
-		free(text);
-		goto out;
-	}
+	r = note_parse_checkpoint(text, &origin, ret_size, root, err);
 	free(text);
-	if (seq >= size) {
-		fprintf(stderr,
-			"signfsctl: event %llu is not covered by the latest checkpoint (size %llu) "
-			"yet; the daemon signs one within a second\n",
-			(unsigned long long)seq, (unsigned long long)size);
-		goto out;
+	free(origin);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: stored checkpoint: %s\n", err);
+		free(note);
+		return r;
 	}
-	if (audit_leaves(a, &leaves, &n) < 0 || n < size) {
-		fprintf(stderr, "signfsctl: cannot read the log's leaves\n");
-		goto out;
-	}
-	len = merkle_inclusion_proof(leaves, size, seq, proof);
-	merkle_leaf_hash(line, strlen(line), leaf);
-	if (!merkle_verify_inclusion(leaf, seq, size, proof, len, root)) {
-		fprintf(stderr, "signfsctl: the stored log does not match its checkpoint\n");
-		goto out;
-	}
+	*ret_note = note;
+	return 0;
+}
+
+/* The event LINE at SEQ, its leaf hash and inclusion PROOF of LEN hashes,
+ * and the checkpoint NOTE they lead to. */
+static void print_proof(const char *line, uint64_t seq, uint64_t size, const merkle_hash leaf,
+			merkle_hash *proof, int len, const char *note)
+{
 	printf("event: %s\nleaf index: %llu\ntree size: %llu\nleaf hash: ", line,
 	       (unsigned long long)seq, (unsigned long long)size);
 	print_hex(leaf);
@@ -237,12 +203,53 @@ static int cmd_proof(int argc, char **argv)
 		print_hex(proof[i]);
 	}
 	printf("checkpoint:\n%s", note);
+}
+
+static int cmd_proof(int argc, char **argv)
+{
+	const char *config = SIGNFS_CONFIG_PATH, *path;
+	struct ctl ctl;
+	merkle_hash *leaves = NULL, proof[MERKLE_MAX_PROOF], root, leaf;
+	char *line = NULL, *note = NULL;
+	uint64_t seq, n, size;
+	int len, ret = ctl_options(argc, argv, "c:h", help_opts, usage, 1, 1, ctl_config_option,
+				   &config);
+
+	if (ret >= 0)
+		return ret;
+	if (ctl_open(config, false, &ctl) < 0)
+		return EXIT_USAGE;
+	ret = EXIT_FAIL;
+	path = inbox_relative(argv[optind]);
+	if (audit_find_signed(ctl.audit, path, &seq, &line) < 0) {
+		fprintf(stderr, "signfsctl: no signing event for '%s' in the log\n", path);
+		goto out;
+	}
+	if (latest_checkpoint(ctl.audit, &note, &size, root) < 0)
+		goto out;
+	if (seq >= size) {
+		fprintf(stderr,
+			"signfsctl: event %llu is not covered by the latest checkpoint (size %llu) "
+			"yet; the daemon signs one within a second\n",
+			(unsigned long long)seq, (unsigned long long)size);
+		goto out;
+	}
+	if (audit_leaves(ctl.audit, &leaves, &n) < 0 || n < size) {
+		fprintf(stderr, "signfsctl: cannot read the log's leaves\n");
+		goto out;
+	}
+	len = merkle_inclusion_proof(leaves, size, seq, proof);
+	merkle_leaf_hash(line, strlen(line), leaf);
+	if (!merkle_verify_inclusion(leaf, seq, size, proof, len, root)) {
+		fprintf(stderr, "signfsctl: the stored log does not match its checkpoint\n");
+		goto out;
+	}
+	print_proof(line, seq, size, leaf, proof, len, note);
 	ret = EXIT_OK;
 out:
 	free(leaves);
 	free(line);
 	free(note);
-	free(origin);
 	ctl_close(&ctl);
 	return ret;
 }
@@ -272,6 +279,30 @@ static int print_entry(void *ctx, const struct audit_entry *e)
 	return 0;
 }
 
+struct tail_args {
+	const char **config;
+	long *want;
+	bool *follow;
+};
+
+static int tail_option(void *ctx, int opt, const char *arg)
+{
+	struct tail_args *a = ctx;
+
+	switch (opt) {
+	case 'c':
+		*a->config = arg;
+		return 0;
+	case 'n':
+		*a->want = strtol(arg, NULL, 10);
+		return 0;
+	case 'f':
+		*a->follow = true;
+		return 0;
+	}
+	return -1;
+}
+
 static int cmd_tail(int argc, char **argv)
 {
 	const char *config = SIGNFS_CONFIG_PATH;
@@ -280,43 +311,27 @@ static int cmd_tail(int argc, char **argv)
 	struct ctl ctl;
 	uint64_t size;
 	long want = 20;
-	int c;
+	struct tail_args args = {&config, &want, &follow};
+	int r = ctl_options(argc, argv, "c:n:fh", help_opts, usage, 0, 0, tail_option, &args);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:n:fh", help_opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'n':
-			want = strtol(optarg, NULL, 10);
-			break;
-		case 'f':
-			follow = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc || want < 1) {
-		usage(stderr);
+	if (r >= 0)
+		return r;
+	if (want < 1) {
+		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}
 	if (ctl_open(config, false, &ctl) < 0)
 		return EXIT_USAGE;
 	size = audit_size(ctl.audit);
 	t.next = size > (uint64_t)want ? size - want : 0;
-	audit_each_seq(ctl.audit, t.next, size, print_entry, &t);
+	/* What cannot be read now is not printed; -f reads on from SIZE. */
+	(void)audit_each_seq(ctl.audit, t.next, size, print_entry, &t);
 	t.next = size;
-	fflush(stdout);
+	(void)fflush(stdout); /* a reader gone shows at the next flush below */
 	/* New records, as the daemon (or signfsctl) commits them, until
 	 * interrupted or the reader goes (SIGPIPE). */
 	while (follow) {
-		usleep(200000);
+		(void)usleep(200000);
 		if (audit_each_seq(ctl.audit, t.next, UINT64_MAX >> 1, print_entry, &t) < 0)
 			break;
 		if (fflush(stdout) == EOF)
@@ -324,6 +339,24 @@ static int cmd_tail(int argc, char **argv)
 	}
 	ctl_close(&ctl);
 	return follow ? EXIT_FAIL : EXIT_OK;
+}
+
+struct repair_args {
+	const char **config;
+	bool *acknowledged;
+};
+
+static int repair_option(void *ctx, int opt, const char *arg)
+{
+	struct repair_args *a = ctx;
+
+	if (opt == 'c')
+		*a->config = arg;
+	else if (opt == 'a')
+		*a->acknowledged = true;
+	else
+		return -1;
+	return 0;
 }
 
 static int cmd_repair(int argc, char **argv)
@@ -336,30 +369,12 @@ static int cmd_repair(int argc, char **argv)
 	const char *config = SIGNFS_CONFIG_PATH;
 	char err[AUDIT_ERR_MAX];
 	bool acknowledged = false;
+	struct repair_args args = {&config, &acknowledged};
 	struct ctl ctl;
-	int c, r;
+	int r = ctl_options(argc, argv, "c:h", opts, usage, 0, 0, repair_option, &args);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'a':
-			acknowledged = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (r >= 0)
+		return r;
 	if (!acknowledged)
 		return ctl_repair(config);
 	if (ctl_open(config, true, &ctl) < 0)
@@ -386,9 +401,9 @@ int cmd_audit(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "tail"))
 		return cmd_tail(argc - 1, argv + 1);
 	if (argc == 2 && ctl_is_help(argv[1])) {
-		usage(stdout);
+		printf("%s", usage);
 		return EXIT_OK;
 	}
-	usage(stderr);
+	fprintf(stderr, "%s", usage);
 	return EXIT_USAGE;
 }

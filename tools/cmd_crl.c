@@ -89,7 +89,7 @@ static bool has_demo_ca(const struct config *cfg, char err[CRL_ERR_MAX])
 
 int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char err[CRL_ERR_MAX])
 {
-	char path[PATH_MAX], serr[SIGNER_ERR_MAX];
+	char path[PATH_MAX], serr[ERROR_MAX];
 	struct revoked_list l = {0};
 	struct signer *s = NULL;
 	X509_CRL *crl = NULL;
@@ -101,7 +101,8 @@ int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char er
 	if (r < 0)
 		return r;
 	if (cfg->softhsm2_conf)
-		setenv("SOFTHSM2_CONF", cfg->softhsm2_conf, 1);
+		(void)setenv("SOFTHSM2_CONF", cfg->softhsm2_conf,
+			     1); /* ENOMEM: the token fails to open and says so */
 	r = inventory_each_revoked(st, collect, &l);
 	if (r < 0) {
 		snprintf(err, CRL_ERR_MAX, "cannot read the revoked certificates: %s",
@@ -153,6 +154,24 @@ static int print_crl(const char *path)
 	return EXIT_OK;
 }
 
+struct crl_args {
+	const char **config;
+	bool *issue;
+};
+
+static int crl_option(void *ctx, int opt, const char *arg)
+{
+	struct crl_args *a = ctx;
+
+	if (opt == 'c')
+		*a->config = arg;
+	else if (opt == 'i')
+		*a->issue = true;
+	else
+		return -1;
+	return 0;
+}
+
 int cmd_crl(int argc, char **argv)
 {
 	static const char usage[] =
@@ -170,31 +189,14 @@ int cmd_crl(int argc, char **argv)
 	const char *config = SIGNFS_CONFIG_PATH;
 	char path[PATH_MAX], err[CRL_ERR_MAX];
 	bool issue = false;
+	struct crl_args args = {&config, &issue};
 	struct ctl c;
 	size_t n;
-	int o, ret = EXIT_OK;
+	int ret = ctl_options(argc, argv, "c:h", opts, usage, 0, 0, crl_option, &args);
 
-	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'i':
-			issue = true;
-			break;
-		case 'h':
-			printf("%s", usage);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "%s", usage);
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = EXIT_OK;
 	if (ctl_open(config, false, &c) < 0)
 		return EXIT_FAIL;
 	if (crl_path(c.config, path) < 0) {

@@ -25,19 +25,17 @@
 #define SIG_SUFFIX ".p7s"
 #define ATTEMPTS 50
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: signfsctl fetch [--ca CA.pem] MOUNT/outbox/PATH DEST\n"
-		   "\n"
-		   "Copies an artifact and its signature, both of the same published version,\n"
-		   "to DEST and DEST.p7s (DEST may be a directory), and checks that the\n"
-		   "signature verifies over the copied bytes; with --ca, also that the signer\n"
-		   "chains to CA.pem and may sign code. Its provenance statement, when it has\n"
-		   "one, goes to DEST.intoto.jsonl, checked with the signer's key against the\n"
-		   "copied bytes. A plain cp of ARTIFACT and ARTIFACT.p7s can pick two versions\n"
-		   "when the path is republished in between.\n"
-		   "Exit codes: 0 a verified pair was written, 1 failure, 2 usage error.\n");
-}
+static const char usage[] =
+    "usage: signfsctl fetch [--ca CA.pem] MOUNT/outbox/PATH DEST\n"
+    "\n"
+    "Copies an artifact and its signature, both of the same published version,\n"
+    "to DEST and DEST.p7s (DEST may be a directory), and checks that the\n"
+    "signature verifies over the copied bytes; with --ca, also that the signer\n"
+    "chains to CA.pem and may sign code. Its provenance statement, when it has\n"
+    "one, goes to DEST.intoto.jsonl, checked with the signer's key against the\n"
+    "copied bytes. A plain cp of ARTIFACT and ARTIFACT.p7s can pick two versions\n"
+    "when the path is republished in between.\n"
+    "Exit codes: 0 a verified pair was written, 1 failure, 2 usage error.\n";
 
 /* SRC's statement open in *RET_I when it is of VERSION (-1 when there is
  * none); -EAGAIN when it is of another version. */
@@ -146,7 +144,7 @@ static int temp_beside(const char *path, char tmp[PATH_MAX])
 	fd = mkstemp(tmp);
 	if (fd < 0)
 		return -errno;
-	fchmod(fd, 0644);
+	(void)fchmod(fd, 0644); /* a copy is as readable as a cp's; the umask may narrow it */
 	return fd;
 }
 
@@ -164,13 +162,150 @@ static int fetch_statement(int i, int fa, X509 *signer, const char *stmt_dest, c
 	if (r == 0)
 		r = ctl_verify_statement_fd(fd, fa, signer, err);
 	else
-		error_set(err, r, "copying it: %s", strerror(-r));
+		(void)error_set(err, r, "copying it: %s", strerror(-r));
 	close(fd);
 	if (r < 0) {
-		unlink(tmp);
+		(void)unlink(tmp); /* the statement failed: its copy must not stay */
 		tmp[0] = 0;
 	}
 	return r;
+}
+
+/* One fetch: the descriptors read from, the temporary copies (removed
+ * unless renamed into place) and what they are checked with. */
+struct fetch {
+	const char *src, *ca;
+	char dest[PATH_MAX], sig_dest[PATH_MAX], stmt_dest[PATH_MAX];
+	char tmp_a[PATH_MAX], tmp_s[PATH_MAX], tmp_i[PATH_MAX], version[64];
+	int a, s, i, fa, fs;
+	unsigned char *sig;
+	size_t sig_len;
+	X509 *signer;
+	X509_STORE *trust;
+};
+
+static int fetch_option(void *ctx, int opt, const char *arg)
+{
+	if (opt != 'c')
+		return -1;
+	((struct fetch *)ctx)->ca = arg;
+	return 0;
+}
+
+/* DEST (a directory: the artifact's name in it) and the names beside it. */
+static int fetch_dest(struct fetch *f, const char *to)
+{
+	struct stat st;
+	int r;
+
+	if (stat(to, &st) == 0 && S_ISDIR(st.st_mode)) {
+		const char *base = strrchr(f->src, '/');
+		int n = (int)strlen(to);
+		/* "dist/" names dist: the copy is dist/NAME, not dist//NAME. */
+		while (n > 1 && to[n - 1] == '/')
+			n--;
+		r = snprintf(f->dest, sizeof(f->dest), "%.*s%s%s", n, to,
+			     to[n - 1] == '/' ? "" : "/", base ? base + 1 : f->src);
+	} else {
+		r = snprintf(f->dest, sizeof(f->dest), "%s", to);
+	}
+	if (r >= (int)sizeof(f->dest) - (int)strlen(INTOTO_FILE_SUFFIX) - 16) {
+		fprintf(stderr, "signfsctl: %s: name too long\n", to);
+		return -ENAMETOOLONG;
+	}
+	if (snprintf(f->sig_dest, sizeof(f->sig_dest), "%s" SIG_SUFFIX, f->dest) >=
+		(int)sizeof(f->sig_dest) ||
+	    snprintf(f->stmt_dest, sizeof(f->stmt_dest), "%s" INTOTO_FILE_SUFFIX, f->dest) >=
+		(int)sizeof(f->stmt_dest))
+		return -ENAMETOOLONG; /* checked above: DEST leaves room */
+	return 0;
+}
+
+/* The artifact and its signature of one version, copied beside DEST. */
+static int fetch_copy(struct fetch *f)
+{
+	int r = open_pair(f->src, &f->a, &f->s, &f->i, f->version);
+
+	if (r == -ENOTSUP)
+		fprintf(stderr, "signfsctl: %s: not an artifact in a signfs outbox (no %s)\n",
+			f->src, VERSION_XATTR);
+	else if (r == -EAGAIN)
+		fprintf(stderr, "signfsctl: %s: republished during %d attempts; try again\n",
+			f->src, ATTEMPTS);
+	else if (r < 0)
+		fprintf(stderr, "signfsctl: %s: %s\n", f->src, strerror(-r));
+	if (r < 0)
+		return r;
+	r = cms_read_signature(f->s, &f->sig, &f->sig_len);
+	if (r < 0) {
+		fprintf(stderr, "signfsctl: %s" SIG_SUFFIX ": %s\n", f->src, strerror(-r));
+		return r;
+	}
+	f->fa = temp_beside(f->dest, f->tmp_a);
+	f->fs = f->fa >= 0 ? temp_beside(f->sig_dest, f->tmp_s) : -1;
+	if (f->fa < 0 || f->fs < 0) {
+		r = f->fa < 0 ? f->fa : f->fs;
+		fprintf(stderr, "signfsctl: cannot write beside %s: %s\n", f->dest, strerror(-r));
+		return r;
+	}
+	r = copy_fd(f->a, f->fa);
+	if (r == 0)
+		r = copy_fd(f->s, f->fs);
+	if (r < 0)
+		fprintf(stderr, "signfsctl: copying %s: %s\n", f->src, strerror(-r));
+	return r;
+}
+
+/* The copies checked, then renamed into place. */
+static int fetch_verify_publish(struct fetch *f)
+{
+	char err[ERROR_MAX];
+
+	if (cms_verify_detached(f->sig, f->sig_len, f->fa, f->trust, &f->signer, err) < 0) {
+		fprintf(stderr, "signfsctl: %s (version %s): %s\n", f->src, f->version, err);
+		return -EBADMSG;
+	}
+	if (f->i >= 0 && fetch_statement(f->i, f->fa, f->signer, f->stmt_dest, f->tmp_i, err) < 0) {
+		fprintf(stderr, "signfsctl: %s" INTOTO_FILE_SUFFIX " (version %s): %s\n", f->src,
+			f->version, err);
+		return -EBADMSG;
+	}
+	if (rename(f->tmp_a, f->dest) < 0 || rename(f->tmp_s, f->sig_dest) < 0 ||
+	    (f->tmp_i[0] && rename(f->tmp_i, f->stmt_dest) < 0)) {
+		fprintf(stderr, "signfsctl: cannot write %s: %m\n", f->dest);
+		return -EIO;
+	}
+	f->tmp_a[0] = f->tmp_s[0] = f->tmp_i[0] = 0;
+	printf("%s and %s: version %s, signature verified%s%s%s\n", f->dest, f->sig_dest,
+	       f->version, f->ca ? " against " : "", f->ca ? f->ca : "",
+	       f->i >= 0 ? "; provenance statement verified" : "");
+	return 0;
+}
+
+static void close_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+static void fetch_free(struct fetch *f)
+{
+	/* Temporary copies not renamed into place: a copy that failed, or
+	 * one not verified, must not stay. */
+	if (f->tmp_a[0])
+		(void)unlink(f->tmp_a);
+	if (f->tmp_s[0])
+		(void)unlink(f->tmp_s);
+	if (f->tmp_i[0])
+		(void)unlink(f->tmp_i);
+	close_fd(f->i);
+	X509_free(f->signer);
+	close_fd(f->a);
+	close_fd(f->s);
+	close_fd(f->fa);
+	close_fd(f->fs);
+	free(f->sig);
+	X509_STORE_free(f->trust);
 }
 
 int cmd_fetch(int argc, char **argv)
@@ -180,127 +315,21 @@ int cmd_fetch(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	char dest[PATH_MAX], tmp_a[PATH_MAX] = "", tmp_s[PATH_MAX] = "", sig_dest[PATH_MAX];
-	char tmp_i[PATH_MAX] = "", stmt_dest[PATH_MAX];
-	X509 *signer = NULL;
-	char version[64], err[ERROR_MAX];
-	const char *ca = NULL, *src;
-	unsigned char *sig = NULL;
-	size_t sig_len = 0;
-	X509_STORE *trust = NULL;
-	int a = -1, s = -1, i = -1, fa = -1, fs = -1, c, r, ret = EXIT_FAIL;
-	struct stat st;
+	struct fetch f = {.a = -1, .s = -1, .i = -1, .fa = -1, .fs = -1};
+	int r = ctl_options(argc, argv, "h", opts, usage, 2, 2, fetch_option, &f);
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			ca = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	src = argv[optind];
-	if (stat(argv[optind + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
-		const char *base = strrchr(src, '/'), *dir = argv[optind + 1];
-		int n = (int)strlen(dir);
-		/* "dist/" names dist: the copy is dist/NAME, not dist//NAME. */
-		while (n > 1 && dir[n - 1] == '/')
-			n--;
-		r = snprintf(dest, sizeof(dest), "%.*s%s%s", n, dir, dir[n - 1] == '/' ? "" : "/",
-			     base ? base + 1 : src);
-	} else {
-		r = snprintf(dest, sizeof(dest), "%s", argv[optind + 1]);
-	}
-	if (r >= (int)sizeof(dest) - (int)strlen(INTOTO_FILE_SUFFIX) - 16) {
-		fprintf(stderr, "signfsctl: %s: name too long\n", argv[optind + 1]);
+	if (r >= 0)
+		return r;
+	f.src = argv[optind];
+	if (fetch_dest(&f, argv[optind + 1]) < 0)
+		return EXIT_FAIL;
+	if (f.ca && !(f.trust = ctl_load_trust(f.ca))) {
+		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n", f.ca);
 		return EXIT_FAIL;
 	}
-	if (snprintf(sig_dest, sizeof(sig_dest), "%s" SIG_SUFFIX, dest) >= (int)sizeof(sig_dest) ||
-	    snprintf(stmt_dest, sizeof(stmt_dest), "%s" INTOTO_FILE_SUFFIX, dest) >=
-		(int)sizeof(stmt_dest))
-		return EXIT_FAIL; /* checked above: DEST leaves room */
-	if (ca && !(trust = ctl_load_trust(ca))) {
-		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n", ca);
-		return EXIT_FAIL;
-	}
-
-	r = open_pair(src, &a, &s, &i, version);
-	if (r == -ENOTSUP)
-		fprintf(stderr, "signfsctl: %s: not an artifact in a signfs outbox (no %s)\n", src,
-			VERSION_XATTR);
-	else if (r == -EAGAIN)
-		fprintf(stderr, "signfsctl: %s: republished during %d attempts; try again\n", src,
-			ATTEMPTS);
-	else if (r < 0)
-		fprintf(stderr, "signfsctl: %s: %s\n", src, strerror(-r));
-	if (r < 0)
-		goto out;
-	r = cms_read_signature(s, &sig, &sig_len);
-	if (r < 0) {
-		fprintf(stderr, "signfsctl: %s" SIG_SUFFIX ": %s\n", src, strerror(-r));
-		goto out;
-	}
-	fa = temp_beside(dest, tmp_a);
-	fs = fa >= 0 ? temp_beside(sig_dest, tmp_s) : -1;
-	if (fa < 0 || fs < 0) {
-		fprintf(stderr, "signfsctl: cannot write beside %s: %s\n", dest,
-			strerror(-(fa < 0 ? fa : fs)));
-		goto out;
-	}
-	r = copy_fd(a, fa);
+	r = fetch_copy(&f);
 	if (r == 0)
-		r = copy_fd(s, fs);
-	if (r < 0) {
-		fprintf(stderr, "signfsctl: copying %s: %s\n", src, strerror(-r));
-		goto out;
-	}
-	if (cms_verify_detached(sig, sig_len, fa, trust, &signer, err) < 0) {
-		fprintf(stderr, "signfsctl: %s (version %s): %s\n", src, version, err);
-		goto out;
-	}
-	if (i >= 0 && fetch_statement(i, fa, signer, stmt_dest, tmp_i, err) < 0) {
-		fprintf(stderr, "signfsctl: %s" INTOTO_FILE_SUFFIX " (version %s): %s\n", src,
-			version, err);
-		goto out;
-	}
-	if (rename(tmp_a, dest) < 0 || rename(tmp_s, sig_dest) < 0 ||
-	    (tmp_i[0] && rename(tmp_i, stmt_dest) < 0)) {
-		fprintf(stderr, "signfsctl: cannot write %s: %m\n", dest);
-		goto out;
-	}
-	tmp_a[0] = tmp_s[0] = tmp_i[0] = 0;
-	printf("%s and %s: version %s, signature verified%s%s%s\n", dest, sig_dest, version,
-	       ca ? " against " : "", ca ? ca : "",
-	       i >= 0 ? "; provenance statement verified" : "");
-	ret = EXIT_OK;
-out:
-	if (tmp_a[0])
-		unlink(tmp_a);
-	if (tmp_s[0])
-		unlink(tmp_s);
-	if (tmp_i[0])
-		unlink(tmp_i);
-	if (i >= 0)
-		close(i);
-	X509_free(signer);
-	if (a >= 0)
-		close(a);
-	if (s >= 0)
-		close(s);
-	if (fa >= 0)
-		close(fa);
-	if (fs >= 0)
-		close(fs);
-	free(sig);
-	X509_STORE_free(trust);
-	return ret;
+		r = fetch_verify_publish(&f);
+	fetch_free(&f);
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }

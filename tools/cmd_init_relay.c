@@ -126,7 +126,7 @@ int init_relay(const char *dir, const char *config, const char *url, const char 
 		if (slash && slash != parent) {
 			*slash = 0;
 			if (mkdir(parent, 0755) == 0)
-				chmod(parent, 0755); /* not narrowed by init's umask */
+				(void)chmod(parent, 0755); /* not narrowed by init's umask */
 		}
 	}
 	r = write_config(config, dir, url, identity, known_hosts);

@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "audit.h"
+#include "certid.h"
 #include "certs.h"
 #include "config.h"
 #include "pki.h"
@@ -38,7 +39,8 @@ static X509 *read_cert(const char *path, STACK_OF(X509) * *chain)
 		X509 *more;
 		*chain = sk_X509_new_null();
 		while (f && (more = PEM_read_X509(f, NULL, NULL, NULL)))
-			sk_X509_push(*chain, more);
+			if (!sk_X509_push(*chain, more))
+				X509_free(more);
 	}
 	if (f)
 		fclose(f);
@@ -61,7 +63,8 @@ int cmd_inventory(int argc, char **argv)
 		const char *config;
 		struct inventory_change ch = {.now = time(NULL)};
 		struct audit_record rec = {.event = "cert_imported", .decision = "allow"};
-		char reason[256], serial[65], fingerprint[65];
+		char reason[256];
+		struct cert_identity id;
 
 		argc--, argv++;
 		config = ctl_config_arg(argc, argv, 1, 2, inventory_usage_text);
@@ -90,11 +93,11 @@ int cmd_inventory(int argc, char **argv)
 		/* Filled in by the import, which runs before the line is written. */
 		rec.key = ch.key_out;
 		rec.cert_fingerprint = ch.fingerprint_out;
-		inventory_cert_ids(ch.cert, serial, fingerprint);
-		rec.cert_serial = serial;
+		(void)cert_identity(ch.cert, &id); /* "" if the digest failed, as shown */
+		rec.cert_serial = id.serial;
 		ret = ctl_change(&c, &rec, inventory_import, &ch);
 		if (ret == EXIT_OK)
-			printf("imported certificate %s for key %s\n", serial, ch.key_out);
+			printf("imported certificate %s for key %s\n", id.serial, ch.key_out);
 		X509_free(ch.cert);
 		sk_X509_pop_free(ch.chain, X509_free);
 		ctl_close(&c);
@@ -106,10 +109,13 @@ int cmd_inventory(int argc, char **argv)
 	}
 	if (ctl_open(ctl_config_arg(argc, argv, 0, 0, inventory_usage_text), false, &c) < 0)
 		return EXIT_FAIL;
+	/* What failed to render is left out: TEXT stays NULL, nothing printed. */
 	if (json)
-		inventory_render_certificates_json(c.store, time(NULL), c.config->warn_days, &text);
+		(void)inventory_render_certificates_json(c.store, time(NULL), c.config->warn_days,
+							 &text);
 	else
-		inventory_render_certificates(c.store, time(NULL), c.config->warn_days, &text);
+		(void)inventory_render_certificates(c.store, time(NULL), c.config->warn_days,
+						    &text);
 	fputs(text ? text : "", stdout);
 	free(text);
 	ctl_close(&c);
@@ -151,6 +157,103 @@ int cmd_key(int argc, char **argv)
 	return ret;
 }
 
+struct demo_args {
+	const char *config;
+	long days, backdate;
+};
+
+static int demo_option(void *ctx, int opt, const char *arg)
+{
+	struct demo_args *a = ctx;
+
+	switch (opt) {
+	case 'c':
+		a->config = arg;
+		return 0;
+	case 'd':
+		a->days = strtol(arg, NULL, 10);
+		return 0;
+	case 'b':
+		a->backdate = strtol(arg, NULL, 10);
+		return 0;
+	}
+	return -1;
+}
+
+/* The demo CA's certificate: the last one of K's chain, or NULL. */
+static X509 *demo_ca(const struct config_key *k)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509 *first, *ca;
+
+	if (!k->chain)
+		return NULL;
+	first = read_cert(k->chain, &chain);
+	ca = sk_X509_num(chain) > 0 ? sk_X509_pop(chain) : first;
+	if (ca != first)
+		X509_free(first);
+	sk_X509_pop_free(chain, X509_free);
+	return ca;
+}
+
+/* The issue, signed with the CA key: a state change like any other, in
+ * the audit log. An exit code. */
+static int demo_record(const struct demo_args *a, const struct config_key *k, X509 *cert)
+{
+	char reason[128];
+	struct cert_identity id;
+	struct audit_record rec = {.event = "cert_issued",
+				   .decision = "allow",
+				   .key = k->name,
+				   .cert_serial = id.serial,
+				   .cert_fingerprint = id.fingerprint,
+				   .reason = reason};
+	struct ctl ctl;
+	int ret;
+
+	(void)cert_identity(cert, &id); /* "" if the digest failed */
+	snprintf(reason, sizeof(reason), "issued by the demo CA for %ld days%s", a->days,
+		 a->backdate ? ", backdated" : "");
+	if (ctl_open(a->config, true, &ctl) < 0)
+		return EXIT_FAIL;
+	ret = ctl_change(&ctl, &rec, NULL, NULL);
+	ctl_close(&ctl);
+	return ret;
+}
+
+/* A certificate for K from CA, written to OUT and recorded. */
+static int demo_issue(const struct demo_args *a, const struct config *cfg,
+		      const struct config_key *k, X509 *ca, const char *out)
+{
+	char err[ERROR_MAX], uri[512];
+	struct signer *s = NULL;
+	EVP_PKEY *ca_key, *key;
+	X509 *cert = NULL;
+	int ret = EXIT_FAIL;
+
+	snprintf(uri, sizeof(uri), "%s", k->uri);
+	if (signer_open(cfg->module, cfg->pin_file, &s, err) < 0 ||
+	    signer_find_pkey(s, "pkcs11:token=signfs;object=ca;type=private", &ca_key, err) < 0 ||
+	    signer_find_pkey(s, uri, &key, err) < 0) {
+		fprintf(stderr, "signfsctl: %s\n", err);
+		goto out;
+	}
+	cert = pki_make_leaf(ca, ca_key, key, "signfs demo code signing",
+			     time(NULL) - a->backdate * 86400, a->days, "codeSigning");
+	if (!cert || pki_write_pem(out, cert) < 0) {
+		fprintf(stderr, "signfsctl: cannot issue or write %s\n", out);
+		goto out;
+	}
+	ret = demo_record(a, k, cert);
+	if (ret == EXIT_OK)
+		printf("wrote %s (key %s, %ld days%s)\n", out, k->name, a->days,
+		       a->backdate ? ", backdated" : "");
+out:
+	X509_free(cert);
+	signer_free(s);
+	return ret;
+}
+
 /* A new code-signing certificate for KEY from the demo CA on the token. */
 static int issue_demo(int argc, char **argv)
 {
@@ -164,106 +267,40 @@ static int issue_demo(int argc, char **argv)
 					     {"backdate", required_argument, NULL, 'b'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
-	const char *config = SIGNFS_CONFIG_PATH;
-	char err[CONFIG_ERR_MAX > SIGNER_ERR_MAX ? CONFIG_ERR_MAX : SIGNER_ERR_MAX], uri[512];
+	struct demo_args a = {.config = SIGNFS_CONFIG_PATH, .days = 365};
+	char err[ERROR_MAX];
 	const struct config_key *k;
 	struct config *cfg;
-	struct signer *s = NULL;
-	EVP_PKEY *ca_key, *key;
-	X509 *ca, *cert;
-	long days = 365, backdate = 0;
-	int c, ret = EXIT_FAIL;
+	X509 *ca;
+	int ret = ctl_options(argc, argv, "c:d:b:h", opts, usage, 2, 2, demo_option, &a);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:d:b:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'd':
-			days = strtol(optarg, NULL, 10);
-			break;
-		case 'b':
-			backdate = strtol(optarg, NULL, 10);
-			break;
-		case 'h':
-			printf("%s", usage);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 2 || days < 1 || days > 3650 || backdate < 0) {
+	if (ret >= 0)
+		return ret;
+	if (a.days < 1 || a.days > 3650 || a.backdate < 0) {
 		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}
-	if (config_load_lenient(config, &cfg, err) < 0) {
+	if (config_load_lenient(a.config, &cfg, err) < 0) {
 		fprintf(stderr, "signfsctl: %s\n", err);
 		return EXIT_FAIL;
 	}
 	k = config_find_key(cfg, argv[optind]);
 	if (!k) {
-		fprintf(stderr, "signfsctl: no key named '%s' in %s\n", argv[optind], config);
+		fprintf(stderr, "signfsctl: no key named '%s' in %s\n", argv[optind], a.config);
 		config_free(cfg);
 		return EXIT_FAIL;
 	}
+	/* Fails only without memory; the token then fails to open, and says so. */
 	if (cfg->softhsm2_conf)
-		setenv("SOFTHSM2_CONF", cfg->softhsm2_conf, 1);
-	/* The demo CA's certificate is the last one of the key's chain. */
-	ca = NULL;
-	if (k->chain) {
-		STACK_OF(X509) *chain = NULL;
-		X509 *first = read_cert(k->chain, &chain);
-		ca = sk_X509_num(chain) > 0 ? sk_X509_pop(chain) : first;
-		if (ca != first)
-			X509_free(first);
-		sk_X509_pop_free(chain, X509_free);
-	}
-	snprintf(uri, sizeof(uri), "%s", k->uri);
-	if (!ca || signer_open(cfg->module, cfg->pin_file, &s, err) < 0 ||
-	    signer_find_pkey(s, "pkcs11:token=signfs;object=ca;type=private", &ca_key, err) < 0 ||
-	    signer_find_pkey(s, uri, &key, err) < 0) {
-		fprintf(stderr, "signfsctl: %s\n",
-			ca ? err : "the key has no demo CA in its chain");
-		goto out;
-	}
-	cert = pki_make_leaf(ca, ca_key, key, "signfs demo code signing",
-			     time(NULL) - backdate * 86400, days, "codeSigning");
-	if (!cert || pki_write_pem(argv[optind + 1], cert) < 0) {
-		fprintf(stderr, "signfsctl: cannot issue or write %s\n", argv[optind + 1]);
-		X509_free(cert);
-		goto out;
-	}
-	{
-		/* Signed with the CA key: a state change like any other. */
-		char serial[65], fp[65], reason[128];
-		struct audit_record rec = {.event = "cert_issued",
-					   .decision = "allow",
-					   .key = k->name,
-					   .cert_serial = serial,
-					   .cert_fingerprint = fp,
-					   .reason = reason};
-		struct ctl ctl;
-		inventory_cert_ids(cert, serial, fp);
-		snprintf(reason, sizeof(reason), "issued by the demo CA for %ld days%s", days,
-			 backdate ? ", backdated" : "");
-		if (ctl_open(config, true, &ctl) < 0) {
-			X509_free(cert);
-			goto out;
-		}
-		ret = ctl_change(&ctl, &rec, NULL, NULL);
-		ctl_close(&ctl);
-	}
-	if (ret == EXIT_OK)
-		printf("wrote %s (key %s, %ld days%s)\n", argv[optind + 1], k->name, days,
-		       backdate ? ", backdated" : "");
-	X509_free(cert);
-out:
+		(void)setenv("SOFTHSM2_CONF", cfg->softhsm2_conf, 1);
+	ca = demo_ca(k);
+	if (ca)
+		ret = demo_issue(&a, cfg, k, ca, argv[optind + 1]);
+	else
+		fprintf(stderr, "signfsctl: the key has no demo CA in its chain\n");
 	X509_free(ca);
-	signer_free(s);
 	config_free(cfg);
-	return ret;
+	return ret < 0 ? EXIT_FAIL : ret;
 }
 
 /* After a revocation: the demo CA's new CRL, so that stock verifiers learn
@@ -285,7 +322,7 @@ static int revoke_publish(struct ctl *c)
 			err);
 		return EXIT_FAIL;
 	}
-	crl_path(c->config, path);
+	(void)crl_path(c->config, path); /* it was found to issue the CRL just now */
 	printf("CRL issued by the demo CA: %s (%zu revoked; also MOUNT/inventory/crl.pem)\n", path,
 	       n);
 	return EXIT_OK;

@@ -58,7 +58,7 @@ static bool daemon_runs(int state)
 
 static int prune(const char *config, long age)
 {
-	char err[CONFIG_ERR_MAX], buf[32];
+	char err[ERROR_MAX], buf[32];
 	struct config *c = NULL;
 	int state, fd, r = EXIT_FAIL;
 	ssize_t n;
@@ -101,6 +101,23 @@ out:
 	return r;
 }
 
+struct outbox_args {
+	const char **config, **older;
+};
+
+static int outbox_option(void *ctx, int opt, const char *arg)
+{
+	struct outbox_args *a = ctx;
+
+	if (opt == 'c')
+		*a->config = arg;
+	else if (opt == 'o')
+		*a->older = arg;
+	else
+		return -1;
+	return 0;
+}
+
 int cmd_outbox(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -110,8 +127,9 @@ int cmd_outbox(int argc, char **argv)
 	    {0},
 	};
 	const char *config = SIGNFS_CONFIG_PATH, *older = NULL;
+	struct outbox_args args = {&config, &older};
 	long age;
-	int opt;
+	int r;
 
 	if (argc >= 2 && ctl_is_help(argv[1])) {
 		fputs(outbox_usage, stdout);
@@ -123,24 +141,10 @@ int cmd_outbox(int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'o':
-			older = optarg;
-			break;
-		case 'h':
-			fputs(outbox_usage, stdout);
-			return EXIT_OK;
-		default:
-			fputs(outbox_usage, stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (!older || optind != argc || (age = parse_age(older)) < 0) {
+	r = ctl_options(argc, argv, "c:o:h", opts, outbox_usage, 0, 0, outbox_option, &args);
+	if (r >= 0)
+		return r;
+	if (!older || (age = parse_age(older)) < 0) {
 		fputs(outbox_usage, stderr);
 		return EXIT_USAGE;
 	}

@@ -119,16 +119,14 @@ int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERRO
 	return r;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: signfsctl provenance show PATH [--json]\n"
-		   "Prints the provenance statement PATH (X.intoto.jsonl), or the one beside\n"
-		   "the artifact PATH: its subjects, the builder, the writer and a quorum's\n"
-		   "writers, the rule, key and policy version, the audit log leaf, the times\n"
-		   "and the RFC 3161 timestamp; with --json, the statement itself. Nothing is\n"
-		   "verified here: 'signfsctl verify ARTIFACT --ca CA.pem' checks it.\n"
-		   "Exit codes: 0 shown, 1 not readable, 2 usage error.\n");
-}
+static const char usage[] =
+    "usage: signfsctl provenance show PATH [--json]\n"
+    "Prints the provenance statement PATH (X.intoto.jsonl), or the one beside\n"
+    "the artifact PATH: its subjects, the builder, the writer and a quorum's\n"
+    "writers, the rule, key and policy version, the audit log leaf, the times\n"
+    "and the RFC 3161 timestamp; with --json, the statement itself. Nothing is\n"
+    "verified here: 'signfsctl verify ARTIFACT --ca CA.pem' checks it.\n"
+    "Exit codes: 0 shown, 1 not readable, 2 usage error.\n";
 
 /* The value at the dotted PATH under O, as text ("" when absent). */
 static const char *at(struct json_object *o, const char *path)
@@ -224,6 +222,14 @@ static void statement_path(const char *path, char *out, size_t n)
 		snprintf(out, n, "%s" INTOTO_FILE_SUFFIX, path);
 }
 
+static int json_option(void *ctx, int opt, const char *arg)
+{
+	if (opt != 'j')
+		return -1;
+	*(bool *)ctx = true;
+	return 0;
+}
+
 int cmd_provenance(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -235,22 +241,12 @@ int cmd_provenance(int argc, char **argv)
 	struct json_object *st = NULL;
 	char path[4096], shown[4096], err[ERROR_MAX];
 	bool json = false;
-	int c;
+	int r = ctl_options(argc, argv, "h", opts, usage, 2, 2, json_option, &json);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		if (c != 'j') {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-		json = true;
-	}
-	if (argc - optind != 2 || strcmp(argv[optind], "show")) {
-		usage(stderr);
+	if (r >= 0)
+		return r;
+	if (strcmp(argv[optind], "show")) {
+		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}
 	statement_path(argv[optind + 1], path, sizeof(path));

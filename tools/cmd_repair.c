@@ -24,12 +24,14 @@
 #include <openssl/pem.h>
 
 #include "audit.h"
+#include "certid.h"
 #include "cms.h"
 #include "certs.h"
 #include "config.h"
 #include "note.h"
 #include "startcheck.h"
 #include "store.h"
+#include "text.h"
 
 /* Records appended per call: a repair of a long gap stays in bounded memory. */
 #define CHUNK 1024
@@ -150,12 +152,12 @@ static int file_sha256(int fd, char hex[65], long long *size)
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
 		goto out;
 	while ((n = pread(fd, buf, sizeof(buf), *size)) > 0) {
-		EVP_DigestUpdate(ctx, buf, n);
+		if (!EVP_DigestUpdate(ctx, buf, n))
+			goto out;
 		*size += n;
 	}
 	if (n == 0 && EVP_DigestFinal_ex(ctx, md, NULL)) {
-		for (int i = 0; i < 32; i++)
-			sprintf(hex + 2 * i, "%02x", md[i]);
+		text_hex(md, sizeof(md), hex);
 		r = 0;
 	}
 out:
@@ -182,7 +184,8 @@ static const char *key_of(const struct config *c, X509 *cert)
 
 /* One record's strings, owned until the chunk is appended. */
 struct slot {
-	char path_buf[PATH_MAX], sha[65], serial[65], fingerprint[65], key[64];
+	char path_buf[PATH_MAX], sha[65], key[64];
+	struct cert_identity id;
 	char reason[ERROR_MAX + 160];
 };
 
@@ -238,12 +241,12 @@ static void describe(struct repair *r, uint64_t seq, struct audit_record *rec, s
 			 seq, err);
 		r->unverified++;
 	} else {
-		inventory_cert_ids(signer, s->serial, s->fingerprint);
+		(void)cert_identity(signer, &s->id); /* "" if the digest failed */
 		key = key_of(r->ctl.config, signer);
 		snprintf(s->key, sizeof(s->key), "%s", key ? key : "");
 		rec->sha256 = s->sha;
-		rec->cert_serial = s->serial;
-		rec->cert_fingerprint = s->fingerprint;
+		rec->cert_serial = s->id.serial;
+		rec->cert_fingerprint = s->id.fingerprint;
 		rec->key = key ? s->key : NULL;
 		rec->decision = "allow";
 		snprintf(s->reason, sizeof(s->reason),
@@ -374,7 +377,7 @@ static int mend(struct repair *r)
 
 int ctl_repair(const char *config)
 {
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	struct repair r = {0};
 	struct config *c;
 	pid_t holder;

@@ -597,105 +597,140 @@ static bool valid_date(const char *s)
 	       tm.tm_mday == parsed.tm_mday;
 }
 
-int cmd_report(int argc, char **argv)
+static const char usage[] =
+    "usage: signfsctl report [-c CONFIG] --since YYYY-MM-DD [--until YYYY-MM-DD]\n"
+    "                        [--format text|json|csv|html]\n"
+    "The compliance report for UTC days SINCE to UNTIL (default: today): signatures\n"
+    "per key and per user, denials, failures, certificate lifecycle events, alerts,\n"
+    "policy changes, and the signed audit checkpoint that covers the period.\n"
+    "csv lists the period's events, one per row. html is one self-contained file,\n"
+    "with charts of signatures per day and key, and of denials and anomalies per day.\n"
+    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
+
+struct report_args {
+	const char *config, *since, *until;
+	enum format fmt;
+};
+
+static int report_option(void *ctx, int opt, const char *arg)
 {
-	static const char usage[] =
-	    "usage: signfsctl report [-c CONFIG] --since YYYY-MM-DD [--until YYYY-MM-DD]\n"
-	    "                        [--format text|json|csv|html]\n"
-	    "The compliance report for UTC days SINCE to UNTIL (default: today): signatures\n"
-	    "per key and per user, denials, failures, certificate lifecycle events, alerts,\n"
-	    "policy changes, and the signed audit checkpoint that covers the period.\n"
-	    "csv lists the period's events, one per row. html is one self-contained file,\n"
-	    "with charts of signatures per day and key, and of denials and anomalies per day.\n"
-	    "Exit codes: 0 success, 1 failure, 2 usage error.\n";
+	struct report_args *a = ctx;
+
+	switch (opt) {
+	case 'c':
+		a->config = arg;
+		return 0;
+	case 's':
+		a->since = arg;
+		return 0;
+	case 'u':
+		a->until = arg;
+		return 0;
+	case 'f':
+		a->fmt = !strcmp(arg, "json")	? FMT_JSON
+			 : !strcmp(arg, "csv")	? FMT_CSV
+			 : !strcmp(arg, "html") ? FMT_HTML
+			 : !strcmp(arg, "text") ? FMT_TEXT
+						: -1;
+		return (int)a->fmt < 0 ? -1 : 0;
+	}
+	return -1;
+}
+
+/* The period asked for into R: an exit code, or -1 to go on. */
+static int report_period(int argc, char **argv, struct report_args *a, struct report *r)
+{
 	static const struct option opts[] = {{"since", required_argument, NULL, 's'},
 					     {"until", required_argument, NULL, 'u'},
 					     {"format", required_argument, NULL, 'f'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
-	const char *config = SIGNFS_CONFIG_PATH, *since = NULL, *until = NULL;
-	char *text;
-	enum format fmt = FMT_TEXT;
-	struct report r = {0};
-	struct ctl c;
-	struct audit *a;
-	int64_t t;
-	int opt;
+	/* Positional arguments are refused after the dates are checked. */
+	int ret = ctl_options(argc, argv, "c:h", opts, usage, 0, INT_MAX, report_option, a);
+	time_t now = time(NULL);
+	struct tm tm;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			config = optarg;
-			break;
-		case 's':
-			since = optarg;
-			break;
-		case 'u':
-			until = optarg;
-			break;
-		case 'f':
-			fmt = !strcmp(optarg, "json")	? FMT_JSON
-			      : !strcmp(optarg, "csv")	? FMT_CSV
-			      : !strcmp(optarg, "html") ? FMT_HTML
-			      : !strcmp(optarg, "text") ? FMT_TEXT
-							: -1;
-			if ((int)fmt < 0) {
-				fprintf(stderr, "%s", usage);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			printf("%s", usage);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", usage);
-			return EXIT_USAGE;
-		}
-	}
-	if ((since && !valid_date(since)) || (until && !valid_date(until))) {
+	if (ret >= 0)
+		return ret;
+	if ((a->since && !valid_date(a->since)) || (a->until && !valid_date(a->until))) {
 		fprintf(stderr, "signfsctl: report: %s is not a day (YYYY-MM-DD)\n",
-			since && !valid_date(since) ? since : until);
+			a->since && !valid_date(a->since) ? a->since : a->until);
 		return EXIT_USAGE;
 	}
-	if (optind != argc || !since) {
+	if (optind != argc || !a->since) {
 		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}
-	snprintf(r.since, sizeof(r.since), "%s", since);
-	if (until) {
-		snprintf(r.until, sizeof(r.until), "%s", until);
+	snprintf(r->since, sizeof(r->since), "%s", a->since);
+	if (a->until) {
+		snprintf(r->until, sizeof(r->until), "%s", a->until);
 	} else {
-		time_t now = time(NULL);
-		struct tm tm;
 		gmtime_r(&now, &tm);
-		strftime(r.until, sizeof(r.until), "%Y-%m-%d", &tm);
+		strftime(r->until, sizeof(r->until), "%Y-%m-%d", &tm);
 	}
-	if (strcmp(r.since, r.until) > 0) {
+	if (strcmp(r->since, r->until) > 0) {
 		fprintf(stderr, "signfsctl: --since is after --until\n");
 		return EXIT_USAGE;
 	}
-	if (ctl_open(config, false, &c) < 0)
+	return -1;
+}
+
+/* Everything the report shows, from the audit log and the store. */
+static void report_collect(struct ctl *c, struct report *r)
+{
+	char *text;
+	int64_t t;
+
+	r->denials = json_object_new_array();
+	r->failures = json_object_new_array();
+	r->anomalies = json_object_new_array();
+	r->lifecycle = json_object_new_array();
+	r->alerts = json_object_new_array();
+	r->policy = json_object_new_array();
+	r->all = json_object_new_array();
+	period_days(r);
+	r->current = json_object_new_array();
+	collect(c->audit, r);
+	collect_current(c, r);
+	if (audit_checkpoint_read(c->audit, &r->checkpoint, &t) == 0 &&
+	    (text = strchr(r->checkpoint, '\n')))
+		r->checkpoint_size = strtoull(text + 1, NULL, 10);
+	qsort(r->keys, r->n_keys, sizeof(*r->keys), by_count);
+	qsort(r->users, r->n_users, sizeof(*r->users), by_count);
+	qsort(r->reasons, r->n_reasons, sizeof(*r->reasons), by_count);
+	qsort(r->kinds, r->n_kinds, sizeof(*r->kinds), by_count);
+}
+
+static void report_free(struct report *r)
+{
+	json_object_put(r->denials);
+	json_object_put(r->failures);
+	json_object_put(r->anomalies);
+	json_object_put(r->lifecycle);
+	json_object_put(r->alerts);
+	json_object_put(r->policy);
+	json_object_put(r->all);
+	json_object_put(r->current);
+	free(r->checkpoint);
+	for (size_t i = 0; i < r->n_key_days; i++)
+		free(r->key_days[i].v);
+	free(r->denied_days.v);
+	free(r->anomaly_days.v);
+}
+
+int cmd_report(int argc, char **argv)
+{
+	struct report_args a = {.config = SIGNFS_CONFIG_PATH, .fmt = FMT_TEXT};
+	struct report r = {0};
+	struct ctl c;
+	int ret = report_period(argc, argv, &a, &r);
+
+	if (ret >= 0)
+		return ret;
+	if (ctl_open(a.config, false, &c) < 0)
 		return EXIT_FAIL;
-	a = c.audit;
-	r.denials = json_object_new_array();
-	r.failures = json_object_new_array();
-	r.anomalies = json_object_new_array();
-	r.lifecycle = json_object_new_array();
-	r.alerts = json_object_new_array();
-	r.policy = json_object_new_array();
-	r.all = json_object_new_array();
-	period_days(&r);
-	r.current = json_object_new_array();
-	collect(a, &r);
-	collect_current(&c, &r);
-	if (audit_checkpoint_read(a, &r.checkpoint, &t) == 0 && (text = strchr(r.checkpoint, '\n')))
-		r.checkpoint_size = strtoull(text + 1, NULL, 10);
-	qsort(r.keys, r.n_keys, sizeof(*r.keys), by_count);
-	qsort(r.users, r.n_users, sizeof(*r.users), by_count);
-	qsort(r.reasons, r.n_reasons, sizeof(*r.reasons), by_count);
-	qsort(r.kinds, r.n_kinds, sizeof(*r.kinds), by_count);
-	switch (fmt) {
+	report_collect(&c, &r);
+	switch (a.fmt) {
 	case FMT_JSON:
 		print_json(&r);
 		break;
@@ -709,19 +744,7 @@ int cmd_report(int argc, char **argv)
 		print_text(&r);
 		break;
 	}
-	json_object_put(r.denials);
-	json_object_put(r.failures);
-	json_object_put(r.anomalies);
-	json_object_put(r.lifecycle);
-	json_object_put(r.alerts);
-	json_object_put(r.policy);
-	json_object_put(r.all);
-	json_object_put(r.current);
-	free(r.checkpoint);
-	for (size_t i = 0; i < r.n_key_days; i++)
-		free(r.key_days[i].v);
-	free(r.denied_days.v);
-	free(r.anomaly_days.v);
+	report_free(&r);
 	ctl_close(&c);
 	return EXIT_OK;
 }

@@ -59,7 +59,7 @@ static void status_field(const char *status, const char *name, char *out, size_t
 
 static void read_status(struct mount *m)
 {
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 16], health[512];
 	FILE *f;
 	size_t n;
 
@@ -70,8 +70,11 @@ static void read_status(struct mount *m)
 		fclose(f);
 	m->status[n] = 0;
 	status_field(m->status, "config", m->config, sizeof(m->config));
-	/* The daemon says it on one line; anything else is not healthy. */
-	m->healthy = strstr(m->status, "\nhealth:          ok\n") != NULL;
+	/* Read by its label, whatever the spacing: the daemon offers /status
+	 * as text only (its /metrics has no health). "ok" or "degraded: ..."
+	 * on one line; anything else is not healthy. */
+	status_field(m->status, "health", health, sizeof(health));
+	m->healthy = !strcmp(health, "ok");
 }
 
 /* Is the mount of this mountinfo line's super options (after " - ") run
@@ -162,117 +165,137 @@ static void print_one(const struct mount *m, bool json)
 	       m->healthy ? "healthy" : "UNHEALTHY", m->status);
 }
 
-int cmd_status(int argc, char **argv)
+static const char usage[] =
+    "usage: signfsctl status [-c CONFIG] [--json] [MOUNTPOINT]\n"
+    "       signfsctl status --all [--json]\n"
+    "Whether signfsd is running and healthy for CONFIG (default " SIGNFS_CONFIG_PATH "):\n"
+    "its mount, found by the config its status names (or MOUNTPOINT), and what\n"
+    "its status file says. --all lists every signfs mount (other users' only to\n"
+    "root); --json prints JSON.\n"
+    "Exit codes: 0 running and healthy (all of them, with --all), 1 not running\n"
+    "or unhealthy, 2 usage error.\n";
+
+struct status_args {
+	const char *config;
+	bool all, json, named;
+};
+
+static int status_option(void *ctx, int opt, const char *arg)
 {
-	static const char usage[] =
-	    "usage: signfsctl status [-c CONFIG] [--json] [MOUNTPOINT]\n"
-	    "       signfsctl status --all [--json]\n"
-	    "Whether signfsd is running and healthy for CONFIG (default " SIGNFS_CONFIG_PATH "):\n"
-	    "its mount, found by the config its status names (or MOUNTPOINT), and what\n"
-	    "its status file says. --all lists every signfs mount (other users' only to\n"
-	    "root); --json prints JSON.\n"
-	    "Exit codes: 0 running and healthy (all of them, with --all), 1 not running\n"
-	    "or unhealthy, 2 usage error.\n";
-	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
-					     {"json", no_argument, NULL, 'j'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0}};
-	const char *config = SIGNFS_CONFIG_PATH;
-	char want[PATH_MAX];
-	bool all = false, json = false, named = false;
-	struct mount *m = calloc(MAX_MOUNTS, sizeof(*m));
-	size_t n, hidden;
-	int opt, ret = EXIT_FAIL;
+	struct status_args *a = ctx;
+
+	switch (opt) {
+	case 'c':
+		a->config = arg;
+		a->named = true;
+		return 0;
+	case 'a':
+		a->all = true;
+		return 0;
+	case 'j':
+		a->json = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* The mount named: whatever config it runs. */
+static int status_of_mount(const char *path, bool json)
+{
+	struct mount *m = calloc(1, sizeof(*m));
+	int ret;
 
 	if (!m)
 		return EXIT_FAIL;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			config = optarg;
-			named = true;
-			break;
-		case 'a':
-			all = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("%s", usage);
-			free(m);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", usage);
-			free(m);
-			return EXIT_USAGE;
+	if (!realpath(path, m->path))
+		snprintf(m->path, sizeof(m->path), "%s", path);
+	read_status(m);
+	print_one(m, json);
+	ret = m->healthy ? EXIT_OK : EXIT_FAIL;
+	free(m);
+	return ret;
+}
+
+/* --all: each of the N mounts found (HIDDEN more not shown). */
+static int status_all(const struct mount *m, size_t n, size_t hidden, bool json)
+{
+	struct json_object *arr = json_object_new_array();
+	char health[512];
+	int ret = EXIT_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i].healthy)
+			ret = EXIT_FAIL;
+		if (json) {
+			json_object_array_add(arr, to_json(&m[i]));
+			continue;
 		}
+		status_field(m[i].status, "health", health, sizeof(health));
+		printf("%s  config %s  health %s\n", m[i].path, m[i].config[0] ? m[i].config : "?",
+		       health[0] ? health : "not answering");
 	}
-	if (argc - optind > 1 || (all && (argc - optind == 1 || named))) {
-		fprintf(stderr, "%s", usage);
-		free(m);
-		return EXIT_USAGE;
-	}
-	if (argc - optind == 1) {
-		/* The mount named: whatever config it runs. */
-		if (!realpath(argv[optind], m[0].path))
-			snprintf(m[0].path, sizeof(m[0].path), "%s", argv[optind]);
-		read_status(&m[0]);
-		print_one(&m[0], json);
-		ret = m[0].healthy ? EXIT_OK : EXIT_FAIL;
-		free(m);
-		return ret;
-	}
-	n = find_mounts(m, MAX_MOUNTS, &hidden);
-	if (all) {
-		struct json_object *arr = json_object_new_array();
-		ret = EXIT_OK;
-		for (size_t i = 0; i < n; i++) {
-			if (!m[i].healthy)
-				ret = EXIT_FAIL;
-			if (json) {
-				json_object_array_add(arr, to_json(&m[i]));
-			} else {
-				char health[512];
-				status_field(m[i].status, "health", health, sizeof(health));
-				printf("%s  config %s  health %s\n", m[i].path,
-				       m[i].config[0] ? m[i].config : "?",
-				       health[0] ? health : "not answering");
-			}
-		}
-		if (json)
-			printf("%s\n",
-			       json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-		else if (n == 0)
-			printf("no signfs mount%s\n", hidden ? " of yours" : "");
-		if (!json && hidden)
-			printf(
-			    "(%zu signfs mounts of other users not shown: only root lists them)\n",
-			    hidden);
-		json_object_put(arr);
-		free(m);
-		return n == 0 ? EXIT_FAIL : ret;
-	}
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
+	else if (n == 0)
+		printf("no signfs mount%s\n", hidden ? " of yours" : "");
+	if (!json && hidden)
+		printf("(%zu signfs mounts of other users not shown: only root lists them)\n",
+		       hidden);
+	json_object_put(arr);
+	return n == 0 ? EXIT_FAIL : ret;
+}
+
+/* The mount of the N found whose status names CONFIG. */
+static int status_of_config(const struct mount *m, size_t n, const char *config, bool json)
+{
+	char want[PATH_MAX];
+	struct json_object *o;
+
 	if (!realpath(config, want))
 		snprintf(want, sizeof(want), "%s", config);
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(m[i].config, want)) {
 			print_one(&m[i], json);
-			ret = m[i].healthy ? EXIT_OK : EXIT_FAIL;
-			free(m);
-			return ret;
+			return m[i].healthy ? EXIT_OK : EXIT_FAIL;
 		}
-	if (json) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "config", json_object_new_string(want));
-		json_object_object_add(o, "running", json_object_new_boolean(false));
-		json_object_object_add(o, "healthy", json_object_new_boolean(false));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
-	} else
+	if (!json) {
 		printf("signfsd is not running for %s%s\n", want,
 		       n ? " (other signfs mounts: signfsctl status --all)" : "");
-	free(m);
+		return EXIT_FAIL;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "config", json_object_new_string(want));
+	json_object_object_add(o, "running", json_object_new_boolean(false));
+	json_object_object_add(o, "healthy", json_object_new_boolean(false));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	json_object_put(o);
 	return EXIT_FAIL;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	struct status_args a = {.config = SIGNFS_CONFIG_PATH};
+	struct mount *m;
+	size_t n, hidden;
+	int ret = ctl_options(argc, argv, "c:h", opts, usage, 0, 1, status_option, &a);
+
+	if (ret >= 0)
+		return ret;
+	if (a.all && (argc - optind == 1 || a.named)) {
+		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	if (argc - optind == 1)
+		return status_of_mount(argv[optind], a.json);
+	m = calloc(MAX_MOUNTS, sizeof(*m));
+	if (!m)
+		return EXIT_FAIL;
+	n = find_mounts(m, MAX_MOUNTS, &hidden);
+	ret = a.all ? status_all(m, n, hidden, a.json) : status_of_config(m, n, a.config, a.json);
+	free(m);
+	return ret;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "certs.h"
+#include "certid.h"
 #include "cms.h"
 #include "config.h"
 #include "dsse.h"
@@ -21,32 +22,29 @@
 #include "text.h"
 #include "timestamp.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: signfsctl verify ARTIFACT [SIGNATURE] --ca CA.pem [--tsa-ca TSA-CA.pem]\n"
-		"                        [-c CONFIG]\n"
-		"Checks the detached CMS signature (default ARTIFACT.p7s) over ARTIFACT: the\n"
-		"signature, the signer's chain to CA.pem and its codeSigning EKU, and its RFC\n"
-		"3161 timestamp: over the signature value, by a TSA chaining to TSA-CA.pem\n"
-		"(default CA.pem) with the timeStamping EKU. With a timestamp the signer's\n"
-		"certificate must have been valid at its time: one that expired since still\n"
-		"verifies, one that had expired does not; without one, now. A certificate\n"
-		"that the inventory of CONFIG says was revoked (CONFIG given, or the default\n"
-		"when readable) fails a signature without a timestamp or timestamped after\n"
-		"the revocation.\n"
-		"When ARTIFACT.intoto.jsonl is beside ARTIFACT, its provenance statement is\n"
-		"checked too: the DSSE signature over its pre-authentication encoding with\n"
-		"the key of the signer's certificate (the chain checked above), and a\n"
-		"subject whose sha256 is ARTIFACT's. Each check is printed.\n"
-		"Exit codes: 0 verified, 1 not (the reason is printed), 2 usage error.\n");
-}
+static const char usage[] =
+    "usage: signfsctl verify ARTIFACT [SIGNATURE] --ca CA.pem [--tsa-ca TSA-CA.pem]\n"
+    "                        [-c CONFIG]\n"
+    "Checks the detached CMS signature (default ARTIFACT.p7s) over ARTIFACT: the\n"
+    "signature, the signer's chain to CA.pem and its codeSigning EKU, and its RFC\n"
+    "3161 timestamp: over the signature value, by a TSA chaining to TSA-CA.pem\n"
+    "(default CA.pem) with the timeStamping EKU. With a timestamp the signer's\n"
+    "certificate must have been valid at its time: one that expired since still\n"
+    "verifies, one that had expired does not; without one, now. A certificate\n"
+    "that the inventory of CONFIG says was revoked (CONFIG given, or the default\n"
+    "when readable) fails a signature without a timestamp or timestamped after\n"
+    "the revocation.\n"
+    "When ARTIFACT.intoto.jsonl is beside ARTIFACT, its provenance statement is\n"
+    "checked too: the DSSE signature over its pre-authentication encoding with\n"
+    "the key of the signer's certificate (the chain checked above), and a\n"
+    "subject whose sha256 is ARTIFACT's. Each check is printed.\n"
+    "Exit codes: 0 verified, 1 not (the reason is printed), 2 usage error.\n";
 
 /* When the inventory says CERT was revoked, or 0; -1 when CONFIG was
  * asked for and cannot be read. */
 static long long revoked_at(const char *config, bool asked, X509 *cert)
 {
-	char serial[65], fingerprint[65];
+	struct cert_identity id;
 	struct ctl ctl;
 	time_t at = 0;
 
@@ -54,8 +52,9 @@ static long long revoked_at(const char *config, bool asked, X509 *cert)
 		return 0;
 	if (ctl_open(config, false, &ctl) < 0)
 		return asked ? -1 : 0;
-	inventory_cert_ids(cert, serial, fingerprint);
-	inventory_revoked_at(ctl.store, fingerprint, &at);
+	/* Not revoked, unknown or unreadable: AT stays 0, the answer wanted. */
+	(void)cert_identity(cert, &id);
+	(void)inventory_revoked_at(ctl.store, id.fingerprint, &at);
 	ctl_close(&ctl);
 	return at;
 }
@@ -78,6 +77,92 @@ static int check_provenance(const char *artifact, int fd, X509 *signer, const ch
 	return EXIT_FAIL;
 }
 
+struct verify_args {
+	const char *ca, *tsa_ca, *config;
+	bool config_given;
+};
+
+static int verify_option(void *ctx, int opt, const char *arg)
+{
+	struct verify_args *a = ctx;
+
+	switch (opt) {
+	case 'a':
+		a->ca = arg;
+		return 0;
+	case 't':
+		a->tsa_ca = arg;
+		return 0;
+	case 'c':
+		a->config = arg;
+		a->config_given = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* Was the signer's certificate revoked before the signature was made (or,
+ * without a timestamp, at all)? 0 when not, -1 when so or CONFIG cannot be
+ * read; the reason printed. */
+static int check_revocation(const struct verify_args *a, const struct signature_verdict *v,
+			    const char *shown)
+{
+	long long revoked = revoked_at(a->config, a->config_given, v->signer);
+	char when[32];
+	time_t t = revoked;
+
+	if (revoked < 0)
+		return -1;
+	if (!revoked || (v->timestamped && v->ts.when < revoked))
+		return 0;
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	fprintf(stderr,
+		"signfsctl: %s: NOT verified: the signer's certificate was revoked at %s, %s\n",
+		shown, when,
+		v->timestamped ? "before the signature's timestamp"
+			       : "and the signature has no timestamp to show it was made before");
+	return -1;
+}
+
+static void print_verified(const struct signature_verdict *v, const char *ca, const char *shown)
+{
+	char subject[256];
+
+	X509_NAME_oneline(X509_get_subject_name(v->signer), subject, sizeof(subject));
+	printf("verified: %s: signed by %s, codeSigning, chain to %s\n", shown, subject, ca);
+	if (v->timestamped)
+		printf("  timestamp %s (serial %s) by the TSA certificate with serial %s: the "
+		       "signer's certificate was valid then\n",
+		       v->ts.gen_time, v->ts.serial, v->ts.tsa_serial);
+	else
+		printf("  no timestamp: checked against the current time only\n");
+}
+
+/* The signature in FS over FA, its chain, timestamp and revocation, then
+ * the provenance: an exit code. */
+static int verify_signature(const struct verify_args *a, const char *artifact, int fa, int fs,
+			    const char *sig_path, X509_STORE *trust, X509_STORE *tsa_trust,
+			    const char *shown)
+{
+	struct signature_verdict v = {0};
+	unsigned char *der = NULL;
+	char err[ERROR_MAX];
+	int ret = EXIT_FAIL;
+	size_t len;
+
+	if (cms_read_signature(fs, &der, &len) < 0)
+		fprintf(stderr, "signfsctl: %s: cannot read the signature\n", sig_path);
+	else if (timestamp_verify_signature(der, len, fa, trust, tsa_trust, &v, err) < 0)
+		fprintf(stderr, "signfsctl: %s: NOT verified: %s\n", shown, err);
+	else if (check_revocation(a, &v, shown) == 0) {
+		print_verified(&v, a->ca, shown);
+		ret = check_provenance(artifact, fa, v.signer, a->ca, shown);
+	}
+	X509_free(v.signer);
+	free(der);
+	return ret;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -86,39 +171,17 @@ int cmd_verify(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *ca = NULL, *tsa_ca = NULL, *config = SIGNFS_CONFIG_PATH, *artifact;
-	char sig_path[4096], err[ERROR_MAX], subject[256], shown[4096];
-	struct signature_verdict v = {0};
+	struct verify_args a = {.config = SIGNFS_CONFIG_PATH};
+	const char *artifact;
+	char sig_path[4096], shown[4096];
 	X509_STORE *trust = NULL, *tsa_trust = NULL;
-	unsigned char *der = NULL;
-	bool config_given = false;
-	int c, fa = -1, fs = -1, ret = EXIT_FAIL;
-	long long revoked;
-	size_t len;
+	int fa = -1, fs = -1,
+	    ret = ctl_options(argc, argv, "c:h", opts, usage, 1, 2, verify_option, &a);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			ca = optarg;
-			break;
-		case 't':
-			tsa_ca = optarg;
-			break;
-		case 'c':
-			config = optarg;
-			config_given = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind < 1 || argc - optind > 2 || !ca) {
-		usage(stderr);
+	if (ret >= 0)
+		return ret;
+	if (!a.ca) {
+		fprintf(stderr, "%s", usage);
 		return EXIT_USAGE;
 	}
 	artifact = argv[optind];
@@ -128,55 +191,16 @@ int cmd_verify(int argc, char **argv)
 		return EXIT_USAGE;
 	if (argc - optind == 1)
 		strcat(sig_path, ".p7s");
-	if (!(trust = ctl_load_trust(ca)) || !(tsa_trust = ctl_load_trust(tsa_ca ? tsa_ca : ca))) {
+	ret = EXIT_USAGE;
+	if (!(trust = ctl_load_trust(a.ca)) ||
+	    !(tsa_trust = ctl_load_trust(a.tsa_ca ? a.tsa_ca : a.ca)))
 		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n",
-			trust ? tsa_ca : ca);
-		ret = EXIT_USAGE;
-		goto out;
-	}
-	fa = open(artifact, O_RDONLY | O_CLOEXEC);
-	fs = open(sig_path, O_RDONLY | O_CLOEXEC);
-	if (fa < 0 || fs < 0) {
+			trust ? a.tsa_ca : a.ca);
+	else if ((fa = open(artifact, O_RDONLY | O_CLOEXEC)) < 0 ||
+		 (fs = open(sig_path, O_RDONLY | O_CLOEXEC)) < 0)
 		fprintf(stderr, "signfsctl: %s: %m\n", fa < 0 ? artifact : sig_path);
-		ret = EXIT_USAGE;
-		goto out;
-	}
-	if (cms_read_signature(fs, &der, &len) < 0) {
-		fprintf(stderr, "signfsctl: %s: cannot read the signature\n", sig_path);
-		goto out;
-	}
-	if (timestamp_verify_signature(der, len, fa, trust, tsa_trust, &v, err) < 0) {
-		fprintf(stderr, "signfsctl: %s: NOT verified: %s\n", shown, err);
-		goto out;
-	}
-	revoked = revoked_at(config, config_given, v.signer);
-	if (revoked < 0)
-		goto out;
-	if (revoked && (!v.timestamped || v.ts.when >= revoked)) {
-		char when[32];
-		time_t t = revoked;
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-		fprintf(stderr,
-			"signfsctl: %s: NOT verified: the signer's certificate was revoked at %s, "
-			"%s\n",
-			shown, when,
-			v.timestamped
-			    ? "before the signature's timestamp"
-			    : "and the signature has no timestamp to show it was made before");
-		goto out;
-	}
-	X509_NAME_oneline(X509_get_subject_name(v.signer), subject, sizeof(subject));
-	printf("verified: %s: signed by %s, codeSigning, chain to %s\n", shown, subject, ca);
-	if (v.timestamped)
-		printf("  timestamp %s (serial %s) by the TSA certificate with serial %s: the "
-		       "signer's certificate was valid then\n",
-		       v.ts.gen_time, v.ts.serial, v.ts.tsa_serial);
 	else
-		printf("  no timestamp: checked against the current time only\n");
-	ret = check_provenance(artifact, fa, v.signer, ca, shown);
-out:
-	X509_free(v.signer);
-	free(der);
+		ret = verify_signature(&a, artifact, fa, fs, sig_path, trust, tsa_trust, shown);
 	if (fa >= 0)
 		close(fa);
 	if (fs >= 0)

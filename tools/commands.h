@@ -38,6 +38,25 @@ void ctl_close(struct ctl *c);
 /* Is ARG a request for help ("--help" or "-h")? */
 bool ctl_is_help(const char *arg);
 
+struct option;
+
+/* One option of a command (getopt's OPT, its ARG or NULL) for CTX: 0 taken,
+ * -1 a usage error (ctl_options prints the usage), or an exit code after
+ * printing why. */
+typedef int (*ctl_option_fn)(void *ctx, int opt, const char *arg);
+
+/* A command's options: getopt_long over ARGV (SHORTOPTS and OPTS offer
+ * 'h', --help), each option but 'h' handed to SET (NULL: none taken) with
+ * CTX, then MIN to MAX positional arguments from argv[optind]. -1 to go on,
+ * else the exit code: EXIT_OK with USAGE printed for --help, EXIT_USAGE
+ * with USAGE on stderr for a usage error, or SET's own. */
+int ctl_options(int argc, char **argv, const char *shortopts, const struct option *opts,
+		const char *usage, int min, int max, ctl_option_fn set, void *ctx);
+
+/* A ctl_option_fn for commands whose one option is -c CONFIG: CTX is the
+ * const char * it goes to. */
+int ctl_config_option(void *ctx, int opt, const char *arg);
+
 /* -c CONFIG, then MIN to MAX positional arguments (from argv[optind]);
  * exits with USAGE printed on --help or a usage error. */
 const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage);

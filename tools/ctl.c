@@ -1,4 +1,5 @@
-/* The state-reading signfsctl commands' common opening: config, store,
+/* What the signfsctl commands share: their option parsing (ctl_options),
+ * and for those that read the state, its opening: config, store,
  * audit log. */
 #include "commands.h"
 
@@ -16,7 +17,7 @@
 
 int ctl_open(const char *config, bool writable, struct ctl *c)
 {
-	char err[CONFIG_ERR_MAX > STORE_ERR_MAX ? CONFIG_ERR_MAX : STORE_ERR_MAX];
+	char err[ERROR_MAX > STORE_ERR_MAX ? ERROR_MAX : STORE_ERR_MAX];
 
 	memset(c, 0, sizeof(*c));
 	/* Reading the state needs no policy decision: a rule naming a group
@@ -44,6 +45,40 @@ bool ctl_is_help(const char *arg)
 	return arg && (!strcmp(arg, "--help") || !strcmp(arg, "-h"));
 }
 
+int ctl_options(int argc, char **argv, const char *shortopts, const struct option *opts,
+		const char *usage, int min, int max, ctl_option_fn set, void *ctx)
+{
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if (c == 'h') {
+			printf("%s", usage);
+			return EXIT_OK;
+		}
+		r = c == '?' || c == ':' || !set ? -1 : set(ctx, c, optarg);
+		if (r == -1) {
+			fprintf(stderr, "%s", usage);
+			return EXIT_USAGE;
+		}
+		if (r > 0)
+			return r;
+	}
+	if (argc - optind < min || argc - optind > max) {
+		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+int ctl_config_option(void *ctx, int opt, const char *arg)
+{
+	if (opt != 'c')
+		return -1;
+	*(const char **)ctx = arg;
+	return 0;
+}
+
 const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *usage)
 {
 	static const struct option opts[] = {
@@ -51,26 +86,10 @@ const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *
 	    {0},
 	};
 	const char *config = SIGNFS_CONFIG_PATH;
-	int c;
+	int r = ctl_options(argc, argv, "c:h", opts, usage, min, max, ctl_config_option, &config);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			printf("%s", usage);
-			exit(EXIT_OK);
-		default:
-			fprintf(stderr, "%s", usage);
-			exit(EXIT_USAGE);
-		}
-	}
-	if (argc - optind < min || argc - optind > max) {
-		fprintf(stderr, "%s", usage);
-		exit(EXIT_USAGE);
-	}
+	if (r >= 0)
+		exit(r);
 	return config;
 }
 
@@ -110,6 +129,33 @@ X509_STORE *ctl_load_trust(const char *file)
 	return NULL;
 }
 
+struct list_options {
+	const char **config;
+	bool *json;
+	long *count;
+};
+
+static int list_option(void *ctx, int opt, const char *arg)
+{
+	struct list_options *l = ctx;
+
+	switch (opt) {
+	case 'c':
+		*l->config = arg;
+		return 0;
+	case 'n':
+		*l->count = strtol(arg, NULL, 10);
+		if (*l->count >= 1)
+			return 0;
+		fprintf(stderr, "signfsctl: -n needs a count of 1 or more\n");
+		return EXIT_USAGE;
+	case 'j':
+		*l->json = true;
+		return 0;
+	}
+	return -1;
+}
+
 int ctl_list_options(int argc, char **argv, const char *usage, const char **config, bool *json,
 		     long *count)
 {
@@ -118,39 +164,11 @@ int ctl_list_options(int argc, char **argv, const char *usage, const char **conf
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	int c;
+	struct list_options l = {config, json, count};
 
 	*config = SIGNFS_CONFIG_PATH;
 	*json = false;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, count ? "c:n:h" : "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			*config = optarg;
-			break;
-		case 'n':
-			*count = strtol(optarg, NULL, 10);
-			if (*count < 1) {
-				fprintf(stderr, "signfsctl: -n needs a count of 1 or more\n");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'j':
-			*json = true;
-			break;
-		case 'h':
-			printf("%s", usage);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "%s", usage);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "%s", usage);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return ctl_options(argc, argv, count ? "c:n:h" : "c:h", opts, usage, 0, 0, list_option, &l);
 }
 
 int ctl_print(const char *config, int (*render)(struct store *s, bool json, void *ctx), bool json,

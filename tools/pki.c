@@ -165,7 +165,7 @@ static int write_atomic(const char *path, int (*write)(FILE *f, const void *obj)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return -errno;
-	fchmod(fd, 0644); /* certificates and CRLs are public, whatever the umask */
+	(void)fchmod(fd, 0644); /* certificates and CRLs are public, whatever the umask */
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
@@ -176,7 +176,7 @@ static int write_atomic(const char *path, int (*write)(FILE *f, const void *obj)
 		ok = 0;
 	fclose(f);
 	if (!ok || rename(tmp, path) < 0) {
-		unlink(tmp);
+		(void)unlink(tmp); /* nothing half-written stays */
 		return -EIO;
 	}
 	return 0;

@@ -88,7 +88,7 @@ static int generate(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE sess, const struct
 }
 
 int provision_token(const char *module, const char *label, const char *so_pin, const char *user_pin,
-		    const struct provision_key *keys, size_t n_keys, char err[PROVISION_ERR_MAX])
+		    const struct provision_key *keys, size_t n_keys, char err[ERROR_MAX])
 {
 	CK_RV (*get_list)(CK_FUNCTION_LIST_PTR_PTR);
 	CK_FUNCTION_LIST_PTR f = NULL;

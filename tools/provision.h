@@ -7,8 +7,6 @@
 
 #include <stddef.h>
 
-#define PROVISION_ERR_MAX ERROR_MAX
-
 struct provision_key {
 	const char *label;
 	unsigned char id;
@@ -19,4 +17,4 @@ struct provision_key {
  * USER_PIN, then generate one key pair per entry of KEYS.
  * 0 or a negative errno with the reason in ERR. */
 int provision_token(const char *module, const char *label, const char *so_pin, const char *user_pin,
-		    const struct provision_key *keys, size_t n_keys, char err[PROVISION_ERR_MAX]);
+		    const struct provision_key *keys, size_t n_keys, char err[ERROR_MAX]);

@@ -2,6 +2,8 @@
  * (v1.0.2) and the in-toto Statement v1 specification. */
 #include "dsse.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,13 +36,6 @@ int dsse_pae(const char *type, const void *body, size_t len, unsigned char **ret
 	return 0;
 }
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", in[i]);
-	out[2 * n] = 0;
-}
-
 static struct json_object *subject_json(const struct intoto_subject *s)
 {
 	struct json_object *o = json_object_new_object(), *d = json_object_new_object();
@@ -51,7 +46,7 @@ static struct json_object *subject_json(const struct intoto_subject *s)
 		json_object_put(d);
 		return NULL;
 	}
-	hex(s->sha256, SHA256_LEN, h);
+	text_hex(s->sha256, SHA256_LEN, h);
 	json_object_object_add(d, "sha256", json_object_new_string(h));
 	json_object_object_add(o, "name", json_object_new_string(s->name));
 	json_object_object_add(o, "digest", d);
@@ -368,7 +363,7 @@ int intoto_check_subject(const struct dsse_envelope *e, const unsigned char dige
 
 	if (!st)
 		return -EINVAL;
-	hex(digest, SHA256_LEN, want);
+	text_hex(digest, SHA256_LEN, want);
 	if (!json_object_object_get_ex(st, "subject", &list) ||
 	    !json_object_is_type(list, json_type_array)) {
 		json_object_put(st);

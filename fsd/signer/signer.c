@@ -3,9 +3,9 @@
  * start; signing takes a token session per operation from libp11's pool. */
 #include "signer.h"
 
+#include "certid.h"
 #include "dsse.h"
 
-#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 struct signer_key {
 	char *name;
 	PKCS11_SLOT *slot;
-	char serial[65], fingerprint[65]; /* of cert, kept with it */
+	struct cert_identity id; /* of cert, kept with it */
 	EVP_PKEY *pkey;
 	X509 *cert;
 	STACK_OF(X509) * chain;
@@ -48,10 +48,7 @@ struct signer {
 	EVP_PKEY *pkeys[SIGNER_MAX_KEYS]; /* handed out by signer_find_pkey */
 };
 
-static void describe_cert(struct signer_key *k);
-
-int signer_open(const char *module, const char *pin_file, struct signer **ret,
-		char err[SIGNER_ERR_MAX])
+int signer_open(const char *module, const char *pin_file, struct signer **ret, char err[ERROR_MAX])
 {
 	struct signer *s;
 
@@ -308,7 +305,7 @@ static int read_file_key(const char *path, EVP_PKEY **ret, char *err)
 	return 0;
 }
 
-int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[SIGNER_ERR_MAX])
+int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[ERROR_MAX])
 {
 	EVP_PKEY *pkey = NULL;
 	int r;
@@ -357,7 +354,7 @@ static int load_pem_certs(const char *path, STACK_OF(X509) * *ret, char *err)
 }
 
 int signer_add_key(struct signer *s, const char *name, const char *uri, const char *cert_file,
-		   const char *chain_file, char err[SIGNER_ERR_MAX])
+		   const char *chain_file, char err[ERROR_MAX])
 {
 	struct signer_key k = {0};
 	STACK_OF(X509) *certs = NULL;
@@ -393,7 +390,8 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 	k.chain = certs;
 	certs = NULL;
 	k.name = strdup(name);
-	describe_cert(&k);
+	/* once per certificate, not at every signature; "" if the digest failed */
+	(void)cert_identity(k.cert, &k.id);
 	s->keys[s->n_keys++] = k;
 	memset(&k, 0, sizeof(k));
 	r = 0;
@@ -413,27 +411,6 @@ static struct signer_key *lookup(struct signer *s, const char *name)
 	return NULL;
 }
 
-/* Serial and fingerprint of K's certificate, computed once per certificate
- * rather than at every signature. Caller holds s->lock or owns K. */
-static void describe_cert(struct signer_key *k)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(k->cert), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-	snprintf(k->serial, sizeof(k->serial), "%s", hex ? hex : "");
-	for (char *p = k->serial; *p; p++)
-		*p = tolower((unsigned char)*p);
-	OPENSSL_free(hex);
-	BN_free(bn);
-	if (!X509_digest(k->cert, EVP_sha256(), md, &len))
-		len = 0;
-	for (unsigned int i = 0; i < len && i < 32; i++)
-		sprintf(k->fingerprint + 2 * i, "%02x", md[i]);
-	k->fingerprint[2 * (len < 32 ? len : 32)] = 0;
-}
-
 int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65])
 {
 	struct signer_key *k = lookup(s, name);
@@ -441,8 +418,8 @@ int signer_key_info(struct signer *s, const char *name, char serial[65], char fi
 	if (!k)
 		return -ENOKEY;
 	pthread_mutex_lock(&s->lock);
-	memcpy(serial, k->serial, 65);
-	memcpy(fingerprint, k->fingerprint, 65);
+	memcpy(serial, k->id.serial, 65);
+	memcpy(fingerprint, k->id.fingerprint, 65);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -468,14 +445,14 @@ int signer_certificate(struct signer *s, const char *name, X509 **ret_cert,
 }
 
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
-		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX])
+		time_t when, unsigned char **ret_der, size_t *ret_len, char err[ERROR_MAX])
 {
 	return signer_sign_stamped(s, name, digest, when, NULL, NULL, ret_der, ret_len, err);
 }
 
 int signer_sign_stamped(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
-			size_t *ret_len, char err[SIGNER_ERR_MAX])
+			size_t *ret_len, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	STACK_OF(X509) * chain;
@@ -505,7 +482,7 @@ int signer_sign_stamped(struct signer *s, const char *name, const unsigned char 
 }
 
 int signer_sign_envelope(struct signer *s, const char *name, const char *type, const void *body,
-			 size_t len, char **ret, char err[SIGNER_ERR_MAX])
+			 size_t len, char **ret, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	char fingerprint[65];
@@ -515,7 +492,7 @@ int signer_sign_envelope(struct signer *s, const char *name, const char *type, c
 	if (!k)
 		return error_set(err, -ENOKEY, "no key named '%s'", name);
 	pthread_mutex_lock(&s->lock);
-	memcpy(fingerprint, k->fingerprint, sizeof(fingerprint));
+	memcpy(fingerprint, k->id.fingerprint, sizeof(fingerprint));
 	pthread_mutex_unlock(&s->lock);
 	r = dsse_sign(k->pkey, fingerprint, type, body, len, ret, err);
 	if (r < 0)
@@ -524,8 +501,7 @@ int signer_sign_envelope(struct signer *s, const char *name, const char *type, c
 }
 
 int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
-		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx,
-		 char err[SIGNER_ERR_MAX])
+		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	struct embed_key key = {0};
@@ -595,7 +571,7 @@ static STACK_OF(X509) * certs_from_pem(const char *pem)
 }
 
 int signer_set_certificate(struct signer *s, const char *name, const char *cert_pem,
-			   const char *chain_pem, char err[SIGNER_ERR_MAX])
+			   const char *chain_pem, char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	STACK_OF(X509) * certs, *chain;
@@ -619,7 +595,7 @@ int signer_set_certificate(struct signer *s, const char *name, const char *cert_
 	pthread_mutex_lock(&s->lock);
 	X509_free(k->cert); /* threads signing right now hold their own references */
 	k->cert = cert;
-	describe_cert(k);
+	(void)cert_identity(k->cert, &k->id);
 	sk_X509_pop_free(k->chain, X509_free);
 	k->chain = chain;
 	pthread_mutex_unlock(&s->lock);

@@ -12,40 +12,39 @@
 #include "cms.h"
 #include "embed.h"
 
-#define SIGNER_ERR_MAX ERROR_MAX
+#define SIGNER_ERR_MAX ERROR_MAX /* deprecated: use ERROR_MAX */
 
 struct signer;
 
 /* Load the PKCS#11 MODULE. PIN_FILE holds the user PIN on its first line; it is
  * read at each login and wiped right after. MODULE NULL: a relay without a
  * token, which loads no module and holds no key. */
-int signer_open(const char *module, const char *pin_file, struct signer **ret,
-		char err[SIGNER_ERR_MAX]);
+int signer_open(const char *module, const char *pin_file, struct signer **ret, char err[ERROR_MAX]);
 
 /* Find the private key at URI (RFC 7512: token/manufacturer/model/serial
  * select the token; object/id the key), logging in to its token if needed,
  * and bind it under NAME to the certificate in CERT_FILE (plus CHAIN_FILE, may
  * be NULL). Fails when the certificate's public key is not the token key's. */
 int signer_add_key(struct signer *s, const char *name, const char *uri, const char *cert_file,
-		   const char *chain_file, char err[SIGNER_ERR_MAX]);
+		   const char *chain_file, char err[ERROR_MAX]);
 
 /* The private key at URI as an EVP_PKEY (for signfsctl init to sign
  * certificates with); owned by the signer. URI file:/PATH is a software
  * key in a PEM file readable by its owner only: a relay's audit key, which
  * signs that relay's own log's checkpoints and never an artifact (the
  * config allows it nowhere else). */
-int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[SIGNER_ERR_MAX]);
+int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[ERROR_MAX]);
 
 /* Detached CMS signature over DIGEST with key NAME, signingTime WHEN.
  * *ret_der is OPENSSL_malloc'd. Safe to call from several threads. */
 int signer_sign(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
-		time_t when, unsigned char **ret_der, size_t *ret_len, char err[SIGNER_ERR_MAX]);
+		time_t when, unsigned char **ret_der, size_t *ret_len, char err[ERROR_MAX]);
 
 /* The same with a timestamp (cms_sign_digest_stamped): -ETIME when STAMP
  * failed, its reason in STAMP_CTX. */
 int signer_sign_stamped(struct signer *s, const char *name, const unsigned char digest[SHA256_LEN],
 			time_t when, cms_stamp_fn stamp, void *stamp_ctx, unsigned char **ret_der,
-			size_t *ret_len, char err[SIGNER_ERR_MAX]);
+			size_t *ret_len, char err[ERROR_MAX]);
 
 /* The artifact in IN_FD (SIZE bytes) with a signature of FORMAT embedded
  * (embed.h: AUTHENTICODE or KMOD), made with key NAME, written to OUT_FD
@@ -53,14 +52,13 @@ int signer_sign_stamped(struct signer *s, const char *name, const unsigned char 
  * NULL. -EINVAL when the input is not of FORMAT, -ETIME when STAMP failed,
  * -EIO when signing failed; the reason in ERR. */
 int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
-		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx,
-		 char err[SIGNER_ERR_MAX]);
+		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX]);
 
 /* A DSSE envelope (dsse_sign) over BODY of TYPE signed with key NAME,
  * its keyid the SHA-256 fingerprint (hex) of NAME's certificate: the one
  * its CMS signatures carry. *RET is malloc'd. Safe from several threads. */
 int signer_sign_envelope(struct signer *s, const char *name, const char *type, const void *body,
-			 size_t len, char **ret, char err[SIGNER_ERR_MAX]);
+			 size_t len, char **ret, char err[ERROR_MAX]);
 
 /* Serial (hex) and SHA-256 fingerprint (hex) of NAME's certificate. */
 int signer_key_info(struct signer *s, const char *name, char serial[65], char fingerprint[65]);
@@ -78,7 +76,7 @@ int signer_key_facts(struct signer *s, const char *name, struct signer_key_facts
 /* Bind NAME to another certificate (a renewal) of the same key; CERT_PEM
  * holds it, CHAIN_PEM (may be "") the chain. Safe while other threads sign. */
 int signer_set_certificate(struct signer *s, const char *name, const char *cert_pem,
-			   const char *chain_pem, char err[SIGNER_ERR_MAX]);
+			   const char *chain_pem, char err[ERROR_MAX]);
 
 /* Is a key named NAME loaded? */
 bool signer_has_key(struct signer *s, const char *name);

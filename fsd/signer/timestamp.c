@@ -1,6 +1,7 @@
 /* See timestamp.h. */
 #include "timestamp.h"
 
+#include "certid.h"
 #include "cms.h"
 
 #include <curl/curl.h>
@@ -378,18 +379,6 @@ static TS_VERIFY_CTX *verify_ctx(TS_VERIFY_CTX *v, X509_STORE *store)
 	return v;
 }
 
-static void serial_hex(const ASN1_INTEGER *i, char *out, size_t n)
-{
-	BIGNUM *bn = i ? ASN1_INTEGER_to_BN(i, NULL) : NULL;
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-	snprintf(out, n, "%s", hex ? hex : "");
-	for (char *p = out; *p; p++)
-		*p = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
-	OPENSSL_free(hex);
-	BN_free(bn);
-}
-
 static void read_info(PKCS7 *token, struct timestamp_info *info)
 {
 	TS_TST_INFO *tst = PKCS7_to_TS_TST_INFO(token);
@@ -404,10 +393,10 @@ static void read_info(PKCS7 *token, struct timestamp_info *info)
 		strftime(info->gen_time, sizeof(info->gen_time), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
 	if (tst)
-		serial_hex(TS_TST_INFO_get_serial(tst), info->serial, sizeof(info->serial));
+		cert_serial_text(TS_TST_INFO_get_serial(tst), info->serial, sizeof(info->serial));
 	if (si && si->issuer_and_serial)
-		serial_hex(si->issuer_and_serial->serial, info->tsa_serial,
-			   sizeof(info->tsa_serial));
+		cert_serial_text(si->issuer_and_serial->serial, info->tsa_serial,
+				 sizeof(info->tsa_serial));
 	TS_TST_INFO_free(tst);
 	ERR_clear_error();
 }

@@ -12,33 +12,33 @@ trap 'rm -rf "$work"' EXIT
 
 case $target in
 note)
-	srcs="$top/inventory/note.c $top/inventory/merkle.c $top/policy/error.c"
-	incs="-I$top/inventory -I$top/policy"
+	srcs="$top/inventory/note.c $top/inventory/merkle.c $top/policy/base/error.c"
+	incs="-I$top/inventory -I$top/policy -I$top/policy/base"
 	libs="-lcrypto"
 	;;
 glob)
 	srcs="$top/policy/policy.c"
-	incs="-I$top/policy"
+	incs="-I$top/policy -I$top/policy/base"
 	libs=""
 	;;
 verify)
-	srcs="$top/inventory/verify.c $top/inventory/audit.c $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/flush.c $top/policy/error.c"
-	incs="-I$top/inventory -I$top/policy -I/usr/include/json-c"
+	srcs="$top/inventory/verify.c $top/inventory/audit.c $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/base/flush.c $top/policy/base/error.c"
+	incs="-I$top/inventory -I$top/policy -I$top/policy/base -I/usr/include/json-c"
 	libs="-lcrypto -ljson-c -lsqlite3"
 	;;
 config)
-	srcs="$top/policy/config.c $top/policy/policy.c $top/policy/anomaly.c $top/policy/error.c"
-	incs="-I$top/policy -I/usr/include/json-c"
+	srcs="$top/policy/config.c $top/policy/config-keys.c $top/policy/config-rules.c $top/policy/policy.c $top/policy/anomaly.c $top/policy/base/error.c"
+	incs="-I$top/policy -I$top/policy/base -I/usr/include/json-c"
 	libs="-linih -lcrypto -ljson-c"
 	;;
 pe)
-	srcs="$top/fsd/signer/pe.c $top/policy/error.c"
-	incs="-I$top/fsd/signer -I$top/policy"
+	srcs="$top/fsd/signer/pe.c $top/policy/base/error.c"
+	incs="-I$top/fsd/signer -I$top/policy -I$top/policy/base"
 	libs="-lcrypto"
 	;;
 dsse)
-	srcs="$top/fsd/signer/dsse.c $top/policy/error.c"
-	incs="-I$top/fsd/signer -I$top/policy -I/usr/include/json-c"
+	srcs="$top/fsd/signer/dsse.c $top/policy/base/error.c $top/policy/base/text.c"
+	incs="-I$top/fsd/signer -I$top/policy -I$top/policy/base -I/usr/include/json-c"
 	libs="-lcrypto -ljson-c"
 	;;
 *)

@@ -1,7 +1,11 @@
 /* The one error type of signfs: a function returns a negative errno and
  * writes its reason, one line of text that never holds a secret, into the
- * caller's buffer of ERROR_MAX bytes. Every component's *_ERR_MAX is this
- * size, so that a reason passes from one component to another whole. */
+ * caller's buffer of ERROR_MAX bytes. Every component uses this size, so
+ * that a reason passes from one component to another whole.
+ *
+ * Part of the project's base (policy/base/): not policy, it sits under
+ * policy/ because that is the bottom of the build and every component
+ * links it. */
 #pragma once
 
 #define ERROR_MAX 512

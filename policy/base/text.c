@@ -23,3 +23,14 @@ char *text_printable(const char *in, char *out, size_t n)
 	out[o] = 0;
 	return out;
 }
+
+void text_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digit[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digit[in[i] >> 4];
+		out[2 * i + 1] = digit[in[i] & 0xf];
+	}
+	out[2 * n] = 0;
+}

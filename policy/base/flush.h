@@ -12,7 +12,11 @@
  *
  * syncfs writes every dirty page of the filesystem, other processes' too:
  * its cost grows with what else writes there, which is why the state
- * directory is best kept on a filesystem of its own. */
+ * directory is best kept on a filesystem of its own.
+ *
+ * Part of the project's base (policy/base/): not policy, it sits under
+ * policy/ because that is the bottom of the build and every component
+ * links it. */
 #pragma once
 
 #include <stdbool.h>

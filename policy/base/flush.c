@@ -44,8 +44,9 @@ int flush_new(struct flush **ret)
 
 	if (!f)
 		return -ENOMEM;
-	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->done_cond, NULL);
+	/* Default attributes: neither can fail. */
+	(void)pthread_mutex_init(&f->lock, NULL);
+	(void)pthread_cond_init(&f->done_cond, NULL);
 	*ret = f;
 	return 0;
 }
@@ -111,7 +112,7 @@ int flush_wait(struct flush *f)
 	f->waits++;
 	while (f->done < ticket) {
 		if (f->started >= ticket || f->running >= MAX_RUNNING) {
-			pthread_cond_wait(&f->done_cond, &f->lock);
+			(void)pthread_cond_wait(&f->done_cond, &f->lock);
 			continue;
 		}
 		uint64_t from = f->started + 1, upto = f->issued;
@@ -139,7 +140,7 @@ int flush_wait(struct flush *f)
 		} else if (upto > f->ended) {
 			f->ended = upto;
 		}
-		pthread_cond_broadcast(&f->done_cond);
+		(void)pthread_cond_broadcast(&f->done_cond);
 	}
 	for (unsigned i = 0; i < f->n_failed && i < MAX_FAILED; i++)
 		if (f->failed[i].from <= ticket && ticket <= f->failed[i].to)
