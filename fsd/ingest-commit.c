@@ -163,11 +163,14 @@ static bool commit_sign(struct commit *c)
 {
 	struct ingest *in = c->in;
 	char err[INGEST_VETO_MAX] = "";
+	bool attested = false;
 	int r = in->hooks.forward ? in->hooks.forward(in->hooks.ctx, c->path, c->fd, c->st.st_size,
-						      c->cred, &c->sig, &c->sig_len, err)
+						      c->cred, &c->sig, &c->sig_len, &attested, err)
 				  : in->hooks.sign(in->hooks.ctx, c->grant.key, c->digest, &c->sig,
 						   &c->sig_len, &c->facts, err);
 
+	if (r == 0 && attested) /* a relay's signer counted it: nothing to publish */
+		return stop(c, COMMIT_ATTESTED);
 	if (r == 0)
 		return true;
 	error_set(c->reason, 0, "%s", err);

@@ -10,6 +10,7 @@
  *   ingest-await.c    commits that wait for their writer's success
  *   ingest-follow.c   the outbox following the inbox, and retention
  *   ingest-held.c     held signatures and quorum copies
+ *   ingest-relay.c    the reply to a relay whose upload was attested
  *
  * Locks, in the order they are taken (never the reverse):
  *   f->lock       one open file: its state and flags; held by its writes,
@@ -239,6 +240,13 @@ enum commit_outcome ingest_commit_claimed(struct ingest *in, int fd, const char 
 enum commit_outcome ingest_commit_fd(struct ingest *in, int fd, const char *path,
 				     struct stream_hash *hash, const char *staging,
 				     const struct ingest_cred *cred);
+
+/* ---- ingest-relay.c ---- */
+
+/* A relay's upload FROM, open as FD and renamed by CRED, was attested, not
+ * published: the reply that says so beside it (relay.h). 0 or -errno. */
+int ingest_relay_attested(struct ingest *in, const char *from, int fd,
+			  const struct ingest_cred *cred);
 
 /* ---- ingest-await.c ---- */
 

@@ -331,6 +331,8 @@ static int move_file(struct move *m)
 	if (attested) {
 		/* Attested, not published: the bytes leave the inbox, as a
 		 * closed file's do, and the rename succeeds for the writer. */
+		if (relay_is_staging(from))
+			(void)ingest_relay_attested(in, from, m->fd, m->cred); /* none: EIO there */
 		r = unlinkat(in->inbox_fd, from, 0) < 0 ? -errno : 0;
 		pthread_mutex_lock(&in->lock);
 		m->done = ingest_pending_take(in, from);

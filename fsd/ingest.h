@@ -223,11 +223,13 @@ typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int 
 /* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), written
  * by CRED (which the signer records as the relay's claims), which the
  * hook hands to a signer, returning that signer's detached signature over
- * it as SIGN does, or -EACCES (the signer refused it) or another negative
- * errno with the reason. Locks: as SIGN's. */
+ * it as SIGN does, or none with *RET_ATTESTED set (the signer's quorum
+ * counted it; the hook recorded that, nothing is published here), or
+ * -EACCES (the signer refused it) or another negative errno with the
+ * reason. Locks: as SIGN's. */
 typedef int (*ingest_forward_fn)(void *ctx, const char *path, int fd, off_t size,
 				 const struct ingest_cred *cred, unsigned char **ret_der,
-				 size_t *ret_len, char reason[INGEST_VETO_MAX]);
+				 size_t *ret_len, bool *ret_attested, char reason[INGEST_VETO_MAX]);
 
 /* What the pipeline asks of the daemon; CTX goes to each. No hook runs
  * with the ingest's registry lock or a hash lock held, but some with a

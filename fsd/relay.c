@@ -9,6 +9,7 @@
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -35,6 +36,8 @@ struct conn {
 	ssh_session ssh;      /* NULL: not connected */
 	sftp_session sftp;
 	size_t current; /* the signer connected to */
+	bool uid_known; /* uid: the account's on the signer, as its files show */
+	uid_t uid;
 };
 
 struct relay {
@@ -147,6 +150,7 @@ static void disconnect(struct conn *k)
 	}
 	k->sftp = NULL;
 	k->ssh = NULL;
+	k->uid_known = false;
 }
 
 void relay_free(struct relay *r)
@@ -335,6 +339,15 @@ static int upload(struct conn *k, int fd, off_t size, const char *staging, char 
 		return error_set(reason, rc, "the signer refused the upload: %s",
 				 f ? "out of memory" : ssh_get_error(k->ssh));
 	}
+	/* Once per connection: whose the signer's replies must be. */
+	if (!k->uid_known) {
+		sftp_attributes a = sftp_fstat(f);
+		if (a) {
+			k->uid = a->uid;
+			k->uid_known = true;
+			sftp_attributes_free(a);
+		}
+	}
 	while (rc == 0 && off < size) {
 		ssize_t n = pread(fd, buf, CHUNK, off);
 		if (n <= 0)
@@ -413,6 +426,76 @@ out:
 	return rc;
 }
 
+/* The SHA-256 of FD's SIZE bytes, in hex. */
+static int local_digest(int fd, off_t size, char hex[2 * 32 + 1])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char *buf = malloc(CHUNK), digest[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	off_t off = 0;
+	int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
+
+	while (rc == 0 && off < size) {
+		ssize_t n = pread(fd, buf, CHUNK, off);
+		if (n <= 0 || EVP_DigestUpdate(md, buf, n) != 1)
+			rc = -EIO;
+		else
+			off += n;
+	}
+	if (rc == 0 && (EVP_DigestFinal_ex(md, digest, &len) != 1 || len != 32))
+		rc = -EIO;
+	for (unsigned i = 0; rc == 0 && i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return rc;
+}
+
+/* The signer's reply beside STAGING, when its rename attested the bytes
+ * instead of publishing them (relay.h): 1 with the digest in OUT when it
+ * is there, is the account's and names these bytes; 0 when there is none
+ * (published); -EIO when it cannot be told. Removed once read. */
+static int read_reply(struct conn *k, const char *staging, int fd, off_t size,
+		      struct relay_outcome *out, char reason[ERROR_MAX])
+{
+	char name[2048 + sizeof(RELAY_REPLY_SUFFIX)], text[RELAY_MAX_REPLY], mine[2 * 32 + 1];
+	const size_t tag = strlen(RELAY_REPLY_ATTESTED " ");
+	sftp_attributes a;
+	sftp_file f;
+	ssize_t n;
+	bool ours;
+
+	snprintf(name, sizeof(name), "%s" RELAY_REPLY_SUFFIX, staging);
+	f = sftp_open(k->sftp, name, O_RDONLY, 0);
+	/* None, or another account's (not readable): published. */
+	if (!f &&
+	    (sftp_get_error(k->sftp) == SSH_FX_NO_SUCH_FILE ||
+	     sftp_get_error(k->sftp) == SSH_FX_PERMISSION_DENIED) &&
+	    ssh_is_connected(k->ssh))
+		return 0;
+	if (!f)
+		return error_set(reason, -EIO,
+				 "renamed on the signer, but its reply is unreadable: %s",
+				 ssh_get_error(k->ssh));
+	a = sftp_fstat(f);
+	/* Another account may have made this name first: not the signer's. */
+	ours = a && k->uid_known && a->uid == k->uid;
+	sftp_attributes_free(a);
+	n = ours ? sftp_read(f, text, sizeof(text) - 1) : -1;
+	sftp_close(f);
+	if (!ours)
+		return 0;
+	sftp_unlink(k->sftp, name); /* else it goes after the signer's temp_grace */
+	text[n > 0 ? n : 0] = 0;
+	if (n <= 0 || strncmp(text, RELAY_REPLY_ATTESTED " ", tag) || strlen(text) < tag + 64)
+		return error_set(reason, -EIO, "the signer's reply cannot be read");
+	if (local_digest(fd, size, mine) < 0 || strncmp(text + tag, mine, 64))
+		return error_set(reason, -EIO, "the signer's reply names other bytes than these");
+	memcpy(out->sha256, mine, sizeof(mine));
+	out->attested = true;
+	return 1;
+}
+
 /* The claims sidecar of STAGING (CLAIMS may be NULL: none). */
 static int upload_claims(struct conn *k, const char *staging, const char *claims)
 {
@@ -444,7 +527,8 @@ static void drop_claims(struct conn *k, const char *staging)
 
 /* One attempt on the connected signer. */
 static int forward_once(struct conn *k, const char *path, int fd, off_t size, const char *claims,
-			unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
+			struct relay_outcome *out, unsigned char **ret_der, size_t *ret_len,
+			char reason[ERROR_MAX])
 {
 	const struct signer_url *u = &k->relay->urls[k->current];
 	char staging[2048], final[2048];
@@ -485,6 +569,15 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 		drop_claims(k, staging);
 		return rc == -EACCES ? -EACCES : -EIO;
 	}
+	/* Counted towards the signer's quorum, nothing published: its reply
+	 * says so, made before the rename returned. */
+	rc = read_reply(k, staging, fd, size, out, reason);
+	if (rc != 0)
+		return rc < 0 ? -EIO
+			      : error_set(reason, 0,
+					  "attested by %s@%s:%u: counted towards its quorum, "
+					  "published there once the other writers agree",
+					  u->account, u->host, u->port);
 	for (int tries = 0; tries < 3; tries++) {
 		rc = fetch_signature(k, u, path, fd, ret_der, ret_len, reason);
 		if (rc != -ESTALE)
@@ -508,14 +601,16 @@ static struct conn *take_conn(struct relay *r)
 }
 
 int relay_forward(struct relay *r, const char *path, int fd, off_t size, const char *claims,
-		  unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
+		  struct relay_outcome *ret_outcome, unsigned char **ret_der, size_t *ret_len,
+		  char reason[ERROR_MAX])
 {
 	struct conn *k = take_conn(r);
 	int rc;
 
+	*ret_outcome = (struct relay_outcome){0};
 	rc = ensure_connected(k, 0, reason);
 	if (rc == 0) {
-		rc = forward_once(k, path, fd, size, claims, ret_der, ret_len, reason);
+		rc = forward_once(k, path, fd, size, claims, ret_outcome, ret_der, ret_len, reason);
 		/* A kept connection found dead before anything was sent: once
 		 * more on a new one, from the first signer in order. One lost
 		 * mid-upload fails the forward (the signer abandons what came). */
@@ -523,8 +618,8 @@ int relay_forward(struct relay *r, const char *path, int fd, off_t size, const c
 			disconnect(k);
 			rc = ensure_connected(k, 0, reason);
 			if (rc == 0)
-				rc = forward_once(k, path, fd, size, claims, ret_der, ret_len,
-						  reason);
+				rc = forward_once(k, path, fd, size, claims, ret_outcome, ret_der,
+						  ret_len, reason);
 			if (rc == -ENOTCONN)
 				rc = -EIO;
 		}

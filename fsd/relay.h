@@ -36,6 +36,18 @@
 #define RELAY_CLAIMS_SUFFIX ".claims"
 #define RELAY_MAX_CLAIMS 4096
 
+/* The signer's answer when the rename of STAGING succeeded but published
+ * nothing (its quorum counted the bytes and waits for other writers):
+ * STAGING RELAY_REPLY_SUFFIX, owned by the account, holds
+ * RELAY_REPLY_ATTESTED " SHA256\n" (the attested bytes' digest, hex). It
+ * is made before the rename returns, so the relay reads it without a
+ * race; the relay removes it, and a reply never read waits like a
+ * temporary file (removed after temp_grace). Made only on that outcome:
+ * a published rename leaves none. */
+#define RELAY_REPLY_SUFFIX ".attest"
+#define RELAY_REPLY_ATTESTED "attested"
+#define RELAY_MAX_REPLY 128
+
 static inline bool relay_is_staging(const char *path)
 {
 	const char *base = strrchr(path, '/');
@@ -59,17 +71,28 @@ struct relay;
 int relay_open(const struct relay_settings *settings, struct relay **ret, char err[ERROR_MAX]);
 void relay_free(struct relay *r);
 
+/* What a forward that succeeded came to on the signer. */
+struct relay_outcome {
+	/* The signer counted the bytes towards its quorum and published
+	 * nothing yet (no signature comes back); REASON says where. */
+	bool attested;
+	char sha256[2 * 32 + 1]; /* attested: the bytes' digest, hex */
+};
+
 /* Forward inbox PATH, whose content is FD (SIZE bytes), to a signer as
  * PATH under its URL's directory, with CLAIMS (JSON, may be NULL: what
  * this relay says of its local writer, which the signer records as claims
  * and never decides on) beside the upload as its RELAY_CLAIMS_SUFFIX
  * sidecar, and fetch the signature it published:
  * *ret_der (OPENSSL_malloc'd) is a detached CMS signature over exactly
- * these bytes. -EACCES when the signer refused it (its policy), -EIO when
- * it failed or no signer answered, with the reason in REASON; nothing is
- * published on the signer under PATH then. */
+ * these bytes; or, with ret_outcome->attested, none: the signer attested
+ * them (its reply, RELAY_REPLY_SUFFIX, named these bytes). -EACCES when the
+ * signer refused it (its policy), -EIO when it failed or no signer
+ * answered, with the reason in REASON; nothing is published on the signer
+ * under PATH then. */
 int relay_forward(struct relay *r, const char *path, int fd, off_t size, const char *claims,
-		  unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX]);
+		  struct relay_outcome *ret_outcome, unsigned char **ret_der, size_t *ret_len,
+		  char reason[ERROR_MAX]);
 
 /* Split ssh://ACCOUNT@HOST[:PORT]/PATH. PATH must have a component
  * "inbox" (the signer's inbox, or a directory in it). 0 or -EINVAL. */

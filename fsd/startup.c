@@ -26,6 +26,7 @@
 #include "provenance.h"
 #include "quorum.h"
 #include "relay.h"
+#include "relay-daemon.h"
 #include "signer.h"
 #include "startcheck.h"
 #include "store.h"
@@ -154,7 +155,8 @@ int startup_validate_policy(void *ctx, const struct config *candidate, char err[
 	struct fsd *d = ctx;
 
 	for (size_t i = 0; i < candidate->n_rules; i++)
-		if (!signer_has_key(d->signer, candidate->rules[i].key)) {
+		if (candidate->rules[i].key && /* none: a relay's rule */
+		    !signer_has_key(d->signer, candidate->rules[i].key)) {
 			snprintf(err, CONFIG_ERR_MAX,
 				 "%s:%d: [rule %s] names key '%s', which is not loaded "
 				 "(new keys need a restart)",
@@ -371,13 +373,18 @@ static const char *writer_claims(const struct ingest_cred *cred, char *out, size
 
 int startup_relay_hook(void *ctx, const char *path, int fd, off_t size,
 		       const struct ingest_cred *cred, unsigned char **ret_der, size_t *ret_len,
-		       char reason[INGEST_VETO_MAX])
+		       bool *ret_attested, char reason[INGEST_VETO_MAX])
 {
 	struct fsd *d = ctx;
 	char claims[RELAY_MAX_CLAIMS];
+	struct relay_outcome out;
+	int r = relay_forward(d->relay, path, fd, size, writer_claims(cred, claims, sizeof(claims)),
+			      &out, ret_der, ret_len, reason);
 
-	return relay_forward(d->relay, path, fd, size, writer_claims(cred, claims, sizeof(claims)),
-			     ret_der, ret_len, reason);
+	if (r == 0 && out.attested)
+		r = relay_record_attested(d, path, size, cred, &out, reason);
+	*ret_attested = r == 0 && out.attested;
+	return r;
 }
 
 /* What is kept for writers, the anomaly detector, quorum signing and

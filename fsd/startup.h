@@ -49,7 +49,7 @@ int startup_relay(const struct config *c, struct fsd *d);
  * the struct fsd): the writer's claims go with the bytes. */
 int startup_relay_hook(void *ctx, const char *path, int fd, off_t size,
 		       const struct ingest_cred *cred, unsigned char **ret_der, size_t *ret_len,
-		       char reason[INGEST_VETO_MAX]);
+		       bool *ret_attested, char reason[INGEST_VETO_MAX]);
 
 /* What is kept for writers, the anomaly detector, quorum signing and
  * provenance statements, and who hears the pipeline (d->outcomes): before

@@ -78,9 +78,9 @@ static void status_checks(struct fsd *d, const struct daemon_status *ds, const c
 			cert_state_name(st.state), st.serial, st.days_left);
 		can_sign |= st.state == CERT_VALID || st.state == CERT_EXPIRING;
 	}
-	if (strncmp(token, "logged in", 9))
+	if (strncmp(token, "logged in", 9) && !config_tokenless_relay(d->config))
 		fprintf(problems, "; token %s", token);
-	if (!can_sign)
+	if (!can_sign && !d->relay)
 		fprintf(problems, "; no configured key can sign");
 	if (ds->policy_rejected)
 		fprintf(problems, "; the last policy reload was rejected");
@@ -154,7 +154,11 @@ int virt_render_status(struct fsd *d, const struct virt_reader *who, char **ret,
 
 	if (p && k) {
 		audit_last_error(d->audit, audit_err);
-		signer_token_state(d->signer, d->config->keys[0].name, token, sizeof(token));
+		if (config_tokenless_relay(d->config)) /* its signers sign, over SSH */
+			snprintf(token, sizeof(token), "none (a relay: its signers sign)");
+		else
+			signer_token_state(d->signer, d->config->keys[0].name, token,
+					   sizeof(token));
 		daemon_status(d, &ds);
 		status_checks(d, &ds, token, audit_err, now, p, k);
 	}

@@ -283,11 +283,14 @@ static int set_relay_signer(struct parse_state *s, const struct config_item *ite
 	return 1;
 }
 
+/* [audit] key: a pkcs11: URI, or file:/PATH, a relay's software key (which
+ * only a relay without [token] may have: config.c's validate). */
 static int set_audit_key(struct parse_state *s, const struct config_item *item, void *field,
 			 const char *value)
 {
-	if (strncmp(value, "pkcs11:", 7))
-		return config_fail(s, "audit key must be a pkcs11: URI");
+	if (strncmp(value, "pkcs11:", 7) && strncmp(value, "file:/", 6))
+		return config_fail(s, "audit key must be a pkcs11: URI (or, on a relay "
+				      "without [token], file:/PATH)");
 	return config_set_str(s, field, value);
 }
 

@@ -146,6 +146,45 @@ static int strip_comment(void *user, const char *section, const char *key, const
 	return handle(user, section, key, v);
 }
 
+bool config_tokenless_relay(const struct config *c)
+{
+	return c->relay.n_signers && !c->module && !c->pin_file && !c->pin_credential;
+}
+
+/* A relay without [token] signs no artifact: no keys, its rules name none,
+ * no timestamps; its audit key (a file) signs its own log's checkpoints. */
+static int validate_tokenless_relay(struct parse_state *s)
+{
+	struct config *c = s->c;
+
+	if (!c->relay.identity || !c->relay.known_hosts)
+		return config_fail(s, "[relay] needs identity and known_hosts");
+	if (c->n_keys)
+		return config_fail(
+		    s, "[key %s] needs a [token]; a relay without one signs nothing itself",
+		    c->keys[0].name);
+	if (c->timestamp.enabled)
+		return config_fail(s, "[timestamp] needs a [token]; a relay's signer timestamps");
+	for (size_t i = 0; i < c->n_rules; i++) {
+		s->line = c->rules[i].line;
+		if (c->rules[i].n_globs == 0)
+			return config_fail(s, "[rule %s] has no path", c->rules[i].name);
+		if (c->rules[i].key || c->rules[i].quorum ||
+		    c->rules[i].format != POLICY_FORMAT_CMS)
+			return config_fail(
+			    s,
+			    "[rule %s]: a relay without [token] signs nothing itself: "
+			    "no key, quorum or format (the signer's policy has them)",
+			    c->rules[i].name);
+	}
+	s->line = 0;
+	if (!c->audit_key || strncmp(c->audit_key, "file:/", 6))
+		return config_fail(
+		    s, "[audit] key is required: on a relay without [token], "
+		       "file:/PATH (its own log's checkpoint key, signfsctl init --relay)");
+	return 1;
+}
+
 /* [timestamp]: a TSA to ask, or the local one with its own key. */
 static int validate_timestamp(struct parse_state *s)
 {
@@ -172,10 +211,16 @@ static int validate(struct parse_state *s)
 	s->line = 0;
 	if (!c->state_dir)
 		return config_fail(s, "[daemon] state_dir is required");
+	if (config_tokenless_relay(c))
+		return validate_tokenless_relay(s);
 	if (!c->module)
 		return config_fail(s, "[token] module is required");
 	if (!c->pin_file && !c->pin_credential)
 		return config_fail(s, "[token] needs pin_file or pin_credential");
+	if (c->audit_key && strncmp(c->audit_key, "pkcs11:", 7))
+		return config_fail(
+		    s, "[audit] key must be on the token (a pkcs11: URI): file: keys are "
+		       "for a relay without [token] only");
 	if (c->relay.n_signers && (!c->relay.identity || !c->relay.known_hosts))
 		return config_fail(s, "[relay] needs identity and known_hosts");
 	for (size_t i = 0; i < c->n_keys; i++) {

@@ -66,7 +66,8 @@ struct config {
 	char *pin_file;		/* user PIN, first line; never logged */
 	char *pin_credential;	/* or: the systemd credential holding it */
 	char *softhsm2_conf;	/* embedded token only: exported as SOFTHSM2_CONF */
-	char *audit_key;	/* URI of the audit-log key (never a code-signing key) */
+	char *audit_key;	/* URI of the audit-log key (never a code-signing key); a
+				 * relay without [token]: file:/PATH, a PEM key */
 	char *audit_origin;	/* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;	/* FUSE worker threads (libfuse caps at 10) */
 	unsigned temp_grace;	/* seconds a closed temporary file waits for its rename */
@@ -115,6 +116,10 @@ int config_check_file(const char *file, bool secret, char err[ERROR_MAX]);
 /* Same, from a string; name is used in messages. */
 int config_parse_string(const char *name, const char *text, struct config **ret,
 			char err[ERROR_MAX]);
+
+/* A relay with no [token]: it signs no artifact, its rules name no key,
+ * and its audit key is a file:/PATH (fsd/relay.h). */
+bool config_tokenless_relay(const struct config *c);
 
 /* Accepts NULL. */
 void config_free(struct config *c);

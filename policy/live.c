@@ -114,7 +114,7 @@ void policy_live_decide(struct policy_live *p, const char *path, enum policy_tar
 	out->allow = d.allow;
 	if (d.rule) {
 		snprintf(out->rule, sizeof(out->rule), "%s", d.rule->name);
-		snprintf(out->key, sizeof(out->key), "%s", d.rule->key);
+		snprintf(out->key, sizeof(out->key), "%s", d.rule->key ? d.rule->key : "");
 		out->max_size = d.rule->max_size;
 		out->on_anomaly = d.rule->on_anomaly;
 		out->quorum = d.rule->quorum;
@@ -311,7 +311,8 @@ int policy_live_rules_for(struct policy_live *p, const struct policy_subject *su
 		const struct rule *r = &c->rules[i];
 		if (!policy_subject_matches(r, subject))
 			continue;
-		fprintf(f, "  rule %s: key %s", r->name, r->key);
+		fprintf(f, "  rule %s: key %s", r->name,
+			r->key ? r->key : "none (a relay: its signer signs)");
 		policy_describe_scope(f, r);
 		n++;
 	}
@@ -345,7 +346,7 @@ int policy_live_holders(struct policy_live *p, const char *key, char **ret)
 		fprintf(f, "key %s\n", c->keys[k].name);
 		for (size_t i = 0; i < c->n_rules; i++) {
 			const struct rule *r = &c->rules[i];
-			if (strcmp(r->key, c->keys[k].name))
+			if (!r->key || strcmp(r->key, c->keys[k].name))
 				continue;
 			fprintf(f, "  rule %s:", r->name);
 			if (r->n_uids == 0 && r->n_gids == 0)

@@ -83,3 +83,72 @@ Test(relay, config_without_key_or_known_hosts_is_refused)
 	cr_assert_eq(config_parse_string("t.conf", text, &c, err), -EINVAL);
 	cr_assert(strstr(err, "t.conf:9: signer must be"), "%s", err);
 }
+
+static const char *tokenless = "[daemon]\n"
+			       "state_dir = /var/lib/signfs\n"
+			       "[audit]\n"
+			       "key = file:/var/lib/signfs/relay-audit.key\n"
+			       "[relay]\n"
+			       "signer = ssh://a@one/m/inbox\n"
+			       "identity = /etc/signfs/relay.key\n"
+			       "known_hosts = /etc/signfs/kh\n";
+
+Test(relay, relay_without_token_needs_no_module_pin_or_key)
+{
+	char text[2048], err[CONFIG_ERR_MAX];
+	struct config *c = NULL;
+
+	snprintf(text, sizeof(text), "%s[rule relay]\npath = **\n", tokenless);
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
+	cr_assert(config_tokenless_relay(c));
+	cr_assert_null(c->module);
+	cr_assert_null(c->pin_file);
+	cr_assert_eq(c->n_keys, 0);
+	cr_assert_null(c->rules[0].key, "a relay's rule names no key: its signer signs");
+	cr_assert_str_eq(c->audit_key, "file:/var/lib/signfs/relay-audit.key");
+	config_free(c);
+}
+
+Test(relay, relay_without_token_signs_nothing_itself)
+{
+	const char *bad[][2] = {
+	    {"[rule relay]\npath = **\nkey = codesign\n", "no key, quorum or format"},
+	    {"[rule relay]\npath = **\nquorum = 2\n", "no key, quorum or format"},
+	    {"[rule relay]\npath = **\nformat = authenticode\n", "no key, quorum or format"},
+	    {"[key codesign]\nuri = pkcs11:object=c\ncertificate = /c.pem\n", "needs a [token]"},
+	    {"[timestamp]\nurl = http://tsa/\nca = /ca.pem\n", "needs a [token]"},
+	};
+	char text[2048], err[CONFIG_ERR_MAX];
+	struct config *c = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", tokenless, bad[i][0]);
+		cr_expect_eq(config_parse_string("t.conf", text, &c, err), -EINVAL, "%s",
+			     bad[i][0]);
+		cr_expect(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+	}
+}
+
+Test(relay, file_audit_key_only_on_a_relay_without_token)
+{
+	char text[2048], err[CONFIG_ERR_MAX];
+	struct config *c = NULL;
+
+	/* A signer's audit key stays on its token. */
+	snprintf(text, sizeof(text),
+		 "[daemon]\nstate_dir = /s\n[token]\nmodule = /m.so\npin_file = /p\n"
+		 "[audit]\nkey = file:/s/audit.key\n");
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), -EINVAL);
+	cr_assert(strstr(err, "file: keys are for a relay without [token] only"), "%s", err);
+	/* A relay without a token cannot sign its log with a token's key. */
+	snprintf(text, sizeof(text),
+		 "[daemon]\nstate_dir = /s\n[audit]\nkey = pkcs11:object=audit\n[relay]\n"
+		 "signer = ssh://a@one/m/inbox\nidentity = /k\nknown_hosts = /kh\n");
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), -EINVAL);
+	cr_assert(strstr(err, "file:/PATH"), "%s", err);
+	snprintf(text, sizeof(text), "%s", base);
+	text[strlen(text) - strlen("pkcs11:token=t;object=audit\n")] = 0;
+	strcat(text, "relative.key\n");
+	cr_assert_eq(config_parse_string("t.conf", text, &c, err), -EINVAL);
+	cr_assert(strstr(err, "audit key must be a pkcs11: URI"), "%s", err);
+}

@@ -120,3 +120,11 @@ int crl_path(const struct config *cfg, char path[PATH_MAX]);
  * has no demo CA (ERR says what to do instead), else -errno with ERR. */
 int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char err[CRL_ERR_MAX]);
 int cmd_crl(int argc, char **argv);
+
+/* signfsctl init --relay (cmd_init_relay.c): in the locked state DIR, a
+ * relay's audit key (RELAY_AUDIT_KEY, mode 0400; RELAY_AUDIT_PUB) and
+ * CONFIG naming the signer URL; no token, no PIN. An exit code. */
+#define RELAY_AUDIT_KEY "relay-audit.key"
+#define RELAY_AUDIT_PUB "relay-audit.pub.pem"
+int init_relay(const char *dir, const char *config, const char *url, const char *identity,
+	       const char *known_hosts);

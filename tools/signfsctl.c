@@ -61,6 +61,7 @@ static const char usage_init[] =
     "                      [--key-type ec|rsa3072] [--force]\n"
     "       signfsctl init --relay ssh://ACCOUNT@HOST[:PORT]/PATH --identity KEYFILE\n"
     "                      --known-hosts FILE [--state-dir DIR] [--config FILE]\n"
+    "                      [--force]\n"
     "\n"
     "Creates under DIR (default " DEFAULT_STATE_DIR ") a SoftHSM2 token holding a\n"
     "code-signing key (ECDSA P-256, or RSA-3072 with --key-type rsa3072), a demo\n"
@@ -75,36 +76,9 @@ static const char usage_init[] =
     "is signed by the signer at the URL (PATH: a directory in the signer's\n"
     "inbox), logging in with the private key KEYFILE, the signer's host key\n"
     "pinned from the known_hosts FILE; more signers: more 'signer =' lines in\n"
-    "[relay]. The relay still gets its own token, which signs its audit log\n"
-    "and no artifact.\n";
-
-/* A relay's config: its rule lets every local writer commit (the signer's
- * policy decides), and [relay] names the signer. */
-static int relay_config(char *text, size_t size, const char *url, const char *identity,
-			const char *known_hosts)
-{
-	char *rules = strstr(text, "[rule admin]");
-	size_t n;
-
-	if (!rules)
-		return -EINVAL;
-	n = rules - text;
-	n += snprintf(rules, size - n,
-		      "# A relay: local writers may commit anything; the signer's policy\n"
-		      "# decides, as the SSH account ACCOUNT.\n"
-		      "[rule relay]\n"
-		      "path = **\n"
-		      "key = codesign\n"
-		      "\n"
-		      "# Committed files are signed by these signers, tried in order.\n"
-		      "[relay]\n"
-		      "signer = %s\n"
-		      "identity = %s\n"
-		      "known_hosts = %s\n"
-		      "timeout = 10\n",
-		      url, identity, known_hosts);
-	return n < size ? 0 : -ENAMETOOLONG;
-}
+    "[relay]. A relay gets no token, no code-signing key and no PIN: DIR holds\n"
+    "only " RELAY_AUDIT_KEY " (mode 0400), a software key that signs the relay's\n"
+    "own audit log's checkpoints and nothing else, and " RELAY_AUDIT_PUB ".\n";
 
 static int write_secret(const char *path, const char *value)
 {
@@ -335,8 +309,9 @@ static int init_config_path(const struct init_args *a, struct init *in)
 /* An earlier setup is kept, or with --force moved aside. */
 static int init_replace(const struct init_args *a, struct init *in)
 {
-	static const char *const owned[] = {"tokens", "pki", "token.pin", "token.so-pin",
-					    "softhsm2.conf"};
+	static const char *const owned[] = {"tokens",	    "pki",	     "token.pin",
+					    "token.so-pin", "softhsm2.conf", RELAY_AUDIT_KEY,
+					    RELAY_AUDIT_PUB};
 	char path[PATH_MAX];
 	struct stat st;
 
@@ -355,6 +330,14 @@ static int init_replace(const struct init_args *a, struct init *in)
 		return EXIT_FAIL;
 	}
 	return -1;
+}
+
+/* A relay's setup instead of the token's (cmd_init_relay.c): it ends init. */
+static int init_relay_setup(const struct init_args *a, struct init *in)
+{
+	if (!a->relay)
+		return -1;
+	return init_relay(in->dir, in->config, a->relay, in->identity, in->known_hosts);
 }
 
 /* The token store and its config: SoftHSM2 reads SOFTHSM2_CONF. */
@@ -512,7 +495,7 @@ static int init_write_pki(const struct init_args *a, struct init *in)
 	return -1;
 }
 
-/* The config of the embedded default (a relay's with --relay), in TEXT. */
+/* The config of the embedded default, in TEXT. */
 static int init_config_text(const struct init_args *a, const struct init *in, char *text,
 			    size_t size)
 {
@@ -567,10 +550,6 @@ static int init_config_text(const struct init_args *a, const struct init *in, ch
 		 "users = root\n"
 		 "key = codesign\n",
 		 in->dir, a->module);
-	if (a->relay && relay_config(text, size, a->relay, in->identity, in->known_hosts) < 0) {
-		fprintf(stderr, "signfsctl: the relay's config is too long\n");
-		return EXIT_FAIL;
-	}
 	return -1;
 }
 
@@ -628,9 +607,9 @@ static void init_free(struct init *in)
 static int cmd_init(int argc, char **argv)
 {
 	static int (*const steps[])(const struct init_args *, struct init *) = {
-	    init_relay_files, init_state_dir,	 init_config_path, init_replace,
-	    init_token_store, init_token,	 init_keys,	   init_certificates,
-	    init_write_pki,   init_write_config, init_summary,
+	    init_relay_files,  init_state_dir,	 init_config_path,  init_replace,
+	    init_relay_setup,  init_token_store, init_token,	    init_keys,
+	    init_certificates, init_write_pki,	 init_write_config, init_summary,
 	};
 	struct init_args a = {
 	    .dir = DEFAULT_STATE_DIR,
@@ -673,7 +652,7 @@ static int cmd_policy(int argc, char **argv)
 	 * what was meant. */
 	for (size_t i = 0; i < c->n_rules; i++) {
 		printf("  rule %s (line %d): key %s", c->rules[i].name, c->rules[i].line,
-		       c->rules[i].key);
+		       c->rules[i].key ? c->rules[i].key : "none (a relay: its signer signs)");
 		policy_describe_scope(stdout, &c->rules[i]);
 	}
 	config_free(c);

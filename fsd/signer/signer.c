@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <libp11.h>
 #include <p11-kit/uri.h>
@@ -52,12 +53,17 @@ int signer_open(const char *module, const char *pin_file, struct signer **ret, c
 	struct signer *s;
 
 	err[0] = 0;
-	if (access(module, R_OK) < 0)
+	if (module && access(module, R_OK) < 0)
 		return error_set(err, -ENOENT, "PKCS#11 module %s: %s", module, strerror(errno));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	/* A relay without a token: nothing loaded, no keys. */
+	if (!module) {
+		*ret = s;
+		return 0;
+	}
 	s->pin_file = strdup(pin_file);
 	s->module = strdup(module);
 	s->ctx = PKCS11_CTX_new();
@@ -268,6 +274,37 @@ out:
 	return r;
 }
 
+/* A software key in a PEM file, readable by its owner only: a relay's
+ * audit key (signer.h). */
+static int read_file_key(const char *path, EVP_PKEY **ret, char *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	EVP_PKEY *pkey = NULL;
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0)
+		return error_set(err, -errno, "key file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		close(fd);
+		return error_set(err, -EPERM,
+				 "key file %s must be a file readable by its owner only", path);
+	}
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return error_set(err, -ENOMEM, "out of memory");
+	}
+	pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!pkey) {
+		ERR_clear_error();
+		return error_set(err, -EINVAL, "key file %s holds no PEM private key", path);
+	}
+	*ret = pkey;
+	return 0;
+}
+
 int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[ERROR_MAX])
 {
 	EVP_PKEY *pkey = NULL;
@@ -279,7 +316,10 @@ int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err
 		r = error_set(err, -E2BIG, "too many keys");
 		goto out;
 	}
-	r = find_pkey(s, uri, &pkey, err, NULL, NULL);
+	if (!strncmp(uri, "file:/", 6))
+		r = read_file_key(uri + 5, &pkey, err);
+	else
+		r = find_pkey(s, uri, &pkey, err, NULL, NULL);
 	if (r == 0) {
 		s->pkeys[s->n_pkeys++] = pkey;
 		*ret = pkey;

@@ -17,7 +17,8 @@
 struct signer;
 
 /* Load the PKCS#11 MODULE. PIN_FILE holds the user PIN on its first line; it is
- * read at each login and wiped right after. */
+ * read at each login and wiped right after. MODULE NULL: a relay without a
+ * token, which loads no module and holds no key. */
 int signer_open(const char *module, const char *pin_file, struct signer **ret, char err[ERROR_MAX]);
 
 /* Find the private key at URI (RFC 7512: token/manufacturer/model/serial
@@ -28,7 +29,10 @@ int signer_add_key(struct signer *s, const char *name, const char *uri, const ch
 		   const char *chain_file, char err[ERROR_MAX]);
 
 /* The private key at URI as an EVP_PKEY (for signfsctl init to sign
- * certificates with); owned by the signer. */
+ * certificates with); owned by the signer. URI file:/PATH is a software
+ * key in a PEM file readable by its owner only: a relay's audit key, which
+ * signs that relay's own log's checkpoints and never an artifact (the
+ * config allows it nowhere else). */
 int signer_find_pkey(struct signer *s, const char *uri, EVP_PKEY **ret, char err[ERROR_MAX]);
 
 /* Detached CMS signature over DIGEST with key NAME, signingTime WHEN.

@@ -4,8 +4,9 @@
 # may only run sftp-server, and a second mount whose config has a [relay]
 # section. cp, cp -r, rsync -a and tar -x into the relay sign on the signer
 # as the builder's account; the pairs come back into the relay's outbox and
-# verify; a refusal is EACCES at the relay's close(); a killed writer
-# publishes nothing anywhere; a stopped signer's turn goes to the next.
+# verify; a refusal is EACCES at the relay's close(); a killed writer, a
+# dropped connection, a killed relay or a signer restarted mid-upload
+# publish nothing anywhere; a stopped signer's turn goes to the next.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
 
@@ -137,7 +138,18 @@ check "signfsctl init --relay writes a relay's config" "$SIGNFSCTL" init --state
 	--relay "ssh://$A@127.0.0.1:$SSHD1_PORT$I/team" --identity "$SSHD_DIR/$A.sftp" \
 	--known-hosts "$SSHD_DIR/known_hosts.all"
 check "...which signfsctl policy check accepts" "$SIGNFSCTL" policy check "$RSTATE/signfs.conf"
+check "...with no token, no PIN, no code-signing key or certificate in the relay's state" sh -c "
+	test ! -e '$RSTATE/tokens' -a ! -e '$RSTATE/token.pin' -a ! -e '$RSTATE/token.so-pin' \
+		-a ! -e '$RSTATE/softhsm2.conf' -a ! -e '$RSTATE/pki' &&
+	! grep -Eq '^\[(token|key |timestamp)' '$RSTATE/signfs.conf' &&
+	! grep -q '^key = pkcs11:' '$RSTATE/signfs.conf'"
+check "...only its own audit key, readable by root alone" \
+	test "$(stat -c %a:%U "$RSTATE/relay-audit.key")" = 400:root
 start_relay
+check "the relay's signfsd loads no PKCS#11 module" \
+	sh -c "! grep -Eq 'softhsm|p11-kit-proxy|opensc|pkcs11\.so' /proc/$RELAY_PID/maps"
+check "...its /status is healthy and says it holds no token" sh -c "
+	grep -q '^health: *ok' '$RMNT/status' && grep -q '^token: *none (a relay' '$RMNT/status'"
 day=$(date -u +%F).jsonl
 AUD=$MNT/audit/$day
 
@@ -243,6 +255,37 @@ start_relay
 check "...the relay's restart abandons the version, audited" \
 	grep -q '"event":"abandoned",.*"path":"killed.bin"' "$RMNT/audit/$day"
 check "...and publishes nothing" test ! -e "$RO/killed.bin" -a ! -e "$RI/killed.bin"
+
+# The signer restarted mid-forward: its mount goes away under sftp-server's
+# open upload, which fails; the restart rolls the partial upload back
+# (abandoned, never signed), and the relay goes on with the new signfsd.
+cp "$SRC/big.bin" "$RI/restart.bin" 2>"$T/restart.out" &
+pid=$!
+wait_for 30 sh -c "find '$I/team' -maxdepth 1 -name '.restart.bin.*' -size +8M | grep -q ."
+kill -TERM "$DAEMON_PID"
+wait_for 30 sh -c "! kill -0 $DAEMON_PID 2>/dev/null"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+DAEMON_PID=
+check "the signer's signfsd stops on SIGTERM mid-upload" test "$rc" = 0
+! mountpoint -q "$MNT" || fusermount3 -uz "$MNT"
+start_daemon
+rc=0
+wait $pid || rc=$?
+check "the signer restarted mid-forward: the builder's cp fails" test "$rc" != 0
+check "...with EIO" grep -q "Input/output error" "$T/restart.out"
+check "...nothing in the relay's outbox or inbox" test ! -e "$RO/restart.bin" -a ! -e "$RI/restart.bin"
+check "...failed in the relay's audit" grep -q '"event":"failed",.*"path":"restart.bin"' \
+	"$RMNT/audit/$day"
+check "...the upload's temporary name goes from the signer's inbox" \
+	wait_for 30 sh -c "! ls -a '$I/team' | grep -q restart"
+check "...nothing of it published on the signer" sh -c "! ls -a '$O/team' | grep -q restart"
+check "...abandoned in the signer's audit" \
+	grep -q '"event":"abandoned",.*"path":"team/.restart.bin.' "$MNT/audit/$day"
+check "...and no staging name was ever signed there" \
+	sh -c "! cat '$MNT'/audit/*.jsonl | grep '\"event\":\"signed\"' | grep -q 'signfs-relay'"
+check "the relay goes on with the restarted signer" cp "$SRC/a.bin" "$RI/after-restart.bin"
+check "...and the pair verifies" rverify after-restart.bin
 check "the relay stops cleanly" stop_relay
 
 # A builder whose account has no rule on the signer.
@@ -290,6 +333,8 @@ sshd_stop
 check_fails "no signer reachable: cp fails with EIO" "Input/output error" \
 	cp "$SRC/a.bin" "$RI/f3.bin"
 check "...nothing published in the relay" test ! -e "$RO/f3.bin"
+check "the relay's audit log verifies with the public half of its key" \
+	"$SIGNFSCTL" audit verify --key "$RSTATE/relay-audit.pub.pem" "$RMNT/audit"
 check "the relay stops cleanly at last" stop_relay
 check "the signer's audit log verifies" "$SIGNFSCTL" audit verify "$MNT/audit"
 check "signfsd stops cleanly" stop_daemon
