@@ -1,10 +1,23 @@
 /* See invalidate.h. A node the kernel has forgotten needs nothing: only
- * the paths it still holds a lookup of are in the node table. */
+ * the paths it still holds a lookup of are in the node table.
+ *
+ * The bound on nodes: the kernel keeps the entry of every file looked up
+ * until memory pressure, and signfsd a node for each. Past the limit, a
+ * thread of its own asks the kernel to drop the entries of the least
+ * recently looked up nodes; the kernel then forgets their inodes unless a
+ * file is open (it does at the last close). libfuse forbids
+ * fuse_lowlevel_notify_inval_entry in a request on the same directory or
+ * while holding what such a request needs: this thread serves no request
+ * and holds no lock while it writes the notices. */
 #include "invalidate.h"
 
 #include <fuse_lowlevel.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nodes.h"
 #include "outcomes.h"
@@ -14,7 +27,13 @@ struct invalidate {
 	invalidate_paths_fn paths;
 	void *ctx;
 	struct fuse_session *se; /* atomic: set while mounted */
+	pthread_t sweeper;
+	bool sweeping, stop; /* stop: atomic */
 };
+
+#define SWEEP_BATCH 256
+/* Hand freed heap back after this many entries dropped, once idle. */
+#define TRIM_AFTER 1024
 
 struct invalidate *invalidate_new(struct nodes *nodes, invalidate_paths_fn paths, void *ctx)
 {
@@ -28,15 +47,68 @@ struct invalidate *invalidate_new(struct nodes *nodes, invalidate_paths_fn paths
 	return v;
 }
 
+/* Drops the kernel's entries of the oldest nodes while there are more
+ * than the limit; hands the freed heap back when it has dropped many. */
+static void *sweep(void *arg)
+{
+	struct invalidate *v = arg;
+	struct nodes_entry e[SWEEP_BATCH];
+	size_t dropped = 0;
+
+	while (!__atomic_load_n(&v->stop, __ATOMIC_ACQUIRE)) {
+		size_t want = nodes_wait_excess(v->nodes, 1000), got;
+		if (want == 0) {
+			if (dropped >= TRIM_AFTER) {
+				malloc_trim(0);
+				dropped = 0;
+			}
+			continue;
+		}
+		got = nodes_oldest(v->nodes, e, want < SWEEP_BATCH ? want : SWEEP_BATCH);
+		for (size_t i = 0; i < got; i++) {
+			/* -ENOENT: the kernel has forgotten it meanwhile. Once the
+			 * loop has ended, no request is answered: no more notices. */
+			if (!fuse_session_exited(v->se))
+				(void)fuse_lowlevel_notify_inval_entry(
+				    v->se, e[i].parent, e[i].name, strlen(e[i].name));
+			free(e[i].name);
+		}
+		dropped += got;
+		if (got == 0) /* all open or in use: look again later */
+			(void)nodes_wait_excess(v->nodes, 100);
+	}
+	return NULL;
+}
+
+static void stop_sweeper(struct invalidate *v)
+{
+	if (!v->sweeping)
+		return;
+	__atomic_store_n(&v->stop, true, __ATOMIC_RELEASE);
+	nodes_wake(v->nodes);
+	pthread_join(v->sweeper, NULL);
+	v->sweeping = false;
+}
+
 void invalidate_free(struct invalidate *v)
 {
+	if (v)
+		stop_sweeper(v);
 	free(v);
 }
 
 void invalidate_serving(struct invalidate *v, struct fuse_session *se)
 {
-	if (v)
-		__atomic_store_n(&v->se, se, __ATOMIC_RELEASE);
+	if (!v)
+		return;
+	if (!se)
+		stop_sweeper(v);
+	__atomic_store_n(&v->se, se, __ATOMIC_RELEASE);
+	if (se && v->nodes && !v->sweeping) {
+		__atomic_store_n(&v->stop, false, __ATOMIC_RELEASE);
+		/* Without the thread the nodes are unbounded, as before. */
+		v->sweeping = pthread_create(&v->sweeper, NULL, sweep, v) == 0;
+	}
 }
 
 /* Drop the kernel's cached attributes (and pages) of PATH, if it has any. */

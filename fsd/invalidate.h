@@ -31,7 +31,9 @@ struct invalidate *invalidate_new(struct nodes *nodes, invalidate_paths_fn paths
 /* Accepts NULL. */
 void invalidate_free(struct invalidate *v);
 
-/* The session of the mount (from the FUSE layer), or NULL once unmounted. */
+/* The session of the mount (from the FUSE layer), or NULL once unmounted.
+ * While mounted, a thread keeps the nodes under their limit (nodes.h) by
+ * having the kernel drop the entries of the least recently used. */
 void invalidate_serving(struct invalidate *v, struct fuse_session *se);
 
 /* inbox/RELPATH was just published: drop what the kernel caches of its

@@ -401,7 +401,10 @@ static int open_pipeline(const struct options *o, struct fsd *d)
 		fprintf(stderr, "signfsd: %s\n", err);
 		return -EIO;
 	}
-	if (nodes_new(&d->nodes) < 0 || !(d->quota = quota_new(c->open_per_user)) ||
+	if (nodes_new(&d->nodes) < 0)
+		return -ENOMEM;
+	nodes_set_limit(d->nodes, c->limits.nodes);
+	if (!(d->quota = quota_new(c->open_per_user)) ||
 	    !(d->inval = invalidate_new(d->nodes, virt_affected, d)) || startup_features(d) < 0)
 		return -ENOMEM;
 	r = ingest_open(d->state_fd, c, d->flush,

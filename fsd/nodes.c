@@ -1,6 +1,8 @@
 /* See nodes.h. Named nodes hash by (parent, name), versions by their object;
  * a node is freed when neither the kernel (nlookup) nor a child (children)
- * refers to it any more. */
+ * refers to it any more. Every node but the root is on a list in the order
+ * of its last lookup, which nodes_oldest walks like a clock: what it passes
+ * over goes to the recent end, so each call offers other nodes. */
 #include "nodes.h"
 
 #include <errno.h>
@@ -8,14 +10,18 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #define BUCKETS (1u << 16)
 
 struct node {
 	enum node_kind kind;
-	struct node *parent; /* NULL: the root, a version, or removed */
-	char *name;
+	struct node *parent;	    /* NULL: the root, a version, or removed */
+	char *name;		    /* versions: the name of their last lookup */
+	uint64_t dir;		    /* versions: the FUSE id of that lookup's directory */
+	struct node *older, *newer; /* by last lookup */
+	bool swept;		    /* offered by nodes_oldest, not looked up since */
 	uint64_t nlookup;
 	unsigned children;
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
@@ -25,8 +31,15 @@ struct node {
 	struct node *next; /* hash chain */
 };
 
+#define N_KINDS (NODE_VIRT + 1)
+
 struct nodes {
 	pthread_mutex_t lock;
+	pthread_cond_t over; /* more nodes than the limit, or nodes_wake */
+	unsigned limit;	     /* 0: none */
+	bool woken;
+	size_t count[N_KINDS], swept; /* swept: offered and still alive */
+	struct node *oldest, *newest;
 	struct node root;
 	struct node *names[BUCKETS];
 	struct node *versions[BUCKETS];
@@ -57,6 +70,7 @@ int nodes_new(struct nodes **ret)
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->over, NULL);
 	t->root.kind = NODE_ROOT;
 	t->root.nlookup = 1; /* never forgotten */
 	*ret = t;
@@ -75,9 +89,11 @@ void nodes_free(struct nodes *t)
 		}
 		for (struct node *n = t->versions[i], *next; n; n = next) {
 			next = n->next;
+			free(n->name);
 			free(n);
 		}
 	}
+	pthread_cond_destroy(&t->over);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -95,6 +111,60 @@ uint64_t nodes_id(struct node *n)
 enum node_kind nodes_kind(const struct node *n)
 {
 	return n->kind;
+}
+
+/* Holds t->lock. */
+static size_t total(const struct nodes *t)
+{
+	size_t sum = 0;
+
+	for (int k = 0; k < N_KINDS; k++)
+		sum += t->count[k];
+	return sum;
+}
+
+/* Holds t->lock. Nodes to drop before the low mark (7/8 of the limit) is
+ * reached, not counting those already offered. */
+static size_t excess(const struct nodes *t)
+{
+	size_t alive = total(t) - t->swept, low = t->limit - t->limit / 8;
+
+	return t->limit && alive > low ? alive - low : 0;
+}
+
+/* Holds t->lock. */
+static void lru_unlink(struct nodes *t, struct node *n)
+{
+	*(n->older ? &n->older->newer : &t->oldest) = n->newer;
+	*(n->newer ? &n->newer->older : &t->newest) = n->older;
+	n->older = n->newer = NULL;
+}
+
+/* Holds t->lock. N (on the list or new) becomes the most recent. */
+static void lru_touch(struct nodes *t, struct node *n)
+{
+	if (t->newest == n)
+		return;
+	if (n->newer || n->older || t->oldest == n)
+		lru_unlink(t, n);
+	n->older = t->newest;
+	*(t->newest ? &t->newest->newer : &t->oldest) = n;
+	t->newest = n;
+}
+
+/* Holds t->lock. One more lookup of N, new or not. */
+static void looked_up(struct nodes *t, struct node *n, bool created)
+{
+	n->nlookup++;
+	if (created)
+		t->count[n->kind]++;
+	if (n->swept) {
+		n->swept = false;
+		t->swept--;
+	}
+	lru_touch(t, n);
+	if (created && t->limit && total(t) - t->swept > t->limit)
+		pthread_cond_signal(&t->over);
 }
 
 /* Holds t->lock. Take N out of its name chain. */
@@ -127,6 +197,10 @@ static void release(struct nodes *t, struct node *n)
 		} else {
 			unhash(t, n);
 		}
+		lru_unlink(t, n);
+		t->count[n->kind]--;
+		if (n->swept)
+			t->swept--;
 		free(n->name);
 		free(n);
 		if (!parent)
@@ -140,6 +214,7 @@ struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name
 			  enum node_kind kind)
 {
 	struct node **b, *n;
+	bool created = false;
 
 	pthread_mutex_lock(&t->lock);
 	b = name_bucket(t, parent, name);
@@ -158,17 +233,21 @@ struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name
 			parent->children++;
 			n->next = *b;
 			*b = n;
+			created = true;
 		}
 	}
 	if (n)
-		n->nlookup++;
+		looked_up(t, n, created);
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
 
-struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind)
+struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind, struct node *dir,
+			   const char *name)
 {
 	struct node **b, *n;
+	bool created = false;
+	char *copy = strdup(name);
 
 	pthread_mutex_lock(&t->lock);
 	b = version_bucket(t, id, kind);
@@ -181,10 +260,19 @@ struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kin
 		n->vkind = kind;
 		n->next = *b;
 		*b = n;
+		created = true;
+	}
+	if (n && copy) {
+		/* analyzer: the old name is replaced, the copy now belongs to N. */
+		free(n->name);
+		n->name = copy;
+		copy = NULL;
+		n->dir = nodes_id(dir);
 	}
 	if (n)
-		n->nlookup++;
+		looked_up(t, n, created);
 	pthread_mutex_unlock(&t->lock);
+	free(copy);
 	return n;
 }
 
@@ -350,4 +438,79 @@ bool nodes_version_kept(struct nodes *t, struct node *n, struct stat *ret)
 		*ret = n->vst;
 	pthread_mutex_unlock(&t->lock);
 	return kept;
+}
+
+void nodes_set_limit(struct nodes *t, unsigned limit)
+{
+	pthread_mutex_lock(&t->lock);
+	t->limit = limit;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void nodes_counts(struct nodes *t, size_t ret[NODE_VIRT + 1])
+{
+	pthread_mutex_lock(&t->lock);
+	memcpy(ret, t->count, sizeof(t->count));
+	pthread_mutex_unlock(&t->lock);
+}
+
+size_t nodes_wait_excess(struct nodes *t, unsigned ms)
+{
+	struct timespec until;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&t->lock);
+	while (!t->woken && !excess(t))
+		if (pthread_cond_timedwait(&t->over, &t->lock, &until) != 0)
+			break;
+	n = t->woken ? 0 : excess(t);
+	t->woken = false;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void nodes_wake(struct nodes *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->woken = true;
+	pthread_cond_broadcast(&t->over);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Holds t->lock. Whether dropping N's entry can free it now: a leaf with a
+ * name to drop, not an entry of the root (inbox, outbox, the virtual files
+ * stay) and not offered already. */
+static bool droppable(const struct node *n)
+{
+	if (n->children || n->swept || !n->name)
+		return false;
+	if (n->kind == NODE_VERSION)
+		return n->dir != 0 && n->dir != FUSE_ROOT_ID;
+	return n->parent && n->parent->kind != NODE_ROOT;
+}
+
+size_t nodes_oldest(struct nodes *t, struct nodes_entry *ret, size_t max)
+{
+	size_t got = 0, scanned = 0, limit;
+
+	pthread_mutex_lock(&t->lock);
+	limit = total(t);
+	while (got < max && scanned++ < limit && t->oldest) {
+		struct node *n = t->oldest;
+		if (droppable(n) && (ret[got].name = strdup(n->name))) {
+			ret[got++].parent = n->kind == NODE_VERSION ? n->dir : nodes_id(n->parent);
+			n->swept = true;
+			t->swept++;
+		}
+		lru_touch(t, n);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return got;
 }

@@ -38,9 +38,10 @@ enum node_kind nodes_kind(const struct node *n);
 struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name,
 			  enum node_kind kind);
 
-/* The node of the version (object ID, artifact or signature), with one more
- * lookup counted. */
-struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind);
+/* The node of the version (object ID, artifact or signature), looked up as
+ * NAME under DIR, with one more lookup counted. */
+struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind, struct node *dir,
+			   const char *name);
 
 /* What a version node is. */
 void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1], enum outbox_kind *kind);
@@ -70,3 +71,28 @@ int nodes_path(struct nodes *t, struct node *n, char **ret);
  * otherwise. For cache invalidation only: the node may be forgotten by the
  * time the id is used, which the kernel then ignores. */
 uint64_t nodes_find(struct nodes *t, const char *path);
+
+/* The bound: past LIMIT nodes (0: none), nodes_wait_excess wakes. */
+void nodes_set_limit(struct nodes *t, unsigned limit);
+
+/* The nodes alive, by kind. */
+void nodes_counts(struct nodes *t, size_t ret[NODE_VIRT + 1]);
+
+/* Waits up to MS milliseconds for more nodes than the limit, or for
+ * nodes_wake. Returns how many to drop (beyond those offered already) to
+ * come down to 7/8 of the limit: 0 on a timeout or a wake. */
+size_t nodes_wait_excess(struct nodes *t, unsigned ms);
+
+/* Ends a nodes_wait_excess now. */
+void nodes_wake(struct nodes *t);
+
+/* A kernel entry: the FUSE id of a directory and a name in it (malloc'd). */
+struct nodes_entry {
+	uint64_t parent;
+	char *name;
+};
+
+/* Up to MAX entries whose drop lets the kernel forget a node: nodes without
+ * a child, least recently looked up first, entries of the root excepted.
+ * Each is offered once until looked up again. Returns how many are in RET. */
+size_t nodes_oldest(struct nodes *t, struct nodes_entry *ret, size_t max);

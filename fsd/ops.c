@@ -209,7 +209,7 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 		}
 		r = outbox_stat_version(o, id, kind, st);
 		if (r == 0) {
-			*ret = nodes_version(d->nodes, id, kind);
+			*ret = nodes_version(d->nodes, id, kind, parent, name);
 			if (*ret)
 				nodes_version_keep(d->nodes, *ret, st);
 			return *ret ? 0 : -ENOMEM;

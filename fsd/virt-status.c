@@ -22,6 +22,7 @@
 #include "keep.h"
 #include "live.h"
 #include "metrics.h"
+#include "nodes.h"
 #include "proc.h"
 #include "quorum.h"
 #include "readers.h"
@@ -220,6 +221,21 @@ static void certificate_metrics(struct fsd *d, time_t now, FILE *f)
 		}
 	}
 }
+/* The inodes the kernel holds a lookup of, by kind ([limits] nodes bounds
+ * their sum). */
+static void node_metrics(struct fsd *d, FILE *f)
+{
+	static const char *const kinds[] = {"root", "inbox", "outbox", "version", "virtual"};
+	size_t n[NODE_VIRT + 1];
+
+	nodes_counts(d->nodes, n);
+	fputs("# HELP signfs_nodes Inodes the kernel holds a lookup of, by kind.\n"
+	      "# TYPE signfs_nodes gauge\n",
+	      f);
+	for (int k = NODE_INBOX; k <= NODE_VIRT; k++)
+		fprintf(f, "signfs_nodes{kind=\"%s\"} %zu\n", kinds[k], n[k]);
+}
+
 /* /metrics: Prometheus text exposition format. */
 int virt_render_metrics(struct fsd *d, const struct virt_reader *who, char **ret, size_t *len,
 			int64_t *mtime_ms)
@@ -236,6 +252,7 @@ int virt_render_metrics(struct fsd *d, const struct virt_reader *who, char **ret
 	anomalies_metrics(d->anomalies, f);
 	quorum_metrics(d->quorum, f);
 	certificate_metrics(d, now, f);
+	node_metrics(d, f);
 	ingest_counters(d->ingest, &n_);
 	daemon_status(d, &ds);
 	flush_counts(d->flush, &flushes, &waits);

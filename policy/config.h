@@ -45,6 +45,7 @@ struct config_limits {
 	uint64_t bytes_per_user, bytes_per_rule; /* default 1G, 8G */
 	unsigned files_per_user, files_per_rule; /* default 100, 1000 */
 	unsigned hold_expiry;			 /* seconds (default 7 days) */
+	unsigned nodes; /* inodes signfsd keeps for the kernel's lookups (10000) */
 };
 
 /* [relay]: this signfsd signs nothing itself; committed files go to a
