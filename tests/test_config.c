@@ -263,17 +263,20 @@ Test(config, limits_section_with_its_defaults_sizes_and_durations)
 	cr_assert_eq(c->limits.bytes_per_rule, 8ULL << 30);
 	cr_assert_eq(c->limits.files_per_rule, 1000);
 	cr_assert_eq(c->limits.hold_expiry, 7 * 86400);
+	cr_assert_eq(c->limits.nodes, 10000);
 	cr_assert_not(c->has_audit_group, "root alone reads the log by default");
 	config_free(c);
 	snprintf(text, sizeof(text),
 		 "%s[limits]\nkept_bytes_per_user = 512K\nkept_files_per_user = 3\n"
-		 "kept_bytes_per_rule = 2G\nhold_expiry = 12h\n[audit]\naudit_group = 3500\n",
+		 "kept_bytes_per_rule = 2G\nhold_expiry = 12h\nnodes = 200\n[audit]\n"
+		 "audit_group = 3500\n",
 		 good);
 	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);
 	cr_assert_eq(c->limits.bytes_per_user, 512 * 1024);
 	cr_assert_eq(c->limits.files_per_user, 3);
 	cr_assert_eq(c->limits.bytes_per_rule, 2ULL << 30);
 	cr_assert_eq(c->limits.hold_expiry, 12 * 3600);
+	cr_assert_eq(c->limits.nodes, 200);
 	cr_assert(c->has_audit_group);
 	cr_assert_eq(c->audit_gid, 3500);
 	config_free(c);
@@ -284,6 +287,8 @@ Test(config, limits_section_with_its_defaults_sizes_and_durations)
 	cr_assert_str_eq(
 	    error_of(text),
 	    "bad.conf:13: kept_bytes_per_user must be a size (bytes, or with K, M, G)");
+	snprintf(text, sizeof(text), "%s[limits]\nnodes = 10\n", good);
+	cr_assert_str_eq(error_of(text), "bad.conf:13: nodes must be a number from 64 to 10000000");
 	snprintf(text, sizeof(text), "%s[limits]\nkept = 1\n", good);
 	cr_assert_str_eq(error_of(text), "bad.conf:13: unknown key 'kept' in [limits]");
 	snprintf(text, sizeof(text), "%s[audit]\naudit_group = no-such-group-here\n", good);

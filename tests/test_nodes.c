@@ -1,0 +1,135 @@
+/* The node table's bound: counts by kind, the oldest leaves offered first
+ * and each once, entries of the top level and directories with children
+ * never, the wait woken past the limit. */
+#include <criterion/criterion.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodes.h"
+
+static struct nodes *t;
+static struct node *root, *inbox, *outbox;
+
+static void setup(void)
+{
+	cr_assert_eq(nodes_new(&t), 0);
+	root = nodes_get(t, FUSE_ROOT_ID);
+	inbox = nodes_lookup(t, root, "inbox", NODE_INBOX);
+	outbox = nodes_lookup(t, root, "outbox", NODE_OUTBOX);
+	cr_assert(inbox && outbox);
+}
+
+static void teardown(void)
+{
+	nodes_free(t);
+}
+
+static size_t total(void)
+{
+	size_t n[NODE_VIRT + 1], sum = 0;
+
+	nodes_counts(t, n);
+	for (int k = 0; k <= NODE_VIRT; k++)
+		sum += n[k];
+	return sum;
+}
+
+/* The names nodes_oldest offers now (up to MAX), space-separated. */
+static void offered(size_t max, char *out, uint64_t *ret_parent)
+{
+	struct nodes_entry e[16];
+	size_t got = nodes_oldest(t, e, max);
+
+	*out = 0;
+	for (size_t i = 0; i < got; i++) {
+		strcat(out, i ? " " : "");
+		strcat(out, e[i].name);
+		if (ret_parent)
+			ret_parent[i] = e[i].parent;
+		free(e[i].name);
+	}
+}
+
+TestSuite(nodes, .init = setup, .fini = teardown);
+
+Test(nodes, counts_by_kind_and_frees_on_forget)
+{
+	struct node *a = nodes_lookup(t, inbox, "a", NODE_INBOX);
+	struct node *v = nodes_version(t, "000000000000000000000001", OUTBOX_ARTIFACT, outbox, "x");
+	size_t n[NODE_VIRT + 1];
+
+	nodes_counts(t, n);
+	cr_assert_eq(n[NODE_INBOX], 2);
+	cr_assert_eq(n[NODE_OUTBOX], 1);
+	cr_assert_eq(n[NODE_VERSION], 1);
+	cr_assert_eq(n[NODE_ROOT], 0, "the root is not counted");
+	nodes_forget(t, a, 1);
+	nodes_forget(t, v, 1);
+	cr_assert_eq(total(), 2);
+}
+
+Test(nodes, offers_the_least_recently_looked_up_leaves_once)
+{
+	char names[256];
+	uint64_t parents[16];
+	struct node *dir = nodes_lookup(t, inbox, "dir", NODE_INBOX);
+
+	nodes_lookup(t, dir, "a", NODE_INBOX);
+	nodes_lookup(t, dir, "b", NODE_INBOX);
+	nodes_lookup(t, dir, "c", NODE_INBOX);
+	nodes_lookup(t, dir, "a", NODE_INBOX); /* a is the most recent now */
+	offered(2, names, parents);
+	cr_assert_str_eq(names, "b c", "the oldest first; dir has children");
+	cr_assert_eq(parents[0], nodes_id(dir));
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "a", "each once; the top level never");
+	nodes_lookup(t, dir, "b", NODE_INBOX);
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "b", "offered again once looked up again");
+}
+
+Test(nodes, a_version_is_offered_under_its_last_name)
+{
+	char names[256];
+	uint64_t parents[16];
+	struct node *dir = nodes_lookup(t, outbox, "rel", NODE_OUTBOX);
+
+	nodes_version(t, "000000000000000000000002", OUTBOX_ARTIFACT, dir, "old");
+	nodes_version(t, "000000000000000000000002", OUTBOX_ARTIFACT, dir, "app.bin");
+	offered(8, names, parents);
+	/* Versions are no children of their directory (the kernel prunes the
+	 * entries below a directory whose entry it drops). */
+	cr_assert_str_eq(names, "rel app.bin");
+	cr_assert_eq(parents[1], nodes_id(dir));
+}
+
+Test(nodes, a_directory_is_offered_once_its_children_are_gone)
+{
+	char names[256];
+	struct node *dir = nodes_lookup(t, inbox, "dir", NODE_INBOX);
+	struct node *a = nodes_lookup(t, dir, "a", NODE_INBOX);
+
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "a");
+	nodes_forget(t, a, 1);
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "dir");
+}
+
+Test(nodes, the_wait_wakes_past_the_limit_down_to_seven_eighths)
+{
+	char name[16];
+
+	nodes_set_limit(t, 64);
+	cr_assert_eq(nodes_wait_excess(t, 10), 0, "under the limit: a timeout");
+	for (int i = 0; i < 70; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		nodes_lookup(t, inbox, name, NODE_INBOX);
+	}
+	/* 72 nodes (inbox, outbox, 70 files) against a low mark of 56. */
+	cr_assert_eq(nodes_wait_excess(t, 10), 16);
+	nodes_wake(t);
+	cr_assert_eq(nodes_wait_excess(t, 1000), 0, "a wake ends the wait");
+}
