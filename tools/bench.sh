@@ -23,9 +23,14 @@
 #                 written through the mount (state on tmpfs), then the
 #                 start time and RSS at ready with that history beside an
 #                 empty state's, with the state's size
+#   --soak MIN    only this: 16 writers (Python, each waiting for close())
+#                 write distinct new 4 KiB paths for MIN minutes, state on
+#                 the disk (--disk); each minute files/s, close() p99,
+#                 signfsd's VmRSS / RssAnon and its nodes, then whether
+#                 VmRSS stayed within a 4 MiB band from minute 5 on
 set -eu
 cd "$(dirname "$0")/.."
-SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--files) SMALL=$2; shift 2 ;;
@@ -35,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--restart) RESTART=$2; shift 2 ;;
 	--scale) SCALE=$2; shift 2 ;;
 	--pe) PE=$2; shift 2 ;;
+	--soak) SOAK=$2; shift 2 ;;
 	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
@@ -139,6 +145,18 @@ if [ "$PE" != 0 ]; then
 	stop "$B/pe"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
+fi
+
+# ---- soak: memory while 16 writers create new paths ----
+if [ "$SOAK" != 0 ]; then
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	start soak "$D"
+	echo "nodes bound: $(sed -n 's/^nodes *= *//p' "$D/soak/state/signfs.conf" | grep . || echo 10000 \(default\))"
+	r=0
+	/usr/bin/python3 tools/soak.py "$D/soak/mnt" "${PIDS[-1]}" "$SOAK" 16 4 || r=$?
+	stop "$D/soak"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit $r
 fi
 
 # ---- scale: start and memory against the published paths ----
