@@ -10,8 +10,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
 
 #define BUCKETS (1u << 16)
 
@@ -22,6 +22,7 @@ struct node {
 	uint64_t dir;		    /* versions: the FUSE id of that lookup's directory */
 	struct node *older, *newer; /* by last lookup */
 	bool swept;		    /* offered by nodes_oldest, not looked up since */
+	bool directory;		    /* never offered */
 	uint64_t nlookup;
 	unsigned children;
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
@@ -484,12 +485,19 @@ void nodes_wake(struct nodes *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* Holds t->lock. Whether dropping N's entry can free it now: a leaf with a
- * name to drop, not an entry of the root (inbox, outbox, the virtual files
- * stay) and not offered already. */
+void nodes_directory(struct nodes *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	n->directory = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Holds t->lock. Whether dropping N's entry can free it now: a file with a
+ * name to drop, not an entry of the root (the virtual files stay) and not
+ * offered already. */
 static bool droppable(const struct node *n)
 {
-	if (n->children || n->swept || !n->name)
+	if (n->children || n->swept || !n->name || n->directory || n->kind == NODE_OUTBOX)
 		return false;
 	if (n->kind == NODE_VERSION)
 		return n->dir != 0 && n->dir != FUSE_ROOT_ID;

@@ -72,6 +72,11 @@ int nodes_path(struct nodes *t, struct node *n, char **ret);
  * time the id is used, which the kernel then ignores. */
 uint64_t nodes_find(struct nodes *t, const char *path);
 
+/* N is a directory: its entry is never offered by nodes_oldest, as a
+ * process may have it as its working directory (getcwd() fails once the
+ * kernel has dropped the entry). Outbox nodes are directories too. */
+void nodes_directory(struct nodes *t, struct node *n);
+
 /* The bound: past LIMIT nodes (0: none), nodes_wait_excess wakes. */
 void nodes_set_limit(struct nodes *t, unsigned limit);
 
@@ -92,7 +97,8 @@ struct nodes_entry {
 	char *name;
 };
 
-/* Up to MAX entries whose drop lets the kernel forget a node: nodes without
- * a child, least recently looked up first, entries of the root excepted.
+/* Up to MAX entries whose drop lets the kernel forget a node: files (and
+ * published versions), least recently looked up first, entries of the root
+ * excepted.
  * Each is offered once until looked up again. Returns how many are in RET. */
 size_t nodes_oldest(struct nodes *t, struct nodes_entry *ret, size_t max);

@@ -265,6 +265,8 @@ static int lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, cons
 	if (r < 0)
 		return r;
 	*ret = nodes_lookup(d->nodes, parent, name, kind);
+	if (*ret && S_ISDIR(st->st_mode))
+		nodes_directory(d->nodes, *ret);
 	return *ret ? 0 : -ENOMEM;
 }
 

@@ -1,6 +1,6 @@
-/* The node table's bound: counts by kind, the oldest leaves offered first
- * and each once, entries of the top level and directories with children
- * never, the wait woken past the limit. */
+/* The node table's bound: counts by kind, the oldest files offered first
+ * and each once, entries of the top level and directories never, the wait
+ * woken past the limit. */
 #include <criterion/criterion.h>
 #include <fuse_lowlevel.h>
 #include <stdio.h>
@@ -99,23 +99,22 @@ Test(nodes, a_version_is_offered_under_its_last_name)
 	nodes_version(t, "000000000000000000000002", OUTBOX_ARTIFACT, dir, "old");
 	nodes_version(t, "000000000000000000000002", OUTBOX_ARTIFACT, dir, "app.bin");
 	offered(8, names, parents);
-	/* Versions are no children of their directory (the kernel prunes the
-	 * entries below a directory whose entry it drops). */
-	cr_assert_str_eq(names, "rel app.bin");
-	cr_assert_eq(parents[1], nodes_id(dir));
+	cr_assert_str_eq(names, "app.bin", "outbox directories are never offered");
+	cr_assert_eq(parents[0], nodes_id(dir));
 }
 
-Test(nodes, a_directory_is_offered_once_its_children_are_gone)
+Test(nodes, a_directory_is_never_offered)
 {
 	char names[256];
 	struct node *dir = nodes_lookup(t, inbox, "dir", NODE_INBOX);
 	struct node *a = nodes_lookup(t, dir, "a", NODE_INBOX);
 
+	nodes_directory(t, dir);
 	offered(8, names, NULL);
 	cr_assert_str_eq(names, "a");
 	nodes_forget(t, a, 1);
 	offered(8, names, NULL);
-	cr_assert_str_eq(names, "dir");
+	cr_assert_str_eq(names, "", "a working directory's entry stays");
 }
 
 Test(nodes, the_wait_wakes_past_the_limit_down_to_seven_eighths)

@@ -3,7 +3,8 @@
 # nodes however many distinct paths are written and listed, and nothing a
 # user sees changes: every file is published and verifies, listings show
 # every entry with the inode number stat gives it, the same after its node
-# was dropped, and files held open keep working.
+# was dropped, files held open keep working and a working directory keeps
+# its path.
 . "$(dirname "$0")/lib.sh"
 : "${SIGNFS_BENCH:?SIGNFS_BENCH must name signfs-bench}"
 PY=/usr/bin/python3
@@ -26,6 +27,19 @@ echo first >"$MNT/inbox/kept.txt"
 check "a first file is published" test "$(cat "$MNT/outbox/kept.txt")" = first
 exec 3>"$MNT/inbox/open.txt" 4<"$MNT/outbox/kept.txt"
 echo "part one" >&3
+# And a process whose working directory is in the inbox: a directory's
+# entry is never dropped, or its getcwd() would fail.
+mkdir "$MNT/inbox/cwd"
+$PY - "$MNT/inbox/cwd" "$T" >"$T/cwd.out" 2>&1 <<'EOF' &
+import os, sys, time
+os.chdir(sys.argv[1])
+open(sys.argv[2] + "/in-cwd", "w").close()
+while not os.path.exists(sys.argv[2] + "/go"):
+    time.sleep(0.1)
+print(os.getcwd())  # ENOENT once the kernel dropped the entry
+EOF
+CWD_PID=$!
+until [ -e "$T/in-cwd" ] || ! kill -0 $CWD_PID 2>/dev/null; do sleep 0.05; done
 
 check "$FILES distinct paths in $DIRS directories signed through the mount" \
 	"$SIGNFS_BENCH" tree "$MNT/inbox" "$FILES" "$DIRS" 4
@@ -41,6 +55,10 @@ part two"
 check "a file of the outbox open for reading meanwhile still reads" \
 	test "$(cat <&4)" = first
 exec 4<&-
+touch "$T/go"
+wait $CWD_PID
+check "a working directory in the inbox meanwhile still has its path" \
+	test "$(cat "$T/cwd.out")" = "$MNT/inbox/cwd"
 
 # Every entry of every directory, as "INODE NAME", from ls -la, and stat's
 # inode of each, in one call per directory.
