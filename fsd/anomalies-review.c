@@ -26,7 +26,7 @@
  * audited once a minute per user and action. */
 static void alert_dropped(struct anomalies *an, const struct finding *f, const char *kind)
 {
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 	struct audit_record rec = {
 	    .event = "alert_dropped",
 	    .uid = f->uid,
@@ -143,7 +143,7 @@ static int reject_txn(void *ctx, struct store_txn *txn, char *err)
 int anomalies_expire_held(void *ctx, const struct finding *f)
 {
 	struct expiring e = {.an = ctx, .signing = f->signing};
-	char err[AUDIT_ERR_MAX], reason[200];
+	char err[ERROR_MAX], reason[200];
 	struct audit_record rec = {
 	    .event = "expired",
 	    .uid = f->uid,
@@ -179,7 +179,7 @@ int anomalies_expire_held(void *ctx, const struct finding *f)
 int anomalies_carry_out(void *ctx, const struct finding *f)
 {
 	struct anomalies *an = ctx;
-	char err[AUDIT_ERR_MAX], reason[160], name[32];
+	char err[ERROR_MAX], reason[160], name[32];
 	time_t now = time(NULL);
 	int r;
 

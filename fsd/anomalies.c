@@ -170,7 +170,7 @@ static const enum finding_state states[] = {
 
 int anomalies_found(struct anomalies *an, const struct audit_record *rec, uint64_t seq, time_t when,
 		    enum anomaly_kind kind, const char *reason, enum policy_on_anomaly action,
-		    char err[AUDIT_ERR_MAX])
+		    char err[ERROR_MAX])
 {
 	struct finding f = {
 	    .signing = seq,
@@ -269,7 +269,7 @@ static int refuse_unsigned(struct anomalies *an, const struct audit_record *rec,
 			   const struct anomaly_finding *found, size_t n,
 			   char veto[INGEST_VETO_MAX])
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	for (size_t i = 0; i < n; i++)
 		if (!anomalies_repeated(an, rec->uid, rec->rule, found[i].kind, now) &&
@@ -333,7 +333,7 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
 	struct anomaly_signature s = anomalies_signature_of(rec, when);
-	char err[AUDIT_ERR_MAX], name[32];
+	char err[ERROR_MAX], name[32];
 	bool full = false;
 	size_t n;
 

@@ -77,7 +77,7 @@ static int add_txn(void *ctx, struct store_txn *txn, char *err)
 
 /* REC as an EVENT with REASON, committed (with A added when not NULL). */
 static int record(struct quorum *q, struct audit_record *rec, const char *event, const char *reason,
-		  const struct attestation *a, bool block, uint64_t *seq, char err[AUDIT_ERR_MAX])
+		  const struct attestation *a, bool block, uint64_t *seq, char err[ERROR_MAX])
 {
 	struct adding v = {a, block};
 
@@ -162,7 +162,7 @@ static int mismatch(struct attesting *a)
 {
 	struct quorum *q = a->q;
 	const struct ingest_event *ev = a->ev;
-	char err[AUDIT_ERR_MAX], reason[512], them[96];
+	char err[ERROR_MAX], reason[512], them[96];
 	uint64_t seq;
 	int r;
 
@@ -200,7 +200,7 @@ static int wait_for_others(struct attesting *a)
 {
 	struct quorum *q = a->q;
 	const struct ingest_event *ev = a->ev;
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 
 	snprintf(reason, sizeof(reason),
 		 "%zu of %u writers; published when the others write the same bytes within %u s",
@@ -227,7 +227,7 @@ static int wait_for_others(struct attesting *a)
 /* The last writer needed: the attesters named, the commit goes on. */
 static int reach(struct attesting *a)
 {
-	char err[AUDIT_ERR_MAX], reason[128];
+	char err[ERROR_MAX], reason[128];
 
 	snprintf(reason, sizeof(reason), "completes the quorum: %zu of %u writers", a->distinct + 1,
 		 a->ev->quorum);
@@ -245,7 +245,7 @@ static int reach(struct attesting *a)
 /* The writer attested these bytes already: counted once. */
 static int again(struct attesting *a)
 {
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 	int r;
 
 	snprintf(reason, sizeof(reason),
@@ -316,7 +316,7 @@ void quorum_published(struct quorum *q, const char *path)
 {
 	struct attestation *v = NULL;
 	struct removal rm = {path, 0};
-	char err[STORE_ERR_MAX];
+	char err[ERROR_MAX];
 	size_t n = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -335,7 +335,7 @@ static int expire(void *ctx, const struct attestation *a)
 {
 	struct quorum *q = ctx;
 	struct removal rm = {a->path, a->id};
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 	struct audit_record rec = {
 	    .event = "expired",
 	    .uid = a->uid,

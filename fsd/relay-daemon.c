@@ -15,7 +15,7 @@ int relay_record_attested(struct fsd *d, const char *path, off_t size,
 			  char reason[INGEST_VETO_MAX])
 {
 	struct passwd pw, *res = NULL;
-	char buf[1024], err[AUDIT_ERR_MAX], why[INGEST_VETO_MAX];
+	char buf[1024], err[ERROR_MAX], why[INGEST_VETO_MAX];
 	struct audit_record rec = {
 	    .event = "attested",
 	    .decision = "allow",

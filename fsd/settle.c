@@ -121,7 +121,7 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 	struct settling *s = ctx;
 	struct fsd *d = s->d;
 	struct outbox *o = ingest_outbox(d->ingest);
-	char err[AUDIT_ERR_MAX], reason[AUDIT_ERR_MAX + 160];
+	char err[ERROR_MAX], reason[ERROR_MAX + 160];
 	bool done = true;
 
 	switch (outbox_state(o, path, seq)) {

@@ -126,7 +126,7 @@ struct stamping {
 static void record_tsa(struct fsd *d, const char *url)
 {
 	unsigned generation;
-	char name[64] = "tsa-", ierr[INVENTORY_ERR_MAX];
+	char name[64] = "tsa-", ierr[ERROR_MAX];
 	const char *host = strstr(url, "://");
 	size_t n = strlen(name);
 	X509 *cert;
@@ -272,7 +272,7 @@ int sign_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, 
 
 int sign_record_keys(struct fsd *d, char err[ERROR_MAX])
 {
-	char ierr[INVENTORY_ERR_MAX];
+	char ierr[ERROR_MAX];
 
 	for (size_t i = 0; i < d->config->n_keys; i++) {
 		STACK_OF(X509) * chain;

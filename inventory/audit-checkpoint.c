@@ -55,7 +55,7 @@ static int write_copy(struct audit *a, const char *note, char *err)
  * the log's lock (appends go on meanwhile), never older than the copy. */
 static void copy_checkpoint(struct audit *a)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	uint64_t size;
 	char *note;
 
@@ -70,7 +70,7 @@ static void copy_checkpoint(struct audit *a)
 	/* A copy that fails to be written only lags: the next replaces it. */
 	if (size >= a->copy_written && write_copy(a, note, err) < 0) {
 		pthread_mutex_lock(&a->lock);
-		memcpy(a->error, err, AUDIT_ERR_MAX);
+		memcpy(a->error, err, ERROR_MAX);
 		pthread_mutex_unlock(&a->lock);
 	} else if (size >= a->copy_written) {
 		a->copy_written = size;
@@ -149,7 +149,7 @@ out:
 	return r;
 }
 
-int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
+int audit_checkpoint(struct audit *a, char err[ERROR_MAX])
 {
 	int r;
 	err[0] = 0;
@@ -165,7 +165,7 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
 void *audit_checkpointer(void *arg)
 {
 	struct audit *a = arg;
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	int r;
 
 	pthread_mutex_lock(&a->lock);

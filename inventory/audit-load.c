@@ -60,7 +60,7 @@ static int checkpoint_root(const struct audit *a, const struct stored_checkpoint
 	const unsigned char *p;
 	int len = i2d_PUBKEY(a->key, &der), r;
 	EVP_PKEY *pub = NULL;
-	char *text = NULL, *origin = NULL, nerr[NOTE_ERR_MAX];
+	char *text = NULL, *origin = NULL, nerr[ERROR_MAX];
 	uint64_t size;
 
 	p = der;

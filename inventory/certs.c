@@ -220,7 +220,7 @@ out:
 }
 
 int inventory_record_key(struct store *s, const struct key_facts *key, X509 *cert,
-			 STACK_OF(X509) * chain, time_t now, char err[INVENTORY_ERR_MAX])
+			 STACK_OF(X509) * chain, time_t now, char err[ERROR_MAX])
 {
 	sqlite3_stmt *st = NULL;
 	unsigned char *spki = NULL;

@@ -208,7 +208,7 @@ int store_temp_dir(const char *dir)
 	return 0;
 }
 
-int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
+int store_open(const char *dir, bool writable, struct store **ret, char err[ERROR_MAX])
 {
 	char path[PATH_MAX];
 	struct store *s;
@@ -287,7 +287,7 @@ static const char *log_gaps(sqlite3 *db, char *text, size_t n)
 	return r;
 }
 
-int store_check(const char *dir, char err[STORE_ERR_MAX])
+int store_check(const char *dir, char err[ERROR_MAX])
 {
 	char gaps[96];
 	char path[PATH_MAX];
@@ -426,7 +426,7 @@ int store_lock_state(const char *dir, int *ret_fd, pid_t *holder)
 	return 0;
 }
 
-int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_ERR_MAX])
+int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[ERROR_MAX])
 {
 	struct store_txn txn = {s->db};
 	int r;

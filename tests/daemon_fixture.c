@@ -31,7 +31,7 @@ static EVP_PKEY *audit_key;
 
 void fixture_setup(void)
 {
-	char err[STORE_ERR_MAX > AUDIT_ERR_MAX ? STORE_ERR_MAX : AUDIT_ERR_MAX];
+	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX];
 	struct anomalies_deps ad;
 	struct quorum_deps qd;
 
@@ -127,7 +127,7 @@ size_t fixture_events(uint64_t from, const char *event, char *reason, size_t n, 
 
 uint64_t fixture_signed(long long uid, const char *path, const char *sha256)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	struct audit_record rec = {
 	    .event = "signed",
 	    .uid = uid,

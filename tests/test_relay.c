@@ -55,7 +55,7 @@ static const char *base = "[daemon]\n"
 
 Test(relay, config_lists_signers_in_order)
 {
-	char text[2048], err[CONFIG_ERR_MAX];
+	char text[2048], err[ERROR_MAX];
 	struct config *c = NULL;
 
 	snprintf(text, sizeof(text),
@@ -73,7 +73,7 @@ Test(relay, config_lists_signers_in_order)
 
 Test(relay, config_without_key_or_known_hosts_is_refused)
 {
-	char text[2048], err[CONFIG_ERR_MAX];
+	char text[2048], err[ERROR_MAX];
 	struct config *c = NULL;
 
 	snprintf(text, sizeof(text), "%s[relay]\nsigner = ssh://a@one/m/inbox\n", base);
@@ -95,7 +95,7 @@ static const char *tokenless = "[daemon]\n"
 
 Test(relay, relay_without_token_needs_no_module_pin_or_key)
 {
-	char text[2048], err[CONFIG_ERR_MAX];
+	char text[2048], err[ERROR_MAX];
 	struct config *c = NULL;
 
 	snprintf(text, sizeof(text), "%s[rule relay]\npath = **\n", tokenless);
@@ -118,7 +118,7 @@ Test(relay, relay_without_token_signs_nothing_itself)
 	    {"[key codesign]\nuri = pkcs11:object=c\ncertificate = /c.pem\n", "needs a [token]"},
 	    {"[timestamp]\nurl = http://tsa/\nca = /ca.pem\n", "needs a [token]"},
 	};
-	char text[2048], err[CONFIG_ERR_MAX];
+	char text[2048], err[ERROR_MAX];
 	struct config *c = NULL;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -131,7 +131,7 @@ Test(relay, relay_without_token_signs_nothing_itself)
 
 Test(relay, file_audit_key_only_on_a_relay_without_token)
 {
-	char text[2048], err[CONFIG_ERR_MAX];
+	char text[2048], err[ERROR_MAX];
 	struct config *c = NULL;
 
 	/* A signer's audit key stays on its token. */

@@ -69,7 +69,7 @@ static int decide_txn(void *ctx, struct store_txn *txn, char *err)
 static void decide(uint64_t seq, enum finding_state to)
 {
 	struct decision d = {seq, to};
-	char err[STORE_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(store_transact(fx.d.store, decide_txn, &d, err), 0, "%s", err);
 }

@@ -113,6 +113,7 @@ int cmd_outbox(int argc, char **argv);
 /* The demo CA's CRL (cmd_crl.c): STATE/pki/crl.pem, valid CRL_DAYS. */
 #define CRL_DAYS 365
 #define CRL_DAYS_TEXT "365"
+/* Larger than ERROR_MAX: its reasons quote whole paths (up to PATH_MAX). */
 #define CRL_ERR_MAX (PATH_MAX + 1024)
 int crl_path(const struct config *cfg, char path[PATH_MAX]);
 /* Issue a new CRL of every revoked certificate in ST that the demo CA
