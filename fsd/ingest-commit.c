@@ -40,7 +40,7 @@ struct commit {
 	bool embedded;
 	unsigned char written[SHA256_LEN]; /* the writer's bytes' digest */
 	const char *format;
-	const char *claims; /* a relay's, about its writer (commit_claimed) */
+	const char *claims; /* a relay's, about its writer (ingest_commit_claimed) */
 };
 
 /* The steps below return true to go on, or stop the commit with its
@@ -219,7 +219,7 @@ static bool commit_hold(struct commit *c)
 }
 
 /* The SIGNED record, committed; it is durable before anything is visible:
- * the outbox's first flush, which the store shares (main.c), covers it
+ * the outbox's first flush, which the store shares (startup.c), covers it
  * with the artifact and the signature (commit_publish). */
 static bool commit_record(struct commit *c, double started)
 {

@@ -416,7 +416,7 @@ static int count_one(void *ctx, const struct attestation *a)
 	(void)keep_take(q->d.keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true,
 			err); /* forced */
 	/* A kept copy counts against its writer's rate, as a signature does
-	 * (events_seed_rates counts those from the log). */
+	 * (lifecycle_seed_rates counts those from the log). */
 	if (a->time > time(NULL) - 3600)
 		policy_live_note_signed(q->d.policy, a->rule, a->uid, a->time);
 	return 0;

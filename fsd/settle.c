@@ -1,5 +1,5 @@
 /* See settle.h. The record of a signature and its object are durable
- * together before the swap that publishes it (ingest.c): the outbox tells
+ * together before the swap that publishes it (outbox.c): the outbox tells
  * how far each interrupted publication got. */
 #include "settle.h"
 
@@ -73,7 +73,7 @@ static void note_replayed(struct settling *s, const char *path)
 		return;
 	}
 	s->replayed = p;
-	/* analyzer: COPY is owned by S->replayed, freed in events_settle. */
+	/* analyzer: COPY is owned by S->replayed, freed in settle_interrupted. */
 	s->replayed[s->n_replayed++] = copy;
 }
 

@@ -193,7 +193,7 @@ int startup_audit(const struct config *c, struct fsd *d, struct store **ret_stor
 		return -EIO;
 	}
 	/* One group flush for the store and the outbox: a signing record and
-	 * the files it publishes become durable together (ingest.c). */
+	 * the files it publishes become durable together (outbox.c). */
 	r = store_set_flush(store, d->flush);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: store: %s\n", strerror(-r));
