@@ -1,4 +1,4 @@
-/* Unit tests of the anomaly review (fsd/anomalies.c) without a mount: a
+/* Unit tests of the anomaly review (fsd/anomalies*.c) without a mount: a
  * real store and audit log, the detector's own thread, and for the hold
  * branch the real ingest pipeline with a fake signer. A signature that
  * departs from habit is recorded, held, refused or published as its rule
