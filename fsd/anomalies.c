@@ -257,10 +257,10 @@ bool anomalies_repeated(struct anomalies *an, long long uid, const char *rule, i
 static void deny_reason(const struct anomaly_finding *found, char veto[INGEST_VETO_MAX])
 {
 	if (found[0].kind == ANOMALY_UNCHECKED)
-		error_set(veto, 0, "refused: %s", found[0].reason);
+		(void)error_set(veto, 0, "refused: %s", found[0].reason);
 	else
-		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
-			  anomaly_kind_name(found[0].kind), found[0].reason);
+		(void)error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
+				anomaly_kind_name(found[0].kind), found[0].reason);
 }
 
 /* A deny rule's findings, before any signature: each recorded once a
@@ -275,7 +275,8 @@ static int refuse_unsigned(struct anomalies *an, const struct audit_record *rec,
 		if (!anomalies_repeated(an, rec->uid, rec->rule, found[i].kind, now) &&
 		    anomalies_found(an, rec, FINDINGS_OWN_RECORD, now, found[i].kind,
 				    found[i].reason, POLICY_ANOMALY_DENY, err) < 0) {
-			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
+			(void)error_set(veto, 0, "the anomaly found could not be recorded: %s",
+					err);
 			return -EACCES;
 		}
 	deny_reason(found, veto);
@@ -349,7 +350,8 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 			anomalies_held_name(seq, name);
 			keep_give(an->d.keep, name);
 			/* Unrecorded, it may not pass unseen: refuse it. */
-			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
+			(void)error_set(veto, 0, "the anomaly found could not be recorded: %s",
+					err);
 			return -EIO;
 		}
 	if (!n)
@@ -361,11 +363,11 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 		*ret_verdict = INGEST_REFUSE;
 		return 0;
 	case POLICY_ANOMALY_HOLD:
-		error_set(veto, 0,
-			  "held for review as anomaly %llu (%s: %s); nothing is published until "
-			  "an admin releases it",
-			  (unsigned long long)seq, anomaly_kind_name(found[0].kind),
-			  found[0].reason);
+		(void)error_set(
+		    veto, 0,
+		    "held for review as anomaly %llu (%s: %s); nothing is published until "
+		    "an admin releases it",
+		    (unsigned long long)seq, anomaly_kind_name(found[0].kind), found[0].reason);
 		*ret_verdict = INGEST_HOLD_FOR_REVIEW;
 		return 0;
 	case POLICY_ANOMALY_RECORD:

@@ -180,7 +180,7 @@ static int mismatch(struct attesting *a)
 	a->rec->other_sha256 = NULL;
 	if (r < 0) {
 		keep_give(q->d.keep, ev->copy);
-		error_set(a->answer->veto, 0, "%s", err);
+		(void)error_set(a->answer->veto, 0, "%s", err);
 		return -EIO;
 	}
 	a->answer->keep_copy = true;
@@ -189,7 +189,7 @@ static int mismatch(struct attesting *a)
 	/* Logged if it fails; the mismatch itself is recorded. */
 	(void)anomalies_found(q->d.anomalies, a->rec, seq, a->now, ANOMALY_QUORUM_MISMATCH, reason,
 			      POLICY_ANOMALY_DENY, err);
-	error_set(a->answer->veto, 0, "quorum mismatch: %s", reason);
+	(void)error_set(a->answer->veto, 0, "quorum mismatch: %s", reason);
 	a->answer->verdict = INGEST_REFUSE;
 	return 0;
 }
@@ -213,13 +213,13 @@ static int wait_for_others(struct attesting *a)
 	}
 	if (record(q, a->rec, "attested", reason, &a->mine, false, NULL, err) < 0) {
 		keep_give(q->d.keep, ev->copy);
-		error_set(a->answer->veto, 0, "%s", err);
+		(void)error_set(a->answer->veto, 0, "%s", err);
 		return -EIO;
 	}
 	a->answer->keep_copy = true;
 	q->attested++;
 	log_info("attested: inbox/%s by %s: %s", ev->path, a->who, reason);
-	error_set(a->answer->veto, 0, "%s", reason);
+	(void)error_set(a->answer->veto, 0, "%s", reason);
 	a->answer->verdict = INGEST_ATTESTED_ONLY;
 	return 0;
 }
@@ -232,7 +232,7 @@ static int reach(struct attesting *a)
 	snprintf(reason, sizeof(reason), "completes the quorum: %zu of %u writers", a->distinct + 1,
 		 a->ev->quorum);
 	if (record(a->q, a->rec, "attested", reason, NULL, false, NULL, err) < 0) {
-		error_set(a->answer->veto, 0, "%s", err);
+		(void)error_set(a->answer->veto, 0, "%s", err);
 		return -EIO;
 	}
 	a->answer->attesters[a->distinct++] = a->mine.uid;
@@ -252,7 +252,7 @@ static int again(struct attesting *a)
 		 "%s attested these bytes already: counted once (%zu of %u writers)", a->who,
 		 a->distinct, a->ev->quorum);
 	r = record(a->q, a->rec, "attested", reason, NULL, false, NULL, err);
-	error_set(a->answer->veto, 0, "%s", reason);
+	(void)error_set(a->answer->veto, 0, "%s", reason);
 	a->answer->verdict = INGEST_ATTESTED_ONLY;
 	return r < 0 ? -EIO : 0;
 }
@@ -260,10 +260,11 @@ static int again(struct attesting *a)
 static int decide(struct attesting *a)
 {
 	if (a->blocked) {
-		error_set(a->answer->veto, 0,
-			  "inbox/%s is blocked: its writers disagreed (quorum_mismatch); nothing "
-			  "is signed there until an admin runs signfsctl quorum reset",
-			  a->ev->path);
+		(void)error_set(
+		    a->answer->veto, 0,
+		    "inbox/%s is blocked: its writers disagreed (quorum_mismatch); nothing "
+		    "is signed there until an admin runs signfsctl quorum reset",
+		    a->ev->path);
 		a->answer->verdict = INGEST_REFUSE;
 		return 0;
 	}
@@ -288,7 +289,8 @@ int quorum_attest(struct quorum *q, const struct ingest_event *ev, struct audit_
 	pthread_mutex_lock(&q->lock);
 	if (attestations_of(q->d.store, ev->path, &v, &n) < 0) {
 		pthread_mutex_unlock(&q->lock);
-		error_set(answer->veto, 0, "cannot read the quorum's attestations from the store");
+		(void)error_set(answer->veto, 0,
+				"cannot read the quorum's attestations from the store");
 		return -EIO;
 	}
 	tally(&a, v, n);

@@ -177,7 +177,7 @@ static int stamp(void *ctx, const unsigned char *sig, size_t len, unsigned char 
 	}
 	if (s->d->config->timestamp.required)
 		return error_set(s->reason, -EIO, "no timestamp (required): %s", err);
-	error_set(s->facts->note, 0, "published without a timestamp (not required): %s", err);
+	(void)error_set(s->facts->note, 0, "published without a timestamp (not required): %s", err);
 	*token = NULL;
 	return 0;
 }

@@ -223,7 +223,7 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 
 	db_lock(a);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+		(void)error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 		goto done;
 	}
 	if (audit_catch_up(a) < 0)
@@ -248,7 +248,7 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 done:
 	db_unlock(a);
 	if (r == 0 && must_flush(batch, n) && (r = store_flush(a->store)) < 0)
-		error_set(err, r, "cannot make the audit record durable: %s", strerror(-r));
+		(void)error_set(err, r, "cannot make the audit record durable: %s", strerror(-r));
 	for (size_t i = 0; i < n; i++) {
 		batch[i]->result = r;
 		if (r < 0)

@@ -101,7 +101,7 @@ static int checkpoint_locked(struct audit *a, char *err)
 	merkle_range_root(&a->range, root);
 	if (note_checkpoint_text(a->origin, a->range.count, root, &text) < 0 ||
 	    note_sign(text, a->origin, a->key, &note) < 0) {
-		error_set(err, -EIO, "cannot sign the audit checkpoint with the audit key");
+		(void)error_set(err, -EIO, "cannot sign the audit checkpoint with the audit key");
 		goto out;
 	}
 	db_lock(a);
@@ -126,7 +126,8 @@ static int checkpoint_locked(struct audit *a, char *err)
 	 * checkpoint shipped must never be ahead of the store. */
 	r = store_flush(a->store);
 	if (r < 0) {
-		error_set(err, r, "cannot make the audit checkpoint durable: %s", strerror(-r));
+		(void)error_set(err, r, "cannot make the audit checkpoint durable: %s",
+				strerror(-r));
 		goto out;
 	}
 	a->signed_size = a->range.count;
@@ -139,7 +140,8 @@ static int checkpoint_locked(struct audit *a, char *err)
 	}
 	goto out;
 db:
-	error_set(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
+	(void)error_set(err, -EIO, "cannot store the audit checkpoint: %s",
+			sqlite3_errmsg(a->store->db));
 out:
 	sqlite3_finalize(st);
 	if (locked)

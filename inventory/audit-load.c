@@ -186,7 +186,7 @@ int audit_load_tree(struct audit *a, char *err)
 	int r = load_checkpoint(a->store->db, &cp);
 
 	if (r < 0) {
-		error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
+		(void)error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
 		goto out;
 	}
 	a->have_checkpoint = cp.present;

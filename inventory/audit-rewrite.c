@@ -66,10 +66,10 @@ static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int
 				   .reason = reason};
 
 	audit_rfc3339(at, when);
-	error_set(reason, 0,
-		  "the log in the store no longer matched its last signed checkpoint (%s); "
-		  "continued as acknowledged by uid %lld at %s",
-		  problem, (long long)uid, when);
+	(void)error_set(reason, 0,
+			"the log in the store no longer matched its last signed checkpoint (%s); "
+			"continued as acknowledged by uid %lld at %s",
+			problem, (long long)uid, when);
 	return audit_append_with(a, &rec, clear_repair, NULL, NULL, err);
 }
 

@@ -225,12 +225,12 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[ERRO
 	pthread_mutex_init(&s->lock, NULL);
 	s->changes_fd = -1;
 	if (writable && (r = open_changes(s, dir)) < 0) {
-		error_set(err, r, "store %s/" STORE_CHANGES_FILE ": %s", dir, strerror(-r));
+		(void)error_set(err, r, "store %s/" STORE_CHANGES_FILE ": %s", dir, strerror(-r));
 		goto fail;
 	}
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "store %s: %s", path,
-			  s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		(void)error_set(err, -EIO, "store %s: %s", path,
+				s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
@@ -249,7 +249,7 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[ERRO
 	*ret = s;
 	return 0;
 fail_msg:
-	error_set(err, -EIO, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+	(void)error_set(err, -EIO, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
 	sqlite3_free(msg);
 fail:
 	store_close(s);
@@ -434,7 +434,7 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[ERROR_M
 	err[0] = 0;
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
+		(void)error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
@@ -447,7 +447,7 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[ERROR_M
 	if (r == 0)
 		store_note_change(s);
 	if (r == 0 && (r = store_flush(s)) < 0)
-		error_set(err, r, "store: cannot make the change durable: %s", strerror(-r));
+		(void)error_set(err, r, "store: cannot make the change durable: %s", strerror(-r));
 	return r;
 }
 
