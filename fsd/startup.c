@@ -170,7 +170,7 @@ int startup_validate_policy(void *ctx, const struct config *candidate, char err[
 /* The store and the audit log, whose checkpoints the audit key signs. */
 int startup_audit(const struct config *c, struct fsd *d, struct store **ret_store)
 {
-	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX];
+	char err[ERROR_MAX];
 	char origin[CONFIG_ORIGIN_MAX];
 	struct store *store;
 	EVP_PKEY *key;

@@ -31,7 +31,7 @@ static EVP_PKEY *audit_key;
 
 void fixture_setup(void)
 {
-	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX];
+	char err[ERROR_MAX];
 	struct anomalies_deps ad;
 	struct quorum_deps qd;
 

@@ -17,7 +17,7 @@
 
 int ctl_open(const char *config, bool writable, struct ctl *c)
 {
-	char err[ERROR_MAX > ERROR_MAX ? ERROR_MAX : ERROR_MAX];
+	char err[ERROR_MAX];
 
 	memset(c, 0, sizeof(*c));
 	/* Reading the state needs no policy decision: a rule naming a group
