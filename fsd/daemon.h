@@ -1,6 +1,6 @@
 /* The daemon's state: what main() opened, shared by the FUSE operations,
  * the event handlers and the virtual files. Set up before mounting and
- * read-only afterwards, except the fields under error_lock. */
+ * read-only afterwards, except the status under status_lock. */
 #pragma once
 
 #include <pthread.h>

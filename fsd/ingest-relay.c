@@ -41,7 +41,7 @@ static int reply_text(int fd, char out[RELAY_MAX_REPLY])
 	return 0;
 }
 
-/* NAME waits like a temporary file (ingest.c's pending list, with a
+/* NAME waits like a temporary file (ingest-pending.c's list, with a
  * marker): removed after temp_grace, or rolled back at the next start,
  * when the relay never reads it. It is a relay's name: never signed. */
 static void reply_pending(struct ingest *in, const char *name, const struct ingest_cred *cred)

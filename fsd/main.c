@@ -331,7 +331,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 /* The config, with the PIN resolved and the token's environment set. */
 static int load_config(const struct options *o, struct config **ret)
 {
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	struct config *c;
 	int r;
 
@@ -388,7 +388,7 @@ static int open_state(const struct options *o, struct fsd *d, int *lock_fd)
 static int open_pipeline(const struct options *o, struct fsd *d)
 {
 	const struct config *c = d->config;
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	int r;
 
 	if (policy_live_open(o->config, startup_validate_policy, d, &d->policy, err) < 0) {
@@ -456,7 +456,7 @@ static int start_threads(const struct options *o, struct fsd *d)
  * still uses. */
 static void tear_down(struct fsd *d)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	alerts_stop(d->alerts);
 	anomalies_quiesce(d->anomalies);

@@ -13,7 +13,6 @@
 
 #define CONFIG_MAX_KEYS 32
 #define CONFIG_MAX_PATTERNS 32
-#define CONFIG_ERR_MAX ERROR_MAX /* deprecated: use ERROR_MAX */
 
 struct config_key {
 	char *name;

@@ -113,6 +113,7 @@ int cmd_outbox(int argc, char **argv);
 /* The demo CA's CRL (cmd_crl.c): STATE/pki/crl.pem, valid CRL_DAYS. */
 #define CRL_DAYS 365
 #define CRL_DAYS_TEXT "365"
+/* Larger than ERROR_MAX: its reasons quote whole paths (up to PATH_MAX). */
 #define CRL_ERR_MAX (PATH_MAX + 1024)
 int crl_path(const struct config *cfg, char path[PATH_MAX]);
 /* Issue a new CRL of every revoked certificate in ST that the demo CA
@@ -120,6 +121,15 @@ int crl_path(const struct config *cfg, char path[PATH_MAX]);
  * has no demo CA (ERR says what to do instead), else -errno with ERR. */
 int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char err[CRL_ERR_MAX]);
 int cmd_crl(int argc, char **argv);
+
+/* The [daemon] settings of temporary files and threads that signfsctl init
+ * writes in every config it makes, a relay's too (a printf format part). */
+#define INIT_TEMP_SETTINGS                                                                         \
+	"temp_patterns = .*.?????? *.part *.tmp *.lock .~tmp~ *.new tmp_obj_* "                    \
+	"tmp_pack_* tmp_idx_* .*.sw[px] .rsync-partial\n"                                          \
+	"await_exit = */rsync\n"                                                                   \
+	"temp_grace = 60\n"                                                                        \
+	"threads = 4\n"
 
 /* signfsctl init --relay (cmd_init_relay.c): in the locked state DIR, a
  * relay's audit key (RELAY_AUDIT_KEY, mode 0400; RELAY_AUDIT_PUB) and

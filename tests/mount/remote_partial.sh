@@ -9,21 +9,10 @@
 . "$(dirname "$0")/sshd.sh"
 
 A=signfs-build-a
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<RULES
+init_rules <<RULES
 [rule builders]
 path = team/**
 users = $A
-key = codesign
-
-[rule admin]
-path = **
-users = root
 key = codesign
 RULES
 mkdir -p "$SSHD_DIR"
