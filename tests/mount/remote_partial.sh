@@ -4,7 +4,7 @@
 # writing locally into the mount and through rrsync over ssh. rsync renames
 # what arrived to the final name when interrupted with --partial: this holds
 # because the commit waits for rsync's exit status (await_exit), on the
-# signer's side of rrsync too. Run by hand: not in tests/meson.build.
+# signer's side of rrsync too.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
 
