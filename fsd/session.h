@@ -22,7 +22,7 @@
 #define SESSION_MARKER_PREFIX ".session-"
 #define SESSION_STATEMENT_PREFIX "session-"
 #define SESSION_ID_MAX 64
-#define SESSION_BUILD_TYPE "urn:signfs:buildtype:session:v1"
+#define SESSION_BUILD_TYPE SIGNFS_SESSION_BUILD_TYPE
 
 /* Is RELPATH (inbox-relative) a session marker, DIR/.session-ID with ID of
  * 1 to SESSION_ID_MAX letters, digits, '.', '_' or '-' (not "." or "..")?
