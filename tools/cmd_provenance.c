@@ -152,6 +152,11 @@ static void show_people(struct json_object *ext)
 	printf("writer:     uid %s (%s), gid %s, pid %s, %s\n", at(ext, "writer.uid"),
 	       at(ext, "writer.user"), at(ext, "writer.gid"), at(ext, "writer.pid"),
 	       at(ext, "writer.exe"));
+	if (json_object_object_get_ex(ext, "relayClaims", &list)) {
+		printf("claims:     (unverified, the relay's) host %s, uid %s (%s), pid %s, %s\n",
+		       at(list, "host"), at(list, "uid"), at(list, "user"), at(list, "pid"),
+		       at(list, "exe"));
+	}
 	if (!json_object_object_get_ex(ext, "attesters", &list))
 		return;
 	printf("quorum:    ");
