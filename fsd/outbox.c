@@ -340,9 +340,8 @@ int outbox_publish_statement(struct outbox *o, const char *relpath, const void *
 			     uid_t uid, uint64_t number)
 {
 	/* Owned by who opened the session, where the daemon may give it. */
-	struct stat st = {.st_uid = geteuid() == 0 ? uid : geteuid(),
-			  .st_gid = getegid(),
-			  .st_mode = 0444};
+	struct stat st = {
+	    .st_uid = geteuid() == 0 ? uid : geteuid(), .st_gid = getegid(), .st_mode = 0444};
 	char id[ID_LEN + 1], old[ID_LEN + 2];
 	const char *name;
 	int objfd = -1, parent = -1, r, replaces = 0;

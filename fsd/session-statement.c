@@ -44,8 +44,8 @@ bool session_covers(const char *dir, const char *path)
 
 int session_statement_name(const char *dir, const char *id, char out[PATH_MAX])
 {
-	int n = snprintf(out, PATH_MAX, "%s%s" SESSION_STATEMENT_PREFIX "%s", dir, *dir ? "/" : "",
-			 id);
+	int n =
+	    snprintf(out, PATH_MAX, "%s%s" SESSION_STATEMENT_PREFIX "%s", dir, *dir ? "/" : "", id);
 
 	return n < 0 || n + strlen(".intoto.jsonl") >= PATH_MAX ? -ENAMETOOLONG : 0;
 }

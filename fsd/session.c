@@ -296,13 +296,11 @@ static int sign_statement(struct sessions *ss, const struct session *s,
 	int r;
 
 	config_audit_origin(ss->d.config, origin);
-	snprintf(builder, sizeof(builder), "%s%s", strstr(origin, "://") ? "" : "https://",
-		 origin);
+	snprintf(builder, sizeof(builder), "%s%s", strstr(origin, "://") ? "" : "https://", origin);
 	r = session_statement(&f, v, n, &st);
 	if (r < 0)
 		return error_set(err, r, "cannot make the statement: %s", strerror(-r));
-	r = signer_sign_envelope(ss->d.signer, s->key, DSSE_INTOTO_TYPE, st, strlen(st), &env,
-				 err);
+	r = signer_sign_envelope(ss->d.signer, s->key, DSSE_INTOTO_TYPE, st, strlen(st), &env, err);
 	free(st);
 	if (r < 0)
 		return r;

@@ -107,23 +107,21 @@ Test(session, the_statement_lists_every_subject_and_its_leaf)
 	cr_assert_str_eq(
 	    json_object_get_string(get(json_object_array_get_idx(list, 0), "digest.sha256")),
 	    "abababababababababababababababababababababababababababababababab");
-	cr_assert_str_eq(
-	    json_object_get_string(get(st, "predicate.buildDefinition.buildType")),
-	    SESSION_BUILD_TYPE);
-	cr_assert_str_eq(json_object_get_string(get(
-			     st, "predicate.buildDefinition.externalParameters.opener.user")),
+	cr_assert_str_eq(json_object_get_string(get(st, "predicate.buildDefinition.buildType")),
+			 SESSION_BUILD_TYPE);
+	cr_assert_str_eq(json_object_get_string(
+			     get(st, "predicate.buildDefinition.externalParameters.opener.user")),
 			 "builder");
-	cr_assert_str_eq(
-	    json_object_get_string(get(st, "predicate.runDetails.metadata.startedOn")),
-	    "2025-12-03T00:00:00.123Z");
+	cr_assert_str_eq(json_object_get_string(get(st, "predicate.runDetails.metadata.startedOn")),
+			 "2025-12-03T00:00:00.123Z");
 	cr_assert_str_eq(
 	    json_object_get_string(get(st, "predicate.runDetails.metadata.invocationId")),
 	    "https://host/signfs/sessions/rel/.session-42");
 	by = get(st, "predicate.runDetails.byproducts");
 	cr_assert_eq(json_object_array_length(by), 2);
-	cr_assert_eq(json_object_get_int64(get(json_object_array_get_idx(by, 1),
-					       "annotations.leafIndex")),
-		     9);
+	cr_assert_eq(
+	    json_object_get_int64(get(json_object_array_get_idx(by, 1), "annotations.leafIndex")),
+	    9);
 	cr_assert_str_eq(json_object_get_string(get(json_object_array_get_idx(by, 1), "uri")),
 			 "https://host/signfs/audit/9");
 	json_object_put(st);

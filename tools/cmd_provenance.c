@@ -93,8 +93,9 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
 	printf("    signature over the DSSE pre-authentication encoding: %s%s\n",
 	       r < 0 ? "FAILED: " : "ok", r < 0 ? err : "");
 	if (r == 0) {
-		r = ctl_digest_fd(artifact_fd, d) < 0 ? error_set(err, -EIO, "cannot read the artifact")
-						  : intoto_check_subject(&e, d, NULL, err);
+		r = ctl_digest_fd(artifact_fd, d) < 0
+			? error_set(err, -EIO, "cannot read the artifact")
+			: intoto_check_subject(&e, d, NULL, err);
 		printf("    subject sha256 equals the artifact's: %s%s\n",
 		       r < 0 ? "FAILED: " : "ok", r < 0 ? err : "");
 	}
@@ -113,8 +114,9 @@ int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERRO
 	if (r == 0)
 		r = dsse_verify(&e, X509_get0_pubkey(signer), err);
 	if (r == 0)
-		r = ctl_digest_fd(artifact_fd, d) < 0 ? error_set(err, -EIO, "cannot read the artifact")
-						  : intoto_check_subject(&e, d, NULL, err);
+		r = ctl_digest_fd(artifact_fd, d) < 0
+			? error_set(err, -EIO, "cannot read the artifact")
+			: intoto_check_subject(&e, d, NULL, err);
 	dsse_envelope_clear(&e);
 	return r;
 }

@@ -178,8 +178,7 @@ static bool session_statement(const char *path, char *out, size_t n)
 	if (len >= s && !strcmp(path + len - s, INTOTO_FILE_SUFFIX))
 		return snprintf(out, n, "%s", path) < (int)n;
 	if (snprintf(sig, sizeof(sig), "%s.p7s", path) >= (int)sizeof(sig) ||
-	    access(sig, F_OK) == 0 ||
-	    snprintf(out, n, "%s" INTOTO_FILE_SUFFIX, path) >= (int)n)
+	    access(sig, F_OK) == 0 || snprintf(out, n, "%s" INTOTO_FILE_SUFFIX, path) >= (int)n)
 		return false;
 	return access(out, F_OK) == 0;
 }

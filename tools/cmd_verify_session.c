@@ -132,8 +132,7 @@ static int check_subjects(const char *root, struct json_object *subjects, size_t
 	return failed;
 }
 
-int ctl_verify_session(const char *path, X509_STORE *trust, X509_STORE *tsa_trust,
-		       const char *ca)
+int ctl_verify_session(const char *path, X509_STORE *trust, X509_STORE *tsa_trust, const char *ca)
 {
 	struct dsse_envelope e = {0};
 	struct json_object *st = NULL, *subjects = NULL, *pred;

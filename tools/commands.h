@@ -105,8 +105,7 @@ int ctl_digest_fd(int fd, unsigned char out[SHA256_LEN]);
  * signature with the key of a certificate that signs one of its subjects
  * and chains to TRUST (CA names it), each subject present beside it
  * against its sha256; each check printed. An exit code. */
-int ctl_verify_session(const char *path, X509_STORE *trust, X509_STORE *tsa_trust,
-		       const char *ca);
+int ctl_verify_session(const char *path, X509_STORE *trust, X509_STORE *tsa_trust, const char *ca);
 
 /* signfsctl audit repair without --acknowledge: an exit code. */
 int ctl_repair(const char *config);
