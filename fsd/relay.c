@@ -1,6 +1,7 @@
 /* The relay's forwarder: SFTP to a signer's signfs, a temporary name, one
  * rename that commits, and the signer's signature fetched back (relay.h). */
 #include "relay.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -444,8 +445,8 @@ static int local_digest(int fd, off_t size, char hex[2 * 32 + 1])
 	}
 	if (rc == 0 && (EVP_DigestFinal_ex(md, digest, &len) != 1 || len != 32))
 		rc = -EIO;
-	for (unsigned i = 0; rc == 0 && i < len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	if (rc == 0)
+		text_hex(digest, len, hex);
 	EVP_MD_CTX_free(md);
 	free(buf);
 	return rc;

@@ -40,7 +40,6 @@ struct key_facts {
 	bool timestamping;	 /* the local TSA's key: its EKU is timeStamping */
 };
 
-
 /* Code-signing rule problems of CERT (with its key's facts; a timestamping
  * key's certificate needs timeStamping, not codeSigning), as a "; "-separated
  * text; "" when compliant. */
