@@ -34,6 +34,8 @@
 
 #define STATE_DIR "sessions"
 #define STATE_MAX 4096
+/* A closing that failed (the token, the disk) is tried again after this. */
+#define RETRY_SECONDS 10
 
 struct session {
 	char marker[PATH_MAX]; /* inbox-relative: DIR/.session-ID */
@@ -44,7 +46,8 @@ struct session {
 	int64_t opened_ms;
 	long long uid;
 	char user[64], rule[64], key[64];
-	time_t last; /* its last publication, or when it opened or went on */
+	time_t last;	 /* its last publication, or when it opened or went on */
+	time_t retry_at; /* a closing failed: not tried again before */
 	struct session *next;
 };
 
@@ -391,7 +394,9 @@ static void close_or_keep(struct sessions *ss, struct session *s, const char *wh
 		free(s);
 		return;
 	}
-	log_err("session %s: cannot close it (%s): %s; tried again", s->marker, why, err);
+	log_err("session %s: cannot close it (%s): %s; tried again in %d s", s->marker, why, err,
+		RETRY_SECONDS);
+	s->retry_at = time(NULL) + RETRY_SECONDS;
 	pthread_mutex_lock(&ss->lock);
 	s->next = ss->list;
 	ss->list = s;
@@ -419,6 +424,17 @@ static bool marker_there(struct sessions *ss, const struct session *s)
 
 	return fstatat(ss->d.inbox_fd, s->marker, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       S_ISDIR(st.st_mode);
+}
+
+static bool is_open(struct sessions *ss, const char *marker)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&ss->lock);
+	for (struct session *s = ss->list; s && !found; s = s->next)
+		found = !strcmp(s->marker, marker);
+	pthread_mutex_unlock(&ss->lock);
+	return found;
 }
 
 /* ---- the face ---- */
@@ -449,8 +465,10 @@ int sessions_mkdir(struct sessions *ss, struct ingest *in, const char *relpath, 
 		free(s);
 		return -EACCES;
 	}
-	/* One statement per name: a closed session's ID is not taken again. */
-	if (outbox_resolve(ss->d.outbox, name, &kind, oid) == 0) {
+	/* One statement per name: a closed session's ID is not taken again;
+	 * and an open one's file is never written over by a second mkdir. */
+	if (outbox_resolve(ss->d.outbox, name, &kind, oid) == 0 || marker_there(ss, s) ||
+	    is_open(ss, relpath)) {
 		free(s);
 		return -EEXIST;
 	}
@@ -520,6 +538,8 @@ static struct session *due(struct sessions *ss, time_t now, const char **why)
 
 	for (struct session **p = &ss->list; *p; p = &(*p)->next) {
 		struct session *s = *p;
+		if (now < s->retry_at)
+			continue;
 		if (!marker_there(ss, s))
 			*why = "its marker was removed";
 		else if (idle > 0 && now - s->last >= (time_t)idle)
@@ -550,9 +570,6 @@ static void *check_loop(void *arg)
 			pthread_mutex_unlock(&ss->lock);
 			close_or_keep(ss, s, why);
 			pthread_mutex_lock(&ss->lock);
-			/* A closing that fails is tried again next second, not now. */
-			if (ss->list == s)
-				break;
 		}
 	}
 	pthread_mutex_unlock(&ss->lock);

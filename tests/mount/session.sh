@@ -41,9 +41,9 @@ check_fails "...a marker nobody may sign below is refused" "Permission denied" \
 	as 3001 "" mkdir "$I/rel/.session-x"
 
 mkdir -p "$W/tree/d"
-for i in 1 2 3 4 5; do random_file "$W/tree/cp$i.bin" 3; done
+for i in $(seq 1 19); do random_file "$W/tree/cp$i.bin" 3; done
 random_file "$W/tree/d/deep.bin" 2
-check "cp -r copies six files into the session" cp -r "$W/tree/." "$I/rel/"
+check "cp -r copies 20 files into the session" cp -r "$W/tree/." "$I/rel/"
 mkdir "$W/rs"
 for i in 1 2 3; do random_file "$W/rs/rs$i.bin" 5; done
 check "rsync -a copies three more" rsync -a "$W/rs/" "$I/rel/sub/"
@@ -73,13 +73,14 @@ check "the outbox lists it, and no artifact of its name" sh -c "
 	ls '$O/rel' | grep -qx 'session-b1.intoto.jsonl' && ! ls '$O/rel' | grep -qx 'session-b1'"
 
 # The subjects: every file published in the session, with its sha256.
-(cd "$O" && for f in rel/cp1.bin rel/cp2.bin rel/cp3.bin rel/cp4.bin rel/cp5.bin rel/d/deep.bin \
-	rel/sub/rs1.bin rel/sub/rs2.bin rel/sub/rs3.bin rel/sub/after1.bin rel/sub/after2.bin; do
-	printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
-done) | sort >"$W/expected"
+(cd "$W/tree" && find . -type f | sed 's|^\./|rel/|'
+	cd "$W/rs" && find . -type f | sed 's|^\./|rel/sub/|'
+	echo rel/sub/after1.bin && echo rel/sub/after2.bin) | while read -r f; do
+	printf '%s %s\n' "$f" "$(sha256sum <"$O/$f" | cut -d' ' -f1)"
+done | sort >"$W/expected"
 jq -r .payload "$S" | base64 -d >"$W/payload.json"
 jq -r '.subject[] | .name + " " + .digest.sha256' "$W/payload.json" | sort >"$W/subjects"
-check "its subjects are the 11 files published in it, with their sha256" \
+check "its subjects are the 25 files published in it, with their sha256" \
 	diff "$W/expected" "$W/subjects"
 check "...not the file refused, the one published before, nor the one outside" sh -c "
 	! grep -Eq 'refused|before|outside' '$W/subjects'"
@@ -91,7 +92,7 @@ check "...an in-toto Statement v1 with an SLSA provenance v1 predicate of the se
 		.predicate.buildDefinition.externalParameters.directory == \"rel\" and
 		.predicate.buildDefinition.externalParameters.opener.uid == 0 and
 		.predicate.buildDefinition.internalParameters.rule == \"rel\" and
-		(.predicate.runDetails.byproducts | length) == 11' '$W/payload.json'"
+		(.predicate.runDetails.byproducts | length) == 25' '$W/payload.json'"
 
 # Stock tools: the certificate of a subject's signature (chained to the
 # CA), its key over the pre-authentication encoding.
@@ -130,16 +131,16 @@ check "...and each subject's leaf" sh -c "
 check "signfsctl provenance show SESSION (its marker) prints it" sh -c "
 	'$SIGNFSCTL' provenance show '$I/rel/.session-b1' >'$W/show.out' &&
 	grep -q '^session:    b1 in rel/' '$W/show.out' &&
-	grep -q '^subjects:   11' '$W/show.out' &&
+	grep -q '^subjects:   25' '$W/show.out' &&
 	grep -q '^  rel/sub/after1.bin sha256 ' '$W/show.out' &&
 	grep -q '^rule:       rel ' '$W/show.out'"
 check "...and by its outbox name" sh -c "
-	'$SIGNFSCTL' provenance show '$O/rel/session-b1' | grep -q '^subjects:   11'"
+	'$SIGNFSCTL' provenance show '$O/rel/session-b1' | grep -q '^subjects:   25'"
 check "signfsctl verify SESSION: signature, chain and each subject" sh -c "
 	'$SIGNFSCTL' verify '$S' --ca '$STATE/pki/ca.pem' >'$W/verify.out' &&
 	grep -q 'signature over the DSSE pre-authentication encoding: ok' '$W/verify.out' &&
 	grep -q 'chain to .* ok' '$W/verify.out' &&
-	test \"\$(grep -c 'sha256 ok' '$W/verify.out')\" = 11 && grep -q '^verified: ' '$W/verify.out'"
+	test \"\$(grep -c 'sha256 ok' '$W/verify.out')\" = 25 && grep -q '^verified: ' '$W/verify.out'"
 mkdir -p "$W/copy/rel"
 cp -r "$O/rel/." "$W/copy/rel/"
 printf 'X' | dd of="$W/copy/rel/cp3.bin" bs=1 seek=0 conv=notrunc 2>/dev/null
