@@ -363,9 +363,16 @@ static int close_session(struct sessions *ss, struct session *s, const char *why
 			 char err[ERROR_MAX])
 {
 	struct walk w = {.ss = ss, .s = s, .at = ""};
-	char serial[65] = "", fp[65] = "", reason[ERROR_MAX], *env = NULL;
-	int r = walk_dir(&w, s->dir);
+	char serial[65] = "", fp[65] = "", reason[ERROR_MAX], *env = NULL, name[PATH_MAX],
+	     oid[OUTBOX_ID_LEN + 1];
+	enum outbox_kind kind;
+	int r;
 
+	/* Published already: a crash came before its file went. */
+	if (session_statement_name(s->dir, s->id, name) == 0 &&
+	    outbox_resolve(ss->d.outbox, name, &kind, oid) == 0)
+		return unlinkat(ss->dir_fd, s->file, 0) < 0 && errno != ENOENT ? -errno : 0;
+	r = walk_dir(&w, s->dir);
 	if (r < 0) {
 		free_subjects(w.v, w.n);
 		return error_set(err, r, "cannot read its subjects: %s", strerror(-r));

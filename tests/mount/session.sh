@@ -60,6 +60,14 @@ check "...the session goes on (its state and marker stay)" sh -c "
 random_file "$W/after1.bin" 4
 random_file "$W/after2.bin" 1
 check "two more files after the restart" cp "$W/after1.bin" "$W/after2.bin" "$I/rel/sub/"
+# A crash in the middle of the session: signfsd killed, then started again.
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+fusermount3 -uz "$MNT"
+check "signfsd killed with SIGKILL in the session, then started again" start_daemon
+random_file "$W/after3.bin" 2
+check "...a file after the crash" cp "$W/after3.bin" "$I/rel/sub/"
 printf 'outside\n' >"$SRC/outside"
 mkdir -p "$I/other"
 check "a file outside the session's directory" cp "$SRC/outside" "$I/other/outside.bin"
@@ -75,12 +83,12 @@ check "the outbox lists it, and no artifact of its name" sh -c "
 # The subjects: every file published in the session, with its sha256.
 (cd "$W/tree" && find . -type f | sed 's|^\./|rel/|'
 	cd "$W/rs" && find . -type f | sed 's|^\./|rel/sub/|'
-	echo rel/sub/after1.bin && echo rel/sub/after2.bin) | while read -r f; do
+	echo rel/sub/after1.bin && echo rel/sub/after2.bin && echo rel/sub/after3.bin) | while read -r f; do
 	printf '%s %s\n' "$f" "$(sha256sum <"$O/$f" | cut -d' ' -f1)"
 done | sort >"$W/expected"
 jq -r .payload "$S" | base64 -d >"$W/payload.json"
 jq -r '.subject[] | .name + " " + .digest.sha256' "$W/payload.json" | sort >"$W/subjects"
-check "its subjects are the 25 files published in it, with their sha256" \
+check "its subjects are the 26 files published in it, with their sha256" \
 	diff "$W/expected" "$W/subjects"
 check "...not the file refused, the one published before, nor the one outside" sh -c "
 	! grep -Eq 'refused|before|outside' '$W/subjects'"
@@ -92,7 +100,7 @@ check "...an in-toto Statement v1 with an SLSA provenance v1 predicate of the se
 		.predicate.buildDefinition.externalParameters.directory == \"rel\" and
 		.predicate.buildDefinition.externalParameters.opener.uid == 0 and
 		.predicate.buildDefinition.internalParameters.rule == \"rel\" and
-		(.predicate.runDetails.byproducts | length) == 25' '$W/payload.json'"
+		(.predicate.runDetails.byproducts | length) == 26' '$W/payload.json'"
 
 # Stock tools: the certificate of a subject's signature (chained to the
 # CA), its key over the pre-authentication encoding.
@@ -131,16 +139,16 @@ check "...and each subject's leaf" sh -c "
 check "signfsctl provenance show SESSION (its marker) prints it" sh -c "
 	'$SIGNFSCTL' provenance show '$I/rel/.session-b1' >'$W/show.out' &&
 	grep -q '^session:    b1 in rel/' '$W/show.out' &&
-	grep -q '^subjects:   25' '$W/show.out' &&
+	grep -q '^subjects:   26' '$W/show.out' &&
 	grep -q '^  rel/sub/after1.bin sha256 ' '$W/show.out' &&
 	grep -q '^rule:       rel ' '$W/show.out'"
 check "...and by its outbox name" sh -c "
-	'$SIGNFSCTL' provenance show '$O/rel/session-b1' | grep -q '^subjects:   25'"
+	'$SIGNFSCTL' provenance show '$O/rel/session-b1' | grep -q '^subjects:   26'"
 check "signfsctl verify SESSION: signature, chain and each subject" sh -c "
 	'$SIGNFSCTL' verify '$S' --ca '$STATE/pki/ca.pem' >'$W/verify.out' &&
 	grep -q 'signature over the DSSE pre-authentication encoding: ok' '$W/verify.out' &&
 	grep -q 'chain to .* ok' '$W/verify.out' &&
-	test \"\$(grep -c 'sha256 ok' '$W/verify.out')\" = 25 && grep -q '^verified: ' '$W/verify.out'"
+	test \"\$(grep -c 'sha256 ok' '$W/verify.out')\" = 26 && grep -q '^verified: ' '$W/verify.out'"
 mkdir -p "$W/copy/rel"
 cp -r "$O/rel/." "$W/copy/rel/"
 printf 'X' | dd of="$W/copy/rel/cp3.bin" bs=1 seek=0 conv=notrunc 2>/dev/null
