@@ -318,10 +318,10 @@ static int sign_statement(struct sessions *ss, const struct session *s,
 	return 0;
 }
 
-/* Record S's close (its statement's digest and size, or none) and publish
- * the statement ENV after the record, named after it. */
+/* Record S's close (its statement's digest and size, or none) and, with
+ * PUBLISH, publish the statement ENV after the record, named after it. */
 static int record_and_publish(struct sessions *ss, const struct session *s, const char *env,
-			      const char *serial, const char *fp, const char *reason,
+			      bool publish, const char *serial, const char *fp, const char *reason,
 			      char err[ERROR_MAX])
 {
 	unsigned char md[SHA256_LEN];
@@ -349,7 +349,7 @@ static int record_and_publish(struct sessions *ss, const struct session *s, cons
 		rec.size = (long long)strlen(env);
 	}
 	r = audit_append(ss->d.audit, &rec, &seq, err);
-	if (r < 0 || !env)
+	if (r < 0 || !env || !publish)
 		return r;
 	r = session_statement_name(s->dir, s->id, name);
 	if (r == 0)
@@ -366,12 +366,17 @@ static int close_session(struct sessions *ss, struct session *s, const char *why
 	char serial[65] = "", fp[65] = "", reason[ERROR_MAX], *env = NULL, name[PATH_MAX],
 	     oid[OUTBOX_ID_LEN + 1];
 	enum outbox_kind kind;
+	bool taken = false;
 	int r;
 
-	/* Published already: a crash came before its file went. */
 	if (session_statement_name(s->dir, s->id, name) == 0 &&
-	    outbox_resolve(ss->d.outbox, name, &kind, oid) == 0)
-		return unlinkat(ss->dir_fd, s->file, 0) < 0 && errno != ENOENT ? -errno : 0;
+	    outbox_resolve(ss->d.outbox, name, &kind, oid) == 0) {
+		struct stat st;
+		/* Published already: a crash came before its file went. */
+		if (outbox_stat_version(ss->d.outbox, oid, OUTBOX_ARTIFACT, &st) < 0)
+			return unlinkat(ss->dir_fd, s->file, 0) < 0 && errno != ENOENT ? -errno : 0;
+		taken = true; /* a writer's artifact has the name: it keeps it */
+	}
 	r = walk_dir(&w, s->dir);
 	if (r < 0) {
 		free_subjects(w.v, w.n);
@@ -382,8 +387,13 @@ static int close_session(struct sessions *ss, struct session *s, const char *why
 	if (w.n > 0)
 		r = sign_statement(ss, s, w.v, w.n, serial, fp, &env, err);
 	leaves_text(w.v, w.n, why, reason, sizeof(reason));
+	if (taken && env)
+		snprintf(reason, sizeof(reason),
+			 "closed (%s): %zu subjects; its statement is "
+			 "not published, an artifact has its name",
+			 why, w.n);
 	if (r == 0)
-		r = record_and_publish(ss, s, env, serial, fp, reason, err);
+		r = record_and_publish(ss, s, env, !taken, serial, fp, reason, err);
 	free(env);
 	free_subjects(w.v, w.n);
 	if (r == 0 && unlinkat(ss->dir_fd, s->file, 0) < 0 && errno != ENOENT)

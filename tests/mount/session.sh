@@ -156,6 +156,20 @@ check_fails "...a flipped byte in a subject fails it, naming the file" "1 subjec
 	"$SIGNFSCTL" verify "$W/copy/rel/session-b1.intoto.jsonl" --ca "$STATE/pki/ca.pem"
 check_fails "a closed session's ID is not taken again" "File exists" mkdir "$I/rel/.session-b1"
 
+# An artifact published under the statement's name keeps it.
+mkdir "$I/rel/.session-b3"
+printf 'an artifact named like a statement\n' >"$SRC/named"
+cp "$SRC/named" "$I/rel/session-b3"
+check "a session whose statement's name an artifact took: rmdir succeeds" rmdir "$I/rel/.session-b3"
+check "...the artifact stays, with its own statement" sh -c "
+	cmp '$SRC/named' '$O/rel/session-b3' &&
+	jq -r .payload '$O/rel/session-b3.intoto.jsonl' | base64 -d |
+		jq -e '.predicate.buildDefinition.buildType == \"urn:signfs:buildtype:inbox-commit:v1\"'"
+check "...and its signature verifies" verify rel/session-b3
+check "...and the session is recorded, saying its statement is not published" sh -c "
+	cat '$MNT'/audit/*.jsonl | jq -e -s 'map(select(.event == \"session\" and
+		.path == \"rel/.session-b3\"))[0].reason | test(\"not published\")'"
+
 # A session whose marker went while signfsd was down is closed at start.
 check "a second session" mkdir "$I/rel/.session-b2"
 random_file "$W/b2.bin" 2
