@@ -343,8 +343,13 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 		if (snprintf(child, sizeof(child), "%s%s%s", relpath, *relpath ? "/" : "",
 			     e->d_name) >= (int)sizeof(child))
 			continue;
-		if (outbox_stat(o, child, &st) < 0)
-			continue; /* republished or removed while listing */
+		if (outbox_stat(o, child, &st) < 0) {
+			/* A statement with no artifact (a build session's), or
+			 * republished or removed while listing. */
+			if (e->d_type == DT_LNK)
+				r = list_statement(o, relpath, e->d_name, fill, ctx);
+			continue;
+		}
 		r = fill(ctx, e->d_name, &st);
 		if (r == 0 && e->d_type == DT_LNK) {
 			char sig[NAME_MAX + 8];

@@ -70,6 +70,7 @@ struct config {
 	char *audit_origin;	/* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;	/* FUSE worker threads (libfuse caps at 10) */
 	unsigned temp_grace;	/* seconds a closed temporary file waits for its rename */
+	unsigned session_idle;	/* seconds a build session may stay idle (0: for ever) */
 	unsigned long keep;	/* seconds a publication stays (0: for ever); rules may say */
 	unsigned open_per_user; /* files one uid may hold open in the mount */
 	int warn_days;		/* a certificate is "expiring" this close to its end */

@@ -16,6 +16,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "dsse.h"
 #include "error.h"
 
 struct audit;
@@ -92,6 +93,19 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
 /* The same, quietly, for the statement read from FD: 0, or -errno with
  * the check that failed in ERR. */
 int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERROR_MAX]);
+
+/* The DSSE envelope in the file PATH, parsed (dsse_envelope_clear): 0, or
+ * -errno with why in ERR. */
+int ctl_read_envelope(const char *path, struct dsse_envelope *e, char err[ERROR_MAX]);
+
+/* SHA-256 of the bytes of FD from offset 0: 0 or -EIO. */
+int ctl_digest_fd(int fd, unsigned char out[SHA256_LEN]);
+
+/* signfsctl verify of a build session's statement at PATH: its DSSE
+ * signature with the key of a certificate that signs one of its subjects
+ * and chains to TRUST (CA names it), each subject present beside it
+ * against its sha256; each check printed. An exit code. */
+int ctl_verify_session(const char *path, X509_STORE *trust, X509_STORE *tsa_trust, const char *ca);
 
 /* signfsctl audit repair without --acknowledge: an exit code. */
 int ctl_repair(const char *config);

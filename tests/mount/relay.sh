@@ -154,6 +154,12 @@ PY
 }
 check "...its signed record keeps what the relay says of its writer, marked unverified" \
 	relay_claims
+check "...its provenance statement carries them too, as relayClaims marked unverified" sh -c "
+	jq -r .payload '$O/team/a.bin.intoto.jsonl' | base64 -d | jq -e --arg host \"\$(hostname)\" '
+		.predicate.buildDefinition.externalParameters as \$e |
+		\$e.writer.user == \"$A\" and \$e.relayClaims.unverified == true and
+		\$e.relayClaims.host == \$host and \$e.relayClaims.uid == 0 and
+		(\$e.relayClaims.exe | endswith(\"/cp\"))'"
 check "...and no staging name is left on the signer" \
 	sh -c "! ls -a '$I/team' | grep -q '^\.a\.bin\.'"
 check "cp -r into the relay" cp -r "$SRC/tree" "$RI/cp-r"
