@@ -64,7 +64,7 @@ static void run_command(struct alerts *al, const struct inventory_alert *a, cons
 static void fire(void *ctx, const struct inventory_alert *a)
 {
 	struct alerts *al = ctx;
-	char what[256], err[AUDIT_ERR_MAX];
+	char what[256], err[ERROR_MAX];
 	struct audit_record rec = {
 	    .event = "alert",
 	    .uid = AUDIT_NONE,

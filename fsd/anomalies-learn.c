@@ -81,7 +81,7 @@ static void replay(struct anomalies *an)
  * before its record is appended, and the replay covered the rest. */
 void anomalies_save(struct anomalies *an)
 {
-	char err[STORE_ERR_MAX], *text = NULL;
+	char err[ERROR_MAX], *text = NULL;
 	uint64_t seq = audit_size(an->d.audit);
 	time_t now = time(NULL);
 

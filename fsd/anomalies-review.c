@@ -20,15 +20,13 @@
 #include "log.h"
 #include "outbox.h"
 
-/* ---- alert_command ---- */
-
-/* An alert that could not wait (ALERTQ_SLOTS others did): counted, and
- * audited once a minute per user and action. */
-static void alert_dropped(struct anomalies *an, const struct finding *f, const char *kind)
+/* The fields of an audit record about finding F that every record of
+ * this file shares; each caller adds its own. */
+static struct audit_record finding_record(const struct finding *f, const char *event,
+					  const char *decision, const char *reason)
 {
-	char err[AUDIT_ERR_MAX], reason[256];
-	struct audit_record rec = {
-	    .event = "alert_dropped",
+	return (struct audit_record){
+	    .event = event,
 	    .uid = f->uid,
 	    .gid = AUDIT_NONE,
 	    .pid = AUDIT_NONE,
@@ -36,13 +34,34 @@ static void alert_dropped(struct anomalies *an, const struct finding *f, const c
 	    .path = f->path,
 	    .size = AUDIT_NONE,
 	    .rule = f->rule[0] ? f->rule : NULL,
-	    .decision = "drop",
+	    .decision = decision,
 	    .reason = reason,
-	    .kind = f->kind,
-	    .has_signing = true,
-	    .signing = f->signing,
 	};
+}
 
+/* The same for a held signature: its content and key too. */
+static struct audit_record held_record(const struct finding *f, const char *event,
+				       const char *decision, const char *reason)
+{
+	struct audit_record rec = finding_record(f, event, decision, reason);
+
+	rec.sha256 = f->sha256[0] ? f->sha256 : NULL;
+	rec.key = f->key[0] ? f->key : NULL;
+	return rec;
+}
+
+/* ---- alert_command ---- */
+
+/* An alert that could not wait (ALERTQ_SLOTS others did): counted, and
+ * audited once a minute per user and action. */
+static void alert_dropped(struct anomalies *an, const struct finding *f, const char *kind)
+{
+	char err[ERROR_MAX], reason[256];
+	struct audit_record rec = finding_record(f, "alert_dropped", "drop", reason);
+
+	rec.kind = f->kind;
+	rec.has_signing = true;
+	rec.signing = f->signing;
 	log_err("alert_command: %d kinds of alerts wait already; this one (%s, anomaly %llu) is "
 		"not sent",
 		ALERTQ_SLOTS, kind, (unsigned long long)f->signing);
@@ -143,28 +162,16 @@ static int reject_txn(void *ctx, struct store_txn *txn, char *err)
 int anomalies_expire_held(void *ctx, const struct finding *f)
 {
 	struct expiring e = {.an = ctx, .signing = f->signing};
-	char err[AUDIT_ERR_MAX], reason[200];
-	struct audit_record rec = {
-	    .event = "expired",
-	    .uid = f->uid,
-	    .gid = AUDIT_NONE,
-	    .pid = AUDIT_NONE,
-	    .user = f->user[0] ? f->user : NULL,
-	    .path = f->path,
-	    .size = AUDIT_NONE,
-	    .sha256 = f->sha256[0] ? f->sha256 : NULL,
-	    .key = f->key[0] ? f->key : NULL,
-	    .rule = f->rule[0] ? f->rule : NULL,
-	    .decision = "deny",
-	    .reason = reason,
-	    .has_signing = true,
-	    .signing = f->signing,
-	};
+	char err[ERROR_MAX], reason[200];
 
 	snprintf(reason, sizeof(reason),
 		 "held for review for more than hold_expiry (%u s) without a decision: "
 		 "discarded, nothing was published",
 		 e.an->d.config->limits.hold_expiry);
+	struct audit_record rec = held_record(f, "expired", "deny", reason);
+
+	rec.has_signing = true;
+	rec.signing = f->signing;
 	if (audit_append_with(e.an->d.audit, &rec, reject_txn, &e, NULL, err) < 0)
 		log_err("anomaly %llu: the expiry could not be recorded: %s",
 			(unsigned long long)f->signing, err);
@@ -179,7 +186,7 @@ int anomalies_expire_held(void *ctx, const struct finding *f)
 int anomalies_carry_out(void *ctx, const struct finding *f)
 {
 	struct anomalies *an = ctx;
-	char err[AUDIT_ERR_MAX], reason[160], name[32];
+	char err[ERROR_MAX], reason[160], name[32];
 	time_t now = time(NULL);
 	int r;
 
@@ -195,23 +202,11 @@ int anomalies_carry_out(void *ctx, const struct finding *f)
 		daemon_note_inventory(an->d.daemon, NULL);
 		return 0;
 	}
-	struct audit_record rec = {
-	    .event = "published",
-	    .uid = f->uid,
-	    .gid = AUDIT_NONE,
-	    .pid = AUDIT_NONE,
-	    .user = f->user[0] ? f->user : NULL,
-	    .exe = f->exe[0] ? f->exe : NULL,
-	    .path = f->path,
-	    .size = AUDIT_NONE,
-	    .sha256 = f->sha256[0] ? f->sha256 : NULL,
-	    .key = f->key[0] ? f->key : NULL,
-	    .rule = f->rule[0] ? f->rule : NULL,
-	    .decision = "allow",
-	    .reason = reason,
-	    .has_ref = true,
-	    .ref = f->signing,
-	};
+	struct audit_record rec = held_record(f, "published", "allow", reason);
+
+	rec.exe = f->exe[0] ? f->exe : NULL;
+	rec.has_ref = true;
+	rec.ref = f->signing;
 	r = an->ingest ? ingest_publish_held(an->ingest, f->path, f->signing) : -ENOENT;
 	if (r == 0) {
 		snprintf(reason, sizeof(reason), "held for review, then released by uid %lld",

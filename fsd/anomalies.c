@@ -170,7 +170,7 @@ static const enum finding_state states[] = {
 
 int anomalies_found(struct anomalies *an, const struct audit_record *rec, uint64_t seq, time_t when,
 		    enum anomaly_kind kind, const char *reason, enum policy_on_anomaly action,
-		    char err[AUDIT_ERR_MAX])
+		    char err[ERROR_MAX])
 {
 	struct finding f = {
 	    .signing = seq,
@@ -257,10 +257,10 @@ bool anomalies_repeated(struct anomalies *an, long long uid, const char *rule, i
 static void deny_reason(const struct anomaly_finding *found, char veto[INGEST_VETO_MAX])
 {
 	if (found[0].kind == ANOMALY_UNCHECKED)
-		error_set(veto, 0, "refused: %s", found[0].reason);
+		(void)error_set(veto, 0, "refused: %s", found[0].reason);
 	else
-		error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
-			  anomaly_kind_name(found[0].kind), found[0].reason);
+		(void)error_set(veto, 0, "refused: it departs from your signing habits (%s: %s)",
+				anomaly_kind_name(found[0].kind), found[0].reason);
 }
 
 /* A deny rule's findings, before any signature: each recorded once a
@@ -269,13 +269,14 @@ static int refuse_unsigned(struct anomalies *an, const struct audit_record *rec,
 			   const struct anomaly_finding *found, size_t n,
 			   char veto[INGEST_VETO_MAX])
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	for (size_t i = 0; i < n; i++)
 		if (!anomalies_repeated(an, rec->uid, rec->rule, found[i].kind, now) &&
 		    anomalies_found(an, rec, FINDINGS_OWN_RECORD, now, found[i].kind,
 				    found[i].reason, POLICY_ANOMALY_DENY, err) < 0) {
-			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
+			(void)error_set(veto, 0, "the anomaly found could not be recorded: %s",
+					err);
 			return -EACCES;
 		}
 	deny_reason(found, veto);
@@ -333,7 +334,7 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 {
 	struct anomaly_finding found[ANOMALY_KINDS];
 	struct anomaly_signature s = anomalies_signature_of(rec, when);
-	char err[AUDIT_ERR_MAX], name[32];
+	char err[ERROR_MAX], name[32];
 	bool full = false;
 	size_t n;
 
@@ -349,7 +350,8 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 			anomalies_held_name(seq, name);
 			keep_give(an->d.keep, name);
 			/* Unrecorded, it may not pass unseen: refuse it. */
-			error_set(veto, 0, "the anomaly found could not be recorded: %s", err);
+			(void)error_set(veto, 0, "the anomaly found could not be recorded: %s",
+					err);
 			return -EIO;
 		}
 	if (!n)
@@ -361,11 +363,11 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
 		*ret_verdict = INGEST_REFUSE;
 		return 0;
 	case POLICY_ANOMALY_HOLD:
-		error_set(veto, 0,
-			  "held for review as anomaly %llu (%s: %s); nothing is published until "
-			  "an admin releases it",
-			  (unsigned long long)seq, anomaly_kind_name(found[0].kind),
-			  found[0].reason);
+		(void)error_set(
+		    veto, 0,
+		    "held for review as anomaly %llu (%s: %s); nothing is published until "
+		    "an admin releases it",
+		    (unsigned long long)seq, anomaly_kind_name(found[0].kind), found[0].reason);
 		*ret_verdict = INGEST_HOLD_FOR_REVIEW;
 		return 0;
 	case POLICY_ANOMALY_RECORD:

@@ -84,7 +84,7 @@ int anomalies_signed(struct anomalies *an, const struct audit_record *rec, uint6
  * 0, or -EIO with the reason in ERR. */
 int anomalies_found(struct anomalies *an, const struct audit_record *rec, uint64_t seq, time_t when,
 		    enum anomaly_kind kind, const char *reason, enum policy_on_anomaly action,
-		    char err[AUDIT_ERR_MAX]);
+		    char err[ERROR_MAX]);
 
 /* A signature (REC) was published at WHEN: learn it. */
 void anomalies_published(struct anomalies *an, const struct audit_record *rec, time_t when);

@@ -30,10 +30,10 @@ int authorize_check(void *ctx, const char *path, enum ingest_check check,
 	 * rather than decide on part of the groups (which could pick a
 	 * broader rule than the one meant). */
 	if (cred->groups_incomplete) {
-		error_set(reason, 0,
-			  "the writer is in more than %d supplementary groups, which signfs "
-			  "cannot check in full",
-			  INGEST_MAX_GROUPS);
+		(void)error_set(reason, 0,
+				"the writer is in more than %d supplementary groups, which signfs "
+				"cannot check in full",
+				INGEST_MAX_GROUPS);
 		return -EACCES;
 	}
 	policy_live_decide(d->policy, path, targets[check], &subject, time(NULL), &g);

@@ -1,6 +1,6 @@
 /* The daemon's state: what main() opened, shared by the FUSE operations,
  * the event handlers and the virtual files. Set up before mounting and
- * read-only afterwards, except the fields under error_lock. */
+ * read-only afterwards, except the status under status_lock. */
 #pragma once
 
 #include <pthread.h>
@@ -25,6 +25,7 @@ struct quorum;
 struct quota;
 struct flush;
 struct recent;
+struct sessions;
 struct relay;
 struct shipper;
 struct sign;
@@ -70,6 +71,7 @@ struct fsd {
 	struct quorum *quorum;
 	struct alerts *alerts;	       /* the thread of expiry checks and housekeeping */
 	struct provenance *provenance; /* statements waiting for their objects */
+	struct sessions *sessions;     /* build sessions, or NULL (a relay) */
 	struct sign *sign;	       /* the signing adaptor's cache */
 	struct usernames *names;       /* writers' names, cached */
 	struct outcomes *outcomes;     /* who hears the pipeline's questions and outcomes */

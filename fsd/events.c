@@ -21,7 +21,7 @@
  * it can, and nothing is signed meanwhile (sign.c). */
 static void record(struct fsd *d, const struct audit_record *rec, const char *what)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	if (audit_append(d->audit, rec, NULL, err) == 0)
 		return;
@@ -37,7 +37,7 @@ static int signed_record(void *ctx, const struct ingest_event *ev, struct audit_
 			 struct ingest_answer *answer)
 {
 	struct fsd *d = ctx;
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	uint64_t seq;
 
 	rec->event = "signed";
@@ -67,7 +67,7 @@ static int signed_record(void *ctx, const struct ingest_event *ev, struct audit_
 static void published(void *ctx, const struct ingest_event *ev, struct audit_record *rec)
 {
 	struct fsd *d = ctx;
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	log_info("signed inbox/%s size=%lld key=%s uid=%u pid=%d (%.2f ms)", ev->path,
 		 (long long)ev->size, ev->key, ev->cred->uid, ev->cred->pid, ev->seconds * 1e3);

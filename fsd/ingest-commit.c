@@ -40,7 +40,7 @@ struct commit {
 	bool embedded;
 	unsigned char written[SHA256_LEN]; /* the writer's bytes' digest */
 	const char *format;
-	const char *claims; /* a relay's, about its writer (commit_claimed) */
+	const char *claims; /* a relay's, about its writer (ingest_commit_claimed) */
 };
 
 /* The steps below return true to go on, or stop the commit with its
@@ -76,19 +76,19 @@ static bool commit_hash(struct commit *c)
 	int r;
 
 	if (fstat(c->fd, &c->st) < 0) {
-		error_set(c->reason, 0, "cannot stat the staged file: %s", strerror(errno));
+		(void)error_set(c->reason, 0, "cannot stat the staged file: %s", strerror(errno));
 		return stop(c, COMMIT_FAILED);
 	}
 	if (c->st.st_nlink == 0)
 		return stop(c, COMMIT_GONE);
 	if (c->grant.max_size && (uint64_t)c->st.st_size > c->grant.max_size) {
-		error_set(c->reason, 0, "larger than the size cap of rule %s (%llu bytes)",
-			  c->grant.rule, (unsigned long long)c->grant.max_size);
+		(void)error_set(c->reason, 0, "larger than the size cap of rule %s (%llu bytes)",
+				c->grant.rule, (unsigned long long)c->grant.max_size);
 		return stop(c, COMMIT_TOO_LARGE);
 	}
 	if (!c->hash) {
 		if (hash_init(&c->fresh) < 0) {
-			error_set(c->reason, 0, "out of memory");
+			(void)error_set(c->reason, 0, "out of memory");
 			return stop(c, COMMIT_FAILED);
 		}
 		hash_invalidate(&c->fresh);
@@ -96,8 +96,8 @@ static bool commit_hash(struct commit *c)
 	}
 	r = hash_final(c->hash, c->fd, c->st.st_size, c->digest);
 	if (r < 0) {
-		error_set(c->reason, 0, "cannot read the staged file back to hash it: %s",
-			  strerror(-r));
+		(void)error_set(c->reason, 0, "cannot read the staged file back to hash it: %s",
+				strerror(-r));
 		return stop(c, COMMIT_FAILED);
 	}
 	c->hashed = true;
@@ -135,7 +135,8 @@ static bool commit_embed(struct commit *c)
 		return true;
 	out = openat(in->staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, c->st.st_mode & 07777);
 	if (out < 0) {
-		error_set(c->reason, 0, "cannot make the signed artifact: %s", strerror(errno));
+		(void)error_set(c->reason, 0, "cannot make the signed artifact: %s",
+				strerror(errno));
 		return stop(c, COMMIT_FAILED);
 	}
 	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &format, &c->facts,
@@ -144,13 +145,14 @@ static bool commit_embed(struct commit *c)
 		(void)close(out);
 		if (r == 0)
 			return true; /* neither image nor module: CMS after all */
-		error_set(c->reason, 0, "%s", err);
+		(void)error_set(c->reason, 0, "%s", err);
 		return stop_on(c, r);
 	}
 	r = embed_adopt(c, out, lseek(out, 0, SEEK_END));
 	if (r < 0) {
 		(void)close(out);
-		error_set(c->reason, 0, "cannot read the signed artifact back: %s", strerror(-r));
+		(void)error_set(c->reason, 0, "cannot read the signed artifact back: %s",
+				strerror(-r));
 		return stop(c, COMMIT_FAILED);
 	}
 	c->embedded = true;
@@ -173,7 +175,7 @@ static bool commit_sign(struct commit *c)
 		return stop(c, COMMIT_ATTESTED);
 	if (r == 0)
 		return true;
-	error_set(c->reason, 0, "%s", err);
+	(void)error_set(c->reason, 0, "%s", err);
 	return stop_on(c, r);
 }
 
@@ -202,7 +204,8 @@ static struct ingest_event commit_event(struct commit *c, enum ingest_result res
  * veto, or when it gave none, what R or DEFAULT_ERRNO says. */
 static void answer_reason(struct commit *c, const struct ingest_answer *a, int r, int default_errno)
 {
-	error_set(c->reason, 0, "%s", a->veto[0] ? a->veto : strerror(r < 0 ? -r : default_errno));
+	(void)error_set(c->reason, 0, "%s",
+			a->veto[0] ? a->veto : strerror(r < 0 ? -r : default_errno));
 }
 
 /* The signature is kept aside for review, durably: close() is refused with
@@ -212,14 +215,14 @@ static bool commit_hold(struct commit *c)
 	int r = outbox_hold(c->in->outbox, c->fd, c->sig, c->sig_len, c->signing);
 
 	if (r < 0) {
-		error_set(c->reason, 0, "cannot keep it for review: %s", strerror(-r));
+		(void)error_set(c->reason, 0, "cannot keep it for review: %s", strerror(-r));
 		return stop(c, COMMIT_FAILED);
 	}
 	return stop(c, COMMIT_HELD);
 }
 
 /* The SIGNED record, committed; it is durable before anything is visible:
- * the outbox's first flush, which the store shares (main.c), covers it
+ * the outbox's first flush, which the store shares (startup.c), covers it
  * with the artifact and the signature (commit_publish). */
 static bool commit_record(struct commit *c, double started)
 {
@@ -234,17 +237,18 @@ static bool commit_record(struct commit *c, double started)
 	r = ingest_ask(c->in, &ev, &a, started);
 	c->signing = a.signing; /* named by the outcome, even when it failed */
 	if (r < 0) {
-		error_set(c->reason, 0, "not published: %s", a.veto[0] ? a.veto : strerror(-r));
+		(void)error_set(c->reason, 0, "not published: %s",
+				a.veto[0] ? a.veto : strerror(-r));
 		return stop(c, COMMIT_FAILED);
 	}
 	switch (a.verdict) {
 	case INGEST_PUBLISH:
 		return true;
 	case INGEST_HOLD_FOR_REVIEW:
-		error_set(c->reason, 0, "%s", a.veto);
+		(void)error_set(c->reason, 0, "%s", a.veto);
 		return commit_hold(c);
 	default:
-		error_set(c->reason, 0, "%s", a.veto);
+		(void)error_set(c->reason, 0, "%s", a.veto);
 		return stop(c, COMMIT_DENIED);
 	}
 }
@@ -266,7 +270,8 @@ static bool commit_attest(struct commit *c, double started)
 		 __atomic_fetch_add(&in->counter, 1, __ATOMIC_RELAXED));
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->fd);
 	if (linkat(AT_FDCWD, proc, in->quorum_fd, copy, AT_SYMLINK_FOLLOW) < 0) {
-		error_set(c->reason, 0, "cannot keep a copy for the quorum: %s", strerror(errno));
+		(void)error_set(c->reason, 0, "cannot keep a copy for the quorum: %s",
+				strerror(errno));
 		return stop(c, COMMIT_FAILED);
 	}
 	struct ingest_event ev = commit_event(c, INGEST_ATTEST);
@@ -290,10 +295,10 @@ static bool commit_attest(struct commit *c, double started)
 		answer_reason(c, &a, r, EDQUOT);
 		return stop(c, COMMIT_NO_ROOM);
 	case INGEST_ATTESTED_ONLY:
-		error_set(c->reason, 0, "%s", a.veto);
+		(void)error_set(c->reason, 0, "%s", a.veto);
 		return stop(c, COMMIT_ATTESTED);
 	default:
-		error_set(c->reason, 0, "%s", a.veto);
+		(void)error_set(c->reason, 0, "%s", a.veto);
 		return stop(c, COMMIT_DENIED);
 	}
 }
@@ -325,7 +330,7 @@ static bool commit_publish(struct commit *c)
 	int r = outbox_publish(in->outbox, c->path, c->fd, c->sig, c->sig_len, id);
 
 	if (r < 0) {
-		error_set(c->reason, 0, "cannot publish in the outbox: %s", strerror(-r));
+		(void)error_set(c->reason, 0, "cannot publish in the outbox: %s", strerror(-r));
 		return stop_on(c, r);
 	}
 	/* Published already (the outbox holds the inode): if the swap fails the

@@ -15,14 +15,15 @@
 #include "hash.h"
 #include "ingest-internal.h"
 #include "relay.h"
+#include "text.h"
 
 /* "attested SHA256\n", the digest of FD's SIZE bytes in hex. */
 static int reply_text(int fd, char out[RELAY_MAX_REPLY])
 {
 	struct stream_hash h = {0};
 	unsigned char digest[SHA256_LEN];
+	char hex[2 * SHA256_LEN + 1];
 	struct stat st;
-	size_t n;
 	int r;
 
 	if (fstat(fd, &st) < 0)
@@ -35,14 +36,12 @@ static int reply_text(int fd, char out[RELAY_MAX_REPLY])
 	hash_free(&h);
 	if (r < 0)
 		return r;
-	n = snprintf(out, RELAY_MAX_REPLY, "%s ", RELAY_REPLY_ATTESTED);
-	for (int i = 0; i < SHA256_LEN; i++)
-		n += snprintf(out + n, RELAY_MAX_REPLY - n, "%02x", digest[i]);
-	snprintf(out + n, RELAY_MAX_REPLY - n, "\n");
+	text_hex(digest, SHA256_LEN, hex);
+	snprintf(out, RELAY_MAX_REPLY, "%s %s\n", RELAY_REPLY_ATTESTED, hex);
 	return 0;
 }
 
-/* NAME waits like a temporary file (ingest.c's pending list, with a
+/* NAME waits like a temporary file (ingest-pending.c's list, with a
  * marker): removed after temp_grace, or rolled back at the next start,
  * when the relay never reads it. It is a relay's name: never signed. */
 static void reply_pending(struct ingest *in, const char *name, const struct ingest_cred *cred)

@@ -54,7 +54,7 @@ void lifecycle_policy_reload(void *ctx, int result, const char *message)
 
 int lifecycle_event(struct fsd *d, const char *event, const char *reason)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	struct audit_record rec = {
 	    .event = event,
 	    .uid = getuid(),

@@ -35,6 +35,7 @@
 #include "events.h"
 #include "outbox.h"
 #include "provenance.h"
+#include "session.h"
 #include "quorum.h"
 #include "flush.h"
 #include "ingest.h"
@@ -331,7 +332,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 /* The config, with the PIN resolved and the token's environment set. */
 static int load_config(const struct options *o, struct config **ret)
 {
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	struct config *c;
 	int r;
 
@@ -383,12 +384,38 @@ static int open_state(const struct options *o, struct fsd *d, int *lock_fd)
 	return 0;
 }
 
+/* Build sessions (a relay signs nothing, so it has none): those a stop
+ * left open taken up, once what a crash interrupted is settled. */
+static int open_sessions(struct fsd *d)
+{
+	struct sessions_deps sd = {.config = d->config,
+				   .policy = d->policy,
+				   .signer = d->signer,
+				   .audit = d->audit,
+				   .outbox = ingest_outbox(d->ingest),
+				   .state_fd = d->state_fd,
+				   .inbox_fd = ingest_inbox_fd(d->ingest),
+				   .authorize = authorize_check,
+				   .authorize_ctx = d};
+	int r;
+
+	if (!d->signer || config_tokenless_relay(d->config))
+		return 0;
+	r = sessions_new(&sd, &d->sessions);
+	if (r == 0)
+		r = sessions_subscribe(d->sessions, d->outcomes);
+	if (r < 0)
+		fprintf(stderr, "signfsd: cannot take up the build sessions in %s/sessions: %s\n",
+			d->config->state_dir, strerror(-r));
+	return r;
+}
+
 /* The policy, the keys in the inventory, the node table and the
  * features, then the pipeline, with what a crash left settled. */
 static int open_pipeline(const struct options *o, struct fsd *d)
 {
 	const struct config *c = d->config;
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	int r;
 
 	if (policy_live_open(o->config, startup_validate_policy, d, &d->policy, err) < 0) {
@@ -427,7 +454,7 @@ static int open_pipeline(const struct options *o, struct fsd *d)
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		return -EIO;
 	}
-	return 0;
+	return open_sessions(d);
 }
 
 /* The threads beside the work: each fails the start with one line. */
@@ -450,6 +477,8 @@ static int start_threads(const struct options *o, struct fsd *d)
 		failed = "start the denial counter";
 	else if (startup_alerts(d) < 0)
 		failed = "start the expiry checks";
+	else if (d->sessions && sessions_start(d->sessions) < 0)
+		failed = "start the build sessions' idle check";
 	if (failed)
 		fprintf(stderr, "signfsd: cannot %s\n", failed);
 	return failed ? -EIO : 0;
@@ -459,9 +488,10 @@ static int start_threads(const struct options *o, struct fsd *d)
  * still uses. */
 static void tear_down(struct fsd *d)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	alerts_stop(d->alerts);
+	sessions_free(d->sessions);
 	anomalies_quiesce(d->anomalies);
 	/* The ingest's last commits (temporary files signed at stop) still
 	 * ask the policy and write the audit log. */

@@ -24,6 +24,7 @@
 #include "outbox.h"
 #include "proc.h"
 #include "quota.h"
+#include "session.h"
 #include "virt.h"
 
 /* The credential: uid/gid/pid of the request, the process behind the pid,
@@ -407,8 +408,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	int r = ops_inbox_child(d, parent, name, &path);
 
 	if (r == 0) {
+		char dir[PATH_MAX], id[SESSION_ID_MAX + 1];
 		c = ops_caller(req);
-		r = ingest_mkdir(d->ingest, path, mode, &c);
+		r = d->sessions && session_marker(path, dir, id)
+			? sessions_mkdir(d->sessions, d->ingest, path, mode, &c)
+			: ingest_mkdir(d->ingest, path, mode, &c);
 		free(path);
 	}
 	if (r == 0)
@@ -429,7 +433,12 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	if (r == 0) {
 		struct ingest_cred c = ops_caller(req);
 
-		r = dir ? ingest_rmdir(d->ingest, path, &c) : ingest_unlink(d->ingest, path, &c);
+		if (!dir)
+			r = ingest_unlink(d->ingest, path, &c);
+		else if (d->sessions)
+			r = sessions_rmdir(d->sessions, d->ingest, path, &c);
+		else
+			r = ingest_rmdir(d->ingest, path, &c);
 		free(path);
 	}
 	if (r == 0)

@@ -252,12 +252,14 @@ int outbox_link_version(struct outbox *o, const char *id, int dirfd, const char 
 }
 
 /* The version RELPATH names now, opened; retries when a concurrent
- * republication removed the object between resolving and opening it. */
+ * republication removed the object between resolving and opening it.
+ * *RET_FD is -1 for a directory (and on failure). */
 static int open_object(struct outbox *o, const char *relpath, enum outbox_kind *kind, int *ret_fd)
 {
 	char id[ID_LEN + 1];
 	int r;
 
+	*ret_fd = -1;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		r = outbox_resolve(o, relpath, kind, id);
 		if (r < 0 || *kind == OUTBOX_DIR)
@@ -272,9 +274,8 @@ static int open_object(struct outbox *o, const char *relpath, enum outbox_kind *
 int outbox_stat(struct outbox *o, const char *relpath, struct stat *ret)
 {
 	enum outbox_kind kind;
-	int fd = -1, r;
+	int fd, r = open_object(o, relpath, &kind, &fd);
 
-	r = open_object(o, relpath, &kind, &fd);
 	if (r < 0)
 		return r;
 	if (kind == OUTBOX_DIR)
@@ -292,15 +293,13 @@ int outbox_stat(struct outbox *o, const char *relpath, struct stat *ret)
 int outbox_open_file(struct outbox *o, const char *relpath, int *ret_fd)
 {
 	enum outbox_kind kind;
-	int fd = -1, r;
+	int fd, r = open_object(o, relpath, &kind, &fd);
 
-	r = open_object(o, relpath, &kind, &fd);
-	if (r < 0)
-		return r;
-	if (kind == OUTBOX_DIR)
-		return -EISDIR;
-	*ret_fd = fd;
-	return 0;
+	if (r == 0 && kind == OUTBOX_DIR)
+		r = -EISDIR;
+	if (r == 0)
+		*ret_fd = fd;
+	return r;
 }
 
 /* NAME's statement, listed when its object has one. */
@@ -344,8 +343,13 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 		if (snprintf(child, sizeof(child), "%s%s%s", relpath, *relpath ? "/" : "",
 			     e->d_name) >= (int)sizeof(child))
 			continue;
-		if (outbox_stat(o, child, &st) < 0)
-			continue; /* republished or removed while listing */
+		if (outbox_stat(o, child, &st) < 0) {
+			/* A statement with no artifact (a build session's), or
+			 * republished or removed while listing. */
+			if (e->d_type == DT_LNK)
+				r = list_statement(o, relpath, e->d_name, fill, ctx);
+			continue;
+		}
 		r = fill(ctx, e->d_name, &st);
 		if (r == 0 && e->d_type == DT_LNK) {
 			char sig[NAME_MAX + 8];

@@ -336,6 +336,42 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 	return r;
 }
 
+int outbox_publish_statement(struct outbox *o, const char *relpath, const void *text, size_t len,
+			     uid_t uid, uint64_t number)
+{
+	/* Owned by who opened the session, where the daemon may give it. */
+	struct stat st = {
+	    .st_uid = geteuid() == 0 ? uid : geteuid(), .st_gid = getegid(), .st_mode = 0444};
+	char id[ID_LEN + 1], old[ID_LEN + 2];
+	const char *name;
+	int objfd = -1, parent = -1, r, replaces = 0;
+
+	outbox_id(number, id);
+	if (mkdirat(o->objects_fd, id, 0755) < 0)
+		return -errno;
+	objfd = openat(o->objects_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	r = objfd < 0 ? -errno : write_signature(objfd, "i", &st, text, len);
+	if (r == 0 && symlinkat(id, objfd, "l") < 0)
+		r = -errno;
+	if (r == 0)
+		r = open_parent(o, relpath, &parent, &name);
+	if (r == 0)
+		r = replaces = note_replaced(o, parent, name, id, old);
+	/* The object durable, then swapped in and flushed: the caller's
+	 * record came first, so a crash keeps either both or the record. */
+	if (r >= 0)
+		r = flush_wait(o->flush);
+	if (r == 0)
+		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, true);
+	if (parent >= 0)
+		close(parent);
+	if (objfd >= 0)
+		close(objfd);
+	if (r < 0)
+		outbox_remove_object(o, id);
+	return r;
+}
+
 int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_len, uint64_t number)
 {
 	char id[ID_LEN + 1];

@@ -63,6 +63,13 @@ uint64_t outbox_new_id(struct outbox *o);
 int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const void *sig,
 		   size_t sig_len, uint64_t id);
 
+/* Publish TEXT (LEN bytes, owned by UID) as outbox/RELPATH.intoto.jsonl,
+ * a statement with no artifact beside it (a build session's), as object
+ * ID: durable and visible on return, replacing any earlier one. Nothing
+ * is published at RELPATH itself. */
+int outbox_publish_statement(struct outbox *o, const char *relpath, const void *text, size_t len,
+			     uid_t uid, uint64_t id);
+
 /* Keep the file behind ARTIFACT_FD with signature SIG aside as object ID,
  * durably, without publishing it: a signature held for review. Then either
  * outbox_release() publishes it or outbox_discard() removes it. */

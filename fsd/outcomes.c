@@ -8,6 +8,7 @@
 #include "log.h"
 #include "signer.h"
 #include "usernames.h"
+#include "text.h"
 
 struct handler {
 	unsigned results;
@@ -87,8 +88,8 @@ struct common {
 static void hex_of(const unsigned char *digest, char out[2 * SHA256_LEN + 1])
 {
 	out[0] = 0;
-	for (int i = 0; digest && i < SHA256_LEN; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	if (digest)
+		text_hex(digest, SHA256_LEN, out);
 }
 
 static void build(struct outcomes *o, const struct ingest_event *ev, struct common *c)

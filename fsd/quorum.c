@@ -77,7 +77,7 @@ static int add_txn(void *ctx, struct store_txn *txn, char *err)
 
 /* REC as an EVENT with REASON, committed (with A added when not NULL). */
 static int record(struct quorum *q, struct audit_record *rec, const char *event, const char *reason,
-		  const struct attestation *a, bool block, uint64_t *seq, char err[AUDIT_ERR_MAX])
+		  const struct attestation *a, bool block, uint64_t *seq, char err[ERROR_MAX])
 {
 	struct adding v = {a, block};
 
@@ -162,7 +162,7 @@ static int mismatch(struct attesting *a)
 {
 	struct quorum *q = a->q;
 	const struct ingest_event *ev = a->ev;
-	char err[AUDIT_ERR_MAX], reason[512], them[96];
+	char err[ERROR_MAX], reason[512], them[96];
 	uint64_t seq;
 	int r;
 
@@ -180,7 +180,7 @@ static int mismatch(struct attesting *a)
 	a->rec->other_sha256 = NULL;
 	if (r < 0) {
 		keep_give(q->d.keep, ev->copy);
-		error_set(a->answer->veto, 0, "%s", err);
+		(void)error_set(a->answer->veto, 0, "%s", err);
 		return -EIO;
 	}
 	a->answer->keep_copy = true;
@@ -189,7 +189,7 @@ static int mismatch(struct attesting *a)
 	/* Logged if it fails; the mismatch itself is recorded. */
 	(void)anomalies_found(q->d.anomalies, a->rec, seq, a->now, ANOMALY_QUORUM_MISMATCH, reason,
 			      POLICY_ANOMALY_DENY, err);
-	error_set(a->answer->veto, 0, "quorum mismatch: %s", reason);
+	(void)error_set(a->answer->veto, 0, "quorum mismatch: %s", reason);
 	a->answer->verdict = INGEST_REFUSE;
 	return 0;
 }
@@ -200,7 +200,7 @@ static int wait_for_others(struct attesting *a)
 {
 	struct quorum *q = a->q;
 	const struct ingest_event *ev = a->ev;
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 
 	snprintf(reason, sizeof(reason),
 		 "%zu of %u writers; published when the others write the same bytes within %u s",
@@ -213,13 +213,13 @@ static int wait_for_others(struct attesting *a)
 	}
 	if (record(q, a->rec, "attested", reason, &a->mine, false, NULL, err) < 0) {
 		keep_give(q->d.keep, ev->copy);
-		error_set(a->answer->veto, 0, "%s", err);
+		(void)error_set(a->answer->veto, 0, "%s", err);
 		return -EIO;
 	}
 	a->answer->keep_copy = true;
 	q->attested++;
 	log_info("attested: inbox/%s by %s: %s", ev->path, a->who, reason);
-	error_set(a->answer->veto, 0, "%s", reason);
+	(void)error_set(a->answer->veto, 0, "%s", reason);
 	a->answer->verdict = INGEST_ATTESTED_ONLY;
 	return 0;
 }
@@ -227,12 +227,12 @@ static int wait_for_others(struct attesting *a)
 /* The last writer needed: the attesters named, the commit goes on. */
 static int reach(struct attesting *a)
 {
-	char err[AUDIT_ERR_MAX], reason[128];
+	char err[ERROR_MAX], reason[128];
 
 	snprintf(reason, sizeof(reason), "completes the quorum: %zu of %u writers", a->distinct + 1,
 		 a->ev->quorum);
 	if (record(a->q, a->rec, "attested", reason, NULL, false, NULL, err) < 0) {
-		error_set(a->answer->veto, 0, "%s", err);
+		(void)error_set(a->answer->veto, 0, "%s", err);
 		return -EIO;
 	}
 	a->answer->attesters[a->distinct++] = a->mine.uid;
@@ -245,14 +245,14 @@ static int reach(struct attesting *a)
 /* The writer attested these bytes already: counted once. */
 static int again(struct attesting *a)
 {
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 	int r;
 
 	snprintf(reason, sizeof(reason),
 		 "%s attested these bytes already: counted once (%zu of %u writers)", a->who,
 		 a->distinct, a->ev->quorum);
 	r = record(a->q, a->rec, "attested", reason, NULL, false, NULL, err);
-	error_set(a->answer->veto, 0, "%s", reason);
+	(void)error_set(a->answer->veto, 0, "%s", reason);
 	a->answer->verdict = INGEST_ATTESTED_ONLY;
 	return r < 0 ? -EIO : 0;
 }
@@ -260,10 +260,11 @@ static int again(struct attesting *a)
 static int decide(struct attesting *a)
 {
 	if (a->blocked) {
-		error_set(a->answer->veto, 0,
-			  "inbox/%s is blocked: its writers disagreed (quorum_mismatch); nothing "
-			  "is signed there until an admin runs signfsctl quorum reset",
-			  a->ev->path);
+		(void)error_set(
+		    a->answer->veto, 0,
+		    "inbox/%s is blocked: its writers disagreed (quorum_mismatch); nothing "
+		    "is signed there until an admin runs signfsctl quorum reset",
+		    a->ev->path);
 		a->answer->verdict = INGEST_REFUSE;
 		return 0;
 	}
@@ -288,7 +289,8 @@ int quorum_attest(struct quorum *q, const struct ingest_event *ev, struct audit_
 	pthread_mutex_lock(&q->lock);
 	if (attestations_of(q->d.store, ev->path, &v, &n) < 0) {
 		pthread_mutex_unlock(&q->lock);
-		error_set(answer->veto, 0, "cannot read the quorum's attestations from the store");
+		(void)error_set(answer->veto, 0,
+				"cannot read the quorum's attestations from the store");
 		return -EIO;
 	}
 	tally(&a, v, n);
@@ -316,7 +318,7 @@ void quorum_published(struct quorum *q, const char *path)
 {
 	struct attestation *v = NULL;
 	struct removal rm = {path, 0};
-	char err[STORE_ERR_MAX];
+	char err[ERROR_MAX];
 	size_t n = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -335,7 +337,7 @@ static int expire(void *ctx, const struct attestation *a)
 {
 	struct quorum *q = ctx;
 	struct removal rm = {a->path, a->id};
-	char err[AUDIT_ERR_MAX], reason[256];
+	char err[ERROR_MAX], reason[256];
 	struct audit_record rec = {
 	    .event = "expired",
 	    .uid = a->uid,
@@ -416,7 +418,7 @@ static int count_one(void *ctx, const struct attestation *a)
 	(void)keep_take(q->d.keep, KEEP_QUORUM, a->copy, a->uid, a->rule, size > 0 ? size : 0, true,
 			err); /* forced */
 	/* A kept copy counts against its writer's rate, as a signature does
-	 * (events_seed_rates counts those from the log). */
+	 * (lifecycle_seed_rates counts those from the log). */
 	if (a->time > time(NULL) - 3600)
 		policy_live_note_signed(q->d.policy, a->rule, a->uid, a->time);
 	return 0;

@@ -15,7 +15,7 @@ int relay_record_attested(struct fsd *d, const char *path, off_t size,
 			  char reason[INGEST_VETO_MAX])
 {
 	struct passwd pw, *res = NULL;
-	char buf[1024], err[AUDIT_ERR_MAX], why[INGEST_VETO_MAX];
+	char buf[1024], err[ERROR_MAX], why[INGEST_VETO_MAX];
 	struct audit_record rec = {
 	    .event = "attested",
 	    .decision = "allow",
@@ -29,7 +29,7 @@ int relay_record_attested(struct fsd *d, const char *path, off_t size,
 	    .reason = why,
 	};
 
-	error_set(why, 0, "%s; nothing published here", reason);
+	(void)error_set(why, 0, "%s; nothing published here", reason);
 	if (getpwuid_r(cred->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
 		rec.user = res->pw_name;
 	if (audit_append(d->audit, &rec, NULL, err) < 0) {

@@ -1,6 +1,7 @@
 /* The relay's forwarder: SFTP to a signer's signfs, a temporary name, one
  * rename that commits, and the signer's signature fetched back (relay.h). */
 #include "relay.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,30 +198,31 @@ static int connect_one(struct conn *k, size_t i, char reason[ERROR_MAX])
 	int rc = -EIO;
 
 	if (!s || session_options(r, s, u) < 0) {
-		error_set(reason, 0, "%s: cannot set up an SSH session", u->host);
+		(void)error_set(reason, 0, "%s: cannot set up an SSH session", u->host);
 		goto out;
 	}
 	if (ssh_connect(s) != SSH_OK) {
-		error_set(reason, 0, "%s:%u: %s", u->host, u->port, ssh_get_error(s));
+		(void)error_set(reason, 0, "%s:%u: %s", u->host, u->port, ssh_get_error(s));
 		goto out;
 	}
 	if (ssh_session_is_known_server(s) != SSH_KNOWN_HOSTS_OK) {
-		error_set(reason, 0, "%s:%u: host key not the one pinned in %s", u->host, u->port,
-			  r->known_hosts);
+		(void)error_set(reason, 0, "%s:%u: host key not the one pinned in %s", u->host,
+				u->port, r->known_hosts);
 		goto out;
 	}
 	if (ssh_pki_import_privkey_file(r->identity, NULL, NULL, NULL, &key) != SSH_OK) {
-		error_set(reason, 0, "cannot read the key %s", r->identity);
+		(void)error_set(reason, 0, "cannot read the key %s", r->identity);
 		goto out;
 	}
 	if (ssh_userauth_publickey(s, NULL, key) != SSH_AUTH_SUCCESS) {
-		error_set(reason, 0, "%s@%s: the key %s was not accepted", u->account, u->host,
-			  r->identity);
+		(void)error_set(reason, 0, "%s@%s: the key %s was not accepted", u->account,
+				u->host, r->identity);
 		goto out;
 	}
 	sftp = sftp_new(s);
 	if (!sftp || sftp_init(sftp) != SSH_OK) {
-		error_set(reason, 0, "%s@%s: no SFTP: %s", u->account, u->host, ssh_get_error(s));
+		(void)error_set(reason, 0, "%s@%s: no SFTP: %s", u->account, u->host,
+				ssh_get_error(s));
 		goto out;
 	}
 	k->ssh = s;
@@ -398,19 +400,19 @@ static int fetch_signature(struct conn *k, const struct signer_url *u, const cha
 	} while (n > 0);
 	sftp_close(f);
 	if (n != 0) {
-		error_set(reason, 0, "published, but the signature cannot be fetched");
+		(void)error_set(reason, 0, "published, but the signature cannot be fetched");
 		goto out;
 	}
 	in = BIO_new_mem_buf(der, len);
 	content = BIO_new_fd(fd, BIO_NOCLOSE);
 	if (lseek(fd, 0, SEEK_SET) < 0 || !in || !content || !(cms = d2i_CMS_bio(in, NULL))) {
-		error_set(reason, 0, "the signer's signature cannot be read");
+		(void)error_set(reason, 0, "the signer's signature cannot be read");
 		goto out;
 	}
 	/* The signature over these bytes; the chain is the reader's to check. */
 	if (CMS_verify(cms, NULL, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) !=
 	    1) {
-		error_set(reason, -ESTALE, "the signer's signature is not over these bytes");
+		(void)error_set(reason, -ESTALE, "the signer's signature is not over these bytes");
 		rc = -ESTALE;
 		goto out;
 	}
@@ -444,8 +446,8 @@ static int local_digest(int fd, off_t size, char hex[2 * 32 + 1])
 	}
 	if (rc == 0 && (EVP_DigestFinal_ex(md, digest, &len) != 1 || len != 32))
 		rc = -EIO;
-	for (unsigned i = 0; rc == 0 && i < len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	if (rc == 0)
+		text_hex(digest, len, hex);
 	EVP_MD_CTX_free(md);
 	free(buf);
 	return rc;
@@ -561,10 +563,10 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 	/* The signer's commit: its close() outcome is this rename's. */
 	if (sftp_rename(k->sftp, staging, final) < 0) {
 		rc = sftp_errno(k->sftp);
-		error_set(reason, rc == -EACCES ? -EACCES : -EIO, "the signer %s: %s",
-			  rc == -EACCES ? "refused it (see its /whoami)"
-					: "failed to sign it (see its audit)",
-			  ssh_get_error(k->ssh));
+		(void)error_set(reason, rc == -EACCES ? -EACCES : -EIO, "the signer %s: %s",
+				rc == -EACCES ? "refused it (see its /whoami)"
+					      : "failed to sign it (see its audit)",
+				ssh_get_error(k->ssh));
 		sftp_unlink(k->sftp, staging);
 		drop_claims(k, staging);
 		return rc == -EACCES ? -EACCES : -EIO;

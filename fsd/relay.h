@@ -25,7 +25,7 @@
 
 /* Uploads land under ".NAME" RELAY_STAGING_TAG "XXXXXX", a temporary name
  * (the default temp_patterns' ".*.??????"). A signer never signs such a
- * name under itself, whatever its age (ingest.c): an upload cut short
+ * name under itself, whatever its age (ingest-pending.c): an upload cut short
  * (the connection lost, the relay killed) is removed and audited as
  * abandoned, never published. */
 #define RELAY_STAGING_TAG ".signfs-relay."

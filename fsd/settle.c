@@ -1,5 +1,5 @@
 /* See settle.h. The record of a signature and its object are durable
- * together before the swap that publishes it (ingest.c): the outbox tells
+ * together before the swap that publishes it (outbox.c): the outbox tells
  * how far each interrupted publication got. */
 #include "settle.h"
 
@@ -73,7 +73,7 @@ static void note_replayed(struct settling *s, const char *path)
 		return;
 	}
 	s->replayed = p;
-	/* analyzer: COPY is owned by S->replayed, freed in events_settle. */
+	/* analyzer: COPY is owned by S->replayed, freed in settle_interrupted. */
 	s->replayed[s->n_replayed++] = copy;
 }
 
@@ -121,7 +121,7 @@ static int settle(void *ctx, uint64_t seq, const char *path)
 	struct settling *s = ctx;
 	struct fsd *d = s->d;
 	struct outbox *o = ingest_outbox(d->ingest);
-	char err[AUDIT_ERR_MAX], reason[AUDIT_ERR_MAX + 160];
+	char err[ERROR_MAX], reason[ERROR_MAX + 160];
 	bool done = true;
 
 	switch (outbox_state(o, path, seq)) {

@@ -126,7 +126,7 @@ struct stamping {
 static void record_tsa(struct fsd *d, const char *url)
 {
 	unsigned generation;
-	char name[64] = "tsa-", ierr[INVENTORY_ERR_MAX];
+	char name[64] = "tsa-", ierr[ERROR_MAX];
 	const char *host = strstr(url, "://");
 	size_t n = strlen(name);
 	X509 *cert;
@@ -177,7 +177,7 @@ static int stamp(void *ctx, const unsigned char *sig, size_t len, unsigned char 
 	}
 	if (s->d->config->timestamp.required)
 		return error_set(s->reason, -EIO, "no timestamp (required): %s", err);
-	error_set(s->facts->note, 0, "published without a timestamp (not required): %s", err);
+	(void)error_set(s->facts->note, 0, "published without a timestamp (not required): %s", err);
 	*token = NULL;
 	return 0;
 }
@@ -272,7 +272,7 @@ int sign_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, 
 
 int sign_record_keys(struct fsd *d, char err[ERROR_MAX])
 {
-	char ierr[INVENTORY_ERR_MAX];
+	char ierr[ERROR_MAX];
 
 	for (size_t i = 0; i < d->config->n_keys; i++) {
 		STACK_OF(X509) * chain;

@@ -71,7 +71,7 @@ int startup_state_dir(const char *path, int *ret, int *ret_lock)
 
 int startup_signer(const struct config *c, struct signer **ret)
 {
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 	struct signer *s;
 
 	if (signer_open(c->module, c->pin_file, &s, err) < 0) {
@@ -150,14 +150,14 @@ int startup_mountpoint(const char *path)
 }
 
 /* A reloaded policy may only use keys that were loaded at start. */
-int startup_validate_policy(void *ctx, const struct config *candidate, char err[CONFIG_ERR_MAX])
+int startup_validate_policy(void *ctx, const struct config *candidate, char err[ERROR_MAX])
 {
 	struct fsd *d = ctx;
 
 	for (size_t i = 0; i < candidate->n_rules; i++)
 		if (candidate->rules[i].key && /* none: a relay's rule */
 		    !signer_has_key(d->signer, candidate->rules[i].key)) {
-			snprintf(err, CONFIG_ERR_MAX,
+			snprintf(err, ERROR_MAX,
 				 "%s:%d: [rule %s] names key '%s', which is not loaded "
 				 "(new keys need a restart)",
 				 candidate->path, candidate->rules[i].line,
@@ -170,7 +170,7 @@ int startup_validate_policy(void *ctx, const struct config *candidate, char err[
 /* The store and the audit log, whose checkpoints the audit key signs. */
 int startup_audit(const struct config *c, struct fsd *d, struct store **ret_store)
 {
-	char err[STORE_ERR_MAX > SIGNER_ERR_MAX ? STORE_ERR_MAX : SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 	char origin[CONFIG_ORIGIN_MAX];
 	struct store *store;
 	EVP_PKEY *key;
@@ -193,7 +193,7 @@ int startup_audit(const struct config *c, struct fsd *d, struct store **ret_stor
 		return -EIO;
 	}
 	/* One group flush for the store and the outbox: a signing record and
-	 * the files it publishes become durable together (ingest.c). */
+	 * the files it publishes become durable together (outbox.c). */
 	r = store_set_flush(store, d->flush);
 	if (r < 0) {
 		fprintf(stderr, "signfsd: store: %s\n", strerror(-r));
@@ -242,7 +242,7 @@ static void store_damaged(void *ctx, const char *reason)
 static int store_targets(const struct config *c, EVP_PKEY *key, const char *origin,
 			 struct startcheck_target *t, size_t *n)
 {
-	char err[STARTCHECK_ERR_MAX], *note = NULL;
+	char err[ERROR_MAX], *note = NULL;
 	int r = startcheck_read_copy(c->state_dir, origin, key, &t[*n], err);
 
 	if (r == 0)
@@ -280,7 +280,7 @@ static int store_targets(const struct config *c, EVP_PKEY *key, const char *orig
 int startup_check_store(const char *config_path, const struct config *c, struct fsd *d)
 {
 	struct startcheck_target t[2];
-	char err[STARTCHECK_ERR_MAX], aerr[AUDIT_ERR_MAX], origin[CONFIG_ORIGIN_MAX];
+	char err[ERROR_MAX], aerr[ERROR_MAX], origin[CONFIG_ORIGIN_MAX];
 	merkle_hash root;
 	uint64_t size, gone = 0;
 	EVP_PKEY *key;

@@ -32,7 +32,7 @@ int startup_mountpoint(const char *path);
 
 /* A reloaded policy may only use keys that were loaded at start (a
  * policy_live validator; CTX is the struct fsd). */
-int startup_validate_policy(void *ctx, const struct config *candidate, char err[CONFIG_ERR_MAX]);
+int startup_validate_policy(void *ctx, const struct config *candidate, char err[ERROR_MAX]);
 
 /* The store and the audit log, whose checkpoints the audit key signs. */
 int startup_audit(const struct config *c, struct fsd *d, struct store **ret_store);

@@ -146,7 +146,7 @@ int virt_render_status(struct fsd *d, const struct virt_reader *who, char **ret,
 		       int64_t *mtime_ms)
 {
 	struct daemon_status ds;
-	char audit_err[AUDIT_ERR_MAX], token[128], *problems = NULL, *keys = NULL;
+	char audit_err[ERROR_MAX], token[128], *problems = NULL, *keys = NULL;
 	size_t problems_len = 0, keys_len = 0;
 	int64_t now = virt_now_ms();
 	FILE *f = NULL, *p = open_memstream(&problems, &problems_len),

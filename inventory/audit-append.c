@@ -218,12 +218,12 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 	sqlite3 *db = a->store->db;
 	merkle_hash leaves[MAX_BATCH];
 	int64_t times[MAX_BATCH];
-	char err[AUDIT_ERR_MAX] = "";
+	char err[ERROR_MAX] = "";
 	int r = -EIO;
 
 	db_lock(a);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
+		(void)error_set(err, -EIO, "cannot record the audit event: %s", sqlite3_errmsg(db));
 		goto done;
 	}
 	if (audit_catch_up(a) < 0)
@@ -248,11 +248,11 @@ static void commit_batch(struct audit *a, struct waiter **batch, size_t n)
 done:
 	db_unlock(a);
 	if (r == 0 && must_flush(batch, n) && (r = store_flush(a->store)) < 0)
-		error_set(err, r, "cannot make the audit record durable: %s", strerror(-r));
+		(void)error_set(err, r, "cannot make the audit record durable: %s", strerror(-r));
 	for (size_t i = 0; i < n; i++) {
 		batch[i]->result = r;
 		if (r < 0)
-			memcpy(batch[i]->err, err, AUDIT_ERR_MAX);
+			memcpy(batch[i]->err, err, ERROR_MAX);
 	}
 }
 
@@ -330,7 +330,7 @@ static void settle_batch(struct audit *a, struct waiter **batch, size_t n, struc
 	for (size_t i = 0; i < n; i++) {
 		struct waiter *w = batch[i];
 		if (w->detached && w->result < 0) {
-			snprintf(a->error, AUDIT_ERR_MAX, "%s", w->err);
+			snprintf(a->error, ERROR_MAX, "%s", w->err);
 			if (retry_later(a, w))
 				continue;
 		}
@@ -409,7 +409,7 @@ static void wait_done(struct audit *a, struct waiter *w)
 }
 
 int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also, void *ctx,
-		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX])
+		      uint64_t *ret_seq, char err[ERROR_MAX])
 {
 	struct waiter w = {.rec = rec, .also = also, .ctx = ctx, .err = err};
 
@@ -428,16 +428,16 @@ int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn
 }
 
 int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
-		 char err[AUDIT_ERR_MAX])
+		 char err[ERROR_MAX])
 {
 	return audit_append_with(a, rec, NULL, NULL, ret_seq, err);
 }
 
 int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
-		     char err[AUDIT_ERR_MAX])
+		     char err[ERROR_MAX])
 {
 	struct waiter *w = calloc(n ? n : 1, sizeof(*w));
-	char(*errs)[AUDIT_ERR_MAX] = calloc(n ? n : 1, AUDIT_ERR_MAX);
+	char(*errs)[ERROR_MAX] = calloc(n ? n : 1, ERROR_MAX);
 	int r = 0;
 
 	err[0] = 0;
@@ -457,7 +457,7 @@ int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
 		wait_done(a, &w[i]);
 		if (w[i].result < 0 && r == 0) {
 			r = w[i].result;
-			memcpy(err, errs[i], AUDIT_ERR_MAX);
+			memcpy(err, errs[i], ERROR_MAX);
 		}
 	}
 	pthread_mutex_unlock(&a->queue_lock);

@@ -55,7 +55,7 @@ static int write_copy(struct audit *a, const char *note, char *err)
  * the log's lock (appends go on meanwhile), never older than the copy. */
 static void copy_checkpoint(struct audit *a)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	uint64_t size;
 	char *note;
 
@@ -70,7 +70,7 @@ static void copy_checkpoint(struct audit *a)
 	/* A copy that fails to be written only lags: the next replaces it. */
 	if (size >= a->copy_written && write_copy(a, note, err) < 0) {
 		pthread_mutex_lock(&a->lock);
-		memcpy(a->error, err, AUDIT_ERR_MAX);
+		memcpy(a->error, err, ERROR_MAX);
 		pthread_mutex_unlock(&a->lock);
 	} else if (size >= a->copy_written) {
 		a->copy_written = size;
@@ -101,7 +101,7 @@ static int checkpoint_locked(struct audit *a, char *err)
 	merkle_range_root(&a->range, root);
 	if (note_checkpoint_text(a->origin, a->range.count, root, &text) < 0 ||
 	    note_sign(text, a->origin, a->key, &note) < 0) {
-		error_set(err, -EIO, "cannot sign the audit checkpoint with the audit key");
+		(void)error_set(err, -EIO, "cannot sign the audit checkpoint with the audit key");
 		goto out;
 	}
 	db_lock(a);
@@ -126,7 +126,8 @@ static int checkpoint_locked(struct audit *a, char *err)
 	 * checkpoint shipped must never be ahead of the store. */
 	r = store_flush(a->store);
 	if (r < 0) {
-		error_set(err, r, "cannot make the audit checkpoint durable: %s", strerror(-r));
+		(void)error_set(err, r, "cannot make the audit checkpoint durable: %s",
+				strerror(-r));
 		goto out;
 	}
 	a->signed_size = a->range.count;
@@ -139,7 +140,8 @@ static int checkpoint_locked(struct audit *a, char *err)
 	}
 	goto out;
 db:
-	error_set(err, -EIO, "cannot store the audit checkpoint: %s", sqlite3_errmsg(a->store->db));
+	(void)error_set(err, -EIO, "cannot store the audit checkpoint: %s",
+			sqlite3_errmsg(a->store->db));
 out:
 	sqlite3_finalize(st);
 	if (locked)
@@ -149,7 +151,7 @@ out:
 	return r;
 }
 
-int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
+int audit_checkpoint(struct audit *a, char err[ERROR_MAX])
 {
 	int r;
 	err[0] = 0;
@@ -165,7 +167,7 @@ int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX])
 void *audit_checkpointer(void *arg)
 {
 	struct audit *a = arg;
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	int r;
 
 	pthread_mutex_lock(&a->lock);

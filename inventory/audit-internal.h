@@ -47,7 +47,7 @@ struct audit {
 	bool checkpointer_idle; /* waiting for the tree to grow */
 	pthread_cond_t wake;
 	unsigned interval_ms;
-	char error[AUDIT_ERR_MAX];
+	char error[ERROR_MAX];
 	/* the copy of each checkpoint kept outside the store (dirfd -1: none):
 	 * the note durable in the store and not yet copied (under lock), and
 	 * the size of the last one copied (under copy_lock, which writes) */

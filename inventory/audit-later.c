@@ -13,7 +13,7 @@
 struct later {
 	struct waiter w;
 	struct audit_record rec;
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	char *strings[12];
 };
 
@@ -53,7 +53,7 @@ static struct later *later_new(const struct audit_record *rec)
 }
 
 static int append_later(struct audit *a, const struct audit_record *rec, bool after_flush,
-			char err[AUDIT_ERR_MAX])
+			char err[ERROR_MAX])
 {
 	struct later *l;
 
@@ -82,13 +82,12 @@ static int append_later(struct audit *a, const struct audit_record *rec, bool af
 	return 0;
 }
 
-int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX])
+int audit_append_later(struct audit *a, const struct audit_record *rec, char err[ERROR_MAX])
 {
 	return append_later(a, rec, false, err);
 }
 
-int audit_append_after_flush(struct audit *a, const struct audit_record *rec,
-			     char err[AUDIT_ERR_MAX])
+int audit_append_after_flush(struct audit *a, const struct audit_record *rec, char err[ERROR_MAX])
 {
 	return append_later(a, rec, true, err);
 }

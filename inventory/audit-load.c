@@ -60,7 +60,7 @@ static int checkpoint_root(const struct audit *a, const struct stored_checkpoint
 	const unsigned char *p;
 	int len = i2d_PUBKEY(a->key, &der), r;
 	EVP_PKEY *pub = NULL;
-	char *text = NULL, *origin = NULL, nerr[NOTE_ERR_MAX];
+	char *text = NULL, *origin = NULL, nerr[ERROR_MAX];
 	uint64_t size;
 
 	p = der;
@@ -186,7 +186,7 @@ int audit_load_tree(struct audit *a, char *err)
 	int r = load_checkpoint(a->store->db, &cp);
 
 	if (r < 0) {
-		error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
+		(void)error_set(err, -EIO, "audit log: %s", sqlite3_errmsg(a->store->db));
 		goto out;
 	}
 	a->have_checkpoint = cp.present;

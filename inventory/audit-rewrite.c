@@ -56,7 +56,7 @@ static bool acknowledged(struct audit *a, int64_t *uid, int64_t *at)
  * PROBLEM, taking the acknowledgement up in the same transaction. */
 static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int64_t at, char *err)
 {
-	char reason[AUDIT_ERR_MAX], when[32];
+	char reason[ERROR_MAX], when[32];
 	struct audit_record rec = {.event = "log_rewritten",
 				   .uid = uid,
 				   .gid = AUDIT_NONE,
@@ -66,10 +66,10 @@ static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int
 				   .reason = reason};
 
 	audit_rfc3339(at, when);
-	error_set(reason, 0,
-		  "the log in the store no longer matched its last signed checkpoint (%s); "
-		  "continued as acknowledged by uid %lld at %s",
-		  problem, (long long)uid, when);
+	(void)error_set(reason, 0,
+			"the log in the store no longer matched its last signed checkpoint (%s); "
+			"continued as acknowledged by uid %lld at %s",
+			problem, (long long)uid, when);
 	return audit_append_with(a, &rec, clear_repair, NULL, NULL, err);
 }
 
@@ -78,7 +78,7 @@ static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int
  * store as it is and recording why in a log_rewritten record. */
 int audit_take_repair(struct audit *a, char *problem)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	int64_t uid = -1, at = 0;
 
 	if (!acknowledged(a, &uid, &at))
@@ -86,20 +86,20 @@ int audit_take_repair(struct audit *a, char *problem)
 	memset(&a->range, 0, sizeof(a->range));
 	memset(a->last_leaf, 0, MERKLE_HASH);
 	if (audit_read_tail(a, 0, UINT64_MAX, false, err) < 0) {
-		memcpy(problem, err, AUDIT_ERR_MAX);
+		memcpy(problem, err, ERROR_MAX);
 		return -EBADMSG;
 	}
 	/* The next checkpoint is signed whatever its size. */
 	a->have_checkpoint = false;
 	a->rewritten = true;
 	if (record_rewrite(a, problem, uid, at, err) < 0) {
-		memcpy(problem, err, AUDIT_ERR_MAX);
+		memcpy(problem, err, ERROR_MAX);
 		return -EBADMSG;
 	}
 	return 0;
 }
 
-int audit_accept_rewrite(struct audit *a, const char *problem, char err[AUDIT_ERR_MAX])
+int audit_accept_rewrite(struct audit *a, const char *problem, char err[ERROR_MAX])
 {
 	int64_t uid = -1, at = 0;
 	bool found;
@@ -121,8 +121,7 @@ bool audit_rewritten(struct audit *a)
 	return a->rewritten;
 }
 
-int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,
-			      char err[AUDIT_ERR_MAX])
+int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms, char err[ERROR_MAX])
 {
 	struct ack {
 		long long uid;

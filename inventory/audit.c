@@ -21,7 +21,7 @@ static int64_t wall_clock(void *ctx)
 }
 
 int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct audit **ret,
-	       char err[AUDIT_ERR_MAX])
+	       char err[ERROR_MAX])
 {
 	struct audit *a;
 	int r;
@@ -105,16 +105,16 @@ int audit_start_checkpointer(struct audit *a, unsigned interval_ms)
 	return 0;
 }
 
-void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX])
+void audit_last_error(struct audit *a, char err[ERROR_MAX])
 {
 	pthread_mutex_lock(&a->lock);
-	memcpy(err, a->error, AUDIT_ERR_MAX);
+	memcpy(err, a->error, ERROR_MAX);
 	pthread_mutex_unlock(&a->lock);
 }
 
 void audit_close(struct audit *a)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 
 	if (!a)
 		return;

@@ -19,7 +19,6 @@
 #include "merkle.h"
 #include "store.h"
 
-#define AUDIT_ERR_MAX ERROR_MAX
 #define AUDIT_NONE (-1LL) /* an integer field that does not apply */
 
 struct store;
@@ -72,19 +71,18 @@ typedef int64_t (*audit_clock_fn)(void *ctx);
  * what came after that checkpoint is read. -EBADMSG with what is wrong in
  * ERR, unless an admin acknowledged it (audit_acknowledge_rewrite). */
 int audit_open(struct store *store, const char *origin, EVP_PKEY *key, struct audit **ret,
-	       char err[AUDIT_ERR_MAX]);
+	       char err[ERROR_MAX]);
 
 /* An admin acknowledges (as UID, at NOW_MS) that the log in STORE no longer
  * matches what the daemon last signed, and lets the next start continue
  * with it: that start records a log_rewritten event, then signs anew. */
-int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms,
-			      char err[AUDIT_ERR_MAX]);
+int audit_acknowledge_rewrite(struct store *s, long long uid, int64_t now_ms, char err[ERROR_MAX]);
 
 /* An admin acknowledged a rewrite (audit_acknowledge_rewrite): record a
  * log_rewritten event saying PROBLEM and who acknowledged it, and take the
  * acknowledgement up. -EBADMSG when there is none to take. For checks that
  * find the log no longer extends a checkpoint kept outside the store. */
-int audit_accept_rewrite(struct audit *a, const char *problem, char err[AUDIT_ERR_MAX]);
+int audit_accept_rewrite(struct audit *a, const char *problem, char err[ERROR_MAX]);
 
 /* This process continued the log on an acknowledged rewrite. */
 bool audit_rewritten(struct audit *a);
@@ -103,7 +101,7 @@ void audit_tree_head(struct audit *a, uint64_t *ret_size, merkle_hash ret_root);
  * the group commit allows (a repair appends thousands): 0, or the first
  * failure (each batch commits or fails on its own). */
 int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
-		     char err[AUDIT_ERR_MAX]);
+		     char err[ERROR_MAX]);
 
 /* Accepts NULL. Stops the checkpointer after a last checkpoint. */
 void audit_close(struct audit *a);
@@ -118,25 +116,24 @@ void audit_set_observer(struct audit *a, audit_observer_fn fn, void *ctx);
 /* Append REC; on return it is committed to disk. *ret_seq (may be NULL) is
  * its leaf index. */
 int audit_append(struct audit *a, const struct audit_record *rec, uint64_t *ret_seq,
-		 char err[AUDIT_ERR_MAX]);
+		 char err[ERROR_MAX]);
 
 /* The same, running ALSO (may fail with a reason in ERR, rolling all back)
  * in the transaction that appends REC: a state change and its audit record
  * commit together. Safe against appends from other processes. */
 int audit_append_with(struct audit *a, const struct audit_record *rec, store_txn_fn also, void *ctx,
-		      uint64_t *ret_seq, char err[AUDIT_ERR_MAX]);
+		      uint64_t *ret_seq, char err[ERROR_MAX]);
 
 /* Append REC without waiting: it commits with the next group, within a
  * second at most. For records that recovery writes again if a crash loses
  * them (an outcome whose record opened before). */
-int audit_append_later(struct audit *a, const struct audit_record *rec, char err[AUDIT_ERR_MAX]);
+int audit_append_later(struct audit *a, const struct audit_record *rec, char err[ERROR_MAX]);
 
 /* audit_append_later() for a record that claims what a group flush has
  * yet to make durable (a publication's rename): it reaches the store, and
  * so the disk, only once a flush that began after this call has ended, so
  * that after a power cut no record claims more than the disk holds. */
-int audit_append_after_flush(struct audit *a, const struct audit_record *rec,
-			     char err[AUDIT_ERR_MAX]);
+int audit_append_after_flush(struct audit *a, const struct audit_record *rec, char err[ERROR_MAX]);
 
 /* Records appended with OPENS that no later record concludes: each was cut
  * short by a crash. FN is called for each, newest first (a later version of
@@ -146,7 +143,7 @@ typedef int (*audit_open_fn)(void *ctx, uint64_t seq, const char *path);
 int audit_unconcluded(struct audit *a, audit_open_fn fn, void *ctx);
 
 /* Sign and store a checkpoint of the current tree if it grew since the last. */
-int audit_checkpoint(struct audit *a, char err[AUDIT_ERR_MAX]);
+int audit_checkpoint(struct audit *a, char err[ERROR_MAX]);
 
 /* Refresh the checkpoint from a thread, at most every INTERVAL_MS, whenever
  * the tree has grown. Errors are kept for audit_last_error(). */
@@ -159,7 +156,7 @@ unsigned long audit_unwritten(struct audit *a);
 
 /* The last error of the checkpointer or of a record appended without
  * waiting, or "" once every such record is written (copied into ERR). */
-void audit_last_error(struct audit *a, char err[AUDIT_ERR_MAX]);
+void audit_last_error(struct audit *a, char err[ERROR_MAX]);
 
 uint64_t audit_size(struct audit *a);
 

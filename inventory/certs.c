@@ -212,7 +212,7 @@ static int upsert_cert(sqlite3 *db, const char *key, X509 *cert, STACK_OF(X509) 
 		r = 0;
 out:
 	if (r < 0)
-		error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(db));
+		(void)error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	free(pem);
 	free(chain_pem);
@@ -220,7 +220,7 @@ out:
 }
 
 int inventory_record_key(struct store *s, const struct key_facts *key, X509 *cert,
-			 STACK_OF(X509) * chain, time_t now, char err[INVENTORY_ERR_MAX])
+			 STACK_OF(X509) * chain, time_t now, char err[ERROR_MAX])
 {
 	sqlite3_stmt *st = NULL;
 	unsigned char *spki = NULL;
@@ -263,18 +263,19 @@ int inventory_record_key(struct store *s, const struct key_facts *key, X509 *cer
 	r = 0;
 	goto out;
 rollback:
-	error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
+	(void)error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
 rollback_quiet:
 	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* the error is the one above */
 	goto out;
 fail:
-	error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
+	(void)error_set(err, -EIO, "inventory: %s", sqlite3_errmsg(s->db));
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	OPENSSL_free(spki);
 	if (r == 0 && (r = store_flush(s)) < 0)
-		error_set(err, r, "inventory: cannot make the change durable: %s", strerror(-r));
+		(void)error_set(err, r, "inventory: cannot make the change durable: %s",
+				strerror(-r));
 	return r;
 }
 
@@ -490,9 +491,9 @@ static int check_chain(X509 *cert, STACK_OF(X509) * chain, char *err)
 		ok = X509_verify_cert(ctx) == 1;
 out:
 	if (!ok)
-		error_set(err, -EINVAL, "the certificate does not chain to its chain: %s",
-			  ctx ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx))
-			      : "out of memory");
+		(void)error_set(err, -EINVAL, "the certificate does not chain to its chain: %s",
+				ctx ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx))
+				    : "out of memory");
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	ERR_clear_error();

@@ -12,7 +12,6 @@
 #include <time.h>
 #include <openssl/x509.h>
 
-#define INVENTORY_ERR_MAX ERROR_MAX
 #define INVENTORY_MAX_THRESHOLDS 8
 
 struct store;
@@ -40,7 +39,6 @@ struct key_facts {
 	bool timestamping;	 /* the local TSA's key: its EKU is timeStamping */
 };
 
-
 /* Code-signing rule problems of CERT (with its key's facts; a timestamping
  * key's certificate needs timeStamping, not codeSigning), as a "; "-separated
  * text; "" when compliant. */
@@ -49,7 +47,7 @@ void inventory_compliance(X509 *cert, const struct key_facts *facts, char *out, 
 /* Record KEY and its configured certificate CERT (with CHAIN) at start or
  * reload. A certificate seen before keeps its state (revocation, alerts). */
 int inventory_record_key(struct store *st, const struct key_facts *key, X509 *cert,
-			 STACK_OF(X509) * chain, time_t now, char err[INVENTORY_ERR_MAX]);
+			 STACK_OF(X509) * chain, time_t now, char err[ERROR_MAX]);
 
 /* The key's current certificate and its state at NOW. */
 struct key_status {

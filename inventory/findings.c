@@ -124,7 +124,7 @@ static int settle_txn(void *ctx, struct store_txn *txn, char *err)
 int findings_settle(struct store *s, uint64_t signing, const char *outcome)
 {
 	struct settling v = {signing, outcome};
-	char err[STORE_ERR_MAX];
+	char err[ERROR_MAX];
 	return store_transact(s, settle_txn, &v, err);
 }
 
@@ -333,7 +333,7 @@ static int save_txn(void *ctx, struct store_txn *txn, char *err)
 }
 
 int findings_save_profiles(struct store *s, uint64_t seq, int64_t now, const char *data,
-			   char err[STORE_ERR_MAX])
+			   char err[ERROR_MAX])
 {
 	struct saved v = {seq, now, data};
 	return store_transact(s, save_txn, &v, err);

@@ -82,7 +82,7 @@ int findings_render_json(struct store *s, size_t limit, FILE *f);
 /* The anomaly profiles (anomaly_profiles_save's DATA) as learned from every
  * audit record before SEQ, saved at NOW (seconds), replacing the last save. */
 int findings_save_profiles(struct store *s, uint64_t seq, int64_t now, const char *data,
-			   char err[STORE_ERR_MAX]);
+			   char err[ERROR_MAX]);
 
 /* The last save (*RET malloc'd, LEN bytes) and its SEQ; -ENOENT when none. */
 int findings_load_profiles(struct store *s, uint64_t *ret_seq, char **ret, size_t *len);

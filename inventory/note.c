@@ -137,7 +137,7 @@ static bool clean_text(const unsigned char *s, size_t len)
 }
 
 int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, char **ret_text,
-		char err[NOTE_ERR_MAX])
+		char err[ERROR_MAX])
 {
 	const char *sep = NULL, *p, *end = note + len;
 	uint32_t id;
@@ -214,7 +214,7 @@ int note_checkpoint_text(const char *origin, uint64_t size, const merkle_hash ro
 }
 
 int note_parse_checkpoint(const char *text, char **ret_origin, uint64_t *ret_size,
-			  merkle_hash ret_root, char err[NOTE_ERR_MAX])
+			  merkle_hash ret_root, char err[ERROR_MAX])
 {
 	const char *l1 = text, *l2, *l3, *l4;
 	unsigned char root[48];

@@ -11,7 +11,6 @@
 #include "merkle.h"
 
 #define NOTE_MAX 65536
-#define NOTE_ERR_MAX ERROR_MAX
 
 /* The 4-byte key ID of a type 0x02 key: SHA-256 of its SPKI DER, truncated. */
 int note_key_id(EVP_PKEY *pub, uint32_t *ret);
@@ -26,11 +25,11 @@ int note_sign(const char *text, const char *name, EVP_PKEY *key, char **ret);
  * the note text (malloc'd) in *ret_text. Signatures of other keys are
  * ignored, as the spec says. -EBADMSG with a reason in ERR otherwise. */
 int note_verify(const char *note, size_t len, const char *name, EVP_PKEY *pub, char **ret_text,
-		char err[NOTE_ERR_MAX]);
+		char err[ERROR_MAX]);
 
 /* Checkpoint body: origin, size, base64 root, each followed by a newline. */
 int note_checkpoint_text(const char *origin, uint64_t size, const merkle_hash root, char **ret);
 
 /* Parse a checkpoint body; *ret_origin is malloc'd. */
 int note_parse_checkpoint(const char *text, char **ret_origin, uint64_t *ret_size,
-			  merkle_hash ret_root, char err[NOTE_ERR_MAX]);
+			  merkle_hash ret_root, char err[ERROR_MAX]);

@@ -263,9 +263,9 @@ out:
 
 static int check_all(const char *dir, uint64_t size, const merkle_hash root,
 		     const struct startcheck_target *targets, size_t n, const volatile bool *stop,
-		     char err[STARTCHECK_ERR_MAX])
+		     char err[ERROR_MAX])
 {
-	char why[STARTCHECK_ERR_MAX];
+	char why[ERROR_MAX];
 	int r;
 
 	/* Every page first, in SQLite's words (store_check). */
@@ -288,8 +288,7 @@ static int check_all(const char *dir, uint64_t size, const merkle_hash root,
 }
 
 int startcheck_verify(const char *dir, uint64_t size, const merkle_hash root,
-		      const struct startcheck_target *targets, size_t n,
-		      char err[STARTCHECK_ERR_MAX])
+		      const struct startcheck_target *targets, size_t n, char err[ERROR_MAX])
 {
 	static const bool never;
 
@@ -311,13 +310,13 @@ struct startcheck {
 	bool done, running;
 	volatile bool stop;
 	int result;
-	char reason[STARTCHECK_ERR_MAX];
+	char reason[ERROR_MAX];
 };
 
 static void *verify_thread(void *arg)
 {
 	struct startcheck *v = arg;
-	char err[STARTCHECK_ERR_MAX] = "";
+	char err[ERROR_MAX] = "";
 	int r = check_all(v->dir, v->size, v->root, v->targets, v->n, &v->stop, err);
 
 	if (r < 0 && !v->stop && v->fail)

@@ -20,9 +20,9 @@
 #include "note.h"
 
 int startcheck_parse(const char *note, size_t len, const char *origin, EVP_PKEY *pub,
-		     const char *what, struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX])
+		     const char *what, struct startcheck_target *ret, char err[ERROR_MAX])
 {
-	char nerr[NOTE_ERR_MAX] = "unusable audit key", *text = NULL, *o = NULL;
+	char nerr[ERROR_MAX] = "unusable audit key", *text = NULL, *o = NULL;
 	struct startcheck_target t = {0};
 	unsigned char *der = NULL;
 	const unsigned char *p;
@@ -73,7 +73,7 @@ static int read_all(int fd, char **ret, size_t *ret_len)
 }
 
 int startcheck_read_copy(const char *dir, const char *origin, EVP_PKEY *pub,
-			 struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX])
+			 struct startcheck_target *ret, char err[ERROR_MAX])
 {
 	char path[PATH_MAX], *note = NULL;
 	size_t len = 0;
@@ -137,7 +137,7 @@ static int fetch_read(int fd, time_t deadline, char *buf, size_t *len)
 }
 
 int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **ret,
-		     char err[STARTCHECK_ERR_MAX])
+		     char err[ERROR_MAX])
 {
 	char env_origin[300], *envp[] = {env_origin, NULL}, *buf;
 	struct timespec now;

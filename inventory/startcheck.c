@@ -104,7 +104,7 @@ static int refuse_objects(const char *dir, const char *config, uint64_t size, ui
 
 int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
 		     struct startcheck_target *targets, size_t n, uint64_t *ret_discarded,
-		     char err[STARTCHECK_ERR_MAX])
+		     char err[ERROR_MAX])
 {
 	merkle_hash head, root;
 	uint64_t size, newest, count;

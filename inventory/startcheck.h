@@ -18,7 +18,6 @@
 #include <openssl/evp.h>
 #include "merkle.h"
 
-#define STARTCHECK_ERR_MAX 1024
 #define STARTCHECK_COPY_FILE "audit.checkpoint"
 /* Object ids below this are record numbers; above, ids of publications
  * with no record (nanoseconds since the epoch). */
@@ -38,12 +37,12 @@ struct startcheck_target {
 /* The checkpoint note NOTE (LEN bytes) of log ORIGIN: its signature by PUB
  * verified, its size and root in *RET, named WHAT. -EBADMSG with why in ERR. */
 int startcheck_parse(const char *note, size_t len, const char *origin, EVP_PKEY *pub,
-		     const char *what, struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX]);
+		     const char *what, struct startcheck_target *ret, char err[ERROR_MAX]);
 
 /* The note in DIR/audit.checkpoint, read and parsed as above: -ENOENT when
  * there is none (a new state, or one from before copies were kept). */
 int startcheck_read_copy(const char *dir, const char *origin, EVP_PKEY *pub,
-			 struct startcheck_target *ret, char err[STARTCHECK_ERR_MAX]);
+			 struct startcheck_target *ret, char err[ERROR_MAX]);
 
 /* Run CMD (no shell, an empty environment but SIGNFS_CHECKPOINT_ORIGIN,
  * stdin from /dev/null, no descriptor but 0-2, killed after TIMEOUT_S) and
@@ -51,7 +50,7 @@ int startcheck_read_copy(const char *dir, const char *origin, EVP_PKEY *pub,
  * note in *RET (malloc'd, NULL when it printed nothing: none shipped yet),
  * or -EIO with why in ERR. */
 int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **ret,
-		     char err[STARTCHECK_ERR_MAX]);
+		     char err[ERROR_MAX]);
 
 /* Before mounting: does the log of A (in S, under state directory DIR)
  * extend each of the N TARGETS, and does the outbox name no record past
@@ -67,7 +66,7 @@ int startcheck_fetch(const char *cmd, const char *origin, int timeout_s, char **
  * *RET_DISCARDED (the full check removes those further on). */
 int startcheck_store(struct store *s, struct audit *a, const char *dir, const char *config,
 		     struct startcheck_target *targets, size_t n, uint64_t *ret_discarded,
-		     char err[STARTCHECK_ERR_MAX]);
+		     char err[ERROR_MAX]);
 
 /* The full check, in a thread: every page of the store in DIR read
  * (store_check), then its first SIZE records (through a connection of its
@@ -92,8 +91,7 @@ void startcheck_verify_free(struct startcheck *v);
 /* The same check, run to its end in the calling thread (signfsctl, tests):
  * 0, or -EIO with the reason in ERR. */
 int startcheck_verify(const char *dir, uint64_t size, const merkle_hash root,
-		      const struct startcheck_target *targets, size_t n,
-		      char err[STARTCHECK_ERR_MAX]);
+		      const struct startcheck_target *targets, size_t n, char err[ERROR_MAX]);
 
 /* The newest published object (an outbox link names it, or held) in
  * DIR/objects named after a record at or past SIZE, found by looking at

@@ -208,7 +208,7 @@ int store_temp_dir(const char *dir)
 	return 0;
 }
 
-int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX])
+int store_open(const char *dir, bool writable, struct store **ret, char err[ERROR_MAX])
 {
 	char path[PATH_MAX];
 	struct store *s;
@@ -225,12 +225,12 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 	pthread_mutex_init(&s->lock, NULL);
 	s->changes_fd = -1;
 	if (writable && (r = open_changes(s, dir)) < 0) {
-		error_set(err, r, "store %s/" STORE_CHANGES_FILE ": %s", dir, strerror(-r));
+		(void)error_set(err, r, "store %s/" STORE_CHANGES_FILE ": %s", dir, strerror(-r));
 		goto fail;
 	}
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "store %s: %s", path,
-			  s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		(void)error_set(err, -EIO, "store %s: %s", path,
+				s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
@@ -249,7 +249,7 @@ int store_open(const char *dir, bool writable, struct store **ret, char err[STOR
 	*ret = s;
 	return 0;
 fail_msg:
-	error_set(err, -EIO, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+	(void)error_set(err, -EIO, "store %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
 	sqlite3_free(msg);
 fail:
 	store_close(s);
@@ -287,7 +287,7 @@ static const char *log_gaps(sqlite3 *db, char *text, size_t n)
 	return r;
 }
 
-int store_check(const char *dir, char err[STORE_ERR_MAX])
+int store_check(const char *dir, char err[ERROR_MAX])
 {
 	char gaps[96];
 	char path[PATH_MAX];
@@ -426,7 +426,7 @@ int store_lock_state(const char *dir, int *ret_fd, pid_t *holder)
 	return 0;
 }
 
-int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_ERR_MAX])
+int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[ERROR_MAX])
 {
 	struct store_txn txn = {s->db};
 	int r;
@@ -434,7 +434,7 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_E
 	err[0] = 0;
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
+		(void)error_set(err, -EIO, "store: %s", sqlite3_errmsg(s->db));
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
@@ -447,7 +447,7 @@ int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_E
 	if (r == 0)
 		store_note_change(s);
 	if (r == 0 && (r = store_flush(s)) < 0)
-		error_set(err, r, "store: cannot make the change durable: %s", strerror(-r));
+		(void)error_set(err, r, "store: cannot make the change durable: %s", strerror(-r));
 	return r;
 }
 

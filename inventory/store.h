@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define STORE_ERR_MAX ERROR_MAX
 #define STORE_FILE "signfs.db"
 
 struct store;
@@ -24,7 +23,7 @@ int store_temp_dir(const char *dir);
 
 /* Open (creating if WRITABLE) the store in DIR. Read-only opens are for
  * tools that run beside the daemon; WAL lets them read while it writes. */
-int store_open(const char *dir, bool writable, struct store **ret, char err[STORE_ERR_MAX]);
+int store_open(const char *dir, bool writable, struct store **ret, char err[ERROR_MAX]);
 
 /* Accepts NULL. */
 void store_close(struct store *s);
@@ -33,7 +32,7 @@ void store_close(struct store *s);
  * audit records (none missing below the last) with a connection of its
  * own: 0, or -EIO and what is damaged. Its cost grows
  * with the store, so the daemon runs it beside its work, not before. */
-int store_check(const char *dir, char err[STORE_ERR_MAX]);
+int store_check(const char *dir, char err[ERROR_MAX]);
 
 struct flush;
 
@@ -62,13 +61,13 @@ uint64_t store_version(struct store *s);
 
 /* An open transaction of the store, handed to a function that changes the
  * store together with an audit record (audit_append_with) or on its own
- * (store_transact). ERR takes a reason of STORE_ERR_MAX bytes. */
+ * (store_transact). ERR takes a reason of ERROR_MAX bytes. */
 struct store_txn;
 typedef int (*store_txn_fn)(void *ctx, struct store_txn *txn, char *err);
 
 /* Run FN in a transaction of its own: committed when FN returns 0, rolled
  * back (and its result returned) otherwise. */
-int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[STORE_ERR_MAX]);
+int store_transact(struct store *s, store_txn_fn fn, void *ctx, char err[ERROR_MAX]);
 
 #define STORE_LOCK_FILE "signfsd.lock"
 

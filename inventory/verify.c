@@ -253,7 +253,7 @@ static bool open_checkpoint(const char *note, size_t len, EVP_PKEY *pub, uint64_
 			    merkle_hash root, char *origin_out, struct audit_verdict *v,
 			    const char *what)
 {
-	char err[NOTE_ERR_MAX], *text = NULL, *origin = NULL, name[256];
+	char err[ERROR_MAX], *text = NULL, *origin = NULL, name[256];
 	const char *nl = memchr(note, '\n', len);
 
 	if (!nl || nl == note || (size_t)(nl - note) >= sizeof(name)) {

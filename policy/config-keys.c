@@ -365,6 +365,8 @@ const struct config_item config_items[] = {
     {"daemon", "keep", CONFIG_KEEP, .offset = C(keep)},
     NUM("daemon", "temp_grace", CONFIG_UINT, C(temp_grace), 1, 86400,
 	"temp_grace must be seconds from 1 to 86400", 60),
+    NUM("daemon", "session_idle", CONFIG_UINT, C(session_idle), 0, 604800,
+	"session_idle must be seconds from 0 to 604800", 3600),
     NUM("daemon", "open_files_per_user", CONFIG_UINT, C(open_per_user), 16, 1000000,
 	"open_files_per_user must be a number from 16 to 1000000", 1024),
     NUM("daemon", "threads", CONFIG_UINT, C(threads), 1, 64,

@@ -13,7 +13,6 @@
 
 #define CONFIG_MAX_KEYS 32
 #define CONFIG_MAX_PATTERNS 32
-#define CONFIG_ERR_MAX ERROR_MAX /* deprecated: use ERROR_MAX */
 
 struct config_key {
 	char *name;
@@ -72,6 +71,7 @@ struct config {
 	char *audit_origin;	/* names the log in checkpoints; NULL: HOSTNAME/signfs */
 	unsigned threads;	/* FUSE worker threads (libfuse caps at 10) */
 	unsigned temp_grace;	/* seconds a closed temporary file waits for its rename */
+	unsigned session_idle;	/* seconds a build session may stay idle (0: for ever) */
 	unsigned long keep;	/* seconds a publication stays (0: for ever); rules may say */
 	unsigned open_per_user; /* files one uid may hold open in the mount */
 	int warn_days;		/* a certificate is "expiring" this close to its end */

@@ -31,7 +31,7 @@ static EVP_PKEY *audit_key;
 
 void fixture_setup(void)
 {
-	char err[STORE_ERR_MAX > AUDIT_ERR_MAX ? STORE_ERR_MAX : AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	struct anomalies_deps ad;
 	struct quorum_deps qd;
 
@@ -125,11 +125,9 @@ size_t fixture_events(uint64_t from, const char *event, char *reason, size_t n, 
 	return t.count;
 }
 
-uint64_t fixture_signed(long long uid, const char *path, const char *sha256)
+struct audit_record fixture_record(long long uid, const char *path, const char *sha256)
 {
-	char err[AUDIT_ERR_MAX];
-	struct audit_record rec = {
-	    .event = "signed",
+	return (struct audit_record){
 	    .uid = uid,
 	    .gid = 100,
 	    .pid = 4242,
@@ -138,10 +136,18 @@ uint64_t fixture_signed(long long uid, const char *path, const char *sha256)
 	    .sha256 = sha256,
 	    .key = "k",
 	    .rule = "r",
-	    .decision = "allow",
-	    .opens = true,
 	};
+}
+
+uint64_t fixture_signed(long long uid, const char *path, const char *sha256)
+{
+	char err[ERROR_MAX];
+	struct audit_record rec = fixture_record(uid, path, sha256);
 	uint64_t seq;
+
+	rec.event = "signed";
+	rec.decision = "allow";
+	rec.opens = true;
 
 	cr_assert_eq(audit_append(fx.d.audit, &rec, &seq, err), 0, "%s", err);
 	return seq;

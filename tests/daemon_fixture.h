@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "config.h"
 #include "daemon.h"
 #include "ingest.h"
@@ -27,6 +28,10 @@ void fixture_teardown(void);
 /* What the audit log says of its records from FROM on: how many are EVENT,
  * and the reason and seq of the last one (REASON: N bytes, may be NULL). */
 size_t fixture_events(uint64_t from, const char *event, char *reason, size_t n, uint64_t *ret_seq);
+
+/* The record of a signature of PATH written by UID with SHA256 (key "k",
+ * rule "r", 5 bytes), as the pipeline hands it to the daemon: no event yet. */
+struct audit_record fixture_record(long long uid, const char *path, const char *sha256);
 
 /* Append a `signed` record of PATH written by UID with SHA256 (the record
  * a commit makes before it is published): its seq. */

@@ -58,7 +58,7 @@ TestSuite(audit, .init = setup, .fini = teardown, .timeout = 30);
 /* N events, five hours apart: 8 make 5 lines on day one, 3 on day two. */
 static void append(int n)
 {
-	char err[AUDIT_ERR_MAX], path[32];
+	char err[ERROR_MAX], path[32];
 	for (int i = 0; i < n; i++) {
 		struct audit_record r = {
 		    .event = i % 5 == 4 ? "denied" : "signed",
@@ -94,7 +94,7 @@ static void write_file(const char *name, const char *data, size_t len)
 /* Export the log as the mount shows /audit. */
 static void export(void)
 {
-	char(*days)[11], *buf, name[32], err[AUDIT_ERR_MAX];
+	char(*days)[11], *buf, name[32], err[ERROR_MAX];
 	size_t n, len;
 	int64_t mtime;
 	uint64_t size;
@@ -181,7 +181,7 @@ Test(audit, lines_are_canonical_json_with_the_documented_fields)
 
 Test(audit, control_characters_and_bad_utf8_are_escaped)
 {
-	char err[AUDIT_ERR_MAX], *buf;
+	char err[ERROR_MAX], *buf;
 	size_t len;
 	struct audit_record r = {.event = "denied",
 				 .uid = AUDIT_NONE,
@@ -288,7 +288,7 @@ Test(audit, forged_checkpoint_and_foreign_key_fail)
 Test(audit, extension_of_an_older_checkpoint_is_proven)
 {
 	struct audit_verdict v;
-	char *old, err[AUDIT_ERR_MAX];
+	char *old, err[ERROR_MAX];
 	int64_t t;
 	struct audit *short_log;
 	struct store *short_store;
@@ -329,7 +329,7 @@ Test(audit, extension_of_an_older_checkpoint_is_proven)
 
 Test(audit, the_log_survives_a_reopen)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	struct audit_verdict v;
 	append(4);
 	audit_close(audit);
@@ -350,7 +350,7 @@ struct appender {
 static void *append_many(void *arg)
 {
 	struct appender *p = arg;
-	char err[AUDIT_ERR_MAX], path[32];
+	char err[ERROR_MAX], path[32];
 
 	for (int i = 0; i < 200; i++) {
 		struct audit_record r = {.event = "signed",
@@ -367,7 +367,7 @@ static void *append_many(void *arg)
 
 static int refuse(void *ctx, struct store_txn *txn, char *err)
 {
-	snprintf(err, AUDIT_ERR_MAX, "refused on purpose");
+	snprintf(err, ERROR_MAX, "refused on purpose");
 	return -EINVAL;
 }
 
@@ -376,7 +376,7 @@ Test(audit, concurrent_appends_commit_in_groups_and_stay_one_chain)
 	struct appender p[8];
 	pthread_t t[8];
 	struct audit_verdict v;
-	char err[AUDIT_ERR_MAX], *buf;
+	char err[ERROR_MAX], *buf;
 	size_t len, lines = 0;
 	struct audit_record bad = {.event = "key_disabled",
 				   .uid = AUDIT_NONE,
@@ -431,7 +431,7 @@ Test(audit, audit_and_inventory_share_the_connection_safely)
 	struct appender p[4];
 	pthread_t t[4], f;
 	int *failures;
-	char err[INVENTORY_ERR_MAX];
+	char err[ERROR_MAX];
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509 *x = X509_new();
 

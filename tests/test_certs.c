@@ -82,7 +82,7 @@ static const struct key_facts facts = {
 static void record(const char *name, X509 *x)
 {
 	struct key_facts f = facts;
-	char err[INVENTORY_ERR_MAX];
+	char err[ERROR_MAX];
 	f.name = name;
 	cr_assert_eq(inventory_record_key(st, &f, x, NULL, T0, err), 0, "%s", err);
 }
@@ -203,7 +203,7 @@ Test(certs, renewal_import_revocation_and_disable)
 	X509 *renewed = make(k, T0 + 300 * DAY, 365, "codeSigning", "critical,digitalSignature");
 	struct inventory_change c = {.now = T0 + 300 * DAY};
 	struct key_status s;
-	char err[INVENTORY_ERR_MAX], fp[65];
+	char err[ERROR_MAX], fp[65];
 
 	record("codesign", old);
 	c.cert = make(other, T0, 365, "codeSigning", "critical,digitalSignature");
@@ -288,7 +288,7 @@ Test(certs, current_is_the_newest_valid_certificate_even_when_shorter)
 	X509 *short_one = make(k, T0 + 10 * DAY, 5, "codeSigning", "critical,digitalSignature");
 	struct inventory_change c = {.now = T0 + 10 * DAY, .cert = short_one};
 	struct key_status s;
-	char err[INVENTORY_ERR_MAX], short_fp[65], long_fp[65], serial[65];
+	char err[ERROR_MAX], short_fp[65], long_fp[65], serial[65];
 
 	record("codesign", long_one);
 	{

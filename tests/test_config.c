@@ -20,7 +20,7 @@ static const char *good = "[daemon]\n"
 Test(config, accepts_a_complete_file)
 {
 	struct config *c = NULL;
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
 	cr_assert_str_eq(c->state_dir, "/var/lib/signfs");
@@ -38,7 +38,7 @@ Test(config, accepts_a_complete_file)
 /* Parses TEXT, expects failure, returns the message. */
 static const char *error_of(const char *text)
 {
-	static char err[CONFIG_ERR_MAX];
+	static char err[ERROR_MAX];
 	struct config *c = (struct config *)0x1;
 
 	cr_assert_eq(config_parse_string("bad.conf", text, &c, err), -EINVAL);
@@ -112,7 +112,7 @@ Test(config, audit_key_is_not_a_code_signing_key)
 Test(config, temp_patterns_default_and_override)
 {
 	struct config *c;
-	char err[CONFIG_ERR_MAX], text[1024];
+	char err[ERROR_MAX], text[1024];
 
 	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
 	cr_assert(config_is_temp_name(c, ".app.bin.Xy12Zq")); /* rsync */
@@ -133,7 +133,7 @@ Test(config, temp_patterns_default_and_override)
 Test(config, unreadable_file)
 {
 	struct config *c;
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(config_load("/nonexistent/signfs.conf", &c, err), -ENOENT);
 	cr_assert_str_eq(err, "/nonexistent/signfs.conf: No such file or directory");
@@ -151,7 +151,7 @@ Test(config, temp_pattern_with_a_slash_names_it)
 Test(config, inline_comments_end_values)
 {
 	struct config *c = NULL;
-	char err[CONFIG_ERR_MAX], text[2048];
+	char err[ERROR_MAX], text[2048];
 
 	snprintf(text, sizeof(text),
 		 "%s[rule r1]\n"
@@ -180,7 +180,7 @@ Test(config, inline_comments_end_values)
 Test(config, anomaly_section)
 {
 	struct config *c = NULL;
-	char err[CONFIG_ERR_MAX], text[2048];
+	char err[ERROR_MAX], text[2048];
 
 	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
 	for (int k = 0; k < ANOMALY_KINDS; k++)
@@ -211,7 +211,7 @@ Test(config, anomaly_section)
 Test(config, provenance_is_on_unless_a_rule_says_no)
 {
 	struct config *c = NULL;
-	char text[2048], err[CONFIG_ERR_MAX];
+	char text[2048], err[ERROR_MAX];
 
 	snprintf(text, sizeof(text),
 		 "%s[rule a]\npath = a/**\nkey = release\n"
@@ -232,7 +232,7 @@ Test(config, provenance_is_on_unless_a_rule_says_no)
 Test(config, rule_format_and_existing)
 {
 	struct config *c = NULL;
-	char err[CONFIG_ERR_MAX], text[1024];
+	char err[ERROR_MAX], text[1024];
 
 	snprintf(text, sizeof(text),
 		 "%s[rule win]\npath = win/**\nkey = release\nformat = authenticode\n"
@@ -255,7 +255,7 @@ Test(config, rule_format_and_existing)
 Test(config, limits_section_with_its_defaults_sizes_and_durations)
 {
 	struct config *c = NULL;
-	char err[CONFIG_ERR_MAX], text[2048];
+	char err[ERROR_MAX], text[2048];
 
 	cr_assert_eq(config_parse_string("t.conf", good, &c, err), 0, "%s", err);
 	cr_assert_eq(c->limits.bytes_per_user, 1ULL << 30);
@@ -298,7 +298,7 @@ Test(config, limits_section_with_its_defaults_sizes_and_durations)
 Test(config, checkpoint_fetch_command_is_an_absolute_path)
 {
 	struct config *c = NULL;
-	char err[CONFIG_ERR_MAX], text[1024];
+	char err[ERROR_MAX], text[1024];
 
 	snprintf(text, sizeof(text), "%scheckpoint_fetch_command = /usr/local/bin/fetch\n", good);
 	cr_assert_eq(config_parse_string("t.conf", text, &c, err), 0, "%s", err);

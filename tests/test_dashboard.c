@@ -75,7 +75,7 @@ static void record(X509 *x, time_t when)
 			      .sensitive = 1,
 			      .never_extractable = 1,
 			      .local = 1};
-	char err[INVENTORY_ERR_MAX];
+	char err[ERROR_MAX];
 	cr_assert_eq(inventory_record_key(st, &f, x, NULL, when, err), 0, "%s", err);
 }
 
@@ -267,7 +267,7 @@ Test(dashboard, strings_from_the_store_cannot_inject_html)
 				 .expires = NOW + 3600,
 				 .quorum = 2};
 	struct usage_buffer *b = inventory_usage_new();
-	char err[STORE_ERR_MAX], *page;
+	char err[ERROR_MAX], *page;
 
 	cr_assert_eq(store_transact(st, add_finding, &fi, err), 0, "%s", err);
 	cr_assert_eq(store_transact(st, add_attestation, &at, err), 0, "%s", err);
@@ -303,7 +303,7 @@ Test(dashboard, the_timeline_marks_today_revoked_and_superseded_certificates)
 	X509 *old = make(k, NOW - 400 * DAY, 365, 0x11), *mid = make(k, NOW - 50 * DAY, 365, 0x22),
 	     *cur = make(k, NOW - 20 * DAY, 365, 0x33);
 	struct inventory_change c = {.serial = "22", .now = NOW};
-	char err[STORE_ERR_MAX], *page;
+	char err[ERROR_MAX], *page;
 
 	record(old, NOW - 400 * DAY);
 	record(mid, NOW - 50 * DAY);

@@ -230,7 +230,7 @@ Test(token, the_token_signs_an_envelope_its_certificate_verifies)
 {
 	struct signer *s;
 	struct dsse_envelope e = {0};
-	char err[SIGNER_ERR_MAX], serial[65], fp[65], *env;
+	char err[ERROR_MAX], serial[65], fp[65], *env;
 	const char *body = "{\"_type\":\"" INTOTO_STATEMENT_V1 "\",\"subject\":[]}";
 	X509 *cert = test_load_cert(at("pki/codesign.pem"));
 

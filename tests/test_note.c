@@ -40,7 +40,7 @@ static char *checkpoint(uint64_t size)
 
 Test(note, sign_verify_and_parse_round_trip)
 {
-	char *note = checkpoint(42), *text, *origin, err[NOTE_ERR_MAX];
+	char *note = checkpoint(42), *text, *origin, err[ERROR_MAX];
 	uint64_t size;
 	merkle_hash root, want;
 
@@ -78,7 +78,7 @@ Test(note, key_id_is_truncated_sha256_of_the_spki)
 
 static void expect_rejected(const char *note, EVP_PKEY *pub, const char *reason)
 {
-	char *text = NULL, err[NOTE_ERR_MAX];
+	char *text = NULL, err[ERROR_MAX];
 	cr_assert_eq(note_verify(note, strlen(note), "example.org/log", pub, &text, err), -EBADMSG);
 	cr_assert_null(text);
 	cr_assert(strstr(err, reason), "got '%s', want '%s'", err, reason);
@@ -101,7 +101,7 @@ Test(note, other_key_is_not_trusted)
 
 Test(note, signatures_of_unknown_keys_are_ignored)
 {
-	char *note = checkpoint(7), *both, *text, err[NOTE_ERR_MAX];
+	char *note = checkpoint(7), *both, *text, err[ERROR_MAX];
 	cr_assert_gt(asprintf(&both, "%s\xe2\x80\x94 witness.example AAAAAAAAAAA=\n", note), 0);
 	cr_assert_eq(note_verify(both, strlen(both), "example.org/log", key, &text, err), 0, "%s",
 		     err);
@@ -124,7 +124,7 @@ Test(note, malformed_notes_are_rejected)
 
 Test(note, malformed_checkpoints_are_rejected)
 {
-	char *origin, err[NOTE_ERR_MAX];
+	char *origin, err[ERROR_MAX];
 	uint64_t size;
 	merkle_hash root;
 	const char *good_root = "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=";

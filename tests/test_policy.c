@@ -17,7 +17,7 @@ static const char *head = "[daemon]\nstate_dir = /s\n[token]\nmodule = /m.so\npi
 static struct config *parse(const char *rules)
 {
 	static char text[4096];
-	char err[CONFIG_ERR_MAX];
+	char err[ERROR_MAX];
 	struct config *c;
 	snprintf(text, sizeof(text), "%s%s", head, rules);
 	cr_assert_eq(config_parse_string("p.conf", text, &c, err), 0, "%s", err);
@@ -26,7 +26,7 @@ static struct config *parse(const char *rules)
 
 static const char *error_of(const char *rules)
 {
-	static char text[4096], err[CONFIG_ERR_MAX];
+	static char text[4096], err[ERROR_MAX];
 	struct config *c;
 	snprintf(text, sizeof(text), "%s%s", head, rules);
 	cr_assert_eq(config_parse_string("p.conf", text, &c, err), -EINVAL);

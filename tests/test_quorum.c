@@ -50,16 +50,7 @@ static struct answer attest(long long uid, const char *path, const char *sha256,
 	    .quorum_window = window,
 	    .copy = copy,
 	};
-	struct audit_record rec = {
-	    .uid = uid,
-	    .gid = 100,
-	    .pid = 4242,
-	    .path = path,
-	    .size = 5,
-	    .sha256 = sha256,
-	    .key = "k",
-	    .rule = "r",
-	};
+	struct audit_record rec = fixture_record(uid, path, sha256);
 
 	snprintf(copy, sizeof(copy), "copy-%lld-%s", uid, path);
 	a.r = quorum_attest(fx.d.quorum, &ev, &rec, &ans);

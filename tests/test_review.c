@@ -1,4 +1,4 @@
-/* Unit tests of the anomaly review (fsd/anomalies.c) without a mount: a
+/* Unit tests of the anomaly review (fsd/anomalies*.c) without a mount: a
  * real store and audit log, the detector's own thread, and for the hold
  * branch the real ingest pipeline with a fake signer. A signature that
  * departs from habit is recorded, held, refused or published as its rule
@@ -22,20 +22,6 @@
 #include "store.h"
 
 #define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-
-static struct audit_record signature(long long uid, const char *path, const char *sha256)
-{
-	return (struct audit_record){
-	    .uid = uid,
-	    .gid = 100,
-	    .pid = 4242,
-	    .path = path,
-	    .size = 5,
-	    .sha256 = sha256,
-	    .key = "k",
-	    .rule = "r",
-	};
-}
 
 static struct finding finding_of(uint64_t seq)
 {
@@ -69,7 +55,7 @@ static int decide_txn(void *ctx, struct store_txn *txn, char *err)
 static void decide(uint64_t seq, enum finding_state to)
 {
 	struct decision d = {seq, to};
-	char err[STORE_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(store_transact(fx.d.store, decide_txn, &d, err), 0, "%s", err);
 }
@@ -109,7 +95,7 @@ Test(review, a_first_signature_under_a_hold_rule_is_held_for_review)
 {
 	char veto[INGEST_VETO_MAX] = "", reason[256];
 	uint64_t seq = fixture_signed(1000, "app.bin", SHA_A);
-	struct audit_record rec = signature(1000, "app.bin", SHA_A);
+	struct audit_record rec = fixture_record(1000, "app.bin", SHA_A);
 	enum ingest_verdict v;
 	struct finding f;
 
@@ -132,8 +118,8 @@ Test(review, deny_and_record_rules_refuse_or_publish_what_departs_from_habit)
 	char veto[INGEST_VETO_MAX] = "";
 	uint64_t denied = fixture_signed(1000, "a.bin", SHA_A);
 	uint64_t recorded = fixture_signed(1001, "b.bin", SHA_A);
-	struct audit_record a = signature(1000, "a.bin", SHA_A),
-			    b = signature(1001, "b.bin", SHA_A);
+	struct audit_record a = fixture_record(1000, "a.bin", SHA_A),
+			    b = fixture_record(1001, "b.bin", SHA_A);
 
 	start(NULL);
 	cr_assert_eq(on_signed(&a, denied, POLICY_ANOMALY_DENY, veto), INGEST_REFUSE);
@@ -146,7 +132,7 @@ Test(review, deny_and_record_rules_refuse_or_publish_what_departs_from_habit)
 Test(review, a_deny_rule_refuses_before_signing_and_records_it_once)
 {
 	char veto[INGEST_VETO_MAX] = "";
-	struct audit_record rec = signature(1000, "a.bin", SHA_A);
+	struct audit_record rec = fixture_record(1000, "a.bin", SHA_A);
 
 	start(NULL);
 	cr_assert_eq(on_vet(&rec, POLICY_ANOMALY_DENY, veto), INGEST_REFUSE);
@@ -161,7 +147,7 @@ Test(review, a_publication_is_learned_and_its_writer_is_no_longer_new)
 {
 	char veto[INGEST_VETO_MAX] = "";
 	uint64_t seq = fixture_signed(1000, "app.bin", SHA_A);
-	struct audit_record rec = signature(1000, "app.bin", SHA_A);
+	struct audit_record rec = fixture_record(1000, "app.bin", SHA_A);
 
 	start(NULL);
 	cr_assert_eq(on_signed(&rec, seq, POLICY_ANOMALY_HOLD, veto), INGEST_HOLD_FOR_REVIEW);

@@ -49,7 +49,7 @@ TestSuite(signer, .init = make_token, .fini = remove_token, .timeout = 30);
 static struct signer *open_with_key(void)
 {
 	struct signer *s;
-	char err[SIGNER_ERR_MAX], cert[256];
+	char err[ERROR_MAX], cert[256];
 
 	cr_assert_eq(signer_open(SIGNFS_SOFTHSM_MODULE, at("token.pin"), &s, err), 0, "%s", err);
 	snprintf(cert, sizeof(cert), "%s", at("pki/codesign.pem"));
@@ -64,7 +64,7 @@ Test(signer, token_signature_verifies_against_the_demo_ca)
 	const char data[] = "artifact";
 	unsigned char d[SHA256_LEN], *der;
 	size_t len;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 	X509 *ca = test_load_cert(at("pki/ca.pem"));
 
 	SHA256((const unsigned char *)data, strlen(data), d);
@@ -85,7 +85,7 @@ struct worker {
 static void *sign_many(void *arg)
 {
 	struct worker *w = arg;
-	char data[32], err[SIGNER_ERR_MAX];
+	char data[32], err[ERROR_MAX];
 	unsigned char d[SHA256_LEN], *der;
 	size_t len;
 
@@ -123,7 +123,7 @@ Test(signer, four_threads_sign_concurrently)
 Test(signer, wrong_pin_is_refused_without_printing_it)
 {
 	struct signer *s;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 	int fd = open(at("wrong.pin"), O_WRONLY | O_CREAT, 0600);
 
 	cr_assert_eq(write(fd, "77665544\n", 9), 9);
@@ -139,7 +139,7 @@ Test(signer, wrong_pin_is_refused_without_printing_it)
 Test(signer, missing_module)
 {
 	struct signer *s;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(signer_open("/nonexistent/libpkcs11.so", at("token.pin"), &s, err), -ENOENT);
 	cr_assert_str_eq(err,
@@ -149,7 +149,7 @@ Test(signer, missing_module)
 Test(signer, absent_token_missing_key_and_foreign_certificate)
 {
 	struct signer *s;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(signer_open(SIGNFS_SOFTHSM_MODULE, at("token.pin"), &s, err), 0, "%s", err);
 	cr_assert_eq(signer_add_key(s, "k", "pkcs11:token=elsewhere;object=codesign",
@@ -171,7 +171,7 @@ Test(signer, absent_token_missing_key_and_foreign_certificate)
 Test(signer, key_by_id)
 {
 	struct signer *s;
-	char err[SIGNER_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(signer_open(SIGNFS_SOFTHSM_MODULE, at("token.pin"), &s, err), 0, "%s", err);
 	/* signfsctl init gives the code-signing key CKA_ID 01. */

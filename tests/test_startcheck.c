@@ -55,7 +55,7 @@ TestSuite(startcheck, .init = setup, .fini = teardown, .timeout = 30);
 
 static void append(int n)
 {
-	char err[AUDIT_ERR_MAX], path[32];
+	char err[ERROR_MAX], path[32];
 	for (int i = 0; i < n; i++) {
 		struct audit_record r = {.event = i % 3 ? "signed" : "denied",
 					 .uid = 1000,
@@ -71,14 +71,14 @@ static void append(int n)
 
 static void checkpoint(void)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	cr_assert_eq(audit_checkpoint(audit, err), 0, "%s", err);
 }
 
 /* A checkpoint of SIZE with ROOT, signed by K, as a target. */
 static struct startcheck_target signed_target(EVP_PKEY *k, uint64_t size, const merkle_hash root)
 {
-	char *text, *note, err[STARTCHECK_ERR_MAX];
+	char *text, *note, err[ERROR_MAX];
 	struct startcheck_target t;
 
 	cr_assert_eq(note_checkpoint_text(ORIGIN, size, root, &text), 0);
@@ -121,7 +121,7 @@ static void sql(const char *q)
 Test(startcheck, copy_kept_beside_the_store_matches_the_last_checkpoint)
 {
 	struct startcheck_target t;
-	char err[STARTCHECK_ERR_MAX];
+	char err[ERROR_MAX];
 
 	cr_assert_eq(startcheck_read_copy(dir, ORIGIN, key, &t, err), -ENOENT);
 	append(10);
@@ -138,7 +138,7 @@ Test(startcheck, copy_kept_beside_the_store_matches_the_last_checkpoint)
 Test(startcheck, store_older_than_the_copy_is_refused_naming_both_sizes_and_the_repair)
 {
 	struct startcheck_target t;
-	char err[STARTCHECK_ERR_MAX], want[256];
+	char err[ERROR_MAX], want[256];
 
 	append(12);
 	checkpoint();
@@ -156,7 +156,7 @@ Test(startcheck, a_log_whose_first_leaves_differ_is_refused_at_once_or_by_the_fu
 {
 	merkle_hash wrong;
 	struct startcheck_target t[2];
-	char err[STARTCHECK_ERR_MAX];
+	char err[ERROR_MAX];
 
 	append(10);
 	checkpoint();
@@ -176,7 +176,7 @@ Test(startcheck, a_log_whose_first_leaves_differ_is_refused_at_once_or_by_the_fu
 Test(startcheck, a_checkpoint_signed_by_another_key_is_not_taken)
 {
 	EVP_PKEY *other = EVP_EC_gen("P-256");
-	char *text, *note, err[STARTCHECK_ERR_MAX];
+	char *text, *note, err[ERROR_MAX];
 	merkle_hash root = {0};
 	struct startcheck_target t;
 
@@ -191,7 +191,7 @@ Test(startcheck, a_checkpoint_signed_by_another_key_is_not_taken)
 
 Test(startcheck, full_check_finds_an_edited_line_and_an_edited_column)
 {
-	char err[STARTCHECK_ERR_MAX];
+	char err[ERROR_MAX];
 
 	append(30);
 	checkpoint();
@@ -207,7 +207,7 @@ Test(startcheck, full_check_finds_an_edited_line_and_an_edited_column)
 
 Test(startcheck, full_check_finds_a_column_that_disagrees_with_its_line)
 {
-	char err[STARTCHECK_ERR_MAX];
+	char err[ERROR_MAX];
 
 	append(30);
 	checkpoint();
@@ -242,7 +242,7 @@ static void publish(uint64_t id, const char *name)
 
 Test(startcheck, published_objects_past_the_stores_end_are_found_near_at_start_and_all_in_full)
 {
-	char err[STARTCHECK_ERR_MAX];
+	char err[ERROR_MAX];
 
 	append(10);
 	make_object(3);		 /* named after a record the store has */
@@ -281,7 +281,7 @@ static void script(const char *name, const char *body, char *path, size_t n)
 
 Test(startcheck, fetch_command_prints_the_note_with_nothing_of_ours)
 {
-	char path[128], err[STARTCHECK_ERR_MAX], *out = NULL;
+	char path[128], err[ERROR_MAX], *out = NULL;
 	int extra[4];
 
 	/* Descriptors without close-on-exec must not reach the command. */
@@ -332,7 +332,7 @@ static bool object_exists(uint64_t id)
 
 Test(startcheck, unpublished_objects_past_the_end_are_removed_not_refused)
 {
-	char err[STARTCHECK_ERR_MAX];
+	char err[ERROR_MAX];
 
 	append(10);
 	make_unswapped(11, false);

@@ -301,7 +301,7 @@ static int64_t fill_clock(void *ctx)
 static void *fill_records(void *arg)
 {
 	struct fill *f = arg;
-	char err[AUDIT_ERR_MAX], path[64], sha[65];
+	char err[ERROR_MAX], path[64], sha[65];
 
 	for (;;) {
 		uint64_t i;

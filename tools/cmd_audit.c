@@ -167,7 +167,7 @@ static void print_hex(const unsigned char *h)
  * reason printed on failure. */
 static int latest_checkpoint(struct audit *a, char **ret_note, uint64_t *ret_size, merkle_hash root)
 {
-	char *note = NULL, *text, *origin = NULL, err[NOTE_ERR_MAX];
+	char *note = NULL, *text, *origin = NULL, err[ERROR_MAX];
 	int64_t t;
 	int r;
 
@@ -367,7 +367,7 @@ static int cmd_repair(int argc, char **argv)
 	    {0},
 	};
 	const char *config = SIGNFS_CONFIG_PATH;
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	bool acknowledged = false;
 	struct repair_args args = {&config, &acknowledged};
 	struct ctl ctl;

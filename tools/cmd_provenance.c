@@ -45,7 +45,7 @@ static int read_envelope_fd(int fd, struct dsse_envelope *e, char err[ERROR_MAX]
 	return r;
 }
 
-static int read_envelope(const char *path, struct dsse_envelope *e, char err[ERROR_MAX])
+int ctl_read_envelope(const char *path, struct dsse_envelope *e, char err[ERROR_MAX])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
@@ -57,7 +57,7 @@ static int read_envelope(const char *path, struct dsse_envelope *e, char err[ERR
 }
 
 /* SHA-256 of the bytes of FD from offset 0. */
-static int digest_fd(int fd, unsigned char out[SHA256_LEN])
+int ctl_digest_fd(int fd, unsigned char out[SHA256_LEN])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char buf[65536];
@@ -85,7 +85,7 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
 
 	text_printable(path, shown, sizeof(shown));
 	printf("  provenance %s:\n", shown);
-	if (read_envelope(path, &e, err) < 0) {
+	if (ctl_read_envelope(path, &e, err) < 0) {
 		printf("    envelope: FAILED: %s\n", err);
 		return -EINVAL;
 	}
@@ -93,8 +93,9 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
 	printf("    signature over the DSSE pre-authentication encoding: %s%s\n",
 	       r < 0 ? "FAILED: " : "ok", r < 0 ? err : "");
 	if (r == 0) {
-		r = digest_fd(artifact_fd, d) < 0 ? error_set(err, -EIO, "cannot read the artifact")
-						  : intoto_check_subject(&e, d, NULL, err);
+		r = ctl_digest_fd(artifact_fd, d) < 0
+			? error_set(err, -EIO, "cannot read the artifact")
+			: intoto_check_subject(&e, d, NULL, err);
 		printf("    subject sha256 equals the artifact's: %s%s\n",
 		       r < 0 ? "FAILED: " : "ok", r < 0 ? err : "");
 	}
@@ -113,16 +114,19 @@ int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERRO
 	if (r == 0)
 		r = dsse_verify(&e, X509_get0_pubkey(signer), err);
 	if (r == 0)
-		r = digest_fd(artifact_fd, d) < 0 ? error_set(err, -EIO, "cannot read the artifact")
-						  : intoto_check_subject(&e, d, NULL, err);
+		r = ctl_digest_fd(artifact_fd, d) < 0
+			? error_set(err, -EIO, "cannot read the artifact")
+			: intoto_check_subject(&e, d, NULL, err);
 	dsse_envelope_clear(&e);
 	return r;
 }
 
 static const char usage[] =
-    "usage: signfsctl provenance show PATH [--json]\n"
+    "usage: signfsctl provenance show PATH|SESSION [--json]\n"
     "Prints the provenance statement PATH (X.intoto.jsonl), or the one beside\n"
-    "the artifact PATH: its subjects, the builder, the writer and a quorum's\n"
+    "the artifact PATH, or a build session's (SESSION: its statement\n"
+    "outbox/DIR/session-ID[.intoto.jsonl] or its marker inbox/DIR/.session-ID):\n"
+    "its subjects, the builder, the writer and a quorum's\n"
     "writers, the rule, key and policy version, the audit log leaf, the times\n"
     "and the RFC 3161 timestamp; with --json, the statement itself. Nothing is\n"
     "verified here: 'signfsctl verify ARTIFACT --ca CA.pem' checks it.\n"
@@ -150,6 +154,11 @@ static void show_people(struct json_object *ext)
 	printf("writer:     uid %s (%s), gid %s, pid %s, %s\n", at(ext, "writer.uid"),
 	       at(ext, "writer.user"), at(ext, "writer.gid"), at(ext, "writer.pid"),
 	       at(ext, "writer.exe"));
+	if (json_object_object_get_ex(ext, "relayClaims", &list)) {
+		printf("claims:     (unverified, the relay's) host %s, uid %s (%s), pid %s, %s\n",
+		       at(list, "host"), at(list, "uid"), at(list, "user"), at(list, "pid"),
+		       at(list, "exe"));
+	}
 	if (!json_object_object_get_ex(ext, "attesters", &list))
 		return;
 	printf("quorum:    ");
@@ -180,23 +189,59 @@ static void show_byproducts(struct json_object *run)
 	}
 }
 
+/* A build session's statement: the session, who opened it, the rule, and
+ * each subject with its audit leaf. */
+static void show_session(struct json_object *st, struct json_object *def, struct json_object *run)
+{
+	struct json_object *list = NULL, *by = NULL;
+	size_t n;
+
+	printf("session:    %s in %s/ (marker %s)\n", at(def, "externalParameters.session"),
+	       at(def, "externalParameters.directory"), at(def, "externalParameters.marker"));
+	printf("builder:    %s (signfs %s)\n", at(run, "builder.id"),
+	       at(run, "builder.version.signfs"));
+	printf("opened by:  uid %s (%s)\n", at(def, "externalParameters.opener.uid"),
+	       at(def, "externalParameters.opener.user"));
+	printf("rule:       %s (policy version %s), key %s\n", at(def, "internalParameters.rule"),
+	       at(def, "internalParameters.policyVersion"), at(def, "internalParameters.key"));
+	printf("certificate: serial %s, sha256 %s\n",
+	       at(def, "internalParameters.certificate.serial"),
+	       at(def, "internalParameters.certificate.sha256"));
+	printf("opened:     %s\nclosed:     %s\n", at(run, "metadata.startedOn"),
+	       at(run, "metadata.finishedOn"));
+	json_object_object_get_ex(st, "subject", &list);
+	json_object_object_get_ex(run, "byproducts", &by);
+	n = list ? json_object_array_length(list) : 0;
+	printf("subjects:   %zu\n", n);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(list, i);
+		struct json_object *b = by ? json_object_array_get_idx(by, i) : NULL;
+		printf("  %s sha256 %s, audit leaf %s\n", at(s, "name"), at(s, "digest.sha256"),
+		       b ? at(b, "annotations.leafIndex") : "?");
+	}
+}
+
 static void show(const char *shown, const struct dsse_envelope *e, struct json_object *st)
 {
 	struct json_object *list, *pred = NULL, *def = NULL, *run = NULL;
 
 	printf("statement:  %s (%s, %zu signature%s, keyid %s)\n", shown, e->type, e->n_sigs,
 	       e->n_sigs == 1 ? "" : "s", e->sigs[0].keyid[0] ? e->sigs[0].keyid : "none");
+	json_object_object_get_ex(st, "predicate", &pred);
+	if (pred) {
+		json_object_object_get_ex(pred, "buildDefinition", &def);
+		json_object_object_get_ex(pred, "runDetails", &run);
+	}
+	if (!strcmp(at(def, "buildType"), SIGNFS_SESSION_BUILD_TYPE)) {
+		show_session(st, def, run);
+		return;
+	}
 	if (json_object_object_get_ex(st, "subject", &list))
 		for (size_t i = 0; i < json_object_array_length(list); i++) {
 			struct json_object *s = json_object_array_get_idx(list, i);
 			printf("subject:    %s sha256 %s\n", at(s, "name"), at(s, "digest.sha256"));
 		}
 	printf("predicate:  %s\n", at(st, "predicateType"));
-	json_object_object_get_ex(st, "predicate", &pred);
-	if (pred) {
-		json_object_object_get_ex(pred, "buildDefinition", &def);
-		json_object_object_get_ex(pred, "runDetails", &run);
-	}
 	printf("builder:    %s (signfs %s)\n", at(run, "builder.id"),
 	       at(run, "builder.version.signfs"));
 	printf("path:       %s\n", at(def, "externalParameters.path"));
@@ -211,15 +256,31 @@ static void show(const char *shown, const struct dsse_envelope *e, struct json_o
 	show_byproducts(run);
 }
 
-/* PATH itself when it is a statement, else PATH.intoto.jsonl. */
+/* PATH itself when it is a statement, else PATH.intoto.jsonl; a session's
+ * marker (inbox/DIR/.session-ID) names its statement
+ * (outbox/DIR/session-ID.intoto.jsonl). */
 static void statement_path(const char *path, char *out, size_t n)
 {
-	size_t len = strlen(path), s = strlen(INTOTO_FILE_SUFFIX);
+	size_t len = strlen(path), s = strlen(INTOTO_FILE_SUFFIX), pre, skip;
+	const char *base = strrchr(path, '/'), *in = NULL;
 
-	if (len >= s && !strcmp(path + len - s, INTOTO_FILE_SUFFIX))
+	base = base ? base + 1 : path;
+	if (len >= s && !strcmp(path + len - s, INTOTO_FILE_SUFFIX)) {
 		snprintf(out, n, "%s", path);
-	else
+		return;
+	}
+	if (strncmp(base, ".session-", 9)) {
 		snprintf(out, n, "%s" INTOTO_FILE_SUFFIX, path);
+		return;
+	}
+	/* The last "inbox/" component before the marker, if any. */
+	for (const char *p = path; (p = strstr(p, "inbox/")) && p < base; p++)
+		if (p == path || p[-1] == '/')
+			in = p;
+	pre = in ? (size_t)(in - path) : 0;
+	skip = in ? pre + strlen("inbox/") : 0;
+	snprintf(out, n, "%.*s%s%.*s%s" INTOTO_FILE_SUFFIX, (int)pre, path, in ? "outbox/" : "",
+		 (int)(base - path - skip), path + skip, base + 1);
 }
 
 static int json_option(void *ctx, int opt, const char *arg)
@@ -251,7 +312,7 @@ int cmd_provenance(int argc, char **argv)
 	}
 	statement_path(argv[optind + 1], path, sizeof(path));
 	text_printable(path, shown, sizeof(shown));
-	if (read_envelope(path, &e, err) < 0 || !(st = intoto_parse_statement(&e, err))) {
+	if (ctl_read_envelope(path, &e, err) < 0 || !(st = intoto_parse_statement(&e, err))) {
 		fprintf(stderr, "signfsctl: %s: %s\n", shown, err);
 		dsse_envelope_clear(&e);
 		return EXIT_FAIL;

@@ -268,7 +268,7 @@ static int fill(struct repair *r, uint64_t from, uint64_t to)
 {
 	struct audit_record *recs = calloc(CHUNK, sizeof(*recs));
 	struct slot *slots = calloc(CHUNK, sizeof(*slots));
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	int ret = 0;
 
 	if (!recs || !slots) {
@@ -296,7 +296,7 @@ static int fill(struct repair *r, uint64_t from, uint64_t to)
  * daemon's to check): does the log extend it? 1 when it does not. */
 static int extends_copy(struct repair *r, uint64_t *ret_size)
 {
-	char path[PATH_MAX], buf[NOTE_MAX + 1], nerr[NOTE_ERR_MAX], *sep, *origin = NULL;
+	char path[PATH_MAX], buf[NOTE_MAX + 1], nerr[ERROR_MAX], *sep, *origin = NULL;
 	merkle_hash root, now, *leaves = NULL;
 	uint64_t size, n = 0;
 	size_t len;
@@ -342,7 +342,7 @@ static void repair_free(struct repair *r)
 /* Every object past the store's end gets its record; then the copy. */
 static int mend(struct repair *r)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	uint64_t size = audit_size(r->ctl.audit), copy_size = 0;
 
 	if (survey(r, size) < 0) {

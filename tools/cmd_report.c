@@ -378,35 +378,13 @@ static void print_text(struct report *r)
 	printf("%s", r->checkpoint ? r->checkpoint : "  (no checkpoint yet)\n");
 }
 
-static void html_text(const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", stdout);
-			break;
-		case '>':
-			fputs("&gt;", stdout);
-			break;
-		case '&':
-			fputs("&amp;", stdout);
-			break;
-		case '"':
-			fputs("&quot;", stdout);
-			break;
-		default:
-			putchar(*s);
-		}
-	}
-}
-
 static void html_tally(const char *title, const char *col, struct tally *t, size_t n)
 {
 	printf("<h2>%s</h2>\n<div class=tally><table><tr><th>%s</th><th>count</th></tr>\n", title,
 	       col);
 	for (size_t i = 0; i < n; i++) {
 		printf("<tr><td>");
-		html_text(t[i].name);
+		dashboard_escape(stdout, t[i].name);
 		printf("</td><td class=n>%lu</td></tr>\n", t[i].n);
 	}
 	printf("</table></div>\n");
@@ -488,7 +466,7 @@ static void html_events(const char *title, json_object *list)
 		printf("<tr>");
 		for (size_t c = 0; c < sizeof(cols) / sizeof(*cols); c++) {
 			printf("<td>");
-			html_text(field(o, cols[c]));
+			dashboard_escape(stdout, field(o, cols[c]));
 			printf("</td>");
 		}
 		printf("</tr>\n");
@@ -509,7 +487,8 @@ static void html_current(json_object *list)
 		printf("<tr>");
 		for (size_t c = 0; c < 5; c++) {
 			printf("<td>");
-			html_text(field(json_object_array_get_idx(list, i), cols[c]));
+			dashboard_escape(stdout,
+					 field(json_object_array_get_idx(list, i), cols[c]));
 			printf("</td>");
 		}
 		printf("</tr>\n");
@@ -563,7 +542,7 @@ static void print_html(struct report *r)
 		       r->checkpoint_size > r->last_seq ? "covers the period"
 							: "does not cover the whole period yet");
 	printf("</p>\n<pre>");
-	html_text(r->checkpoint ? r->checkpoint : "(no checkpoint yet)");
+	dashboard_escape(stdout, r->checkpoint ? r->checkpoint : "(no checkpoint yet)");
 	printf("</pre>\n</body></html>\n");
 }
 

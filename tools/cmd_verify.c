@@ -38,6 +38,10 @@ static const char usage[] =
     "checked too: the DSSE signature over its pre-authentication encoding with\n"
     "the key of the signer's certificate (the chain checked above), and a\n"
     "subject whose sha256 is ARTIFACT's. Each check is printed.\n"
+    "A build session's statement (outbox/DIR/session-ID.intoto.jsonl, or\n"
+    "outbox/DIR/session-ID) is checked on its own: its DSSE signature with the\n"
+    "certificate (its keyid) that signs one of its subjects and chains to CA.pem,\n"
+    "and each subject still in the outbox against its sha256.\n"
     "Exit codes: 0 verified, 1 not (the reason is printed), 2 usage error.\n";
 
 /* When the inventory says CERT was revoked, or 0; -1 when CONFIG was
@@ -163,6 +167,22 @@ static int verify_signature(const struct verify_args *a, const char *artifact, i
 	return ret;
 }
 
+/* Does PATH name a build session's statement: PATH itself when it ends in
+ * .intoto.jsonl, or PATH.intoto.jsonl when there is no PATH.p7s (a
+ * session has no artifact)? Its name into OUT. */
+static bool session_statement(const char *path, char *out, size_t n)
+{
+	size_t len = strlen(path), s = strlen(INTOTO_FILE_SUFFIX);
+	char sig[4096];
+
+	if (len >= s && !strcmp(path + len - s, INTOTO_FILE_SUFFIX))
+		return snprintf(out, n, "%s", path) < (int)n;
+	if (snprintf(sig, sizeof(sig), "%s.p7s", path) >= (int)sizeof(sig) ||
+	    access(sig, F_OK) == 0 || snprintf(out, n, "%s" INTOTO_FILE_SUFFIX, path) >= (int)n)
+		return false;
+	return access(out, F_OK) == 0;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -196,6 +216,8 @@ int cmd_verify(int argc, char **argv)
 	    !(tsa_trust = ctl_load_trust(a.tsa_ca ? a.tsa_ca : a.ca)))
 		fprintf(stderr, "signfsctl: %s: no certificate could be loaded\n",
 			trust ? a.tsa_ca : a.ca);
+	else if (argc - optind == 1 && session_statement(artifact, sig_path, sizeof(sig_path)))
+		ret = ctl_verify_session(sig_path, trust, tsa_trust, a.ca);
 	else if ((fa = open(artifact, O_RDONLY | O_CLOEXEC)) < 0 ||
 		 (fs = open(sig_path, O_RDONLY | O_CLOEXEC)) < 0)
 		fprintf(stderr, "signfsctl: %s: %m\n", fa < 0 ? artifact : sig_path);

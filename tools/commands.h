@@ -16,6 +16,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "dsse.h"
 #include "error.h"
 
 struct audit;
@@ -93,6 +94,19 @@ int ctl_check_statement(const char *path, int artifact_fd, X509 *signer, const c
  * the check that failed in ERR. */
 int ctl_verify_statement_fd(int fd, int artifact_fd, X509 *signer, char err[ERROR_MAX]);
 
+/* The DSSE envelope in the file PATH, parsed (dsse_envelope_clear): 0, or
+ * -errno with why in ERR. */
+int ctl_read_envelope(const char *path, struct dsse_envelope *e, char err[ERROR_MAX]);
+
+/* SHA-256 of the bytes of FD from offset 0: 0 or -EIO. */
+int ctl_digest_fd(int fd, unsigned char out[SHA256_LEN]);
+
+/* signfsctl verify of a build session's statement at PATH: its DSSE
+ * signature with the key of a certificate that signs one of its subjects
+ * and chains to TRUST (CA names it), each subject present beside it
+ * against its sha256; each check printed. An exit code. */
+int ctl_verify_session(const char *path, X509_STORE *trust, X509_STORE *tsa_trust, const char *ca);
+
 /* signfsctl audit repair without --acknowledge: an exit code. */
 int ctl_repair(const char *config);
 
@@ -113,6 +127,7 @@ int cmd_outbox(int argc, char **argv);
 /* The demo CA's CRL (cmd_crl.c): STATE/pki/crl.pem, valid CRL_DAYS. */
 #define CRL_DAYS 365
 #define CRL_DAYS_TEXT "365"
+/* Larger than ERROR_MAX: its reasons quote whole paths (up to PATH_MAX). */
 #define CRL_ERR_MAX (PATH_MAX + 1024)
 int crl_path(const struct config *cfg, char path[PATH_MAX]);
 /* Issue a new CRL of every revoked certificate in ST that the demo CA
@@ -120,6 +135,15 @@ int crl_path(const struct config *cfg, char path[PATH_MAX]);
  * has no demo CA (ERR says what to do instead), else -errno with ERR. */
 int crl_issue(const struct config *cfg, struct store *st, size_t *ret_n, char err[CRL_ERR_MAX]);
 int cmd_crl(int argc, char **argv);
+
+/* The [daemon] settings of temporary files and threads that signfsctl init
+ * writes in every config it makes, a relay's too (a printf format part). */
+#define INIT_TEMP_SETTINGS                                                                         \
+	"temp_patterns = .*.?????? *.part *.tmp *.lock .~tmp~ *.new tmp_obj_* "                    \
+	"tmp_pack_* tmp_idx_* .*.sw[px] .rsync-partial\n"                                          \
+	"await_exit = */rsync\n"                                                                   \
+	"temp_grace = 60\n"                                                                        \
+	"threads = 4\n"
 
 /* signfsctl init --relay (cmd_init_relay.c): in the locked state DIR, a
  * relay's audit key (RELAY_AUDIT_KEY, mode 0400; RELAY_AUDIT_PUB) and

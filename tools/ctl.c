@@ -17,7 +17,7 @@
 
 int ctl_open(const char *config, bool writable, struct ctl *c)
 {
-	char err[ERROR_MAX > STORE_ERR_MAX ? ERROR_MAX : STORE_ERR_MAX];
+	char err[ERROR_MAX];
 
 	memset(c, 0, sizeof(*c));
 	/* Reading the state needs no policy decision: a rule naming a group
@@ -95,7 +95,7 @@ const char *ctl_config_arg(int argc, char **argv, int min, int max, const char *
 
 int ctl_change(struct ctl *c, struct audit_record *rec, store_txn_fn fn, void *ctx)
 {
-	char err[AUDIT_ERR_MAX];
+	char err[ERROR_MAX];
 	struct passwd *pw = getpwuid(getuid());
 
 	rec->user = pw ? pw->pw_name : NULL;

@@ -95,12 +95,12 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 
 	err[0] = 0;
 	if (!cms || !content) {
-		error_set(err, -EIO, "not a CMS signature");
+		(void)error_set(err, -EIO, "not a CMS signature");
 		goto out;
 	}
 	if (lseek(content_fd, 0, SEEK_SET) < 0 ||
 	    CMS_verify(cms, NULL, trust, content, NULL, flags) != 1) {
-		error_set(err, -EIO, "the signature does not verify over the content");
+		(void)error_set(err, -EIO, "the signature does not verify over the content");
 		error_openssl(err); /* why: an expired certificate, another CA */
 		goto out;
 	}
@@ -110,7 +110,8 @@ int cms_verify_detached(const unsigned char *der, size_t len, int content_fd, X5
 		    signers && sk_X509_num(signers) == 1 ? sk_X509_value(signers, 0) : NULL;
 		if (!cert || !(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
 		    !(X509_get_extended_key_usage(cert) & XKU_CODE_SIGN)) {
-			error_set(err, -EIO, "the signer's certificate is not for code signing");
+			(void)error_set(err, -EIO,
+					"the signer's certificate is not for code signing");
 			goto out;
 		}
 	}

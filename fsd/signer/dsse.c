@@ -267,20 +267,20 @@ int dsse_parse(const char *text, size_t len, struct dsse_envelope *ret, char err
 		o = json_tokener_parse_ex(tok, text, (int)len);
 	json_tokener_free(tok);
 	if (!o || !json_object_is_type(o, json_type_object)) {
-		error_set(err, -EINVAL, "the envelope is not a JSON object");
+		(void)error_set(err, -EINVAL, "the envelope is not a JSON object");
 		goto out;
 	}
 	type = string_of(o, "payloadType");
 	payload = string_of(o, "payload");
 	if (!type || !payload || !json_object_object_get_ex(o, "signatures", &sigs) ||
 	    !json_object_is_type(sigs, json_type_array)) {
-		error_set(err, -EINVAL,
-			  "the envelope lacks payloadType, payload or a list of signatures");
+		(void)error_set(err, -EINVAL,
+				"the envelope lacks payloadType, payload or a list of signatures");
 		goto out;
 	}
 	e.type = strdup(type);
 	if (!e.type || b64_decode(payload, &e.payload, &e.payload_len) < 0) {
-		error_set(err, -EINVAL, "the envelope's payload is not base64");
+		(void)error_set(err, -EINVAL, "the envelope's payload is not base64");
 		goto out;
 	}
 	if (parse_signatures(sigs, &e, err) < 0)
@@ -314,9 +314,9 @@ int dsse_verify(const struct dsse_envelope *e, EVP_PKEY *key, char err[ERROR_MAX
 	ERR_clear_error(); /* a mismatch is the verdict, not an error to pass on */
 	free(pae);
 	if (r < 0)
-		error_set(err, r,
-			  "no signature of the envelope verifies over its payload with the "
-			  "certificate's key");
+		(void)error_set(err, r,
+				"no signature of the envelope verifies over its payload with the "
+				"certificate's key");
 	return r;
 }
 
@@ -327,8 +327,8 @@ struct json_object *intoto_parse_statement(const struct dsse_envelope *e, char e
 	const char *type;
 
 	if (strcmp(e->type, DSSE_INTOTO_TYPE)) {
-		error_set(err, -EINVAL, "the payload type is %s, not %s", e->type,
-			  DSSE_INTOTO_TYPE);
+		(void)error_set(err, -EINVAL, "the payload type is %s, not %s", e->type,
+				DSSE_INTOTO_TYPE);
 		return NULL;
 	}
 	tok = json_tokener_new();
@@ -338,7 +338,7 @@ struct json_object *intoto_parse_statement(const struct dsse_envelope *e, char e
 	type = st ? string_of(st, "_type") : NULL;
 	if (!type || strcmp(type, INTOTO_STATEMENT_V1)) {
 		json_object_put(st);
-		error_set(err, -EINVAL, "the payload is not an in-toto Statement v1");
+		(void)error_set(err, -EINVAL, "the payload is not an in-toto Statement v1");
 		return NULL;
 	}
 	return st;
@@ -374,7 +374,8 @@ int intoto_check_subject(const struct dsse_envelope *e, const unsigned char dige
 			r = 0;
 	json_object_put(st);
 	if (r < 0)
-		error_set(err, r, "no subject of the statement has the artifact's sha256 %s%s%s",
-			  want, name ? " and name " : "", name ? name : "");
+		(void)error_set(err, r,
+				"no subject of the statement has the artifact's sha256 %s%s%s",
+				want, name ? " and name " : "", name ? name : "");
 	return r;
 }

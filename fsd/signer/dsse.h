@@ -16,6 +16,8 @@
 #define DSSE_INTOTO_TYPE "application/vnd.in-toto+json"
 #define INTOTO_STATEMENT_V1 "https://in-toto.io/Statement/v1"
 #define SLSA_PROVENANCE_V1 "https://slsa.dev/provenance/v1"
+/* The build type of a build session's statement (fsd/session.h). */
+#define SIGNFS_SESSION_BUILD_TYPE "urn:signfs:buildtype:session:v1"
 /* The statement beside artifact X is X.intoto.jsonl. */
 #define INTOTO_FILE_SUFFIX ".intoto.jsonl"
 /* An envelope larger than this is refused (a user-controlled size). */

@@ -12,8 +12,6 @@
 #include "cms.h"
 #include "embed.h"
 
-#define SIGNER_ERR_MAX ERROR_MAX /* deprecated: use ERROR_MAX */
-
 struct signer;
 
 /* Load the PKCS#11 MODULE. PIN_FILE holds the user PIN on its first line; it is

@@ -47,7 +47,7 @@ struct timestamper {
 /* WHAT, with OpenSSL's reasons (and their data: why a chain failed). */
 static int openssl_error(char err[ERROR_MAX], const char *what)
 {
-	error_set(err, -EIO, "%s", what);
+	(void)error_set(err, -EIO, "%s", what);
 	error_openssl(err);
 	return -EIO;
 }
@@ -235,7 +235,7 @@ static TS_RESP *http_reply(struct timestamper *t, const char *url, TS_REQ *req, 
 	CURLcode rc;
 
 	if (!c || qlen <= 0 || !headers) {
-		error_set(err, -ENOMEM, "%s: out of memory", url);
+		(void)error_set(err, -ENOMEM, "%s: out of memory", url);
 		goto out;
 	}
 	curl_easy_reset(c);
@@ -251,19 +251,19 @@ static TS_RESP *http_reply(struct timestamper *t, const char *url, TS_REQ *req, 
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
-		error_set(err, -EIO, "%s: %s", url,
-			  b.too_big ? "a reply larger than 1 MiB" : curl_easy_strerror(rc));
+		(void)error_set(err, -EIO, "%s: %s", url,
+				b.too_big ? "a reply larger than 1 MiB" : curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		error_set(err, -EIO, "%s: HTTP status %ld", url, status);
+		(void)error_set(err, -EIO, "%s: HTTP status %ld", url, status);
 		goto out;
 	}
 	const unsigned char *p = b.p;
 	resp = b.p ? d2i_TS_RESP(NULL, &p, (long)b.n) : NULL;
 	if (!resp)
-		error_set(err, -EIO, "%s: the reply is not an RFC 3161 TimeStampResp", url);
+		(void)error_set(err, -EIO, "%s: the reply is not an RFC 3161 TimeStampResp", url);
 	ERR_clear_error();
 out:
 	if (c)
@@ -350,8 +350,8 @@ static TS_RESP *local_reply(struct timestamper *t, TS_REQ *req, char err[ERROR_M
 		ctx = responder_new(t);
 	if (ctx && in)
 		resp = TS_RESP_create_response(ctx, in);
-	if (!resp)
-		openssl_error(err, "the local TSA cannot answer");
+	if (!resp) /* the reason in ERR; a NULL response says it failed */
+		(void)openssl_error(err, "the local TSA cannot answer");
 	/* Back to the pool: a response leaves nothing of itself in it. */
 	pthread_mutex_lock(&t->lock);
 	if (ctx && t->n_responders < POOL) {

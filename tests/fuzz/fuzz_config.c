@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text = malloc(size + 1), err[CONFIG_ERR_MAX];
+	char *text = malloc(size + 1), err[ERROR_MAX];
 	struct config *c;
 
 	memcpy(text, data, size);

@@ -20,7 +20,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *note = malloc(size + 1), *text = NULL, *origin = NULL, err[NOTE_ERR_MAX];
+	char *note = malloc(size + 1), *text = NULL, *origin = NULL, err[ERROR_MAX];
 	uint64_t n;
 	merkle_hash root;
 

@@ -7,11 +7,24 @@
 # descriptor beyond 0, 1 and 2.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
+init_rules <<'RULES'
+[rule refused]
+path = denied/**
+users = 2001
+key = codesign
+on_anomaly = deny
+
+[rule reviewed]
+path = held/**
+users = 2002
+key = codesign
+on_anomaly = hold
+
+[rule wide]
+path = **
+users = 2001 2003
+key = codesign
+RULES
 PY=/usr/bin/python3
 mkdir "$T/alerts"
 cat >"$T/alert.py" <<SCRIPT
@@ -77,30 +90,6 @@ text = open(conf).read()
 text = re.sub(r"\[timestamp\]\n(.*?\n)*?\n", "[timestamp]\n" + "".join(l + "\n" for l in lines) + "\n", text, count=1)
 open(conf, "w").write(text)
 PY
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
-[rule refused]
-path = denied/**
-users = 2001
-key = codesign
-on_anomaly = deny
-
-[rule reviewed]
-path = held/**
-users = 2002
-key = codesign
-on_anomaly = hold
-
-[rule wide]
-path = **
-users = 2001 2003
-key = codesign
-
-[rule admin]
-path = **
-users = root
-key = codesign
-RULES
 # A descriptor signfsd inherits without close-on-exec (as from a service
 # manager), which its commands must not inherit in turn.
 exec 7<"$T/alert.py"

@@ -7,20 +7,10 @@
 # kinds = none switches them off.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [rule builders]
 path = **
 users = 2001
-key = codesign
-
-[rule admin]
-path = **
-users = root
 key = codesign
 RULES
 start_daemon

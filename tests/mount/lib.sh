@@ -73,6 +73,36 @@ init_state() {
 	"$SIGNFSCTL" init --state-dir "$STATE" >/dev/null
 }
 
+# init_rules: init_state with the rules read from stdin in place of the
+# default ones, then root's catch-all [rule admin]; CONF, I and O name the
+# config, the inbox and the outbox. Writers other than root may enter $T.
+init_rules() {
+	init_state
+	CONF=$STATE/signfs.conf
+	chmod 755 "$T" "$SRC"
+	I=$MNT/inbox
+	O=$MNT/outbox
+	sed -i '/^# Rules, in order/,$d' "$CONF"
+	cat >>"$CONF"
+	cat >>"$CONF" <<'RULES'
+
+[rule admin]
+path = **
+users = root
+key = codesign
+RULES
+}
+
+# wait_for SECONDS CMD...: until CMD succeeds, with a deadline.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.05
+	done
+}
+
 start_daemon() {
 	local deadline=$((SECONDS + 15))
 	"$SIGNFSD" -f -c "$STATE/signfs.conf" "$MNT" 2>>"$T/daemon.log" &

@@ -7,14 +7,7 @@
 # /whoami, and a hold past hold_expiry is discarded with an `expired` event.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-PY=/usr/bin/python3
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [limits]
 kept_bytes_per_user = 1M
 hold_expiry = 4s
@@ -56,12 +49,8 @@ path = ld/**
 users = 2007
 key = codesign
 on_anomaly = record # deny later
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
+PY=/usr/bin/python3
 start_daemon
 mkdir "$I/denied" "$I/held" "$I/caps" "$I/q" "$I/lh" "$I/ld"
 chmod 1777 "$I/denied" "$I/held" "$I/caps" "$I/q" "$I/lh" "$I/ld"

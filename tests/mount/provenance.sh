@@ -10,15 +10,7 @@
 # crash has its statement; signfsctl verify and provenance show read it.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-W=$T/work
-mkdir "$W"
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [rule plain]
 path = plain/**
 users = root
@@ -30,12 +22,9 @@ path = release/**
 users = 3001 3002
 key = codesign
 quorum = 2
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
+W=$T/work
+mkdir "$W"
 start_daemon
 mkdir -p "$I/dir" "$I/plain"
 printf 'an artifact\n' >"$SRC/app"

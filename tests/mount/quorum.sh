@@ -9,14 +9,7 @@
 # still verifies.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-Q=$MNT/quorum
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [rule short]
 path = short/**
 users = 3001 3002 3003
@@ -29,12 +22,8 @@ path = release/**
 users = 3001 3002 3003
 key = codesign
 quorum = 2
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
+Q=$MNT/quorum
 start_daemon
 mkdir "$I/release" "$I/short" && chmod 1777 "$I/release" "$I/short"
 echo "reproducible build output" >"$SRC/one"

@@ -6,23 +6,13 @@
 # `signfsctl status --all` lists another user's mounts only to root.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-sed -i 's|^\[audit\]|&\naudit_group = 3500|' "$CONF"
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [rule builders]
 path = release/**
 users = 2003
 key = codesign
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
+sed -i 's|^\[audit\]|&\naudit_group = 3500|' "$CONF"
 start_daemon
 mkdir "$I/release" && chmod 1777 "$I/release"
 echo secret >"$SRC/secret-project-1.bin"

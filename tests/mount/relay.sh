@@ -12,21 +12,10 @@
 
 A=signfs-build-a
 X=signfs-build-x
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<RULES
+init_rules <<RULES
 [rule builders]
 path = team/** team2/**
 users = $A
-key = codesign
-
-[rule admin]
-path = **
-users = root
 key = codesign
 RULES
 # A temporary file left on the signer is handled after 2 s, not 60.
@@ -64,16 +53,6 @@ teardown() {
 	cleanup
 }
 trap teardown EXIT
-
-# wait_for SECONDS CMD...: until CMD succeeds, with a deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.05
-	done
-}
 
 # relay_signers KEY ACCOUNT URL...: the relay's [relay] section anew, logging
 # in with KEY as ACCOUNT to each URL (host:port/path) in order.
@@ -118,10 +97,7 @@ rverify() {
 		cmp "$a" "$O/${2:-team}/$1" && cmp "$a.p7s" "$O/${2:-team}/$1.p7s"
 }
 
-for u in $A $X; do
-	builder_add "$u" || { echo "Bail out! cannot create the account $u"; exit 1; }
-	builder_key "$u" "$u.sftp" "command=\"$SFTP_SERVER\",restrict" || exit 1
-done
+builder_sftp $A $X
 start_daemon
 mkdir "$I/team" "$I/team2" && chmod 1777 "$I/team" "$I/team2"
 # Two sshds in front of the signer: the relay fails over from one to the other.
@@ -178,6 +154,12 @@ PY
 }
 check "...its signed record keeps what the relay says of its writer, marked unverified" \
 	relay_claims
+check "...its provenance statement carries them too, as relayClaims marked unverified" sh -c "
+	jq -r .payload '$O/team/a.bin.intoto.jsonl' | base64 -d | jq -e --arg host \"\$(hostname)\" '
+		.predicate.buildDefinition.externalParameters as \$e |
+		\$e.writer.user == \"$A\" and \$e.relayClaims.unverified == true and
+		\$e.relayClaims.host == \$host and \$e.relayClaims.uid == 0 and
+		(\$e.relayClaims.exe | endswith(\"/cp\"))'"
 check "...and no staging name is left on the signer" \
 	sh -c "! ls -a '$I/team' | grep -q '^\.a\.bin\.'"
 check "cp -r into the relay" cp -r "$SRC/tree" "$RI/cp-r"

@@ -11,23 +11,12 @@
 
 A=signfs-build-a
 B=signfs-build-b
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<RULES
+init_rules <<RULES
 [rule release]
 path = release/**
 users = $A $B
 key = codesign
 quorum = 2
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
 # A reply nobody reads waits 10 s (seen meanwhile), not 60.
 sed -i "s/^temp_grace = .*/temp_grace = 10/" "$CONF"
@@ -49,16 +38,6 @@ teardown() {
 	cleanup
 }
 trap teardown EXIT
-
-# wait_for SECONDS CMD...: until CMD succeeds, with a deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.05
-	done
-}
 
 # start_relay R: relay R's signfsd on $T/relay-R/mnt.
 start_relay() {
@@ -91,10 +70,7 @@ signed_count() {
 	cat "$MNT"/audit/*.jsonl | grep '"event":"signed"' | grep -c "\"path\":\"$1\""
 }
 
-for u in $A $B; do
-	builder_add "$u" || { echo "Bail out! cannot create the account $u"; exit 1; }
-	builder_key "$u" "$u.sftp" "command=\"$SFTP_SERVER\",restrict" || exit 1
-done
+builder_sftp $A $B
 start_daemon
 mkdir "$I/release" && chmod 1777 "$I/release"
 sshd_start $A $B

@@ -10,33 +10,12 @@
 A=signfs-build-a
 B=signfs-build-b
 X=signfs-build-x
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<RULES
+init_rules <<RULES
 [rule builders]
 path = team/**
 users = $A, $B
 key = codesign
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
-
-# wait_for SECONDS CMD...: until CMD succeeds, with a deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.05
-	done
-}
 
 SSHFS_MNT=$T/sshfs
 mkdir -p "$SSHFS_MNT" "$SSHD_DIR"

@@ -4,26 +4,15 @@
 # writing locally into the mount and through rrsync over ssh. rsync renames
 # what arrived to the final name when interrupted with --partial: this holds
 # because the commit waits for rsync's exit status (await_exit), on the
-# signer's side of rrsync too. Run by hand: not in tests/meson.build.
+# signer's side of rrsync too.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sshd.sh"
 
 A=signfs-build-a
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<RULES
+init_rules <<RULES
 [rule builders]
 path = team/**
 users = $A
-key = codesign
-
-[rule admin]
-path = **
-users = root
 key = codesign
 RULES
 mkdir -p "$SSHD_DIR"

@@ -8,20 +8,7 @@
 # anomalies`, and alert_command hears of each finding.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-A=$MNT/inventory/anomalies
-cat >"$T/alert.sh" <<SCRIPT
-#!/bin/sh
-echo "\$SIGNFS_ALERT \$SIGNFS_ANOMALY_KIND \$SIGNFS_ANOMALY_ACTION user=\$SIGNFS_ANOMALY_USER uid=\$SIGNFS_ANOMALY_UID path=\$SIGNFS_ANOMALY_PATH exe=\$SIGNFS_ANOMALY_EXE id=\$SIGNFS_ANOMALY_ID" >>"$T/alerts.log"
-SCRIPT
-chmod 755 "$T/alert.sh"
-sed -i "s|^\[audit\]|[inventory]\nalert_command = $T/alert.sh\n\n[audit]|" "$CONF"
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [rule refused]
 path = denied/**
 users = 2002
@@ -33,12 +20,14 @@ path = held/**
 users = 2003 2004 2005
 key = codesign
 on_anomaly = hold
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
+A=$MNT/inventory/anomalies
+cat >"$T/alert.sh" <<SCRIPT
+#!/bin/sh
+echo "\$SIGNFS_ALERT \$SIGNFS_ANOMALY_KIND \$SIGNFS_ANOMALY_ACTION user=\$SIGNFS_ANOMALY_USER uid=\$SIGNFS_ANOMALY_UID path=\$SIGNFS_ANOMALY_PATH exe=\$SIGNFS_ANOMALY_EXE id=\$SIGNFS_ANOMALY_ID" >>"$T/alerts.log"
+SCRIPT
+chmod 755 "$T/alert.sh"
+sed -i "s|^\[audit\]|[inventory]\nalert_command = $T/alert.sh\n\n[audit]|" "$CONF"
 id_of() { # the ID of the latest anomaly of inbox/$1
 	python3 -c "
 import json, sys

@@ -6,21 +6,7 @@
 # against an edited store, names that would forge log lines, and modes kept.
 . "$(dirname "$0")/lib.sh"
 
-init_state
-CONF=$STATE/signfs.conf
-chmod 755 "$T" "$SRC"
-I=$MNT/inbox
-O=$MNT/outbox
-sed -i 's/^threads = .*/&\nopen_files_per_user = 64/' "$CONF"
-sed -i "s|^\[audit\]|&\ncheckpoint_command = $T/ship.sh|" "$CONF"
-cat >"$T/ship.sh" <<EOF
-#!/bin/sh
-# A witness of our own: keeps every checkpoint it is handed.
-cat >"$T/shipped.\$SIGNFS_CHECKPOINT_SIZE"
-EOF
-chmod 755 "$T/ship.sh"
-sed -i '/^# Rules, in order/,$d' "$CONF"
-cat >>"$CONF" <<'RULES'
+init_rules <<'RULES'
 [rule rated]
 path = rated/**
 users = 2001
@@ -42,12 +28,15 @@ key = codesign
 path = open/**
 users = 2001, 2002
 key = codesign
-
-[rule admin]
-path = **
-users = root
-key = codesign
 RULES
+sed -i 's/^threads = .*/&\nopen_files_per_user = 64/' "$CONF"
+sed -i "s|^\[audit\]|&\ncheckpoint_command = $T/ship.sh|" "$CONF"
+cat >"$T/ship.sh" <<EOF
+#!/bin/sh
+# A witness of our own: keeps every checkpoint it is handed.
+cat >"$T/shipped.\$SIGNFS_CHECKPOINT_SIZE"
+EOF
+chmod 755 "$T/ship.sh"
 start_daemon
 for d in rated capped group open; do mkdir "$I/$d" && chmod 1777 "$I/$d"; done
 

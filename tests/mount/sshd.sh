@@ -37,6 +37,16 @@ builder_add() {
 	mkdir -p "$SSHD_DIR/keys" && : >"$SSHD_DIR/keys/$name"
 }
 
+# builder_sftp NAME...: each account (builder_add) with a key NAME.sftp that
+# may only run sftp-server, as a relay logs in; bails out if one cannot be made.
+builder_sftp() {
+	local u
+	for u in "$@"; do
+		builder_add "$u" || { echo "Bail out! cannot create the account $u"; exit 1; }
+		builder_key "$u" "$u.sftp" "command=\"$SFTP_SERVER\",restrict" || exit 1
+	done
+}
+
 # builder_key NAME KEY OPTIONS: a new key pair $SSHD_DIR/KEY that may log in
 # as NAME with these authorized_keys options (its forced command among them).
 builder_key() {
