@@ -23,6 +23,7 @@ struct node {
 	struct node *older, *newer; /* by last lookup */
 	bool swept;		    /* offered by nodes_oldest, not looked up since */
 	bool directory;		    /* never offered */
+	unsigned open;		    /* open files of it: not offered */
 	uint64_t nlookup;
 	unsigned children;
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
@@ -485,6 +486,16 @@ void nodes_wake(struct nodes *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void nodes_opened(struct nodes *t, struct node *n, bool opened)
+{
+	pthread_mutex_lock(&t->lock);
+	if (opened)
+		n->open++;
+	else if (n->open)
+		n->open--;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void nodes_directory(struct nodes *t, struct node *n)
 {
 	pthread_mutex_lock(&t->lock);
@@ -492,12 +503,13 @@ void nodes_directory(struct nodes *t, struct node *n)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* Holds t->lock. Whether dropping N's entry can free it now: a file with a
- * name to drop, not an entry of the root (the virtual files stay) and not
+/* Holds t->lock. Whether dropping N's entry can free it now: a file not
+ * open with a name to drop, not an entry of the root (the virtual files stay) and not
  * offered already. */
 static bool droppable(const struct node *n)
 {
-	if (n->children || n->swept || !n->name || n->directory || n->kind == NODE_OUTBOX)
+	if (n->children || n->swept || !n->name || n->directory || n->open ||
+	    n->kind == NODE_OUTBOX)
 		return false;
 	if (n->kind == NODE_VERSION)
 		return n->dir != 0 && n->dir != FUSE_ROOT_ID;

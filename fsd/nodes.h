@@ -77,6 +77,11 @@ uint64_t nodes_find(struct nodes *t, const char *path);
  * kernel has dropped the entry). Outbox nodes are directories too. */
 void nodes_directory(struct nodes *t, struct node *n);
 
+/* N was opened (OPENED) or released: nodes_oldest never offers an open
+ * file, whose path in /proc/PID/fd would end in " (deleted)" once the kernel
+ * dropped its entry. */
+void nodes_opened(struct nodes *t, struct node *n, bool opened);
+
 /* The bound: past LIMIT nodes (0: none), nodes_wait_excess wakes. */
 void nodes_set_limit(struct nodes *t, unsigned limit);
 
@@ -98,7 +103,7 @@ struct nodes_entry {
 };
 
 /* Up to MAX entries whose drop lets the kernel forget a node: files (and
- * published versions), least recently looked up first, entries of the root
- * excepted.
+ * published versions) not open, least recently looked up first, entries of
+ * the root excepted.
  * Each is offered once until looked up again. Returns how many are in RET. */
 size_t nodes_oldest(struct nodes *t, struct nodes_entry *ret, size_t max);

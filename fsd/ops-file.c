@@ -109,8 +109,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t m
 	}
 	charge_quota(req, fi);
 	e.ino = nodes_id(n);
+	nodes_opened(d->nodes, n, true); /* before a release can come */
 	if (fuse_reply_create(req, &e, fi) < 0) {
 		free_handle(open_handle(fi));
+		nodes_opened(d->nodes, n, false);
 		nodes_forget(d->nodes, n, 1);
 	}
 }
@@ -218,8 +220,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (charged)
 		charge_quota(req, fi);
-	if (fuse_reply_open(req, fi) < 0)
+	nodes_opened(d->nodes, n, true); /* before a release can come */
+	if (fuse_reply_open(req, fi) < 0) {
 		free_handle(open_handle(fi));
+		nodes_opened(d->nodes, n, false);
+	}
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -310,6 +315,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	free_handle(open_handle(fi));
+	nodes_opened(fsd_of(req)->nodes, node_of(req, ino), false);
 	fuse_reply_err(req, 0);
 }
 

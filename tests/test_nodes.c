@@ -132,3 +132,22 @@ Test(nodes, the_wait_wakes_past_the_limit_down_to_seven_eighths)
 	nodes_wake(t);
 	cr_assert_eq(nodes_wait_excess(t, 1000), 0, "a wake ends the wait");
 }
+
+Test(nodes, an_open_file_is_offered_once_released)
+{
+	char names[256];
+	struct node *dir = nodes_lookup(t, inbox, "dir", NODE_INBOX);
+	struct node *a = nodes_lookup(t, dir, "a", NODE_INBOX);
+
+	nodes_lookup(t, dir, "b", NODE_INBOX);
+	nodes_opened(t, a, true);
+	nodes_opened(t, a, true);
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "b", "not a while open");
+	nodes_opened(t, a, false);
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "", "not while open twice and released once");
+	nodes_opened(t, a, false);
+	offered(8, names, NULL);
+	cr_assert_str_eq(names, "a");
+}

@@ -48,6 +48,9 @@ echo "# signfs_nodes: $(grep '^signfs_nodes{' "$MNT/metrics" | tr '\n' ' ')"
 check "/metrics is a valid exposition with the gauge" \
 	$PY "$(dirname "$0")/check_metrics.py" "$MNT/metrics" 'signfs_nodes{kind="inbox"}>=1'
 
+check "files open meanwhile keep their paths (no \"(deleted)\" in /proc)" \
+	test "$(readlink /proc/$$/fd/3) $(readlink /proc/$$/fd/4)" = \
+	"$MNT/inbox/open.txt $MNT/outbox/kept.txt"
 echo "part two" >&3
 exec 3>&-
 check "a file open for writing meanwhile is published whole at its close" test "$(cat "$MNT/outbox/open.txt")" = "part one
