@@ -305,6 +305,17 @@ struct move {
 	struct pending *done; /* the temporary name's wait it ends */
 };
 
+/* Tests of recovery (tests/mount/replay.sh) stop the daemon between a
+ * rename's publication and the rename itself, as a crash or a power loss
+ * may. Only a build with the tests has the hook (SIGNFS_TEST_HOOKS). */
+static void test_exit_before_rename(void)
+{
+#ifdef SIGNFS_TEST_HOOKS
+	if (getenv("SIGNFS_TEST_EXIT_BEFORE_RENAME"))
+		_exit(99);
+#endif
+}
+
 /* M's file committed under its new name (published first, renamed second:
  * a crash in between must find TO named by a marker, so that the inbox is
  * brought up to what the outbox shows), then moved. Holds TO's stripe. */
@@ -327,6 +338,8 @@ static int move_file(struct move *m)
 		free(claims);
 		attested = o == COMMIT_ATTESTED;
 		r = ingest_commit_errno(o);
+		if (r == 0 && !attested)
+			test_exit_before_rename();
 	}
 	if (attested) {
 		/* Attested, not published: the bytes leave the inbox, as a

@@ -123,6 +123,47 @@ static bool staged_differs(struct ingest *in, const char *name, const char *path
 	return differs;
 }
 
+/* After a crash, for a marker whose PATH is missing from the inbox while
+ * the outbox publishes it: a rename to PATH was cut short between its
+ * publication and the rename itself (publication comes first). The inbox
+ * gets the published version at PATH, and the temporary name it came from
+ * (in PATH's directory, the very inode published) goes, as the rename would
+ * have done; nothing was abandoned. */
+static void finish_rename(struct ingest *in, const char *path)
+{
+	char id[OUTBOX_ID_LEN + 1], dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	enum outbox_kind kind;
+	struct stat pub, st;
+	struct dirent *e;
+	int dfd;
+	DIR *d;
+
+	if (faccessat(in->inbox_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT ||
+	    outbox_resolve(in->outbox, path, &kind, id) < 0 || kind != OUTBOX_ARTIFACT ||
+	    outbox_stat_version(in->outbox, id, kind, &pub) < 0 ||
+	    ingest_show_version(in, path, id) < 0)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	dfd = openat(in->inbox_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char rel[PATH_MAX + 256];
+
+		snprintf(rel, sizeof(rel), "%s%s%s", slash ? dir : "", slash ? "/" : "", e->d_name);
+		if (ingest_is_temp(in, rel) &&
+		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_ino == pub.st_ino && st.st_dev == pub.st_dev)
+			(void)unlinkat(dfd, e->d_name, 0); /* left, it waits out its grace */
+	}
+	closedir(d);
+}
+
 /* After a crash, for the file whose marker is NAME: its path rolled back,
  * and what was unfinished audited. */
 static void recover_marker(struct ingest *in, const char *name)
@@ -140,6 +181,7 @@ static void recover_marker(struct ingest *in, const char *name)
 	sscanf(name, "m%u.%u.%d.%u", &cred.uid, &cred.gid, &cred.pid, &id);
 	cred.tgid = cred.pid;
 	snprintf(staged, sizeof(staged), "s%u", id);
+	finish_rename(in, path);
 	done = ingest_roll_back(in, path, &size);
 	if (!done && staged_differs(in, staged, path, &size))
 		done = "its staged rewrite was dropped; the inbox keeps the published version";

@@ -5,7 +5,9 @@
 # would leave things worst: after that flush, before the swap
 # (SIGNFS_TEST_EXIT_BEFORE_SWAP). The next start completes the swap from the
 # durable record, the inbox follows, nothing is audited as abandoned; a
-# signed object whose bytes were torn is never published.
+# signed object whose bytes were torn is never published. A rename that
+# published and stopped before renaming (SIGNFS_TEST_EXIT_BEFORE_RENAME) is
+# finished at the next start.
 . "$(dirname "$0")/lib.sh"
 
 init_state
@@ -75,6 +77,27 @@ done
 check "the audit log verifies" sh -c "
 	tar -C '$MNT' -cf '$T/a.tar' audit && mkdir '$T/x' && tar -C '$T/x' -xf '$T/a.tar' &&
 	'$SIGNFSCTL' audit verify '$T/x/audit'"
+# A rename to a final name publishes first and renames second: signfsd
+# stops between the two (SIGNFS_TEST_EXIT_BEFORE_RENAME), as a crash or a
+# power loss may leave it. The start finishes the rename.
+check "unmount: signfsd exits 0" stop_daemon
+SIGNFS_TEST_EXIT_BEFORE_RENAME=1 start_daemon
+mkdir -p "$MNT/inbox/ren"
+cp "$SRC/v2" "$MNT/inbox/ren/.done.a1b2c3"
+check "a rename: signfsd stops after the publication, before the rename" sh -c "
+	! mv '$MNT/inbox/ren/.done.a1b2c3' '$MNT/inbox/ren/done' 2>/dev/null"
+wait "$DAEMON_PID"
+check "signfsd stopped at the rename" test "$?" = 99
+DAEMON_PID=
+fusermount3 -uz "$MNT"
+check "while it is down, the outbox publishes the new name and the inbox lacks it" sh -c "
+	test -L '$STATE/outbox/ren/done' && test ! -e '$STATE/inbox/ren/done'"
+check "restart" start_daemon
+check "the inbox shows the renamed file under its final name" cmp "$SRC/v2" "$MNT/inbox/ren/done"
+check "its temporary name is gone" test ! -e "$MNT/inbox/ren/.done.a1b2c3"
+check "the outbox publishes it and both stock verifiers accept it" verify ren/done
+check "nothing of it is audited as abandoned" sh -c "
+	! cat '$MNT'/audit/*.jsonl | grep '\"event\":\"abandoned\"' | grep -q ren/"
 check "writing goes on: cp publishes" sh -c "cp '$SRC/v1' '$MNT/inbox/after' && test -e '$MNT/outbox/after.p7s'"
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
