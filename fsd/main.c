@@ -38,6 +38,7 @@
 #include "session.h"
 #include "quorum.h"
 #include "flush.h"
+#include "forward.h"
 #include "ingest.h"
 #include "live.h"
 #include "keep.h"
@@ -439,7 +440,7 @@ static int open_pipeline(const struct options *o, struct fsd *d)
 					       .release = authorize_release,
 					       .sign = sign_digest,
 					       .embed = sign_embed,
-					       .forward = d->relay ? startup_relay_hook : NULL,
+					       .forward = d->relay ? forward_hook : NULL,
 					       .ask = events_ask,
 					       .notify = events_notify,
 					       .ctx = d},

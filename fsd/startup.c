@@ -5,9 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +24,6 @@
 #include "provenance.h"
 #include "quorum.h"
 #include "relay.h"
-#include "relay-daemon.h"
 #include "signer.h"
 #include "startcheck.h"
 #include "store.h"
@@ -347,48 +344,6 @@ int startup_relay(const struct config *c, struct fsd *d)
 	return 0;
 }
 
-/* What this relay says of CRED, its local writer, for the signer to record
- * as claims (it decides nothing there): JSON, in OUT. */
-static const char *writer_claims(const struct ingest_cred *cred, char *out, size_t n)
-{
-	struct passwd pw, *res = NULL;
-	char buf[1024], host[256] = "";
-	json_object *o = json_object_new_object();
-
-	if (!o)
-		return NULL;
-	(void)gethostname(host, sizeof(host) - 1); /* "" when unknown */
-	json_object_object_add(o, "host", json_object_new_string(host));
-	json_object_object_add(o, "uid", json_object_new_int64(cred->uid));
-	if (getpwuid_r(cred->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
-		json_object_object_add(o, "user", json_object_new_string(res->pw_name));
-	json_object_object_add(o, "gid", json_object_new_int64(cred->gid));
-	json_object_object_add(o, "pid", json_object_new_int64(cred->tgid));
-	if (cred->exe[0])
-		json_object_object_add(o, "exe", json_object_new_string(cred->exe));
-	snprintf(out, n, "%s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return out;
-}
-
-int startup_relay_hook(void *ctx, const char *path, int fd, off_t size,
-		       const struct ingest_cred *cred, unsigned char **ret_der, size_t *ret_len,
-		       bool *ret_attested, char reason[INGEST_VETO_MAX])
-{
-	struct fsd *d = ctx;
-	char claims[RELAY_MAX_CLAIMS];
-	struct relay_outcome out;
-	int r = relay_forward(d->relay, path, fd, size, writer_claims(cred, claims, sizeof(claims)),
-			      &out, ret_der, ret_len, reason);
-
-	if (r == 0 && out.attested)
-		r = relay_record_attested(d, path, size, cred, &out, reason);
-	*ret_attested = r == 0 && out.attested;
-	return r;
-}
-
-/* What is kept for writers, the anomaly detector, quorum signing and
- * provenance statements: before the ingest, whose events they answer. */
 /* Who hears the pipeline's questions and outcomes (outcomes.h): the audit
  * trail's records first and last, each feature between, in this order
  * (the anomaly check before the provenance statement it lets through). */

@@ -45,12 +45,6 @@ int startup_check_store(const char *config_path, const struct config *c, struct 
 /* [relay]: the signers, checked (no connection yet). */
 int startup_relay(const struct config *c, struct fsd *d);
 
-/* The pipeline's forward hook under [relay] (an ingest_forward_fn; CTX is
- * the struct fsd): the writer's claims go with the bytes. */
-int startup_relay_hook(void *ctx, const char *path, int fd, off_t size,
-		       const struct ingest_cred *cred, unsigned char **ret_der, size_t *ret_len,
-		       bool *ret_attested, char reason[INGEST_VETO_MAX]);
-
 /* What is kept for writers, the anomaly detector, quorum signing and
  * provenance statements, and who hears the pipeline (d->outcomes): before
  * the ingest, whose questions they answer. */
