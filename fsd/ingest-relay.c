@@ -20,7 +20,6 @@
 /* "attested SHA256\n", the digest of FD's SIZE bytes in hex. */
 static int reply_text(int fd, char out[RELAY_MAX_REPLY])
 {
-	struct stream_hash h = {0};
 	unsigned char digest[SHA256_LEN];
 	char hex[2 * SHA256_LEN + 1];
 	struct stat st;
@@ -28,12 +27,7 @@ static int reply_text(int fd, char out[RELAY_MAX_REPLY])
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	r = hash_init(&h);
-	if (r == 0) {
-		hash_invalidate(&h); /* nothing fed: hash_final reads FD */
-		r = hash_final(&h, fd, st.st_size, digest);
-	}
-	hash_free(&h);
+	r = hash_fd(fd, st.st_size, digest);
 	if (r < 0)
 		return r;
 	text_hex(digest, SHA256_LEN, hex);

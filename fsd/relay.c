@@ -1,6 +1,7 @@
 /* The relay's forwarder: SFTP to a signer's signfs, a temporary name, one
  * rename that commits, and the signer's signature fetched back (relay.h). */
 #include "relay.h"
+#include "hash.h"
 #include "text.h"
 
 #include <errno.h>
@@ -429,28 +430,14 @@ out:
 }
 
 /* The SHA-256 of FD's SIZE bytes, in hex. */
-static int local_digest(int fd, off_t size, char hex[2 * 32 + 1])
+static int local_digest(int fd, off_t size, char hex[2 * SHA256_LEN + 1])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char *buf = malloc(CHUNK), digest[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	off_t off = 0;
-	int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
+	unsigned char digest[SHA256_LEN];
+	int r = hash_fd(fd, size, digest);
 
-	while (rc == 0 && off < size) {
-		ssize_t n = pread(fd, buf, CHUNK, off);
-		if (n <= 0 || EVP_DigestUpdate(md, buf, n) != 1)
-			rc = -EIO;
-		else
-			off += n;
-	}
-	if (rc == 0 && (EVP_DigestFinal_ex(md, digest, &len) != 1 || len != 32))
-		rc = -EIO;
-	if (rc == 0)
-		text_hex(digest, len, hex);
-	EVP_MD_CTX_free(md);
-	free(buf);
-	return rc;
+	if (r == 0)
+		text_hex(digest, SHA256_LEN, hex);
+	return r;
 }
 
 /* The signer's reply beside STAGING, when its rename attested the bytes

@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "backing.h"
 #include "config.h"
+#include "hash.h"
 #include "live.h"
 #include "log.h"
 #include "outbox.h"
@@ -165,22 +166,12 @@ struct walk {
 	int r;
 };
 
+/* The digest of the whole file behind FD. */
 static int sha256_fd(int fd, unsigned char out[SHA256_LEN])
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	unsigned char buf[1 << 16];
-	ssize_t n = 0;
-	int r = -EIO;
+	struct stat st;
 
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
-		while ((n = read(fd, buf, sizeof(buf))) > 0)
-			if (EVP_DigestUpdate(c, buf, n) != 1)
-				break;
-		if (n == 0 && EVP_DigestFinal_ex(c, out, NULL) == 1)
-			r = 0;
-	}
-	EVP_MD_CTX_free(c);
-	return r;
+	return fstat(fd, &st) < 0 ? -errno : hash_fd(fd, st.st_size, out);
 }
 
 static int add_subject(struct walk *w, const char *path, uint64_t leaf, const char *id)

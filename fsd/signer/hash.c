@@ -110,3 +110,16 @@ void hash_free(struct stream_hash *h)
 	EVP_MD_CTX_free(h->ctx);
 	h->ctx = NULL;
 }
+
+int hash_fd(int fd, off_t size, unsigned char out[SHA256_LEN])
+{
+	struct stream_hash h = {0};
+	int r = hash_init(&h);
+
+	if (r == 0) {
+		hash_invalidate(&h); /* nothing fed: hash_final reads FD */
+		r = hash_final(&h, fd, size, out);
+	}
+	hash_free(&h);
+	return r;
+}

@@ -33,3 +33,7 @@ int hash_final(struct stream_hash *h, int fd, off_t size, unsigned char out[SHA2
 
 /* Accepts a zeroed struct. */
 void hash_free(struct stream_hash *h);
+
+/* Digest of FD's first SIZE bytes, read from its start (pread): 0, or a
+ * negative errno (-EIO when FD is shorter). */
+int hash_fd(int fd, off_t size, unsigned char out[SHA256_LEN]);
