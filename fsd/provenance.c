@@ -24,6 +24,7 @@
 #include "outbox.h"
 #include "signer.h"
 #include "outcomes.h"
+#include "text.h"
 
 #define BUILD_TYPE "urn:signfs:buildtype:inbox-commit:v1"
 
@@ -112,16 +113,6 @@ int provenance_statement(void *ctx, uint64_t id, char **ret, size_t *ret_len)
 	*ret_len = found ? found->len : 0;
 	free(found);
 	return 0;
-}
-
-static void rfc3339(time_t t, long ms, char out[32])
-{
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&t, &tm);
-	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
 static void add_str(struct json_object *o, const char *key, const char *value)
@@ -250,9 +241,9 @@ static struct json_object *run_details(const struct ingest_event *ev,
 	json_object_object_add(builder, "version", version);
 	snprintf(id, sizeof(id), "%s/audit/%llu", builder_id, (unsigned long long)seq);
 	add_str(meta, "invocationId", id);
-	rfc3339((time_t)started, (long)((started - (time_t)started) * 1000) % 1000, t);
+	text_rfc3339_ms((int64_t)(started * 1000), t);
 	add_str(meta, "startedOn", t);
-	rfc3339(now.tv_sec, now.tv_nsec / 1000000, t);
+	text_rfc3339_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, t);
 	add_str(meta, "finishedOn", t);
 	add_str(leaf, "origin", origin);
 	add_int(leaf, "leafIndex", (long long)seq);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "text.h"
 
 bool session_marker(const char *relpath, char dir[PATH_MAX], char id[SESSION_ID_MAX + 1])
 {
@@ -48,17 +49,6 @@ int session_statement_name(const char *dir, const char *id, char out[PATH_MAX])
 	    snprintf(out, PATH_MAX, "%s%s" SESSION_STATEMENT_PREFIX "%s", dir, *dir ? "/" : "", id);
 
 	return n < 0 || n + strlen(".intoto.jsonl") >= PATH_MAX ? -ENAMETOOLONG : 0;
-}
-
-static void rfc3339_ms(int64_t ms, char out[32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&t, &tm);
-	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
 static void add_str(struct json_object *o, const char *key, const char *value)
@@ -132,9 +122,9 @@ static struct json_object *run(const struct session_facts *f,
 	json_object_object_add(builder, "version", version);
 	snprintf(id, sizeof(id), "%s/sessions/%s", f->builder_id, f->marker);
 	add_str(meta, "invocationId", id);
-	rfc3339_ms(f->opened_ms, t);
+	text_rfc3339_ms(f->opened_ms, t);
 	add_str(meta, "startedOn", t);
-	rfc3339_ms(f->closed_ms, t);
+	text_rfc3339_ms(f->closed_ms, t);
 	add_str(meta, "finishedOn", t);
 	json_object_object_add(run, "builder", builder);
 	json_object_object_add(run, "metadata", meta);

@@ -93,7 +93,6 @@ static inline void db_unlock(struct audit *a)
 void audit_day_of(int64_t ms, char day[11]);
 
 /* MS as RFC 3339 UTC with milliseconds ("...T12:00:00.000Z"). */
-void audit_rfc3339(int64_t ms, char out[32]);
 
 /* The N bytes at D as 2N lowercase hex digits at OUT (not terminated). */
 

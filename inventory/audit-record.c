@@ -19,16 +19,6 @@ void audit_day_of(int64_t ms, char day[11])
 	strftime(day, 11, "%Y-%m-%d", &tm);
 }
 
-void audit_rfc3339(int64_t ms, char out[32])
-{
-	time_t t = ms / 1000;
-	struct tm tm;
-	char base[24];
-	gmtime_r(&t, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
 /* Length of the well-formed UTF-8 sequence at S (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF), or 0. */
 static size_t utf8_char(const unsigned char *s, size_t left)
@@ -178,7 +168,7 @@ char *audit_render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 	char when[32], prev_hex[2 * MERKLE_HASH + 1];
 	char *line;
 
-	audit_rfc3339(ms, when);
+	text_rfc3339_ms(ms, when);
 	json_object_object_add(o, "seq", json_object_new_int64(seq));
 	add_str(o, "time", when);
 	add_str(o, "event", r->event);

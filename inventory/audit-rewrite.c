@@ -3,6 +3,7 @@
  * start rebuild the tree from the store as it is and record why in a
  * log_rewritten record. */
 #include "audit-internal.h"
+#include "text.h"
 
 #include <errno.h>
 #include <string.h>
@@ -65,7 +66,7 @@ static int record_rewrite(struct audit *a, const char *problem, int64_t uid, int
 				   .decision = "allow",
 				   .reason = reason};
 
-	audit_rfc3339(at, when);
+	text_rfc3339_ms(at, when);
 	(void)error_set(reason, 0,
 			"the log in the store no longer matched its last signed checkpoint (%s); "
 			"continued as acknowledged by uid %lld at %s",

@@ -2,6 +2,7 @@
 #include "text.h"
 
 #include <stdio.h>
+#include <time.h>
 
 char *text_printable(const char *in, char *out, size_t n)
 {
@@ -33,4 +34,15 @@ void text_hex(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = digit[in[i] & 0xf];
 	}
 	out[2 * n] = 0;
+}
+
+void text_rfc3339_ms(int64_t ms, char out[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
