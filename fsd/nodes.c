@@ -449,6 +449,16 @@ void nodes_set_limit(struct nodes *t, unsigned limit)
 	pthread_mutex_unlock(&t->lock);
 }
 
+bool nodes_room(struct nodes *t)
+{
+	bool room;
+
+	pthread_mutex_lock(&t->lock);
+	room = t->limit == 0 || total(t) - t->swept < t->limit;
+	pthread_mutex_unlock(&t->lock);
+	return room;
+}
+
 void nodes_counts(struct nodes *t, size_t ret[NODE_VIRT + 1])
 {
 	pthread_mutex_lock(&t->lock);

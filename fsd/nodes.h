@@ -85,6 +85,12 @@ void nodes_opened(struct nodes *t, struct node *n, bool opened);
 /* The bound: past LIMIT nodes (0: none), nodes_wait_excess wakes. */
 void nodes_set_limit(struct nodes *t, unsigned limit);
 
+/* May one more node be made without passing the limit (counting those
+ * offered by nodes_oldest as gone)? What can wait for a LOOKUP (the entries
+ * of a listing) is given a node only then, so that it never makes the
+ * sweeper drop what the kernel uses. */
+bool nodes_room(struct nodes *t);
+
 /* The nodes alive, by kind. */
 void nodes_counts(struct nodes *t, size_t ret[NODE_VIRT + 1]);
 

@@ -1,6 +1,7 @@
 /* The FUSE operations on directories: a listing taken at opendir (the
  * inbox's entries, the outbox's, the virtual tree's), each entry with its
- * inode number, read from that snapshot. */
+ * inode number, read from that snapshot; READDIRPLUS gives with each entry
+ * what a LOOKUP of it would, where that saves the kernel the LOOKUP. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -196,6 +197,81 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+/* Whether the listing of DIR gives entry E with its node and attributes:
+ * not "." and "..", not published versions (their entry is never cached,
+ * see ops_entry: a path walk looks them up anyway), and only while there is
+ * room under the node bound, so that a directory larger than the bound does
+ * not have the sweeper drop entries the kernel uses (or the listing's own
+ * before they are read); the kernel looks up the others. */
+static bool entry_given(struct fsd *d, struct node *dir, const struct dirent_copy *e)
+{
+	if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
+		return false;
+	if (nodes_kind(dir) == NODE_OUTBOX && !S_ISDIR(e->st.st_mode))
+		return false;
+	return nodes_room(d->nodes);
+}
+
+/* Entry I of listing L at the end of BUF (SIZE bytes, USED taken), with
+ * its node when given (*RET_NODE, a lookup counted; NULL otherwise). The
+ * bytes it takes, more than SIZE - USED when it does not fit (no lookup
+ * counted then). */
+static size_t add_plus(fuse_req_t req, struct node *dir, struct listing *l, size_t i, char *buf,
+		       size_t size, size_t used, struct node **ret_node)
+{
+	struct fsd *d = fsd_of(req);
+	struct fuse_entry_param e = {.attr = l->e[i].st};
+	struct node *n = NULL;
+	struct stat st;
+	size_t k;
+
+	if (entry_given(d, dir, &l->e[i]) &&
+	    ops_lookup_child(d, req, dir, l->e[i].name, &n, &st) == 0)
+		e = ops_entry(n, &st);
+	k = fuse_add_direntry_plus(req, buf + used, size - used, l->e[i].name, &e, i + 1);
+	if (k > size - used && n) {
+		nodes_forget(d->nodes, n, 1);
+		n = NULL;
+	}
+	*ret_node = n;
+	return k;
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+	struct nodes *t = fsd_of(req)->nodes;
+	struct node *dir = node_of(req, ino);
+	/* An entry takes more than 32 bytes (its header alone): a bound on
+	 * how many one reply holds. */
+	size_t most = size / 32 + 1, given = 0, used = 0;
+	struct node **nodes = calloc(most, sizeof(*nodes));
+	char *buf = malloc(size ? size : 1);
+
+	if (!buf || !nodes) {
+		free(buf);
+		free(nodes);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off; i < l->n && given < most; i++) {
+		struct node *n;
+		size_t k = add_plus(req, dir, l, i, buf, size, used, &n);
+		if (k > size - used)
+			break;
+		used += k;
+		if (n)
+			nodes[given++] = n;
+	}
+	/* An interrupted request: the kernel took none of the lookups. */
+	if (fuse_reply_buf(req, buf, used) < 0)
+		for (size_t i = 0; i < given; i++)
+			nodes_forget(t, nodes[i], 1);
+	free(buf);
+	free(nodes);
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -98,7 +98,16 @@ void ops_root_stat(struct fsd *d, struct stat *st);
 int ops_node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_file_info *fi,
 		  struct stat *st);
 
+/* The entry of N with attributes ST, as a LOOKUP replies it: versions are
+ * looked up afresh at every path walk, the rest cached for CACHE_SECONDS. */
+struct fuse_entry_param ops_entry(struct node *n, const struct stat *st);
+
 void ops_reply_entry(fuse_req_t req, struct node *n, const struct stat *st);
+
+/* NAME under PARENT, as a LOOKUP by REQ's caller sees it: its node, with one
+ * lookup counted, and its attributes. */
+int ops_lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, const char *name,
+		     struct node **ret, struct stat *st);
 
 /* PATH of a new entry NAME under PARENT, which must be an inbox directory. */
 int ops_inbox_child(struct fsd *d, struct node *parent, const char *name, char **ret);
@@ -117,4 +126,6 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 /* ops-dir.c */
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

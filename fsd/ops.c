@@ -167,14 +167,20 @@ int ops_node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_fil
 	return r;
 }
 
-void ops_reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
+struct fuse_entry_param ops_entry(struct node *n, const struct stat *st)
 {
-	struct fuse_entry_param e = {
+	return (struct fuse_entry_param){
 	    .ino = nodes_id(n),
 	    .attr = *st,
 	    .attr_timeout = attr_seconds(st),
 	    .entry_timeout = nodes_kind(n) == NODE_VERSION ? 0 : CACHE_SECONDS,
 	};
+}
+
+void ops_reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
+{
+	struct fuse_entry_param e = ops_entry(n, st);
+
 	/* An interrupted request: the kernel never took the lookup. */
 	if (fuse_reply_entry(req, &e) < 0)
 		nodes_forget(fsd_of(req)->nodes, n, 1);
@@ -221,9 +227,8 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 	return r;
 }
 
-/* NAME under PARENT: its node, with one lookup counted, and attributes. */
-static int lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, const char *name,
-			struct node **ret, struct stat *st)
+int ops_lookup_child(struct fsd *d, fuse_req_t req, struct node *parent, const char *name,
+		     struct node **ret, struct stat *st)
 {
 	struct virt_reader who = reader_of(req);
 	enum node_kind kind = nodes_kind(parent);
@@ -275,7 +280,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct node *n;
 	struct stat st;
-	int r = lookup_child(fsd_of(req), req, node_of(req, parent), name, &n, &st);
+	int r = ops_lookup_child(fsd_of(req), req, node_of(req, parent), name, &n, &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -416,7 +421,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		free(path);
 	}
 	if (r == 0)
-		r = lookup_child(d, req, parent, name, &n, &st);
+		r = ops_lookup_child(d, req, parent, name, &n, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -497,7 +502,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 /* A published version names itself: the id of the object it is, the same
  * for an artifact and the signature that belongs to it. Not listed, so that
- * copies (cp -a, rsync -X) do not carry it along. */
+ * copies (cp -a, rsync -X) do not carry it along. Only user.* names exist:
+ * the others (security.selinux, system.posix_acl_access, which ls -l asks
+ * of every entry) are "not supported", which ls and cp remember for the
+ * whole filesystem instead of asking again for each entry. */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct node *n = node_of(req, ino);
@@ -505,6 +513,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	enum outbox_kind kind;
 	size_t len;
 
+	if (strncmp(name, "user.", 5)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (nodes_kind(n) != NODE_VERSION || strcmp(name, VERSION_XATTR)) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -539,6 +551,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Listings carry their entries' attributes (op_readdirplus), every
+	 * chunk of them: ls -l reads the whole listing before it asks for the
+	 * first entry's attributes, so the kernel's "auto" mode, which stops
+	 * after the first chunk unless entries were looked up, would leave
+	 * the rest to a LOOKUP each. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -564,6 +584,7 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
     .opendir = op_opendir,
     .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .statfs = op_statfs,
     .setxattr = op_setxattr,

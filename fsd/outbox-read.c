@@ -302,19 +302,50 @@ int outbox_open_file(struct outbox *o, const char *relpath, int *ret_fd)
 	return r;
 }
 
-/* NAME's statement, listed when its object has one. */
-static int list_statement(struct outbox *o, const char *relpath, const char *name,
-			  outbox_fill_fn fill, void *ctx)
+/* The entries a published file NAME (a symlink in DIRFD, outbox/RELPATH)
+ * lists: NAME, NAME.p7s and NAME.intoto.jsonl, or the statement alone for
+ * an object without artifact (a build session's). Each is stated from its
+ * object directly, a few syscalls for the three, whatever the size of the
+ * directory. A link swapped meanwhile is read again; one removed is not
+ * listed. */
+static int list_link(struct outbox *o, int dirfd, const char *name, outbox_fill_fn fill, void *ctx)
 {
-	char child[PATH_MAX];
+	char id[ID_LEN + 2], entry[NAME_MAX + 1];
 	struct stat st;
+	ssize_t n;
+	int r = 0;
 
-	if (strlen(name) + strlen(OUTBOX_STATEMENT_SUFFIX) > NAME_MAX ||
-	    snprintf(child, sizeof(child), "%s%s%s" OUTBOX_STATEMENT_SUFFIX, relpath,
-		     *relpath ? "/" : "", name) >= (int)sizeof(child) ||
-	    outbox_stat(o, child, &st) < 0)
+	for (int attempt = 0; attempt < 8; attempt++) {
+		n = readlinkat(dirfd, name, id, sizeof(id) - 1);
+		if (n != ID_LEN)
+			return 0;
+		id[n] = 0;
+		if (!outbox_valid_id(id))
+			return 0;
+		r = outbox_stat_version(o, id, OUTBOX_ARTIFACT, &st);
+		if (r == 0)
+			break;
+		/* No artifact: a statement alone, or a version replaced since. */
+		if (outbox_stat_version(o, id, OUTBOX_STATEMENT, &st) == 0) {
+			if (snprintf(entry, sizeof(entry), "%s" OUTBOX_STATEMENT_SUFFIX, name) >=
+			    (int)sizeof(entry))
+				return 0;
+			return fill(ctx, entry, &st);
+		}
+	}
+	if (r < 0)
 		return 0;
-	return fill(ctx, strrchr(child, '/') ? strrchr(child, '/') + 1 : child, &st);
+	r = fill(ctx, name, &st);
+	if (r == 0 &&
+	    snprintf(entry, sizeof(entry), "%s" OUTBOX_SIG_SUFFIX, name) < (int)sizeof(entry) &&
+	    outbox_stat_version(o, id, OUTBOX_SIGNATURE, &st) == 0)
+		r = fill(ctx, entry, &st);
+	if (r == 0 &&
+	    snprintf(entry, sizeof(entry), "%s" OUTBOX_STATEMENT_SUFFIX, name) <
+		(int)sizeof(entry) &&
+	    outbox_stat_version(o, id, OUTBOX_STATEMENT, &st) == 0)
+		r = fill(ctx, entry, &st);
+	return r;
 }
 
 int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void *ctx)
@@ -338,28 +369,16 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 		struct stat st;
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (e->d_type != DT_DIR && e->d_type != DT_LNK)
+		if (e->d_type == DT_LNK) {
+			r = list_link(o, fd, e->d_name, fill, ctx);
 			continue;
-		if (snprintf(child, sizeof(child), "%s%s%s", relpath, *relpath ? "/" : "",
+		}
+		if (e->d_type != DT_DIR ||
+		    snprintf(child, sizeof(child), "%s%s%s", relpath, *relpath ? "/" : "",
 			     e->d_name) >= (int)sizeof(child))
 			continue;
-		if (outbox_stat(o, child, &st) < 0) {
-			/* A statement with no artifact (a build session's), or
-			 * republished or removed while listing. */
-			if (e->d_type == DT_LNK)
-				r = list_statement(o, relpath, e->d_name, fill, ctx);
-			continue;
-		}
-		r = fill(ctx, e->d_name, &st);
-		if (r == 0 && e->d_type == DT_LNK) {
-			char sig[NAME_MAX + 8];
-			snprintf(sig, sizeof(sig), "%s" OUTBOX_SIG_SUFFIX, e->d_name);
-			strncat(child, OUTBOX_SIG_SUFFIX, sizeof(child) - strlen(child) - 1);
-			if (outbox_stat(o, child, &st) == 0)
-				r = fill(ctx, sig, &st);
-		}
-		if (r == 0 && e->d_type == DT_LNK)
-			r = list_statement(o, relpath, e->d_name, fill, ctx);
+		if (outbox_stat(o, child, &st) == 0)
+			r = fill(ctx, e->d_name, &st);
 	}
 	closedir(d);
 	return r;
