@@ -301,6 +301,16 @@ static struct node *find_child(struct nodes *t, struct node *parent, const char 
 	return NULL;
 }
 
+bool nodes_room_for(struct nodes *t, struct node *parent, const char *name)
+{
+	bool room;
+
+	pthread_mutex_lock(&t->lock);
+	room = t->limit == 0 || total(t) - t->swept < t->limit || find_child(t, parent, name);
+	pthread_mutex_unlock(&t->lock);
+	return room;
+}
+
 /* Holds t->lock. N loses its name and its parent. */
 static void detach(struct nodes *t, struct node *n)
 {
@@ -447,16 +457,6 @@ void nodes_set_limit(struct nodes *t, unsigned limit)
 	pthread_mutex_lock(&t->lock);
 	t->limit = limit;
 	pthread_mutex_unlock(&t->lock);
-}
-
-bool nodes_room(struct nodes *t)
-{
-	bool room;
-
-	pthread_mutex_lock(&t->lock);
-	room = t->limit == 0 || total(t) - t->swept < t->limit;
-	pthread_mutex_unlock(&t->lock);
-	return room;
 }
 
 void nodes_counts(struct nodes *t, size_t ret[NODE_VIRT + 1])

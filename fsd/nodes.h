@@ -85,11 +85,11 @@ void nodes_opened(struct nodes *t, struct node *n, bool opened);
 /* The bound: past LIMIT nodes (0: none), nodes_wait_excess wakes. */
 void nodes_set_limit(struct nodes *t, unsigned limit);
 
-/* May one more node be made without passing the limit (counting those
- * offered by nodes_oldest as gone)? What can wait for a LOOKUP (the entries
- * of a listing) is given a node only then, so that it never makes the
- * sweeper drop what the kernel uses. */
-bool nodes_room(struct nodes *t);
+/* Is there a node for NAME under PARENT, or room for one more without
+ * passing the limit (counting those offered by nodes_oldest as gone)? What
+ * can wait for a LOOKUP (the entries of a listing) is given a node only
+ * then, so that it never makes the sweeper drop what the kernel uses. */
+bool nodes_room_for(struct nodes *t, struct node *parent, const char *name);
 
 /* The nodes alive, by kind. */
 void nodes_counts(struct nodes *t, size_t ret[NODE_VIRT + 1]);

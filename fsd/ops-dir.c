@@ -204,14 +204,15 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
  * see ops_entry: a path walk looks them up anyway), and only while there is
  * room under the node bound, so that a directory larger than the bound does
  * not have the sweeper drop entries the kernel uses (or the listing's own
- * before they are read); the kernel looks up the others. */
+ * before they are read); the kernel looks up the others. Entries that have
+ * a node already are refreshed whatever the room. */
 static bool entry_given(struct fsd *d, struct node *dir, const struct dirent_copy *e)
 {
 	if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
 		return false;
 	if (nodes_kind(dir) == NODE_OUTBOX && !S_ISDIR(e->st.st_mode))
 		return false;
-	return nodes_room(d->nodes);
+	return nodes_room_for(d->nodes, dir, e->name);
 }
 
 /* Entry I of listing L at the end of BUF (SIZE bytes, USED taken), with

@@ -151,3 +151,26 @@ Test(nodes, an_open_file_is_offered_once_released)
 	offered(8, names, NULL);
 	cr_assert_str_eq(names, "a");
 }
+
+Test(nodes, a_listing_has_room_up_to_the_limit_and_for_known_names_beyond)
+{
+	char name[16], names[64];
+
+	nodes_set_limit(t, 8);
+	cr_assert(nodes_room_for(t, inbox, "new"), "2 of 8 taken");
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		nodes_lookup(t, inbox, name, NODE_INBOX);
+	}
+	cr_assert_not(nodes_room_for(t, inbox, "new"), "8 of 8: no room for a new name");
+	cr_assert(nodes_room_for(t, inbox, "f3"), "a name with a node is refreshed");
+	cr_assert_not(nodes_room_for(t, outbox, "f3"), "the same name elsewhere is new");
+	offered(1, names, NULL);
+	cr_assert(nodes_room_for(t, inbox, "new"), "an offered node counts as gone");
+	nodes_set_limit(t, 0);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		nodes_lookup(t, inbox, name, NODE_INBOX);
+	}
+	cr_assert(nodes_room_for(t, inbox, "new"), "no limit: always room");
+}

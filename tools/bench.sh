@@ -23,6 +23,15 @@
 #                 written through the mount (state on tmpfs), then the
 #                 start time and RSS at ready with that history beside an
 #                 empty state's, with the state's size
+#   --bigdir N    only this: N artifacts written into one inbox directory
+#                 through the mount (state on tmpfs), then ls -la and ls -f
+#                 of that outbox directory (3N entries) and of the inbox
+#                 directory: one cold listing (the kernel's dentries and
+#                 inodes dropped first), then the median of 3 after a warm
+#                 one; stat of one entry; beside ls -la of plain tmpfs
+#                 directories of the same sizes (ratio)
+#   --bigdir-also BIN  with --bigdir: the same listings with signfsd BIN
+#                 (an earlier build) on the same state, right before
 #   --soak MIN    only this: 16 writers (Python, each waiting for close())
 #                 write distinct new 4 KiB paths for MIN minutes, state on
 #                 the disk (--disk); each minute files/s, close() p99,
@@ -30,7 +39,7 @@
 #                 VmRSS stayed within a 4 MiB band from minute 5 on
 set -eu
 cd "$(dirname "$0")/.."
-SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0 BIGDIR=0 ALSO=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--files) SMALL=$2; shift 2 ;;
@@ -41,6 +50,8 @@ while [ $# -gt 0 ]; do
 	--scale) SCALE=$2; shift 2 ;;
 	--pe) PE=$2; shift 2 ;;
 	--soak) SOAK=$2; shift 2 ;;
+	--bigdir) BIGDIR=$2; shift 2 ;;
+	--bigdir-also) ALSO=$(realpath "$2"); shift 2 ;;
 	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
@@ -157,6 +168,71 @@ if [ "$SOAK" != 0 ]; then
 	stop "$D/soak"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit $r
+fi
+
+# ---- large directories: listings of one directory of N artifacts ----
+if [ "$BIGDIR" != 0 ]; then
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	# secs CMD...: seconds CMD takes, its output dropped.
+	secs() {
+		local t0 t1
+		t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+		calc "$t1 - $t0"
+	}
+	# listings DIR: OUT is "cold, warm median [spread]" of ls -la and of
+	# ls -f of DIR, LA the median of ls -la.
+	listings() {
+		local la=() f=() cold_la cold_f
+		sync; echo 2 >/proc/sys/vm/drop_caches
+		cold_la=$(secs ls -la "$1")
+		sync; echo 2 >/proc/sys/vm/drop_caches
+		cold_f=$(secs ls -f "$1")
+		secs ls -la "$1" >/dev/null
+		for _ in 1 2 3; do la+=("$(secs ls -la "$1")"); f+=("$(secs ls -f "$1")"); done
+		LA=$(median3 "${la[@]}")
+		OUT=$(printf 'ls -la cold %.2f s, warm %.2f s [%s]; ls -f cold %.2f s, warm %.2f s [%s]' \
+			"$cold_la" "$LA" "$(spread3 "${la[@]}")" "$cold_f" "$(median3 "${f[@]}")" "$(spread3 "${f[@]}")")
+	}
+	# plain N: a tmpfs directory of N empty files, and ls -la of it (median of 3).
+	plain() {
+		local t=()
+		mkdir -p "$B/plain$1"
+		(cd "$B/plain$1" && seq -f 'f%06g' "$1" | xargs touch)
+		ls -la "$B/plain$1" >/dev/null
+		for _ in 1 2 3; do t+=("$(secs ls -la "$B/plain$1")"); done
+		rm -rf "$B/plain$1"
+		median3 "${t[@]}"
+	}
+	start big "$B"
+	mkdir "$B/big/mnt/inbox/big"
+	echo "fill: $($BENCH write "$B/big/mnt/inbox/big" "$BIGDIR" 1 4)"
+	stop "$B/big"
+	base_in=$(plain "$BIGDIR")
+	base_out=$(plain $((3 * BIGDIR)))
+	printf 'baseline: ls -la of a tmpfs directory: %d entries %.3f s, %d entries %.3f s\n' \
+		"$BIGDIR" "$base_in" $((3 * BIGDIR)) "$base_out"
+	for bin in $ALSO build/fsd/signfsd; do
+		echo "$bin (load average $(cut -d' ' -f1 /proc/loadavg)):"
+		"$bin" -f -c "$B/big/state/signfs.conf" "$B/big/mnt" 2>>"$B/big/daemon.log" &
+		PIDS+=($!)
+		for _ in $(seq 1000); do mountpoint -q "$B/big/mnt" && break; sleep 0.005; done
+		m=$B/big/mnt
+		listings "$m/outbox/big"
+		printf '  outbox, %d entries: %s; ls -la %s x baseline\n' \
+			"$(ls -f "$m/outbox/big" | wc -l)" "$OUT" "$(ratio "$LA" "$base_out")"
+		listings "$m/inbox/big"
+		printf '  inbox,  %d entries: %s; ls -la %s x baseline\n' \
+			"$(ls -f "$m/inbox/big" | wc -l)" "$OUT" "$(ratio "$LA" "$base_in")"
+		st=()
+		for _ in 1 2 3; do st+=("$(secs stat "$m/outbox/big/w0-000017.p7s")"); done
+		printf '  stat of one outbox entry: %.1f ms; nodes after: %s; VmRSS %s\n' \
+			"$(calc "$(median3 "${st[@]}") * 1000")" \
+			"$(awk '/^signfs_nodes\{/ { s += $2 } END { print s + 0 }' "$m/metrics")" \
+			"$(awk '/^VmRSS:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/${PIDS[-1]}/status")"
+		stop "$B/big"
+	done
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
 fi
 
 # ---- scale: start and memory against the published paths ----
