@@ -13,34 +13,58 @@
 #include "ops-internal.h"
 #include "outbox.h"
 
+/* Grows *P (of *CAP elements of SIZE bytes) to hold at least NEED. */
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 32;
+	void *q;
+
+	while (n < need)
+		n *= 2;
+	if (n == *cap)
+		return 0;
+	q = realloc(*p, n * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
 static int listing_add(void *ctx, const char *name, const struct stat *st)
 {
 	struct listing *l = ctx;
+	size_t len = strlen(name) + 1;
+	void *e = l->e, *names = l->names;
+	int r = grow(&e, &l->cap, l->n + 1, sizeof(*l->e));
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 32;
-		void *p = realloc(l->e, cap * sizeof(*l->e));
-		if (!p)
-			return -ENOMEM;
-		l->e = p;
-		l->cap = cap;
-	}
-	/* analyzer: the array and its names belong to L (listing_free). */
-	l->e[l->n].name = strdup(name);
-	if (!l->e[l->n].name)
-		return -ENOMEM;
-	/* analyzer: see above. */
-	l->e[l->n].st = st ? *st : (struct stat){0};
+	l->e = e;
+	if (r == 0)
+		r = grow(&names, &l->names_cap, l->names_used + len, 1);
+	l->names = names;
+	if (r < 0)
+		return r;
+	memcpy(l->names + l->names_used, name, len);
+	l->e[l->n] = (struct dirent_copy){
+	    .name = l->names_used,
+	    .ino = st ? st->st_ino : 0,
+	    .mode = st ? st->st_mode : 0,
+	};
+	l->names_used += len;
 	l->n++;
 	return 0;
+}
+
+static const char *name_of(const struct listing *l, size_t i)
+{
+	return l->names + l->e[i].name;
 }
 
 static void listing_free(struct listing *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->e[i].name);
+	free(l->names);
 	free(l->e);
 	free(l);
 }
@@ -98,27 +122,31 @@ static void listing_number(struct fsd *d, fuse_req_t req, const char *dir, struc
 		ops_root_stat(d, &self);
 	for (size_t i = 0; i < l->n; i++) {
 		struct dirent_copy *e = &l->e[i];
-		bool up = !strcmp(e->name, "..");
+		const char *name = name_of(l, i);
+		bool up = !strcmp(name, "..");
 		char *p = NULL;
 
-		if (e->st.st_ino)
+		if (e->ino)
 			continue;
-		if (!strcmp(e->name, ".")) {
-			e->st = self;
+		if (!strcmp(name, ".")) {
+			e->ino = self.st_ino;
+			e->mode = self.st_mode;
 			continue;
 		}
 		if (up)
 			p = strdup(dir);
-		else if (asprintf(&p, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", e->name) < 0)
+		else if (asprintf(&p, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", name) < 0)
 			p = NULL;
 		if (p && up) {
 			char *slash = strrchr(p, '/');
 			slash[slash == p] = 0; /* "/inbox" -> "/", "/inbox/a" -> "/inbox" */
 		}
-		if (p && path_stat(d, &who, p, &st) == 0 && st.st_ino)
-			e->st = st;
-		else
-			e->st.st_ino = self.st_ino;
+		if (p && path_stat(d, &who, p, &st) == 0 && st.st_ino) {
+			e->ino = st.st_ino;
+			e->mode = st.st_mode;
+		} else {
+			e->ino = self.st_ino;
+		}
 		free(p);
 	}
 }
@@ -189,8 +217,9 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		return;
 	}
 	for (size_t i = off; i < l->n; i++) {
-		size_t n = fuse_add_direntry(req, buf + used, size - used, l->e[i].name,
-					     &l->e[i].st, i + 1);
+		struct stat st = {.st_ino = l->e[i].ino, .st_mode = l->e[i].mode};
+		size_t n =
+		    fuse_add_direntry(req, buf + used, size - used, name_of(l, i), &st, i + 1);
 		if (n > size - used)
 			break;
 		used += n;
@@ -206,13 +235,13 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
  * not have the sweeper drop entries the kernel uses (or the listing's own
  * before they are read); the kernel looks up the others. Entries that have
  * a node already are refreshed whatever the room. */
-static bool entry_given(struct fsd *d, struct node *dir, const struct dirent_copy *e)
+static bool entry_given(struct fsd *d, struct node *dir, const char *name, mode_t mode)
 {
-	if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
 		return false;
-	if (nodes_kind(dir) == NODE_OUTBOX && !S_ISDIR(e->st.st_mode))
+	if (nodes_kind(dir) == NODE_OUTBOX && !S_ISDIR(mode))
 		return false;
-	return nodes_room_for(d->nodes, dir, e->name);
+	return nodes_room_for(d->nodes, dir, name);
 }
 
 /* Entry I of listing L at the end of BUF (SIZE bytes, USED taken), with
@@ -223,15 +252,15 @@ static size_t add_plus(fuse_req_t req, struct node *dir, struct listing *l, size
 		       size_t size, size_t used, struct node **ret_node)
 {
 	struct fsd *d = fsd_of(req);
-	struct fuse_entry_param e = {.attr = l->e[i].st};
+	struct fuse_entry_param e = {.attr = {.st_ino = l->e[i].ino, .st_mode = l->e[i].mode}};
 	struct node *n = NULL;
 	struct stat st;
 	size_t k;
 
-	if (entry_given(d, dir, &l->e[i]) &&
-	    ops_lookup_child(d, req, dir, l->e[i].name, &n, &st) == 0)
+	if (entry_given(d, dir, name_of(l, i), l->e[i].mode) &&
+	    ops_lookup_child(d, req, dir, name_of(l, i), &n, &st) == 0)
 		e = ops_entry(n, &st);
-	k = fuse_add_direntry_plus(req, buf + used, size - used, l->e[i].name, &e, i + 1);
+	k = fuse_add_direntry_plus(req, buf + used, size - used, name_of(l, i), &e, i + 1);
 	if (k > size - used && n) {
 		nodes_forget(d->nodes, n, 1);
 		n = NULL;

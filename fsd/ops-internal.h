@@ -36,13 +36,19 @@ struct handle {
 	pid_t opener, opener_tgid; /* who opened it (its closes commit) */
 };
 
-/* An open directory: its listing, taken at opendir. */
+/* An open directory: its listing, taken at opendir. Each entry keeps what
+ * a plain listing gives (a READDIRPLUS states it afresh), its name in one
+ * block of names, so that a listing of a large directory costs little
+ * memory while it is open and gives it all back when closed. */
 struct listing {
 	struct dirent_copy {
-		char *name;
-		struct stat st;
+		size_t name; /* offset in NAMES */
+		ino_t ino;
+		mode_t mode; /* the file type: the listing's d_type */
 	} * e;
 	size_t n, cap;
+	char *names;
+	size_t names_used, names_cap;
 };
 
 static inline struct fsd *fsd_of(fuse_req_t req)
