@@ -20,9 +20,13 @@
 #                 same token key (needs osslsigncode and
 #                 libengine-pkcs11-openssl)
 #   --scale N     only this: N distinct paths over 1,000 directories
-#                 written through the mount (state on tmpfs), then the
-#                 start time and RSS at ready with that history beside an
-#                 empty state's, with the state's size
+#                 written through the mount (state on the disk, --disk),
+#                 then N/4 new versions of them (about 3N audit records),
+#                 then the start time and RSS at ready with that history
+#                 beside an empty state's, with the state's size. With
+#                 SIGNFS_BENCH_STATE=DIR the filled state is kept in DIR,
+#                 and a later run with the same DIR measures it again
+#                 without filling
 #   --soak MIN    only this: 16 writers (Python, each waiting for close())
 #                 write distinct new 4 KiB paths for MIN minutes, state on
 #                 the disk (--disk); each minute files/s, close() p99,
@@ -52,7 +56,7 @@ B=$(mktemp -d /dev/shm/signfs-bench.XXXXXX)
 D=$(mktemp -d "$DISK/signfs-bench.XXXXXX")
 PIDS=()
 cleanup() {
-	for m in "$B"/*/mnt "$D"/*/mnt "$B/pt/mnt"; do
+	for m in "$B"/*/mnt "$D"/*/mnt "$B/pt/mnt" ${SIGNFS_BENCH_STATE:+"$SIGNFS_BENCH_STATE"/*/mnt}; do
 		mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m"
 	done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -164,38 +168,45 @@ if [ "$SCALE" != 0 ]; then
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	# rss PID: VmRSS and RssAnon in MiB.
 	rss() { awk '/^(VmRSS|RssAnon):/ { printf "%s%.1f", n++ ? " / " : "", $2 / 1024 }' "/proc/$1/status"; }
-	# measure NAME: three starts; START is the median seconds from exec to
-	# mounted, READY the RSS at the mount, LOADED a second after the anomaly
-	# profiles are read (beside the work, after the mount), of the last one.
+	# measure NAME PARENT: three starts of PARENT/NAME; START is the median
+	# seconds from exec to mounted, READY the RSS at the mount, LOADED a
+	# second after the anomaly profiles are read (beside the work, after the
+	# mount), of the last one.
 	measure() {
-		local t=() t0 t1 i
+		local t=() t0 t1 i n log=$2/$1/daemon.log
 		for i in 1 2 3; do
-			t0=$(date +%s.%N); start "$1" "$B"; t1=$(date +%s.%N)
+			n=$(grep -c 'anomaly profiles: .* ready in' "$log" 2>/dev/null || true)
+			t0=$(date +%s.%N); start "$1" "$2"; t1=$(date +%s.%N)
 			t+=("$(calc "$t1 - $t0")")
 			READY=$(rss "${PIDS[-1]}")
 			for _ in $(seq 600); do
-				[ "$(grep -c 'anomaly profiles: .* ready in' "$B/$1/daemon.log")" -ge "$i" ] && break
+				[ "$(grep -c 'anomaly profiles: .* ready in' "$log")" -gt "${n:-0}" ] && break
 				sleep 0.1
 			done
 			sleep 1
 			LOADED=$(rss "${PIDS[-1]}")
-			EVENTS=$(sed -n 's/^audit log: *\([0-9]*\) events/\1/p' "$B/$1/mnt/status")
-			stop "$B/$1"
+			EVENTS=$(sed -n 's/^audit log: *\([0-9]*\) events/\1/p' "$2/$1/mnt/status")
+			stop "$2/$1"
 		done
 		START=$(median3 "${t[@]}")
 	}
-	start scale "$B"
-	filled=$($BENCH tree "$B/scale/mnt/inbox" "$SCALE" 1000 4)
-	stop "$B/scale"
-	mkdir -p "$B/empty"
-	build/tools/signfsctl init --state-dir "$B/empty/state" >/dev/null
-	measure empty
+	S=${SIGNFS_BENCH_STATE:-$D}
+	filled="(kept from an earlier run in $S)"
+	if [ ! -e "$S/scale/state/filled" ]; then
+		start scale "$S"
+		filled=$($BENCH tree "$S/scale/mnt/inbox" "$SCALE" 1000 4 $((SCALE / 4)))
+		stop "$S/scale"
+		echo "$filled" >"$S/scale/state/filled"
+	fi
+	mkdir -p "$D/empty"
+	build/tools/signfsctl init --state-dir "$D/empty/state" >/dev/null
+	measure empty "$D"
 	printf 'empty state:   start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s\n' \
-		"$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/empty/state/signfs.db" | cut -f1)"
-	measure scale
+		"$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$D/empty/state/signfs.db" | cut -f1)"
+	measure scale "$S"
 	printf '%d paths:  start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s, state %s\n' \
-		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/scale/state/signfs.db" | cut -f1)" \
-		"$(du -sh "$B/scale/state" | cut -f1)"
+		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$S/scale/state/signfs.db" | cut -f1)" \
+		"$(du -sh "$S/scale/state" | cut -f1)"
 	echo "fill through the mount (4 writers): $filled"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
