@@ -1,7 +1,13 @@
 #!/bin/bash
 # signfs benchmark (not a test): what users run, each figure printed next to
 # a baseline measured in the same run, as a ratio. Medians of 3 runs, with
-# the spread (min-max) beside them.
+# the spread (min-max) beside them. Without a mode it prints: the token's
+# rate; small files on tmpfs with 1, 4 and 16 writers against the floor
+# (passthrough_ll and the token's stamped signature one after the other);
+# on the disk with 1, 4 and 16 writers against tmpfs and fdatasync, with
+# flushes per file; cp -r and rsync -a of a 10,000-file tree against one
+# writer; 16 writers through a token behind p11-kit's server against the
+# token's own 16-thread rate through the same socket; a large file.
 #
 #   tools/bench.sh [--files N] [--large MIB] [--disk DIR] [--rsa] [--restart N]
 #
@@ -232,13 +238,19 @@ for _ in $(seq 200); do mountpoint -q "$B/pt/mnt" && break; sleep 0.01; done
 # ---- small files, state on tmpfs ----
 small "$B/pt/mnt" 4
 base=$RATE
+# The floor: what this machine does for the same work with nothing else,
+# the baseline filesystem's requests and the token's stamped signature one
+# after the other.
+stamped2=$(echo "$tok2" | field cms_stamped_per_s)
+floor=$(calc "1 / (1 / $base + 1 / $stamped2)")
 printf 'state on tmpfs:\n'
 printf '  baseline: passthrough_ll, 4 writers %6d files/s [%s]\n' "$base" "$RATES"
-for w in 1 4; do
+printf '  floor: 1/(1/passthrough_ll + 1/token stamped CMS on 2 threads) %6.0f files/s\n' "$floor"
+for w in 1 4 16; do
 	small "$B/tmpfs/mnt/inbox" "$w"
-	printf '  signfs, %d writer(s)                 %6d files/s [%s]  %s of baseline; %s\n' \
-		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base")" "$LAT"
-	with_ts=$RATE
+	printf '  signfs, %2d writer(s)                %6d files/s [%s]  %s of the floor; %s\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$floor")" "$LAT"
+	eval "tmpfs$w=\$RATE"
 done
 # What the embedded default's timestamps (the local TSA, in-process) cost:
 # the same without its [timestamp] section.
@@ -247,8 +259,8 @@ build/tools/signfsctl init --state-dir "$B/notime/state" >/dev/null
 sed -i '/^\[timestamp\]/,/^$/d' "$B/notime/state/signfs.conf"
 start notime "$B"
 small "$B/notime/mnt/inbox" 4
-printf '  signfs, 4 writers, no timestamps  %6d files/s [%s]; a timestamp costs %.3f ms per file (4 writers)\n' \
-	"$RATE" "$RATES" "$(calc "1000 / $with_ts - 1000 / $RATE")"
+printf '  signfs, 4 writers, no timestamps   %6d files/s [%s]; a timestamp costs %.3f ms per file (4 writers)\n' \
+	"$RATE" "$RATES" "$(calc "1000 / $tmpfs4 - 1000 / $RATE")"
 stop "$B/notime"
 echo
 
@@ -263,15 +275,65 @@ printf '  baseline: create+write+fdatasync, 1 writer   %6d files/s [%s]\n' "$bas
 printf '  baseline: create+write+fdatasync, 4 writers  %6d files/s [%s]\n' "$base4" "$base4s"
 start disk "$D"
 flushes() { sed -n 's/^signfs_flushes_total //p' "$D/disk/mnt/metrics"; }
-for w in 1 4; do
+for w in 1 4 16; do
 	f0=$(flushes)
 	small "$D/disk/mnt/inbox" "$w"
 	f1=$(flushes)
-	printf '  signfs, %d writer(s)                          %6d files/s [%s]  %s of the 4-writer baseline; %s; %.2f flushes per file\n' \
-		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base4")" "$LAT" "$(calc "($f1 - $f0) / (3 * $SMALL)")"
+	case $w in
+	1) vs=$(calc "1 / (1 / $tmpfs1 + 1 / $base1)")
+	   what="of 1/(1/tmpfs 1 writer + 1/fdatasync 1 writer) = $(printf %.0f "$vs")" ;;
+	4) vs=$tmpfs4 what="of tmpfs with 4 writers" ;;
+	16) vs=$tmpfs16 what="of tmpfs with 16 writers" ;;
+	esac
+	printf '  signfs, %2d writer(s)                         %6d files/s [%s]  %s %s; %s; %.2f flushes per file\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$vs")" "$what" "$LAT" \
+		"$(calc "($f1 - $f0) / (3 * $SMALL)")"
+	eval "disk$w=\$RATE"
 done
+# Trees as build scripts copy them: one cp -r and one rsync -a of 10,000
+# files of 4 KiB, against the one-writer rate just measured.
+mkdir -p "$B/tree"
+for i in $(seq 0 99); do
+	mkdir "$B/tree/d$i"
+	for j in $(seq 0 99); do head -c 4096 /dev/urandom >"$B/tree/d$i/f$j"; done
+done
+for tool in "cp -r" "rsync -a"; do
+	r=()
+	for i in 1 2 3; do
+		t0=$(date +%s.%N); $tool "$B/tree" "$D/disk/mnt/inbox/${tool%% *}$i"; t1=$(date +%s.%N)
+		r+=("$(calc "10000 / ($t1 - $t0)")")
+	done
+	printf '  %-8s of 10,000 files (100 dirs)           %6.0f files/s [%s]  %s of 1 writer\n' \
+		"$tool" "$(median3 "${r[@]}")" "$(spread3 "${r[@]%.*}")" "$(ratio "$(median3 "${r[@]}")" "$disk1")"
+done
+rm -rf "$B/tree"
 stop "$D/disk"
 echo
+
+# ---- a token behind IPC: the embedded token through p11-kit's server ----
+client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+if [ -e "$client" ] && command -v p11-kit >/dev/null; then
+	mkdir -p "$B/ipc/state"
+	build/tools/signfsctl init --state-dir "$B/ipc/state" >/dev/null
+	conf=$B/ipc/state/signfs.conf
+	SOFTHSM2_CONF=$B/ipc/state/softhsm2.conf p11-kit server -f -n "$B/ipc/p11.sock" \
+		--provider "$(sed -n 's/^module *= *//p' "$conf")" "pkcs11:token=signfs" >/dev/null &
+	P11_PID=$!
+	for _ in $(seq 200); do [ -S "$B/ipc/p11.sock" ] && break; sleep 0.01; done
+	# Each writer's commit waits on the socket: as many FUSE threads as writers.
+	sed -i "s|^module *=.*|module = $client|; s|^threads *=.*|threads = 16|" "$conf"
+	export P11_KIT_SERVER_ADDRESS=unix:path=$B/ipc/p11.sock
+	tok16=$($BENCH sign "$conf" "$SMALL" 16 | field cms_stamped_per_s)
+	start ipc "$B"
+	small "$B/ipc/mnt/inbox" 16
+	stop "$B/ipc"
+	unset P11_KIT_SERVER_ADDRESS
+	kill "$P11_PID"; wait "$P11_PID" 2>/dev/null || true
+	printf 'token behind IPC (p11-kit server, p11-kit-client.so, state on tmpfs):\n'
+	printf '  baseline: token, 16 threads, stamped CMS  %6d/s\n' "$tok16"
+	printf '  signfs, 16 writers                 %6d files/s [%s]  %s of baseline; %s\n\n' \
+		"$RATE" "$RATES" "$(ratio "$RATE" "$tok16")" "$LAT"
+fi
 
 # ---- large file: signfs against a bare libfuse passthrough ----
 if [ "$LARGE_MIB" != 0 ]; then
