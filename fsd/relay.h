@@ -94,6 +94,17 @@ int relay_forward(struct relay *r, const char *path, int fd, off_t size, const c
 		  struct relay_outcome *ret_outcome, unsigned char **ret_der, size_t *ret_len,
 		  char reason[ERROR_MAX]);
 
+/* A DER CMS SignedData (DER, LEN bytes) split in two without parsing a
+ * certificate: *ret_rest (malloc'd, *ret_rest_len bytes) is the same
+ * ContentInfo without its certificates, and *ret_certs points into DER at
+ * the certificates (*ret_certs_len bytes, each a DER Certificate). OpenSSL
+ * 3.0 decodes every certificate's key on each parse, most of a relay's
+ * work per file: the signer's certificates, the same for each file, are
+ * decoded once. -EINVAL when DER is not that shape (indefinite lengths, no
+ * certificates): parse it whole then. */
+int relay_split_certs(const unsigned char *der, size_t len, unsigned char **ret_rest,
+		      size_t *ret_rest_len, const unsigned char **ret_certs, size_t *ret_certs_len);
+
 /* Split ssh://ACCOUNT@HOST[:PORT]/PATH. PATH must have a component
  * "inbox" (the signer's inbox, or a directory in it). 0 or -EINVAL. */
 int relay_parse_url(const char *url, char account[64], char host[256], unsigned *ret_port,

@@ -38,9 +38,17 @@
 #                 the disk (--disk); each minute files/s, close() p99,
 #                 signfsd's VmRSS / RssAnon and its nodes, then whether
 #                 VmRSS stayed within a 4 MiB band from minute 5 on
+#   --relay       only this: 4 writers of 4 KiB files (--files per run)
+#                 through a relay signfsd forwarding over SSH on 127.0.0.1
+#                 (a private sshd, an account whose key may only run
+#                 sftp-server) to a signer signfsd, against the same writers
+#                 directly into the signer's inbox, the runs interleaved;
+#                 state on tmpfs. Prints files/s, the ratio, and the CPU
+#                 time per file of the relay's signfsd, sshd and
+#                 sftp-server, and the signer's signfsd (root only)
 set -eu
 cd "$(dirname "$0")/.."
-SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0 RELAY=no
 while [ $# -gt 0 ]; do
 	case $1 in
 	--files) SMALL=$2; shift 2 ;;
@@ -51,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--scale) SCALE=$2; shift 2 ;;
 	--pe) PE=$2; shift 2 ;;
 	--soak) SOAK=$2; shift 2 ;;
+	--relay) RELAY=yes; shift ;;
 	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
@@ -153,6 +162,80 @@ if [ "$PE" != 0 ]; then
 	osslsigncode verify -CAfile "$B/pe/state/pki/ca.pem" -in "$B/pe/mnt/outbox/pe/1/a1.exe" >/dev/null 2>&1 &&
 		echo "(the published images verify with osslsigncode)"
 	stop "$B/pe"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
+
+# ---- a relay over SSH on 127.0.0.1 against direct signing ----
+if [ $RELAY = yes ]; then
+	[ "$(id -u)" = 0 ] || { echo "--relay needs root (an sshd and a builder account)"; exit 1; }
+	# The tests' private sshd (own config, host key, port, accounts).
+	T=$B
+	chmod 755 "$B" # the account reads its authorized keys and the signer's mount below
+	. tests/mount/sshd.sh
+	A=signfs-bench-relay
+	builder_sftp $A
+	mkdir -p "$B/signer/state"
+	build/tools/signfsctl init --state-dir "$B/signer/state" >/dev/null
+	conf=$B/signer/state/signfs.conf
+	awk -v a=$A '/^\[rule / && !done { print "[rule relay]\npath = relay/**\nusers = " a "\nkey = codesign\n"; done = 1 } { print }' \
+		"$conf" >"$conf.new" && mv "$conf.new" "$conf"
+	start signer "$B"
+	SIGNER_PID=${PIDS[-1]}
+	mkdir -m 1777 "$B/signer/mnt/inbox/relay"
+	sshd_start $A
+	trap 'sshd_stop; cleanup' EXIT
+	mkdir -p "$B/relay/state"
+	build/tools/signfsctl init --state-dir "$B/relay/state" \
+		--relay "ssh://$A@127.0.0.1:$SSHD_PORT$B/signer/mnt/inbox/relay" \
+		--identity "$SSHD_DIR/$A.sftp" --known-hosts "$SSHD_DIR/known_hosts" >/dev/null
+	start relay "$B"
+	RELAY_PID=${PIDS[-1]}
+	relay_stop() { stop "$B/relay"; sshd_stop; stop "$B/signer"; }
+	# ticks PID...: user+system clock ticks of each PID and its descendants.
+	ticks() {
+		local p
+		for p in "$@"; do
+			awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0
+			ticks $(ps -o pid= --ppid "$p")
+		done | awk '{ t += $1 } END { print t + 0 }'
+	}
+	hz=$(getconf CLK_TCK)
+	# run DIR: one run of 4 writers; RATE, and the CPU of the relay's
+	# signfsd (CR), sshd and sftp-server (CS) and the signer (CG), in ticks.
+	run() {
+		local r0 s0 g0
+		r0=$(ticks "$RELAY_PID") s0=$(ticks "$SSHD_PID") g0=$(ticks "$SIGNER_PID")
+		mkdir -p "$1"
+		RATE=$($BENCH write "$1" "$SMALL" 4 4 | field rate)
+		CR=$(($(ticks "$RELAY_PID") - r0)) CS=$(($(ticks "$SSHD_PID") - s0))
+		CG=$(($(ticks "$SIGNER_PID") - g0))
+	}
+	ms() { awk "BEGIN { printf \"%.2f\", 1000 * $1 / $hz / $SMALL }"; }
+	# Warm up: the connections open as writers overlap.
+	mkdir "$B/relay/mnt/inbox/warm"
+	$BENCH write "$B/relay/mnt/inbox/warm" 400 4 4 >/dev/null ||
+		{ echo "writes through the relay fail:"; tail -5 "$B/relay/daemon.log"; exit 1; }
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	rr=() dr=() rc=() dc=()
+	for i in 1 2 3; do
+		run "$B/relay/mnt/inbox/r$i"
+		rr+=("$RATE")
+		rc+=("$(ms "$CR") $(ms "$CS") $(ms "$CG")")
+		[ -e "$B/relay/mnt/outbox/r$i/w3-$(printf %06d $((SMALL / 4 - 1))).p7s" ] ||
+			{ echo "relay run $i: the last pair is not in the relay's outbox"; exit 1; }
+		run "$B/signer/mnt/inbox/d$i"
+		dr+=("$RATE")
+		dc+=("$(ms "$CG")")
+		printf '  run %d: relay %5d files/s (CPU ms/file: relay signfsd %s, sshd+sftp-server %s, signer %s); direct %5d files/s (signer %s ms/file)\n' \
+			"$i" "${rr[-1]}" ${rc[-1]} "${dr[-1]}" "${dc[-1]}"
+	done
+	rm=$(median3 "${rr[@]}") dm=$(median3 "${dr[@]}")
+	printf 'relay over SSH, 4 writers x 4 KiB (%d files per run, state on tmpfs):\n' "$SMALL"
+	printf '  baseline: directly into the signer  %6d files/s [%s]\n' "$dm" "$(spread3 "${dr[@]}")"
+	printf '  through the relay                   %6d files/s [%s]  %s of baseline\n' \
+		"$rm" "$(spread3 "${rr[@]}")" "$(ratio "$rm" "$dm")"
+	relay_stop
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
 fi
