@@ -717,6 +717,9 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 	int rc;
 
 	rc = staging_name(u, path, staging);
+	if (rc == 0 &&
+	    snprintf(final, sizeof(final), "%s" RELAY_COMMIT_SUFFIX, staging) >= (int)sizeof(final))
+		rc = -ENAMETOOLONG;
 	if (rc < 0)
 		return error_set(reason, rc, "no staging name for %s", path);
 	rc = upload(k, fd, size, staging, reason);
@@ -738,8 +741,7 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 		sftp_unlink(k->sftp, staging);
 		return rc == -EACCES || rc == -ENOTCONN ? rc : -EIO;
 	}
-	snprintf(final, sizeof(final), "%s/%s", u->inbox, path);
-	/* The signer's commit: its close() outcome is this rename's. */
+	/* The signer's commit as PATH: its close() outcome is this rename's. */
 	if (sftp_rename(k->sftp, staging, final) < 0) {
 		rc = sftp_errno(k->sftp);
 		(void)error_set(reason, rc == -EACCES ? -EACCES : -EIO, "the signer %s: %s",

@@ -48,6 +48,35 @@
 #define RELAY_REPLY_ATTESTED "attested"
 #define RELAY_MAX_REPLY 128
 
+/* The rename that commits an upload STAGING names as its target STAGING
+ * RELAY_COMMIT_SUFFIX, a name that never exists, and the signer renames
+ * to NAME instead, replacing a published version as any rename does:
+ * OpenSSH's sftp-server renames only onto a name that does not exist
+ * (SFTP version 3; libssh 0.10 has no posix-rename), so that a new
+ * version of a published name could not be sent otherwise. */
+#define RELAY_COMMIT_SUFFIX ".commit"
+
+/* Is NEWNAME the commit target of the upload NAME (base names in one
+ * directory, STAGING and STAGING RELAY_COMMIT_SUFFIX)? Then FINAL (of
+ * SIZE bytes) is the name the upload commits as. */
+static inline bool relay_commit_target(const char *name, const char *newname, char *final,
+				       size_t size)
+{
+	size_t n = strlen(name), tag = sizeof(RELAY_STAGING_TAG) - 1, base;
+
+	/* NAME: "." BASE RELAY_STAGING_TAG and six characters. */
+	if (name[0] != '.' || n < 1 + 1 + tag + 6 ||
+	    strncmp(name + n - 6 - tag, RELAY_STAGING_TAG, tag) || strncmp(newname, name, n) ||
+	    strcmp(newname + n, RELAY_COMMIT_SUFFIX))
+		return false;
+	base = n - 1 - tag - 6;
+	if (base + 1 > size)
+		return false;
+	memcpy(final, name + 1, base);
+	final[base] = 0;
+	return true;
+}
+
 static inline bool relay_is_staging(const char *path)
 {
 	const char *base = strrchr(path, '/');

@@ -253,3 +253,26 @@ Test(relay, signature_without_certificates_or_cut_short_is_not_split)
 	cr_assert_null(certs);
 	OPENSSL_free(der);
 }
+
+Test(relay_names, a_commit_target_names_the_upload_s_own_name)
+{
+	char final[256];
+
+	cr_assert(relay_commit_target(".app.exe.signfs-relay.Ab12Cd",
+				      ".app.exe.signfs-relay.Ab12Cd.commit", final, sizeof(final)));
+	cr_assert_str_eq(final, "app.exe");
+	/* A name that holds the tag itself keeps all but the last one. */
+	cr_assert(relay_commit_target(".a.signfs-relay.b.signfs-relay.zzzzzz",
+				      ".a.signfs-relay.b.signfs-relay.zzzzzz.commit", final,
+				      sizeof(final)));
+	cr_assert_str_eq(final, "a.signfs-relay.b");
+	/* Anything else is an ordinary rename. */
+	cr_assert_not(relay_commit_target(".app.signfs-relay.Ab12Cd", "app", final, sizeof(final)));
+	cr_assert_not(relay_commit_target(".app.signfs-relay.Ab12Cd",
+					  ".app.signfs-relay.Ab12Ce.commit", final, sizeof(final)));
+	cr_assert_not(relay_commit_target("app.tmp", "app.tmp.commit", final, sizeof(final)));
+	cr_assert_not(relay_commit_target(".signfs-relay.Ab12Cd", ".signfs-relay.Ab12Cd.commit",
+					  final, sizeof(final)));
+	cr_assert_not(relay_commit_target(".app.signfs-relay.Ab12Cd",
+					  ".app.signfs-relay.Ab12Cd.commit", final, 3));
+}
