@@ -150,6 +150,15 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 	return 0;
 }
 
+/* A rule that may embed an Authenticode signature: the writes are followed
+ * as a PE image too, so that signing need not read the image for its
+ * digest. Without memory for it, signing reads it. */
+static void follow_format(struct ingest_file *f)
+{
+	if (f->grant.format == POLICY_FORMAT_AUTHENTICODE || f->grant.format == POLICY_FORMAT_AUTO)
+		(void)hash_follow_pe(&f->hash); /* -ENOMEM: read at signing */
+}
+
 int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags,
 		  const struct ingest_cred *cred, struct ingest_file **ret)
 {
@@ -188,6 +197,7 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	(void)!fchown(fd, cred->uid, cred->gid);
 	f->fd = fd;
 	f->grant = grant;
+	follow_format(f);
 	f->dirty = true; /* a new file is content, even if it stays empty */
 	registry_add(f);
 	*ret = f;
@@ -231,6 +241,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	f->grant = grant;
 	if (writable) {
 		bool trunc = flags & O_TRUNC;
+		follow_format(f);
 		r = ingest_marker_make(in, 'm', relpath, cred, f->id, f->marker);
 		/* Only the creator of a new file writes its inode in place. Any
 		 * other writer gets a private copy: the inode may be published
