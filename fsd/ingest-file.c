@@ -31,6 +31,7 @@ static struct ingest_file *file_new(struct ingest *in, const char *relpath,
 	f->path = strdup(relpath);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->hash_lock, NULL);
+	pthread_mutex_init(&f->image_lock, NULL);
 	if (!f->path || (writable && hash_init(&f->hash) < 0)) {
 		free(f->path);
 		free(f);
@@ -46,6 +47,8 @@ struct stream_hash *ingest_settled_hash(struct ingest_file *f)
 {
 	pthread_mutex_lock(&f->hash_lock);
 	pthread_mutex_unlock(&f->hash_lock);
+	pthread_mutex_lock(&f->image_lock);
+	pthread_mutex_unlock(&f->image_lock);
 	return &f->hash;
 }
 
@@ -60,6 +63,7 @@ void ingest_file_free(struct ingest_file *f)
 	ingest_marker_remove(f->in, f->marker);
 	hash_free(&f->hash);
 	pthread_mutex_destroy(&f->hash_lock);
+	pthread_mutex_destroy(&f->image_lock);
 	pthread_mutex_destroy(&f->lock);
 	free(f->path);
 	free(f);
@@ -357,8 +361,17 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 	pthread_mutex_unlock(&f->lock);
 	if (ack)
 		ack(ack_ctx, w);
-	hash_update(&f->hash, off, buf, w);
+	hash_update_written(&f->hash, off, buf, w);
+	if (!f->hash.pe) {
+		pthread_mutex_unlock(&f->hash_lock);
+		return w;
+	}
+	/* The image's sums in a second stage, in order: the next write's
+	 * digest runs meanwhile, on the other core. */
+	pthread_mutex_lock(&f->image_lock);
 	pthread_mutex_unlock(&f->hash_lock);
+	hash_update_image(&f->hash, off, buf, w);
+	pthread_mutex_unlock(&f->image_lock);
 	return w;
 }
 

@@ -45,8 +45,18 @@ int hash_follow_pe(struct stream_hash *h)
 
 void hash_update(struct stream_hash *h, off_t off, const void *buf, size_t n)
 {
+	hash_update_image(h, off, buf, n);
+	hash_update_written(h, off, buf, n);
+}
+
+void hash_update_image(struct stream_hash *h, off_t off, const void *buf, size_t n)
+{
 	if (h->pe)
 		pe_stream_update(h->pe, off, buf, n);
+}
+
+void hash_update_written(struct stream_hash *h, off_t off, const void *buf, size_t n)
+{
 	if (h->rehash)
 		return;
 	if (off != h->next) {

@@ -28,6 +28,11 @@ int hash_follow_pe(struct stream_hash *h);
  * records that the file must be re-read. */
 void hash_update(struct stream_hash *h, off_t off, const void *buf, size_t n);
 
+/* hash_update() in two halves, so that two threads may each run one (in
+ * the same order of writes): the writer's digest, and the PE stream. */
+void hash_update_written(struct stream_hash *h, off_t off, const void *buf, size_t n);
+void hash_update_image(struct stream_hash *h, off_t off, const void *buf, size_t n);
+
 /* Forget everything hashed so far: the file will be re-read at the end. */
 void hash_invalidate(struct stream_hash *h);
 
