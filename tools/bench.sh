@@ -130,8 +130,9 @@ if [ "$PE" != 0 ]; then
 		ours=$(calc "$PE / ($t1 - $t0)")
 		t0=$(date +%s.%N)
 		for i in $(seq "$PE"); do
+			# The engine by its id: loading it by path fails ("bad engine id")
+			# with Debian 12's osslsigncode and OpenSSL 3.0.19.
 			SOFTHSM2_CONF=$B/pe/state/softhsm2.conf osslsigncode sign -h sha256 \
-				-pkcs11engine /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so \
 				-pkcs11module "$(sed -n 's/^module *= *//p' "$conf")" \
 				-key "pkcs11:token=signfs;object=codesign;type=private;pin-value=$pin" \
 				-certs "$B/pe/state/pki/codesign.pem" -in "$B/img$mb" \
