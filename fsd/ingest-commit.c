@@ -104,20 +104,22 @@ static bool commit_hash(struct commit *c)
 	return true;
 }
 
-/* The embedded artifact OUT (its SIZE bytes) becomes what is published:
- * its digest replaces the writer's, which the records keep as written. */
-static int embed_adopt(struct commit *c, int out, off_t size)
+/* The embedded artifact OUT becomes what is published: its digest (the
+ * hook's, else read back) replaces the writer's, which the records keep
+ * as written. */
+static int embed_adopt(struct commit *c, int out, const struct ingest_embed_io *io)
 {
-	struct stream_hash h = {0};
-	int r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : hash_init(&h);
+	off_t size = lseek(out, 0, SEEK_END);
+	int r = fchown(out, c->st.st_uid, c->st.st_gid) < 0 || size < 0 ? -errno : 0;
 
-	if (r == 0) {
-		hash_invalidate(&h);
-		memcpy(c->written, c->digest, SHA256_LEN);
-		r = hash_final(&h, out, size, c->digest);
+	if (r < 0)
+		return r;
+	memcpy(c->written, c->digest, SHA256_LEN);
+	if (io->published_known) {
+		memcpy(c->digest, io->published, SHA256_LEN);
+		return 0;
 	}
-	hash_free(&h);
-	return r;
+	return hash_fd(out, size, c->digest);
 }
 
 /* A rule whose format embeds the signature: the artifact to publish is
@@ -128,6 +130,8 @@ static bool commit_embed(struct commit *c)
 {
 	struct ingest *in = c->in;
 	enum policy_format format = c->grant.format;
+	/* What the writes' stream took of an image, if it followed them. */
+	struct ingest_embed_io io = {.streamed = c->hash && c->hash->pe ? &c->hash->pe_sums : NULL};
 	char err[INGEST_VETO_MAX] = "";
 	int out, r;
 
@@ -139,8 +143,8 @@ static bool commit_embed(struct commit *c)
 				strerror(errno));
 		return stop(c, COMMIT_FAILED);
 	}
-	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &format, &c->facts,
-			    err);
+	r = in->hooks.embed(in->hooks.ctx, &c->grant, c->fd, c->st.st_size, out, &io, &format,
+			    &c->facts, err);
 	if (r < 0 || format == POLICY_FORMAT_CMS) {
 		(void)close(out);
 		if (r == 0)
@@ -148,7 +152,7 @@ static bool commit_embed(struct commit *c)
 		(void)error_set(c->reason, 0, "%s", err);
 		return stop_on(c, r);
 	}
-	r = embed_adopt(c, out, lseek(out, 0, SEEK_END));
+	r = embed_adopt(c, out, &io);
 	if (r < 0) {
 		(void)close(out);
 		(void)error_set(c->reason, 0, "cannot read the signed artifact back: %s",

@@ -31,6 +31,7 @@ static struct ingest_file *file_new(struct ingest *in, const char *relpath,
 	f->path = strdup(relpath);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->hash_lock, NULL);
+	pthread_mutex_init(&f->image_lock, NULL);
 	if (!f->path || (writable && hash_init(&f->hash) < 0)) {
 		free(f->path);
 		free(f);
@@ -46,6 +47,8 @@ struct stream_hash *ingest_settled_hash(struct ingest_file *f)
 {
 	pthread_mutex_lock(&f->hash_lock);
 	pthread_mutex_unlock(&f->hash_lock);
+	pthread_mutex_lock(&f->image_lock);
+	pthread_mutex_unlock(&f->image_lock);
 	return &f->hash;
 }
 
@@ -60,6 +63,7 @@ void ingest_file_free(struct ingest_file *f)
 	ingest_marker_remove(f->in, f->marker);
 	hash_free(&f->hash);
 	pthread_mutex_destroy(&f->hash_lock);
+	pthread_mutex_destroy(&f->image_lock);
 	pthread_mutex_destroy(&f->lock);
 	free(f->path);
 	free(f);
@@ -150,6 +154,15 @@ static int copy_on_write(struct ingest_file *f, bool keep_content)
 	return 0;
 }
 
+/* A rule that may embed an Authenticode signature: the writes are followed
+ * as a PE image too, so that signing need not read the image for its
+ * digest. Without memory for it, signing reads it. */
+static void follow_format(struct ingest_file *f)
+{
+	if (f->grant.format == POLICY_FORMAT_AUTHENTICODE || f->grant.format == POLICY_FORMAT_AUTO)
+		(void)hash_follow_pe(&f->hash); /* -ENOMEM: read at signing */
+}
+
 int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags,
 		  const struct ingest_cred *cred, struct ingest_file **ret)
 {
@@ -188,6 +201,7 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	(void)!fchown(fd, cred->uid, cred->gid);
 	f->fd = fd;
 	f->grant = grant;
+	follow_format(f);
 	f->dirty = true; /* a new file is content, even if it stays empty */
 	registry_add(f);
 	*ret = f;
@@ -231,6 +245,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	f->grant = grant;
 	if (writable) {
 		bool trunc = flags & O_TRUNC;
+		follow_format(f);
 		r = ingest_marker_make(in, 'm', relpath, cred, f->id, f->marker);
 		/* Only the creator of a new file writes its inode in place. Any
 		 * other writer gets a private copy: the inode may be published
@@ -346,8 +361,17 @@ ssize_t ingest_write(struct ingest_file *f, const void *buf, size_t n, off_t off
 	pthread_mutex_unlock(&f->lock);
 	if (ack)
 		ack(ack_ctx, w);
-	hash_update(&f->hash, off, buf, w);
+	hash_update_written(&f->hash, off, buf, w);
+	if (!f->hash.pe) {
+		pthread_mutex_unlock(&f->hash_lock);
+		return w;
+	}
+	/* The image's sums in a second stage, in order: the next write's
+	 * digest runs meanwhile, on the other core. */
+	pthread_mutex_lock(&f->image_lock);
 	pthread_mutex_unlock(&f->hash_lock);
+	hash_update_image(&f->hash, off, buf, w);
+	pthread_mutex_unlock(&f->image_lock);
 	return w;
 }
 

@@ -30,6 +30,10 @@
  *                 write's bytes go to the file meanwhile and hashes stay in
  *                 order; whoever else uses the hash holds f->lock and waits
  *                 for it (ingest_settled_hash).
+ *   f->image_lock the hash's PE stream (a rule that may embed Authenticode):
+ *                 taken before f->hash_lock goes, so that the next write's
+ *                 digest runs while this one's image sums do, in order;
+ *                 ingest_settled_hash waits for it after f->hash_lock.
  *   the outbox's swap lock, the group flush's lock, the exits watcher's
  *                 lock: inside outbox_*, flush_* and exits_* calls.
  * The sweeper thread takes in->lock alone, then stripes. The exits watcher
@@ -92,6 +96,7 @@ struct ingest_file {
 	struct ingest *in;
 	pthread_mutex_t lock;
 	pthread_mutex_t hash_lock;
+	pthread_mutex_t image_lock;
 	int fd;
 	bool writable;
 	bool dirty;	/* content differs from what was last committed */

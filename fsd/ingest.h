@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include "cms.h"
+#include "embed.h"
 #include "policy.h"
 
 struct config;
@@ -209,17 +210,27 @@ typedef int (*ingest_sign_fn)(void *ctx, const char *key, const unsigned char di
 			      unsigned char **ret_der, size_t *ret_len,
 			      struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
 
+/* What an embed hook gets beside the file, and may give back beside OUT_FD:
+ * the sums a PE stream took as the bytes were written (NULL, or not valid:
+ * none), and the SHA-256 of what it wrote (else the commit reads OUT_FD). */
+struct ingest_embed_io {
+	const struct pe_sums *streamed;
+	bool published_known;
+	unsigned char published[SHA256_LEN];
+};
+
 /* A rule whose format embeds the signature (GRANT's format is not CMS),
  * after the bytes are hashed and before the detached signature is made:
  * the artifact to publish, the writer's SIZE bytes in FD signed with
- * GRANT's key into OUT_FD (empty, read-write), and the format used in
- * *RET_FORMAT (CMS when AUTO found neither image nor module: OUT_FD is not
- * used). 0, or -EINVAL when the bytes are not of the rule's format, or
+ * GRANT's key into OUT_FD (empty, read-write), with IO as above, and the
+ * format used in *RET_FORMAT (CMS when AUTO found neither image nor module:
+ * OUT_FD is not used). 0, or -EINVAL when the bytes are not of the rule's format, or
  * another negative errno when signing failed, with the reason. Locks: as
  * SIGN's. */
 typedef int (*ingest_embed_fn)(void *ctx, const struct ingest_grant *grant, int fd, off_t size,
-			       int out_fd, enum policy_format *ret_format,
-			       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
+			       int out_fd, struct ingest_embed_io *io,
+			       enum policy_format *ret_format, struct ingest_sign_facts *facts,
+			       char reason[INGEST_VETO_MAX]);
 /* A relay signs elsewhere: FD holds PATH's content (SIZE bytes), written
  * by CRED (which the signer records as the relay's claims), which the
  * hook hands to a signer, returning that signer's detached signature over

@@ -126,6 +126,15 @@ static void drop(void *ctx, const char *path)
 		(void)fuse_lowlevel_notify_inval_inode(se, id, 0, 0);
 }
 
+void invalidate_entry(struct invalidate *v, uint64_t parent, const char *name)
+{
+	struct fuse_session *se = v ? __atomic_load_n(&v->se, __ATOMIC_ACQUIRE) : NULL;
+
+	/* -ENOENT only means the kernel has no such entry. */
+	if (se)
+		(void)fuse_lowlevel_notify_inval_entry(se, parent, name, strlen(name));
+}
+
 void invalidate_changed(struct invalidate *v, unsigned what, const char *name)
 {
 	if (v && v->paths)

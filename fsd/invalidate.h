@@ -6,6 +6,8 @@
  * mount: nothing is cached). */
 #pragma once
 
+#include <stdint.h>
+
 struct fuse_session;
 struct nodes;
 
@@ -39,6 +41,12 @@ void invalidate_serving(struct invalidate *v, struct fuse_session *se);
 /* inbox/RELPATH was just published: drop what the kernel caches of its
  * inbox entry. Call before the committing close() returns. */
 void invalidate_published(struct invalidate *v, const char *relpath);
+
+/* NAME under the directory of node PARENT is not what the kernel last
+ * heard (a relay's upload committed under another name than its rename's
+ * target): drop the kernel's entry of it. Only once the request that
+ * changed it is answered: until then the kernel holds the directory. */
+void invalidate_entry(struct invalidate *v, uint64_t parent, const char *name);
 
 /* Something the virtual files show changed (virt_change kinds in WHAT,
  * NAME as invalidate_paths_fn takes it). */

@@ -20,10 +20,12 @@
 
 #include "daemon.h"
 #include "ingest.h"
+#include "invalidate.h"
 #include "nodes.h"
 #include "outbox.h"
 #include "proc.h"
 #include "quota.h"
+#include "relay.h"
 #include "session.h"
 #include "virt.h"
 
@@ -466,21 +468,32 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 {
 	struct fsd *d = fsd_of(req);
 	struct node *parent = node_of(req, parent_ino), *newparent = node_of(req, newparent_ino);
-	char *from = NULL, *to = NULL;
+	char *from = NULL, *to = NULL, final[NAME_MAX + 1];
 	struct ingest_cred c;
 	int r = ops_inbox_child(d, parent, name, &from);
 
+	const char *target = newname;
+
+	/* A relay's upload committed as its own name (relay.h). */
+	if (parent == newparent && relay_commit_target(name, newname, final, sizeof(final)))
+		target = final;
 	if (r == 0)
-		r = ops_inbox_child(d, newparent, newname, &to);
+		r = ops_inbox_child(d, newparent, target, &to);
 	if (r == 0) {
 		c = ops_caller(req);
 		r = ingest_rename(d->ingest, from, to, flags, &c);
 	}
 	if (r == 0)
-		nodes_rename(d->nodes, parent, name, newparent, newname);
+		nodes_rename(d->nodes, parent, name, newparent, target);
 	free(from);
 	free(to);
 	fuse_reply_err(req, -r);
+	/* The kernel moved its entry to NEWNAME: it names nothing, and the
+	 * entry it has of TARGET is the version replaced. */
+	if (r == 0 && target != newname) {
+		invalidate_entry(d->inval, newparent_ino, newname);
+		invalidate_entry(d->inval, newparent_ino, target);
+	}
 }
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {

@@ -151,34 +151,6 @@ static struct json_object *attesters(const struct ingest_event *ev)
 	return list;
 }
 
-struct json_object *provenance_claims(const char *text)
-{
-	struct json_object *in = text ? json_tokener_parse(text) : NULL, *out;
-	unsigned n = 0;
-
-	if (!in || !json_object_is_type(in, json_type_object) ||
-	    !(out = json_object_new_object())) {
-		json_object_put(in);
-		return NULL;
-	}
-	/* First, so that no reader takes the rest for facts. */
-	json_object_object_add(out, "unverified", json_object_new_boolean(1));
-	json_object_object_foreach(in, key, value)
-	{
-		if (n >= PROVENANCE_MAX_CLAIMS || strlen(key) > 32 || !strcmp(key, "unverified"))
-			continue;
-		if (json_object_is_type(value, json_type_string))
-			add_str(out, key, json_object_get_string(value));
-		else if (json_object_is_type(value, json_type_int))
-			add_int(out, key, json_object_get_int64(value));
-		else
-			continue;
-		n++;
-	}
-	json_object_put(in);
-	return out;
-}
-
 static struct json_object *build_definition(struct provenance *pv, const struct ingest_event *ev,
 					    const struct audit_record *rec)
 {
@@ -194,7 +166,7 @@ static struct json_object *build_definition(struct provenance *pv, const struct 
 	if (ev->n_attesters > 0)
 		json_object_object_add(ext, "attesters", attesters(ev));
 	if (ev->claims) {
-		struct json_object *claims = provenance_claims(ev->claims);
+		struct json_object *claims = audit_claims(ev->claims);
 		if (claims)
 			json_object_object_add(ext, "relayClaims", claims);
 	}

@@ -38,16 +38,6 @@ int provenance_signed(struct provenance *pv, const struct ingest_event *ev,
  * over; NULL when there is none. */
 int provenance_statement(void *ctx, uint64_t id, char **ret, size_t *ret_len);
 
-struct json_object;
-
-/* A relay's claims about its local writer (TEXT, a JSON object, may be
- * NULL) as the statement carries them: the string and integer members (at
- * most PROVENANCE_MAX_CLAIMS, names of 32 bytes at most), led by
- * "unverified": true, since nobody checked them. NULL when TEXT is no
- * object. To json_object_put. */
-#define PROVENANCE_MAX_CLAIMS 16
-struct json_object *provenance_claims(const char *text);
-
 struct outcomes;
 
 /* Make the statement of each signature O's SIGNED question records and

@@ -6,12 +6,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -40,6 +43,11 @@ struct conn {
 	size_t current; /* the signer connected to */
 	bool uid_known; /* uid: the account's on the signer, as its files show */
 	uid_t uid;
+	/* The certificates of the last signature checked (relay_split_certs),
+	 * as DER and decoded: the signer's, the same for every file. */
+	unsigned char *certs_der;
+	size_t certs_len;
+	STACK_OF(X509) * certs;
 };
 
 struct relay {
@@ -161,6 +169,8 @@ void relay_free(struct relay *r)
 		return;
 	for (size_t i = 0; i < RELAY_CONNECTIONS; i++) {
 		disconnect(&r->conns[i]);
+		free(r->conns[i].certs_der);
+		sk_X509_pop_free(r->conns[i].certs, X509_free);
 		pthread_mutex_destroy(&r->conns[i].lock);
 	}
 	free(r->identity);
@@ -368,65 +378,215 @@ static int upload(struct conn *k, int fd, off_t size, const char *staging, char 
 	return rc;
 }
 
+/* One DER header at *P, below END (definite lengths only): its class,
+ * tag and content length; *P moves past it. */
+static int der_header(const unsigned char **p, const unsigned char *end, int *ret_class,
+		      int *ret_tag, long *ret_len)
+{
+	int r = ASN1_get_object(p, ret_len, ret_tag, ret_class, end - *p);
+
+	if (r & 0x80 || r & 1) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int relay_split_certs(const unsigned char *der, size_t len, unsigned char **ret_rest,
+		      size_t *ret_rest_len, const unsigned char **ret_certs, size_t *ret_certs_len)
+{
+	const unsigned char *p = der, *end = der + len, *oid, *sd, *certs = NULL, *certs_end = NULL;
+	const unsigned char *body = NULL;
+	int cls, tag, oid_len, sd_len, exp_len, ci_len, total;
+	unsigned char *out, *q;
+	long l;
+
+	/* ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT SignedData } */
+	if (der_header(&p, end, &cls, &tag, &l) < 0 || tag != V_ASN1_SEQUENCE || p + l != end)
+		return -EINVAL;
+	oid = p;
+	if (der_header(&p, end, &cls, &tag, &l) < 0 || tag != V_ASN1_OBJECT)
+		return -EINVAL;
+	p += l;
+	oid_len = p - oid;
+	if (der_header(&p, end, &cls, &tag, &l) < 0 || cls != V_ASN1_CONTEXT_SPECIFIC || tag != 0 ||
+	    p + l != end || der_header(&p, end, &cls, &tag, &l) < 0 || tag != V_ASN1_SEQUENCE ||
+	    p + l != end)
+		return -EINVAL;
+	/* SignedData's fields, one of them [0] IMPLICIT the certificates. */
+	for (sd = p; p < end; p += l) {
+		const unsigned char *field = p;
+		if (der_header(&p, end, &cls, &tag, &l) < 0)
+			return -EINVAL;
+		if (cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0 && !certs) {
+			certs = field;
+			body = p;
+			certs_end = p + l;
+		}
+	}
+	if (!certs || len > INT_MAX)
+		return -EINVAL;
+	sd_len = (end - sd) - (certs_end - certs);
+	/* The same, lengths anew: contentType, [0] { SignedData less them } */
+	exp_len = ASN1_object_size(1, sd_len, V_ASN1_SEQUENCE);
+	ci_len = oid_len + ASN1_object_size(1, exp_len, 0);
+	total = ASN1_object_size(1, ci_len, V_ASN1_SEQUENCE);
+	if (exp_len < 0 || ci_len < oid_len || total < 0 || !(out = malloc(total)))
+		return -EINVAL;
+	q = out;
+	ASN1_put_object(&q, 1, ci_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memcpy(q, oid, oid_len);
+	q += oid_len;
+	ASN1_put_object(&q, 1, exp_len, 0, V_ASN1_CONTEXT_SPECIFIC);
+	ASN1_put_object(&q, 1, sd_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memcpy(q, sd, certs - sd);
+	q += certs - sd;
+	memcpy(q, certs_end, end - certs_end);
+	*ret_rest = out;
+	*ret_rest_len = total;
+	*ret_certs = body;
+	*ret_certs_len = certs_end - body;
+	return 0;
+}
+
+/* The certificates CERTS (LEN bytes of DER Certificates) decoded: K's
+ * cache when they are the last ones seen, else decoded and cached. */
+static STACK_OF(X509) * cached_certs(struct conn *k, const unsigned char *certs, size_t len)
+{
+	STACK_OF(X509) * sk;
+	unsigned char *copy;
+
+	if (k->certs && k->certs_len == len && !memcmp(k->certs_der, certs, len))
+		return k->certs;
+	sk = sk_X509_new_null();
+	copy = malloc(len);
+	for (const unsigned char *p = certs; sk && copy && p < certs + len;) {
+		X509 *x = d2i_X509(NULL, &p, certs + len - p);
+		if (!x || !sk_X509_push(sk, x)) {
+			X509_free(x);
+			sk_X509_pop_free(sk, X509_free);
+			sk = NULL;
+		}
+	}
+	if (!sk || !copy) {
+		sk_X509_pop_free(sk, X509_free);
+		free(copy);
+		ERR_clear_error();
+		return NULL;
+	}
+	memcpy(copy, certs, len);
+	free(k->certs_der);
+	sk_X509_pop_free(k->certs, X509_free);
+	k->certs_der = copy;
+	k->certs_len = len;
+	k->certs = sk;
+	return sk;
+}
+
+/* Whether DER (LEN bytes) is a detached CMS signature over exactly FD's
+ * bytes: 0, -ESTALE when it is over other bytes, -EIO when unreadable.
+ * The chain is the reader's to check. */
+static int check_signature(struct conn *k, const unsigned char *der, size_t len, int fd,
+			   char reason[ERROR_MAX])
+{
+	unsigned char *rest = NULL;
+	const unsigned char *certs, *p = der;
+	size_t rest_len, certs_len;
+	STACK_OF(X509) *sk = NULL;
+	CMS_ContentInfo *cms;
+	BIO *content = NULL;
+	int rc = -EIO;
+
+	if (relay_split_certs(der, len, &rest, &rest_len, &certs, &certs_len) == 0 &&
+	    (sk = cached_certs(k, certs, certs_len))) {
+		p = rest;
+		len = rest_len;
+	}
+	cms = d2i_CMS_ContentInfo(NULL, &p, len);
+	content = BIO_new_fd(fd, BIO_NOCLOSE);
+	if (lseek(fd, 0, SEEK_SET) < 0 || !content || !cms)
+		(void)error_set(reason, 0, "the signer's signature cannot be read");
+	else if (CMS_verify(cms, sk, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) !=
+		 1)
+		rc = error_set(reason, -ESTALE, "the signer's signature is not over these bytes");
+	else
+		rc = 0;
+	ERR_clear_error(); /* one signature's failure is not the next one's */
+	CMS_ContentInfo_free(cms);
+	BIO_free(content);
+	free(rest);
+	return rc;
+}
+
+/* The length of the DER element that starts BUF (LEN bytes read of it),
+ * or 0 while its header is incomplete. */
+static size_t der_total(const unsigned char *buf, size_t len)
+{
+	size_t n, total = 0;
+
+	if (len < 2)
+		return 0;
+	if (buf[1] < 0x80)
+		return 2 + buf[1];
+	n = buf[1] & 0x7f;
+	if (n > 3 || len < 2 + n)
+		return n > 3 ? SIZE_MAX : 0;
+	for (size_t i = 0; i < n; i++)
+		total = total << 8 | buf[2 + i];
+	return 2 + n + total;
+}
+
 /* The signature the signer published for PATH, if it covers exactly the
- * bytes of FD (a later version published meanwhile does not). */
+ * bytes of FD (a later version published meanwhile does not): -ENOENT when
+ * there is none, -ESTALE when it is over other bytes. */
 static int fetch_signature(struct conn *k, const struct signer_url *u, const char *path, int fd,
 			   unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
 {
 	char name[2048];
 	sftp_file f;
 	unsigned char *der = NULL;
-	size_t len = 0, cap = 0;
+	size_t len = 0, cap = 0, want = 0;
 	ssize_t n = -1;
-	int rc = -EIO;
-	BIO *in = NULL, *content = NULL;
-	CMS_ContentInfo *cms = NULL;
+	int rc;
 
 	snprintf(name, sizeof(name), "%s/%s.p7s", u->outbox, path);
 	f = sftp_open(k->sftp, name, O_RDONLY, 0);
 	if (!f)
-		return error_set(reason, -EIO, "published, but the signature cannot be fetched: %s",
-				 ssh_get_error(k->ssh));
+		return error_set(
+		    reason,
+		    sftp_get_error(k->sftp) == SSH_FX_NO_SUCH_FILE && ssh_is_connected(k->ssh)
+			? -ENOENT
+			: -EIO,
+		    "published, but the signature cannot be fetched: %s", ssh_get_error(k->ssh));
+	/* Its DER header says its length: one read when it comes whole. */
 	do {
-		if (len == cap) {
-			unsigned char *p = OPENSSL_realloc(der, cap ? cap * 2 : 8192);
-			if (!p || cap >= RELAY_MAX_SIGNATURE)
+		if (len == cap || (want > cap && want <= RELAY_MAX_SIGNATURE)) {
+			size_t next = want > cap ? want : cap ? cap * 2 : 8192;
+			unsigned char *p =
+			    next <= RELAY_MAX_SIGNATURE ? OPENSSL_realloc(der, next) : NULL;
+			if (!p)
 				break;
 			der = p;
-			cap = cap ? cap * 2 : 8192;
+			cap = next;
 		}
 		n = sftp_read(f, der + len, cap - len);
 		if (n > 0)
 			len += n;
-	} while (n > 0);
+		want = der_total(der, len);
+	} while (n > 0 && len != want);
 	sftp_close(f);
-	if (n != 0) {
-		(void)error_set(reason, 0, "published, but the signature cannot be fetched");
-		goto out;
+	if (n < 0 || (n > 0 && len != want)) {
+		OPENSSL_free(der);
+		return error_set(reason, -EIO, "published, but the signature cannot be fetched");
 	}
-	in = BIO_new_mem_buf(der, len);
-	content = BIO_new_fd(fd, BIO_NOCLOSE);
-	if (lseek(fd, 0, SEEK_SET) < 0 || !in || !content || !(cms = d2i_CMS_bio(in, NULL))) {
-		(void)error_set(reason, 0, "the signer's signature cannot be read");
-		goto out;
-	}
-	/* The signature over these bytes; the chain is the reader's to check. */
-	if (CMS_verify(cms, NULL, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) !=
-	    1) {
-		(void)error_set(reason, -ESTALE, "the signer's signature is not over these bytes");
-		rc = -ESTALE;
-		goto out;
+	rc = check_signature(k, der, len, fd, reason);
+	if (rc < 0) {
+		OPENSSL_free(der);
+		return rc;
 	}
 	*ret_der = der;
 	*ret_len = len;
-	der = NULL;
-	rc = 0;
-out:
-	CMS_ContentInfo_free(cms);
-	BIO_free(in);
-	BIO_free(content);
-	OPENSSL_free(der);
-	return rc;
+	return 0;
 }
 
 /* The SHA-256 of FD's SIZE bytes, in hex. */
@@ -485,6 +645,38 @@ static int read_reply(struct conn *k, const char *staging, int fd, off_t size,
 	return 1;
 }
 
+/* After the rename of STAGING to PATH: the signature the signer published
+ * over these bytes, or its reply that it counted them towards its quorum
+ * and published nothing (made before the rename returned). The signature
+ * is looked for first, the usual outcome, and the reply only when none
+ * covers these bytes: a round trip saved per file. */
+static int fetch_outcome(struct conn *k, const struct signer_url *u, const char *path,
+			 const char *staging, int fd, off_t size, struct relay_outcome *out,
+			 unsigned char **ret_der, size_t *ret_len, char reason[ERROR_MAX])
+{
+	int rc, attested;
+
+	for (int tries = 0; tries < 3; tries++) {
+		rc = fetch_signature(k, u, path, fd, ret_der, ret_len, reason);
+		if (rc == 0)
+			return 0;
+		if (tries == 0 && (rc == -ENOENT || rc == -ESTALE)) {
+			attested = read_reply(k, staging, fd, size, out, reason);
+			if (attested < 0)
+				return -EIO;
+			if (attested)
+				return error_set(
+				    reason, 0,
+				    "attested by %s@%s:%u: counted towards its quorum, "
+				    "published there once the other writers agree",
+				    u->account, u->host, u->port);
+		}
+		if (rc != -ESTALE)
+			break;
+	}
+	return -EIO;
+}
+
 /* The claims sidecar of STAGING (CLAIMS may be NULL: none). */
 static int upload_claims(struct conn *k, const char *staging, const char *claims)
 {
@@ -525,6 +717,9 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 	int rc;
 
 	rc = staging_name(u, path, staging);
+	if (rc == 0 &&
+	    snprintf(final, sizeof(final), "%s" RELAY_COMMIT_SUFFIX, staging) >= (int)sizeof(final))
+		rc = -ENAMETOOLONG;
 	if (rc < 0)
 		return error_set(reason, rc, "no staging name for %s", path);
 	rc = upload(k, fd, size, staging, reason);
@@ -546,8 +741,7 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 		sftp_unlink(k->sftp, staging);
 		return rc == -EACCES || rc == -ENOTCONN ? rc : -EIO;
 	}
-	snprintf(final, sizeof(final), "%s/%s", u->inbox, path);
-	/* The signer's commit: its close() outcome is this rename's. */
+	/* The signer's commit as PATH: its close() outcome is this rename's. */
 	if (sftp_rename(k->sftp, staging, final) < 0) {
 		rc = sftp_errno(k->sftp);
 		(void)error_set(reason, rc == -EACCES ? -EACCES : -EIO, "the signer %s: %s",
@@ -558,21 +752,7 @@ static int forward_once(struct conn *k, const char *path, int fd, off_t size, co
 		drop_claims(k, staging);
 		return rc == -EACCES ? -EACCES : -EIO;
 	}
-	/* Counted towards the signer's quorum, nothing published: its reply
-	 * says so, made before the rename returned. */
-	rc = read_reply(k, staging, fd, size, out, reason);
-	if (rc != 0)
-		return rc < 0 ? -EIO
-			      : error_set(reason, 0,
-					  "attested by %s@%s:%u: counted towards its quorum, "
-					  "published there once the other writers agree",
-					  u->account, u->host, u->port);
-	for (int tries = 0; tries < 3; tries++) {
-		rc = fetch_signature(k, u, path, fd, ret_der, ret_len, reason);
-		if (rc != -ESTALE)
-			break;
-	}
-	return rc < 0 ? -EIO : 0;
+	return fetch_outcome(k, u, path, staging, fd, size, out, ret_der, ret_len, reason);
 }
 
 /* A free connection, or (all busy) one to wait for. Returned locked. */

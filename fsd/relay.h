@@ -48,6 +48,35 @@
 #define RELAY_REPLY_ATTESTED "attested"
 #define RELAY_MAX_REPLY 128
 
+/* The rename that commits an upload STAGING names as its target STAGING
+ * RELAY_COMMIT_SUFFIX, a name that never exists, and the signer renames
+ * to NAME instead, replacing a published version as any rename does:
+ * OpenSSH's sftp-server renames only onto a name that does not exist
+ * (SFTP version 3; libssh 0.10 has no posix-rename), so that a new
+ * version of a published name could not be sent otherwise. */
+#define RELAY_COMMIT_SUFFIX ".commit"
+
+/* Is NEWNAME the commit target of the upload NAME (base names in one
+ * directory, STAGING and STAGING RELAY_COMMIT_SUFFIX)? Then FINAL (of
+ * SIZE bytes) is the name the upload commits as. */
+static inline bool relay_commit_target(const char *name, const char *newname, char *final,
+				       size_t size)
+{
+	size_t n = strlen(name), tag = sizeof(RELAY_STAGING_TAG) - 1, base;
+
+	/* NAME: "." BASE RELAY_STAGING_TAG and six characters. */
+	if (name[0] != '.' || n < 1 + 1 + tag + 6 ||
+	    strncmp(name + n - 6 - tag, RELAY_STAGING_TAG, tag) || strncmp(newname, name, n) ||
+	    strcmp(newname + n, RELAY_COMMIT_SUFFIX))
+		return false;
+	base = n - 1 - tag - 6;
+	if (base + 1 > size)
+		return false;
+	memcpy(final, name + 1, base);
+	final[base] = 0;
+	return true;
+}
+
 static inline bool relay_is_staging(const char *path)
 {
 	const char *base = strrchr(path, '/');
@@ -93,6 +122,17 @@ struct relay_outcome {
 int relay_forward(struct relay *r, const char *path, int fd, off_t size, const char *claims,
 		  struct relay_outcome *ret_outcome, unsigned char **ret_der, size_t *ret_len,
 		  char reason[ERROR_MAX]);
+
+/* A DER CMS SignedData (DER, LEN bytes) split in two without parsing a
+ * certificate: *ret_rest (malloc'd, *ret_rest_len bytes) is the same
+ * ContentInfo without its certificates, and *ret_certs points into DER at
+ * the certificates (*ret_certs_len bytes, each a DER Certificate). OpenSSL
+ * 3.0 decodes every certificate's key on each parse, most of a relay's
+ * work per file: the signer's certificates, the same for each file, are
+ * decoded once. -EINVAL when DER is not that shape (indefinite lengths, no
+ * certificates): parse it whole then. */
+int relay_split_certs(const unsigned char *der, size_t len, unsigned char **ret_rest,
+		      size_t *ret_rest_len, const unsigned char **ret_certs, size_t *ret_certs_len);
 
 /* Split ssh://ACCOUNT@HOST[:PORT]/PATH. PATH must have a component
  * "inbox" (the signer's inbox, or a directory in it). 0 or -EINVAL. */

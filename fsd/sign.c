@@ -235,8 +235,8 @@ static enum embed_format embed_format_of(const struct ingest_grant *grant, int f
 }
 
 int sign_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
-	       enum policy_format *ret_format, struct ingest_sign_facts *facts,
-	       char reason[INGEST_VETO_MAX])
+	       struct ingest_embed_io *io, enum policy_format *ret_format,
+	       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX])
 {
 	struct fsd *d = ctx;
 	enum embed_format f = embed_format_of(grant, fd, size);
@@ -256,8 +256,9 @@ int sign_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, 
 	if (r < 0)
 		return r;
 	/* Authenticode carries its own timestamp; a module signature has none. */
-	r = signer_embed(d->signer, grant->key, f, grant->keep_existing, fd, size, out_fd,
-			 d->timestamper && f == EMBED_AUTHENTICODE ? stamp : NULL, &s, err);
+	r = signer_embed(d->signer, grant->key, f, grant->keep_existing, fd, size, io->streamed,
+			 out_fd, d->timestamper && f == EMBED_AUTHENTICODE ? stamp : NULL, &s,
+			 io->published, err);
 	if (r == -ETIME)
 		return error_set(reason, -EIO, "%s", s.reason);
 	if (r == -EINVAL)
@@ -266,6 +267,7 @@ int sign_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, 
 	daemon_note_token(d, r < 0 ? err : NULL);
 	if (r < 0)
 		return error_set(reason, r, "%s", err);
+	io->published_known = true;
 	*ret_format = f == EMBED_AUTHENTICODE ? POLICY_FORMAT_AUTHENTICODE : POLICY_FORMAT_KMOD;
 	return 0;
 }

@@ -29,8 +29,8 @@ int sign_digest(void *ctx, const char *key, const unsigned char digest[SHA256_LE
  * signs the image or module; an Authenticode signature carries a
  * timestamp as the detached one does. */
 int sign_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
-	       enum policy_format *ret_format, struct ingest_sign_facts *facts,
-	       char reason[INGEST_VETO_MAX]);
+	       struct ingest_embed_io *io, enum policy_format *ret_format,
+	       struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX]);
 
 /* Record the configured keys and certificates in the inventory. */
 int sign_record_keys(struct fsd *d, char err[ERROR_MAX]);

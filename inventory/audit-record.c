@@ -126,10 +126,7 @@ static void add_int(json_object *o, const char *k, long long v)
 		json_object_object_add(o, k, json_object_new_int64(v));
 }
 
-/* A relay's claims about its writer: the string and number members of a
- * JSON object (at most 16, names of 32 bytes), strings cleaned as names
- * are, marked as what nobody checked. */
-static void add_claims(json_object *o, const char *text)
+struct json_object *audit_claims(const char *text)
 {
 	json_object *in = text ? json_tokener_parse(text) : NULL, *out;
 	unsigned n = 0;
@@ -137,12 +134,13 @@ static void add_claims(json_object *o, const char *text)
 	if (!in || !json_object_is_type(in, json_type_object) ||
 	    !(out = json_object_new_object())) {
 		json_object_put(in);
-		return;
+		return NULL;
 	}
+	/* First, so that no reader takes the rest for facts. */
 	json_object_object_add(out, "unverified", json_object_new_boolean(1));
 	json_object_object_foreach(in, key, value)
 	{
-		if (n >= 16 || strlen(key) > 32 || !strcmp(key, "unverified"))
+		if (n >= AUDIT_MAX_CLAIMS || strlen(key) > 32 || !strcmp(key, "unverified"))
 			continue;
 		if (json_object_is_type(value, json_type_string))
 			add_name(out, key, json_object_get_string(value));
@@ -153,7 +151,7 @@ static void add_claims(json_object *o, const char *text)
 		n++;
 	}
 	json_object_put(in);
-	json_object_object_add(o, "claims", out);
+	return out;
 }
 
 /* The canonical line: keys in this fixed order, absent fields left out, no
@@ -164,7 +162,7 @@ static void add_claims(json_object *o, const char *text)
 char *audit_render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 			const merkle_hash prev)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = json_object_new_object(), *claims;
 	char when[32], prev_hex[2 * MERKLE_HASH + 1];
 	char *line;
 
@@ -205,7 +203,8 @@ char *audit_render_line(uint64_t seq, int64_t ms, const struct audit_record *r,
 		json_object_object_add(o, "attesters", a);
 	}
 	add_str(o, "other_sha256", r->other_sha256);
-	add_claims(o, r->claims);
+	if ((claims = audit_claims(r->claims)))
+		json_object_object_add(o, "claims", claims);
 	if (seq > 0) {
 		text_hex(prev, MERKLE_HASH, prev_hex);
 		add_str(o, "prev", prev_hex);

@@ -187,6 +187,15 @@ struct audit_entry {
 	size_t line_len;
 };
 
+/* A relay's claims about its local writer (TEXT, a JSON object, may be
+ * NULL) as the `signed` record and the statement carry them: the string
+ * and integer members (at most AUDIT_MAX_CLAIMS, names of 32 bytes at
+ * most; strings cleaned as the log's names are), led by "unverified":
+ * true, since nobody checked them. NULL when TEXT is no object. To
+ * json_object_put. */
+#define AUDIT_MAX_CLAIMS 16
+struct json_object *audit_claims(const char *text);
+
 /* Field NAME of E as text, or NULL when the record has none. */
 const char *audit_entry_text(const struct audit_entry *e, const char *name);
 

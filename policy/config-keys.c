@@ -370,7 +370,7 @@ const struct config_item config_items[] = {
     NUM("daemon", "open_files_per_user", CONFIG_UINT, C(open_per_user), 16, 1000000,
 	"open_files_per_user must be a number from 16 to 1000000", 1024),
     NUM("daemon", "threads", CONFIG_UINT, C(threads), 1, 64,
-	"threads must be a number from 1 to 64", 4),
+	"threads must be a number from 1 to 64", 16),
 
     PATH("token", "module", C(module)),
     PATH("token", "pin_file", C(pin_file)),

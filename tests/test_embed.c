@@ -7,13 +7,16 @@
 #include <errno.h>
 #include <openssl/pkcs7.h>
 #include <openssl/sha.h>
+#include <openssl/rsa.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "embed.h"
+#include "hash.h"
 #include "tls.h"
 
 #define PE_OFF 0x80
@@ -569,6 +572,262 @@ Test(authenticode, a_large_odd_sized_image_is_hashed_and_summed_across_chunks)
 	EVP_MD_CTX_free(ctx);
 	PKCS7_free(p7);
 	free(out);
+	free(img);
+	EVP_PKEY_free(k.key);
+	X509_free(k.cert);
+}
+
+/* ---- the PE stream (pe_stream) against the full read (pe_measure) ---- */
+
+/* IMG (N bytes) as a file, parsed and measured in full. */
+static void measure(const unsigned char *img, size_t n, struct pe_sums *ret)
+{
+	char err[ERROR_MAX];
+	struct pe_image pe;
+	int fd = fd_of(img, n);
+
+	cr_assert_eq(pe_parse(fd, n, &pe, err), 0, "%s", err);
+	cr_assert_eq(pe_measure(fd, &pe, ret, err), 0, "%s", err);
+	close(fd);
+}
+
+/* IMG fed to S in order, in writes of CHUNK bytes. */
+static void stream_in_order(struct pe_stream *s, const unsigned char *img, size_t n, size_t chunk)
+{
+	for (size_t at = 0; at < n; at += chunk)
+		pe_stream_update(s, at, img + at, n - at < chunk ? n - at : chunk);
+}
+
+static void assert_same_sums(const struct pe_sums *a, const struct pe_sums *b, const char *what)
+{
+	cr_assert(a->valid && b->valid, "%s: both valid", what);
+	cr_assert_eq(a->size, b->size, "%s: size", what);
+	cr_assert_eq(a->checksum_off, b->checksum_off, "%s: CheckSum offset", what);
+	cr_assert_eq(a->certdir_off, b->certdir_off, "%s: table entry offset", what);
+	cr_assert_arr_eq(a->digest, b->digest, SHA256_LEN, "%s: digest", what);
+	cr_assert_eq(a->sum, b->sum, "%s: CheckSum's sum", what);
+}
+
+/* An odd-sized PE32+ image with a section of LEN - HEADERS bytes, and the
+ * CheckSum and the table entry holding values the digest must not see. */
+static unsigned char *large_image(size_t len)
+{
+	unsigned char *img = malloc(len);
+
+	make_image(img);
+	put32(img + SECTIONS + 16, len - HEADERS);
+	for (size_t i = HEADERS; i < len; i++)
+		img[i] = (unsigned char)(i * 31 + (i >> 12));
+	put32(img + OPT + 64, 0x12345678);
+	return img;
+}
+
+Test(pestream, equals_the_full_read_whatever_the_write_size)
+{
+	const size_t len = HEADERS + 300001, chunks[] = {1, 7, 64, 100, 333, 4096, 131072, len};
+	unsigned char *img = large_image(len);
+	struct pe_sums want, got;
+	struct pe_stream *s;
+
+	measure(img, len, &want);
+	cr_assert_eq(pe_stream_new(&s), 0);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		char what[32];
+		snprintf(what, sizeof(what), "writes of %zu bytes", chunks[i]);
+		stream_in_order(s, img, len, chunks[i]);
+		pe_stream_finish(s, len, &got); /* and starts afresh for the next */
+		assert_same_sums(&got, &want, what);
+	}
+	pe_stream_free(s);
+	free(img);
+}
+
+Test(pestream, follows_a_pe32_image_and_one_whose_size_is_a_multiple_of_8)
+{
+	unsigned char img[IMAGE_LEN];
+	struct pe_sums want, got;
+	struct pe_stream *s;
+
+	make_image(img);
+	put16(img + OPT, 0x10b); /* PE32: the directories start 16 bytes earlier */
+	put32(img + OPT + 92, 16);
+	put32(img + OPT + 64, 0xffff); /* a CheckSum that must be left out */
+	measure(img, sizeof(img), &want);
+	cr_assert_eq(want.certdir_off, OPT + 96 + 32);
+	cr_assert_eq(pe_stream_new(&s), 0);
+	stream_in_order(s, img, sizeof(img), 200);
+	pe_stream_finish(s, sizeof(img), &got);
+	assert_same_sums(&got, &want, "PE32");
+	pe_stream_free(s);
+}
+
+/* What the stream cannot stand for, it says so: the commit reads the file. */
+static bool stream_valid(const unsigned char *img, size_t n,
+			 void (*writes)(struct pe_stream *, const unsigned char *, size_t))
+{
+	struct pe_stream *s;
+	struct pe_sums got;
+
+	cr_assert_eq(pe_stream_new(&s), 0);
+	writes(s, img, n);
+	pe_stream_finish(s, n, &got);
+	pe_stream_free(s);
+	return got.valid;
+}
+
+static void sections_first(struct pe_stream *s, const unsigned char *img, size_t n)
+{
+	pe_stream_update(s, HEADERS, img + HEADERS, n - HEADERS);
+	pe_stream_update(s, 0, img, HEADERS);
+}
+
+static void header_rewritten_after(struct pe_stream *s, const unsigned char *img, size_t n)
+{
+	stream_in_order(s, img, n, 4096);
+	pe_stream_update(s, 0, img, HEADERS); /* the same bytes, but after */
+}
+
+static void with_a_gap(struct pe_stream *s, const unsigned char *img, size_t n)
+{
+	pe_stream_update(s, 0, img, HEADERS);
+	pe_stream_update(s, HEADERS + 4096, img + HEADERS + 4096, n - HEADERS - 4096);
+}
+
+static void short_of_the_end(struct pe_stream *s, const unsigned char *img, size_t n)
+{
+	stream_in_order(s, img, n - 1, 4096);
+}
+
+static void truncated_then_written(struct pe_stream *s, const unsigned char *img, size_t n)
+{
+	stream_in_order(s, img, n, 4096);
+	pe_stream_invalidate(s); /* what a truncate does */
+}
+
+static void all_in_order(struct pe_stream *s, const unsigned char *img, size_t n)
+{
+	stream_in_order(s, img, n, 4096);
+}
+
+Test(pestream, stands_down_for_writes_out_of_order_rewrites_gaps_and_truncation)
+{
+	const size_t len = HEADERS + 70001;
+	unsigned char *img = large_image(len), far[8192];
+
+	cr_assert(stream_valid(img, len, all_in_order), "the control");
+	cr_assert_not(stream_valid(img, len, sections_first));
+	cr_assert_not(stream_valid(img, len, header_rewritten_after));
+	cr_assert_not(stream_valid(img, len, with_a_gap));
+	cr_assert_not(stream_valid(img, len, short_of_the_end));
+	cr_assert_not(stream_valid(img, len, truncated_then_written));
+	/* Not MZ; and a PE header beyond the first 4 KiB, which pe_parse takes. */
+	cr_assert_not(stream_valid((const unsigned char *)"ELF and more bytes than sixty-four, "
+							  "to be sure that it is read as a header",
+				   72, all_in_order));
+	memset(far, 0, sizeof(far));
+	memcpy(far, img, 0x40);
+	put32(far + 0x3c, 5000);
+	memcpy(far + 5000, img + PE_OFF, SECTIONS + 40 - PE_OFF);
+	put32(far + 5000 + 24 + 60, sizeof(far) - 0x400);
+	put32(far + 5000 + 24 + OPT_LEN + 16, 0x400);
+	put32(far + 5000 + 24 + OPT_LEN + 20, sizeof(far) - 0x400);
+	cr_assert_eq(parse(far, sizeof(far), (char[ERROR_MAX]){0}), 0, "a valid image");
+	cr_assert_not(stream_valid(far, sizeof(far), all_in_order));
+	free(img);
+}
+
+Test(pestream, the_writers_stream_hash_carries_the_sums_to_each_commit)
+{
+	const size_t len = HEADERS + 9999;
+	unsigned char *img = large_image(len), d[SHA256_LEN];
+	struct stream_hash h;
+	struct pe_sums want;
+
+	measure(img, len, &want);
+	cr_assert_eq(hash_init(&h), 0);
+	cr_assert_eq(hash_follow_pe(&h), 0);
+	for (int version = 0; version < 2; version++) {
+		for (size_t at = 0; at < len; at += 1000)
+			hash_update(&h, at, img + at, len - at < 1000 ? len - at : 1000);
+		cr_assert_eq(hash_final(&h, -1, len, d), 0);
+		assert_same_sums(&h.pe_sums, &want, "each version");
+	}
+	hash_update(&h, 0, img, len);
+	hash_invalidate(&h);
+	cr_assert_eq(hash_final(&h, fd_of(img, len), len, d), 0);
+	cr_assert_not(h.pe_sums.valid, "invalidated: read at signing");
+	hash_free(&h);
+	free(img);
+}
+
+/* A key whose signatures are the same every time (RSA PKCS#1 v1.5), so that
+ * two signed images can be compared byte for byte. */
+static void make_rsa_key(struct embed_key *k)
+{
+	test_make_cert("codeSigning", &k->key, &k->cert);
+	EVP_PKEY_free(k->key);
+	k->key = EVP_RSA_gen(2048);
+	cr_assert_not_null(k->key);
+	cr_assert(X509_set_pubkey(k->cert, k->key));
+	cr_assert(X509_sign(k->cert, k->key, EVP_sha256()) > 0);
+}
+
+/* IMG signed with its sums from STREAMED (NULL: read), the published
+ * digest checked against the bytes written. */
+static unsigned char *sign_with(const unsigned char *img, size_t n, const struct embed_key *k,
+				bool keep, const struct pe_sums *streamed, size_t *ret_n)
+{
+	unsigned char published[SHA256_LEN], want[SHA256_LEN], *out;
+	char err[ERROR_MAX];
+	int in = fd_of(img, n), fd = memfd_create("o", 0);
+
+	cr_assert_eq(
+	    authenticode_sign_streamed(in, n, fd, k, keep, streamed, NULL, NULL, published, err), 0,
+	    "%s", err);
+	out = read_all(fd, ret_n);
+	SHA256(out, *ret_n, want);
+	cr_assert_arr_eq(published, want, SHA256_LEN, "the published digest is the bytes'");
+	close(in);
+	close(fd);
+	return out;
+}
+
+static void assert_same_signed(const unsigned char *img, size_t n, const struct embed_key *k,
+			       bool keep, size_t chunk)
+{
+	unsigned char *read, *streamed;
+	struct pe_stream *s;
+	struct pe_sums sums;
+	size_t n1, n2;
+
+	cr_assert_eq(pe_stream_new(&s), 0);
+	stream_in_order(s, img, n, chunk);
+	pe_stream_finish(s, n, &sums);
+	read = sign_with(img, n, k, keep, NULL, &n1);
+	streamed = sign_with(img, n, k, keep, &sums, &n2);
+	cr_assert_eq(n1, n2);
+	cr_assert_arr_eq(read, streamed, n1, "the same signed image, streamed or read");
+	free(read);
+	free(streamed);
+	pe_stream_free(s);
+}
+
+Test(pestream, signs_byte_for_byte_as_the_full_read, .timeout = 60)
+{
+	const size_t len = HEADERS + (2 << 20) + 3;
+	unsigned char *img = large_image(len), *once, small[IMAGE_LEN];
+	struct embed_key k = {0};
+	size_t n;
+
+	make_rsa_key(&k);
+	make_image(small);
+	assert_same_signed(img, len, &k, false, 131072);
+	assert_same_signed(small, sizeof(small), &k, false, 17);
+	/* Signed already: the stream covers the old table, so it is read. */
+	once = sign_with(img, len, &k, false, NULL, &n);
+	assert_same_signed(once, n, &k, false, 131072);
+	assert_same_signed(once, n, &k, true, 131072);
+	free(once);
 	free(img);
 	EVP_PKEY_free(k.key);
 	X509_free(k.cert);

@@ -456,8 +456,8 @@ static int embed_authorize(void *ctx, const char *path, enum ingest_check check,
 
 /* "signed:" and the bytes; with AUTO, text starting "plain" stays CMS. */
 static int fake_embed(void *ctx, const struct ingest_grant *grant, int fd, off_t size, int out_fd,
-		      enum policy_format *ret_format, struct ingest_sign_facts *facts,
-		      char reason[INGEST_VETO_MAX])
+		      struct ingest_embed_io *io, enum policy_format *ret_format,
+		      struct ingest_sign_facts *facts, char reason[INGEST_VETO_MAX])
 {
 	char buf[256];
 	ssize_t n = pread(fd, buf, sizeof(buf), 0);

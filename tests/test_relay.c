@@ -2,10 +2,16 @@
  * of the config. (Forwarding itself is tests/mount/relay.sh: a real sshd.) */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include "config.h"
 #include "relay.h"
+
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 Test(relay, url_names_account_host_port_and_path_in_the_inbox)
 {
@@ -151,4 +157,122 @@ Test(relay, file_audit_key_only_on_a_relay_without_token)
 	snprintf(text, sizeof(text), "%s", base);
 	text[strlen(text) - strlen("pkcs11:token=t;object=audit\n")] = 0;
 	refused(text, "relative.key\n", "audit key must be a pkcs11: URI");
+}
+
+/* A detached CMS signature over DATA by a fresh P-256 key and its
+ * self-signed certificate (with FLAGS), as DER. */
+static size_t signature_der(const char *data, unsigned flags, unsigned char **ret)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *cert = X509_new();
+	BIO *in = BIO_new_mem_buf(data, -1);
+	CMS_ContentInfo *cms;
+	int len;
+
+	cr_assert(key && cert && in);
+	X509_set_version(cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"signer", -1, -1, 0);
+	X509_set_issuer_name(cert, X509_get_subject_name(cert));
+	X509_set_pubkey(cert, key);
+	cr_assert(X509_sign(cert, key, EVP_sha256()) > 0);
+	cms = CMS_sign(cert, key, NULL, in, CMS_DETACHED | CMS_BINARY | flags);
+	cr_assert(cms);
+	*ret = NULL;
+	len = i2d_CMS_ContentInfo(cms, ret);
+	cr_assert(len > 0);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return len;
+}
+
+/* Whether REST (a CMS without certificates) verifies over DATA with the
+ * certificates CERTS. */
+static bool verifies(const unsigned char *rest, size_t rest_len, const unsigned char *certs,
+		     size_t certs_len, const char *data)
+{
+	const unsigned char *p = rest;
+	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, rest_len);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *content = BIO_new_mem_buf(data, -1);
+	bool ok;
+
+	cr_assert(cms && sk && content, "the rest parses as a CMS");
+	cr_assert_eq(p, rest + rest_len, "the rest is one whole DER element");
+	cr_assert_null(CMS_get1_certs(cms), "the rest holds no certificate");
+	for (p = certs; p < certs + certs_len;) {
+		X509 *x = d2i_X509(NULL, &p, certs + certs_len - p);
+		cr_assert(x, "the certificates are DER certificates back to back");
+		sk_X509_push(sk, x);
+	}
+	cr_assert_eq(p, certs + certs_len);
+	ok = CMS_verify(cms, sk, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) == 1;
+	ERR_clear_error();
+	sk_X509_pop_free(sk, X509_free);
+	BIO_free(content);
+	CMS_ContentInfo_free(cms);
+	return ok;
+}
+
+Test(relay, signature_splits_into_certificates_and_the_rest_that_verifies)
+{
+	unsigned char *der, *rest = NULL;
+	const unsigned char *certs = NULL;
+	size_t len = signature_der("these bytes", 0, &der), rest_len = 0, certs_len = 0;
+
+	cr_assert_eq(relay_split_certs(der, len, &rest, &rest_len, &certs, &certs_len), 0);
+	cr_assert(certs > der && certs + certs_len <= der + len && certs_len > 100);
+	cr_assert_lt(rest_len, len - certs_len + 8, "only the certificates left out");
+	cr_assert(verifies(rest, rest_len, certs, certs_len, "these bytes"));
+	cr_assert_not(verifies(rest, rest_len, certs, certs_len, "other bytes"),
+		      "the rest still binds the signed bytes");
+	free(rest);
+	OPENSSL_free(der);
+}
+
+Test(relay, signature_without_certificates_or_cut_short_is_not_split)
+{
+	unsigned char *der, *rest = NULL;
+	const unsigned char *certs = NULL;
+	size_t len = signature_der("these bytes", CMS_NOCERTS, &der), rest_len = 0, certs_len = 0;
+
+	cr_assert_eq(relay_split_certs(der, len, &rest, &rest_len, &certs, &certs_len), -EINVAL);
+	OPENSSL_free(der);
+	len = signature_der("these bytes", 0, &der);
+	cr_assert_eq(relay_split_certs(der, len - 1, &rest, &rest_len, &certs, &certs_len),
+		     -EINVAL);
+	cr_assert_eq(relay_split_certs(der, 1, &rest, &rest_len, &certs, &certs_len), -EINVAL);
+	der[0] = 0x31; /* a SET, not a ContentInfo */
+	cr_assert_eq(relay_split_certs(der, len, &rest, &rest_len, &certs, &certs_len), -EINVAL);
+	cr_assert_null(rest, "nothing returned on failure");
+	cr_assert_null(certs);
+	OPENSSL_free(der);
+}
+
+Test(relay_names, a_commit_target_names_the_upload_s_own_name)
+{
+	char final[256];
+
+	cr_assert(relay_commit_target(".app.exe.signfs-relay.Ab12Cd",
+				      ".app.exe.signfs-relay.Ab12Cd.commit", final, sizeof(final)));
+	cr_assert_str_eq(final, "app.exe");
+	/* A name that holds the tag itself keeps all but the last one. */
+	cr_assert(relay_commit_target(".a.signfs-relay.b.signfs-relay.zzzzzz",
+				      ".a.signfs-relay.b.signfs-relay.zzzzzz.commit", final,
+				      sizeof(final)));
+	cr_assert_str_eq(final, "a.signfs-relay.b");
+	/* Anything else is an ordinary rename. */
+	cr_assert_not(relay_commit_target(".app.signfs-relay.Ab12Cd", "app", final, sizeof(final)));
+	cr_assert_not(relay_commit_target(".app.signfs-relay.Ab12Cd",
+					  ".app.signfs-relay.Ab12Ce.commit", final, sizeof(final)));
+	cr_assert_not(relay_commit_target("app.tmp", "app.tmp.commit", final, sizeof(final)));
+	cr_assert_not(relay_commit_target(".signfs-relay.Ab12Cd", ".signfs-relay.Ab12Cd.commit",
+					  final, sizeof(final)));
+	cr_assert_not(relay_commit_target(".app.signfs-relay.Ab12Cd",
+					  ".app.signfs-relay.Ab12Cd.commit", final, 3));
 }

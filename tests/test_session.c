@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "provenance.h"
 #include "session.h"
 
@@ -139,7 +140,7 @@ Test(session, a_session_without_subjects_has_no_statement)
 
 Test(provenance, relay_claims_are_marked_unverified_and_only_strings_and_numbers_kept)
 {
-	struct json_object *c = provenance_claims(
+	struct json_object *c = audit_claims(
 	    "{\"host\":\"build-7\",\"uid\":1000,\"exe\":\"/usr/bin/cp\",\"unverified\":false,"
 	    "\"nested\":{\"a\":1},\"list\":[1,2],\"flag\":true}");
 
@@ -156,7 +157,7 @@ Test(provenance, relay_claims_are_marked_unverified_and_only_strings_and_numbers
 
 Test(provenance, claims_that_are_no_object_are_left_out)
 {
-	cr_assert_null(provenance_claims(NULL));
-	cr_assert_null(provenance_claims("[1,2]"));
-	cr_assert_null(provenance_claims("not json"));
+	cr_assert_null(audit_claims(NULL));
+	cr_assert_null(audit_claims("[1,2]"));
+	cr_assert_null(audit_claims("not json"));
 }

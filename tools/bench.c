@@ -9,12 +9,14 @@
  *   signfs-bench fill CONFIG RECORDS ARTIFACTS   a stopped daemon's state
  *       made old: RECORDS audit records spread over the past year, signed
  *       by a checkpoint, and ARTIFACTS publications in the outbox.
- *   signfs-bench tree DIR COUNT DIRS THREADS   COUNT distinct paths of
- *       512 bytes written into DIRS directories under DIR (through the
- *       mount, as builds publish), in ten rounds; prints the rate of the
- *       first and the last tenth. */
+ *   signfs-bench tree DIR COUNT DIRS THREADS [REWRITES]   COUNT distinct
+ *       paths of 512 bytes written into DIRS directories under DIR (through
+ *       the mount, as builds publish), in ten rounds; prints the rate of the
+ *       first and the last tenth. Then REWRITES new versions of paths
+ *       already written (a rebuild of the same name), spread over them all. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +430,7 @@ out:
 struct tree_writer {
 	const char *dir;
 	int from, to, step, dirs; /* files FROM, FROM + STEP, ... below TO */
+	int count;		  /* a rewrite's number I names path I % COUNT */
 	int errors;
 };
 
@@ -437,8 +440,9 @@ static void *write_tree(void *arg)
 	char path[4096], buf[512];
 
 	for (int i = w->from; i < w->to; i += w->step) {
-		int fd;
-		snprintf(path, sizeof(path), "%s/d%04d/build-%08d.bin", w->dir, i % w->dirs, i);
+		int fd, n = i % w->count;
+
+		snprintf(path, sizeof(path), "%s/d%04d/build-%08d.bin", w->dir, n % w->dirs, n);
 		memset(buf, 'a' + i % 26, sizeof(buf));
 		memcpy(buf, &i, sizeof(i)); /* distinct content per path */
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -456,16 +460,18 @@ static void *write_tree(void *arg)
 
 static int cmd_tree(int argc, char **argv)
 {
-	int count, dirs, threads, errors = 0;
-	double rate[10], start = now();
+	int count, dirs, threads, rewrites, errors = 0;
+	double rate[11], start = now();
 	char path[4096];
 
-	if (argc != 5)
+	if (argc != 5 && argc != 6)
 		return 2;
 	count = atoi(argv[2]);
 	dirs = atoi(argv[3]);
 	threads = atoi(argv[4]);
-	if (count < 10 || dirs <= 0 || dirs > 10000 || threads <= 0 || threads > 64)
+	rewrites = argc == 6 ? atoi(argv[5]) : 0;
+	if (count < 10 || dirs <= 0 || dirs > 10000 || threads <= 0 || threads > 64 ||
+	    rewrites < 0 || rewrites > INT_MAX - count)
 		return 2;
 	for (int d = 0; d < dirs; d++) {
 		snprintf(path, sizeof(path), "%s/d%04d", argv[1], d);
@@ -474,14 +480,19 @@ static int cmd_tree(int argc, char **argv)
 			return 1;
 		}
 	}
-	for (int round = 0; round < 10; round++) {
+	/* Ten rounds of new paths, then one of rewrites (if any). */
+	for (int round = 0; round < 10 + !!rewrites; round++) {
 		struct tree_writer w[64];
 		pthread_t t[64];
 		int from = count / 10 * round, to = round == 9 ? count : count / 10 * (round + 1);
 		double t0 = now();
 
+		if (round == 10) {
+			from = count;
+			to = count + rewrites;
+		}
 		for (int i = 0; i < threads; i++) {
-			w[i] = (struct tree_writer){argv[1], from + i, to, threads, dirs, 0};
+			w[i] = (struct tree_writer){argv[1], from + i, to, threads, dirs, count, 0};
 			start_thread(&t[i], write_tree, &w[i]);
 		}
 		for (int i = 0; i < threads; i++) {
@@ -491,8 +502,9 @@ static int cmd_tree(int argc, char **argv)
 		rate[round] = (to - from) / (now() - t0);
 	}
 	printf("files=%d dirs=%d errors=%d seconds=%.3f first_tenth_rate=%.0f "
-	       "last_tenth_rate=%.0f\n",
-	       count, dirs, errors, now() - start, rate[0], rate[9]);
+	       "last_tenth_rate=%.0f rewrites=%d rewrite_rate=%.0f\n",
+	       count, dirs, errors, now() - start, rate[0], rate[9], rewrites,
+	       rewrites ? rate[10] : 0.0);
 	return errors ? 1 : 0;
 }
 

@@ -1,7 +1,13 @@
 #!/bin/bash
 # signfs benchmark (not a test): what users run, each figure printed next to
 # a baseline measured in the same run, as a ratio. Medians of 3 runs, with
-# the spread (min-max) beside them.
+# the spread (min-max) beside them. Without a mode it prints: the token's
+# rate; small files on tmpfs with 1, 4 and 16 writers against the floor
+# (passthrough_ll and the token's stamped signature one after the other);
+# on the disk with 1, 4 and 16 writers against tmpfs and fdatasync, with
+# flushes per file; cp -r and rsync -a of a 10,000-file tree against one
+# writer; 16 writers through a token behind p11-kit's server against the
+# token's own 16-thread rate through the same socket; a large file.
 #
 #   tools/bench.sh [--files N] [--large MIB] [--disk DIR] [--rsa] [--restart N]
 #
@@ -18,11 +24,17 @@
 #                 through a format = authenticode rule (cp into the inbox,
 #                 timed to the close), against osslsigncode sign with the
 #                 same token key (needs osslsigncode and
-#                 libengine-pkcs11-openssl)
+#                 libengine-pkcs11-openssl); then a 1 GiB image cp into
+#                 that rule against the same cp into a cms rule (medians
+#                 of 3)
 #   --scale N     only this: N distinct paths over 1,000 directories
-#                 written through the mount (state on tmpfs), then the
-#                 start time and RSS at ready with that history beside an
-#                 empty state's, with the state's size
+#                 written through the mount (state on the disk, --disk),
+#                 then N/4 new versions of them (about 3N audit records),
+#                 then the start time and RSS at ready with that history
+#                 beside an empty state's, with the state's size. With
+#                 SIGNFS_BENCH_STATE=DIR the filled state is kept in DIR,
+#                 and a later run with the same DIR measures it again
+#                 without filling
 #   --bigdir N    only this: N artifacts written into one inbox directory
 #                 through the mount (state on tmpfs), then ls -la and ls -f
 #                 of that outbox directory (3N entries) and of the inbox
@@ -37,9 +49,17 @@
 #                 the disk (--disk); each minute files/s, close() p99,
 #                 signfsd's VmRSS / RssAnon and its nodes, then whether
 #                 VmRSS stayed within a 4 MiB band from minute 5 on
+#   --relay       only this: 4 writers of 4 KiB files (--files per run)
+#                 through a relay signfsd forwarding over SSH on 127.0.0.1
+#                 (a private sshd, an account whose key may only run
+#                 sftp-server) to a signer signfsd, against the same writers
+#                 directly into the signer's inbox, the runs interleaved;
+#                 state on tmpfs. Prints files/s, the ratio, and the CPU
+#                 time per file of the relay's signfsd, sshd and
+#                 sftp-server, and the signer's signfsd (root only)
 set -eu
 cd "$(dirname "$0")/.."
-SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0 BIGDIR=0 ALSO=
+SMALL=4000 LARGE_MIB=1024 DISK=/var/tmp RSA=no RESTART=0 SCALE=0 PE=0 SOAK=0 RELAY=no BIGDIR=0 ALSO=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--files) SMALL=$2; shift 2 ;;
@@ -50,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--scale) SCALE=$2; shift 2 ;;
 	--pe) PE=$2; shift 2 ;;
 	--soak) SOAK=$2; shift 2 ;;
+	--relay) RELAY=yes; shift ;;
 	--bigdir) BIGDIR=$2; shift 2 ;;
 	--bigdir-also) ALSO=$(realpath "$2"); shift 2 ;;
 	*) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
@@ -63,7 +84,7 @@ B=$(mktemp -d /dev/shm/signfs-bench.XXXXXX)
 D=$(mktemp -d "$DISK/signfs-bench.XXXXXX")
 PIDS=()
 cleanup() {
-	for m in "$B"/*/mnt "$D"/*/mnt "$B/pt/mnt"; do
+	for m in "$B"/*/mnt "$D"/*/mnt "$B/pt/mnt" ${SIGNFS_BENCH_STATE:+"$SIGNFS_BENCH_STATE"/*/mnt}; do
 		mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m"
 	done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -123,7 +144,7 @@ if [ "$PE" != 0 ]; then
 	build/tools/signfsctl init --state-dir "$B/pe/state" >/dev/null
 	conf=$B/pe/state/signfs.conf
 	# The first rule that matches decides: this one before the others.
-	awk '/^\[rule / && !done { print "[rule pe]\npath = pe/**\nkey = codesign\nformat = authenticode\n"; done = 1 } { print }' \
+	awk '/^\[rule / && !done { print "[rule pe]\npath = pe/**\nkey = codesign\nformat = authenticode\n\n[rule plain]\npath = plain/**\nkey = codesign\n"; done = 1 } { print }' \
 		"$conf" >"$conf.new" && mv "$conf.new" "$conf"
 	start pe "$B"
 	efi=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
@@ -139,8 +160,9 @@ if [ "$PE" != 0 ]; then
 		ours=$(calc "$PE / ($t1 - $t0)")
 		t0=$(date +%s.%N)
 		for i in $(seq "$PE"); do
+			# The engine by its id: loading it by path fails ("bad engine id")
+			# with Debian 12's osslsigncode and OpenSSL 3.0.19.
 			SOFTHSM2_CONF=$B/pe/state/softhsm2.conf osslsigncode sign -h sha256 \
-				-pkcs11engine /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so \
 				-pkcs11module "$(sed -n 's/^module *= *//p' "$conf")" \
 				-key "pkcs11:token=signfs;object=codesign;type=private;pin-value=$pin" \
 				-certs "$B/pe/state/pki/codesign.pem" -in "$B/img$mb" \
@@ -151,9 +173,102 @@ if [ "$PE" != 0 ]; then
 		printf '%d MB PE image: signfs %.2f/s (cp to close, Authenticode + .p7s + record + publication); osslsigncode sign, same token: %.2f/s; ratio %s\n' \
 			"$mb" "$ours" "$theirs" "$(ratio "$ours" "$theirs")"
 	done
+	# A 1 GiB image: into the authenticode rule against the same bytes into a
+	# cms rule (the large-file figure's path), alternating.
+	image $((1024 * 1048576)) "$B/img1g"
+	mkdir -p "$B/pe/mnt/inbox/pe/1g" "$B/pe/mnt/inbox/plain"
+	ac=() pc=()
+	for i in 1 2 3; do
+		warm
+		t0=$(date +%s.%N); cp "$B/img1g" "$B/pe/mnt/inbox/plain/g$i.exe"; t1=$(date +%s.%N)
+		pc+=("$(calc "1024 / ($t1 - $t0)")")
+		rm -f "$B/pe/mnt/inbox/plain/g$i.exe"
+		warm
+		t0=$(date +%s.%N); cp "$B/img1g" "$B/pe/mnt/inbox/pe/1g/g$i.exe"; t1=$(date +%s.%N)
+		ac+=("$(calc "1024 / ($t1 - $t0)")")
+		rm -f "$B/pe/mnt/inbox/pe/1g/g$i.exe"
+	done
+	rm -f "$B/img1g"
+	acm=$(median3 "${ac[@]}") pcm=$(median3 "${pc[@]}")
+	printf '1 GiB PE image: cp into a format = authenticode rule %.0f MiB/s [%s]; into a cms rule %.0f MiB/s [%s]; ratio %s\n' \
+		"$acm" "$(spread3 "${ac[@]%.*}")" "$pcm" "$(spread3 "${pc[@]%.*}")" "$(ratio "$acm" "$pcm")"
 	osslsigncode verify -CAfile "$B/pe/state/pki/ca.pem" -in "$B/pe/mnt/outbox/pe/1/a1.exe" >/dev/null 2>&1 &&
 		echo "(the published images verify with osslsigncode)"
 	stop "$B/pe"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
+
+# ---- a relay over SSH on 127.0.0.1 against direct signing ----
+if [ $RELAY = yes ]; then
+	[ "$(id -u)" = 0 ] || { echo "--relay needs root (an sshd and a builder account)"; exit 1; }
+	# The tests' private sshd (own config, host key, port, accounts).
+	T=$B
+	chmod 755 "$B" # the account reads its authorized keys and the signer's mount below
+	. tests/mount/sshd.sh
+	A=signfs-bench-relay
+	builder_sftp $A
+	mkdir -p "$B/signer/state"
+	build/tools/signfsctl init --state-dir "$B/signer/state" >/dev/null
+	conf=$B/signer/state/signfs.conf
+	awk -v a=$A '/^\[rule / && !done { print "[rule relay]\npath = relay/**\nusers = " a "\nkey = codesign\n"; done = 1 } { print }' \
+		"$conf" >"$conf.new" && mv "$conf.new" "$conf"
+	start signer "$B"
+	SIGNER_PID=${PIDS[-1]}
+	mkdir -m 1777 "$B/signer/mnt/inbox/relay"
+	sshd_start $A
+	trap 'sshd_stop; cleanup' EXIT
+	mkdir -p "$B/relay/state"
+	build/tools/signfsctl init --state-dir "$B/relay/state" \
+		--relay "ssh://$A@127.0.0.1:$SSHD_PORT$B/signer/mnt/inbox/relay" \
+		--identity "$SSHD_DIR/$A.sftp" --known-hosts "$SSHD_DIR/known_hosts" >/dev/null
+	start relay "$B"
+	RELAY_PID=${PIDS[-1]}
+	relay_stop() { stop "$B/relay"; sshd_stop; stop "$B/signer"; }
+	# ticks PID...: user+system clock ticks of each PID and its descendants.
+	ticks() {
+		local p
+		for p in "$@"; do
+			awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0
+			ticks $(ps -o pid= --ppid "$p")
+		done | awk '{ t += $1 } END { print t + 0 }'
+	}
+	hz=$(getconf CLK_TCK)
+	# run DIR: one run of 4 writers; RATE, and the CPU of the relay's
+	# signfsd (CR), sshd and sftp-server (CS) and the signer (CG), in ticks.
+	run() {
+		local r0 s0 g0
+		r0=$(ticks "$RELAY_PID") s0=$(ticks "$SSHD_PID") g0=$(ticks "$SIGNER_PID")
+		mkdir -p "$1"
+		RATE=$($BENCH write "$1" "$SMALL" 4 4 | field rate)
+		CR=$(($(ticks "$RELAY_PID") - r0)) CS=$(($(ticks "$SSHD_PID") - s0))
+		CG=$(($(ticks "$SIGNER_PID") - g0))
+	}
+	ms() { awk "BEGIN { printf \"%.2f\", 1000 * $1 / $hz / $SMALL }"; }
+	# Warm up: the connections open as writers overlap.
+	mkdir "$B/relay/mnt/inbox/warm"
+	$BENCH write "$B/relay/mnt/inbox/warm" 400 4 4 >/dev/null ||
+		{ echo "writes through the relay fail:"; tail -5 "$B/relay/daemon.log"; exit 1; }
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	rr=() dr=() rc=() dc=()
+	for i in 1 2 3; do
+		run "$B/relay/mnt/inbox/r$i"
+		rr+=("$RATE")
+		rc+=("$(ms "$CR") $(ms "$CS") $(ms "$CG")")
+		[ -e "$B/relay/mnt/outbox/r$i/w3-$(printf %06d $((SMALL / 4 - 1))).p7s" ] ||
+			{ echo "relay run $i: the last pair is not in the relay's outbox"; exit 1; }
+		run "$B/signer/mnt/inbox/d$i"
+		dr+=("$RATE")
+		dc+=("$(ms "$CG")")
+		printf '  run %d: relay %5d files/s (CPU ms/file: relay signfsd %s, sshd+sftp-server %s, signer %s); direct %5d files/s (signer %s ms/file)\n' \
+			"$i" "${rr[-1]}" ${rc[-1]} "${dr[-1]}" "${dc[-1]}"
+	done
+	rm=$(median3 "${rr[@]}") dm=$(median3 "${dr[@]}")
+	printf 'relay over SSH, 4 writers x 4 KiB (%d files per run, state on tmpfs):\n' "$SMALL"
+	printf '  baseline: directly into the signer  %6d files/s [%s]\n' "$dm" "$(spread3 "${dr[@]}")"
+	printf '  through the relay                   %6d files/s [%s]  %s of baseline\n' \
+		"$rm" "$(spread3 "${rr[@]}")" "$(ratio "$rm" "$dm")"
+	relay_stop
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
 fi
@@ -247,38 +362,45 @@ if [ "$SCALE" != 0 ]; then
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	# rss PID: VmRSS and RssAnon in MiB.
 	rss() { awk '/^(VmRSS|RssAnon):/ { printf "%s%.1f", n++ ? " / " : "", $2 / 1024 }' "/proc/$1/status"; }
-	# measure NAME: three starts; START is the median seconds from exec to
-	# mounted, READY the RSS at the mount, LOADED a second after the anomaly
-	# profiles are read (beside the work, after the mount), of the last one.
+	# measure NAME PARENT: three starts of PARENT/NAME; START is the median
+	# seconds from exec to mounted, READY the RSS at the mount, LOADED a
+	# second after the anomaly profiles are read (beside the work, after the
+	# mount), of the last one.
 	measure() {
-		local t=() t0 t1 i
+		local t=() t0 t1 i n log=$2/$1/daemon.log
 		for i in 1 2 3; do
-			t0=$(date +%s.%N); start "$1" "$B"; t1=$(date +%s.%N)
+			n=$(grep -c 'anomaly profiles: .* ready in' "$log" 2>/dev/null || true)
+			t0=$(date +%s.%N); start "$1" "$2"; t1=$(date +%s.%N)
 			t+=("$(calc "$t1 - $t0")")
 			READY=$(rss "${PIDS[-1]}")
 			for _ in $(seq 600); do
-				[ "$(grep -c 'anomaly profiles: .* ready in' "$B/$1/daemon.log")" -ge "$i" ] && break
+				[ "$(grep -c 'anomaly profiles: .* ready in' "$log")" -gt "${n:-0}" ] && break
 				sleep 0.1
 			done
 			sleep 1
 			LOADED=$(rss "${PIDS[-1]}")
-			EVENTS=$(sed -n 's/^audit log: *\([0-9]*\) events/\1/p' "$B/$1/mnt/status")
-			stop "$B/$1"
+			EVENTS=$(sed -n 's/^audit log: *\([0-9]*\) events/\1/p' "$2/$1/mnt/status")
+			stop "$2/$1"
 		done
 		START=$(median3 "${t[@]}")
 	}
-	start scale "$B"
-	filled=$($BENCH tree "$B/scale/mnt/inbox" "$SCALE" 1000 4)
-	stop "$B/scale"
-	mkdir -p "$B/empty"
-	build/tools/signfsctl init --state-dir "$B/empty/state" >/dev/null
-	measure empty
+	S=${SIGNFS_BENCH_STATE:-$D}
+	filled="(kept from an earlier run in $S)"
+	if [ ! -e "$S/scale/state/filled" ]; then
+		start scale "$S"
+		filled=$($BENCH tree "$S/scale/mnt/inbox" "$SCALE" 1000 4 $((SCALE / 4)))
+		stop "$S/scale"
+		echo "$filled" >"$S/scale/state/filled"
+	fi
+	mkdir -p "$D/empty"
+	build/tools/signfsctl init --state-dir "$D/empty/state" >/dev/null
+	measure empty "$D"
 	printf 'empty state:   start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s\n' \
-		"$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/empty/state/signfs.db" | cut -f1)"
-	measure scale
+		"$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$D/empty/state/signfs.db" | cut -f1)"
+	measure scale "$S"
 	printf '%d paths:  start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s, state %s\n' \
-		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$B/scale/state/signfs.db" | cut -f1)" \
-		"$(du -sh "$B/scale/state" | cut -f1)"
+		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$S/scale/state/signfs.db" | cut -f1)" \
+		"$(du -sh "$S/scale/state" | cut -f1)"
 	echo "fill through the mount (4 writers): $filled"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
@@ -304,13 +426,19 @@ for _ in $(seq 200); do mountpoint -q "$B/pt/mnt" && break; sleep 0.01; done
 # ---- small files, state on tmpfs ----
 small "$B/pt/mnt" 4
 base=$RATE
+# The floor: what this machine does for the same work with nothing else,
+# the baseline filesystem's requests and the token's stamped signature one
+# after the other.
+stamped2=$(echo "$tok2" | field cms_stamped_per_s)
+floor=$(calc "1 / (1 / $base + 1 / $stamped2)")
 printf 'state on tmpfs:\n'
 printf '  baseline: passthrough_ll, 4 writers %6d files/s [%s]\n' "$base" "$RATES"
-for w in 1 4; do
+printf '  floor: 1/(1/passthrough_ll + 1/token stamped CMS on 2 threads) %6.0f files/s\n' "$floor"
+for w in 1 4 16; do
 	small "$B/tmpfs/mnt/inbox" "$w"
-	printf '  signfs, %d writer(s)                 %6d files/s [%s]  %s of baseline; %s\n' \
-		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base")" "$LAT"
-	with_ts=$RATE
+	printf '  signfs, %2d writer(s)                %6d files/s [%s]  %s of the floor; %s\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$floor")" "$LAT"
+	eval "tmpfs$w=\$RATE"
 done
 # What the embedded default's timestamps (the local TSA, in-process) cost:
 # the same without its [timestamp] section.
@@ -319,8 +447,8 @@ build/tools/signfsctl init --state-dir "$B/notime/state" >/dev/null
 sed -i '/^\[timestamp\]/,/^$/d' "$B/notime/state/signfs.conf"
 start notime "$B"
 small "$B/notime/mnt/inbox" 4
-printf '  signfs, 4 writers, no timestamps  %6d files/s [%s]; a timestamp costs %.3f ms per file (4 writers)\n' \
-	"$RATE" "$RATES" "$(calc "1000 / $with_ts - 1000 / $RATE")"
+printf '  signfs, 4 writers, no timestamps   %6d files/s [%s]; a timestamp costs %.3f ms per file (4 writers)\n' \
+	"$RATE" "$RATES" "$(calc "1000 / $tmpfs4 - 1000 / $RATE")"
 stop "$B/notime"
 echo
 
@@ -335,15 +463,65 @@ printf '  baseline: create+write+fdatasync, 1 writer   %6d files/s [%s]\n' "$bas
 printf '  baseline: create+write+fdatasync, 4 writers  %6d files/s [%s]\n' "$base4" "$base4s"
 start disk "$D"
 flushes() { sed -n 's/^signfs_flushes_total //p' "$D/disk/mnt/metrics"; }
-for w in 1 4; do
+for w in 1 4 16; do
 	f0=$(flushes)
 	small "$D/disk/mnt/inbox" "$w"
 	f1=$(flushes)
-	printf '  signfs, %d writer(s)                          %6d files/s [%s]  %s of the 4-writer baseline; %s; %.2f flushes per file\n' \
-		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$base4")" "$LAT" "$(calc "($f1 - $f0) / (3 * $SMALL)")"
+	case $w in
+	1) vs=$(calc "1 / (1 / $tmpfs1 + 1 / $base1)")
+	   what="of 1/(1/tmpfs 1 writer + 1/fdatasync 1 writer) = $(printf %.0f "$vs")" ;;
+	4) vs=$tmpfs4 what="of tmpfs with 4 writers" ;;
+	16) vs=$tmpfs16 what="of tmpfs with 16 writers" ;;
+	esac
+	printf '  signfs, %2d writer(s)                         %6d files/s [%s]  %s %s; %s; %.2f flushes per file\n' \
+		"$w" "$RATE" "$RATES" "$(ratio "$RATE" "$vs")" "$what" "$LAT" \
+		"$(calc "($f1 - $f0) / (3 * $SMALL)")"
+	eval "disk$w=\$RATE"
 done
+# Trees as build scripts copy them: one cp -r and one rsync -a of 10,000
+# files of 4 KiB, against the one-writer rate just measured.
+mkdir -p "$B/tree"
+for i in $(seq 0 99); do
+	mkdir "$B/tree/d$i"
+	for j in $(seq 0 99); do head -c 4096 /dev/urandom >"$B/tree/d$i/f$j"; done
+done
+for tool in "cp -r" "rsync -a"; do
+	r=()
+	for i in 1 2 3; do
+		t0=$(date +%s.%N); $tool "$B/tree" "$D/disk/mnt/inbox/${tool%% *}$i"; t1=$(date +%s.%N)
+		r+=("$(calc "10000 / ($t1 - $t0)")")
+	done
+	printf '  %-8s of 10,000 files (100 dirs)           %6.0f files/s [%s]  %s of 1 writer\n' \
+		"$tool" "$(median3 "${r[@]}")" "$(spread3 "${r[@]%.*}")" "$(ratio "$(median3 "${r[@]}")" "$disk1")"
+done
+rm -rf "$B/tree"
 stop "$D/disk"
 echo
+
+# ---- a token behind IPC: the embedded token through p11-kit's server ----
+client=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+if [ -e "$client" ] && command -v p11-kit >/dev/null; then
+	mkdir -p "$B/ipc/state"
+	build/tools/signfsctl init --state-dir "$B/ipc/state" >/dev/null
+	conf=$B/ipc/state/signfs.conf
+	SOFTHSM2_CONF=$B/ipc/state/softhsm2.conf p11-kit server -f -n "$B/ipc/p11.sock" \
+		--provider "$(sed -n 's/^module *= *//p' "$conf")" "pkcs11:token=signfs" >/dev/null &
+	P11_PID=$!
+	for _ in $(seq 200); do [ -S "$B/ipc/p11.sock" ] && break; sleep 0.01; done
+	# Each writer's commit waits on the socket: as many FUSE threads as writers.
+	sed -i "s|^module *=.*|module = $client|; s|^threads *=.*|threads = 16|" "$conf"
+	export P11_KIT_SERVER_ADDRESS=unix:path=$B/ipc/p11.sock
+	tok16=$($BENCH sign "$conf" "$SMALL" 16 | field cms_stamped_per_s)
+	start ipc "$B"
+	small "$B/ipc/mnt/inbox" 16
+	stop "$B/ipc"
+	unset P11_KIT_SERVER_ADDRESS
+	kill "$P11_PID"; wait "$P11_PID" 2>/dev/null || true
+	printf 'token behind IPC (p11-kit server, p11-kit-client.so, state on tmpfs):\n'
+	printf '  baseline: token, 16 threads, stamped CMS  %6d/s\n' "$tok16"
+	printf '  signfs, 16 writers                 %6d files/s [%s]  %s of baseline; %s\n\n' \
+		"$RATE" "$RATES" "$(ratio "$RATE" "$tok16")" "$LAT"
+fi
 
 # ---- large file: signfs against a bare libfuse passthrough ----
 if [ "$LARGE_MIB" != 0 ]; then

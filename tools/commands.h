@@ -143,7 +143,7 @@ int cmd_crl(int argc, char **argv);
 	"tmp_pack_* tmp_idx_* .*.sw[px] .rsync-partial\n"                                          \
 	"await_exit = */rsync\n"                                                                   \
 	"temp_grace = 60\n"                                                                        \
-	"threads = 4\n"
+	"threads = 16\n"
 
 /* signfsctl init --relay (cmd_init_relay.c): in the locked state DIR, a
  * relay's audit key (RELAY_AUDIT_KEY, mode 0400; RELAY_AUDIT_PUB) and

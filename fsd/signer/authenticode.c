@@ -2,7 +2,9 @@
  * Executable Signature Format"): a PKCS#7 SignedData whose content is an
  * SpcIndirectDataContent carrying the image's digest, in a WIN_CERTIFICATE
  * at the end of the file that the Certificate Table directory entry names.
- * The image is copied, hashed and checksummed in one pass. */
+ * The digest and the CheckSum's sum come from the stream that followed the
+ * writes (pestream.c) or from one read; the signed image is then written
+ * in one more pass that hashes it as published. */
 #include "embed.h"
 
 #include <errno.h>
@@ -51,86 +53,10 @@ static const unsigned char statement_type[] = {0x30, 0x0c, 0x06, 0x0a, 0x2b, 0x0
 					       0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x15};
 static const unsigned char opus_info[] = {0x30, 0x00};
 
-/* PE CheckSum: 16-bit little-endian words added with end-around carry
- * (folded at the end: the sum is associative), then the file's length. */
-static uint64_t checksum_add(uint64_t sum, const unsigned char *p, size_t n, off_t off)
-{
-	size_t i = 0;
-
-	if (n && (off & 1)) {
-		sum += (uint64_t)p[0] << 8;
-		i = 1;
-	}
-	for (; i + 1 < n; i += 2)
-		sum += p[i] | p[i + 1] << 8;
-	if (i < n)
-		sum += p[i];
-	return sum;
-}
-
-static uint32_t checksum_final(uint64_t sum, off_t len)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint32_t)(sum + (uint64_t)len);
-}
-
 static void put_le32(unsigned char *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = v >> (8 * i);
-}
-
-/* Zero what a byte range of the image at OFF holds of the field [AT, AT+N). */
-static void zero_field(unsigned char *buf, off_t off, size_t len, off_t at, size_t n)
-{
-	for (off_t i = at; i < at + (off_t)n; i++)
-		if (i >= off && i < off + (off_t)len)
-			buf[i - off] = 0;
-}
-
-struct image_copy {
-	EVP_MD_CTX *md;
-	uint64_t sum;
-	off_t len; /* written so far */
-};
-
-/* Copy the image up to its end (an old certificate table stays behind) with
- * the CheckSum and the table's entry zeroed, padded to 8, hashing as the
- * digest wants and summing as the CheckSum wants. */
-static int copy_image(int in, int out, const struct pe_image *img, struct image_copy *c, char *err)
-{
-	static const unsigned char zeros[8];
-	unsigned char *buf = malloc(CHUNK);
-	size_t pad = (8 - img->end % 8) % 8;
-	int r = 0;
-
-	if (!buf)
-		return error_set(err, -ENOMEM, "out of memory");
-	for (off_t at = 0; at < img->end && r == 0; at += CHUNK) {
-		size_t n = img->end - at < CHUNK ? (size_t)(img->end - at) : CHUNK;
-		r = embed_pread(in, buf, n, at);
-		if (r < 0) {
-			r = error_set(err, -EIO, "cannot read the image: %s", strerror(-r));
-			break;
-		}
-		zero_field(buf, at, n, img->checksum_off, 4);
-		zero_field(buf, at, n, img->certdir_off, 8);
-		pe_digest_update(c->md, img, buf, at, n);
-		c->sum = checksum_add(c->sum, buf, n, at);
-		r = embed_pwrite(out, buf, n, at);
-		if (r < 0)
-			r = error_set(err, r, "cannot write the signed image: %s", strerror(-r));
-	}
-	free(buf);
-	if (r < 0)
-		return r;
-	EVP_DigestUpdate(c->md, zeros, pad);
-	r = embed_pwrite(out, zeros, pad, img->end);
-	if (r < 0)
-		return error_set(err, r, "cannot write the signed image: %s", strerror(-r));
-	c->len = img->end + pad;
-	return 0;
 }
 
 static int add_attr(STACK_OF(X509_ATTRIBUTE) * *attrs, const char *oid, int type, const void *data,
@@ -296,65 +222,125 @@ out:
 	return r;
 }
 
-/* WIN_CERTIFICATE { dwLength, wRevision 2.0, wCertificateType PKCS#7 } and
- * the DER, padded to 8 bytes, at AT; the directory entry, then the CheckSum
- * over the whole file. */
-static int write_table(int out, const struct pe_image *img, struct image_copy *c,
-		       const unsigned char *der, int len, char *err)
+/* The signed image's new bytes: the WIN_CERTIFICATE header, the table's
+ * directory entry and the CheckSum, which the sums of the image before its
+ * end (SUMS) and the table's own words make without reading the image. */
+struct table_out {
+	off_t at;     /* where the table starts: the image's end padded to 8 */
+	uint32_t len; /* the table's length, padded to 8 */
+	unsigned char head[8], dir[8], checksum[4];
+};
+
+static int plan_table(const struct pe_image *img, const struct pe_sums *sums,
+		      const unsigned char *der, int len, struct table_out *t, char *err)
+{
+	uint64_t sum = sums->sum;
+
+	t->at = img->end + (8 - img->end % 8) % 8;
+	t->len = (8 + len + 7) & ~7u;
+	if ((uint64_t)t->at + t->len > UINT32_MAX)
+		return error_set(err, -EFBIG, "the signed image would be larger than 4 GiB");
+	put_le32(t->head, t->len);
+	t->head[4] = WIN_CERT_REVISION_2_0 & 0xff;
+	t->head[5] = WIN_CERT_REVISION_2_0 >> 8;
+	t->head[6] = WIN_CERT_TYPE_PKCS_SIGNED_DATA;
+	t->head[7] = 0;
+	put_le32(t->dir, (uint32_t)t->at);
+	put_le32(t->dir + 4, t->len);
+	/* The padding and the fields' old values add nothing: zeros. */
+	sum = pe_checksum_add(sum, t->head, 8, t->at);
+	sum = pe_checksum_add(sum, der, len, t->at + 8);
+	sum = pe_checksum_add(sum, t->dir, 8, img->certdir_off);
+	put_le32(t->checksum, pe_checksum_final(sum, t->at + t->len));
+	return 0;
+}
+
+/* Put what the N bytes of BUF at file offset OFF hold of [AT, AT+LEN). */
+static void patch(unsigned char *buf, off_t off, size_t n, off_t at, const unsigned char *v,
+		  size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (at + (off_t)i >= off && at + (off_t)i < off + (off_t)n)
+			buf[at + i - off] = v[i];
+}
+
+/* Write N bytes at AT to OUT and hash them as published. */
+static int put(int out, EVP_MD_CTX *md, const void *buf, size_t n, off_t at)
+{
+	EVP_DigestUpdate(md, buf, n);
+	return embed_pwrite(out, buf, n, at);
+}
+
+/* The signed image in one pass: the image up to its end (an old table stays
+ * behind) with the new CheckSum and directory entry, the padding to 8, the
+ * WIN_CERTIFICATE with the DER padded to 8; all of it hashed on the way. */
+static int publish(int in, int out, const struct pe_image *img, const struct table_out *t,
+		   const unsigned char *der, int len, EVP_MD_CTX *md, char *err)
 {
 	static const unsigned char zeros[8];
-	uint32_t table_len = (8 + len + 7) & ~7u;
-	unsigned char head[8], dir[8], sum[4];
-	int r;
+	unsigned char *buf = malloc(CHUNK);
+	int r = 0;
 
-	if ((uint64_t)c->len + table_len > UINT32_MAX)
-		return error_set(err, -EFBIG, "the signed image would be larger than 4 GiB");
-	put_le32(head, table_len);
-	head[4] = WIN_CERT_REVISION_2_0 & 0xff;
-	head[5] = WIN_CERT_REVISION_2_0 >> 8;
-	head[6] = WIN_CERT_TYPE_PKCS_SIGNED_DATA;
-	head[7] = 0;
-	put_le32(dir, (uint32_t)c->len);
-	put_le32(dir + 4, table_len);
-	c->sum = checksum_add(c->sum, head, 8, c->len);
-	c->sum = checksum_add(c->sum, der, len, c->len + 8);
-	c->sum = checksum_add(c->sum, dir, 8, img->certdir_off);
-	r = embed_pwrite(out, head, 8, c->len);
+	if (!buf)
+		return error_set(err, -ENOMEM, "out of memory");
+	for (off_t at = 0; at < img->end && r == 0; at += CHUNK) {
+		size_t n = img->end - at < CHUNK ? (size_t)(img->end - at) : CHUNK;
+		r = embed_pread(in, buf, n, at);
+		if (r < 0) {
+			free(buf);
+			return error_set(err, -EIO, "cannot read the image: %s", strerror(-r));
+		}
+		patch(buf, at, n, img->checksum_off, t->checksum, 4);
+		patch(buf, at, n, img->certdir_off, t->dir, 8);
+		r = put(out, md, buf, n, at);
+	}
+	free(buf);
 	if (r == 0)
-		r = embed_pwrite(out, der, len, c->len + 8);
+		r = put(out, md, zeros, t->at - img->end, img->end);
 	if (r == 0)
-		r = embed_pwrite(out, zeros, table_len - 8 - len, c->len + 8 + len);
-	c->len += table_len;
-	put_le32(sum, checksum_final(c->sum, c->len));
+		r = put(out, md, t->head, 8, t->at);
 	if (r == 0)
-		r = embed_pwrite(out, dir, 8, img->certdir_off);
+		r = put(out, md, der, len, t->at + 8);
 	if (r == 0)
-		r = embed_pwrite(out, sum, 4, img->checksum_off);
+		r = put(out, md, zeros, t->len - 8 - len, t->at + 8 + len);
 	if (r < 0)
 		return error_set(err, r, "cannot write the signed image: %s", strerror(-r));
 	return 0;
 }
 
-int authenticode_sign(int in_fd, off_t size, int out_fd, const struct embed_key *key, bool keep,
-		      cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX])
+/* The sums of the image before its end: the stream's when it covers
+ * exactly those bytes of an unsigned image, else a read. */
+static int image_sums(int in, const struct pe_image *img, const struct pe_sums *streamed,
+		      struct pe_sums *ret, char *err)
 {
-	struct image_copy c = {.md = EVP_MD_CTX_new()};
+	if (streamed && streamed->valid && streamed->size == img->end && img->cert_len == 0 &&
+	    streamed->checksum_off == img->checksum_off &&
+	    streamed->certdir_off == img->certdir_off) {
+		*ret = *streamed;
+		return 0;
+	}
+	return pe_measure(in, img, ret, err);
+}
+
+int authenticode_sign_streamed(int in_fd, off_t size, int out_fd, const struct embed_key *key,
+			       bool keep, const struct pe_sums *streamed, cms_stamp_fn stamp,
+			       void *stamp_ctx, unsigned char ret_published[SHA256_LEN],
+			       char err[ERROR_MAX])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	struct pe_image img;
-	unsigned char digest[SHA256_LEN], *der = NULL;
+	struct pe_sums sums;
+	struct table_out t;
+	unsigned char *der = NULL;
 	int len = 0, r;
 
 	r = pe_parse(in_fd, size, &img, err);
 	if (r < 0)
 		goto out;
-	if (!c.md || !EVP_DigestInit_ex(c.md, EVP_sha256(), NULL)) {
-		r = error_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	r = copy_image(in_fd, out_fd, &img, &c, err);
+	r = image_sums(in_fd, &img, streamed, &sums, err);
 	if (r < 0)
 		goto out;
-	EVP_DigestFinal_ex(c.md, digest, NULL);
-	r = make_signature(key, digest, stamp, stamp_ctx, &der, &len);
+	r = make_signature(key, sums.digest, stamp, stamp_ctx, &der, &len);
 	if (r == -ETIME)
 		goto out; /* the stamp's reason is the caller's */
 	if (r < 0) {
@@ -367,10 +353,28 @@ int authenticode_sign(int in_fd, off_t size, int out_fd, const struct embed_key 
 		if (r < 0)
 			goto out;
 	}
-	r = write_table(out_fd, &img, &c, der, len, err);
+	r = plan_table(&img, &sums, der, len, &t, err);
+	if (r < 0)
+		goto out;
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		r = error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = publish(in_fd, out_fd, &img, &t, der, len, md, err);
+	if (r == 0 && !EVP_DigestFinal_ex(md, ret_published, NULL))
+		r = error_set(err, -EIO, "cannot hash the signed image");
 out:
 	OPENSSL_free(der);
-	EVP_MD_CTX_free(c.md);
+	EVP_MD_CTX_free(md);
 	ERR_clear_error();
 	return r;
+}
+
+int authenticode_sign(int in_fd, off_t size, int out_fd, const struct embed_key *key, bool keep,
+		      cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX])
+{
+	unsigned char published[SHA256_LEN];
+
+	return authenticode_sign_streamed(in_fd, size, out_fd, key, keep, NULL, stamp, stamp_ctx,
+					  published, err);
 }

@@ -67,6 +67,48 @@ int pe_digest(int fd, const struct pe_image *img, unsigned char ret[SHA256_LEN],
 void pe_digest_update(EVP_MD_CTX *md, const struct pe_image *img, const unsigned char *buf,
 		      off_t off, size_t n);
 
+/* The Authenticode digest of an image and the running sum its CheckSum is
+ * made from, as a stream gave them (pe_stream_finish) or a full read
+ * (pe_measure): what signing needs of every byte before the end. */
+struct pe_sums {
+	bool valid;			    /* false: the stream cannot stand for a read */
+	off_t size;			    /* the bytes covered: [0, SIZE) */
+	uint32_t checksum_off, certdir_off; /* the two fields left out */
+	unsigned char digest[SHA256_LEN];   /* pe_digest's, padding included */
+	uint64_t sum;			    /* unfolded 16-bit words, both fields zero */
+};
+
+/* The Authenticode digest and the CheckSum's sum of an image computed as its
+ * bytes are written, when they come in order from offset 0: the headers'
+ * first bytes are held until they show where the CheckSum and the
+ * certificate table entry lie, then everything is hashed in file order as
+ * pe_digest reads it. Anything else (a gap, a rewrite, a header that puts
+ * the fields beyond its first 4 KiB, not MZ) leaves the stream broken, and
+ * the commit reads the file as before. Not thread-safe: one writer's lock. */
+struct pe_stream;
+
+/* 0 or -ENOMEM. */
+int pe_stream_new(struct pe_stream **ret);
+/* Feed the N bytes just written at OFF. Never fails. */
+void pe_stream_update(struct pe_stream *s, off_t off, const void *buf, size_t n);
+/* What was fed is no longer the file (a truncate, an overwrite elsewhere). */
+void pe_stream_invalidate(struct pe_stream *s);
+/* The sums of the SIZE bytes fed in order in RET (RET->valid false when the
+ * stream cannot stand for them), then start afresh for the next version. */
+void pe_stream_finish(struct pe_stream *s, off_t size, struct pe_sums *ret);
+/* Accepts NULL. */
+void pe_stream_free(struct pe_stream *s);
+
+/* The reference the stream is checked against: the sums of IMG's bytes in
+ * FD read in full (pe_digest and the CheckSum's sum in one read). */
+int pe_measure(int fd, const struct pe_image *img, struct pe_sums *ret, char err[ERROR_MAX]);
+
+/* The PE CheckSum: N bytes at file offset OFF added to SUM as 16-bit
+ * little-endian words (unfolded), and the final value for a file of LEN
+ * bytes (end-around carry folded, then LEN added). */
+uint64_t pe_checksum_add(uint64_t sum, const unsigned char *p, size_t n, off_t off);
+uint32_t pe_checksum_final(uint64_t sum, off_t len);
+
 /* The PE image in IN_FD signed with KEY: Authenticode (PKCS#7 SignedData
  * over SpcIndirectDataContent, SHA-256) in a new certificate table, the
  * CheckSum updated. An existing signature is replaced, or with KEEP the
@@ -75,6 +117,16 @@ void pe_digest_update(EVP_MD_CTX *md, const struct pe_image *img, const unsigned
  * attribute 1.3.6.1.4.1.311.3.3.1 (-ETIME when it fails). */
 int authenticode_sign(int in_fd, off_t size, int out_fd, const struct embed_key *key, bool keep,
 		      cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX]);
+
+/* authenticode_sign() with the sums a stream gave while the image was
+ * written (STREAMED, may be NULL or not valid: then the image is read for
+ * them), and the SHA-256 of the signed image as written to OUT_FD in
+ * RET_PUBLISHED: the image is read once more, to be copied. The bytes
+ * written are the same whichever way the sums came. */
+int authenticode_sign_streamed(int in_fd, off_t size, int out_fd, const struct embed_key *key,
+			       bool keep, const struct pe_sums *streamed, cms_stamp_fn stamp,
+			       void *stamp_ctx, unsigned char ret_published[SHA256_LEN],
+			       char err[ERROR_MAX]);
 
 /* The kernel module in IN_FD with an appended signature made with KEY:
  * CMS SignedData, detached, SHA-256, no signed attributes, the signer by

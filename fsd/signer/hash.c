@@ -25,6 +25,8 @@ static EVP_MD *sha256(void)
 
 int hash_init(struct stream_hash *h)
 {
+	h->pe = NULL;
+	h->pe_sums.valid = false;
 	h->ctx = EVP_MD_CTX_new();
 	if (!h->ctx || !sha256() || !EVP_DigestInit_ex(h->ctx, sha256(), NULL)) {
 		EVP_MD_CTX_free(h->ctx);
@@ -36,7 +38,24 @@ int hash_init(struct stream_hash *h)
 	return 0;
 }
 
+int hash_follow_pe(struct stream_hash *h)
+{
+	return h->pe ? 0 : pe_stream_new(&h->pe);
+}
+
 void hash_update(struct stream_hash *h, off_t off, const void *buf, size_t n)
+{
+	hash_update_image(h, off, buf, n);
+	hash_update_written(h, off, buf, n);
+}
+
+void hash_update_image(struct stream_hash *h, off_t off, const void *buf, size_t n)
+{
+	if (h->pe)
+		pe_stream_update(h->pe, off, buf, n);
+}
+
+void hash_update_written(struct stream_hash *h, off_t off, const void *buf, size_t n)
 {
 	if (h->rehash)
 		return;
@@ -56,6 +75,8 @@ void hash_update(struct stream_hash *h, off_t off, const void *buf, size_t n)
 
 void hash_invalidate(struct stream_hash *h)
 {
+	if (h->pe)
+		pe_stream_invalidate(h->pe);
 	h->rehash = true;
 }
 
@@ -90,6 +111,8 @@ int hash_final(struct stream_hash *h, int fd, off_t size, unsigned char out[SHA2
 	 * that left a hole) is not what was hashed. */
 	if (h->next != size)
 		h->rehash = true;
+	if (h->pe)
+		pe_stream_finish(h->pe, size, &h->pe_sums);
 	if (h->rehash) {
 		if (!EVP_DigestInit_ex(h->ctx, sha256(), NULL))
 			return -EIO;
@@ -109,6 +132,8 @@ void hash_free(struct stream_hash *h)
 {
 	EVP_MD_CTX_free(h->ctx);
 	h->ctx = NULL;
+	pe_stream_free(h->pe);
+	h->pe = NULL;
 }
 
 int hash_fd(int fd, off_t size, unsigned char out[SHA256_LEN])

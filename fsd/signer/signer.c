@@ -5,6 +5,7 @@
 
 #include "certid.h"
 #include "dsse.h"
+#include "hash.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -500,8 +501,21 @@ int signer_sign_envelope(struct signer *s, const char *name, const char *type, c
 	return r;
 }
 
+/* The SHA-256 of all OUT_FD holds: a module's bytes then its signature,
+ * read back whole. */
+static int hash_written(int out_fd, unsigned char ret[SHA256_LEN], char err[ERROR_MAX])
+{
+	off_t end = lseek(out_fd, 0, SEEK_END);
+	int r = end < 0 ? -errno : hash_fd(out_fd, end, ret);
+
+	if (r < 0)
+		return error_set(err, r, "cannot read the signed module back: %s", strerror(-r));
+	return 0;
+}
+
 int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
-		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX])
+		 off_t size, const struct pe_sums *streamed, int out_fd, cms_stamp_fn stamp,
+		 void *stamp_ctx, unsigned char ret_published[SHA256_LEN], char err[ERROR_MAX])
 {
 	struct signer_key *k = lookup(s, name);
 	struct embed_key key = {0};
@@ -516,11 +530,14 @@ int signer_embed(struct signer *s, const char *name, enum embed_format format, b
 	key.chain = k->chain ? X509_chain_up_ref(k->chain) : NULL;
 	pthread_mutex_unlock(&s->lock);
 	key.key = k->pkey;
-	if (format == EMBED_AUTHENTICODE)
-		r = authenticode_sign(in_fd, size, out_fd, &key, keep, stamp, stamp_ctx, err);
-	else if (format == EMBED_KMOD)
+	if (format == EMBED_AUTHENTICODE) {
+		r = authenticode_sign_streamed(in_fd, size, out_fd, &key, keep, streamed, stamp,
+					       stamp_ctx, ret_published, err);
+	} else if (format == EMBED_KMOD) {
 		r = kmod_sign(in_fd, size, out_fd, &key, keep, err);
-	else
+		if (r == 0)
+			r = hash_written(out_fd, ret_published, err);
+	} else
 		r = error_set(err, -EINVAL, "no embedded signature for format %s",
 			      embed_format_name(format));
 	X509_free(key.cert);

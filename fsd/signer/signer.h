@@ -46,11 +46,14 @@ int signer_sign_stamped(struct signer *s, const char *name, const unsigned char 
 
 /* The artifact in IN_FD (SIZE bytes) with a signature of FORMAT embedded
  * (embed.h: AUTHENTICODE or KMOD), made with key NAME, written to OUT_FD
- * (new, read-write). KEEP keeps an existing signature (nested); STAMP may be
- * NULL. -EINVAL when the input is not of FORMAT, -ETIME when STAMP failed,
- * -EIO when signing failed; the reason in ERR. */
+ * (new, read-write), its SHA-256 in RET_PUBLISHED. KEEP keeps an existing
+ * signature (nested); STREAMED (may be NULL) the sums a PE stream took of
+ * IN_FD's bytes; STAMP may be NULL. -EINVAL when the input is not of
+ * FORMAT, -ETIME when STAMP failed, -EIO when signing failed; the reason in
+ * ERR. */
 int signer_embed(struct signer *s, const char *name, enum embed_format format, bool keep, int in_fd,
-		 off_t size, int out_fd, cms_stamp_fn stamp, void *stamp_ctx, char err[ERROR_MAX]);
+		 off_t size, const struct pe_sums *streamed, int out_fd, cms_stamp_fn stamp,
+		 void *stamp_ctx, unsigned char ret_published[SHA256_LEN], char err[ERROR_MAX]);
 
 /* A DSSE envelope (dsse_sign) over BODY of TYPE signed with key NAME,
  * its keyid the SHA-256 fingerprint (hex) of NAME's certificate: the one

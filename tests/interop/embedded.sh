@@ -69,6 +69,20 @@ sys.exit(0 if strip(a) + bytes(off - len(a)) == strip(b[:off]) and off % 8 == 0 
 	check_fails "$f, one byte flipped: osslsigncode refuses" "Failed" \
 		osslsigncode verify -CAfile ca.pem -in "bad-$f"
 done
+# The digest and CheckSum taken as the bytes are written (the PE stream, in
+# writes of 128 KiB as cp makes them) sign the same bytes as a full read:
+# with an RSA key, whose signatures do not vary, byte for byte.
+openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=RSA Signer" -keyout rsa.key -out rsa.pem \
+	-days 1 -addext extendedKeyUsage=codeSigning 2>/dev/null
+cp app.exe odd.exe && printf 'xyz' >>odd.exe
+for f in boot.efi app.exe lib.dll odd.exe s-app.exe; do
+	check "$f: signed from the stream, which followed it to the end" sh -c "
+		'$EMBED_SIGN' authenticode --stream rsa.key rsa.pem - $f st-$f 2>st.err &&
+		{ [ $f = s-app.exe ] || ! test -s st.err; }"
+	check "$f: the same bytes as signed from a full read" sh -c "
+		'$EMBED_SIGN' authenticode rsa.key rsa.pem - $f rd-$f && cmp st-$f rd-$f"
+done
+
 check_fails "another CA: sbverify refuses" "verification failed" \
 	sbverify --cert other.pem s-app.exe
 check_fails "another CA: osslsigncode refuses" "Failed" \

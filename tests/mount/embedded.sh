@@ -80,6 +80,36 @@ for f in app.exe lib.dll boot.efi; do
 		osslsigncode verify -CAfile "$CA" -TSA-CAfile "$CA" -in "$T/bad"
 done
 
+# How the image arrives changes nothing published: in order in small
+# writes (hashed as they come), the sections before the headers, and the
+# headers written again after the sections (both read back at the close).
+cat >"$T/write_as.py" <<'EOF'
+import os, sys
+how, src, dst = sys.argv[1:]
+data = open(src, 'rb').read()
+fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+if how == 'small':
+    for at in range(0, len(data), 4096):
+        os.pwrite(fd, data[at:at + 4096], at)
+elif how == 'sections-first':
+    os.pwrite(fd, data[4096:], 4096)
+    os.pwrite(fd, data[:4096], 0)
+elif how == 'header-again':
+    os.pwrite(fd, data, 0)
+    os.pwrite(fd, data[:512], 0)
+os.close(fd)
+EOF
+for how in small sections-first header-again; do
+	check "boot.efi written $how: sbverify accepts the outbox copy" sh -c "
+		/usr/bin/python3 '$T/write_as.py' $how boot.efi '$I/win/$how.efi' &&
+		sbverify --cert '$CA' '$O/win/$how.efi'"
+	check "boot.efi written $how: the .p7s is over the published bytes" \
+		openssl cms -verify -binary -inform DER -in "$O/win/$how.efi.p7s" \
+		-content "$O/win/$how.efi" -CAfile "$CA" -purpose any -out /dev/null
+	check "boot.efi written $how: the inbox keeps the bytes as written" \
+		cmp boot.efi "$I/win/$how.efi"
+done
+
 # The last signed record of win/app.exe: the format and both digests.
 signed_record_ok() {
 	python3 - "$MNT/audit" "$SRC/app.exe" "$O/win/app.exe" <<'EOF'

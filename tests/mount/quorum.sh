@@ -83,8 +83,10 @@ check "rsync (a temporary file, then its rename) attests too: exit 0, nothing pu
 	setpriv --reuid=3001 --regid=3001 --clear-groups rsync '$SRC/one' '$I/release/rs' &&
 	! test -e '$O/release/rs' && test -z \"\$(ls -A '$I/release' | grep rs)\" &&
 	grep -q '^pending   1/2 .*inbox/release/rs (3001)' '$Q'"
+# rsync's last file is committed once rsync has exited 0 (await_exit).
 check "...a second builder's rsync publishes it" sh -c "
-	setpriv --reuid=3002 --regid=3002 --clear-groups rsync '$SRC/one' '$I/release/rs' && cmp '$SRC/one' '$O/release/rs'"
+	setpriv --reuid=3002 --regid=3002 --clear-groups rsync '$SRC/one' '$I/release/rs'"
+check "...once it has exited" eventually cmp "$SRC/one" "$O/release/rs"
 check "...openssl cms and certtool verify it" verify release/rs
 
 check "an attestation survives a restart" as 3002 "" cp "$SRC/one" "$I/release/r"

@@ -172,6 +172,16 @@ check "...every pair verifies and is the signer's" sh -c '
 		done
 	done'
 
+# A new version of a name the signer has published: sftp-server renames
+# only onto a name that does not exist, so the commit is sent under another
+# target (relay.h) and the signer renames to the name itself.
+random_file "$SRC/a2.bin" 40
+check "a new version of a published name through the relay" cp "$SRC/a2.bin" "$RI/a.bin"
+check "...is the one in the relay's outbox" cmp "$SRC/a2.bin" "$RO/a.bin"
+check "...its pair verifies and is the signer's" rverify a.bin
+check "...the signer's inbox shows it under its name, and no other name is left" sh -c "
+	cmp '$SRC/a2.bin' '$I/team/a.bin' && ! ls -a '$I/team' | grep -q '^\.a\.bin\.'"
+
 # A killed writer in the relay: nothing forwarded, nothing published.
 head -c 100M /dev/urandom >"$SRC/big.bin"
 cp "$SRC/big.bin" "$RI/big.bin" &

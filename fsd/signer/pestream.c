@@ -1,0 +1,188 @@
+/* The Authenticode digest and the CheckSum's sum of a PE image computed as
+ * its bytes are written (embed.h: pe_stream), so that signing a large image
+ * does not read it back for them. What it computes is pe_measure's, in the
+ * same file order; whatever it cannot vouch for, it says so and the commit
+ * reads the file. */
+#include "embed.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+/* The first bytes held until the two fields are located: the MS-DOS stub,
+ * the PE signature and the optional header up to the data directories.
+ * Linkers put them in the first few hundred bytes; further is read. */
+#define HEAD_MAX 4096
+#define PE32_MAGIC 0x10b
+#define PE32PLUS_MAGIC 0x20b
+
+struct pe_stream {
+	EVP_MD_CTX *md;
+	off_t next;   /* where the next in-order write must start */
+	bool broken;  /* out of order, or not an image this can follow */
+	bool located; /* the fields are known and HEAD is hashed and summed */
+	uint32_t checksum_off, certdir_off;
+	uint64_t sum;
+	unsigned char head[HEAD_MAX];
+};
+
+static EVP_MD *sha256(void)
+{
+	/* Fetched once: an implicit fetch at every file's start costs more
+	 * than hashing a small file (as in hash.c). */
+	static EVP_MD *md;
+	if (!__atomic_load_n(&md, __ATOMIC_ACQUIRE)) {
+		EVP_MD *m = EVP_MD_fetch(NULL, "SHA256", NULL);
+		EVP_MD *expected = NULL;
+		if (m && !__atomic_compare_exchange_n(&md, &expected, m, false, __ATOMIC_ACQ_REL,
+						      __ATOMIC_ACQUIRE))
+			EVP_MD_free(m);
+	}
+	return md;
+}
+
+static void restart(struct pe_stream *s)
+{
+	s->broken = !sha256() || !EVP_DigestInit_ex(s->md, sha256(), NULL);
+	s->next = 0;
+	s->located = false;
+	s->sum = 0;
+}
+
+int pe_stream_new(struct pe_stream **ret)
+{
+	struct pe_stream *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->md = EVP_MD_CTX_new())) {
+		free(s);
+		return -ENOMEM;
+	}
+	restart(s);
+	*ret = s;
+	return 0;
+}
+
+void pe_stream_free(struct pe_stream *s)
+{
+	if (!s)
+		return;
+	EVP_MD_CTX_free(s->md);
+	free(s);
+}
+
+void pe_stream_invalidate(struct pe_stream *s)
+{
+	s->broken = true;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Where the CheckSum and the certificate table entry lie, from the NEXT
+ * bytes held: 1 found (the same offsets pe_parse finds), 0 more bytes
+ * needed, -1 not an image the stream can follow. */
+static int locate(struct pe_stream *s)
+{
+	const unsigned char *h = s->head;
+	uint32_t pe, opt, dirs, magic;
+
+	if (s->next < 64)
+		return 0;
+	if (h[0] != 'M' || h[1] != 'Z')
+		return -1;
+	pe = le32(h + 0x3c);
+	if ((uint64_t)pe + 26 > HEAD_MAX)
+		return -1;
+	if (s->next < pe + 26)
+		return 0;
+	opt = pe + 24;
+	magic = h[opt] | h[opt + 1] << 8;
+	if (memcmp(h + pe, "PE\0\0", 4) != 0 || (magic != PE32_MAGIC && magic != PE32PLUS_MAGIC))
+		return -1;
+	dirs = magic == PE32PLUS_MAGIC ? 112 : 96;
+	s->checksum_off = opt + 64;
+	s->certdir_off = opt + dirs + 8 * 4; /* IMAGE_DIRECTORY_ENTRY_SECURITY */
+	if (s->certdir_off + 8 > HEAD_MAX)
+		return -1;
+	return s->next >= s->certdir_off + 8 ? 1 : 0;
+}
+
+/* The N bytes at OFF, beyond both fields or (HEAD) with them zeroed. */
+static void feed(struct pe_stream *s, const unsigned char *buf, off_t off, size_t n)
+{
+	const struct pe_image img = {.checksum_off = s->checksum_off,
+				     .certdir_off = s->certdir_off};
+
+	pe_digest_update(s->md, &img, buf, off, n);
+	s->sum = pe_checksum_add(s->sum, buf, n, off);
+}
+
+/* Hold the first bytes of BUF until the fields are located, then hash and
+ * sum what is held: how many of BUF's N bytes were taken. */
+static size_t take_head(struct pe_stream *s, const unsigned char *buf, size_t n)
+{
+	size_t room = HEAD_MAX - (size_t)s->next; /* S->next < HEAD_MAX until located */
+	size_t take = room < n ? room : n;
+	int found;
+
+	memcpy(s->head + s->next, buf, take);
+	s->next += take;
+	found = locate(s);
+	if (found < 0 || (found == 0 && s->next == HEAD_MAX)) {
+		s->broken = true;
+		return take;
+	}
+	if (found == 0)
+		return take;
+	/* Both fields lie in what is held: left out of the digest by feed(),
+	 * and zero in the sum, as the signed image's sum wants them. */
+	memset(s->head + s->checksum_off, 0, 4);
+	memset(s->head + s->certdir_off, 0, 8);
+	feed(s, s->head, 0, s->next);
+	s->located = true;
+	return take;
+}
+
+void pe_stream_update(struct pe_stream *s, off_t off, const void *buf, size_t n)
+{
+	const unsigned char *p = buf;
+	size_t took = 0;
+
+	if (s->broken || n == 0)
+		return;
+	if (off != s->next) {
+		s->broken = true;
+		return;
+	}
+	if (!s->located) {
+		took = take_head(s, p, n);
+		if (s->broken || !s->located)
+			return;
+	}
+	if (took < n) {
+		feed(s, p + took, s->next, n - took);
+		s->next += n - took;
+	}
+}
+
+void pe_stream_finish(struct pe_stream *s, off_t size, struct pe_sums *ret)
+{
+	static const unsigned char zeros[8];
+
+	memset(ret, 0, sizeof(*ret));
+	if (!s->broken && s->located && s->next == size &&
+	    EVP_DigestUpdate(s->md, zeros, (8 - size % 8) % 8) &&
+	    EVP_DigestFinal_ex(s->md, ret->digest, NULL)) {
+		ret->valid = true;
+		ret->size = size;
+		ret->checksum_off = s->checksum_off;
+		ret->certdir_off = s->certdir_off;
+		ret->sum = s->sum;
+	}
+	ERR_clear_error(); /* a failure here only means the file is read */
+	restart(s);
+}
