@@ -9,7 +9,7 @@
 
 #define REHASH_CHUNK (1 << 20)
 
-static EVP_MD *sha256(void)
+const EVP_MD *hash_sha256(void)
 {
 	/* Fetch once: a per-call implicit fetch costs more than hashing 4 KiB. */
 	static EVP_MD *md;
@@ -28,7 +28,7 @@ int hash_init(struct stream_hash *h)
 	h->pe = NULL;
 	h->pe_sums.valid = false;
 	h->ctx = EVP_MD_CTX_new();
-	if (!h->ctx || !sha256() || !EVP_DigestInit_ex(h->ctx, sha256(), NULL)) {
+	if (!h->ctx || !hash_sha256() || !EVP_DigestInit_ex(h->ctx, hash_sha256(), NULL)) {
 		EVP_MD_CTX_free(h->ctx);
 		h->ctx = NULL;
 		return -ENOMEM;
@@ -114,14 +114,14 @@ int hash_final(struct stream_hash *h, int fd, off_t size, unsigned char out[SHA2
 	if (h->pe)
 		pe_stream_finish(h->pe, size, &h->pe_sums);
 	if (h->rehash) {
-		if (!EVP_DigestInit_ex(h->ctx, sha256(), NULL))
+		if (!EVP_DigestInit_ex(h->ctx, hash_sha256(), NULL))
 			return -EIO;
 		h->next = 0;
 		r = hash_read(h, fd, size);
 	}
 	if (r == 0 && (!EVP_DigestFinal_ex(h->ctx, out, &len) || len != SHA256_LEN))
 		r = -EIO;
-	if (EVP_DigestInit_ex(h->ctx, sha256(), NULL)) {
+	if (EVP_DigestInit_ex(h->ctx, hash_sha256(), NULL)) {
 		h->next = 0;
 		h->rehash = false;
 	}

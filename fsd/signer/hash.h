@@ -16,6 +16,10 @@ struct stream_hash {
 	struct pe_sums pe_sums; /* the last hash_final's, when PE is followed */
 };
 
+/* SHA-256, fetched once for the process (an implicit fetch per file costs
+ * more than hashing 4 KiB); NULL if the provider has none. */
+const EVP_MD *hash_sha256(void);
+
 /* 0 or -ENOMEM. H may be uninitialised (it follows no PE image). */
 int hash_init(struct stream_hash *h);
 

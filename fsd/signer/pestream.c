@@ -4,6 +4,7 @@
  * same file order; whatever it cannot vouch for, it says so and the commit
  * reads the file. */
 #include "embed.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -28,24 +29,9 @@ struct pe_stream {
 	unsigned char head[HEAD_MAX];
 };
 
-static EVP_MD *sha256(void)
-{
-	/* Fetched once: an implicit fetch at every file's start costs more
-	 * than hashing a small file (as in hash.c). */
-	static EVP_MD *md;
-	if (!__atomic_load_n(&md, __ATOMIC_ACQUIRE)) {
-		EVP_MD *m = EVP_MD_fetch(NULL, "SHA256", NULL);
-		EVP_MD *expected = NULL;
-		if (m && !__atomic_compare_exchange_n(&md, &expected, m, false, __ATOMIC_ACQ_REL,
-						      __ATOMIC_ACQUIRE))
-			EVP_MD_free(m);
-	}
-	return md;
-}
-
 static void restart(struct pe_stream *s)
 {
-	s->broken = !sha256() || !EVP_DigestInit_ex(s->md, sha256(), NULL);
+	s->broken = !hash_sha256() || !EVP_DigestInit_ex(s->md, hash_sha256(), NULL);
 	s->next = 0;
 	s->located = false;
 	s->sum = 0;

@@ -32,7 +32,7 @@ config)
 	libs="-linih -lcrypto -ljson-c"
 	;;
 pe)
-	srcs="$top/fsd/signer/pe.c $top/fsd/signer/pestream.c $top/policy/base/error.c"
+	srcs="$top/fsd/signer/pe.c $top/fsd/signer/pestream.c $top/fsd/signer/hash.c $top/policy/base/error.c"
 	incs="-I$top/fsd/signer -I$top/policy -I$top/policy/base"
 	libs="-lcrypto"
 	;;
