@@ -142,12 +142,15 @@ void outbox_sweep(struct outbox *o, time_t now)
 	d = backing_read_dir(o->retired_fd);
 	if (!d)
 		return;
-	while ((e = readdir(d)))
+	/* Bounded, so that a backlog (a start after much churn) costs each
+	 * round of the sweeper a moment only, and never the mount's start. */
+	for (size_t removed = 0; removed < OUTBOX_SWEEP_MAX && (e = readdir(d));)
 		if (outbox_valid_id(e->d_name) &&
-		    (now == 0 ||
-		     (fstatat(o->retired_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		      st.st_ctime + RETIRED_SECONDS <= now)))
+		    fstatat(o->retired_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_ctime + RETIRED_SECONDS <= now) {
 			remove_in(o->retired_fd, e->d_name);
+			removed++;
+		}
 	closedir(d);
 }
 

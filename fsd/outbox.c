@@ -87,9 +87,6 @@ int outbox_open(int state_fd, struct flush *flush, struct outbox **ret)
 	if (r == 0)
 		r = backing_open_dir(state_fd, "swapped", &o->swapped_fd);
 	o->exit_before_swap = test_exit_before_swap();
-	/* Nobody reads a version retired before this start. */
-	if (r == 0)
-		outbox_sweep(o, 0);
 	if (r < 0) {
 		outbox_free(o);
 		return r;

@@ -114,9 +114,12 @@ void outbox_finish(struct outbox *o, uint64_t id);
 
 /* Retire the versions replaced by swaps that are durable now (one flush
  * for all of them), and remove those replaced more than a moment before
- * NOW (all of them with NOW = 0). A replaced version stays openable for that moment, so
- * that a reader who looked its name up just before a swap opens what it
- * looked up; one who holds it open keeps it as long as it likes. */
+ * NOW, at most OUTBOX_SWEEP_MAX a call (what a start finds retired goes
+ * the same way, after the mount, a batch a call). A replaced version stays
+ * openable for that moment, so that a reader who looked its name up just
+ * before a swap opens what it looked up; one who holds it open keeps it as
+ * long as it likes. */
+#define OUTBOX_SWEEP_MAX 4096
 void outbox_sweep(struct outbox *o, time_t now);
 
 /* The daemon serves: the recovery tests' stop at a publication's swap

@@ -108,7 +108,7 @@ start() {
 	[ -e "$dir/state/signfs.conf" ] || build/tools/signfsctl init --state-dir "$dir/state" "${@:3}" >/dev/null
 	build/fsd/signfsd -f -c "$dir/state/signfs.conf" "$dir/mnt" 2>>"$dir/daemon.log" &
 	PIDS+=($!)
-	for _ in $(seq 1000); do mountpoint -q "$dir/mnt" && return; sleep 0.005; done
+	for _ in $(seq 12000); do mountpoint -q "$dir/mnt" && return; sleep 0.005; done
 	echo "signfsd did not mount:"; cat "$dir/daemon.log"; exit 1
 }
 stop() { fusermount3 -u "$1/mnt"; wait "${PIDS[-1]}"; unset 'PIDS[-1]'; }
