@@ -219,10 +219,11 @@ static int scan_log(const char *dir, uint64_t size, const merkle_hash root,
 	int r = 0, rc;
 
 	snprintf(path, sizeof(path), "%s/" STORE_FILE, dir);
-	/* Mapped, not read: a copy of every page saved. */
+	/* Read, not mapped: a mapping showed every page of the store in the
+	 * daemon's RSS while the check ran (2 GiB at 2.5 million records)
+	 * and saved no time. */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA mmap_size = 4294967296; BEGIN", NULL, NULL, NULL) !=
-		SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA mmap_size = 0; BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "SELECT seq, day, time_ms, event, path, line, leaf, off FROM audit "
 			       "WHERE seq < ? ORDER BY seq",
