@@ -85,6 +85,13 @@ struct pe_sums {
  * pe_digest reads it. Anything else (a gap, a rewrite, a header that puts
  * the fields beyond its first 4 KiB, not MZ) leaves the stream broken, and
  * the commit reads the file as before. Not thread-safe: one writer's lock. */
+/* Where the CheckSum field and the certificate table's directory entry
+ * lie, from the first HAVE bytes H of an image (the offsets pe_parse
+ * finds; it checks the rest): 1 found, 0 more bytes needed, -1 not a PE
+ * image. */
+int pe_locate_fields(const unsigned char *h, size_t have, uint32_t *ret_checksum,
+		     uint32_t *ret_certdir);
+
 struct pe_stream;
 
 /* 0 or -ENOMEM. */

@@ -108,11 +108,45 @@ static int check_cert_table(const unsigned char *dir, off_t size, struct pe_imag
 	return 0;
 }
 
+/* Where the CheckSum field and the certificate table's directory entry
+ * lie in an image whose optional header (PE32+ or not) is at OPT. */
+static void field_offsets(uint64_t opt, bool pe32plus, uint64_t *checksum, uint64_t *certdir)
+{
+	*checksum = opt + 64;
+	*certdir = opt + (pe32plus ? 112 : 96) + 8 * CERT_DIR_INDEX;
+}
+
+int pe_locate_fields(const unsigned char *h, size_t have, uint32_t *ret_checksum,
+		     uint32_t *ret_certdir)
+{
+	uint64_t pe, opt, checksum, certdir;
+	uint16_t magic;
+
+	if (have < 64)
+		return 0;
+	if (h[0] != 'M' || h[1] != 'Z')
+		return -1;
+	pe = le32(h + 0x3c);
+	opt = pe + 24;
+	if (opt + 2 > have)
+		return 0;
+	magic = le16(h + opt);
+	if (memcmp(h + pe, "PE\0\0", 4) != 0 || (magic != PE32_MAGIC && magic != PE32PLUS_MAGIC))
+		return -1;
+	field_offsets(opt, magic == PE32PLUS_MAGIC, &checksum, &certdir);
+	if (certdir + 8 > have)
+		return 0;
+	*ret_checksum = checksum;
+	*ret_certdir = certdir;
+	return 1;
+}
+
 /* The optional header at OPT (of OPT_LEN bytes) in the header bytes H. */
 static int parse_optional(const unsigned char *h, size_t have, uint32_t opt, uint32_t opt_len,
 			  off_t size, struct pe_image *img, char *err)
 {
 	uint16_t magic = opt + 2 <= have ? le16(h + opt) : 0;
+	uint64_t checksum, certdir;
 	uint32_t dirs, n_dirs;
 
 	if (magic != PE32_MAGIC && magic != PE32PLUS_MAGIC)
@@ -130,8 +164,9 @@ static int parse_optional(const unsigned char *h, size_t have, uint32_t opt, uin
 	    (uint64_t)opt + dirs + 8 * (CERT_DIR_INDEX + 1) > have)
 		return error_set(err, -EINVAL,
 				 "not a valid PE image: no certificate table directory entry");
-	img->checksum_off = opt + 64;
-	img->certdir_off = opt + dirs + 8 * CERT_DIR_INDEX;
+	field_offsets(opt, img->pe32plus, &checksum, &certdir);
+	img->checksum_off = checksum;
+	img->certdir_off = certdir;
 	img->headers_len = le32(h + opt + 60);
 	if (img->headers_len > size)
 		return error_set(err, -EINVAL,

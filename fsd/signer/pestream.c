@@ -16,8 +16,6 @@
  * the PE signature and the optional header up to the data directories.
  * Linkers put them in the first few hundred bytes; further is read. */
 #define HEAD_MAX 4096
-#define PE32_MAGIC 0x10b
-#define PE32PLUS_MAGIC 0x20b
 
 struct pe_stream {
 	EVP_MD_CTX *md;
@@ -63,40 +61,6 @@ void pe_stream_invalidate(struct pe_stream *s)
 	s->broken = true;
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Where the CheckSum and the certificate table entry lie, from the NEXT
- * bytes held: 1 found (the same offsets pe_parse finds), 0 more bytes
- * needed, -1 not an image the stream can follow. */
-static int locate(struct pe_stream *s)
-{
-	const unsigned char *h = s->head;
-	uint32_t pe, opt, dirs, magic;
-
-	if (s->next < 64)
-		return 0;
-	if (h[0] != 'M' || h[1] != 'Z')
-		return -1;
-	pe = le32(h + 0x3c);
-	if ((uint64_t)pe + 26 > HEAD_MAX)
-		return -1;
-	if (s->next < pe + 26)
-		return 0;
-	opt = pe + 24;
-	magic = h[opt] | h[opt + 1] << 8;
-	if (memcmp(h + pe, "PE\0\0", 4) != 0 || (magic != PE32_MAGIC && magic != PE32PLUS_MAGIC))
-		return -1;
-	dirs = magic == PE32PLUS_MAGIC ? 112 : 96;
-	s->checksum_off = opt + 64;
-	s->certdir_off = opt + dirs + 8 * 4; /* IMAGE_DIRECTORY_ENTRY_SECURITY */
-	if (s->certdir_off + 8 > HEAD_MAX)
-		return -1;
-	return s->next >= s->certdir_off + 8 ? 1 : 0;
-}
-
 /* The N bytes at OFF, beyond both fields or (HEAD) with them zeroed. */
 static void feed(struct pe_stream *s, const unsigned char *buf, off_t off, size_t n)
 {
@@ -117,7 +81,7 @@ static size_t take_head(struct pe_stream *s, const unsigned char *buf, size_t n)
 
 	memcpy(s->head + s->next, buf, take);
 	s->next += take;
-	found = locate(s);
+	found = pe_locate_fields(s->head, s->next, &s->checksum_off, &s->certdir_off);
 	if (found < 0 || (found == 0 && s->next == HEAD_MAX)) {
 		s->broken = true;
 		return take;
