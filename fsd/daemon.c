@@ -97,6 +97,16 @@ bool daemon_store_damaged(struct fsd *d, char *out, size_t n)
 	return damaged;
 }
 
+bool daemon_store_whole(struct fsd *d)
+{
+	bool damaged;
+
+	pthread_mutex_lock(&d->status_lock);
+	damaged = d->status.store_damage[0] != 0;
+	pthread_mutex_unlock(&d->status_lock);
+	return !damaged && startcheck_verify_state(d->check) == STARTCHECK_PASSED;
+}
+
 void daemon_note_inventory(struct fsd *d, const char *key)
 {
 	pthread_mutex_lock(&d->status_lock);

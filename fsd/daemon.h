@@ -3,6 +3,8 @@
  * read-only afterwards, except the status under status_lock. */
 #pragma once
 
+#include "error.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,15 +60,17 @@ struct fsd {
 	struct flush *flush; /* makes the store's and the outbox's writes durable */
 	struct audit *audit;
 	struct metrics *metrics;
-	struct usage_buffer *usage; /* signatures not yet counted in the store */
-	char *audit_pub;	    /* the content of /audit/audit.pub */
-	struct nodes *nodes;	    /* the inodes the kernel knows */
-	struct quota *quota;	    /* open files per user */
-	struct denials *denials;    /* repeated denials, counted */
-	struct recent *recent;	    /* each writer's last refusals, for /whoami */
-	struct shipper *shipper;    /* checkpoints off the host, or NULL */
-	struct startcheck *check;   /* the store's full check at start */
-	struct keep *keep;	    /* what is kept for writers, counted */
+	struct usage_buffer *usage;    /* signatures not yet counted in the store */
+	char *audit_pub;	       /* the content of /audit/audit.pub */
+	struct nodes *nodes;	       /* the inodes the kernel knows */
+	struct quota *quota;	       /* open files per user */
+	struct denials *denials;       /* repeated denials, counted */
+	struct recent *recent;	       /* each writer's last refusals, for /whoami */
+	struct shipper *shipper;       /* checkpoints off the host, or NULL */
+	struct startcheck *check;      /* the store's full check at start */
+	bool store_unchanged;	       /* as the last clean stop left it (store_stamp_take) */
+	char store_changed[ERROR_MAX]; /* else why not, for the log */
+	struct keep *keep;	       /* what is kept for writers, counted */
 	struct anomalies *anomalies;
 	struct quorum *quorum;
 	struct alerts *alerts;	       /* the thread of expiry checks and housekeeping */
@@ -105,6 +109,10 @@ void daemon_note_token(struct fsd *d, const char *reason);
 /* Copies the reason into OUT (of N bytes) and returns true once the store
  * was found damaged. Waits for the store's full check at start to end. */
 bool daemon_store_damaged(struct fsd *d, char *out, size_t n);
+
+/* Did the store's full check run to its end in this run and pass, with no
+ * damage found since? Does not wait. */
+bool daemon_store_whole(struct fsd *d);
 
 /* The inventory changed, for KEY or (NULL) in general: new mtimes for its
  * files, and their cached attributes dropped. */

@@ -490,6 +490,8 @@ static int start_threads(const struct options *o, struct fsd *d)
 static void tear_down(struct fsd *d)
 {
 	char err[ERROR_MAX];
+	bool whole;
+	int r;
 
 	alerts_stop(d->alerts);
 	sessions_free(d->sessions);
@@ -498,6 +500,9 @@ static void tear_down(struct fsd *d)
 	 * ask the policy and write the audit log. */
 	ingest_free(d->ingest);
 	outcomes_free(d->outcomes);
+	/* A store found whole in this run, and not damaged since, is stamped
+	 * once closed: the next start need not wait to read it again. */
+	whole = daemon_store_whole(d);
 	startcheck_verify_free(d->check);
 	/* Its last counts go to the audit log, still open. */
 	denials_free(d->denials);
@@ -518,6 +523,9 @@ static void tear_down(struct fsd *d)
 	audit_close(d->audit);
 	free(d->audit_pub);
 	store_close(d->store);
+	if (whole && (r = store_stamp_leave(d->config->state_dir)) < 0)
+		log_warn("%s/" STORE_STAMP_FILE ": %s (the next start waits for the store's check)",
+			 d->config->state_dir, strerror(-r));
 	flush_free(d->flush);
 	timestamper_free(d->timestamper);
 	signer_free(d->signer);

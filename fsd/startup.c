@@ -177,6 +177,10 @@ int startup_audit(const struct config *c, struct fsd *d, struct store **ret_stor
 		fprintf(stderr, "signfsd: audit key: %s\n", err);
 		return -EIO;
 	}
+	/* Before the store is opened, which may write it. */
+	r = store_stamp_take(c->state_dir, err);
+	d->store_unchanged = r == 1;
+	snprintf(d->store_changed, sizeof(d->store_changed), "%s", err);
 	if (store_open(c->state_dir, true, &store, err) < 0) {
 		fprintf(stderr, "signfsd: %s\n", err);
 		/* A truncated or overwritten file. */
@@ -317,8 +321,16 @@ int startup_check_store(const char *config_path, const struct config *c, struct 
 		log_warn("%llu object(s) past the log's end, never published (a crash came "
 			 "before their record reached the disk), removed",
 			 (unsigned long long)gone);
+	if (d->store_unchanged)
+		log_info("%s/" STORE_FILE " is as the last stop left it after its check passed: "
+			 "signing starts at once, the store's full check runs beside it",
+			 c->state_dir);
+	else
+		log_info("%s/" STORE_FILE ": signing waits for the store's full check (%s)",
+			 c->state_dir, d->store_changed);
 	audit_tree_head(d->audit, &size, root);
-	r = startcheck_verify_start(c->state_dir, size, root, t, n, store_damaged, d, &d->check);
+	r = startcheck_verify_start(c->state_dir, size, root, t, n, d->store_unchanged,
+				    store_damaged, d, &d->check);
 	if (r < 0)
 		fprintf(stderr, "signfsd: cannot start the store's check: %s\n", strerror(-r));
 	return r;

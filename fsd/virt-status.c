@@ -28,6 +28,7 @@
 #include "readers.h"
 #include "recent.h"
 #include "signer.h"
+#include "startcheck.h"
 #include "virt-internal.h"
 
 /* Does WHO read /status in full (readers.h)? Everyone reads its health. */
@@ -93,6 +94,24 @@ static void status_checks(struct fsd *d, const struct daemon_status *ds, const c
 		fprintf(problems, "; audit log: %s", audit_err);
 }
 
+/* The store's full check at start (startcheck.h), for "store check:". */
+static const char *check_state(struct startcheck *v)
+{
+	switch (startcheck_verify_state(v)) {
+	case STARTCHECK_GATING:
+		return "running: signing waits for it";
+	case STARTCHECK_BESIDE:
+		return "running beside signing (the store is as the last stop left it)";
+	case STARTCHECK_PASSED:
+		return "passed";
+	case STARTCHECK_FAILED:
+		return "failed (see health)";
+	case STARTCHECK_NONE:
+		break;
+	}
+	return "none";
+}
+
 /* The text of /status into F, PROBLEMS and KEYS as status_checks made them;
  * FULL: for root and audit_group. */
 static void status_print(struct fsd *d, FILE *f, struct daemon_status *ds, const char *token,
@@ -121,6 +140,7 @@ static void status_print(struct fsd *d, FILE *f, struct daemon_status *ds, const
 		"files abandoned: %lu\n"
 		"pending commits: %lu\n"
 		"audit log:       %llu events%s%s\n"
+		"store check:     %s\n"
 		"state dir:       %s\n"
 		"last failure:    %s\n"
 		"%s",
@@ -133,7 +153,7 @@ static void status_print(struct fsd *d, FILE *f, struct daemon_status *ds, const
 		    : "loaded at start",
 		n_.signed_n, n_.denied_n, n_.failed_n, n_.abandoned_n, n_.pending_n,
 		(unsigned long long)audit_size(d->audit), audit_err[0] ? ", error: " : "",
-		audit_err, state_use(d, use, sizeof(use)),
+		audit_err, check_state(d->check), state_use(d, use, sizeof(use)),
 		ds->last_failure[0] ? ds->last_failure : "none", keys);
 	if (ds->policy_rejected)
 		fprintf(f, "policy error:    %s\n", ds->policy_message);

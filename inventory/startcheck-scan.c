@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "startcheck-internal.h"
 #include "store-internal.h"
@@ -262,9 +265,14 @@ out:
 	return r;
 }
 
+/* BESIDE: signing goes on meanwhile, publishing objects named past SIZE
+ * that the object names' check would take for leftovers of a crash (and
+ * remove, before their record is in). They are not looked at then: the
+ * store is as a clean stop left it, when no publication was half done,
+ * and the names just past its end were looked at before mounting. */
 static int check_all(const char *dir, uint64_t size, const merkle_hash root,
-		     const struct startcheck_target *targets, size_t n, const volatile bool *stop,
-		     char err[ERROR_MAX])
+		     const struct startcheck_target *targets, size_t n, bool beside,
+		     const volatile bool *stop, char err[ERROR_MAX])
 {
 	char why[ERROR_MAX];
 	int r;
@@ -273,7 +281,7 @@ static int check_all(const char *dir, uint64_t size, const merkle_hash root,
 	if (store_check(dir, why) < 0)
 		return error_set(err, -EIO, "%s", why);
 	r = scan_log(dir, size, root, targets, n, stop, why);
-	if (r == 0 && startcheck_scan_objects(dir, size, why) < 0)
+	if (r == 0 && !beside && startcheck_scan_objects(dir, size, why) < 0)
 		return error_set(err, -EIO,
 				 "%s/" STORE_FILE ": %s; restore its newest backup with its -wal "
 				 "file, or stop signfsd and run `signfsctl audit repair`",
@@ -294,7 +302,7 @@ int startcheck_verify(const char *dir, uint64_t size, const merkle_hash root,
 	static const bool never;
 
 	err[0] = 0;
-	return check_all(dir, size, root, targets, n, &never, err);
+	return check_all(dir, size, root, targets, n, false, &never, err);
 }
 
 struct startcheck {
@@ -306,9 +314,9 @@ struct startcheck {
 	startcheck_fail_fn fail;
 	void *ctx;
 	pthread_t thread;
-	pthread_mutex_t lock; /* guards done, result, reason */
+	pthread_mutex_t lock; /* guards done, passed, result, reason */
 	pthread_cond_t done_cond;
-	bool done, running;
+	bool done, running, unchanged, passed;
 	volatile bool stop;
 	int result;
 	char reason[ERROR_MAX];
@@ -318,13 +326,21 @@ static void *verify_thread(void *arg)
 {
 	struct startcheck *v = arg;
 	char err[ERROR_MAX] = "";
-	int r = check_all(v->dir, v->size, v->root, v->targets, v->n, &v->stop, err);
+	int r;
 
+	/* Nobody waits for it: it yields to the signing it runs beside. A
+	 * thread may always lower its own priority. */
+	if (v->unchanged)
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	r = check_all(v->dir, v->size, v->root, v->targets, v->n, v->unchanged, &v->stop, err);
 	if (r < 0 && !v->stop && v->fail)
 		v->fail(v->ctx, err);
 	pthread_mutex_lock(&v->lock);
-	v->result = r;
-	memcpy(v->reason, err, sizeof(err));
+	if (!v->unchanged) {
+		v->result = r;
+		memcpy(v->reason, err, sizeof(err));
+	}
+	v->passed = r == 0;
 	v->done = true;
 	pthread_cond_broadcast(&v->done_cond);
 	pthread_mutex_unlock(&v->lock);
@@ -332,7 +348,7 @@ static void *verify_thread(void *arg)
 }
 
 int startcheck_verify_start(const char *dir, uint64_t size, const merkle_hash root,
-			    const struct startcheck_target *targets, size_t n,
+			    const struct startcheck_target *targets, size_t n, bool unchanged,
 			    startcheck_fail_fn fail, void *ctx, struct startcheck **ret)
 {
 	struct startcheck *v = calloc(1, sizeof(*v));
@@ -353,6 +369,7 @@ int startcheck_verify_start(const char *dir, uint64_t size, const merkle_hash ro
 	memcpy(v->root, root, MERKLE_HASH);
 	v->fail = fail;
 	v->ctx = ctx;
+	v->unchanged = unchanged;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->done_cond, NULL);
 	if (pthread_create(&v->thread, NULL, verify_thread, v) != 0) {
@@ -371,13 +388,28 @@ int startcheck_verify_wait(struct startcheck *v, char *out, size_t n)
 	if (!v)
 		return 0;
 	pthread_mutex_lock(&v->lock);
-	while (!v->done)
+	while (!v->done && !v->unchanged)
 		pthread_cond_wait(&v->done_cond, &v->lock);
 	r = v->result;
 	if (out && n)
 		snprintf(out, n, "%s", v->reason);
 	pthread_mutex_unlock(&v->lock);
 	return r;
+}
+
+enum startcheck_state startcheck_verify_state(struct startcheck *v)
+{
+	enum startcheck_state state;
+
+	if (!v)
+		return STARTCHECK_NONE;
+	pthread_mutex_lock(&v->lock);
+	if (!v->done)
+		state = v->unchanged ? STARTCHECK_BESIDE : STARTCHECK_GATING;
+	else
+		state = v->passed ? STARTCHECK_PASSED : STARTCHECK_FAILED;
+	pthread_mutex_unlock(&v->lock);
+	return state;
 }
 
 void startcheck_verify_free(struct startcheck *v)

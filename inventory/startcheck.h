@@ -72,17 +72,33 @@ int startcheck_store(struct store *s, struct audit *a, const char *dir, const ch
  * (store_check), then its first SIZE records (through a connection of its
  * own) each hashed again and checked against their columns, the tree's
  * root at SIZE and at each target's size compared with ROOT and the
- * targets', and every object name in DIR/objects compared with SIZE. FAIL (CTX, the reason) is
- * called once if anything is wrong, before the verdict is told to those who wait. */
+ * targets', and every object name in DIR/objects compared with SIZE. FAIL
+ * (CTX, the reason) is called once if anything is wrong, before the verdict
+ * is told to those who wait. UNCHANGED: the store is as the last run left
+ * it after its own check passed (store_stamp_take): the verdict is told at
+ * once, and the check runs anyway, at a lower priority, FAIL telling what
+ * it finds, but for the object names (signing publishes new ones past
+ * SIZE meanwhile). */
 struct startcheck;
 typedef void (*startcheck_fail_fn)(void *ctx, const char *reason);
 int startcheck_verify_start(const char *dir, uint64_t size, const merkle_hash root,
-			    const struct startcheck_target *targets, size_t n,
+			    const struct startcheck_target *targets, size_t n, bool unchanged,
 			    startcheck_fail_fn fail, void *ctx, struct startcheck **ret);
 
-/* Wait for the full check (V may be NULL: 0 at once): 0 when it passed, or
- * -EIO with the reason (of N bytes) in OUT, which may be NULL. */
+/* Wait for the verdict (V may be NULL: 0 at once): 0 when the check passed
+ * or need not be waited for, or -EIO with the reason (of N bytes) in OUT,
+ * which may be NULL. */
 int startcheck_verify_wait(struct startcheck *v, char *out, size_t n);
+
+/* Where the check is (V may be NULL: none was started). */
+enum startcheck_state {
+	STARTCHECK_NONE,
+	STARTCHECK_GATING, /* running; signing waits for it */
+	STARTCHECK_BESIDE, /* running beside signing (UNCHANGED) */
+	STARTCHECK_PASSED, /* it ran to its end and found the store whole */
+	STARTCHECK_FAILED, /* it found damage, or was stopped */
+};
+enum startcheck_state startcheck_verify_state(struct startcheck *v);
 
 /* Stop the check if it still runs (those waiting get -EIO) and free it.
  * Accepts NULL. */

@@ -209,4 +209,69 @@ start_daemon
 check "the good copy back: it starts and signs" write 1 301
 stop_daemon
 
+# ---- 7. a store as the last clean stop left it ----
+STAMP=$STATE/signfs.stopped
+# stamp_as_is: a stamp that tells the store as it is now (what whoever can
+# write the state directory can forge; the check beside signing still runs).
+stamp_as_is() {
+	$PY -c "import os, sys
+s = os.stat(sys.argv[1])
+m, c = s.st_mtime_ns, s.st_ctime_ns
+open(sys.argv[2], 'w').write('signfs-store-stamp 1 %d %d %d %d.%09d %d.%09d\\n' % (s.st_dev, s.st_ino, s.st_size, m // 10**9, m % 10**9, c // 10**9, c % 10**9))" "$STATE/signfs.db" "$STAMP"
+}
+start_daemon
+check "/status tells the store's check, which passes" \
+	eventually grep -q "^store check: *passed$" "$MNT/status"
+check "signing" write 2 401
+stop_daemon
+check "a clean stop after the check passed leaves a stamp beside the store" test -s "$STAMP"
+: >"$T/daemon.log"
+start_daemon
+check "the next start takes it: signing does not wait for the store's check" \
+	grep -q "signfs.db is as the last stop left it after its check passed: signing starts at once" "$T/daemon.log"
+check "...the stamp is gone once taken" test ! -e "$STAMP"
+check "...it signs" write 20 403
+check "...and the check, run beside signing, passes" \
+	eventually grep -q "^store check: *passed$" "$MNT/status"
+check "...taking no new publication for a leftover: health stays ok" grep -q "^health: *ok$" "$MNT/status"
+check "...and every new one is in the outbox" test -e "$MNT/outbox/a422.bin"
+stop_daemon
+touch "$STATE/signfs.db"
+: >"$T/daemon.log"
+start_daemon
+check "a store touched after the stop: signing waits for its check" \
+	grep -q "signfs.db: signing waits for the store's full check (it was changed or replaced after the last stop" "$T/daemon.log"
+check "...which passes" eventually grep -q "^store check: *passed$" "$MNT/status"
+stop_daemon
+cp -a "$STATE"/signfs.db "$T/undamaged.db"
+cp -a "$STATE/audit.checkpoint" "$T/undamaged.checkpoint"
+$PY - "$STATE/signfs.db" <<'PY'
+import random, re, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+lines = [(m.start(), m.end()) for m in re.finditer(rb'\{"seq":\d+,"time":"[^\n]*?"\}', data)]
+for start, end in random.sample(lines, min(20, len(lines))):
+    pos = random.randrange(start + 1, end - 1)
+    data[pos] ^= 1 << random.randrange(8)
+open(sys.argv[1], 'wb').write(data)
+PY
+stamp_as_is
+: >"$T/daemon.log"
+start_daemon
+check "byte damage under a forged stamp: the start trusts it" \
+	grep -q "signfs.db is as the last stop left it" "$T/daemon.log"
+check "...but the check beside signing finds the damage: /status says nothing is signed" \
+	eventually grep -q "^health: *degraded: .*signfs.db is damaged: record .*: nothing is signed" "$MNT/status"
+check "...and its check failed" grep -q "^store check: *failed" "$MNT/status"
+echo after >"$SRC/after"
+check_fails "...a writer's close() fails with EIO" \
+	"Input/output error" cp "$SRC/after" "$MNT/inbox/after-stamp"
+check "...nothing is published" test ! -e "$MNT/outbox/after-stamp"
+stop_daemon
+check "...the stop leaves no stamp over a damaged store" test ! -e "$STAMP"
+cp -a "$T/undamaged.db" "$STATE/signfs.db"
+cp -a "$T/undamaged.checkpoint" "$STATE/audit.checkpoint"
+start_daemon
+check "the good copy back: it signs" write 1 424
+stop_daemon
+
 done_testing
