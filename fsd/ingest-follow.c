@@ -142,8 +142,7 @@ struct expiry {
 	time_t now;
 	ingest_keep_fn keep;
 	void *ctx;
-	char (*current)[OUTBOX_ID_LEN + 1]; /* the ids still published */
-	size_t n, cap;
+	struct outbox_ids *current; /* the ids still published */
 	unsigned expired;
 };
 
@@ -198,37 +197,25 @@ static int expire_each(void *ctx, const char *path, const char *id, time_t when)
 		e->expired++;
 		return 0;
 	}
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? 2 * e->cap : 256;
-		void *p = realloc(e->current, cap * sizeof(*e->current));
-		if (!p)
-			return -ENOMEM;
-		e->current = p;
-		e->cap = cap;
-	}
-	snprintf(e->current[e->n++], OUTBOX_ID_LEN + 1, "%s", id);
-	return 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
+	return outbox_ids_add(e->current, id);
 }
 
 int ingest_expire(struct ingest *in, time_t now, ingest_keep_fn keep, void *ctx,
 		  unsigned long keep_orphans, unsigned *ret_n)
 {
 	struct expiry e = {.in = in, .now = now, .keep = keep, .ctx = ctx};
-	int r = outbox_each(in->outbox, expire_each, &e);
+	int r;
 
+	e.current = outbox_ids_new();
+	if (!e.current)
+		return -ENOMEM;
+	r = outbox_each(in->outbox, expire_each, &e);
 	/* Only with the whole list of what is published: an object missing
-	 * from a partial one would be taken for a withdrawn version. */
-	if (r == 0 && keep_orphans) {
-		qsort(e.current, e.n, sizeof(*e.current), by_name);
-		/* How many went is not reported: only the expired count. */
-		(void)outbox_prune(in->outbox, e.current, e.n, now - (time_t)keep_orphans);
-	}
-	free(e.current);
+	 * from a partial one would be taken for a withdrawn version. How many
+	 * went is not reported: only the expired count. */
+	if (r == 0 && keep_orphans)
+		(void)outbox_prune(in->outbox, e.current, now - (time_t)keep_orphans);
+	outbox_ids_free(e.current);
 	*ret_n = e.expired;
 	return r;
 }

@@ -180,12 +180,7 @@ void outbox_discard(struct outbox *o, uint64_t id)
 	outbox_remove_object(o, name);
 }
 
-static int by_id(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-size_t outbox_prune(struct outbox *o, char (*current)[ID_LEN + 1], size_t n, time_t before)
+size_t outbox_prune(struct outbox *o, struct outbox_ids *current, time_t before)
 {
 	DIR *d = backing_read_dir(o->objects_fd);
 	struct dirent *e;
@@ -197,8 +192,7 @@ size_t outbox_prune(struct outbox *o, char (*current)[ID_LEN + 1], size_t n, tim
 		char held[ID_LEN + 3], unswapped[ID_LEN + 3];
 		struct stat st;
 
-		if (!outbox_valid_id(e->d_name) ||
-		    bsearch(e->d_name, current, n, sizeof(*current), by_id) ||
+		if (!outbox_valid_id(e->d_name) || outbox_ids_has(current, e->d_name) ||
 		    fstatat(o->objects_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    st.st_mtime >= before)
 			continue;

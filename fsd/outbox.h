@@ -139,11 +139,21 @@ int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[OUTBOX_ID
 typedef int (*outbox_each_fn)(void *ctx, const char *relpath, const char *id, time_t published);
 int outbox_each(struct outbox *o, outbox_each_fn fn, void *ctx);
 
+/* A set of object ids (outbox-ids.c): a bit per record number, so that
+ * what a walk of the whole outbox collects stays small. _add: 0 or
+ * -ENOMEM; an id wider than 64 bits, which signfsd never makes, counts as
+ * in every set. */
+struct outbox_ids;
+struct outbox_ids *outbox_ids_new(void);
+int outbox_ids_add(struct outbox_ids *s, const char *id);
+bool outbox_ids_has(struct outbox_ids *s, const char *id);
+void outbox_ids_free(struct outbox_ids *s);
+
 /* Retention: remove the objects that no outbox entry names (withdrawn or
  * expired versions), made before BEFORE, except those held for review or
- * never swapped in. CURRENT holds the N ids the outbox names, sorted
- * (strcmp). How many went. */
-size_t outbox_prune(struct outbox *o, char (*current)[OUTBOX_ID_LEN + 1], size_t n, time_t before);
+ * never swapped in. CURRENT holds every id the outbox names. How many
+ * went. */
+size_t outbox_prune(struct outbox *o, struct outbox_ids *current, time_t before);
 
 /* Remove the directory outbox/RELPATH if it is empty (0 also when it is
  * not there). */

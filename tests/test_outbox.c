@@ -322,3 +322,33 @@ Test(outbox, a_statement_belongs_to_its_artifact_as_the_signature_does)
 	close(a);
 	close(b);
 }
+
+/* The set retention keeps of what the outbox names: record numbers far
+ * apart (the bitmap grows), ids past them (publications with no record),
+ * and what it was never given. */
+Test(outbox, the_id_set_holds_what_was_added_and_nothing_else)
+{
+	struct outbox_ids *s = outbox_ids_new();
+	const uint64_t added[] = {0, 7, 8, 4095 * 8, 5000000, 1ULL << 24, 1764777600123456789ULL};
+	const uint64_t absent[] = {
+	    1, 6, 9, 4999999, 5000001, (1ULL << 24) + 1, 1764777600123456788ULL, 1ULL << 30};
+	char id[OUTBOX_ID_LEN + 1];
+
+	cr_assert_not_null(s);
+	for (size_t i = 0; i < sizeof(added) / sizeof(*added); i++) {
+		outbox_id(added[i], id);
+		cr_assert_eq(outbox_ids_add(s, id), 0);
+	}
+	for (size_t i = 0; i < sizeof(added) / sizeof(*added); i++) {
+		outbox_id(added[i], id);
+		cr_assert(outbox_ids_has(s, id), "%s was added", id);
+	}
+	for (size_t i = 0; i < sizeof(absent) / sizeof(*absent); i++) {
+		outbox_id(absent[i], id);
+		cr_assert_not(outbox_ids_has(s, id), "%s was not added", id);
+	}
+	/* Wider than 64 bits: never made, never pruned. */
+	cr_assert(outbox_ids_has(s, "100000000000000000000000"));
+	outbox_ids_free(s);
+	outbox_ids_free(NULL);
+}

@@ -1,0 +1,103 @@
+/* See outbox.h. The objects a walk of the outbox found named, for
+ * retention: a bit per record number (the ids of nearly every object), so
+ * that a million publications cost 0.3 MB, not a list of their names; the
+ * few ids past the record numbers (publications with no record of their
+ * own) in a sorted array. */
+#include "outbox-internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Record numbers are far below this; the ids of publications with no
+ * record (nanoseconds since the epoch) far above it. A bitmap up to here
+ * would be 128 GiB: it only grows to the largest number seen. */
+#define BITMAP_IDS (1ULL << 40)
+
+struct outbox_ids {
+	unsigned char *bits; /* bit N: record number N is named */
+	size_t n_bytes;
+	uint64_t *big; /* the other ids, sorted once looked up */
+	size_t n_big, cap_big;
+	bool sorted;
+};
+
+/* ID (outbox_valid_id) as a number; false for one wider than 64 bits,
+ * which signfsd never makes. */
+static bool id_value(const char *id, uint64_t *ret)
+{
+	if (strspn(id, "0") < ID_LEN - 16)
+		return false;
+	*ret = strtoull(id + ID_LEN - 16, NULL, 16);
+	return true;
+}
+
+struct outbox_ids *outbox_ids_new(void)
+{
+	return calloc(1, sizeof(struct outbox_ids));
+}
+
+int outbox_ids_add(struct outbox_ids *s, const char *id)
+{
+	uint64_t v;
+
+	if (!id_value(id, &v))
+		return 0; /* taken as named: outbox_ids_has */
+	if (v < BITMAP_IDS) {
+		size_t byte = (size_t)(v / 8);
+		if (byte >= s->n_bytes) {
+			size_t n = s->n_bytes ? s->n_bytes : 4096;
+			while (n <= byte)
+				n *= 2;
+			void *p = realloc(s->bits, n);
+			if (!p)
+				return -ENOMEM;
+			memset((unsigned char *)p + s->n_bytes, 0, n - s->n_bytes);
+			s->bits = p;
+			s->n_bytes = n;
+		}
+		s->bits[byte] |= (unsigned char)(1u << (v % 8));
+		return 0;
+	}
+	if (s->n_big == s->cap_big) {
+		size_t cap = s->cap_big ? 2 * s->cap_big : 64;
+		void *p = realloc(s->big, cap * sizeof(*s->big));
+		if (!p)
+			return -ENOMEM;
+		s->big = p;
+		s->cap_big = cap;
+	}
+	s->big[s->n_big++] = v;
+	s->sorted = false;
+	return 0;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+bool outbox_ids_has(struct outbox_ids *s, const char *id)
+{
+	uint64_t v;
+
+	if (!id_value(id, &v))
+		return true;
+	if (v < BITMAP_IDS)
+		return v / 8 < s->n_bytes && (s->bits[v / 8] >> (v % 8) & 1);
+	if (!s->sorted) {
+		qsort(s->big, s->n_big, sizeof(*s->big), by_value);
+		s->sorted = true;
+	}
+	return bsearch(&v, s->big, s->n_big, sizeof(*s->big), by_value) != NULL;
+}
+
+void outbox_ids_free(struct outbox_ids *s)
+{
+	if (!s)
+		return;
+	free(s->bits);
+	free(s->big);
+	free(s);
+}
