@@ -78,8 +78,9 @@ int store_stamp_take(const char *dir, char why[ERROR_MAX])
 		return error_set(why, -errno, "%s: %s", dir, strerror(errno));
 	fd = openat(dirfd, STORE_STAMP_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		r = errno == ENOENT ? error_set(why, 0, "the last stop left no stamp")
-				    : error_set(why, -errno, STORE_STAMP_FILE ": %s", strerror(errno));
+		r = errno == ENOENT
+			? error_set(why, 0, "the last stop left no stamp")
+			: error_set(why, -errno, STORE_STAMP_FILE ": %s", strerror(errno));
 		close(dirfd);
 		return r;
 	}

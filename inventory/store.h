@@ -38,9 +38,10 @@ int store_check(const char *dir, char err[ERROR_MAX]);
  * store file's device, inode, size and times once the daemon has closed it.
  * Leave it only when the store was found whole during that run; the next
  * start takes it (removes it) before opening the store: 1 when the file
- * is untouched since, so that what that run's check found still holds; 0 with why not in WHY (no stamp, changed,
- * replaced, a WAL with commits in it), or -errno. The stamp is no defence
- * against whoever can write the state directory: the checkpoints are. */
+ * is untouched since, so that what that run's check found still holds; 0
+ * with why not in WHY (no stamp, changed, replaced, a WAL with commits in
+ * it), or -errno. The stamp is no defence against whoever can write the
+ * state directory: the checkpoints are. */
 #define STORE_STAMP_FILE "signfs.stopped"
 int store_stamp_leave(const char *dir);
 int store_stamp_take(const char *dir, char why[ERROR_MAX]);
