@@ -524,8 +524,11 @@ static void tear_down(struct fsd *d)
 	free(d->audit_pub);
 	store_close(d->store);
 	if (whole && (r = store_stamp_leave(d->config->state_dir)) < 0)
-		log_warn("%s/" STORE_STAMP_FILE ": %s (the next start waits for the store's check)",
-			 d->config->state_dir, strerror(-r));
+		log_warn("%s/" STORE_STAMP_FILE " not left: %s; the next start waits for the "
+			 "store's check",
+			 d->config->state_dir,
+			 r == -EBUSY ? "another process holds the store open (its WAL has commits)"
+				     : strerror(-r));
 	flush_free(d->flush);
 	timestamper_free(d->timestamper);
 	signer_free(d->signer);

@@ -31,7 +31,11 @@
 #                 written through the mount (state on the disk, --disk),
 #                 then N/4 new versions of them (about 3N audit records),
 #                 then the start time and RSS at ready with that history
-#                 beside an empty state's, with the state's size. With
+#                 beside an empty state's, with the state's size; the
+#                 first close() after a start with no stamp (as after a
+#                 crash: it waits for the store's check) and after the
+#                 clean stop that follows (signfs.stopped), and the peak
+#                 RSS of each of those runs. With
 #                 SIGNFS_BENCH_STATE=DIR the filled state is kept in DIR,
 #                 and a later run with the same DIR measures it again
 #                 without filling
@@ -401,6 +405,32 @@ if [ "$SCALE" != 0 ]; then
 	printf '%d paths:  start %.3f s; RSS at ready %s MiB (VmRSS / RssAnon), %s MiB settled; %s audit records, signfs.db %s, state %s\n' \
 		"$SCALE" "$START" "$READY" "$LOADED" "$EVENTS" "$(du -h "$S/scale/state/signfs.db" | cut -f1)" \
 		"$(du -sh "$S/scale/state" | cut -f1)"
+	# first_close NAME PARENT: a start, then one file written and closed:
+	# FIRST its close() in seconds; then until the store's check passed:
+	# CHECKED seconds from the mount; PEAK the run's VmHWM in MiB.
+	first_close() {
+		local dir=$2/$1 t0 t1 t2 i
+		start "$1" "$2"
+		t0=$(date +%s.%N)
+		echo probe >"$dir/mnt/inbox/bench-probe-$t0"
+		t1=$(date +%s.%N)
+		for i in $(seq 6000); do
+			grep -q '^store check: *passed' "$dir/mnt/status" && break
+			sleep 0.1
+		done
+		t2=$(date +%s.%N)
+		FIRST=$(calc "$t1 - $t0") CHECKED=$(calc "$t2 - $t0")
+		PEAK=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${PIDS[-1]}/status")
+		stop "$dir"
+	}
+	rm -f "$S/scale/state/signfs.stopped"
+	first_close scale "$S"
+	printf '  first close() after a start that waits for the check: %.3f s (check passed %.1f s after the mount), peak RSS %s MiB\n' \
+		"$FIRST" "$CHECKED" "$PEAK"
+	[ -e "$S/scale/state/signfs.stopped" ] || echo "  (no stamp left: the check did not pass)"
+	first_close scale "$S"
+	printf '  first close() after a clean stop (signfs.stopped): %.3f s (check passed beside it %.1f s after the mount), peak RSS %s MiB\n' \
+		"$FIRST" "$CHECKED" "$PEAK"
 	echo "fill through the mount (4 writers): $filled"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
