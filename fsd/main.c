@@ -503,7 +503,15 @@ static void tear_down(struct fsd *d)
 	/* A store found whole in this run, and not damaged since, is stamped
 	 * once closed: the next start need not wait to read it again. */
 	whole = daemon_store_whole(d);
+	if (!whole && d->check)
+		log_info("%s/" STORE_STAMP_FILE " not left: the store's check %s; the next start "
+			 "waits for it",
+			 d->config->state_dir,
+			 startcheck_verify_state(d->check) == STARTCHECK_FAILED
+			     ? "failed, or found damage"
+			     : "had not ended");
 	startcheck_verify_free(d->check);
+	d->check = NULL;
 	/* Its last counts go to the audit log, still open. */
 	denials_free(d->denials);
 	recent_free(d->recent);
@@ -527,7 +535,8 @@ static void tear_down(struct fsd *d)
 		log_warn("%s/" STORE_STAMP_FILE " not left: %s; the next start waits for the "
 			 "store's check",
 			 d->config->state_dir,
-			 r == -EBUSY ? "another process holds the store open (its WAL has commits)"
+			 r == -EBUSY ? "its WAL still holds commits (another process has the store "
+				       "open, or the last checkpoint failed)"
 				     : strerror(-r));
 	flush_free(d->flush);
 	timestamper_free(d->timestamper);

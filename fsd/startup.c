@@ -179,6 +179,10 @@ int startup_audit(const struct config *c, struct fsd *d, struct store **ret_stor
 	}
 	/* Before the store is opened, which may write it. */
 	r = store_stamp_take(c->state_dir, err);
+	if (r < 0) {
+		fprintf(stderr, "signfsd: %s/%s\n", c->state_dir, err);
+		return -EIO;
+	}
 	d->store_unchanged = r == 1;
 	snprintf(d->store_changed, sizeof(d->store_changed), "%s", err);
 	if (store_open(c->state_dir, true, &store, err) < 0) {
@@ -321,6 +325,22 @@ int startup_check_store(const char *config_path, const struct config *c, struct 
 		log_warn("%llu object(s) past the log's end, never published (a crash came "
 			 "before their record reached the disk), removed",
 			 (unsigned long long)gone);
+	/* What the stamp vouches for ends at the store: objects a crash left
+	 * past its end, or a checkpoint whose root only the full check can
+	 * tell, and signing waits for that check. */
+	for (size_t i = 0; i < n && d->store_unchanged; i++)
+		if (t[i].deferred) {
+			d->store_unchanged = false;
+			snprintf(d->store_changed, sizeof(d->store_changed),
+				 "%s is older than the store's own last checkpoint: only the "
+				 "full check can compare it",
+				 t[i].what);
+		}
+	if (gone && d->store_unchanged) {
+		d->store_unchanged = false;
+		snprintf(d->store_changed, sizeof(d->store_changed),
+			 "objects past the log's end were found");
+	}
 	if (d->store_unchanged)
 		log_info("%s/" STORE_FILE " is as the last stop left it after its check passed: "
 			 "signing starts at once, the store's full check runs beside it",

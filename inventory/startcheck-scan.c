@@ -278,8 +278,9 @@ static int check_all(const char *dir, uint64_t size, const merkle_hash root,
 	int r;
 
 	/* Every page first, in SQLite's words (store_check). */
-	if (store_check(dir, why) < 0)
-		return error_set(err, -EIO, "%s", why);
+	if (store_check(dir, stop, why) < 0)
+		return *stop ? error_set(err, -EIO, "stopped before the store's check finished")
+			     : error_set(err, -EIO, "%s", why);
 	r = scan_log(dir, size, root, targets, n, stop, why);
 	if (r == 0 && !beside && startcheck_scan_objects(dir, size, why) < 0)
 		return error_set(err, -EIO,
@@ -322,28 +323,43 @@ struct startcheck {
 	char reason[ERROR_MAX];
 };
 
-static void *verify_thread(void *arg)
+/* The verdict, to those who wait (and to startcheck_verify_state). */
+static void tell(struct startcheck *v, int r, const char *err)
 {
-	struct startcheck *v = arg;
-	char err[ERROR_MAX] = "";
-	int r;
-
-	/* Nobody waits for it: it yields to the signing it runs beside. A
-	 * thread may always lower its own priority. */
-	if (v->unchanged)
-		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
-	r = check_all(v->dir, v->size, v->root, v->targets, v->n, v->unchanged, &v->stop, err);
-	if (r < 0 && !v->stop && v->fail)
-		v->fail(v->ctx, err);
 	pthread_mutex_lock(&v->lock);
 	if (!v->unchanged) {
 		v->result = r;
-		memcpy(v->reason, err, sizeof(err));
+		snprintf(v->reason, sizeof(v->reason), "%s", err);
 	}
 	v->passed = r == 0;
 	v->done = true;
 	pthread_cond_broadcast(&v->done_cond);
 	pthread_mutex_unlock(&v->lock);
+}
+
+static void *verify_thread(void *arg)
+{
+	struct startcheck *v = arg;
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	char err[ERROR_MAX] = "";
+	int r, nice;
+
+	/* Nobody waits for it: it yields to the signing it runs beside. A
+	 * thread may always lower its own priority. */
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (v->unchanged && errno == 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)tid, nice + 10 < 19 ? nice + 10 : 19);
+	r = check_all(v->dir, v->size, v->root, v->targets, v->n, v->unchanged, &v->stop, err);
+	/* Those who wait learn of damage only once it is noted (FAIL); when
+	 * nobody waits, /status says the check failed no later than that the
+	 * store is damaged. */
+	if (v->unchanged)
+		tell(v, r, err);
+	if (r < 0 && !v->stop && v->fail)
+		v->fail(v->ctx, err);
+	if (!v->unchanged)
+		tell(v, r, err);
 	return NULL;
 }
 

@@ -77,18 +77,17 @@ int store_stamp_take(const char *dir, char why[ERROR_MAX])
 	if (dirfd < 0)
 		return error_set(why, -errno, "%s: %s", dir, strerror(errno));
 	fd = openat(dirfd, STORE_STAMP_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = errno == ENOENT
-			? error_set(why, 0, "the last stop left no stamp")
-			: error_set(why, -errno, STORE_STAMP_FILE ": %s", strerror(errno));
+	if (fd < 0 && errno == ENOENT) {
 		close(dirfd);
-		return r;
+		return error_set(why, 0, "the last stop left no stamp");
 	}
-	len = read(fd, want, sizeof(want) - 1);
-	close(fd);
+	len = fd >= 0 ? read(fd, want, sizeof(want) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
 	want[len > 0 ? len : 0] = 0;
-	/* Taken once: whatever this start does next, the stamp no longer
-	 * describes the store. */
+	/* Taken once, read or not: whatever this start does next, the stamp
+	 * no longer describes the store, and one left behind would vouch for
+	 * what this run writes. */
 	if (unlinkat(dirfd, STORE_STAMP_FILE, 0) < 0 || fsync(dirfd) < 0) {
 		r = error_set(why, -errno, "cannot remove " STORE_STAMP_FILE ": %s",
 			      strerror(errno));

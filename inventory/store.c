@@ -287,7 +287,14 @@ static const char *log_gaps(sqlite3 *db, char *text, size_t n)
 	return r;
 }
 
-int store_check(const char *dir, char err[ERROR_MAX])
+/* SQLite's progress handler: a non-zero return interrupts the statement. */
+static int stopped(void *ctx)
+{
+	const volatile bool *stop = ctx;
+	return *stop;
+}
+
+int store_check(const char *dir, const volatile bool *stop, char err[ERROR_MAX])
 {
 	char gaps[96];
 	char path[PATH_MAX];
@@ -300,7 +307,9 @@ int store_check(const char *dir, char err[ERROR_MAX])
 	if (snprintf(path, sizeof(path), "%s/" STORE_FILE, dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	/* A connection of its own: WAL lets the daemon commit meanwhile. */
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK && stop)
+		sqlite3_progress_handler(db, 100000, stopped, (void *)stop);
+	if (!db || sqlite3_errcode(db) != SQLITE_OK ||
 	    sqlite3_exec(db, CACHE_PRAGMA, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW ||

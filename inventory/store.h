@@ -30,9 +30,10 @@ void store_close(struct store *s);
 
 /* Read every page of the store in DIR (SQLite's quick_check) and count the
  * audit records (none missing below the last) with a connection of its
- * own: 0, or -EIO and what is damaged. Its cost grows
- * with the store, so the daemon runs it beside its work, not before. */
-int store_check(const char *dir, char err[ERROR_MAX]);
+ * own: 0, or -EIO and what is damaged (or that *STOP, if STOP is not NULL,
+ * became true meanwhile). Its cost grows with the store, so the daemon
+ * runs it beside its work, not before. */
+int store_check(const char *dir, const volatile bool *stop, char err[ERROR_MAX]);
 
 /* The stamp a clean stop leaves beside the store (store-stamp.c): the
  * store file's device, inode, size and times once the daemon has closed it.
@@ -40,8 +41,10 @@ int store_check(const char *dir, char err[ERROR_MAX]);
  * start takes it (removes it) before opening the store: 1 when the file
  * is untouched since, so that what that run's check found still holds; 0
  * with why not in WHY (no stamp, changed, replaced, a WAL with commits in
- * it), or -errno. The stamp is no defence against whoever can write the
- * state directory: the checkpoints are. */
+ * it, a stamp that cannot be read); -errno (why in WHY) when a stamp is
+ * there but cannot be removed, and the store must not be opened. The
+ * stamp is no defence against whoever can write the state directory: the
+ * checkpoints are. */
 #define STORE_STAMP_FILE "signfs.stopped"
 int store_stamp_leave(const char *dir);
 int store_stamp_take(const char *dir, char why[ERROR_MAX]);

@@ -324,14 +324,22 @@ Test(outbox, a_statement_belongs_to_its_artifact_as_the_signature_does)
 }
 
 /* The set retention keeps of what the outbox names: record numbers far
- * apart (the bitmap grows), ids past them (publications with no record),
- * and what it was never given. */
+ * apart (the bitmap grows), ids past them (publications with no record, a
+ * clock's time before it was set), and what it was never given. */
 Test(outbox, the_id_set_holds_what_was_added_and_nothing_else)
 {
 	struct outbox_ids *s = outbox_ids_new();
-	const uint64_t added[] = {0, 7, 8, 4095 * 8, 5000000, 1ULL << 24, 1764777600123456789ULL};
-	const uint64_t absent[] = {
-	    1, 6, 9, 4999999, 5000001, (1ULL << 24) + 1, 1764777600123456788ULL, 1ULL << 30};
+	const uint64_t added[] = {0,	   7,	       8,	   4095 * 8,
+				  5000000, 1ULL << 24, 1ULL << 39, 1764777600123456789ULL};
+	const uint64_t absent[] = {1,
+				   6,
+				   9,
+				   4999999,
+				   5000001,
+				   (1ULL << 24) + 1,
+				   (1ULL << 39) - 1,
+				   1764777600123456788ULL,
+				   1ULL << 30};
 	char id[OUTBOX_ID_LEN + 1];
 
 	cr_assert_not_null(s);
@@ -351,4 +359,30 @@ Test(outbox, the_id_set_holds_what_was_added_and_nothing_else)
 	cr_assert(outbox_ids_has(s, "100000000000000000000000"));
 	outbox_ids_free(s);
 	outbox_ids_free(NULL);
+}
+
+/* A number past the bitmap's bound when it came, reached by the bitmap
+ * later (as more ids came): still found. */
+Test(outbox, an_id_set_finds_what_came_before_its_bitmap_reached_it)
+{
+	struct outbox_ids *s = outbox_ids_new();
+	char id[OUTBOX_ID_LEN + 1];
+
+	cr_assert_not_null(s);
+	outbox_id(9000000, id);
+	cr_assert_eq(outbox_ids_add(s, id), 0);
+	for (uint64_t v = 0; v < 400000; v += 2) {
+		outbox_id(v, id);
+		cr_assert_eq(outbox_ids_add(s, id), 0);
+	}
+	outbox_id(9500000, id);
+	cr_assert_eq(outbox_ids_add(s, id), 0);
+	const uint64_t in[] = {9000000, 9500000, 0, 399998}, out[] = {9000001, 9499999, 1, 400000};
+	for (size_t i = 0; i < 4; i++) {
+		outbox_id(in[i], id);
+		cr_assert(outbox_ids_has(s, id), "%s was added", id);
+		outbox_id(out[i], id);
+		cr_assert_not(outbox_ids_has(s, id), "%s was not added", id);
+	}
+	outbox_ids_free(s);
 }

@@ -261,7 +261,7 @@ check "byte damage under a forged stamp: the start trusts it" \
 	grep -q "signfs.db is as the last stop left it" "$T/daemon.log"
 check "...but the check beside signing finds the damage: /status says nothing is signed" \
 	eventually grep -q "^health: *degraded: .*signfs.db is damaged: record .*: nothing is signed" "$MNT/status"
-check "...and its check failed" grep -q "^store check: *failed" "$MNT/status"
+check "...and its check failed" eventually grep -q "^store check: *failed" "$MNT/status"
 echo after >"$SRC/after"
 check_fails "...a writer's close() fails with EIO" \
 	"Input/output error" cp "$SRC/after" "$MNT/inbox/after-stamp"
@@ -270,8 +270,14 @@ stop_daemon
 check "...the stop leaves no stamp over a damaged store" test ! -e "$STAMP"
 cp -a "$T/undamaged.db" "$STATE/signfs.db"
 cp -a "$T/undamaged.checkpoint" "$STATE/audit.checkpoint"
+mkdir "$STAMP"
+refused "a stamp that cannot be removed: refused before the store is opened" \
+	"cannot remove signfs.stopped: Is a directory"
+rmdir "$STAMP"
 start_daemon
 check "the good copy back: it signs" write 1 424
+check "...its check passes" eventually grep -q "^store check: *passed$" "$MNT/status"
 stop_daemon
+check "...and the stop leaves a stamp" test -s "$STAMP"
 
 done_testing
