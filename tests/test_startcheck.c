@@ -348,3 +348,66 @@ Test(startcheck, unpublished_objects_past_the_end_are_removed_not_refused)
 	cr_assert_eq(check(NULL, 0, err), -EEXIST);
 	cr_assert(object_exists(12));
 }
+
+/* The stamp a clean stop leaves (store-stamp.c): taken once, and it vouches
+ * for the store only as it was when left. */
+static int take(char *why)
+{
+	return store_stamp_take(dir, why);
+}
+
+Test(startcheck, a_stamp_vouches_for_the_store_it_was_left_with_and_once)
+{
+	char why[ERROR_MAX], path[128];
+
+	append(3);
+	audit_close(audit);
+	store_close(store);
+	audit = NULL;
+	store = NULL;
+	cr_assert_eq(take(why), 0);
+	cr_assert(strstr(why, "left no stamp"), "%s", why);
+	cr_assert_eq(store_stamp_leave(dir), 0);
+	snprintf(path, sizeof(path), "%s/" STORE_STAMP_FILE, dir);
+	cr_assert_eq(access(path, F_OK), 0);
+	cr_assert_eq(take(why), 1, "%s", why);
+	cr_assert_eq(access(path, F_OK), -1, "taken: removed");
+	cr_assert_eq(take(why), 0, "once only");
+}
+
+Test(startcheck, a_stamp_does_not_vouch_for_a_store_written_after_it)
+{
+	char why[ERROR_MAX], path[128];
+	int fd;
+
+	append(3);
+	audit_close(audit);
+	store_close(store);
+	audit = NULL;
+	store = NULL;
+	/* The same size, one byte rewritten: only its times tell. */
+	cr_assert_eq(store_stamp_leave(dir), 0);
+	snprintf(path, sizeof(path), "%s/" STORE_FILE, dir);
+	fd = open(path, O_WRONLY);
+	cr_assert(fd >= 0);
+	cr_assert_eq(pwrite(fd, "S", 1, 0), 1);
+	close(fd);
+	cr_assert_eq(take(why), 0);
+	cr_assert(strstr(why, "changed or replaced"), "%s", why);
+	/* A WAL with commits in it: not a store at rest. */
+	cr_assert_eq(store_stamp_leave(dir), 0);
+	snprintf(path, sizeof(path), "%s/" STORE_FILE "-wal", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "x", 1), 1);
+	close(fd);
+	cr_assert_eq(take(why), 0);
+	cr_assert(strstr(why, "WAL"), "%s", why);
+	cr_assert_eq(store_stamp_leave(dir), -EBUSY, "no stamp over a WAL with commits");
+	unlink(path);
+	/* One that cannot be removed: the store must not be opened. */
+	snprintf(path, sizeof(path), "%s/" STORE_STAMP_FILE, dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert(take(why) < 0);
+	cr_assert(strstr(why, "cannot remove"), "%s", why);
+}
