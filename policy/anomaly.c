@@ -543,24 +543,36 @@ static json_object *profile_json(const struct profile *p, time_t now, unsigned w
 	return o;
 }
 
+/* O (then put) as the next element of an array written to F: FIRST says
+ * whether one came before. A failed one is left out, as json-c would. */
+static void put_element(FILE *f, json_object *o, bool *first)
+{
+	if (!o)
+		return;
+	if (!*first)
+		fputc(',', f);
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), f);
+	*first = false;
+	json_object_put(o);
+}
+
 int anomaly_profiles_save(struct anomaly_profiles *a, time_t now, char **ret)
 {
-	json_object *root = json_object_new_object(), *profiles = json_object_new_array(),
-		    *versions = json_object_new_array();
-	int r = 0;
+	size_t len;
+	bool first = true;
+	FILE *f = open_memstream(ret, &len);
 
-	if (!root || !profiles || !versions) {
-		json_object_put(root);
-		json_object_put(profiles);
-		json_object_put(versions);
+	if (!f)
 		return -ENOMEM;
-	}
-	json_object_object_add(root, "profiles", profiles);
-	json_object_object_add(root, "versions", versions);
+	/* One element at a time, not one tree for the whole: a JSON object
+	 * for each of 32,768 versions took about 50 MiB beside the text. */
+	fputs("{\"profiles\":[", f);
 	pthread_mutex_lock(&a->lock);
 	for (size_t i = 0; i < a->profiles.n_buckets; i++)
 		for (struct profile *p = a->profiles.buckets[i]; p; p = p->next)
-			json_object_array_add(profiles, profile_json(p, now, a->s.burst_window));
+			put_element(f, profile_json(p, now, a->s.burst_window), &first);
+	fputs("],\"versions\":[", f);
+	first = true;
 	/* In the order learned, which the load keeps for what it drops. */
 	for (struct version *v = a->oldest; v; v = v->newer) {
 		json_object *o;
@@ -575,14 +587,22 @@ int anomaly_profiles_save(struct anomaly_profiles *a, time_t now, char **ret)
 		json_object_object_add(o, "uid", json_object_new_int64(v->uid));
 		json_object_object_add(o, "exe", v->exe ? json_object_new_string(v->exe) : NULL);
 		json_object_object_add(o, "when", json_object_new_int64(v->when));
-		json_object_array_add(versions, o);
+		put_element(f, o, &first);
 	}
 	pthread_mutex_unlock(&a->lock);
-	*ret = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-	if (!*ret)
-		r = -ENOMEM;
-	json_object_put(root);
-	return r;
+	fputs("]}", f);
+	if (ferror(f)) {
+		fclose(f);
+		free(*ret);
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	if (fclose(f) != 0) {
+		free(*ret);
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static const char *field_text(json_object *o, const char *name)
@@ -641,32 +661,88 @@ static void load_profile(struct anomaly_profiles *a, json_object *o)
 		note_recent(p, json_object_get_int64(json_object_array_get_idx(recent, i)));
 }
 
+/* One saved version. Holds a->lock. */
+static void load_version(struct anomaly_profiles *a, json_object *o)
+{
+	const char *path = field_text(o, "path");
+	struct version *v = path ? find_version(a, path) : NULL;
+
+	/* A version learned since the start is the newer one. */
+	if (path && (!v || v->when < field_int(o, "when")))
+		learn_version(a, path, field_text(o, "sha256"), field_int(o, "uid"),
+			      field_text(o, "exe"), field_int(o, "when"));
+}
+
+/* The saved text, read as the save wrote it: {"profiles":[...],
+ * "versions":[...]}, one element at a time, each handed to its function
+ * (none: only checked). A tree of the whole took about 60 MiB for 32,768
+ * versions at each start. */
+struct reading {
+	const char *p, *end;
+	json_tokener *tok;
+};
+
+static void skip_space(struct reading *r)
+{
+	while (r->p < r->end && strchr(" \t\r\n", *r->p))
+		r->p++;
+}
+
+static bool expect(struct reading *r, const char *text)
+{
+	size_t n = strlen(text);
+
+	skip_space(r);
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, text, n))
+		return false;
+	r->p += n;
+	return true;
+}
+
+/* The elements of the array whose "[" was read, up to its "]". */
+static bool read_elements(struct reading *r, struct anomaly_profiles *a,
+			  void (*fn)(struct anomaly_profiles *, json_object *))
+{
+	if (expect(r, "]"))
+		return true;
+	do {
+		json_object *o;
+
+		json_tokener_reset(r->tok);
+		o = json_tokener_parse_ex(r->tok, r->p, (int)(r->end - r->p));
+		if (!o || !json_object_is_type(o, json_type_object)) {
+			json_object_put(o);
+			return false;
+		}
+		r->p += json_tokener_get_parse_end(r->tok);
+		if (fn)
+			fn(a, o);
+		json_object_put(o);
+	} while (expect(r, ","));
+	return expect(r, "]");
+}
+
+static bool read_saved(const char *text, size_t len, struct anomaly_profiles *a, bool apply)
+{
+	struct reading r = {.p = text, .end = text + len, .tok = json_tokener_new()};
+	bool ok = r.tok && expect(&r, "{") && expect(&r, "\"profiles\"") && expect(&r, ":") &&
+		  expect(&r, "[") && read_elements(&r, a, apply ? load_profile : NULL) &&
+		  expect(&r, ",") && expect(&r, "\"versions\"") && expect(&r, ":") &&
+		  expect(&r, "[") && read_elements(&r, a, apply ? load_version : NULL) &&
+		  expect(&r, "}");
+
+	json_tokener_free(r.tok);
+	skip_space(&r);
+	return ok && r.p == r.end;
+}
+
 int anomaly_profiles_load(struct anomaly_profiles *a, const char *text, size_t len)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *root = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL, *profiles,
-		    *versions;
-
-	json_tokener_free(tok);
-	profiles = root ? field_array(root, "profiles") : NULL;
-	versions = root ? field_array(root, "versions") : NULL;
-	if (!profiles || !versions) {
-		json_object_put(root);
+	/* Checked whole before anything is taken from it. */
+	if (!read_saved(text, len, a, false))
 		return -EINVAL;
-	}
 	pthread_mutex_lock(&a->lock);
-	for (size_t i = 0; i < json_object_array_length(profiles); i++)
-		load_profile(a, json_object_array_get_idx(profiles, i));
-	for (size_t i = 0; i < json_object_array_length(versions); i++) {
-		json_object *o = json_object_array_get_idx(versions, i);
-		const char *path = field_text(o, "path");
-		struct version *v = path ? find_version(a, path) : NULL;
-		/* A version learned since the start is the newer one. */
-		if (path && (!v || v->when < field_int(o, "when")))
-			learn_version(a, path, field_text(o, "sha256"), field_int(o, "uid"),
-				      field_text(o, "exe"), field_int(o, "when"));
-	}
+	(void)read_saved(text, len, a, true);
 	pthread_mutex_unlock(&a->lock);
-	json_object_put(root);
 	return 0;
 }

@@ -271,6 +271,16 @@ Test(anomaly, a_damaged_save_is_refused)
 {
 	cr_assert_eq(anomaly_profiles_load(p, "{\"profiles\": 3}", 15), -EINVAL);
 	cr_assert_eq(anomaly_profiles_load(p, "not json", 8), -EINVAL);
+	/* Read an element at a time, but checked whole first: a save cut
+	 * short or followed by more is refused, and nothing of it taken. */
+	static const char cut[] = "{\"profiles\":[{\"uid\":1001,\"key\":\"release\",\"first\":1,"
+				  "\"last\":2,\"count\":1}],\"versions\":[{\"path\":\"a\"}";
+	cr_assert_eq(anomaly_profiles_load(p, cut, strlen(cut)), -EINVAL);
+	cr_assert_eq(anomaly_profile_count(p), 0);
+	static const char more[] = "{\"profiles\":[],\"versions\":[]} {}";
+	cr_assert_eq(anomaly_profiles_load(p, more, strlen(more)), -EINVAL);
+	static const char spaced[] = " { \"profiles\" : [ ] ,\n\"versions\" : [ ] } \n";
+	cr_assert_eq(anomaly_profiles_load(p, spaced, strlen(spaced)), 0);
 	cr_assert_eq(anomaly_profile_count(p), 0);
 }
 
