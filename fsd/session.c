@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "backing.h"
 #include "config.h"
+#include "file.h"
 #include "hash.h"
 #include "live.h"
 #include "log.h"
@@ -84,9 +85,8 @@ static void file_name(const char *marker, char out[2 * SHA256_LEN + 1])
 static int save(struct sessions *ss, const struct session *s)
 {
 	struct json_object *o = json_object_new_object();
-	char tmp[2 * SHA256_LEN + 8];
 	const char *text;
-	int fd, r = 0;
+	int r;
 
 	if (!o)
 		return -ENOMEM;
@@ -98,15 +98,7 @@ static int save(struct sessions *ss, const struct session *s)
 	json_object_object_add(o, "rule", json_object_new_string(s->rule));
 	json_object_object_add(o, "key", json_object_new_string(s->key));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", s->file);
-	fd = openat(ss->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) < 0 ||
-	    renameat(ss->dir_fd, tmp, ss->dir_fd, s->file) < 0 || fsync(ss->dir_fd) < 0)
-		r = errno ? -errno : -EIO;
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		(void)unlinkat(ss->dir_fd, tmp, 0); /* nothing else to undo */
+	r = file_replace(ss->dir_fd, s->file, text, strlen(text), 0600, true);
 	json_object_put(o);
 	return r;
 }

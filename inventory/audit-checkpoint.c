@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <openssl/pem.h>
 
+#include "file.h"
 #include "note.h"
 
 /* NOTE, durable in the store already, replaces the copy outside it: a
@@ -21,34 +22,12 @@
  * a copy lost with it lags, which the start accepts. */
 static int write_copy(struct audit *a, const char *note, char *err)
 {
-	char tmp[80];
-	size_t len = strlen(note), done = 0;
-	int fd, r = 0;
+	int r;
 
 	if (a->copy_dirfd < 0)
 		return 0;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", a->copy_name);
-	fd =
-	    openat(a->copy_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return error_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
-	while (r == 0 && done < len) {
-		ssize_t n = write(fd, note + done, len - done);
-		if (n < 0)
-			r = -errno;
-		else
-			done += n;
-	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0 && renameat(a->copy_dirfd, tmp, a->copy_dirfd, a->copy_name) < 0)
-		r = -errno;
-	if (r < 0) {
-		(void)unlinkat(a->copy_dirfd, tmp, 0);
-		return error_set(err, r, "cannot replace %s: %s", a->copy_name, strerror(-r));
-	}
-	return 0;
+	r = file_replace(a->copy_dirfd, a->copy_name, note, strlen(note), 0644, false);
+	return r < 0 ? error_set(err, r, "cannot replace %s: %s", a->copy_name, strerror(-r)) : 0;
 }
 
 /* The checkpoint made durable last, copied outside the store: without

@@ -15,7 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STAMP_TMP STORE_STAMP_FILE ".tmp"
+#include "file.h"
+
 #define STAMP_FORMAT "signfs-store-stamp 1 %ju %ju %jd %jd.%09ld %jd.%09ld\n"
 
 /* The stamp's text for the store file in DIRFD, or -errno. A WAL that
@@ -40,28 +41,15 @@ static int stamp_text(int dirfd, char *out, size_t n)
 int store_stamp_leave(const char *dir)
 {
 	char text[160];
-	int dirfd, fd = -1, r;
+	int dirfd, r;
 
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return -errno;
+	/* Whole or none after a power cut, and there once the stop is over. */
 	r = stamp_text(dirfd, text, sizeof(text));
-	if (r == 0) {
-		fd = openat(dirfd, STAMP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			    0600);
-		if (fd < 0)
-			r = -errno;
-	}
-	/* On the disk before the name says it is there, and the name before
-	 * the stop is over: a power cut leaves the stamp whole or none. */
-	if (r == 0 && (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) < 0))
-		r = errno ? -errno : -EIO;
-	if (fd >= 0 && close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && (renameat(dirfd, STAMP_TMP, dirfd, STORE_STAMP_FILE) < 0 || fsync(dirfd) < 0))
-		r = -errno;
-	if (r < 0)
-		(void)unlinkat(dirfd, STAMP_TMP, 0);
+	if (r == 0)
+		r = file_replace(dirfd, STORE_STAMP_FILE, text, strlen(text), 0600, true);
 	close(dirfd);
 	return r;
 }

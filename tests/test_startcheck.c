@@ -356,15 +356,21 @@ static int take(char *why)
 	return store_stamp_take(dir, why);
 }
 
-Test(startcheck, a_stamp_vouches_for_the_store_it_was_left_with_and_once)
+/* Three records in the store, which is then closed as a stop closes it. */
+static void stop_with_records(void)
 {
-	char why[ERROR_MAX], path[128];
-
 	append(3);
 	audit_close(audit);
 	store_close(store);
 	audit = NULL;
 	store = NULL;
+}
+
+Test(startcheck, a_stamp_vouches_for_the_store_it_was_left_with_and_once)
+{
+	char why[ERROR_MAX], path[128];
+
+	stop_with_records();
 	cr_assert_eq(take(why), 0);
 	cr_assert(strstr(why, "left no stamp"), "%s", why);
 	cr_assert_eq(store_stamp_leave(dir), 0);
@@ -380,11 +386,7 @@ Test(startcheck, a_stamp_does_not_vouch_for_a_store_written_after_it)
 	char why[ERROR_MAX], path[128];
 	int fd;
 
-	append(3);
-	audit_close(audit);
-	store_close(store);
-	audit = NULL;
-	store = NULL;
+	stop_with_records();
 	/* The same size, one byte rewritten: only its times tell. */
 	cr_assert_eq(store_stamp_leave(dir), 0);
 	snprintf(path, sizeof(path), "%s/" STORE_FILE, dir);

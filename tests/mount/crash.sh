@@ -46,7 +46,11 @@ check "every published artifact has its signing record, with its SHA-256" publis
 sed -n "s/^\([0-9]* artifacts checked\)/# \1 (published before or during the kill)/p" "$T/out"
 check "no half-done objects or staging files survive the restart" sh -c "
 	test -z \"\$(ls -A '$STATE/staging')\" &&
-	test \$(ls '$STATE/objects' | wc -l) = \$(find '$STATE/outbox' -type l | wc -l)"
+	test \$(ls '$STATE/objects' | wc -l) = \$(find '$STATE/outbox' -type l | wc -l) || {
+	echo staging: \$(ls -A '$STATE/staging'); echo objects: \$(ls '$STATE/objects' | wc -l) \
+		links: \$(find '$STATE/outbox' -type l | wc -l) swapped: \$(ls '$STATE/swapped');
+	for o in \$(ls '$STATE/objects'); do find '$STATE/outbox' -lname \$o | grep -q . ||
+		echo unlinked: \$o: \$(ls '$STATE/objects/'\$o); done; false; }"
 for _ in $(seq 60); do
 	[ "$(cat "$MNT"/audit/*.jsonl | wc -l)" = "$(sed -n 2p "$MNT/audit/checkpoint")" ] && break
 	sleep 0.05
