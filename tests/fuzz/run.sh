@@ -22,7 +22,7 @@ glob)
 	libs=""
 	;;
 verify)
-	srcs="$top/inventory/verify.c $(echo $top/inventory/audit*.c) $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/base/flush.c $top/policy/base/error.c $top/policy/base/text.c"
+	srcs="$top/inventory/verify.c $(echo $top/inventory/audit*.c) $top/inventory/note.c $top/inventory/merkle.c $top/inventory/store.c $top/policy/base/flush.c $top/policy/base/error.c $top/policy/base/text.c $top/policy/base/file.c"
 	incs="-I$top/inventory -I$top/policy -I$top/policy/base -I/usr/include/json-c"
 	libs="-lcrypto -ljson-c -lsqlite3"
 	;;
