@@ -42,7 +42,8 @@ struct names {
 	size_t n, cap;
 };
 
-static int collect_name(void *ctx, const char *name, const struct stat *st)
+static int collect_name(void *ctx, const char *name, const struct stat *st, enum outbox_kind kind,
+			uint64_t id)
 {
 	struct names *l = ctx;
 	size_t len = strlen(name), s = strlen(OUTBOX_SIG_SUFFIX);
@@ -99,7 +100,8 @@ void ingest_withdraw_missing(struct ingest *in, const char *path, const struct i
 			report_withdrawn(in, path, cred, id, reason);
 		return;
 	}
-	if (kind != OUTBOX_DIR || outbox_list(in->outbox, path, collect_name, &children) < 0) {
+	if (kind != OUTBOX_DIR ||
+	    outbox_list(in->outbox, path, collect_name, NULL, &children) < 0) {
 		for (size_t i = 0; i < children.n; i++)
 			free(children.v[i]);
 		free(children.v);

@@ -8,10 +8,17 @@
  * file is open (it does at the last close). libfuse forbids
  * fuse_lowlevel_notify_inval_entry in a request on the same directory or
  * while holding what such a request needs: this thread serves no request
- * and holds no lock while it writes the notices. */
+ * and holds no lock while it writes the notices.
+ *
+ * Published versions: the kernel keeps their entries (VERSION_SECONDS,
+ * ops-internal.h), so an outbox entry whose version changes is dropped
+ * before the request that changed it (the committing close(), a rename,
+ * an unlink) is answered: notices.h writes the drops and holds the
+ * answers back until they are written. */
 #include "invalidate.h"
 
 #include <fuse_lowlevel.h>
+#include <libgen.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -20,6 +27,7 @@
 #include <string.h>
 
 #include "nodes.h"
+#include "notices.h"
 #include "outcomes.h"
 
 struct invalidate {
@@ -29,6 +37,7 @@ struct invalidate {
 	struct fuse_session *se; /* atomic: set while mounted */
 	pthread_t sweeper;
 	bool sweeping, stop; /* stop: atomic */
+	struct notices *notices;
 };
 
 #define SWEEP_BATCH 256
@@ -44,6 +53,11 @@ struct invalidate *invalidate_new(struct nodes *nodes, invalidate_paths_fn paths
 	v->nodes = nodes;
 	v->paths = paths;
 	v->ctx = ctx;
+	v->notices = notices_new();
+	if (!v->notices) {
+		free(v);
+		return NULL;
+	}
 	return v;
 }
 
@@ -92,8 +106,10 @@ static void stop_sweeper(struct invalidate *v)
 
 void invalidate_free(struct invalidate *v)
 {
-	if (v)
-		stop_sweeper(v);
+	if (!v)
+		return;
+	stop_sweeper(v);
+	notices_free(v->notices);
 	free(v);
 }
 
@@ -103,6 +119,8 @@ void invalidate_serving(struct invalidate *v, struct fuse_session *se)
 		return;
 	if (!se)
 		stop_sweeper(v);
+	/* Without its threads, versions are not cached (ops_entry). */
+	(void)notices_serve(v->notices, se);
 	__atomic_store_n(&v->se, se, __ATOMIC_RELEASE);
 	if (se && v->nodes && !v->sweeping) {
 		__atomic_store_n(&v->stop, false, __ATOMIC_RELEASE);
@@ -130,9 +148,51 @@ void invalidate_entry(struct invalidate *v, uint64_t parent, const char *name)
 {
 	struct fuse_session *se = v ? __atomic_load_n(&v->se, __ATOMIC_ACQUIRE) : NULL;
 
-	/* -ENOENT only means the kernel has no such entry. */
-	if (se)
+	/* After the answer this thread handed over, if it did; -ENOENT only
+	 * means the kernel has no such entry. */
+	if (se && !notices_drop(v->notices, parent, name, false, false))
 		(void)fuse_lowlevel_notify_inval_entry(se, parent, name, strlen(name));
+}
+
+bool invalidate_versions_cached(struct invalidate *v)
+{
+	return v && notices_running(v->notices);
+}
+
+void invalidate_outbox(struct invalidate *v, const char *relpath)
+{
+	char *copy, *path;
+	uint64_t dir;
+
+	if (!invalidate_versions_cached(v) || !(copy = strdup(relpath)))
+		return;
+	/* The kernel holds no entry under a directory it has forgotten. */
+	if (asprintf(&path, "/outbox/%s", dirname(copy)) >= 0) {
+		if (!strcmp(path, "/outbox/."))
+			path[7] = 0;
+		dir = nodes_find(v->nodes, path);
+		free(path);
+		strcpy(copy, relpath);
+		if (dir)
+			(void)notices_drop(v->notices, dir, basename(copy), true, true);
+	}
+	free(copy);
+}
+
+static unsigned patience(bool locked)
+{
+	return locked ? NOTICES_PATIENCE_LOCKED_MS : NOTICES_PATIENCE_MS;
+}
+
+void invalidate_reply_err(struct invalidate *v, fuse_req_t req, int err, bool locked)
+{
+	notices_reply_err(v ? v->notices : NULL, req, err, patience(locked));
+}
+
+void invalidate_reply_attr(struct invalidate *v, fuse_req_t req, const struct stat *st,
+			   double timeout, bool locked)
+{
+	notices_reply_attr(v ? v->notices : NULL, req, st, timeout, patience(locked));
 }
 
 void invalidate_changed(struct invalidate *v, unsigned what, const char *name)

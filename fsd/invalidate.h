@@ -6,8 +6,11 @@
  * mount: nothing is cached). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
+struct fuse_req;
 struct fuse_session;
 struct nodes;
 
@@ -47,6 +50,27 @@ void invalidate_published(struct invalidate *v, const char *relpath);
  * target): drop the kernel's entry of it. Only once the request that
  * changed it is answered: until then the kernel holds the directory. */
 void invalidate_entry(struct invalidate *v, uint64_t parent, const char *name);
+
+/* May the kernel keep the entries and attributes of published versions
+ * (VERSION_SECONDS, ops-internal.h)? While mounted, when the notifier that
+ * drops them runs; never otherwise. */
+bool invalidate_versions_cached(struct invalidate *v);
+
+/* The entries of outbox/RELPATH (outbox_changed_fn) name other versions
+ * or none: the kernel's are dropped, behind the answer to the request this
+ * thread serves if it answers with invalidate_reply_*. Any thread, any
+ * lock held. */
+void invalidate_outbox(struct invalidate *v, const char *relpath);
+
+/* Answer REQ (fuse_reply_err, fuse_reply_attr) now, or, if this thread
+ * queued drops of outbox entries that are not done yet, once they are:
+ * what the request changed is what any later path walk finds. For every
+ * request that can publish or withdraw: with LOCKED for those the kernel
+ * holds a directory or the file for (rename, unlink, rmdir, fsync,
+ * truncate), whose answer waits only a moment (notices.h). V may be NULL. */
+void invalidate_reply_err(struct invalidate *v, struct fuse_req *req, int err, bool locked);
+void invalidate_reply_attr(struct invalidate *v, struct fuse_req *req, const struct stat *st,
+			   double timeout, bool locked);
 
 /* Something the virtual files show changed (virt_change kinds in WHAT,
  * NAME as invalidate_paths_fn takes it). */

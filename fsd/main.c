@@ -359,6 +359,12 @@ static int load_config(const struct options *o, struct config **ret)
 	return 0;
 }
 
+/* An outbox path's entries changed: the kernel's go (invalidate.h). */
+static void outbox_changed(void *ctx, const char *relpath)
+{
+	invalidate_outbox(ctx, relpath);
+}
+
 /* The state directory, the daemon's counters, the token and the store. */
 static int open_state(const struct options *o, struct fsd *d, int *lock_fd)
 {
@@ -452,6 +458,7 @@ static int open_pipeline(const struct options *o, struct fsd *d)
 		return r;
 	}
 	outbox_set_statement(ingest_outbox(d->ingest), provenance_statement, d->provenance);
+	outbox_set_changed(ingest_outbox(d->ingest), outbox_changed, d->inval);
 	if (settle_interrupted(d) < 0) {
 		fprintf(stderr, "signfsd: cannot settle the signatures a crash interrupted\n");
 		return -EIO;

@@ -244,6 +244,30 @@ struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name
 	return n;
 }
 
+/* Holds t->lock. The node of version ID, KIND, if there is one. */
+static struct node *find_version(struct nodes *t, const char *id, enum outbox_kind kind)
+{
+	struct node *n = *version_bucket(t, id, kind);
+
+	while (n && (n->vkind != kind || strcmp(n->id, id)))
+		n = n->next;
+	return n;
+}
+
+bool nodes_version_holds(struct nodes *t, const char *id, enum outbox_kind kind,
+			 const struct node *dir, const char *name)
+{
+	struct node *n;
+	bool holds;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_version(t, id, kind);
+	holds = n && n->nlookup > 0 && n->name && n->dir == nodes_id((struct node *)dir) &&
+		!strcmp(n->name, name);
+	pthread_mutex_unlock(&t->lock);
+	return holds;
+}
+
 struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind, struct node *dir,
 			   const char *name)
 {
@@ -253,9 +277,7 @@ struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kin
 
 	pthread_mutex_lock(&t->lock);
 	b = version_bucket(t, id, kind);
-	for (n = *b; n; n = n->next)
-		if (n->vkind == kind && !strcmp(n->id, id))
-			break;
+	n = find_version(t, id, kind);
 	if (!n && (n = calloc(1, sizeof(*n)))) {
 		n->kind = NODE_VERSION;
 		snprintf(n->id, sizeof(n->id), "%s", id);
@@ -446,6 +468,20 @@ bool nodes_version_kept(struct nodes *t, struct node *n, struct stat *ret)
 
 	pthread_mutex_lock(&t->lock);
 	kept = n->kept;
+	if (kept)
+		*ret = n->vst;
+	pthread_mutex_unlock(&t->lock);
+	return kept;
+}
+
+bool nodes_version_attr(struct nodes *t, const char *id, enum outbox_kind kind, struct stat *ret)
+{
+	struct node *n;
+	bool kept;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_version(t, id, kind);
+	kept = n && n->kept;
 	if (kept)
 		*ret = n->vst;
 	pthread_mutex_unlock(&t->lock);

@@ -43,6 +43,11 @@ struct node *nodes_lookup(struct nodes *t, struct node *parent, const char *name
 struct node *nodes_version(struct nodes *t, const char *id, enum outbox_kind kind, struct node *dir,
 			   const char *name);
 
+/* Does the kernel hold a lookup of the version (object ID, KIND) whose
+ * last lookup was as NAME under DIR? Counts nothing. */
+bool nodes_version_holds(struct nodes *t, const char *id, enum outbox_kind kind,
+			 const struct node *dir, const char *name);
+
 /* What a version node is. */
 void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1], enum outbox_kind *kind);
 
@@ -51,6 +56,10 @@ void nodes_version_of(const struct node *n, char id[OUTBOX_ID_LEN + 1], enum out
  * fstat (which the kernel asks without the file). */
 void nodes_version_keep(struct nodes *t, struct node *n, const struct stat *st);
 bool nodes_version_kept(struct nodes *t, struct node *n, struct stat *ret);
+
+/* The attributes kept of the version (object ID, KIND), if it has a node
+ * that keeps them: what a listing would read from the object. */
+bool nodes_version_attr(struct nodes *t, const char *id, enum outbox_kind kind, struct stat *ret);
 
 /* The kernel forgot COUNT lookups of N. */
 void nodes_forget(struct nodes *t, struct node *n, uint64_t count);

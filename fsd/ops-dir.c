@@ -55,6 +55,29 @@ static int listing_add(void *ctx, const char *name, const struct stat *st)
 	return 0;
 }
 
+/* An entry of an outbox listing (outbox_fill_fn). */
+static int listing_add_outbox(void *ctx, const char *name, const struct stat *st,
+			      enum outbox_kind kind, uint64_t version)
+{
+	struct listing *l = ctx;
+	int r = listing_add(l, name, st);
+
+	if (r == 0) {
+		l->e[l->n - 1].kind = kind;
+		l->e[l->n - 1].version = version;
+	}
+	return r;
+}
+
+/* The attributes of a version the kernel has looked up (outbox_known_fn):
+ * kept by its node, they save reading them from the object again. */
+static bool listing_known(void *ctx, enum outbox_kind kind, const char *id, struct stat *st)
+{
+	struct listing *l = ctx;
+
+	return nodes_version_attr(l->nodes, id, kind, st);
+}
+
 static const char *name_of(const struct listing *l, size_t i)
 {
 	return l->names + l->e[i].name;
@@ -66,6 +89,7 @@ static void listing_free(struct listing *l)
 		return;
 	free(l->names);
 	free(l->e);
+	free(l->outbox_dir);
 	free(l);
 }
 
@@ -182,7 +206,13 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			r = list_inbox(d, rel, l);
 			break;
 		case NODE_OUTBOX:
-			r = outbox_list(ingest_outbox(d->ingest), rel, listing_add, l);
+			/* Read before the listing: see outbox_generation. */
+			l->generation = outbox_generation(ingest_outbox(d->ingest), rel);
+			l->outbox_dir = strdup(rel);
+			l->nodes = d->nodes;
+			r = l->outbox_dir ? outbox_list(ingest_outbox(d->ingest), rel,
+							listing_add_outbox, listing_known, l)
+					  : -ENOMEM;
 			break;
 		default:
 			r = virt_list(d, rel, listing_add, l);
@@ -229,8 +259,9 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 }
 
 /* Whether the listing of DIR gives entry E with its node and attributes:
- * not "." and "..", not published versions (their entry is never cached,
- * see ops_entry: a path walk looks them up anyway), and only while there is
+ * not "." and "..", not published versions unless the kernel keeps their
+ * entries (see ops_entry: a path walk looks them up anyway otherwise), and
+ * only while there is
  * room under the node bound, so that a directory larger than the bound does
  * not have the sweeper drop entries the kernel uses (or the listing's own
  * before they are read); the kernel looks up the others. Entries that have
@@ -239,7 +270,8 @@ static bool entry_given(struct fsd *d, struct node *dir, const char *name, mode_
 {
 	if (!strcmp(name, ".") || !strcmp(name, ".."))
 		return false;
-	if (nodes_kind(dir) == NODE_OUTBOX && !S_ISDIR(mode))
+	if (nodes_kind(dir) == NODE_OUTBOX && !S_ISDIR(mode) &&
+	    !invalidate_versions_cached(d->inval))
 		return false;
 	return nodes_room_for(d->nodes, dir, name);
 }
@@ -248,8 +280,8 @@ static bool entry_given(struct fsd *d, struct node *dir, const char *name, mode_
  * its node when given (*RET_NODE, a lookup counted; NULL otherwise). The
  * bytes it takes, more than SIZE - USED when it does not fit (no lookup
  * counted then). */
-static size_t add_plus(fuse_req_t req, struct node *dir, struct listing *l, size_t i, char *buf,
-		       size_t size, size_t used, struct node **ret_node)
+static size_t add_plus(fuse_req_t req, struct node *dir, struct listing *l, bool fresh, size_t i,
+		       char *buf, size_t size, size_t used, struct node **ret_node)
 {
 	struct fsd *d = fsd_of(req);
 	struct fuse_entry_param e = {.attr = {.st_ino = l->e[i].ino, .st_mode = l->e[i].mode}};
@@ -257,9 +289,20 @@ static size_t add_plus(fuse_req_t req, struct node *dir, struct listing *l, size
 	struct stat st;
 	size_t k;
 
-	if (entry_given(d, dir, name_of(l, i), l->e[i].mode) &&
-	    ops_lookup_child(d, req, dir, name_of(l, i), &n, &st) == 0)
-		e = ops_entry(n, &st);
+	if (fresh && l->e[i].version) {
+		char id[OUTBOX_ID_LEN + 1];
+		/* The listing's version is the entry's: its node, if the
+		 * kernel holds it under this name, is what the kernel's entry
+		 * names already (any other was dropped when it changed). */
+		outbox_id(l->e[i].version, id);
+		if (!nodes_version_holds(d->nodes, id, l->e[i].kind, dir, name_of(l, i)) &&
+		    entry_given(d, dir, name_of(l, i), l->e[i].mode) &&
+		    ops_version_child(d, dir, name_of(l, i), id, l->e[i].kind, &n, &st) == 0)
+			e = ops_entry(d, n, &st);
+	} else if (entry_given(d, dir, name_of(l, i), l->e[i].mode) &&
+		   ops_lookup_child(d, req, dir, name_of(l, i), &n, &st) == 0) {
+		e = ops_entry(d, n, &st);
+	}
 	k = fuse_add_direntry_plus(req, buf + used, size - used, name_of(l, i), &e, i + 1);
 	if (k > size - used && n) {
 		nodes_forget(d->nodes, n, 1);
@@ -287,9 +330,16 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* The kernel holds the directory (and any entry the listing gives it)
+	 * until this is answered: an entry that changes meanwhile is dropped
+	 * after it, and one that changed since the listing is looked up. */
+	bool fresh =
+	    l->outbox_dir && invalidate_versions_cached(fsd_of(req)->inval) &&
+	    outbox_generation(ingest_outbox(fsd_of(req)->ingest), l->outbox_dir) == l->generation;
+
 	for (size_t i = off; i < l->n && given < most; i++) {
 		struct node *n;
-		size_t k = add_plus(req, dir, l, i, buf, size, used, &n);
+		size_t k = add_plus(req, dir, l, fresh, i, buf, size, used, &n);
 		if (k > size - used)
 			break;
 		used += k;

@@ -309,18 +309,19 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			closer.holds_more = proc_holds(ctx->pid, path);
 		free(path);
 	}
-	fuse_reply_err(req, -ingest_flush(h->file, &closer));
+	invalidate_reply_err(fsd_of(req)->inval, req, -ingest_flush(h->file, &closer), false);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	free_handle(open_handle(fi));
 	nodes_opened(fsd_of(req)->nodes, node_of(req, ino), false);
-	fuse_reply_err(req, 0);
+	invalidate_reply_err(fsd_of(req)->inval, req, 0, false);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct handle *h = open_handle(fi);
-	fuse_reply_err(req, h->file ? -ingest_fsync(h->file, datasync) : 0);
+	invalidate_reply_err(fsd_of(req)->inval, req,
+			     h->file ? -ingest_fsync(h->file, datasync) : 0, true);
 }

@@ -11,14 +11,20 @@
 
 #include "daemon.h"
 #include "ingest.h"
+#include "invalidate.h"
 #include "nodes.h"
 #include "virt.h"
 
 /* Names and attributes are cached for a second; whatever changes behind
- * the kernel's back is invalidated where it happens. A published version is
- * looked up afresh at every open (entry timeout 0), so that a new version is
- * a new inode at once; its own attributes never change. */
+ * the kernel's back is invalidated where it happens. A published version
+ * never changes, so the kernel keeps its attributes and its entries for
+ * an hour: each entry is dropped when it comes to name another version or
+ * none (invalidate_outbox), before the request that changed it is
+ * answered, so that a new version is a new inode at once. Without the
+ * thread that drops them (invalidate_versions_cached), versions are looked
+ * up afresh at every path walk instead (entry timeout 0). */
 #define CACHE_SECONDS 1.0
+#define VERSION_SECONDS 3600.0
 #define VERSION_XATTR "user.signfs.version"
 
 /* An open file: an inbox file of the ingest pipeline, a published version,
@@ -44,11 +50,18 @@ struct listing {
 	struct dirent_copy {
 		size_t name; /* offset in NAMES */
 		ino_t ino;
-		mode_t mode; /* the file type: the listing's d_type */
+		mode_t mode;	       /* the file type: the listing's d_type */
+		enum outbox_kind kind; /* an outbox listing's: what the entry is */
+		uint64_t version;      /* ... and of which object, if a file */
 	} * e;
 	size_t n, cap;
 	char *names;
 	size_t names_used, names_cap;
+	/* An outbox listing: its directory's generation when it was taken,
+	 * and the nodes that know some of its versions' attributes. */
+	char *outbox_dir;
+	uint64_t generation;
+	struct nodes *nodes;
 };
 
 static inline struct fsd *fsd_of(fuse_req_t req)
@@ -81,6 +94,14 @@ static inline double attr_seconds(const struct stat *st)
 	return virt_per_reader(st) ? 0 : CACHE_SECONDS;
 }
 
+/* How long the kernel may keep the attributes ST of node N. */
+static inline double node_attr_seconds(struct fsd *d, struct node *n, const struct stat *st)
+{
+	if (nodes_kind(n) == NODE_VERSION && invalidate_versions_cached(d->inval))
+		return VERSION_SECONDS;
+	return attr_seconds(st);
+}
+
 /* The credential: uid/gid/pid of the request, the process behind the pid,
  * its executable as /proc shows it now, its supplementary groups. */
 struct ingest_cred ops_caller(fuse_req_t req);
@@ -104,11 +125,17 @@ void ops_root_stat(struct fsd *d, struct stat *st);
 int ops_node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_file_info *fi,
 		  struct stat *st);
 
-/* The entry of N with attributes ST, as a LOOKUP replies it: versions are
- * looked up afresh at every path walk, the rest cached for CACHE_SECONDS. */
-struct fuse_entry_param ops_entry(struct node *n, const struct stat *st);
+/* The entry of N with attributes ST, as a LOOKUP replies it (see
+ * CACHE_SECONDS and VERSION_SECONDS). */
+struct fuse_entry_param ops_entry(struct fsd *d, struct node *n, const struct stat *st);
 
 void ops_reply_entry(fuse_req_t req, struct node *n, const struct stat *st);
+
+/* NAME under outbox directory PARENT as the file KIND of object ID (what
+ * a listing found there): its node, a lookup counted, and its
+ * attributes; -ENOENT when the object is gone. */
+int ops_version_child(struct fsd *d, struct node *parent, const char *name, const char *id,
+		      enum outbox_kind kind, struct node **ret, struct stat *st);
 
 /* NAME under PARENT, as a LOOKUP by REQ's caller sees it: its node, with one
  * lookup counted, and its attributes. */

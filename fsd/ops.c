@@ -169,19 +169,23 @@ int ops_node_stat(struct fsd *d, fuse_req_t req, struct node *n, struct fuse_fil
 	return r;
 }
 
-struct fuse_entry_param ops_entry(struct node *n, const struct stat *st)
+struct fuse_entry_param ops_entry(struct fsd *d, struct node *n, const struct stat *st)
 {
+	double entry = CACHE_SECONDS;
+
+	if (nodes_kind(n) == NODE_VERSION)
+		entry = invalidate_versions_cached(d->inval) ? VERSION_SECONDS : 0;
 	return (struct fuse_entry_param){
 	    .ino = nodes_id(n),
 	    .attr = *st,
-	    .attr_timeout = attr_seconds(st),
-	    .entry_timeout = nodes_kind(n) == NODE_VERSION ? 0 : CACHE_SECONDS,
+	    .attr_timeout = node_attr_seconds(d, n, st),
+	    .entry_timeout = entry,
 	};
 }
 
 void ops_reply_entry(fuse_req_t req, struct node *n, const struct stat *st)
 {
-	struct fuse_entry_param e = ops_entry(n, st);
+	struct fuse_entry_param e = ops_entry(fsd_of(req), n, st);
 
 	/* An interrupted request: the kernel never took the lookup. */
 	if (fuse_reply_entry(req, &e) < 0)
@@ -194,6 +198,19 @@ int ops_inbox_child(struct fsd *d, struct node *parent, const char *name, char *
 	if (nodes_kind(parent) != NODE_INBOX)
 		return -ops_not_writable(parent);
 	return ops_child_path(d, parent, name, ret);
+}
+
+int ops_version_child(struct fsd *d, struct node *parent, const char *name, const char *id,
+		      enum outbox_kind kind, struct node **ret, struct stat *st)
+{
+	int r = outbox_stat_version(ingest_outbox(d->ingest), id, kind, st);
+
+	if (r < 0)
+		return r;
+	*ret = nodes_version(d->nodes, id, kind, parent, name);
+	if (*ret)
+		nodes_version_keep(d->nodes, *ret, st);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* outbox/PATH: a directory node, or the node of the version it names now
@@ -216,13 +233,7 @@ static int lookup_outbox(struct fsd *d, struct node *parent, const char *name, c
 				*ret = nodes_lookup(d->nodes, parent, name, NODE_OUTBOX);
 			return r < 0 ? r : *ret ? 0 : -ENOMEM;
 		}
-		r = outbox_stat_version(o, id, kind, st);
-		if (r == 0) {
-			*ret = nodes_version(d->nodes, id, kind, parent, name);
-			if (*ret)
-				nodes_version_keep(d->nodes, *ret, st);
-			return *ret ? 0 : -ENOMEM;
-		}
+		r = ops_version_child(d, parent, name, id, kind, ret, st);
 		if (r != -ENOENT)
 			return r;
 	}
@@ -306,12 +317,14 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = ops_node_stat(fsd_of(req), req, node_of(req, ino), fi, &st);
+	struct fsd *d = fsd_of(req);
+	struct node *n = node_of(req, ino);
+	int r = ops_node_stat(d, req, n, fi, &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, attr_seconds(&st));
+		fuse_reply_attr(req, &st, node_attr_seconds(d, n, &st));
 }
 
 /* The inbox path of N for a request that changes it, or an errno for what
@@ -378,10 +391,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	free(buf);
 	if (r == 0)
 		r = ops_node_stat(d, req, n, fi, &st);
+	/* A truncate may have withdrawn or republished the path. */
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		invalidate_reply_err(d->inval, req, -r, true);
 	else
-		fuse_reply_attr(req, &st, attr_seconds(&st));
+		invalidate_reply_attr(d->inval, req, &st, attr_seconds(&st), true);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -450,7 +464,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	}
 	if (r == 0)
 		nodes_unlink(d->nodes, parent, name);
-	fuse_reply_err(req, -r);
+	/* The outbox may follow (a withdrawal). */
+	invalidate_reply_err(d->inval, req, -r, true);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -487,7 +502,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		nodes_rename(d->nodes, parent, name, newparent, target);
 	free(from);
 	free(to);
-	fuse_reply_err(req, -r);
+	/* A rename in the inbox can commit (rsync's). */
+	invalidate_reply_err(d->inval, req, -r, true);
 	/* The kernel moved its entry to NEWNAME: it names nothing, and the
 	 * entry it has of TARGET is the version replaced. */
 	if (r == 0 && target != newname) {

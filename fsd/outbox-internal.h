@@ -21,6 +21,9 @@
  * name up just before the swap still opens what it looked up. */
 #define RETIRED_SECONDS 2
 
+/* Directories share OUTBOX_GENERATIONS counters (outbox_generation). */
+#define OUTBOX_GENERATIONS 1024
+
 struct outbox {
 	int outbox_fd;
 	int objects_fd;
@@ -36,6 +39,9 @@ struct outbox {
 	bool own_flush;
 	outbox_statement_fn statement; /* set before the first publication */
 	void *statement_ctx;
+	outbox_changed_fn changed; /* set before the first publication */
+	void *changed_ctx;
+	uint64_t generation[OUTBOX_GENERATIONS]; /* atomic: by directory's hash */
 };
 
 /* Is ID an object's name (ID_LEN hex digits)? Inline: the compiler then

@@ -302,13 +302,29 @@ int outbox_open_file(struct outbox *o, const char *relpath, int *ret_fd)
 	return r;
 }
 
+/* The number of object ID (valid), as outbox_id() made it. */
+static uint64_t number(const char *id)
+{
+	return strtoull(id, NULL, 16);
+}
+
 /* The entries a published file NAME (a symlink in DIRFD, outbox/RELPATH)
  * lists: NAME, NAME.p7s and NAME.intoto.jsonl, or the statement alone for
  * an object without artifact (a build session's). Each is stated from its
  * object directly, a few syscalls for the three, whatever the size of the
  * directory. A link swapped meanwhile is read again; one removed is not
  * listed. */
-static int list_link(struct outbox *o, int dirfd, const char *name, outbox_fill_fn fill, void *ctx)
+/* outbox_stat_version, unless KNOWN knows. */
+static int stat_version(struct outbox *o, const char *id, enum outbox_kind kind, struct stat *st,
+			outbox_known_fn known, void *ctx)
+{
+	if (known && known(ctx, kind, id, st))
+		return 0;
+	return outbox_stat_version(o, id, kind, st);
+}
+
+static int list_link(struct outbox *o, int dirfd, const char *name, outbox_fill_fn fill,
+		     outbox_known_fn known, void *ctx)
 {
 	char id[ID_LEN + 2], entry[NAME_MAX + 1];
 	struct stat st;
@@ -322,33 +338,34 @@ static int list_link(struct outbox *o, int dirfd, const char *name, outbox_fill_
 		id[n] = 0;
 		if (!outbox_valid_id(id))
 			return 0;
-		r = outbox_stat_version(o, id, OUTBOX_ARTIFACT, &st);
+		r = stat_version(o, id, OUTBOX_ARTIFACT, &st, known, ctx);
 		if (r == 0)
 			break;
 		/* No artifact: a statement alone, or a version replaced since. */
-		if (outbox_stat_version(o, id, OUTBOX_STATEMENT, &st) == 0) {
+		if (stat_version(o, id, OUTBOX_STATEMENT, &st, known, ctx) == 0) {
 			if (snprintf(entry, sizeof(entry), "%s" OUTBOX_STATEMENT_SUFFIX, name) >=
 			    (int)sizeof(entry))
 				return 0;
-			return fill(ctx, entry, &st);
+			return fill(ctx, entry, &st, OUTBOX_STATEMENT, number(id));
 		}
 	}
 	if (r < 0)
 		return 0;
-	r = fill(ctx, name, &st);
+	r = fill(ctx, name, &st, OUTBOX_ARTIFACT, number(id));
 	if (r == 0 &&
 	    snprintf(entry, sizeof(entry), "%s" OUTBOX_SIG_SUFFIX, name) < (int)sizeof(entry) &&
-	    outbox_stat_version(o, id, OUTBOX_SIGNATURE, &st) == 0)
-		r = fill(ctx, entry, &st);
+	    stat_version(o, id, OUTBOX_SIGNATURE, &st, known, ctx) == 0)
+		r = fill(ctx, entry, &st, OUTBOX_SIGNATURE, number(id));
 	if (r == 0 &&
 	    snprintf(entry, sizeof(entry), "%s" OUTBOX_STATEMENT_SUFFIX, name) <
 		(int)sizeof(entry) &&
-	    outbox_stat_version(o, id, OUTBOX_STATEMENT, &st) == 0)
-		r = fill(ctx, entry, &st);
+	    stat_version(o, id, OUTBOX_STATEMENT, &st, known, ctx) == 0)
+		r = fill(ctx, entry, &st, OUTBOX_STATEMENT, number(id));
 	return r;
 }
 
-int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void *ctx)
+int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, outbox_known_fn known,
+		void *ctx)
 {
 	char child[PATH_MAX];
 	DIR *d;
@@ -370,7 +387,7 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (e->d_type == DT_LNK) {
-			r = list_link(o, fd, e->d_name, fill, ctx);
+			r = list_link(o, fd, e->d_name, fill, known, ctx);
 			continue;
 		}
 		if (e->d_type != DT_DIR ||
@@ -378,7 +395,7 @@ int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void
 			     e->d_name) >= (int)sizeof(child))
 			continue;
 		if (outbox_stat(o, child, &st) == 0)
-			r = fill(ctx, e->d_name, &st);
+			r = fill(ctx, e->d_name, &st, OUTBOX_DIR, 0);
 	}
 	closedir(d);
 	return r;

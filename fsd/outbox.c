@@ -122,6 +122,39 @@ void outbox_set_statement(struct outbox *o, outbox_statement_fn fn, void *ctx)
 	o->statement_ctx = ctx;
 }
 
+void outbox_set_changed(struct outbox *o, outbox_changed_fn fn, void *ctx)
+{
+	o->changed = fn;
+	o->changed_ctx = ctx;
+}
+
+/* The counter of directory outbox/RELDIR, LEN bytes of it. */
+static uint64_t *generation(struct outbox *o, const char *reldir, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)reldir[i]) * 16777619u; /* FNV-1a */
+	return &o->generation[h % OUTBOX_GENERATIONS];
+}
+
+uint64_t outbox_generation(struct outbox *o, const char *reldir)
+{
+	return __atomic_load_n(generation(o, reldir, strlen(reldir)), __ATOMIC_ACQUIRE);
+}
+
+/* outbox/RELPATH was swapped or removed (or a swap of it undone): its
+ * directory's number moves, then the hook is told. */
+static void changed(struct outbox *o, const char *relpath)
+{
+	const char *slash = strrchr(relpath, '/');
+
+	__atomic_add_fetch(generation(o, relpath, slash ? (size_t)(slash - relpath) : 0), 1,
+			   __ATOMIC_RELEASE);
+	if (o->changed)
+		o->changed(o->changed_ctx, relpath);
+}
+
 void outbox_serving(struct outbox *o)
 {
 	__atomic_store_n(&o->serving, true, __ATOMIC_RELEASE);
@@ -307,7 +340,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		   size_t sig_len, uint64_t number)
 {
 	char id[ID_LEN + 1], old[ID_LEN + 2];
-	const char *name;
+	const char *name = NULL;
 	int objfd = -1, parent = -1, r, replaces = 0;
 
 	outbox_id(number, id);
@@ -323,8 +356,10 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		r = flush_wait(o->flush);
 	if (r == 0 && o->exit_before_swap && __atomic_load_n(&o->serving, __ATOMIC_ACQUIRE))
 		_exit(99);
-	if (r == 0)
+	if (r == 0) {
 		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, false);
+		changed(o, relpath);
+	}
 	if (parent >= 0)
 		close(parent);
 	close(objfd);
@@ -340,7 +375,7 @@ int outbox_publish_statement(struct outbox *o, const char *relpath, const void *
 	struct stat st = {
 	    .st_uid = geteuid() == 0 ? uid : geteuid(), .st_gid = getegid(), .st_mode = 0444};
 	char id[ID_LEN + 1], old[ID_LEN + 2];
-	const char *name;
+	const char *name = NULL;
 	int objfd = -1, parent = -1, r, replaces = 0;
 
 	outbox_id(number, id);
@@ -358,8 +393,10 @@ int outbox_publish_statement(struct outbox *o, const char *relpath, const void *
 	 * record came first, so a crash keeps either both or the record. */
 	if (r >= 0)
 		r = flush_wait(o->flush);
-	if (r == 0)
+	if (r == 0) {
 		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, true);
+		changed(o, relpath);
+	}
 	if (parent >= 0)
 		close(parent);
 	if (objfd >= 0)
@@ -392,7 +429,7 @@ int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_l
 int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 {
 	char id[ID_LEN + 1], old[ID_LEN + 2];
-	const char *name;
+	const char *name = NULL;
 	int objfd, parent = -1, r, replaces = 0;
 
 	outbox_id(number, id);
@@ -407,8 +444,10 @@ int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 	r = open_parent(o, relpath, &parent, &name);
 	if (r == 0)
 		r = replaces = note_replaced(o, parent, name, id, old);
-	if (r >= 0)
+	if (r >= 0) {
 		r = swap_in(o, objfd, id, parent, name, replaces > 0 ? old : NULL, true);
+		changed(o, relpath);
+	}
 	if (r == 0)
 		(void)unlinkat(objfd, "h", 0);
 	if (parent >= 0)
@@ -429,6 +468,8 @@ int outbox_withdraw(struct outbox *o, const char *relpath, char ret_id[ID_LEN + 
 	pthread_mutex_lock(&o->swap_lock);
 	r = unlinkat(o->outbox_fd, relpath, 0) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&o->swap_lock);
+	if (r == 0)
+		changed(o, relpath);
 	return r;
 }
 

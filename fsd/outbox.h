@@ -47,6 +47,15 @@ typedef int (*outbox_statement_fn)(void *ctx, uint64_t id, char **ret, size_t *r
  * a crash keeps both or neither. */
 void outbox_set_statement(struct outbox *o, outbox_statement_fn fn, void *ctx);
 
+/* Told, once no outbox lock is held, that the entries of outbox/RELPATH
+ * (RELPATH, RELPATH.p7s, RELPATH.intoto.jsonl) may name other versions or
+ * none: by the thread that swapped or removed them, before the call that
+ * did it returns. */
+typedef void (*outbox_changed_fn)(void *ctx, const char *relpath);
+
+/* Set before the first publication. */
+void outbox_set_changed(struct outbox *o, outbox_changed_fn fn, void *ctx);
+
 /* An id for a publication that has no signing record to be named after. */
 uint64_t outbox_new_id(struct outbox *o);
 
@@ -188,10 +197,27 @@ int outbox_stat(struct outbox *o, const char *relpath, struct stat *ret);
 /* A read-only fd on the artifact or signature at RELPATH. */
 int outbox_open_file(struct outbox *o, const char *relpath, int *ret_fd);
 
-typedef int (*outbox_fill_fn)(void *ctx, const char *name, const struct stat *st);
+/* An entry NAME of a listing, with its attributes ST: a directory (KIND
+ * OUTBOX_DIR, ID 0) or the file KIND of object ID (outbox_id()'s number). */
+typedef int (*outbox_fill_fn)(void *ctx, const char *name, const struct stat *st,
+			      enum outbox_kind kind, uint64_t id);
 
-/* Calls FILL for each entry of directory outbox/RELPATH. */
-int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, void *ctx);
+/* Asked before the attributes of the file KIND of object ID are read from
+ * the object: true with them in *ST when the caller has them already (an
+ * object never changes while it is published). */
+typedef bool (*outbox_known_fn)(void *ctx, enum outbox_kind kind, const char *id, struct stat *st);
+
+/* Calls FILL for each entry of directory outbox/RELPATH; KNOWN (or NULL)
+ * as above, with the same CTX. */
+int outbox_list(struct outbox *o, const char *relpath, outbox_fill_fn fill, outbox_known_fn known,
+		void *ctx);
+
+/* A number that changes after any entry of directory outbox/RELDIR comes
+ * to name another version or none, before outbox_changed_fn is told: a
+ * listing taken after reading it equal to what it is later shows what the
+ * directory's entries name then. Other directories may share the number
+ * (it changes more often than their own entries). */
+uint64_t outbox_generation(struct outbox *o, const char *reldir);
 
 /* True when NAME would shadow a signature or a statement in the outbox
  * (ends in .p7s or .intoto.jsonl). */

@@ -198,22 +198,21 @@ static int add_subject(struct walk *w, const char *path, uint64_t leaf, const ch
 
 static int walk_dir(struct walk *w, const char *relpath);
 
-static int walk_entry(void *ctx, const char *name, const struct stat *st)
+static int walk_entry(void *ctx, const char *name, const struct stat *st, enum outbox_kind kind,
+		      uint64_t leaf)
 {
 	struct walk *w = ctx;
 	char path[PATH_MAX], id[OUTBOX_ID_LEN + 1];
-	enum outbox_kind kind;
-	uint64_t leaf;
 
 	if (snprintf(path, sizeof(path), "%s%s%s", w->at, *w->at ? "/" : "", name) >=
 	    (int)sizeof(path))
 		return 0;
-	if (S_ISDIR(st->st_mode))
+	if (kind == OUTBOX_DIR)
 		return walk_dir(w, path);
-	if (outbox_resolve(w->ss->d.outbox, path, &kind, id) < 0 || kind != OUTBOX_ARTIFACT)
+	if (kind != OUTBOX_ARTIFACT || leaf < w->s->since)
 		return 0;
-	leaf = strtoull(id, NULL, 16);
-	return leaf >= w->s->since ? add_subject(w, path, leaf, id) : 0;
+	outbox_id(leaf, id);
+	return add_subject(w, path, leaf, id);
 }
 
 static int walk_dir(struct walk *w, const char *relpath)
@@ -222,7 +221,7 @@ static int walk_dir(struct walk *w, const char *relpath)
 	int r;
 
 	w->at = relpath;
-	r = outbox_list(w->ss->d.outbox, relpath, walk_entry, w);
+	r = outbox_list(w->ss->d.outbox, relpath, walk_entry, NULL, w);
 	w->at = up;
 	return r == -ENOENT ? 0 : r;
 }

@@ -110,12 +110,64 @@ Test(outbox, republish_replaces_the_pair_and_drops_the_old_object)
 	close(b);
 }
 
-static int count(void *ctx, const char *name, const struct stat *st)
+/* Appends each entry to CTX, "NAME/ " for a directory, "NAME:KIND@ID " for
+ * a file (KIND: a artifact, s signature, i statement). */
+static int count(void *ctx, const char *name, const struct stat *st, enum outbox_kind kind,
+		 uint64_t id)
 {
 	char *seen = ctx;
-	strcat(seen, name);
-	strcat(seen, S_ISDIR(st->st_mode) ? "/ " : " ");
+
+	cr_assert_eq(S_ISDIR(st->st_mode), kind == OUTBOX_DIR, "%s", name);
+	if (kind == OUTBOX_DIR)
+		cr_assert_eq(id, 0);
+	sprintf(seen + strlen(seen), kind == OUTBOX_DIR ? "%s/ " : "%s:%c@%llu ", name,
+		kind == OUTBOX_ARTIFACT	   ? 'a'
+		: kind == OUTBOX_SIGNATURE ? 's'
+					   : 'i',
+		(unsigned long long)id);
 	return 0;
+}
+
+/* A path's publication moves its directory's generation, before the hook
+ * hears of it; the hook is told the path of every swap and withdrawal. */
+static char told[256];
+static uint64_t generation_told;
+
+static void note_changed(void *ctx, const char *relpath)
+{
+	generation_told = outbox_generation(ctx, "d");
+	strcat(told, relpath);
+	strcat(told, " ");
+}
+
+Test(outbox, changes_move_the_generation_and_are_told)
+{
+	struct outbox *o;
+	int a = artifact("a1", "one");
+	char id[OUTBOX_ID_LEN + 1];
+	uint64_t g0, g1;
+
+	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
+	outbox_set_changed(o, note_changed, o);
+	told[0] = 0;
+	g0 = outbox_generation(o, "d");
+	cr_assert_eq(outbox_publish(o, "d/f", a, "S", 1, 1), 0);
+	g1 = outbox_generation(o, "d");
+	cr_assert_neq(g1, g0);
+	cr_assert_eq(generation_told, g1);
+	cr_assert_eq(outbox_publish(o, "d/f", a, "S", 1, 2), 0);
+	cr_assert_neq(outbox_generation(o, "d"), g1);
+	g1 = outbox_generation(o, "d");
+	cr_assert_eq(outbox_withdraw(o, "d/f", id), 0);
+	cr_assert_neq(outbox_generation(o, "d"), g1);
+	cr_assert_str_eq(told, "d/f d/f d/f ");
+	/* A failed withdrawal changes nothing. */
+	g1 = outbox_generation(o, "d");
+	cr_assert_eq(outbox_withdraw(o, "d/f", id), -ENOENT);
+	cr_assert_eq(outbox_generation(o, "d"), g1);
+	cr_assert_str_eq(told, "d/f d/f d/f ");
+	outbox_free(o);
+	close(a);
 }
 
 Test(outbox, listing_shows_artifacts_signatures_and_dirs)
@@ -127,9 +179,10 @@ Test(outbox, listing_shows_artifacts_signatures_and_dirs)
 	cr_assert_eq(outbox_open(state_fd, NULL, &o), 0);
 	cr_assert_eq(outbox_publish(o, "f", a, "S", 1, 1), 0);
 	cr_assert_eq(outbox_publish(o, "d/g", a, "S", 1, 2), 0);
-	cr_assert_eq(outbox_list(o, "", count, seen), 0);
+	cr_assert_eq(outbox_list(o, "", count, NULL, seen), 0);
 	/* readdir order is the backing directory's: check membership. */
-	cr_assert(strstr(seen, "f ") && strstr(seen, "f.p7s ") && strstr(seen, "d/ "), "%s", seen);
+	cr_assert(strstr(seen, "f:a@1 ") && strstr(seen, "f.p7s:s@1 ") && strstr(seen, "d/ "), "%s",
+		  seen);
 	outbox_free(o);
 	close(a);
 }
@@ -304,14 +357,14 @@ Test(outbox, a_statement_belongs_to_its_artifact_as_the_signature_does)
 	expect_content(o, "d/f.intoto.jsonl", "ST-1");
 	cr_assert_eq(outbox_stat(o, "d/f.intoto.jsonl", &st), 0);
 	cr_assert_eq(st.st_mode, S_IFREG | 0444);
-	cr_assert_eq(outbox_list(o, "d", count, seen), 0);
-	cr_assert(strstr(seen, "f.intoto.jsonl ") && strstr(seen, "f.p7s "), "%s", seen);
+	cr_assert_eq(outbox_list(o, "d", count, NULL, seen), 0);
+	cr_assert(strstr(seen, "f.intoto.jsonl:i@1 ") && strstr(seen, "f.p7s:s@1 "), "%s", seen);
 	/* Republished without a statement: the old one goes with its version. */
 	cr_assert_eq(outbox_publish(o, "d/f", b, "S", 1, 2), 0);
 	expect_content(o, "d/f", "two");
 	cr_assert_eq(outbox_stat(o, "d/f.intoto.jsonl", &st), -ENOENT);
 	seen[0] = 0;
-	cr_assert_eq(outbox_list(o, "d", count, seen), 0);
+	cr_assert_eq(outbox_list(o, "d", count, NULL, seen), 0);
 	cr_assert_null(strstr(seen, "intoto"), "%s", seen);
 	/* A statement that cannot be made fails the publication. */
 	cr_assert_eq(outbox_publish(o, "d/f", a, "S", 1, 3), -EIO);
