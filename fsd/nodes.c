@@ -15,6 +15,15 @@
 
 #define BUCKETS (1u << 16)
 
+/* A version's attributes (they never change, but for atime), in the few
+ * bytes they take: only versions have them, one for each entry the kernel
+ * holds, and a large listing makes many. */
+struct version_attr {
+	uint64_t ino, size, blocks;
+	int64_t atime, mtime, ctime;
+	uint32_t atime_ns, mtime_ns, ctime_ns, mode, uid, gid, nlink, blksize;
+};
+
 struct node {
 	enum node_kind kind;
 	struct node *parent;	    /* NULL: the root, a version, or removed */
@@ -28,8 +37,7 @@ struct node {
 	unsigned children;
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
 	enum outbox_kind vkind;
-	bool kept;	   /* versions: VST holds their attributes */
-	struct stat vst;   /* never changing, but for atime */
+	struct version_attr *vst; /* versions: their attributes, once kept */
 	struct node *next; /* hash chain */
 };
 
@@ -92,6 +100,7 @@ void nodes_free(struct nodes *t)
 		for (struct node *n = t->versions[i], *next; n; n = next) {
 			next = n->next;
 			free(n->name);
+			free(n->vst);
 			free(n);
 		}
 	}
@@ -204,6 +213,7 @@ static void release(struct nodes *t, struct node *n)
 		if (n->swept)
 			t->swept--;
 		free(n->name);
+		free(n->vst);
 		free(n);
 		if (!parent)
 			break;
@@ -454,11 +464,55 @@ uint64_t nodes_find(struct nodes *t, const char *path)
 	return id;
 }
 
+/* ST's attributes in A, and back. */
+static void attr_keep(struct version_attr *a, const struct stat *st)
+{
+	*a = (struct version_attr){
+	    .ino = st->st_ino,
+	    .size = (uint64_t)st->st_size,
+	    .blocks = (uint64_t)st->st_blocks,
+	    .atime = st->st_atim.tv_sec,
+	    .mtime = st->st_mtim.tv_sec,
+	    .ctime = st->st_ctim.tv_sec,
+	    .atime_ns = (uint32_t)st->st_atim.tv_nsec,
+	    .mtime_ns = (uint32_t)st->st_mtim.tv_nsec,
+	    .ctime_ns = (uint32_t)st->st_ctim.tv_nsec,
+	    .mode = st->st_mode,
+	    .uid = st->st_uid,
+	    .gid = st->st_gid,
+	    .nlink = (uint32_t)st->st_nlink,
+	    .blksize = (uint32_t)st->st_blksize,
+	};
+}
+
+static void attr_give(const struct version_attr *a, struct stat *st)
+{
+	*st = (struct stat){
+	    .st_ino = a->ino,
+	    .st_size = (off_t)a->size,
+	    .st_blocks = (blkcnt_t)a->blocks,
+	    .st_atim = {a->atime, a->atime_ns},
+	    .st_mtim = {a->mtime, a->mtime_ns},
+	    .st_ctim = {a->ctime, a->ctime_ns},
+	    .st_mode = a->mode,
+	    .st_uid = a->uid,
+	    .st_gid = a->gid,
+	    .st_nlink = a->nlink,
+	    .st_blksize = (blksize_t)a->blksize,
+	};
+}
+
 void nodes_version_keep(struct nodes *t, struct node *n, const struct stat *st)
 {
+	struct version_attr a;
+
+	attr_keep(&a, st);
 	pthread_mutex_lock(&t->lock);
-	n->vst = *st;
-	n->kept = true;
+	/* Without memory the attributes are read from the object again. */
+	if (!n->vst)
+		n->vst = malloc(sizeof(*n->vst));
+	if (n->vst)
+		*n->vst = a;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -467,9 +521,9 @@ bool nodes_version_kept(struct nodes *t, struct node *n, struct stat *ret)
 	bool kept;
 
 	pthread_mutex_lock(&t->lock);
-	kept = n->kept;
+	kept = n->vst != NULL;
 	if (kept)
-		*ret = n->vst;
+		attr_give(n->vst, ret);
 	pthread_mutex_unlock(&t->lock);
 	return kept;
 }
@@ -481,9 +535,9 @@ bool nodes_version_attr(struct nodes *t, const char *id, enum outbox_kind kind, 
 
 	pthread_mutex_lock(&t->lock);
 	n = find_version(t, id, kind);
-	kept = n && n->kept;
+	kept = n && n->vst;
 	if (kept)
-		*ret = n->vst;
+		attr_give(n->vst, ret);
 	pthread_mutex_unlock(&t->lock);
 	return kept;
 }

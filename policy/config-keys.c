@@ -405,7 +405,7 @@ const struct config_item config_items[] = {
     {"limits", "hold_expiry", CONFIG_DURATION, .offset = C(limits.hold_expiry), .has_default = true,
      .def = 7 * 86400},
     NUM("limits", "nodes", CONFIG_UINT, C(limits.nodes), 64, 10000000,
-	"nodes must be a number from 64 to 10000000", 10000),
+	"nodes must be a number from 64 to 10000000", 131072),
 
     SET("timestamp", "url", 0, set_tsa_urls),
     STR("timestamp", "key", C(timestamp.key)),

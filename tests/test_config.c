@@ -263,7 +263,7 @@ Test(config, limits_section_with_its_defaults_sizes_and_durations)
 	cr_assert_eq(c->limits.bytes_per_rule, 8ULL << 30);
 	cr_assert_eq(c->limits.files_per_rule, 1000);
 	cr_assert_eq(c->limits.hold_expiry, 7 * 86400);
-	cr_assert_eq(c->limits.nodes, 10000);
+	cr_assert_eq(c->limits.nodes, 131072);
 	cr_assert_not(c->has_audit_group, "root alone reads the log by default");
 	config_free(c);
 	snprintf(text, sizeof(text),
