@@ -38,7 +38,7 @@ struct node {
 	char id[OUTBOX_ID_LEN + 1]; /* versions */
 	enum outbox_kind vkind;
 	struct version_attr *vst; /* versions: their attributes, once kept */
-	struct node *next; /* hash chain */
+	struct node *next;	  /* hash chain */
 };
 
 #define N_KINDS (NODE_VIRT + 1)

@@ -241,6 +241,7 @@ bool notices_drop(struct notices *n, uint64_t parent, const char *name, bool sib
 		pthread_cond_signal(&n->to_write);
 	}
 	pthread_mutex_unlock(&n->lock);
+	/* analyzer: queued, D is the queue's (the writer frees it). */
 	if (!queued)
 		free(d);
 	return queued;

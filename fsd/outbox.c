@@ -340,7 +340,7 @@ int outbox_publish(struct outbox *o, const char *relpath, int artifact_fd, const
 		   size_t sig_len, uint64_t number)
 {
 	char id[ID_LEN + 1], old[ID_LEN + 2];
-	const char *name = NULL;
+	const char *name = ""; /* set by open_parent */
 	int objfd = -1, parent = -1, r, replaces = 0;
 
 	outbox_id(number, id);
@@ -375,7 +375,7 @@ int outbox_publish_statement(struct outbox *o, const char *relpath, const void *
 	struct stat st = {
 	    .st_uid = geteuid() == 0 ? uid : geteuid(), .st_gid = getegid(), .st_mode = 0444};
 	char id[ID_LEN + 1], old[ID_LEN + 2];
-	const char *name = NULL;
+	const char *name = ""; /* set by open_parent */
 	int objfd = -1, parent = -1, r, replaces = 0;
 
 	outbox_id(number, id);
@@ -429,7 +429,7 @@ int outbox_hold(struct outbox *o, int artifact_fd, const void *sig, size_t sig_l
 int outbox_release(struct outbox *o, const char *relpath, uint64_t number)
 {
 	char id[ID_LEN + 1], old[ID_LEN + 2];
-	const char *name = NULL;
+	const char *name = ""; /* set by open_parent */
 	int objfd, parent = -1, r, replaces = 0;
 
 	outbox_id(number, id);
