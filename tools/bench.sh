@@ -281,7 +281,7 @@ fi
 if [ "$SOAK" != 0 ]; then
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	start soak "$D"
-	echo "nodes bound: $(sed -n 's/^nodes *= *//p' "$D/soak/state/signfs.conf" | grep . || echo 10000 \(default\))"
+	echo "nodes bound: $(sed -n 's/^nodes *= *//p' "$D/soak/state/signfs.conf" | grep . || echo 131072 \(default\))"
 	r=0
 	/usr/bin/python3 tools/soak.py "$D/soak/mnt" "${PIDS[-1]}" "$SOAK" 16 4 || r=$?
 	stop "$D/soak"
