@@ -18,7 +18,7 @@
 #include "invalidate.h"
 
 #include <fuse_lowlevel.h>
-#include <libgen.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -82,9 +82,11 @@ static void *sweep(void *arg)
 		for (size_t i = 0; i < got; i++) {
 			/* -ENOENT: the kernel has forgotten it meanwhile. Once the
 			 * loop has ended, no request is answered: no more notices. */
-			if (!fuse_session_exited(v->se))
+			if (notices_enter(v->notices)) {
 				(void)fuse_lowlevel_notify_inval_entry(
 				    v->se, e[i].parent, e[i].name, strlen(e[i].name));
+				notices_leave(v->notices);
+			}
 			free(e[i].name);
 		}
 		dropped += got;
@@ -140,8 +142,10 @@ static void drop(void *ctx, const char *path)
 		return;
 	id = nodes_find(v->nodes, path);
 	/* -ENOENT only means the kernel has forgotten it meanwhile. */
-	if (id)
+	if (id && notices_enter(v->notices)) {
 		(void)fuse_lowlevel_notify_inval_inode(se, id, 0, 0);
+		notices_leave(v->notices);
+	}
 }
 
 void invalidate_entry(struct invalidate *v, uint64_t parent, const char *name)
@@ -150,8 +154,11 @@ void invalidate_entry(struct invalidate *v, uint64_t parent, const char *name)
 
 	/* After the answer this thread handed over, if it did; -ENOENT only
 	 * means the kernel has no such entry. */
-	if (se && !notices_drop(v->notices, parent, name, false, false))
+	if (se && !notices_drop(v->notices, parent, name, false, false) &&
+	    notices_enter(v->notices)) {
 		(void)fuse_lowlevel_notify_inval_entry(se, parent, name, strlen(name));
+		notices_leave(v->notices);
+	}
 }
 
 bool invalidate_versions_cached(struct invalidate *v)
@@ -161,22 +168,37 @@ bool invalidate_versions_cached(struct invalidate *v)
 
 void invalidate_outbox(struct invalidate *v, const char *relpath)
 {
-	char *copy, *path;
+	const char *slash = strrchr(relpath, '/');
+	int dirlen = slash ? (int)(slash - relpath) : 0;
+	char path[PATH_MAX];
 	uint64_t dir;
 
-	if (!invalidate_versions_cached(v) || !(copy = strdup(relpath)))
+	if (!invalidate_versions_cached(v) || !v->nodes)
 		return;
 	/* The kernel holds no entry under a directory it has forgotten. */
-	if (asprintf(&path, "/outbox/%s", dirname(copy)) >= 0) {
-		if (!strcmp(path, "/outbox/."))
-			path[7] = 0;
-		dir = nodes_find(v->nodes, path);
-		free(path);
-		strcpy(copy, relpath);
-		if (dir)
-			(void)notices_drop(v->notices, dir, basename(copy), true, true);
-	}
-	free(copy);
+	if (snprintf(path, sizeof(path), "/outbox%s%.*s", slash ? "/" : "", dirlen, relpath) >=
+	    (int)sizeof(path))
+		return;
+	dir = nodes_find(v->nodes, path);
+	/* Out of memory, the drop is lost: the entry stays an hour at most. */
+	if (dir)
+		(void)notices_drop(v->notices, dir, slash ? slash + 1 : relpath, true, true);
+}
+
+void invalidate_ended(struct invalidate *v)
+{
+	if (v)
+		notices_end(v->notices);
+}
+
+bool invalidate_busy(struct invalidate *v)
+{
+	return v && notices_busy(v->notices);
+}
+
+void invalidate_begin(void)
+{
+	notices_begin();
 }
 
 static unsigned patience(bool locked)
@@ -205,8 +227,8 @@ void invalidate_published(struct invalidate *v, const char *relpath)
 {
 	char *path;
 
-	/* The outbox needs nothing: its versions are looked up afresh. The
-	 * inbox entry is another inode now (a staged rewrite). */
+	/* The inbox entry is another inode now (a staged rewrite); the
+	 * outbox's entries are dropped as they change (invalidate_outbox). */
 	if (!v || asprintf(&path, "/inbox/%s", relpath) < 0)
 		return;
 	drop(v, path);

@@ -62,6 +62,17 @@ bool invalidate_versions_cached(struct invalidate *v);
  * lock held. */
 void invalidate_outbox(struct invalidate *v, const char *relpath);
 
+/* The FUSE loop has ended: nothing more is written to the kernel (see
+ * notices_end). Then, while invalidate_busy, a notice being written may
+ * wait for a directory that a request no worker reads holds: the caller
+ * serves requests until it is not busy. */
+void invalidate_ended(struct invalidate *v);
+bool invalidate_busy(struct invalidate *v);
+
+/* At the start of each request that answers through invalidate_reply_*:
+ * its answer waits only for the drops queued while it is served. */
+void invalidate_begin(void);
+
 /* Answer REQ (fuse_reply_err, fuse_reply_attr) now, or, if this thread
  * queued drops of outbox entries that are not done yet, once they are:
  * what the request changed is what any later path walk finds. For every

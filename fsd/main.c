@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <poll.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -259,6 +260,37 @@ static void reopen_log(int sig)
 	log_reopen();
 }
 
+/* The loop has ended: nothing more is written to the kernel. A notice
+ * being written may still wait for a directory that the kernel holds for
+ * a request no worker will read now (and it would keep the connection,
+ * and so the unmount, from ending): serve requests from here until none is
+ * being written, 10 s at most. */
+static void serve_until_quiet(struct fsd *d, struct fuse_session *se)
+{
+	struct fuse_buf buf = {0};
+	struct timespec t0, now;
+
+	invalidate_ended(d->inval);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (invalidate_busy(d->inval)) {
+		struct pollfd p = {.fd = fuse_session_fd(se), .events = POLLIN};
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= 10) {
+			log_warn("stopping: the kernel's caches are still being dropped");
+			break;
+		}
+		if (poll(&p, 1, 50) == 1) {
+			int n = fuse_session_receive_buf(se, &buf);
+			/* 0: unmounted, the notice fails now. */
+			if (n == 0 || (n < 0 && n != -EINTR && n != -EAGAIN))
+				break;
+			if (n > 0)
+				fuse_session_process_buf(se, &buf);
+		}
+	}
+	free(buf.mem);
+}
+
 static int run_fuse(const struct options *o, const struct config *c, struct fsd *d)
 {
 	char mount_opts[1024];
@@ -320,6 +352,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		r = res == 0 || res == SIGTERM || res == SIGINT || res == SIGHUP ? 0 : 1;
 		fuse_loop_cfg_destroy(loop);
 	}
+	serve_until_quiet(d, se);
 	sd_notify(0, "STOPPING=1");
 	watchdog_stop(&wd);
 	log_info("stopping: unmounting %s", o->mountpoint);

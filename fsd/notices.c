@@ -37,6 +37,8 @@ struct notices {
 	struct fuse_session *se;
 	pthread_t writer, replier;
 	bool running, stopping; /* running: atomic too */
+	bool ended;		/* atomic: the loop has ended */
+	unsigned writing;	/* atomic: notices being written */
 	struct drop *drops, **drops_tail;
 	struct answer *answers;
 	uint64_t seq, written; /* the last drop queued, the last written */
@@ -67,10 +69,40 @@ void notices_free(struct notices *n)
 	if (!n)
 		return;
 	(void)notices_serve(n, NULL);
+	/* What the threads left (none: they drain both before they end). */
+	while (n->drops) {
+		struct drop *d = n->drops;
+		n->drops = d->next;
+		free(d);
+	}
 	pthread_cond_destroy(&n->to_answer);
 	pthread_cond_destroy(&n->to_write);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
+}
+
+bool notices_enter(struct notices *n)
+{
+	if (!n)
+		return true;
+	/* Counted before the look at ENDED, which notices_end sets before it
+	 * looks at the count: one of the two sees the other. */
+	__atomic_add_fetch(&n->writing, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&n->ended, __ATOMIC_SEQ_CST))
+		return true;
+	notices_leave(n);
+	return false;
+}
+
+void notices_leave(struct notices *n)
+{
+	if (n)
+		__atomic_sub_fetch(&n->writing, 1, __ATOMIC_SEQ_CST);
+}
+
+bool notices_busy(struct notices *n)
+{
+	return n && __atomic_load_n(&n->writing, __ATOMIC_SEQ_CST) > 0;
 }
 
 /* Write D's notices; -ENOENT only means the kernel holds no such entry. */
@@ -81,11 +113,10 @@ static void write_drop(struct notices *n, const struct drop *d)
 
 	for (size_t i = 0; i < (d->siblings ? 3 : 1); i++) {
 		int len = snprintf(name, sizeof(name), "%s%s", d->name, suffixes[i]);
-		/* Once the loop has ended, nothing answers: no more notices. */
-		if (fuse_session_exited(n->se))
-			return;
-		if (len > 0 && (size_t)len < sizeof(name))
-			(void)fuse_lowlevel_notify_inval_entry(n->se, d->parent, name, (size_t)len);
+		if (len <= 0 || (size_t)len >= sizeof(name) || !notices_enter(n))
+			continue;
+		(void)fuse_lowlevel_notify_inval_entry(n->se, d->parent, name, (size_t)len);
+		notices_leave(n);
 	}
 }
 
@@ -144,10 +175,12 @@ static void *replier(void *arg)
 		const struct timespec *soonest = NULL;
 		struct timespec now;
 
+		bool now_all = n->stopping || __atomic_load_n(&n->ended, __ATOMIC_SEQ_CST);
+
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		while (*p) {
 			struct answer *a = *p;
-			if (n->stopping || a->after <= n->written || due(&now, &a->deadline)) {
+			if (now_all || a->after <= n->written || due(&now, &a->deadline)) {
 				*p = a->next;
 				a->next = ready;
 				ready = a;
@@ -194,13 +227,17 @@ bool notices_serve(struct notices *n, struct fuse_session *se)
 		pthread_mutex_unlock(&n->lock);
 		pthread_join(n->replier, NULL);
 		pthread_join(n->writer, NULL);
-		n->stopping = false;
+		/* Not running before not stopping: nothing is queued between. */
+		pthread_mutex_lock(&n->lock);
 		__atomic_store_n(&n->running, false, __ATOMIC_RELEASE);
+		n->stopping = false;
+		pthread_mutex_unlock(&n->lock);
 		return false;
 	}
 	if (__atomic_load_n(&n->running, __ATOMIC_ACQUIRE))
 		return true;
 	n->se = se;
+	__atomic_store_n(&n->ended, false, __ATOMIC_SEQ_CST);
 	writing = pthread_create(&n->writer, NULL, writer, n) == 0;
 	if (writing && pthread_create(&n->replier, NULL, replier, n) != 0) {
 		pthread_mutex_lock(&n->lock);
@@ -219,13 +256,29 @@ bool notices_running(struct notices *n)
 	return n && __atomic_load_n(&n->running, __ATOMIC_ACQUIRE);
 }
 
+void notices_end(struct notices *n)
+{
+	if (!n)
+		return;
+	__atomic_store_n(&n->ended, true, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&n->lock);
+	pthread_cond_broadcast(&n->to_answer);
+	pthread_mutex_unlock(&n->lock);
+}
+
+void notices_begin(void)
+{
+	waits_for = 0;
+}
+
 bool notices_drop(struct notices *n, uint64_t parent, const char *name, bool siblings, bool ordered)
 {
 	size_t len = strlen(name);
 	struct drop *d;
 	bool queued;
 
-	if (!notices_running(n) || !(d = calloc(1, sizeof(*d) + len + 1)))
+	if (!notices_running(n) || __atomic_load_n(&n->ended, __ATOMIC_SEQ_CST) ||
+	    !(d = calloc(1, sizeof(*d) + len + 1)))
 		return false;
 	d->parent = parent;
 	d->siblings = siblings;
@@ -255,7 +308,7 @@ static bool defer(struct notices *n, struct answer *a)
 	bool deferred = false;
 
 	waits_for = 0;
-	if (!after || !notices_running(n))
+	if (!after || !notices_running(n) || __atomic_load_n(&n->ended, __ATOMIC_SEQ_CST))
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &a->deadline);
 	a->deadline.tv_sec += a->patience_ms / 1000;
@@ -276,7 +329,8 @@ static bool defer(struct notices *n, struct answer *a)
 	return deferred;
 }
 
-/* Answer A now, or through the replier. */
+/* Answer A now, or through the replier (out of memory: now, before its
+ * drops, which follow at once). */
 static void reply(struct notices *n, struct answer *a)
 {
 	struct answer *copy = waits_for ? malloc(sizeof(*copy)) : NULL;

@@ -41,6 +41,25 @@ bool notices_serve(struct notices *n, struct fuse_session *se);
 /* Are the threads running (drops can be queued)? */
 bool notices_running(struct notices *n);
 
+/* The FUSE loop has ended (libfuse's own flag is reset as its loop
+ * returns): from now on nothing is written to the kernel, drops are
+ * forgotten and answers go out at once, the waiting ones now. */
+void notices_end(struct notices *n);
+
+/* Around any notice written to the kernel, by whatever thread: false
+ * (and nothing to leave) once the loop has ended. */
+bool notices_enter(struct notices *n);
+void notices_leave(struct notices *n);
+
+/* Is a notice being written? One can wait for a directory that a request
+ * holds, which then needs to be served for it to end. */
+bool notices_busy(struct notices *n);
+
+/* The answers this thread gives next wait only for the drops it queues
+ * from now on: at the start of each request that answers through
+ * notices_reply_*. */
+void notices_begin(void);
+
 /* Queue the drop of the kernel's entry NAME under directory PARENT (a FUSE
  * node id) and, with SIBLINGS, of NAME.p7s and NAME.intoto.jsonl. With
  * ORDERED, the next answer this thread gives through notices_reply_* waits

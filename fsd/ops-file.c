@@ -293,6 +293,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct ingest_closer closer = {0};
 	int status;
 
+	invalidate_begin();
 	if (!h->file) {
 		fuse_reply_err(req, 0);
 		return;
@@ -314,6 +315,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	invalidate_begin();
 	free_handle(open_handle(fi));
 	nodes_opened(fsd_of(req)->nodes, node_of(req, ino), false);
 	invalidate_reply_err(fsd_of(req)->inval, req, 0, false);
@@ -322,6 +324,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct handle *h = open_handle(fi);
+
+	invalidate_begin();
 	invalidate_reply_err(fsd_of(req)->inval, req,
 			     h->file ? -ingest_fsync(h->file, datasync) : 0, true);
 }

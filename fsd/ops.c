@@ -360,6 +360,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int r = 0;
 
+	invalidate_begin();
 	if (h && !h->file) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -451,6 +452,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	char *path;
 	int r = ops_inbox_child(d, parent, name, &path);
 
+	invalidate_begin();
 	if (r == 0) {
 		struct ingest_cred c = ops_caller(req);
 
@@ -486,9 +488,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	char *from = NULL, *to = NULL, final[NAME_MAX + 1];
 	struct ingest_cred c;
 	int r = ops_inbox_child(d, parent, name, &from);
-
 	const char *target = newname;
 
+	invalidate_begin();
 	/* A relay's upload committed as its own name (relay.h). */
 	if (parent == newparent && relay_commit_target(name, newname, final, sizeof(final)))
 		target = final;

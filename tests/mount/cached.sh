@@ -6,7 +6,8 @@
 # nothing, while other readers list, stat and read the same directory all
 # along. With two FUSE workers, writers committing into one directory that
 # is listed without pause all finish: a drop that waits for the directory
-# never holds a worker the listing needs.
+# never holds a worker the listing needs, and a stop in the midst of it
+# ends.
 . "$(dirname "$0")/lib.sh"
 ROUNDS=300
 WRITERS=8
@@ -165,5 +166,34 @@ check "afterwards the listing and stat agree on every entry" sh -c "
 	ls -la '$O/d' | awk 'NR > 1 && \$NF != \".\" && \$NF != \"..\" { print \$5, \$NF }' | sort -k2 >'$T/ls'
 	(cd '$O/d' && stat -c '%s %n' -- *) | sort -k2 | diff - '$T/ls'"
 
-stop_daemon
+check "a clean unmount" stop_daemon
+
+# A stop (SIGTERM) while readers list the directory and writers publish in
+# it: signfsd unmounts and exits, though the kernel may hold the directory
+# for a request no worker reads any more while a drop waits for it.
+start_daemon
+touch "$T/reading"
+readers &
+R1=$!
+readers &
+R2=$!
+(
+	k=0
+	while [ -e "$T/reading" ]; do
+		k=$((k + 1))
+		echo "$k" >"$I/d/s$((k % 7))" 2>/dev/null
+	done
+) &
+W1=$!
+wait_for 30 test -e "$O/d/s3"
+kill -TERM "$DAEMON_PID"
+gone() { ! kill -0 "$DAEMON_PID" 2>/dev/null; }
+check "SIGTERM beside readers and writers: signfsd exits within 30 s" wait_for 30 gone
+wait "$DAEMON_PID"
+check "...cleanly (status 0)" test $? = 0
+DAEMON_PID=
+check "...and the mount is gone" sh -c "! mountpoint -q '$MNT'"
+rm "$T/reading"
+wait $R1 $R2 $W1
+
 done_testing
