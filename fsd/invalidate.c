@@ -80,8 +80,8 @@ static void *sweep(void *arg)
 		}
 		got = nodes_oldest(v->nodes, e, want < SWEEP_BATCH ? want : SWEEP_BATCH);
 		for (size_t i = 0; i < got; i++) {
-			/* -ENOENT: the kernel has forgotten it meanwhile. Once the
-			 * loop has ended, no request is answered: no more notices. */
+			/* -ENOENT: the kernel has forgotten it meanwhile. None
+			 * once the loop has ended (notices_end). */
 			if (notices_enter(v->notices)) {
 				(void)fuse_lowlevel_notify_inval_entry(
 				    v->se, e[i].parent, e[i].name, strlen(e[i].name));
@@ -170,16 +170,22 @@ void invalidate_outbox(struct invalidate *v, const char *relpath)
 {
 	const char *slash = strrchr(relpath, '/');
 	int dirlen = slash ? (int)(slash - relpath) : 0;
-	char path[PATH_MAX];
+	char stack[PATH_MAX], *path = stack, *heap = NULL;
 	uint64_t dir;
 
 	if (!invalidate_versions_cached(v) || !v->nodes)
 		return;
+	/* On the stack, as a swap calls this with the outbox's lock held;
+	 * a longer path (rare) allocates. */
+	if (snprintf(stack, sizeof(stack), "/outbox%s%.*s", slash ? "/" : "", dirlen, relpath) >=
+	    (int)sizeof(stack)) {
+		if (asprintf(&heap, "/outbox/%.*s", dirlen, relpath) < 0)
+			return; /* out of memory: see below */
+		path = heap;
+	}
 	/* The kernel holds no entry under a directory it has forgotten. */
-	if (snprintf(path, sizeof(path), "/outbox%s%.*s", slash ? "/" : "", dirlen, relpath) >=
-	    (int)sizeof(path))
-		return;
 	dir = nodes_find(v->nodes, path);
+	free(heap);
 	/* Out of memory, the drop is lost: the entry stays an hour at most. */
 	if (dir)
 		(void)notices_drop(v->notices, dir, slash ? slash + 1 : relpath, true, true);

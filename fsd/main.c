@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -264,19 +265,29 @@ static void reopen_log(int sig)
  * being written may still wait for a directory that the kernel holds for
  * a request no worker will read now (and it would keep the connection,
  * and so the unmount, from ending): serve requests from here until none is
- * being written, 10 s at most. */
-static void serve_until_quiet(struct fsd *d, struct fuse_session *se)
+ * being written. After 10 s the connection is aborted, which fails every
+ * request still waiting and so frees what the notice waits for; only root
+ * can (MNT_FORCE), and another user's daemon waits for the notice. */
+static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const char *mountpoint)
 {
 	struct fuse_buf buf = {0};
 	struct timespec t0, now;
+	int fd = fuse_session_fd(se), fl = fcntl(fd, F_GETFL);
 
 	invalidate_ended(d->inval);
+	/* A request polled may be gone (interrupted) before it is read. */
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (invalidate_busy(d->inval)) {
-		struct pollfd p = {.fd = fuse_session_fd(se), .events = POLLIN};
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - t0.tv_sec >= 10) {
-			log_warn("stopping: the kernel's caches are still being dropped");
+			log_warn("stopping: a drop of the kernel's caches still waits after 10 s; "
+				 "%s",
+				 umount2(mountpoint, MNT_FORCE) == 0 || errno == EBUSY
+				     ? "the connection is aborted"
+				     : "waiting for it");
 			break;
 		}
 		if (poll(&p, 1, 50) == 1) {
@@ -352,14 +363,17 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		r = res == 0 || res == SIGTERM || res == SIGINT || res == SIGHUP ? 0 : 1;
 		fuse_loop_cfg_destroy(loop);
 	}
-	serve_until_quiet(d, se);
+	serve_until_quiet(d, se, o->mountpoint);
+	/* Its threads end while the device is still open: an answer they
+	 * give must not go to a descriptor the unmount closed and another
+	 * file may reuse. */
+	invalidate_serving(d->inval, NULL);
 	sd_notify(0, "STOPPING=1");
 	watchdog_stop(&wd);
 	log_info("stopping: unmounting %s", o->mountpoint);
 	(void)lifecycle_event(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
-	invalidate_serving(d->inval, NULL);
 	fuse_session_destroy(se);
 	return r;
 }

@@ -36,7 +36,7 @@ struct notices {
 	pthread_cond_t to_write, to_answer;
 	struct fuse_session *se;
 	pthread_t writer, replier;
-	bool running, stopping; /* running: atomic too */
+	bool running, stopping; /* under the lock; running also read atomically */
 	bool ended;		/* atomic: the loop has ended */
 	unsigned writing;	/* atomic: notices being written */
 	struct drop *drops, **drops_tail;
@@ -69,7 +69,8 @@ void notices_free(struct notices *n)
 	if (!n)
 		return;
 	(void)notices_serve(n, NULL);
-	/* What the threads left (none: they drain both before they end). */
+	/* None left: the writer ends only with its queue empty, and nothing
+	 * is queued once it stops (notices_drop). */
 	while (n->drops) {
 		struct drop *d = n->drops;
 		n->drops = d->next;
@@ -227,7 +228,8 @@ bool notices_serve(struct notices *n, struct fuse_session *se)
 		pthread_mutex_unlock(&n->lock);
 		pthread_join(n->replier, NULL);
 		pthread_join(n->writer, NULL);
-		/* Not running before not stopping: nothing is queued between. */
+		/* Queues take nothing unless running and not stopping, both read
+		 * under the lock: nothing is queued for threads that are gone. */
 		pthread_mutex_lock(&n->lock);
 		__atomic_store_n(&n->running, false, __ATOMIC_RELEASE);
 		n->stopping = false;
@@ -247,7 +249,9 @@ bool notices_serve(struct notices *n, struct fuse_session *se)
 		pthread_join(n->writer, NULL);
 		n->stopping = writing = false;
 	}
+	pthread_mutex_lock(&n->lock);
 	__atomic_store_n(&n->running, writing, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&n->lock);
 	return writing;
 }
 
@@ -284,7 +288,8 @@ bool notices_drop(struct notices *n, uint64_t parent, const char *name, bool sib
 	d->siblings = siblings;
 	memcpy(d->name, name, len + 1);
 	pthread_mutex_lock(&n->lock);
-	queued = !n->stopping;
+	/* Looked at again under the lock: the threads may have ended since. */
+	queued = n->running && !n->stopping;
 	if (queued) {
 		d->seq = ++n->seq;
 		*n->drops_tail = d;
@@ -308,6 +313,8 @@ static bool defer(struct notices *n, struct answer *a)
 	bool deferred = false;
 
 	waits_for = 0;
+	/* ENDED without the lock: an answer queued as the loop ends is still
+	 * given at once, since queuing it wakes the replier, which looks. */
 	if (!after || !notices_running(n) || __atomic_load_n(&n->ended, __ATOMIC_SEQ_CST))
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &a->deadline);
@@ -319,7 +326,8 @@ static bool defer(struct notices *n, struct answer *a)
 	}
 	a->after = after;
 	pthread_mutex_lock(&n->lock);
-	if (!n->stopping && after > n->written) {
+	/* Under the lock: an answer queued must have a replier to give it. */
+	if (n->running && !n->stopping && after > n->written) {
 		a->next = n->answers;
 		n->answers = a;
 		pthread_cond_signal(&n->to_answer);
