@@ -268,6 +268,15 @@ static void reopen_log(int sig)
  * being written. After 10 s the connection is aborted, which fails every
  * request still waiting and so frees what the notice waits for; only root
  * can (MNT_FORCE), and another user's daemon waits for the notice. */
+/* Abort the FUSE connection of MOUNTPOINT (its requests fail) and detach
+ * it if it is busy, which leaves no dead mount behind. Root only. */
+static bool abort_mount(const char *mountpoint)
+{
+	if (umount2(mountpoint, MNT_FORCE) == 0)
+		return true;
+	return errno == EBUSY && umount2(mountpoint, MNT_DETACH) == 0;
+}
+
 static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const char *mountpoint)
 {
 	struct fuse_buf buf = {0};
@@ -283,11 +292,10 @@ static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const char
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - t0.tv_sec >= 10) {
-			log_warn("stopping: a drop of the kernel's caches still waits after 10 s; "
-				 "%s",
-				 umount2(mountpoint, MNT_FORCE) == 0 || errno == EBUSY
-				     ? "the connection is aborted"
-				     : "waiting for it");
+			log_warn(
+			    "stopping: a drop of the kernel's caches still waits after 10 s; %s",
+			    abort_mount(mountpoint) ? "the connection is aborted"
+						    : "waiting for it");
 			break;
 		}
 		if (poll(&p, 1, 50) == 1) {
