@@ -175,8 +175,8 @@ void invalidate_outbox(struct invalidate *v, const char *relpath)
 
 	if (!invalidate_versions_cached(v) || !v->nodes)
 		return;
-	/* On the stack, as a swap calls this with the outbox's lock held;
-	 * a longer path (rare) allocates. */
+	/* On the stack: no allocation on the path of every swap; a longer
+	 * path (rare) allocates. */
 	if (snprintf(stack, sizeof(stack), "/outbox%s%.*s", slash ? "/" : "", dirlen, relpath) >=
 	    (int)sizeof(stack)) {
 		if (asprintf(&heap, "/outbox/%.*s", dirlen, relpath) < 0)

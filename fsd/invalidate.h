@@ -37,8 +37,9 @@ struct invalidate *invalidate_new(struct nodes *nodes, invalidate_paths_fn paths
 void invalidate_free(struct invalidate *v);
 
 /* The session of the mount (from the FUSE layer), or NULL once its loop
- * has ended and no notice is under way, before the unmount: the answers
- * still waiting go out on the device while it is open. While mounted, a
+ * has ended, before the unmount: the answers still waiting go out on the
+ * device while it is open. NULL waits for a notice under way (see
+ * invalidate_busy). While mounted, a
  * thread keeps the nodes under their limit (nodes.h) by having the kernel
  * drop the entries of the least recently used. */
 void invalidate_serving(struct invalidate *v, struct fuse_session *se);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@
 #include "daemon.h"
 #include "denials.h"
 #include "events.h"
+#include "mountinfo.h"
 #include "outbox.h"
 #include "provenance.h"
 #include "session.h"
@@ -261,27 +263,108 @@ static void reopen_log(int sig)
 	log_reopen();
 }
 
+/* The mount's FUSE connection: its mount point's real path, taken before
+ * the mount (a path walk after it would ask signfsd, which may not serve
+ * then), and its number, which names its control directory
+ * (/sys/fs/fuse/connections/N). */
+struct connection {
+	char path[PATH_MAX];
+	unsigned long id; /* 0 when not found */
+};
+
+struct connection_query {
+	const char *path;
+	unsigned long id;
+};
+
+static int find_connection(void *ctx, const struct mountinfo_entry *m)
+{
+	struct connection_query *q = ctx;
+
+	/* The last mount on the path is the one just made. */
+	if (!strcmp(m->path, q->path) && !strncmp(m->fstype, "fuse", 4))
+		q->id = ((unsigned long)m->major << 20) | m->minor;
+	return 0;
+}
+
+/* The number of the FUSE connection mounted last on C's path, 0 if none. */
+static unsigned long connection_on(const struct connection *c)
+{
+	struct connection_query q = {.path = c->path};
+
+	(void)mountinfo_each(find_connection, &q);
+	return q.id;
+}
+
+/* Detach C's mount if its path still names it, as the unmount would
+ * (which skips a connection already aborted): root itself, another user
+ * through fusermount3, as libfuse does. */
+static void connection_detach(const struct connection *c)
+{
+	static char prog[] = "fusermount3", u[] = "-u", z[] = "-z", end[] = "--";
+	char *argv[] = {prog, u, z, end, (char *)c->path, NULL};
+	pid_t pid;
+
+	if (connection_on(c) != c->id)
+		return;
+	if (geteuid() == 0)
+		(void)umount2(c->path, MNT_DETACH);
+	else if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) == 0)
+		(void)waitpid(pid, NULL, 0);
+}
+
+/* Abort connection C: every request waiting fails. As root, with a forced
+ * unmount of its mount point while that still names it (detached if
+ * busy); else through its control file, its owner's (fusectl mounted, as
+ * systemd does), the dead mount then detached. */
+static bool connection_abort(const struct connection *c)
+{
+	char ctl[64];
+	bool done = false;
+	int fd;
+
+	if (!c->id)
+		return false;
+	if (geteuid() == 0 && connection_on(c) == c->id &&
+	    (umount2(c->path, MNT_FORCE) == 0 ||
+	     (errno == EBUSY && umount2(c->path, MNT_DETACH) == 0)))
+		return true;
+	snprintf(ctl, sizeof(ctl), "/sys/fs/fuse/connections/%lu/abort", c->id);
+	fd = open(ctl, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		done = write(fd, "1", 1) == 1;
+		close(fd);
+	}
+	if (done)
+		connection_detach(c);
+	return done;
+}
+
+/* A second SIGTERM or ^C while stopping is ignored: libfuse's handler
+ * would mark the session as exited, and the next request read would be
+ * dropped unanswered, holding what the kernel locked for it. */
+static void ignore_stop_signals(void)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGTERM, &ign, NULL);
+}
+
 /* The loop has ended: nothing more is written to the kernel. A notice
  * being written may still wait for a directory that the kernel holds for
  * a request no worker will read now (and it would keep the connection,
  * and so the unmount, from ending): serve requests from here until none is
  * being written. After 10 s the connection is aborted, which fails every
- * request still waiting and so frees what the notice waits for; only root
- * can (MNT_FORCE), and another user's daemon waits for the notice. */
-/* Abort the FUSE connection of MOUNTPOINT (its requests fail) and detach
- * it if it is busy, which leaves no dead mount behind. Root only. */
-static bool abort_mount(const char *mountpoint)
-{
-	if (umount2(mountpoint, MNT_FORCE) == 0)
-		return true;
-	return errno == EBUSY && umount2(mountpoint, MNT_DETACH) == 0;
-}
-
-static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const char *mountpoint)
+ * request still waiting (libfuse drops the ones its workers read as they
+ * ended) and so frees what the notice waits for; where it cannot be, the
+ * stop goes on serving and waits for the notice. */
+static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const struct connection *c)
 {
 	struct fuse_buf buf = {0};
 	struct timespec t0, now;
 	int fd = fuse_session_fd(se), fl = fcntl(fd, F_GETFL);
+	bool late = false;
 
 	invalidate_ended(d->inval);
 	/* A request polled may be gone (interrupted) before it is read. */
@@ -291,16 +374,18 @@ static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const char
 	while (invalidate_busy(d->inval)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec >= 10) {
+		if (!late && now.tv_sec - t0.tv_sec >= 10) {
+			late = true;
 			log_warn(
 			    "stopping: a drop of the kernel's caches still waits after 10 s; %s",
-			    abort_mount(mountpoint) ? "the connection is aborted"
-						    : "waiting for it");
-			break;
+			    connection_abort(c) ? "the connection is aborted"
+						: "it cannot be aborted (no fusectl, not "
+						  "root): waiting for it");
 		}
 		if (poll(&p, 1, 50) == 1) {
 			int n = fuse_session_receive_buf(se, &buf);
-			/* 0: unmounted, the notice fails now. */
+			/* 0: the connection is gone (unmounted, aborted): the
+			 * notice fails now. */
 			if (n == 0 || (n < 0 && n != -EINTR && n != -EAGAIN))
 				break;
 			if (n > 0)
@@ -320,6 +405,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	struct fuse_loop_config *loop;
 	struct fuse_session *se;
 	struct watchdog wd;
+	struct connection conn;
 
 	snprintf(mount_opts, sizeof(mount_opts),
 		 "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
@@ -339,11 +425,14 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fprintf(stderr, "signfsd: bad FUSE options: %s\n", mount_opts);
 		return 1;
 	}
+	if (!realpath(o->mountpoint, conn.path))
+		conn.path[0] = 0;
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		fprintf(stderr, "signfsd: cannot mount on %s\n", o->mountpoint);
 		fuse_session_destroy(se);
 		return 1;
 	}
+	conn.id = conn.path[0] ? connection_on(&conn) : 0;
 	if (fuse_set_signal_handlers(se) != 0) {
 		fuse_session_unmount(se);
 		fuse_session_destroy(se);
@@ -371,16 +460,20 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		r = res == 0 || res == SIGTERM || res == SIGINT || res == SIGHUP ? 0 : 1;
 		fuse_loop_cfg_destroy(loop);
 	}
-	serve_until_quiet(d, se, o->mountpoint);
+	ignore_stop_signals();
+	sd_notify(0, "STOPPING=1");
+	watchdog_stop(&wd);
+	serve_until_quiet(d, se, &conn);
 	/* Its threads end while the device is still open: an answer they
 	 * give must not go to a descriptor the unmount closed and another
 	 * file may reuse. */
 	invalidate_serving(d->inval, NULL);
-	sd_notify(0, "STOPPING=1");
-	watchdog_stop(&wd);
 	log_info("stopping: unmounting %s", o->mountpoint);
 	(void)lifecycle_event(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
+	/* libfuse gives SIGPIPE its default back: a write to a peer gone
+	 * while the daemon closes must fail, not end it before its stamp. */
+	signal(SIGPIPE, SIG_IGN);
 	fuse_session_unmount(se);
 	fuse_session_destroy(se);
 	return r;

@@ -29,6 +29,7 @@
 #include "store.h"
 #include "timestamp.h"
 #include "metrics.h"
+#include "mountinfo.h"
 #include "outcomes.h"
 #include "recent.h"
 #include "usage.h"
@@ -115,11 +116,16 @@ int startup_timestamper(const struct config *c, struct fsd *d)
 }
 
 /* A directory, and not already a mount point (of ours or anything else). */
+/* Is the mount point CTX (a real path) mounted on? */
+static int mounted_on(void *ctx, const struct mountinfo_entry *m)
+{
+	return !strcmp(m->path, ctx);
+}
+
 int startup_mountpoint(const char *path)
 {
-	char real[PATH_MAX], line[4096];
+	char real[PATH_MAX];
 	struct stat st;
-	FILE *f;
 
 	if (stat(path, &st) < 0) {
 		fprintf(stderr, "signfsd: mountpoint %s: %s\n", path, strerror(errno));
@@ -131,18 +137,10 @@ int startup_mountpoint(const char *path)
 	}
 	if (!realpath(path, real))
 		return -errno;
-	f = fopen("/proc/self/mountinfo", "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		char mnt[PATH_MAX];
-		/* id parent major:minor root mount-point ... */
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strcmp(mnt, real)) {
-			fclose(f);
-			fprintf(stderr, "signfsd: mountpoint %s is busy (already mounted)\n", path);
-			return -EBUSY;
-		}
+	if (mountinfo_each(mounted_on, real) > 0) {
+		fprintf(stderr, "signfsd: mountpoint %s is busy (already mounted)\n", path);
+		return -EBUSY;
 	}
-	if (f)
-		fclose(f);
 	return 0;
 }
 

@@ -2,11 +2,17 @@
  * certificate's identity, checked against OpenSSL computing them apart. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <openssl/bn.h>
 #include <openssl/sha.h>
 
 #include "certid.h"
+#include "mountinfo.h"
 #include "text.h"
 #include "tls.h"
 
@@ -97,4 +103,68 @@ Test(cert_serial_text, cut_to_its_buffer_and_empty_without_a_serial)
 	cert_serial_text(NULL, out, sizeof(out));
 	cr_assert_str_eq(out, "");
 	X509_free(x);
+}
+
+struct seen {
+	const char *path;
+	struct mountinfo_entry last; /* the last mount on PATH */
+	int count, stop_at;
+};
+
+static int see(void *ctx, const struct mountinfo_entry *m)
+{
+	struct seen *s = ctx;
+
+	if (!strcmp(m->path, s->path)) {
+		s->last = *m;
+		s->last.super = NULL;
+		s->count++;
+	}
+	return s->stop_at && s->count == s->stop_at ? 7 : 0;
+}
+
+Test(mountinfo, the_root_and_proc_with_their_devices_and_types)
+{
+	struct seen root = {.path = "/"}, proc = {.path = "/proc"};
+	struct stat st;
+
+	cr_assert_eq(mountinfo_each(see, &root), 0);
+	cr_assert_geq(root.count, 1);
+	cr_assert_eq(stat("/", &st), 0);
+	cr_assert_eq(root.last.major, major(st.st_dev));
+	cr_assert_eq(root.last.minor, minor(st.st_dev));
+	cr_assert_eq(mountinfo_each(see, &proc), 0);
+	cr_assert_str_eq(proc.last.fstype, "proc");
+}
+
+Test(mountinfo, stops_when_asked_and_returns_what_it_was_given)
+{
+	struct seen root = {.path = "/", .stop_at = 1};
+
+	cr_assert_eq(mountinfo_each(see, &root), 7);
+	cr_assert_eq(root.count, 1);
+}
+
+/* A mount point with a space, a tab and a backslash, escaped by the
+ * kernel as \ooo, comes back as it was named. Needs root (a mount). */
+Test(mountinfo, an_escaped_mount_point_comes_back_whole)
+{
+	char dir[] = "/tmp/mountinfo.XXXXXX", path[128];
+	struct seen s = {.path = path};
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to mount");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a b\tc\\d", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(mount("none", path, "tmpfs", 0, "size=64k"), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(mountinfo_each(see, &s), 0);
+	(void)umount(path);
+	(void)rmdir(path);
+	(void)rmdir(dir);
+	cr_assert_eq(s.count, 1, "found %s once", path);
+	cr_assert_str_eq(s.last.fstype, "tmpfs");
+	cr_assert_eq(s.last.minor, minor(st.st_dev));
 }

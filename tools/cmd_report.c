@@ -727,5 +727,3 @@ int cmd_report(int argc, char **argv)
 	ctl_close(&c);
 	return EXIT_OK;
 }
-
-/* The mount point of the first signfs mount, from /proc/self/mountinfo. */

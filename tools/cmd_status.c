@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "mountinfo.h"
 
 #define MAX_MOUNTS 64
 
@@ -20,23 +21,6 @@ struct mount {
 	char config[PATH_MAX];
 	bool healthy;
 };
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(const char *in, char *out, size_t n)
-{
-	size_t k = 0;
-
-	for (; *in && k + 1 < n; k++) {
-		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
-		    in[3] >= '0' && in[3] <= '7') {
-			out[k] = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
-			in += 4;
-		} else {
-			out[k] = *in++;
-		}
-	}
-	out[k] = 0;
-}
 
 /* The value of "NAME:" in a status text, into OUT. */
 static void status_field(const char *status, const char *name, char *out, size_t n)
@@ -77,42 +61,45 @@ static void read_status(struct mount *m)
 	m->healthy = !strcmp(health, "ok");
 }
 
-/* Is the mount of this mountinfo line's super options (after " - ") run
- * by the caller? Root sees every mount; another user only those it runs:
- * a mount's config path and health are its owner's business. */
-static bool own_mount(const char *sep)
+/* Is mount M run by the caller? Root sees every mount; another user only
+ * those it runs: a mount's config path and health are its owner's
+ * business. */
+static bool own_mount(const struct mountinfo_entry *m)
 {
-	const char *id = strstr(sep, "user_id=");
+	const char *id = strstr(m->super, "user_id=");
 
 	return getuid() == 0 || (id && strtoul(id + 8, NULL, 10) == getuid());
+}
+
+struct found {
+	struct mount *out;
+	size_t n, max, hidden;
+};
+
+static int found_mount(void *ctx, const struct mountinfo_entry *m)
+{
+	struct found *f = ctx;
+
+	if (strcmp(m->fstype, "fuse.signfs"))
+		return 0;
+	if (!own_mount(m)) {
+		f->hidden++;
+		return 0;
+	}
+	snprintf(f->out[f->n].path, sizeof(f->out[f->n].path), "%s", m->path);
+	read_status(&f->out[f->n]);
+	return ++f->n == f->max;
 }
 
 /* Every signfs mount of this mount namespace that the caller may see (see
  * own_mount; *RET_HIDDEN counts the others), with its status. */
 static size_t find_mounts(struct mount *out, size_t max, size_t *ret_hidden)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	size_t n = 0;
+	struct found f = {.out = out, .max = max};
 
-	*ret_hidden = 0;
-	while (f && n < max && fgets(line, sizeof(line), f)) {
-		char mnt[PATH_MAX], fstype[64];
-		const char *sep = strstr(line, " - ");
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "fuse.signfs"))
-			continue;
-		if (!own_mount(sep)) {
-			++*ret_hidden;
-			continue;
-		}
-		unescape(mnt, out[n].path, sizeof(out[n].path));
-		read_status(&out[n]);
-		n++;
-	}
-	if (f)
-		fclose(f);
-	return n;
+	(void)mountinfo_each(found_mount, &f);
+	*ret_hidden = f.hidden;
+	return f.n;
 }
 
 static struct json_object *to_json(const struct mount *m)
