@@ -281,8 +281,10 @@ static int find_connection(void *ctx, const struct mountinfo_entry *m)
 {
 	struct connection_query *q = ctx;
 
-	/* The last mount on the path is the one just made. */
-	if (!strcmp(m->path, q->path) && !strncmp(m->fstype, "fuse", 4))
+	/* The last signfs mount of this user on the path is the one just
+	 * made. */
+	if (!strcmp(m->path, q->path) && !strcmp(m->fstype, "fuse.signfs") &&
+	    mountinfo_user_id(m) == (long)geteuid())
 		q->id = ((unsigned long)m->major << 20) | m->minor;
 	return 0;
 }
@@ -301,16 +303,36 @@ static unsigned long connection_on(const struct connection *c)
  * through fusermount3, as libfuse does. */
 static void connection_detach(const struct connection *c)
 {
-	static char prog[] = "fusermount3", u[] = "-u", z[] = "-z", end[] = "--";
-	char *argv[] = {prog, u, z, end, (char *)c->path, NULL};
+	static char prog[] = "fusermount3", u[] = "-u", z[] = "-z", q[] = "-q", end[] = "--";
+	char *argv[] = {prog, u, z, q, end, (char *)c->path, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dfl;
 	pid_t pid;
 
 	if (connection_on(c) != c->id)
 		return;
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		(void)umount2(c->path, MNT_DETACH);
-	else if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) == 0)
-		(void)waitpid(pid, NULL, 0);
+		return;
+	}
+	/* fusermount3 is setuid root: it gets no descriptor of ours (the
+	 * token's sessions, sockets) and the default dispositions. */
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return;
+	if (posix_spawnattr_init(&attr) == 0) {
+		sigemptyset(&dfl);
+		sigaddset(&dfl, SIGINT);
+		sigaddset(&dfl, SIGTERM);
+		sigaddset(&dfl, SIGPIPE);
+		if (posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1) == 0 &&
+		    posix_spawnattr_setsigdefault(&attr, &dfl) == 0 &&
+		    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF) == 0 &&
+		    posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ) == 0)
+			(void)waitpid(pid, NULL, 0);
+		posix_spawnattr_destroy(&attr);
+	}
+	posix_spawn_file_actions_destroy(&fa);
 }
 
 /* Abort connection C: every request waiting fails. As root, with a forced
@@ -340,15 +362,24 @@ static bool connection_abort(const struct connection *c)
 	return done;
 }
 
-/* A second SIGTERM or ^C while stopping is ignored: libfuse's handler
- * would mark the session as exited, and the next request read would be
- * dropped unanswered, holding what the kernel locked for it. */
-static void ignore_stop_signals(void)
+/* A second SIGTERM or ^C while the stop serves is ignored: libfuse's
+ * handler would mark the session as exited, and the next request read
+ * would be dropped unanswered, holding what the kernel locked for it.
+ * OLD (2) keeps what they were, for stop_signals_back. */
+static void ignore_stop_signals(struct fuse_session *se, struct sigaction old[2])
 {
 	struct sigaction ign = {.sa_handler = SIG_IGN};
 
-	sigaction(SIGINT, &ign, NULL);
-	sigaction(SIGTERM, &ign, NULL);
+	sigaction(SIGINT, &ign, &old[0]);
+	sigaction(SIGTERM, &ign, &old[1]);
+	/* One that came since the loop returned marked it already. */
+	fuse_session_reset(se);
+}
+
+static void stop_signals_back(const struct sigaction old[2])
+{
+	sigaction(SIGINT, &old[0], NULL);
+	sigaction(SIGTERM, &old[1], NULL);
 }
 
 /* The loop has ended: nothing more is written to the kernel. A notice
@@ -378,9 +409,10 @@ static void serve_until_quiet(struct fsd *d, struct fuse_session *se, const stru
 			late = true;
 			log_warn(
 			    "stopping: a drop of the kernel's caches still waits after 10 s; %s",
-			    connection_abort(c) ? "the connection is aborted"
-						: "it cannot be aborted (no fusectl, not "
-						  "root): waiting for it");
+			    !c->id ? "its connection was not found after the mount: waiting for it"
+			    : connection_abort(c) ? "the connection is aborted"
+						  : "it cannot be aborted (no fusectl mounted, not "
+						    "root): waiting for it");
 		}
 		if (poll(&p, 1, 50) == 1) {
 			int n = fuse_session_receive_buf(se, &buf);
@@ -406,6 +438,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	struct fuse_session *se;
 	struct watchdog wd;
 	struct connection conn;
+	struct sigaction old_signals[2];
 
 	snprintf(mount_opts, sizeof(mount_opts),
 		 "default_permissions,fsname=signfs,subtype=signfs%s%s%s",
@@ -460,7 +493,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		r = res == 0 || res == SIGTERM || res == SIGINT || res == SIGHUP ? 0 : 1;
 		fuse_loop_cfg_destroy(loop);
 	}
-	ignore_stop_signals();
+	ignore_stop_signals(se, old_signals);
 	sd_notify(0, "STOPPING=1");
 	watchdog_stop(&wd);
 	serve_until_quiet(d, se, &conn);
@@ -468,6 +501,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	 * give must not go to a descriptor the unmount closed and another
 	 * file may reuse. */
 	invalidate_serving(d->inval, NULL);
+	stop_signals_back(old_signals);
 	log_info("stopping: unmounting %s", o->mountpoint);
 	(void)lifecycle_event(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);

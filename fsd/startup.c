@@ -115,13 +115,13 @@ int startup_timestamper(const struct config *c, struct fsd *d)
 	return r;
 }
 
-/* A directory, and not already a mount point (of ours or anything else). */
 /* Is the mount point CTX (a real path) mounted on? */
 static int mounted_on(void *ctx, const struct mountinfo_entry *m)
 {
 	return !strcmp(m->path, ctx);
 }
 
+/* A directory, and not already a mount point (of ours or anything else). */
 int startup_mountpoint(const char *path)
 {
 	char real[PATH_MAX];

@@ -66,9 +66,7 @@ static void read_status(struct mount *m)
  * business. */
 static bool own_mount(const struct mountinfo_entry *m)
 {
-	const char *id = strstr(m->super, "user_id=");
-
-	return getuid() == 0 || (id && strtoul(id + 8, NULL, 10) == getuid());
+	return getuid() == 0 || mountinfo_user_id(m) == (long)getuid();
 }
 
 struct found {

@@ -1,11 +1,15 @@
-/* See mountinfo.h. A line: id parent major:minor root mount-point options
- * [optional fields] - fstype source super-options. */
+/* See mountinfo.h. A line, fields separated by one space (a field's own
+ * spaces are escaped, and an empty source leaves two in a row): id parent
+ * major:minor root mount-point options [optional fields] - fstype source
+ * super-options. */
 #include "mountinfo.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_FIELDS 64
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape(const char *in, char *out, size_t n)
@@ -24,41 +28,61 @@ static void unescape(const char *in, char *out, size_t n)
 	out[k] = 0;
 }
 
+int mountinfo_parse(char *line, struct mountinfo_entry *m)
+{
+	char *f[MAX_FIELDS], *p = line, end;
+	size_t n = 0, sep = 6;
+
+	line[strcspn(line, "\n")] = 0;
+	f[n++] = p;
+	while (n < MAX_FIELDS && (p = strchr(p, ' '))) {
+		*p++ = 0;
+		f[n++] = p;
+	}
+	while (sep < n && strcmp(f[sep], "-"))
+		sep++;
+	/* Six fields, the separator, then fstype, source and super options. */
+	if (sep + 3 >= n)
+		return -EINVAL;
+	if (sscanf(f[2], "%u:%u%c", &m->major, &m->minor, &end) != 2 ||
+	    strlen(f[sep + 1]) >= sizeof(m->fstype))
+		return -EINVAL;
+	unescape(f[4], m->path, sizeof(m->path));
+	strcpy(m->fstype, f[sep + 1]);
+	m->super = f[sep + 3];
+	return 0;
+}
+
+long mountinfo_user_id(const struct mountinfo_entry *m)
+{
+	/* Options are separated by commas; user_id is one of them. */
+	for (const char *p = m->super; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL) {
+		char *stop;
+		long id;
+		if (strncmp(p, "user_id=", 8))
+			continue;
+		id = strtol(p + 8, &stop, 10);
+		return stop != p + 8 && (*stop == ',' || !*stop) && id >= 0 ? id : -1;
+	}
+	return -1;
+}
+
 int mountinfo_each(int (*fn)(void *ctx, const struct mountinfo_entry *m), void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	/* A mount point of PATH_MAX escaped four times over fits. */
-	size_t size = 4 * PATH_MAX + 8192;
-	char *line = malloc(size), *mnt = malloc(4 * PATH_MAX);
-	struct mountinfo_entry *m = malloc(sizeof(*m));
-	int r = 0;
+	int r = f ? 0 : -errno;
+	struct mountinfo_entry *m = f ? malloc(sizeof(*m)) : NULL;
+	char *line = NULL;
+	size_t size = 0;
 
-	if (!f || !line || !mnt || !m) {
-		r = f ? -ENOMEM : -errno;
-		goto out;
-	}
-	while (!r && fgets(line, (int)size, f)) {
-		const char *sep = strstr(line, " - ");
-		char *nl = strchr(line, '\n');
-
-		if (nl)
-			*nl = 0;
-		if (!sep ||
-		    sscanf(line, "%*s %*s %u:%u %*s %16383s", &m->major, &m->minor, mnt) != 3 ||
-		    sscanf(sep + 3, "%63s", m->fstype) != 1)
-			continue;
-		unescape(mnt, m->path, sizeof(m->path));
-		/* After the fstype and the source: the super options. */
-		m->super = strchr(sep + 3, ' ');
-		m->super = m->super ? strchr(m->super + 1, ' ') : NULL;
-		m->super = m->super ? m->super + 1 : "";
-		r = fn(ctx, m);
-	}
-out:
+	if (f && !m)
+		r = -ENOMEM;
+	while (!r && m && getline(&line, &size, f) > 0)
+		if (mountinfo_parse(line, m) == 0)
+			r = fn(ctx, m);
 	if (f)
 		fclose(f);
 	free(line);
-	free(mnt);
 	free(m);
 	return r;
 }
