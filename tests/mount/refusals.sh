@@ -30,14 +30,17 @@ check "refused requests left the outbox as it was" \
 	test "$(ls "$O")" = "$(printf 'a\na.intoto.jsonl\na.p7s')"
 
 # The audit record comes first: when it cannot be written, nothing is
-# published. Another process holds the store's write lock for 7 s; the
-# daemon's audit transaction gives up after its 5 s busy timeout.
+# published. Another process holds the store's write lock for 12 s; the
+# daemon's audit transaction gives up after its 5 s busy timeout. Twice
+# that and more: the periodic write of the usage counts may take the
+# store first and wait its own 5 s (seen: the commit then waited 7 s and
+# succeeded as a 7 s lock ended).
 python3 -c "
 import sqlite3, time
 c = sqlite3.connect('$STATE/signfs.db', isolation_level=None)
 c.execute('BEGIN EXCLUSIVE')
 open('$T/locked', 'w').close()
-time.sleep(7)
+time.sleep(12)
 " &
 locker=$!
 for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
