@@ -30,23 +30,28 @@ check "refused requests left the outbox as it was" \
 	test "$(ls "$O")" = "$(printf 'a\na.intoto.jsonl\na.p7s')"
 
 # The audit record comes first: when it cannot be written, nothing is
-# published. Another process holds the store's write lock for 12 s; the
-# daemon's audit transaction gives up after its 5 s busy timeout. Twice
-# that and more: the periodic write of the usage counts may take the
-# store first and wait its own 5 s (seen: the commit then waited 7 s and
-# succeeded as a 7 s lock ended).
+# published. Another process holds the store's write lock until the copy
+# has ended (60 s at most); the daemon's audit transaction gives up after
+# its 5 s busy timeout. The lock is not given a fixed length: every
+# writer of the store's one connection waits its own 5 s in turn (the
+# `published` record of the file before, the periodic usage counts), so
+# the commit may begin 10 s late, and a 7 s or 12 s lock then ended
+# before it failed.
 python3 -c "
-import sqlite3, time
+import os, sqlite3, time
 c = sqlite3.connect('$STATE/signfs.db', isolation_level=None)
 c.execute('BEGIN EXCLUSIVE')
 open('$T/locked', 'w').close()
-time.sleep(12)
+end = time.monotonic() + 60
+while not os.path.exists('$T/release') and time.monotonic() < end:
+    time.sleep(0.05)
 " &
 locker=$!
-for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+wait_for 30 test -e "$T/locked"
 echo v3 >"$SRC/a3"
 check_fails "audit log unwritable: close() fails with EIO" "Input/output error" \
 	cp "$SRC/a3" "$I/unrecorded"
+touch "$T/release"
 wait "$locker"
 check "...and nothing was published without its audit record" \
 	test ! -e "$O/unrecorded" -a ! -e "$O/unrecorded.p7s" -a ! -e "$I/unrecorded"
