@@ -39,9 +39,9 @@ void invalidate_free(struct invalidate *v);
 /* The session of the mount (from the FUSE layer), or NULL once its loop
  * has ended, before the unmount: the answers still waiting go out on the
  * device while it is open. NULL waits for a notice under way (see
- * invalidate_busy). While mounted, a
- * thread keeps the nodes under their limit (nodes.h) by having the kernel
- * drop the entries of the least recently used. */
+ * invalidate_busy). While mounted, a thread keeps the nodes under their
+ * limit (nodes.h) by having the kernel drop the entries of the least
+ * recently used. */
 void invalidate_serving(struct invalidate *v, struct fuse_session *se);
 
 /* inbox/RELPATH was just published: drop what the kernel caches of its

@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <spawn.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,10 +32,10 @@
 #include "certs.h"
 #include "build-config.h"
 #include "config.h"
+#include "connection.h"
 #include "daemon.h"
 #include "denials.h"
 #include "events.h"
-#include "mountinfo.h"
 #include "outbox.h"
 #include "provenance.h"
 #include "session.h"
@@ -263,105 +261,6 @@ static void reopen_log(int sig)
 	log_reopen();
 }
 
-/* The mount's FUSE connection: its mount point's real path, taken before
- * the mount (a path walk after it would ask signfsd, which may not serve
- * then), and its number, which names its control directory
- * (/sys/fs/fuse/connections/N). */
-struct connection {
-	char path[PATH_MAX];
-	unsigned long id; /* 0 when not found */
-};
-
-struct connection_query {
-	const char *path;
-	unsigned long id;
-};
-
-static int find_connection(void *ctx, const struct mountinfo_entry *m)
-{
-	struct connection_query *q = ctx;
-
-	/* The last signfs mount of this user on the path is the one just
-	 * made. */
-	if (!strcmp(m->path, q->path) && !strcmp(m->fstype, "fuse.signfs") &&
-	    mountinfo_user_id(m) == (long)geteuid())
-		q->id = ((unsigned long)m->major << 20) | m->minor;
-	return 0;
-}
-
-/* The number of the FUSE connection mounted last on C's path, 0 if none. */
-static unsigned long connection_on(const struct connection *c)
-{
-	struct connection_query q = {.path = c->path};
-
-	(void)mountinfo_each(find_connection, &q);
-	return q.id;
-}
-
-/* Detach C's mount if its path still names it, as the unmount would
- * (which skips a connection already aborted): root itself, another user
- * through fusermount3, as libfuse does. */
-static void connection_detach(const struct connection *c)
-{
-	static char prog[] = "fusermount3", u[] = "-u", z[] = "-z", q[] = "-q", end[] = "--";
-	char *argv[] = {prog, u, z, q, end, (char *)c->path, NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t dfl;
-	pid_t pid;
-
-	if (connection_on(c) != c->id)
-		return;
-	if (geteuid() == 0) {
-		(void)umount2(c->path, MNT_DETACH);
-		return;
-	}
-	/* fusermount3 is setuid root: it gets no descriptor of ours (the
-	 * token's sessions, sockets) and the default dispositions. */
-	if (posix_spawn_file_actions_init(&fa) != 0)
-		return;
-	if (posix_spawnattr_init(&attr) == 0) {
-		sigemptyset(&dfl);
-		sigaddset(&dfl, SIGINT);
-		sigaddset(&dfl, SIGTERM);
-		sigaddset(&dfl, SIGPIPE);
-		if (posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1) == 0 &&
-		    posix_spawnattr_setsigdefault(&attr, &dfl) == 0 &&
-		    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF) == 0 &&
-		    posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ) == 0)
-			(void)waitpid(pid, NULL, 0);
-		posix_spawnattr_destroy(&attr);
-	}
-	posix_spawn_file_actions_destroy(&fa);
-}
-
-/* Abort connection C: every request waiting fails. As root, with a forced
- * unmount of its mount point while that still names it (detached if
- * busy); else through its control file, its owner's (fusectl mounted, as
- * systemd does), the dead mount then detached. */
-static bool connection_abort(const struct connection *c)
-{
-	char ctl[64];
-	bool done = false;
-	int fd;
-
-	if (!c->id)
-		return false;
-	if (geteuid() == 0 && connection_on(c) == c->id &&
-	    (umount2(c->path, MNT_FORCE) == 0 ||
-	     (errno == EBUSY && umount2(c->path, MNT_DETACH) == 0)))
-		return true;
-	snprintf(ctl, sizeof(ctl), "/sys/fs/fuse/connections/%lu/abort", c->id);
-	fd = open(ctl, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		done = write(fd, "1", 1) == 1;
-		close(fd);
-	}
-	if (done)
-		connection_detach(c);
-	return done;
-}
-
 /* A second SIGTERM or ^C while the stop serves is ignored: libfuse's
  * handler would mark the session as exited, and the next request read
  * would be dropped unanswered, holding what the kernel locked for it.
@@ -458,14 +357,13 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 		fprintf(stderr, "signfsd: bad FUSE options: %s\n", mount_opts);
 		return 1;
 	}
-	if (!realpath(o->mountpoint, conn.path))
-		conn.path[0] = 0;
+	connection_before_mount(&conn, o->mountpoint);
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		fprintf(stderr, "signfsd: cannot mount on %s\n", o->mountpoint);
 		fuse_session_destroy(se);
 		return 1;
 	}
-	conn.id = conn.path[0] ? connection_on(&conn) : 0;
+	connection_mounted(&conn);
 	if (fuse_set_signal_handlers(se) != 0) {
 		fuse_session_unmount(se);
 		fuse_session_destroy(se);

@@ -1,5 +1,6 @@
 /* The project's base (policy/base/): the one hex encoder and a
- * certificate's identity, checked against OpenSSL computing them apart. */
+ * certificate's identity, checked against OpenSSL computing them apart;
+ * the mountinfo reader, on literal lines and on this host's mounts. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
