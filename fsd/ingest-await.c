@@ -146,20 +146,21 @@ static void settle_deferred(struct ingest *in, struct deferred *d, int status)
 		close(fd);
 	ingest_marker_remove(in, d->marker);
 	pthread_mutex_unlock(s);
+}
+
+static void deferred_free(struct deferred *d)
+{
 	hash_free(&d->hash);
 	free(d->path);
 	free(d);
 }
 
-/* The deferred commits of process TGID (all of them with TGID 0), taken
- * out of the list and settled with STATUS. */
-void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
+/* Under IN's lock: the waiting commits of TGID (all with 0), taken out of
+ * the list, oldest first. */
+static struct deferred *take_locked(struct ingest *in, pid_t tgid)
 {
 	struct deferred *mine = NULL;
 
-	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&in->lock);
 	for (struct deferred **p = &in->deferred; *p;) {
 		struct deferred *d = *p;
 		if (tgid && d->cred.tgid != tgid) {
@@ -167,26 +168,150 @@ void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
 			continue;
 		}
 		*p = d->next;
-		d->next = mine;
+		d->next = mine; /* the list is newest first: MINE reverses it */
 		mine = d;
 		__atomic_sub_fetch(&in->n_deferred, 1, __ATOMIC_RELEASE);
 	}
+	return mine;
+}
+
+/* ---- a writer that goes on does not wait for what it left ----
+ *
+ * A writer whose next request names none of the paths it left (rsync's
+ * receiver, on to its next file: create, write, rename) is answered at
+ * once, and what it left is committed by the settler thread meanwhile, on
+ * the other core, in order. A request that names a path it left (or a
+ * directory above one) and its exit first wait for those commits, so
+ * that it never overtakes one: when rsync exits, every file it left is
+ * published or rolled back, as before. The settler serves one writer at
+ * a time, SETTLER_QUEUE commits ahead at most; another writer that goes
+ * on meanwhile commits in its own request, as before. */
+
+#define SETTLER_QUEUE 2
+
+/* Under IN's lock: does the settler hold a commit of TGID (any with 0)? */
+static bool settling_locked(struct ingest *in, pid_t tgid)
+{
+	for (struct deferred *d = in->settling; d; d = d->next)
+		if (!tgid || d->cred.tgid == tgid)
+			return true;
+	return false;
+}
+
+/* Wait until the settler holds no commit of TGID (none with 0). */
+static void await_settler(struct ingest *in, pid_t tgid)
+{
+	if (!__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&in->lock);
+	while (settling_locked(in, tgid))
+		pthread_cond_wait(&in->settled, &in->lock);
 	pthread_mutex_unlock(&in->lock);
-	/* Oldest first: the list is newest first, MINE reversed it. */
+}
+
+void *ingest_settler(void *arg)
+{
+	struct ingest *in = arg;
+
+	pthread_mutex_lock(&in->lock);
+	for (;;) {
+		while (!in->settling && !in->settler_stop)
+			pthread_cond_wait(&in->settle_wake, &in->lock);
+		struct deferred *d = in->settling;
+		if (!d)
+			break; /* stopped, and every commit handed over is made */
+		pthread_mutex_unlock(&in->lock);
+		settle_deferred(in, d, WENT_ON);
+		pthread_mutex_lock(&in->lock);
+		in->settling = d->next;
+		__atomic_sub_fetch(&in->n_settling, 1, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&in->settled);
+		deferred_free(d);
+	}
+	pthread_mutex_unlock(&in->lock);
+	return NULL;
+}
+
+/* The deferred commits of process TGID (all of them with TGID 0), taken
+ * out of the list and settled with STATUS, once the settler has made
+ * those it took. */
+void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
+{
+	struct deferred *mine;
+
+	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
+		return;
+	await_settler(in, tgid);
+	pthread_mutex_lock(&in->lock);
+	mine = take_locked(in, tgid);
+	pthread_mutex_unlock(&in->lock);
 	while (mine) {
 		struct deferred *d = mine;
 		mine = d->next;
 		settle_deferred(in, d, status);
+		deferred_free(d);
 	}
 }
 
+/* Is PATH at or below DIR? */
+static bool at_or_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && (path[n] == 0 || path[n] == '/');
+}
+
+/* Under IN's lock: does a commit of TGID, waiting or with the settler, lie
+ * at or below PATH (NULL: none does)? */
+static bool left_at_locked(struct ingest *in, pid_t tgid, const char *path)
+{
+	for (int list = 0; path && list < 2; list++)
+		for (struct deferred *d = list ? in->settling : in->deferred; d; d = d->next)
+			if (d->cred.tgid == tgid && at_or_below(d->path, path))
+				return true;
+	return false;
+}
+
+void ingest_writer_goes_to(struct ingest *in, const struct ingest_cred *cred, const char *path,
+			   const char *path2)
+{
+	struct deferred *mine, **tail;
+
+	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&in->lock);
+	for (;;) {
+		/* The settler on another writer's commits, or this request
+		 * names what is left: made here, after the settler's. */
+		if (!in->settler_running || in->settler_stop ||
+		    (in->settling && in->settling->cred.tgid != cred->tgid) ||
+		    left_at_locked(in, cred->tgid, path) || left_at_locked(in, cred->tgid, path2)) {
+			pthread_mutex_unlock(&in->lock);
+			ingest_settle_writer(in, cred->tgid, WENT_ON);
+			return;
+		}
+		if (in->n_settling < SETTLER_QUEUE)
+			break;
+		pthread_cond_wait(&in->settled, &in->lock); /* it is behind: wait */
+	}
+	mine = take_locked(in, cred->tgid);
+	for (tail = &in->settling; *tail; tail = &(*tail)->next)
+		;
+	*tail = mine;
+	for (; mine; mine = mine->next)
+		__atomic_add_fetch(&in->n_settling, 1, __ATOMIC_RELEASE);
+	pthread_cond_signal(&in->settle_wake);
+	pthread_mutex_unlock(&in->lock);
+}
+
 /* After a crash, for a file that waited for its writer's success (marker
- * NAME): how the writer ended is lost with the daemon. A writer that went
- * on would have committed it already, so it was the last file its writer
- * left, and a crash loses what was acknowledged to a writer that exited 0
- * (rsync's last file) far more often than it meets an interrupted one that
- * renamed a partial file in the same millisecond: it is committed, with
- * the credential the marker keeps (its uid and gid). */
+ * NAME): how the writer ended is lost with the daemon. Either its writer
+ * went on (the settler was committing it) or it was the last file its
+ * writer left, and a crash loses what was acknowledged to a writer that
+ * exited 0 (rsync's last file) far more often than it meets an interrupted
+ * one that renamed a partial file in the same millisecond: it is
+ * committed, with the credential the marker keeps (its uid and gid). */
 void ingest_recover_deferred(struct ingest *in, const char *name)
 {
 	struct ingest_cred cred = {0};
@@ -211,10 +336,4 @@ void ingest_recover_deferred(struct ingest *in, const char *name)
 void ingest_writer_exited(void *ctx, pid_t pid, int status)
 {
 	ingest_settle_writer(ctx, pid, status);
-}
-
-/* CRED's process makes another request: it went on past what it left. */
-void ingest_writer_went_on(struct ingest *in, const struct ingest_cred *cred)
-{
-	ingest_settle_writer(in, cred->tgid, WENT_ON);
 }

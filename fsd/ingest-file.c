@@ -170,7 +170,7 @@ int ingest_create(struct ingest *in, const char *relpath, mode_t mode, int flags
 	struct ingest_file *f;
 	int fd, r;
 
-	ingest_writer_went_on(in, cred);
+	ingest_writer_goes_to(in, cred, relpath, NULL);
 
 	r = ingest_check_name(in, relpath, false);
 	if (r < 0)
@@ -217,7 +217,7 @@ int ingest_open_file(struct ingest *in, const char *relpath, int flags,
 	struct stat st;
 	int fd, r;
 
-	ingest_writer_went_on(in, cred);
+	ingest_writer_goes_to(in, cred, relpath, NULL);
 
 	if (writable && (r = ingest_check_name(in, relpath, false)) < 0)
 		return r;

@@ -85,6 +85,13 @@ struct ingest {
 	struct exits *exits;	   /* the writers whose success commits wait for */
 	struct deferred *deferred; /* those commits, under lock */
 	unsigned n_deferred;	   /* their number (atomic: read without lock) */
+	/* Commits whose writer went on, handed to the settler (the first is
+	 * the one it makes), under lock; their number (atomic). */
+	struct deferred *settling;
+	unsigned n_settling;
+	pthread_t settler;
+	bool settler_running, settler_stop;
+	pthread_cond_t settle_wake, settled;
 };
 
 enum file_state {
@@ -270,8 +277,15 @@ void ingest_settle_writer(struct ingest *in, pid_t tgid, int status);
 /* An exits_fn: a watched writer ended. */
 void ingest_writer_exited(void *ctx, pid_t pid, int status);
 
-/* CRED's process makes another request: it went on past what it left. */
-void ingest_writer_went_on(struct ingest *in, const struct ingest_cred *cred);
+/* CRED's process makes another request, naming PATH and PATH2 (NULL: no
+ * second): it went on past what it left. Committed by the settler while
+ * the request goes on, or here first if the request names one of them. */
+void ingest_writer_goes_to(struct ingest *in, const struct ingest_cred *cred, const char *path,
+			   const char *path2);
+
+/* The settler's thread: makes the commits ingest_writer_goes_to() hands
+ * over, in order, until settler_stop and none is left. */
+void *ingest_settler(void *arg);
 
 /* At the start, for a 'd' marker: the commit made now. */
 void ingest_recover_deferred(struct ingest *in, const char *name);

@@ -401,7 +401,7 @@ int ingest_rename(struct ingest *in, const char *from, const char *to, unsigned 
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
-	ingest_writer_went_on(in, cred);
+	ingest_writer_goes_to(in, cred, from, to);
 	if (fstatat(in->inbox_fd, from, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
@@ -438,7 +438,7 @@ int ingest_mkdir(struct ingest *in, const char *relpath, mode_t mode,
 	struct ingest_grant grant;
 	int r;
 
-	ingest_writer_went_on(in, cred);
+	ingest_writer_goes_to(in, cred, relpath, NULL);
 
 	if (outbox_name_reserved(ingest_base_name(relpath)))
 		return -EINVAL;
@@ -462,7 +462,7 @@ int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cr
 	bool published;
 	int r = 0;
 
-	ingest_writer_went_on(in, cred);
+	ingest_writer_goes_to(in, cred, relpath, NULL);
 	pthread_mutex_lock(s);
 	published = ingest_publishes(in, relpath);
 	if (published)
@@ -485,7 +485,7 @@ int ingest_unlink(struct ingest *in, const char *relpath, const struct ingest_cr
 
 int ingest_rmdir(struct ingest *in, const char *relpath, const struct ingest_cred *cred)
 {
-	ingest_writer_went_on(in, cred);
+	ingest_writer_goes_to(in, cred, relpath, NULL);
 	if (unlinkat(in->inbox_fd, relpath, AT_REMOVEDIR) < 0)
 		return -errno;
 	ingest_withdraw_missing(in, relpath, cred, "its directory was removed from the inbox");

@@ -184,6 +184,8 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 	in->hooks = *hooks;
 	pthread_mutex_init(&in->lock, NULL);
 	pthread_cond_init(&in->wake, NULL);
+	pthread_cond_init(&in->settle_wake, NULL);
+	pthread_cond_init(&in->settled, NULL);
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_init(&in->stripes[i], NULL);
 	/* Without the watcher, commits never wait for a writer's exit. */
@@ -208,6 +210,9 @@ int ingest_open(int state_fd, const struct config *c, struct flush *flush,
 		else
 			r = -EAGAIN;
 	}
+	/* Without it, a writer that goes on commits what it left itself. */
+	if (r == 0 && in->exits)
+		in->settler_running = pthread_create(&in->settler, NULL, ingest_settler, in) == 0;
 	if (r < 0) {
 		ingest_free(in);
 		return r;
@@ -227,6 +232,13 @@ void ingest_free(struct ingest *in)
 		pthread_mutex_unlock(&in->lock);
 		(void)pthread_join(in->sweeper, NULL);
 	}
+	if (in->settler_running) { /* it makes what it took first */
+		pthread_mutex_lock(&in->lock);
+		in->settler_stop = true;
+		pthread_cond_signal(&in->settle_wake);
+		pthread_mutex_unlock(&in->lock);
+		(void)pthread_join(in->settler, NULL);
+	}
 	/* A clean stop does not wait out the grace period: what waits for a
 	 * rename now is signed under its own name (or removed and audited).
 	 * What waits for a writer's success has none. */
@@ -244,6 +256,8 @@ void ingest_free(struct ingest *in)
 	if (in->staging_fd >= 0)
 		close(in->staging_fd);
 	pthread_cond_destroy(&in->wake);
+	pthread_cond_destroy(&in->settle_wake);
+	pthread_cond_destroy(&in->settled);
 	pthread_mutex_destroy(&in->lock);
 	for (int i = 0; i < COMMIT_STRIPES; i++)
 		pthread_mutex_destroy(&in->stripes[i]);

@@ -198,5 +198,55 @@ check "tar of an artifact being republished exits 0 (10x)" sh -c "
 	done"
 touch "$T/stop-rep"
 wait $REP
+# A writer that goes on to its next file (rsync's receiver) is answered at
+# once while what it left is committed beside it: when the writer exits,
+# every file it left is published; a request naming a path it left comes
+# after that path's commit.
+for d in 0 1 2; do
+	mkdir -p "$SRC/tree/d$d"
+	for f in $(seq 0 99); do head -c $((RANDOM % 9000 + 1)) /dev/urandom >"$SRC/tree/d$d/f$f"; done
+done
+check "rsync -a of 300 files: as it returns, all 300 published, byte for byte" sh -c "
+	rsync -a '$SRC/tree/' '$I/tree/' && cd '$SRC/tree' && for f in d*/f*; do
+		cmp -s \"\$f\" '$O/tree/'\"\$f\" && test -s '$O/tree/'\"\$f.p7s\" || exit 1
+	done"
+for f in d0/f0 d1/f50 d2/f99; do check "rsync -a: tree/$f verifies" verify "tree/$f"; done
+check "the audit has one signed record per file rsync left" $PY -c "
+import glob, json, sys
+recs = [json.loads(l) for f in sorted(glob.glob('$MNT/audit/*.jsonl')) for l in open(f)]
+n = sum(r['event'] == 'signed' and r.get('path', '').startswith('tree/') for r in recs)
+sys.exit(n != 300 and 'signed records under tree/: %d' % n)"
+
+# The same with a writer of our own, matched by await_exit: it leaves aN,
+# goes on to bN, then at once renames aN to cN; aN is signed under its own
+# name before the rename moves it, every time.
+stop_daemon
+sed -i 's|^await_exit *=.*|await_exit = */rsync */python3*|' "$STATE/signfs.conf"
+grep -q '^await_exit = \*/rsync \*/python3\*' "$STATE/signfs.conf" ||
+	sed -i 's|^\[daemon\]|&\nawait_exit = */rsync */python3*|' "$STATE/signfs.conf"
+start_daemon
+mkdir "$I/ord"
+check "await_exit writer: leaves aN, goes on to bN, renames aN to cN (40x): exits 0" $PY -c "
+import os
+d = '$I/ord'
+for i in range(40):
+    for name in ('a%d' % i, 'b%d' % i):
+        with open(os.path.join(d, name), 'wb') as f:
+            f.write(b'%s %d' % (name.encode(), os.getpid()))
+    os.rename(os.path.join(d, 'a%d' % i), os.path.join(d, 'c%d' % i))"
+check "...each aN signed under its name before the rename, then as cN; each bN published" $PY -c "
+import glob, json, os, sys
+recs = [json.loads(l) for f in sorted(glob.glob('$MNT/audit/*.jsonl')) for l in open(f)]
+order = [r.get('path') for r in recs if r['event'] == 'signed' and r.get('path', '').startswith('ord/')]
+for i in range(40):
+    a, c = 'ord/a%d' % i, 'ord/c%d' % i
+    if a not in order or c not in order or order.index(a) > order.index(c):
+        sys.exit('%s: signed records in order %s' % (a, [p for p in order if p in (a, c)]))
+    for name in ('b%d' % i, 'c%d' % i):
+        if not os.path.exists('$O/ord/%s.p7s' % name):
+            sys.exit('%s is not published' % name)
+    if os.path.exists('$O/ord/a%d' % i):
+        sys.exit('ord/a%d is still published after its rename' % i)"
+
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
