@@ -28,6 +28,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "dsse.h"
 #include "outbox.h"
 #include "signer.h"
 #include "store.h"
@@ -148,6 +149,7 @@ struct signer_job {
 	const char *key;
 	EVP_PKEY *pkey;
 	struct timestamper *ts; /* the local TSA of the config, or NULL */
+	bool statement;		/* also a provenance statement's envelope */
 	int count;
 	int errors;
 };
@@ -176,6 +178,17 @@ static void *sign_cms(void *arg)
 			j->errors++;
 		else
 			OPENSSL_free(der);
+		if (j->statement) {
+			/* A statement of the size a commit signs (about 1.2 KB). */
+			char body[1200], *env;
+			memset(body, 'x', sizeof(body));
+			memcpy(body, &i, sizeof(i));
+			if (signer_sign_envelope(j->s, j->key, DSSE_INTOTO_TYPE, body, sizeof(body),
+						 &env, err) < 0)
+				j->errors++;
+			else
+				free(env);
+		}
 	}
 	return NULL;
 }
@@ -247,7 +260,7 @@ static int cmd_sign(int argc, char **argv)
 	char err[ERROR_MAX];
 	struct signer_job proto = {0};
 	int count, threads, errors = 0;
-	double raw, cms, stamped;
+	double raw, cms, stamped, file;
 
 	if (argc != 4)
 		return 2;
@@ -274,8 +287,13 @@ static int cmd_sign(int argc, char **argv)
 	cms = run_sign(sign_cms, &proto, threads, count, &errors);
 	proto.ts = local_tsa(c, s);
 	stamped = proto.ts ? run_sign(sign_cms, &proto, threads, count, &errors) : 0;
-	printf("threads=%d raw_sign_per_s=%.0f cms_per_s=%.0f cms_stamped_per_s=%.0f errors=%d\n",
-	       threads, raw, cms, stamped, errors);
+	/* A file's signatures in the embedded default: the stamped CMS and its
+	 * provenance statement's envelope, with the same key. */
+	proto.statement = true;
+	file = run_sign(sign_cms, &proto, threads, count, &errors);
+	printf("threads=%d raw_sign_per_s=%.0f cms_per_s=%.0f cms_stamped_per_s=%.0f "
+	       "file_per_s=%.0f errors=%d\n",
+	       threads, raw, cms, stamped, file, errors);
 	timestamper_free(proto.ts);
 	signer_free(s);
 	config_free(c);
