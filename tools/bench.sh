@@ -569,6 +569,8 @@ if [ -e "$client" ] && command -v p11-kit >/dev/null; then
 		"$tok16" "$file16"
 	printf '  signfs, 16 writers                 %6d files/s [%s]  %s of baseline (%s with the statement); %s\n\n' \
 		"$RATE" "$RATES" "$(ratio "$RATE" "$tok16")" "$(ratio "$RATE" "$file16")" "$LAT"
+else
+	printf 'token behind IPC: not measured (needs p11-kit and p11-kit-modules)\n\n'
 fi
 
 # ---- large file: signfs against a bare libfuse passthrough ----
