@@ -184,8 +184,10 @@ static struct deferred *take_locked(struct ingest *in, pid_t tgid)
  * directory above one) and its exit first wait for those commits, so
  * that it never overtakes one: when rsync exits, every file it left is
  * published or rolled back, as before. The settler serves one writer at
- * a time, SETTLER_QUEUE commits ahead at most; another writer that goes
- * on meanwhile commits in its own request, as before. */
+ * a time; a writer that hands it more than SETTLER_QUEUE commits waits
+ * until it is no further behind, and another writer that goes on
+ * meanwhile commits in its own request, as before. Whoever waits for the
+ * settler holds no stripe and no file's lock. */
 
 #define SETTLER_QUEUE 2
 
@@ -196,17 +198,6 @@ static bool settling_locked(struct ingest *in, pid_t tgid)
 		if (!tgid || d->cred.tgid == tgid)
 			return true;
 	return false;
-}
-
-/* Wait until the settler holds no commit of TGID (none with 0). */
-static void await_settler(struct ingest *in, pid_t tgid)
-{
-	if (!__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&in->lock);
-	while (settling_locked(in, tgid))
-		pthread_cond_wait(&in->settled, &in->lock);
-	pthread_mutex_unlock(&in->lock);
 }
 
 void *ingest_settler(void *arg)
@@ -234,7 +225,8 @@ void *ingest_settler(void *arg)
 
 /* The deferred commits of process TGID (all of them with TGID 0), taken
  * out of the list and settled with STATUS, once the settler has made
- * those it took. */
+ * those it took. Taken before the wait: a writer killed while its request
+ * waits here has still gone on past them. */
 void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
 {
 	struct deferred *mine;
@@ -242,9 +234,10 @@ void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
 	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
 		return;
-	await_settler(in, tgid);
 	pthread_mutex_lock(&in->lock);
 	mine = take_locked(in, tgid);
+	while (settling_locked(in, tgid))
+		pthread_cond_wait(&in->settled, &in->lock);
 	pthread_mutex_unlock(&in->lock);
 	while (mine) {
 		struct deferred *d = mine;
@@ -275,33 +268,37 @@ static bool left_at_locked(struct ingest *in, pid_t tgid, const char *path)
 void ingest_writer_goes_to(struct ingest *in, const struct ingest_cred *cred, const char *path,
 			   const char *path2)
 {
-	struct deferred *mine, **tail;
+	struct deferred **tail;
+	unsigned n = 0;
 
 	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&in->lock);
-	for (;;) {
-		/* The settler on another writer's commits, or this request
-		 * names what is left: made here, after the settler's. */
-		if (!in->settler_running || in->settler_stop ||
-		    (in->settling && in->settling->cred.tgid != cred->tgid) ||
-		    left_at_locked(in, cred->tgid, path) || left_at_locked(in, cred->tgid, path2)) {
-			pthread_mutex_unlock(&in->lock);
-			ingest_settle_writer(in, cred->tgid, WENT_ON);
-			return;
-		}
-		if (in->n_settling < SETTLER_QUEUE)
-			break;
-		pthread_cond_wait(&in->settled, &in->lock); /* it is behind: wait */
+	/* The settler on another writer's commits, or this request names
+	 * what is left: made here, after the settler's. */
+	if (!in->settler_running || in->settler_stop ||
+	    (in->settling && in->settling->cred.tgid != cred->tgid) ||
+	    left_at_locked(in, cred->tgid, path) || left_at_locked(in, cred->tgid, path2)) {
+		pthread_mutex_unlock(&in->lock);
+		ingest_settle_writer(in, cred->tgid, WENT_ON);
+		return;
 	}
-	mine = take_locked(in, cred->tgid);
-	for (tail = &in->settling; *tail; tail = &(*tail)->next)
-		;
-	*tail = mine;
-	for (; mine; mine = mine->next)
-		__atomic_add_fetch(&in->n_settling, 1, __ATOMIC_RELEASE);
-	pthread_cond_signal(&in->settle_wake);
+	for (struct deferred *d = in->deferred; d; d = d->next)
+		n += d->cred.tgid == cred->tgid;
+	if (n) {
+		/* Counted before they leave the list, so that the unlocked
+		 * reads above never find both counts zero meanwhile. */
+		__atomic_add_fetch(&in->n_settling, n, __ATOMIC_RELEASE);
+		for (tail = &in->settling; *tail; tail = &(*tail)->next)
+			;
+		*tail = take_locked(in, cred->tgid);
+		pthread_cond_signal(&in->settle_wake);
+		/* Handed over first (a kill while it waits must not undo them),
+		 * then the writer waits while the settler is behind. */
+		while (in->n_settling > SETTLER_QUEUE)
+			pthread_cond_wait(&in->settled, &in->lock);
+	}
 	pthread_mutex_unlock(&in->lock);
 }
 

@@ -36,10 +36,12 @@
  *                 ingest_settled_hash waits for it after f->hash_lock.
  *   the outbox's swap lock, the group flush's lock, the exits watcher's
  *                 lock: inside outbox_*, flush_* and exits_* calls.
- * The sweeper thread takes in->lock alone, then stripes. The exits watcher
- * calls ingest_writer_exited with no lock held. The daemon's hooks run
- * under f->lock or a stripe at most, never in->lock or a leaf (ingest.h
- * says which for each), and take no ingest lock themselves. */
+ * The sweeper thread takes in->lock alone, then stripes; so does the
+ * settler thread, and whoever waits for it (ingest-await.c) holds no
+ * stripe and no f->lock, since the commit waited for takes a stripe. The
+ * exits watcher calls ingest_writer_exited with no lock held. The daemon's
+ * hooks run under f->lock or a stripe at most, never in->lock or a leaf
+ * (ingest.h says which for each), and take no ingest lock themselves. */
 #pragma once
 
 #include "ingest.h"
