@@ -156,8 +156,9 @@ static void deferred_free(struct deferred *d)
 }
 
 /* Under IN's lock: the waiting commits of TGID (all with 0), taken out of
- * the list, oldest first. */
-static struct deferred *take_locked(struct ingest *in, pid_t tgid)
+ * the list, oldest first; each counted in *INTO (may be NULL) before it
+ * leaves, so that the unlocked checks never find both counts zero. */
+static struct deferred *take_locked(struct ingest *in, pid_t tgid, unsigned *into)
 {
 	struct deferred *mine = NULL;
 
@@ -170,6 +171,8 @@ static struct deferred *take_locked(struct ingest *in, pid_t tgid)
 		*p = d->next;
 		d->next = mine; /* the list is newest first: MINE reverses it */
 		mine = d;
+		if (into)
+			__atomic_add_fetch(into, 1, __ATOMIC_RELEASE);
 		__atomic_sub_fetch(&in->n_deferred, 1, __ATOMIC_RELEASE);
 	}
 	return mine;
@@ -223,10 +226,32 @@ void *ingest_settler(void *arg)
 	return NULL;
 }
 
-/* The deferred commits of process TGID (all of them with TGID 0), taken
- * out of the list and settled with STATUS, once the settler has made
- * those it took. Taken before the wait: a writer killed while its request
- * waits here has still gone on past them. */
+/* Under IN's lock: the waiting commits of TGID (all with 0), taken, once
+ * the settler has made those of TGID it holds. Taken before the wait: a
+ * writer killed while its request waits here has still gone on past
+ * them. */
+static struct deferred *take_after_settler_locked(struct ingest *in, pid_t tgid)
+{
+	struct deferred *mine = take_locked(in, tgid, NULL);
+
+	while (settling_locked(in, tgid))
+		pthread_cond_wait(&in->settled, &in->lock);
+	return mine;
+}
+
+/* MINE, taken out of the lists, settled with STATUS in order. */
+static void settle_all(struct ingest *in, struct deferred *mine, int status)
+{
+	while (mine) {
+		struct deferred *d = mine;
+		mine = d->next;
+		settle_deferred(in, d, status);
+		deferred_free(d);
+	}
+}
+
+/* The deferred commits of process TGID (all of them with TGID 0), settled
+ * with STATUS after those the settler holds. */
 void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
 {
 	struct deferred *mine;
@@ -235,16 +260,9 @@ void ingest_settle_writer(struct ingest *in, pid_t tgid, int status)
 	    !__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&in->lock);
-	mine = take_locked(in, tgid);
-	while (settling_locked(in, tgid))
-		pthread_cond_wait(&in->settled, &in->lock);
+	mine = take_after_settler_locked(in, tgid);
 	pthread_mutex_unlock(&in->lock);
-	while (mine) {
-		struct deferred *d = mine;
-		mine = d->next;
-		settle_deferred(in, d, status);
-		deferred_free(d);
-	}
+	settle_all(in, mine, status);
 }
 
 /* Is PATH at or below DIR? */
@@ -268,8 +286,7 @@ static bool left_at_locked(struct ingest *in, pid_t tgid, const char *path)
 void ingest_writer_goes_to(struct ingest *in, const struct ingest_cred *cred, const char *path,
 			   const char *path2)
 {
-	struct deferred **tail;
-	unsigned n = 0;
+	struct deferred **tail, *mine;
 
 	if (!__atomic_load_n(&in->n_deferred, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&in->n_settling, __ATOMIC_ACQUIRE))
@@ -280,19 +297,15 @@ void ingest_writer_goes_to(struct ingest *in, const struct ingest_cred *cred, co
 	if (!in->settler_running || in->settler_stop ||
 	    (in->settling && in->settling->cred.tgid != cred->tgid) ||
 	    left_at_locked(in, cred->tgid, path) || left_at_locked(in, cred->tgid, path2)) {
+		mine = take_after_settler_locked(in, cred->tgid);
 		pthread_mutex_unlock(&in->lock);
-		ingest_settle_writer(in, cred->tgid, WENT_ON);
+		settle_all(in, mine, WENT_ON);
 		return;
 	}
-	for (struct deferred *d = in->deferred; d; d = d->next)
-		n += d->cred.tgid == cred->tgid;
-	if (n) {
-		/* Counted before they leave the list, so that the unlocked
-		 * reads above never find both counts zero meanwhile. */
-		__atomic_add_fetch(&in->n_settling, n, __ATOMIC_RELEASE);
-		for (tail = &in->settling; *tail; tail = &(*tail)->next)
-			;
-		*tail = take_locked(in, cred->tgid);
+	for (tail = &in->settling; *tail; tail = &(*tail)->next)
+		;
+	*tail = take_locked(in, cred->tgid, &in->n_settling);
+	if (*tail) {
 		pthread_cond_signal(&in->settle_wake);
 		/* Handed over first (a kill while it waits must not undo them),
 		 * then the writer waits while the settler is behind. */
