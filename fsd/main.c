@@ -582,12 +582,15 @@ static void tear_down(struct fsd *d)
 	int r;
 
 	alerts_stop(d->alerts);
-	sessions_free(d->sessions);
+	sessions_quiesce(d->sessions);
 	anomalies_quiesce(d->anomalies);
-	/* The ingest's last commits (temporary files signed at stop) still
-	 * ask the policy and write the audit log. */
+	/* The ingest's last commits (the settler's, temporary files signed at
+	 * stop) still ask the policy, write the audit log and tell every
+	 * subscriber of a publication: those outlive them. */
 	ingest_free(d->ingest);
 	outcomes_free(d->outcomes);
+	sessions_free(d->sessions);
+	d->sessions = NULL;
 	/* A store found whole in this run, and not damaged since, is stamped
 	 * once closed: the next start need not wait to read it again. */
 	whole = daemon_store_whole(d);

@@ -635,17 +635,23 @@ int sessions_new(const struct sessions_deps *deps, struct sessions **ret)
 	return 0;
 }
 
+void sessions_quiesce(struct sessions *ss)
+{
+	if (!ss || !ss->started)
+		return;
+	pthread_mutex_lock(&ss->lock);
+	ss->stop = true;
+	pthread_cond_signal(&ss->wake);
+	pthread_mutex_unlock(&ss->lock);
+	pthread_join(ss->thread, NULL);
+	ss->started = false;
+}
+
 void sessions_free(struct sessions *ss)
 {
 	if (!ss)
 		return;
-	if (ss->started) {
-		pthread_mutex_lock(&ss->lock);
-		ss->stop = true;
-		pthread_cond_signal(&ss->wake);
-		pthread_mutex_unlock(&ss->lock);
-		pthread_join(ss->thread, NULL);
-	}
+	sessions_quiesce(ss);
 	while (ss->list) {
 		struct session *s = ss->list;
 		ss->list = s->next;

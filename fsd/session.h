@@ -83,8 +83,13 @@ struct sessions_deps {
  * whose marker is gone are closed now, the others go on. 0 or -errno. */
 int sessions_new(const struct sessions_deps *deps, struct sessions **ret);
 
-/* Stops the idle check; open sessions stay open (in their files). Accepts
- * NULL. */
+/* Stops the idle check (it signs and publishes through the outbox, which
+ * must outlive it); open sessions stay open (in their files). Accepts
+ * NULL; again is harmless. */
+void sessions_quiesce(struct sessions *s);
+
+/* Quiesces, then frees. After the last commit that can publish: each
+ * publication tells the sessions (sessions_subscribe). Accepts NULL. */
 void sessions_free(struct sessions *s);
 
 /* Checks for idle sessions and markers removed behind the daemon's back,

@@ -123,12 +123,35 @@ start_daemon() {
 
 # Unmount and require signfsd to exit cleanly.
 stop_daemon() {
-	local rc
 	fusermount3 -u "$MNT" || return 1
+	stop_daemon_wait
+}
+
+# Wait for signfsd once unmounted; its exit status.
+stop_daemon_wait() {
+	local rc
 	wait "$DAEMON_PID"
 	rc=$?
 	DAEMON_PID=
 	return $rc
+}
+
+# stop_daemon_within SECONDS: stop_daemon, failing (signfsd killed) when it
+# has not exited by then.
+stop_daemon_within() {
+	local deadline=$((SECONDS + $1))
+	fusermount3 -u "$MNT" || return 1
+	while kill -0 "$DAEMON_PID" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "# signfsd still running $1 s after the unmount: killed"
+			kill -KILL "$DAEMON_PID"
+			wait "$DAEMON_PID"
+			DAEMON_PID=
+			return 1
+		fi
+		sleep 0.05
+	done
+	stop_daemon_wait
 }
 
 cleanup() {

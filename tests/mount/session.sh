@@ -8,7 +8,8 @@
 # over the DSSE pre-authentication encoding, sha256sum) and Python's
 # cryptography, its audit record, signfsctl provenance show and verify; a
 # session whose marker went while the daemon was down is closed at start,
-# and an idle one closes by itself.
+# an idle one closes by itself, and a file signed as the daemon stops (a
+# temporary one still waiting for its rename) leaves a clean stop.
 . "$(dirname "$0")/lib.sh"
 
 init_state
@@ -194,5 +195,21 @@ check "...closes by itself, its statement published" eventually test -s "$O/rel/
 check "...recorded as idle" sh -c "
 	cat '$MNT'/audit/*.jsonl | jq -e -s 'map(select(.event == \"session\" and
 		.path == \"rel/.session-idle\"))[0].reason | test(\"idle\")'"
+check "unmount: signfsd exits 0" stop_daemon
+
+# A publication as the daemon stops: a temporary file still waiting for its
+# rename is signed under its own name, and the sessions hear of it, so they
+# must still be there (freed before it, the daemon hung or crashed at its
+# stop). The allocator fills freed memory here, so that a use after it shows.
+export MALLOC_PERTURB_=${MALLOC_PERTURB_:-165}
+start_daemon
+check "a session, and a temporary file in it waiting for its rename" sh -c "
+	mkdir '$I/rel/.session-stop' && printf 'pending\n' >'$I/rel/pending.tmp' &&
+	! test -e '$O/rel/pending.tmp'"
+check "unmount: signfsd exits 0 within 30 s" stop_daemon_within 30
+start_daemon
+check "...the temporary file was signed under its own name as it stopped" sh -c "
+	printf 'pending\n' | cmp - '$O/rel/pending.tmp'"
+check "...and verifies" verify rel/pending.tmp
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
