@@ -149,15 +149,25 @@ static void read_events(struct exits *x)
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
 		     h = NLMSG_NEXT(h, n)) {
 			struct cn_msg *m = NLMSG_DATA(h);
-			struct proc_event *ev = (struct proc_event *)m->data;
+			size_t room = h->nlmsg_len - NLMSG_HDRLEN;
+			struct proc_event ev = {0};
 
-			if (h->nlmsg_type != NLMSG_DONE || m->id.idx != CN_IDX_PROC ||
-			    ev->what != PROC_EVENT_EXIT)
+			if (h->nlmsg_type != NLMSG_DONE || room < sizeof(*m) ||
+			    m->id.idx != CN_IDX_PROC)
+				continue;
+			/* Copied, not read in place: after the two headers the
+			 * event lies 4 bytes off the 8-byte alignment its
+			 * 64-bit fields need. */
+			room -= sizeof(*m);
+			if (m->len < room)
+				room = m->len;
+			memcpy(&ev, m->data, room < sizeof(ev) ? room : sizeof(ev));
+			if (ev.what != PROC_EVENT_EXIT)
 				continue;
 			/* A process's status is its leader's, reported as it exits. */
-			if (ev->event_data.exit.process_pid == ev->event_data.exit.process_tgid)
-				exited(x, ev->event_data.exit.process_pid,
-				       (int)ev->event_data.exit.exit_code);
+			if (ev.event_data.exit.process_pid == ev.event_data.exit.process_tgid)
+				exited(x, ev.event_data.exit.process_pid,
+				       (int)ev.event_data.exit.exit_code);
 		}
 	}
 }
