@@ -83,6 +83,7 @@ struct fsd {
 	struct invalidate *inval;      /* the kernel caches to drop, or NULL */
 	int state_fd;
 	struct timespec started;
+	bool serving; /* the start event is recorded: a stop event will end the run */
 	pthread_mutex_t status_lock;   /* guards status, and nothing else */
 	unsigned inventory_generation; /* bumped at each change of the inventory */
 	bool token_failing;	       /* status.token_failure is set (atomic) */

@@ -377,6 +377,7 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
 	(void)lifecycle_event(d, "start", NULL); /* logged if it fails */
+	d->serving = true;
 	announce_ready();
 	sd_notifyf(0, "READY=1\nSTATUS=mounted on %s, %zu rule(s)", o->mountpoint, c->n_rules);
 	watchdog_start(&wd, d, se);
@@ -401,7 +402,6 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	invalidate_serving(d->inval, NULL);
 	stop_signals_back(old_signals);
 	log_info("stopping: unmounting %s", o->mountpoint);
-	(void)lifecycle_event(d, "stop", NULL);
 	fuse_remove_signal_handlers(se);
 	/* libfuse gives SIGPIPE its default back: a write to a peer gone
 	 * while the daemon closes must fail, not end it before its stamp. */
@@ -615,6 +615,11 @@ static void tear_down(struct fsd *d)
 	anomalies_free(d->anomalies);
 	keep_free(d->keep);
 	provenance_free(d->provenance);
+	/* The stop event ends the run's records: after the ingest's last
+	 * commits and the last denial counts, which an auditor would
+	 * otherwise read as made by a daemon that had stopped. */
+	if (d->serving)
+		(void)lifecycle_event(d, "stop", NULL); /* logged if it fails */
 	/* The last checkpoint covers the stop event, and is shipped too. */
 	if (d->audit && d->shipper)
 		(void)audit_checkpoint(d->audit, err); /* else the checkpointer's last stays */
