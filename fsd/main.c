@@ -376,8 +376,8 @@ static int run_fuse(const struct options *o, const struct config *c, struct fsd 
 	ingest_serving(d->ingest);
 	log_info("ready: %s mounted, %zu rule(s), state in %s", o->mountpoint, c->n_rules,
 		 c->state_dir);
-	(void)lifecycle_event(d, "start", NULL); /* logged if it fails */
-	d->serving = true;
+	/* A run whose start is not in the log does not record its stop. */
+	d->serving = lifecycle_event(d, "start", NULL) == 0; /* logged if it fails */
 	announce_ready();
 	sd_notifyf(0, "READY=1\nSTATUS=mounted on %s, %zu rule(s)", o->mountpoint, c->n_rules);
 	watchdog_start(&wd, d, se);
@@ -607,6 +607,15 @@ static void tear_down(struct fsd *d)
 	denials_free(d->denials);
 	recent_free(d->recent);
 	policy_live_free(d->policy);
+	/* No thread that records is left. The log's own threads end here: the
+	 * flusher commits what still waits (an outcome waiting for its flush
+	 * among them), and neither it nor the checkpointer tells the kernel
+	 * caches or the shipper of a change once those are freed. The stop
+	 * event then ends the run's records, after the ingest's last commits
+	 * and the last denial counts. */
+	audit_quiesce(d->audit);
+	if (d->serving)
+		(void)lifecycle_event(d, "stop", NULL); /* logged if it fails */
 	invalidate_free(d->inval);
 	d->inval = NULL;
 	nodes_free(d->nodes);
@@ -615,11 +624,6 @@ static void tear_down(struct fsd *d)
 	anomalies_free(d->anomalies);
 	keep_free(d->keep);
 	provenance_free(d->provenance);
-	/* The stop event ends the run's records: after the ingest's last
-	 * commits and the last denial counts, which an auditor would
-	 * otherwise read as made by a daemon that had stopped. */
-	if (d->serving)
-		(void)lifecycle_event(d, "stop", NULL); /* logged if it fails */
 	/* The last checkpoint covers the stop event, and is shipped too. */
 	if (d->audit && d->shipper)
 		(void)audit_checkpoint(d->audit, err); /* else the checkpointer's last stays */

@@ -112,10 +112,8 @@ void audit_last_error(struct audit *a, char err[ERROR_MAX])
 	pthread_mutex_unlock(&a->lock);
 }
 
-void audit_close(struct audit *a)
+void audit_quiesce(struct audit *a)
 {
-	char err[ERROR_MAX];
-
 	if (!a)
 		return;
 	if (a->flushing) {
@@ -133,7 +131,17 @@ void audit_close(struct audit *a)
 		pthread_cond_broadcast(&a->wake);
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->thread, NULL);
+		a->running = false;
 	}
+}
+
+void audit_close(struct audit *a)
+{
+	char err[ERROR_MAX];
+
+	if (!a)
+		return;
+	audit_quiesce(a);
 	a->observer = NULL; /* whoever watched may be gone by now */
 	/* The last checkpoint: one that fails leaves the log to the next
 	 * start's, and nobody is left to tell. */

@@ -103,7 +103,13 @@ void audit_tree_head(struct audit *a, uint64_t *ret_size, merkle_hash ret_root);
 int audit_append_all(struct audit *a, const struct audit_record *recs, size_t n,
 		     char err[ERROR_MAX]);
 
-/* Accepts NULL. Stops the checkpointer after a last checkpoint. */
+/* Accepts NULL. Ends the log's threads: the flusher, once it has committed
+ * what waits (after the flush each record waits for; what cannot be
+ * written now is dropped), and the checkpointer. Appends made after it
+ * commit at once, in the caller's thread; they must not race it. */
+void audit_quiesce(struct audit *a);
+
+/* Accepts NULL. Quiesces, then takes a last checkpoint. */
 void audit_close(struct audit *a);
 
 void audit_set_clock(struct audit *a, audit_clock_fn fn, void *ctx);

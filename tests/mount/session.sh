@@ -211,12 +211,13 @@ start_daemon
 check "...the temporary file was signed under its own name as it stopped" sh -c "
 	printf 'pending\n' | cmp - '$O/rel/pending.tmp'"
 check "...and verifies" verify rel/pending.tmp
-# Its records come before the stop event, which ends what that run recorded.
+# Its records come before the stop event, which ends what that run recorded:
+# the record just before the next start is that stop.
 check "...its records come before the stop event, the last of that run" sh -c "
 	cat '$MNT'/audit/*.jsonl | awk 'BEGIN { r = 1 }
-		/\"event\":\"published\"/ && /\"path\":\"rel\/pending\.tmp\"/ { p = 1; next }
-		p && /\"event\":\"stop\"/ { s = 1; next }
-		p && /\"event\":\"start\"/ { r = !s; exit }
+		/\"event\":\"published\"/ && /\"path\":\"rel\/pending\.tmp\"/ { p = 1 }
+		p && /\"event\":\"start\"/ { r = last !~ /\"event\":\"stop\"/; exit }
+		{ last = \$0 }
 		END { exit r }'"
 check "unmount: signfsd exits 0" stop_daemon
 done_testing
