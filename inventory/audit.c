@@ -95,12 +95,15 @@ void audit_tree_head(struct audit *a, uint64_t *ret_size, merkle_hash ret_root)
 
 int audit_start_checkpointer(struct audit *a, unsigned interval_ms)
 {
+	int r;
+
 	a->interval_ms = interval_ms;
-	if (pthread_create(&a->thread, NULL, audit_checkpointer, a) != 0)
-		return -errno;
+	/* pthread_create returns its error; errno is left as it was. */
+	if ((r = pthread_create(&a->thread, NULL, audit_checkpointer, a)) != 0)
+		return -r;
 	a->running = true;
-	if (pthread_create(&a->flusher, NULL, audit_flusher, a) != 0)
-		return -errno;
+	if ((r = pthread_create(&a->flusher, NULL, audit_flusher, a)) != 0)
+		return -r;
 	a->flushing = true;
 	return 0;
 }
